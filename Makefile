@@ -1,0 +1,43 @@
+# Porchlight — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything the build and the tests need from Debian is installed by `make deps`
+# (as root, with apt-get) when missing, so a fresh Debian 12 machine needs nothing else.
+
+CARGO ?= cargo
+# Build: FFmpeg headers for the motion decoder, libclang for bindgen.
+# Tests: GStreamer's RTSP server (the test camera), ffmpeg/ffprobe (independent
+# decoder checks).
+DEB_PACKAGES := pkg-config clang libclang-dev \
+	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
+	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+	ffmpeg
+
+.PHONY: deps build test lint unit demo clean
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run 'make deps' as root"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --release --locked
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Unit tests, then the integration tests against the real camera, daemon and ffmpeg.
+test: deps lint
+	$(CARGO) test --locked --all-targets -- --test-threads 3
+
+demo: build
+	bash tests/camera/demo.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf var/demo

@@ -1,0 +1,234 @@
+//! Ingest: one task per camera pulls the main stream over RTSP with `retina` (the only
+//! module that uses it) and publishes frames on the camera's hub.
+//!
+//! Invariants:
+//! - RTP over the RTSP TCP connection (interleaved), never UDP: it crosses NAT-less home
+//!   Wi-Fi without loss reordering and needs no extra ports.
+//! - Frames are published only from the first random-access point of a connection, as
+//!   AVCC with parameter sets out of band (what MP4 wants); nothing is transcoded.
+//! - Frame times come from the RTP clock, anchored to wall time once at PLAY, so a host
+//!   clock step does not bend a recording's timeline.
+//! - Any trouble ends the connection and the task retries forever with back-off
+//!   (`Backoff::for_errors`, or the slow `for_unauthorized` when credentials are
+//!   refused). One camera's trouble never touches another's task.
+//! - Credentials are handed to retina out of band and never formatted into a URL, an
+//!   error or a log line.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use tokio::sync::watch;
+
+use super::{Backoff, CameraHandle, ConnectionState};
+use crate::clock::Clock;
+use crate::model::{Frame, VideoParams, TIMESCALE};
+
+/// How long DESCRIBE/SETUP/PLAY may take before the camera counts as unreachable.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A session that streamed this long resets the back-off: the camera is healthy, and
+/// its next hiccup deserves a quick retry.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// Gives each connection a distinct number so a recorder never joins two timelines.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the camera refused the credentials")]
+    Unauthorized,
+    #[error("{step} timed out after {secs} s")]
+    Timeout { step: &'static str, secs: u64 },
+    #[error("no frames for {secs} s; the camera stalled")]
+    Stalled { secs: u64 },
+    #[error("the camera ended the stream")]
+    Ended,
+    #[error("the camera offers no H.264 or H.265 video stream")]
+    NoVideo,
+    #[error("RTSP error: {0}")]
+    Rtsp(String),
+    #[error("cannot describe the video for MP4: {0}")]
+    SampleEntry(String),
+}
+
+impl IngestError {
+    fn from_retina(e: retina::Error) -> IngestError {
+        match e.status_code() {
+            Some(401) | Some(403) => IngestError::Unauthorized,
+            // retina's messages span lines (connection and packet context); the first
+            // line is what a person needs, the rest goes to the debug log.
+            _ => {
+                tracing::debug!(error = %e, "full RTSP error");
+                IngestError::Rtsp(e.to_string().lines().next().unwrap_or("").to_owned())
+            }
+        }
+    }
+}
+
+/// Runs one camera until `shutdown` turns true. Never returns early on camera errors.
+pub async fn run(
+    camera: Arc<CameraHandle>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let id = camera.id().clone();
+    let mut errors = Backoff::for_errors();
+    let mut unauthorized = Backoff::for_unauthorized();
+    let mut failures: u32 = 0;
+    loop {
+        camera.set_state(ConnectionState::Connecting, failures, clock.now_micros());
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = stream_once(&camera, clock.as_ref()) => r,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if started.elapsed() >= HEALTHY_SESSION {
+            errors.reset();
+            unauthorized.reset();
+            failures = 0;
+        }
+        failures = failures.saturating_add(1);
+        let (state, delay) = match result {
+            Err(IngestError::Unauthorized) => {
+                (ConnectionState::Unauthorized, unauthorized.next_delay())
+            }
+            Err(e) => (ConnectionState::Error(e.to_string()), errors.next_delay()),
+            Ok(()) => (
+                ConnectionState::Error(IngestError::Ended.to_string()),
+                errors.next_delay(),
+            ),
+        };
+        tracing::warn!(
+            camera = %id,
+            state = state.label(),
+            failures,
+            retry_in_ms = delay.as_millis() as u64,
+            "camera {id}: {}; retrying in {:.1} s",
+            match &state { ConnectionState::Error(text) => text.as_str(), _ => "credentials refused" },
+            delay.as_secs_f64(),
+        );
+        camera.set_state(state, failures, clock.now_micros());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+async fn with_timeout<T>(
+    step: &'static str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, retina::Error>>,
+) -> Result<T, IngestError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(IngestError::from_retina),
+        Err(_) => Err(IngestError::Timeout {
+            step,
+            secs: limit.as_secs(),
+        }),
+    }
+}
+
+/// One connection: DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
+async fn stream_once(camera: &CameraHandle, clock: &dyn Clock) -> Result<(), IngestError> {
+    let config = &camera.config;
+    let creds = config.username.as_ref().map(|username| Credentials {
+        username: username.clone(),
+        password: config.password.clone().unwrap_or_default(),
+    });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("porchlight/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = with_timeout(
+        "DESCRIBE",
+        HANDSHAKE_TIMEOUT,
+        Session::describe(config.url.clone(), options),
+    )
+    .await?;
+    let video = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+        .ok_or(IngestError::NoVideo)?;
+    let setup = SetupOptions::default()
+        .transport(Transport::default())
+        .frame_format(FrameFormat::MP4);
+    with_timeout("SETUP", HANDSHAKE_TIMEOUT, session.setup(video, setup)).await?;
+    // The config module validated the value against the same four names.
+    let initial_seq = config.rtp_initial_seq.parse().unwrap_or_default();
+    let play = PlayOptions::default().initial_seq(initial_seq);
+    let playing = with_timeout("PLAY", HANDSHAKE_TIMEOUT, session.play(play)).await?;
+    let wall_at_play = clock.now_micros();
+    let mut demuxed = playing.demuxed().map_err(IngestError::from_retina)?;
+    let session_no = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let mut params: Option<Arc<VideoParams>> = None;
+    let mut seen_key = false;
+    let mut first_pts: Option<i64> = None;
+
+    loop {
+        let item = match tokio::time::timeout(config.stall_timeout, demuxed.next()).await {
+            Err(_) => {
+                return Err(IngestError::Stalled {
+                    secs: config.stall_timeout.as_secs(),
+                })
+            }
+            Ok(None) => return Ok(()),
+            Ok(Some(item)) => item.map_err(IngestError::from_retina)?,
+        };
+        let CodecItem::VideoFrame(frame) = item else {
+            continue;
+        };
+        if frame.has_new_parameters() || params.is_none() {
+            params = Some(Arc::new(video_params(&demuxed, video)?));
+        }
+        if !seen_key {
+            if !frame.is_random_access_point() {
+                continue;
+            }
+            seen_key = true;
+            let p = params.as_deref().expect("set just above");
+            tracing::info!(camera = %config.id, codec = %p.codec, width = p.width, height = p.height, "camera {}: streaming", config.id);
+            camera.set_state(ConnectionState::Streaming, 0, clock.now_micros());
+        }
+        let ts = frame.timestamp();
+        let rate = i64::from(ts.clock_rate().get());
+        let pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;
+        let base = *first_pts.get_or_insert(pts);
+        let pts = pts - base;
+        let frame = Frame {
+            session: session_no,
+            pts,
+            wall_micros: wall_at_play + pts * 1_000_000 / i64::from(TIMESCALE),
+            is_key: frame.is_random_access_point(),
+            params: params.clone().expect("set above"),
+            data: bytes::Bytes::from(frame.into_data()),
+        };
+        camera.publish(Arc::new(frame));
+    }
+}
+
+fn video_params(
+    demuxed: &retina::client::Demuxed,
+    stream: usize,
+) -> Result<VideoParams, IngestError> {
+    let Some(ParametersRef::Video(p)) = demuxed.streams().get(stream).and_then(|s| s.parameters())
+    else {
+        return Err(IngestError::SampleEntry(
+            "no video parameters after a frame".into(),
+        ));
+    };
+    let (width, height) = p.pixel_dimensions();
+    let sample_entry = p
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| IngestError::SampleEntry(e.to_string()))?;
+    Ok(VideoParams {
+        codec: p.rfc6381_codec().to_owned(),
+        width,
+        height,
+        sample_entry,
+    })
+}

@@ -1,0 +1,151 @@
+//! The camera registry: which cameras exist, what state each is in, and the hub each
+//! one's frames are published on.
+//!
+//! The registry is the one place other modules (recorder, later web) learn about
+//! cameras; it owns no sockets itself. Ingest tasks (`ingest.rs`, the only user of
+//! `retina`) write a camera's state and publish its frames; readers subscribe.
+
+mod backoff;
+pub mod ingest;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::broadcast;
+
+pub use backoff::Backoff;
+
+use crate::config::CameraConfig;
+use crate::model::{CameraId, Frame};
+
+/// Frames kept for slow subscribers. Small on purpose: every slot holds a frame until
+/// overwritten (≈ 64 × 20 KB at 1080p/4 Mbit/s ≈ 1.3 MB), and a subscriber that falls
+/// this far behind is told it lagged rather than stalling the camera.
+const HUB_CAPACITY: usize = 64;
+
+/// A camera's connection state as other modules see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connecting,
+    Streaming,
+    /// The camera refused the credentials; retried slowly.
+    Unauthorized,
+    /// Anything else: unreachable, stalled, malformed stream. The text is safe to show
+    /// (it never contains credentials).
+    Error(String),
+}
+
+impl ConnectionState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Streaming => "streaming",
+            ConnectionState::Unauthorized => "unauthorized",
+            ConnectionState::Error(_) => "error",
+        }
+    }
+}
+
+/// State plus when it began and when the next retry is due.
+#[derive(Clone, Debug)]
+pub struct CameraStatus {
+    pub state: ConnectionState,
+    pub since_micros: i64,
+    /// Consecutive failed attempts since the last good stream.
+    pub failures: u32,
+}
+
+/// One registered camera: its configuration, live status and frame hub.
+pub struct CameraHandle {
+    pub config: CameraConfig,
+    status: RwLock<CameraStatus>,
+    frames: broadcast::Sender<Arc<Frame>>,
+}
+
+impl CameraHandle {
+    fn new(config: CameraConfig, now_micros: i64) -> Self {
+        let (frames, _) = broadcast::channel(HUB_CAPACITY);
+        CameraHandle {
+            config,
+            status: RwLock::new(CameraStatus {
+                state: ConnectionState::Connecting,
+                since_micros: now_micros,
+                failures: 0,
+            }),
+            frames,
+        }
+    }
+
+    pub fn id(&self) -> &CameraId {
+        &self.config.id
+    }
+
+    pub fn status(&self) -> CameraStatus {
+        match self.status.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records a state change (the `since` time only moves when the state changes).
+    pub fn set_state(&self, state: ConnectionState, failures: u32, now_micros: i64) {
+        let mut s = match self.status.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if s.state != state {
+            s.since_micros = now_micros;
+            s.state = state;
+        }
+        s.failures = failures;
+    }
+
+    /// Subscribes to this camera's frames from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
+        self.frames.subscribe()
+    }
+
+    pub(crate) fn publish(&self, frame: Arc<Frame>) {
+        // No subscriber (mode `off` and nobody watching) is normal, not an error.
+        let _ = self.frames.send(frame);
+    }
+}
+
+/// All cameras, by id.
+#[derive(Clone, Default)]
+pub struct CameraRegistry {
+    cameras: Arc<RwLock<BTreeMap<CameraId, Arc<CameraHandle>>>>,
+}
+
+impl CameraRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a camera (replacing one with the same id) and returns its handle.
+    pub fn add(&self, config: CameraConfig, now_micros: i64) -> Arc<CameraHandle> {
+        let handle = Arc::new(CameraHandle::new(config, now_micros));
+        let mut map = match self.cameras.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.insert(handle.id().clone(), handle.clone());
+        handle
+    }
+
+    pub fn get(&self, id: &CameraId) -> Option<Arc<CameraHandle>> {
+        let map = match self.cameras.read() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.get(id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<CameraHandle>> {
+        let map = match self.cameras.read() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.values().cloned().collect()
+    }
+}

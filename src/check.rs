@@ -1,0 +1,295 @@
+//! Consistency between the index and the recording files, and start-up recovery.
+//!
+//! The files are the truth (each is self-describing); the index is a cache of them.
+//! So: an `Open` entry left by a crash is finished from its file; a `Deleting` entry is
+//! finished by shredding; an entry whose file is gone is dropped; a file without an
+//! entry is indexed again — never deleted — unless its key block was already zeroed by
+//! an interrupted deletion, in which case nothing in it is readable and it is removed.
+//! A file sealed under a different master key is reported and left alone.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::config::Config;
+use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
+use crate::model::RecordingId;
+use crate::store::{FileStatus, RecordingFile, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Report,
+    Repair,
+    RebuildIndex,
+}
+
+/// Findings (problems seen) and actions (what was done about them).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub recordings: usize,
+    pub findings: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && self.actions.is_empty()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.findings {
+            writeln!(f, "problem: {line}")?;
+        }
+        for line in &self.actions {
+            writeln!(f, "fixed: {line}")?;
+        }
+        if self.findings.is_empty() {
+            write!(f, "clean: {} recording(s)", self.recordings)
+        } else {
+            write!(
+                f,
+                "{} problem(s) in {} recording(s)",
+                self.findings.len(),
+                self.recordings
+            )
+        }
+    }
+}
+
+/// Runs `porchlight check` in the given mode. The daemon must not be running (sled
+/// holds a lock, and the error says so).
+pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
+    let store = Store::open(&config.data_dir, &config.key_dir)?;
+    let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    let report = match mode {
+        Mode::Report => compare(&store, &index, false)?,
+        Mode::Repair => compare(&store, &index, true)?,
+        Mode::RebuildIndex => rebuild(&store, &index)?,
+    };
+    index.flush()?;
+    Ok(report)
+}
+
+/// Start-up recovery: finishes interrupted recordings and deletions. Orphans are left
+/// for `check --repair`, which a person runs knowingly.
+pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
+    let mut report = Report::default();
+    for entry in index.all_recordings()? {
+        match entry.state {
+            RecordingState::Finished => {}
+            RecordingState::Open => finish_open(store, index, entry, &mut report)?,
+            RecordingState::Deleting => finish_delete(store, index, &entry, &mut report)?,
+        }
+    }
+    index.flush()?;
+    Ok(report)
+}
+
+fn finish_open(
+    store: &Store,
+    index: &Index,
+    mut entry: RecordingEntry,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    let path = store.recording_path(&entry.camera, entry.id);
+    if !path.exists() {
+        index.remove_recording(entry.id)?;
+        report.actions.push(format!(
+            "recording {} had no file (crash before its first write); entry removed",
+            entry.id
+        ));
+        return Ok(());
+    }
+    match store.recover_and_describe(&path) {
+        Ok(file) => {
+            let dropped = file.recovered_bytes_dropped;
+            entry.end_micros = file.end_micros();
+            entry.frames = file.frames;
+            entry.bytes = file.file_len;
+            entry.state = RecordingState::Finished;
+            index.put_recording(&entry)?;
+            report.actions.push(format!(
+                "recording {} was interrupted; kept {} frames{}",
+                entry.id,
+                file.frames,
+                if dropped > 0 {
+                    format!(", dropped a torn tail of {dropped} bytes")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        Err(e) => report.findings.push(format!(
+            "recording {} could not be recovered: {e}",
+            entry.id
+        )),
+    }
+    Ok(())
+}
+
+fn finish_delete(
+    store: &Store,
+    index: &Index,
+    entry: &RecordingEntry,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    store.shred(&entry.camera, entry.id)?;
+    index.remove_recording(entry.id)?;
+    report.actions.push(format!(
+        "finished the interrupted deletion of recording {}",
+        entry.id
+    ));
+    Ok(())
+}
+
+fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckError> {
+    let mut report = if repair {
+        recover(store, index)?
+    } else {
+        Report::default()
+    };
+    let entries: HashMap<RecordingId, RecordingEntry> = index
+        .all_recordings()?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let files = store.list_files()?;
+    let on_disk: HashMap<RecordingId, &RecordingFile> = files.iter().map(|f| (f.id, f)).collect();
+    report.recordings = entries.len();
+
+    for entry in entries.values() {
+        match entry.state {
+            RecordingState::Open => report.findings.push(format!(
+                "recording {} was interrupted and is not finished",
+                entry.id
+            )),
+            RecordingState::Deleting => report.findings.push(format!(
+                "deletion of recording {} was interrupted",
+                entry.id
+            )),
+            RecordingState::Finished => {}
+        }
+        if !on_disk.contains_key(&entry.id) {
+            if repair {
+                index.remove_recording(entry.id)?;
+                report.actions.push(format!(
+                    "removed the entry of recording {}: its file is gone",
+                    entry.id
+                ));
+            } else {
+                report.findings.push(format!(
+                    "recording {} is indexed but its file is missing",
+                    entry.id
+                ));
+            }
+        }
+    }
+    for file in &files {
+        if entries.contains_key(&file.id) {
+            continue;
+        }
+        adopt(store, index, file, repair, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Handles a file the index does not know.
+fn adopt(
+    store: &Store,
+    index: &Index,
+    file: &RecordingFile,
+    repair: bool,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    let path = store.recording_path(&file.camera, file.id);
+    match store.status(&path) {
+        FileStatus::Shredded => {
+            if repair {
+                store.shred(&file.camera, file.id)?;
+                report.actions.push(format!(
+                    "removed {} (its key was already destroyed)",
+                    path.display()
+                ));
+            } else {
+                report.findings.push(format!(
+                    "{} is a leftover of an interrupted deletion",
+                    path.display()
+                ));
+            }
+        }
+        FileStatus::Foreign(why) => report
+            .findings
+            .push(format!("{}: {why}; left untouched", path.display())),
+        FileStatus::Readable => {
+            if !repair {
+                report
+                    .findings
+                    .push(format!("{} has no index entry", path.display()));
+                return Ok(());
+            }
+            match store.recover_and_describe(&path) {
+                Ok(described) => {
+                    index.put_recording(&described.to_entry())?;
+                    report.recordings += 1;
+                    report
+                        .actions
+                        .push(format!("indexed recording {} from its file", file.id));
+                }
+                Err(e) => report.findings.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recreates the index from the files: every readable file gets its entry back,
+/// entries without files are dropped.
+fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
+    let mut report = Report::default();
+    let files = store.list_files()?;
+    let mut kept = std::collections::HashSet::new();
+    for file in &files {
+        let path = store.recording_path(&file.camera, file.id);
+        match store.status(&path) {
+            FileStatus::Readable => match store.recover_and_describe(&path) {
+                Ok(described) => {
+                    index.put_recording(&described.to_entry())?;
+                    kept.insert(file.id);
+                    report.recordings += 1;
+                }
+                Err(e) => report.findings.push(format!("{}: {e}", path.display())),
+            },
+            FileStatus::Shredded => {
+                store.shred(&file.camera, file.id)?;
+                report.actions.push(format!(
+                    "removed {} (its key was already destroyed)",
+                    path.display()
+                ));
+            }
+            FileStatus::Foreign(why) => report
+                .findings
+                .push(format!("{}: {why}; left untouched", path.display())),
+        }
+    }
+    for entry in index.all_recordings()? {
+        if !kept.contains(&entry.id) {
+            index.remove_recording(entry.id)?;
+        }
+    }
+    report
+        .actions
+        .push(format!("index rebuilt from {} file(s)", report.recordings));
+    Ok(report)
+}

@@ -1,0 +1,407 @@
+//! The TOML configuration file → a validated [`Config`].
+//!
+//! The key names are part of the product's interface (installers write them), so they
+//! are spelled out with `serde(rename)` where Rust names differ. Every error names the
+//! file, the line and the key, and is produced before anything touches the data
+//! directory: a typo must never cost a recording.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::CameraId;
+
+pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
+
+/// The values retina's `InitialSequenceNumberPolicy` accepts.
+const RTP_INITIAL_SEQ: [&str; 4] = ["default", "respect", "ignore-suspicious-values", "ignore"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A syntax or type error, or a failed validation, located in the file.
+    #[error("{path}:{line}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// When a camera is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingMode {
+    /// Live view only: nothing is ever written for this camera.
+    Off,
+    /// Record around events (motion, doorbell, live view). The default.
+    Events,
+    /// Record all the time.
+    Continuous,
+}
+
+/// One camera as configured.
+#[derive(Clone, Debug)]
+pub struct CameraConfig {
+    pub id: CameraId,
+    /// Main stream, recorded. Never contains credentials.
+    pub url: url::Url,
+    /// Optional lower-resolution stream analysed for motion.
+    pub sub_url: Option<url::Url>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub mode: RecordingMode,
+    /// How long a connected camera may send nothing before it is treated as gone.
+    pub stall_timeout: Duration,
+    /// How to treat the RTP sequence number the camera announces at PLAY (`default`,
+    /// `respect`, `ignore-suspicious-values`, `ignore`): a quirk switch for cameras
+    /// that announce one value and then send another.
+    pub rtp_initial_seq: String,
+}
+
+/// How recordings are cut and made durable.
+#[derive(Clone, Debug)]
+pub struct RecordingConfig {
+    /// A recording rolls over to a new file at the first keyframe after this long.
+    pub rollover: Duration,
+    /// Written video is sealed and fsynced at least this often; it bounds what a power
+    /// cut can lose.
+    pub sync_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub data_dir: PathBuf,
+    pub key_dir: PathBuf,
+    pub recording: RecordingConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<Spanned<PathBuf>>,
+    key_dir: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    recording: Option<Spanned<RawRecording>>,
+    #[serde(default, rename = "camera")]
+    cameras: Vec<Spanned<RawCamera>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    rollover_minutes: Option<Spanned<u64>>,
+    sync_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    sub_url: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    mode: Option<RecordingMode>,
+    stall_timeout_seconds: Option<Spanned<u64>>,
+    rtp_initial_seq: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates configuration text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let located = |span: Range<usize>, key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: line_of(text, span.start),
+            key: key.to_owned(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            located(
+                span.clone(),
+                &key_at(text, span.start),
+                e.message().to_owned(),
+            )
+        })?;
+
+        let data_dir = raw
+            .data_dir
+            .map(|d| absolute(d, "data_dir", &located))
+            .transpose()?
+            .unwrap_or_else(|| PathBuf::from("/var/lib/porchlight"));
+        let key_dir = raw
+            .key_dir
+            .map(|d| absolute(d, "key_dir", &located))
+            .transpose()?
+            .unwrap_or_else(|| data_dir.join("keys"));
+
+        let mut recording = RecordingConfig {
+            rollover: Duration::from_secs(600),
+            sync_interval: Duration::from_secs(2),
+        };
+        if let Some(r) = raw.recording {
+            let r = r.into_inner();
+            if let Some(m) = r.rollover_minutes {
+                let span = m.span();
+                let m = *m.get_ref();
+                if !(1..=120).contains(&m) {
+                    return Err(located(
+                        span,
+                        "recording.rollover_minutes",
+                        "must be 1 to 120".into(),
+                    ));
+                }
+                recording.rollover = Duration::from_secs(m * 60);
+            }
+            if let Some(s) = r.sync_seconds {
+                let span = s.span();
+                let s = *s.get_ref();
+                if !(1..=60).contains(&s) {
+                    return Err(located(
+                        span,
+                        "recording.sync_seconds",
+                        "must be 1 to 60".into(),
+                    ));
+                }
+                recording.sync_interval = Duration::from_secs(s);
+            }
+        }
+
+        let mut cameras: Vec<CameraConfig> = Vec::new();
+        for cam in raw.cameras {
+            let cam = cam.into_inner();
+            let name_span = cam.name.span();
+            let id: CameraId =
+                cam.name
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::model::BadCameraName| {
+                        located(name_span.clone(), "camera.name", e.to_string())
+                    })?;
+            if cameras.iter().any(|c| c.id == id) {
+                return Err(located(
+                    name_span,
+                    "camera.name",
+                    format!("camera {id} is configured twice"),
+                ));
+            }
+            let url = rtsp_url(&cam.url, "camera.url", &located)?;
+            let sub_url = cam
+                .sub_url
+                .as_ref()
+                .map(|u| rtsp_url(u, "camera.sub_url", &located))
+                .transpose()?;
+            let stall_timeout = match cam.stall_timeout_seconds {
+                None => Duration::from_secs(10),
+                Some(s) if (2..=300).contains(s.get_ref()) => Duration::from_secs(*s.get_ref()),
+                Some(s) => {
+                    return Err(located(
+                        s.span(),
+                        "camera.stall_timeout_seconds",
+                        "must be 2 to 300".into(),
+                    ))
+                }
+            };
+            let rtp_initial_seq = match cam.rtp_initial_seq {
+                None => "default".to_owned(),
+                Some(v) if RTP_INITIAL_SEQ.contains(&v.get_ref().as_str()) => v.into_inner(),
+                Some(v) => {
+                    return Err(located(
+                        v.span(),
+                        "camera.rtp_initial_seq",
+                        format!("must be one of {}", RTP_INITIAL_SEQ.join(", ")),
+                    ))
+                }
+            };
+            cameras.push(CameraConfig {
+                id,
+                url,
+                sub_url,
+                username: cam.username,
+                password: cam.password,
+                mode: cam.mode.unwrap_or(RecordingMode::Events),
+                stall_timeout,
+                rtp_initial_seq,
+            });
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            data_dir,
+            key_dir,
+            recording,
+            cameras,
+        })
+    }
+}
+
+fn absolute(
+    dir: Spanned<PathBuf>,
+    key: &str,
+    located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<PathBuf, ConfigError> {
+    let span = dir.span();
+    let dir = dir.into_inner();
+    if dir.is_absolute() {
+        Ok(dir)
+    } else {
+        Err(located(
+            span,
+            key,
+            format!("{} must be an absolute path", dir.display()),
+        ))
+    }
+}
+
+/// Accepts only `rtsp://` URLs without credentials: credentials live in their own
+/// fields so they can be kept out of logs and (later) encrypted.
+fn rtsp_url(
+    raw: &Spanned<String>,
+    key: &str,
+    located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<url::Url, ConfigError> {
+    let bad = |message: String| located(raw.span(), key, message);
+    let url = url::Url::parse(raw.get_ref()).map_err(|e| bad(format!("not a URL: {e}")))?;
+    if url.scheme() != "rtsp" {
+        return Err(bad(format!(
+            "scheme {:?} is not supported; use rtsp://",
+            url.scheme()
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Deliberately not echoing the URL: it holds a password.
+        return Err(bad(
+            "credentials in the URL are refused; use the username and password keys".into(),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("the URL has no host".into()));
+    }
+    Ok(url)
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key written on the line containing `offset`, for syntax errors toml reports
+/// only by position.
+fn key_at(text: &str, offset: usize) -> String {
+    let line_start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) => key.trim().to_owned(),
+        None => line
+            .trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/porchlight/test.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+data_dir = "/var/lib/porchlight"
+[[camera]]
+name = "front-door"
+url = "rtsp://192.0.2.10:554/stream1"
+sub_url = "rtsp://192.0.2.10:554/stream2"
+username = "admin"
+password = "secret"
+mode = "continuous"
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.key_dir, PathBuf::from("/var/lib/porchlight/keys"));
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].mode, RecordingMode::Continuous);
+        assert_eq!(c.recording.rollover, Duration::from_secs(600));
+        assert_eq!(c.recording.sync_interval, Duration::from_secs(2));
+    }
+
+    fn invalid(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected a located error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_mode_names_line_and_key() {
+        let (line, key, _) = invalid(&GOOD.replace("\"continuous\"", "\"sometimes\""));
+        assert_eq!((line, key.as_str()), (9, "mode"));
+    }
+
+    #[test]
+    fn url_with_credentials_is_refused_without_echoing_them() {
+        let text = GOOD.replace(
+            "rtsp://192.0.2.10:554/stream1",
+            "rtsp://admin:hunter2@192.0.2.10/s",
+        );
+        let (line, key, message) = invalid(&text);
+        assert_eq!((line, key.as_str()), (5, "camera.url"));
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(!format!("{:?}", parse(&text)).contains("hunter2"));
+    }
+
+    #[test]
+    fn non_rtsp_scheme_and_bad_name_are_refused() {
+        let (line, key, _) =
+            invalid(&GOOD.replace("rtsp://192.0.2.10:554/stream2", "http://192.0.2.10/x"));
+        assert_eq!((line, key.as_str()), (6, "camera.sub_url"));
+        let (line, key, _) = invalid(&GOOD.replace("front-door", "../etc"));
+        assert_eq!((line, key.as_str()), (4, "camera.name"));
+    }
+
+    #[test]
+    fn unknown_key_and_syntax_error_are_located() {
+        let (line, key, _) = invalid(&format!("{GOOD}colour = \"red\"\n"));
+        assert_eq!((line, key.as_str()), (10, "colour"));
+        let (line, _, _) = invalid("data_dir = \"/x\"\nkey_dir = /nope\n");
+        assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn relative_data_dir_is_refused() {
+        let (line, key, _) = invalid("data_dir = \"var/demo\"\n");
+        assert_eq!((line, key.as_str()), (1, "data_dir"));
+    }
+}

@@ -1,0 +1,290 @@
+//! Reading recordings back: the `recordings` listing and `export` to a standard
+//! moov-first MP4 (plays while downloading, needs no Porchlight to watch).
+//!
+//! Export decrypts through the store, which authenticates every chunk it touches: a
+//! flipped byte, a reordered or missing chunk fails the export with a message naming
+//! the recording and the chunk, and the partial output file is removed.
+
+use std::fmt;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::config::Config;
+use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
+use crate::model::{CameraId, RecordingId, TIMESCALE};
+use crate::store::mp4::{Mp4Error, ProgressiveMp4, ReadAt, SampleRef, TrackParams};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("recording {0} does not exist")]
+    NoSuchRecording(RecordingId),
+    #[error("recording {0} is still being written or was interrupted; stop the daemon and run `porchlight check --repair` first")]
+    NotFinished(RecordingId),
+    #[error("camera {camera} has no video between {from} and {to}")]
+    NothingInSpan {
+        camera: CameraId,
+        from: String,
+        to: String,
+    },
+    #[error("recording {recording}: {source}")]
+    Container {
+        recording: RecordingId,
+        #[source]
+        source: Mp4Error,
+    },
+    #[error("recording {recording} has different video parameters from the ones before it (the camera changed resolution or codec); export the recordings separately")]
+    MixedParameters { recording: RecordingId },
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What to export.
+pub enum Request {
+    Recording(RecordingId),
+    /// From the last keyframe at or before `from_micros` to the last frame before
+    /// `to_micros`, across as many recordings as the span covers.
+    Span {
+        camera: CameraId,
+        from_micros: i64,
+        to_micros: i64,
+    },
+}
+
+/// One line of `porchlight recordings` (also its `--json` form).
+#[derive(Debug, Serialize)]
+pub struct RecordingInfo {
+    pub id: String,
+    pub camera: String,
+    pub start: String,
+    pub end: String,
+    pub frames: u64,
+    pub bytes: u64,
+    pub trigger: String,
+    pub state: String,
+}
+
+impl From<&RecordingEntry> for RecordingInfo {
+    fn from(e: &RecordingEntry) -> Self {
+        RecordingInfo {
+            id: e.id.to_string(),
+            camera: e.camera.to_string(),
+            start: rfc3339(e.start_micros),
+            end: rfc3339(e.end_micros),
+            frames: e.frames,
+            bytes: e.bytes,
+            trigger: e.trigger.to_string(),
+            state: match e.state {
+                RecordingState::Open => "open",
+                RecordingState::Finished => "finished",
+                RecordingState::Deleting => "deleting",
+            }
+            .into(),
+        }
+    }
+}
+
+/// Lists recordings (deleted ones excluded), by camera then start time.
+pub fn list(config: &Config, camera: Option<&CameraId>) -> Result<Vec<RecordingInfo>, ExportError> {
+    let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    Ok(index
+        .all_recordings()?
+        .iter()
+        .filter(|e| e.state != RecordingState::Deleting)
+        .filter(|e| camera.is_none_or(|c| &e.camera == c))
+        .map(RecordingInfo::from)
+        .collect())
+}
+
+/// What an export wrote.
+pub struct ExportSummary {
+    pub path: String,
+    pub recordings: usize,
+    pub frames: usize,
+    pub bytes: u64,
+}
+
+impl fmt::Display for ExportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} ({} frames from {} recording(s), {} bytes)",
+            self.path, self.frames, self.recordings, self.bytes
+        )
+    }
+}
+
+/// Exports to `out`, which must not exist yet.
+pub fn export(
+    config: &Config,
+    request: &Request,
+    out: &Path,
+) -> Result<ExportSummary, ExportError> {
+    let store = Store::open(&config.data_dir, &config.key_dir)?;
+    let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    let entries = match request {
+        Request::Recording(id) => {
+            let entry = index
+                .get_recording(*id)?
+                .ok_or(ExportError::NoSuchRecording(*id))?;
+            vec![entry]
+        }
+        Request::Span {
+            camera,
+            from_micros,
+            to_micros,
+        } => index.camera_recordings(camera, *from_micros, *to_micros)?,
+    };
+    let mut tracks: Vec<TrackParams> = Vec::new();
+    let mut samples: Vec<SampleRef> = Vec::new();
+    let mut used: Vec<RecordingEntry> = Vec::new();
+    for entry in entries {
+        match entry.state {
+            RecordingState::Finished => {}
+            RecordingState::Deleting => continue,
+            RecordingState::Open => match request {
+                Request::Recording(id) => return Err(ExportError::NotFinished(*id)),
+                Request::Span { .. } => continue,
+            },
+        }
+        let mut reader = store.open_recording(&entry.camera, entry.id)?;
+        let parsed = reader.parse().map_err(|source| ExportError::Container {
+            recording: entry.id,
+            source,
+        })?;
+        let mut chosen: Vec<SampleRef> = match request {
+            Request::Recording(_) => parsed.samples,
+            Request::Span {
+                from_micros,
+                to_micros,
+                ..
+            } => select_span(
+                &entry,
+                &parsed.samples,
+                *from_micros,
+                *to_micros,
+                samples.is_empty(),
+            ),
+        };
+        if chosen.is_empty() {
+            continue;
+        }
+        if tracks.first().is_some_and(|t| *t != parsed.track) {
+            return Err(ExportError::MixedParameters {
+                recording: entry.id,
+            });
+        }
+        tracks.push(parsed.track);
+        let source = used.len() as u32;
+        for s in &mut chosen {
+            s.source = source;
+        }
+        samples.extend(chosen);
+        used.push(entry);
+    }
+    if tracks.is_empty() {
+        return Err(match request {
+            Request::Recording(id) => ExportError::NotFinished(*id),
+            Request::Span {
+                camera,
+                from_micros,
+                to_micros,
+            } => ExportError::NothingInSpan {
+                camera: camera.clone(),
+                from: rfc3339(*from_micros),
+                to: rfc3339(*to_micros),
+            },
+        });
+    }
+    // Decode times restart in each recording; the progressive file needs one timeline.
+    let first = used.first().map(|e| e.id).unwrap_or(RecordingId(0));
+    let mp4 = ProgressiveMp4::new(&tracks, &samples).map_err(|source| ExportError::Container {
+        recording: first,
+        source,
+    })?;
+
+    let output_error = |source: std::io::Error| ExportError::Output {
+        path: out.display().to_string(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(output_error)?;
+    let mut readers = Vec::with_capacity(used.len());
+    for e in &used {
+        readers.push(store.open_recording(&e.camera, e.id)?);
+    }
+    let mut writer = BufWriter::new(file);
+    let written = mp4
+        .write_to(
+            &mut |source: u32, offset: u64, buf: &mut [u8]| {
+                let reader = readers
+                    .get_mut(source as usize)
+                    .ok_or_else(|| std::io::Error::other("bad source index"))?;
+                reader.read_exact_at(offset, buf)
+            },
+            &mut writer,
+        )
+        .map_err(|source| {
+            let recording = match &source {
+                Mp4Error::ReadSource { source_id, .. } => {
+                    used.get(*source_id as usize).map_or(first, |e| e.id)
+                }
+                _ => first,
+            };
+            ExportError::Container { recording, source }
+        })
+        .and_then(|()| writer.flush().map_err(output_error))
+        .and_then(|()| writer.get_ref().sync_all().map_err(output_error));
+    if let Err(e) = written {
+        let _ = fs::remove_file(out);
+        return Err(e);
+    }
+    Ok(ExportSummary {
+        path: out.display().to_string(),
+        recordings: used.len(),
+        frames: samples.len(),
+        bytes: mp4.len(),
+    })
+}
+
+/// The samples of one recording inside `[from, to)`. The first recording of a span
+/// starts at the keyframe at or before `from`, so the export decodes from frame one.
+fn select_span(
+    entry: &RecordingEntry,
+    samples: &[SampleRef],
+    from: i64,
+    to: i64,
+    first_recording: bool,
+) -> Vec<SampleRef> {
+    let time = |s: &SampleRef| {
+        entry.start_micros + (s.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64
+    };
+    let end = samples
+        .iter()
+        .position(|s| time(s) >= to)
+        .unwrap_or(samples.len());
+    let start = if first_recording {
+        samples[..end]
+            .iter()
+            .rposition(|s| s.is_sync && time(s) <= from)
+            .or_else(|| samples[..end].iter().position(|s| s.is_sync))
+            .unwrap_or(end)
+    } else {
+        0
+    };
+    samples[start..end].to_vec()
+}

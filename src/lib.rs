@@ -1,0 +1,16 @@
+//! Porchlight: a self-hosted, privacy-first home NVR.
+//!
+//! Data flows camera → ingest → recorder → store (fMP4 inside sealed chunks) → index;
+//! `check` and `export` read it back. Lower layers never import higher ones: `store`
+//! knows nothing of cameras' sockets, `index` nothing of files.
+
+pub mod camera;
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod export;
+pub mod index;
+pub mod model;
+pub mod recorder;
+pub mod store;

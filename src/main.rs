@@ -1,0 +1,164 @@
+//! The `porchlight` binary: command-line parsing and wiring only.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use porchlight::config::{Config, DEFAULT_PATH};
+use porchlight::{check, clock, daemon, export};
+
+#[derive(Parser)]
+#[command(
+    name = "porchlight",
+    about = "Self-hosted, privacy-first home NVR",
+    version
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: record the configured cameras until SIGTERM.
+    Serve,
+    /// List recordings.
+    Recordings {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this camera.
+        #[arg(long)]
+        camera: Option<String>,
+    },
+    /// Decrypt recordings to a standard MP4 (moov first).
+    Export {
+        /// One recording by id.
+        #[arg(long, conflicts_with_all = ["camera", "from", "to"])]
+        recording: Option<String>,
+        /// A camera's video between --from and --to (RFC 3339).
+        #[arg(long, requires_all = ["from", "to"])]
+        camera: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file; refused if it exists.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compare the index with the files; report (default), repair, or rebuild.
+    Check {
+        /// Fix what is found: finish interrupted work, index unindexed files, drop
+        /// entries whose file is gone.
+        #[arg(long)]
+        repair: bool,
+        /// Recreate the index from the recording files alone.
+        #[arg(long, conflicts_with = "repair")]
+        rebuild_index: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PORCHLIGHT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("porchlight: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Version = cli.command {
+        println!("porchlight {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Version => unreachable!("handled above"),
+        Command::Serve => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(daemon::serve(config))?;
+            // Ingest tasks may still be parked in a socket read; do not wait for them.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        }
+        Command::Recordings { json, camera } => {
+            let camera = camera.map(|c| c.parse()).transpose()?;
+            let list = export::list(&config, camera.as_ref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<16}  {:<16}  {:<25}  {:<25}  {:>7}  {:>10}  trigger",
+                    "id", "camera", "start", "end", "frames", "bytes"
+                );
+                for r in list {
+                    println!(
+                        "{:<16}  {:<16}  {:<25}  {:<25}  {:>7}  {:>10}  {}",
+                        r.id, r.camera, r.start, r.end, r.frames, r.bytes, r.trigger
+                    );
+                }
+            }
+        }
+        Command::Export {
+            recording,
+            camera,
+            from,
+            to,
+            out,
+        } => {
+            let request = match (recording, camera, from, to) {
+                (Some(id), _, _, _) => export::Request::Recording(id.parse()?),
+                (None, Some(camera), Some(from), Some(to)) => export::Request::Span {
+                    camera: camera.parse()?,
+                    from_micros: clock::parse_rfc3339(&from)
+                        .with_context(|| format!("--from {from:?} is not an RFC 3339 time"))?,
+                    to_micros: clock::parse_rfc3339(&to)
+                        .with_context(|| format!("--to {to:?} is not an RFC 3339 time"))?,
+                },
+                _ => anyhow::bail!("give --recording ID, or --camera NAME --from T --to T"),
+            };
+            let summary = export::export(&config, &request, &out)?;
+            println!("{summary}");
+        }
+        Command::Check {
+            repair,
+            rebuild_index,
+        } => {
+            let mode = if rebuild_index {
+                check::Mode::RebuildIndex
+            } else if repair {
+                check::Mode::Repair
+            } else {
+                check::Mode::Report
+            };
+            let report = check::run(&config, mode)?;
+            println!("{report}");
+            if mode == check::Mode::Report && !report.is_clean() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! One open recording: turns frames into fMP4 fragments and writes them through the
+//! store's sealed writer.
+//!
+//! A frame's duration is only known when the next frame arrives, so the last frame is
+//! always held back. A fragment is closed at every keyframe, and earlier when the held
+//! frames span the sync interval, so at most about one sync interval of video is ever
+//! only in memory: that bounds what a power cut can take. A fragment may therefore
+//! start with a non-key frame; only the first fragment of a file must start with one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::index::{RecordingEntry, RecordingState};
+use crate::model::{Frame, VideoParams, TIMESCALE};
+use crate::store::mp4::{self, Sample, TrackParams};
+use crate::store::{FinishedFile, RecordingWriter, StoreError};
+
+/// Durations outside (0, 10 s] mean the camera's clock jumped; such a frame gets the
+/// previous frame's duration so the file's timeline stays monotonic and playable.
+const MAX_FRAME_DURATION: i64 = 10 * TIMESCALE as i64;
+/// Duration assumed for a frame whose successor never came (end of stream).
+const FALLBACK_DURATION: u32 = TIMESCALE / 10;
+
+pub struct OpenRecording {
+    pub entry: RecordingEntry,
+    writer: RecordingWriter,
+    pub params: Arc<VideoParams>,
+    pub session: u64,
+    first_pts: i64,
+    held: Vec<Arc<Frame>>,
+    sequence: u32,
+    decode_time: u64,
+    last_duration: u32,
+    last_sync: Instant,
+    unsynced: bool,
+    sync_interval: Duration,
+}
+
+impl OpenRecording {
+    /// Starts a recording whose first frame is `first` (a keyframe).
+    pub fn start(
+        entry: RecordingEntry,
+        mut writer: RecordingWriter,
+        first: &Arc<Frame>,
+        sync_interval: Duration,
+    ) -> Result<OpenRecording, StoreError> {
+        let params = first.params.clone();
+        let track = TrackParams {
+            sample_entry: params.sample_entry.clone(),
+            width: params.width,
+            height: params.height,
+            timescale: TIMESCALE,
+        };
+        let init = mp4::init_segment(&track).map_err(|e| StoreError::Mp4(e.to_string()))?;
+        writer.write_all(&init)?;
+        Ok(OpenRecording {
+            entry,
+            writer,
+            session: first.session,
+            params,
+            first_pts: first.pts,
+            held: vec![first.clone()],
+            sequence: 1,
+            decode_time: 0,
+            last_duration: FALLBACK_DURATION,
+            last_sync: Instant::now(),
+            unsynced: true,
+            sync_interval,
+        })
+    }
+
+    /// Whether `frame` can continue this file (same connection, same parameters).
+    pub fn accepts(&self, frame: &Frame) -> bool {
+        frame.session == self.session
+            && (Arc::ptr_eq(&frame.params, &self.params) || *frame.params == *self.params)
+    }
+
+    /// Time covered from the first frame to `frame`.
+    pub fn age_at(&self, frame: &Frame) -> Duration {
+        let ticks = (frame.pts - self.first_pts).max(0) as u64;
+        Duration::from_micros(ticks * 1_000_000 / u64::from(TIMESCALE))
+    }
+
+    /// Appends a frame that [`accepts`](Self::accepts) said belongs here.
+    pub fn push(&mut self, frame: Arc<Frame>) -> Result<(), StoreError> {
+        if frame.is_key {
+            self.write_held(Some(frame.pts))?;
+        }
+        self.held.push(frame);
+        let span = self.held.last().map_or(0, |l| l.pts) - self.held.first().map_or(0, |f| f.pts);
+        if span >= (self.sync_interval.as_micros() as i64) * i64::from(TIMESCALE) / 1_000_000 {
+            // Write all but the newest frame, whose duration is still unknown.
+            let newest = self.held.pop().expect("just pushed");
+            let next_pts = newest.pts;
+            self.write_held(Some(next_pts))?;
+            self.held.push(newest);
+        }
+        if self.unsynced && self.last_sync.elapsed() >= self.sync_interval {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (called on a timer too).
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.unsynced {
+            self.writer.sync()?;
+            self.unsynced = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.unsynced && self.last_sync.elapsed() >= self.sync_interval
+    }
+
+    /// Writes the held frames and closes the file; `next_pts` is the time of the frame
+    /// that follows (the keyframe that starts the next file at a roll-over), so the
+    /// last frame's duration is exact and no frame is lost or duplicated at the joint.
+    pub fn finish(
+        mut self,
+        next_pts: Option<i64>,
+    ) -> Result<(RecordingEntry, FinishedFile), StoreError> {
+        self.write_held(next_pts)?;
+        let finished = self.writer.finish()?;
+        let mut entry = self.entry;
+        entry.end_micros =
+            entry.start_micros + (self.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64;
+        entry.bytes = finished.file_len;
+        entry.state = RecordingState::Finished;
+        Ok((entry, finished))
+    }
+
+    fn write_held(&mut self, next_pts: Option<i64>) -> Result<(), StoreError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let mut samples = Vec::with_capacity(self.held.len());
+        for (i, frame) in self.held.iter().enumerate() {
+            let following = self.held.get(i + 1).map(|f| f.pts).or(next_pts);
+            let duration = match following.map(|n| n - frame.pts) {
+                Some(d) if d > 0 && d <= MAX_FRAME_DURATION => d as u32,
+                _ => self.last_duration,
+            };
+            self.last_duration = duration;
+            samples.push(Sample {
+                duration,
+                is_sync: frame.is_key,
+                data: frame.data.clone(),
+            });
+        }
+        let fragment = mp4::fragment(self.sequence, self.decode_time, &samples)
+            .map_err(|e| StoreError::Mp4(e.to_string()))?;
+        self.writer.write_all(&fragment)?;
+        self.sequence += 1;
+        self.decode_time += samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+        self.entry.frames += samples.len() as u64;
+        self.held.clear();
+        self.unsynced = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The store module's one error type.
+//!
+//! Every variant carries the context needed to find the offending file from a
+//! log line (path, recording id, chunk number, byte offset) and never any key
+//! material: keys only ever appear here as their [`KeyId`], which is safe to log.
+//!
+//! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
+//! `Truncated`, `Corrupt`, `NotARecording`) mean the bytes on disk cannot be
+//! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
+//! means an earlier write or fsync failed and the writer will not guess what
+//! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
+//! reported, never retried).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::crypto::KeyId;
+
+/// Errors of the recording store (container format, crypto, writer, reader, recovery).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O call failed. `action` says what was being done ("fsync", "create", …).
+    #[error("{action} {}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file does not start with the recording magic bytes.
+    #[error("{} is not a Porchlight recording (bad magic bytes)", .path.display())]
+    NotARecording { path: PathBuf },
+
+    /// The file was written by a format version this build cannot read.
+    #[error(
+        "{} uses recording format version {found}; this build reads version {supported}",
+        .path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+
+    /// A header or chunk-prefix field is malformed (not a cryptographic failure).
+    #[error("{} is corrupt at byte {offset}: {reason}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// The recording was sealed under a different master key than the one loaded.
+    #[error(
+        "recording {recording_id:016x} ({}) was sealed with master key id {file_key_id}, \
+         but the loaded master key is {loaded_key_id}",
+        .path.display()
+    )]
+    KeyMismatch {
+        path: PathBuf,
+        recording_id: u64,
+        file_key_id: KeyId,
+        loaded_key_id: KeyId,
+    },
+
+    /// The wrapped data key did not authenticate: wrong master key, or the wrapped
+    /// key (or the recording id / camera it is bound to) was altered, or it belongs
+    /// to another recording.
+    #[error(
+        "cannot unwrap the data key of recording {recording_id:016x} (camera {camera:?}{}): \
+         wrong master key, or the wrapped key or header was altered, or the key \
+         belongs to another recording",
+        fmt_opt_path(.path)
+    )]
+    KeyUnwrap {
+        recording_id: u64,
+        camera: String,
+        path: Option<PathBuf>,
+    },
+
+    /// A chunk failed AEAD authentication: it, its length prefix or the file header
+    /// was altered, chunks were reordered, or the data is damaged.
+    #[error(
+        "recording {recording_id:016x} ({}): chunk {chunk} failed authentication \
+         (altered, reordered or damaged chunk, or altered header)",
+        .path.display()
+    )]
+    ChunkAuthentication {
+        path: PathBuf,
+        recording_id: u64,
+        chunk: u32,
+    },
+
+    /// The file has no final chunk (or has a torn tail): the writer never finished it.
+    #[error(
+        "recording {recording_id:016x} ({}) is truncated: {detail}; it was never finished \
+         (crash or power cut?). Run recovery, or explicitly accept torn files",
+        .path.display()
+    )]
+    Truncated {
+        path: PathBuf,
+        recording_id: u64,
+        detail: String,
+    },
+
+    /// Recovery found damage it will not repair by itself, because repairing would
+    /// destroy data that might still be readable.
+    #[error("recording {recording_id:016x} ({}): recovery refused: {reason}", .path.display())]
+    RecoveryRefused {
+        path: PathBuf,
+        recording_id: u64,
+        reason: String,
+    },
+
+    /// An earlier write or fsync of this writer failed; it refuses further use.
+    #[error(
+        "recording {recording_id:016x} ({}): writer refused after an earlier write or fsync failure",
+        .path.display()
+    )]
+    WriterPoisoned { path: PathBuf, recording_id: u64 },
+
+    /// The recording reached the 2^32 chunk limit of the nonce counter.
+    #[error("recording {recording_id:016x} ({}): chunk counter exhausted", .path.display())]
+    ChunkLimit { path: PathBuf, recording_id: u64 },
+
+    /// A value given by the caller is out of range (camera name too long, …).
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// The master key file is missing.
+    #[error(
+        "master key file {} does not exist (it is created on first start; \
+         recordings cannot be read without the original key)",
+        .path.display()
+    )]
+    MasterKeyMissing { path: PathBuf },
+
+    /// The master key file exists but cannot be used (wrong size, not a file, …).
+    #[error("master key file {} is unusable: {reason}", .path.display())]
+    MasterKeyInvalid { path: PathBuf, reason: String },
+
+    /// The master key file can be read by other users.
+    #[error(
+        "master key file {} has mode {mode:03o}, readable or writable by other users; \
+         refusing to use it (run: chmod 600 {})",
+        .path.display(), .path.display()
+    )]
+    MasterKeyPermissions { path: PathBuf, mode: u32 },
+
+    /// The plaintext inside a recording is not the fMP4 the recorder writes.
+    #[error("{}: the video container inside is unreadable: {reason}", .path.display())]
+    Container { path: PathBuf, reason: String },
+
+    /// The MP4 writer refused the recorder's input (a camera sent unusable parameters).
+    #[error("cannot write the video container: {0}")]
+    Mp4(String),
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system random number generator failed: {0}")]
+    Randomness(getrandom::Error),
+}
+
+impl StoreError {
+    /// Shorthand for [`StoreError::Io`].
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// True for the errors that mean "these bytes are not what was written":
+    /// a failed authentication, a truncated or corrupt file. Useful to map to an
+    /// integrity alarm rather than to a transient I/O failure.
+    pub fn is_integrity_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::ChunkAuthentication { .. }
+                | StoreError::KeyUnwrap { .. }
+                | StoreError::Truncated { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::NotARecording { .. }
+        )
+    }
+}
+
+fn fmt_opt_path(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!(", file {}", p.display()),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,314 @@
+//! The recording store: where recordings live on disk and how they are sealed.
+//!
+//! Layout under the data directory:
+//! ```text
+//! recordings/<camera>/<recording id>.plr   one sealed recording (format.rs)
+//! index/                                   the sled index (owned by `index`)
+//! ```
+//! and `master.key` in the key directory (crypto.rs), which may be on another disk.
+//!
+//! Inside the sealing, a recording is fragmented MP4 (mp4/). Each file is
+//! self-describing — id, camera, start, trigger and wrapped data key are in its
+//! authenticated header — so the index can always be rebuilt from the files.
+//!
+//! This module knows nothing of cameras' sockets, the index or HTTP; it takes and
+//! returns plain values. All of it is blocking file I/O: call it from a blocking
+//! thread. Submodules: `crypto` (the only key holder), `format` (the byte layout),
+//! `writer`, `reader`, `recover` (torn tails, shredding), `mp4` (the container).
+
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod mp4;
+pub mod reader;
+pub mod recover;
+pub mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use error::StoreError;
+pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
+
+use crate::index::{RecordingEntry, RecordingState};
+use crate::model::{CameraId, RecordingId, Trigger, TIMESCALE};
+use crypto::{KeyId, MasterKey};
+use format::HeaderFields;
+use reader::SealedReader;
+
+const RECORDINGS_DIR: &str = "recordings";
+const INDEX_DIR: &str = "index";
+const EXTENSION: &str = "plr";
+
+/// What the recorder knows when it opens a recording.
+#[derive(Clone, Debug)]
+pub struct NewRecording {
+    pub id: RecordingId,
+    pub camera: CameraId,
+    pub start_micros: i64,
+    pub trigger: Trigger,
+}
+
+/// A recording file found on disk, named `<camera>/<id>.plr`.
+#[derive(Clone, Debug)]
+pub struct RecordingFile {
+    pub camera: CameraId,
+    pub id: RecordingId,
+}
+
+/// What a file's header says about whether it can be read with the loaded key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileStatus {
+    Readable,
+    /// Its key block is zeroed: a deletion got that far, nothing in it is readable.
+    Shredded,
+    /// Not readable with this master key, or not a recording: leave it alone.
+    Foreign(String),
+}
+
+/// A recording as described by its file alone.
+#[derive(Clone, Debug)]
+pub struct DescribedFile {
+    pub id: RecordingId,
+    pub camera: CameraId,
+    pub start_micros: i64,
+    pub trigger: Trigger,
+    pub wrapped_key: String,
+    pub frames: u64,
+    pub duration_ticks: u64,
+    pub file_len: u64,
+    /// Bytes a recovery cut from a torn tail (0 for a file that was finished).
+    pub recovered_bytes_dropped: u64,
+}
+
+impl DescribedFile {
+    pub fn end_micros(&self) -> i64 {
+        self.start_micros + (self.duration_ticks * 1_000_000 / u64::from(TIMESCALE)) as i64
+    }
+
+    pub fn to_entry(&self) -> RecordingEntry {
+        RecordingEntry {
+            id: self.id,
+            camera: self.camera.clone(),
+            start_micros: self.start_micros,
+            end_micros: self.end_micros(),
+            frames: self.frames,
+            bytes: self.file_len,
+            trigger: self.trigger,
+            wrapped_key: self.wrapped_key.clone(),
+            state: RecordingState::Finished,
+        }
+    }
+}
+
+/// A finished recording opened for reading: decrypts only the chunks a read touches.
+pub struct RecordingReader {
+    inner: SealedReader,
+}
+
+impl RecordingReader {
+    /// The sample table of the fMP4 inside, without reading sample data.
+    pub fn parse(&mut self) -> Result<mp4::FragmentedIndex, mp4::Mp4Error> {
+        mp4::parse_fragmented(self)
+    }
+}
+
+impl mp4::ReadAt for RecordingReader {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(offset, buf).map_err(io::Error::other)
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.plaintext_len()
+    }
+}
+
+pub struct Store {
+    recordings: PathBuf,
+    master: MasterKey,
+}
+
+impl Store {
+    /// Opens the store, creating the master key at first start (the daemon).
+    pub fn open_or_create(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
+        Self::with_key(data_dir, MasterKey::load_or_create(key_dir)?)
+    }
+
+    /// Opens the store with an existing master key (maintenance commands never create
+    /// one: a missing key must be an error, not a fresh key that reads nothing).
+    pub fn open(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
+        Self::with_key(data_dir, MasterKey::load(key_dir)?)
+    }
+
+    fn with_key(data_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
+        let recordings = data_dir.join(RECORDINGS_DIR);
+        create_private_dir(&recordings)?;
+        Ok(Store { recordings, master })
+    }
+
+    /// Where the index lives for a data directory.
+    pub fn index_dir(data_dir: &Path) -> PathBuf {
+        data_dir.join(INDEX_DIR)
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.master.id()
+    }
+
+    pub fn recording_path(&self, camera: &CameraId, id: RecordingId) -> PathBuf {
+        self.recordings
+            .join(camera.as_str())
+            .join(format!("{id}.{EXTENSION}"))
+    }
+
+    /// Creates a recording file (header written and fsynced with its directory) and
+    /// returns its writer and the wrapped data key (hex) for the index.
+    pub fn create_recording(
+        &self,
+        new: &NewRecording,
+    ) -> Result<(RecordingWriter, String), StoreError> {
+        let dir = self.recordings.join(new.camera.as_str());
+        create_private_dir(&dir)?;
+        let fields = HeaderFields::new(
+            new.id.0,
+            new.camera.as_str(),
+            new.start_micros,
+            new.trigger.as_str(),
+        );
+        let (writer, wrapped) = RecordingWriter::create(
+            &self.recording_path(&new.camera, new.id),
+            &fields,
+            &self.master,
+        )?;
+        Ok((writer, hex::encode(wrapped.as_bytes())))
+    }
+
+    /// Opens a finished recording; an unfinished (torn) one is refused with a
+    /// `Truncated` error that says to run recovery.
+    pub fn open_recording(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+    ) -> Result<RecordingReader, StoreError> {
+        let inner = SealedReader::open(&self.recording_path(camera, id), &self.master)?;
+        inner.verify_complete()?;
+        Ok(RecordingReader { inner })
+    }
+
+    /// Every `<camera>/<id>.plr` file. Anything else in the directory is ignored.
+    pub fn list_files(&self) -> Result<Vec<RecordingFile>, StoreError> {
+        let mut files = Vec::new();
+        for camera_dir in read_dir(&self.recordings)? {
+            let Some(camera) = camera_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<CameraId>().ok())
+            else {
+                continue;
+            };
+            if !camera_dir.is_dir() {
+                continue;
+            }
+            for file in read_dir(&camera_dir)? {
+                if file.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+                    continue;
+                }
+                if let Some(id) = file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse().ok())
+                {
+                    files.push(RecordingFile {
+                        camera: camera.clone(),
+                        id,
+                    });
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Classifies a file by its header alone.
+    pub fn status(&self, path: &Path) -> FileStatus {
+        let header = fs::File::open(path)
+            .map_err(|e| StoreError::io("open", path, e))
+            .and_then(|f| format::read_header(&f, path));
+        match header {
+            Err(e) => FileStatus::Foreign(e.to_string()),
+            Ok((h, _)) if h.wrapped_key.as_bytes().iter().all(|&b| b == 0) => FileStatus::Shredded,
+            Ok((h, _)) if h.key_id != self.master.id() => FileStatus::Foreign(format!(
+                "sealed with master key id {}, the loaded key is {}",
+                h.key_id,
+                self.master.id()
+            )),
+            Ok(_) => FileStatus::Readable,
+        }
+    }
+
+    /// Finishes a torn file if needed (keeping every chunk that authenticates) and
+    /// describes it from its contents: what the index needs to know.
+    pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
+        let mut dropped = 0;
+        let unfinished = !SealedReader::open(path, &self.master)?.is_finished();
+        if unfinished {
+            let report = recover::recover(path, &self.master)?;
+            dropped = report.bytes_dropped;
+            tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
+        }
+        let inner = SealedReader::open(path, &self.master)?;
+        let header = inner.header().clone();
+        let file_len = fs::metadata(path)
+            .map_err(|e| StoreError::io("stat", path, e))?
+            .len();
+        let mut reader = RecordingReader { inner };
+        let parsed = reader.parse().map_err(|e| StoreError::Container {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let camera = header
+            .fields
+            .camera
+            .parse()
+            .map_err(|e: crate::model::BadCameraName| StoreError::Container {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(DescribedFile {
+            id: RecordingId(header.fields.recording_id),
+            camera,
+            start_micros: header.fields.start_unix_micros,
+            trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
+            wrapped_key: hex::encode(header.wrapped_key.as_bytes()),
+            frames: parsed.samples.len() as u64,
+            duration_ticks: parsed.samples.iter().map(|s| u64::from(s.duration)).sum(),
+            file_len,
+            recovered_bytes_dropped: dropped,
+        })
+    }
+
+    /// Crypto-shreds a recording: zero its key block, unlink, fsync the directory.
+    /// A missing file counts as done, so an interrupted deletion can be repeated.
+    pub fn shred(&self, camera: &CameraId, id: RecordingId) -> Result<(), StoreError> {
+        recover::shred(&self.recording_path(camera, id))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StoreError::io("create directory", dir, e))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        paths.push(entry.map_err(|e| StoreError::io("list", dir, e))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}

@@ -1,0 +1,308 @@
+#!/usr/bin/python3
+"""Porchlight's test camera: an RTSP server with H.264 on /main and /sub.
+
+Run it with Debian's /usr/bin/python3 (the only interpreter with `gi`).
+See README.md next to this file for the flags and scenes. Why it is built so:
+
+- GstRtspServer (not ffmpeg or mediamtx): it is a real RTSP server with real
+  digest auth, and it runs in-process, so we can count frames and move the
+  scene from Python.
+- x264enc tune=zerolatency (no B-frames, no lookahead) with key-int-max=GOP:
+  every GOP starts with an IDR, like a camera's "I-frame interval".
+  rtph264pay config-interval=-1 repeats SPS/PPS before every IDR, as most
+  cameras do, so a client can start decoding at any IDR.
+- Media are NOT shared: each RTSP session gets its own pipeline, so a new
+  client's first frame is an IDR, and frames can be counted per session.
+- Every source is live (is-live=true), so frames come at --fps in real time.
+- The alternating scene's square is positioned from wall time since start
+  (one GLib timeout updates every pipeline), so /main and /sub, and every
+  session, agree; the schedule is printed as JSON so a test can compute it.
+  There is no timestamp overlay: changing digits would be motion.
+- "still" uses pattern=smpte75: pattern=smpte has an animated noise patch.
+- --realistic uses a frozen textured picture and a constant quantiser:
+  bitrate control would keep refining a still picture, so no two frames
+  would be equal; this way still frames are bit-identical, IDRs are large
+  and P-frames tiny, as with a real camera watching an empty room.
+- frames_sent counts buffers entering rtph264pay (one buffer from x264enc
+  is one access unit, i.e. one frame). The server holds the first frame of
+  a session while it answers DESCRIBE and sends it after PLAY, so a session
+  that never PLAYs still counts 1.
+"""
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+ROLE = "camera-user"
+SQUARE = 0.15  # side of the square as a fraction of the frame height
+GREY = 0xFF808080  # ARGB background of the alternating scene
+REALISTIC_QP = 24  # about 5 Mbit/s on a 1080p /main at 10 fps, GOP 10
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description="RTSP test camera (/main, /sub)")
+    p.add_argument("--port", type=int, default=8554, help="0 = any free port")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--scene", choices=["still", "alternating", "ball"], default="still")
+    p.add_argument("--still-secs", type=float, default=10.0)
+    p.add_argument("--moving-secs", type=float, default=5.0)
+    p.add_argument("--fps", type=int, default=10)
+    p.add_argument("--gop", type=int, default=10, help="key-int-max, in frames")
+    p.add_argument("--bitrate", type=int, default=1000,
+                   help="x264 kbit/s for /main (ignored with --realistic)")
+    p.add_argument("--sub-bitrate", type=int, default=300,
+                   help="x264 kbit/s for /sub (ignored with --realistic)")
+    p.add_argument("--realistic", action="store_true",
+                   help="/main 1920x1080 High, x264 veryfast, textured, ~5 Mbit/s")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--auth", choices=["digest", "basic"], default="digest")
+    p.add_argument("--status", help="JSON file rewritten every 0.5 s with frame counts")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="exit when the parent process dies (for test harnesses)")
+    a = p.parse_args()
+    if (a.user is None) != (a.password is None):
+        p.error("--user and --password go together")
+    if a.fps < 1 or a.gop < 1 or a.still_secs <= 0 or a.moving_secs <= 0:
+        p.error("--fps, --gop, --still-secs and --moving-secs must be positive")
+    return a
+
+
+def mounts(a):
+    """(name, width, height, kbit/s, x264 preset, H.264 profile) per mount."""
+    if a.realistic:
+        main = ("main", 1920, 1080, a.bitrate, "veryfast", "high")
+    else:
+        main = ("main", 1280, 720, a.bitrate, "ultrafast", "main")
+    return [main, ("sub", 640, 360, a.sub_bitrate, "ultrafast", "baseline")]
+
+
+def background(a, w, h):
+    """The still picture behind everything, as a live source at w x h."""
+    raw = f"video/x-raw,width={w},height={h},framerate={a.fps}/1"
+    if a.scene == "ball":
+        return f"videotestsrc is-live=true pattern=ball ! {raw}"
+    if a.realistic:  # frozen, blurred noise: detailed like a real view, but still
+        return (f"videotestsrc pattern=snow num-buffers=1 "
+                f"! video/x-raw,width={w // 4},height={h // 4} ! videoscale "
+                f"! video/x-raw,width={w},height={h} ! imagefreeze is-live=true ! {raw}")
+    if a.scene == "alternating":
+        return f"videotestsrc is-live=true pattern=solid-color foreground-color={GREY} ! {raw}"
+    return f"videotestsrc is-live=true pattern=smpte75 ! {raw}"
+
+
+def launch_string(a, w, h, kbps, preset, profile):
+    # ultrafast turns CABAC off, and then x264 emits Constrained Baseline even
+    # under profile=main caps; cabac=true gives the Main profile asked for.
+    cabac = "" if profile == "baseline" else "cabac=true "
+    # Bitrate control keeps "refining" a detailed still picture, so every frame
+    # would differ; a constant quantiser keeps still frames bit-identical.
+    rate = f"pass=quant quantizer={REALISTIC_QP}" if a.realistic else f"bitrate={kbps}"
+    # threads=1: zerolatency's sliced threads split a frame into slices, and
+    # rtph264pay config-interval=-1 then puts SPS/PPS before *each* IDR slice,
+    # which starts a new access unit mid-picture (ffmpeg splits the frame).
+    enc = (f"videoconvert ! x264enc tune=zerolatency speed-preset={preset} {cabac}"
+           f"threads=1 key-int-max={a.gop} {rate} ! video/x-h264,profile={profile} "
+           f"! rtph264pay name=pay0 pt=96 config-interval=-1")
+    if a.scene != "alternating":
+        return f"( {background(a, w, h)} ! {enc} )"
+    side = round(SQUARE * h)
+    return (f"( compositor name=comp background=black "
+            f"! video/x-raw,width={w},height={h},framerate={a.fps}/1 ! {enc} "
+            f"{background(a, w, h)} ! comp.sink_0 "
+            f"videotestsrc is-live=true pattern=white "
+            f"! video/x-raw,width={side},height={side},framerate={a.fps}/1 ! comp.sink_1 )")
+
+
+def square_position(a, now):
+    """Normalised top-left (x, y) of the square at wall time `now`.
+
+    Still for still_secs from start, then moves for moving_secs along a
+    closed path (back to the start point), then repeats.
+    """
+    x0, y0 = 0.1, 0.5 - SQUARE / 2
+    phase = (now - a.started_unix) % (a.still_secs + a.moving_secs)
+    if phase < a.still_secs:
+        return x0, y0
+    u = (phase - a.still_secs) / a.moving_secs  # 0..1 through the movement
+    x = x0 + 0.65 * (1 - abs(1 - 2 * u))  # right then back
+    y = y0 + 0.25 * math.sin(2 * math.pi * u)  # down, up, back
+    return x, y
+
+
+class Mount:
+    """Counters for one mount, summed over its media (= RTSP sessions).
+
+    Media come and go on the server's client thread, frames are counted on
+    each pipeline's streaming thread, and the main loop reads: hence the lock.
+    """
+
+    def __init__(self, name, width, height):
+        self.name, self.width, self.height = name, width, height
+        self.lock = threading.Lock()
+        self.frames_sent = 0  # buffers into rtph264pay, ever, all sessions
+        self.clients = 0  # media currently prepared
+        self.sessions = 0  # media ever configured
+        self.squares = set()  # compositor pads of the moving square, one per media
+
+    def on_media_configure(self, _factory, media):
+        bin_ = media.get_element()
+        pay = bin_.get_by_name("pay0")
+        pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self.on_frame)
+        comp = bin_.get_by_name("comp")
+        square = comp.get_static_pad("sink_1") if comp is not None else None
+        if square is not None:
+            square.set_property("zorder", 1)
+        media.connect("unprepared", self.on_unprepared, square)
+        with self.lock:
+            self.sessions += 1
+            self.clients += 1
+            if square is not None:
+                self.squares.add(square)
+
+    def on_unprepared(self, _media, square):
+        with self.lock:
+            self.clients -= 1
+            self.squares.discard(square)
+
+    def on_frame(self, _pad, _info):
+        with self.lock:
+            self.frames_sent += 1  # one buffer from x264enc = one access unit
+        return Gst.PadProbeReturn.OK
+
+    def move_squares(self, x, y):
+        with self.lock:
+            pads = list(self.squares)
+        for pad in pads:
+            pad.set_property("xpos", round(x * self.width))
+            pad.set_property("ypos", round(y * self.height))
+
+    def status(self):
+        with self.lock:
+            return {"frames_sent": self.frames_sent, "clients": self.clients,
+                    "sessions": self.sessions}
+
+
+def make_auth(a):
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", ROLE)
+    if a.auth == "digest":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(a.user, a.password, token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(a.user, a.password), token)
+    return auth
+
+
+def make_factory(a, launch, mount):
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(False)
+    factory.connect("media-configure", mount.on_media_configure)
+    if a.user is not None:
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role_from_structure(Gst.Structure.new_from_string(
+            f"{ROLE}, media.factory.access=(boolean)true, "
+            f"media.factory.construct=(boolean)true"))
+        factory.set_permissions(perms)
+    return factory
+
+
+def write_status(path, all_mounts):
+    doc = {m.name: m.status() for m in all_mounts}
+    doc["updated_unix"] = time.time()
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)  # atomic: readers never see a half-written file
+
+
+def die(msg):
+    print(f"rtsp_camera: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    a = parse_args()
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(a.address)
+    server.set_service(str(a.port))
+    if a.user is not None:
+        server.set_auth(make_auth(a))
+
+    all_mounts = []
+    for name, w, h, kbps, preset, profile in mounts(a):
+        launch = launch_string(a, w, h, kbps, preset, profile)
+        try:  # the server parses lazily, per client; fail now instead
+            Gst.parse_launch(launch.strip("() "))
+        except GLib.Error as e:
+            die(f"bad pipeline for /{name} (missing plugin?): {e.message}\n  {launch}")
+        mount = Mount(name, w, h)
+        all_mounts.append(mount)
+        server.get_mount_points().add_factory(f"/{name}", make_factory(a, launch, mount))
+
+    try:  # unlike attach(), create_source() says why binding failed
+        source = server.create_source(None)
+    except GLib.Error as e:
+        die(f"cannot listen on {a.address}:{a.port}: {e.message}")
+    source.attach(None)
+
+    loop = GLib.MainLoop()
+
+    def on_signal():
+        loop.quit()
+        return GLib.SOURCE_CONTINUE
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, on_signal)
+
+    a.started_unix = time.time()
+    if a.scene == "alternating":
+        def tick():
+            x, y = square_position(a, time.time())
+            for m in all_mounts:
+                m.move_squares(x, y)
+            return True
+        GLib.timeout_add(20, tick)
+
+    parent = os.getppid()
+
+    def housekeeping():
+        if a.status:
+            write_status(a.status, all_mounts)
+        if a.exit_with_parent and os.getppid() != parent:
+            loop.quit()
+        return True
+
+    housekeeping()  # the status file exists before "ready" is printed
+    GLib.timeout_add(500, housekeeping)
+
+    ready = {"event": "ready", "port": server.get_bound_port(), "address": a.address,
+             "started_unix": a.started_unix, "scene": a.scene,
+             "still_secs": a.still_secs, "moving_secs": a.moving_secs,
+             "fps": a.fps, "gop": a.gop, "mounts": {
+                 m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
+    print(json.dumps(ready), flush=True)
+    loop.run()
+
+    if a.status:
+        write_status(a.status, all_mounts)
+    print(json.dumps({"event": "stopped"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
