@@ -181,7 +181,11 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
             )),
             RecordingState::Finished => {}
         }
-        if !on_disk.contains_key(&entry.id) {
+        if on_disk.contains_key(&entry.id) {
+            if entry.state == RecordingState::Finished {
+                check_finished_file(store, index, entry, repair, &mut report)?;
+            }
+        } else {
             if repair {
                 index.remove_recording(entry.id)?;
                 report.actions.push(format!(
@@ -203,6 +207,37 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
         adopt(store, index, file, repair, &mut report)?;
     }
     Ok(report)
+}
+
+/// A file the index calls finished must have its final chunk; one cut short later
+/// (a copy, a disk fault) is recovered up to its last chunk that authenticates.
+fn check_finished_file(
+    store: &Store,
+    index: &Index,
+    entry: &RecordingEntry,
+    repair: bool,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    let path = store.recording_path(&entry.camera, entry.id);
+    match store.is_finished(&path) {
+        Ok(true) => {}
+        Ok(false) if repair => match store.recover_and_describe(&path) {
+            Ok(described) => {
+                index.put_recording(&described.to_entry())?;
+                report.actions.push(format!(
+                    "recording {} was cut short; kept {} of {} frames",
+                    entry.id, described.frames, entry.frames
+                ));
+            }
+            Err(e) => report.findings.push(format!("recording {}: {e}", entry.id)),
+        },
+        Ok(false) => report.findings.push(format!(
+            "recording {} is truncated (no final chunk); --repair keeps it up to its last complete chunk",
+            entry.id
+        )),
+        Err(e) => report.findings.push(format!("recording {}: {e}", entry.id)),
+    }
+    Ok(())
 }
 
 /// Handles a file the index does not know.

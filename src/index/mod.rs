@@ -263,7 +263,11 @@ mod tests {
             Some(entry("a", 7, 2))
         );
         let a: CameraId = "a".parse().expect("valid");
-        assert_eq!(index.camera_recordings(&a, 0, 100).expect("range").len(), 1);
+        // Each entry lasts 1 s: [-3 µs, 999 997 µs) and [7 µs, 1 000 007 µs).
+        assert_eq!(index.camera_recordings(&a, 0, 100).expect("range").len(), 2);
+        let late = index.camera_recordings(&a, 999_998, 2_000_000).expect("range");
+        assert_eq!(late.iter().map(|e| e.id.0).collect::<Vec<_>>(), vec![2]);
+        assert!(index.camera_recordings(&a, -10, -5).expect("range").is_empty());
     }
 
     #[test]

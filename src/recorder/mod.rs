@@ -255,7 +255,7 @@ impl Recorder {
         }
         match OpenRecording::start(entry, writer, first, self.settings.sync_interval) {
             Ok(open) => {
-                tracing::info!(camera = %self.camera, recording = %new.id, %trigger, "camera {}: recording {} started", self.camera, new.id);
+                tracing::info!(camera = %self.camera, recording = %new.id, %trigger, "camera {}: recording started ({})", self.camera, new.id);
                 self.open = Some(open);
             }
             Err(e) => {
@@ -286,7 +286,7 @@ impl Recorder {
                 {
                     tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
                 }
-                tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording {id} finished ({why})", self.camera);
+                tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording finished ({id}, {why})", self.camera);
             }
             Err(e) => {
                 tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording (start-up recovery will): {e}")

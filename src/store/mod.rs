@@ -246,6 +246,12 @@ impl Store {
         }
     }
 
+    /// Whether a file has its final chunk (cheap: header, chunk prefixes and the
+    /// empty final chunk are read; video chunks are not decrypted).
+    pub fn is_finished(&self, path: &Path) -> Result<bool, StoreError> {
+        Ok(SealedReader::open(path, &self.master)?.is_finished())
+    }
+
     /// Finishes a torn file if needed (keeping every chunk that authenticates) and
     /// describes it from its contents: what the index needs to know.
     pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {

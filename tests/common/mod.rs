@@ -47,7 +47,10 @@ impl Setup {
             dir.path().join("keys").display()
         );
         for c in cameras {
-            text.push_str(&format!("[[camera]]\nname = \"{}\"\nurl = \"{}\"\nmode = \"{}\"\n", c.name, c.url, c.mode));
+            text.push_str(&format!(
+                "[[camera]]\nname = \"{}\"\nurl = \"{}\"\nmode = \"{}\"\n",
+                c.name, c.url, c.mode
+            ));
             if let Some(u) = &c.username {
                 text.push_str(&format!("username = \"{u}\"\n"));
             }
@@ -93,7 +96,8 @@ impl Setup {
     /// `recordings --json`, parsed.
     pub fn recordings(&self) -> Vec<serde_json::Value> {
         let text = self.cli_ok(&["recordings", "--json"]);
-        serde_json::from_str::<Vec<serde_json::Value>>(&text).expect("recordings --json prints a JSON array")
+        serde_json::from_str::<Vec<serde_json::Value>>(&text)
+            .expect("recordings --json prints a JSON array")
     }
 
     /// All recording files under the data dir.
@@ -106,7 +110,10 @@ impl Setup {
     }
 
     pub fn start_daemon(&self) -> Daemon {
-        Daemon::start(&self.config, &self.dir.path().join(format!("daemon-{}.log", unique())))
+        Daemon::start(
+            &self.config,
+            &self.dir.path().join(format!("daemon-{}.log", unique())),
+        )
     }
 }
 
@@ -118,7 +125,9 @@ fn unique() -> u128 {
 }
 
 pub fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -174,7 +183,10 @@ impl Daemon {
                     panic!("daemon exited ({status}) while waiting for {needle:?}; log:\n{text}");
                 }
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {count} × {needle:?}; log:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {count} × {needle:?}; log:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -185,18 +197,29 @@ impl Daemon {
 
     /// SIGTERM, then waits; panics unless it exits successfully within 10 s.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "daemon exited with {status}; log:\n{}", self.log_text());
+                assert!(
+                    status.success(),
+                    "daemon exited with {status}; log:\n{}",
+                    self.log_text()
+                );
                 return;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("daemon did not stop within 10 s of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "daemon did not stop within 10 s of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -227,18 +250,35 @@ pub struct Probe {
 
 pub fn ffprobe(path: &Path) -> Probe {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe is installed (make test installs it)");
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
     let s = &v["streams"][0];
     Probe {
         codec: s["codec_name"].as_str().unwrap_or_default().to_owned(),
         width: s["width"].as_u64().unwrap_or(0),
         height: s["height"].as_u64().unwrap_or(0),
-        frames: s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+        frames: s["nb_read_frames"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
     }
 }
 

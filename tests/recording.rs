@@ -1,0 +1,469 @@
+//! The foundation end to end: the real GStreamer camera, the real `porchlight`
+//! binary, the real sled index on disk, and ffmpeg as the independent judge.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::camera::{CameraOptions, TestCamera};
+use common::{ffmpeg_decode_errors, ffprobe, CameraSpec, Setup};
+
+const STARTED: &str = "recording started";
+
+fn record_for(setup: &Setup, secs: u64) {
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(secs));
+    daemon.stop();
+}
+
+fn frames_of(r: &serde_json::Value) -> u64 {
+    r["frames"].as_u64().expect("frames is a number")
+}
+
+fn id_of(r: &serde_json::Value) -> String {
+    r["id"].as_str().expect("id is a string").to_owned()
+}
+
+/// Exports one recording and returns the output path (inside the setup's temp dir).
+fn export(setup: &Setup, id: &str) -> std::path::PathBuf {
+    let out = setup
+        .dir
+        .path()
+        .join(format!("{id}-{}.mp4", fastrand_suffix()));
+    setup.cli_ok(&[
+        "export",
+        "--recording",
+        id,
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    out
+}
+
+fn fastrand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[test]
+fn recorded_video_exports_to_an_mp4_that_ffmpeg_decodes() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec::continuous("front-door", &camera.main_url())],
+        "",
+    );
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(10));
+    daemon.stop();
+    let sent = camera.frames_sent("main");
+
+    let recordings = setup.recordings();
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let r = &recordings[0];
+    assert_eq!(r["camera"], "front-door");
+    assert_eq!(r["trigger"], "continuous");
+    assert_eq!(r["state"], "finished");
+    for key in ["start", "end"] {
+        let t = r[key].as_str().expect("time string");
+        assert!(
+            t.ends_with('Z') && t.contains('T'),
+            "{key} is not RFC 3339: {t}"
+        );
+    }
+    let indexed = frames_of(r);
+    let gop = u64::from(CameraOptions::default().gop);
+    assert!(
+        indexed >= 90,
+        "about 10 s at 10 fps expected, index says {indexed}"
+    );
+    assert!(
+        sent >= indexed && sent - indexed <= gop,
+        "camera sent {sent} frames, index has {indexed}: more than one GOP ({gop}) apart"
+    );
+
+    let out = export(&setup, &id_of(r));
+    let probe = ffprobe(&out);
+    assert_eq!(
+        (probe.codec.as_str(), probe.width, probe.height),
+        ("h264", 1280, 720)
+    );
+    assert_eq!(probe.frames, indexed, "ffprobe counts what the index says");
+    assert_eq!(ffmpeg_decode_errors(&out), "");
+    let head = fs::read(&out).expect("read export");
+    let moov = find(&head, b"moov").expect("moov box");
+    let mdat = find(&head, b"mdat").expect("mdat box");
+    assert!(
+        moov < mdat,
+        "moov comes first so the file plays while downloading"
+    );
+
+    // A span export of the middle starts at a keyframe and decodes cleanly too.
+    let start = r["start"].as_str().expect("start");
+    let start_micros = parse_time(start);
+    let from = format_time(start_micros + 3_500_000);
+    let to = format_time(start_micros + 6_000_000);
+    let span = setup.dir.path().join("span.mp4");
+    setup.cli_ok(&[
+        "export",
+        "--camera",
+        "front-door",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--out",
+        span.to_str().expect("utf-8"),
+    ]);
+    let probe = ffprobe(&span);
+    assert!(
+        (25..=40).contains(&probe.frames),
+        "2.5 s plus up to one GOP of lead-in, got {}",
+        probe.frames
+    );
+    assert_eq!(ffmpeg_decode_errors(&span), "");
+}
+
+#[test]
+fn nothing_is_readable_at_rest() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
+    record_for(&setup, 4);
+    let mut files = Vec::new();
+    common::walk(&setup.data_dir(), &mut files);
+    assert!(!setup.recording_files().is_empty());
+    for path in &files {
+        let bytes = fs::read(path).expect("read");
+        for needle in [&b"ftyp"[..], b"moov", b"moof", b"mdat", b"avcC", b"avc1"] {
+            assert!(
+                find(&bytes, needle).is_none(),
+                "{} contains {:?}",
+                path.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    for path in setup.recording_files() {
+        let bytes = fs::read(&path).expect("read");
+        // Annex B start codes followed by an SPS, PPS or IDR NAL header.
+        for nal in [0x67u8, 0x68, 0x65] {
+            assert!(
+                find(&bytes, &[0, 0, 0, 1, nal]).is_none(),
+                "{} holds a cleartext H.264 start code",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Byte ranges of the chunks of a sealed recording, per the format spec in
+/// `src/store/format.rs` (header_len at byte 10; each chunk = u32 ct_len, u8 flag, ct).
+fn chunks(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let header_len = u32::from_be_bytes(bytes[10..14].try_into().expect("4 bytes")) as usize;
+    let mut at = header_len;
+    let mut out = Vec::new();
+    while at + 5 <= bytes.len() {
+        let ct_len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        out.push(at..at + 5 + ct_len);
+        at += 5 + ct_len;
+    }
+    out
+}
+
+#[test]
+fn tampering_is_detected_and_a_torn_file_is_readable_up_to_its_last_chunk() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec::continuous("side", &camera.main_url())],
+        "[recording]\nsync_seconds = 1\n",
+    );
+    record_for(&setup, 6);
+    let recordings = setup.recordings();
+    let id = id_of(&recordings[0]);
+    let frames = frames_of(&recordings[0]);
+    let path = setup.recording_files().pop().expect("one file");
+    let original = fs::read(&path).expect("read");
+    let ranges = chunks(&original);
+    assert!(
+        ranges.len() >= 5,
+        "sync every second gives several chunks, got {}",
+        ranges.len()
+    );
+    let out = setup.dir.path().join("tampered.mp4");
+    let out_str = out.to_str().expect("utf-8");
+
+    // One flipped byte inside chunk 2's ciphertext.
+    let mut flipped = original.clone();
+    flipped[ranges[2].start + 20] ^= 0x01;
+    fs::write(&path, &flipped).expect("write");
+    let result = setup.cli(&["export", "--recording", &id, "--out", out_str]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        !result.status.success(),
+        "export of a tampered file must fail"
+    );
+    assert!(
+        stderr.contains("chunk 2") && stderr.contains(&id),
+        "message names recording and chunk: {stderr}"
+    );
+    assert!(!out.exists(), "no partial output is left behind");
+
+    // Chunks 1 and 2 swapped.
+    let mut swapped = original[..ranges[1].start].to_vec();
+    swapped.extend_from_slice(&original[ranges[2].clone()]);
+    swapped.extend_from_slice(&original[ranges[1].clone()]);
+    swapped.extend_from_slice(&original[ranges[2].end..]);
+    fs::write(&path, &swapped).expect("write");
+    let result = setup.cli(&["export", "--recording", &id, "--out", out_str]);
+    assert!(
+        !result.status.success(),
+        "export of reordered chunks must fail"
+    );
+    assert!(String::from_utf8_lossy(&result.stderr).contains("failed authentication"));
+
+    // Truncated in the middle of the second-to-last data chunk.
+    let cut = &ranges[ranges.len() - 3];
+    fs::write(&path, &original[..cut.start + (cut.end - cut.start) / 2]).expect("write");
+    let result = setup.cli(&["export", "--recording", &id, "--out", out_str]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("truncated"));
+    let report = setup.cli(&["check"]);
+    assert!(!report.status.success(), "check reports the torn file");
+    setup.cli_ok(&["check", "--repair"]);
+    setup.cli_ok(&["check"]);
+    setup.cli_ok(&["export", "--recording", &id, "--out", out_str]);
+    let probe = ffprobe(&out);
+    let kept = frames_of(&setup.recordings()[0]);
+    assert_eq!(probe.frames, kept);
+    assert!(kept > 0 && kept < frames, "kept {kept} of {frames} frames");
+    assert_eq!(ffmpeg_decode_errors(&out), "");
+}
+
+#[test]
+fn kill_9_loses_at_most_seconds_and_the_index_can_be_rebuilt_from_files() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("garden", &camera.main_url())], "");
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
+    let killed_at = now_micros();
+    daemon.kill9();
+
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log("start-up recovery", 1, Duration::from_secs(30));
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    daemon.stop();
+
+    let check = setup.cli_ok(&["check"]);
+    assert!(check.contains("clean: 2 recording(s)"), "{check}");
+    let before = setup.recordings();
+    assert_eq!(before.len(), 2, "{before:?}");
+    let crashed_end = before
+        .iter()
+        .map(|r| parse_time(r["end"].as_str().expect("end")))
+        .filter(|&end| end < killed_at)
+        .max()
+        .expect("the crashed recording ends before the kill");
+    let lost = (killed_at - crashed_end) as f64 / 1e6;
+    println!("video lost to kill -9: {lost:.2} s (sync interval 2 s)");
+    assert!(
+        lost <= 4.0,
+        "lost {lost:.2} s: more than sync interval plus one held GOP"
+    );
+    for r in &before {
+        let out = export(&setup, &id_of(r));
+        assert_eq!(ffprobe(&out).frames, frames_of(r));
+        assert_eq!(ffmpeg_decode_errors(&out), "");
+    }
+
+    fs::remove_dir_all(setup.data_dir().join("index")).expect("delete the sled index");
+    let rebuilt = setup.cli_ok(&["check", "--rebuild-index"]);
+    assert!(
+        rebuilt.contains("index rebuilt from 2 file(s)"),
+        "{rebuilt}"
+    );
+    let after = setup.recordings();
+    let key = |v: &Vec<serde_json::Value>| {
+        let mut k: Vec<(String, u64, String, String)> = v
+            .iter()
+            .map(|r| {
+                (
+                    id_of(r),
+                    frames_of(r),
+                    r["start"].to_string(),
+                    r["end"].to_string(),
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        key(&before),
+        key(&after),
+        "the rebuilt index says what the old one said"
+    );
+    setup.cli_ok(&["check"]);
+}
+
+#[test]
+fn a_restarted_camera_gets_a_new_recording_within_ten_seconds() {
+    let mut camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("drive", &camera.main_url())], "");
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    camera.stop();
+    daemon.wait_for_log("retrying in", 1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    camera.restart();
+    let restarted = Instant::now();
+    daemon.wait_for_log(STARTED, 2, Duration::from_secs(30));
+    let waited = restarted.elapsed();
+    assert!(
+        waited <= Duration::from_secs(10),
+        "new recording {waited:?} after the camera came back"
+    );
+    daemon.stop();
+    let recordings = setup.recordings();
+    assert_eq!(recordings.len(), 2);
+    for r in &recordings {
+        assert!(frames_of(r) > 0);
+    }
+}
+
+#[test]
+fn digest_credentials_are_used_and_never_logged() {
+    let camera = TestCamera::start(CameraOptions {
+        auth: Some(("viewer".into(), "p@ss:w/rd%20".into())),
+        ..CameraOptions::default()
+    });
+    let mut spec = CameraSpec::continuous("locked", &camera.main_url());
+    spec.username = Some("viewer".into());
+    spec.password = Some("p@ss:w/rd%20".into());
+    let setup = Setup::new(&[spec], "");
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    daemon.stop();
+    assert_eq!(setup.recordings().len(), 1);
+    assert!(
+        !daemon.log_text().contains("p@ss"),
+        "the password appears in the log"
+    );
+}
+
+#[test]
+fn wrong_credentials_are_unauthorized_and_retried_ever_more_slowly() {
+    let camera = TestCamera::start(CameraOptions {
+        auth: Some(("admin".into(), "right-password".into())),
+        ..CameraOptions::default()
+    });
+    let mut spec = CameraSpec::continuous("gate", &camera.main_url());
+    spec.username = Some("admin".into());
+    spec.password = Some("wrong-password".into());
+    let setup = Setup::new(&[spec], "");
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log("state=\"unauthorized\"", 3, Duration::from_secs(40));
+    let log = daemon.log_text();
+    daemon.stop();
+    let delays: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("credentials refused"))
+        .filter_map(|l| {
+            l.split("retry_in_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(delays.len() >= 3, "{log}");
+    assert!(
+        delays[0] >= 1000,
+        "no busy loop: first retry after {} ms",
+        delays[0]
+    );
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "retry intervals grow: {delays:?}"
+    );
+    assert!(
+        !log.contains("wrong-password"),
+        "the password appears in the log"
+    );
+    assert!(setup.recording_files().is_empty());
+}
+
+#[test]
+fn a_bad_config_names_line_and_key_and_touches_no_data() {
+    let setup = Setup::new(
+        &[CameraSpec::continuous("ok", "rtsp://127.0.0.1:9/main")],
+        "",
+    );
+    // Create the key and index as a first start would.
+    let out = setup.cli(&["check"]);
+    assert!(
+        !out.status.success(),
+        "no master key yet: check refuses rather than creating one"
+    );
+    fs::create_dir_all(setup.data_dir()).expect("data dir");
+    fs::write(setup.data_dir().join("marker"), b"precious").expect("marker");
+    let before = snapshot(&setup.data_dir());
+
+    let good = fs::read_to_string(&setup.config).expect("config");
+    let bad = good.replace("mode = \"continuous\"", "mode = \"always\"");
+    fs::write(&setup.config, &bad).expect("write");
+    let line = bad
+        .lines()
+        .position(|l| l.contains("always"))
+        .expect("line")
+        + 1;
+    for command in [&["serve"][..], &["check", "--repair"], &["recordings"]] {
+        let out = setup.cli(command);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command:?} must fail");
+        assert!(
+            stderr.contains(&format!(":{line}: key `mode`")),
+            "{command:?}: {stderr}"
+        );
+    }
+    assert_eq!(snapshot(&setup.data_dir()), before, "data dir changed");
+    assert!(!setup.key_dir().exists(), "no key was created");
+}
+
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    common::walk(dir, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| (p.clone(), fs::read(&p).unwrap_or_default()))
+        .collect()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn parse_time(s: &str) -> i64 {
+    porchlight::clock::parse_rfc3339(s).expect("RFC 3339")
+}
+
+fn format_time(micros: i64) -> String {
+    porchlight::clock::rfc3339(micros)
+}
