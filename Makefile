@@ -12,7 +12,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	ffmpeg
 
-.PHONY: deps build test lint unit demo clean
+.PHONY: deps build test lint demo clean bench-ingest
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -41,3 +41,7 @@ demo: build
 clean:
 	$(CARGO) clean
 	rm -rf var/demo
+
+# Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
+bench-ingest: build
+	/usr/bin/python3 benches/ingest.py

@@ -265,9 +265,14 @@ mod tests {
         let a: CameraId = "a".parse().expect("valid");
         // Each entry lasts 1 s: [-3 µs, 999 997 µs) and [7 µs, 1 000 007 µs).
         assert_eq!(index.camera_recordings(&a, 0, 100).expect("range").len(), 2);
-        let late = index.camera_recordings(&a, 999_998, 2_000_000).expect("range");
+        let late = index
+            .camera_recordings(&a, 999_998, 2_000_000)
+            .expect("range");
         assert_eq!(late.iter().map(|e| e.id.0).collect::<Vec<_>>(), vec![2]);
-        assert!(index.camera_recordings(&a, -10, -5).expect("range").is_empty());
+        assert!(index
+            .camera_recordings(&a, -10, -5)
+            .expect("range")
+            .is_empty());
     }
 
     #[test]

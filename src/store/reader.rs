@@ -579,7 +579,8 @@ mod tests {
                 );
                 let msg = err.to_string();
                 assert!(
-                    msg.contains(&format!("chunk {}", e.index)) && msg.contains("recording 0000000000000001"),
+                    msg.contains(&format!("chunk {}", e.index))
+                        && msg.contains("recording 0000000000000001"),
                     "{msg}"
                 );
             }

@@ -69,6 +69,8 @@ def parse_args():
     p.add_argument("--password")
     p.add_argument("--auth", choices=["digest", "basic"], default="digest")
     p.add_argument("--status", help="JSON file rewritten every 0.5 s with frame counts")
+    p.add_argument("--shared", action="store_true",
+                   help="one pipeline per mount for all clients (benchmarks)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
@@ -210,7 +212,9 @@ def make_auth(a):
 def make_factory(a, launch, mount):
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
-    factory.set_shared(False)
+    # Shared only on request (benchmarks): one encoder then feeds every client, so
+    # eight clients cost one encode, but a late client starts mid-GOP.
+    factory.set_shared(a.shared)
     factory.connect("media-configure", mount.on_media_configure)
     if a.user is not None:
         perms = GstRtspServer.RTSPPermissions()

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""make bench-ingest: Porchlight's recording cost beside ffmpeg's, on the same streams.
+
+For 1, 4 and 8 copies of the test camera's main stream, record for BENCH_SECONDS
+(default 60) with `porchlight serve` (continuous mode: ingest, fMP4, sealing, fsync)
+and then with N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes,
+and print CPU seconds per stream-minute and peak RSS for both, with the ratios.
+Both run against the same shared camera pipeline (`--shared`), so the camera's own
+encoding cost is the same for both and is not counted (it is another process).
+
+CPU comes from /proc/PID/stat (utime + stime) sampled after a warm-up, so start-up
+work is excluded; peak RSS is VmHWM from /proc/PID/status. Nothing is asserted.
+"""
+
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "porchlight")
+CAMERA = os.path.join(ROOT, "tests", "camera", "rtsp_camera.py")
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+COUNTS = [int(n) for n in os.environ.get("BENCH_COUNTS", "1,4,8").split(",")]
+WARMUP = 4.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_camera(realistic):
+    args = ["/usr/bin/python3", CAMERA, "--port", "0", "--scene", "alternating", "--shared", "--exit-with-parent"]
+    if realistic:
+        args.append("--realistic")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ready = json.loads(proc.stdout.readline())
+    return proc, f"rtsp://127.0.0.1:{ready['port']}/main"
+
+
+def measure(pids):
+    time.sleep(WARMUP)
+    before = sum(cpu_seconds(p) for p in pids)
+    time.sleep(SECONDS)
+    after = sum(cpu_seconds(p) for p in pids)
+    rss = sum(peak_rss_mb(p) for p in pids)
+    return after - before, rss
+
+
+def run_porchlight(url, n, work):
+    config = os.path.join(work, "porchlight.toml")
+    with open(config, "w") as f:
+        f.write(f'data_dir = "{work}/data"\nkey_dir = "{work}/keys"\n')
+        for i in range(n):
+            f.write(f'[[camera]]\nname = "cam{i}"\nurl = "{url}"\nmode = "continuous"\n')
+    log = open(os.path.join(work, "daemon.log"), "w")
+    proc = subprocess.Popen([BIN, "serve", "--config", config], stderr=log, stdout=subprocess.DEVNULL)
+    try:
+        cpu, rss = measure([proc.pid])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    started = open(os.path.join(work, "daemon.log")).read().count("recording started")
+    if started < n:
+        print(f"  warning: only {started} of {n} cameras recorded", file=sys.stderr)
+    return cpu, rss
+
+
+def run_ffmpeg(url, n, work):
+    procs = []
+    for i in range(n):
+        out = os.path.join(work, f"ff{i}_%03d.mp4")
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url,
+             "-c", "copy", "-f", "segment", "-segment_time", "600", "-reset_timestamps", "1", out],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        cpu, rss = measure([p.pid for p in procs])
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait(timeout=30)
+    return cpu, rss
+
+
+def main():
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} is missing: run `cargo build --release` first (make bench-ingest does)")
+    ffmpeg_version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    print(f"# bench-ingest on {platform.node()}: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{platform.platform()}")
+    print(f"# {ffmpeg_version}; {SECONDS:.0f} s per run after {WARMUP:.0f} s warm-up")
+    print()
+    print("| stream | cameras | porchlight CPU s/stream-min | ffmpeg CPU s/stream-min | CPU ratio | porchlight peak RSS MB | target RSS MB | ffmpeg RSS MB (sum) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for realistic in (False, True):
+        camera, url = start_camera(realistic)
+        label = "1080p High ≈4.7 Mbit/s" if realistic else "720p test pattern"
+        try:
+            for n in COUNTS:
+                work = tempfile.mkdtemp(prefix="porchlight-bench-")
+                try:
+                    ours, ours_rss = run_porchlight(url, n, work)
+                    theirs, theirs_rss = run_ffmpeg(url, n, work)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+                minutes = n * SECONDS / 60
+                ratio = (ours / theirs) if theirs > 0 else float("nan")
+                print(f"| {label} | {n} | {ours / minutes:.3f} | {theirs / minutes:.3f} | {ratio:.2f}× | "
+                      f"{ours_rss:.1f} | {40 + 4 * n} | {theirs_rss:.1f} |", flush=True)
+        finally:
+            camera.terminate()
+            camera.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
