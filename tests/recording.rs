@@ -467,3 +467,48 @@ fn parse_time(s: &str) -> i64 {
 fn format_time(micros: i64) -> String {
     porchlight::clock::rfc3339(micros)
 }
+
+#[test]
+fn a_wrong_or_missing_master_key_is_a_clear_error_never_garbage() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("shed", &camera.main_url())], "");
+    record_for(&setup, 3);
+    let id = id_of(&setup.recordings()[0]);
+    let key_file = setup.key_dir().join("master.key");
+    let real_key = fs::read(&key_file).expect("master key");
+    let out = setup.dir.path().join("wrong-key.mp4");
+    let out_str = out.to_str().expect("utf-8");
+
+    let mut other_key = real_key.clone();
+    other_key[0] ^= 0xff;
+    write_key(&key_file, &other_key);
+    let result = setup.cli(&["export", "--recording", &id, "--out", out_str]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("was sealed with master key id"), "{stderr}");
+    assert!(!out.exists(), "nothing is written with the wrong key");
+    let check = setup.cli(&["check", "--repair"]);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains("was sealed with master key id"), "{report}");
+    write_key(&key_file, &real_key);
+    assert_eq!(
+        setup.recordings().len(),
+        1,
+        "repair with the wrong key deleted nothing"
+    );
+
+    fs::remove_file(&key_file).expect("remove key");
+    let result = setup.cli(&["export", "--recording", &id, "--out", out_str]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("does not exist"));
+    write_key(&key_file, &real_key);
+    setup.cli_ok(&["export", "--recording", &id, "--out", out_str]);
+    assert_eq!(ffmpeg_decode_errors(&out), "");
+}
+
+/// Writes a key file the way the daemon does: readable by its owner only.
+fn write_key(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, bytes).expect("write key");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}

@@ -49,27 +49,20 @@ impl Zone {
 }
 
 /// Rasterises `zones` at `width` x `height`: row-major, `true` where the pixel is
-/// ignored. Invalid zones (see [`Zone::validate`]) mask only what they sensibly can:
-/// non-finite vertices are dropped, coordinates outside [0, 1] simply fall off the
-/// picture.
+/// ignored. Rasterising never fails: a zone with a non-finite coordinate masks nothing
+/// (failing towards "record too much", never towards "miss motion"), and coordinates
+/// outside [0, 1] simply fall off the picture.
 pub fn rasterise(zones: &[Zone], width: u32, height: u32) -> Vec<bool> {
     let (w, h) = (width as usize, height as usize);
     let mut mask = vec![false; w * h];
     let mut crossings = Vec::new();
     for zone in zones {
-        match zone {
-            Zone::Rect { x0, y0, x1, y1 } => {
-                let square = [(*x0, *y0), (*x1, *y0), (*x1, *y1), (*x0, *y1)];
-                fill_polygon(&mut mask, w, h, &square, &mut crossings);
-            }
-            Zone::Polygon(points) => {
-                let finite: Vec<(f32, f32)> = points
-                    .iter()
-                    .copied()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite())
-                    .collect();
-                fill_polygon(&mut mask, w, h, &finite, &mut crossings);
-            }
+        let outline = match zone {
+            Zone::Rect { x0, y0, x1, y1 } => vec![(*x0, *y0), (*x1, *y0), (*x1, *y1), (*x0, *y1)],
+            Zone::Polygon(points) => points.clone(),
+        };
+        if outline.iter().all(|(x, y)| x.is_finite() && y.is_finite()) {
+            fill_polygon(&mut mask, w, h, &outline, &mut crossings);
         }
     }
     mask

@@ -301,3 +301,121 @@ impl Recorder {
         tracing::error!(camera = %self.camera, recording = ?id.map(|i| i.to_string()), "recording write failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimulatedClock;
+    use crate::model::VideoParams;
+    use crate::store::mp4::testutil::encode_test_stream;
+
+    /// Real x264 frames (3 s, keyframe every 10) through a recorder that rolls over
+    /// every second: every frame lands in exactly one file, and each file starts
+    /// exactly where the previous one ended.
+    #[test]
+    fn roll_over_loses_and_duplicates_no_frame() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stream = encode_test_stream(dir.path());
+        let store = Arc::new(
+            Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+                .expect("store"),
+        );
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let camera: CameraId = "cam".parse().expect("name");
+        let mut recorder = Recorder {
+            camera: camera.clone(),
+            mode: RecordingMode::Continuous,
+            store: store.clone(),
+            index: index.clone(),
+            settings: RecordingConfig {
+                rollover: Duration::from_secs(1),
+                sync_interval: Duration::from_secs(2),
+            },
+            clock: Arc::new(SimulatedClock::new(0)),
+            open: None,
+            triggered: None,
+        };
+        let params = Arc::new(VideoParams {
+            codec: "avc1".into(),
+            width: stream.track.width,
+            height: stream.track.height,
+            sample_entry: stream.track.sample_entry.clone(),
+        });
+        let start = 1_800_000_000_000_000;
+        let mut pts = 0i64;
+        for sample in &stream.samples {
+            recorder.on_frame(Arc::new(Frame {
+                session: 1,
+                pts,
+                wall_micros: start + pts * 1_000_000 / i64::from(crate::model::TIMESCALE),
+                is_key: sample.is_sync,
+                data: sample.data.clone(),
+                params: params.clone(),
+            }));
+            pts += i64::from(sample.duration);
+        }
+        recorder.close(Some(pts), "test end");
+
+        let entries = index.all_recordings().expect("entries");
+        assert_eq!(entries.len(), 3, "3 s at a 1 s roll-over: {entries:?}");
+        assert_eq!(
+            entries.iter().map(|e| e.frames).sum::<u64>(),
+            stream.samples.len() as u64
+        );
+        assert_eq!(entries[0].start_micros, start);
+        for pair in entries.windows(2) {
+            assert_eq!(
+                pair[0].end_micros, pair[1].start_micros,
+                "files join exactly"
+            );
+        }
+        let mut total = 0;
+        for entry in &entries {
+            assert_eq!(entry.state, RecordingState::Finished);
+            let mut reader = store.open_recording(&camera, entry.id).expect("open");
+            let parsed = reader.parse().expect("parse");
+            assert!(parsed.samples[0].is_sync, "each file starts at a keyframe");
+            assert_eq!(parsed.samples.len() as u64, entry.frames);
+            for s in &parsed.samples {
+                let mut data = vec![0; s.size as usize];
+                crate::store::mp4::ReadAt::read_exact_at(&mut reader, s.offset, &mut data)
+                    .expect("read");
+                assert_eq!(
+                    data, stream.samples[total].data,
+                    "frame {total} is byte-identical"
+                );
+                total += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn events_mode_records_only_while_triggered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = SimulatedClock::new(1_000_000);
+        let store = Arc::new(
+            Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+                .expect("store"),
+        );
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let mut recorder = Recorder {
+            camera: "cam".parse().expect("name"),
+            mode: RecordingMode::Events,
+            store,
+            index,
+            settings: RecordingConfig {
+                rollover: Duration::from_secs(600),
+                sync_interval: Duration::from_secs(2),
+            },
+            clock: Arc::new(clock.clone()),
+            open: None,
+            triggered: None,
+        };
+        assert_eq!(recorder.wanted(1_000_000), None);
+        recorder.on_trigger(Trigger::External, Duration::from_secs(10));
+        assert_eq!(recorder.wanted(5_000_000), Some(Trigger::External));
+        assert_eq!(recorder.wanted(11_000_000), None, "10 s after the trigger");
+        recorder.mode = RecordingMode::Off;
+        assert_eq!(recorder.wanted(5_000_000), None, "off never records");
+    }
+}

@@ -78,7 +78,7 @@ mod tests_parse;
 #[cfg(test)]
 mod tests_progressive;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::fmt;
 use std::io;

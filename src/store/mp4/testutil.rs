@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes};
 use super::{fragment, init_segment, Sample, TrackParams};
 
 /// An `avc1` sample entry with an `avcC` holding one SPS and one PPS.
-pub(super) fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u16, height: u16) -> Vec<u8> {
+pub(crate) fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u16, height: u16) -> Vec<u8> {
     let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1]; // version, profile, compat, level, 4-byte lengths, 1 SPS
     avcc.put_u16(sps.len() as u16);
     avcc.put_slice(sps);
@@ -44,7 +44,7 @@ pub(super) fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u16, height: u16)
 }
 
 /// A track with a plausible (not decodable) sample entry, for tests without ffmpeg.
-pub(super) fn synthetic_track() -> TrackParams {
+pub(crate) fn synthetic_track() -> TrackParams {
     let sps = [0x67, 0x64, 0x00, 0x1E, 0xAC, 0xD9, 0x40];
     TrackParams {
         sample_entry: avc1_sample_entry(&sps, &[0x68, 0xEB, 0xE3, 0xCB], 320, 240),
@@ -55,7 +55,7 @@ pub(super) fn synthetic_track() -> TrackParams {
 }
 
 /// `n` samples with distinct contents and sizes, a sync sample every `gop`.
-pub(super) fn synthetic_samples(n: usize, gop: usize) -> Vec<Sample> {
+pub(crate) fn synthetic_samples(n: usize, gop: usize) -> Vec<Sample> {
     (0..n)
         .map(|i| Sample {
             duration: 9000 + (i % 3) as u32,
@@ -68,7 +68,7 @@ pub(super) fn synthetic_samples(n: usize, gop: usize) -> Vec<Sample> {
 /// A recording of `samples` split into fragments at `cuts` (indices where a fragment
 /// starts, after 0). Returns the file and the end offset of the init segment and of each
 /// fragment.
-pub(super) fn write_recording(
+pub(crate) fn write_recording(
     track: &TrackParams,
     samples: &[Sample],
     cuts: &[usize],
@@ -90,7 +90,7 @@ pub(super) fn write_recording(
 }
 
 /// The body of the first box along `path` (each step a child type), if any.
-pub(super) fn find_box<'a>(mut data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+pub(crate) fn find_box<'a>(mut data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
     const FULL_CONTAINERS: &[&[u8; 4]] = &[b"stsd", b"dref"];
     for (depth, want) in path.iter().enumerate() {
         let mut found = None;
@@ -122,7 +122,7 @@ pub(super) fn find_box<'a>(mut data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a 
 }
 
 /// The types of the top-level boxes, in order (largesize aware; stops at a bad size).
-pub(super) fn top_level_boxes(mut data: &[u8]) -> Vec<String> {
+pub(crate) fn top_level_boxes(mut data: &[u8]) -> Vec<String> {
     let mut types = Vec::new();
     while data.len() >= 8 {
         let mut size = u64::from(u32::from_be_bytes(data[..4].try_into().unwrap()));
@@ -139,20 +139,20 @@ pub(super) fn top_level_boxes(mut data: &[u8]) -> Vec<String> {
 }
 
 /// Runs a media tool, failing the test with a clear reason if it is not installed.
-pub(super) fn run_tool(tool: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn run_tool(tool: &str, args: &[&str]) -> std::process::Output {
     Command::new(tool).args(args).output().unwrap_or_else(|e| {
         panic!("`{tool}` is required by this test (Debian package `ffmpeg`) but could not run: {e}")
     })
 }
 
 /// A real H.264 stream: 320x240, 10 fps, 3 s (30 frames), a keyframe every 10, no B-frames.
-pub(super) struct TestStream {
+pub(crate) struct TestStream {
     pub track: TrackParams,
     /// 90 kHz durations (9000 each).
     pub samples: Vec<Sample>,
 }
 
-pub(super) fn encode_test_stream(dir: &Path) -> TestStream {
+pub(crate) fn encode_test_stream(dir: &Path) -> TestStream {
     let out = dir.join("out.h264");
     let out_s = out.to_str().expect("temp path is UTF-8");
     let args = [

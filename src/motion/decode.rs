@@ -1,0 +1,366 @@
+//! The motion decoder: H.264/H.265 access units in, small grayscale frames out. The
+//! project's only user of `ffmpeg-next`.
+//!
+//! Choices, and why:
+//! - **Annex B, not extradata** — see [`bitstream`](super::bitstream): safe code cannot
+//!   set `extradata`; the parameter sets from the sample entry are prepended to every
+//!   keyframe instead.
+//! - **One thread** (`threads = 1`): the Pi's four small cores are shared by several
+//!   cameras, and frame threading would add a frame of latency per thread.
+//! - **Luma only, box-averaged in plain Rust** to about `target_width` (160) pixels
+//!   wide: motion needs no colour, and averaging 4x4 blocks is both the anti-aliasing
+//!   and most of the noise filtering, for about one addition per source pixel.
+//! - **Idle mode** drops non-key access units *before* the decoder and skips the
+//!   deblocking filter on the keyframes it does decode. Skipping inside FFmpeg
+//!   (`skip_frame`) still parses every slice, and `NONREF` saves nothing on camera
+//!   streams, whose P-frames are all references; see the `bench` module for figures.
+//! - **Never decode across a gap**: after an access unit was dropped (idle mode, or
+//!   before the first keyframe), non-key units are dropped until the next keyframe, so
+//!   the detector never sees a picture predicted from missing references — such smears
+//!   would look like motion.
+//!
+//! A [`MotionDecoder`] is `Send` (it can move to a blocking thread) but not `Sync`.
+//! Decoding is CPU-bound: run it with `spawn_blocking` or a dedicated thread, never on
+//! an async worker.
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::codec::threading;
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::Discard;
+
+use super::bitstream::{avcc_to_annex_b, parse_sample_entry, VideoCodec};
+use super::detect::GrayFrame;
+use super::MotionError;
+
+/// What idle mode does. Only the benchmark varies it; production uses
+/// [`IdlePolicy::PRODUCTION`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct IdlePolicy {
+    /// Drop non-key access units before they reach the decoder.
+    pub drop_non_key: bool,
+    /// FFmpeg's `skip_frame` while idle.
+    pub skip_frame: Discard,
+    /// FFmpeg's `skip_loop_filter` while idle.
+    pub skip_loop_filter: Discard,
+}
+
+impl IdlePolicy {
+    pub const PRODUCTION: IdlePolicy = IdlePolicy {
+        drop_non_key: true,
+        skip_frame: Discard::Default,
+        skip_loop_filter: Discard::All,
+    };
+
+}
+
+/// One camera stream's decoder. See the module documentation.
+pub struct MotionDecoder {
+    decoder: ffmpeg::decoder::Video,
+    codec: VideoCodec,
+    length_size: usize,
+    /// The sample entry's parameter sets as Annex B, prepended to each keyframe.
+    parameter_sets: Vec<u8>,
+    target_width: u32,
+    idle: bool,
+    policy: IdlePolicy,
+    /// The decoder holds every reference the next non-key frame may need.
+    synced: bool,
+    annex_b: Vec<u8>,
+    picture: ffmpeg::frame::Video,
+    scaler: Option<BoxScaler>,
+}
+
+impl MotionDecoder {
+    /// A decoder for the stream described by `sample_entry` (an `avc1`/`avc3`/`hvc1`/
+    /// `hev1` box with its configuration), producing frames about `target_width` pixels
+    /// wide (never wider than the source; 160 is a good value).
+    pub fn new(sample_entry: &[u8], target_width: u32) -> Result<Self, MotionError> {
+        let config = parse_sample_entry(sample_entry)?;
+        let (id, name) = match config.codec {
+            VideoCodec::H264 => (ffmpeg::codec::Id::H264, "H.264"),
+            VideoCodec::H265 => (ffmpeg::codec::Id::HEVC, "H.265"),
+        };
+        let init_err = |detail: String| MotionError::DecoderInit { codec: name, detail };
+        ffmpeg::init().map_err(|e| init_err(e.to_string()))?;
+        quiet_ffmpeg_logs();
+        let codec = ffmpeg::decoder::find(id).ok_or_else(|| init_err("not built in".into()))?;
+        let mut context = ffmpeg::codec::Context::new_with_codec(codec);
+        context.set_threading(threading::Config {
+            kind: threading::Type::None,
+            count: 1,
+        });
+        let decoder = context
+            .decoder()
+            .open_as(codec)
+            .and_then(|d| d.video())
+            .map_err(|e| init_err(e.to_string()))?;
+        Ok(MotionDecoder {
+            decoder,
+            codec: config.codec,
+            length_size: config.length_size,
+            parameter_sets: config.parameter_sets,
+            target_width: target_width.max(1),
+            idle: false,
+            policy: IdlePolicy::PRODUCTION,
+            synced: false,
+            annex_b: Vec::new(),
+            picture: ffmpeg::frame::Video::empty(),
+            scaler: None,
+        })
+    }
+
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    /// Decodes one access unit (AVCC, as ingest delivers it) and returns the luma
+    /// frame it completes, downscaled, if the decoder outputs one. Returns `Ok(None)`
+    /// for units skipped by idle mode or while waiting for a keyframe.
+    ///
+    /// An error concerns this unit only; the decoder stays usable and the next
+    /// keyframe resynchronises it.
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        is_key: bool,
+        pts: i64,
+    ) -> Result<Option<GrayFrame>, MotionError> {
+        let ffmpeg_skips_non_key = self.idle
+            && matches!(
+                self.policy.skip_frame,
+                Discard::NonKey | Discard::NonIntra | Discard::All
+            );
+        if is_key {
+            self.synced = true;
+        } else if self.idle && self.policy.drop_non_key {
+            self.synced = false;
+            return Ok(None);
+        } else if ffmpeg_skips_non_key {
+            // Sent, but FFmpeg discards it: what follows lacks a reference.
+            self.synced = false;
+        } else if !self.synced {
+            return Ok(None);
+        }
+        let prefix: &[u8] = if is_key { &self.parameter_sets } else { &[] };
+        avcc_to_annex_b(data, self.length_size, prefix, pts, &mut self.annex_b)?;
+        let mut packet = ffmpeg::Packet::copy(&self.annex_b);
+        packet.set_pts(Some(pts));
+        packet.set_dts(Some(pts));
+        if is_key {
+            packet.set_flags(ffmpeg::packet::Flags::KEY);
+        }
+        let decode_err = |e: ffmpeg::Error| MotionError::Decode {
+            pts,
+            detail: e.to_string(),
+        };
+        if let Err(e) = self.decoder.send_packet(&packet) {
+            self.synced = false;
+            return Err(decode_err(e));
+        }
+        let mut out = None;
+        loop {
+            match self.decoder.receive_frame(&mut self.picture) {
+                Ok(()) => {
+                    let frame_pts = self.picture.timestamp().unwrap_or(pts);
+                    out = Some(self.downscale(frame_pts)?);
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
+                Err(ffmpeg::Error::Eof) => break,
+                Err(e) => {
+                    self.synced = false;
+                    return Err(decode_err(e));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Switches the cheap mode on or off; see the module documentation. Leaving idle
+    /// mode takes effect at the next keyframe (the frames in between cannot be decoded
+    /// without the ones that were skipped).
+    pub fn set_idle(&mut self, idle: bool) {
+        if idle == self.idle {
+            return;
+        }
+        self.idle = idle;
+        let (frame, loop_filter) = if idle {
+            (self.policy.skip_frame, self.policy.skip_loop_filter)
+        } else {
+            (Discard::Default, Discard::Default)
+        };
+        self.decoder.skip_frame(frame);
+        self.decoder.skip_loop_filter(loop_filter);
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// For the benchmark: a different idle mode (and, with `all_frames`, the same
+    /// skipping outside idle mode too).
+    #[cfg(test)]
+    pub(super) fn set_idle_policy(&mut self, policy: IdlePolicy) {
+        let was_idle = self.idle;
+        self.set_idle(false);
+        self.policy = policy;
+        self.set_idle(was_idle);
+    }
+
+    /// The current picture's luma, box-averaged to the target width.
+    fn downscale(&mut self, pts: i64) -> Result<GrayFrame, MotionError> {
+        let (w, h) = (self.picture.width(), self.picture.height());
+        let bytes_per_sample = match self.picture.format() {
+            Pixel::YUV420P
+            | Pixel::YUVJ420P
+            | Pixel::YUV422P
+            | Pixel::YUVJ422P
+            | Pixel::YUV444P
+            | Pixel::YUVJ444P
+            | Pixel::YUV440P
+            | Pixel::YUVJ440P
+            | Pixel::YUV411P
+            | Pixel::NV12
+            | Pixel::NV21
+            | Pixel::GRAY8 => 1,
+            Pixel::YUV420P10LE | Pixel::YUV422P10LE | Pixel::YUV444P10LE => 2,
+            other => {
+                return Err(MotionError::UnsupportedPixelFormat {
+                    format: format!("{other:?}"),
+                })
+            }
+        };
+        if w == 0 || h == 0 || self.picture.planes() == 0 {
+            return Err(MotionError::UnsupportedPixelFormat {
+                format: format!("empty {w}x{h} picture"),
+            });
+        }
+        let scaler = match self.scaler.take() {
+            Some(s) if s.src == (w, h) => s,
+            _ => BoxScaler::new(w, h, self.target_width),
+        };
+        let stride = self.picture.stride(0);
+        let plane = self.picture.data(0);
+        let pixels = scaler.scale(plane, stride, bytes_per_sample);
+        let frame = GrayFrame {
+            width: scaler.dst.0,
+            height: scaler.dst.1,
+            pixels,
+            pts,
+        };
+        self.scaler = Some(scaler);
+        Ok(frame)
+    }
+}
+
+/// Box-average downscaler for one source size: each output pixel is the mean of the
+/// source pixels in its rectangle (the rectangles tile the source exactly).
+struct BoxScaler {
+    src: (u32, u32),
+    dst: (u32, u32),
+    /// Source column range of each output column, and row range of each output row.
+    cols: Vec<(usize, usize)>,
+    rows: Vec<(usize, usize)>,
+}
+
+impl BoxScaler {
+    fn new(w: u32, h: u32, target_width: u32) -> BoxScaler {
+        let dw = target_width.min(w);
+        let dh = ((u64::from(h) * u64::from(dw) + u64::from(w) / 2) / u64::from(w)).max(1) as u32;
+        let ranges = |src: u32, dst: u32| -> Vec<(usize, usize)> {
+            (0..u64::from(dst))
+                .map(|i| {
+                    let a = i * u64::from(src) / u64::from(dst);
+                    let b = (i + 1) * u64::from(src) / u64::from(dst);
+                    (a as usize, (b as usize).max(a as usize + 1))
+                })
+                .collect()
+        };
+        BoxScaler {
+            src: (w, h),
+            dst: (dw, dh),
+            cols: ranges(w, dw),
+            rows: ranges(h, dh),
+        }
+    }
+
+    /// Scales a luma plane of 8-bit samples, or 16-bit little-endian ones holding 10
+    /// bits (reduced to 8). Reads only inside `plane`; a short plane gives black.
+    fn scale(&self, plane: &[u8], stride: usize, bytes_per_sample: usize) -> Vec<u8> {
+        let dw = self.cols.len();
+        let mut out = Vec::with_capacity(dw * self.rows.len());
+        let mut acc = vec![0u32; dw];
+        for &(y0, y1) in &self.rows {
+            acc.fill(0);
+            for y in y0..y1 {
+                let Some(row) = plane.get(y * stride..y * stride + self.src.0 as usize * bytes_per_sample) else {
+                    continue;
+                };
+                for (a, &(x0, x1)) in acc.iter_mut().zip(&self.cols) {
+                    *a += if bytes_per_sample == 1 {
+                        row[x0..x1].iter().map(|&v| u32::from(v)).sum::<u32>()
+                    } else {
+                        row[2 * x0..2 * x1]
+                            .chunks_exact(2)
+                            .map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])) >> 2)
+                            .sum::<u32>()
+                    };
+                }
+            }
+            for (a, &(x0, x1)) in acc.iter().zip(&self.cols) {
+                let n = ((x1 - x0) * (y1 - y0)) as u32;
+                out.push(((a + n / 2) / n).min(255) as u8);
+            }
+        }
+        out
+    }
+}
+
+/// FFmpeg logs to stderr, bypassing `tracing`; keep it to real errors. Global, but this
+/// module is the process's only FFmpeg user.
+fn quiet_ffmpeg_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_scaler_averages_blocks_and_keeps_aspect() {
+        let s = BoxScaler::new(640, 360, 160);
+        assert_eq!(s.dst, (160, 90));
+        // A 640x360 plane (stride 648) whose 4x4 blocks alternate 0 and 200.
+        let stride = 648;
+        let mut plane = vec![7u8; stride * 360];
+        for y in 0..360 {
+            for x in 0..640 {
+                plane[y * stride + x] = if (x / 4 + y / 4) % 2 == 0 { 0 } else { 200 };
+            }
+        }
+        let out = s.scale(&plane, stride, 1);
+        assert_eq!(out.len(), 160 * 90);
+        assert_eq!((out[0], out[1], out[160]), (0, 200, 200));
+    }
+
+    #[test]
+    fn box_scaler_handles_odd_sizes_and_never_upscales() {
+        let s = BoxScaler::new(704, 480, 160);
+        assert_eq!(s.dst, (160, 109));
+        assert_eq!(s.cols.last(), Some(&(699, 704)));
+        assert_eq!(s.rows.last().map(|r| r.1), Some(480));
+        let small = BoxScaler::new(100, 50, 160);
+        assert_eq!(small.dst, (100, 50));
+        let plane = vec![9u8; 100 * 50];
+        assert!(small.scale(&plane, 100, 1).iter().all(|&v| v == 9));
+        // A plane shorter than claimed reads as black rather than panicking.
+        assert_eq!(small.scale(&plane[..100], 100, 1)[0..100], [9; 100]);
+    }
+
+    #[test]
+    fn box_scaler_reduces_10_bit_samples_to_8() {
+        let s = BoxScaler::new(8, 8, 2);
+        let plane: Vec<u8> = (0..64).flat_map(|_| 800u16.to_le_bytes()).collect();
+        assert_eq!(s.scale(&plane, 16, 2), vec![200; 4]);
+    }
+}
