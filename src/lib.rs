@@ -13,4 +13,5 @@ pub mod export;
 pub mod index;
 pub mod model;
 pub mod recorder;
+pub mod retention;
 pub mod store;

@@ -67,56 +67,76 @@ impl fmt::Display for CameraId {
     }
 }
 
-/// A recording's identifier: 64 random bits, shown as 16 lower-case hex digits.
-/// Random rather than sequential so that ids survive an index rebuild unchanged (the
-/// id is stored in the file's header) and reveal nothing about how much was recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RecordingId(pub u64);
+/// Defines a 64-bit random identifier shown as 16 lower-case hex digits. Random rather
+/// than sequential so ids survive an index rebuild unchanged (they are stored in the
+/// files) and reveal nothing about how much was recorded. Not a secret: never use one
+/// as a capability.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// A fresh random id from the operating system's CSPRNG.
+            pub fn random() -> $name {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+                $name(u64::from_be_bytes(bytes))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadId;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let bad = || BadId { what: $what, given: s.chars().take(40).collect() };
+                if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad());
+                }
+                u64::from_str_radix(s, 16).map($name).map_err(|_| bad())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = BadId;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:016x}", self.0)
+            }
+        }
+    };
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0:?} is not a recording id (16 hex digits expected)")]
-pub struct BadRecordingId(pub String);
-
-impl RecordingId {
-    /// A fresh random id from the operating system's CSPRNG.
-    pub fn random() -> RecordingId {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-        RecordingId(u64::from_be_bytes(bytes))
-    }
+#[error("{given:?} is not a {what} id (16 hex digits expected)")]
+pub struct BadId {
+    pub what: &'static str,
+    pub given: String,
 }
 
-impl FromStr for RecordingId {
-    type Err = BadRecordingId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 {
-            return Err(BadRecordingId(s.chars().take(40).collect()));
-        }
-        u64::from_str_radix(s, 16)
-            .map(RecordingId)
-            .map_err(|_| BadRecordingId(s.chars().take(40).collect()))
-    }
-}
-
-impl TryFrom<String> for RecordingId {
-    type Error = BadRecordingId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<RecordingId> for String {
-    fn from(id: RecordingId) -> String {
-        id.to_string()
-    }
-}
-
-impl fmt::Display for RecordingId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
+hex_id!(
+    /// A recording (one file) of one camera.
+    RecordingId,
+    "recording"
+);
+hex_id!(
+    /// An event: a span of triggered activity (motion, doorbell, live view) on one
+    /// camera, which may cover several recordings.
+    EventId,
+    "event"
+);
 
 /// Why a recording was made. Stored in the index and in each file's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -186,4 +206,43 @@ pub struct Frame {
     pub is_key: bool,
     pub data: Bytes,
     pub params: Arc<VideoParams>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_reject_look_alikes() {
+        let id = RecordingId(0x00ab_cdef_0123_4567);
+        assert_eq!(id.to_string(), "00abcdef01234567");
+        assert_eq!("00abcdef01234567".parse::<RecordingId>(), Ok(id));
+        for bad in [
+            "",
+            "0",
+            "+0abcdef01234567",
+            "00abcdef0123456g",
+            "00abcdef012345678",
+        ] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn camera_names_that_could_escape_a_path_are_refused() {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "A",
+            "-x",
+            "x y",
+            "<script>",
+            &"a".repeat(65),
+        ] {
+            assert!(bad.parse::<CameraId>().is_err(), "{bad:?}");
+        }
+        assert!("front-door_2".parse::<CameraId>().is_ok());
+    }
 }

@@ -3,21 +3,22 @@
 //!
 //! sled is beta and fsyncs on its own schedule, so the index is a cache of what the
 //! recording files say about themselves: `porchlight check --rebuild-index` can always
-//! recreate it from the files alone. Trees and keys (schema version 1):
+//! recreate it from the files alone. Trees (schema version 1):
 //!
 //! - `meta`: `schema_version` → u32 BE.
-//! - `recordings`: `camera ‖ 0x00 ‖ start (i64 BE, sign bit flipped so byte order is
-//!   time order) ‖ id (u64 BE)` → JSON [`RecordingEntry`]. The key order gives "a
-//!   camera's recordings by start time" as one range scan.
-//! - `recording_ids`: id (u64 BE) → the `recordings` key, for look-ups by id.
-//!
-//! Both trees are changed in one sled transaction so they never disagree.
+//! - `recordings` + `recordings_ids`: [`RecordingEntry`] rows (see `table.rs` for the
+//!   key layout: camera, then start time, then id).
+//! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
 
 use std::path::Path;
 
+mod events;
+mod table;
+
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
+
+pub use events::EventEntry;
+use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
 
@@ -68,39 +69,19 @@ pub struct RecordingEntry {
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
-    recordings: sled::Tree,
-    recording_ids: sled::Tree,
+    recordings: Table<RecordingEntry>,
+    events: Table<EventEntry>,
 }
 
-fn recording_key(camera: &CameraId, start_micros: i64, id: RecordingId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(camera.as_str().len() + 17);
-    key.extend_from_slice(camera.as_str().as_bytes());
-    key.push(0);
-    key.extend_from_slice(&((start_micros as u64) ^ (1 << 63)).to_be_bytes());
-    key.extend_from_slice(&id.0.to_be_bytes());
-    key
-}
-
-fn camera_prefix(camera: &CameraId) -> Vec<u8> {
-    let mut key = camera.as_str().as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<RecordingEntry, IndexError> {
-    serde_json::from_slice(value).map_err(|e| IndexError::Corrupt {
-        key: hex::encode(key),
-        reason: e.to_string(),
-    })
-}
-
-fn transaction_error(e: TransactionError<serde_json::Error>) -> IndexError {
-    match e {
-        TransactionError::Abort(e) => IndexError::Corrupt {
-            key: "(transaction)".into(),
-            reason: e.to_string(),
-        },
-        TransactionError::Storage(e) => IndexError::Database(e),
+impl Row for RecordingEntry {
+    fn id(&self) -> u64 {
+        self.id.0
+    }
+    fn camera(&self) -> &CameraId {
+        &self.camera
+    }
+    fn start_micros(&self) -> i64 {
+        self.start_micros
     }
 }
 
@@ -131,91 +112,42 @@ impl Index {
             }
         }
         Ok(Index {
-            recordings: db.open_tree("recordings")?,
-            recording_ids: db.open_tree("recording_ids")?,
+            recordings: Table::open(&db, "recordings")?,
+            events: Table::open(&db, "events")?,
             db,
         })
     }
 
     /// Inserts or replaces the entry for `entry.id`.
     pub fn put_recording(&self, entry: &RecordingEntry) -> Result<(), IndexError> {
-        let key = recording_key(&entry.camera, entry.start_micros, entry.id);
-        let value = serde_json::to_vec(entry).map_err(|e| IndexError::Corrupt {
-            key: entry.id.to_string(),
-            reason: e.to_string(),
-        })?;
-        let id_key = entry.id.0.to_be_bytes();
-        (&self.recordings, &self.recording_ids)
-            .transaction(|(recordings, ids)| {
-                if let Some(old) = ids.get(id_key)? {
-                    if old.as_ref() != key.as_slice() {
-                        recordings.remove(old)?;
-                    }
-                }
-                recordings.insert(key.as_slice(), value.as_slice())?;
-                ids.insert(&id_key, key.as_slice())?;
-                Ok::<_, ConflictableTransactionError<serde_json::Error>>(())
-            })
-            .map_err(transaction_error)
+        self.recordings.put(entry)
     }
 
     pub fn get_recording(&self, id: RecordingId) -> Result<Option<RecordingEntry>, IndexError> {
-        let Some(key) = self.recording_ids.get(id.0.to_be_bytes())? else {
-            return Ok(None);
-        };
-        match self.recordings.get(&key)? {
-            Some(value) => decode(&key, &value).map(Some),
-            None => Err(IndexError::Corrupt {
-                key: id.to_string(),
-                reason: "id points to a missing entry".into(),
-            }),
-        }
+        self.recordings.get(id.0)
     }
 
     /// Removes a recording's entry (no-op if absent).
     pub fn remove_recording(&self, id: RecordingId) -> Result<(), IndexError> {
-        let id_key = id.0.to_be_bytes();
-        (&self.recordings, &self.recording_ids)
-            .transaction(|(recordings, ids)| {
-                if let Some(key) = ids.remove(&id_key)? {
-                    recordings.remove(key)?;
-                }
-                Ok::<_, ConflictableTransactionError<serde_json::Error>>(())
-            })
-            .map_err(transaction_error)?;
-        Ok(())
+        self.recordings.remove(id.0)
     }
 
     /// All recordings, ordered by camera then start time.
     pub fn all_recordings(&self) -> Result<Vec<RecordingEntry>, IndexError> {
-        self.recordings
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        self.recordings.all()
     }
 
-    /// One camera's recordings that overlap `[from, to)`, by start time.
+    /// One camera's recordings that overlap `[from, to)` (an open one always
+    /// overlaps: its end is not known yet), by start time.
     pub fn camera_recordings(
         &self,
         camera: &CameraId,
         from_micros: i64,
         to_micros: i64,
     ) -> Result<Vec<RecordingEntry>, IndexError> {
-        let mut out = Vec::new();
-        for kv in self.recordings.scan_prefix(camera_prefix(camera)) {
-            let (k, v) = kv?;
-            let entry = decode(&k, &v)?;
-            if entry.start_micros >= to_micros {
-                break;
-            }
-            if entry.end_micros > from_micros || entry.state == RecordingState::Open {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        let mut rows = self.recordings.camera_until(camera, to_micros)?;
+        rows.retain(|e| e.end_micros > from_micros || e.state == RecordingState::Open);
+        Ok(rows)
     }
 
     /// Makes everything written so far durable. Called at the points the durable

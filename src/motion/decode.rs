@@ -85,10 +85,8 @@ impl MotionDecoder {
         quiet_ffmpeg_logs();
         let codec = ffmpeg::decoder::find(id).ok_or_else(|| init_err("not built in".into()))?;
         let mut context = ffmpeg::codec::Context::new_with_codec(codec);
-        context.set_threading(threading::Config {
-            kind: threading::Type::None,
-            count: 1,
-        });
+        // No frame or slice threads: one core's worth per camera, at most.
+        context.set_threading(threading::Config::count(1));
         let decoder = context
             .decoder()
             .open_as(codec)

@@ -170,7 +170,7 @@ pub struct Analysis {
     pub active: bool,
     /// The lighting changed globally; the background was reset to this frame.
     pub light_change: bool,
-    /// The background is still settling (first frames, after a light change).
+    /// The background is still settling after a light change.
     pub calibrating: bool,
 }
 
@@ -358,14 +358,12 @@ impl MotionDetector {
         blur(&self.stretched, &mut self.blurred, w, h);
 
         if self.background.is_empty() || self.unmasked == 0 {
+            // The first frame is the background as it is; no calibration period, so
+            // motion already under way when the stream starts is seen from frame two.
             self.background = self.blurred.iter().map(|&v| f32::from(v)).collect();
-            self.calibrating_since = Some(pts);
+            self.calibrating_since = None;
             let ev = self.step(frame, false, 0.0);
-            let a = Analysis {
-                calibrating: true,
-                ..Analysis::default()
-            };
-            return (a, ev);
+            return (Analysis::default(), ev);
         }
 
         let changed_count = self.threshold_diff();

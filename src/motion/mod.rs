@@ -35,6 +35,8 @@ mod bench;
 #[cfg(test)]
 mod tests_decode;
 #[cfg(test)]
+mod tests_detect;
+#[cfg(test)]
 mod testutil;
 
 pub use decode::MotionDecoder;

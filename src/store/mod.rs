@@ -3,6 +3,7 @@
 //! Layout under the data directory:
 //! ```text
 //! recordings/<camera>/<recording id>.plr   one sealed recording (format.rs)
+//! thumbnails/<camera>/<event id>.plt       an event's JPEG, sealed the same way
 //! index/                                   the sled index (owned by `index`)
 //! ```
 //! and `master.key` in the key directory (crypto.rs), which may be on another disk.
@@ -32,12 +33,14 @@ pub use error::StoreError;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};
-use crate::model::{CameraId, RecordingId, Trigger, TIMESCALE};
+use crate::model::{CameraId, EventId, RecordingId, Trigger, TIMESCALE};
 use crypto::{KeyId, MasterKey};
 use format::HeaderFields;
 use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
+const THUMBNAILS_DIR: &str = "thumbnails";
+const THUMBNAIL_EXTENSION: &str = "plt";
 const INDEX_DIR: &str = "index";
 const EXTENSION: &str = "plr";
 
@@ -126,6 +129,7 @@ impl mp4::ReadAt for RecordingReader {
 
 pub struct Store {
     recordings: PathBuf,
+    thumbnails: PathBuf,
     master: MasterKey,
 }
 
@@ -143,8 +147,14 @@ impl Store {
 
     fn with_key(data_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
         let recordings = data_dir.join(RECORDINGS_DIR);
+        let thumbnails = data_dir.join(THUMBNAILS_DIR);
         create_private_dir(&recordings)?;
-        Ok(Store { recordings, master })
+        create_private_dir(&thumbnails)?;
+        Ok(Store {
+            recordings,
+            thumbnails,
+            master,
+        })
     }
 
     /// Where the index lives for a data directory.
@@ -291,6 +301,50 @@ impl Store {
             file_len,
             recovered_bytes_dropped: dropped,
         })
+    }
+
+    fn thumbnail_path(&self, camera: &CameraId, event: EventId) -> PathBuf {
+        self.thumbnails
+            .join(camera.as_str())
+            .join(format!("{event}.{THUMBNAIL_EXTENSION}"))
+    }
+
+    /// Seals an event's thumbnail (a JPEG) under a key of its own, like a recording.
+    pub fn write_thumbnail(
+        &self,
+        camera: &CameraId,
+        event: EventId,
+        start_micros: i64,
+        jpeg: &[u8],
+    ) -> Result<(), StoreError> {
+        create_private_dir(&self.thumbnails.join(camera.as_str()))?;
+        let fields = HeaderFields::new(event.0, camera.as_str(), start_micros, "thumbnail");
+        let (mut writer, _) =
+            RecordingWriter::create(&self.thumbnail_path(camera, event), &fields, &self.master)?;
+        writer.write_all(jpeg)?;
+        writer.finish()?;
+        Ok(())
+    }
+
+    /// Decrypts an event's thumbnail.
+    pub fn read_thumbnail(&self, camera: &CameraId, event: EventId) -> Result<Vec<u8>, StoreError> {
+        let mut reader = SealedReader::open(&self.thumbnail_path(camera, event), &self.master)?;
+        reader.verify_complete()?;
+        let mut jpeg = vec![0; reader.plaintext_len() as usize];
+        let mut done = 0;
+        while done < jpeg.len() {
+            match reader.read_at(done as u64, &mut jpeg[done..])? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        jpeg.truncate(done);
+        Ok(jpeg)
+    }
+
+    /// Crypto-shreds an event's thumbnail (missing counts as done).
+    pub fn shred_thumbnail(&self, camera: &CameraId, event: EventId) -> Result<(), StoreError> {
+        recover::shred(&self.thumbnail_path(camera, event))
     }
 
     /// Crypto-shreds a recording: zero its key block, unlink, fsync the directory.
