@@ -53,6 +53,9 @@ pub struct CameraStatus {
     pub since_micros: i64,
     /// Consecutive failed attempts since the last good stream.
     pub failures: u32,
+    /// Why recording is not happening although it should (a full disk), and since
+    /// when; `None` when all is well.
+    pub recording_problem: Option<(String, i64)>,
 }
 
 /// One registered camera: its configuration, live status and frame hub.
@@ -71,6 +74,7 @@ impl CameraHandle {
                 state: ConnectionState::Connecting,
                 since_micros: now_micros,
                 failures: 0,
+                recording_problem: None,
             }),
             frames,
         }
@@ -98,6 +102,15 @@ impl CameraHandle {
             s.state = state;
         }
         s.failures = failures;
+    }
+
+    /// Shows (or clears) a recording problem, such as a full disk.
+    pub fn set_recording_problem(&self, problem: Option<String>, now_micros: i64) {
+        let mut s = match self.status.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        s.recording_problem = problem.map(|text| (text, now_micros));
     }
 
     /// Subscribes to this camera's frames from now on.

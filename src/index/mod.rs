@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-mod events;
+pub mod events;
 mod table;
 
 use serde::{Deserialize, Serialize};
