@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::camera::{ingest, CameraRegistry};
+use crate::camera::{ingest, CameraRegistry, StreamKind};
 use crate::check;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecordingMode};
@@ -114,7 +114,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
             )?;
             recorders.insert(camera.id.clone(), recorder);
         }
-        tokio::spawn(ingest::run(handle, clock.clone(), stop_rx.clone()));
+        if camera.sub_url.is_some() {
+            tokio::spawn(ingest::run(handle.clone(), StreamKind::Sub, clock.clone(), stop_rx.clone()));
+        }
+        tokio::spawn(ingest::run(handle, StreamKind::Main, clock.clone(), stop_rx.clone()));
     }
     Ok(Running {
         registry,

@@ -51,10 +51,31 @@ enum RecorderInput {
     Motion(MotionUpdate),
 }
 
+/// Where a recorder's inputs are sent from (the daemon, live view, the motion
+/// worker). Cheap to clone; the recorder finishes once every sender is gone.
+#[derive(Clone)]
+pub struct RecorderSender {
+    tx: SyncSender<RecorderInput>,
+}
+
+impl RecorderSender {
+    /// Asks the recorder to record for `duration` from now, plus the camera's
+    /// post-roll (doorbell, API, live view). Returns false if the recorder is gone
+    /// or too busy to take it.
+    pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
+        self.tx.try_send(RecorderInput::Trigger { kind, duration }).is_ok()
+    }
+
+    /// Passes on a motion analysis result (dropped if the recorder is too busy).
+    pub fn motion(&self, update: MotionUpdate) -> bool {
+        self.tx.try_send(RecorderInput::Motion(update)).is_ok()
+    }
+}
+
 /// Handle to a running recorder thread.
 pub struct RecorderHandle {
     camera: CameraId,
-    tx: Option<SyncSender<RecorderInput>>,
+    sender: Option<RecorderSender>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -63,27 +84,19 @@ impl RecorderHandle {
         &self.camera
     }
 
-    /// Asks the recorder to record for `duration` from now, plus the camera's
-    /// post-roll (doorbell, API, live view). Returns false if the recorder is gone
-    /// or too busy to take it.
+    pub fn sender(&self) -> Option<RecorderSender> {
+        self.sender.clone()
+    }
+
+    /// See [`RecorderSender::trigger`].
     pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
-        self.send(RecorderInput::Trigger { kind, duration })
+        self.sender.as_ref().is_some_and(|s| s.trigger(kind, duration))
     }
 
-    /// Passes on a motion analysis result.
-    pub fn motion(&self, update: MotionUpdate) -> bool {
-        self.send(RecorderInput::Motion(update))
-    }
-
-    fn send(&self, input: RecorderInput) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(input).is_ok())
-    }
-
-    /// Waits for the recorder to finish its open recording after shutdown began.
+    /// Waits for the recorder to finish its open recording after shutdown began
+    /// (the forwarder and other senders drop theirs on shutdown).
     pub fn join(mut self) {
-        self.tx = None;
+        self.sender = None;
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!(camera = %self.camera, "recorder thread panicked");
@@ -123,7 +136,7 @@ pub fn spawn(
         .spawn(move || run(&mut recorder, rx))?;
     Ok(RecorderHandle {
         camera: id,
-        tx: Some(tx),
+        sender: Some(RecorderSender { tx }),
         thread: Some(thread),
     })
 }
