@@ -115,9 +115,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
             recorders.insert(camera.id.clone(), recorder);
         }
         if camera.sub_url.is_some() {
-            tokio::spawn(ingest::run(handle.clone(), StreamKind::Sub, clock.clone(), stop_rx.clone()));
+            tokio::spawn(ingest::run(
+                handle.clone(),
+                StreamKind::Sub,
+                clock.clone(),
+                stop_rx.clone(),
+            ));
         }
-        tokio::spawn(ingest::run(handle, StreamKind::Main, clock.clone(), stop_rx.clone()));
+        tokio::spawn(ingest::run(
+            handle,
+            StreamKind::Main,
+            clock.clone(),
+            stop_rx.clone(),
+        ));
     }
     Ok(Running {
         registry,

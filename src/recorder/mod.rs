@@ -63,7 +63,9 @@ impl RecorderSender {
     /// post-roll (doorbell, API, live view). Returns false if the recorder is gone
     /// or too busy to take it.
     pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
-        self.tx.try_send(RecorderInput::Trigger { kind, duration }).is_ok()
+        self.tx
+            .try_send(RecorderInput::Trigger { kind, duration })
+            .is_ok()
     }
 
     /// Passes on a motion analysis result (dropped if the recorder is too busy).
@@ -90,7 +92,9 @@ impl RecorderHandle {
 
     /// See [`RecorderSender::trigger`].
     pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
-        self.sender.as_ref().is_some_and(|s| s.trigger(kind, duration))
+        self.sender
+            .as_ref()
+            .is_some_and(|s| s.trigger(kind, duration))
     }
 
     /// Waits for the recorder to finish its open recording after shutdown began
@@ -147,7 +151,9 @@ fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
         match rx.recv_timeout(tick) {
             Ok(RecorderInput::Frame(frame)) => recorder.on_frame(frame),
             Ok(RecorderInput::Gap) => recorder.close(None, "frames were lost upstream"),
-            Ok(RecorderInput::Trigger { kind, duration }) => recorder.on_trigger(kind, duration),
+            Ok(RecorderInput::Trigger { kind, duration }) => {
+                recorder.on_trigger(kind, None, duration)
+            }
             Ok(RecorderInput::Motion(update)) => recorder.on_motion(update),
             Err(RecvTimeoutError::Timeout) => recorder.tick(),
             Err(RecvTimeoutError::Disconnected) => break,
@@ -307,7 +313,7 @@ mod tests {
         );
         recorder.post_roll = Duration::ZERO;
         assert_eq!(recorder.wanted(1_000_000), None);
-        recorder.on_trigger(Trigger::External, Duration::from_secs(10));
+        recorder.on_trigger(Trigger::External, None, Duration::from_secs(10));
         assert_eq!(recorder.wanted(5_000_000), Some(Trigger::External));
         assert_eq!(recorder.wanted(11_000_000), None, "10 s after the trigger");
         recorder.mode = RecordingMode::Off;
@@ -361,7 +367,7 @@ mod preroll_tests {
             let wall = start + pts * 1_000_000 / i64::from(TIMESCALE);
             if i == 20 {
                 clock.advance_micros(wall - clock.now_micros());
-                recorder.on_trigger(Trigger::External, Duration::from_millis(200));
+                recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
                 assert!(
                     index.all_events().expect("events")[0].open,
                     "an open event is visible at once"
