@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod export;
 pub mod index;
 pub mod model;
+pub mod motion;
 pub mod recorder;
 pub mod retention;
 pub mod store;

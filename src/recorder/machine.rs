@@ -100,7 +100,12 @@ impl Recorder {
         let at = at_micros.map_or(now, |at| at.min(now));
         let until = now.max(at + micros(duration)) + micros(self.post_roll);
         match self.event.as_mut() {
-            Some(event) => event.extend(kind, until),
+            Some(event) => {
+                event.extend(kind, until);
+                if event.take_save() {
+                    let _ = self.index.put_event(&event.entry);
+                }
+            }
             None => {
                 self.trim_preroll_to(at - micros(self.pre_roll));
                 let mut event =

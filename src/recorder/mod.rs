@@ -17,6 +17,7 @@
 
 mod event;
 mod machine;
+pub mod motion_feed;
 mod segment;
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
