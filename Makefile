@@ -12,7 +12,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	ffmpeg
 
-.PHONY: deps build test lint demo clean bench-ingest
+.PHONY: deps build test lint demo clean bench-ingest bench-motion
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -45,3 +45,8 @@ clean:
 # Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
 bench-ingest: build
 	/usr/bin/python3 benches/ingest.py
+
+# Motion analysis CPU beside `ffmpeg -threads 1 -i SUB -f null -` on the same 640x360
+# H.264 (10 and 25 fps, 60 s), as ratios: every frame, 5 fps, and idle mode.
+bench-motion: deps
+	$(CARGO) test --release --locked --lib bench_motion -- --ignored --nocapture --test-threads=1
