@@ -14,6 +14,9 @@ use toml::Spanned;
 
 use crate::model::CameraId;
 
+mod web;
+pub use web::{SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
+
 pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
 
 /// The values retina's `InitialSequenceNumberPolicy` accepts.
@@ -84,6 +87,10 @@ pub struct Config {
     pub key_dir: PathBuf,
     pub recording: RecordingConfig,
     pub cameras: Vec<CameraConfig>,
+    /// `[web]`: the UI's listeners, certificate and session lifetimes.
+    pub web: WebConfig,
+    /// `[smtp]`: how security alerts are mailed, if at all.
+    pub smtp: Option<SmtpConfig>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +102,10 @@ struct RawConfig {
     recording: Option<Spanned<RawRecording>>,
     #[serde(default, rename = "camera")]
     cameras: Vec<Spanned<RawCamera>>,
+    #[serde(default)]
+    web: Option<web::RawWeb>,
+    #[serde(default)]
+    smtp: Option<web::RawSmtp>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +198,9 @@ impl Config {
             }
         }
 
+        let web = web::parse_web(raw.web, &located)?;
+        let smtp = web::parse_smtp(raw.smtp, &located)?;
+
         let mut cameras: Vec<CameraConfig> = Vec::new();
         for cam in raw.cameras {
             let cam = cam.into_inner();
@@ -251,6 +265,8 @@ impl Config {
             key_dir,
             recording,
             cameras,
+            web,
+            smtp,
         })
     }
 }

@@ -2,6 +2,8 @@
 //! done, starts one ingest task (and, unless the mode is `off`, one recorder) per
 //! camera, and stops cleanly on SIGTERM or SIGINT, finishing open recordings.
 
+mod web_ui;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +51,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = CameraRegistry::new();
-    let mut recorders = Vec::new();
+    let recorders = web_ui::Recorders::default();
     for camera in &config.cameras {
         let handle = registry.add(camera.clone(), clock.now_micros());
         if camera.mode == RecordingMode::Off {
@@ -58,23 +60,39 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             if camera.mode == RecordingMode::Events {
                 tracing::warn!(camera = %camera.id, "camera {}: mode events records only on external triggers until motion detection lands", camera.id);
             }
-            recorders.push(recorder::spawn(
+            let recorder = recorder::spawn(
                 handle.clone(),
                 store.clone(),
                 index.clone(),
                 config.recording.clone(),
                 clock.clone(),
                 stop_rx.clone(),
-            )?);
+            )?;
+            recorders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(camera.id.clone(), recorder);
         }
         tokio::spawn(ingest::run(handle, clock.clone(), stop_rx.clone()));
     }
 
+    let web = web_ui::start(
+        &config,
+        &registry,
+        &store,
+        &index,
+        &clock,
+        &recorders,
+        stop_rx.clone(),
+    )
+    .await;
+
     wait_for_signal().await?;
     tracing::info!("stopping: finishing open recordings");
     let _ = stop_tx.send(true);
+    let recorders = std::mem::take(&mut *recorders.lock().unwrap_or_else(|p| p.into_inner()));
     let joined = tokio::task::spawn_blocking(move || {
-        for r in recorders {
+        for r in recorders.into_values() {
             r.join();
         }
     });
@@ -83,6 +101,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             "recorders did not finish within {} s; start-up recovery will finish their files",
             SHUTDOWN_GRACE.as_secs()
         );
+    }
+    if let Some(web) = web {
+        let _ = tokio::time::timeout(Duration::from_secs(3), web.join()).await;
     }
     index.flush()?;
     tracing::info!("stopped");
