@@ -93,8 +93,32 @@ pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
             RecordingState::Deleting => finish_delete(store, index, &entry, &mut report)?,
         }
     }
+    close_open_events(index, &mut report)?;
     index.flush()?;
     Ok(report)
+}
+
+/// An event still marked open after a crash ends where its last recording ends.
+fn close_open_events(index: &Index, report: &mut Report) -> Result<(), CheckError> {
+    for mut event in index.all_events()?.into_iter().filter(|e| e.open) {
+        let mut end = event.start_micros;
+        event
+            .recordings
+            .retain(|id| match index.get_recording(*id) {
+                Ok(Some(r)) => {
+                    end = end.max(r.end_micros);
+                    true
+                }
+                _ => false,
+            });
+        event.end_micros = end.min(event.end_micros).max(event.start_micros);
+        event.open = false;
+        index.put_event(&event)?;
+        report
+            .actions
+            .push(format!("closed event {} left open by a crash", event.id));
+    }
+    Ok(())
 }
 
 fn finish_open(

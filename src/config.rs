@@ -68,6 +68,12 @@ pub struct CameraConfig {
     /// `respect`, `ignore-suspicious-values`, `ignore`): a quirk switch for cameras
     /// that announce one value and then send another.
     pub rtp_initial_seq: String,
+    /// Video kept from before a trigger (events mode).
+    pub pre_roll: Duration,
+    /// Recording continues this long after the last trigger.
+    pub post_roll: Duration,
+    /// Recordings older than this are deleted.
+    pub storage_days: u32,
 }
 
 /// How recordings are cut and made durable.
@@ -80,12 +86,21 @@ pub struct RecordingConfig {
     pub sync_interval: Duration,
 }
 
+/// How much the store may hold (see `retention`).
+#[derive(Clone, Debug)]
+pub struct RetentionConfig {
+    pub max_bytes: Option<u64>,
+    pub min_free_percent: u8,
+    pub interval: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
     pub data_dir: PathBuf,
     pub key_dir: PathBuf,
     pub recording: RecordingConfig,
+    pub retention: RetentionConfig,
     pub cameras: Vec<CameraConfig>,
     /// `[web]`: the UI's listeners, certificate and session lifetimes.
     pub web: WebConfig,
@@ -100,6 +115,8 @@ struct RawConfig {
     key_dir: Option<Spanned<PathBuf>>,
     #[serde(default)]
     recording: Option<Spanned<RawRecording>>,
+    #[serde(default)]
+    retention: Option<RawRetention>,
     #[serde(default, rename = "camera")]
     cameras: Vec<Spanned<RawCamera>>,
     #[serde(default)]
@@ -112,7 +129,16 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawRecording {
     rollover_minutes: Option<Spanned<u64>>,
+    rollover_seconds: Option<Spanned<u64>>,
     sync_seconds: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    max_bytes: Option<Spanned<u64>>,
+    min_free_percent: Option<Spanned<u8>>,
+    interval_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +152,9 @@ struct RawCamera {
     mode: Option<RecordingMode>,
     stall_timeout_seconds: Option<Spanned<u64>>,
     rtp_initial_seq: Option<Spanned<String>>,
+    pre_roll_seconds: Option<Spanned<u64>>,
+    post_roll_seconds: Option<Spanned<u64>>,
+    storage_days: Option<Spanned<u32>>,
 }
 
 impl Config {
@@ -184,6 +213,18 @@ impl Config {
                 }
                 recording.rollover = Duration::from_secs(m * 60);
             }
+            if let Some(secs) = r.rollover_seconds {
+                let span = secs.span();
+                let secs = *secs.get_ref();
+                if !(5..=7200).contains(&secs) {
+                    return Err(located(
+                        span,
+                        "recording.rollover_seconds",
+                        "must be 5 to 7200".into(),
+                    ));
+                }
+                recording.rollover = Duration::from_secs(secs);
+            }
             if let Some(s) = r.sync_seconds {
                 let span = s.span();
                 let s = *s.get_ref();
@@ -200,6 +241,27 @@ impl Config {
 
         let web = web::parse_web(raw.web, &located)?;
         let smtp = web::parse_smtp(raw.smtp, &located)?;
+
+        let mut retention = RetentionConfig {
+            max_bytes: None,
+            min_free_percent: 10,
+            interval: Duration::from_secs(60),
+        };
+        if let Some(r) = raw.retention {
+            retention.max_bytes = r.max_bytes.map(|b| b.into_inner());
+            if let Some(p) = r.min_free_percent {
+                retention.min_free_percent =
+                    in_range(p, 0..=90, "retention.min_free_percent", &located)?;
+            }
+            if let Some(i) = r.interval_seconds {
+                retention.interval = Duration::from_secs(in_range(
+                    i,
+                    1..=3600,
+                    "retention.interval_seconds",
+                    &located,
+                )?);
+            }
+        }
 
         let mut cameras: Vec<CameraConfig> = Vec::new();
         for cam in raw.cameras {
@@ -256,6 +318,18 @@ impl Config {
                 mode: cam.mode.unwrap_or(RecordingMode::Events),
                 stall_timeout,
                 rtp_initial_seq,
+                pre_roll: Duration::from_secs(match cam.pre_roll_seconds {
+                    Some(v) => in_range(v, 0..=30, "camera.pre_roll_seconds", &located)?,
+                    None => 5,
+                }),
+                post_roll: Duration::from_secs(match cam.post_roll_seconds {
+                    Some(v) => in_range(v, 0..=600, "camera.post_roll_seconds", &located)?,
+                    None => 10,
+                }),
+                storage_days: match cam.storage_days {
+                    Some(v) => in_range(v, 1..=3650, "camera.storage_days", &located)?,
+                    None => 30,
+                },
             });
         }
 
@@ -264,10 +338,30 @@ impl Config {
             data_dir,
             key_dir,
             recording,
+            retention,
             cameras,
             web,
             smtp,
         })
+    }
+}
+
+/// A number within `range`, or an error located at its key.
+fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
+    value: Spanned<T>,
+    range: std::ops::RangeInclusive<T>,
+    key: &str,
+    located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    let v = *value.get_ref();
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(located(
+            value.span(),
+            key,
+            format!("must be {} to {}", range.start(), range.end()),
+        ))
     }
 }
 

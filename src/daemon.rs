@@ -1,20 +1,27 @@
 //! `porchlight serve`: opens the store and index, finishes what a crash left half
 //! done, starts one ingest task (and, unless the mode is `off`, one recorder) per
-//! camera, and stops cleanly on SIGTERM or SIGINT, finishing open recordings.
+//! camera plus the retention task, and stops cleanly on SIGTERM or SIGINT, finishing
+//! open recordings and events.
+//!
+//! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
+//! can drive it in-process: send a trigger, read the cameras' state, stop it.
 
 mod web_ui;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
-use crate::camera::{ingest, CameraRegistry};
+use crate::camera::{ingest, CameraRegistry, StreamKind};
 use crate::check;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecordingMode};
 use crate::index::{Index, IndexError};
-use crate::recorder;
+use crate::model::{CameraId, Trigger};
+use crate::recorder::{self, RecorderHandle};
+use crate::retention::{self, RetentionPolicy};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +36,31 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TriggerError {
+    #[error("no camera {0}")]
+    NoSuchCamera(CameraId),
+    #[error("camera {0} does not record (mode off)")]
+    NotRecording(CameraId),
+    #[error("camera {0}'s recorder is busy or stopped; try again")]
+    Busy(CameraId),
+}
+
 /// How long shutdown waits for recorders to finish their files.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
-/// Runs the daemon until a termination signal arrives.
-pub async fn serve(config: Config) -> Result<(), DaemonError> {
+/// A started daemon.
+pub struct Running {
+    pub registry: CameraRegistry,
+    pub store: Arc<Store>,
+    pub index: Index,
+    pub clock: Arc<dyn Clock>,
+    recorders: BTreeMap<CameraId, RecorderHandle>,
+    stop_tx: watch::Sender<bool>,
+}
+
+/// Opens everything and starts the cameras, recorders and retention.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, DaemonError> {
     let store = Arc::new(Store::open_or_create(&config.data_dir, &config.key_dir)?);
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
     let report = check::recover(&store, &index)?;
@@ -48,67 +75,135 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let retention_kick = Arc::new(Notify::new());
+    let policy = RetentionPolicy {
+        default_days: 30,
+        camera_days: config
+            .cameras
+            .iter()
+            .map(|c| (c.id.clone(), c.storage_days))
+            .collect(),
+        max_bytes: config.retention.max_bytes,
+        min_free_percent: config.retention.min_free_percent,
+        interval: config.retention.interval,
+    };
+    tokio::spawn(retention::run(
+        store.clone(),
+        index.clone(),
+        policy,
+        clock.clone(),
+        config.data_dir.clone(),
+        retention_kick.clone(),
+        stop_rx.clone(),
+    ));
+
     let registry = CameraRegistry::new();
-    let recorders = web_ui::Recorders::default();
+    let mut recorders = BTreeMap::new();
     for camera in &config.cameras {
         let handle = registry.add(camera.clone(), clock.now_micros());
         if camera.mode == RecordingMode::Off {
             tracing::info!(camera = %camera.id, "camera {}: mode off, live view only", camera.id);
         } else {
-            if camera.mode == RecordingMode::Events {
-                tracing::warn!(camera = %camera.id, "camera {}: mode events records only on external triggers until motion detection lands", camera.id);
-            }
             let recorder = recorder::spawn(
                 handle.clone(),
                 store.clone(),
                 index.clone(),
                 config.recording.clone(),
                 clock.clone(),
+                retention_kick.clone(),
                 stop_rx.clone(),
             )?;
-            recorders
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(camera.id.clone(), recorder);
+            recorders.insert(camera.id.clone(), recorder);
         }
-        tokio::spawn(ingest::run(handle, clock.clone(), stop_rx.clone()));
+        if camera.sub_url.is_some() {
+            tokio::spawn(ingest::run(
+                handle.clone(),
+                StreamKind::Sub,
+                clock.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        tokio::spawn(ingest::run(
+            handle,
+            StreamKind::Main,
+            clock.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    Ok(Running {
+        registry,
+        store,
+        index,
+        clock,
+        recorders,
+        stop_tx,
+    })
+}
+
+impl Running {
+    /// The external trigger (doorbell, integration): record `duration` from now plus
+    /// the camera's pre- and post-roll.
+    pub fn trigger(
+        &self,
+        camera: &CameraId,
+        kind: Trigger,
+        duration: Duration,
+    ) -> Result<(), TriggerError> {
+        if self.registry.get(camera).is_none() {
+            return Err(TriggerError::NoSuchCamera(camera.clone()));
+        }
+        let recorder = self
+            .recorders
+            .get(camera)
+            .ok_or_else(|| TriggerError::NotRecording(camera.clone()))?;
+        if recorder.trigger(kind, duration) {
+            Ok(())
+        } else {
+            Err(TriggerError::Busy(camera.clone()))
+        }
     }
 
-    let web = web_ui::start(
-        &config,
-        &registry,
-        &store,
-        &index,
-        &clock,
-        &recorders,
-        stop_rx.clone(),
-    )
-    .await;
+    /// The recorder of a camera, for the motion worker and live view.
+    pub fn recorder(&self, camera: &CameraId) -> Option<&RecorderHandle> {
+        self.recorders.get(camera)
+    }
 
+    /// Stops cameras, finishes open recordings and events, flushes the index.
+    pub async fn stop(self) -> Result<(), DaemonError> {
+        tracing::info!("stopping: finishing open recordings");
+        let _ = self.stop_tx.send(true);
+        let recorders = self.recorders;
+        let joined = tokio::task::spawn_blocking(move || {
+            for (_, r) in recorders {
+                r.join();
+            }
+        });
+        if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+            tracing::error!(
+                "recorders did not finish within {} s; start-up recovery will finish their files",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+        self.index.flush()?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Runs the daemon (recording and the web UI) until a termination signal arrives.
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let running = start(config.clone(), Arc::new(SystemClock)).await?;
+    let web = start_web(&config, &running).await;
     wait_for_signal().await?;
-    tracing::info!("stopping: finishing open recordings");
-    let _ = stop_tx.send(true);
-    let recorders = std::mem::take(&mut *recorders.lock().unwrap_or_else(|p| p.into_inner()));
-    let joined = tokio::task::spawn_blocking(move || {
-        for r in recorders.into_values() {
-            r.join();
-        }
-    });
-    if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
-        tracing::error!(
-            "recorders did not finish within {} s; start-up recovery will finish their files",
-            SHUTDOWN_GRACE.as_secs()
-        );
-    }
+    let stopped = running.stop().await;
     if let Some(web) = web {
         let _ = tokio::time::timeout(Duration::from_secs(3), web.join()).await;
     }
-    index.flush()?;
-    tracing::info!("stopped");
-    Ok(())
+    stopped
 }
+
+pub use web_ui::start_web;
 
 async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};

@@ -133,6 +133,16 @@ pub fn export(
 ) -> Result<ExportSummary, ExportError> {
     let store = Store::open(&config.data_dir, &config.key_dir)?;
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    export_with(&store, &index, request, out)
+}
+
+/// [`export`] with an already open store and index (a running daemon's).
+pub fn export_with(
+    store: &Store,
+    index: &Index,
+    request: &Request,
+    out: &Path,
+) -> Result<ExportSummary, ExportError> {
     let entries = match request {
         Request::Recording(id) => {
             let entry = index

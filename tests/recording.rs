@@ -61,6 +61,8 @@ fn recorded_video_exports_to_an_mp4_that_ffmpeg_decodes() {
     daemon.wait_for_log(STARTED, 1, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(10));
     daemon.stop();
+    // The camera rewrites its status file every 0.5 s; let it catch up.
+    std::thread::sleep(Duration::from_millis(1200));
     let sent = camera.frames_sent("main");
 
     let recordings = setup.recordings();

@@ -23,7 +23,7 @@ use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOpt
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 
-use super::{Backoff, CameraHandle, ConnectionState};
+use super::{Backoff, CameraHandle, ConnectionState, StreamKind};
 use crate::clock::Clock;
 use crate::model::{Frame, VideoParams, TIMESCALE};
 
@@ -68,21 +68,35 @@ impl IngestError {
     }
 }
 
-/// Runs one camera until `shutdown` turns true. Never returns early on camera errors.
+/// Runs one camera stream until `shutdown` turns true. Never returns early on camera
+/// errors. The main stream's state is the camera's state; the sub stream's trouble is
+/// logged (motion detection then falls silent, recording carries on).
 pub async fn run(
     camera: Arc<CameraHandle>,
+    stream: StreamKind,
     clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = camera.id().clone();
+    let Some(url) = (match stream {
+        StreamKind::Main => Some(camera.config.url.clone()),
+        StreamKind::Sub => camera.config.sub_url.clone(),
+    }) else {
+        return;
+    };
+    let set_state = |state: ConnectionState, failures: u32| {
+        if stream == StreamKind::Main {
+            camera.set_state(state, failures, clock.now_micros());
+        }
+    };
     let mut errors = Backoff::for_errors();
     let mut unauthorized = Backoff::for_unauthorized();
     let mut failures: u32 = 0;
     loop {
-        camera.set_state(ConnectionState::Connecting, failures, clock.now_micros());
+        set_state(ConnectionState::Connecting, failures);
         let started = Instant::now();
         let result = tokio::select! {
-            r = stream_once(&camera, clock.as_ref()) => r,
+            r = stream_once(&camera, stream, &url, clock.as_ref()) => r,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         if started.elapsed() >= HEALTHY_SESSION {
@@ -103,6 +117,7 @@ pub async fn run(
         };
         tracing::warn!(
             camera = %id,
+            stream = ?stream,
             state = state.label(),
             failures,
             retry_in_ms = delay.as_millis() as u64,
@@ -110,7 +125,7 @@ pub async fn run(
             match &state { ConnectionState::Error(text) => text.as_str(), _ => "credentials refused" },
             delay.as_secs_f64(),
         );
-        camera.set_state(state, failures, clock.now_micros());
+        set_state(state, failures);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -133,7 +148,12 @@ async fn with_timeout<T>(
 }
 
 /// One connection: DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
-async fn stream_once(camera: &CameraHandle, clock: &dyn Clock) -> Result<(), IngestError> {
+async fn stream_once(
+    camera: &CameraHandle,
+    stream: StreamKind,
+    url: &url::Url,
+    clock: &dyn Clock,
+) -> Result<(), IngestError> {
     let config = &camera.config;
     let creds = config.username.as_ref().map(|username| Credentials {
         username: username.clone(),
@@ -145,7 +165,7 @@ async fn stream_once(camera: &CameraHandle, clock: &dyn Clock) -> Result<(), Ing
     let mut session = with_timeout(
         "DESCRIBE",
         HANDSHAKE_TIMEOUT,
-        Session::describe(config.url.clone(), options),
+        Session::describe(url.clone(), options),
     )
     .await?;
     let video = session
@@ -191,7 +211,9 @@ async fn stream_once(camera: &CameraHandle, clock: &dyn Clock) -> Result<(), Ing
             seen_key = true;
             let p = params.as_deref().expect("set just above");
             tracing::info!(camera = %config.id, codec = %p.codec, width = p.width, height = p.height, "camera {}: streaming", config.id);
-            camera.set_state(ConnectionState::Streaming, 0, clock.now_micros());
+            if stream == StreamKind::Main {
+                camera.set_state(ConnectionState::Streaming, 0, clock.now_micros());
+            }
         }
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
@@ -206,7 +228,7 @@ async fn stream_once(camera: &CameraHandle, clock: &dyn Clock) -> Result<(), Ing
             params: params.clone().expect("set above"),
             data: bytes::Bytes::from(frame.into_data()),
         };
-        camera.publish(Arc::new(frame));
+        camera.publish(stream, Arc::new(frame));
     }
 }
 

@@ -53,26 +53,42 @@ pub struct CameraStatus {
     pub since_micros: i64,
     /// Consecutive failed attempts since the last good stream.
     pub failures: u32,
+    /// Why recording is not happening although it should (a full disk), and since
+    /// when; `None` when all is well.
+    pub recording_problem: Option<(String, i64)>,
 }
 
-/// One registered camera: its configuration, live status and frame hub.
+/// Which of a camera's streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Recorded and watched live.
+    Main,
+    /// Lower resolution, analysed for motion.
+    Sub,
+}
+
+/// One registered camera: its configuration, live status and frame hubs.
 pub struct CameraHandle {
     pub config: CameraConfig,
     status: RwLock<CameraStatus>,
     frames: broadcast::Sender<Arc<Frame>>,
+    sub_frames: broadcast::Sender<Arc<Frame>>,
 }
 
 impl CameraHandle {
     fn new(config: CameraConfig, now_micros: i64) -> Self {
         let (frames, _) = broadcast::channel(HUB_CAPACITY);
+        let (sub_frames, _) = broadcast::channel(HUB_CAPACITY);
         CameraHandle {
             config,
             status: RwLock::new(CameraStatus {
                 state: ConnectionState::Connecting,
                 since_micros: now_micros,
                 failures: 0,
+                recording_problem: None,
             }),
             frames,
+            sub_frames,
         }
     }
 
@@ -100,14 +116,36 @@ impl CameraHandle {
         s.failures = failures;
     }
 
-    /// Subscribes to this camera's frames from now on.
+    /// Shows (or clears) a recording problem, such as a full disk.
+    pub fn set_recording_problem(&self, problem: Option<String>, now_micros: i64) {
+        let mut s = match self.status.write() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        s.recording_problem = problem.map(|text| (text, now_micros));
+    }
+
+    /// Subscribes to this camera's main-stream frames from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Frame>> {
         self.frames.subscribe()
     }
 
-    pub(crate) fn publish(&self, frame: Arc<Frame>) {
+    /// Subscribes to the frames motion detection analyses: the sub stream when the
+    /// camera has one, else the main stream.
+    pub fn subscribe_analysis(&self) -> broadcast::Receiver<Arc<Frame>> {
+        if self.config.sub_url.is_some() {
+            self.sub_frames.subscribe()
+        } else {
+            self.frames.subscribe()
+        }
+    }
+
+    pub(crate) fn publish(&self, stream: StreamKind, frame: Arc<Frame>) {
         // No subscriber (mode `off` and nobody watching) is normal, not an error.
-        let _ = self.frames.send(frame);
+        let _ = match stream {
+            StreamKind::Main => self.frames.send(frame),
+            StreamKind::Sub => self.sub_frames.send(frame),
+        };
     }
 }
 

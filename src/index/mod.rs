@@ -16,7 +16,7 @@ mod users;
 
 use std::path::Path;
 
-mod events;
+pub mod events;
 mod table;
 
 use serde::{Deserialize, Serialize};

@@ -94,7 +94,11 @@ fn box_len(data: &[u8]) -> Option<usize> {
 fn read_box(data: &[u8]) -> Option<([u8; 4], &[u8])> {
     let len = box_len(data)?;
     let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
-    let header = if data.get(..4)? == [0, 0, 0, 1] { 16 } else { 8 };
+    let header = if data.get(..4)? == [0, 0, 0, 1] {
+        16
+    } else {
+        8
+    };
     Some((kind, data.get(header..len)?))
 }
 
@@ -251,7 +255,11 @@ mod tests {
         hvcc.extend([0; 20]);
         hvcc.push(0xFF); // 4-byte lengths
         hvcc.push(3);
-        for (t, nal) in [(32u8, &[0x40, 1, 2][..]), (33, &[0x42, 1]), (34, &[0x44, 9])] {
+        for (t, nal) in [
+            (32u8, &[0x40, 1, 2][..]),
+            (33, &[0x42, 1]),
+            (34, &[0x44, 9]),
+        ] {
             hvcc.push(t);
             hvcc.extend(1u16.to_be_bytes());
             hvcc.extend((nal.len() as u16).to_be_bytes());

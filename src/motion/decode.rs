@@ -50,7 +50,6 @@ impl IdlePolicy {
         skip_frame: Discard::Default,
         skip_loop_filter: Discard::All,
     };
-
 }
 
 /// One camera stream's decoder. See the module documentation.
@@ -80,7 +79,10 @@ impl MotionDecoder {
             VideoCodec::H264 => (ffmpeg::codec::Id::H264, "H.264"),
             VideoCodec::H265 => (ffmpeg::codec::Id::HEVC, "H.265"),
         };
-        let init_err = |detail: String| MotionError::DecoderInit { codec: name, detail };
+        let init_err = |detail: String| MotionError::DecoderInit {
+            codec: name,
+            detail,
+        };
         ffmpeg::init().map_err(|e| init_err(e.to_string()))?;
         quiet_ffmpeg_logs();
         let codec = ffmpeg::decoder::find(id).ok_or_else(|| init_err("not built in".into()))?;
@@ -290,7 +292,9 @@ impl BoxScaler {
         for &(y0, y1) in &self.rows {
             acc.fill(0);
             for y in y0..y1 {
-                let Some(row) = plane.get(y * stride..y * stride + self.src.0 as usize * bytes_per_sample) else {
+                let Some(row) =
+                    plane.get(y * stride..y * stride + self.src.0 as usize * bytes_per_sample)
+                else {
                     continue;
                 };
                 for (a, &(x0, x1)) in acc.iter_mut().zip(&self.cols) {

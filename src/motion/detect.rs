@@ -336,12 +336,19 @@ impl MotionDetector {
             return (Analysis::default(), ev);
         }
         if (w, h) != (self.width, self.height) {
-            debug!(width = w, height = h, "motion: frame size changed; recalibrating");
+            debug!(
+                width = w,
+                height = h,
+                "motion: frame size changed; recalibrating"
+            );
             self.resize(w, h);
         }
         let dt = match self.last_pts {
             Some(last) if pts < last => {
-                debug!(pts, last, "motion: pts went backwards; restarting the clock");
+                debug!(
+                    pts,
+                    last, "motion: pts went backwards; restarting the clock"
+                );
                 if let Some(ev) = &mut self.event {
                     ev.last_active = pts;
                 }
@@ -372,7 +379,10 @@ impl MotionDetector {
         let score = self.blob_score(min_area);
         let light_change = relit || changed_share > LIGHT_FRACTION;
         let calibrating = if light_change {
-            debug!(pts, changed_share, relit, "motion: light change; recalibrating");
+            debug!(
+                pts,
+                changed_share, relit, "motion: light change; recalibrating"
+            );
             for (b, &v) in self.background.iter_mut().zip(&self.blurred) {
                 *b = f32::from(v);
             }

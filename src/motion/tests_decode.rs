@@ -143,4 +143,3 @@ fn decoder_can_move_to_a_blocking_thread() {
     assert_send::<MotionDecoder>();
     assert_send::<MotionDetector>();
 }
-

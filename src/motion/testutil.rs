@@ -65,15 +65,34 @@ pub(super) fn run_tool(tool: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// Encodes `lavfi` (a libavfilter source, e.g. `testsrc2=size=640x360:rate=10`) with
-/// libx264 for `secs` seconds, a keyframe every `gop` frames and no B-frames, into
-/// `dir`, and returns the Annex B file's path.
+/// libx264 for `secs` seconds, a keyframe every `gop` frames exactly (no scene-cut
+/// keyframes: cameras keep a fixed GOP) and no B-frames, into `dir`, and returns the
+/// Annex B file's path.
 pub(super) fn encode_h264(dir: &Path, name: &str, lavfi: &str, secs: u32, gop: u32) -> String {
     let out = dir.join(name);
     let out = out.to_str().expect("temp path is UTF-8").to_owned();
     let (secs, gop) = (secs.to_string(), gop.to_string());
     let args = [
-        "-v", "error", "-f", "lavfi", "-i", lavfi, "-t", &secs, "-c:v", "libx264", "-g", &gop,
-        "-bf", "0", "-f", "h264", "-y", &out,
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        lavfi,
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-g",
+        &gop,
+        "-bf",
+        "0",
+        "-sc_threshold",
+        "0",
+        "-f",
+        "h264",
+        "-y",
+        &out,
     ];
     let res = run_tool("ffmpeg", &args);
     assert!(

@@ -1,10 +1,11 @@
 //! The recorder: decides when a camera's frames are written, and writes them.
 //!
 //! Each recorded camera gets a dedicated OS thread (file writes and fsyncs block, and
-//! must never stall the async runtime that serves cameras and, later, the web UI) fed
-//! by a small async forwarder from the camera's frame hub. What to record is an input:
-//! the camera's mode plus triggers sent through [`RecorderHandle::trigger`], so motion
-//! detection and the doorbell API plug in without touching the writing loop.
+//! must never stall the async runtime that serves cameras and the web UI) fed by a
+//! small async forwarder from the camera's frame hub. What to record is an input: the
+//! camera's mode plus triggers and motion updates sent through [`RecorderHandle`], so
+//! motion detection, the doorbell API and live view plug in without touching the
+//! writing loop (`machine.rs` decides, `segment.rs` writes, `event.rs` keeps events).
 //!
 //! Durable order per recording (see `store` and `index`): the store creates and fsyncs
 //! the file, then the `Open` entry is written and flushed; at the end the entry becomes
@@ -14,6 +15,8 @@
 //! Frames lost before reaching this thread (a lagging or full queue) close the current
 //! recording at that point instead of silently joining across the gap.
 
+mod event;
+mod machine;
 mod segment;
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -21,15 +24,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
+
+pub use machine::MotionUpdate;
 
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
-use crate::config::{RecordingConfig, RecordingMode};
-use crate::index::{Index, RecordingEntry, RecordingState};
-use crate::model::{CameraId, Frame, RecordingId, Trigger};
-use crate::store::{NewRecording, Store};
-use segment::OpenRecording;
+use crate::config::RecordingConfig;
+use crate::index::Index;
+use crate::model::{CameraId, Frame, Trigger};
+use crate::store::Store;
+use machine::Recorder;
 
 /// Inputs queued for one camera's recorder.
 const QUEUE_LEN: usize = 256;
@@ -38,33 +43,64 @@ enum RecorderInput {
     Frame(Arc<Frame>),
     /// Frames were lost upstream: do not join across this point.
     Gap,
-    /// Record (at least) until `duration` after the next frame's time.
+    /// Record (at least) `duration` from now, plus the post-roll.
     Trigger {
         kind: Trigger,
         duration: Duration,
     },
+    Motion(MotionUpdate),
+}
+
+/// Where a recorder's inputs are sent from (the daemon, live view, the motion
+/// worker). Cheap to clone; the recorder finishes once every sender is gone.
+#[derive(Clone)]
+pub struct RecorderSender {
+    tx: SyncSender<RecorderInput>,
+}
+
+impl RecorderSender {
+    /// Asks the recorder to record for `duration` from now, plus the camera's
+    /// post-roll (doorbell, API, live view). Returns false if the recorder is gone
+    /// or too busy to take it.
+    pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
+        self.tx
+            .try_send(RecorderInput::Trigger { kind, duration })
+            .is_ok()
+    }
+
+    /// Passes on a motion analysis result (dropped if the recorder is too busy).
+    pub fn motion(&self, update: MotionUpdate) -> bool {
+        self.tx.try_send(RecorderInput::Motion(update)).is_ok()
+    }
 }
 
 /// Handle to a running recorder thread.
 pub struct RecorderHandle {
     camera: CameraId,
-    tx: Option<SyncSender<RecorderInput>>,
+    sender: Option<RecorderSender>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RecorderHandle {
-    /// Asks the recorder to record for `duration` from now (doorbell, API, live view).
-    /// Returns false if the recorder is gone or too busy to take it.
-    pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
-        self.tx.as_ref().is_some_and(|tx| {
-            tx.try_send(RecorderInput::Trigger { kind, duration })
-                .is_ok()
-        })
+    pub fn camera(&self) -> &CameraId {
+        &self.camera
     }
 
-    /// Waits for the recorder to finish its open recording after shutdown began.
+    pub fn sender(&self) -> Option<RecorderSender> {
+        self.sender.clone()
+    }
+
+    /// See [`RecorderSender::trigger`].
+    pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
+        self.sender
+            .as_ref()
+            .is_some_and(|s| s.trigger(kind, duration))
+    }
+
+    /// Waits for the recorder to finish its open recording after shutdown began
+    /// (the forwarder and other senders drop theirs on shutdown).
     pub fn join(mut self) {
-        self.tx = None;
+        self.sender = None;
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!(camera = %self.camera, "recorder thread panicked");
@@ -73,37 +109,57 @@ impl RecorderHandle {
     }
 }
 
-/// Starts recording `camera` according to its mode. Must be called inside a tokio
-/// runtime (the forwarder is a task).
+/// Starts recording `camera` according to its configuration. Must be called inside
+/// a tokio runtime (the forwarder is a task).
 pub fn spawn(
     camera: Arc<CameraHandle>,
     store: Arc<Store>,
     index: Index,
     settings: RecordingConfig,
     clock: Arc<dyn Clock>,
+    retention_kick: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<RecorderHandle> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
     let id = camera.id().clone();
     tokio::spawn(forward(camera.subscribe(), tx.clone(), shutdown));
-    let mut recorder = Recorder {
-        camera: id.clone(),
-        mode: camera.config.mode,
+    let mut recorder = Recorder::new(
+        id.clone(),
+        camera.config.mode,
         store,
         index,
         settings,
         clock,
-        open: None,
-        triggered: None,
-    };
+    );
+    recorder.pre_roll = camera.config.pre_roll;
+    recorder.post_roll = camera.config.post_roll;
+    recorder.handle = Some(camera);
+    recorder.retention_kick = Some(retention_kick);
     let thread = std::thread::Builder::new()
         .name(format!("rec-{id}"))
-        .spawn(move || recorder.run(rx))?;
+        .spawn(move || run(&mut recorder, rx))?;
     Ok(RecorderHandle {
         camera: id,
-        tx: Some(tx),
+        sender: Some(RecorderSender { tx }),
         thread: Some(thread),
     })
+}
+
+fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
+    let tick = recorder.settings.sync_interval / 2;
+    loop {
+        match rx.recv_timeout(tick) {
+            Ok(RecorderInput::Frame(frame)) => recorder.on_frame(frame),
+            Ok(RecorderInput::Gap) => recorder.close(None, "frames were lost upstream"),
+            Ok(RecorderInput::Trigger { kind, duration }) => recorder.on_trigger(kind, duration),
+            Ok(RecorderInput::Motion(update)) => recorder.on_motion(update),
+            Err(RecvTimeoutError::Timeout) => recorder.tick(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let now = recorder.clock.now_micros();
+    recorder.close_event(now);
+    recorder.close(None, "shutting down");
 }
 
 /// Moves frames from the hub to the recorder thread without ever blocking the runtime.
@@ -143,169 +199,12 @@ async fn forward(
     // Dropping `tx` (with the handle's clone) lets the thread drain and finish.
 }
 
-struct Recorder {
-    camera: CameraId,
-    mode: RecordingMode,
-    store: Arc<Store>,
-    index: Index,
-    settings: RecordingConfig,
-    clock: Arc<dyn Clock>,
-    open: Option<OpenRecording>,
-    /// Trigger kind and the wall time (µs) until which it asks for recording.
-    triggered: Option<(Trigger, i64)>,
-}
-
-impl Recorder {
-    fn run(&mut self, rx: mpsc::Receiver<RecorderInput>) {
-        let tick = self.settings.sync_interval / 2;
-        loop {
-            match rx.recv_timeout(tick) {
-                Ok(RecorderInput::Frame(frame)) => self.on_frame(frame),
-                Ok(RecorderInput::Gap) => self.close(None, "frames were lost upstream"),
-                Ok(RecorderInput::Trigger { kind, duration }) => self.on_trigger(kind, duration),
-                Err(RecvTimeoutError::Timeout) => self.sync_if_due(),
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        self.close(None, "shutting down");
-    }
-
-    fn on_trigger(&mut self, kind: Trigger, duration: Duration) {
-        let now = self.clock.now_micros();
-        let until = now + duration.as_micros() as i64;
-        self.triggered = match self.triggered {
-            Some((k, old)) if old > until => Some((k, old)),
-            Some((k, _)) => Some((k, until)),
-            None => Some((kind, until)),
-        };
-    }
-
-    /// The trigger a frame at `wall_micros` should be recorded under, if any.
-    fn wanted(&self, wall_micros: i64) -> Option<Trigger> {
-        match self.mode {
-            RecordingMode::Off => None,
-            RecordingMode::Continuous => Some(Trigger::Continuous),
-            RecordingMode::Events => match self.triggered {
-                Some((kind, until)) if wall_micros < until => Some(kind),
-                _ => None,
-            },
-        }
-    }
-
-    fn on_frame(&mut self, frame: Arc<Frame>) {
-        if let Some(open) = &self.open {
-            if !open.accepts(&frame) {
-                let next = (frame.session == open.session).then_some(frame.pts);
-                self.close(next, "the stream changed");
-            }
-        }
-        let Some(trigger) = self.wanted(frame.wall_micros) else {
-            if self.open.is_some() {
-                self.close(Some(frame.pts), "no longer triggered");
-            }
-            return;
-        };
-        match self.open.as_mut() {
-            Some(open) if frame.is_key && open.age_at(&frame) >= self.settings.rollover => {
-                self.close(Some(frame.pts), "roll-over");
-                self.start(&frame, trigger);
-            }
-            Some(open) => {
-                if let Err(e) = open.push(frame) {
-                    self.fail(e);
-                }
-            }
-            None if frame.is_key => self.start(&frame, trigger),
-            None => {}
-        }
-    }
-
-    fn start(&mut self, first: &Arc<Frame>, trigger: Trigger) {
-        let new = NewRecording {
-            id: RecordingId::random(),
-            camera: self.camera.clone(),
-            start_micros: first.wall_micros,
-            trigger,
-        };
-        let (writer, wrapped_key) = match self.store.create_recording(&new) {
-            Ok(created) => created,
-            Err(e) => {
-                tracing::error!(camera = %self.camera, recording = %new.id, "cannot start recording: {e:#}");
-                return;
-            }
-        };
-        let entry = RecordingEntry {
-            id: new.id,
-            camera: new.camera.clone(),
-            start_micros: new.start_micros,
-            end_micros: new.start_micros,
-            frames: 0,
-            bytes: 0,
-            trigger,
-            wrapped_key,
-            state: RecordingState::Open,
-        };
-        // The file is durable before its entry exists (the store fsynced both).
-        if let Err(e) = self
-            .index
-            .put_recording(&entry)
-            .and_then(|()| self.index.flush())
-        {
-            tracing::error!(camera = %self.camera, recording = %new.id, "cannot index new recording (check --repair adopts the file): {e}");
-        }
-        match OpenRecording::start(entry, writer, first, self.settings.sync_interval) {
-            Ok(open) => {
-                tracing::info!(camera = %self.camera, recording = %new.id, %trigger, "camera {}: recording started ({})", self.camera, new.id);
-                self.open = Some(open);
-            }
-            Err(e) => {
-                tracing::error!(camera = %self.camera, recording = %new.id, "cannot start recording: {e:#}")
-            }
-        }
-    }
-
-    fn sync_if_due(&mut self) {
-        if let Some(open) = self.open.as_mut() {
-            if open.needs_sync() {
-                if let Err(e) = open.sync() {
-                    self.fail(e);
-                }
-            }
-        }
-    }
-
-    fn close(&mut self, next_pts: Option<i64>, why: &str) {
-        let Some(open) = self.open.take() else { return };
-        let id = open.entry.id;
-        match open.finish(next_pts) {
-            Ok((entry, _)) => {
-                if let Err(e) = self
-                    .index
-                    .put_recording(&entry)
-                    .and_then(|()| self.index.flush())
-                {
-                    tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
-                }
-                tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording finished ({id}, {why})", self.camera);
-            }
-            Err(e) => {
-                tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording (start-up recovery will): {e}")
-            }
-        }
-    }
-
-    /// A write failed: drop the file handle (its entry stays `Open`, and recovery keeps
-    /// every chunk that made it to disk) and start afresh at the next keyframe.
-    fn fail(&mut self, e: crate::store::StoreError) {
-        let id = self.open.take().map(|o| o.entry.id);
-        tracing::error!(camera = %self.camera, recording = ?id.map(|i| i.to_string()), "recording write failed: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::SimulatedClock;
+    use crate::config::RecordingMode;
+    use crate::index::RecordingState;
     use crate::model::VideoParams;
     use crate::store::mp4::testutil::encode_test_stream;
 
@@ -322,19 +221,19 @@ mod tests {
         );
         let index = Index::open(&dir.path().join("index")).expect("index");
         let camera: CameraId = "cam".parse().expect("name");
-        let mut recorder = Recorder {
-            camera: camera.clone(),
-            mode: RecordingMode::Continuous,
-            store: store.clone(),
-            index: index.clone(),
-            settings: RecordingConfig {
-                rollover: Duration::from_secs(1),
-                sync_interval: Duration::from_secs(2),
-            },
-            clock: Arc::new(SimulatedClock::new(0)),
-            open: None,
-            triggered: None,
+        let settings = RecordingConfig {
+            rollover: Duration::from_secs(1),
+            sync_interval: Duration::from_secs(2),
         };
+        let clock = Arc::new(SimulatedClock::new(0));
+        let mut recorder = Recorder::new(
+            camera.clone(),
+            RecordingMode::Continuous,
+            store.clone(),
+            index.clone(),
+            settings,
+            clock,
+        );
         let params = Arc::new(VideoParams {
             codec: "avc1".into(),
             width: stream.track.width,
@@ -398,24 +297,111 @@ mod tests {
                 .expect("store"),
         );
         let index = Index::open(&dir.path().join("index")).expect("index");
-        let mut recorder = Recorder {
-            camera: "cam".parse().expect("name"),
-            mode: RecordingMode::Events,
+        let settings = RecordingConfig {
+            rollover: Duration::from_secs(600),
+            sync_interval: Duration::from_secs(2),
+        };
+        let mut recorder = Recorder::new(
+            "cam".parse().expect("name"),
+            RecordingMode::Events,
             store,
             index,
-            settings: RecordingConfig {
-                rollover: Duration::from_secs(600),
-                sync_interval: Duration::from_secs(2),
-            },
-            clock: Arc::new(clock.clone()),
-            open: None,
-            triggered: None,
-        };
+            settings,
+            Arc::new(clock.clone()),
+        );
+        recorder.post_roll = Duration::ZERO;
         assert_eq!(recorder.wanted(1_000_000), None);
         recorder.on_trigger(Trigger::External, Duration::from_secs(10));
         assert_eq!(recorder.wanted(5_000_000), Some(Trigger::External));
         assert_eq!(recorder.wanted(11_000_000), None, "10 s after the trigger");
         recorder.mode = RecordingMode::Off;
         assert_eq!(recorder.wanted(5_000_000), None, "off never records");
+    }
+}
+
+#[cfg(test)]
+mod preroll_tests {
+    use super::*;
+    use crate::clock::SimulatedClock;
+    use crate::config::RecordingMode;
+    use crate::model::{VideoParams, TIMESCALE};
+    use crate::store::mp4::testutil::encode_test_stream;
+
+    /// Events mode with 1 s pre-roll: a 0.5 s trigger at 2.0 s records from the
+    /// keyframe at 1.0 s to 2.5 s, as one event holding that one recording.
+    #[test]
+    fn a_trigger_records_from_the_preroll_keyframe_until_the_post_roll_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stream = encode_test_stream(dir.path());
+        let store = Arc::new(
+            Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+                .expect("store"),
+        );
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let clock = SimulatedClock::new(0);
+        let settings = RecordingConfig {
+            rollover: Duration::from_secs(600),
+            sync_interval: Duration::from_secs(2),
+        };
+        let mut recorder = Recorder::new(
+            "cam".parse().expect("name"),
+            RecordingMode::Events,
+            store,
+            index.clone(),
+            settings,
+            Arc::new(clock.clone()),
+        );
+        recorder.pre_roll = Duration::from_secs(1);
+        recorder.post_roll = Duration::from_millis(300);
+        let params = Arc::new(VideoParams {
+            codec: "avc1".into(),
+            width: stream.track.width,
+            height: stream.track.height,
+            sample_entry: stream.track.sample_entry.clone(),
+        });
+        let start = 1_800_000_000_000_000;
+        for (i, sample) in stream.samples.iter().enumerate() {
+            let pts = i as i64 * 9000;
+            let wall = start + pts * 1_000_000 / i64::from(TIMESCALE);
+            if i == 20 {
+                clock.advance_micros(wall - clock.now_micros());
+                recorder.on_trigger(Trigger::External, Duration::from_millis(200));
+                assert!(
+                    index.all_events().expect("events")[0].open,
+                    "an open event is visible at once"
+                );
+            }
+            recorder.on_frame(Arc::new(Frame {
+                session: 1,
+                pts,
+                wall_micros: wall,
+                is_key: sample.is_sync,
+                data: sample.data.clone(),
+                params: params.clone(),
+            }));
+        }
+        let recordings = index.all_recordings().expect("recordings");
+        assert_eq!(recordings.len(), 1, "{recordings:?}");
+        let r = &recordings[0];
+        assert_eq!(
+            r.start_micros,
+            start + 1_000_000,
+            "starts at the keyframe a pre-roll before"
+        );
+        assert_eq!(
+            r.frames, 15,
+            "frames 10..25: 1 s of pre-roll, 0.2 s trigger, 0.3 s post-roll"
+        );
+        assert_eq!(r.trigger, Trigger::External);
+        let events = index.all_events().expect("events");
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert!(!e.open);
+        assert_eq!(e.recordings, vec![r.id]);
+        assert_eq!(
+            (e.start_micros, e.end_micros),
+            (start + 1_000_000, start + 2_500_000)
+        );
+        assert_eq!(e.triggers, vec![Trigger::External]);
     }
 }

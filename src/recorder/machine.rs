@@ -1,0 +1,405 @@
+//! What the recorder thread decides frame by frame: record or not, start, roll over,
+//! stop, and the events around it.
+//!
+//! - `continuous`: always record; triggers only make events.
+//! - `events`: keep a pre-roll ring of the last `pre_roll` seconds (from a keyframe)
+//!   in memory; a trigger starts a recording from the ring's first frame, and it
+//!   stops `post_roll` after the last trigger. Overlapping triggers extend one event.
+//! - `off`: no recorder exists (the daemon does not spawn one).
+//!
+//! A roll-over happens at the first keyframe after `rollover`; the frame that closes a
+//! file is the first of the next, so nothing is lost or duplicated at the joint. An
+//! event spanning files lists them all.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::event::OpenEvent;
+use super::segment::OpenRecording;
+use crate::camera::CameraHandle;
+use crate::clock::Clock;
+use crate::config::{RecordingConfig, RecordingMode};
+use crate::index::{Index, RecordingEntry, RecordingState};
+use crate::model::{CameraId, Frame, RecordingId, Trigger, TIMESCALE};
+use crate::store::{NewRecording, Store, StoreError};
+
+/// A motion analysis result, as the motion worker reports it.
+#[derive(Debug)]
+pub struct MotionUpdate {
+    pub score: f32,
+    pub active: bool,
+    /// A JPEG of this frame, offered when it might be the event's best picture.
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+pub struct Recorder {
+    pub camera: CameraId,
+    pub mode: RecordingMode,
+    pub pre_roll: Duration,
+    pub post_roll: Duration,
+    pub store: Arc<Store>,
+    pub index: Index,
+    pub settings: RecordingConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Where problems are shown (a full disk); `None` in unit tests.
+    pub handle: Option<Arc<CameraHandle>>,
+    /// Asks retention to run now (a write failed, probably for lack of space).
+    pub retention_kick: Option<Arc<Notify>>,
+    pub open: Option<OpenRecording>,
+    pub event: Option<OpenEvent>,
+    pub preroll: VecDeque<Arc<Frame>>,
+    /// The last recording problem shown, to log a repeated failure only once.
+    pub problem: Option<String>,
+}
+
+fn micros(d: Duration) -> i64 {
+    d.as_micros().min(i64::MAX as u128) as i64
+}
+
+impl Recorder {
+    pub fn new(
+        camera: CameraId,
+        mode: RecordingMode,
+        store: Arc<Store>,
+        index: Index,
+        settings: RecordingConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Recorder {
+            camera,
+            mode,
+            pre_roll: Duration::from_secs(5),
+            post_roll: Duration::from_secs(10),
+            store,
+            index,
+            settings,
+            clock,
+            handle: None,
+            retention_kick: None,
+            open: None,
+            event: None,
+            preroll: VecDeque::new(),
+            problem: None,
+        }
+    }
+
+    /// A trigger: record (at least) `duration` from now, plus the post-roll.
+    pub fn on_trigger(&mut self, kind: Trigger, duration: Duration) {
+        let now = self.clock.now_micros();
+        let until = now + micros(duration) + micros(self.post_roll);
+        match self.event.as_mut() {
+            Some(event) => event.extend(kind, until),
+            None => {
+                let mut event = OpenEvent::new(
+                    self.camera.clone(),
+                    kind,
+                    now - micros(self.pre_roll),
+                    until,
+                );
+                if let Some(open) = &self.open {
+                    event.add_recording(open.entry.id);
+                    if self.mode == RecordingMode::Events {
+                        event.entry.start_micros = open.entry.start_micros;
+                    }
+                } else if let Some(first) = self.preroll.front() {
+                    event.entry.start_micros = first.wall_micros;
+                }
+                tracing::info!(camera = %self.camera, event = %event.entry.id, trigger = %kind, "camera {}: event started ({kind})", self.camera);
+                self.save_event(&event);
+                self.event = Some(event);
+            }
+        }
+    }
+
+    /// A motion analysis result: active motion triggers like anything else.
+    pub fn on_motion(&mut self, update: MotionUpdate) {
+        if update.active {
+            self.on_trigger(Trigger::Motion, Duration::ZERO);
+        }
+        let now = self.clock.now_micros();
+        if let Some(event) = self.event.as_mut() {
+            event.add_score(now, update.score, update.thumbnail);
+        }
+    }
+
+    /// Whether a frame at `wall_micros` is to be recorded, and under which trigger.
+    pub fn wanted(&self, wall_micros: i64) -> Option<Trigger> {
+        match self.mode {
+            RecordingMode::Off => None,
+            RecordingMode::Continuous => Some(Trigger::Continuous),
+            RecordingMode::Events => match &self.event {
+                Some(event) if wall_micros < event.until_micros => {
+                    event.entry.triggers.first().copied()
+                }
+                _ => None,
+            },
+        }
+    }
+
+    pub fn on_frame(&mut self, frame: Arc<Frame>) {
+        if let Some(open) = &self.open {
+            if !open.accepts(&frame) {
+                let next = (frame.session == open.session).then_some(frame.pts);
+                self.close(next, "the stream changed");
+            }
+        }
+        if self
+            .preroll
+            .back()
+            .is_some_and(|last| last.session != frame.session)
+        {
+            self.preroll.clear();
+        }
+        if self
+            .event
+            .as_ref()
+            .is_some_and(|e| frame.wall_micros >= e.until_micros)
+        {
+            self.close_event(frame.wall_micros);
+        }
+        let Some(trigger) = self.wanted(frame.wall_micros) else {
+            if self.open.is_some() {
+                self.close(Some(frame.pts), "post-roll over");
+            }
+            if self.mode == RecordingMode::Events {
+                self.keep_preroll(frame);
+            }
+            return;
+        };
+        match self.open.as_mut() {
+            Some(open) if frame.is_key && open.age_at(&frame) >= self.settings.rollover => {
+                self.close(Some(frame.pts), "roll-over");
+                self.start(vec![frame], trigger);
+            }
+            Some(open) => {
+                if let Err(e) = open.push(frame) {
+                    self.fail(e);
+                }
+            }
+            None => {
+                // Through the ring, so the pre-roll is measured back from this frame
+                // and starts at a keyframe; in continuous mode the ring is empty and
+                // this waits for a keyframe.
+                self.keep_preroll(frame);
+                if !self.preroll.is_empty() {
+                    let frames: Vec<Arc<Frame>> = self.preroll.drain(..).collect();
+                    self.start(frames, trigger);
+                }
+            }
+        }
+    }
+
+    /// Keeps the last `pre_roll` of frames, always starting at a keyframe.
+    fn keep_preroll(&mut self, frame: Arc<Frame>) {
+        if self.preroll.is_empty() && !frame.is_key {
+            return;
+        }
+        let newest = frame.pts;
+        self.preroll.push_back(frame);
+        let horizon = newest - micros(self.pre_roll) * i64::from(TIMESCALE) / 1_000_000;
+        // Drop whole GOPs while the next keyframe is still old enough to cover it.
+        while let Some(next_key) = self
+            .preroll
+            .iter()
+            .skip(1)
+            .position(|f| f.is_key)
+            .map(|i| i + 1)
+        {
+            if self.preroll[next_key].pts <= horizon {
+                self.preroll.drain(..next_key);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Starts a recording with `frames` (the first a keyframe) under `trigger`.
+    fn start(&mut self, frames: Vec<Arc<Frame>>, trigger: Trigger) {
+        let Some(first) = frames.first().cloned() else {
+            return;
+        };
+        let new = NewRecording {
+            id: RecordingId::random(),
+            camera: self.camera.clone(),
+            start_micros: first.wall_micros,
+            trigger,
+        };
+        let (writer, wrapped_key) = match self.store.create_recording(&new) {
+            Ok(created) => created,
+            Err(e) => return self.report_problem(format!("cannot start a recording: {e:#}")),
+        };
+        let entry = RecordingEntry {
+            id: new.id,
+            camera: new.camera.clone(),
+            start_micros: new.start_micros,
+            end_micros: new.start_micros,
+            frames: 0,
+            bytes: 0,
+            trigger,
+            wrapped_key,
+            state: RecordingState::Open,
+        };
+        // The file is durable before its entry exists (the store fsynced both).
+        if let Err(e) = self
+            .index
+            .put_recording(&entry)
+            .and_then(|()| self.index.flush())
+        {
+            tracing::error!(camera = %self.camera, recording = %new.id, "cannot index a new recording (check --repair adopts the file): {e}");
+        }
+        let mut open =
+            match OpenRecording::start(entry, writer, &first, self.settings.sync_interval) {
+                Ok(open) => open,
+                Err(e) => return self.report_problem(format!("cannot start a recording: {e:#}")),
+            };
+        for frame in frames.into_iter().skip(1) {
+            if let Err(e) = open.push(frame) {
+                self.open = Some(open);
+                return self.fail(e);
+            }
+        }
+        tracing::info!(camera = %self.camera, recording = %new.id, %trigger, "camera {}: recording started ({})", self.camera, new.id);
+        if let Some(event) = self.event.as_mut() {
+            event.add_recording(new.id);
+            if event.entry.recordings.len() == 1 && self.mode == RecordingMode::Events {
+                event.entry.start_micros = new.start_micros;
+            }
+        }
+        if let Some(event) = &self.event {
+            self.save_event(event);
+        }
+        self.open = Some(open);
+        self.clear_problem();
+    }
+
+    /// Makes written video durable if the sync interval has passed; ends an event whose
+    /// time is up even when no frame arrives (a camera that went quiet).
+    pub fn tick(&mut self) {
+        if let Some(open) = self.open.as_mut() {
+            if open.needs_sync() {
+                if let Err(e) = open.sync() {
+                    self.fail(e);
+                }
+            }
+        }
+        let now = self.clock.now_micros();
+        if self
+            .event
+            .as_ref()
+            .is_some_and(|e| now >= e.until_micros + micros(self.settings.sync_interval))
+        {
+            self.close_event(now);
+            if self.mode == RecordingMode::Events {
+                self.close(None, "post-roll over");
+            }
+        }
+    }
+
+    pub fn close(&mut self, next_pts: Option<i64>, why: &str) {
+        let Some(open) = self.open.take() else { return };
+        let id = open.entry.id;
+        match open.finish(next_pts) {
+            Ok((entry, _)) => {
+                if let Err(e) = self
+                    .index
+                    .put_recording(&entry)
+                    .and_then(|()| self.index.flush())
+                {
+                    tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
+                }
+                tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording finished ({id}, {why})", self.camera);
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {e:#}");
+                self.salvage(id);
+            }
+        }
+    }
+
+    /// Closes the open event at `end_micros`, sealing its best thumbnail.
+    pub fn close_event(&mut self, end_micros: i64) {
+        let Some(event) = self.event.take() else {
+            return;
+        };
+        let end = end_micros.min(event.until_micros);
+        let (mut entry, thumbnail) = event.close(end);
+        if let Some(jpeg) = thumbnail {
+            if let Err(e) =
+                self.store
+                    .write_thumbnail(&self.camera, entry.id, entry.start_micros, &jpeg)
+            {
+                tracing::warn!(camera = %self.camera, event = %entry.id, "cannot save the event's thumbnail: {e:#}");
+                entry.has_thumbnail = false;
+            }
+        }
+        if let Err(e) = self
+            .index
+            .put_event(&entry)
+            .and_then(|()| self.index.flush())
+        {
+            tracing::error!(camera = %self.camera, event = %entry.id, "cannot save the event: {e}");
+        }
+        tracing::info!(camera = %self.camera, event = %entry.id, "camera {}: event finished ({})", self.camera, entry.id);
+    }
+
+    fn save_event(&self, event: &OpenEvent) {
+        if let Err(e) = self.index.put_event(&event.entry) {
+            tracing::error!(camera = %self.camera, event = %event.entry.id, "cannot save the event: {e}");
+        }
+    }
+
+    /// A write failed (most often: the disk is full). Keep what reached the disk,
+    /// ask retention to make room, show the problem, and try again at the next
+    /// keyframe. Nothing already acknowledged is touched.
+    pub fn fail(&mut self, e: StoreError) {
+        let Some(open) = self.open.take() else { return };
+        let id = open.entry.id;
+        drop(open);
+        self.report_problem(format!("recording {id} stopped: {e:#}"));
+        self.salvage(id);
+    }
+
+    /// Cuts a failed recording back to its last sealed chunk and finishes its entry.
+    fn salvage(&mut self, id: RecordingId) {
+        let path = self.store.recording_path(&self.camera, id);
+        match self.store.recover_and_describe(&path) {
+            Ok(described) => {
+                if let Err(e) = self
+                    .index
+                    .put_recording(&described.to_entry())
+                    .and_then(|()| self.index.flush())
+                {
+                    tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {e:#}")
+            }
+        }
+    }
+
+    fn report_problem(&mut self, text: String) {
+        if let Some(kick) = &self.retention_kick {
+            kick.notify_one();
+        }
+        if self.problem.as_deref() != Some(text.as_str()) {
+            tracing::error!(camera = %self.camera, "camera {}: {text}; retention asked to free space", self.camera);
+        }
+        if let Some(handle) = &self.handle {
+            handle.set_recording_problem(Some(text.clone()), self.clock.now_micros());
+        }
+        self.problem = Some(text);
+    }
+
+    fn clear_problem(&mut self) {
+        if self.problem.take().is_some() {
+            tracing::info!(camera = %self.camera, "camera {}: recording again", self.camera);
+            if let Some(handle) = &self.handle {
+                handle.set_recording_problem(None, self.clock.now_micros());
+            }
+        }
+    }
+}
