@@ -136,7 +136,10 @@ mod tests {
         assert!(weakness("abc", &[]).expect("short").contains("at least 8"));
         let r = weakness("password1", &[]).expect("common");
         assert!(r.contains("too easy"), "{r}");
-        assert!(weakness("alice2024alice", &["alice"]).is_some());
+        assert!(
+            weakness("porchlightalice", &["alice"]).is_some(),
+            "user name and product"
+        );
         assert!(weakness(&"x".repeat(300), &[])
             .expect("long")
             .contains("at most"));
