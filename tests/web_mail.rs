@@ -95,20 +95,37 @@ async fn a_login_from_a_new_device_is_shown_and_mailed() {
     server.advance_secs(30);
     server.login(&mut phone, &secret).await;
     let alerts = laptop.get("/alerts").await.body;
-    assert!(alerts.contains("New login to your Porchlight account from Safari on iOS"), "{alerts}");
+    assert!(
+        alerts.contains("New login to your Porchlight account from Safari on iOS"),
+        "{alerts}"
+    );
     let dashboard = laptop.get("/").await.body;
-    assert!(dashboard.contains("Security alert"), "shown on the dashboard too");
+    assert!(
+        dashboard.contains("Security alert"),
+        "shown on the dashboard too"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mail = loop {
-        if let Some(m) = sink.messages().into_iter().find(|m| m.contains("new login")) {
+        if let Some(m) = sink
+            .messages()
+            .into_iter()
+            .find(|m| m.contains("new login"))
+        {
             break m;
         }
-        assert!(Instant::now() < deadline, "no mail arrived; got {:?}", sink.messages());
+        assert!(
+            Instant::now() < deadline,
+            "no mail arrived; got {:?}",
+            sink.messages()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(mail.contains("To: owner@example.org"), "{mail}");
-    assert!(mail.contains("Subject: Porchlight: new login to your account"), "{mail}");
+    assert!(
+        mail.contains("Subject: Porchlight: new login to your account"),
+        "{mail}"
+    );
     assert!(mail.contains("Safari on iOS"), "{mail}");
     assert!(!mail.contains(&secret), "no secret in a mail");
     assert_eq!(sink.messages().len(), 1, "one alert, one mail");

@@ -37,13 +37,22 @@ async fn owner(base: &str, setup: &Setup) -> Client {
     let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
     let mut c = Client::new(base);
     let r = c
-        .post("/setup", &[("code", code.trim()), ("username", OWNER), ("password", PASSWORD)])
+        .post(
+            "/setup",
+            &[
+                ("code", code.trim()),
+                ("username", OWNER),
+                ("password", PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let page = c.get("/enrol").await;
     let secret = totp_secret(&page.body);
     let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
-    let r = c.post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)]).await;
+    let r = c
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     c
 }
@@ -62,7 +71,11 @@ async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec<u8>
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    (status, content_range, r.bytes().await.expect("body").to_vec())
+    (
+        status,
+        content_range,
+        r.bytes().await.expect("body").to_vec(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,20 +86,32 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
         realistic: true,
         ..CameraOptions::default()
     });
-    let setup = Setup::new(&[CameraSpec::continuous("front-door", &camera.main_url())], "");
+    let setup = Setup::new(
+        &[CameraSpec::continuous("front-door", &camera.main_url())],
+        "",
+    );
     let mut daemon = setup.start_daemon();
     let base = web_base(&mut daemon);
     let mut c = owner(&base, &setup).await;
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     let dashboard = c.get("/").await;
-    assert!(dashboard.body.contains("id=\"camera-front-door\""), "a tile per camera");
+    assert!(
+        dashboard.body.contains("id=\"camera-front-door\""),
+        "a tile per camera"
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     daemon.stop();
 
     let recordings = setup.recordings();
     let id = recordings[0]["id"].as_str().expect("id").to_owned();
     let exported = setup.dir.path().join("independent.mp4");
-    setup.cli_ok(&["export", "--recording", &id, "--out", exported.to_str().expect("utf-8")]);
+    setup.cli_ok(&[
+        "export",
+        "--recording",
+        &id,
+        "--out",
+        exported.to_str().expect("utf-8"),
+    ]);
     let expected = std::fs::read(&exported).expect("export");
     let len = expected.len();
     eprintln!("recording {id}: {len} bytes");
@@ -97,15 +122,25 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     c.base = web_base(&mut daemon);
     let video = format!("/recordings/{id}/video.mp4");
     let (status, content_range, body) = range(&mut c, &video, "bytes=0-99").await;
-    assert_eq!((status, content_range.as_str()), (206, format!("bytes 0-99/{len}").as_str()));
+    assert_eq!(
+        (status, content_range.as_str()),
+        (206, format!("bytes 0-99/{len}").as_str())
+    );
     assert_eq!(body, expected[..100]);
     let mid = len / 2;
     let (status, _, body) = range(&mut c, &video, &format!("bytes={mid}-{}", mid + 70_000)).await;
     assert_eq!(status, 206);
-    assert_eq!(body, expected[mid..(mid + 70_001).min(len)], "a middle range spanning sealed chunks");
+    assert_eq!(
+        body,
+        expected[mid..(mid + 70_001).min(len)],
+        "a middle range spanning sealed chunks"
+    );
     let (status, content_range, body) = range(&mut c, &video, "bytes=-1000").await;
     assert_eq!(status, 206);
-    assert_eq!(content_range, format!("bytes {}-{}/{len}", len - 1000, len - 1));
+    assert_eq!(
+        content_range,
+        format!("bytes {}-{}/{len}", len - 1000, len - 1)
+    );
     assert_eq!(body, expected[len - 1000..]);
     let (status, content_range, _) = range(&mut c, &video, &format!("bytes={len}-")).await;
     assert_eq!((status, content_range), (416, format!("bytes */{len}")));
@@ -117,7 +152,8 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     let download = c.get(&format!("/recordings/{id}/download")).await;
     let disposition = download.header("content-disposition").to_owned();
     assert!(
-        disposition.starts_with("attachment; filename=\"front-door_") && disposition.ends_with(".mp4\""),
+        disposition.starts_with("attachment; filename=\"front-door_")
+            && disposition.ends_with(".mp4\""),
         "{disposition}"
     );
 
@@ -131,7 +167,9 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     assert!(day.body.contains("<svg class=\"timeline\""), "timeline");
     let player = c.get(&format!("/recordings/{id}")).await;
     let token = csrf(&player.body);
-    let r = c.post(&format!("/recordings/{id}/delete"), &[("csrf", &token)]).await;
+    let r = c
+        .post(&format!("/recordings/{id}/delete"), &[("csrf", &token)])
+        .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(c.get(&video).await.status, 404);
     assert!(!setup
@@ -140,7 +178,12 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
         .any(|p| p.to_string_lossy().contains(&id)));
 
     // Deleting a camera's recordings needs its name typed.
-    let r = c.post("/cameras/front-door/delete", &[("csrf", &token), ("confirm", "front")]).await;
+    let r = c
+        .post(
+            "/cameras/front-door/delete",
+            &[("csrf", &token), ("confirm", "front")],
+        )
+        .await;
     assert_eq!(r.status, 400);
     daemon.stop();
 }

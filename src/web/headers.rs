@@ -65,11 +65,16 @@ pub async fn security_headers(State(state): State<WebState>, req: Request, next:
 }
 
 /// Whether a request's `Origin`/`Sec-Fetch-Site` say it comes from this site.
-/// `Origin` must name the host the request was sent to; without `Origin`, the
-/// browser's `Sec-Fetch-Site` must be `same-origin`; with neither, it is refused.
+/// A real `Origin` must name the host the request was sent to. Browsers send
+/// `Origin: null` on form posts from pages with `Referrer-Policy: no-referrer` (ours),
+/// and old ones send none: then the browser's `Sec-Fetch-Site` must be `same-origin`.
+/// With neither, the request is refused.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|o| o.as_bytes() != b"null")
+    {
         let Some(host) = host else { return false };
         return origin.to_str().ok() == Some(&format!("https://{host}"));
     }
