@@ -170,11 +170,16 @@ impl Auth {
             return Err(AuthError::SetupDone);
         };
         let keys = ["setup".to_owned(), throttle::address_key(client.ip)];
-        self.refuse_if_throttled("(setup)", &keys, client)?;
-        if !setup::matches(&expected, code) {
-            self.count_failure("(setup)", &keys, client, "setup code")?;
-            return Err(AuthError::BadSetupCode);
-        }
+        let (typed, k, c) = (code.to_owned(), keys.clone(), client.clone());
+        self.off_thread(move |auth| {
+            auth.refuse_if_throttled("(setup)", &k, &c)?;
+            if !setup::matches(&expected, &typed) {
+                auth.count_failure("(setup)", &k, &c, "setup code")?;
+                return Err(AuthError::BadSetupCode);
+            }
+            Ok(())
+        })
+        .await?;
         let username = valid_username(username)?;
         let email = valid_email(email)?;
         if let Some(why) = password::weakness(&new_password, &[&username]) {
@@ -192,20 +197,24 @@ impl Auth {
             created_micros: self.now(),
             known_devices: Vec::new(),
         };
-        // Two setups racing: the second finds the code gone.
-        if self.setup_code().is_none() || !self.inner.index.create_user(&user)? {
-            return Err(AuthError::SetupDone);
-        }
-        self.clear_setup_code();
-        self.clear_failures(&keys)?;
-        tracing::info!(user = %user.id, "owner account created; two-step verification enrolment next");
-        let (device_cookie, device) = self.device_of(client);
-        let session_id = self.new_session(user.id, SessionStage::Enrolment, client, device)?;
-        Ok(Issued {
-            session_id,
-            stage: SessionStage::Enrolment,
-            device_cookie,
+        let client = client.clone();
+        self.off_thread(move |auth| {
+            // Two setups racing: the second finds the code gone.
+            if auth.setup_code().is_none() || !auth.inner.index.create_user(&user)? {
+                return Err(AuthError::SetupDone);
+            }
+            auth.clear_setup_code();
+            auth.clear_failures(&keys)?;
+            tracing::info!(user = %user.id, "owner account created; two-step verification enrolment next");
+            let (device_cookie, device) = auth.device_of(&client);
+            let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
+            Ok(Issued {
+                session_id,
+                stage: SessionStage::Enrolment,
+                device_cookie,
+            })
         })
+        .await
     }
 
     /// The device cookie to set (if the browser had none) and its hash.
@@ -228,36 +237,57 @@ impl Auth {
         pass: String,
         client: &ClientInfo,
     ) -> Result<Issued, AuthError> {
-        let name = username.trim();
-        let user = if name.is_empty() || name.chars().count() > 64 {
-            None
-        } else {
-            self.inner.index.find_user(name)?
-        };
-        let keys = self.throttle_keys(name, user.as_ref(), client);
-        self.refuse_if_throttled(name, &keys, client)?;
+        let name = username.trim().to_owned();
+        let (n, c) = (name.clone(), client.clone());
+        let (user, keys) = self
+            .off_thread(move |auth| {
+                let user = if n.is_empty() || n.chars().count() > 64 {
+                    None
+                } else {
+                    auth.inner.index.find_user(&n)?
+                };
+                let keys = auth.throttle_keys(&n, user.as_ref(), &c);
+                auth.refuse_if_throttled(&n, &keys, &c)?;
+                Ok((user, keys))
+            })
+            .await?;
         let ok = self
             .inner
             .hashing
             .verify(user.as_ref().map(|u| u.password_hash.clone()), pass)
             .await?;
-        let Some(user) = user.filter(|_| ok) else {
-            self.count_failure(name, &keys, client, "password")?;
-            return Err(AuthError::InvalidCredentials);
-        };
-        let stage = if user.totp.is_some() {
-            SessionStage::SecondFactor
-        } else {
-            SessionStage::Enrolment
-        };
-        let (device_cookie, device) = self.device_of(client);
-        let session_id = self.new_session(user.id, stage, client, device)?;
-        tracing::info!(user = %user.id, ip = %client.ip, "password accepted; second factor next");
-        Ok(Issued {
-            session_id,
-            stage,
-            device_cookie,
+        let client = client.clone();
+        self.off_thread(move |auth| {
+            let Some(user) = user.filter(|_| ok) else {
+                auth.count_failure(&name, &keys, &client, "password")?;
+                return Err(AuthError::InvalidCredentials);
+            };
+            let stage = if user.totp.is_some() {
+                SessionStage::SecondFactor
+            } else {
+                SessionStage::Enrolment
+            };
+            let (device_cookie, device) = auth.device_of(&client);
+            let session_id = auth.new_session(user.id, stage, &client, device)?;
+            tracing::info!(user = %user.id, ip = %client.ip, "password accepted; second factor next");
+            Ok(Issued {
+                session_id,
+                stage,
+                device_cookie,
+            })
         })
+        .await
+    }
+
+    /// Runs index work (reads, writes, fsyncs) on a blocking thread.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Auth) -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || f(&auth))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?
     }
 
     /// Second step: a TOTP code (refused if its step was used before) or a recovery
