@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::CameraId;
+use crate::motion::{MotionSettings, Zone};
 
 mod web;
 pub use web::{SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
@@ -74,6 +75,8 @@ pub struct CameraConfig {
     pub post_roll: Duration,
     /// Recordings older than this are deleted.
     pub storage_days: u32,
+    /// Motion detection settings; `None` when motion detection is off.
+    pub motion: Option<MotionSettings>,
 }
 
 /// How recordings are cut and made durable.
@@ -155,6 +158,10 @@ struct RawCamera {
     pre_roll_seconds: Option<Spanned<u64>>,
     post_roll_seconds: Option<Spanned<u64>>,
     storage_days: Option<Spanned<u32>>,
+    motion: Option<bool>,
+    motion_sensitivity: Option<Spanned<u8>>,
+    motion_fps: Option<Spanned<f32>>,
+    motion_ignore_zones: Option<Spanned<Vec<Vec<[f32; 2]>>>>,
 }
 
 impl Config {
@@ -266,6 +273,7 @@ impl Config {
         let mut cameras: Vec<CameraConfig> = Vec::new();
         for cam in raw.cameras {
             let cam = cam.into_inner();
+            let motion = motion_settings(&cam, &located)?;
             let name_span = cam.name.span();
             let id: CameraId =
                 cam.name
@@ -330,6 +338,7 @@ impl Config {
                     Some(v) => in_range(v, 1..=3650, "camera.storage_days", &located)?,
                     None => 30,
                 },
+                motion,
             });
         }
 
@@ -344,6 +353,38 @@ impl Config {
             smtp,
         })
     }
+}
+
+/// Motion settings of one camera: on unless `motion = false`.
+fn motion_settings(
+    cam: &RawCamera,
+    located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Option<MotionSettings>, ConfigError> {
+    if cam.motion == Some(false) {
+        return Ok(None);
+    }
+    let mut settings = MotionSettings::default();
+    if let Some(v) = &cam.motion_sensitivity {
+        settings.sensitivity = in_range(v.clone(), 1..=100, "camera.motion_sensitivity", located)?;
+    }
+    if let Some(v) = &cam.motion_fps {
+        settings.max_fps = in_range(v.clone(), 0.0..=60.0, "camera.motion_fps", located)?;
+    }
+    if let Some(zones) = &cam.motion_ignore_zones {
+        settings.zones = zones
+            .get_ref()
+            .iter()
+            .map(|points| Zone::Polygon(points.iter().map(|[x, y]| (*x, *y)).collect()))
+            .collect();
+        settings.validate().map_err(|e| {
+            located(
+                zones.span(),
+                "camera.motion_ignore_zones",
+                format!("{e} (zones are polygons of [x, y] points from 0 to 1)"),
+            )
+        })?;
+    }
+    Ok(Some(settings))
 }
 
 /// A number within `range`, or an error located at its key.

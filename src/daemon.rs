@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecordingMode};
 use crate::index::{Index, IndexError};
 use crate::model::{CameraId, Trigger};
-use crate::recorder::{self, RecorderHandle};
+use crate::recorder::{self, motion_feed, RecorderHandle};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{Store, StoreError};
 
@@ -114,6 +114,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
                 retention_kick.clone(),
                 stop_rx.clone(),
             )?;
+            if let (Some(settings), Some(sender)) = (&camera.motion, recorder.sender()) {
+                motion_feed::spawn(handle.clone(), settings.clone(), sender, stop_rx.clone())?;
+            }
             recorders.insert(camera.id.clone(), recorder);
         }
         if camera.sub_url.is_some() {

@@ -14,6 +14,7 @@ pub mod export;
 pub mod index;
 pub mod mail;
 pub mod model;
+pub mod motion;
 pub mod recorder;
 pub mod retention;
 pub mod store;

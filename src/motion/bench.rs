@@ -17,9 +17,10 @@ use std::time::Instant;
 
 use ffmpeg_next::Discard;
 
+use super::bitstream::VideoCodec;
 use super::decode::{IdlePolicy, MotionDecoder};
 use super::detect::{GrayFrame, MotionDetector, MotionSettings};
-use super::testutil::{encode_h264, load_h264, TestStream};
+use super::testutil::{encode, load, TestStream};
 
 const SECS: u32 = 60;
 
@@ -102,8 +103,8 @@ fn run_mode(s: &TestStream, mode: &Mode) -> (usize, usize, usize) {
 
 fn bench_file(dir: &Path, label: &str, lavfi: &str, fps: u32) {
     let name = format!("{}-{fps}.h264", label.split(' ').next().unwrap_or("x"));
-    let path = encode_h264(dir, &name, lavfi, SECS, fps);
-    let s = load_h264(&path, fps, 640, 360);
+    let path = encode(VideoCodec::H264, dir, &name, lavfi, SECS, fps);
+    let s = load(VideoCodec::H264, &path, fps, 640, 360);
     let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     println!(
         "\n## {label}, 640x360 {fps} fps, {SECS} s, GOP {fps} ({} frames, {} kbit/s)",

@@ -10,14 +10,20 @@
 //! - **Luma only, box-averaged in plain Rust** to about `target_width` (160) pixels
 //!   wide: motion needs no colour, and averaging 4x4 blocks is both the anti-aliasing
 //!   and most of the noise filtering, for about one addition per source pixel.
-//! - **Idle mode** drops non-key access units *before* the decoder and skips the
-//!   deblocking filter on the keyframes it does decode. Skipping inside FFmpeg
-//!   (`skip_frame`) still parses every slice, and `NONREF` saves nothing on camera
-//!   streams, whose P-frames are all references; see the `bench` module for figures.
+//! - **Idle mode** decodes keyframes only: non-key access units are dropped before
+//!   they reach FFmpeg, and the keyframes skip the deblocking filter (nothing decoded
+//!   later is predicted from them: leaving idle mode restarts at a keyframe decoded in
+//!   full). With a 1 s GOP this costs 7–25 % of decoding everything (`bench` module).
+//!   FFmpeg's own `skip_frame = NONKEY` costs about the same, but dropping the units
+//!   ourselves saves the copy and makes the resynchronisation explicit;
+//!   `skip_frame = NONREF` saves nothing on camera streams, whose P-frames are all
+//!   references. Skipping the deblocking filter on every frame would save another
+//!   10–15 % outside idle mode, but P-frames would then drift from what the encoder
+//!   meant until the next keyframe; it is not done.
 //! - **Never decode across a gap**: after an access unit was dropped (idle mode, or
-//!   before the first keyframe), non-key units are dropped until the next keyframe, so
-//!   the detector never sees a picture predicted from missing references — such smears
-//!   would look like motion.
+//!   before the first keyframe) or a picture came out damaged (FFmpeg concealed a lost
+//!   slice), non-key units are dropped until the next keyframe, so the detector never
+//!   sees a picture predicted from missing references — such smears look like motion.
 //!
 //! A [`MotionDecoder`] is `Send` (it can move to a blocking thread) but not `Sync`.
 //! Decoding is CPU-bound: run it with `spawn_blocking` or a dedicated thread, never on
@@ -52,6 +58,19 @@ impl IdlePolicy {
     };
 }
 
+/// A decoded picture: 8-bit 4:2:0, planes packed (luma `width` wide, chroma
+/// `width.div_ceil(2)` wide).
+#[derive(Clone, Debug)]
+pub struct Picture {
+    pub width: u32,
+    pub height: u32,
+    pub y: Vec<u8>,
+    pub u: Vec<u8>,
+    pub v: Vec<u8>,
+    /// JPEG range (0–255) rather than video range (16–235).
+    pub full_range: bool,
+}
+
 /// One camera stream's decoder. See the module documentation.
 pub struct MotionDecoder {
     decoder: ffmpeg::decoder::Video,
@@ -65,7 +84,10 @@ pub struct MotionDecoder {
     /// The decoder holds every reference the next non-key frame may need.
     synced: bool,
     annex_b: Vec<u8>,
+    /// The last good picture. Frames are received into `incoming` and swapped in,
+    /// because FFmpeg empties the frame it is handed even when it has none to give.
     picture: ffmpeg::frame::Video,
+    incoming: ffmpeg::frame::Video,
     scaler: Option<BoxScaler>,
 }
 
@@ -105,6 +127,7 @@ impl MotionDecoder {
             synced: false,
             annex_b: Vec::new(),
             picture: ffmpeg::frame::Video::empty(),
+            incoming: ffmpeg::frame::Video::empty(),
             scaler: None,
         })
     }
@@ -159,8 +182,15 @@ impl MotionDecoder {
         }
         let mut out = None;
         loop {
-            match self.decoder.receive_frame(&mut self.picture) {
+            match self.decoder.receive_frame(&mut self.incoming) {
+                Ok(()) if self.incoming.is_corrupt() || self.incoming.has_decode_errors() => {
+                    // Concealed damage (a lost packet) smears until the next keyframe,
+                    // and smears look like motion: wait for that keyframe instead.
+                    tracing::debug!(pts, "motion: damaged picture; waiting for a keyframe");
+                    self.synced = false;
+                }
                 Ok(()) => {
+                    std::mem::swap(&mut self.picture, &mut self.incoming);
                     let frame_pts = self.picture.timestamp().unwrap_or(pts);
                     out = Some(self.downscale(frame_pts)?);
                 }
@@ -196,8 +226,40 @@ impl MotionDecoder {
         self.idle
     }
 
-    /// For the benchmark: a different idle mode (and, with `all_frames`, the same
-    /// skipping outside idle mode too).
+    /// A copy of the last picture the decoder output, in 8-bit 4:2:0 with its planes
+    /// packed; for an event's thumbnail. `None` before the first picture, or for other
+    /// pixel formats (10-bit, 4:2:2), where a thumbnail is simply not made.
+    pub fn last_picture(&self) -> Option<Picture> {
+        use ffmpeg::format::Pixel;
+        let p = &self.picture;
+        if !matches!(p.format(), Pixel::YUV420P | Pixel::YUVJ420P)
+            || p.width() == 0
+            || p.height() == 0
+        {
+            return None;
+        }
+        let (width, height) = (p.width() as usize, p.height() as usize);
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let plane = |index: usize, w: usize, h: usize| -> Option<Vec<u8>> {
+            let stride = p.stride(index);
+            let data = p.data(index);
+            let mut out = Vec::with_capacity(w * h);
+            for row in 0..h {
+                out.extend_from_slice(data.get(row * stride..row * stride + w)?);
+            }
+            Some(out)
+        };
+        Some(Picture {
+            width: width as u32,
+            height: height as u32,
+            y: plane(0, width, height)?,
+            u: plane(1, cw, ch)?,
+            v: plane(2, cw, ch)?,
+            full_range: p.format() == Pixel::YUVJ420P,
+        })
+    }
+
+    /// For the benchmark: what idle mode does, to compare the alternatives.
     #[cfg(test)]
     pub(super) fn set_idle_policy(&mut self, policy: IdlePolicy) {
         let was_idle = self.idle;
@@ -284,44 +346,49 @@ impl BoxScaler {
     }
 
     /// Scales a luma plane of 8-bit samples, or 16-bit little-endian ones holding 10
-    /// bits (reduced to 8). Reads only inside `plane`; a short plane gives black.
+    /// bits (reduced to 8). Reads only inside `plane`; rows missing from a short plane
+    /// count as black. Sums each band of source rows column by column first (a loop
+    /// the compiler vectorises), then the columns of each output pixel.
     fn scale(&self, plane: &[u8], stride: usize, bytes_per_sample: usize) -> Vec<u8> {
-        let dw = self.cols.len();
-        let mut out = Vec::with_capacity(dw * self.rows.len());
-        let mut acc = vec![0u32; dw];
+        let sw = self.src.0 as usize;
+        let mut out = Vec::with_capacity(self.cols.len() * self.rows.len());
+        // u16 sums: a band is about `src / dst` rows (≤ 103 for any H.264/H.265 width
+        // at 160 wide), far below the 257 rows of 255 that would saturate.
+        let mut colsum = vec![0u16; sw];
         for &(y0, y1) in &self.rows {
-            acc.fill(0);
+            colsum.fill(0);
             for y in y0..y1 {
-                let Some(row) =
-                    plane.get(y * stride..y * stride + self.src.0 as usize * bytes_per_sample)
-                else {
+                let start = y * stride;
+                let Some(row) = plane.get(start..start + sw * bytes_per_sample) else {
                     continue;
                 };
-                for (a, &(x0, x1)) in acc.iter_mut().zip(&self.cols) {
-                    *a += if bytes_per_sample == 1 {
-                        row[x0..x1].iter().map(|&v| u32::from(v)).sum::<u32>()
-                    } else {
-                        row[2 * x0..2 * x1]
-                            .chunks_exact(2)
-                            .map(|s| u32::from(u16::from_le_bytes([s[0], s[1]])) >> 2)
-                            .sum::<u32>()
-                    };
+                if bytes_per_sample == 1 {
+                    for (c, &v) in colsum.iter_mut().zip(row) {
+                        *c = c.saturating_add(u16::from(v));
+                    }
+                } else {
+                    for (c, v) in colsum.iter_mut().zip(row.chunks_exact(2)) {
+                        *c = c.saturating_add(u16::from_le_bytes([v[0], v[1]]) >> 2);
+                    }
                 }
             }
-            for (a, &(x0, x1)) in acc.iter().zip(&self.cols) {
+            for &(x0, x1) in &self.cols {
                 let n = ((x1 - x0) * (y1 - y0)) as u32;
-                out.push(((a + n / 2) / n).min(255) as u8);
+                let sum: u32 = colsum[x0..x1].iter().map(|&c| u32::from(c)).sum();
+                out.push(((sum + n / 2) / n).min(255) as u8);
             }
         }
         out
     }
 }
 
-/// FFmpeg logs to stderr, bypassing `tracing`; keep it to real errors. Global, but this
-/// module is the process's only FFmpeg user.
+/// FFmpeg logs to stderr, bypassing `tracing` and without naming the camera; on a lossy
+/// Wi-Fi camera its concealment messages would flood the journal. Keep only fatal ones:
+/// what matters reaches the caller as a [`MotionError`] or a `debug!` with the pts.
+/// Global, but this module is the process's only FFmpeg user.
 fn quiet_ffmpeg_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error));
+    ONCE.call_once(|| ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal));
 }
 
 #[cfg(test)]

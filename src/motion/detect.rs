@@ -28,6 +28,7 @@
 
 use tracing::debug;
 
+use super::pixels::{self, Blobs};
 use super::zones::{rasterise, Zone};
 use super::MotionError;
 
@@ -53,12 +54,14 @@ pub const CALIBRATION_MAX_SECS: f32 = 3.0;
 /// scene without moving its mean much; something filling 60 % of the view in a single
 /// analysed frame has usually started an event already from the frames before.
 pub const LIGHT_FRACTION: f32 = 0.6;
+/// Share of the minimum area that must have changed since the previous analysed frame
+/// for a frame to be active (see `MotionDetector::analyse`).
+pub const MOVING_SHARE: f32 = 0.25;
 /// Raw luma levels by which a grid cell's mean must move to count as re-lit.
 pub const LIGHT_CELL_SHIFT: f32 = 10.0;
 /// Share of grid cells that must move the same way for a global light change; a
 /// person, even close, covers a few cells, a light switch nearly all of them.
 pub const LIGHT_CELL_SHARE: f32 = 0.75;
-const LIGHT_GRID: usize = 4;
 /// Longest gap between analysed frames credited to the background average, so that a
 /// stream that stalls does not jump the background to one frame.
 const MAX_GAP_SECS: f32 = 10.0;
@@ -212,13 +215,16 @@ pub struct MotionDetector {
     unmasked: usize,
     /// Running average of the stretched, blurred frames; empty until the first frame.
     background: Vec<f32>,
-    /// Previous frame's raw mean luma per grid cell (NaN where the cell is masked).
+    /// Previous frame's raw mean luma per light-change grid cell (NaN where masked).
     cells: Vec<f32>,
     stretched: Vec<u8>,
+    blur_rows: Vec<u16>,
     blurred: Vec<u8>,
+    /// The previous analysed frame (stretched, blurred): what changed since then is
+    /// what is moving now, as opposed to what merely differs from the background.
+    previous: Vec<u8>,
     changed: Vec<bool>,
-    parent: Vec<u32>,
-    blob_size: Vec<u32>,
+    blobs: Blobs,
     last_pts: Option<i64>,
     calibrating_since: Option<i64>,
     streak: u32,
@@ -230,8 +236,9 @@ pub struct MotionDetector {
 }
 
 impl MotionDetector {
-    /// A detector for frames of `width` x `height` (a frame of another size re-sizes it
-    /// and restarts calibration, so this is only the expected size).
+    /// A detector for frames of `width` x `height`. This is only the expected size: a
+    /// frame of another size (the camera changed resolution) re-rasterises the zones and
+    /// becomes the new background.
     pub fn new(settings: MotionSettings, width: u32, height: u32) -> Self {
         let threshold = f32::from(settings.pixel_threshold());
         let mut d = MotionDetector {
@@ -244,10 +251,11 @@ impl MotionDetector {
             background: Vec::new(),
             cells: Vec::new(),
             stretched: Vec::new(),
+            blur_rows: Vec::new(),
             blurred: Vec::new(),
+            previous: Vec::new(),
             changed: Vec::new(),
-            parent: Vec::new(),
-            blob_size: Vec::new(),
+            blobs: Blobs::default(),
             last_pts: None,
             calibrating_since: None,
             streak: 0,
@@ -274,10 +282,9 @@ impl MotionDetector {
         self.background.clear();
         self.cells.clear();
         self.stretched = vec![0; n];
+        self.blur_rows = vec![0; n];
         self.blurred = vec![0; n];
         self.changed = vec![false; n];
-        self.parent = vec![0; n];
-        self.blob_size = vec![0; n];
     }
 
     /// Whether a frame at `pts` should be analysed to keep to `max_fps`. Decoding every
@@ -358,25 +365,53 @@ impl MotionDetector {
             Some(last) => ticks_to_secs(pts - last).min(MAX_GAP_SECS),
             None => 0.0,
         };
-        let cells = self.cell_means(&frame.pixels);
-        let relit = self.cells_relit(&cells);
+        let cells = pixels::cell_means(&frame.pixels, &self.mask, w, h);
+        let relit =
+            pixels::cells_moved_together(&self.cells, &cells, LIGHT_CELL_SHIFT, LIGHT_CELL_SHARE);
         self.cells = cells;
-        self.stretch(&frame.pixels);
-        blur(&self.stretched, &mut self.blurred, w, h);
+        pixels::stretch(
+            &frame.pixels,
+            &self.mask,
+            MIN_STRETCH_RANGE,
+            &mut self.stretched,
+        );
+        pixels::blur(
+            &self.stretched,
+            &mut self.blur_rows,
+            &mut self.blurred,
+            w,
+            h,
+        );
 
         if self.background.is_empty() || self.unmasked == 0 {
-            // The first frame is the background as it is; no calibration period, so
-            // motion already under way when the stream starts is seen from frame two.
+            // The first frame becomes the background, and the detector calibrates
+            // (fast background, no active frames) for 0.5–3 s: a camera's first
+            // frame after connecting often differs slightly from the ones after it
+            // (seen with GStreamer and cheap cameras), and a constant difference must
+            // not be reported as motion for the 20 s the slow background would need.
+            // Motion already under way is seen once calibration ends; the recorder's
+            // pre-roll covers the delay.
             self.background = self.blurred.iter().map(|&v| f32::from(v)).collect();
-            self.calibrating_since = None;
+            self.previous.clone_from(&self.blurred);
+            self.calibrating_since = Some(frame.pts);
             let ev = self.step(frame, false, 0.0);
             return (Analysis::default(), ev);
         }
 
-        let changed_count = self.threshold_diff();
-        let changed_share = changed_count as f32 / self.unmasked as f32;
+        let changed_count = pixels::threshold_diff(
+            &self.blurred,
+            &self.background,
+            &self.mask,
+            self.threshold,
+            &mut self.changed,
+        );
+        let unmasked = self.unmasked as f32;
+        let changed_share = changed_count as f32 / unmasked;
         let min_area = self.settings.min_area();
-        let score = self.blob_score(min_area);
+        // Blobs under a quarter of the minimum area (3 pixels at least) are noise.
+        let min_blob = ((min_area * unmasked / 4.0).ceil() as u32).max(3);
+        let in_blobs = self.blobs.pixels_in_blobs(&self.changed, w, h, min_blob);
+        let score = in_blobs as f32 / unmasked;
         let light_change = relit || changed_share > LIGHT_FRACTION;
         let calibrating = if light_change {
             debug!(
@@ -409,7 +444,17 @@ impl MotionDetector {
             }
             calibrating
         };
-        let active = !light_change && !calibrating && score >= min_area;
+        // Something newly in view that has stopped (a parked car, a square that came
+        // to rest) still differs from the background until the background absorbs it
+        // (BACKGROUND_SECS); it is not motion any more, so an active frame must also
+        // have changed since the previous analysed one.
+        let moving =
+            pixels::changed_between(&self.blurred, &self.previous, &self.mask, self.threshold)
+                as f32
+                / unmasked;
+        self.previous.clone_from(&self.blurred);
+        let active =
+            !light_change && !calibrating && score >= min_area && moving >= min_area * MOVING_SHARE;
         let ev = self.step(frame, active, score);
         let a = Analysis {
             score,
@@ -469,193 +514,5 @@ impl MotionDetector {
             });
         }
         None
-    }
-
-    /// Mean raw luma of the unmasked pixels of each grid cell; NaN for a cell that is
-    /// more than three-quarters masked, whose mean would hang on a few pixels.
-    fn cell_means(&self, pixels: &[u8]) -> Vec<f32> {
-        let (w, h) = (self.width, self.height);
-        let mut sum = [0u64; LIGHT_GRID * LIGHT_GRID];
-        let mut count = [0u32; LIGHT_GRID * LIGHT_GRID];
-        let mut total = [0u32; LIGHT_GRID * LIGHT_GRID];
-        for y in 0..h {
-            let row = (y * LIGHT_GRID / h) * LIGHT_GRID;
-            for x in 0..w {
-                let cell = row + x * LIGHT_GRID / w;
-                let i = y * w + x;
-                total[cell] += 1;
-                if !self.mask[i] {
-                    sum[cell] += u64::from(pixels[i]);
-                    count[cell] += 1;
-                }
-            }
-        }
-        (0..sum.len())
-            .map(|c| {
-                if count[c] > 0 && count[c] * 4 >= total[c] {
-                    sum[c] as f32 / count[c] as f32
-                } else {
-                    f32::NAN
-                }
-            })
-            .collect()
-    }
-
-    /// Whether most cells moved the same way by at least [`LIGHT_CELL_SHIFT`] since the
-    /// previous frame.
-    fn cells_relit(&self, cells: &[f32]) -> bool {
-        if self.cells.len() != cells.len() {
-            return false;
-        }
-        let (mut valid, mut up, mut down) = (0u32, 0u32, 0u32);
-        for (&old, &new) in self.cells.iter().zip(cells) {
-            if old.is_nan() || new.is_nan() {
-                continue;
-            }
-            valid += 1;
-            if new - old >= LIGHT_CELL_SHIFT {
-                up += 1;
-            } else if old - new >= LIGHT_CELL_SHIFT {
-                down += 1;
-            }
-        }
-        valid >= 4 && up.max(down) as f32 >= LIGHT_CELL_SHARE * valid as f32
-    }
-
-    /// Contrast stretch into `self.stretched`, percentiles from the unmasked pixels.
-    fn stretch(&mut self, pixels: &[u8]) {
-        let mut hist = [0u32; 256];
-        for (&p, &m) in pixels.iter().zip(&self.mask) {
-            if !m {
-                hist[usize::from(p)] += 1;
-            }
-        }
-        let n = self.unmasked.max(1) as u64;
-        let percentile = |pct: u64| {
-            let want = n * pct / 100;
-            let mut seen = 0u64;
-            for (v, &c) in hist.iter().enumerate() {
-                seen += u64::from(c);
-                if seen > want {
-                    return v as i32;
-                }
-            }
-            255
-        };
-        let (mut lo, mut hi) = (percentile(4), percentile(96));
-        if hi - lo < MIN_STRETCH_RANGE {
-            lo = (lo + hi - MIN_STRETCH_RANGE) / 2;
-            hi = lo + MIN_STRETCH_RANGE;
-        }
-        let mut lut = [0u8; 256];
-        for (v, out) in lut.iter_mut().enumerate() {
-            *out = ((v as i32 - lo) * 255 / (hi - lo)).clamp(0, 255) as u8;
-        }
-        for (s, &p) in self.stretched.iter_mut().zip(pixels) {
-            *s = lut[usize::from(p)];
-        }
-    }
-
-    /// Marks unmasked pixels differing from the background by more than the threshold;
-    /// returns how many.
-    fn threshold_diff(&mut self) -> usize {
-        let mut n = 0;
-        for (((c, &b), &v), &m) in self
-            .changed
-            .iter_mut()
-            .zip(&self.background)
-            .zip(&self.blurred)
-            .zip(&self.mask)
-        {
-            *c = !m && (f32::from(v) - b).abs() > self.threshold;
-            n += usize::from(*c);
-        }
-        n
-    }
-
-    /// Groups changed pixels into blobs (union-find; pixels within two of each other,
-    /// as a 3x3 dilation would join them) and returns the share of unmasked pixels in
-    /// blobs of at least a quarter of the minimum area (3 pixels at the least).
-    fn blob_score(&mut self, min_area: f32) -> f32 {
-        let (w, h) = (self.width, self.height);
-        let min_blob = ((min_area * self.unmasked as f32 / 4.0).ceil() as u32).max(3);
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * w + x;
-                if !self.changed[i] {
-                    continue;
-                }
-                self.parent[i] = i as u32;
-                // Neighbours already visited: two rows above (x-2..=x+2), two to the left.
-                for dy in 0..=2usize {
-                    if dy > y {
-                        break;
-                    }
-                    let (from, to) = if dy == 0 {
-                        (x.saturating_sub(2), x)
-                    } else {
-                        (x.saturating_sub(2), (x + 3).min(w))
-                    };
-                    for nx in from..to {
-                        let j = (y - dy) * w + nx;
-                        if self.changed[j] {
-                            union(&mut self.parent, i, j);
-                        }
-                    }
-                }
-            }
-        }
-        self.blob_size.fill(0);
-        for i in 0..w * h {
-            if self.changed[i] {
-                let r = find(&mut self.parent, i);
-                self.blob_size[r] += 1;
-            }
-        }
-        let in_blobs: u64 = self
-            .blob_size
-            .iter()
-            .filter(|&&s| s >= min_blob)
-            .map(|&s| u64::from(s))
-            .sum();
-        in_blobs as f32 / self.unmasked.max(1) as f32
-    }
-}
-
-fn find(parent: &mut [u32], mut i: usize) -> usize {
-    while parent[i] as usize != i {
-        let up = parent[parent[i] as usize];
-        parent[i] = up; // path halving
-        i = up as usize;
-    }
-    i
-}
-
-fn union(parent: &mut [u32], a: usize, b: usize) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra != rb {
-        // The smaller index is the root: it was visited first, so it is initialised.
-        let (lo, hi) = (ra.min(rb), ra.max(rb));
-        parent[hi] = lo as u32;
-    }
-}
-
-/// 3x3 binomial blur (1 2 1 ⊗ 1 2 1 / 16), edges clamped.
-fn blur(src: &[u8], dst: &mut [u8], w: usize, h: usize) {
-    let mut rows = vec![0u16; w * h];
-    for y in 0..h {
-        let r = &src[y * w..(y + 1) * w];
-        for x in 0..w {
-            let l = r[x.saturating_sub(1)];
-            let rr = r[(x + 1).min(w - 1)];
-            rows[y * w + x] = u16::from(l) + 2 * u16::from(r[x]) + u16::from(rr);
-        }
-    }
-    for y in 0..h {
-        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
-        for x in 0..w {
-            let v = rows[up * w + x] + 2 * rows[y * w + x] + rows[down * w + x];
-            dst[y * w + x] = ((v + 8) / 16) as u8;
-        }
     }
 }

@@ -13,8 +13,9 @@
 //!   stretch, blur, difference from a running-average background, per-pixel threshold,
 //!   blob and area filters) plus hysteresis, measured on the stream's own clock.
 //! - [`zones`] — ignore zones in normalised coordinates, rasterised to a mask at the
-//!   analysis resolution. [`bitstream`] — the sample entry and AVCC → Annex B byte work
-//!   the decoder needs, kept pure so that it can be tested and fuzzed without ffmpeg.
+//!   analysis resolution; `pixels` — the detector's pixel operations; [`bitstream`] —
+//!   the sample entry and AVCC → Annex B byte work the decoder needs, kept pure so that
+//!   it can be tested and fuzzed without ffmpeg.
 //!
 //! Invariants: every time is a presentation time in 90 kHz ticks ([`PTS_PER_SEC`]) and
 //! nothing here reads the wall clock, so a replayed stream gives the same events; the
@@ -23,11 +24,32 @@
 //! idle mode cannot show decoding garbage to the detector as motion.
 //!
 //! May call: `ffmpeg-next` (in `decode` only), `tracing`. Called by the camera task,
-//! which feeds frames in and forwards the events to the recorder.
+//! which feeds frames in and forwards the events to the recorder, like this (on a
+//! blocking thread; a new decoder and detector for each session or parameter change):
+//!
+//! ```text
+//! let mut decoder = MotionDecoder::new(&params.sample_entry, 160)?;
+//! let mut detector = MotionDetector::new(settings, 160, 90);
+//! for frame in frames {
+//!     match decoder.decode(&frame.data, frame.is_key, frame.pts) {
+//!         Ok(Some(gray)) if detector.due(gray.pts) => forward(detector.analyse(&gray).1),
+//!         Ok(_) => {}
+//!         Err(e) => debug!(camera = %id, error = %e, "motion: frame not decoded"),
+//!     }
+//!     decoder.set_idle(detector.is_quiet()); // keyframes only while nothing happens
+//! }
+//! forward(detector.finish());
+//! ```
+//!
+//! In idle mode motion is first seen at a keyframe and confirmed at the next one, so
+//! `Started` can arrive up to two GOPs after its `pts`: the recorder's pre-roll must
+//! reach back that far.
 
 pub mod bitstream;
 pub mod decode;
 pub mod detect;
+mod pixels;
+pub mod thumbnail;
 pub mod zones;
 
 #[cfg(test)]
@@ -39,7 +61,7 @@ mod tests_detect;
 #[cfg(test)]
 mod testutil;
 
-pub use decode::MotionDecoder;
+pub use decode::{MotionDecoder, Picture};
 pub use detect::{
     Analysis, BestFrame, GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC,
 };
@@ -86,4 +108,8 @@ pub enum MotionError {
         name: &'static str,
         reason: &'static str,
     },
+
+    /// A thumbnail could not be made from a decoded picture.
+    #[error("cannot make a thumbnail: {0}")]
+    Thumbnail(String),
 }

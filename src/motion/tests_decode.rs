@@ -1,17 +1,30 @@
 //! Decoder tests on real H.264 from the `ffmpeg` CLI (libx264), delivered as ingest
 //! delivers it: AVCC access units plus a hand-built `avc1` sample entry.
 
+use super::bitstream::VideoCodec;
 use super::decode::MotionDecoder;
 use super::detect::{GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC};
-use super::testutil::{encode_h264, load_h264, TestStream};
+use super::testutil::{encode, load, TestStream};
 use super::MotionError;
 
-/// 3 s at 10 fps, a keyframe every 10 frames, no B-frames.
-fn stream(source: &str) -> TestStream {
+/// The moving test pattern.
+const TESTSRC: &str = "testsrc2=size=640x360:rate=10";
+/// A solid colour: nothing moves, nothing changes.
+const GRAY: &str = "color=c=gray:size=640x360:rate=10";
+/// A camera watching an empty porch: a still scene with sensor noise.
+const STILL: &str = "smptebars=size=640x360:rate=10,noise=alls=4:allf=t";
+
+/// 3 s of `lavfi` (640x360, 10 fps), a keyframe every 10 frames, no B-frames.
+fn stream(lavfi: &str) -> TestStream {
+    stream_of(lavfi, 3)
+}
+
+/// `secs` seconds of `lavfi`. Tests of motion events use 6 s: the detector calibrates
+/// for up to 3 s at the start of a stream and reports nothing meanwhile.
+fn stream_of(lavfi: &str, secs: u32) -> TestStream {
     let dir = tempfile::tempdir().expect("temp dir");
-    let lavfi = format!("{source}size=640x360:rate=10");
-    let path = encode_h264(dir.path(), "x.h264", &lavfi, 3, 10);
-    load_h264(&path, 10, 640, 360)
+    let path = encode(VideoCodec::H264, dir.path(), "x.h264", lavfi, secs, 10);
+    load(VideoCodec::H264, &path, 10, 640, 360)
 }
 
 fn decode_all(dec: &mut MotionDecoder, s: &TestStream) -> Vec<GrayFrame> {
@@ -23,7 +36,7 @@ fn decode_all(dec: &mut MotionDecoder, s: &TestStream) -> Vec<GrayFrame> {
 
 #[test]
 fn decodes_every_access_unit_to_a_small_gray_frame() {
-    let s = stream("testsrc2=");
+    let s = stream(TESTSRC);
     assert_eq!(s.units.len(), 30);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
     let frames = decode_all(&mut dec, &s);
@@ -43,7 +56,7 @@ fn decodes_every_access_unit_to_a_small_gray_frame() {
 
 #[test]
 fn solid_gray_decodes_to_flat_mid_gray() {
-    let s = stream("color=c=gray:");
+    let s = stream(GRAY);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
     let frames = decode_all(&mut dec, &s);
     assert_eq!(frames.len(), 30);
@@ -70,17 +83,65 @@ fn motion_events(s: &TestStream) -> Vec<MotionEvent> {
 
 #[test]
 fn moving_test_pattern_is_motion_and_solid_colour_is_not() {
-    let moving = motion_events(&stream("testsrc2="));
+    let moving = motion_events(&stream_of(TESTSRC, 6));
     assert!(
         matches!(moving.first(), Some(MotionEvent::Started { .. })),
         "{moving:?}"
     );
-    assert_eq!(motion_events(&stream("color=c=gray:")), vec![]);
+    assert_eq!(motion_events(&stream(GRAY)), vec![]);
+}
+
+#[test]
+fn compression_noise_on_a_still_scene_is_not_motion() {
+    assert_eq!(motion_events(&stream(STILL)), vec![]);
+}
+
+#[test]
+fn motion_that_starts_while_idle_is_caught_at_the_next_keyframes() {
+    // A gray scene; from 3 s a white box crosses it at 200 px/s, gone by 6.2 s.
+    let lavfi = "color=c=gray:size=640x360:rate=10[bg];color=c=white:size=60x60:rate=10[b];\
+                 [bg][b]overlay=x='if(gte(t,3),(t-3)*200,-200)':y=100";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = encode(VideoCodec::H264, dir.path(), "box.h264", lavfi, 14, 10);
+    let s = load(VideoCodec::H264, &path, 10, 640, 360);
+    assert_eq!(s.units.len(), 140);
+
+    // The camera task's loop, as documented in `motion`.
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let mut det = MotionDetector::new(MotionSettings::default(), 160, 90);
+    let (mut decoded, mut events) = (0, Vec::new());
+    for u in &s.units {
+        if let Some(f) = dec.decode(&u.data, u.is_key, u.pts).expect("decodes") {
+            decoded += 1;
+            if det.due(f.pts) {
+                events.extend(det.analyse(&f).1);
+            }
+        }
+        dec.set_idle(det.is_quiet());
+    }
+    let sec = PTS_PER_SEC;
+    assert_eq!(events.len(), 2, "{events:?}");
+    // Seen at the keyframe at 3 s, confirmed at the one at 4 s.
+    assert_eq!(events[0], MotionEvent::Started { pts: 3 * sec });
+    let MotionEvent::Ended {
+        pts,
+        last_motion_pts,
+    } = events[1]
+    else {
+        panic!("{events:?}");
+    };
+    assert!((58 * sec / 10..=62 * sec / 10).contains(&last_motion_pts));
+    assert_eq!(pts, last_motion_pts + 5 * sec);
+    assert!(
+        decoded < 90,
+        "idle mode skipped the quiet stretches: {decoded} of 140"
+    );
+    assert!(dec.is_idle(), "back to idle after the event");
 }
 
 #[test]
 fn idle_mode_decodes_keyframes_only_and_resumes_at_the_next_one() {
-    let s = stream("testsrc2=");
+    let s = stream(TESTSRC);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
     dec.set_idle(true);
     let mut out = Vec::new();
@@ -99,7 +160,7 @@ fn idle_mode_decodes_keyframes_only_and_resumes_at_the_next_one() {
 
 #[test]
 fn non_key_frames_before_the_first_keyframe_are_skipped() {
-    let s = stream("testsrc2=");
+    let s = stream(TESTSRC);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
     let out: Vec<_> = s.units[5..]
         .iter()
@@ -111,7 +172,7 @@ fn non_key_frames_before_the_first_keyframe_are_skipped() {
 
 #[test]
 fn a_broken_access_unit_is_an_error_and_decoding_continues() {
-    let s = stream("testsrc2=");
+    let s = stream(TESTSRC);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
     let u = &s.units[0];
     let mut truncated = u.data.clone();
@@ -124,12 +185,81 @@ fn a_broken_access_unit_is_an_error_and_decoding_continues() {
 }
 
 #[test]
+fn garbage_inside_nal_units_never_panics_and_the_next_keyframe_recovers() {
+    let s = stream(TESTSRC);
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let mut seed = 1u32;
+    for u in &s.units[..10] {
+        let mut data = u.data.clone();
+        for b in data.iter_mut().skip(6) {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b ^= (seed >> 24) as u8;
+        }
+        let _ = dec.decode(&data, u.is_key, u.pts); // Ok or Err, never a panic
+    }
+    let good: Vec<_> = s.units[10..]
+        .iter()
+        .filter_map(|u| dec.decode(&u.data, u.is_key, u.pts).ok().flatten())
+        .collect();
+    assert_eq!(good.len(), 20);
+}
+
+#[test]
+fn a_lost_slice_makes_the_decoder_wait_for_the_next_keyframe() {
+    let s = stream(TESTSRC);
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let mut out = Vec::new();
+    for (i, u) in s.units.iter().enumerate() {
+        let mut data = u.data.clone();
+        if i == 4 {
+            // Cut the frame's last NAL unit (its slice) to a third, as a lost RTP
+            // packet would, and fix its length prefix.
+            let mut at = 0;
+            let mut last = 0;
+            while at + 4 <= data.len() {
+                last = at;
+                let len = u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+                at += 4 + len as usize;
+            }
+            let keep = (data.len() - last - 4) / 3;
+            data.truncate(last + 4 + keep);
+            data[last..last + 4].copy_from_slice(&(keep as u32).to_be_bytes());
+        }
+        if let Some(f) = dec.decode(&data, u.is_key, u.pts).ok().flatten() {
+            out.push(f.pts / (PTS_PER_SEC / 10));
+        }
+    }
+    let mut want = vec![0, 1, 2, 3];
+    want.extend(10..30);
+    assert_eq!(out, want);
+}
+
+#[test]
+fn h265_streams_decode_and_show_motion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = encode(VideoCodec::H265, dir.path(), "x.hevc", TESTSRC, 6, 10);
+    let s = load(VideoCodec::H265, &path, 10, 640, 360);
+    assert_eq!(s.units.len(), 60);
+    assert_eq!(s.units.iter().filter(|u| u.is_key).count(), 6);
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    assert_eq!(dec.codec(), VideoCodec::H265);
+    let frames = decode_all(&mut dec, &s);
+    assert_eq!(frames.len(), 60);
+    assert!(frames.iter().all(|f| (f.width, f.height) == (160, 90)));
+    let events = motion_events(&s);
+    assert!(
+        matches!(events.first(), Some(MotionEvent::Started { .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn unusable_sample_entries_are_refused() {
     assert!(matches!(
         MotionDecoder::new(b"not a box", 160),
         Err(MotionError::BadSampleEntry { .. })
     ));
-    let mut entry = stream("color=c=gray:").sample_entry;
+    let mut entry = stream(GRAY).sample_entry;
     entry[4..8].copy_from_slice(b"mp4v");
     assert!(matches!(
         MotionDecoder::new(&entry, 160),
@@ -142,4 +272,20 @@ fn decoder_can_move_to_a_blocking_thread() {
     fn assert_send<T: Send>() {}
     assert_send::<MotionDecoder>();
     assert_send::<MotionDetector>();
+}
+
+#[test]
+fn the_last_picture_survives_the_decoders_empty_calls_and_makes_a_thumbnail() {
+    let s = stream(TESTSRC);
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    assert!(dec.last_picture().is_none(), "nothing decoded yet");
+    decode_all(&mut dec, &s);
+    let picture = dec
+        .last_picture()
+        .expect("the last decoded picture is kept");
+    assert_eq!((picture.width, picture.height), (640, 360));
+    assert_eq!(picture.y.len(), 640 * 360);
+    assert_eq!((picture.u.len(), picture.v.len()), (320 * 180, 320 * 180));
+    let jpeg = super::thumbnail::jpeg_thumbnail(&picture, 320).expect("thumbnail");
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
 }

@@ -224,7 +224,8 @@ fn per_pixel(f: impl Fn(u32, u8) -> u8) -> impl Fn(&[u8]) -> Vec<u8> {
 
 #[test]
 fn global_light_changes_are_not_motion_and_motion_after_them_is() {
-    let changes: [(&str, Box<dyn Fn(&[u8]) -> Vec<u8>>); 4] = [
+    type Relight = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let changes: [(&str, Relight); 4] = [
         (
             "lights on",
             Box::new(per_pixel(|_, v| v.saturating_add(60))),
@@ -483,4 +484,39 @@ fn settings_validation_names_the_problem() {
     for s in bad {
         assert!(s.validate().is_err(), "{s:?}");
     }
+}
+
+#[test]
+fn an_object_that_comes_to_rest_stops_being_motion_at_once() {
+    // A square moves for 3 s (frames 10..25) and stops at a new place. It still
+    // differs from the background for ~20 s, but nothing moves: the last active
+    // frame is the last one in which it moved, so the event ends quiet_secs later.
+    let frames: Vec<_> = (0..80)
+        .map(|i| {
+            let mut p = scene();
+            if i >= 10 {
+                square(&mut p, 10 + 4 * (i.min(25) as u32 - 10), 40, 12, 230);
+            }
+            frame(p, i)
+        })
+        .collect();
+    let (r, _) = run(MotionSettings::default(), &frames);
+    let last_active = r
+        .analyses
+        .iter()
+        .rposition(|a| a.active)
+        .expect("some motion");
+    assert!(
+        (24..=26).contains(&last_active),
+        "last active frame {last_active}"
+    );
+    assert!(
+        r.analyses[30..].iter().all(|a| a.score > 0.0),
+        "the square still differs from the background"
+    );
+    assert!(
+        matches!(r.events.last(), Some((_, MotionEvent::Ended { last_motion_pts, .. })) if *last_motion_pts <= 26 * TICK),
+        "{:?}",
+        r.events
+    );
 }

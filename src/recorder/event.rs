@@ -14,6 +14,9 @@ pub struct OpenEvent {
     /// Wall time (µs) until which the triggers so far ask for recording.
     pub until_micros: i64,
     best_thumbnail: Option<(f32, Vec<u8>)>,
+    /// The end last written to the index, so an open event is saved as it grows
+    /// (about once a second), not on every trigger.
+    saved_end_micros: i64,
 }
 
 impl OpenEvent {
@@ -33,6 +36,17 @@ impl OpenEvent {
             },
             until_micros,
             best_thumbnail: None,
+            saved_end_micros: i64::MIN,
+        }
+    }
+
+    /// Whether the index's copy is more than a second behind; marks it saved.
+    pub fn take_save(&mut self) -> bool {
+        if self.entry.end_micros.saturating_sub(self.saved_end_micros) >= 1_000_000 {
+            self.saved_end_micros = self.entry.end_micros;
+            true
+        } else {
+            false
         }
     }
 

@@ -26,11 +26,18 @@ use crate::index::{Index, RecordingEntry, RecordingState};
 use crate::model::{CameraId, Frame, RecordingId, Trigger, TIMESCALE};
 use crate::store::{NewRecording, Store, StoreError};
 
+/// How much longer than the pre-roll the ring keeps, because a trigger may be heard
+/// after the moment it refers to (motion is confirmed up to two GOPs late).
+pub const TRIGGER_DELAY_ALLOWANCE: Duration = Duration::from_secs(4);
+
 /// A motion analysis result, as the motion worker reports it.
 #[derive(Debug)]
 pub struct MotionUpdate {
     pub score: f32,
     pub active: bool,
+    /// Wall time (µs) the motion began, when this update starts it; the pre-roll
+    /// reaches back from there rather than from when the update arrives.
+    pub started_micros: Option<i64>,
     /// A JPEG of this frame, offered when it might be the event's best picture.
     pub thumbnail: Option<Vec<u8>>,
 }
@@ -86,19 +93,23 @@ impl Recorder {
         }
     }
 
-    /// A trigger: record (at least) `duration` from now, plus the post-roll.
-    pub fn on_trigger(&mut self, kind: Trigger, duration: Duration) {
+    /// A trigger about the moment `at_micros` (now if `None`): record from a
+    /// pre-roll before it until `duration` after it, plus the post-roll.
+    pub fn on_trigger(&mut self, kind: Trigger, at_micros: Option<i64>, duration: Duration) {
         let now = self.clock.now_micros();
-        let until = now + micros(duration) + micros(self.post_roll);
+        let at = at_micros.map_or(now, |at| at.min(now));
+        let until = now.max(at + micros(duration)) + micros(self.post_roll);
         match self.event.as_mut() {
-            Some(event) => event.extend(kind, until),
+            Some(event) => {
+                event.extend(kind, until);
+                if event.take_save() {
+                    let _ = self.index.put_event(&event.entry);
+                }
+            }
             None => {
-                let mut event = OpenEvent::new(
-                    self.camera.clone(),
-                    kind,
-                    now - micros(self.pre_roll),
-                    until,
-                );
+                self.trim_preroll_to(at - micros(self.pre_roll));
+                let mut event =
+                    OpenEvent::new(self.camera.clone(), kind, at - micros(self.pre_roll), until);
                 if let Some(open) = &self.open {
                     event.add_recording(open.entry.id);
                     if self.mode == RecordingMode::Events {
@@ -117,7 +128,7 @@ impl Recorder {
     /// A motion analysis result: active motion triggers like anything else.
     pub fn on_motion(&mut self, update: MotionUpdate) {
         if update.active {
-            self.on_trigger(Trigger::Motion, Duration::ZERO);
+            self.on_trigger(Trigger::Motion, update.started_micros, Duration::ZERO);
         }
         let now = self.clock.now_micros();
         if let Some(event) = self.event.as_mut() {
@@ -180,9 +191,9 @@ impl Recorder {
                 }
             }
             None => {
-                // Through the ring, so the pre-roll is measured back from this frame
-                // and starts at a keyframe; in continuous mode the ring is empty and
-                // this waits for a keyframe.
+                // Through the ring, so the recording starts at a keyframe; in
+                // continuous mode the ring is empty and this waits for a keyframe.
+                // (The ring was cut back to the trigger's pre-roll when it came.)
                 self.keep_preroll(frame);
                 if !self.preroll.is_empty() {
                     let frames: Vec<Arc<Frame>> = self.preroll.drain(..).collect();
@@ -192,15 +203,28 @@ impl Recorder {
         }
     }
 
-    /// Keeps the last `pre_roll` of frames, always starting at a keyframe.
+    /// Keeps the last `pre_roll` (plus the trigger delay allowance) of frames,
+    /// always starting at a keyframe.
     fn keep_preroll(&mut self, frame: Arc<Frame>) {
         if self.preroll.is_empty() && !frame.is_key {
             return;
         }
-        let newest = frame.pts;
+        let keep =
+            micros(self.pre_roll + TRIGGER_DELAY_ALLOWANCE) * i64::from(TIMESCALE) / 1_000_000;
+        let horizon = frame.pts - keep;
         self.preroll.push_back(frame);
-        let horizon = newest - micros(self.pre_roll) * i64::from(TIMESCALE) / 1_000_000;
-        // Drop whole GOPs while the next keyframe is still old enough to cover it.
+        self.drop_gops_before(|f| f.pts <= horizon);
+    }
+
+    /// A recording about to start for a trigger: start at the last keyframe at or
+    /// before `from_micros`, not earlier.
+    fn trim_preroll_to(&mut self, from_micros: i64) {
+        self.drop_gops_before(|f| f.wall_micros <= from_micros);
+    }
+
+    /// Drops whole GOPs from the ring's front while the next keyframe satisfies
+    /// `old_enough`, so the ring always starts at a keyframe.
+    fn drop_gops_before(&mut self, old_enough: impl Fn(&Frame) -> bool) {
         while let Some(next_key) = self
             .preroll
             .iter()
@@ -208,7 +232,7 @@ impl Recorder {
             .position(|f| f.is_key)
             .map(|i| i + 1)
         {
-            if self.preroll[next_key].pts <= horizon {
+            if old_enough(&self.preroll[next_key]) {
                 self.preroll.drain(..next_key);
             } else {
                 break;

@@ -17,6 +17,7 @@
 
 mod event;
 mod machine;
+pub mod motion_feed;
 mod segment;
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -151,7 +152,9 @@ fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
         match rx.recv_timeout(tick) {
             Ok(RecorderInput::Frame(frame)) => recorder.on_frame(frame),
             Ok(RecorderInput::Gap) => recorder.close(None, "frames were lost upstream"),
-            Ok(RecorderInput::Trigger { kind, duration }) => recorder.on_trigger(kind, duration),
+            Ok(RecorderInput::Trigger { kind, duration }) => {
+                recorder.on_trigger(kind, None, duration)
+            }
             Ok(RecorderInput::Motion(update)) => recorder.on_motion(update),
             Err(RecvTimeoutError::Timeout) => recorder.tick(),
             Err(RecvTimeoutError::Disconnected) => break,
@@ -311,7 +314,7 @@ mod tests {
         );
         recorder.post_roll = Duration::ZERO;
         assert_eq!(recorder.wanted(1_000_000), None);
-        recorder.on_trigger(Trigger::External, Duration::from_secs(10));
+        recorder.on_trigger(Trigger::External, None, Duration::from_secs(10));
         assert_eq!(recorder.wanted(5_000_000), Some(Trigger::External));
         assert_eq!(recorder.wanted(11_000_000), None, "10 s after the trigger");
         recorder.mode = RecordingMode::Off;
@@ -365,7 +368,7 @@ mod preroll_tests {
             let wall = start + pts * 1_000_000 / i64::from(TIMESCALE);
             if i == 20 {
                 clock.advance_micros(wall - clock.now_micros());
-                recorder.on_trigger(Trigger::External, Duration::from_millis(200));
+                recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
                 assert!(
                     index.all_events().expect("events")[0].open,
                     "an open event is visible at once"
