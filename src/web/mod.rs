@@ -19,9 +19,10 @@
 //! | `POST /logout` | end this session |
 //! | `GET /` | dashboard: a tile per camera |
 //! | `GET /cameras/{cam}/live`, `/cameras/{cam}/live.ws` | live view page, fMP4 over WebSocket |
-//! | `GET /cameras/{cam}/recordings?day=` | a day's recordings and its SVG timeline |
+//! | `GET /cameras/{cam}/recordings?day=` | a day's events and recordings and its SVG timeline |
 //! | `GET /recordings/{id}`, `/recordings/{id}/video.mp4`, `/recordings/{id}/download` | player, Range stream, download |
-//! | `POST /recordings/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
+//! | `GET /events/{id}/thumbnail.jpg` | an event's sealed thumbnail, decrypted |
+//! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
@@ -121,6 +122,8 @@ pub fn app(state: WebState) -> Router {
             "/recordings/{id}/delete",
             post(pages::recordings::delete_one),
         )
+        .route("/events/{id}/thumbnail.jpg", get(pages::events::thumbnail))
+        .route("/events/{id}/delete", post(pages::events::delete))
         .route(
             "/delete-everything",
             get(pages::recordings::delete_everything_page)

@@ -106,15 +106,16 @@ pub fn render(t: &impl Template) -> Result<Response, WebError> {
         .map_err(|e| WebError::Internal(format!("template: {e}")))
 }
 
-/// One recording's bar on a day timeline.
+/// One bar on a day timeline: a recording (video exists) or an event (activity).
 pub struct Span {
     pub start_micros: i64,
     pub end_micros: i64,
     pub href: String,
+    pub event: bool,
 }
 
-/// A 24-hour timeline as inline SVG: one unit per minute (1440 wide), bars where
-/// there is video, a tick every 3 hours (the hour labels are HTML under it, so they
+/// A 24-hour timeline as inline SVG: one unit per minute (1440 wide), grey bars where
+/// there is video and amber ones where there was activity (events), a tick every 3 hours (the hour labels are HTML under it, so they
 /// do not stretch with the bar). Drawn on the server; no script, no style
 /// attribute (the CSP forbids inline style).
 pub fn timeline_svg(day_start: i64, day_end: i64, spans: &[Span]) -> String {
@@ -124,13 +125,23 @@ pub fn timeline_svg(day_start: i64, day_end: i64, spans: &[Span]) -> String {
         "<svg class=\"timeline\" viewBox=\"0 0 1440 44\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"Recorded video over the day\" xmlns=\"http://www.w3.org/2000/svg\">\
          <rect x=\"0\" y=\"8\" width=\"1440\" height=\"28\" fill=\"#1e2630\"/>",
     );
-    for s in spans {
+    // Recordings first, events over them.
+    for s in spans
+        .iter()
+        .filter(|s| !s.event)
+        .chain(spans.iter().filter(|s| s.event))
+    {
         let (a, b) = (x(s.start_micros), x(s.end_micros));
         if b <= 0.0 || a >= 1440.0 {
             continue;
         }
+        let (class, fill) = if s.event {
+            ("event", "#f0a030")
+        } else {
+            ("recording", "#4a5866")
+        };
         svg.push_str(&format!(
-            "<a href=\"{}\"><rect class=\"span\" x=\"{a:.1}\" y=\"8\" width=\"{:.1}\" height=\"28\" fill=\"#f0a030\"/></a>",
+            "<a href=\"{}\"><rect class=\"{class}\" x=\"{a:.1}\" y=\"8\" width=\"{:.1}\" height=\"28\" fill=\"{fill}\"/></a>",
             askama_escape(&s.href),
             (b - a).max(2.0)
         ));
@@ -169,9 +180,10 @@ mod tests {
                 start_micros: day + 6 * hour,
                 end_micros: day + 7 * hour,
                 href: "/recordings/1\"><script>".into(),
+                event: true,
             }],
         );
-        assert!(svg.contains("x=\"360.0\""), "{svg}");
+        assert!(svg.contains("class=\"event\" x=\"360.0\""), "{svg}");
         assert!(svg.contains("width=\"60.0\""));
         assert!(!svg.contains("<script>"));
         assert_eq!(svg.matches("<line").count(), 9, "a tick every 3 hours");

@@ -13,7 +13,7 @@ use porchlight::clock::SimulatedClock;
 use porchlight::config::Config;
 use porchlight::{daemon, web};
 
-/// 2026-11-26T10:00:00Z, a fixed start for the simulated clock.
+/// 2026-11-25T10:00:00Z, a fixed start for the simulated clock.
 pub const T0_MICROS: i64 = 1_795_600_800_000_000;
 
 pub const OWNER: &str = "owner";
@@ -78,6 +78,11 @@ impl Server {
         if let Some(w) = self.web.take() {
             w.join().await;
         }
+    }
+
+    /// The in-process daemon (its store and index), to arrange data for a test.
+    pub fn daemon(&self) -> &daemon::Running {
+        self.running.as_ref().expect("running")
     }
 
     pub fn base(&self) -> String {

@@ -14,6 +14,8 @@ use crate::web::{WebError, WebState};
 
 pub struct Tile {
     pub id: String,
+    /// The newest event thumbnail's event id, if any this week.
+    pub thumbnail: Option<String>,
     pub state: &'static str,
     pub detail: String,
 }
@@ -44,11 +46,22 @@ pub async fn dashboard(
     session: FullSession,
 ) -> Result<Response, WebError> {
     session.require(Action::ViewCameras, Object::System)?;
-    let tiles = state
-        .registry
-        .all()
+    let cameras = state.registry.all();
+    let (index, ids, now) = (
+        state.index.clone(),
+        cameras.iter().map(|c| c.id().clone()).collect::<Vec<_>>(),
+        state.clock.now_micros(),
+    );
+    let thumbnails = blocking(move || {
+        ids.iter()
+            .map(|id| Ok(super::events::latest_thumbnail(&index, id, now)?))
+            .collect::<Result<Vec<_>, WebError>>()
+    })
+    .await?;
+    let tiles = cameras
         .iter()
-        .map(|camera| {
+        .zip(thumbnails)
+        .map(|(camera, thumbnail)| {
             let status = camera.status();
             let detail = match &status.state {
                 ConnectionState::Error(text) => text.clone(),
@@ -59,6 +72,7 @@ pub async fn dashboard(
             };
             Tile {
                 id: camera.id().to_string(),
+                thumbnail: thumbnail.map(|t| t.to_string()),
                 state: status.state.label(),
                 detail,
             }

@@ -9,6 +9,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::cameras::known_camera;
+use super::events::{self, EventRow};
 use super::{blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
 use crate::index::{RecordingEntry, RecordingState};
@@ -35,6 +36,7 @@ struct DayPage {
     prev_day: String,
     next_day: Option<String>,
     timeline: String,
+    events: Vec<EventRow>,
     rows: Vec<Row>,
     can_delete: bool,
     csrf: String,
@@ -45,6 +47,8 @@ struct DayPage {
 struct PlayerPage {
     frame: Frame,
     id: String,
+    /// Media fragment to start at (`#t=12`), from `?t=`.
+    start: String,
     camera: String,
     when: String,
     day: String,
@@ -90,10 +94,16 @@ pub async fn day(
     let (start, end) =
         view::day_bounds(day).ok_or_else(|| WebError::BadRequest("day out of range".into()))?;
     let (index, cam) = (state.index.clone(), camera.clone());
-    let mut entries = blocking(move || Ok(index.camera_recordings(&cam, start, end)?)).await?;
-    entries.retain(|e| e.state != RecordingState::Deleting);
     let now = state.clock.now_micros();
-    let spans: Vec<Span> = entries
+    let (mut entries, day_events, event_rows) = blocking(move || {
+        let recordings = index.camera_recordings(&cam, start, end)?;
+        let day_events = index.camera_events(&cam, start, end)?;
+        let rows = events::rows(&index, &day_events, now)?;
+        Ok((recordings, day_events, rows))
+    })
+    .await?;
+    entries.retain(|e| e.state != RecordingState::Deleting);
+    let mut spans: Vec<Span> = entries
         .iter()
         .map(|e| Span {
             start_micros: e.start_micros,
@@ -103,8 +113,15 @@ pub async fn day(
                 e.end_micros
             },
             href: format!("/recordings/{}", e.id),
+            event: false,
         })
         .collect();
+    spans.extend(day_events.iter().map(|e| Span {
+        start_micros: e.start_micros,
+        end_micros: if e.open { now } else { e.end_micros },
+        href: format!("#event-{}", e.id),
+        event: true,
+    }));
     entries.reverse();
     let rows = entries
         .iter()
@@ -126,6 +143,7 @@ pub async fn day(
             .map_or_else(|_| day.to_string(), |d| d.to_string()),
         next_day: next.map(|d| d.to_string()),
         timeline: view::timeline_svg(start, end, &spans),
+        events: event_rows,
         rows,
         can_delete: policy::allowed(
             &session.principal(),
@@ -148,16 +166,23 @@ pub async fn entry_of(state: &WebState, raw: &str) -> Result<RecordingEntry, Web
         .ok_or_else(|| WebError::NotFound(format!("recording {id}")))
 }
 
+#[derive(Deserialize)]
+pub struct PlayerQuery {
+    t: Option<u32>,
+}
+
 pub async fn player(
     State(state): State<WebState>,
     session: FullSession,
     Path(id): Path<String>,
+    Query(q): Query<PlayerQuery>,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &id).await?;
     session.require(Action::PlayRecording, Object::Recording(&entry.camera))?;
     render(&PlayerPage {
         frame: frame_for(&state, &session.0).await?,
         id: entry.id.to_string(),
+        start: q.t.map_or_else(String::new, |t| format!("#t={t}")),
         camera: entry.camera.to_string(),
         when: view::date_time(entry.start_micros),
         day: view::day_of(entry.start_micros).map_or_else(String::new, |d| d.to_string()),
