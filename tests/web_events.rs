@@ -121,3 +121,41 @@ async fn events_show_thumbnails_play_from_their_moment_and_can_be_deleted() {
         "its recording went too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_socket_refuses_other_sites_and_strangers() {
+    let server = Server::start(
+        "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n",
+    )
+    .await;
+    let (mut c, _, _) = server.owner().await;
+    let url = format!("{}/cameras/porch/live.ws", c.base);
+    let http = c.http.clone();
+    let upgrade = |origin: &str| {
+        http.get(&url)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("origin", origin.to_owned())
+    };
+    let evil = upgrade("https://evil.example");
+    assert_eq!(
+        c.send(evil).await.status,
+        403,
+        "cross-site WebSocket hijacking"
+    );
+    let ours = upgrade(&c.base.clone());
+    assert_eq!(c.send(ours).await.status, 101, "same origin upgrades");
+    let mut stranger = server.client();
+    let req = stranger
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("origin", server.base());
+    assert_eq!(stranger.send(req).await.location(), "/login");
+    assert_eq!(c.get("/cameras/nosuch/live").await.status, 404);
+}

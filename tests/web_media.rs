@@ -93,6 +93,21 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     let mut daemon = setup.start_daemon();
     let base = web_base(&mut daemon);
     let mut c = owner(&base, &setup).await;
+    // A failed login is logged in the fixed format a fail2ban filter matches.
+    let mut guesser = Client::new(&base);
+    let r = guesser
+        .post("/login", &[("username", "admin"), ("password", "admin")])
+        .await;
+    assert_eq!(r.status, 401);
+    daemon.wait_for_log(
+        "authentication failure for \"admin\" from 127.0.0.1: password",
+        1,
+        Duration::from_secs(5),
+    );
+    assert!(
+        !daemon.log_text().contains(PASSWORD),
+        "no password in the log"
+    );
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     let dashboard = c.get("/").await;
     assert!(
