@@ -68,8 +68,12 @@ function connect() {
       return;
     }
     queue.push(event.data);
-    // A stalled decoder must not grow the queue without bound.
-    if (queue.length > 300) queue.splice(1, queue.length - 1);
+    // A stalled decoder must not grow the queue without bound: dropping frames in the
+    // middle would break decoding, so start over at the next keyframe instead.
+    if (queue.length > 300) {
+      ws.close();
+      return;
+    }
     pump();
   };
 
