@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	ffmpeg \
 	chromium chromium-driver python3-aiosmtpd
 
-.PHONY: deps build test lint demo clean bench-ingest bench-web
+.PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -47,6 +47,11 @@ clean:
 # Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
 bench-ingest: build
 	/usr/bin/python3 benches/ingest.py
+
+# Motion analysis CPU beside `ffmpeg -threads 1 -i SUB -f null -` on the same 640x360
+# H.264 (10 and 25 fps, 60 s), as ratios: every frame, 5 fps, and idle mode.
+bench-motion: deps
+	$(CARGO) test --release --locked --lib bench_motion -- --ignored --nocapture --test-threads=1
 
 # The web UI under load: 4 cameras recording, 50 HTTPS clients for 30 s (printed).
 bench-web: deps

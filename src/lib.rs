@@ -10,6 +10,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod error_chain;
 pub mod export;
 pub mod index;
 pub mod mail;
