@@ -6,6 +6,8 @@
 //! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
 //! can drive it in-process: send a trigger, read the cameras' state, stop it.
 
+mod web_ui;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,12 +194,19 @@ impl Running {
     }
 }
 
-/// Runs the daemon until a termination signal arrives.
+/// Runs the daemon (recording and the web UI) until a termination signal arrives.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
-    let running = start(config, Arc::new(SystemClock)).await?;
+    let running = start(config.clone(), Arc::new(SystemClock)).await?;
+    let web = start_web(&config, &running).await;
     wait_for_signal().await?;
-    running.stop().await
+    let stopped = running.stop().await;
+    if let Some(web) = web {
+        let _ = tokio::time::timeout(Duration::from_secs(3), web.join()).await;
+    }
+    stopped
 }
+
+pub use web_ui::start_web;
 
 async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
