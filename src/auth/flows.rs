@@ -16,6 +16,7 @@ use super::{
     password, recovery, session, setup, totp, Auth, AuthError, ClientInfo, Issued, Session,
 };
 use crate::index::{AlertKind, Role, SessionStage, TotpEntry, UpdateError, UserEntry, UserId};
+use crate::store::Store;
 
 /// Known devices remembered per user.
 const MAX_KNOWN_DEVICES: usize = 32;
@@ -306,11 +307,13 @@ impl Auth {
         self.refuse_if_throttled(&user.username, &keys, client)?;
         let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
         let digits = code.chars().filter(|c| !c.is_whitespace()).count() == totp::DIGITS;
+        let store = &self.inner.store;
         let accepted: Result<(), UpdateError<()>> = self.inner.index.update_user(user.id, |u| {
             if digits {
                 let t = u.totp.as_mut().ok_or(())?;
                 let last = (t.last_step > 0).then_some(t.last_step);
-                t.last_step = totp::verify(&t.secret_b32, code, now_secs, last).ok_or(())?;
+                let secret = open_seed(store, &t.secret_sealed).ok_or(())?;
+                t.last_step = totp::verify(&secret, code, now_secs, last).ok_or(())?;
             } else {
                 let i = recovery::find(&u.recovery_codes, code).ok_or(())?;
                 u.recovery_codes[i].used = true;
@@ -336,12 +339,16 @@ impl Auth {
         if current.entry.stage != SessionStage::Enrolment {
             return Err(AuthError::WrongStage);
         }
-        if let Some(s) = &current.entry.pending_totp {
-            return Ok(s.clone());
+        if let Some(sealed) = &current.entry.pending_totp {
+            return open_seed(&self.inner.store, sealed).ok_or(AuthError::WrongStage);
         }
         let secret = totp::new_secret();
         let mut entry = current.entry.clone();
-        entry.pending_totp = Some(secret.clone());
+        entry.pending_totp = Some(
+            self.inner
+                .store
+                .seal_secret(TOTP_PURPOSE, secret.as_bytes())?,
+        );
         self.inner.index.put_session(&current.key, &entry)?;
         Ok(secret)
     }
@@ -357,9 +364,10 @@ impl Auth {
         if current.entry.stage != SessionStage::Enrolment || current.user.totp.is_some() {
             return Err(AuthError::WrongStage);
         }
-        let Some(secret) = current.entry.pending_totp.clone() else {
+        let Some(sealed) = current.entry.pending_totp.clone() else {
             return Err(AuthError::WrongStage);
         };
+        let secret = open_seed(&self.inner.store, &sealed).ok_or(AuthError::WrongStage)?;
         let user = &current.user;
         let keys = self.throttle_keys(&user.username, Some(user), client);
         self.refuse_if_throttled(&user.username, &keys, client)?;
@@ -374,7 +382,7 @@ impl Auth {
                 return Err(());
             }
             u.totp = Some(TotpEntry {
-                secret_b32: secret.clone(),
+                secret_sealed: sealed.clone(),
                 last_step: step,
             });
             u.recovery_codes = stored.clone();
@@ -436,5 +444,20 @@ impl Auth {
             stage: SessionStage::Full,
             device_cookie: None,
         })
+    }
+}
+
+/// What TOTP seeds are sealed for (bound into the sealing, see `Store::seal_secret`).
+const TOTP_PURPOSE: &str = "totp seed";
+
+/// Opens a sealed TOTP seed (base32). A seed that does not open (another master key)
+/// is logged and treated as a wrong code, never as a pass.
+fn open_seed(store: &Store, sealed: &str) -> Option<String> {
+    match store.open_secret(TOTP_PURPOSE, sealed) {
+        Ok(plain) => String::from_utf8(plain.to_vec()).ok(),
+        Err(e) => {
+            tracing::error!("a TOTP seed cannot be opened: {e}");
+            None
+        }
     }
 }

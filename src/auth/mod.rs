@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::index::{
     AlertEntry, AlertKind, Index, IndexError, Role, SessionEntry, SessionStage, UserEntry, UserId,
 };
+use crate::store::{Store, StoreError};
 use password::PasswordHashing;
 use policy::Principal;
 pub use session::Lifetimes;
@@ -54,6 +55,8 @@ pub enum AuthError {
     WrongStage,
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Sealing(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -128,6 +131,8 @@ pub struct Auth {
 
 struct Inner {
     index: Index,
+    /// Seals TOTP seeds under the master key: they must not rest in clear in sled.
+    store: Arc<Store>,
     clock: Arc<dyn Clock>,
     hashing: PasswordHashing,
     lifetimes: Lifetimes,
@@ -142,6 +147,7 @@ impl Auth {
     /// `data_dir/setup-code` (0600) and logs it once.
     pub fn new(
         index: Index,
+        store: Arc<Store>,
         clock: Arc<dyn Clock>,
         lifetimes: Lifetimes,
         data_dir: PathBuf,
@@ -165,6 +171,7 @@ impl Auth {
         Ok(Auth {
             inner: Arc::new(Inner {
                 index,
+                store,
                 clock,
                 hashing: PasswordHashing::new()?,
                 lifetimes,

@@ -32,6 +32,7 @@ pub struct SessionEntry {
     /// Hash of the device cookie of the browser that logged in.
     pub device: String,
     /// During enrolment: the secret shown to the user, not yet confirmed (base32).
+    /// The seed offered during enrolment, sealed like the user's (hex).
     pub pending_totp: Option<String>,
 }
 

@@ -43,7 +43,8 @@ pub enum Role {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpEntry {
     /// The shared secret, base32 (RFC 4648, no padding).
-    pub secret_b32: String,
+    /// The base32 seed sealed under the master key (hex), never in clear.
+    pub secret_sealed: String,
     /// The last time step a code was accepted for; a code for this step or an earlier
     /// one is refused (replay).
     pub last_step: u64,

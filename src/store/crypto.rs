@@ -60,6 +60,8 @@ const KEY_ID_LABEL: &[u8] = b"porchlight key-id v1\0";
 const HKDF_SALT: &[u8] = b"porchlight-store-v1";
 const WRAP_INFO: &[u8] = b"data-key wrap";
 const PAYLOAD_INFO: &[u8] = b"chunk payload";
+const SECRET_INFO: &[u8] = b"secret box";
+const SECRET_AAD: &[u8] = b"porchlight secret v1\0";
 const WRAP_AAD_LABEL: &[u8] = b"porchlight data-key v1\0";
 /// Temporary name the new key is written under before it is linked into place.
 const NEW_KEY_FILE: &str = "master.key.new";
@@ -74,6 +76,12 @@ pub fn random_nonce_prefix() -> Result<[u8; NONCE_PREFIX_LEN], StoreError> {
     let mut prefix = [0u8; NONCE_PREFIX_LEN];
     fill_random(&mut prefix)?;
     Ok(prefix)
+}
+
+fn secret_aad(purpose: &str) -> Vec<u8> {
+    let mut aad = SECRET_AAD.to_vec();
+    aad.extend_from_slice(purpose.as_bytes());
+    aad
 }
 
 fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
@@ -269,6 +277,57 @@ impl MasterKey {
             .expect("a 32-byte message is within XChaCha20-Poly1305 limits");
         out[56..].copy_from_slice(&tag);
         Ok(WrappedKey(out))
+    }
+
+    /// Seals a small secret that must rest encrypted (a TOTP seed, a camera
+    /// password): XChaCha20-Poly1305 under a key derived from the master key with its
+    /// own HKDF label, a random 24-byte nonce, `purpose` bound as associated data so a
+    /// sealed TOTP seed cannot be passed off as something else. Output: nonce ‖
+    /// ciphertext ‖ tag.
+    pub fn seal_secret(&self, purpose: &str, secret: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let key = hkdf32(self.bytes.as_ref(), SECRET_INFO);
+        let aead = XChaCha20Poly1305::new(&Key::from(*key));
+        let mut out = vec![0u8; 24 + secret.len() + TAG_LEN];
+        fill_random(&mut out[..24])?;
+        let nonce = XNonce::try_from(&out[..24]).expect("slice is 24 bytes");
+        let end = 24 + secret.len();
+        out[24..end].copy_from_slice(secret);
+        let tag = aead
+            .encrypt_inout_detached(&nonce, &secret_aad(purpose), (&mut out[24..end]).into())
+            .map_err(|_| StoreError::InvalidArgument {
+                field: "secret",
+                reason: "too long to seal".into(),
+            })?;
+        out[end..].copy_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens what [`seal_secret`](Self::seal_secret) sealed for the same purpose.
+    pub fn open_secret(
+        &self,
+        purpose: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let refused = || StoreError::SecretUnseal {
+            purpose: purpose.to_owned(),
+        };
+        if sealed.len() < 24 + TAG_LEN {
+            return Err(refused());
+        }
+        let key = hkdf32(self.bytes.as_ref(), SECRET_INFO);
+        let aead = XChaCha20Poly1305::new(&Key::from(*key));
+        let nonce = XNonce::try_from(&sealed[..24]).expect("slice is 24 bytes");
+        let end = sealed.len() - TAG_LEN;
+        let tag = Tag::try_from(&sealed[end..]).expect("slice is 16 bytes");
+        let mut plain = Zeroizing::new(sealed[24..end].to_vec());
+        aead.decrypt_inout_detached(
+            &nonce,
+            &secret_aad(purpose),
+            plain.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| refused())?;
+        Ok(plain)
     }
 
     /// Opens a wrapped data key; fails if it was sealed under another master key,
@@ -662,5 +721,28 @@ mod tests {
             true,
         );
         assert_eq!(n, [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 1, 2, 3, 4, 1]);
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_purpose_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = MasterKey::load_or_create(dir.path()).expect("key");
+        let sealed = key.seal_secret("totp", b"JBSWY3DPEHPK3PXP").expect("seal");
+        assert!(
+            !sealed.windows(16).any(|w| w == b"JBSWY3DPEHPK3PXP"),
+            "not in clear"
+        );
+        assert_eq!(
+            key.open_secret("totp", &sealed).expect("open").as_slice(),
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(key.open_secret("camera password", &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[30] ^= 1;
+        assert!(key.open_secret("totp", &flipped).is_err());
+        assert!(key.open_secret("totp", &sealed[..10]).is_err());
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other = MasterKey::load_or_create(other_dir.path()).expect("key");
+        assert!(other.open_secret("totp", &sealed).is_err());
     }
 }

@@ -148,6 +148,11 @@ pub enum StoreError {
     )]
     MasterKeyPermissions { path: PathBuf, mode: u32 },
 
+    /// A sealed secret (TOTP seed, camera password) did not open: another master key,
+    /// another purpose, or altered.
+    #[error("a sealed {purpose} secret cannot be opened with the loaded master key")]
+    SecretUnseal { purpose: String },
+
     /// The plaintext inside a recording is not the fMP4 the recorder writes.
     #[error("{}: the video container inside is unreadable: {reason}", .path.display())]
     Container { path: PathBuf, reason: String },

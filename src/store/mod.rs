@@ -166,6 +166,23 @@ impl Store {
         self.master.id()
     }
 
+    /// Seals a small secret under the master key (hex); see `MasterKey::seal_secret`.
+    pub fn seal_secret(&self, purpose: &str, secret: &[u8]) -> Result<String, StoreError> {
+        Ok(hex::encode(self.master.seal_secret(purpose, secret)?))
+    }
+
+    /// Opens a secret sealed by [`seal_secret`](Self::seal_secret).
+    pub fn open_secret(
+        &self,
+        purpose: &str,
+        sealed_hex: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let sealed = hex::decode(sealed_hex).map_err(|_| StoreError::SecretUnseal {
+            purpose: purpose.to_owned(),
+        })?;
+        self.master.open_secret(purpose, &sealed)
+    }
+
     pub fn recording_path(&self, camera: &CameraId, id: RecordingId) -> PathBuf {
         self.recordings
             .join(camera.as_str())

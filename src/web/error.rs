@@ -62,7 +62,9 @@ impl WebError {
                 AuthError::SetupDone => StatusCode::NOT_FOUND,
                 AuthError::WeakPassword(_) | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
                 AuthError::WrongStage => StatusCode::SEE_OTHER,
-                AuthError::Index(_) | AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::Index(_) | AuthError::Sealing(_) | AuthError::Internal(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             WebError::Start(_)
             | WebError::Index(_)

@@ -189,15 +189,17 @@ pub async fn start(
         idle: web.session_idle,
         max: web.session_max,
     };
-    let (index, clock, data_dir) = (
+    let (index, store, clock, data_dir) = (
         services.index.clone(),
+        services.store.clone(),
         services.clock.clone(),
         config.data_dir.clone(),
     );
-    let auth =
-        tokio::task::spawn_blocking(move || Auth::new(index, clock, lifetimes, data_dir, alerts))
-            .await
-            .map_err(|e| WebError::Start(e.to_string()))??;
+    let auth = tokio::task::spawn_blocking(move || {
+        Auth::new(index, store, clock, lifetimes, data_dir, alerts)
+    })
+    .await
+    .map_err(|e| WebError::Start(e.to_string()))??;
     let state = WebState {
         registry: services.registry,
         store: services.store,
