@@ -1,0 +1,193 @@
+//! Recorder tests on real x264 frames (3 s, 10 fps, a keyframe every 10) through a
+//! real store and index.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::machine::Recorder;
+use crate::clock::{Clock, SimulatedClock};
+use crate::config::{RecordingConfig, RecordingMode};
+use crate::index::{Index, RecordingState};
+use crate::model::{CameraId, Frame, Trigger, VideoParams, TIMESCALE};
+use crate::store::mp4::testutil::{encode_test_stream, TestStream};
+use crate::store::mp4::ReadAt;
+use crate::store::Store;
+
+const START: i64 = 1_800_000_000_000_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    stream: TestStream,
+    store: Arc<Store>,
+    index: Index,
+    clock: SimulatedClock,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stream = encode_test_stream(dir.path());
+    let store = Arc::new(
+        Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys")).expect("store"),
+    );
+    let index = Index::open(&dir.path().join("index")).expect("index");
+    Fixture {
+        _dir: dir,
+        stream,
+        store,
+        index,
+        clock: SimulatedClock::new(0),
+    }
+}
+
+impl Fixture {
+    fn recorder(&self, mode: RecordingMode, rollover: Duration) -> Recorder {
+        let settings = RecordingConfig {
+            rollover,
+            sync_interval: Duration::from_secs(2),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        Recorder::new(
+            camera(),
+            mode,
+            self.store.clone(),
+            self.index.clone(),
+            settings,
+            clock,
+        )
+    }
+
+    /// The stream's frames as ingest would publish them, 0.1 s apart from `START`.
+    fn frames(&self) -> Vec<Arc<Frame>> {
+        let params = Arc::new(VideoParams {
+            codec: "avc1".into(),
+            width: self.stream.track.width,
+            height: self.stream.track.height,
+            sample_entry: self.stream.track.sample_entry.clone(),
+        });
+        let mut pts = 0i64;
+        self.stream
+            .samples
+            .iter()
+            .map(|sample| {
+                let frame = Arc::new(Frame {
+                    session: 1,
+                    pts,
+                    wall_micros: START + pts * 1_000_000 / i64::from(TIMESCALE),
+                    is_key: sample.is_sync,
+                    data: sample.data.clone(),
+                    params: params.clone(),
+                });
+                pts += i64::from(sample.duration);
+                frame
+            })
+            .collect()
+    }
+}
+
+fn camera() -> CameraId {
+    "cam".parse().expect("name")
+}
+
+/// A recorder that rolls over every second: every frame lands in exactly one file,
+/// and each file starts exactly where the previous one ended.
+#[test]
+fn roll_over_loses_and_duplicates_no_frame() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(1));
+    let frames = f.frames();
+    let end_pts = frames.last().map_or(0, |l| l.pts) + 9000;
+    for frame in frames {
+        recorder.on_frame(frame);
+    }
+    recorder.close(Some(end_pts), "test end");
+
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 3, "3 s at a 1 s roll-over: {entries:?}");
+    assert_eq!(
+        entries.iter().map(|e| e.frames).sum::<u64>(),
+        f.stream.samples.len() as u64
+    );
+    assert_eq!(entries[0].start_micros, START);
+    for pair in entries.windows(2) {
+        assert_eq!(
+            pair[0].end_micros, pair[1].start_micros,
+            "files join exactly"
+        );
+    }
+    let mut total = 0;
+    for entry in &entries {
+        assert_eq!(entry.state, RecordingState::Finished);
+        let mut reader = f.store.open_recording(&camera(), entry.id).expect("open");
+        let parsed = reader.parse().expect("parse");
+        assert!(parsed.samples[0].is_sync, "each file starts at a keyframe");
+        assert_eq!(parsed.samples.len() as u64, entry.frames);
+        for s in &parsed.samples {
+            let mut data = vec![0; s.size as usize];
+            reader.read_exact_at(s.offset, &mut data).expect("read");
+            assert_eq!(
+                data, f.stream.samples[total].data,
+                "frame {total} is byte-identical"
+            );
+            total += 1;
+        }
+    }
+}
+
+#[test]
+fn events_mode_records_only_while_triggered() {
+    let f = fixture();
+    f.clock.advance_micros(1_000_000);
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    assert_eq!(recorder.wanted(1_000_000), None);
+    recorder.on_trigger(Trigger::External, None, Duration::from_secs(10));
+    assert_eq!(recorder.wanted(5_000_000), Some(Trigger::External));
+    assert_eq!(recorder.wanted(11_000_000), None, "10 s after the trigger");
+    recorder.mode = RecordingMode::Off;
+    assert_eq!(recorder.wanted(5_000_000), None, "off never records");
+}
+
+/// Events mode with 1 s pre-roll: a 0.2 s trigger at 2.0 s (0.3 s post-roll) records
+/// from the keyframe at 1.0 s to 2.5 s, as one event holding that one recording.
+#[test]
+fn a_trigger_records_from_the_preroll_keyframe_until_the_post_roll_ends() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.pre_roll = Duration::from_secs(1);
+    recorder.post_roll = Duration::from_millis(300);
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        if i == 20 {
+            f.clock
+                .advance_micros(frame.wall_micros - f.clock.now_micros());
+            recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
+            assert!(
+                f.index.all_events().expect("events")[0].open,
+                "an open event is visible at once"
+            );
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let r = &recordings[0];
+    assert_eq!(
+        r.start_micros,
+        START + 1_000_000,
+        "starts at the keyframe a pre-roll before"
+    );
+    assert_eq!(
+        r.frames, 15,
+        "frames 10..25: 1 s of pre-roll, 0.2 s trigger, 0.3 s post-roll"
+    );
+    assert_eq!(r.trigger, Trigger::External);
+    let events = f.index.all_events().expect("events");
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert!(!e.open);
+    assert_eq!(e.recordings, vec![r.id]);
+    assert_eq!(
+        (e.start_micros, e.end_micros),
+        (START + 1_000_000, START + 2_500_000)
+    );
+    assert_eq!(e.triggers, vec![Trigger::External]);
+}
