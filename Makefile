@@ -10,7 +10,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	ffmpeg
+	ffmpeg systemd
 
 .PHONY: deps build test lint demo clean bench-ingest
 
@@ -45,3 +45,6 @@ clean:
 # Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
 bench-ingest: build
 	/usr/bin/python3 benches/ingest.py
+
+# --- Packaging: .deb for amd64 and arm64 (packaging/README.md) ----------------------
+include packaging/packaging.mk

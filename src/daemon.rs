@@ -192,10 +192,16 @@ impl Running {
     }
 }
 
-/// Runs the daemon until a termination signal arrives.
+/// Runs the daemon until a termination signal arrives, telling systemd (when it
+/// started us) when it is ready, that it is alive, and when it is stopping.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let cameras = config.cameras.len();
     let running = start(config, Arc::new(SystemClock)).await?;
+    let systemd = Arc::new(crate::notify::Notifier::from_env());
+    systemd.ready(&format!("serving {cameras} camera(s)"));
+    systemd.clone().spawn_watchdog();
     wait_for_signal().await?;
+    systemd.stopping();
     running.stop().await
 }
 

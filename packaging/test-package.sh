@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# make test-package: the amd64 .deb in a throw-away Debian root, as an installer uses it.
+#
+#   install (apt resolves the automatic Depends from the archive) → user, directories,
+#   modes, conffile, unit → `porchlight check` → `porchlight serve` as the porchlight
+#   user against the test camera (running on the host; the chroot shares its network)
+#   with the camera added to the installed conffile → a recording that exports and
+#   plays → upgrade to a higher version built from the same tree: edited conffile,
+#   key and recordings survive → remove keeps the data → purge deletes it.
+#
+# The root is `debootstrap --variant=minbase` of this machine's Debian release (the
+# package's Depends name this release's libraries), cached in target/package-test/base;
+# each run works on a fresh copy. Downloaded .debs are cached in
+# target/package-test/apt-archives. Needs root (debootstrap, chroot, mount).
+#
+# Usage: packaging/test-package.sh target/debian/porchlight_<version>_amd64.deb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB=${1:?usage: $0 path/to/porchlight_VERSION_amd64.deb}
+WORK=target/package-test
+BASE=$WORK/base
+ROOT=$WORK/root
+ARCHIVES=$WORK/apt-archives
+VERSION=$(dpkg-deb -f "$DEB" Version)
+UPGRADE_VERSION="$VERSION+upgradetest1"
+. /etc/os-release
+SUITE=${VERSION_CODENAME:?cannot tell this machine's Debian release}
+MIRROR=${DEBOOTSTRAP_MIRROR:-http://deb.debian.org/debian}
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+fail() {
+    failed=$((failed + 1))
+    echo "FAILED: $*" >&2
+    echo "test-package: $passed passed, $failed failed"
+    exit 1
+}
+in_root() { chroot "$ROOT" "$@"; }
+# Numeric ids: chroot(1) would look names up in this machine's user database.
+as_porchlight() { chroot --userspec="$uid:$gid" "$ROOT" "$@"; }
+uid=""
+gid=""
+
+[ "$(id -u)" = 0 ] || { echo "test-package needs root (debootstrap, chroot, mount)" >&2; exit 1; }
+for tool in debootstrap ffprobe; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install debootstrap ffmpeg)" >&2; exit 1; }
+done
+
+camera_pid=""
+daemon_pid=""
+cleanup() {
+    [ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null || true
+    [ -n "$camera_pid" ] && kill -TERM "$camera_pid" 2>/dev/null || true
+    for m in "$ROOT/var/cache/apt/archives" "$ROOT/proc"; do
+        mountpoint -q "$m" && umount "$m" || true
+    done
+}
+trap cleanup EXIT
+
+# --- The root: cached pristine debootstrap, fresh copy per run -------------------
+mkdir -p "$WORK" "$ARCHIVES/partial"
+if [ ! -e "$BASE/.porchlight-complete" ]; then
+    echo "debootstrap $SUITE (minbase) from $MIRROR into $BASE (cached for later runs)"
+    rm -rf "$BASE" "$BASE.tmp"
+    debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+        || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap $SUITE"; }
+    touch "$BASE.tmp/.porchlight-complete"
+    mv "$BASE.tmp" "$BASE"
+fi
+for m in "$ROOT/var/cache/apt/archives" "$ROOT/proc"; do
+    mountpoint -q "$m" && umount "$m"
+done
+rm -rf "$ROOT"
+cp -a "$BASE" "$ROOT"
+# The same archive (and security updates) as this machine, so Depends resolve as they
+# would on an installer's machine of this release.
+rm -f "$ROOT/etc/apt/sources.list"
+cp -a /etc/apt/sources.list.d/. "$ROOT/etc/apt/sources.list.d/"
+[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+mount -t proc proc "$ROOT/proc"
+mount --bind "$ARCHIVES" "$ROOT/var/cache/apt/archives"
+# No service is started inside the root (there is no systemd there anyway).
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+echo "root ready: $ROOT ($SUITE)"
+
+# --- The upgrade package: same tree, higher version --------------------------------
+UPGRADE_DIR=$WORK/upgrade
+rm -rf "$UPGRADE_DIR" && mkdir -p "$UPGRADE_DIR"
+cargo deb --no-build --deb-version "$UPGRADE_VERSION" --output "$UPGRADE_DIR/" >/dev/null
+UPGRADE_DEB=$(ls "$UPGRADE_DIR"/*.deb)
+[ "$(dpkg-deb -f "$UPGRADE_DEB" Version)" = "$UPGRADE_VERSION" ] || fail "upgrade package version"
+dpkg --compare-versions "$UPGRADE_VERSION" gt "$VERSION" || fail "$UPGRADE_VERSION is not newer than $VERSION"
+cp "$DEB" "$ROOT/tmp/porchlight.deb"
+cp "$UPGRADE_DEB" "$ROOT/tmp/porchlight-upgrade.deb"
+
+# --- Install ------------------------------------------------------------------------
+export DEBIAN_FRONTEND=noninteractive
+in_root apt-get update -q >"$WORK/apt-update.log" 2>&1 || { cat "$WORK/apt-update.log"; fail "apt-get update in the root"; }
+in_root apt-get install -y -q --no-install-recommends /tmp/porchlight.deb </dev/null >"$WORK/install.log" 2>&1 \
+    || { tail -30 "$WORK/install.log"; fail "apt install ./porchlight_${VERSION}_amd64.deb"; }
+ok "apt install of $(basename "$DEB") resolves its Depends ($(dpkg-deb -f "$DEB" Depends))"
+
+[ "$(in_root dpkg-query -W -f='${Version}' porchlight)" = "$VERSION" ] || fail "installed version"
+[ "$(in_root porchlight version)" = "porchlight $VERSION" ] || fail "porchlight version"
+ok "porchlight version prints $VERSION"
+
+IFS=: read -r _ _ uid _ _ home shell < <(in_root getent passwd porchlight) || fail "no porchlight user"
+[ "$uid" -lt 1000 ] || fail "porchlight is not a system user (uid $uid)"
+[ "$shell" = /usr/sbin/nologin ] || fail "porchlight's shell is $shell"
+gid=$(in_root getent group porchlight | cut -d: -f3) || fail "no porchlight group"
+[ "$(in_root id -g porchlight)" = "$gid" ] || fail "porchlight's primary group is not porchlight"
+ok "system user porchlight (uid $uid, home $home, shell $shell) and group"
+
+stat_of() { in_root stat -c '%U:%G %a' "$1"; }
+[ "$(stat_of /var/lib/porchlight)" = "porchlight:porchlight 700" ] || fail "/var/lib/porchlight is $(stat_of /var/lib/porchlight)"
+[ "$(stat_of /var/lib/porchlight/keys)" = "porchlight:porchlight 700" ] || fail "keys dir is $(stat_of /var/lib/porchlight/keys)"
+[ "$(stat_of /etc/porchlight/porchlight.toml)" = "root:porchlight 640" ] || fail "config is $(stat_of /etc/porchlight/porchlight.toml)"
+ok "/var/lib/porchlight and keys/ porchlight 0700; config root:porchlight 0640"
+
+in_root dpkg-query -W -f='${Conffiles}\n' porchlight | grep -q '^ /etc/porchlight/porchlight.toml ' \
+    || fail "/etc/porchlight/porchlight.toml is not a conffile"
+unit=$(in_root dpkg -L porchlight | grep '/systemd/system/porchlight.service$') || fail "no unit in the package"
+in_root grep -q '^Type=notify' "$unit" || fail "unit $unit is not Type=notify"
+[ -L "$ROOT/etc/systemd/system/multi-user.target.wants/porchlight.service" ] || fail "unit not enabled"
+ok "conffile, unit $unit, enabled for multi-user.target"
+
+as_porchlight porchlight check >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log"; fail "porchlight check on the default config"; }
+ok "porchlight check passes on the packaged default config (no cameras)"
+
+# --- Record from the test camera -----------------------------------------------------
+camera_out=$WORK/camera.out
+/usr/bin/python3 tests/camera/rtsp_camera.py --port 0 --exit-with-parent >"$camera_out" 2>"$WORK/camera.err" &
+camera_pid=$!
+for _ in $(seq 100); do grep -q '"ready"' "$camera_out" && break; sleep 0.2; done
+port=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$camera_out") \
+    || { cat "$WORK/camera.err"; fail "test camera did not start"; }
+cat >>"$ROOT/etc/porchlight/porchlight.toml" <<EOF
+
+# Added by test-package: it must survive the upgrade.
+[[camera]]
+name = "porch"
+url = "rtsp://127.0.0.1:$port/main"
+mode = "continuous"
+EOF
+as_porchlight porchlight check >/dev/null 2>&1 || fail "check with the camera added"
+
+serve_log=$WORK/serve.log
+as_porchlight env PORCHLIGHT_LOG=info porchlight serve >"$serve_log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 300); do grep -q 'recording started' "$serve_log" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+grep -q 'recording started' "$serve_log" || { cat "$serve_log"; fail "no recording started within 30 s"; }
+sleep 4
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || { cat "$serve_log"; fail "serve did not exit cleanly on SIGTERM"; }
+daemon_pid=""
+ok "porchlight serve as porchlight recorded the test camera and stopped on SIGTERM"
+
+recordings_json() { as_porchlight porchlight recordings --json; }
+recordings_json >"$WORK/recordings-before.json" || fail "recordings --json"
+count=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for x in r if x["camera"]=="porch" and x["frames"]>0))' "$WORK/recordings-before.json")
+[ "$count" -ge 1 ] || { cat "$WORK/recordings-before.json"; fail "no recording with frames"; }
+ok "$count recording(s) of camera porch listed"
+key_sum=$(sha256sum <"$ROOT/var/lib/porchlight/keys/master.key")
+[ "$(stat_of /var/lib/porchlight/keys/master.key)" = "porchlight:porchlight 600" ] || fail "master.key is $(stat_of /var/lib/porchlight/keys/master.key)"
+ok "master.key created by the daemon: porchlight 0600"
+
+# --- Upgrade -------------------------------------------------------------------------
+in_root apt-get install -y -q --no-install-recommends /tmp/porchlight-upgrade.deb </dev/null >"$WORK/upgrade.log" 2>&1 \
+    || { tail -30 "$WORK/upgrade.log"; fail "upgrade to $UPGRADE_VERSION"; }
+[ "$(in_root dpkg-query -W -f='${Version}' porchlight)" = "$UPGRADE_VERSION" ] || fail "version after upgrade"
+grep -q "^url = \"rtsp://127.0.0.1:$port/main\"" "$ROOT/etc/porchlight/porchlight.toml" || fail "edited conffile lost in the upgrade"
+[ ! -e "$ROOT/etc/porchlight/porchlight.toml.dpkg-new" ] || fail "upgrade left porchlight.toml.dpkg-new"
+[ "$(stat_of /etc/porchlight/porchlight.toml)" = "root:porchlight 640" ] || fail "config mode after upgrade: $(stat_of /etc/porchlight/porchlight.toml)"
+ok "upgraded to $UPGRADE_VERSION; the edited conffile (and its mode) survived"
+[ "$(sha256sum <"$ROOT/var/lib/porchlight/keys/master.key")" = "$key_sum" ] || fail "master key changed in the upgrade"
+recordings_json >"$WORK/recordings-after.json" || fail "recordings --json after upgrade"
+cmp -s "$WORK/recordings-before.json" "$WORK/recordings-after.json" || fail "recordings changed in the upgrade"
+as_porchlight porchlight check >"$WORK/check-after.log" 2>&1 || { cat "$WORK/check-after.log"; fail "check after upgrade"; }
+id=$(python3 -c 'import json,sys; print([x for x in json.load(open(sys.argv[1])) if x["frames"]>0][0]["id"])' "$WORK/recordings-after.json")
+rm -f "$ROOT/tmp/export.mp4"
+as_porchlight porchlight export --recording "$id" --out /tmp/export.mp4 >/dev/null || fail "export after upgrade"
+frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$ROOT/tmp/export.mp4")
+[ "${frames:-0}" -ge 10 ] || fail "exported recording decodes to ${frames:-0} frames"
+ok "key, recordings and index survived; recording $id exports and plays ($frames frames)"
+
+# --- Remove keeps data; purge deletes it -------------------------------------------
+in_root apt-get remove -y -q porchlight </dev/null >"$WORK/remove.log" 2>&1 || { cat "$WORK/remove.log"; fail "remove"; }
+[ ! -e "$ROOT/usr/bin/porchlight" ] || fail "binary still there after remove"
+[ -f "$ROOT/var/lib/porchlight/keys/master.key" ] || fail "remove deleted the key"
+[ -n "$(ls -A "$ROOT/var/lib/porchlight/recordings/porch")" ] || fail "remove deleted recordings"
+[ -f "$ROOT/etc/porchlight/porchlight.toml" ] || fail "remove deleted the config"
+grep -q "kept in /var/lib/porchlight" "$WORK/remove.log" || fail "remove did not say the data is kept"
+ok "remove keeps recordings, key and config, and says so"
+
+in_root dpkg --purge porchlight >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "purge"; }
+grep -q "WARNING: purge deletes /var/lib/porchlight" "$WORK/purge.log" || { cat "$WORK/purge.log"; fail "purge gave no warning"; }
+[ ! -e "$ROOT/var/lib/porchlight" ] || fail "purge left /var/lib/porchlight"
+[ ! -e "$ROOT/etc/porchlight/porchlight.toml" ] || fail "purge left the config"
+! in_root dpkg-statoverride --list /etc/porchlight/porchlight.toml >/dev/null || fail "purge left the statoverride"
+[ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/porchlight.service" ] || fail "purge left the unit enabled"
+ok "purge warned, then deleted /var/lib/porchlight, the config and the unit's enablement"
+
+echo "test-package: $passed passed, $failed failed"
