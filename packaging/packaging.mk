@@ -1,7 +1,7 @@
 # Packaging targets, included by the top-level Makefile. See packaging/README.md.
 #
 #   make deb            target/debian/porchlight_<version>_amd64.deb, checked by lintian
-#   make deb-arm64      target/aarch64-unknown-linux-gnu/debian/porchlight_<version>_arm64.deb
+#   make deb-arm64      target/debian/porchlight_<version>_arm64.deb
 #                       (cross-built on amd64 Debian), checked by lintian
 #   make test-package   install, run, upgrade, remove and purge the amd64 .deb in a
 #                       throw-away Debian root (debootstrap + chroot); as root, ~3 min
@@ -16,7 +16,7 @@
 DEB_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)-$(shell sed -n 's/^revision = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 DEB_AMD64 := target/debian/porchlight_$(DEB_VERSION)_amd64.deb
 ARM64_TARGET := aarch64-unknown-linux-gnu
-DEB_ARM64 := target/$(ARM64_TARGET)/debian/porchlight_$(DEB_VERSION)_arm64.deb
+DEB_ARM64 := target/debian/porchlight_$(DEB_VERSION)_arm64.deb
 
 # dpkg-shlibdeps (Depends: $auto) and lintian.
 DEB_TOOL_PACKAGES := dpkg-dev lintian
@@ -52,6 +52,7 @@ deb-tools:
 
 deb: deps deb-tools
 	$(CARGO) deb --locked
+	@test -f $(DEB_AMD64) || { echo "cargo deb did not write $(DEB_AMD64)"; exit 1; }
 	$(LINTIAN) $(DEB_AMD64)
 	@echo "built $(DEB_AMD64)"
 
@@ -64,6 +65,7 @@ deb-arm64-deps:
 
 deb-arm64: deps deb-tools deb-arm64-deps
 	$(ARM64_ENV) $(CARGO) deb --locked --target $(ARM64_TARGET)
+	@test -f $(DEB_ARM64) || { echo "cargo deb did not write $(DEB_ARM64)"; exit 1; }
 	$(LINTIAN) $(DEB_ARM64)
 	@echo "built $(DEB_ARM64)"
 
