@@ -70,6 +70,7 @@ deb-arm64: deps deb-tools deb-arm64-deps
 	@echo "built $(DEB_ARM64)"
 
 test-package: deb
+	$(call apt_install_missing,debootstrap systemd-container)
 	bash packaging/test-package.sh $(DEB_AMD64)
 
 test-arm64: deb-arm64

@@ -6,7 +6,9 @@
 #   user against the test camera (running on the host; the chroot shares its network)
 #   with the camera added to the installed conffile → a recording that exports and
 #   plays → upgrade to a higher version built from the same tree: edited conffile,
-#   key and recordings survive → remove keeps the data → purge deletes it.
+#   key and recordings survive → remove keeps the data → purge deletes it. Then a
+#   second root with systemd, booted with systemd-nspawn: the unit in its full sandbox,
+#   Type=notify, the watchdog over more than WatchdogSec, journal priorities, stop.
 #
 # The root is `debootstrap --variant=minbase` of this machine's Debian release (the
 # package's Depends name this release's libraries), cached in target/package-test/base;
@@ -54,7 +56,7 @@ daemon_pid=""
 cleanup() {
     [ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null || true
     [ -n "$camera_pid" ] && kill -TERM "$camera_pid" 2>/dev/null || true
-    for m in "$ROOT/var/cache/apt/archives" "$ROOT/proc"; do
+    for m in "$ROOT/var/cache/apt/archives" "$ROOT/proc" "$WORK/nspawn/var/cache/apt/archives"; do
         mountpoint -q "$m" && umount "$m" || true
     done
 }
@@ -220,5 +222,58 @@ grep -q "WARNING: purge deletes /var/lib/porchlight" "$WORK/purge.log" || { cat 
 ! in_root dpkg-statoverride --list /etc/porchlight/porchlight.toml >/dev/null || fail "purge left the statoverride"
 [ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/porchlight.service" ] || fail "purge left the unit enabled"
 ok "purge warned, then deleted /var/lib/porchlight, the config and the unit's enablement"
+
+# --- Under a real systemd: the unit's sandbox, Type=notify and the watchdog ---------
+# A second root (the cached base plus systemd and the package) booted with
+# systemd-nspawn; a probe unit inside records what systemd sees, then powers off.
+NSPAWN=$WORK/nspawn
+for m in "$NSPAWN/var/cache/apt/archives" "$ROOT/var/cache/apt/archives" "$ROOT/proc"; do
+    mountpoint -q "$m" && umount "$m"
+done
+rm -rf "$NSPAWN"
+cp -a "$BASE" "$NSPAWN"
+rm -f "$NSPAWN/etc/apt/sources.list"
+cp -a /etc/apt/sources.list.d/. "$NSPAWN/etc/apt/sources.list.d/"
+[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$NSPAWN/etc/apt/sources.list"
+cp /etc/resolv.conf "$NSPAWN/etc/resolv.conf"
+cp "$ROOT/tmp/porchlight.deb" "$NSPAWN/tmp/porchlight.deb"
+mount --bind "$ARCHIVES" "$NSPAWN/var/cache/apt/archives"
+{ chroot "$NSPAWN" apt-get update -q &&
+  chroot "$NSPAWN" apt-get install -y -q --no-install-recommends systemd /tmp/porchlight.deb </dev/null; } \
+    >"$WORK/nspawn-install.log" 2>&1 || { tail -30 "$WORK/nspawn-install.log"; fail "installing systemd and the package in $NSPAWN"; }
+umount "$NSPAWN/var/cache/apt/archives"
+printf '\n[[camera]]\nname = "porch"\nurl = "rtsp://127.0.0.1:%s/main"\nmode = "continuous"\n' "$port" \
+    >>"$NSPAWN/etc/porchlight/porchlight.toml"
+mkdir -p "$NSPAWN/etc/systemd/system/porchlight.service.d"
+printf '[Service]\nEnvironment=PORCHLIGHT_LOG=info,porchlight::notify=debug\n' \
+    >"$NSPAWN/etc/systemd/system/porchlight.service.d/test.conf"
+# Watched for longer than WatchdogSec (30 s), so a missing ping would show as a restart.
+cp packaging/nspawn-probe.sh "$NSPAWN/usr/local/bin/porchlight-probe"
+chmod 755 "$NSPAWN/usr/local/bin/porchlight-probe"
+printf '[Unit]\nAfter=porchlight.service\n[Service]\nExecStart=/usr/local/bin/porchlight-probe\n[Install]\nWantedBy=multi-user.target\n' \
+    >"$NSPAWN/etc/systemd/system/porchlight-probe.service"
+ln -sf /etc/systemd/system/porchlight-probe.service "$NSPAWN/etc/systemd/system/multi-user.target.wants/"
+# --register=no --keep-unit: no machined or D-Bus needed on this machine.
+timeout 180 systemd-nspawn -q -b -D "$NSPAWN" --register=no --keep-unit --console=pipe \
+    >"$WORK/nspawn-boot.log" 2>&1 </dev/null || true
+[ -f "$NSPAWN/probe-stopped.txt" ] || { tail -30 "$WORK/nspawn-boot.log"; fail "systemd-nspawn boot: the probe did not finish"; }
+prop() { sed -n "s/^$2=//p" "$NSPAWN/$1"; }
+[ "$(prop probe-early.txt ActiveState)/$(prop probe-early.txt SubState)" = "active/running" ] \
+    || { cat "$NSPAWN/probe-journal.txt"; fail "porchlight.service not running under systemd: $(cat "$NSPAWN/probe-early.txt")"; }
+[ "$(prop probe-early.txt StatusText)" = "serving 1 camera(s)" ] || fail "no READY/STATUS from the daemon: $(cat "$NSPAWN/probe-early.txt")"
+[ "$(prop probe-early.txt WatchdogUSec)" = "30s" ] || fail "watchdog not armed: $(cat "$NSPAWN/probe-early.txt")"
+ok "under systemd, in the full sandbox: Type=notify service active, status '$(prop probe-early.txt StatusText)'"
+{ [ "$(prop probe-late.txt MainPID)" = "$(prop probe-early.txt MainPID)" ] &&
+  [ "$(prop probe-late.txt NRestarts)" = 0 ] && [ "$(prop probe-late.txt ActiveState)" = active ]; } \
+    || { cat "$NSPAWN/probe-journal.txt"; fail "restarted or stopped within 45 s: $(cat "$NSPAWN/probe-late.txt")"; }
+ok "same process after 45 s (> WatchdogSec=30s), no restart: the watchdog pings are accepted"
+grep -q 'recording started' "$NSPAWN/probe-journal.txt" || { cat "$NSPAWN/probe-journal.txt"; fail "no recording under systemd"; }
+python3 packaging/journal-priorities.py "$NSPAWN/probe-journal.json" || fail "journal priorities"
+ok "journal priorities follow the daemon's levels (debug 7, info 6)"
+{ [ "$(prop probe-stopped.txt Result)" = success ] && [ "$(prop probe-stopped.txt ActiveState)" = inactive ]; } \
+    || fail "systemctl stop: $(cat "$NSPAWN/probe-stopped.txt")"
+grep -q 'recording finished' "$NSPAWN/probe-journal.txt" || fail "stop did not finish the open recording"
+ls "$NSPAWN"/var/lib/porchlight/recordings/porch/*.plr >/dev/null 2>&1 || fail "no recording file under systemd"
+ok "systemctl stop: open recording finished, clean exit"
 
 echo "test-package: $passed passed, $failed failed"
