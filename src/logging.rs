@@ -25,9 +25,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber: journal format when stderr is the journal.
 pub fn init() {
-    let filter = || {
-        EnvFilter::try_from_env("PORCHLIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
-    };
+    let filter =
+        || EnvFilter::try_from_env("PORCHLIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if stderr_is_journal() {
         tracing_subscriber::fmt()
             .with_env_filter(filter())
@@ -137,8 +136,8 @@ mod tests {
             tracing::info!("serving");
             tracing::debug!("detail");
         });
-        let text = String::from_utf8(buffer.0.lock().expect("not poisoned").clone())
-            .expect("utf-8");
+        let text =
+            String::from_utf8(buffer.0.lock().expect("not poisoned").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         let target = module_path!();
         assert_eq!(

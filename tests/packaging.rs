@@ -153,9 +153,9 @@ fn commented_examples_in_default_config_are_valid_when_uncommented() {
         .map(|line| match line.strip_prefix("# ") {
             Some(rest)
                 if rest.starts_with('[')
-                    || rest
-                        .split_once(" = ")
-                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) =>
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
             {
                 rest.to_owned()
             }
@@ -200,11 +200,7 @@ fn serve_under_fake_systemd(
 }
 
 /// Datagrams received until `until` returns true for one (included) or `timeout`.
-fn receive(
-    socket: &UnixDatagram,
-    timeout: Duration,
-    until: impl Fn(&str) -> bool,
-) -> Vec<String> {
+fn receive(socket: &UnixDatagram, timeout: Duration, until: impl Fn(&str) -> bool) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut got = Vec::new();
     let mut buf = [0u8; 512];
@@ -232,7 +228,10 @@ fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus
         if let Some(status) = child.try_wait().expect("wait") {
             return status;
         }
-        assert!(Instant::now() < deadline, "daemon did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -272,7 +271,9 @@ fn daemon_signals_ready_pings_the_watchdog_and_signals_stopping() {
     );
 
     let status = sigterm_and_wait(&mut child);
-    let after = receive(&socket, Duration::from_secs(2), |m| m.starts_with("STOPPING=1"));
+    let after = receive(&socket, Duration::from_secs(2), |m| {
+        m.starts_with("STOPPING=1")
+    });
     assert!(
         after.iter().any(|m| m.starts_with("STOPPING=1")),
         "no STOPPING=1 after SIGTERM: {after:?}"
