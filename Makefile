@@ -5,14 +5,16 @@
 CARGO ?= cargo
 # Build: FFmpeg headers for the motion decoder, libclang for bindgen.
 # Tests: GStreamer's RTSP server (the test camera), ffmpeg/ffprobe (independent
-# decoder checks).
+# decoder checks), Chromium + chromedriver (web UI browser tests), aiosmtpd (a real
+# SMTP server for alert mail).
 DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	ffmpeg systemd
+	ffmpeg systemd \
+	chromium chromium-driver python3-aiosmtpd
 
-.PHONY: deps build test lint demo clean bench-ingest
+.PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -45,6 +47,15 @@ clean:
 # Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
 bench-ingest: build
 	/usr/bin/python3 benches/ingest.py
+
+# Motion analysis CPU beside `ffmpeg -threads 1 -i SUB -f null -` on the same 640x360
+# H.264 (10 and 25 fps, 60 s), as ratios: every frame, 5 fps, and idle mode.
+bench-motion: deps
+	$(CARGO) test --release --locked --lib bench_motion -- --ignored --nocapture --test-threads=1
+
+# The web UI under load: 4 cameras recording, 50 HTTPS clients for 30 s (printed).
+bench-web: deps
+	$(CARGO) bench --locked --bench web
 
 # --- Packaging: .deb for amd64 and arm64 (packaging/README.md) ----------------------
 include packaging/packaging.mk

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::config::Config;
+use crate::error_chain::chain;
 use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::store::{FileStatus, RecordingFile, Store, StoreError};
@@ -156,8 +157,9 @@ fn finish_open(
             ));
         }
         Err(e) => report.findings.push(format!(
-            "recording {} could not be recovered: {e}",
-            entry.id
+            "recording {} could not be recovered: {}",
+            entry.id,
+            chain(&e)
         )),
     }
     Ok(())
@@ -253,13 +255,13 @@ fn check_finished_file(
                     entry.id, described.frames, entry.frames
                 ));
             }
-            Err(e) => report.findings.push(format!("recording {}: {e}", entry.id)),
+            Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
         },
         Ok(false) => report.findings.push(format!(
             "recording {} is truncated (no final chunk); --repair keeps it up to its last complete chunk",
             entry.id
         )),
-        Err(e) => report.findings.push(format!("recording {}: {e}", entry.id)),
+        Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
     }
     Ok(())
 }
@@ -306,7 +308,9 @@ fn adopt(
                         .actions
                         .push(format!("indexed recording {} from its file", file.id));
                 }
-                Err(e) => report.findings.push(format!("{}: {e}", path.display())),
+                Err(e) => report
+                    .findings
+                    .push(format!("{}: {}", path.display(), chain(&e))),
             }
         }
     }
@@ -328,7 +332,9 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
                     kept.insert(file.id);
                     report.recordings += 1;
                 }
-                Err(e) => report.findings.push(format!("{}: {e}", path.display())),
+                Err(e) => report
+                    .findings
+                    .push(format!("{}: {}", path.display(), chain(&e))),
             },
             FileStatus::Shredded => {
                 store.shred(&file.camera, file.id)?;

@@ -15,6 +15,9 @@ use toml::Spanned;
 use crate::model::CameraId;
 use crate::motion::{MotionSettings, Zone};
 
+mod web;
+pub use web::{SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
+
 pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
 
 /// The values retina's `InitialSequenceNumberPolicy` accepts.
@@ -102,6 +105,10 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub retention: RetentionConfig,
     pub cameras: Vec<CameraConfig>,
+    /// `[web]`: the UI's listeners, certificate and session lifetimes.
+    pub web: WebConfig,
+    /// `[smtp]`: how security alerts are mailed, if at all.
+    pub smtp: Option<SmtpConfig>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +122,10 @@ struct RawConfig {
     retention: Option<RawRetention>,
     #[serde(default, rename = "camera")]
     cameras: Vec<Spanned<RawCamera>>,
+    #[serde(default)]
+    web: Option<web::RawWeb>,
+    #[serde(default)]
+    smtp: Option<web::RawSmtp>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +246,9 @@ impl Config {
             }
         }
 
+        let web = web::parse_web(raw.web, &located)?;
+        let smtp = web::parse_smtp(raw.smtp, &located)?;
+
         let mut retention = RetentionConfig {
             max_bytes: None,
             min_free_percent: 10,
@@ -335,6 +349,8 @@ impl Config {
             recording,
             retention,
             cameras,
+            web,
+            smtp,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
 //! can drive it in-process: send a trigger, read the cameras' state, stop it.
 
+mod web_ui;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,18 +194,26 @@ impl Running {
     }
 }
 
-/// Runs the daemon until a termination signal arrives, telling systemd (when it
-/// started us) when it is ready, that it is alive, and when it is stopping.
+/// Runs the daemon (recording and the web UI) until a termination signal arrives,
+/// telling systemd (when it started us) when it is ready (start-up recovery done,
+/// cameras and web UI started), that it is alive, and when it is stopping.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let cameras = config.cameras.len();
-    let running = start(config, Arc::new(SystemClock)).await?;
+    let running = start(config.clone(), Arc::new(SystemClock)).await?;
+    let web = start_web(&config, &running).await;
     let systemd = Arc::new(crate::notify::Notifier::from_env());
     systemd.ready(&format!("serving {cameras} camera(s)"));
     systemd.clone().spawn_watchdog();
     wait_for_signal().await?;
     systemd.stopping();
-    running.stop().await
+    let stopped = running.stop().await;
+    if let Some(web) = web {
+        let _ = tokio::time::timeout(Duration::from_secs(3), web.join()).await;
+    }
+    stopped
 }
+
+pub use web_ui::start_web;
 
 async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};

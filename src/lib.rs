@@ -4,17 +4,21 @@
 //! `check` and `export` read it back. Lower layers never import higher ones: `store`
 //! knows nothing of cameras' sockets, `index` nothing of files.
 
+pub mod auth;
 pub mod camera;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod error_chain;
 pub mod export;
 pub mod index;
 pub mod logging;
+pub mod mail;
 pub mod model;
 pub mod motion;
 pub mod notify;
 pub mod recorder;
 pub mod retention;
 pub mod store;
+pub mod web;

@@ -302,3 +302,69 @@ async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on
     }
     running.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_recording_not_the_daemon_and_damages_nothing_finished() {
+    let camera = TestCamera::start(CameraOptions {
+        realistic: true,
+        gop: 20,
+        ..CameraOptions::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let _disk = Tmpfs::mount(&data, "3m");
+    // Retention may not delete anything here (no free-space target), so the disk
+    // really fills up.
+    let cfg = config(
+        &data,
+        &dir.path().join("keys"),
+        &format!(
+            "[recording]\nrollover_seconds = 5\n[retention]\nmin_free_percent = 0\n\
+             [[camera]]\nname = \"yard\"\nurl = \"{}\"\nmode = \"continuous\"\n",
+            camera.main_url()
+        ),
+    );
+    let running = daemon::start(cfg, Arc::new(SystemClock))
+        .await
+        .expect("start");
+    let yard: CameraId = "yard".parse().expect("name");
+    wait_streaming(&running, &yard).await;
+    let handle = running.registry.get(&yard).expect("camera");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let problem = loop {
+        if let Some((text, _)) = handle.status().recording_problem {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "3 MiB never filled up");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("camera shows: {problem}");
+    assert!(
+        problem.contains("No space left") || problem.to_lowercase().contains("space"),
+        "{problem}"
+    );
+    // The daemon carries on: the camera keeps streaming and the recorder keeps trying.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(handle.status().state, ConnectionState::Streaming);
+    let recordings = running.index.all_recordings().expect("index");
+    let finished: Vec<_> = recordings
+        .iter()
+        .filter(|r| r.state == RecordingState::Finished)
+        .collect();
+    assert!(!finished.is_empty(), "{recordings:?}");
+    let out_dir = tempfile::tempdir().expect("export dir");
+    for r in &finished {
+        let out = export_one(&running, out_dir.path(), r.id);
+        assert_eq!(
+            ffmpeg_decode_errors(&out),
+            "",
+            "recording {} is intact",
+            r.id
+        );
+        assert_eq!(ffprobe(&out).frames, r.frames);
+    }
+    running
+        .stop()
+        .await
+        .expect("a full disk does not stop a clean shutdown");
+}

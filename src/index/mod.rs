@@ -10,6 +10,10 @@
 //!   key layout: camera, then start time, then id).
 //! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
 
+mod security;
+mod sessions;
+mod users;
+
 use std::path::Path;
 
 pub mod events;
@@ -21,6 +25,9 @@ pub use events::EventEntry;
 use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
+pub use security::{AlertEntry, AlertKind, ThrottleEntry};
+pub use sessions::{SessionEntry, SessionStage};
+pub use users::{RecoveryCodeEntry, Role, TotpEntry, UpdateError, UserEntry, UserId};
 
 const SCHEMA_VERSION: u32 = 1;
 

@@ -22,6 +22,7 @@ use super::segment::OpenRecording;
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
 use crate::config::{RecordingConfig, RecordingMode};
+use crate::error_chain::chain;
 use crate::index::{Index, RecordingEntry, RecordingState};
 use crate::model::{CameraId, Frame, RecordingId, Trigger, TIMESCALE};
 use crate::store::{NewRecording, Store, StoreError};
@@ -253,7 +254,9 @@ impl Recorder {
         };
         let (writer, wrapped_key) = match self.store.create_recording(&new) {
             Ok(created) => created,
-            Err(e) => return self.report_problem(format!("cannot start a recording: {e:#}")),
+            Err(e) => {
+                return self.report_problem(format!("cannot start a recording: {}", chain(&e)))
+            }
         };
         let entry = RecordingEntry {
             id: new.id,
@@ -277,7 +280,9 @@ impl Recorder {
         let mut open =
             match OpenRecording::start(entry, writer, &first, self.settings.sync_interval) {
                 Ok(open) => open,
-                Err(e) => return self.report_problem(format!("cannot start a recording: {e:#}")),
+                Err(e) => {
+                    return self.report_problem(format!("cannot start a recording: {}", chain(&e)))
+                }
             };
         for frame in frames.into_iter().skip(1) {
             if let Err(e) = open.push(frame) {
@@ -337,7 +342,7 @@ impl Recorder {
                 tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording finished ({id}, {why})", self.camera);
             }
             Err(e) => {
-                tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {e:#}");
+                tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {}", chain(&e));
                 self.salvage(id);
             }
         }
@@ -355,7 +360,7 @@ impl Recorder {
                 self.store
                     .write_thumbnail(&self.camera, entry.id, entry.start_micros, &jpeg)
             {
-                tracing::warn!(camera = %self.camera, event = %entry.id, "cannot save the event's thumbnail: {e:#}");
+                tracing::warn!(camera = %self.camera, event = %entry.id, "cannot save the event's thumbnail: {}", chain(&e));
                 entry.has_thumbnail = false;
             }
         }
@@ -382,7 +387,7 @@ impl Recorder {
         let Some(open) = self.open.take() else { return };
         let id = open.entry.id;
         drop(open);
-        self.report_problem(format!("recording {id} stopped: {e:#}"));
+        self.report_problem(format!("recording {id} stopped: {}", chain(&e)));
         self.salvage(id);
     }
 
@@ -400,7 +405,7 @@ impl Recorder {
                 }
             }
             Err(e) => {
-                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {e:#}")
+                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {}", chain(&e))
             }
         }
     }

@@ -182,7 +182,14 @@ pub fn recover(path: &Path, master: &MasterKey) -> Result<RecoveryReport, StoreE
 pub fn shred(path: &Path) -> Result<(), StoreError> {
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return sync_parent_dir(path),
+        // Already gone: make its removal durable, unless the directory is gone too
+        // (then there is nothing left to sync).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match path.parent() {
+                Some(dir) if dir.is_dir() => sync_parent_dir(path),
+                _ => Ok(()),
+            };
+        }
         Err(e) => return Err(StoreError::io("open for shredding", path, e)),
     };
     let mut prefix = [0u8; 10];
@@ -424,5 +431,16 @@ mod tests {
         let err = shred(&f.path).expect_err("refused");
         assert!(matches!(err, StoreError::NotARecording { .. }), "{err}");
         assert!(f.path.exists());
+    }
+
+    #[test]
+    fn shredding_a_file_whose_directory_is_gone_counts_as_done() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        shred(
+            &dir.path()
+                .join("no-such-camera")
+                .join("0000000000000001.plr"),
+        )
+        .expect("nothing to delete is not an error");
     }
 }

@@ -52,6 +52,9 @@ pub struct CameraOptions {
     pub moving_secs: u32,
     /// 1920x1080 High-profile main at about 4.5 Mbit/s, for benchmarks.
     pub realistic: bool,
+    /// One encoder shared by every RTSP session (`--shared`), for benchmarks that
+    /// open many sessions to one camera.
+    pub shared: bool,
 }
 
 impl Default for CameraOptions {
@@ -64,6 +67,7 @@ impl Default for CameraOptions {
             still_secs: 10,
             moving_secs: 5,
             realistic: false,
+            shared: false,
         }
     }
 }
@@ -216,6 +220,9 @@ impl TestCamera {
         ];
         if o.realistic {
             args.push("--realistic".to_owned());
+        }
+        if o.shared {
+            args.push("--shared".to_owned());
         }
         if let Some((user, password)) = &o.auth {
             args.push(format!("--user={user}"));

@@ -41,8 +41,14 @@ impl Setup {
     pub fn new(cameras: &[CameraSpec], extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("porchlight.toml");
+        // The web UI on a loopback port the OS picks, unless the test configures it.
+        let web = if extra.contains("[web]") {
+            ""
+        } else {
+            "[web]\nlisten = \"127.0.0.1:0\"\n"
+        };
         let mut text = format!(
-            "data_dir = \"{}\"\nkey_dir = \"{}\"\n{extra}\n",
+            "data_dir = \"{}\"\nkey_dir = \"{}\"\n{extra}\n{web}",
             dir.path().join("data").display(),
             dir.path().join("keys").display()
         );

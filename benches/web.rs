@@ -1,0 +1,264 @@
+//! `make bench-web`: the web UI under load while cameras record. Prints, asserts nothing.
+//!
+//! Four cameras (four RTSP sessions to the realistic 1080p test camera, ~4.5 Mbit/s
+//! each, continuous recording) run in
+//! the real release `porchlight serve`; 50 concurrent HTTPS clients, each with its own
+//! logged-in session, loop for BENCH_SECONDS (default 30) over the dashboard, a day's
+//! recordings page and 256 KiB Range reads at random offsets of a finished recording.
+//! Printed: requests/s, p50/p99 latency per kind, errors, and frames the recorders
+//! lost meanwhile (their "frames lost" log lines).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/webutil/mod.rs"]
+mod webutil;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::camera::{CameraOptions, TestCamera};
+use common::{CameraSpec, Daemon, Setup};
+use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
+
+const CLIENTS: usize = 50;
+const RANGE: u64 = 256 * 1024;
+
+fn web_base(daemon: &mut Daemon) -> String {
+    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("web UI listening on https://"))
+        .expect("listening line");
+    let url = &line[line.find("https://").expect("url")..];
+    url[..url.find("/ ").expect("end")].to_owned()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Stats {
+    pages: Vec<f64>,
+    ranges: Vec<f64>,
+    errors: u64,
+    bytes: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn lost_frames(log: &str) -> (usize, u64) {
+    let mut lines = 0;
+    let mut frames = 0;
+    for l in log
+        .lines()
+        .filter(|l| l.contains("frames lost") || l.contains("were lost upstream"))
+    {
+        lines += 1;
+        if let Some(n) = l
+            .split("lost=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+        {
+            frames += n.parse::<u64>().unwrap_or(0);
+        }
+    }
+    (lines, frames)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("bench-web runs with `make bench-web` (cargo bench --bench web)");
+        return;
+    }
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    // The realistic 1080p stream (~4.5 Mbit/s), one encoder shared by the four
+    // sessions so the camera's own cost stays that of one stream.
+    let camera = TestCamera::start(CameraOptions {
+        realistic: true,
+        shared: true,
+        ..CameraOptions::default()
+    });
+    let cameras: Vec<CameraSpec> = (1..=4)
+        .map(|i| CameraSpec::continuous(&format!("cam{i}"), &camera.main_url()))
+        .collect();
+    let setup = Setup::new(&cameras, "");
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+
+    // Ten sessions: the owner's, and nine more logged in with recovery codes (a TOTP
+    // code works once per 30 s step); the 50 clients share them.
+    let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
+    let mut owner = Client::new(&base);
+    owner
+        .post(
+            "/setup",
+            &[
+                ("code", code.trim()),
+                ("username", OWNER),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let page = owner.get("/enrol").await;
+    let secret = totp_secret(&page.body);
+    let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
+    let r = owner
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
+    assert_eq!(r.status, 200, "enrolment");
+    let recovery = webutil::recovery_codes(&r.body);
+    let mut sessions = vec![owner.cookies.clone()];
+    for code in recovery.iter().take(9) {
+        let mut c = Client::new(&base);
+        c.post("/login", &[("username", OWNER), ("password", PASSWORD)])
+            .await;
+        let page = c.get("/login/code").await;
+        c.post(
+            "/login/code",
+            &[("csrf", &csrf(&page.body)), ("code", code)],
+        )
+        .await;
+        sessions.push(c.cookies.clone());
+    }
+
+    // A finished recording to read: record a few seconds, restart.
+    daemon.wait_for_log("recording started", 4, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    daemon.stop();
+    let recordings = setup.recordings();
+    let id = recordings[0]["id"].as_str().expect("id").to_owned();
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+    daemon.wait_for_log("recording started", 4, Duration::from_secs(30));
+    let log_before = daemon.log_text();
+    let mut probe = Client::new(&base);
+    probe.cookies = sessions[0].clone();
+    let len: u64 = probe
+        .get(&format!("/recordings/{id}/video.mp4"))
+        .await
+        .header("content-length")
+        .parse()
+        .expect("length");
+
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for n in 0..CLIENTS {
+        let stats = stats.clone();
+        let base = base.clone();
+        let cookies = sessions[n % sessions.len()].clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::new(&base);
+            c.cookies = cookies;
+            let mut i = n as u64;
+            while Instant::now() < until {
+                i = i
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let t = Instant::now();
+                let (ok, is_page, bytes) = match i % 3 {
+                    0 => {
+                        let r = c.get("/").await;
+                        (r.status == 200, true, r.body.len() as u64)
+                    }
+                    1 => {
+                        let r = c.get("/cameras/cam1/recordings").await;
+                        (r.status == 200, true, r.body.len() as u64)
+                    }
+                    _ => {
+                        let offset = (i >> 16) % len.saturating_sub(RANGE).max(1);
+                        let req = c
+                            .http
+                            .get(format!("{base}/recordings/{id}/video.mp4"))
+                            .header("range", format!("bytes={offset}-{}", offset + RANGE - 1))
+                            .header("cookie", c.cookie_header());
+                        match req.send().await {
+                            Ok(r) => {
+                                let ok = r.status().as_u16() == 206;
+                                let n = r.bytes().await.map(|b| b.len() as u64).unwrap_or(0);
+                                (ok && n > 0, false, n)
+                            }
+                            Err(_) => (false, false, 0),
+                        }
+                    }
+                };
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                if !ok {
+                    s.errors += 1;
+                } else if is_page {
+                    s.pages.push(ms);
+                } else {
+                    s.ranges.push(ms);
+                }
+                s.bytes += bytes;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let log_after = daemon.log_text();
+    daemon.stop();
+
+    let mut s = std::mem::take(&mut *stats.lock().unwrap_or_else(|p| p.into_inner()));
+    s.pages.sort_by(f64::total_cmp);
+    s.ranges.sort_by(f64::total_cmp);
+    let total = s.pages.len() + s.ranges.len() + s.errors as usize;
+    let (lines_before, _) = lost_frames(&log_before);
+    let (lines_after, frames_after) = lost_frames(&log_after);
+    println!(
+        "bench-web: 4 cameras recording, {CLIENTS} HTTPS clients, {elapsed:.1} s, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<22} {:>9} {:>10} {:>10} {:>10}",
+        "kind", "requests", "req/s", "p50 ms", "p99 ms"
+    );
+    for (name, v) in [
+        ("pages (HTML)", &s.pages),
+        ("range reads (256 KiB)", &s.ranges),
+    ] {
+        println!(
+            "{:<22} {:>9} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            v.len(),
+            v.len() as f64 / elapsed,
+            percentile(v, 0.50),
+            percentile(v, 0.99)
+        );
+    }
+    println!(
+        "{:<22} {:>9} {:>10.1}",
+        "all",
+        total,
+        total as f64 / elapsed
+    );
+    println!("errors: {}", s.errors);
+    println!("recording read: {len} bytes");
+    println!("throughput: {:.1} MB/s", s.bytes as f64 / elapsed / 1e6);
+    println!(
+        "frames lost by recorders during the run: {} ({} log lines)",
+        frames_after,
+        lines_after - lines_before
+    );
+}

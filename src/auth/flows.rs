@@ -1,0 +1,440 @@
+//! The login flows: creating the owner with the setup code, password, second factor
+//! (TOTP or a recovery code) and TOTP enrolment. Every failure is counted by
+//! [`super::throttle`] under the account name and the address, and logged in one fixed
+//! format a fail2ban filter can match:
+//!
+//! ```text
+//! authentication failure for "NAME" from ADDRESS: REASON
+//! ```
+//!
+//! (NAME is escaped; REASON is `password`, `code`, `setup code` or `throttled`.)
+
+use sha2::{Digest, Sha256};
+
+use super::throttle::{self, Verdict};
+use super::{
+    password, recovery, session, setup, totp, Auth, AuthError, ClientInfo, Issued, Session,
+};
+use crate::index::{AlertKind, Role, SessionStage, TotpEntry, UpdateError, UserEntry, UserId};
+
+/// Known devices remembered per user.
+const MAX_KNOWN_DEVICES: usize = 32;
+
+fn device_hash(cookie: &str) -> String {
+    hex::encode(Sha256::digest(cookie.as_bytes()))
+}
+
+fn log_failure(name: &str, client: &ClientInfo, reason: &str) {
+    let name: String = name.chars().take(64).collect();
+    tracing::warn!(target: "porchlight::auth", "authentication failure for {name:?} from {}: {reason}", client.ip);
+}
+
+fn valid_username(name: &str) -> Result<String, AuthError> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 64 || name.chars().any(char::is_control) {
+        return Err(AuthError::Invalid(
+            "A user name is 1 to 64 characters, without control characters.".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'))
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+    if ok {
+        Ok(Some(email.to_owned()))
+    } else {
+        Err(AuthError::Invalid("That is not a mail address.".into()))
+    }
+}
+
+impl Auth {
+    /// The throttling keys an attempt for `name` from `client` is counted under.
+    fn throttle_keys(
+        &self,
+        name: &str,
+        user: Option<&UserEntry>,
+        client: &ClientInfo,
+    ) -> [String; 2] {
+        let device = client.device.as_deref().map(device_hash);
+        let account = match (user, device) {
+            (Some(u), Some(d)) if u.known_devices.contains(&d) => {
+                format!("dev:{}:{d}", u.id)
+            }
+            _ => throttle::account_key(name),
+        };
+        [account, throttle::address_key(client.ip)]
+    }
+
+    fn throttle_check(&self, keys: &[String; 2]) -> Result<Verdict, AuthError> {
+        let now = self.now();
+        let a = throttle::check(&self.inner.index.get_throttle(&keys[0])?, now);
+        let b = throttle::check(&self.inner.index.get_throttle(&keys[1])?, now);
+        Ok(throttle::worst(a, b))
+    }
+
+    fn refuse_if_throttled(
+        &self,
+        name: &str,
+        keys: &[String; 2],
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        match self.throttle_check(keys)? {
+            Verdict::Allow => Ok(()),
+            Verdict::Wait { until_micros } => {
+                log_failure(name, client, "throttled");
+                Err(AuthError::Throttled {
+                    until_micros,
+                    blocked: false,
+                })
+            }
+            Verdict::Blocked { until_micros } => {
+                log_failure(name, client, "throttled");
+                Err(AuthError::Throttled {
+                    until_micros,
+                    blocked: true,
+                })
+            }
+        }
+    }
+
+    fn count_failure(
+        &self,
+        name: &str,
+        keys: &[String; 2],
+        client: &ClientInfo,
+        reason: &str,
+    ) -> Result<(), AuthError> {
+        log_failure(name, client, reason);
+        let now = self.now();
+        for (key, policy, what) in [
+            (&keys[0], throttle::ACCOUNT, "account"),
+            (&keys[1], throttle::ADDRESS, "address"),
+        ] {
+            let mut entry = self.inner.index.get_throttle(key)?;
+            let blocked = throttle::on_failure(&mut entry, now, policy);
+            self.inner.index.put_throttle(key, &entry)?;
+            if blocked {
+                let subject = if what == "account" {
+                    format!(
+                        "the account {:?}",
+                        name.chars().take(64).collect::<String>()
+                    )
+                } else {
+                    format!("the address {}", client.ip)
+                };
+                self.raise_to_owners(
+                    AlertKind::LoginBlocked,
+                    format!(
+                        "Logins for {subject} are blocked for {} minutes after {} failed attempts (last from {}).",
+                        policy.block_for_secs / 60,
+                        entry.failures,
+                        client.ip
+                    ),
+                );
+            }
+        }
+        self.inner.index.flush()?;
+        Ok(())
+    }
+
+    fn clear_failures(&self, keys: &[String; 2]) -> Result<(), AuthError> {
+        for key in keys {
+            self.inner.index.put_throttle(key, &Default::default())?;
+        }
+        Ok(())
+    }
+
+    /// Creates the owner account with the setup code; the session returned must enrol
+    /// TOTP next.
+    pub async fn setup_owner(
+        &self,
+        code: &str,
+        username: &str,
+        new_password: String,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, AuthError> {
+        let Some(expected) = self.setup_code() else {
+            return Err(AuthError::SetupDone);
+        };
+        let keys = ["setup".to_owned(), throttle::address_key(client.ip)];
+        let (typed, k, c) = (code.to_owned(), keys.clone(), client.clone());
+        self.off_thread(move |auth| {
+            auth.refuse_if_throttled("(setup)", &k, &c)?;
+            if !setup::matches(&expected, &typed) {
+                auth.count_failure("(setup)", &k, &c, "setup code")?;
+                return Err(AuthError::BadSetupCode);
+            }
+            Ok(())
+        })
+        .await?;
+        let username = valid_username(username)?;
+        let email = valid_email(email)?;
+        if let Some(why) = password::weakness(&new_password, &[&username]) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash = self.inner.hashing.hash(new_password).await?;
+        let user = UserEntry {
+            id: UserId::random(),
+            username,
+            role: Role::Owner,
+            password_hash: hash,
+            email,
+            totp: None,
+            recovery_codes: Vec::new(),
+            created_micros: self.now(),
+            known_devices: Vec::new(),
+        };
+        let client = client.clone();
+        self.off_thread(move |auth| {
+            // Two setups racing: the second finds the code gone.
+            if auth.setup_code().is_none() || !auth.inner.index.create_user(&user)? {
+                return Err(AuthError::SetupDone);
+            }
+            auth.clear_setup_code();
+            auth.clear_failures(&keys)?;
+            tracing::info!(user = %user.id, "owner account created; two-step verification enrolment next");
+            let (device_cookie, device) = auth.device_of(&client);
+            let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
+            Ok(Issued {
+                session_id,
+                stage: SessionStage::Enrolment,
+                device_cookie,
+            })
+        })
+        .await
+    }
+
+    /// The device cookie to set (if the browser had none) and its hash.
+    fn device_of(&self, client: &ClientInfo) -> (Option<String>, String) {
+        match &client.device {
+            Some(d) => (None, device_hash(d)),
+            None => {
+                let d = session::random_hex(32);
+                let h = device_hash(&d);
+                (Some(d), h)
+            }
+        }
+    }
+
+    /// First step: the password. Unknown accounts cost the same hash and get the same
+    /// answer as a wrong password.
+    pub async fn login(
+        &self,
+        username: &str,
+        pass: String,
+        client: &ClientInfo,
+    ) -> Result<Issued, AuthError> {
+        let name = username.trim().to_owned();
+        let (n, c) = (name.clone(), client.clone());
+        let (user, keys) = self
+            .off_thread(move |auth| {
+                let user = if n.is_empty() || n.chars().count() > 64 {
+                    None
+                } else {
+                    auth.inner.index.find_user(&n)?
+                };
+                let keys = auth.throttle_keys(&n, user.as_ref(), &c);
+                auth.refuse_if_throttled(&n, &keys, &c)?;
+                Ok((user, keys))
+            })
+            .await?;
+        let ok = self
+            .inner
+            .hashing
+            .verify(user.as_ref().map(|u| u.password_hash.clone()), pass)
+            .await?;
+        let client = client.clone();
+        self.off_thread(move |auth| {
+            let Some(user) = user.filter(|_| ok) else {
+                auth.count_failure(&name, &keys, &client, "password")?;
+                return Err(AuthError::InvalidCredentials);
+            };
+            let stage = if user.totp.is_some() {
+                SessionStage::SecondFactor
+            } else {
+                SessionStage::Enrolment
+            };
+            let (device_cookie, device) = auth.device_of(&client);
+            let session_id = auth.new_session(user.id, stage, &client, device)?;
+            tracing::info!(user = %user.id, ip = %client.ip, "password accepted; second factor next");
+            Ok(Issued {
+                session_id,
+                stage,
+                device_cookie,
+            })
+        })
+        .await
+    }
+
+    /// Runs index work (reads, writes, fsyncs) on a blocking thread.
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Auth) -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let auth = self.clone();
+        tokio::task::spawn_blocking(move || f(&auth))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+    }
+
+    /// Second step: a TOTP code (refused if its step was used before) or a recovery
+    /// code (spent).
+    pub fn second_factor(
+        &self,
+        current: &Session,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, AuthError> {
+        if current.entry.stage != SessionStage::SecondFactor {
+            return Err(AuthError::WrongStage);
+        }
+        let user = &current.user;
+        let keys = self.throttle_keys(&user.username, Some(user), client);
+        self.refuse_if_throttled(&user.username, &keys, client)?;
+        let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
+        let digits = code.chars().filter(|c| !c.is_whitespace()).count() == totp::DIGITS;
+        let accepted: Result<(), UpdateError<()>> = self.inner.index.update_user(user.id, |u| {
+            if digits {
+                let t = u.totp.as_mut().ok_or(())?;
+                let last = (t.last_step > 0).then_some(t.last_step);
+                t.last_step = totp::verify(&t.secret_b32, code, now_secs, last).ok_or(())?;
+            } else {
+                let i = recovery::find(&u.recovery_codes, code).ok_or(())?;
+                u.recovery_codes[i].used = true;
+            }
+            Ok(())
+        });
+        match accepted {
+            Ok(()) => {}
+            Err(UpdateError::Refused(())) | Err(UpdateError::NoSuchUser) => {
+                self.count_failure(&user.username, &keys, client, "code")?;
+                return Err(AuthError::InvalidCode);
+            }
+            Err(UpdateError::Index(e)) => return Err(e.into()),
+        }
+        if !digits {
+            tracing::warn!(user = %user.id, "logged in with a recovery code");
+        }
+        self.complete_login(current, client, &keys)
+    }
+
+    /// The secret to show during enrolment (made once per pending session).
+    pub fn enrolment_secret(&self, current: &Session) -> Result<String, AuthError> {
+        if current.entry.stage != SessionStage::Enrolment {
+            return Err(AuthError::WrongStage);
+        }
+        if let Some(s) = &current.entry.pending_totp {
+            return Ok(s.clone());
+        }
+        let secret = totp::new_secret();
+        let mut entry = current.entry.clone();
+        entry.pending_totp = Some(secret.clone());
+        self.inner.index.put_session(&current.key, &entry)?;
+        Ok(secret)
+    }
+
+    /// Confirms enrolment with a code from the new authenticator; returns the full
+    /// session and the ten recovery codes (shown once, stored hashed).
+    pub fn finish_enrolment(
+        &self,
+        current: &Session,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<(Issued, Vec<String>), AuthError> {
+        if current.entry.stage != SessionStage::Enrolment || current.user.totp.is_some() {
+            return Err(AuthError::WrongStage);
+        }
+        let Some(secret) = current.entry.pending_totp.clone() else {
+            return Err(AuthError::WrongStage);
+        };
+        let user = &current.user;
+        let keys = self.throttle_keys(&user.username, Some(user), client);
+        self.refuse_if_throttled(&user.username, &keys, client)?;
+        let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
+        let Some(step) = totp::verify(&secret, code, now_secs, None) else {
+            self.count_failure(&user.username, &keys, client, "code")?;
+            return Err(AuthError::InvalidCode);
+        };
+        let (codes, stored) = recovery::generate();
+        let enrolled: Result<(), UpdateError<()>> = self.inner.index.update_user(user.id, |u| {
+            if u.totp.is_some() {
+                return Err(());
+            }
+            u.totp = Some(TotpEntry {
+                secret_b32: secret.clone(),
+                last_step: step,
+            });
+            u.recovery_codes = stored.clone();
+            Ok(())
+        });
+        match enrolled {
+            Ok(()) => {}
+            Err(UpdateError::Index(e)) => return Err(e.into()),
+            Err(_) => return Err(AuthError::WrongStage),
+        }
+        tracing::info!(user = %user.id, "two-step verification enrolled");
+        let issued = self.complete_login(current, client, &keys)?;
+        Ok((issued, codes))
+    }
+
+    /// Both factors passed: forget failures, replace the pending session by a full one
+    /// with a new id, and alert on a device the account has not logged in from.
+    fn complete_login(
+        &self,
+        current: &Session,
+        client: &ClientInfo,
+        keys: &[String; 2],
+    ) -> Result<Issued, AuthError> {
+        self.clear_failures(keys)?;
+        self.inner.index.remove_session(&current.key)?;
+        let device = current.entry.device.clone();
+        let user = &current.user;
+        let first_device = user.known_devices.is_empty();
+        let is_new = !user.known_devices.contains(&device);
+        if is_new {
+            let d = device.clone();
+            let r: Result<(), UpdateError<()>> = self.inner.index.update_user(user.id, |u| {
+                if !u.known_devices.contains(&d) {
+                    u.known_devices.push(d.clone());
+                    let excess = u.known_devices.len().saturating_sub(MAX_KNOWN_DEVICES);
+                    u.known_devices.drain(..excess);
+                }
+                Ok(())
+            });
+            if let Err(UpdateError::Index(e)) = r {
+                return Err(e.into());
+            }
+        }
+        if is_new && !first_device {
+            self.raise(
+                user.id,
+                AlertKind::NewDevice,
+                format!(
+                    "New login to your Porchlight account from {} at address {}. If this was not you, open Devices and choose Remove all, then change your password.",
+                    super::device::describe(&client.user_agent),
+                    client.ip
+                ),
+            );
+        }
+        let session_id = self.new_session(user.id, SessionStage::Full, client, device)?;
+        tracing::info!(user = %user.id, ip = %client.ip, "login complete");
+        Ok(Issued {
+            session_id,
+            stage: SessionStage::Full,
+            device_cookie: None,
+        })
+    }
+}

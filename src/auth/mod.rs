@@ -1,0 +1,336 @@
+//! Accounts, logins and sessions: passwords (Argon2id), mandatory TOTP with recovery
+//! codes, the one-time setup code, server-side sessions, login throttling, security
+//! alerts, and the authorisation rules ([`policy`]).
+//!
+//! Pure logic lives in the submodules and takes the time as an argument; [`Auth`] ties
+//! it to the index (the only place anything is stored) and the [`Clock`]. Nothing here
+//! knows about HTTP: the web layer hands in what the client sent ([`ClientInfo`]) and
+//! turns [`Issued`] into cookies. Secrets (passwords, TOTP seeds, session ids, codes)
+//! never appear in a log line or an error; the setup code's single log line is the one
+//! deliberate exception.
+
+pub mod device;
+mod flows;
+pub mod password;
+pub mod policy;
+pub mod recovery;
+pub mod session;
+pub mod setup;
+pub mod throttle;
+pub mod totp;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::index::{
+    AlertEntry, AlertKind, Index, IndexError, Role, SessionEntry, SessionStage, UserEntry, UserId,
+};
+use password::PasswordHashing;
+use policy::Principal;
+pub use session::Lifetimes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Deliberately the same for an unknown account and a wrong password.
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("wrong code")]
+    InvalidCode,
+    #[error("wrong setup code")]
+    BadSetupCode,
+    #[error("too many failed attempts")]
+    Throttled { until_micros: i64, blocked: bool },
+    #[error("the owner account already exists")]
+    SetupDone,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this step of the login has expired; start again")]
+    WrongStage,
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the client presented, as far as authentication cares.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub user_agent: String,
+    /// The device cookie's value, if the browser sent one.
+    pub device: Option<String>,
+}
+
+/// A session just created: the web layer sets these as cookies.
+#[derive(Debug)]
+pub struct Issued {
+    pub session_id: String,
+    pub stage: SessionStage,
+    /// A new device cookie for a browser that had none.
+    pub device_cookie: Option<String>,
+}
+
+/// A live session and its user, found from a cookie.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub key: [u8; 32],
+    pub entry: SessionEntry,
+    pub user: UserEntry,
+}
+
+impl Session {
+    /// Who this session acts as: only a full login is a user.
+    pub fn principal(&self) -> Principal {
+        match self.entry.stage {
+            SessionStage::Full => Principal::User {
+                id: self.user.id,
+                role: self.user.role,
+            },
+            _ => Principal::Anonymous,
+        }
+    }
+
+    /// A short public handle of the session (not its id), for "log out this device".
+    pub fn handle(&self) -> String {
+        hex::encode(self.key)
+    }
+}
+
+/// A security alert for the mailer (or anything else that wants to know).
+#[derive(Clone, Debug)]
+pub struct AlertNotice {
+    pub user: UserId,
+    pub alert: AlertEntry,
+}
+
+/// A logged-in device as the Devices page shows it.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub handle: String,
+    pub description: String,
+    pub ip: String,
+    pub first_seen_micros: i64,
+    pub last_seen_micros: i64,
+    pub this_device: bool,
+}
+
+/// The authentication service. Cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    index: Index,
+    clock: Arc<dyn Clock>,
+    hashing: PasswordHashing,
+    lifetimes: Lifetimes,
+    data_dir: PathBuf,
+    /// The setup code while no owner exists.
+    setup_code: Mutex<Option<String>>,
+    alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
+}
+
+impl Auth {
+    /// Starts the service. With no owner yet, makes a setup code, writes it to
+    /// `data_dir/setup-code` (0600) and logs it once.
+    pub fn new(
+        index: Index,
+        clock: Arc<dyn Clock>,
+        lifetimes: Lifetimes,
+        data_dir: PathBuf,
+        alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
+    ) -> Result<Auth, AuthError> {
+        let has_owner = index.all_users()?.iter().any(|u| u.role == Role::Owner);
+        let setup_code = if has_owner {
+            setup::remove_file(&data_dir);
+            None
+        } else {
+            let code = setup::new_code();
+            let path = setup::write_file(&data_dir, &code).map_err(|e| {
+                AuthError::Internal(format!("cannot write the setup code file: {e}"))
+            })?;
+            tracing::warn!(
+                "no owner account yet: open the web UI and enter the one-time setup code {code} (also in {})",
+                path.display()
+            );
+            Some(code)
+        };
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                index,
+                clock,
+                hashing: PasswordHashing::new()?,
+                lifetimes,
+                data_dir,
+                setup_code: Mutex::new(setup_code),
+                alerts,
+            }),
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now_micros()
+    }
+
+    /// Whether the owner account still has to be created.
+    pub fn needs_setup(&self) -> bool {
+        self.setup_code().is_some()
+    }
+
+    fn setup_code(&self) -> Option<String> {
+        match self.inner.setup_code.lock() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn clear_setup_code(&self) {
+        match self.inner.setup_code.lock() {
+            Ok(mut c) => *c = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+        setup::remove_file(&self.inner.data_dir);
+    }
+
+    /// The live session a cookie value names, if any. Expired sessions are removed
+    /// (and are not failed logins: nothing is counted).
+    pub fn session(&self, id: &str) -> Result<Option<Session>, AuthError> {
+        let key = session::key_of(id);
+        let Some(mut entry) = self.inner.index.get_session(&key)? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if !session::is_live(&entry, now, self.inner.lifetimes) {
+            self.inner.index.remove_session(&key)?;
+            return Ok(None);
+        }
+        let Some(user) = self.inner.index.get_user(entry.user)? else {
+            self.inner.index.remove_session(&key)?;
+            return Ok(None);
+        };
+        if session::needs_touch(&entry, now) {
+            entry.last_seen_micros = now;
+            self.inner.index.put_session(&key, &entry)?;
+        }
+        Ok(Some(Session { key, entry, user }))
+    }
+
+    pub fn logout(&self, session: &Session) -> Result<(), AuthError> {
+        self.inner.index.remove_session(&session.key)?;
+        tracing::info!(user = %session.user.id, "logged out");
+        Ok(())
+    }
+
+    /// Every logged-in device of the session's user, most recently used first.
+    pub fn devices(&self, current: &Session) -> Result<Vec<DeviceInfo>, AuthError> {
+        let mut out: Vec<DeviceInfo> = self
+            .inner
+            .index
+            .all_sessions()?
+            .into_iter()
+            .filter(|(_, e)| e.user == current.user.id && e.stage == SessionStage::Full)
+            .filter(|(_, e)| session::is_live(e, self.now(), self.inner.lifetimes))
+            .map(|(key, e)| DeviceInfo {
+                handle: hex::encode(key),
+                description: device::describe(&e.user_agent),
+                ip: e.ip.clone(),
+                first_seen_micros: e.created_micros,
+                last_seen_micros: e.last_seen_micros,
+                this_device: key == current.key,
+            })
+            .collect();
+        out.sort_by_key(|d| std::cmp::Reverse(d.last_seen_micros));
+        Ok(out)
+    }
+
+    /// Ends one of `user`'s sessions by its handle; false if no such session of theirs.
+    pub fn logout_device(&self, user: UserId, handle: &str) -> Result<bool, AuthError> {
+        let Some(key) = hex::decode(handle)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        else {
+            return Ok(false);
+        };
+        match self.inner.index.get_session(&key)? {
+            Some(e) if e.user == user => {
+                self.inner.index.remove_session(&key)?;
+                tracing::info!(user = %user, "device logged out");
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends every session of `user`, the caller's included.
+    pub fn logout_all(&self, user: UserId) -> Result<usize, AuthError> {
+        let n = self.inner.index.remove_user_sessions(user)?;
+        tracing::info!(user = %user, sessions = n, "all devices logged out");
+        Ok(n)
+    }
+
+    pub fn alerts(&self, user: UserId) -> Result<Vec<AlertEntry>, AuthError> {
+        Ok(self.inner.index.user_alerts(user)?)
+    }
+
+    /// Records an alert for `user` and hands it to the mailer.
+    fn raise(&self, user: UserId, kind: AlertKind, message: String) {
+        let alert = AlertEntry {
+            time_micros: self.now(),
+            kind,
+            message,
+        };
+        tracing::warn!(user = %user, kind = ?kind, "security alert: {}", alert.message);
+        if let Err(e) = self.inner.index.add_alert(user, &alert) {
+            tracing::error!(user = %user, "cannot store a security alert: {e}");
+        }
+        if let Some(tx) = &self.inner.alerts {
+            let _ = tx.send(AlertNotice { user, alert });
+        }
+    }
+
+    /// Alerts every owner.
+    fn raise_to_owners(&self, kind: AlertKind, message: String) {
+        match self.inner.index.all_users() {
+            Ok(users) => {
+                for u in users.iter().filter(|u| u.role == Role::Owner) {
+                    self.raise(u.id, kind, message.clone());
+                }
+            }
+            Err(e) => tracing::error!("cannot list owners for an alert: {e}"),
+        }
+    }
+
+    fn new_session(
+        &self,
+        user: UserId,
+        stage: SessionStage,
+        client: &ClientInfo,
+        device_hash: String,
+    ) -> Result<String, AuthError> {
+        let id = session::new_id();
+        let now = self.now();
+        let entry = SessionEntry {
+            user,
+            stage,
+            created_micros: now,
+            last_seen_micros: now,
+            csrf: session::random_hex(32),
+            ip: client.ip.to_string(),
+            user_agent: client.user_agent.chars().take(512).collect(),
+            device: device_hash,
+            pending_totp: None,
+        };
+        self.inner
+            .index
+            .put_session(&session::key_of(&id), &entry)?;
+        self.inner.index.flush()?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,266 @@
+//! The `[web]` and `[smtp]` sections: where the UI listens, its certificate, session
+//! lifetimes, and how security alerts are mailed.
+//!
+//! Both sections are optional. Without `[web]` the UI listens on `0.0.0.0:8443` with a
+//! self-signed certificate kept in the data directory; without `[smtp]` alerts are only
+//! shown in the UI.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+
+/// The web UI's settings.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// HTTPS listener. Default `0.0.0.0:8443`.
+    pub listen: SocketAddr,
+    /// Optional plain-HTTP listener that only redirects to HTTPS.
+    pub http_listen: Option<SocketAddr>,
+    /// A user-supplied certificate chain and key (PEM). When absent a self-signed
+    /// certificate is generated in `data_dir/web/` at first start.
+    pub tls: Option<TlsFiles>,
+    /// A session unused this long ends. Default 30 minutes (NIST SP 800-63B AAL2).
+    pub session_idle: Duration,
+    /// A session ends this long after login whatever its use. Default 12 hours
+    /// (NIST SP 800-63B AAL2 re-authentication).
+    pub session_max: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            http_listen: None,
+            tls: None,
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// How mail leaves the house.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required). Default; port 587.
+    Starttls,
+    /// TLS from the first byte (SMTPS); port 465.
+    Tls,
+    /// No encryption at all: only for a relay on the same host or LAN.
+    None,
+}
+
+/// `[smtp]`: where security alerts are sent from.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The `From:` address, e.g. `Porchlight <porchlight@example.org>`.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log line or an error.
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    listen: Option<Spanned<String>>,
+    http_listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    session_idle_minutes: Option<Spanned<u64>>,
+    session_max_hours: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    host: Spanned<String>,
+    port: Option<u16>,
+    security: Option<SmtpSecurity>,
+    username: Option<String>,
+    password: Option<String>,
+    from: Spanned<String>,
+}
+
+type Located<'a> = &'a dyn Fn(Range<usize>, &str, String) -> ConfigError;
+
+fn address(
+    raw: &Spanned<String>,
+    key: &str,
+    located: Located<'_>,
+) -> Result<SocketAddr, ConfigError> {
+    raw.get_ref().parse().map_err(|_| {
+        located(
+            raw.span(),
+            key,
+            format!(
+                "{:?} is not an address:port such as 0.0.0.0:8443",
+                raw.get_ref()
+            ),
+        )
+    })
+}
+
+pub(super) fn parse_web(
+    raw: Option<RawWeb>,
+    located: Located<'_>,
+) -> Result<WebConfig, ConfigError> {
+    let mut web = WebConfig::default();
+    let Some(raw) = raw else { return Ok(web) };
+    if let Some(l) = &raw.listen {
+        web.listen = address(l, "web.listen", located)?;
+    }
+    if let Some(l) = &raw.http_listen {
+        web.http_listen = Some(address(l, "web.http_listen", located)?);
+    }
+    web.tls = match (raw.tls_cert, raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            for (p, k) in [(&cert, "web.tls_cert"), (&key, "web.tls_key")] {
+                if !p.get_ref().is_absolute() {
+                    return Err(located(p.span(), k, "must be an absolute path".into()));
+                }
+            }
+            Some(TlsFiles {
+                cert: cert.into_inner(),
+                key: key.into_inner(),
+            })
+        }
+        (Some(c), None) => {
+            return Err(located(
+                c.span(),
+                "web.tls_key",
+                "tls_cert needs tls_key too".into(),
+            ))
+        }
+        (None, Some(k)) => {
+            return Err(located(
+                k.span(),
+                "web.tls_cert",
+                "tls_key needs tls_cert too".into(),
+            ))
+        }
+    };
+    if let Some(m) = raw.session_idle_minutes {
+        if !(1..=7 * 24 * 60).contains(m.get_ref()) {
+            return Err(located(
+                m.span(),
+                "web.session_idle_minutes",
+                "must be 1 to 10080".into(),
+            ));
+        }
+        web.session_idle = Duration::from_secs(m.get_ref() * 60);
+    }
+    if let Some(h) = raw.session_max_hours {
+        if !(1..=90 * 24).contains(h.get_ref()) {
+            return Err(located(
+                h.span(),
+                "web.session_max_hours",
+                "must be 1 to 2160".into(),
+            ));
+        }
+        web.session_max = Duration::from_secs(h.get_ref() * 3600);
+    }
+    Ok(web)
+}
+
+pub(super) fn parse_smtp(
+    raw: Option<RawSmtp>,
+    located: Located<'_>,
+) -> Result<Option<SmtpConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.host.get_ref().trim().is_empty() {
+        return Err(located(
+            raw.host.span(),
+            "smtp.host",
+            "must not be empty".into(),
+        ));
+    }
+    if !raw.from.get_ref().contains('@') {
+        return Err(located(
+            raw.from.span(),
+            "smtp.from",
+            "must be a mail address".into(),
+        ));
+    }
+    let security = raw.security.unwrap_or(SmtpSecurity::Starttls);
+    let port = raw.port.unwrap_or(match security {
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::None => 25,
+    });
+    Ok(Some(SmtpConfig {
+        host: raw.host.into_inner(),
+        port,
+        security,
+        username: raw.username,
+        password: raw.password,
+        from: raw.from.into_inner(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn web_section_is_optional_and_defaults_to_8443() {
+        let c = Config::parse(Path::new("/t.toml"), "").expect("valid");
+        assert_eq!(c.web.listen, SocketAddr::from(([0, 0, 0, 0], 8443)));
+        assert!(c.web.http_listen.is_none() && c.web.tls.is_none() && c.smtp.is_none());
+        assert_eq!(c.web.session_idle, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn web_and_smtp_sections_parse_and_hide_the_password() {
+        let text = "[web]\nlisten = \"127.0.0.1:9443\"\nhttp_listen = \"127.0.0.1:9080\"\nsession_idle_minutes = 5\n\
+                    [smtp]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\nfrom = \"p@example.org\"\npassword = \"hunter2\"\n";
+        let c = Config::parse(Path::new("/t.toml"), text).expect("valid");
+        assert_eq!(c.web.listen.port(), 9443);
+        assert_eq!(c.web.http_listen.map(|a| a.port()), Some(9080));
+        assert_eq!(c.web.session_idle, Duration::from_secs(300));
+        let smtp = c.smtp.expect("smtp");
+        assert_eq!((smtp.port, smtp.security), (2525, SmtpSecurity::None));
+        assert!(!format!("{smtp:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_web_values_are_located() {
+        let err =
+            Config::parse(Path::new("/t.toml"), "[web]\nlisten = \"nowhere\"\n").expect_err("bad");
+        assert!(err.to_string().contains(":2: key `web.listen`"), "{err}");
+        let err =
+            Config::parse(Path::new("/t.toml"), "[web]\ntls_cert = \"/a.pem\"\n").expect_err("bad");
+        assert!(err.to_string().contains("web.tls_key"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Login throttling counters and security alerts in the index.
+//!
+//! - `throttle`: a key such as `acct:alice` or `addr:192.0.2.7` → JSON
+//!   [`ThrottleEntry`]. Kept in sled so a restart does not hand an attacker fresh
+//!   guesses.
+//! - `alerts`: user id (u64 BE) ‖ time (i64 BE, sign flipped) ‖ 4 random bytes → JSON
+//!   [`AlertEntry`], so one prefix scan lists a user's alerts in time order.
+
+use serde::{Deserialize, Serialize};
+
+use super::users::UserId;
+use super::{Index, IndexError};
+
+/// Failed-login bookkeeping for one account or address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleEntry {
+    /// Failures since the last success (or since they were forgotten).
+    pub failures: u32,
+    pub last_failure_micros: i64,
+    /// No attempt is looked at before this time.
+    pub not_before_micros: i64,
+    /// Whether `not_before` is a block (as opposed to a short delay).
+    pub blocked: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A login completed from a browser this account had not used before.
+    NewDevice,
+    /// Logins for this account, or from an address, were blocked after failures.
+    LoginBlocked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEntry {
+    pub time_micros: i64,
+    pub kind: AlertKind,
+    /// Plain text shown in the UI and mailed.
+    pub message: String,
+}
+
+fn corrupt(key: &str, e: impl std::fmt::Display) -> IndexError {
+    IndexError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl Index {
+    pub fn get_throttle(&self, key: &str) -> Result<ThrottleEntry, IndexError> {
+        match self.db.open_tree("throttle")?.get(key.as_bytes())? {
+            None => Ok(ThrottleEntry::default()),
+            Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt(key, e)),
+        }
+    }
+
+    pub fn put_throttle(&self, key: &str, entry: &ThrottleEntry) -> Result<(), IndexError> {
+        let tree = self.db.open_tree("throttle")?;
+        if *entry == ThrottleEntry::default() {
+            tree.remove(key.as_bytes())?;
+        } else {
+            let value = serde_json::to_vec(entry).map_err(|e| corrupt(key, e))?;
+            tree.insert(key.as_bytes(), value)?;
+        }
+        Ok(())
+    }
+
+    pub fn add_alert(&self, user: UserId, alert: &AlertEntry) -> Result<(), IndexError> {
+        let mut key = user.0.to_be_bytes().to_vec();
+        key.extend_from_slice(&((alert.time_micros as u64) ^ (1 << 63)).to_be_bytes());
+        let mut salt = [0u8; 4];
+        getrandom::fill(&mut salt).expect("the OS random number generator is available");
+        key.extend_from_slice(&salt);
+        let value = serde_json::to_vec(alert).map_err(|e| corrupt("alerts", e))?;
+        self.db.open_tree("alerts")?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// A user's alerts, newest first.
+    pub fn user_alerts(&self, user: UserId) -> Result<Vec<AlertEntry>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self
+            .db
+            .open_tree("alerts")?
+            .scan_prefix(user.0.to_be_bytes())
+        {
+            let (_, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| corrupt("alerts", e))?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_entries_persist_and_reset_to_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = ThrottleEntry {
+            failures: 3,
+            last_failure_micros: 5,
+            not_before_micros: 9,
+            blocked: false,
+        };
+        {
+            let index = Index::open(dir.path()).expect("open");
+            index.put_throttle("acct:a", &e).expect("put");
+            index.flush().expect("flush");
+        }
+        let index = Index::open(dir.path()).expect("reopen");
+        assert_eq!(index.get_throttle("acct:a").expect("get"), e);
+        index
+            .put_throttle("acct:a", &ThrottleEntry::default())
+            .expect("reset");
+        assert_eq!(
+            index.get_throttle("acct:a").expect("get"),
+            ThrottleEntry::default()
+        );
+    }
+
+    #[test]
+    fn alerts_are_per_user_newest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let alert = |t| AlertEntry {
+            time_micros: t,
+            kind: AlertKind::NewDevice,
+            message: format!("at {t}"),
+        };
+        index.add_alert(UserId(1), &alert(10)).expect("add");
+        index.add_alert(UserId(1), &alert(20)).expect("add");
+        index.add_alert(UserId(2), &alert(15)).expect("add");
+        let times: Vec<i64> = index
+            .user_alerts(UserId(1))
+            .expect("list")
+            .iter()
+            .map(|a| a.time_micros)
+            .collect();
+        assert_eq!(times, vec![20, 10]);
+    }
+}

@@ -1,0 +1,130 @@
+//! Login sessions in the index: tree `sessions`, SHA-256 of the session id (32 bytes)
+//! → JSON [`SessionEntry`]. The id itself (the cookie's value) is never stored, so a
+//! copy of the index logs nobody in.
+
+use serde::{Deserialize, Serialize};
+
+use super::users::UserId;
+use super::{Index, IndexError};
+
+/// How far a session's login has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStage {
+    /// Password accepted; a TOTP or recovery code is still needed.
+    SecondFactor,
+    /// Password accepted, no authenticator yet: enrolment is the only page open.
+    Enrolment,
+    /// Fully logged in.
+    Full,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    pub user: UserId,
+    pub stage: SessionStage,
+    pub created_micros: i64,
+    pub last_seen_micros: i64,
+    /// The anti-CSRF token every form of this session carries (hex).
+    pub csrf: String,
+    pub ip: String,
+    pub user_agent: String,
+    /// Hash of the device cookie of the browser that logged in.
+    pub device: String,
+    /// During enrolment: the secret shown to the user, not yet confirmed (base32).
+    pub pending_totp: Option<String>,
+}
+
+impl Index {
+    fn sessions(&self) -> Result<sled::Tree, IndexError> {
+        Ok(self.db.open_tree("sessions")?)
+    }
+
+    pub fn put_session(&self, key: &[u8; 32], entry: &SessionEntry) -> Result<(), IndexError> {
+        let value = serde_json::to_vec(entry).map_err(|e| IndexError::Corrupt {
+            key: "sessions".into(),
+            reason: e.to_string(),
+        })?;
+        self.sessions()?.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn get_session(&self, key: &[u8; 32]) -> Result<Option<SessionEntry>, IndexError> {
+        match self.sessions()?.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| IndexError::Corrupt {
+                    key: format!("sessions/{}", hex::encode(key)),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    /// Ends a session now; flushed, so a log-out survives a crash.
+    pub fn remove_session(&self, key: &[u8; 32]) -> Result<(), IndexError> {
+        self.sessions()?.remove(key)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every session with its key. Damaged entries are skipped with a warning (a
+    /// damaged session only logs someone out).
+    pub fn all_sessions(&self) -> Result<Vec<([u8; 32], SessionEntry)>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.sessions()?.iter() {
+            let (k, v) = kv?;
+            let Ok(key) = <[u8; 32]>::try_from(k.as_ref()) else {
+                continue;
+            };
+            match serde_json::from_slice(&v) {
+                Ok(entry) => out.push((key, entry)),
+                Err(e) => tracing::warn!("skipping damaged session entry: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every session of `user`; returns how many there were.
+    pub fn remove_user_sessions(&self, user: UserId) -> Result<usize, IndexError> {
+        let tree = self.sessions()?;
+        let mut n = 0;
+        for (key, entry) in self.all_sessions()? {
+            if entry.user == user {
+                tree.remove(key)?;
+                n += 1;
+            }
+        }
+        self.db.flush()?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_stored_by_key_and_removed_per_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let entry = |user| SessionEntry {
+            user: UserId(user),
+            stage: SessionStage::Full,
+            created_micros: 1,
+            last_seen_micros: 2,
+            csrf: "00".into(),
+            ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            device: "d".into(),
+            pending_totp: None,
+        };
+        index.put_session(&[1; 32], &entry(1)).expect("put");
+        index.put_session(&[2; 32], &entry(1)).expect("put");
+        index.put_session(&[3; 32], &entry(2)).expect("put");
+        assert_eq!(index.get_session(&[1; 32]).expect("get"), Some(entry(1)));
+        assert_eq!(index.remove_user_sessions(UserId(1)).expect("remove"), 2);
+        assert_eq!(index.get_session(&[2; 32]).expect("get"), None);
+        assert_eq!(index.all_sessions().expect("all").len(), 1);
+    }
+}

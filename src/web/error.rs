@@ -1,0 +1,149 @@
+//! The web layer's one error type and the one place it becomes a status code.
+//! Clients get a generic page; the detail (camera, recording id, cause) goes to the
+//! log, never to the client, and never holds a secret.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::auth::AuthError;
+use crate::index::IndexError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The server could not start (certificate, listener).
+    #[error("web UI cannot start: {0}")]
+    Start(String),
+    /// Not logged in (or the session expired): go to the login page.
+    #[error("login required")]
+    LoginRequired,
+    /// A half-finished login: this page is where it continues.
+    #[error("continue at {0}")]
+    Continue(&'static str),
+    #[error("not allowed")]
+    Forbidden,
+    #[error("cross-site request refused")]
+    CrossSite,
+    #[error("form token missing or wrong")]
+    Csrf,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("range not satisfiable (length {len})")]
+    RangeNotSatisfiable { len: u64 },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl WebError {
+    /// The one mapping from error kinds to HTTP status codes.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::LoginRequired | WebError::Continue(_) => StatusCode::SEE_OTHER,
+            WebError::Forbidden | WebError::CrossSite | WebError::Csrf => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            WebError::Auth(a) => match a {
+                AuthError::InvalidCredentials
+                | AuthError::InvalidCode
+                | AuthError::BadSetupCode => StatusCode::UNAUTHORIZED,
+                AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                AuthError::SetupDone => StatusCode::NOT_FOUND,
+                AuthError::WeakPassword(_) | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,
+                AuthError::WrongStage => StatusCode::SEE_OTHER,
+                AuthError::Index(_) | AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            WebError::Start(_)
+            | WebError::Index(_)
+            | WebError::Store(_)
+            | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn location(&self) -> Option<&'static str> {
+        match self {
+            WebError::LoginRequired | WebError::Auth(AuthError::WrongStage) => Some("/login"),
+            WebError::Continue(to) => Some(to),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!("web: {self}");
+        } else if status == StatusCode::FORBIDDEN {
+            tracing::warn!("web: refused: {self}");
+        } else {
+            tracing::debug!("web: {self}");
+        }
+        let mut response = if let Some(to) = self.location() {
+            let mut r = status.into_response();
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static(to));
+            r
+        } else {
+            let text = match status {
+                StatusCode::NOT_FOUND => "Not found.",
+                StatusCode::FORBIDDEN => "This is not allowed.",
+                StatusCode::BAD_REQUEST => "The request was not understood.",
+                StatusCode::RANGE_NOT_SATISFIABLE => "Range not satisfiable.",
+                StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.",
+                StatusCode::TOO_MANY_REQUESTS => "Too many attempts; wait and try again.",
+                StatusCode::UNAUTHORIZED => "Not accepted.",
+                _ => "Something went wrong; the details are in the daemon's log.",
+            };
+            let page = format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} · Porchlight</title>\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"narrow\">\
+                 <h1>{code}</h1><p>{text}</p><p><a href=\"/\">Back to Porchlight</a></p></main></body></html>",
+                code = status.as_u16()
+            );
+            (status, Html(page)).into_response()
+        };
+        if let WebError::RangeNotSatisfiable { len } = self {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_statuses_and_bodies_hide_details() {
+        assert_eq!(WebError::Csrf.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            WebError::Auth(AuthError::Throttled {
+                until_micros: 0,
+                blocked: true
+            })
+            .status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let r = WebError::Internal("secret path /var/x".into()).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let r = WebError::LoginRequired.into_response();
+        assert_eq!(r.headers()["location"], "/login");
+        let r = WebError::RangeNotSatisfiable { len: 10 }.into_response();
+        assert_eq!(r.headers()["content-range"], "bytes */10");
+    }
+}

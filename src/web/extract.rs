@@ -1,0 +1,188 @@
+//! Extractors: who the client is ([`Client`]), which session it holds
+//! ([`FullSession`], [`AnySession`]) and forms that must carry the session's CSRF
+//! token ([`CsrfForm`]). Cookies are read here and written by [`cookies`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::{WebError, WebState};
+use crate::auth::{policy, ClientInfo, Session};
+use crate::index::SessionStage;
+
+pub const SESSION_COOKIE: &str = "__Host-porchlight";
+pub const DEVICE_COOKIE: &str = "__Host-porchlight-device";
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// `Set-Cookie` values.
+pub mod cookies {
+    use super::{DEVICE_COOKIE, SESSION_COOKIE};
+
+    /// The session cookie: no `Max-Age` (it dies with the browser session; the server
+    /// enforces idle and absolute timeouts anyway).
+    pub fn session(id: &str) -> String {
+        format!("{SESSION_COOKIE}={id}; Secure; HttpOnly; SameSite=Strict; Path=/")
+    }
+
+    pub fn clear_session() -> String {
+        format!("{SESSION_COOKIE}=; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+    }
+
+    /// The device cookie: recognises a browser that logged in before (new-device alerts,
+    /// per-device throttling). 400 days, the most browsers keep.
+    pub fn device(id: &str) -> String {
+        format!("{DEVICE_COOKIE}={id}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=34560000")
+    }
+}
+
+/// What the client presented: address, User-Agent, device cookie.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, WebError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(512)
+            .collect();
+        Ok(Client(ClientInfo {
+            ip,
+            user_agent,
+            device: cookie(parts, DEVICE_COOKIE).map(str::to_owned),
+        }))
+    }
+}
+
+async fn lookup(parts: &mut Parts, state: &WebState) -> Result<Option<Session>, WebError> {
+    if let Some(s) = parts.extensions.get::<Session>() {
+        return Ok(Some(s.clone()));
+    }
+    let Some(id) = cookie(parts, SESSION_COOKIE).map(str::to_owned) else {
+        return Ok(None);
+    };
+    let auth = state.auth.clone();
+    let session = tokio::task::spawn_blocking(move || auth.session(&id))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))??;
+    if let Some(s) = &session {
+        parts.extensions.insert(s.clone());
+    }
+    Ok(session)
+}
+
+/// A fully logged-in session. Without one, pages redirect: to setup (no owner yet),
+/// to the login, or to the pending step of a half-finished login (so TOTP enrolment
+/// comes before any other page).
+pub struct FullSession(pub Session);
+
+impl FullSession {
+    pub fn principal(&self) -> policy::Principal {
+        self.0.principal()
+    }
+
+    /// Asks the authorisation rules; `Forbidden` unless allowed.
+    pub fn require(
+        &self,
+        action: policy::Action,
+        object: policy::Object<'_>,
+    ) -> Result<(), WebError> {
+        if policy::allowed(&self.principal(), action, object) {
+            Ok(())
+        } else {
+            tracing::warn!(user = %self.0.user.id, ?action, ?object, "authorisation refused");
+            Err(WebError::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<WebState> for FullSession {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        match lookup(parts, state).await? {
+            Some(s) if s.entry.stage == SessionStage::Full => Ok(FullSession(s)),
+            Some(s) if s.entry.stage == SessionStage::Enrolment => {
+                Err(WebError::Continue("/enrol"))
+            }
+            Some(_) => Err(WebError::Continue("/login/code")),
+            None if state.auth.needs_setup() => Err(WebError::Continue("/setup")),
+            None => Err(WebError::LoginRequired),
+        }
+    }
+}
+
+/// Any session, including a half-finished login.
+pub struct AnySession(pub Option<Session>);
+
+impl FromRequestParts<WebState> for AnySession {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        Ok(AnySession(lookup(parts, state).await?))
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`) whose `csrf` field must equal the
+/// session's token. Use after a session extractor.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<WebState> for CsrfForm<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let session = lookup(&mut parts, state).await?.ok_or(WebError::Csrf)?;
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(WebError::BadRequest("expected a form".into()));
+        }
+        let req = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::TooLarge
+            } else {
+                WebError::BadRequest(e.to_string())
+            }
+        })?;
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadRequest(e.to_string()))?;
+        let token = fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_bytes())
+            .unwrap_or_default();
+        if token.is_empty() || !bool::from(token.ct_eq(session.entry.csrf.as_bytes())) {
+            return Err(WebError::Csrf);
+        }
+        let form = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadRequest(e.to_string()))?;
+        Ok(CsrfForm(form))
+    }
+}

@@ -1,0 +1,173 @@
+//! Live view: the camera's H.264 as fragmented MP4 over a WebSocket, into the browser's
+//! Media Source Extensions (`web/static/live.js`).
+//!
+//! Protocol: one text message `{"codec": "avc1.…", "width": …, "height": …}`, then a
+//! binary init segment (`ftyp`+`moov`, the recorder's own [`init_segment`]), then one
+//! binary `moof`+`mdat` per frame, starting at a keyframe. Each frame is sent as soon
+//! as the camera delivers it (no server-side buffering; its duration is the previous
+//! frame's, corrected by the next fragment's decode time), so the server adds no
+//! latency beyond a socket write. A client too slow to keep up loses frames up to the
+//! next keyframe (the camera's hub never waits for it). When the camera reconnects
+//! (a new timeline) the socket is closed and the page reconnects.
+//!
+//! While the socket is open the daemon's live-view hook is called every
+//! [`RETRIGGER`], which keeps a "live view" recording going for cameras in `events`
+//! mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::extract::FullSession;
+use super::headers::same_origin;
+use super::pages::cameras::known_camera;
+use super::{WebError, WebState};
+use crate::auth::policy::{Action, Object};
+use crate::camera::CameraHandle;
+use crate::model::{Frame, VideoParams, TIMESCALE};
+use crate::store::mp4::{fragment, init_segment, Sample, TrackParams};
+
+/// How often an open live view re-triggers the recorder.
+pub const RETRIGGER: Duration = Duration::from_secs(5);
+/// Frame duration assumed before two frames were seen (30 fps).
+const DEFAULT_DURATION: u32 = TIMESCALE / 30;
+
+pub async fn live_socket(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, WebError> {
+    let camera = known_camera(&state, &camera)?;
+    session.require(Action::LiveView, Object::Camera(&camera))?;
+    // Browsers send Origin on WebSocket handshakes; another site's page must not be
+    // able to open one with our cookie (cross-site WebSocket hijacking).
+    if !same_origin(&headers) {
+        return Err(WebError::CrossSite);
+    }
+    let handle = state
+        .registry
+        .get(&camera)
+        .ok_or_else(|| WebError::NotFound(format!("camera {camera}")))?;
+    tracing::info!(user = %session.0.user.id, camera = %camera, "live view opened");
+    Ok(ws.on_upgrade(move |socket| stream(socket, handle, state)))
+}
+
+/// The timeline of one viewer's stream.
+struct Timeline {
+    session: u64,
+    params: Arc<VideoParams>,
+    base_pts: i64,
+    last_pts: i64,
+    last_duration: u32,
+    sequence: u32,
+}
+
+fn start_messages(frame: &Frame) -> Option<(String, Vec<u8>)> {
+    let p = &frame.params;
+    let track = TrackParams {
+        sample_entry: p.sample_entry.clone(),
+        width: p.width,
+        height: p.height,
+        timescale: TIMESCALE,
+    };
+    let init = init_segment(&track).ok()?;
+    let info = serde_json::json!({ "codec": p.codec, "width": p.width, "height": p.height });
+    Some((info.to_string(), init))
+}
+
+async fn stream(mut socket: WebSocket, camera: Arc<CameraHandle>, state: WebState) {
+    let id = camera.id().clone();
+    let mut frames = camera.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    (state.live_view)(&id);
+    let mut retrigger = tokio::time::interval(RETRIGGER);
+    retrigger.tick().await;
+    let mut timeline: Option<Timeline> = None;
+    let mut need_key = true;
+    loop {
+        let frame = tokio::select! {
+            f = frames.recv() => f,
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            },
+            _ = retrigger.tick() => {
+                (state.live_view)(&id);
+                continue;
+            }
+            _ = super::stopped(&mut shutdown) => break,
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(RecvError::Lagged(n)) => {
+                tracing::debug!(camera = %id, lost = n, "live view client fell behind");
+                need_key = true;
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if let Some(t) = &timeline {
+            if t.session != frame.session || t.params != frame.params {
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 4000,
+                        reason: "stream restarted".into(),
+                    })))
+                    .await;
+                break;
+            }
+        }
+        if need_key && !frame.is_key {
+            continue;
+        }
+        need_key = false;
+        let t = match timeline.as_mut() {
+            Some(t) => t,
+            None => {
+                let Some((info, init)) = start_messages(&frame) else {
+                    tracing::warn!(camera = %id, "live view: the camera's parameters cannot be put in MP4");
+                    break;
+                };
+                if socket.send(Message::Text(info.into())).await.is_err()
+                    || socket.send(Message::Binary(init.into())).await.is_err()
+                {
+                    break;
+                }
+                timeline.insert(Timeline {
+                    session: frame.session,
+                    params: frame.params.clone(),
+                    base_pts: frame.pts,
+                    last_pts: frame.pts,
+                    last_duration: DEFAULT_DURATION,
+                    sequence: 0,
+                })
+            }
+        };
+        if frame.pts > t.last_pts {
+            let delta = u32::try_from(frame.pts - t.last_pts).unwrap_or(u32::MAX);
+            t.last_duration = delta.clamp(1, 2 * TIMESCALE);
+        }
+        t.last_pts = frame.pts;
+        t.sequence = t.sequence.wrapping_add(1);
+        let decode_time = u64::try_from(frame.pts - t.base_pts).unwrap_or(0);
+        let sample = Sample {
+            duration: t.last_duration,
+            is_sync: frame.is_key,
+            data: frame.data.clone(),
+        };
+        let Ok(fragment) = fragment(t.sequence, decode_time, &[sample]) else {
+            continue;
+        };
+        if socket.send(Message::Binary(fragment.into())).await.is_err() {
+            break;
+        }
+    }
+    tracing::info!(camera = %id, "live view closed");
+}

@@ -1,0 +1,247 @@
+//! The web UI: HTTPS server, pages, live view and playback. The only user of `axum`
+//! and `askama`.
+//!
+//! [`app`] builds the router from a [`WebState`] (so tests can drive it) and
+//! [`start`] binds the listeners and serves it next to the recorders. The web layer
+//! calls services — [`crate::auth::Auth`], the index's typed functions, the store's
+//! readers, the camera registry's frame hubs — and never reaches into a camera task or
+//! a sled tree. Blocking work (sled, file reads, Argon2) runs on blocking threads, so a
+//! request can never stall a camera.
+//!
+//! Routes (every page but setup/login needs a full login; every POST needs a
+//! same-origin `Origin` and, once logged in, the session's CSRF token):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET/POST /setup` | create the owner with the one-time setup code |
+//! | `GET/POST /login`, `/login/code` | password, then TOTP or recovery code |
+//! | `GET/POST /enrol` | mandatory TOTP enrolment (QR as SVG), then recovery codes |
+//! | `POST /logout` | end this session |
+//! | `GET /` | dashboard: a tile per camera |
+//! | `GET /cameras/{cam}/live`, `/cameras/{cam}/live.ws` | live view page, fMP4 over WebSocket |
+//! | `GET /cameras/{cam}/recordings?day=` | a day's events and recordings and its SVG timeline |
+//! | `GET /recordings/{id}`, `/recordings/{id}/video.mp4`, `/recordings/{id}/download` | player, Range stream, download |
+//! | `GET /events/{id}/thumbnail.jpg` | an event's sealed thumbnail, decrypted |
+//! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
+//! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
+//! | `GET /alerts` | security alerts |
+//! | `GET /static/{file}` | CSS and JS, embedded in the binary |
+
+mod assets;
+mod error;
+mod extract;
+mod headers;
+mod live;
+mod pages;
+mod playback;
+mod server;
+mod tls;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::WebError;
+
+use crate::auth::{Auth, Lifetimes};
+use crate::camera::CameraRegistry;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::index::Index;
+use crate::model::CameraId;
+use crate::store::Store;
+
+/// Largest request body: forms are small; nothing is uploaded.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Called when someone opens (and, every few seconds, keeps open) a camera's live view:
+/// the daemon starts a "live view" recording if the camera records on events.
+pub type LiveViewHook = Arc<dyn Fn(&CameraId) + Send + Sync>;
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub registry: CameraRegistry,
+    pub store: Arc<Store>,
+    pub index: Index,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Auth,
+    pub live_view: LiveViewHook,
+    /// SHA-256 fingerprint of the served certificate, shown on every page.
+    pub fingerprint: Arc<str>,
+    /// Send HSTS (only with a user-supplied certificate).
+    pub hsts: bool,
+    pub layouts: Arc<playback::LayoutCache>,
+    /// Turns true at shutdown; long-lived responses (live view) end then.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The router: every route, the body limit, the Origin check and the security headers.
+pub fn app(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(pages::cameras::dashboard))
+        .route(
+            "/setup",
+            get(pages::account::setup_page).post(pages::account::setup_submit),
+        )
+        .route(
+            "/login",
+            get(pages::account::login_page).post(pages::account::login_submit),
+        )
+        .route(
+            "/login/code",
+            get(pages::account::code_page).post(pages::account::code_submit),
+        )
+        .route(
+            "/enrol",
+            get(pages::account::enrol_page).post(pages::account::enrol_submit),
+        )
+        .route("/logout", post(pages::account::logout))
+        .route("/devices", get(pages::devices::devices))
+        .route("/devices/logout", post(pages::devices::logout_one))
+        .route("/devices/logout-all", post(pages::devices::logout_all))
+        .route("/alerts", get(pages::devices::alerts))
+        .route("/cameras/{camera}/live", get(pages::cameras::live_page))
+        .route("/cameras/{camera}/live.ws", get(live::live_socket))
+        .route("/cameras/{camera}/recordings", get(pages::recordings::day))
+        .route(
+            "/cameras/{camera}/delete",
+            post(pages::recordings::delete_camera),
+        )
+        .route("/recordings/{id}", get(pages::recordings::player))
+        .route("/recordings/{id}/video.mp4", get(playback::video))
+        .route("/recordings/{id}/download", get(playback::download))
+        .route(
+            "/recordings/{id}/delete",
+            post(pages::recordings::delete_one),
+        )
+        .route("/events/{id}/thumbnail.jpg", get(pages::events::thumbnail))
+        .route("/events/{id}/delete", post(pages::events::delete))
+        .route(
+            "/delete-everything",
+            get(pages::recordings::delete_everything_page)
+                .post(pages::recordings::delete_everything),
+        )
+        .route("/static/{file}", get(assets::serve))
+        .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(headers::check_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::security_headers,
+        ))
+        .with_state(state)
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// What the daemon gives the web UI.
+pub struct Services {
+    pub registry: CameraRegistry,
+    pub store: Arc<Store>,
+    pub index: Index,
+    pub clock: Arc<dyn Clock>,
+    pub live_view: LiveViewHook,
+}
+
+/// The running UI.
+pub struct Running {
+    /// Where HTTPS is served (the real port when configured as 0).
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub fingerprint: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for the listeners to finish after shutdown was signalled.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Loads or makes the certificate, starts auth (setup code) and the mailer, binds the
+/// listeners and serves until `shutdown` turns true.
+pub async fn start(
+    services: Services,
+    config: &Config,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Running, WebError> {
+    let web = &config.web;
+    let tls = tls::load(web, &config.data_dir)?;
+    let alerts = config
+        .smtp
+        .clone()
+        .map(|smtp| crate::mail::spawn(smtp, services.index.clone(), shutdown.clone()));
+    let lifetimes = Lifetimes {
+        idle: web.session_idle,
+        max: web.session_max,
+    };
+    let (index, clock, data_dir) = (
+        services.index.clone(),
+        services.clock.clone(),
+        config.data_dir.clone(),
+    );
+    let auth =
+        tokio::task::spawn_blocking(move || Auth::new(index, clock, lifetimes, data_dir, alerts))
+            .await
+            .map_err(|e| WebError::Start(e.to_string()))??;
+    let state = WebState {
+        registry: services.registry,
+        store: services.store,
+        index: services.index,
+        clock: services.clock,
+        auth,
+        live_view: services.live_view,
+        fingerprint: tls.fingerprint.clone().into(),
+        hsts: tls.user_supplied,
+        layouts: Arc::new(playback::LayoutCache::default()),
+        shutdown: shutdown.clone(),
+    };
+    let listener = TcpListener::bind(web.listen)
+        .await
+        .map_err(|e| WebError::Start(format!("cannot listen on {}: {e}", web.listen)))?;
+    let https = server::bound(&listener, web.listen);
+    let mut tasks = vec![tokio::spawn(server::run_https(
+        listener,
+        tls.config.clone(),
+        app(state),
+        shutdown.clone(),
+    ))];
+    let mut http = None;
+    if let Some(addr) = web.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| WebError::Start(format!("cannot listen on {addr}: {e}")))?;
+        let bound = server::bound(&listener, addr);
+        http = Some(bound);
+        tracing::info!("web: plain HTTP on http://{bound}/ redirects to HTTPS");
+        tasks.push(tokio::spawn(server::run_redirect(
+            listener,
+            https.port(),
+            shutdown,
+        )));
+    }
+    tracing::info!(
+        "web UI listening on https://{https}/ (certificate SHA-256 {})",
+        tls.fingerprint
+    );
+    Ok(Running {
+        https,
+        http,
+        fingerprint: tls.fingerprint,
+        tasks,
+    })
+}

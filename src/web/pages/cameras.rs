@@ -1,0 +1,133 @@
+//! The dashboard (a tile per camera with its state) and the live view page.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::{blocking, frame_for, RECENT_ALERT_MICROS};
+use crate::auth::policy::{self, Action, Object};
+use crate::camera::ConnectionState;
+use crate::model::CameraId;
+use crate::web::extract::FullSession;
+use crate::web::view::{date_time, render, Frame};
+use crate::web::{WebError, WebState};
+
+pub struct Tile {
+    pub id: String,
+    /// The newest event thumbnail's event id, if any this week.
+    pub thumbnail: Option<String>,
+    pub state: &'static str,
+    pub detail: String,
+}
+
+pub struct RecentAlert {
+    pub when: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    frame: Frame,
+    tiles: Vec<Tile>,
+    recent_alerts: Vec<RecentAlert>,
+    can_delete_everything: bool,
+}
+
+#[derive(Template)]
+#[template(path = "live.html")]
+struct LivePage {
+    frame: Frame,
+    camera: String,
+}
+
+pub async fn dashboard(
+    State(state): State<WebState>,
+    session: FullSession,
+) -> Result<Response, WebError> {
+    session.require(Action::ViewCameras, Object::System)?;
+    let cameras = state.registry.all();
+    let (index, ids, now) = (
+        state.index.clone(),
+        cameras.iter().map(|c| c.id().clone()).collect::<Vec<_>>(),
+        state.clock.now_micros(),
+    );
+    let thumbnails = blocking(move || {
+        ids.iter()
+            .map(|id| Ok(super::events::latest_thumbnail(&index, id, now)?))
+            .collect::<Result<Vec<_>, WebError>>()
+    })
+    .await?;
+    let tiles = cameras
+        .iter()
+        .zip(thumbnails)
+        .map(|(camera, thumbnail)| {
+            let status = camera.status();
+            let detail = match &status.state {
+                ConnectionState::Error(text) => text.clone(),
+                ConnectionState::Unauthorized => {
+                    "the camera refused the user name or password".into()
+                }
+                _ => format!("since {}", date_time(status.since_micros)),
+            };
+            Tile {
+                id: camera.id().to_string(),
+                thumbnail: thumbnail.map(|t| t.to_string()),
+                state: status.state.label(),
+                detail,
+            }
+        })
+        .collect();
+    let (auth, user, now) = (
+        state.auth.clone(),
+        session.0.user.id,
+        state.clock.now_micros(),
+    );
+    let recent_alerts = blocking(move || {
+        Ok(auth
+            .alerts(user)?
+            .into_iter()
+            .filter(|a| now - a.time_micros < RECENT_ALERT_MICROS)
+            .take(3)
+            .map(|a| RecentAlert {
+                when: date_time(a.time_micros),
+                message: a.message,
+            })
+            .collect())
+    })
+    .await?;
+    render(&Dashboard {
+        frame: frame_for(&state, &session.0).await?,
+        tiles,
+        recent_alerts,
+        can_delete_everything: policy::allowed(
+            &session.principal(),
+            Action::DeleteEverything,
+            Object::System,
+        ),
+    })
+}
+
+/// Parses a camera id from a path and checks that the camera exists.
+pub fn known_camera(state: &WebState, raw: &str) -> Result<CameraId, WebError> {
+    let id: CameraId = raw
+        .parse()
+        .map_err(|_| WebError::NotFound("no such camera".into()))?;
+    if state.registry.get(&id).is_none() {
+        return Err(WebError::NotFound(format!("camera {id}")));
+    }
+    Ok(id)
+}
+
+pub async fn live_page(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+) -> Result<Response, WebError> {
+    let camera = known_camera(&state, &camera)?;
+    session.require(Action::LiveView, Object::Camera(&camera))?;
+    render(&LivePage {
+        frame: frame_for(&state, &session.0).await?,
+        camera: camera.to_string(),
+    })
+}

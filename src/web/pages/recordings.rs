@@ -1,0 +1,296 @@
+//! A camera's recordings by local day (newest first, with the day's SVG timeline), the
+//! player page, and deletion (one recording, a camera's, everything), each permanent
+//! through `retention`'s crypto-shredding.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use super::cameras::known_camera;
+use super::events::{self, EventRow};
+use super::{blocking, frame_for, see_other};
+use crate::auth::policy::{self, Action, Object};
+use crate::index::{RecordingEntry, RecordingState};
+use crate::model::RecordingId;
+use crate::retention;
+use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::view::{self, render, Frame, Span};
+use crate::web::{WebError, WebState};
+
+pub struct Row {
+    pub id: String,
+    pub time: String,
+    pub duration: String,
+    pub trigger: String,
+    pub playable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "recordings.html")]
+struct DayPage {
+    frame: Frame,
+    camera: String,
+    day: String,
+    prev_day: String,
+    next_day: Option<String>,
+    timeline: String,
+    events: Vec<EventRow>,
+    rows: Vec<Row>,
+    can_delete: bool,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "player.html")]
+struct PlayerPage {
+    frame: Frame,
+    id: String,
+    /// Media fragment to start at (`#t=12`), from `?t=`.
+    start: String,
+    camera: String,
+    when: String,
+    day: String,
+    duration: String,
+    trigger: String,
+    can_delete: bool,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "delete_everything.html")]
+struct DeleteEverythingPage {
+    frame: Frame,
+    csrf: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DayQuery {
+    day: Option<String>,
+}
+
+fn trigger_label(e: &RecordingEntry) -> String {
+    e.trigger.as_str().replace('_', " ")
+}
+
+pub async fn day(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+    Query(q): Query<DayQuery>,
+) -> Result<Response, WebError> {
+    let camera = known_camera(&state, &camera)?;
+    session.require(Action::ListRecordings, Object::Camera(&camera))?;
+    let today = view::day_of(state.clock.now_micros())
+        .ok_or_else(|| WebError::Internal("the clock is out of range".into()))?;
+    let day: Date = match q.day.as_deref() {
+        None | Some("") => today,
+        Some(d) => d
+            .parse()
+            .map_err(|_| WebError::BadRequest("day must be YYYY-MM-DD".into()))?,
+    };
+    let (start, end) =
+        view::day_bounds(day).ok_or_else(|| WebError::BadRequest("day out of range".into()))?;
+    let (index, cam) = (state.index.clone(), camera.clone());
+    let now = state.clock.now_micros();
+    let (mut entries, day_events, event_rows) = blocking(move || {
+        let recordings = index.camera_recordings(&cam, start, end)?;
+        let day_events = index.camera_events(&cam, start, end)?;
+        let rows = events::rows(&index, &day_events, now)?;
+        Ok((recordings, day_events, rows))
+    })
+    .await?;
+    entries.retain(|e| e.state != RecordingState::Deleting);
+    let mut spans: Vec<Span> = entries
+        .iter()
+        .map(|e| Span {
+            start_micros: e.start_micros,
+            end_micros: if e.state == RecordingState::Open {
+                now
+            } else {
+                e.end_micros
+            },
+            href: format!("/recordings/{}", e.id),
+            event: false,
+        })
+        .collect();
+    spans.extend(day_events.iter().map(|e| Span {
+        start_micros: e.start_micros,
+        end_micros: if e.open { now } else { e.end_micros },
+        href: format!("#event-{}", e.id),
+        event: true,
+    }));
+    entries.reverse();
+    let rows = entries
+        .iter()
+        .map(|e| Row {
+            id: e.id.to_string(),
+            time: view::time_of_day(e.start_micros),
+            duration: view::duration(e.end_micros - e.start_micros),
+            trigger: trigger_label(e),
+            playable: e.state == RecordingState::Finished,
+        })
+        .collect();
+    let next = day.tomorrow().ok().filter(|n| *n <= today);
+    render(&DayPage {
+        frame: frame_for(&state, &session.0).await?,
+        camera: camera.to_string(),
+        day: day.to_string(),
+        prev_day: day
+            .yesterday()
+            .map_or_else(|_| day.to_string(), |d| d.to_string()),
+        next_day: next.map(|d| d.to_string()),
+        timeline: view::timeline_svg(start, end, &spans),
+        events: event_rows,
+        rows,
+        can_delete: policy::allowed(
+            &session.principal(),
+            Action::DeleteRecording,
+            Object::Recording(&camera),
+        ),
+        csrf: session.0.entry.csrf.clone(),
+    })
+}
+
+/// The index entry of a recording named in a path, or 404.
+pub async fn entry_of(state: &WebState, raw: &str) -> Result<RecordingEntry, WebError> {
+    let id: RecordingId = raw
+        .parse()
+        .map_err(|_| WebError::NotFound("no such recording".into()))?;
+    let index = state.index.clone();
+    blocking(move || Ok(index.get_recording(id)?))
+        .await?
+        .filter(|e| e.state != RecordingState::Deleting)
+        .ok_or_else(|| WebError::NotFound(format!("recording {id}")))
+}
+
+#[derive(Deserialize)]
+pub struct PlayerQuery {
+    t: Option<u32>,
+}
+
+pub async fn player(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    Query(q): Query<PlayerQuery>,
+) -> Result<Response, WebError> {
+    let entry = entry_of(&state, &id).await?;
+    session.require(Action::PlayRecording, Object::Recording(&entry.camera))?;
+    render(&PlayerPage {
+        frame: frame_for(&state, &session.0).await?,
+        id: entry.id.to_string(),
+        start: q.t.map_or_else(String::new, |t| format!("#t={t}")),
+        camera: entry.camera.to_string(),
+        when: view::date_time(entry.start_micros),
+        day: view::day_of(entry.start_micros).map_or_else(String::new, |d| d.to_string()),
+        duration: view::duration(entry.end_micros - entry.start_micros),
+        trigger: trigger_label(&entry),
+        can_delete: policy::allowed(
+            &session.principal(),
+            Action::DeleteRecording,
+            Object::Recording(&entry.camera),
+        ),
+        csrf: session.0.entry.csrf.clone(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn delete_one(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    let entry = entry_of(&state, &id).await?;
+    session.require(Action::DeleteRecording, Object::Recording(&entry.camera))?;
+    let (store, index, rid) = (state.store.clone(), state.index.clone(), entry.id);
+    blocking(move || {
+        retention::delete_recording(&store, &index, rid)
+            .map_err(|e| WebError::Internal(format!("deleting recording {rid}: {e}")))
+    })
+    .await?;
+    state.layouts.forget(entry.id);
+    tracing::info!(user = %session.0.user.id, recording = %entry.id, "recording deleted from the web UI");
+    let day = view::day_of(entry.start_micros).map_or_else(String::new, |d| d.to_string());
+    Ok(see_other(
+        &format!("/cameras/{}/recordings?day={day}", entry.camera),
+        &[],
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    confirm: String,
+}
+
+pub async fn delete_camera(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+    CsrfForm(form): CsrfForm<ConfirmForm>,
+) -> Result<Response, WebError> {
+    let camera = known_camera(&state, &camera)?;
+    session.require(Action::DeleteCameraRecordings, Object::Camera(&camera))?;
+    if form.confirm.trim() != camera.as_str() {
+        return Err(WebError::BadRequest(
+            "the confirmation does not match".into(),
+        ));
+    }
+    let (store, index, cam) = (state.store.clone(), state.index.clone(), camera.clone());
+    let n = blocking(move || {
+        retention::delete_camera(&store, &index, &cam)
+            .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
+    })
+    .await?;
+    state.layouts.clear();
+    tracing::info!(user = %session.0.user.id, camera = %camera, recordings = n, "camera's recordings deleted from the web UI");
+    Ok(see_other(&format!("/cameras/{camera}/recordings"), &[]))
+}
+
+/// What must be typed to delete everything.
+pub const DELETE_EVERYTHING_CONFIRMATION: &str = "delete everything";
+
+pub async fn delete_everything_page(
+    State(state): State<WebState>,
+    session: FullSession,
+) -> Result<Response, WebError> {
+    session.require(Action::DeleteEverything, Object::System)?;
+    render(&DeleteEverythingPage {
+        frame: frame_for(&state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        error: None,
+    })
+}
+
+pub async fn delete_everything(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<ConfirmForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::DeleteEverything, Object::System)?;
+    if form.confirm.trim().to_lowercase() != DELETE_EVERYTHING_CONFIRMATION {
+        let mut r = render(&DeleteEverythingPage {
+            frame: frame_for(&state, &session.0).await?,
+            csrf: session.0.entry.csrf.clone(),
+            error: Some(format!(
+                "Type “{DELETE_EVERYTHING_CONFIRMATION}” exactly to confirm."
+            )),
+        })?;
+        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+        return Ok(r);
+    }
+    let (store, index) = (state.store.clone(), state.index.clone());
+    let n = blocking(move || {
+        retention::delete_everything(&store, &index)
+            .map_err(|e| WebError::Internal(format!("deleting everything: {e}")))
+    })
+    .await?;
+    state.layouts.clear();
+    tracing::warn!(user = %session.0.user.id, recordings = n, "all recordings deleted from the web UI");
+    Ok(see_other("/", &[]))
+}

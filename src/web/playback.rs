@@ -1,0 +1,319 @@
+//! Playback and download: a recording as a moov-first MP4 streamed with HTTP `Range`.
+//!
+//! The MP4 is virtual ([`ProgressiveMp4`]): its header is built once per recording from
+//! the sample table (cached, [`LayoutCache`]) and its payload is read from the sealed
+//! file on demand, decrypting only the chunks a range touches. A response is produced
+//! on a blocking thread in 64 KiB pieces through a small channel, so memory per
+//! response is bounded whatever the recording's size, and a client that stops reading
+//! stops the reading.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use tokio::sync::mpsc;
+
+use super::extract::FullSession;
+use super::pages::blocking;
+use super::pages::recordings::entry_of;
+use super::{view, WebError, WebState};
+use crate::auth::policy::Action;
+use crate::auth::policy::Object;
+use crate::index::{RecordingEntry, RecordingState};
+use crate::model::RecordingId;
+use crate::store::mp4::{ProgressiveMp4, ReadAt};
+
+/// Recordings whose layout is kept (a layout is ~16 bytes a frame: ~100 KB for ten
+/// minutes at 10 fps).
+const CACHED_LAYOUTS: usize = 16;
+const PIECE: usize = 64 * 1024;
+
+/// Recently played recordings' MP4 layouts, most recent last.
+#[derive(Default)]
+pub struct LayoutCache {
+    entries: Mutex<Vec<(RecordingId, Arc<ProgressiveMp4>)>>,
+}
+
+impl LayoutCache {
+    fn get(&self, id: RecordingId) -> Option<Arc<ProgressiveMp4>> {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let i = e.iter().position(|(k, _)| *k == id)?;
+        let hit = e.remove(i);
+        let layout = hit.1.clone();
+        e.push(hit);
+        Some(layout)
+    }
+
+    fn put(&self, id: RecordingId, layout: Arc<ProgressiveMp4>) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.retain(|(k, _)| *k != id);
+        e.push((id, layout));
+        let excess = e.len().saturating_sub(CACHED_LAYOUTS);
+        e.drain(..excess);
+    }
+
+    pub fn forget(&self, id: RecordingId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(k, _)| *k != id);
+    }
+
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// A single byte range `[start, end)` of a `len`-byte resource, from a `Range` header.
+/// `None`: serve the whole resource (no header, or one we do not honour such as
+/// several ranges). `Err`: 416.
+pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, WebError> {
+    let Some(h) = header else { return Ok(None) };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let unsatisfiable = || WebError::RangeNotSatisfiable { len };
+    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| unsatisfiable())?;
+        if n == 0 || len == 0 {
+            return Err(unsatisfiable());
+        }
+        (len.saturating_sub(n), len)
+    } else {
+        let start: u64 = a.parse().map_err(|_| unsatisfiable())?;
+        let end = if b.is_empty() {
+            len
+        } else {
+            let last: u64 = b.parse().map_err(|_| unsatisfiable())?;
+            if last < start {
+                return Err(unsatisfiable());
+            }
+            last.saturating_add(1).min(len)
+        };
+        if start >= len {
+            return Err(unsatisfiable());
+        }
+        (start, end)
+    };
+    Ok(Some(range))
+}
+
+async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<ProgressiveMp4>, WebError> {
+    if entry.state != RecordingState::Finished {
+        return Err(WebError::NotFound(format!(
+            "recording {} is still being written",
+            entry.id
+        )));
+    }
+    if let Some(l) = state.layouts.get(entry.id) {
+        return Ok(l);
+    }
+    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
+    let built = blocking(move || {
+        let mut reader = store.open_recording(&camera, id)?;
+        let parsed = reader
+            .parse()
+            .map_err(|e| WebError::Internal(format!("recording {id}: {e}")))?;
+        ProgressiveMp4::new(&[parsed.track], &parsed.samples)
+            .map_err(|e| WebError::Internal(format!("recording {id}: {e}")))
+    })
+    .await?;
+    let built = Arc::new(built);
+    state.layouts.put(entry.id, built.clone());
+    Ok(built)
+}
+
+/// Sends what is written to it down a channel in [`PIECE`]-sized buffers.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIECE {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+fn stream_range(
+    state: &WebState,
+    entry: &RecordingEntry,
+    mp4: Arc<ProgressiveMp4>,
+    start: u64,
+    end: u64,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = match store.open_recording(&camera, id) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(recording = %id, "playback: {e}");
+                let _ = tx.blocking_send(Err(io::Error::other("cannot open the recording")));
+                return;
+            }
+        };
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(PIECE),
+        };
+        let result = mp4
+            .write_range(
+                start,
+                end,
+                &mut |_, offset, buf| reader.read_exact_at(offset, buf),
+                &mut out,
+            )
+            .and_then(|()| out.flush().map_err(crate::store::mp4::Mp4Error::Write));
+        if let Err(e) = result {
+            if !matches!(&e, crate::store::mp4::Mp4Error::Write(w) if w.kind() == io::ErrorKind::BrokenPipe)
+            {
+                tracing::error!(recording = %id, "playback of bytes {start}-{end}: {e}");
+                let _ = tx.blocking_send(Err(io::Error::other("read failed")));
+            }
+        }
+    });
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+async fn respond(
+    state: WebState,
+    session: FullSession,
+    id: String,
+    headers: HeaderMap,
+    download: bool,
+) -> Result<Response, WebError> {
+    let entry = entry_of(&state, &id).await?;
+    let action = if download {
+        Action::DownloadRecording
+    } else {
+        Action::PlayRecording
+    };
+    session.require(action, Object::Recording(&entry.camera))?;
+    let mp4 = layout(&state, &entry).await?;
+    let len = mp4.len();
+    let range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        len,
+    )?;
+    let (start, end) = range.unwrap_or((0, len));
+    let body = stream_range(&state, &entry, mp4, start, end);
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    if download {
+        let name = format!(
+            "{}_{}.mp4",
+            entry.camera,
+            view::file_stamp(entry.start_micros)
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn video(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    respond(state, session, id, headers, false).await
+}
+
+pub async fn download(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    respond(state, session, id, headers, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(h: &str, len: u64) -> Result<Option<(u64, u64)>, WebError> {
+        parse_range(Some(h), len)
+    }
+
+    #[test]
+    fn single_ranges_are_parsed_and_clamped() {
+        assert_eq!(parse_range(None, 100).expect("ok"), None);
+        assert_eq!(range("bytes=0-9", 100).expect("ok"), Some((0, 10)));
+        assert_eq!(range("bytes=90-", 100).expect("ok"), Some((90, 100)));
+        assert_eq!(range("bytes=-10", 100).expect("ok"), Some((90, 100)));
+        assert_eq!(range("bytes=-500", 100).expect("ok"), Some((0, 100)));
+        assert_eq!(range("bytes=50-5000", 100).expect("ok"), Some((50, 100)));
+        assert_eq!(
+            range("bytes=0-1,5-6", 100).expect("ok"),
+            None,
+            "multi-range: whole"
+        );
+        assert_eq!(range("items=0-1", 100).expect("ok"), None);
+    }
+
+    #[test]
+    fn unsatisfiable_ranges_are_416() {
+        for h in [
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=-0",
+            "bytes=x-1",
+            "bytes=",
+            "bytes=200-300",
+        ] {
+            assert!(
+                matches!(
+                    range(h, 100),
+                    Err(WebError::RangeNotSatisfiable { len: 100 })
+                ),
+                "{h}"
+            );
+        }
+    }
+}

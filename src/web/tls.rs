@@ -1,0 +1,210 @@
+//! The HTTPS certificate: a user-supplied one from `[web] tls_cert`/`tls_key`, or a
+//! self-signed one generated at first start into `data_dir/web/` (key mode 0600) for
+//! the host name, `<host>.local`, `localhost` and the machine's addresses.
+//!
+//! The self-signed certificate is valid for 825 days (the longest Apple platforms
+//! accept) and regenerated 30 days before it runs out; its SHA-256 fingerprint is
+//! logged at every start and shown on every page so a user can compare it with what
+//! the browser says before accepting it.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio_rustls::rustls;
+
+use super::WebError;
+use crate::config::WebConfig;
+
+const VALID_DAYS: i64 = 825;
+const RENEW_DAYS_BEFORE: i64 = 30;
+
+/// What the HTTPS listener serves.
+pub struct TlsSetup {
+    pub config: Arc<rustls::ServerConfig>,
+    /// SHA-256 of the leaf certificate, `AB:CD:…`.
+    pub fingerprint: String,
+    /// Whether the certificate came from the configuration (then HSTS is sent).
+    pub user_supplied: bool,
+}
+
+fn tls_error(what: &str, path: &Path, e: impl std::fmt::Display) -> WebError {
+    WebError::Start(format!("{what} {}: {e}", path.display()))
+}
+
+/// Loads the configured certificate, or the generated one (generating it if needed).
+pub fn load(web: &WebConfig, data_dir: &Path) -> Result<TlsSetup, WebError> {
+    let (cert_path, key_path, user_supplied) = match &web.tls {
+        Some(files) => (files.cert.clone(), files.key.clone(), true),
+        None => {
+            let (c, k) = ensure_self_signed(data_dir)?;
+            (c, k, false)
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| tls_error("cannot read certificate", &cert_path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error("cannot parse certificate", &cert_path, e))?;
+    let Some(leaf) = certs.first() else {
+        return Err(tls_error("no certificate in", &cert_path, "empty file"));
+    };
+    let fingerprint = fingerprint(leaf.as_ref());
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| tls_error("cannot read private key", &key_path, e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| WebError::Start(format!("TLS setup: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_error("certificate and key do not match", &cert_path, e))?;
+    // HTTP/1.1 only: WebSockets need no extended CONNECT, and a household is few clients.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsSetup {
+        config: Arc::new(config),
+        fingerprint,
+        user_supplied,
+    })
+}
+
+pub fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn host_name() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then_some(name)
+}
+
+/// Names and addresses the certificate is for.
+fn subject_names() -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(h) = host_name() {
+        names.push(format!("{h}.local"));
+        names.push(h);
+    }
+    names.push("porchlight.local".into());
+    names.push("localhost".into());
+    names.push("127.0.0.1".into());
+    names.push("::1".into());
+    if let Ok(ifaces) = if_addrs::get_if_addrs() {
+        for i in ifaces.iter().filter(|i| !i.is_loopback()) {
+            names.push(i.ip().to_string());
+        }
+    }
+    names.dedup();
+    names
+}
+
+/// Generates the self-signed certificate unless a valid one is there; returns the
+/// certificate and key paths.
+fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), WebError> {
+    let dir = data_dir.join("web");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let expiry = dir.join("cert-not-after");
+    let now = time::OffsetDateTime::now_utc();
+    let still_valid = fs::read_to_string(&expiry)
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .is_some_and(|t| t - now.unix_timestamp() > RENEW_DAYS_BEFORE * 86_400);
+    if still_valid && cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| tls_error("cannot create", &dir, e))?;
+    }
+    let mut params = rcgen::CertificateParams::new(subject_names())
+        .map_err(|e| WebError::Start(format!("certificate names: {e}")))?;
+    params.not_before = now - time::Duration::days(1);
+    let not_after = now + time::Duration::days(VALID_DAYS);
+    params.not_after = not_after;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Porchlight (self-signed)");
+    let signing_key =
+        rcgen::KeyPair::generate().map_err(|e| WebError::Start(format!("key generation: {e}")))?;
+    let certificate = params
+        .self_signed(&signing_key)
+        .map_err(|e| WebError::Start(format!("certificate signing: {e}")))?;
+    write_private(&key, signing_key.serialize_pem().as_bytes())?;
+    write_private(&cert, certificate.pem().as_bytes())?;
+    write_private(&expiry, not_after.unix_timestamp().to_string().as_bytes())?;
+    tracing::info!(path = %cert.display(), "generated a self-signed HTTPS certificate, valid {VALID_DAYS} days");
+    Ok((cert, key))
+}
+
+/// Replaces `path` with `data`, mode 0600, via a temporary file and rename.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), WebError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| tls_error("cannot write", &tmp, e))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| tls_error("cannot write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| tls_error("cannot write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn self_signed_certificate_is_made_once_with_a_private_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let web = WebConfig::default();
+        let first = load(&web, dir.path()).expect("generate");
+        assert!(!first.user_supplied);
+        assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
+        let key = dir.path().join("web/key.pem");
+        assert_eq!(
+            fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+            0o600
+        );
+        let second = load(&web, dir.path()).expect("reuse");
+        assert_eq!(first.fingerprint, second.fingerprint, "kept across starts");
+    }
+
+    #[test]
+    fn configured_certificate_is_used_and_marked_user_supplied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ck = rcgen::generate_simple_self_signed(vec!["nvr.example".to_owned()]).expect("cert");
+        let cert = dir.path().join("c.pem");
+        let key = dir.path().join("k.pem");
+        fs::write(&cert, ck.cert.pem()).expect("write");
+        fs::write(&key, ck.signing_key.serialize_pem()).expect("write");
+        let web = WebConfig {
+            tls: Some(crate::config::TlsFiles { cert, key }),
+            ..WebConfig::default()
+        };
+        let setup = load(&web, dir.path()).expect("load");
+        assert!(setup.user_supplied);
+        assert_eq!(setup.fingerprint, fingerprint(ck.cert.der()));
+        assert!(!dir.path().join("web").exists(), "nothing generated");
+    }
+}

@@ -1,0 +1,427 @@
+//! The web UI in a real browser: headless Debian Chromium driven through chromedriver
+//! (WebDriver, `fantoccini`), against the real daemon recording the real test camera.
+//! One walk through the product: set up the owner, enrol TOTP (the test computes the
+//! codes), log out and in, see the camera tile, watch live view (the video's
+//! `currentTime` advances), play the recording live view started and seek in it,
+//! download it, delete it. A screenshot of each page lands in `target/screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::camera::{CameraOptions, TestCamera};
+use common::{CameraSpec, Daemon, Setup};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const OWNER: &str = "owner";
+const PASSWORD: &str = "correct horse battery staple 42";
+
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (make deps: chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn web_base(daemon: &mut Daemon) -> String {
+    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("web UI listening on https://"))
+        .expect("listening line");
+    let url = &line[line.find("https://").expect("url")..];
+    url[..url.find("/ ").expect("end")].to_owned()
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![]).await.expect("script")
+}
+
+async fn fill(c: &Client, name: &str, value: &str) {
+    c.find(Locator::Css(&format!("input[name=\"{name}\"]")))
+        .await
+        .expect("input")
+        .send_keys(value)
+        .await
+        .expect("type");
+}
+
+async fn submit(c: &Client) {
+    c.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .expect("submit button")
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn path(c: &Client) -> String {
+    c.current_url().await.expect("url").path().to_owned()
+}
+
+/// Polls `check` until it is true; panics with `what` after `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec {
+            mode: "events",
+            ..CameraSpec::continuous("front-door", &camera.main_url())
+        }],
+        "",
+    );
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let downloads = tempfile::tempdir().expect("download dir");
+    let caps = json!({
+        "browserName": "chrome",
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+                "--window-size=412,915",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "prefs": {
+                "download.default_directory": downloads.path().display().to_string(),
+                "download.prompt_for_download": false,
+            },
+        },
+    });
+    let caps = match caps {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a JSON object"),
+    };
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("WebDriver session");
+    let result = walk(&c, &base, &setup, &mut daemon, downloads.path()).await;
+    let _ = c.close().await;
+    daemon.stop();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
+
+async fn walk(
+    c: &Client,
+    base: &str,
+    setup: &Setup,
+    daemon: &mut Daemon,
+    downloads: &Path,
+) -> Outcome {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(steps(c, base, setup, daemon, downloads))
+        .catch_unwind()
+        .await
+}
+
+async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downloads: &Path) {
+    // First run: the setup page asks for the code from the data directory.
+    c.goto(&format!("{base}/")).await.expect("open");
+    assert_eq!(path(c).await, "/setup");
+    shot(c, "01-setup").await;
+    let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("code");
+    fill(c, "code", code.trim()).await;
+    fill(c, "username", OWNER).await;
+    fill(c, "password", PASSWORD).await;
+    submit(c).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path(c).await != "/enrol" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if path(c).await != "/enrol" {
+        // Diagnostics: what the browser shows and the web log.
+        eprintln!(
+            "setup did not reach enrolment: {}",
+            c.source().await.unwrap_or_default()
+        );
+        eprintln!(
+            "{}",
+            daemon
+                .log_text()
+                .lines()
+                .filter(|l| l.contains("web"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    // Enrolment is forced; the test reads the key and computes the code.
+    eventually(Duration::from_secs(10), "enrolment page", || async {
+        path(c).await == "/enrol"
+    })
+    .await;
+    shot(c, "02-enrol").await;
+    let secret = c
+        .find(Locator::Id("totp-secret"))
+        .await
+        .expect("secret")
+        .text()
+        .await
+        .expect("text")
+        .replace(' ', "");
+    let totp = |at: u64| porchlight::auth::totp::code_at(&secret, at).expect("code");
+    fill(c, "code", &totp(unix_now())).await;
+    submit(c).await;
+    eventually(Duration::from_secs(10), "recovery codes", || async {
+        c.find(Locator::Id("recovery-codes")).await.is_ok()
+    })
+    .await;
+    shot(c, "03-recovery-codes").await;
+    c.find(Locator::Css("a.button"))
+        .await
+        .expect("continue")
+        .click()
+        .await
+        .expect("click");
+
+    // Log out and in again (the next step's code: the current one was just used).
+    eventually(Duration::from_secs(10), "dashboard", || async {
+        path(c).await == "/"
+    })
+    .await;
+    c.find(Locator::Css("header form button"))
+        .await
+        .expect("log out")
+        .click()
+        .await
+        .expect("click");
+    eventually(Duration::from_secs(10), "login page", || async {
+        path(c).await == "/login"
+    })
+    .await;
+    shot(c, "04-login").await;
+    fill(c, "username", OWNER).await;
+    fill(c, "password", PASSWORD).await;
+    submit(c).await;
+    eventually(Duration::from_secs(10), "code page", || async {
+        path(c).await == "/login/code"
+    })
+    .await;
+    shot(c, "05-code").await;
+    fill(c, "code", &totp(unix_now() + 30)).await;
+    submit(c).await;
+    eventually(Duration::from_secs(10), "dashboard after login", || async {
+        path(c).await == "/"
+    })
+    .await;
+
+    // The camera's tile shows it streaming.
+    eventually(Duration::from_secs(30), "camera tile streaming", || async {
+        let _ = c.refresh().await;
+        match c.find(Locator::Id("camera-front-door")).await {
+            Ok(tile) => tile
+                .text()
+                .await
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains("streaming"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    shot(c, "06-dashboard").await;
+
+    // Live view plays: currentTime advances.
+    c.goto(&format!("{base}/cameras/front-door/live"))
+        .await
+        .expect("live");
+    let now = || async {
+        js(c, "return document.getElementById('live').currentTime")
+            .await
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    eventually(Duration::from_secs(30), "live video starts", || async {
+        now().await > 0.5
+    })
+    .await;
+    let t1 = now().await;
+    eventually(Duration::from_secs(15), "live video advances", || async {
+        now().await > t1 + 1.0
+    })
+    .await;
+    shot(c, "07-live").await;
+    // Opening live view started a "live view" recording (the camera records on events).
+    daemon.wait_for_log("recording started", 1, Duration::from_secs(20));
+    assert!(
+        daemon.log_text().contains("live_view"),
+        "a live-view recording"
+    );
+
+    // Leave; the recording finishes a little later and becomes playable.
+    c.goto(&format!("{base}/cameras/front-door/recordings"))
+        .await
+        .expect("recordings");
+    eventually(Duration::from_secs(60), "a finished recording", || async {
+        let _ = c.refresh().await;
+        c.find(Locator::Css("ul.recordings a[href$='/download']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    shot(c, "08-recordings").await;
+    let row = c.find(Locator::Css("ul.recordings li")).await.expect("row");
+    let row_id = row.attr("id").await.expect("attr").expect("id");
+    let id = row_id.trim_start_matches("rec-").to_owned();
+    assert!(
+        row.text().await.expect("text").contains("live view"),
+        "trigger shown"
+    );
+
+    // Play and seek.
+    c.goto(&format!("{base}/recordings/{id}"))
+        .await
+        .expect("player");
+    let duration = || async {
+        js(
+            c,
+            "return document.getElementById('playback').duration || 0",
+        )
+        .await
+        .as_f64()
+        .unwrap_or(0.0)
+    };
+    eventually(Duration::from_secs(20), "video metadata", || async {
+        duration().await > 1.0
+    })
+    .await;
+    let d = duration().await;
+    let seeked = c
+        .execute_async(
+            "const [to, done] = arguments; const v = document.getElementById('playback'); \
+             v.addEventListener('seeked', () => done(v.currentTime), { once: true }); v.currentTime = to;",
+            vec![json!(d / 2.0)],
+        )
+        .await
+        .expect("seek")
+        .as_f64()
+        .unwrap_or(-1.0);
+    assert!((seeked - d / 2.0).abs() < 1.5, "seeked to {seeked} of {d}");
+    js(c, "document.getElementById('playback').play(); return 0").await;
+    eventually(
+        Duration::from_secs(15),
+        "playback advances after the seek",
+        || async {
+            js(c, "return document.getElementById('playback').currentTime")
+                .await
+                .as_f64()
+                .unwrap_or(0.0)
+                > seeked + 0.5
+        },
+    )
+    .await;
+    shot(c, "09-player").await;
+
+    // Download names the file after the camera and the time.
+    c.find(Locator::Id("download"))
+        .await
+        .expect("download")
+        .click()
+        .await
+        .expect("click");
+    eventually(Duration::from_secs(20), "downloaded file", || async {
+        std::fs::read_dir(downloads).ok().is_some_and(|d| {
+            d.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("front-door_")
+                    && n.ends_with(".mp4")
+                    && e.metadata().is_ok_and(|m| m.len() > 1000)
+            })
+        })
+    })
+    .await;
+
+    // Delete it.
+    c.find(Locator::Id("delete"))
+        .await
+        .expect("delete")
+        .click()
+        .await
+        .expect("click");
+    eventually(Duration::from_secs(10), "back on the day page", || async {
+        path(c).await == "/cameras/front-door/recordings"
+    })
+    .await;
+    assert!(
+        c.find(Locator::Id(&format!("rec-{id}"))).await.is_err(),
+        "deleted recording gone"
+    );
+    shot(c, "10-after-delete").await;
+
+    c.goto(&format!("{base}/devices")).await.expect("devices");
+    shot(c, "11-devices").await;
+    c.goto(&format!("{base}/alerts")).await.expect("alerts");
+    shot(c, "12-alerts").await;
+}

@@ -1,0 +1,204 @@
+//! Playback over HTTPS from the real `porchlight serve` recording the real test
+//! camera: Range requests (first, middle, last bytes) must equal an independent
+//! decrypt by `porchlight export` of the same recording; download names the file; and
+//! deletion through the UI is permanent.
+
+mod common;
+mod webutil;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::camera::{CameraOptions, TestCamera};
+use common::{CameraSpec, Daemon, Setup};
+use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
+
+/// The HTTPS base URL the daemon logged.
+fn web_base(daemon: &mut Daemon) -> String {
+    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("web UI listening on https://"))
+        .expect("listening line");
+    let start = line.find("https://").expect("url");
+    let url = &line[start..];
+    url[..url.find("/ ").expect("end of url")].to_owned()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Creates the owner through the UI (real clock) and returns the logged-in client.
+async fn owner(base: &str, setup: &Setup) -> Client {
+    let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
+    let mut c = Client::new(base);
+    let r = c
+        .post(
+            "/setup",
+            &[
+                ("code", code.trim()),
+                ("username", OWNER),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get("/enrol").await;
+    let secret = totp_secret(&page.body);
+    let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
+    let r = c
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    c
+}
+
+async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec<u8>) {
+    let req = c
+        .http
+        .get(format!("{}{path}", c.base))
+        .header("range", range)
+        .header("cookie", c.cookie_header());
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let content_range = r
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        status,
+        content_range,
+        r.bytes().await.expect("body").to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
+    // The textured 1080p picture: keyframes of a few hundred KB, so a recording spans
+    // many 64 KiB sealed chunks.
+    let camera = TestCamera::start(CameraOptions {
+        realistic: true,
+        ..CameraOptions::default()
+    });
+    let setup = Setup::new(
+        &[CameraSpec::continuous("front-door", &camera.main_url())],
+        "",
+    );
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+    let mut c = owner(&base, &setup).await;
+    // A failed login is logged in the fixed format a fail2ban filter matches.
+    let mut guesser = Client::new(&base);
+    let r = guesser
+        .post("/login", &[("username", "admin"), ("password", "admin")])
+        .await;
+    assert_eq!(r.status, 401);
+    daemon.wait_for_log(
+        "authentication failure for \"admin\" from 127.0.0.1: password",
+        1,
+        Duration::from_secs(5),
+    );
+    assert!(
+        !daemon.log_text().contains(PASSWORD),
+        "no password in the log"
+    );
+    daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
+    let dashboard = c.get("/").await;
+    assert!(
+        dashboard.body.contains("id=\"camera-front-door\""),
+        "a tile per camera"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    daemon.stop();
+
+    let recordings = setup.recordings();
+    let id = recordings[0]["id"].as_str().expect("id").to_owned();
+    let exported = setup.dir.path().join("independent.mp4");
+    setup.cli_ok(&[
+        "export",
+        "--recording",
+        &id,
+        "--out",
+        exported.to_str().expect("utf-8"),
+    ]);
+    let expected = std::fs::read(&exported).expect("export");
+    let len = expected.len();
+    eprintln!("recording {id}: {len} bytes");
+    assert!(len > 10_000, "{len} bytes");
+
+    // The session survives the restart (it is in sled).
+    let mut daemon = setup.start_daemon();
+    c.base = web_base(&mut daemon);
+    let video = format!("/recordings/{id}/video.mp4");
+    let (status, content_range, body) = range(&mut c, &video, "bytes=0-99").await;
+    assert_eq!(
+        (status, content_range.as_str()),
+        (206, format!("bytes 0-99/{len}").as_str())
+    );
+    assert_eq!(body, expected[..100]);
+    let mid = len / 2;
+    let (status, _, body) = range(&mut c, &video, &format!("bytes={mid}-{}", mid + 70_000)).await;
+    assert_eq!(status, 206);
+    assert_eq!(
+        body,
+        expected[mid..(mid + 70_001).min(len)],
+        "a middle range spanning sealed chunks"
+    );
+    let (status, content_range, body) = range(&mut c, &video, "bytes=-1000").await;
+    assert_eq!(status, 206);
+    assert_eq!(
+        content_range,
+        format!("bytes {}-{}/{len}", len - 1000, len - 1)
+    );
+    assert_eq!(body, expected[len - 1000..]);
+    let (status, content_range, _) = range(&mut c, &video, &format!("bytes={len}-")).await;
+    assert_eq!((status, content_range), (416, format!("bytes */{len}")));
+    let whole = c.get(&video).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("accept-ranges"), "bytes");
+    assert_eq!(whole.header("content-length"), len.to_string());
+
+    let download = c.get(&format!("/recordings/{id}/download")).await;
+    let disposition = download.header("content-disposition").to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"front-door_")
+            && disposition.ends_with(".mp4\""),
+        "{disposition}"
+    );
+
+    // Not logged in: nothing.
+    let mut stranger = Client::new(&c.base);
+    assert_eq!(stranger.get(&video).await.location(), "/login");
+
+    // The day page lists it; deleting it through the UI shreds it.
+    let day = c.get("/cameras/front-door/recordings").await;
+    assert!(day.body.contains(&format!("id=\"rec-{id}\"")), "listed");
+    assert!(day.body.contains("<svg class=\"timeline\""), "timeline");
+    let player = c.get(&format!("/recordings/{id}")).await;
+    let token = csrf(&player.body);
+    let r = c
+        .post(&format!("/recordings/{id}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(c.get(&video).await.status, 404);
+    assert!(!setup
+        .recording_files()
+        .iter()
+        .any(|p| p.to_string_lossy().contains(&id)));
+
+    // Deleting a camera's recordings needs its name typed.
+    let r = c
+        .post(
+            "/cameras/front-door/delete",
+            &[("csrf", &token), ("confirm", "front")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    daemon.stop();
+}

@@ -1,0 +1,313 @@
+//! Helpers for the web UI's integration tests: the real daemon and HTTPS server started
+//! in-process on a temp dir and a loopback port (with a simulated clock, so timeouts,
+//! TOTP steps and throttling are tested without sleeping), and a small cookie-keeping
+//! HTTPS client that shows every header.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use porchlight::clock::SimulatedClock;
+use porchlight::config::Config;
+use porchlight::{daemon, web};
+
+/// 2026-11-25T10:00:00Z, a fixed start for the simulated clock.
+pub const T0_MICROS: i64 = 1_795_600_800_000_000;
+
+pub const OWNER: &str = "owner";
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub clock: SimulatedClock,
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub fingerprint: String,
+    running: Option<daemon::Running>,
+    web: Option<web::Running>,
+    extra: String,
+}
+
+impl Server {
+    /// A daemon with no cameras and the web UI on 127.0.0.1:0; `extra` is appended to
+    /// the config (e.g. an `[smtp]` section).
+    pub async fn start(extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = SimulatedClock::new(T0_MICROS);
+        Server::start_in(dir, clock, extra).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, clock: SimulatedClock, extra: &str) -> Server {
+        let text = format!(
+            "data_dir = \"{}\"\nkey_dir = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n{extra}\n",
+            dir.path().join("data").display(),
+            dir.path().join("keys").display()
+        );
+        let config = Config::parse(&dir.path().join("porchlight.toml"), &text).expect("config");
+        let running = daemon::start(config.clone(), Arc::new(clock.clone()))
+            .await
+            .expect("daemon starts");
+        let web = daemon::start_web(&config, &running)
+            .await
+            .expect("web UI starts");
+        Server {
+            https: web.https,
+            http: web.http,
+            fingerprint: web.fingerprint.clone(),
+            dir,
+            clock,
+            running: Some(running),
+            web: Some(web),
+            extra: extra.to_owned(),
+        }
+    }
+
+    /// Stops everything and starts again on the same directory and clock (new ports).
+    pub async fn restart(mut self) -> Server {
+        self.stop().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Server::start_in(dir, self.clock.clone(), &self.extra.clone()).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("daemon stops");
+        }
+        if let Some(w) = self.web.take() {
+            w.join().await;
+        }
+    }
+
+    /// The in-process daemon (its store and index), to arrange data for a test.
+    pub fn daemon(&self) -> &daemon::Running {
+        self.running.as_ref().expect("running")
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://{}", self.https)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn setup_code(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("setup-code"))
+            .expect("setup code file")
+            .trim()
+            .to_owned()
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.clock.advance_micros(secs * 1_000_000);
+    }
+
+    pub fn now_secs(&self) -> u64 {
+        use porchlight::clock::Clock;
+        (self.clock.now_micros() / 1_000_000) as u64
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base())
+    }
+
+    /// Creates the owner and enrols TOTP; returns the logged-in client and the secret.
+    pub async fn owner(&self) -> (Client, String, Vec<String>) {
+        let mut c = self.client();
+        let r = c
+            .post(
+                "/setup",
+                &[
+                    ("code", &self.setup_code()),
+                    ("username", OWNER),
+                    ("email", "owner@example.org"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "setup: {}", r.body);
+        let page = c.get("/enrol").await;
+        let secret = totp_secret(&page.body);
+        let csrf = csrf(&page.body);
+        let code = self.code(&secret);
+        let r = c.post("/enrol", &[("csrf", &csrf), ("code", &code)]).await;
+        assert_eq!(r.status, 200, "enrol: {}", r.body);
+        let codes = recovery_codes(&r.body);
+        (c, secret, codes)
+    }
+
+    /// The TOTP code for the simulated clock's now.
+    pub fn code(&self, secret: &str) -> String {
+        porchlight::auth::totp::code_at(secret, self.now_secs()).expect("code")
+    }
+
+    /// Password then TOTP for an existing account on client `c`; asserts success.
+    pub async fn login(&self, c: &mut Client, secret: &str) {
+        let r = c
+            .post("/login", &[("username", OWNER), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status, 303, "password step: {}", r.body);
+        assert_eq!(r.location(), "/login/code");
+        let page = c.get("/login/code").await;
+        let r = c
+            .post(
+                "/login/code",
+                &[("csrf", &csrf(&page.body)), ("code", &self.code(secret))],
+            )
+            .await;
+        assert_eq!(r.status, 303, "code step: {}", r.body);
+        assert_eq!(r.location(), "/");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            // Best effort when a test panicked before stopping.
+            drop(r);
+        }
+    }
+}
+
+/// What a response said.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+    pub set_cookies: Vec<String>,
+}
+
+impl Reply {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// An HTTPS client that keeps cookies by hand (so tests can see and alter them) and
+/// sends the same-origin `Origin` header on POST, as a browser does.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+    pub user_agent: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let http = reqwest::Client::builder()
+            // Tests only: the server's certificate is self-signed.
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Client {
+            base: base.to_owned(),
+            http,
+            cookies: BTreeMap::new(),
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+                .into(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn send(&mut self, req: reqwest::RequestBuilder) -> Reply {
+        let mut req = req.header("user-agent", &self.user_agent);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let set_cookies: Vec<String> = headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for c in &set_cookies {
+            let first = c.split(';').next().unwrap_or("");
+            if let Some((k, v)) = first.split_once('=') {
+                if v.is_empty() || c.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let body = r.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body,
+            set_cookies,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// A form POST from this site (Origin set).
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .form(form);
+        self.send(req).await
+    }
+
+    pub fn session(&self) -> Option<String> {
+        self.cookies.get("__Host-porchlight").cloned()
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = text.find(start)? + start.len();
+    let j = text[i..].find(end)? + i;
+    Some(&text[i..j])
+}
+
+pub fn csrf(html: &str) -> String {
+    between(html, "name=\"csrf\" value=\"", "\"")
+        .expect("a form with a CSRF token")
+        .to_owned()
+}
+
+pub fn totp_secret(html: &str) -> String {
+    between(html, "id=\"totp-secret\" class=\"secret\">", "<")
+        .expect("the TOTP secret on the enrolment page")
+        .replace(' ', "")
+}
+
+pub fn recovery_codes(html: &str) -> Vec<String> {
+    html.split("<li><code>")
+        .skip(1)
+        .filter_map(|s| s.split('<').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
