@@ -7,6 +7,11 @@ show() {
 }
 sleep 5
 show >/probe-early.txt
+if bash -c "exec 3<>/dev/tcp/127.0.0.1/$(cat /probe-web-port)" 2>/dev/null; then
+    echo WebUp=yes
+else
+    echo WebUp=no
+fi >>/probe-early.txt
 sleep 40
 show >/probe-late.txt
 journalctl -u porchlight -o json --no-pager >/probe-journal.json

@@ -242,8 +242,11 @@ mount --bind "$ARCHIVES" "$NSPAWN/var/cache/apt/archives"
   chroot "$NSPAWN" apt-get install -y -q --no-install-recommends systemd /tmp/porchlight.deb </dev/null; } \
     >"$WORK/nspawn-install.log" 2>&1 || { tail -30 "$WORK/nspawn-install.log"; fail "installing systemd and the package in $NSPAWN"; }
 umount "$NSPAWN/var/cache/apt/archives"
-printf '\n[[camera]]\nname = "porch"\nurl = "rtsp://127.0.0.1:%s/main"\nmode = "continuous"\n' "$port" \
-    >>"$NSPAWN/etc/porchlight/porchlight.toml"
+# The web UI on a free loopback port (the container shares this machine's network).
+webport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '\n[web]\nlisten = "127.0.0.1:%s"\n\n[[camera]]\nname = "porch"\nurl = "rtsp://127.0.0.1:%s/main"\nmode = "continuous"\n' \
+    "$webport" "$port" >>"$NSPAWN/etc/porchlight/porchlight.toml"
+echo "$webport" >"$NSPAWN/probe-web-port"
 mkdir -p "$NSPAWN/etc/systemd/system/porchlight.service.d"
 printf '[Service]\nEnvironment=PORCHLIGHT_LOG=info,porchlight::notify=debug\n' \
     >"$NSPAWN/etc/systemd/system/porchlight.service.d/test.conf"
@@ -267,6 +270,10 @@ ok "under systemd, in the full sandbox: Type=notify service active, status '$(pr
   [ "$(prop probe-late.txt NRestarts)" = 0 ] && [ "$(prop probe-late.txt ActiveState)" = active ]; } \
     || { cat "$NSPAWN/probe-journal.txt"; fail "restarted or stopped within 45 s: $(cat "$NSPAWN/probe-late.txt")"; }
 ok "same process after 45 s (> WatchdogSec=30s), no restart: the watchdog pings are accepted"
+[ "$(prop probe-early.txt WebUp)" = yes ] && grep -q "web UI listening on https://127.0.0.1:$webport/" "$NSPAWN/probe-journal.txt" \
+    || { cat "$NSPAWN/probe-journal.txt"; fail "web UI not listening on 127.0.0.1:$webport under systemd"; }
+[ -n "$(ls -A "$NSPAWN/var/lib/porchlight/web" 2>/dev/null)" ] || fail "no self-signed certificate in /var/lib/porchlight/web"
+ok "web UI up in the sandbox: HTTPS on 127.0.0.1:$webport accepts connections, certificate made in the state dir"
 grep -q 'recording started' "$NSPAWN/probe-journal.txt" || { cat "$NSPAWN/probe-journal.txt"; fail "no recording under systemd"; }
 python3 packaging/journal-priorities.py "$NSPAWN/probe-journal.json" || fail "journal priorities"
 ok "journal priorities follow the daemon's levels (debug 7, info 6)"
