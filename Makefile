@@ -11,7 +11,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	ffmpeg \
+	ffmpeg systemd \
 	chromium chromium-driver python3-aiosmtpd
 
 .PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web
@@ -56,3 +56,6 @@ bench-motion: deps
 # The web UI under load: 4 cameras recording, 50 HTTPS clients for 30 s (printed).
 bench-web: deps
 	$(CARGO) bench --locked --bench web
+
+# --- Packaging: .deb for amd64 and arm64 (packaging/README.md) ----------------------
+include packaging/packaging.mk

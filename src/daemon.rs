@@ -194,11 +194,18 @@ impl Running {
     }
 }
 
-/// Runs the daemon (recording and the web UI) until a termination signal arrives.
+/// Runs the daemon (recording and the web UI) until a termination signal arrives,
+/// telling systemd (when it started us) when it is ready (start-up recovery done,
+/// cameras and web UI started), that it is alive, and when it is stopping.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let cameras = config.cameras.len();
     let running = start(config.clone(), Arc::new(SystemClock)).await?;
     let web = start_web(&config, &running).await;
+    let systemd = Arc::new(crate::notify::Notifier::from_env());
+    systemd.ready(&format!("serving {cameras} camera(s)"));
+    systemd.clone().spawn_watchdog();
     wait_for_signal().await?;
+    systemd.stopping();
     let stopped = running.stop().await;
     if let Some(web) = web {
         let _ = tokio::time::timeout(Duration::from_secs(3), web.join()).await;
