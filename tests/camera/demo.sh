@@ -22,6 +22,9 @@ key_dir = "$root/keys"
 [recording]
 rollover_minutes = 1
 
+[web]
+listen = "127.0.0.1:8443"   # the demo's web UI, on this machine only
+
 [[camera]]
 name = "demo"
 url = "rtsp://127.0.0.1:$port/main"
@@ -35,6 +38,10 @@ Porchlight demo
   camera:     rtsp://127.0.0.1:$port/main (GStreamer test scene, 1280x720 H.264)
   config:     $root/porchlight.toml
   recordings: $root/data/recordings (encrypted; the key is in $root/keys)
+
+  web UI:     https://localhost:8443 — the certificate is self-signed: compare its
+              SHA-256 fingerprint with the one in the log below; the first visit asks
+              for the one-time setup code the log prints (also in $root/data/setup-code)
 
 The daemon logs below. Let it record for a while, then press Ctrl-C: the demo lists
 the recordings and exports the newest one to $root/latest.mp4 for any video player.
