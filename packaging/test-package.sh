@@ -141,8 +141,11 @@ ok "conffile, unit $unit, enabled for multi-user.target"
 serve_log=$WORK/serve-first.log
 chroot --userspec="$uid:$gid" "$ROOT" env PORCHLIGHT_LOG=info porchlight serve >"$serve_log" 2>&1 &
 daemon_pid=$!
-for _ in $(seq 300); do grep -q 'serving' "$serve_log" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-grep -q 'serving' "$serve_log" || { cat "$serve_log"; fail "first start with the packaged config"; }
+# Start-up is over once the web UI is up (or has given up: port 8443 may be taken on
+# this machine, which the chroot shares); SIGTERM before then finds no handler yet.
+STARTED='web UI listening on https://|recording continues without the web UI'
+for _ in $(seq 300); do grep -Eq "$STARTED" "$serve_log" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+grep -Eq "$STARTED" "$serve_log" || { cat "$serve_log"; fail "first start with the packaged config"; }
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || { cat "$serve_log"; fail "first start: serve did not exit cleanly on SIGTERM"; }
 daemon_pid=""
@@ -172,8 +175,13 @@ as_porchlight porchlight check >/dev/null 2>&1 || fail "check with the camera ad
 serve_log=$WORK/serve.log
 chroot --userspec="$uid:$gid" "$ROOT" env PORCHLIGHT_LOG=info porchlight serve >"$serve_log" 2>&1 &
 daemon_pid=$!
-for _ in $(seq 300); do grep -q 'recording started' "$serve_log" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 300); do
+    grep -q 'recording started' "$serve_log" && grep -Eq "$STARTED" "$serve_log" && break
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+done
 grep -q 'recording started' "$serve_log" || { cat "$serve_log"; fail "no recording started within 30 s"; }
+grep -Eq "$STARTED" "$serve_log" || { cat "$serve_log"; fail "start-up did not finish within 30 s"; }
 sleep 4
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || { cat "$serve_log"; fail "serve did not exit cleanly on SIGTERM"; }
