@@ -214,8 +214,14 @@ impl Drop for Tmpfs {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on() {
+/// A ≈2.4 Mbit/s camera (1080p, a keyframe every 2 s) recorded continuously in 5 s
+/// files onto a tmpfs of `size` with the given `[retention]` settings. Dropped in
+/// reverse order: the config, the mount, the temp dir, the camera.
+fn small_disk(
+    size: &str,
+    retention: &str,
+    name: &str,
+) -> (TestCamera, tempfile::TempDir, Tmpfs, Config) {
     let camera = TestCamera::start(CameraOptions {
         realistic: true,
         gop: 20,
@@ -223,16 +229,24 @@ async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let _disk = Tmpfs::mount(&data, "8m");
+    let disk = Tmpfs::mount(&data, size);
     let cfg = config(
         &data,
         &dir.path().join("keys"),
         &format!(
-            "[recording]\nrollover_seconds = 5\n[retention]\ninterval_seconds = 1\nmin_free_percent = 10\n\
-             [[camera]]\nname = \"drive\"\nurl = \"{}\"\nmode = \"continuous\"\n",
+            "[recording]\nrollover_seconds = 5\n[retention]\n{retention}\n\
+             [[camera]]\nname = \"{name}\"\nurl = \"{}\"\nmode = \"continuous\"\n",
             camera.main_url()
         ),
     );
+    (camera, dir, disk, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on() {
+    let (_camera, dir, _disk, cfg) =
+        small_disk("8m", "interval_seconds = 1\nmin_free_percent = 10", "drive");
+    let data = dir.path().join("data");
     let running = daemon::start(cfg, Arc::new(SystemClock))
         .await
         .expect("start");
@@ -305,25 +319,9 @@ async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_recording_not_the_daemon_and_damages_nothing_finished() {
-    let camera = TestCamera::start(CameraOptions {
-        realistic: true,
-        gop: 20,
-        ..CameraOptions::default()
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let _disk = Tmpfs::mount(&data, "3m");
     // Retention may not delete anything here (no free-space target), so the disk
     // really fills up.
-    let cfg = config(
-        &data,
-        &dir.path().join("keys"),
-        &format!(
-            "[recording]\nrollover_seconds = 5\n[retention]\nmin_free_percent = 0\n\
-             [[camera]]\nname = \"yard\"\nurl = \"{}\"\nmode = \"continuous\"\n",
-            camera.main_url()
-        ),
-    );
+    let (_camera, _dir, _disk, cfg) = small_disk("3m", "min_free_percent = 0", "yard");
     let running = daemon::start(cfg, Arc::new(SystemClock))
         .await
         .expect("start");

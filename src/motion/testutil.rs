@@ -1,12 +1,12 @@
 //! Test helpers: `avc1`/`hvc1` sample entries built by hand (retina builds them in
 //! production), and real H.264/H.265 streams from the `ffmpeg` CLI split into AVCC
-//! access units, as ingest hands them to the motion task. The Annex B splitting follows
-//! `store::mp4::testutil`.
+//! access units, as ingest hands them to the motion task. The H.264 sample entry, the
+//! Annex B splitting and the tool runner are `store::mp4::testutil`'s.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::bitstream::VideoCodec;
+pub(super) use crate::store::mp4::testutil::{avc1_sample_entry, run_tool, split_annex_b};
 
 /// A box of type `kind` around `body`.
 pub(super) fn wrap_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -52,24 +52,6 @@ pub(super) fn hvc1_sample_entry(params: &[&[u8]; 3], width: u16, height: u16) ->
     wrap_box(b"hvc1", &body)
 }
 
-/// An `avc1` sample entry with an `avcC` holding one SPS and one PPS.
-pub(super) fn avc1_sample_entry(sps: &[u8], pps: &[u8], width: u16, height: u16) -> Vec<u8> {
-    // version, profile, compatibility, level, 4-byte lengths, 1 SPS
-    let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
-    avcc.extend((sps.len() as u16).to_be_bytes());
-    avcc.extend(sps);
-    avcc.push(1);
-    avcc.extend((pps.len() as u16).to_be_bytes());
-    avcc.extend(pps);
-    if matches!(sps[1], 100 | 110 | 122 | 144) {
-        // High profiles: chroma 4:2:0, 8-bit luma and chroma, no SPS extensions.
-        avcc.extend([0xFC | 1, 0xF8, 0xF8, 0]);
-    }
-    let mut body = visual_sample_entry_fields(width, height);
-    body.extend(wrap_box(b"avcC", &avcc));
-    wrap_box(b"avc1", &body)
-}
-
 /// One access unit as ingest delivers it.
 pub(super) struct AccessUnit {
     pub data: Vec<u8>,
@@ -81,13 +63,6 @@ pub(super) struct AccessUnit {
 pub(super) struct TestStream {
     pub sample_entry: Vec<u8>,
     pub units: Vec<AccessUnit>,
-}
-
-/// Runs a media tool, failing the test with a clear reason if it is not installed.
-pub(super) fn run_tool(tool: &str, args: &[&str]) -> std::process::Output {
-    Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("`{tool}` is required by this test (Debian package `ffmpeg`) but could not run: {e}")
-    })
 }
 
 /// Encodes `lavfi` (a libavfilter source, e.g. `testsrc2=size=640x360:rate=10`) for
@@ -236,21 +211,4 @@ pub(super) fn load(codec: VideoCodec, path: &str, fps: u32, width: u16, height: 
         sample_entry,
         units,
     }
-}
-
-/// NAL units of an Annex B stream, without start codes or trailing zeros.
-fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
-    let starts: Vec<usize> = (0..data.len().saturating_sub(2))
-        .filter(|&i| data[i..i + 3] == [0, 0, 1])
-        .map(|i| i + 3)
-        .collect();
-    let mut nals = Vec::new();
-    for (k, &s) in starts.iter().enumerate() {
-        let mut e = starts.get(k + 1).map_or(data.len(), |&n| n - 3);
-        while e > s && data[e - 1] == 0 {
-            e -= 1;
-        }
-        nals.push(&data[s..e]);
-    }
-    nals
 }

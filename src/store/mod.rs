@@ -283,13 +283,14 @@ impl Store {
     /// describes it from its contents: what the index needs to know.
     pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
         let mut dropped = 0;
-        let unfinished = !SealedReader::open(path, &self.master)?.is_finished();
-        if unfinished {
+        let mut inner = SealedReader::open(path, &self.master)?;
+        if !inner.is_finished() {
             let report = recover::recover(path, &self.master)?;
             dropped = report.bytes_dropped;
             tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
+            // Recovery rewrote the tail: read the file as it is now.
+            inner = SealedReader::open(path, &self.master)?;
         }
-        let inner = SealedReader::open(path, &self.master)?;
         let header = inner.header().clone();
         let file_len = fs::metadata(path)
             .map_err(|e| StoreError::io("stat", path, e))?

@@ -195,7 +195,7 @@ pub(crate) fn encode_test_stream(dir: &Path) -> TestStream {
 }
 
 /// NAL units of an Annex B stream, without start codes or trailing zeros.
-fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
     let starts: Vec<usize> = (0..data.len().saturating_sub(2))
         .filter(|&i| data[i..i + 3] == [0, 0, 1])
         .map(|i| i + 3)
