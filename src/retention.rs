@@ -95,7 +95,8 @@ impl DiskSpace for FilesystemSpace {
 #[derive(Debug, Default)]
 pub struct RetentionReport {
     pub expired: Vec<RecordingId>,
-    pub over_cap: Vec<RecordingId>,
+    /// Deleted to get under `max_bytes` or above `min_free_percent`.
+    pub for_space: Vec<RecordingId>,
     pub freed_bytes: u64,
     pub events_deleted: usize,
     /// Still over the cap with nothing finished left to delete.
@@ -105,7 +106,7 @@ pub struct RetentionReport {
 impl RetentionReport {
     pub fn is_empty(&self) -> bool {
         self.expired.is_empty()
-            && self.over_cap.is_empty()
+            && self.for_space.is_empty()
             && self.events_deleted == 0
             && self.still_over.is_none()
     }
@@ -302,7 +303,7 @@ pub fn enforce(
         };
         if let Some(bytes) = delete_recording_sized(store, index, entry.id)? {
             report.freed_bytes += bytes;
-            report.over_cap.push(entry.id);
+            report.for_space.push(entry.id);
         }
     }
     index.flush()?;
@@ -340,11 +341,11 @@ pub async fn run(
                 }
                 tracing::info!(
                     expired = report.expired.len(),
-                    over_cap = report.over_cap.len(),
+                    for_space = report.for_space.len(),
                     events = report.events_deleted,
                     freed_bytes = report.freed_bytes,
                     "retention deleted {} recording(s)",
-                    report.expired.len() + report.over_cap.len()
+                    report.expired.len() + report.for_space.len()
                 );
             }
             Ok(Ok(_)) => {}
@@ -479,7 +480,7 @@ mod tests {
         policy.max_bytes = Some(25_000);
         let report =
             enforce(&f.store, &f.index, &policy, now, &Roomy, f.dir.path()).expect("enforce");
-        assert_eq!(report.over_cap, vec![a, b]);
+        assert_eq!(report.for_space, vec![a, b]);
         assert_eq!(f.ids(), vec![c, d]);
         assert!(report.still_over.is_none());
     }
@@ -515,7 +516,7 @@ mod tests {
             f.dir.path(),
         )
         .expect("enforce");
-        assert_eq!(report.over_cap, vec![a]);
+        assert_eq!(report.for_space, vec![a]);
         assert_eq!(f.ids(), vec![b], "the open recording survives");
         assert!(
             report.still_over.is_some(),

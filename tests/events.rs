@@ -20,11 +20,14 @@ use porchlight::index::RecordingState;
 use porchlight::model::{CameraId, Trigger};
 
 fn config(data_dir: &Path, key_dir: &Path, rest: &str) -> Config {
-    let text = format!(
+    let mut text = format!(
         "data_dir = \"{}\"\nkey_dir = \"{}\"\n{rest}",
         data_dir.display(),
         key_dir.display()
     );
+    if !rest.contains("[retention]") {
+        text.push_str(common::KEEP_NO_DISK_FREE);
+    }
     Config::parse(Path::new("test.toml"), &text).expect("valid test config")
 }
 

@@ -20,11 +20,12 @@ const PICTURE_LAG: f64 = 0.6;
 
 fn config(dir: &Path, camera: &TestCamera, extra: &str) -> Config {
     let text = format!(
-        "data_dir = \"{}\"\nkey_dir = \"{}\"\n[[camera]]\nname = \"porch\"\nurl = \"{}\"\nsub_url = \"{}\"\nmode = \"events\"\n{extra}",
+        "data_dir = \"{}\"\nkey_dir = \"{}\"\n[[camera]]\nname = \"porch\"\nurl = \"{}\"\nsub_url = \"{}\"\nmode = \"events\"\n{extra}\n{}",
         dir.join("data").display(),
         dir.join("keys").display(),
         camera.main_url(),
-        camera.sub_url()
+        camera.sub_url(),
+        common::KEEP_NO_DISK_FREE
     );
     Config::parse(Path::new("test.toml"), &text).expect("valid test config")
 }

@@ -255,6 +255,7 @@ fn kill_9_loses_at_most_seconds_and_the_index_can_be_rebuilt_from_files() {
     std::thread::sleep(Duration::from_secs(6));
     let killed_at = now_micros();
     daemon.kill9();
+    let crashed_log = daemon.log_text();
 
     let mut daemon = setup.start_daemon();
     daemon.wait_for_log("start-up recovery", 1, Duration::from_secs(30));
@@ -263,7 +264,11 @@ fn kill_9_loses_at_most_seconds_and_the_index_can_be_rebuilt_from_files() {
     daemon.stop();
 
     let check = setup.cli_ok(&["check"]);
-    assert!(check.contains("clean: 2 recording(s)"), "{check}");
+    assert!(
+        check.contains("clean: 2 recording(s)"),
+        "{check}\ncrashed daemon's log:\n{crashed_log}\nrestarted daemon's log:\n{}",
+        daemon.log_text()
+    );
     let before = setup.recordings();
     assert_eq!(before.len(), 2, "{before:?}");
     let crashed_end = before

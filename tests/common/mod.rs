@@ -31,6 +31,11 @@ impl CameraSpec {
     }
 }
 
+/// Config text that turns off the keep-10 %-free rule: on a nearly full CI disk it
+/// would make retention delete the recordings a test is looking at. Tests of that
+/// rule run on a tmpfs of their own and set `[retention]` themselves.
+pub const KEEP_NO_DISK_FREE: &str = "[retention]\nmin_free_percent = 0\n";
+
 /// A data directory, key directory and config file in a temp dir.
 pub struct Setup {
     pub dir: tempfile::TempDir,
@@ -47,8 +52,13 @@ impl Setup {
         } else {
             "[web]\nlisten = \"127.0.0.1:0\"\n"
         };
+        let retention = if extra.contains("[retention]") {
+            ""
+        } else {
+            KEEP_NO_DISK_FREE
+        };
         let mut text = format!(
-            "data_dir = \"{}\"\nkey_dir = \"{}\"\n{extra}\n{web}",
+            "data_dir = \"{}\"\nkey_dir = \"{}\"\n{extra}\n{retention}{web}",
             dir.path().join("data").display(),
             dir.path().join("keys").display()
         );

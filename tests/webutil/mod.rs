@@ -40,10 +40,12 @@ impl Server {
     }
 
     async fn start_in(dir: tempfile::TempDir, clock: SimulatedClock, extra: &str) -> Server {
+        // min_free_percent = 0: the keep-10 %-free rule would delete test recordings
+        // on a nearly full CI disk.
         let text = format!(
-            "data_dir = \"{}\"\nkey_dir = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n{extra}\n",
+            "data_dir = \"{}\"\nkey_dir = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n{extra}\n[retention]\nmin_free_percent = 0\n",
             dir.path().join("data").display(),
-            dir.path().join("keys").display()
+            dir.path().join("keys").display(),
         );
         let config = Config::parse(&dir.path().join("porchlight.toml"), &text).expect("config");
         let running = daemon::start(config.clone(), Arc::new(clock.clone()))
