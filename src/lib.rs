@@ -4,6 +4,7 @@
 //! `check` and `export` read it back. Lower layers never import higher ones: `store`
 //! knows nothing of cameras' sockets, `index` nothing of files.
 
+pub mod audit;
 pub mod auth;
 pub mod camera;
 pub mod check;

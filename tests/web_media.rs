@@ -200,5 +200,21 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
         )
         .await;
     assert_eq!(r.status, 400);
+
+    // Viewing, downloading and deleting are in the activity log, once each.
+    let activity = c.get("/activity").await.body;
+    let subject = format!("recording {id} of camera front-door");
+    for kind in [
+        "recording_viewed",
+        "recording_downloaded",
+        "recording_deleted",
+    ] {
+        let rows = activity
+            .split(&format!("<tr class=\"audit-{kind}\">"))
+            .skip(1)
+            .filter(|row| row.contains(&subject))
+            .count();
+        assert_eq!(rows, 1, "{kind}: {activity}");
+    }
     daemon.stop();
 }

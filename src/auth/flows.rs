@@ -15,7 +15,10 @@ use super::throttle::{self, Verdict};
 use super::{
     password, recovery, session, setup, totp, Auth, AuthError, ClientInfo, Issued, Session,
 };
-use crate::index::{AlertKind, Role, SessionStage, TotpEntry, UpdateError, UserEntry, UserId};
+use crate::audit::Actor;
+use crate::index::{
+    AlertKind, AuditKind, Role, SessionStage, TotpEntry, UpdateError, UserEntry, UserId,
+};
 use crate::store::Store;
 
 /// Known devices remembered per user.
@@ -118,6 +121,21 @@ impl Auth {
         reason: &str,
     ) -> Result<(), AuthError> {
         log_failure(name, client, reason);
+        let account = self
+            .inner
+            .index
+            .find_user(name)
+            .ok()
+            .flatten()
+            .map(|u| u.id);
+        let actor = Actor {
+            user: account,
+            name: name.to_owned(),
+            address: Some(client.ip),
+        };
+        self.inner
+            .audit
+            .record(AuditKind::LoginFailed, &actor, reason);
         let now = self.now();
         for (key, policy, what) in [
             (&keys[0], throttle::ACCOUNT, "account"),
@@ -135,6 +153,15 @@ impl Auth {
                 } else {
                     format!("the address {}", client.ip)
                 };
+                self.inner.audit.record(
+                    AuditKind::LoginBlocked,
+                    &actor,
+                    format!(
+                        "{subject} for {} minutes after {} failures",
+                        policy.block_for_secs / 60,
+                        entry.failures
+                    ),
+                );
                 self.raise_to_owners(
                     AlertKind::LoginBlocked,
                     format!(
@@ -206,6 +233,11 @@ impl Auth {
             }
             auth.clear_setup_code();
             auth.clear_failures(&keys)?;
+            auth.inner.audit.record(
+                AuditKind::OwnerCreated,
+                &Actor::user(user.id, &user.username, Some(client.ip)),
+                format!("owner account {:?}", user.username),
+            );
             tracing::info!(user = %user.id, "owner account created; two-step verification enrolment next");
             let (device_cookie, device) = auth.device_of(&client);
             let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
@@ -330,6 +362,11 @@ impl Auth {
         }
         if !digits {
             tracing::warn!(user = %user.id, "logged in with a recovery code");
+            self.inner.audit.record(
+                AuditKind::RecoveryCodeUsed,
+                &Actor::user(user.id, &user.username, Some(client.ip)),
+                "a recovery code was spent to log in",
+            );
         }
         self.complete_login(current, client, &keys)
     }
@@ -394,6 +431,11 @@ impl Auth {
             Err(_) => return Err(AuthError::WrongStage),
         }
         tracing::info!(user = %user.id, "two-step verification enrolled");
+        self.inner.audit.record(
+            AuditKind::TwoFactorEnrolled,
+            &Actor::user(user.id, &user.username, Some(client.ip)),
+            "authenticator app enrolled, ten recovery codes issued",
+        );
         let issued = self.complete_login(current, client, &keys)?;
         Ok((issued, codes))
     }
@@ -439,6 +481,11 @@ impl Auth {
         }
         let session_id = self.new_session(user.id, SessionStage::Full, client, device)?;
         tracing::info!(user = %user.id, ip = %client.ip, "login complete");
+        self.inner.audit.record(
+            AuditKind::LoginOk,
+            &Actor::user(user.id, &user.username, Some(client.ip)),
+            super::device::describe(&client.user_agent),
+        );
         Ok(Issued {
             session_id,
             stage: SessionStage::Full,

@@ -25,9 +25,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::audit::{Actor, Audit};
 use crate::clock::Clock;
 use crate::index::{
-    AlertEntry, AlertKind, Index, IndexError, Role, SessionEntry, SessionStage, UserEntry, UserId,
+    AlertEntry, AlertKind, AuditKind, Index, IndexError, Role, SessionEntry, SessionStage,
+    UserEntry, UserId,
 };
 use crate::store::{Store, StoreError};
 use password::PasswordHashing;
@@ -105,6 +107,15 @@ impl Session {
     }
 }
 
+/// The audit actor of a logged-in session.
+pub fn session_actor(session: &Session) -> Actor {
+    Actor::user(
+        session.user.id,
+        &session.user.username,
+        session.entry.ip.parse().ok(),
+    )
+}
+
 /// A security alert for the mailer (or anything else that wants to know).
 #[derive(Clone, Debug)]
 pub struct AlertNotice {
@@ -140,6 +151,7 @@ struct Inner {
     /// The setup code while no owner exists.
     setup_code: Mutex<Option<String>>,
     alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
+    audit: Audit,
 }
 
 impl Auth {
@@ -170,6 +182,7 @@ impl Auth {
         };
         Ok(Auth {
             inner: Arc::new(Inner {
+                audit: Audit::new(index.clone(), clock.clone()),
                 index,
                 store,
                 clock,
@@ -180,6 +193,11 @@ impl Auth {
                 alerts,
             }),
         })
+    }
+
+    /// The audit log, for the actions the web layer carries out itself.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     pub fn now(&self) -> i64 {
@@ -232,6 +250,11 @@ impl Auth {
     pub fn logout(&self, session: &Session) -> Result<(), AuthError> {
         self.inner.index.remove_session(&session.key)?;
         tracing::info!(user = %session.user.id, "logged out");
+        self.inner.audit.record(
+            AuditKind::Logout,
+            &session_actor(session),
+            device::describe(&session.entry.user_agent),
+        );
         Ok(())
     }
 
@@ -257,8 +280,10 @@ impl Auth {
         Ok(out)
     }
 
-    /// Ends one of `user`'s sessions by its handle; false if no such session of theirs.
-    pub fn logout_device(&self, user: UserId, handle: &str) -> Result<bool, AuthError> {
+    /// Ends one of the current user's sessions by its handle; false if no such
+    /// session of theirs.
+    pub fn logout_device(&self, current: &Session, handle: &str) -> Result<bool, AuthError> {
+        let user = current.user.id;
         let Some(key) = hex::decode(handle)
             .ok()
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
@@ -269,16 +294,27 @@ impl Auth {
             Some(e) if e.user == user => {
                 self.inner.index.remove_session(&key)?;
                 tracing::info!(user = %user, "device logged out");
+                self.inner.audit.record(
+                    AuditKind::DeviceLoggedOut,
+                    &session_actor(current),
+                    format!("{} at {}", device::describe(&e.user_agent), e.ip),
+                );
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    /// Ends every session of `user`, the caller's included.
-    pub fn logout_all(&self, user: UserId) -> Result<usize, AuthError> {
+    /// Ends every session of the current user, this one included.
+    pub fn logout_all(&self, current: &Session) -> Result<usize, AuthError> {
+        let user = current.user.id;
         let n = self.inner.index.remove_user_sessions(user)?;
         tracing::info!(user = %user, sessions = n, "all devices logged out");
+        self.inner.audit.record(
+            AuditKind::AllDevicesLoggedOut,
+            &session_actor(current),
+            format!("{n} session(s) ended"),
+        );
         Ok(n)
     }
 

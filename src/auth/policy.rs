@@ -32,6 +32,9 @@ pub enum Action {
     ManageOwnDevices,
     /// See the user's own security alerts.
     ViewOwnAlerts,
+    /// The audit log: everyone's on [`Object::System`], a user's own on
+    /// [`Object::User`].
+    ViewAuditLog,
 }
 
 /// What the action is on.
@@ -45,7 +48,7 @@ pub enum Object<'a> {
     User(UserId),
 }
 
-pub const ALL_ACTIONS: [Action; 10] = [
+pub const ALL_ACTIONS: [Action; 11] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -56,6 +59,7 @@ pub const ALL_ACTIONS: [Action; 10] = [
     Action::DeleteEverything,
     Action::ManageOwnDevices,
     Action::ViewOwnAlerts,
+    Action::ViewAuditLog,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -63,8 +67,12 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         return false;
     };
     match (action, object) {
-        (Action::ManageOwnDevices | Action::ViewOwnAlerts, Object::User(owner)) => owner == *id,
+        (
+            Action::ManageOwnDevices | Action::ViewOwnAlerts | Action::ViewAuditLog,
+            Object::User(owner),
+        ) => owner == *id,
         (Action::ManageOwnDevices | Action::ViewOwnAlerts, _) => false,
+        (Action::ViewAuditLog, Object::System) => *role == Role::Owner,
         (Action::ViewCameras, Object::System) => true,
         (Action::LiveView, Object::Camera(_)) => true,
         (Action::ListRecordings, Object::Camera(_)) => true,
@@ -91,6 +99,7 @@ mod tests {
                 Object::Recording(cam)
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
+            Action::ViewAuditLog => Object::User(user),
         }
     }
 
@@ -120,6 +129,7 @@ mod tests {
             (DeleteEverything, false, true, false),
             (ManageOwnDevices, false, true, true),
             (ViewOwnAlerts, false, true, true),
+            (ViewAuditLog, false, true, true),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, anon, own, sh) in table {
@@ -155,6 +165,40 @@ mod tests {
             &owner,
             Action::ViewCameras,
             Object::Recording(&cam)
+        ));
+        assert!(!allowed(
+            &owner,
+            Action::ViewAuditLog,
+            Object::User(UserId(2))
+        ));
+    }
+
+    #[test]
+    fn only_the_owner_sees_everyones_audit_log() {
+        let owner = Principal::User {
+            id: UserId(1),
+            role: Role::Owner,
+        };
+        let shared = Principal::User {
+            id: UserId(2),
+            role: Role::Shared,
+        };
+        assert!(allowed(&owner, Action::ViewAuditLog, Object::System));
+        assert!(!allowed(&shared, Action::ViewAuditLog, Object::System));
+        assert!(allowed(
+            &shared,
+            Action::ViewAuditLog,
+            Object::User(UserId(2))
+        ));
+        assert!(!allowed(
+            &shared,
+            Action::ViewAuditLog,
+            Object::User(UserId(1))
+        ));
+        assert!(!allowed(
+            &Principal::Anonymous,
+            Action::ViewAuditLog,
+            Object::System
         ));
     }
 }

@@ -9,7 +9,9 @@
 //! - `recordings` + `recordings_ids`: [`RecordingEntry`] rows (see `table.rs` for the
 //!   key layout: camera, then start time, then id).
 //! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
+//! - `audit`: the append-only audit log (`audit.rs`).
 
+mod audit;
 mod security;
 mod sessions;
 mod users;
@@ -25,6 +27,7 @@ pub use events::EventEntry;
 use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
+pub use audit::{AuditEntry, AuditKind, AuditQuery};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
 pub use users::{RecoveryCodeEntry, Role, TotpEntry, UpdateError, UserEntry, UserId};

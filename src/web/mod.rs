@@ -25,6 +25,7 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET /activity?user=&kind=&day=` | the audit log (the owner: everyone's; others: their own) |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
 
 mod assets;
@@ -108,6 +109,7 @@ pub fn app(state: WebState) -> Router {
         .route("/devices/logout", post(pages::devices::logout_one))
         .route("/devices/logout-all", post(pages::devices::logout_all))
         .route("/alerts", get(pages::devices::alerts))
+        .route("/activity", get(pages::audit::audit_log))
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))

@@ -17,11 +17,12 @@ use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::extract::FullSession;
-use super::pages::blocking;
 use super::pages::recordings::entry_of;
+use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};
 use crate::auth::policy::Action;
 use crate::auth::policy::Object;
+use crate::index::AuditKind;
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::store::mp4::{ProgressiveMp4, ReadAt};
@@ -224,6 +225,11 @@ async fn respond(
         len,
     )?;
     let (start, end) = range.unwrap_or((0, len));
+    // A download is logged once, not again for each resumed range.
+    if download && start == 0 {
+        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
+    }
     let body = stream_range(&state, &entry, mp4, start, end);
     let mut response = Response::new(body);
     let h = response.headers_mut();

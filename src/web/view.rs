@@ -36,6 +36,11 @@ pub fn date_time(micros: i64) -> String {
     zoned(micros).map_or_else(String::new, |z| z.strftime("%Y-%m-%d %H:%M").to_string())
 }
 
+/// `2026-05-01 14:03:22`
+pub fn date_time_seconds(micros: i64) -> String {
+    zoned(micros).map_or_else(String::new, |z| z.strftime("%Y-%m-%d %H:%M:%S").to_string())
+}
+
 /// `2026-05-01_14-03-22`, for file names.
 pub fn file_stamp(micros: i64) -> String {
     zoned(micros).map_or_else(

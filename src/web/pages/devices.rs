@@ -79,8 +79,8 @@ pub async fn logout_one(
     let user = session.0.user.id;
     session.require(Action::ManageOwnDevices, Object::User(user))?;
     let own = form.device == session.0.handle();
-    let auth = state.auth.clone();
-    let found = blocking(move || Ok(auth.logout_device(user, &form.device)?)).await?;
+    let (auth, current) = (state.auth.clone(), session.0.clone());
+    let found = blocking(move || Ok(auth.logout_device(&current, &form.device)?)).await?;
     if !found {
         return Err(WebError::NotFound("no such device".into()));
     }
@@ -101,8 +101,8 @@ pub async fn logout_all(
 ) -> Result<Response, WebError> {
     let user = session.0.user.id;
     session.require(Action::ManageOwnDevices, Object::User(user))?;
-    let auth = state.auth.clone();
-    blocking(move || Ok(auth.logout_all(user)?)).await?;
+    let (auth, current) = (state.auth.clone(), session.0.clone());
+    blocking(move || Ok(auth.logout_all(&current)?)).await?;
     Ok(see_other("/login", &[cookies::clear_session()]))
 }
 

@@ -6,9 +6,9 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{blocking, see_other};
+use super::{audit, blocking, see_other};
 use crate::auth::policy::{Action, Object};
-use crate::index::{EventEntry, Index, IndexError, RecordingState};
+use crate::index::{AuditKind, EventEntry, Index, IndexError, RecordingState};
 use crate::model::{CameraId, EventId};
 use crate::retention;
 use crate::web::extract::{CsrfForm, FullSession};
@@ -140,6 +140,8 @@ pub async fn delete(
         state.layouts.forget(*r);
     }
     tracing::info!(user = %session.0.user.id, event = %event.id, "event deleted from the web UI");
+    let subject = format!("event {} of camera {}", event.id, event.camera);
+    audit(&state, &session.0, AuditKind::EventDeleted, subject).await?;
     let day = view::day_of(event.start_micros).map_or_else(String::new, |d| d.to_string());
     Ok(see_other(
         &format!("/cameras/{}/recordings?day={day}", event.camera),

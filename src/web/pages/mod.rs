@@ -2,6 +2,7 @@
 //! before touching anything, and does blocking work on blocking threads.
 
 pub mod account;
+pub mod audit;
 pub mod cameras;
 pub mod devices;
 pub mod events;
@@ -12,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::view::{Frame, Nav};
 use super::{WebError, WebState};
-use crate::auth::Session;
+use crate::auth::{session_actor, Session};
+use crate::index::AuditKind;
 
 /// Runs blocking work (sled, files) off the async threads.
 pub async fn blocking<T: Send + 'static>(
@@ -21,6 +23,21 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| WebError::Internal(format!("blocking task: {e}")))?
+}
+
+/// Appends to the audit log (a sled write) off the async threads, as the session's user.
+pub async fn audit(
+    state: &WebState,
+    session: &Session,
+    kind: AuditKind,
+    subject: String,
+) -> Result<(), WebError> {
+    let (log, actor) = (state.auth.audit().clone(), session_actor(session));
+    blocking(move || {
+        log.record(kind, &actor, subject);
+        Ok(())
+    })
+    .await
 }
 
 /// 303 See Other to `to`, with extra `Set-Cookie` headers.

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::cameras::known_camera;
 use super::events::{self, EventRow};
-use super::{blocking, frame_for, see_other};
+use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
-use crate::index::{RecordingEntry, RecordingState};
+use crate::index::{AuditKind, RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::retention;
 use crate::web::extract::{CsrfForm, FullSession};
@@ -179,6 +179,8 @@ pub async fn player(
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &id).await?;
     session.require(Action::PlayRecording, Object::Recording(&entry.camera))?;
+    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+    audit(&state, &session.0, AuditKind::RecordingViewed, subject).await?;
     render(&PlayerPage {
         frame: frame_for(&state, &session.0).await?,
         id: entry.id.to_string(),
@@ -216,6 +218,8 @@ pub async fn delete_one(
     .await?;
     state.layouts.forget(entry.id);
     tracing::info!(user = %session.0.user.id, recording = %entry.id, "recording deleted from the web UI");
+    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+    audit(&state, &session.0, AuditKind::RecordingDeleted, subject).await?;
     let day = view::day_of(entry.start_micros).map_or_else(String::new, |d| d.to_string());
     Ok(see_other(
         &format!("/cameras/{}/recordings?day={day}", entry.camera),
@@ -249,6 +253,14 @@ pub async fn delete_camera(
     .await?;
     state.layouts.clear();
     tracing::info!(user = %session.0.user.id, camera = %camera, recordings = n, "camera's recordings deleted from the web UI");
+    let subject = format!("{n} recording(s) of camera {camera}");
+    audit(
+        &state,
+        &session.0,
+        AuditKind::CameraRecordingsDeleted,
+        subject,
+    )
+    .await?;
     Ok(see_other(&format!("/cameras/{camera}/recordings"), &[]))
 }
 
@@ -292,5 +304,7 @@ pub async fn delete_everything(
     .await?;
     state.layouts.clear();
     tracing::warn!(user = %session.0.user.id, recordings = n, "all recordings deleted from the web UI");
+    let subject = format!("{n} recording(s) of every camera");
+    audit(&state, &session.0, AuditKind::EverythingDeleted, subject).await?;
     Ok(see_other("/", &[]))
 }

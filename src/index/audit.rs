@@ -1,0 +1,259 @@
+//! The audit log: what people (and, later, tokens) did, append-only.
+//!
+//! Tree `audit`: time (i64 BE, sign flipped so it sorts) ‖ sled's monotonic id (u64
+//! BE, so two entries in the same microsecond keep their order) → JSON
+//! [`AuditEntry`]. There is deliberately no function here that changes or removes an
+//! entry: nothing in the daemon can rewrite history, the owner included.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::users::UserId;
+use super::{Index, IndexError};
+
+/// What happened. The names are stable: they are stored and used in filters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    OwnerCreated,
+    LoginOk,
+    LoginFailed,
+    LoginBlocked,
+    RecoveryCodeUsed,
+    TwoFactorEnrolled,
+    Logout,
+    DeviceLoggedOut,
+    AllDevicesLoggedOut,
+    RecordingViewed,
+    RecordingDownloaded,
+    RecordingDeleted,
+    EventDeleted,
+    CameraRecordingsDeleted,
+    EverythingDeleted,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 15] = [
+        AuditKind::OwnerCreated,
+        AuditKind::LoginOk,
+        AuditKind::LoginFailed,
+        AuditKind::LoginBlocked,
+        AuditKind::RecoveryCodeUsed,
+        AuditKind::TwoFactorEnrolled,
+        AuditKind::Logout,
+        AuditKind::DeviceLoggedOut,
+        AuditKind::AllDevicesLoggedOut,
+        AuditKind::RecordingViewed,
+        AuditKind::RecordingDownloaded,
+        AuditKind::RecordingDeleted,
+        AuditKind::EventDeleted,
+        AuditKind::CameraRecordingsDeleted,
+        AuditKind::EverythingDeleted,
+    ];
+
+    /// The stored name, e.g. `login_failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditKind::OwnerCreated => "owner_created",
+            AuditKind::LoginOk => "login_ok",
+            AuditKind::LoginFailed => "login_failed",
+            AuditKind::LoginBlocked => "login_blocked",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::TwoFactorEnrolled => "two_factor_enrolled",
+            AuditKind::Logout => "logout",
+            AuditKind::DeviceLoggedOut => "device_logged_out",
+            AuditKind::AllDevicesLoggedOut => "all_devices_logged_out",
+            AuditKind::RecordingViewed => "recording_viewed",
+            AuditKind::RecordingDownloaded => "recording_downloaded",
+            AuditKind::RecordingDeleted => "recording_deleted",
+            AuditKind::EventDeleted => "event_deleted",
+            AuditKind::CameraRecordingsDeleted => "camera_recordings_deleted",
+            AuditKind::EverythingDeleted => "everything_deleted",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AuditKind> {
+        AuditKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub time_micros: i64,
+    pub kind: AuditKind,
+    /// Whose entry this is: the user who acted, or the account something was tried
+    /// on (a failed login). A shared user sees the entries that carry their id.
+    pub user: Option<UserId>,
+    /// Who acted, as shown: a user name, or what was typed at a failed login.
+    pub actor: String,
+    /// What it was done to (a recording id, a camera, a device).
+    pub subject: String,
+    /// The client's address, when it came over the network.
+    pub address: Option<String>,
+}
+
+/// Which entries to list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this user's entries.
+    pub user: Option<UserId>,
+    pub kind: Option<AuditKind>,
+    /// Only entries with `from <= time < to`.
+    pub from_micros: Option<i64>,
+    pub to_micros: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+fn time_key(micros: i64) -> [u8; 8] {
+    ((micros as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+impl Index {
+    pub fn add_audit(&self, entry: &AuditEntry) -> Result<(), IndexError> {
+        let mut key = time_key(entry.time_micros).to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        let value = serde_json::to_vec(entry).map_err(|e| IndexError::Corrupt {
+            key: "audit".into(),
+            reason: e.to_string(),
+        })?;
+        self.db.open_tree("audit")?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Entries matching `query`, newest first.
+    pub fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, IndexError> {
+        let tree = self.db.open_tree("audit")?;
+        let from = time_key(query.from_micros.unwrap_or(i64::MIN)).to_vec();
+        let to = time_key(query.to_micros.unwrap_or(i64::MAX)).to_vec();
+        let mut out = Vec::new();
+        for kv in tree.range(from..to).rev() {
+            if out.len() >= query.limit {
+                break;
+            }
+            let (key, value) = kv?;
+            let entry: AuditEntry =
+                serde_json::from_slice(&value).map_err(|e| IndexError::Corrupt {
+                    key: format!("audit/{}", hex::encode(&key)),
+                    reason: e.to_string(),
+                })?;
+            if query.user.is_some_and(|u| entry.user != Some(u))
+                || query.kind.is_some_and(|k| entry.kind != k)
+            {
+                continue;
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(t: i64, kind: AuditKind, user: Option<u64>) -> AuditEntry {
+        AuditEntry {
+            time_micros: t,
+            kind,
+            user: user.map(UserId),
+            actor: "someone".into(),
+            subject: format!("at {t}"),
+            address: None,
+        }
+    }
+
+    #[test]
+    fn entries_list_newest_first_and_filter_by_user_kind_and_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        // Negative times (before 1970) sort correctly too.
+        for (t, kind, user) in [
+            (-5, AuditKind::LoginOk, Some(1)),
+            (10, AuditKind::LoginFailed, None),
+            (20, AuditKind::RecordingDeleted, Some(1)),
+            (20, AuditKind::LoginOk, Some(2)),
+            (30, AuditKind::LoginOk, Some(1)),
+        ] {
+            index.add_audit(&entry(t, kind, user)).expect("add");
+        }
+        let times = |q: AuditQuery| -> Vec<(i64, AuditKind)> {
+            index
+                .audit_entries(&AuditQuery { limit: 100, ..q })
+                .expect("list")
+                .iter()
+                .map(|e| (e.time_micros, e.kind))
+                .collect()
+        };
+        assert_eq!(
+            times(AuditQuery::default()),
+            vec![
+                (30, AuditKind::LoginOk),
+                (20, AuditKind::LoginOk),
+                (20, AuditKind::RecordingDeleted),
+                (10, AuditKind::LoginFailed),
+                (-5, AuditKind::LoginOk),
+            ],
+            "same-microsecond entries keep their order (newest first)"
+        );
+        assert_eq!(
+            times(AuditQuery {
+                user: Some(UserId(1)),
+                kind: Some(AuditKind::LoginOk),
+                ..Default::default()
+            }),
+            vec![(30, AuditKind::LoginOk), (-5, AuditKind::LoginOk)]
+        );
+        assert_eq!(
+            times(AuditQuery {
+                from_micros: Some(10),
+                to_micros: Some(30),
+                ..Default::default()
+            }),
+            vec![
+                (20, AuditKind::LoginOk),
+                (20, AuditKind::RecordingDeleted),
+                (10, AuditKind::LoginFailed)
+            ]
+        );
+        let limited = index
+            .audit_entries(&AuditQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .expect("list");
+        assert_eq!(limited.len(), 2);
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_and_kind_names_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let index = Index::open(dir.path()).expect("open");
+            index
+                .add_audit(&entry(1, AuditKind::EverythingDeleted, Some(7)))
+                .expect("add");
+            index.flush().expect("flush");
+        }
+        let index = Index::open(dir.path()).expect("reopen");
+        let all = index
+            .audit_entries(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .expect("list");
+        assert_eq!(all, vec![entry(1, AuditKind::EverythingDeleted, Some(7))]);
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::from_name(kind.name()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("json");
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+        }
+    }
+}

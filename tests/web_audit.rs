@@ -1,0 +1,142 @@
+//! The audit log ("Activity") over real HTTPS: logins, failures, blocks and device
+//! log-outs are recorded with who, what and from where; what someone typed is shown
+//! escaped; the filters work; nobody gets the page without a full login.
+
+mod webutil;
+
+use webutil::{csrf, Server, OWNER, PASSWORD};
+
+/// The table rows of an activity page, as `(kind, actor, subject)`; the columns are
+/// When, What, Who, On, From.
+fn rows(html: &str) -> Vec<(String, String, String)> {
+    html.split("<tr class=\"audit-")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .split("<td>")
+                .skip(1)
+                .map(|c| c.split("</td>").next().unwrap_or("").to_owned())
+                .collect();
+            (
+                cells.get(1).cloned().unwrap_or_default(),
+                cells.get(2).cloned().unwrap_or_default(),
+                cells.get(3).cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_failures_and_logouts_are_in_the_activity_log_escaped_and_filterable() {
+    let server = Server::start("").await;
+    let mut anonymous = server.client();
+    let r = anonymous.get("/activity").await;
+    assert_eq!(r.status, 303, "no page without a login");
+    assert!(!r.body.contains("audit-"));
+
+    let (mut owner, secret, _) = server.owner().await;
+    // A stranger guesses at a name with markup in it, and at the owner's password.
+    let mut stranger = server.client();
+    let hostile = "<script>alert(1)</script>";
+    let r = stranger
+        .post("/login", &[("username", hostile), ("password", "nope")])
+        .await;
+    assert_eq!(r.status, 401);
+    let r = stranger
+        .post(
+            "/login",
+            &[("username", OWNER), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    server.advance_secs(60);
+
+    // A second device logs in, and the first logs it out.
+    let mut phone = server.client();
+    server.login(&mut phone, &secret).await;
+    let devices = owner.get("/devices").await;
+    let handles: Vec<String> = devices
+        .body
+        .split("<tr")
+        .filter(|row| !row.starts_with(" class=\"this\""))
+        .filter_map(|row| row.split("name=\"device\" value=\"").nth(1))
+        .filter_map(|s| s.split('"').next().map(str::to_owned))
+        .collect();
+    assert_eq!(handles.len(), 1, "one other device: {}", devices.body);
+    let r = owner
+        .post(
+            "/devices/logout",
+            &[("csrf", &csrf(&devices.body)), ("device", &handles[0])],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+
+    let page = owner.get("/activity").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains(hostile),
+        "typed markup is never served as markup"
+    );
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(PASSWORD) && !page.body.contains("wrong password"));
+    let kinds: Vec<String> = rows(&page.body).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        kinds,
+        [
+            "device_logged_out",
+            "login_ok",
+            "login_failed",
+            "login_failed",
+            "login_ok",
+            "two_factor_enrolled",
+            "owner_created",
+        ],
+        "newest first"
+    );
+    let failed = rows(&owner.get("/activity?kind=login_failed").await.body);
+    assert_eq!(failed.len(), 2);
+    assert!(failed
+        .iter()
+        .all(|r| r.0 == "login_failed" && r.2 == "password"));
+    assert_eq!(failed[0].1, OWNER, "a failure on a real account names it");
+
+    let r = owner.get("/activity?kind=nonsense").await;
+    assert_eq!(r.status, 400);
+    let r = owner.get("/activity?day=yesterday").await;
+    assert_eq!(r.status, 400);
+    let r = owner.get("/activity?day=2001-01-01").await;
+    assert_eq!(r.status, 200);
+    assert!(rows(&r.body).is_empty(), "nothing happened on that day");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_after_repeated_failures_is_recorded_once() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut stranger = server.client();
+    let mut blocked = false;
+    for _ in 0..30 {
+        let r = stranger
+            .post("/login", &[("username", OWNER), ("password", "guess")])
+            .await;
+        if r.status == 429 {
+            blocked = true;
+            break;
+        }
+        server.advance_secs(61);
+    }
+    assert!(blocked, "guessing is blocked in the end");
+    let blocks = rows(&owner.get("/activity?kind=login_blocked").await.body);
+    assert!(!blocks.is_empty(), "the block is in the log");
+    assert!(
+        blocks
+            .iter()
+            .all(|r| r.2.contains("blocked") || r.2.contains("minutes")),
+        "{blocks:?}"
+    );
+}
