@@ -35,6 +35,9 @@ pub enum Action {
     /// The audit log: everyone's on [`Object::System`], a user's own on
     /// [`Object::User`].
     ViewAuditLog,
+    /// The Control Centre: the whole house on [`Object::System`], the user's own
+    /// account on [`Object::User`].
+    ViewControlCentre,
 }
 
 /// What the action is on.
@@ -48,7 +51,7 @@ pub enum Object<'a> {
     User(UserId),
 }
 
-pub const ALL_ACTIONS: [Action; 11] = [
+pub const ALL_ACTIONS: [Action; 12] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -60,6 +63,7 @@ pub const ALL_ACTIONS: [Action; 11] = [
     Action::ManageOwnDevices,
     Action::ViewOwnAlerts,
     Action::ViewAuditLog,
+    Action::ViewControlCentre,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -68,11 +72,14 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
     };
     match (action, object) {
         (
-            Action::ManageOwnDevices | Action::ViewOwnAlerts | Action::ViewAuditLog,
+            Action::ManageOwnDevices
+            | Action::ViewOwnAlerts
+            | Action::ViewAuditLog
+            | Action::ViewControlCentre,
             Object::User(owner),
         ) => owner == *id,
         (Action::ManageOwnDevices | Action::ViewOwnAlerts, _) => false,
-        (Action::ViewAuditLog, Object::System) => *role == Role::Owner,
+        (Action::ViewAuditLog | Action::ViewControlCentre, Object::System) => *role == Role::Owner,
         (Action::ViewCameras, Object::System) => true,
         (Action::LiveView, Object::Camera(_)) => true,
         (Action::ListRecordings, Object::Camera(_)) => true,
@@ -99,7 +106,7 @@ mod tests {
                 Object::Recording(cam)
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
-            Action::ViewAuditLog => Object::User(user),
+            Action::ViewAuditLog | Action::ViewControlCentre => Object::User(user),
         }
     }
 
@@ -130,6 +137,7 @@ mod tests {
             (ManageOwnDevices, false, true, true),
             (ViewOwnAlerts, false, true, true),
             (ViewAuditLog, false, true, true),
+            (ViewControlCentre, false, true, true),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, anon, own, sh) in table {
@@ -174,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_owner_sees_everyones_audit_log() {
+    fn only_the_owner_sees_everyones_audit_log_and_the_whole_control_centre() {
         let owner = Principal::User {
             id: UserId(1),
             role: Role::Owner,
@@ -183,8 +191,10 @@ mod tests {
             id: UserId(2),
             role: Role::Shared,
         };
-        assert!(allowed(&owner, Action::ViewAuditLog, Object::System));
-        assert!(!allowed(&shared, Action::ViewAuditLog, Object::System));
+        for action in [Action::ViewAuditLog, Action::ViewControlCentre] {
+            assert!(allowed(&owner, action, Object::System));
+            assert!(!allowed(&shared, action, Object::System));
+        }
         assert!(allowed(
             &shared,
             Action::ViewAuditLog,

@@ -25,6 +25,7 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET /control-centre` | every privacy and security setting and its state |
 //! | `GET /activity?user=&kind=&day=` | the audit log (the owner: everyone's; others: their own) |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
 
@@ -82,6 +83,8 @@ pub struct WebState {
     pub layouts: Arc<playback::LayoutCache>,
     /// Turns true at shutdown; long-lived responses (live view) end then.
     pub shutdown: watch::Receiver<bool>,
+    /// What the Control Centre reports about the configuration.
+    pub facts: Arc<pages::control::SystemFacts>,
 }
 
 /// The router: every route, the body limit, the Origin check and the security headers.
@@ -110,6 +113,7 @@ pub fn app(state: WebState) -> Router {
         .route("/devices/logout-all", post(pages::devices::logout_all))
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
+        .route("/control-centre", get(pages::control::control_centre))
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
@@ -202,6 +206,7 @@ pub async fn start(
     })
     .await
     .map_err(|e| WebError::Start(e.to_string()))??;
+    let key_id = services.store.key_id();
     let state = WebState {
         registry: services.registry,
         store: services.store,
@@ -213,6 +218,12 @@ pub async fn start(
         hsts: tls.user_supplied,
         layouts: Arc::new(playback::LayoutCache::default()),
         shutdown: shutdown.clone(),
+        facts: Arc::new(pages::control::SystemFacts::of(
+            config,
+            key_id.to_string(),
+            tls.user_supplied,
+            &tls.fingerprint,
+        )),
     };
     let listener = TcpListener::bind(web.listen)
         .await

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod audit;
 pub mod cameras;
+pub mod control;
 pub mod devices;
 pub mod events;
 pub mod recordings;

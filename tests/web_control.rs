@@ -1,0 +1,86 @@
+//! The Control Centre over real HTTPS: it reports the real state (two-step
+//! verification, recovery codes left, devices, the master key's fingerprint, the
+//! certificate, retention per camera), says plainly what this version cannot do, and
+//! its "Remove all" works.
+
+mod webutil;
+
+use webutil::{csrf, Server, OWNER, PASSWORD};
+
+const CAMERA: &str = "[[camera]]\nname = \"back-gate\"\nurl = \"rtsp://127.0.0.1:9/nothing\"\nmode = \"continuous\"\nstorage_days = 3\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
+    let server = Server::start(CAMERA).await;
+    assert_eq!(
+        server.client().get("/control-centre").await.status,
+        303,
+        "no page without a login"
+    );
+    let (mut owner, secret, codes) = server.owner().await;
+
+    // A second browser logs in with a recovery code instead of the app.
+    let mut laptop = server.client();
+    let r = laptop
+        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, 303);
+    let page = laptop.get("/login/code").await;
+    let r = laptop
+        .post(
+            "/login/code",
+            &[("csrf", &csrf(&page.body)), ("code", &codes[0])],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+
+    let page = owner.get("/control-centre").await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    let row = body
+        .split("<tr><td>")
+        .find(|r| r.starts_with(OWNER))
+        .expect("the owner's row");
+    assert!(row.contains("<td>on</td>"), "two-step is on: {row}");
+    assert!(row.contains("9 of 10"), "one recovery code spent: {row}");
+    assert!(row.contains("owner@example.org"), "{row}");
+    assert!(body.contains("2 device(s) logged in"), "{body}");
+    let key_id = server.daemon().store.key_id().to_string();
+    assert!(
+        body.contains(&format!("<code>{key_id}</code>")),
+        "key fingerprint"
+    );
+    assert!(
+        body.contains(&server.fingerprint),
+        "certificate fingerprint"
+    );
+    let camera = body
+        .split("<tr><td>")
+        .find(|r| r.starts_with("back-gate"))
+        .expect("the camera's row");
+    assert!(
+        camera.contains("continuous") && camera.contains("3 days"),
+        "{camera}"
+    );
+    for missing in [
+        "End-to-end mode",
+        "Share links",
+        "Linked services",
+        "Support access",
+    ] {
+        let line = body
+            .split("<li>")
+            .find(|l| l.contains(missing))
+            .unwrap_or_else(|| panic!("{missing} is listed"));
+        assert!(line.contains("not available in this version"), "{line}");
+    }
+    assert!(!body.contains(PASSWORD) && !body.contains(&secret));
+
+    // "Remove all" from the Control Centre ends both sessions.
+    let r = owner
+        .post("/devices/logout-all", &[("csrf", &csrf(body))])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    assert_eq!(owner.get("/control-centre").await.location(), "/login");
+    assert_eq!(laptop.get("/").await.location(), "/login");
+}
