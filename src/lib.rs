@@ -21,5 +21,6 @@ pub mod motion;
 pub mod notify;
 pub mod recorder;
 pub mod retention;
+pub mod share;
 pub mod store;
 pub mod web;

@@ -31,10 +31,13 @@ pub enum AuditKind {
     EventDeleted,
     CameraRecordingsDeleted,
     EverythingDeleted,
+    ShareCreated,
+    ShareViewed,
+    ShareUnshared,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 15] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -50,6 +53,9 @@ impl AuditKind {
         AuditKind::EventDeleted,
         AuditKind::CameraRecordingsDeleted,
         AuditKind::EverythingDeleted,
+        AuditKind::ShareCreated,
+        AuditKind::ShareViewed,
+        AuditKind::ShareUnshared,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -70,6 +76,9 @@ impl AuditKind {
             AuditKind::EventDeleted => "event_deleted",
             AuditKind::CameraRecordingsDeleted => "camera_recordings_deleted",
             AuditKind::EverythingDeleted => "everything_deleted",
+            AuditKind::ShareCreated => "share_created",
+            AuditKind::ShareViewed => "share_viewed",
+            AuditKind::ShareUnshared => "share_unshared",
         }
     }
 

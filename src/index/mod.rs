@@ -10,10 +10,12 @@
 //!   key layout: camera, then start time, then id).
 //! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
 //! - `audit`: the append-only audit log (`audit.rs`).
+//! - `shares`: share links (`shares.rs`).
 
 mod audit;
 mod security;
 mod sessions;
+mod shares;
 mod users;
 
 use std::path::Path;
@@ -30,6 +32,7 @@ use crate::model::{CameraId, RecordingId, Trigger};
 pub use audit::{AuditEntry, AuditKind, AuditQuery};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
+pub use shares::{ShareEntry, ViewRefused};
 pub use users::{RecoveryCodeEntry, Role, TotpEntry, UpdateError, UserEntry, UserId};
 
 const SCHEMA_VERSION: u32 = 1;

@@ -61,6 +61,11 @@ const HKDF_SALT: &[u8] = b"porchlight-store-v1";
 const WRAP_INFO: &[u8] = b"data-key wrap";
 const PAYLOAD_INFO: &[u8] = b"chunk payload";
 const SECRET_INFO: &[u8] = b"secret box";
+const SHARE_KEY_INFO: &[u8] = b"share link key";
+const SHARE_CHECK_INFO: &[u8] = b"share link check";
+
+/// Bytes of a share link's secret (256 bits; the issue asks for at least 128).
+pub const SHARE_SECRET_LEN: usize = 32;
 const SECRET_AAD: &[u8] = b"porchlight secret v1\0";
 const WRAP_AAD_LABEL: &[u8] = b"porchlight data-key v1\0";
 /// Temporary name the new key is written under before it is linked into place.
@@ -90,6 +95,12 @@ fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
         .expand(info, out.as_mut())
         .expect("32 bytes is far below HKDF-SHA256's 8160-byte output limit");
     out
+}
+
+/// What the index keeps of a share link's secret to recognise it: a one-way value
+/// under its own HKDF label, so it reveals neither the secret nor the copy's key.
+pub fn share_check(secret: &[u8; SHARE_SECRET_LEN]) -> [u8; 32] {
+    *hkdf32(secret, SHARE_CHECK_INFO)
 }
 
 /// Fingerprint of a master key: 8 bytes, shown as 16 hex digits. Safe to log.
@@ -153,6 +164,13 @@ impl MasterKey {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(bytes.as_mut()).expect("OS random number generator");
         MasterKey::from_bytes(bytes)
+    }
+
+    /// The key a share link's copy is sealed under, derived from the link's secret:
+    /// whoever lacks the link cannot read the copy, the daemon included (it keeps only
+    /// [`share_check`]).
+    pub fn for_share_link(secret: &[u8; SHARE_SECRET_LEN]) -> MasterKey {
+        MasterKey::from_bytes(hkdf32(secret, SHARE_KEY_INFO))
     }
 
     /// This key's fingerprint.

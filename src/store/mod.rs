@@ -4,6 +4,7 @@
 //! ```text
 //! recordings/<camera>/<recording id>.plr   one sealed recording (format.rs)
 //! thumbnails/<camera>/<event id>.plt       an event's JPEG, sealed the same way
+//! shares/<link id>.plr                     a share link's copy, sealed under the link (share.rs)
 //! index/                                   the sled index (owned by `index`)
 //! ```
 //! and `master.key` in the key directory (crypto.rs), which may be on another disk.
@@ -23,6 +24,7 @@ pub mod format;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
+mod share;
 pub mod writer;
 
 use std::fs;
@@ -40,6 +42,7 @@ use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
 const THUMBNAILS_DIR: &str = "thumbnails";
+const SHARES_DIR: &str = "shares";
 const THUMBNAIL_EXTENSION: &str = "plt";
 const INDEX_DIR: &str = "index";
 const EXTENSION: &str = "plr";
@@ -130,6 +133,7 @@ impl mp4::ReadAt for RecordingReader {
 pub struct Store {
     recordings: PathBuf,
     thumbnails: PathBuf,
+    shares: PathBuf,
     master: MasterKey,
 }
 
@@ -153,6 +157,7 @@ impl Store {
         Ok(Store {
             recordings,
             thumbnails,
+            shares: data_dir.join(SHARES_DIR),
             master,
         })
     }

@@ -1,0 +1,542 @@
+//! Share links: a copy of one recording that someone without an account can watch
+//! and download through a link, until it expires, runs out of views or is unshared.
+//!
+//! The link is `/s/<id>#<secret>`. The secret (256 random bits, hex) travels only in
+//! the URL fragment, which browsers never send; the page's script posts it once to
+//! [`Shares::open`] and gets a viewer token (a cookie scoped to that link's path) for
+//! the video requests. The daemon keeps only a check value of the secret
+//! (`store::crypto::share_check`); the copy is sealed under a key derived from the
+//! secret, so at rest it is unreadable without the link. While someone watches, the
+//! secret is held in memory with their viewer token (an hour at most) and is never
+//! written anywhere.
+//!
+//! Guessing is pointless (2^256) but still throttled per address, and the check value
+//! is compared in constant time. Unknown link, wrong secret, expired and used-up all
+//! get the same answer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::audit::{Actor, Audit};
+use crate::auth::throttle;
+use crate::clock::Clock;
+use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
+use crate::model::RecordingId;
+use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
+use crate::store::{RecordingReader, Store, StoreError};
+
+/// How long a viewer token lasts (it never outlives the link).
+pub const VIEWER_LIFETIME: Duration = Duration::from_secs(3600);
+/// Viewer tokens held at most; the oldest go first.
+const MAX_VIEWERS: usize = 1024;
+/// Longest a link may live.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// Deliberately one answer for unknown, wrong secret, expired and used up.
+    #[error("no such share link, or it has expired")]
+    NotFound,
+    #[error("too many attempts; try again later")]
+    Throttled { until_micros: i64 },
+    #[error("recording {0} is still being written; share it when it is finished")]
+    NotFinished(RecordingId),
+    #[error("no recording {0}")]
+    NoSuchRecording(RecordingId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the owner gets once, at creation: the only time the secret exists outside
+/// the browser that holds the link.
+pub struct CreatedLink {
+    pub id: u64,
+    pub secret: Zeroizing<String>,
+}
+
+struct Viewer {
+    link: u64,
+    secret: Zeroizing<[u8; SHARE_SECRET_LEN]>,
+    expires_micros: i64,
+}
+
+/// The share-link service. Cheap to clone.
+#[derive(Clone)]
+pub struct Shares {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    index: Index,
+    clock: Arc<dyn Clock>,
+    audit: Audit,
+    /// SHA-256 of a viewer token → who it lets watch what.
+    viewers: Mutex<HashMap<[u8; 32], Viewer>>,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random number generator is available");
+    b
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Parses a link id as shown in URLs (16 hex digits).
+pub fn parse_link_id(raw: &str) -> Option<u64> {
+    (raw.len() == 16 && raw.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u64::from_str_radix(raw, 16).ok())
+        .flatten()
+}
+
+impl Shares {
+    pub fn new(store: Arc<Store>, index: Index, clock: Arc<dyn Clock>, audit: Audit) -> Shares {
+        Shares {
+            inner: Arc::new(Inner {
+                store,
+                index,
+                clock,
+                audit,
+                viewers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.inner.clock.now_micros()
+    }
+
+    fn viewers(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Viewer>> {
+        self.inner
+            .viewers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Copies `recording` for a new link. Blocking (it copies the file).
+    pub fn create(
+        &self,
+        actor: &Actor,
+        recording: RecordingId,
+        lifetime: Duration,
+        max_views: Option<u32>,
+    ) -> Result<CreatedLink, ShareError> {
+        if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+            return Err(ShareError::Invalid(
+                "a link lives between one hour and 30 days".into(),
+            ));
+        }
+        if max_views == Some(0) {
+            return Err(ShareError::Invalid("a view limit is at least 1".into()));
+        }
+        let entry = self
+            .inner
+            .index
+            .get_recording(recording)?
+            .ok_or(ShareError::NoSuchRecording(recording))?;
+        if entry.state != RecordingState::Finished {
+            return Err(ShareError::NotFinished(recording));
+        }
+        let id = loop {
+            let id = u64::from_be_bytes(random());
+            if id != 0 && self.inner.index.get_share(id)?.is_none() {
+                break id;
+            }
+        };
+        let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
+        let key = MasterKey::for_share_link(&secret);
+        let bytes = self
+            .inner
+            .store
+            .copy_for_share(&entry.camera, entry.id, id, &key)?;
+        let now = self.now();
+        let share = ShareEntry {
+            id,
+            recording,
+            camera: entry.camera.clone(),
+            start_micros: entry.start_micros,
+            end_micros: entry.end_micros,
+            created_by: actor.user.unwrap_or(crate::index::UserId(0)),
+            created_by_name: actor.name.clone(),
+            created_micros: now,
+            expires_micros: now.saturating_add(lifetime.as_micros() as i64),
+            max_views,
+            views: 0,
+            check: hex::encode(share_check(&secret)),
+            bytes,
+        };
+        if let Err(e) = self.inner.index.put_share(&share) {
+            let _ = self.inner.store.delete_share(id);
+            return Err(e.into());
+        }
+        tracing::info!(link = %format!("{id:016x}"), recording = %recording, "share link created");
+        self.inner.audit.record(
+            AuditKind::ShareCreated,
+            actor,
+            format!(
+                "link {id:016x} to recording {recording} of camera {}",
+                entry.camera
+            ),
+        );
+        Ok(CreatedLink {
+            id,
+            secret: Zeroizing::new(hex::encode(*secret)),
+        })
+    }
+
+    /// Checks a link's secret and counts a view; returns a viewer token. Blocking.
+    pub fn open(&self, link: u64, secret_hex: &str, from: IpAddr) -> Result<String, ShareError> {
+        let now = self.now();
+        let throttle_key = format!("share:{}", throttle::address_key(from));
+        let mut record = self.inner.index.get_throttle(&throttle_key)?;
+        if let throttle::Verdict::Wait { until_micros }
+        | throttle::Verdict::Blocked { until_micros } = throttle::check(&record, now)
+        {
+            return Err(ShareError::Throttled { until_micros });
+        }
+        let mut secret = Zeroizing::new([0u8; SHARE_SECRET_LEN]);
+        let parsed = secret_hex.len() == SHARE_SECRET_LEN * 2
+            && hex::decode_to_slice(secret_hex, secret.as_mut()).is_ok();
+        let expected = self.inner.index.get_share(link)?;
+        let matches = match (&expected, parsed) {
+            (Some(entry), true) => {
+                let given = hex::encode(share_check(&secret));
+                bool::from(given.as_bytes().ct_eq(entry.check.as_bytes()))
+            }
+            _ => false,
+        };
+        let counted = if matches {
+            match self.inner.index.count_share_view(link, now) {
+                Ok(entry) => Some(entry),
+                Err(ViewRefused::Gone) => None,
+                Err(ViewRefused::Index(e)) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        let Some(entry) = counted else {
+            if !matches {
+                throttle::on_failure(&mut record, now, throttle::ADDRESS);
+                self.inner.index.put_throttle(&throttle_key, &record)?;
+                tracing::warn!(link = %format!("{link:016x}"), %from, "share link refused: unknown link or wrong secret");
+            }
+            return Err(ShareError::NotFound);
+        };
+        self.inner.audit.record(
+            AuditKind::ShareViewed,
+            &Actor {
+                user: Some(entry.created_by),
+                name: "someone with the link".into(),
+                address: Some(from),
+            },
+            format!(
+                "link {link:016x} (view {}{})",
+                entry.views,
+                entry
+                    .max_views
+                    .map_or_else(String::new, |m| format!(" of {m}"))
+            ),
+        );
+        let token = hex::encode(random::<32>());
+        let viewer = Viewer {
+            link,
+            secret,
+            expires_micros: entry
+                .expires_micros
+                .min(now.saturating_add(VIEWER_LIFETIME.as_micros() as i64)),
+        };
+        let mut viewers = self.viewers();
+        viewers.retain(|_, v| v.expires_micros > now);
+        if viewers.len() >= MAX_VIEWERS {
+            if let Some(oldest) = viewers
+                .iter()
+                .min_by_key(|(_, v)| v.expires_micros)
+                .map(|(k, _)| *k)
+            {
+                viewers.remove(&oldest);
+            }
+        }
+        viewers.insert(token_key(&token), viewer);
+        Ok(token)
+    }
+
+    /// The link a viewer token lets its holder watch, if it still may.
+    pub fn viewer_link(&self, token: &str) -> Option<u64> {
+        let now = self.now();
+        self.viewers()
+            .get(&token_key(token))
+            .filter(|v| v.expires_micros > now)
+            .map(|v| v.link)
+    }
+
+    /// Opens the copy for a viewer of `link`. Blocking.
+    pub fn reader(&self, link: u64, token: &str) -> Result<RecordingReader, ShareError> {
+        let secret = {
+            let viewers = self.viewers();
+            let v = viewers
+                .get(&token_key(token))
+                .filter(|v| v.link == link && v.expires_micros > self.now())
+                .ok_or(ShareError::NotFound)?;
+            v.secret.clone()
+        };
+        if self.inner.index.get_share(link)?.is_none() {
+            return Err(ShareError::NotFound);
+        }
+        let key = MasterKey::for_share_link(&secret);
+        Ok(self.inner.store.open_share(link, &key)?)
+    }
+
+    pub fn get(&self, link: u64) -> Result<Option<ShareEntry>, ShareError> {
+        Ok(self.inner.index.get_share(link)?)
+    }
+
+    /// Every link, newest first, after deleting those that expired.
+    pub fn list(&self) -> Result<Vec<ShareEntry>, ShareError> {
+        self.purge_expired()?;
+        let mut all = self.inner.index.all_shares()?;
+        all.sort_by_key(|s| std::cmp::Reverse(s.created_micros));
+        Ok(all)
+    }
+
+    /// Deletes the copy and the link; viewers are cut off at once. False if there was
+    /// no such link. Blocking.
+    pub fn unshare(&self, link: u64, actor: &Actor) -> Result<bool, ShareError> {
+        let Some(entry) = self.inner.index.get_share(link)? else {
+            return Ok(false);
+        };
+        self.remove(&entry)?;
+        self.inner.audit.record(
+            AuditKind::ShareUnshared,
+            actor,
+            format!(
+                "link {link:016x} to recording {} of camera {}",
+                entry.recording, entry.camera
+            ),
+        );
+        Ok(true)
+    }
+
+    fn remove(&self, entry: &ShareEntry) -> Result<(), ShareError> {
+        self.viewers().retain(|_, v| v.link != entry.id);
+        // The copy first: a crash in between leaves an entry whose file is gone (the
+        // link then answers "no such link"), never a readable copy without an entry.
+        self.inner.store.delete_share(entry.id)?;
+        self.inner.index.remove_share(entry.id)?;
+        tracing::info!(link = %format!("{:016x}", entry.id), "share link removed");
+        Ok(())
+    }
+
+    /// Deletes links past their expiry, and used-up links nobody is still watching.
+    pub fn purge_expired(&self) -> Result<usize, ShareError> {
+        let now = self.now();
+        let watched: Vec<u64> = self
+            .viewers()
+            .values()
+            .filter(|v| v.expires_micros > now)
+            .map(|v| v.link)
+            .collect();
+        let mut n = 0;
+        for entry in self.inner.index.all_shares()? {
+            let expired = now >= entry.expires_micros;
+            let used_up = !entry.is_live(now) && !watched.contains(&entry.id);
+            if expired || used_up {
+                self.remove(&entry)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimulatedClock;
+    use crate::index::{RecordingEntry, UserId};
+    use crate::model::Trigger;
+    use crate::store::mp4::ReadAt;
+    use crate::store::NewRecording;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        shares: Shares,
+        store: Arc<Store>,
+        clock: SimulatedClock,
+        recording: RecordingId,
+        body: Vec<u8>,
+        owner: Actor,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+                .expect("store"),
+        );
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let clock = SimulatedClock::new(1_000_000_000);
+        let camera: crate::model::CameraId = "porch".parse().expect("name");
+        let id = RecordingId(11);
+        let (mut writer, wrapped_key) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: 5,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        writer.write_all(&body).expect("write");
+        let finished = writer.finish().expect("finish");
+        index
+            .put_recording(&RecordingEntry {
+                id,
+                camera,
+                start_micros: 5,
+                end_micros: 10,
+                frames: 1,
+                bytes: finished.file_len,
+                trigger: Trigger::Motion,
+                wrapped_key,
+                state: RecordingState::Finished,
+            })
+            .expect("index");
+        let audit = Audit::new(index.clone(), Arc::new(clock.clone()));
+        let shares = Shares::new(store.clone(), index, Arc::new(clock.clone()), audit);
+        Fixture {
+            _dir: dir,
+            shares,
+            store,
+            clock,
+            recording: id,
+            body,
+            owner: Actor::user(UserId(1), "owner", None),
+        }
+    }
+
+    fn ip() -> IpAddr {
+        "192.0.2.1".parse().expect("ip")
+    }
+
+    fn read_all(mut r: RecordingReader) -> Vec<u8> {
+        let mut out = vec![0u8; r.len() as usize];
+        r.read_exact_at(0, &mut out).expect("read");
+        out
+    }
+
+    #[test]
+    fn the_link_secret_opens_the_copy_and_unsharing_cuts_viewers_off() {
+        let f = fixture();
+        let link = f
+            .shares
+            .create(&f.owner, f.recording, HOUR, None)
+            .expect("create");
+        let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+        assert_eq!(f.shares.viewer_link(&token), Some(link.id));
+        assert_eq!(
+            read_all(f.shares.reader(link.id, &token).expect("reader")),
+            f.body
+        );
+        // A token is for its own link only.
+        assert!(matches!(
+            f.shares.reader(link.id ^ 1, &token),
+            Err(ShareError::NotFound)
+        ));
+        assert!(f.shares.unshare(link.id, &f.owner).expect("unshare"));
+        assert!(!f.store.share_path(link.id).exists(), "the copy is gone");
+        assert!(matches!(
+            f.shares.reader(link.id, &token),
+            Err(ShareError::NotFound)
+        ));
+        assert!(matches!(
+            f.shares.open(link.id, &link.secret, ip()),
+            Err(ShareError::NotFound)
+        ));
+        assert!(!f.shares.unshare(link.id, &f.owner).expect("again"));
+    }
+
+    #[test]
+    fn wrong_secrets_get_the_same_answer_as_unknown_links_and_are_throttled() {
+        let f = fixture();
+        let link = f
+            .shares
+            .create(&f.owner, f.recording, HOUR, None)
+            .expect("create");
+        let mut wrong = link.secret.to_string().into_bytes();
+        wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+        let wrong = String::from_utf8(wrong).expect("hex");
+        let mut throttled = false;
+        for attempt in 0..20 {
+            match f.shares.open(link.id, &wrong, ip()) {
+                Err(ShareError::NotFound) => {}
+                Err(ShareError::Throttled { .. }) => {
+                    throttled = true;
+                    assert!(attempt >= 3, "a few mistakes are allowed");
+                    break;
+                }
+                other => panic!("unexpected {:?}", other.map(|_| ())),
+            }
+        }
+        assert!(throttled, "guessing gets throttled");
+        assert!(matches!(
+            f.shares
+                .open(link.id ^ 1, "zz", "192.0.2.9".parse().expect("ip")),
+            Err(ShareError::NotFound)
+        ));
+        // Another address is not affected, and the right secret works.
+        assert!(f
+            .shares
+            .open(link.id, &link.secret, "192.0.2.2".parse().expect("ip"))
+            .is_ok());
+    }
+
+    #[test]
+    fn links_expire_and_view_limits_hold_and_the_copies_are_deleted() {
+        let f = fixture();
+        let limited = f
+            .shares
+            .create(&f.owner, f.recording, HOUR, Some(1))
+            .expect("create");
+        let timed = f
+            .shares
+            .create(&f.owner, f.recording, HOUR, None)
+            .expect("create");
+        let token = f
+            .shares
+            .open(limited.id, &limited.secret, ip())
+            .expect("1st");
+        assert!(matches!(
+            f.shares.open(limited.id, &limited.secret, ip()),
+            Err(ShareError::NotFound)
+        ));
+        assert!(
+            f.shares.reader(limited.id, &token).is_ok(),
+            "the one allowed viewer keeps watching"
+        );
+        assert_eq!(f.shares.list().expect("list").len(), 2);
+        f.clock.advance_micros(HOUR.as_micros() as i64);
+        assert!(f.shares.list().expect("list").is_empty(), "both gone");
+        assert!(!f.store.share_path(limited.id).exists());
+        assert!(!f.store.share_path(timed.id).exists());
+        assert!(f.shares.reader(limited.id, &token).is_err());
+        assert!(matches!(
+            f.shares.create(&f.owner, f.recording, Duration::ZERO, None),
+            Err(ShareError::Invalid(_))
+        ));
+    }
+}
