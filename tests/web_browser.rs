@@ -85,6 +85,21 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
     c.execute(script, vec![]).await.expect("script")
 }
 
+/// Finds and clicks an element; panics naming `what` if it is missing.
+async fn click(c: &Client, locator: Locator<'_>, what: &str) {
+    c.find(locator)
+        .await
+        .expect(what)
+        .click()
+        .await
+        .expect("click");
+}
+
+/// A script's numeric result (0 when it is not a number).
+async fn number(c: &Client, script: &str) -> f64 {
+    js(c, script).await.as_f64().unwrap_or(0.0)
+}
+
 async fn fill(c: &Client, name: &str, value: &str) {
     c.find(Locator::Css(&format!("input[name=\"{name}\"]")))
         .await
@@ -95,12 +110,12 @@ async fn fill(c: &Client, name: &str, value: &str) {
 }
 
 async fn submit(c: &Client) {
-    c.find(Locator::Css("main form button[type=submit]"))
-        .await
-        .expect("submit button")
-        .click()
-        .await
-        .expect("click");
+    click(
+        c,
+        Locator::Css("main form button[type=submit]"),
+        "submit button",
+    )
+    .await;
 }
 
 async fn path(c: &Client) -> String {
@@ -135,6 +150,66 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     let driver = Driver::start();
     let profile = tempfile::tempdir().expect("profile dir");
     let downloads = tempfile::tempdir().expect("download dir");
+    let c = session(&driver, profile.path(), downloads.path()).await;
+    let shared = std::sync::Mutex::new(None);
+    let result = walk(&c, &base, &setup, &mut daemon, downloads.path(), &shared).await;
+    let _ = c.close().await;
+    if let Err(e) = result {
+        daemon.stop();
+        std::panic::resume_unwind(e);
+    }
+
+    // The share link made on the way, in a browser that has never seen this house
+    // (fresh profile, no cookies); the recording itself was deleted meanwhile.
+    let link = shared
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .expect("a share link was made");
+    let stranger_profile = tempfile::tempdir().expect("profile dir");
+    let s = session(&driver, stranger_profile.path(), downloads.path()).await;
+    let result = {
+        use futures::FutureExt;
+        std::panic::AssertUnwindSafe(watch_shared(&s, &link))
+            .catch_unwind()
+            .await
+    };
+    let _ = s.close().await;
+    daemon.stop();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Opens a share link and waits until its clip plays.
+async fn watch_shared(c: &Client, link: &str) {
+    c.goto(link).await.expect("open the link");
+    let duration = || async {
+        number(c, "const v = document.getElementById('share-video'); return v && !v.hidden ? (v.duration || 0) : 0").await
+    };
+    eventually(Duration::from_secs(20), "the shared clip loads", || async {
+        duration().await > 1.0
+    })
+    .await;
+    js(c, "document.getElementById('share-video').play(); return 0").await;
+    eventually(Duration::from_secs(15), "the shared clip plays", || async {
+        number(
+            c,
+            "return document.getElementById('share-video').currentTime",
+        )
+        .await
+            > 0.5
+    })
+    .await;
+    assert!(
+        c.find(Locator::Css("nav")).await.is_err(),
+        "nothing of the house on a share page"
+    );
+    shot(c, "14-shared-clip").await;
+}
+
+/// A WebDriver session of headless Chromium with its own profile.
+async fn session(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
     let caps = json!({
         "browserName": "chrome",
         "acceptInsecureCerts": true,
@@ -146,10 +221,10 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
                 "--disable-component-update", "--disable-sync",
                 "--autoplay-policy=no-user-gesture-required",
                 "--window-size=412,915",
-                format!("--user-data-dir={}", profile.path().display()),
+                format!("--user-data-dir={}", profile.display()),
             ],
             "prefs": {
-                "download.default_directory": downloads.path().display().to_string(),
+                "download.default_directory": downloads.display().to_string(),
                 "download.prompt_for_download": false,
             },
         },
@@ -158,17 +233,11 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
         serde_json::Value::Object(m) => m,
         _ => unreachable!("a JSON object"),
     };
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await
-        .expect("WebDriver session");
-    let result = walk(&c, &base, &setup, &mut daemon, downloads.path()).await;
-    let _ = c.close().await;
-    daemon.stop();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+        .expect("WebDriver session")
 }
 
 type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
@@ -179,14 +248,22 @@ async fn walk(
     setup: &Setup,
     daemon: &mut Daemon,
     downloads: &Path,
+    shared: &std::sync::Mutex<Option<String>>,
 ) -> Outcome {
     use futures::FutureExt;
-    std::panic::AssertUnwindSafe(steps(c, base, setup, daemon, downloads))
+    std::panic::AssertUnwindSafe(steps(c, base, setup, daemon, downloads, shared))
         .catch_unwind()
         .await
 }
 
-async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downloads: &Path) {
+async fn steps(
+    c: &Client,
+    base: &str,
+    setup: &Setup,
+    daemon: &mut Daemon,
+    downloads: &Path,
+    shared: &std::sync::Mutex<Option<String>>,
+) {
     // First run: the setup page asks for the code from the data directory.
     c.goto(&format!("{base}/")).await.expect("open");
     assert_eq!(path(c).await, "/setup");
@@ -239,24 +316,14 @@ async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downl
     })
     .await;
     shot(c, "03-recovery-codes").await;
-    c.find(Locator::Css("a.button"))
-        .await
-        .expect("continue")
-        .click()
-        .await
-        .expect("click");
+    click(c, Locator::Css("a.button"), "continue").await;
 
     // Log out and in again (the next step's code: the current one was just used).
     eventually(Duration::from_secs(10), "dashboard", || async {
         path(c).await == "/"
     })
     .await;
-    c.find(Locator::Css("header form button"))
-        .await
-        .expect("log out")
-        .click()
-        .await
-        .expect("click");
+    click(c, Locator::Css("header form button"), "log out").await;
     eventually(Duration::from_secs(10), "login page", || async {
         path(c).await == "/login"
     })
@@ -297,12 +364,7 @@ async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downl
     c.goto(&format!("{base}/cameras/front-door/live"))
         .await
         .expect("live");
-    let now = || async {
-        js(c, "return document.getElementById('live').currentTime")
-            .await
-            .as_f64()
-            .unwrap_or(0.0)
-    };
+    let now = || async { number(c, "return document.getElementById('live').currentTime").await };
     eventually(Duration::from_secs(30), "live video starts", || async {
         now().await > 0.5
     })
@@ -345,13 +407,11 @@ async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downl
         .await
         .expect("player");
     let duration = || async {
-        js(
+        number(
             c,
             "return document.getElementById('playback').duration || 0",
         )
         .await
-        .as_f64()
-        .unwrap_or(0.0)
     };
     eventually(Duration::from_secs(20), "video metadata", || async {
         duration().await > 1.0
@@ -374,23 +434,33 @@ async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downl
         Duration::from_secs(15),
         "playback advances after the seek",
         || async {
-            js(c, "return document.getElementById('playback').currentTime")
-                .await
-                .as_f64()
-                .unwrap_or(0.0)
-                > seeked + 0.5
+            number(c, "return document.getElementById('playback').currentTime").await > seeked + 0.5
         },
     )
     .await;
     shot(c, "09-player").await;
 
+    // Share it: the link (with its secret after #) is shown once.
+    click(c, Locator::Css("details.share summary"), "share").await;
+    click(c, Locator::Id("share-create"), "make link").await;
+    eventually(Duration::from_secs(20), "the share link page", || async {
+        c.find(Locator::Id("share-link")).await.is_ok()
+    })
+    .await;
+    let link = js(c, "return document.getElementById('share-link').value")
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(link.contains("/s/") && link.contains('#'), "{link}");
+    shot(c, "13-share-made").await;
+    *shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    c.goto(&format!("{base}/recordings/{id}"))
+        .await
+        .expect("back to the player");
+
     // Download names the file after the camera and the time.
-    c.find(Locator::Id("download"))
-        .await
-        .expect("download")
-        .click()
-        .await
-        .expect("click");
+    click(c, Locator::Id("download"), "download").await;
     eventually(Duration::from_secs(20), "downloaded file", || async {
         std::fs::read_dir(downloads).ok().is_some_and(|d| {
             d.flatten().any(|e| {
@@ -404,12 +474,7 @@ async fn steps(c: &Client, base: &str, setup: &Setup, daemon: &mut Daemon, downl
     .await;
 
     // Delete it.
-    c.find(Locator::Id("delete"))
-        .await
-        .expect("delete")
-        .click()
-        .await
-        .expect("click");
+    click(c, Locator::Id("delete"), "delete").await;
     eventually(Duration::from_secs(10), "back on the day page", || async {
         path(c).await == "/cameras/front-door/recordings"
     })

@@ -62,18 +62,14 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
         camera.contains("continuous") && camera.contains("3 days"),
         "{camera}"
     );
-    for missing in [
-        "End-to-end mode",
-        "Share links",
-        "Linked services",
-        "Support access",
-    ] {
+    for missing in ["End-to-end mode", "Linked services", "Support access"] {
         let line = body
             .split("<li>")
             .find(|l| l.contains(missing))
             .unwrap_or_else(|| panic!("{missing} is listed"));
         assert!(line.contains("not available in this version"), "{line}");
     }
+    assert!(body.contains("Share links: nothing is shared"), "{body}");
     assert!(!body.contains(PASSWORD) && !body.contains(&secret));
 
     // "Remove all" from the Control Centre ends both sessions.

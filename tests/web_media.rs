@@ -218,3 +218,224 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     }
     daemon.stop();
 }
+
+/// The link's parts from the "share link made" page: (id, secret).
+fn link_of(html: &str) -> (String, String) {
+    let value = html
+        .split("id=\"share-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the link on the page");
+    let path = value.split("/s/").nth(1).expect("a /s/ link");
+    let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
+    (id.to_owned(), secret.to_owned())
+}
+
+/// A GET with only the given cookie header (a browser that has nothing else).
+async fn bare_get(base: &str, path: &str, cookie: Option<&str>) -> (u16, Vec<u8>) {
+    let c = Client::new(base);
+    let mut req = c.http.get(format!("{base}{path}"));
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.bytes().await.expect("body").to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshared() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+    let mut owner_client = owner(&base, &setup).await;
+    daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.stop();
+    let id = setup.recordings()[0]["id"].as_str().expect("id").to_owned();
+    let mut daemon = setup.start_daemon();
+    owner_client.base = web_base(&mut daemon);
+    let base = owner_client.base.clone();
+    let c = &mut owner_client;
+
+    // Two links to the same recording.
+    let player = c.get(&format!("/recordings/{id}")).await;
+    assert!(
+        player.body.contains("id=\"share-create\""),
+        "the owner may share"
+    );
+    let token = csrf(&player.body);
+    let make = |views: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("hours", "24".to_owned()),
+            ("views", views.to_owned()),
+        ]
+    };
+    let form = make("");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let made = c.post(&format!("/recordings/{id}/share"), &form).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert_eq!(made.header("cache-control"), "no-store");
+    let (link, secret) = link_of(&made.body);
+    assert_eq!((link.len(), secret.len()), (16, 64));
+    let form = make("1");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (other_link, other_secret) =
+        link_of(&c.post(&format!("/recordings/{id}/share"), &form).await.body);
+
+    // The copy at rest is not the recording and holds no plaintext MP4.
+    let copy = setup.data_dir().join("shares").join(format!("{link}.plr"));
+    let sealed = std::fs::read(&copy).expect("the copy exists");
+    for marker in [&b"ftyp"[..], b"moof", b"mdat"] {
+        assert!(
+            !sealed.windows(4).any(|w| w == marker),
+            "plaintext box in the copy"
+        );
+    }
+
+    // A fresh browser: the page is the same for any link and carries no secret.
+    let (status, page) = bare_get(&base, &format!("/s/{link}"), None).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&page).into_owned();
+    assert!(page.contains("noindex") && page.contains("/static/share.js"));
+    assert!(!page.contains(&secret));
+    assert_eq!(
+        bare_get(&base, &format!("/s/{link}/video.mp4"), None)
+            .await
+            .0,
+        404
+    );
+
+    let mut viewer = Client::new(&base);
+    let wrong = format!("{}0", &secret[..63]);
+    let wrong = if wrong == secret {
+        format!("{}1", &secret[..63])
+    } else {
+        wrong
+    };
+    let r = viewer
+        .post(&format!("/s/{link}/open"), &[("secret", &wrong)])
+        .await;
+    assert_eq!(r.status, 404, "a wrong secret");
+    let r = viewer
+        .post(&format!("/s/{link}/open"), &[("secret", &secret)])
+        .await;
+    assert_eq!(r.status, 204);
+    let cookie = r.set_cookies.first().expect("a viewer cookie").clone();
+    for flag in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        &format!("Path=/s/{link}"),
+    ] {
+        assert!(cookie.contains(flag), "{cookie} lacks {flag}");
+    }
+    let viewer_cookie = cookie.split(';').next().expect("name=value").to_owned();
+
+    // The shared clip is byte for byte what the owner plays.
+    let (status, owners) = bare_get(
+        &base,
+        &format!("/recordings/{id}/video.mp4"),
+        Some(&c.cookie_header()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, shared) =
+        bare_get(&base, &format!("/s/{link}/video.mp4"), Some(&viewer_cookie)).await;
+    assert_eq!(status, 200);
+    assert!(shared.len() > 1000 && shared == owners, "same clip");
+    // The cookie is for its own link only, and opens nothing of the house.
+    assert_eq!(
+        bare_get(
+            &base,
+            &format!("/s/{other_link}/video.mp4"),
+            Some(&viewer_cookie)
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        bare_get(
+            &base,
+            &format!("/recordings/{id}/video.mp4"),
+            Some(&viewer_cookie)
+        )
+        .await
+        .0,
+        303
+    );
+    assert_eq!(bare_get(&base, "/", Some(&viewer_cookie)).await.0, 303);
+
+    // A view limit of one: the second opening is refused.
+    let mut first = Client::new(&base);
+    assert_eq!(
+        first
+            .post(
+                &format!("/s/{other_link}/open"),
+                &[("secret", &other_secret)]
+            )
+            .await
+            .status,
+        204
+    );
+    let mut second = Client::new(&base);
+    assert_eq!(
+        second
+            .post(
+                &format!("/s/{other_link}/open"),
+                &[("secret", &other_secret)]
+            )
+            .await
+            .status,
+        404
+    );
+
+    // Deleting the original does not break the share...
+    let r = c
+        .post(&format!("/recordings/{id}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status, 303);
+    let (status, after) =
+        bare_get(&base, &format!("/s/{link}/download"), Some(&viewer_cookie)).await;
+    assert_eq!((status, after.len()), (200, owners.len()));
+
+    // ...unsharing does, at once, and the copy is gone from disk.
+    let list = c.get("/shares").await;
+    assert!(
+        list.body.contains(&format!("id=\"share-{link}\"")),
+        "listed"
+    );
+    let r = c
+        .post(&format!("/shares/{link}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/shares"));
+    assert!(!copy.exists(), "the copy is deleted");
+    assert_eq!(
+        bare_get(&base, &format!("/s/{link}/video.mp4"), Some(&viewer_cookie))
+            .await
+            .0,
+        404
+    );
+    let mut late = Client::new(&base);
+    assert_eq!(
+        late.post(&format!("/s/{link}/open"), &[("secret", &secret)])
+            .await
+            .status,
+        404
+    );
+
+    let activity = c.get("/activity").await.body;
+    for kind in ["share_created", "share_viewed", "share_unshared"] {
+        assert!(activity.contains(&format!("audit-{kind}")), "{kind} logged");
+    }
+    let log = daemon.log_text();
+    assert!(
+        !log.contains(&secret) && !log.contains(&other_secret),
+        "no secret in the log"
+    );
+    daemon.stop();
+}

@@ -14,7 +14,14 @@ use crate::model::CameraId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     Anonymous,
-    User { id: UserId, role: Role },
+    User {
+        id: UserId,
+        role: Role,
+    },
+    /// A browser that proved it holds share link `link`'s secret (its viewer token).
+    LinkHolder {
+        link: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +45,12 @@ pub enum Action {
     /// The Control Centre: the whole house on [`Object::System`], the user's own
     /// account on [`Object::User`].
     ViewControlCentre,
+    /// Make a share link (a copy) of a recording.
+    ShareRecording,
+    /// List share links and unshare them.
+    ManageShares,
+    /// Watch and download the clip of a share link.
+    WatchSharedClip,
 }
 
 /// What the action is on.
@@ -49,9 +62,11 @@ pub enum Object<'a> {
     Recording(&'a CameraId),
     /// Something belonging to this user (their devices, their alerts).
     User(UserId),
+    /// A share link's clip.
+    Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 12] = [
+pub const ALL_ACTIONS: [Action; 15] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -64,11 +79,19 @@ pub const ALL_ACTIONS: [Action; 12] = [
     Action::ViewOwnAlerts,
     Action::ViewAuditLog,
     Action::ViewControlCentre,
+    Action::ShareRecording,
+    Action::ManageShares,
+    Action::WatchSharedClip,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
-    let Principal::User { id, role } = who else {
-        return false;
+    let (id, role) = match who {
+        Principal::Anonymous => return false,
+        // A link opens its own clip and nothing else of the house.
+        Principal::LinkHolder { link } => {
+            return matches!((action, object), (Action::WatchSharedClip, Object::Share(l)) if l == *link)
+        }
+        Principal::User { id, role } => (id, role),
     };
     match (action, object) {
         (
@@ -87,6 +110,10 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::DeleteRecording, Object::Recording(_)) => *role == Role::Owner,
         (Action::DeleteCameraRecordings, Object::Camera(_)) => *role == Role::Owner,
         (Action::DeleteEverything, Object::System) => *role == Role::Owner,
+        (Action::ShareRecording, Object::Recording(_)) => *role == Role::Owner,
+        (Action::ManageShares, Object::System) => *role == Role::Owner,
+        // Account holders watch recordings as themselves, not through links.
+        (Action::WatchSharedClip, _) => false,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
@@ -107,6 +134,9 @@ mod tests {
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
             Action::ViewAuditLog | Action::ViewControlCentre => Object::User(user),
+            Action::ShareRecording => Object::Recording(cam),
+            Action::ManageShares => Object::System,
+            Action::WatchSharedClip => Object::Share(7),
         }
     }
 
@@ -124,23 +154,28 @@ mod tests {
             role: Role::Shared,
         };
         use Action::*;
-        // (action, anonymous, owner, shared)
+        // (action, anonymous, owner, shared, holder of the link the object is)
         let table = [
-            (ViewCameras, false, true, true),
-            (LiveView, false, true, true),
-            (ListRecordings, false, true, true),
-            (PlayRecording, false, true, true),
-            (DownloadRecording, false, true, true),
-            (DeleteRecording, false, true, false),
-            (DeleteCameraRecordings, false, true, false),
-            (DeleteEverything, false, true, false),
-            (ManageOwnDevices, false, true, true),
-            (ViewOwnAlerts, false, true, true),
-            (ViewAuditLog, false, true, true),
-            (ViewControlCentre, false, true, true),
+            (ViewCameras, false, true, true, false),
+            (LiveView, false, true, true, false),
+            (ListRecordings, false, true, true, false),
+            (PlayRecording, false, true, true, false),
+            (DownloadRecording, false, true, true, false),
+            (DeleteRecording, false, true, false, false),
+            (DeleteCameraRecordings, false, true, false, false),
+            (DeleteEverything, false, true, false, false),
+            (ManageOwnDevices, false, true, true, false),
+            (ViewOwnAlerts, false, true, true, false),
+            (ViewAuditLog, false, true, true, false),
+            (ViewControlCentre, false, true, true, false),
+            (ShareRecording, false, true, false, false),
+            (ManageShares, false, true, false, false),
+            (WatchSharedClip, false, false, false, true),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
-        for (action, anon, own, sh) in table {
+        let holder = Principal::LinkHolder { link: 7 };
+        let other_holder = Principal::LinkHolder { link: 8 };
+        for (action, anon, own, sh, link) in table {
             let o = object_for(action, &cam, me);
             assert_eq!(
                 allowed(&Principal::Anonymous, action, o),
@@ -149,6 +184,11 @@ mod tests {
             );
             assert_eq!(allowed(&owner, action, o), own, "{action:?} owner");
             assert_eq!(allowed(&shared, action, o), sh, "{action:?} shared");
+            assert_eq!(allowed(&holder, action, o), link, "{action:?} link holder");
+            assert!(
+                !allowed(&other_holder, action, o),
+                "{action:?} another link's holder"
+            );
         }
     }
 

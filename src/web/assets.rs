@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/static/live.js"),
     ),
+    (
+        "share.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/share.js"),
+    ),
 ];
 
 pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, WebError> {

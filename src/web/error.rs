@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::auth::AuthError;
 use crate::index::IndexError;
+use crate::share::ShareError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum WebError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Share(#[from] ShareError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -65,6 +68,12 @@ impl WebError {
                 AuthError::Index(_) | AuthError::Sealing(_) | AuthError::Internal(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
+            },
+            WebError::Share(s) => match s {
+                ShareError::NotFound | ShareError::NoSuchRecording(_) => StatusCode::NOT_FOUND,
+                ShareError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ShareError::NotFinished(_) | ShareError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ShareError::Index(_) | ShareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             WebError::Start(_)
             | WebError::Index(_)

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -19,9 +19,8 @@ pub const SESSION_COOKIE: &str = "__Host-porchlight";
 pub const DEVICE_COOKIE: &str = "__Host-porchlight-device";
 
 /// The value of cookie `name`, if sent.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -74,7 +73,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
         Ok(Client(ClientInfo {
             ip,
             user_agent,
-            device: cookie(parts, DEVICE_COOKIE).map(str::to_owned),
+            device: cookie(&parts.headers, DEVICE_COOKIE).map(str::to_owned),
         }))
     }
 }
@@ -83,7 +82,7 @@ async fn lookup(parts: &mut Parts, state: &WebState) -> Result<Option<Session>, 
     if let Some(s) = parts.extensions.get::<Session>() {
         return Ok(Some(s.clone()));
     }
-    let Some(id) = cookie(parts, SESSION_COOKIE).map(str::to_owned) else {
+    let Some(id) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else {
         return Ok(None);
     };
     let auth = state.auth.clone();

@@ -25,6 +25,8 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
+//! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
 //! | `GET /activity?user=&kind=&day=` | the audit log (the owner: everyone's; others: their own) |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
@@ -58,6 +60,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::index::Index;
 use crate::model::CameraId;
+use crate::share::Shares;
 use crate::store::Store;
 
 /// Largest request body: forms are small; nothing is uploaded.
@@ -85,6 +88,7 @@ pub struct WebState {
     pub shutdown: watch::Receiver<bool>,
     /// What the Control Centre reports about the configuration.
     pub facts: Arc<pages::control::SystemFacts>,
+    pub shares: Shares,
 }
 
 /// The router: every route, the body limit, the Origin check and the security headers.
@@ -114,6 +118,13 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route("/recordings/{id}/share", post(pages::shares::create))
+        .route("/shares", get(pages::shares::list))
+        .route("/shares/{id}/delete", post(pages::shares::unshare))
+        .route("/s/{link}", get(pages::shares::link_page))
+        .route("/s/{link}/open", post(pages::shares::link_open))
+        .route("/s/{link}/video.mp4", get(pages::shares::link_video))
+        .route("/s/{link}/download", get(pages::shares::link_download))
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
@@ -144,6 +155,26 @@ pub fn app(state: WebState) -> Router {
             headers::security_headers,
         ))
         .with_state(state)
+}
+
+/// Deletes expired share links (and their copies) every few minutes, so a link's copy
+/// does not outlive its expiry by more than that even if nobody looks.
+fn tasks_purge_shares(shares: Shares, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            }
+            let s = shares.clone();
+            match tokio::task::spawn_blocking(move || s.purge_expired()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(links = n, "expired share links deleted"),
+                Ok(Err(e)) => tracing::error!("cannot delete expired share links: {e}"),
+                Err(e) => tracing::error!("share link purge task: {e}"),
+            }
+        }
+    });
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).
@@ -207,6 +238,13 @@ pub async fn start(
     .await
     .map_err(|e| WebError::Start(e.to_string()))??;
     let key_id = services.store.key_id();
+    let shares = Shares::new(
+        services.store.clone(),
+        services.index.clone(),
+        services.clock.clone(),
+        auth.audit().clone(),
+    );
+    tasks_purge_shares(shares.clone(), shutdown.clone());
     let state = WebState {
         registry: services.registry,
         store: services.store,
@@ -224,6 +262,7 @@ pub async fn start(
             tls.user_supplied,
             &tls.fingerprint,
         )),
+        shares,
     };
     let listener = TcpListener::bind(web.listen)
         .await

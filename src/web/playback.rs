@@ -26,6 +26,7 @@ use crate::index::AuditKind;
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::store::mp4::{ProgressiveMp4, ReadAt};
+use crate::store::RecordingReader;
 
 /// Recordings whose layout is kept (a layout is ~16 bytes a frame: ~100 KB for ten
 /// minutes at 10 fps).
@@ -110,6 +111,30 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
     Ok(Some(range))
 }
 
+/// Opens the sealed file a response reads from: a recording, or a share link's copy.
+/// Called on a blocking thread, once per response.
+pub type Opener = Arc<dyn Fn() -> Result<RecordingReader, WebError> + Send + Sync>;
+
+/// A recording's opener.
+fn recording_opener(state: &WebState, entry: &RecordingEntry) -> Opener {
+    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
+    Arc::new(move || Ok(store.open_recording(&camera, id)?))
+}
+
+/// Builds the moov-first layout of what `open` opens.
+pub async fn build_layout(open: Opener, what: String) -> Result<Arc<ProgressiveMp4>, WebError> {
+    let built = blocking(move || {
+        let mut reader = open()?;
+        let parsed = reader
+            .parse()
+            .map_err(|e| WebError::Internal(format!("{what}: {e}")))?;
+        ProgressiveMp4::new(&[parsed.track], &parsed.samples)
+            .map_err(|e| WebError::Internal(format!("{what}: {e}")))
+    })
+    .await?;
+    Ok(Arc::new(built))
+}
+
 async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<ProgressiveMp4>, WebError> {
     if entry.state != RecordingState::Finished {
         return Err(WebError::NotFound(format!(
@@ -120,17 +145,11 @@ async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<Progress
     if let Some(l) = state.layouts.get(entry.id) {
         return Ok(l);
     }
-    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
-    let built = blocking(move || {
-        let mut reader = store.open_recording(&camera, id)?;
-        let parsed = reader
-            .parse()
-            .map_err(|e| WebError::Internal(format!("recording {id}: {e}")))?;
-        ProgressiveMp4::new(&[parsed.track], &parsed.samples)
-            .map_err(|e| WebError::Internal(format!("recording {id}: {e}")))
-    })
+    let built = build_layout(
+        recording_opener(state, entry),
+        format!("recording {}", entry.id),
+    )
     .await?;
-    let built = Arc::new(built);
     state.layouts.put(entry.id, built.clone());
     Ok(built)
 }
@@ -162,19 +181,18 @@ impl Write for ChannelWriter {
 }
 
 fn stream_range(
-    state: &WebState,
-    entry: &RecordingEntry,
+    open: Opener,
+    what: String,
     mp4: Arc<ProgressiveMp4>,
     start: u64,
     end: u64,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
-    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
     tokio::task::spawn_blocking(move || {
-        let mut reader = match store.open_recording(&camera, id) {
+        let mut reader = match open() {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(recording = %id, "playback: {e}");
+                tracing::error!("playback of {what}: {e}");
                 let _ = tx.blocking_send(Err(io::Error::other("cannot open the recording")));
                 return;
             }
@@ -194,7 +212,7 @@ fn stream_range(
         if let Err(e) = result {
             if !matches!(&e, crate::store::mp4::Mp4Error::Write(w) if w.kind() == io::ErrorKind::BrokenPipe)
             {
-                tracing::error!(recording = %id, "playback of bytes {start}-{end}: {e}");
+                tracing::error!("playback of bytes {start}-{end} of {what}: {e}");
                 let _ = tx.blocking_send(Err(io::Error::other("read failed")));
             }
         }
@@ -219,18 +237,49 @@ async fn respond(
     };
     session.require(action, Object::Recording(&entry.camera))?;
     let mp4 = layout(&state, &entry).await?;
-    let len = mp4.len();
-    let range = parse_range(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        len,
-    )?;
-    let (start, end) = range.unwrap_or((0, len));
+    let range = requested_range(&headers, mp4.len())?;
     // A download is logged once, not again for each resumed range.
-    if download && start == 0 {
+    if download && range.is_none_or(|(start, _)| start == 0) {
         let subject = format!("recording {} of camera {}", entry.id, entry.camera);
         audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
     }
-    let body = stream_range(&state, &entry, mp4, start, end);
+    let file_name = download.then(|| {
+        format!(
+            "{}_{}.mp4",
+            entry.camera,
+            view::file_stamp(entry.start_micros)
+        )
+    });
+    let open = recording_opener(&state, &entry);
+    Ok(mp4_response(
+        open,
+        format!("recording {}", entry.id),
+        mp4,
+        range,
+        file_name,
+    ))
+}
+
+/// The `Range` a request asks for, checked against the resource's length.
+pub fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, WebError> {
+    parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        len,
+    )
+}
+
+/// A 200 or 206 streaming `range` (all if `None`) of `mp4`; an attachment when
+/// `file_name` is given.
+pub fn mp4_response(
+    open: Opener,
+    what: String,
+    mp4: Arc<ProgressiveMp4>,
+    range: Option<(u64, u64)>,
+    file_name: Option<String>,
+) -> Response {
+    let len = mp4.len();
+    let (start, end) = range.unwrap_or((0, len));
+    let body = stream_range(open, what, mp4, start, end);
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
@@ -246,19 +295,14 @@ async fn respond(
             response.headers_mut().insert(header::CONTENT_RANGE, v);
         }
     }
-    if download {
-        let name = format!(
-            "{}_{}.mp4",
-            entry.camera,
-            view::file_stamp(entry.start_micros)
-        );
+    if let Some(name) = file_name {
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
             response
                 .headers_mut()
                 .insert(header::CONTENT_DISPOSITION, v);
         }
     }
-    Ok(response)
+    response
 }
 
 pub async fn video(

@@ -98,6 +98,7 @@ struct ControlPage {
     session_max: String,
     alerts: Vec<Line>,
     blocked: Vec<Line>,
+    shares: usize,
 }
 
 /// `1.5 GB`, decimal units as disks are sold.
@@ -135,7 +136,8 @@ pub async fn control_centre(
     let facts = state.facts.clone();
     let now = state.clock.now_micros();
     let data_dir = facts.data_dir.clone();
-    let (users, my_devices, recordings, alerts, blocked, space) = blocking(move || {
+    let share_service = state.shares.clone();
+    let (users, my_devices, recordings, alerts, blocked, space, shares) = blocking(move || {
         let users = if is_owner {
             index.all_users()?
         } else {
@@ -159,7 +161,12 @@ pub async fn control_centre(
             Vec::new()
         };
         let space = FilesystemSpace.space(&data_dir).ok();
-        Ok((users, devices, recordings, alerts, blocked, space))
+        let shares = if is_owner {
+            share_service.list()?.len()
+        } else {
+            0
+        };
+        Ok((users, devices, recordings, alerts, blocked, space, shares))
     })
     .await?;
 
@@ -228,6 +235,7 @@ pub async fn control_centre(
                 text: e.subject,
             })
             .collect(),
+        shares,
     })
 }
 

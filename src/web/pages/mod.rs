@@ -8,6 +8,7 @@ pub mod control;
 pub mod devices;
 pub mod events;
 pub mod recordings;
+pub mod shares;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

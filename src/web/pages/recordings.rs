@@ -55,6 +55,7 @@ struct PlayerPage {
     duration: String,
     trigger: String,
     can_delete: bool,
+    can_share: bool,
     csrf: String,
 }
 
@@ -193,6 +194,11 @@ pub async fn player(
         can_delete: policy::allowed(
             &session.principal(),
             Action::DeleteRecording,
+            Object::Recording(&entry.camera),
+        ),
+        can_share: policy::allowed(
+            &session.principal(),
+            Action::ShareRecording,
             Object::Recording(&entry.camera),
         ),
         csrf: session.0.entry.csrf.clone(),

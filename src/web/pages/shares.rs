@@ -1,0 +1,289 @@
+//! Share links in the UI: making one from a recording's page (the owner), Shared
+//! Video Management (list and unshare), and the public link page with its video.
+//!
+//! The public routes (`/s/{link}…`) need no account. The page itself is the same for
+//! every link id, existing or not; its script posts the URL fragment's secret to
+//! `/s/{link}/open`, which answers with a viewer cookie scoped to `/s/{link}`. The
+//! video routes accept only that cookie and serve only that link's copy.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::recordings::entry_of;
+use super::{blocking, frame_for, see_other};
+use crate::auth::policy::{self, Action, Object, Principal};
+use crate::auth::session_actor;
+use crate::share::{parse_link_id, VIEWER_LIFETIME};
+use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
+use crate::web::playback::{build_layout, mp4_response, requested_range, Opener};
+use crate::web::view::{self, render, Frame};
+use crate::web::{WebError, WebState};
+
+/// The viewer cookie (per link: its path is the link's).
+pub const VIEWER_COOKIE: &str = "__Secure-porchlight-share";
+
+#[derive(Deserialize)]
+pub struct ShareForm {
+    hours: String,
+    #[serde(default)]
+    views: String,
+}
+
+#[derive(Template)]
+#[template(path = "share_created.html")]
+struct CreatedPage {
+    frame: Frame,
+    link: String,
+    expires: String,
+    views: String,
+}
+
+pub struct ShareRow {
+    pub id: String,
+    pub camera: String,
+    pub when: String,
+    pub duration: String,
+    pub recording: String,
+    pub created_by: String,
+    pub created: String,
+    pub expires: String,
+    pub views: String,
+}
+
+#[derive(Template)]
+#[template(path = "shares.html")]
+struct SharesPage {
+    frame: Frame,
+    csrf: String,
+    shares: Vec<ShareRow>,
+}
+
+#[derive(Template)]
+#[template(path = "share_view.html")]
+struct LinkPage {
+    frame: Frame,
+    link: String,
+}
+
+/// The host the owner's browser used, for writing the link out; anything odd in the
+/// header is replaced (the page escapes it anyway).
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("porchlight.local")
+        .to_owned()
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub async fn create(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<ShareForm>,
+) -> Result<Response, WebError> {
+    let entry = entry_of(&state, &id).await?;
+    session.require(Action::ShareRecording, Object::Recording(&entry.camera))?;
+    let hours: u64 = match form.hours.trim() {
+        h @ ("1" | "24" | "168" | "720") => h.parse().unwrap_or(168),
+        _ => return Err(WebError::BadRequest("unknown link lifetime".into())),
+    };
+    let views = match form.views.trim() {
+        "" => None,
+        v => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| WebError::BadRequest("a view limit is 1 to 1000".into()))?,
+        ),
+    };
+    let (shares, actor, rid) = (state.shares.clone(), session_actor(&session.0), entry.id);
+    let created = blocking(move || {
+        Ok(shares.create(&actor, rid, Duration::from_secs(hours * 3600), views)?)
+    })
+    .await?;
+    let expires = state.clock.now_micros() + (hours * 3600 * 1_000_000) as i64;
+    let page = render(&CreatedPage {
+        frame: frame_for(&state, &session.0).await?,
+        link: format!(
+            "https://{}/s/{:016x}#{}",
+            host_of(&headers),
+            created.id,
+            created.secret.as_str()
+        ),
+        expires: view::date_time(expires),
+        views: views.map_or_else(|| "unlimited".into(), |n| n.to_string()),
+    })?;
+    Ok(no_store(page))
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    session: FullSession,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageShares, Object::System)?;
+    let shares = state.shares.clone();
+    let all = blocking(move || Ok(shares.list()?)).await?;
+    render(&SharesPage {
+        frame: frame_for(&state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        shares: all
+            .into_iter()
+            .map(|s| ShareRow {
+                id: format!("{:016x}", s.id),
+                camera: s.camera.to_string(),
+                when: view::date_time(s.start_micros),
+                duration: view::duration(s.end_micros - s.start_micros),
+                recording: s.recording.to_string(),
+                created_by: s.created_by_name,
+                created: view::date_time(s.created_micros),
+                expires: view::date_time(s.expires_micros),
+                views: match s.max_views {
+                    Some(m) => format!("{} of {m}", s.views),
+                    None => s.views.to_string(),
+                },
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn unshare(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageShares, Object::System)?;
+    let link = parse_link_id(&id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
+    let (shares, actor) = (state.shares.clone(), session_actor(&session.0));
+    if !blocking(move || Ok(shares.unshare(link, &actor)?)).await? {
+        return Err(WebError::NotFound("no such link".into()));
+    }
+    Ok(see_other("/shares", &[]))
+}
+
+fn public(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::HeaderName::from_static("x-robots-tag"),
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    no_store(r)
+}
+
+pub async fn link_page(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let link = parse_link_id(&id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
+    let page = render(&LinkPage {
+        frame: Frame {
+            nav: None,
+            fingerprint: state.fingerprint.to_string(),
+        },
+        link: format!("{link:016x}"),
+    })?;
+    Ok(public(page))
+}
+
+#[derive(Deserialize)]
+pub struct OpenForm {
+    secret: String,
+}
+
+pub async fn link_open(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Client(client): Client,
+    Form(form): Form<OpenForm>,
+) -> Result<Response, WebError> {
+    let link = parse_link_id(&id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
+    let shares = state.shares.clone();
+    let token = blocking(move || Ok(shares.open(link, &form.secret, client.ip)?)).await?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let cookie = format!(
+        "{VIEWER_COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/s/{link:016x}; Max-Age={}",
+        VIEWER_LIFETIME.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(public(r))
+}
+
+/// The link a request may watch: its viewer cookie must be for the link in its path.
+fn viewer(state: &WebState, headers: &HeaderMap, id: &str) -> Result<(u64, String), WebError> {
+    let link = parse_link_id(id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
+    let token = cookie(headers, VIEWER_COOKIE)
+        .map(str::to_owned)
+        .ok_or_else(|| WebError::NotFound("no viewer cookie".into()))?;
+    let holder = match state.shares.viewer_link(&token) {
+        Some(l) => Principal::LinkHolder { link: l },
+        None => Principal::Anonymous,
+    };
+    if !policy::allowed(&holder, Action::WatchSharedClip, Object::Share(link)) {
+        return Err(WebError::NotFound("no such link".into()));
+    }
+    Ok((link, token))
+}
+
+async fn clip(
+    state: WebState,
+    headers: HeaderMap,
+    id: String,
+    download: bool,
+) -> Result<Response, WebError> {
+    let (link, token) = viewer(&state, &headers, &id)?;
+    let (shares, t) = (state.shares.clone(), token.clone());
+    let entry =
+        blocking(move || shares.get(link)?.ok_or(WebError::NotFound("gone".into()))).await?;
+    let shares = state.shares.clone();
+    let open: Opener = std::sync::Arc::new(move || Ok(shares.reader(link, &t)?));
+    let what = format!("share link {link:016x}");
+    let mp4 = build_layout(open.clone(), what.clone()).await?;
+    let range = requested_range(&headers, mp4.len())?;
+    let file_name = download.then(|| {
+        format!(
+            "{}_{}.mp4",
+            entry.camera,
+            view::file_stamp(entry.start_micros)
+        )
+    });
+    Ok(public(mp4_response(open, what, mp4, range, file_name)))
+}
+
+pub async fn link_video(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    clip(state, headers, id, false).await
+}
+
+pub async fn link_download(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    clip(state, headers, id, true).await
+}
