@@ -72,6 +72,7 @@ fn subject(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::NewDevice => "Porchlight: new login to your account",
         AlertKind::LoginBlocked => "Porchlight: logins blocked after failed attempts",
+        AlertKind::NewSharedUser => "Porchlight: a new shared user",
     }
 }
 

@@ -33,7 +33,7 @@ fn log_failure(name: &str, client: &ClientInfo, reason: &str) {
     tracing::warn!(target: "porchlight::auth", "authentication failure for {name:?} from {}: {reason}", client.ip);
 }
 
-fn valid_username(name: &str) -> Result<String, AuthError> {
+pub(super) fn valid_username(name: &str) -> Result<String, AuthError> {
     let name = name.trim();
     let n = name.chars().count();
     if n == 0 || n > 64 || name.chars().any(char::is_control) {
@@ -44,7 +44,7 @@ fn valid_username(name: &str) -> Result<String, AuthError> {
     Ok(name.to_owned())
 }
 
-fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
+pub(super) fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
     let email = email.trim();
     if email.is_empty() {
         return Ok(None);
@@ -88,7 +88,7 @@ impl Auth {
         Ok(throttle::worst(a, b))
     }
 
-    fn refuse_if_throttled(
+    pub(super) fn refuse_if_throttled(
         &self,
         name: &str,
         keys: &[String; 2],
@@ -113,7 +113,7 @@ impl Auth {
         }
     }
 
-    fn count_failure(
+    pub(super) fn count_failure(
         &self,
         name: &str,
         keys: &[String; 2],
@@ -177,7 +177,7 @@ impl Auth {
         Ok(())
     }
 
-    fn clear_failures(&self, keys: &[String; 2]) -> Result<(), AuthError> {
+    pub(super) fn clear_failures(&self, keys: &[String; 2]) -> Result<(), AuthError> {
         for key in keys {
             self.inner.index.put_throttle(key, &Default::default())?;
         }
@@ -251,7 +251,7 @@ impl Auth {
     }
 
     /// The device cookie to set (if the browser had none) and its hash.
-    fn device_of(&self, client: &ClientInfo) -> (Option<String>, String) {
+    pub(super) fn device_of(&self, client: &ClientInfo) -> (Option<String>, String) {
         match &client.device {
             Some(d) => (None, device_hash(d)),
             None => {
@@ -313,7 +313,7 @@ impl Auth {
     }
 
     /// Runs index work (reads, writes, fsyncs) on a blocking thread.
-    async fn off_thread<T: Send + 'static>(
+    pub(super) async fn off_thread<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Auth) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {

@@ -11,6 +11,7 @@
 
 pub mod device;
 mod flows;
+pub mod invite;
 pub mod password;
 pub mod policy;
 pub mod recovery;
@@ -45,6 +46,9 @@ pub enum AuthError {
     InvalidCode,
     #[error("wrong setup code")]
     BadSetupCode,
+    /// Unknown, used and expired invitations look the same.
+    #[error("this invitation is not valid")]
+    BadInvitation,
     #[error("too many failed attempts")]
     Throttled { until_micros: i64, blocked: bool },
     #[error("the owner account already exists")]

@@ -51,6 +51,8 @@ pub enum Action {
     ManageShares,
     /// Watch and download the clip of a share link.
     WatchSharedClip,
+    /// Invite and remove shared users.
+    ManageUsers,
 }
 
 /// What the action is on.
@@ -66,7 +68,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 15] = [
+pub const ALL_ACTIONS: [Action; 16] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -82,6 +84,7 @@ pub const ALL_ACTIONS: [Action; 15] = [
     Action::ShareRecording,
     Action::ManageShares,
     Action::WatchSharedClip,
+    Action::ManageUsers,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -111,7 +114,7 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::DeleteCameraRecordings, Object::Camera(_)) => *role == Role::Owner,
         (Action::DeleteEverything, Object::System) => *role == Role::Owner,
         (Action::ShareRecording, Object::Recording(_)) => *role == Role::Owner,
-        (Action::ManageShares, Object::System) => *role == Role::Owner,
+        (Action::ManageShares | Action::ManageUsers, Object::System) => *role == Role::Owner,
         // Account holders watch recordings as themselves, not through links.
         (Action::WatchSharedClip, _) => false,
         // An action on the wrong kind of object is a bug in the caller: deny.
@@ -135,7 +138,7 @@ mod tests {
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
             Action::ViewAuditLog | Action::ViewControlCentre => Object::User(user),
             Action::ShareRecording => Object::Recording(cam),
-            Action::ManageShares => Object::System,
+            Action::ManageShares | Action::ManageUsers => Object::System,
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -171,6 +174,7 @@ mod tests {
             (ShareRecording, false, true, false, false),
             (ManageShares, false, true, false, false),
             (WatchSharedClip, false, false, false, true),
+            (ManageUsers, false, true, false, false),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         let holder = Principal::LinkHolder { link: 7 };

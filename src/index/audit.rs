@@ -34,10 +34,14 @@ pub enum AuditKind {
     ShareCreated,
     ShareViewed,
     ShareUnshared,
+    UserInvited,
+    InvitationAccepted,
+    InvitationRevoked,
+    UserRemoved,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 22] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -56,6 +60,10 @@ impl AuditKind {
         AuditKind::ShareCreated,
         AuditKind::ShareViewed,
         AuditKind::ShareUnshared,
+        AuditKind::UserInvited,
+        AuditKind::InvitationAccepted,
+        AuditKind::InvitationRevoked,
+        AuditKind::UserRemoved,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -79,6 +87,10 @@ impl AuditKind {
             AuditKind::ShareCreated => "share_created",
             AuditKind::ShareViewed => "share_viewed",
             AuditKind::ShareUnshared => "share_unshared",
+            AuditKind::UserInvited => "user_invited",
+            AuditKind::InvitationAccepted => "invitation_accepted",
+            AuditKind::InvitationRevoked => "invitation_revoked",
+            AuditKind::UserRemoved => "user_removed",
         }
     }
 

@@ -11,8 +11,11 @@
 //! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
 //! - `audit`: the append-only audit log (`audit.rs`).
 //! - `shares`: share links (`shares.rs`).
+//! - `users`, `usernames`, `sessions`, `invitations`, `throttle`, `alerts`: accounts
+//!   (`users.rs`, `sessions.rs`, `invitations.rs`, `security.rs`).
 
 mod audit;
+mod invitations;
 mod security;
 mod sessions;
 mod shares;
@@ -30,6 +33,7 @@ use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
 pub use audit::{AuditEntry, AuditKind, AuditQuery};
+pub use invitations::InvitationEntry;
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
 pub use shares::{ShareEntry, ViewRefused};

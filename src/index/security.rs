@@ -30,6 +30,8 @@ pub enum AlertKind {
     NewDevice,
     /// Logins for this account, or from an address, were blocked after failures.
     LoginBlocked,
+    /// Someone accepted an invitation and is now a shared user.
+    NewSharedUser,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

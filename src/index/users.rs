@@ -135,6 +135,30 @@ impl Index {
         Ok(created)
     }
 
+    /// Removes a user and their name; false if there was none.
+    pub fn remove_user(&self, id: UserId) -> Result<bool, IndexError> {
+        let Some(user) = self.get_user(id)? else {
+            return Ok(false);
+        };
+        let (users, names) = self.users()?;
+        let name = username_key(&user.username);
+        let key = id.0.to_be_bytes();
+        (&users, &names)
+            .transaction(|(users, names)| {
+                users.remove(&key)?;
+                if names.get(&name)?.as_deref() == Some(&key[..]) {
+                    names.remove(name.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => IndexError::Database(e),
+                TransactionError::Abort(()) => corrupt("users", "transaction aborted"),
+            })?;
+        self.db.flush()?;
+        Ok(true)
+    }
+
     pub fn get_user(&self, id: UserId) -> Result<Option<UserEntry>, IndexError> {
         let (users, _) = self.users()?;
         let key = id.0.to_be_bytes();

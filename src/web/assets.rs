@@ -20,6 +20,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/static/live.js"),
     ),
     (
+        "invite.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/invite.js"),
+    ),
+    (
         "share.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/static/share.js"),

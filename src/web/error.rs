@@ -60,7 +60,8 @@ impl WebError {
             WebError::Auth(a) => match a {
                 AuthError::InvalidCredentials
                 | AuthError::InvalidCode
-                | AuthError::BadSetupCode => StatusCode::UNAUTHORIZED,
+                | AuthError::BadSetupCode
+                | AuthError::BadInvitation => StatusCode::UNAUTHORIZED,
                 AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 AuthError::SetupDone => StatusCode::NOT_FOUND,
                 AuthError::WeakPassword(_) | AuthError::Invalid(_) => StatusCode::BAD_REQUEST,

@@ -25,6 +25,8 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
+//! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
 //! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
@@ -118,6 +120,14 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route("/users", get(pages::users::list))
+        .route("/users/invite", post(pages::users::invite))
+        .route("/users/{id}/remove", post(pages::users::remove))
+        .route("/invitations/revoke", post(pages::users::revoke_invitation))
+        .route(
+            "/invite",
+            get(pages::users::invite_page).post(pages::users::invite_submit),
+        )
         .route("/recordings/{id}/share", post(pages::shares::create))
         .route("/shares", get(pages::shares::list))
         .route("/shares/{id}/delete", post(pages::shares::unshare))

@@ -86,6 +86,8 @@ pub struct Nav {
     pub user: String,
     pub csrf: String,
     pub alerts: usize,
+    /// Show the owner's pages (Users, Shared videos).
+    pub owner_pages: bool,
 }
 
 impl Nav {
@@ -94,6 +96,11 @@ impl Nav {
             user: session.user.username.clone(),
             csrf: session.entry.csrf.clone(),
             alerts,
+            owner_pages: crate::auth::policy::allowed(
+                &session.principal(),
+                crate::auth::policy::Action::ManageUsers,
+                crate::auth::policy::Object::System,
+            ),
         })
     }
 }

@@ -57,12 +57,17 @@ struct RecoveryPage {
 }
 
 /// The status and message a failed step shows (never which part was wrong).
-fn failure(e: AuthError, now: i64) -> Result<(StatusCode, String), WebError> {
+pub(super) fn failure(e: AuthError, now: i64) -> Result<(StatusCode, String), WebError> {
     let status = WebError::Auth(AuthError::InvalidCode).status();
     Ok(match e {
         AuthError::InvalidCredentials => (status, "Wrong user name or password.".into()),
         AuthError::InvalidCode => (status, "That code is not valid.".into()),
         AuthError::BadSetupCode => (status, "That setup code is not valid.".into()),
+        AuthError::BadInvitation => (
+            status,
+            "This invitation is not valid: it was used, withdrawn or has expired. Ask for a new one."
+                .into(),
+        ),
         AuthError::Throttled {
             until_micros,
             blocked,
@@ -83,13 +88,16 @@ fn failure(e: AuthError, now: i64) -> Result<(StatusCode, String), WebError> {
     })
 }
 
-fn with_status(status: StatusCode, page: Result<Response, WebError>) -> Result<Response, WebError> {
+pub(super) fn with_status(
+    status: StatusCode,
+    page: Result<Response, WebError>,
+) -> Result<Response, WebError> {
     let mut r = page?;
     *r.status_mut() = status;
     Ok(r)
 }
 
-fn issued_cookies(issued: &Issued) -> Vec<String> {
+pub(super) fn issued_cookies(issued: &Issued) -> Vec<String> {
     let mut c = vec![cookies::session(&issued.session_id)];
     if let Some(d) = &issued.device_cookie {
         c.push(cookies::device(d));

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod events;
 pub mod recordings;
 pub mod shares;
+pub mod users;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

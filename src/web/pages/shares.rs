@@ -16,7 +16,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::recordings::entry_of;
-use super::{blocking, frame_for, see_other};
+use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
 use crate::auth::session_actor;
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
@@ -73,7 +73,7 @@ struct LinkPage {
 
 /// The host the owner's browser used, for writing the link out; anything odd in the
 /// header is replaced (the page escapes it anyway).
-fn host_of(headers: &HeaderMap) -> String {
+pub(super) fn host_of(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -87,7 +87,7 @@ fn host_of(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn no_store(mut r: Response) -> Response {
+pub(super) fn no_store(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -197,10 +197,7 @@ pub async fn link_page(
 ) -> Result<Response, WebError> {
     let link = parse_link_id(&id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
     let page = render(&LinkPage {
-        frame: Frame {
-            nav: None,
-            fingerprint: state.fingerprint.to_string(),
-        },
+        frame: anonymous_frame(&state),
         link: format!("{link:016x}"),
     })?;
     Ok(public(page))

@@ -1,0 +1,209 @@
+//! Shared users: the owner invites with a one-time link (48 hours), the invitee picks
+//! a name and password and then enrols TOTP like everyone; the owner can remove a
+//! shared user, which ends every session of theirs at once.
+//!
+//! The invitation's secret (256 bits, hex) is only ever in the link's fragment and in
+//! the form the invitee posts; the index keeps its SHA-256. A secret with that much
+//! entropy needs no salt or slow hash: nobody can guess one.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::flows::{valid_email, valid_username};
+use super::{
+    password, session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, Session,
+};
+use crate::audit::Actor;
+use crate::index::{AlertKind, AuditKind, InvitationEntry, Role, SessionStage, UserEntry, UserId};
+
+/// How long an invitation can be used.
+pub const INVITATION_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+/// An invitation as the owner's list shows it.
+#[derive(Clone, Debug)]
+pub struct PendingInvitation {
+    /// Hex of the secret's hash: names the invitation without revealing it.
+    pub handle: String,
+    pub note: String,
+    pub created_micros: i64,
+    pub expires_micros: i64,
+}
+
+fn hash_of(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.trim().as_bytes()).into()
+}
+
+impl Auth {
+    /// Makes an invitation; returns its secret, for the link (shown once).
+    pub fn invite(&self, owner: &Session, note: &str) -> Result<String, AuthError> {
+        if owner.user.role != Role::Owner {
+            return Err(AuthError::Invalid("only the owner invites".into()));
+        }
+        let note: String = note
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let secret = session::random_hex(32);
+        let now = self.now();
+        let entry = InvitationEntry {
+            created_by: owner.user.id,
+            note: note.clone(),
+            created_micros: now,
+            expires_micros: now + INVITATION_LIFETIME.as_micros() as i64,
+        };
+        self.inner.index.put_invitation(&hash_of(&secret), &entry)?;
+        self.inner.audit.record(
+            AuditKind::UserInvited,
+            &session_actor(owner),
+            format!("invitation for {note:?}, valid 48 hours"),
+        );
+        Ok(secret)
+    }
+
+    /// Pending invitations, dropping expired ones.
+    pub fn invitations(&self) -> Result<Vec<PendingInvitation>, AuthError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        for (hash, entry) in self.inner.index.all_invitations()? {
+            if entry.expires_micros <= now {
+                self.inner.index.take_invitation(&hash)?;
+                continue;
+            }
+            out.push(PendingInvitation {
+                handle: hex::encode(hash),
+                note: entry.note,
+                created_micros: entry.created_micros,
+                expires_micros: entry.expires_micros,
+            });
+        }
+        out.sort_by_key(|i| std::cmp::Reverse(i.created_micros));
+        Ok(out)
+    }
+
+    /// Withdraws a pending invitation by its handle; false if there was none.
+    pub fn revoke_invitation(&self, owner: &Session, handle: &str) -> Result<bool, AuthError> {
+        let Some(hash) = hex::decode(handle)
+            .ok()
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        else {
+            return Ok(false);
+        };
+        let Some(entry) = self.inner.index.take_invitation(&hash)? else {
+            return Ok(false);
+        };
+        self.inner.audit.record(
+            AuditKind::InvitationRevoked,
+            &session_actor(owner),
+            format!("invitation for {:?}", entry.note),
+        );
+        Ok(true)
+    }
+
+    /// Creates a shared user from an invitation; the session returned must enrol
+    /// TOTP next. A wrong, used or expired invitation counts as a failed login.
+    pub async fn accept_invitation(
+        &self,
+        secret: &str,
+        username: &str,
+        new_password: String,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<Issued, AuthError> {
+        let hash = hash_of(secret);
+        let keys = ["invitation".to_owned(), throttle::address_key(client.ip)];
+        let (k, c) = (keys.clone(), client.clone());
+        self.off_thread(move |auth| {
+            auth.refuse_if_throttled("(invitation)", &k, &c)?;
+            match auth.inner.index.get_invitation(&hash)? {
+                Some(e) if e.expires_micros > auth.now() => Ok(()),
+                _ => {
+                    auth.count_failure("(invitation)", &k, &c, "invitation")?;
+                    Err(AuthError::BadInvitation)
+                }
+            }
+        })
+        .await?;
+        let username = valid_username(username)?;
+        let email = valid_email(email)?;
+        if let Some(why) = password::weakness(&new_password, &[&username]) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash_of_password = self.inner.hashing.hash(new_password).await?;
+        let user = UserEntry {
+            id: UserId::random(),
+            username,
+            role: Role::Shared,
+            password_hash: hash_of_password,
+            email,
+            totp: None,
+            recovery_codes: Vec::new(),
+            created_micros: self.now(),
+            known_devices: Vec::new(),
+        };
+        let client = client.clone();
+        self.off_thread(move |auth| {
+            if !auth.inner.index.create_user(&user)? {
+                return Err(AuthError::Invalid("That user name is taken; choose another.".into()));
+            }
+            // Taken only now, so a taken name does not use the invitation up; if two
+            // requests raced with it, the loser's account goes again.
+            let Some(invitation) = auth.inner.index.take_invitation(&hash)? else {
+                auth.inner.index.remove_user(user.id)?;
+                return Err(AuthError::BadInvitation);
+            };
+            auth.clear_failures(&keys)?;
+            let actor = Actor::user(user.id, &user.username, Some(client.ip));
+            auth.inner.audit.record(
+                AuditKind::InvitationAccepted,
+                &actor,
+                format!("shared user {:?} (invitation for {:?})", user.username, invitation.note),
+            );
+            auth.raise_to_owners(
+                AlertKind::NewSharedUser,
+                format!(
+                    "{:?} accepted an invitation and is now a shared user (from address {}). If you did not invite them, remove them under Users.",
+                    user.username, client.ip
+                ),
+            );
+            tracing::info!(user = %user.id, "shared user created from an invitation; two-step enrolment next");
+            let (device_cookie, device) = auth.device_of(&client);
+            let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
+            Ok(Issued {
+                session_id,
+                stage: SessionStage::Enrolment,
+                device_cookie,
+            })
+        })
+        .await
+    }
+
+    /// Removes a shared user: every session of theirs ends at once. The owner cannot
+    /// be removed. False if there was no such shared user.
+    pub fn remove_user(&self, owner: &Session, id: UserId) -> Result<bool, AuthError> {
+        if owner.user.role != Role::Owner {
+            return Err(AuthError::Invalid("only the owner removes users".into()));
+        }
+        let Some(user) = self.inner.index.get_user(id)? else {
+            return Ok(false);
+        };
+        if user.role == Role::Owner {
+            return Err(AuthError::Invalid("the owner cannot be removed".into()));
+        }
+        // Sessions first: from here on nothing of theirs is accepted.
+        let sessions = self.inner.index.remove_user_sessions(id)?;
+        self.inner.index.remove_user(id)?;
+        tracing::info!(user = %id, sessions, "shared user removed");
+        self.inner.audit.record(
+            AuditKind::UserRemoved,
+            &session_actor(owner),
+            format!(
+                "shared user {:?} ({sessions} session(s) ended)",
+                user.username
+            ),
+        );
+        Ok(true)
+    }
+}

@@ -1,0 +1,210 @@
+//! Users (the owner): who has an account, pending invitations, invite, remove; and
+//! the public invitation page where an invitee creates their shared account.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+
+use super::account::{failure, issued_cookies, with_status};
+use super::shares::host_of;
+use super::{anonymous_frame, blocking, frame_for, see_other};
+use crate::auth::policy::{Action, Object};
+use crate::index::{Role, UserId};
+use crate::web::extract::{Client, CsrfForm, FullSession};
+use crate::web::view::{self, render, Frame};
+use crate::web::{WebError, WebState};
+
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub two_step: bool,
+    pub created: String,
+    pub removable: bool,
+}
+
+pub struct InvitationRow {
+    pub handle: String,
+    pub note: String,
+    pub created: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    frame: Frame,
+    csrf: String,
+    users: Vec<UserRow>,
+    invitations: Vec<InvitationRow>,
+    /// The link of an invitation just made (shown once).
+    new_link: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+struct InvitePage {
+    frame: Frame,
+    error: Option<String>,
+    username: String,
+    email: String,
+}
+
+async fn users_page(
+    state: &WebState,
+    session: &FullSession,
+    new_link: Option<String>,
+) -> Result<Response, WebError> {
+    let (index, auth) = (state.index.clone(), state.auth.clone());
+    let (users, invitations) =
+        blocking(move || Ok((index.all_users()?, auth.invitations()?))).await?;
+    let page = render(&UsersPage {
+        frame: frame_for(state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        users: users
+            .into_iter()
+            .map(|u| UserRow {
+                id: u.id.to_string(),
+                name: u.username,
+                role: match u.role {
+                    Role::Owner => "owner",
+                    Role::Shared => "shared user",
+                },
+                two_step: u.totp.is_some(),
+                created: view::date_time(u.created_micros),
+                removable: u.role != Role::Owner,
+            })
+            .collect(),
+        invitations: invitations
+            .into_iter()
+            .map(|i| InvitationRow {
+                handle: i.handle,
+                note: i.note,
+                created: view::date_time(i.created_micros),
+                expires: view::date_time(i.expires_micros),
+            })
+            .collect(),
+        new_link,
+    })?;
+    Ok(super::shares::no_store(page))
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    session: FullSession,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageUsers, Object::System)?;
+    users_page(&state, &session, None).await
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    note: String,
+}
+
+pub async fn invite(
+    State(state): State<WebState>,
+    session: FullSession,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<InviteForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageUsers, Object::System)?;
+    let (auth, owner) = (state.auth.clone(), session.0.clone());
+    let secret = blocking(move || Ok(auth.invite(&owner, &form.note)?)).await?;
+    let link = format!("https://{}/invite#{secret}", host_of(&headers));
+    users_page(&state, &session, Some(link)).await
+}
+
+#[derive(Deserialize)]
+pub struct HandleForm {
+    handle: String,
+}
+
+pub async fn revoke_invitation(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<HandleForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageUsers, Object::System)?;
+    let (auth, owner) = (state.auth.clone(), session.0.clone());
+    if !blocking(move || Ok(auth.revoke_invitation(&owner, &form.handle)?)).await? {
+        return Err(WebError::NotFound("no such invitation".into()));
+    }
+    Ok(see_other("/users", &[]))
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn remove(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageUsers, Object::System)?;
+    let id = (id.len() == 16)
+        .then(|| u64::from_str_radix(&id, 16).ok())
+        .flatten()
+        .map(UserId)
+        .ok_or_else(|| WebError::NotFound("no such user".into()))?;
+    let (auth, owner) = (state.auth.clone(), session.0.clone());
+    if !blocking(move || Ok(auth.remove_user(&owner, id)?)).await? {
+        return Err(WebError::NotFound("no such user".into()));
+    }
+    Ok(see_other("/users", &[]))
+}
+
+pub async fn invite_page(State(state): State<WebState>) -> Result<Response, WebError> {
+    render(&InvitePage {
+        frame: anonymous_frame(&state),
+        error: None,
+        username: String::new(),
+        email: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AcceptForm {
+    invitation: String,
+    username: String,
+    #[serde(default)]
+    email: String,
+    password: String,
+}
+
+pub async fn invite_submit(
+    State(state): State<WebState>,
+    Client(client): Client,
+    Form(form): Form<AcceptForm>,
+) -> Result<Response, WebError> {
+    let result = state
+        .auth
+        .accept_invitation(
+            &form.invitation,
+            &form.username,
+            form.password,
+            &form.email,
+            &client,
+        )
+        .await;
+    match result {
+        Ok(issued) => Ok(see_other("/enrol", &issued_cookies(&issued))),
+        Err(e) => {
+            let (status, message) = failure(e, state.clock.now_micros())?;
+            with_status(
+                status,
+                render(&InvitePage {
+                    frame: anonymous_frame(&state),
+                    error: Some(message),
+                    username: form.username,
+                    email: form.email,
+                }),
+            )
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Shared users over real HTTPS: the owner invites with a one-time link (the secret in
+//! its fragment), the invitee makes an account and must enrol TOTP, sees the house but
+//! no delete, share or user controls and is refused (403) when forcing them, sees only
+//! their own activity; the invitation works once and expires after 48 hours; removing
+//! the user ends their open session on the very next request.
+
+mod webutil;
+
+use webutil::{csrf, totp_secret, Client, Server};
+
+const GUEST: &str = "grandma";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+const CAMERA: &str =
+    "[[camera]]\nname = \"garden\"\nurl = \"rtsp://127.0.0.1:9/nothing\"\nmode = \"events\"\n";
+
+/// Makes an invitation as `owner`; returns the secret from the link's fragment.
+async fn invite(owner: &mut Client, note: &str) -> String {
+    let page = owner.get("/users").await;
+    assert_eq!(page.status, 200);
+    let r = owner
+        .post(
+            "/users/invite",
+            &[("csrf", &csrf(&page.body)), ("note", note)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store");
+    let link = r
+        .body
+        .split("id=\"invite-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the invitation link")
+        .to_owned();
+    let (path, secret) = link.split_once('#').expect("secret in the fragment");
+    assert!(path.ends_with("/invite"), "{path}");
+    assert_eq!(secret.len(), 64);
+    secret.to_owned()
+}
+
+async fn accept(server: &Server, secret: &str, name: &str) -> (Client, webutil::Reply) {
+    let mut c = server.client();
+    let page = c.get("/invite").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/static/invite.js"));
+    let r = c
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret),
+                ("username", name),
+                ("password", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    (c, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_shared_user_sees_but_cannot_change_and_removal_is_immediate() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = invite(&mut owner, "Grandma <3").await;
+    let users = owner.get("/users").await.body;
+    assert!(
+        users.contains("Grandma &#60;3"),
+        "the note is listed, escaped"
+    );
+    assert!(!users.contains(&secret), "the secret is not shown again");
+
+    let (mut guest, r) = accept(&server, &secret, GUEST).await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    assert_eq!(
+        guest.get("/").await.location(),
+        "/enrol",
+        "TOTP comes first"
+    );
+    let page = guest.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let r = guest
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&totp))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Used once: a second try (another name) is refused like a wrong code.
+    let (_, again) = accept(&server, &secret, "someone-else").await;
+    assert_eq!(again.status, 401);
+    assert!(again.body.contains("invitation is not valid"));
+
+    // The owner was told.
+    let alerts = owner.get("/alerts").await.body;
+    assert!(alerts.contains("accepted an invitation"), "{alerts}");
+
+    // The guest sees the house but no controls that change it...
+    let home = guest.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("id=\"camera-garden\""));
+    for control in ["/delete-everything", "/users", "/shares"] {
+        assert!(
+            !home.body.contains(&format!("href=\"{control}\"")),
+            "{control} shown"
+        );
+    }
+    let day = guest.get("/cameras/garden/recordings").await;
+    assert_eq!(day.status, 200);
+    assert!(!day.body.contains("/delete\""), "no delete form");
+    // ...and is refused when forcing them.
+    let token = csrf(&home.body);
+    assert_eq!(guest.get("/users").await.status, 403);
+    assert_eq!(guest.get("/shares").await.status, 403);
+    assert_eq!(guest.get("/delete-everything").await.status, 403);
+    for (path, form) in [
+        (
+            "/delete-everything",
+            vec![("csrf", token.as_str()), ("confirm", "delete everything")],
+        ),
+        (
+            "/cameras/garden/delete",
+            vec![("csrf", token.as_str()), ("confirm", "garden")],
+        ),
+        (
+            "/users/invite",
+            vec![("csrf", token.as_str()), ("note", "x")],
+        ),
+    ] {
+        assert_eq!(guest.post(path, &form).await.status, 403, "{path}");
+    }
+    // Their activity is their own; the Control Centre shows their account only.
+    let activity = guest.get("/activity").await.body;
+    assert!(
+        activity.contains("audit-invitation_accepted") && !activity.contains("audit-owner_created"),
+        "{activity}"
+    );
+    assert!(
+        !activity.contains("name=\"user\""),
+        "no user filter for them"
+    );
+    let centre = guest.get("/control-centre").await.body;
+    assert!(centre.contains(GUEST) && !centre.contains("id=\"encryption\""));
+
+    // Removal: the guest's open browser is refused on its very next request.
+    let users = owner.get("/users").await.body;
+    let id = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains(GUEST))
+        .and_then(|row| row.split('"').next())
+        .expect("the guest's row")
+        .to_owned();
+    let r = owner
+        .post(&format!("/users/{id}/remove"), &[("csrf", &csrf(&users))])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/users"));
+    assert_eq!(guest.get("/").await.location(), "/login");
+    let mut retry = server.client();
+    let r = retry
+        .post(
+            "/login",
+            &[("username", GUEST), ("password", GUEST_PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 401, "the account is gone");
+    let log = owner.get("/activity?kind=user_removed").await.body;
+    assert!(log.contains(GUEST), "{log}");
+    // The owner cannot be removed, by anyone.
+    let owner_id = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains("owner</td>"))
+        .and_then(|row| row.split('"').next())
+        .expect("the owner's row")
+        .to_owned();
+    let users = owner.get("/users").await.body;
+    let r = owner
+        .post(
+            &format!("/users/{owner_id}/remove"),
+            &[("csrf", &csrf(&users))],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_expire_after_48_hours_and_can_be_withdrawn() {
+    let server = Server::start("").await;
+    let (mut owner, secret_owner, _) = server.owner().await;
+    let late = invite(&mut owner, "late").await;
+    let withdrawn = invite(&mut owner, "withdrawn").await;
+    let users = owner.get("/users").await.body;
+    let handle = users
+        .split("<tr><td>")
+        .find(|row| row.starts_with("withdrawn"))
+        .and_then(|row| row.split("name=\"handle\" value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the pending invitation")
+        .to_owned();
+    let r = owner
+        .post(
+            "/invitations/revoke",
+            &[("csrf", &csrf(&users)), ("handle", &handle)],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let (_, r) = accept(&server, &withdrawn, "w").await;
+    assert_eq!(r.status, 401, "withdrawn");
+
+    server.advance_secs(48 * 3600 + 1);
+    // The owner's session has expired meanwhile; log in again to look.
+    let mut owner = server.client();
+    server.login(&mut owner, &secret_owner).await;
+    let (_, r) = accept(&server, &late, "l").await;
+    assert_eq!(r.status, 401, "expired");
+    let users = owner.get("/users").await.body;
+    assert!(
+        users.contains("No pending invitations"),
+        "expired ones are dropped"
+    );
+    let (_, r) = accept(&server, &"0".repeat(64), "z").await;
+    assert_eq!(r.status, 401, "made up");
+}
