@@ -5,8 +5,12 @@
 //! Issue 4 has only owners; the shared user of issue 5 is already modelled so the rules
 //! exist before the role is reachable: a shared user watches and downloads but never
 //! deletes or changes anything of the house.
+//!
+//! A linked service (an API token) may do exactly what its scopes name and nothing
+//! else: `events:read` reads events, `trigger:write` triggers a camera, `live:read`
+//! watches live video. It never reaches pages, recordings or settings.
 
-use crate::index::{Role, UserId};
+use crate::index::{Role, Scope, TokenId, UserId};
 use crate::model::CameraId;
 
 /// Who is asking. Only fully logged-in sessions (both factors) are users here; a
@@ -14,7 +18,15 @@ use crate::model::CameraId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     Anonymous,
-    User { id: UserId, role: Role },
+    User {
+        id: UserId,
+        role: Role,
+    },
+    /// A linked service presenting an API token.
+    Token {
+        id: TokenId,
+        scopes: Vec<Scope>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +44,12 @@ pub enum Action {
     ManageOwnDevices,
     /// See the user's own security alerts.
     ViewOwnAlerts,
+    /// Read events (what happened, when, on which camera) without the video.
+    ReadEvents,
+    /// Start a recording from outside (doorbell, integration).
+    TriggerCamera,
+    /// Create, list and revoke API tokens.
+    ManageLinkedServices,
 }
 
 /// What the action is on.
@@ -45,7 +63,7 @@ pub enum Object<'a> {
     User(UserId),
 }
 
-pub const ALL_ACTIONS: [Action; 10] = [
+pub const ALL_ACTIONS: [Action; 13] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -56,11 +74,16 @@ pub const ALL_ACTIONS: [Action; 10] = [
     Action::DeleteEverything,
     Action::ManageOwnDevices,
     Action::ViewOwnAlerts,
+    Action::ReadEvents,
+    Action::TriggerCamera,
+    Action::ManageLinkedServices,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
-    let Principal::User { id, role } = who else {
-        return false;
+    let (id, role) = match who {
+        Principal::Anonymous => return false,
+        Principal::Token { scopes, .. } => return token_allowed(scopes, action, object),
+        Principal::User { id, role } => (id, role),
     };
     match (action, object) {
         (Action::ManageOwnDevices | Action::ViewOwnAlerts, Object::User(owner)) => owner == *id,
@@ -72,9 +95,24 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::DeleteRecording, Object::Recording(_)) => *role == Role::Owner,
         (Action::DeleteCameraRecordings, Object::Camera(_)) => *role == Role::Owner,
         (Action::DeleteEverything, Object::System) => *role == Role::Owner,
+        (Action::ReadEvents, Object::System) => true,
+        // Starting a recording changes what the house keeps: the owner's call.
+        (Action::TriggerCamera, Object::Camera(_)) => *role == Role::Owner,
+        (Action::ManageLinkedServices, Object::System) => *role == Role::Owner,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
+}
+
+/// A token's rules: each scope allows one action, on any camera.
+fn token_allowed(scopes: &[Scope], action: Action, object: Object<'_>) -> bool {
+    let needed = match (action, object) {
+        (Action::ReadEvents, Object::System) => Scope::EventsRead,
+        (Action::TriggerCamera, Object::Camera(_)) => Scope::TriggerWrite,
+        (Action::LiveView, Object::Camera(_)) => Scope::LiveRead,
+        _ => return false,
+    };
+    scopes.contains(&needed)
 }
 
 #[cfg(test)]
@@ -83,10 +121,14 @@ mod tests {
 
     fn object_for(action: Action, cam: &CameraId, user: UserId) -> Object<'_> {
         match action {
-            Action::ViewCameras | Action::DeleteEverything => Object::System,
-            Action::LiveView | Action::ListRecordings | Action::DeleteCameraRecordings => {
-                Object::Camera(cam)
-            }
+            Action::ViewCameras
+            | Action::DeleteEverything
+            | Action::ReadEvents
+            | Action::ManageLinkedServices => Object::System,
+            Action::LiveView
+            | Action::ListRecordings
+            | Action::DeleteCameraRecordings
+            | Action::TriggerCamera => Object::Camera(cam),
             Action::PlayRecording | Action::DownloadRecording | Action::DeleteRecording => {
                 Object::Recording(cam)
             }
@@ -107,22 +149,34 @@ mod tests {
             id: me,
             role: Role::Shared,
         };
+        // Every scope, and none.
+        let all_scopes = Principal::Token {
+            id: TokenId(9),
+            scopes: Scope::ALL.to_vec(),
+        };
+        let no_scope = Principal::Token {
+            id: TokenId(9),
+            scopes: Vec::new(),
+        };
         use Action::*;
-        // (action, anonymous, owner, shared)
+        // (action, anonymous, owner, shared, token with every scope, token without)
         let table = [
-            (ViewCameras, false, true, true),
-            (LiveView, false, true, true),
-            (ListRecordings, false, true, true),
-            (PlayRecording, false, true, true),
-            (DownloadRecording, false, true, true),
-            (DeleteRecording, false, true, false),
-            (DeleteCameraRecordings, false, true, false),
-            (DeleteEverything, false, true, false),
-            (ManageOwnDevices, false, true, true),
-            (ViewOwnAlerts, false, true, true),
+            (ViewCameras, false, true, true, false, false),
+            (LiveView, false, true, true, true, false),
+            (ListRecordings, false, true, true, false, false),
+            (PlayRecording, false, true, true, false, false),
+            (DownloadRecording, false, true, true, false, false),
+            (DeleteRecording, false, true, false, false, false),
+            (DeleteCameraRecordings, false, true, false, false, false),
+            (DeleteEverything, false, true, false, false, false),
+            (ManageOwnDevices, false, true, true, false, false),
+            (ViewOwnAlerts, false, true, true, false, false),
+            (ReadEvents, false, true, true, true, false),
+            (TriggerCamera, false, true, false, true, false),
+            (ManageLinkedServices, false, true, false, false, false),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
-        for (action, anon, own, sh) in table {
+        for (action, anon, own, sh, tok, tok_none) in table {
             let o = object_for(action, &cam, me);
             assert_eq!(
                 allowed(&Principal::Anonymous, action, o),
@@ -131,7 +185,51 @@ mod tests {
             );
             assert_eq!(allowed(&owner, action, o), own, "{action:?} owner");
             assert_eq!(allowed(&shared, action, o), sh, "{action:?} shared");
+            assert_eq!(
+                allowed(&all_scopes, action, o),
+                tok,
+                "{action:?} token with every scope"
+            );
+            assert_eq!(
+                allowed(&no_scope, action, o),
+                tok_none,
+                "{action:?} token without scopes"
+            );
         }
+    }
+
+    /// Each scope allows its own action and nothing that another scope allows.
+    #[test]
+    fn each_scope_allows_exactly_its_action() {
+        let cam: CameraId = "front".parse().expect("name");
+        let grants = [
+            (Scope::EventsRead, Action::ReadEvents),
+            (Scope::TriggerWrite, Action::TriggerCamera),
+            (Scope::LiveRead, Action::LiveView),
+        ];
+        assert_eq!(grants.len(), Scope::ALL.len(), "a new scope needs a row");
+        for (scope, granted) in grants {
+            let token = Principal::Token {
+                id: TokenId(1),
+                scopes: vec![scope],
+            };
+            for action in ALL_ACTIONS {
+                let o = object_for(action, &cam, UserId(1));
+                assert_eq!(
+                    allowed(&token, action, o),
+                    action == granted,
+                    "{scope} → {action:?}"
+                );
+            }
+        }
+        let trigger = Principal::Token {
+            id: TokenId(1),
+            scopes: vec![Scope::TriggerWrite],
+        };
+        assert!(
+            !allowed(&trigger, Action::TriggerCamera, Object::System),
+            "a trigger is on a camera"
+        );
     }
 
     #[test]

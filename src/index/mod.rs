@@ -9,9 +9,11 @@
 //! - `recordings` + `recordings_ids`: [`RecordingEntry`] rows (see `table.rs` for the
 //!   key layout: camera, then start time, then id).
 //! - `events` + `events_ids`: [`EventEntry`] rows, same layout (`events.rs`).
+//! - `tokens`: API tokens of linked services, stored hashed (`tokens.rs`).
 
 mod security;
 mod sessions;
+mod tokens;
 mod users;
 
 use std::path::Path;
@@ -27,6 +29,7 @@ use table::{Row, Table};
 use crate::model::{CameraId, RecordingId, Trigger};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
+pub use tokens::{Scope, TokenEntry, TokenId};
 pub use users::{RecoveryCodeEntry, Role, TotpEntry, UpdateError, UserEntry, UserId};
 
 const SCHEMA_VERSION: u32 = 1;

@@ -10,6 +10,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::WebError;
+use crate::auth::policy::{self, Action, Object};
 use crate::auth::Session;
 
 /// The host's time zone, read once (`/etc/localtime` or `TZ`).
@@ -81,6 +82,8 @@ pub struct Nav {
     pub user: String,
     pub csrf: String,
     pub alerts: usize,
+    /// Show the link to the linked services page (whoever may manage them).
+    pub linked_services: bool,
 }
 
 impl Nav {
@@ -89,6 +92,11 @@ impl Nav {
             user: session.user.username.clone(),
             csrf: session.entry.csrf.clone(),
             alerts,
+            linked_services: policy::allowed(
+                &session.principal(),
+                Action::ManageLinkedServices,
+                Object::System,
+            ),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod cameras;
 pub mod devices;
 pub mod events;
+pub mod linked;
 pub mod recordings;
 
 use axum::http::{header, HeaderValue, StatusCode};
