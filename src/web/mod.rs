@@ -157,11 +157,14 @@ pub fn app(state: WebState) -> Router {
         .route("/linked-services/revoke", post(pages::linked::revoke))
         .route("/static/{file}", get(assets::serve))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(headers::check_origin));
     Router::new()
-        .nest("/api/v1", api::routes())
+        .nest(
+            "/api/v1",
+            api::routes().layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
         .merge(pages)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::security_headers,
