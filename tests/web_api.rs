@@ -67,6 +67,7 @@ async fn create_token(c: &mut Client, name: &str, scopes: &[&str]) -> String {
     form.extend(scopes.iter().map(|s| ("scope", *s)));
     let r = c.post("/linked-services", &form).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store", "never cached");
     let start = r
         .body
         .find("id=\"token\" class=\"secret\">")
@@ -212,6 +213,8 @@ async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
     assert_eq!(r.status, 400);
     let r = api(&server, "GET", "/api/v1/events?limit=0", Some(&token)).await;
     assert_eq!(r.status, 400);
+    let r = api(&server, "GET", "/api/v1/events?limit=many", Some(&token)).await;
+    assert_eq!(json(&r)["error"], 400, "a malformed query is JSON too");
 
     let r = api(
         &server,

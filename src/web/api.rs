@@ -12,7 +12,8 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -119,18 +120,26 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token)
 }
 
+/// The path as the client sent it (a nested router sees it without `/api/v1`).
+fn full_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned())
+}
+
 impl FromRequestParts<WebState> for Bearer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
         let Some(raw) = bearer(parts).map(str::to_owned) else {
-            tracing::debug!(path = %parts.uri.path(), "API: no bearer token");
+            tracing::debug!(path = %full_path(parts), "API: no bearer token");
             return Err(ApiError(WebError::Unauthenticated));
         };
         let auth = state.auth.clone();
         match blocking(move || Ok(auth.token(&raw)?)).await? {
             Some(entry) => Ok(Bearer(entry)),
             None => {
-                tracing::warn!(path = %parts.uri.path(), "API: unknown or revoked token refused");
+                tracing::warn!(path = %full_path(parts), "API: unknown or revoked token refused");
                 Err(ApiError(WebError::Unauthenticated))
             }
         }
@@ -184,6 +193,12 @@ fn kind_of(e: &EventEntry) -> &'static str {
     }
 }
 
+/// Query parameters, or a JSON 400 naming what was wrong with them.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError(WebError::BadRequest(e.body_text())))
+}
+
 /// A camera name from a URL; an impossible name is 404 like an unknown one.
 fn camera_from(raw: &str) -> Result<CameraId, ApiError> {
     raw.parse()
@@ -209,8 +224,9 @@ async fn trigger(
     State(state): State<WebState>,
     token: Bearer,
     Path(camera): Path<String>,
-    Query(q): Query<TriggerQuery>,
+    q: Result<Query<TriggerQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = query(q)?;
     let camera = camera_from(&camera)?;
     token.require(Action::TriggerCamera, Object::Camera(&camera))?;
     let seconds = q.seconds.unwrap_or(DEFAULT_TRIGGER_SECS);
@@ -240,9 +256,10 @@ pub struct EventsQuery {
 async fn events(
     State(state): State<WebState>,
     token: Bearer,
-    Query(q): Query<EventsQuery>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<ApiEvent>>, ApiError> {
     token.require(Action::ReadEvents, Object::System)?;
+    let q = query(q)?;
     let camera = match &q.camera {
         Some(raw) => Some(camera_from(raw)?),
         None => None,
@@ -297,9 +314,10 @@ struct Listener {
 async fn stream(
     State(state): State<WebState>,
     token: Bearer,
-    Query(q): Query<StreamQuery>,
+    q: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     token.require(Action::ReadEvents, Object::System)?;
+    let q = query(q)?;
     let camera = match &q.camera {
         Some(raw) => Some(camera_from(raw)?),
         None => None,
