@@ -7,12 +7,15 @@
 //! The cameras point at a port nothing listens on: a trigger still makes an event
 //! (the recorder opens it before any video arrives), which is what the API reports.
 
+mod common;
 mod webutil;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use common::camera::{CameraOptions, TestCamera};
+use porchlight::index::RecordingState;
 use porchlight::model::Trigger;
 use webutil::{csrf, Client, Reply, Server};
 
@@ -508,4 +511,79 @@ async fn the_event_stream_delivers_new_events_and_ends_when_its_token_is_revoked
         "nothing after revocation: {seen}"
     );
     assert!(!logged().contains(&follower[follower.len() - 64..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_token_makes_a_real_camera_record_an_external_trigger() {
+    let _ = log();
+    let camera = TestCamera::start(CameraOptions::default());
+    let mut server = Server::start(&format!(
+        "[[camera]]\nname = \"bell\"\nurl = \"{}\"\nmode = \"events\"\npre_roll_seconds = 2\npost_roll_seconds = 2\n",
+        camera.main_url()
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let token = create_token(
+        &mut owner,
+        "Doorbell button",
+        &["trigger:write", "events:read"],
+    )
+    .await;
+    let hub = server
+        .daemon()
+        .registry
+        .get(&"bell".parse().expect("name"))
+        .expect("camera");
+    let streaming = async {
+        while hub.status().state.label() != "streaming" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), streaming)
+        .await
+        .expect("the test camera streams");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let index = server.daemon().index.clone();
+    assert!(
+        index.all_recordings().expect("index").is_empty(),
+        "nothing recorded before the doorbell"
+    );
+
+    // The simulated clock stands still while the camera's frames (anchored to it at
+    // connection) move on in real time: a long trigger keeps them inside it.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/bell/trigger?seconds=300",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let recorded = async {
+        loop {
+            let rows = index.all_recordings().expect("index");
+            if let Some(r) = rows.iter().find(|r| r.trigger == Trigger::External) {
+                return r.id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let id = tokio::time::timeout(Duration::from_secs(10), recorded)
+        .await
+        .expect("the doorbell starts a recording");
+    let r = api(&server, "GET", "/api/v1/events?camera=bell", Some(&token)).await;
+    let events = json(&r);
+    assert_eq!(events[0]["triggers"][0], "external", "{events}");
+    assert_eq!(events[0]["recordings"][0], id.to_string().as_str());
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.stop().await;
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.trigger, Trigger::External);
+    assert!(
+        entry.frames >= 20,
+        "pre-roll and more: {} frames",
+        entry.frames
+    );
 }
