@@ -143,7 +143,7 @@ impl Auth {
         let now = self.now();
         if needs_touch(&entry, now) {
             entry.last_used_micros = Some(now);
-            self.inner.index.put_token(&entry)?;
+            self.inner.index.touch_token(id, now)?;
         }
         Ok(Some(entry))
     }

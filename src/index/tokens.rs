@@ -157,6 +157,20 @@ impl Index {
         Ok(out)
     }
 
+    /// Records a use of a token at `at_micros`, only if the token still exists: a
+    /// request that checked a token just before it was revoked must not write it back.
+    pub fn touch_token(&self, id: TokenId, at_micros: i64) -> Result<(), IndexError> {
+        self.tokens()?.update_and_fetch(id.0.to_be_bytes(), |old| {
+            let old = old?;
+            let Ok(mut entry) = serde_json::from_slice::<TokenEntry>(old) else {
+                return Some(old.to_vec());
+            };
+            entry.last_used_micros = Some(at_micros);
+            Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
+        })?;
+        Ok(())
+    }
+
     /// Revokes a token now (flushed); false if there was none.
     pub fn remove_token(&self, id: TokenId) -> Result<bool, IndexError> {
         let found = self.tokens()?.remove(id.0.to_be_bytes())?.is_some();
@@ -215,6 +229,24 @@ mod tests {
             .map(|t| t.id)
             .collect();
         assert_eq!(left, vec![TokenId(3)]);
+    }
+
+    #[test]
+    fn a_use_recorded_after_revocation_does_not_bring_the_token_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        index.put_token(&entry(1, 7)).expect("put");
+        index.touch_token(TokenId(1), 99).expect("touch");
+        assert_eq!(
+            index
+                .get_token(TokenId(1))
+                .expect("get")
+                .and_then(|t| t.last_used_micros),
+            Some(99)
+        );
+        assert!(index.remove_token(TokenId(1)).expect("revoke"));
+        index.touch_token(TokenId(1), 100).expect("touch");
+        assert_eq!(index.get_token(TokenId(1)).expect("get"), None);
     }
 
     #[test]
