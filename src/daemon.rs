@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::camera::{ingest, CameraRegistry, StreamKind};
 use crate::check;
@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecordingMode};
 use crate::index::{Index, IndexError};
 use crate::model::{CameraId, Trigger};
-use crate::recorder::{self, motion_feed, RecorderHandle};
+use crate::recorder::{self, motion_feed, EventNotice, Outlets, RecorderHandle};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{Store, StoreError};
 
@@ -36,15 +36,7 @@ pub enum DaemonError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TriggerError {
-    #[error("no camera {0}")]
-    NoSuchCamera(CameraId),
-    #[error("camera {0} does not record (mode off)")]
-    NotRecording(CameraId),
-    #[error("camera {0}'s recorder is busy or stopped; try again")]
-    Busy(CameraId),
-}
+pub use crate::recorder::TriggerError;
 
 /// How long shutdown waits for recorders to finish their files.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -56,6 +48,8 @@ pub struct Running {
     pub index: Index,
     pub clock: Arc<dyn Clock>,
     recorders: BTreeMap<CameraId, RecorderHandle>,
+    /// Every recorder announces its events here (see [`Running::subscribe_events`]).
+    events: broadcast::Sender<EventNotice>,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -98,6 +92,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         stop_rx.clone(),
     ));
 
+    let (events, _) = broadcast::channel(recorder::EVENT_NOTICES);
+    let outlets = Outlets {
+        retention_kick: retention_kick.clone(),
+        events: events.clone(),
+    };
     let registry = CameraRegistry::new();
     let mut recorders = BTreeMap::new();
     for camera in &config.cameras {
@@ -111,7 +110,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
                 index.clone(),
                 config.recording.clone(),
                 clock.clone(),
-                retention_kick.clone(),
+                outlets.clone(),
                 stop_rx.clone(),
             )?;
             if let (Some(settings), Some(sender)) = (&camera.motion, recorder.sender()) {
@@ -140,6 +139,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         index,
         clock,
         recorders,
+        events,
         stop_tx,
     })
 }
@@ -165,6 +165,13 @@ impl Running {
         } else {
             Err(TriggerError::Busy(camera.clone()))
         }
+    }
+
+    /// News of every camera's events from now on (started and finished), as the
+    /// index records them. A receiver that falls more than
+    /// [`recorder::EVENT_NOTICES`] behind loses the oldest.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<EventNotice> {
+        self.events.subscribe()
     }
 
     /// The recorder of a camera, for the motion worker and live view.

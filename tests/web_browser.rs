@@ -3,7 +3,8 @@
 //! One walk through the product: set up the owner, enrol TOTP (the test computes the
 //! codes), log out and in, see the camera tile, watch live view (the video's
 //! `currentTime` advances), play the recording live view started and seek in it,
-//! download it, delete it. A screenshot of each page lands in `target/screenshots/`.
+//! download it, delete it, link a doorbell (API token) and revoke it. A screenshot of
+//! each page lands in `target/screenshots/`.
 
 mod common;
 
@@ -489,4 +490,91 @@ async fn steps(
     shot(c, "11-devices").await;
     c.goto(&format!("{base}/alerts")).await.expect("alerts");
     shot(c, "12-alerts").await;
+
+    linked_services(c, base, daemon).await;
+}
+
+/// Links a doorbell from the navigation: the token is shown once, works with the API
+/// at once, and Revoke ends it.
+async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
+    c.find(Locator::Css("header nav a[href='/linked-services']"))
+        .await
+        .expect("navigation link")
+        .click()
+        .await
+        .expect("click");
+    eventually(Duration::from_secs(10), "linked services page", || async {
+        path(c).await == "/linked-services"
+    })
+    .await;
+    fill(c, "name", "Doorbell button").await;
+    c.find(Locator::Css("input[name='scope'][value='trigger:write']"))
+        .await
+        .expect("scope checkbox")
+        .click()
+        .await
+        .expect("tick");
+    c.find(Locator::Css(
+        "form[action='/linked-services'] button[type=submit]",
+    ))
+    .await
+    .expect("create button")
+    .click()
+    .await
+    .expect("click");
+    eventually(Duration::from_secs(10), "the new token", || async {
+        c.find(Locator::Id("token")).await.is_ok()
+    })
+    .await;
+    shot(c, "13-linked-token").await;
+    let token = c
+        .find(Locator::Id("token"))
+        .await
+        .expect("token")
+        .text()
+        .await
+        .expect("text");
+    assert!(token.starts_with("plt_"), "{token}");
+
+    // Test only: the daemon's certificate is self-signed.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let trigger = || async {
+        http.post(format!("{base}/api/v1/cameras/front-door/trigger"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("API request")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(trigger().await, 202, "the doorbell rings");
+    daemon.wait_for_log("API: camera triggered", 1, Duration::from_secs(10));
+
+    c.goto(&format!("{base}/linked-services"))
+        .await
+        .expect("linked services");
+    let page = c.source().await.expect("source");
+    assert!(page.contains("Doorbell button") && page.contains("trigger:write"));
+    assert!(!page.contains(&token), "shown only once");
+    shot(c, "14-linked-services").await;
+    c.find(Locator::Css(
+        "form[action='/linked-services/revoke'] button",
+    ))
+    .await
+    .expect("revoke button")
+    .click()
+    .await
+    .expect("click");
+    eventually(Duration::from_secs(10), "token revoked", || async {
+        !c.source()
+            .await
+            .unwrap_or_default()
+            .contains("Doorbell button")
+    })
+    .await;
+    assert_eq!(trigger().await, 401, "revoked at once");
+    assert!(!daemon.log_text().contains(&token), "never logged");
 }

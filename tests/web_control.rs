@@ -62,7 +62,7 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
         camera.contains("continuous") && camera.contains("3 days"),
         "{camera}"
     );
-    for missing in ["End-to-end mode", "Linked services", "Support access"] {
+    for missing in ["End-to-end mode", "Support access"] {
         let line = body
             .split("<li>")
             .find(|l| l.contains(missing))
@@ -70,6 +70,10 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
         assert!(line.contains("not available in this version"), "{line}");
     }
     assert!(body.contains("Share links: nothing is shared"), "{body}");
+    assert!(
+        body.contains("Linked services (API tokens): none"),
+        "{body}"
+    );
     assert!(!body.contains(PASSWORD) && !body.contains(&secret));
 
     // "Remove all" from the Control Centre ends both sessions.

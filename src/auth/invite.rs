@@ -192,15 +192,16 @@ impl Auth {
         if user.role == Role::Owner {
             return Err(AuthError::Invalid("the owner cannot be removed".into()));
         }
-        // Sessions first: from here on nothing of theirs is accepted.
+        // Sessions and tokens first: from here on nothing of theirs is accepted.
         let sessions = self.inner.index.remove_user_sessions(id)?;
+        let tokens = self.inner.index.remove_user_tokens(id)?;
         self.inner.index.remove_user(id)?;
         tracing::info!(user = %id, sessions, "shared user removed");
         self.inner.audit.record(
             AuditKind::UserRemoved,
             &session_actor(owner),
             format!(
-                "shared user {:?} ({sessions} session(s) ended)",
+                "shared user {:?} ({sessions} session(s) ended, {tokens} token(s) revoked)",
                 user.username
             ),
         );

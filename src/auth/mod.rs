@@ -1,6 +1,7 @@
 //! Accounts, logins and sessions: passwords (Argon2id), mandatory TOTP with recovery
 //! codes, the one-time setup code, server-side sessions, login throttling, security
-//! alerts, and the authorisation rules ([`policy`]).
+//! alerts, API tokens of linked services ([`token`]), and the authorisation rules
+//! ([`policy`]).
 //!
 //! Pure logic lives in the submodules and takes the time as an argument; [`Auth`] ties
 //! it to the index (the only place anything is stored) and the [`Clock`]. Nothing here
@@ -18,6 +19,7 @@ pub mod recovery;
 pub mod session;
 pub mod setup;
 pub mod throttle;
+pub mod token;
 pub mod totp;
 
 use std::net::IpAddr;
@@ -246,7 +248,7 @@ impl Auth {
         };
         if session::needs_touch(&entry, now) {
             entry.last_seen_micros = now;
-            self.inner.index.put_session(&key, &entry)?;
+            self.inner.index.touch_session(&key, now)?;
         }
         Ok(Some(Session { key, entry, user }))
     }

@@ -5,8 +5,12 @@
 //! Issue 4 has only owners; the shared user of issue 5 is already modelled so the rules
 //! exist before the role is reachable: a shared user watches and downloads but never
 //! deletes or changes anything of the house.
+//!
+//! A linked service (an API token) may do exactly what its scopes name and nothing
+//! else: `events:read` reads events, `trigger:write` triggers a camera, `live:read`
+//! watches live video. It never reaches pages, recordings or settings.
 
-use crate::index::{Role, UserId};
+use crate::index::{Role, Scope, TokenId, UserId};
 use crate::model::CameraId;
 
 /// Who is asking. Only fully logged-in sessions (both factors) are users here; a
@@ -21,6 +25,11 @@ pub enum Principal {
     /// A browser that proved it holds share link `link`'s secret (its viewer token).
     LinkHolder {
         link: u64,
+    },
+    /// A linked service presenting an API token.
+    Token {
+        id: TokenId,
+        scopes: Vec<Scope>,
     },
 }
 
@@ -53,6 +62,12 @@ pub enum Action {
     WatchSharedClip,
     /// Invite and remove shared users.
     ManageUsers,
+    /// Read events (what happened, when, on which camera) without the video.
+    ReadEvents,
+    /// Start a recording from outside (doorbell, integration).
+    TriggerCamera,
+    /// Create, list and revoke API tokens.
+    ManageLinkedServices,
 }
 
 /// What the action is on.
@@ -68,7 +83,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 16] = [
+pub const ALL_ACTIONS: [Action; 19] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -85,6 +100,9 @@ pub const ALL_ACTIONS: [Action; 16] = [
     Action::ManageShares,
     Action::WatchSharedClip,
     Action::ManageUsers,
+    Action::ReadEvents,
+    Action::TriggerCamera,
+    Action::ManageLinkedServices,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -94,6 +112,7 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         Principal::LinkHolder { link } => {
             return matches!((action, object), (Action::WatchSharedClip, Object::Share(l)) if l == *link)
         }
+        Principal::Token { scopes, .. } => return token_allowed(scopes, action, object),
         Principal::User { id, role } => (id, role),
     };
     match (action, object) {
@@ -117,9 +136,24 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::ManageShares | Action::ManageUsers, Object::System) => *role == Role::Owner,
         // Account holders watch recordings as themselves, not through links.
         (Action::WatchSharedClip, _) => false,
+        (Action::ReadEvents, Object::System) => true,
+        // Starting a recording changes what the house keeps: the owner's call.
+        (Action::TriggerCamera, Object::Camera(_)) => *role == Role::Owner,
+        (Action::ManageLinkedServices, Object::System) => *role == Role::Owner,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
+}
+
+/// A token's rules: each scope allows one action, on any camera.
+fn token_allowed(scopes: &[Scope], action: Action, object: Object<'_>) -> bool {
+    let needed = match (action, object) {
+        (Action::ReadEvents, Object::System) => Scope::EventsRead,
+        (Action::TriggerCamera, Object::Camera(_)) => Scope::TriggerWrite,
+        (Action::LiveView, Object::Camera(_)) => Scope::LiveRead,
+        _ => return false,
+    };
+    scopes.contains(&needed)
 }
 
 #[cfg(test)]
@@ -128,10 +162,14 @@ mod tests {
 
     fn object_for(action: Action, cam: &CameraId, user: UserId) -> Object<'_> {
         match action {
-            Action::ViewCameras | Action::DeleteEverything => Object::System,
-            Action::LiveView | Action::ListRecordings | Action::DeleteCameraRecordings => {
-                Object::Camera(cam)
-            }
+            Action::ViewCameras
+            | Action::DeleteEverything
+            | Action::ReadEvents
+            | Action::ManageLinkedServices => Object::System,
+            Action::LiveView
+            | Action::ListRecordings
+            | Action::DeleteCameraRecordings
+            | Action::TriggerCamera => Object::Camera(cam),
             Action::PlayRecording | Action::DownloadRecording | Action::DeleteRecording => {
                 Object::Recording(cam)
             }
@@ -156,30 +194,59 @@ mod tests {
             id: me,
             role: Role::Shared,
         };
+        // Every scope, and none.
+        let all_scopes = Principal::Token {
+            id: TokenId(9),
+            scopes: Scope::ALL.to_vec(),
+        };
+        let no_scope = Principal::Token {
+            id: TokenId(9),
+            scopes: Vec::new(),
+        };
         use Action::*;
-        // (action, anonymous, owner, shared, holder of the link the object is)
+        // (action, anonymous, owner, shared, token with every scope, token without,
+        //  holder of the link the object is)
         let table = [
-            (ViewCameras, false, true, true, false),
-            (LiveView, false, true, true, false),
-            (ListRecordings, false, true, true, false),
-            (PlayRecording, false, true, true, false),
-            (DownloadRecording, false, true, true, false),
-            (DeleteRecording, false, true, false, false),
-            (DeleteCameraRecordings, false, true, false, false),
-            (DeleteEverything, false, true, false, false),
-            (ManageOwnDevices, false, true, true, false),
-            (ViewOwnAlerts, false, true, true, false),
-            (ViewAuditLog, false, true, true, false),
-            (ViewControlCentre, false, true, true, false),
-            (ShareRecording, false, true, false, false),
-            (ManageShares, false, true, false, false),
-            (WatchSharedClip, false, false, false, true),
-            (ManageUsers, false, true, false, false),
+            (ViewCameras, false, true, true, false, false, false),
+            (LiveView, false, true, true, true, false, false),
+            (ListRecordings, false, true, true, false, false, false),
+            (PlayRecording, false, true, true, false, false, false),
+            (DownloadRecording, false, true, true, false, false, false),
+            (DeleteRecording, false, true, false, false, false, false),
+            (
+                DeleteCameraRecordings,
+                false,
+                true,
+                false,
+                false,
+                false,
+                false,
+            ),
+            (DeleteEverything, false, true, false, false, false, false),
+            (ManageOwnDevices, false, true, true, false, false, false),
+            (ViewOwnAlerts, false, true, true, false, false, false),
+            (ViewAuditLog, false, true, true, false, false, false),
+            (ViewControlCentre, false, true, true, false, false, false),
+            (ShareRecording, false, true, false, false, false, false),
+            (ManageShares, false, true, false, false, false, false),
+            (WatchSharedClip, false, false, false, false, false, true),
+            (ManageUsers, false, true, false, false, false, false),
+            (ReadEvents, false, true, true, true, false, false),
+            (TriggerCamera, false, true, false, true, false, false),
+            (
+                ManageLinkedServices,
+                false,
+                true,
+                false,
+                false,
+                false,
+                false,
+            ),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         let holder = Principal::LinkHolder { link: 7 };
         let other_holder = Principal::LinkHolder { link: 8 };
-        for (action, anon, own, sh, link) in table {
+        for (action, anon, own, sh, tok, tok_none, link) in table {
             let o = object_for(action, &cam, me);
             assert_eq!(
                 allowed(&Principal::Anonymous, action, o),
@@ -193,7 +260,51 @@ mod tests {
                 !allowed(&other_holder, action, o),
                 "{action:?} another link's holder"
             );
+            assert_eq!(
+                allowed(&all_scopes, action, o),
+                tok,
+                "{action:?} token with every scope"
+            );
+            assert_eq!(
+                allowed(&no_scope, action, o),
+                tok_none,
+                "{action:?} token without scopes"
+            );
         }
+    }
+
+    /// Each scope allows its own action and nothing that another scope allows.
+    #[test]
+    fn each_scope_allows_exactly_its_action() {
+        let cam: CameraId = "front".parse().expect("name");
+        let grants = [
+            (Scope::EventsRead, Action::ReadEvents),
+            (Scope::TriggerWrite, Action::TriggerCamera),
+            (Scope::LiveRead, Action::LiveView),
+        ];
+        assert_eq!(grants.len(), Scope::ALL.len(), "a new scope needs a row");
+        for (scope, granted) in grants {
+            let token = Principal::Token {
+                id: TokenId(1),
+                scopes: vec![scope],
+            };
+            for action in ALL_ACTIONS {
+                let o = object_for(action, &cam, UserId(1));
+                assert_eq!(
+                    allowed(&token, action, o),
+                    action == granted,
+                    "{scope} → {action:?}"
+                );
+            }
+        }
+        let trigger = Principal::Token {
+            id: TokenId(1),
+            scopes: vec![Scope::TriggerWrite],
+        };
+        assert!(
+            !allowed(&trigger, Action::TriggerCamera, Object::System),
+            "a trigger is on a camera"
+        );
     }
 
     #[test]

@@ -38,10 +38,13 @@ pub enum AuditKind {
     InvitationAccepted,
     InvitationRevoked,
     UserRemoved,
+    TokenCreated,
+    TokenUsed,
+    TokenRevoked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -64,6 +67,9 @@ impl AuditKind {
         AuditKind::InvitationAccepted,
         AuditKind::InvitationRevoked,
         AuditKind::UserRemoved,
+        AuditKind::TokenCreated,
+        AuditKind::TokenUsed,
+        AuditKind::TokenRevoked,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -91,6 +97,9 @@ impl AuditKind {
             AuditKind::InvitationAccepted => "invitation_accepted",
             AuditKind::InvitationRevoked => "invitation_revoked",
             AuditKind::UserRemoved => "user_removed",
+            AuditKind::TokenCreated => "token_created",
+            AuditKind::TokenUsed => "token_used",
+            AuditKind::TokenRevoked => "token_revoked",
         }
     }
 

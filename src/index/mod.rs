@@ -13,12 +13,14 @@
 //! - `shares`: share links (`shares.rs`).
 //! - `users`, `usernames`, `sessions`, `invitations`, `throttle`, `alerts`: accounts
 //!   (`users.rs`, `sessions.rs`, `invitations.rs`, `security.rs`).
+//! - `tokens`: API tokens of linked services, stored hashed (`tokens.rs`).
 
 mod audit;
 mod invitations;
 mod security;
 mod sessions;
 mod shares;
+mod tokens;
 mod users;
 
 use std::path::Path;
@@ -37,6 +39,7 @@ pub use invitations::InvitationEntry;
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
 pub use shares::{ShareEntry, ViewRefused};
+pub use tokens::{Scope, TokenEntry, TokenId};
 pub use users::{RecoveryCodeEntry, Role, TotpEntry, UpdateError, UserEntry, UserId};
 
 const SCHEMA_VERSION: u32 = 1;

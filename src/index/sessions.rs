@@ -62,6 +62,20 @@ impl Index {
         }
     }
 
+    /// Moves a session's last-seen time, only if the session still exists: a log-out
+    /// (or "Remove all") racing with a request must not be undone by this write.
+    pub fn touch_session(&self, key: &[u8; 32], at_micros: i64) -> Result<(), IndexError> {
+        self.sessions()?.update_and_fetch(key, |old| {
+            let old = old?;
+            let Ok(mut entry) = serde_json::from_slice::<SessionEntry>(old) else {
+                return Some(old.to_vec());
+            };
+            entry.last_seen_micros = at_micros;
+            Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
+        })?;
+        Ok(())
+    }
+
     /// Ends a session now; flushed, so a log-out survives a crash.
     pub fn remove_session(&self, key: &[u8; 32]) -> Result<(), IndexError> {
         self.sessions()?.remove(key)?;
@@ -124,7 +138,23 @@ mod tests {
         index.put_session(&[2; 32], &entry(1)).expect("put");
         index.put_session(&[3; 32], &entry(2)).expect("put");
         assert_eq!(index.get_session(&[1; 32]).expect("get"), Some(entry(1)));
+        index.touch_session(&[1; 32], 9).expect("touch");
+        assert_eq!(
+            index
+                .get_session(&[1; 32])
+                .expect("get")
+                .map(|e| e.last_seen_micros),
+            Some(9)
+        );
         assert_eq!(index.remove_user_sessions(UserId(1)).expect("remove"), 2);
+        index
+            .touch_session(&[1; 32], 10)
+            .expect("touch a removed session");
+        assert_eq!(
+            index.get_session(&[1; 32]).expect("get"),
+            None,
+            "touching does not bring a removed session back"
+        );
         assert_eq!(index.get_session(&[2; 32]).expect("get"), None);
         assert_eq!(index.all_sessions().expect("all").len(), 1);
     }

@@ -15,10 +15,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 
 use super::event::OpenEvent;
 use super::segment::OpenRecording;
+use super::{EventNotice, EventPhase};
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
 use crate::config::{RecordingConfig, RecordingMode};
@@ -56,6 +57,8 @@ pub struct Recorder {
     pub handle: Option<Arc<CameraHandle>>,
     /// Asks retention to run now (a write failed, probably for lack of space).
     pub retention_kick: Option<Arc<Notify>>,
+    /// Where events are announced; `None` in unit tests.
+    pub notices: Option<broadcast::Sender<EventNotice>>,
     pub open: Option<OpenRecording>,
     pub event: Option<OpenEvent>,
     pub preroll: VecDeque<Arc<Frame>>,
@@ -87,6 +90,7 @@ impl Recorder {
             clock,
             handle: None,
             retention_kick: None,
+            notices: None,
             open: None,
             event: None,
             preroll: VecDeque::new(),
@@ -121,6 +125,7 @@ impl Recorder {
                 }
                 tracing::info!(camera = %self.camera, event = %event.entry.id, trigger = %kind, "camera {}: event started ({kind})", self.camera);
                 self.save_event(&event);
+                self.announce(EventPhase::Started, &event.entry);
                 self.event = Some(event);
             }
         }
@@ -372,6 +377,18 @@ impl Recorder {
             tracing::error!(camera = %self.camera, event = %entry.id, "cannot save the event: {e}");
         }
         tracing::info!(camera = %self.camera, event = %entry.id, "camera {}: event finished ({})", self.camera, entry.id);
+        self.announce(EventPhase::Finished, &entry);
+    }
+
+    /// Tells listeners about an event the index now holds. Having no listener is
+    /// normal (nobody has the event stream open).
+    fn announce(&self, phase: EventPhase, event: &crate::index::EventEntry) {
+        if let Some(tx) = &self.notices {
+            let _ = tx.send(EventNotice {
+                phase,
+                event: event.clone(),
+            });
+        }
     }
 
     fn save_event(&self, event: &OpenEvent) {

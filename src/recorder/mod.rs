@@ -32,7 +32,7 @@ pub use machine::MotionUpdate;
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
 use crate::config::RecordingConfig;
-use crate::index::Index;
+use crate::index::{EventEntry, Index};
 use crate::model::{CameraId, Frame, Trigger};
 use crate::store::Store;
 use machine::Recorder;
@@ -50,6 +50,45 @@ enum RecorderInput {
         duration: Duration,
     },
     Motion(MotionUpdate),
+}
+
+/// Why an external trigger was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TriggerError {
+    #[error("no camera {0}")]
+    NoSuchCamera(CameraId),
+    #[error("camera {0} does not record (mode off)")]
+    NotRecording(CameraId),
+    #[error("camera {0}'s recorder is busy or stopped; try again")]
+    Busy(CameraId),
+}
+
+/// Whether an event has just begun or just ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventPhase {
+    Started,
+    Finished,
+}
+
+/// News of an event, as the index has just recorded it, for whoever listens (the
+/// API's event stream). Sent on a broadcast channel: a listener that falls behind
+/// loses notices, never the recorder's time.
+#[derive(Clone, Debug)]
+pub struct EventNotice {
+    pub phase: EventPhase,
+    pub event: EventEntry,
+}
+
+/// How many notices a slow listener may fall behind before it loses some.
+pub const EVENT_NOTICES: usize = 64;
+
+/// What a recorder tells the rest of the daemon besides the index.
+#[derive(Clone)]
+pub struct Outlets {
+    /// Asks retention to run now (a write failed, probably for lack of space).
+    pub retention_kick: Arc<Notify>,
+    /// Where events are announced as they start and end.
+    pub events: broadcast::Sender<EventNotice>,
 }
 
 /// Where a recorder's inputs are sent from (the daemon, live view, the motion
@@ -118,7 +157,7 @@ pub fn spawn(
     index: Index,
     settings: RecordingConfig,
     clock: Arc<dyn Clock>,
-    retention_kick: Arc<Notify>,
+    outlets: Outlets,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<RecorderHandle> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
@@ -135,7 +174,8 @@ pub fn spawn(
     recorder.pre_roll = camera.config.pre_roll;
     recorder.post_roll = camera.config.post_roll;
     recorder.handle = Some(camera);
-    recorder.retention_kick = Some(retention_kick);
+    recorder.retention_kick = Some(outlets.retention_kick);
+    recorder.notices = Some(outlets.events);
     let thread = std::thread::Builder::new()
         .name(format!("rec-{id}"))
         .spawn(move || run(&mut recorder, rx))?;

@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::auth::AuthError;
 use crate::index::IndexError;
+use crate::recorder::TriggerError;
 use crate::share::ShareError;
 use crate::store::StoreError;
 
@@ -21,6 +22,9 @@ pub enum WebError {
     /// A half-finished login: this page is where it continues.
     #[error("continue at {0}")]
     Continue(&'static str),
+    /// The API's answer to a missing, unknown or revoked token (never a redirect).
+    #[error("API token missing, unknown or revoked")]
+    Unauthenticated,
     #[error("not allowed")]
     Forbidden,
     #[error("cross-site request refused")]
@@ -35,6 +39,13 @@ pub enum WebError {
     TooLarge,
     #[error("range not satisfiable (length {len})")]
     RangeNotSatisfiable { len: u64 },
+    /// The request is valid but the thing is in the wrong state (a camera that does
+    /// not record).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Try again soon (a recorder too busy to take a trigger).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -52,11 +63,14 @@ impl WebError {
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::LoginRequired | WebError::Continue(_) => StatusCode::SEE_OTHER,
+            WebError::Unauthenticated => StatusCode::UNAUTHORIZED,
             WebError::Forbidden | WebError::CrossSite | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Auth(a) => match a {
                 AuthError::InvalidCredentials
                 | AuthError::InvalidCode
@@ -92,32 +106,58 @@ impl WebError {
     }
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
+impl From<TriggerError> for WebError {
+    fn from(e: TriggerError) -> WebError {
+        match e {
+            TriggerError::NoSuchCamera(_) => WebError::NotFound(e.to_string()),
+            TriggerError::NotRecording(_) => WebError::Conflict(e.to_string()),
+            TriggerError::Busy(_) => WebError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl WebError {
+    /// Logs the detail at a level fitting the status (server faults are errors,
+    /// refusals warnings, the rest debug; a busy recorder is not a fault).
+    pub fn log(&self) {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!("web: {self}");
         } else if status == StatusCode::FORBIDDEN {
             tracing::warn!("web: refused: {self}");
         } else {
             tracing::debug!("web: {self}");
         }
+    }
+}
+
+/// What a client is told for a status: generic, never the detail.
+pub fn public_text(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "Not found.",
+        StatusCode::FORBIDDEN => "This is not allowed.",
+        StatusCode::BAD_REQUEST => "The request was not understood.",
+        StatusCode::RANGE_NOT_SATISFIABLE => "Range not satisfiable.",
+        StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts; wait and try again.",
+        StatusCode::UNAUTHORIZED => "Not accepted.",
+        StatusCode::CONFLICT => "Not possible in the current state.",
+        StatusCode::SERVICE_UNAVAILABLE => "Busy; try again shortly.",
+        _ => "Something went wrong; the details are in the daemon's log.",
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        self.log();
         let mut response = if let Some(to) = self.location() {
             let mut r = status.into_response();
             r.headers_mut()
                 .insert(header::LOCATION, HeaderValue::from_static(to));
             r
         } else {
-            let text = match status {
-                StatusCode::NOT_FOUND => "Not found.",
-                StatusCode::FORBIDDEN => "This is not allowed.",
-                StatusCode::BAD_REQUEST => "The request was not understood.",
-                StatusCode::RANGE_NOT_SATISFIABLE => "Range not satisfiable.",
-                StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.",
-                StatusCode::TOO_MANY_REQUESTS => "Too many attempts; wait and try again.",
-                StatusCode::UNAUTHORIZED => "Not accepted.",
-                _ => "Something went wrong; the details are in the daemon's log.",
-            };
+            let text = public_text(status);
             let page = format!(
                 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} · Porchlight</title>\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -31,8 +31,19 @@
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
 //! | `GET /activity?user=&kind=&day=` | the audit log (the owner: everyone's; others: their own) |
+//! | `GET/POST /linked-services`, `POST /linked-services/revoke` | API tokens (owner only) |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
+//!
+//! The API for linked services (`api.rs`) takes only `Authorization: Bearer` tokens,
+//! never cookies, and answers in JSON; it is therefore outside the `Origin` check:
+//!
+//! | route | scope | what |
+//! |---|---|---|
+//! | `POST /api/v1/cameras/{cam}/trigger` | `trigger:write` | the doorbell: record now |
+//! | `GET /api/v1/events` | `events:read` | recent events (`camera`, `since`, `limit`) |
+//! | `GET /api/v1/events/stream` | `events:read` | server-sent events as events begin |
 
+mod api;
 mod assets;
 mod error;
 mod extract;
@@ -46,12 +57,13 @@ mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use error::WebError;
@@ -62,6 +74,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::index::Index;
 use crate::model::CameraId;
+use crate::recorder::{EventNotice, TriggerError};
 use crate::share::Shares;
 use crate::store::Store;
 
@@ -72,6 +85,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// the daemon starts a "live view" recording if the camera records on events.
 pub type LiveViewHook = Arc<dyn Fn(&CameraId) + Send + Sync>;
 
+/// The API's doorbell: asks the camera's recorder to record `duration` from now plus
+/// its pre- and post-roll (an external trigger).
+pub type TriggerHook = Arc<dyn Fn(&CameraId, Duration) -> Result<(), TriggerError> + Send + Sync>;
+
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
@@ -81,6 +98,9 @@ pub struct WebState {
     pub clock: Arc<dyn Clock>,
     pub auth: Auth,
     pub live_view: LiveViewHook,
+    pub trigger: TriggerHook,
+    /// The recorders' event news; the API's event stream subscribes here.
+    pub events: broadcast::Sender<EventNotice>,
     /// SHA-256 fingerprint of the served certificate, shown on every page.
     pub fingerprint: Arc<str>,
     /// Send HSTS (only with a user-supplied certificate).
@@ -93,9 +113,10 @@ pub struct WebState {
     pub shares: Shares,
 }
 
-/// The router: every route, the body limit, the Origin check and the security headers.
+/// The router: every route, the body limit, the Origin check (pages only: the API
+/// takes no cookies) and the security headers.
 pub fn app(state: WebState) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(pages::cameras::dashboard))
         .route(
             "/setup",
@@ -156,10 +177,21 @@ pub fn app(state: WebState) -> Router {
             get(pages::recordings::delete_everything_page)
                 .post(pages::recordings::delete_everything),
         )
+        .route(
+            "/linked-services",
+            get(pages::linked::page).post(pages::linked::create),
+        )
+        .route("/linked-services/revoke", post(pages::linked::revoke))
         .route("/static/{file}", get(assets::serve))
         .fallback(|| async { WebError::NotFound("no such page".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(headers::check_origin))
+        .layer(axum::middleware::from_fn(headers::check_origin));
+    Router::new()
+        .nest(
+            "/api/v1",
+            api::routes().layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::security_headers,
@@ -199,6 +231,8 @@ pub struct Services {
     pub index: Index,
     pub clock: Arc<dyn Clock>,
     pub live_view: LiveViewHook,
+    pub trigger: TriggerHook,
+    pub events: broadcast::Sender<EventNotice>,
 }
 
 /// The running UI.
@@ -262,6 +296,8 @@ pub async fn start(
         clock: services.clock,
         auth,
         live_view: services.live_view,
+        trigger: services.trigger,
+        events: services.events,
         fingerprint: tls.fingerprint.clone().into(),
         hsts: tls.user_supplied,
         layouts: Arc::new(playback::LayoutCache::default()),

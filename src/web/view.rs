@@ -10,6 +10,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::WebError;
+use crate::auth::policy::{self, Action, Object};
 use crate::auth::Session;
 
 /// The host's time zone, read once (`/etc/localtime` or `TZ`).
@@ -88,6 +89,8 @@ pub struct Nav {
     pub alerts: usize,
     /// Show the owner's pages (Users, Shared videos).
     pub owner_pages: bool,
+    /// Show the link to the linked services page (whoever may manage them).
+    pub linked_services: bool,
 }
 
 impl Nav {
@@ -96,10 +99,11 @@ impl Nav {
             user: session.user.username.clone(),
             csrf: session.entry.csrf.clone(),
             alerts,
-            owner_pages: crate::auth::policy::allowed(
+            owner_pages: policy::allowed(&session.principal(), Action::ManageUsers, Object::System),
+            linked_services: policy::allowed(
                 &session.principal(),
-                crate::auth::policy::Action::ManageUsers,
-                crate::auth::policy::Object::System,
+                Action::ManageLinkedServices,
+                Object::System,
             ),
         })
     }

@@ -99,6 +99,7 @@ struct ControlPage {
     alerts: Vec<Line>,
     blocked: Vec<Line>,
     shares: usize,
+    tokens: usize,
 }
 
 /// `1.5 GB`, decimal units as disks are sold.
@@ -137,38 +138,39 @@ pub async fn control_centre(
     let now = state.clock.now_micros();
     let data_dir = facts.data_dir.clone();
     let share_service = state.shares.clone();
-    let (users, my_devices, recordings, alerts, blocked, space, shares) = blocking(move || {
-        let users = if is_owner {
-            index.all_users()?
-        } else {
-            vec![current.user.clone()]
-        };
-        let devices = auth.devices(&current)?.len();
-        let recordings = if is_owner {
-            index.all_recordings()?
-        } else {
-            Vec::new()
-        };
-        let alerts = auth.alerts(me)?;
-        let blocked = if is_owner {
-            auth.audit().list(AuditQuery {
-                kind: Some(AuditKind::LoginBlocked),
-                from_micros: Some(now - RECENT_ALERT_MICROS),
-                limit: 20,
-                ..Default::default()
-            })?
-        } else {
-            Vec::new()
-        };
-        let space = FilesystemSpace.space(&data_dir).ok();
-        let shares = if is_owner {
-            share_service.list()?.len()
-        } else {
-            0
-        };
-        Ok((users, devices, recordings, alerts, blocked, space, shares))
-    })
-    .await?;
+    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens)) =
+        blocking(move || {
+            let users = if is_owner {
+                index.all_users()?
+            } else {
+                vec![current.user.clone()]
+            };
+            let devices = auth.devices(&current)?.len();
+            let recordings = if is_owner {
+                index.all_recordings()?
+            } else {
+                Vec::new()
+            };
+            let alerts = auth.alerts(me)?;
+            let blocked = if is_owner {
+                auth.audit().list(AuditQuery {
+                    kind: Some(AuditKind::LoginBlocked),
+                    from_micros: Some(now - RECENT_ALERT_MICROS),
+                    limit: 20,
+                    ..Default::default()
+                })?
+            } else {
+                Vec::new()
+            };
+            let space = FilesystemSpace.space(&data_dir).ok();
+            let shares = if is_owner {
+                (share_service.list()?.len(), auth.tokens()?.len())
+            } else {
+                (0, 0)
+            };
+            Ok((users, devices, recordings, alerts, blocked, space, shares))
+        })
+        .await?;
 
     let camera_rows = if is_owner {
         cameras
@@ -236,6 +238,7 @@ pub async fn control_centre(
             })
             .collect(),
         shares,
+        tokens,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod cameras;
 pub mod control;
 pub mod devices;
 pub mod events;
+pub mod linked;
 pub mod recordings;
 pub mod shares;
 pub mod users;

@@ -1,0 +1,328 @@
+//! API tokens of linked services: making, checking and revoking them.
+//!
+//! A token reads `plt_<id>_<secret>`: `plt_` so a leaked one is recognisable (secret
+//! scanners, a reader of a config file), the token's public id (16 hex digits) so it
+//! is found without a scan, and 256 random bits from the OS CSPRNG (64 hex digits).
+//! The index keeps only the SHA-256 of the whole string: the secret has full entropy,
+//! so a slow password hash would add nothing. The hash is compared in constant time.
+//!
+//! Tokens are shown once, at creation, and never logged: log lines name a token by its
+//! id and name only. A token dies when revoked or when the user who made it is gone.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{session, Auth, AuthError};
+use crate::index::{AuditKind, Scope, TokenEntry, TokenId, UserId};
+
+/// What every token starts with.
+pub const PREFIX: &str = "plt_";
+/// `last_used` is written at most this often: a busy integration polling every second
+/// must not cost the SD card a write per request.
+pub const TOUCH_INTERVAL_MICROS: i64 = 60 * 1_000_000;
+/// Longest name the owner may give a token.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A new token string for `id`.
+pub fn new_token(id: TokenId) -> String {
+    format!("{PREFIX}{id}_{}", session::random_hex(32))
+}
+
+/// The id a presented token claims, if it has a token's shape at all.
+pub fn parse(raw: &str) -> Option<TokenId> {
+    let rest = raw.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    id.parse().ok()
+}
+
+/// What the index stores of a token (hex SHA-256).
+pub fn hash(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+/// Whether `raw` is the token `entry` was made for (constant time).
+pub fn matches(raw: &str, entry: &TokenEntry) -> bool {
+    let presented = Sha256::digest(raw.as_bytes());
+    let Ok(stored) = hex::decode(&entry.hash) else {
+        return false;
+    };
+    bool::from(presented.as_slice().ct_eq(&stored))
+}
+
+/// Whether `last_used` is old enough to be worth writing again at `now`.
+pub fn needs_touch(entry: &TokenEntry, now: i64) -> bool {
+    entry
+        .last_used_micros
+        .is_none_or(|last| now - last >= TOUCH_INTERVAL_MICROS || now < last)
+}
+
+/// A token's name as the owner typed it, trimmed; refused if empty, too long or with
+/// control characters.
+fn clean_name(name: &str) -> Result<String, AuthError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AuthError::Invalid("give the linked service a name".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AuthError::Invalid(format!(
+            "the name must be at most {MAX_NAME_CHARS} characters, without control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+impl Auth {
+    /// Makes a token for `user` and returns it with its entry: the only time the
+    /// token string exists outside the service that will hold it.
+    pub fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<(TokenEntry, String), AuthError> {
+        let name = clean_name(name)?;
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err(AuthError::Invalid("choose at least one scope".into()));
+        }
+        let id = TokenId::random();
+        let raw = new_token(id);
+        let entry = TokenEntry {
+            id,
+            name,
+            scopes,
+            user,
+            created_micros: self.now(),
+            last_used_micros: None,
+            hash: hash(&raw),
+        };
+        self.inner.index.put_token(&entry)?;
+        self.inner.index.flush()?;
+        tracing::info!(user = %user, token = %id, name = %entry.name, scopes = ?entry.scopes, "linked service created");
+        Ok((entry, raw))
+    }
+
+    /// Every token, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenEntry>, AuthError> {
+        let mut all = self.inner.index.all_tokens()?;
+        all.sort_by_key(|t| (t.created_micros, t.id));
+        Ok(all)
+    }
+
+    /// Revokes one token at once; false if there is no such token.
+    pub fn revoke_token(&self, by: UserId, id: TokenId) -> Result<bool, AuthError> {
+        let found = self.inner.index.remove_token(id)?;
+        if found {
+            tracing::info!(user = %by, token = %id, "linked service revoked");
+        }
+        Ok(found)
+    }
+
+    /// The live token `raw` is, if any: it must exist, match its stored hash and
+    /// belong to a user who still exists. Records the use (at most once a minute).
+    pub fn token(&self, raw: &str) -> Result<Option<TokenEntry>, AuthError> {
+        let Some(id) = parse(raw) else {
+            return Ok(None);
+        };
+        let Some(mut entry) = self.inner.index.get_token(id)? else {
+            return Ok(None);
+        };
+        if !matches(raw, &entry) {
+            return Ok(None);
+        }
+        if self.inner.index.get_user(entry.user)?.is_none() {
+            // Its user was removed without taking it along: finish the job.
+            self.inner.index.remove_token(id)?;
+            return Ok(None);
+        }
+        let now = self.now();
+        if needs_touch(&entry, now) {
+            entry.last_used_micros = Some(now);
+            self.inner.index.touch_token(id, now)?;
+            // As often as "last used" moves (once a minute at most), so a busy
+            // integration does not flood the log.
+            self.inner.audit.record(
+                AuditKind::TokenUsed,
+                &crate::audit::Actor {
+                    user: Some(entry.user),
+                    name: format!("linked service {:?}", entry.name),
+                    address: None,
+                },
+                format!("token {id}"),
+            );
+        }
+        Ok(Some(entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::SimulatedClock;
+    use crate::index::{Index, Role, UserEntry};
+    use crate::store::Store;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        auth: Auth,
+        index: Index,
+        clock: SimulatedClock,
+        owner: UserId,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let store =
+            Arc::new(Store::open_or_create(&data, &dir.path().join("keys")).expect("store"));
+        let index = Index::open(&Store::index_dir(&data)).expect("index");
+        let owner = UserId(42);
+        index
+            .create_user(&UserEntry {
+                id: owner,
+                username: "owner".into(),
+                role: Role::Owner,
+                password_hash: String::new(),
+                email: None,
+                totp: None,
+                recovery_codes: Vec::new(),
+                created_micros: 0,
+                known_devices: Vec::new(),
+            })
+            .expect("user");
+        let clock = SimulatedClock::new(1_000_000_000_000);
+        let lifetimes = super::super::Lifetimes {
+            idle: Duration::from_secs(3600),
+            max: Duration::from_secs(86400),
+        };
+        let auth = Auth::new(
+            index.clone(),
+            store,
+            Arc::new(clock.clone()),
+            lifetimes,
+            data,
+            None,
+        )
+        .expect("auth");
+        Fixture {
+            _dir: dir,
+            auth,
+            index,
+            clock,
+            owner,
+        }
+    }
+
+    #[test]
+    fn only_the_hash_is_stored_and_the_token_is_accepted_until_revoked() {
+        let f = fixture();
+        let (entry, raw) = f
+            .auth
+            .create_token(f.owner, "  Home Assistant ", &[Scope::EventsRead])
+            .expect("create");
+        assert!(raw.starts_with(PREFIX));
+        assert_eq!(raw.len(), PREFIX.len() + 16 + 1 + 64, "256-bit secret");
+        assert_eq!(entry.name, "Home Assistant");
+        let stored = f.index.get_token(entry.id).expect("get").expect("stored");
+        let json = serde_json::to_string(&stored).expect("json");
+        let secret = raw.rsplit('_').next().expect("secret");
+        assert!(!json.contains(secret), "the secret is not stored");
+        assert_eq!(stored.hash, hash(&raw));
+
+        assert_eq!(
+            f.auth.token(&raw).expect("check").map(|t| t.id),
+            Some(entry.id)
+        );
+        let mut wrong = raw.clone();
+        wrong.pop();
+        wrong.push(if raw.ends_with('0') { '1' } else { '0' });
+        assert!(
+            f.auth.token(&wrong).expect("check").is_none(),
+            "one digit off"
+        );
+        assert!(f.auth.token("plt_nonsense").expect("check").is_none());
+        assert!(f.auth.token("").expect("check").is_none());
+
+        assert!(f.auth.revoke_token(f.owner, entry.id).expect("revoke"));
+        assert!(f.auth.token(&raw).expect("check").is_none(), "revoked");
+        assert!(!f.auth.revoke_token(f.owner, entry.id).expect("again"));
+    }
+
+    #[test]
+    fn last_used_is_written_at_most_once_a_minute() {
+        let f = fixture();
+        let (entry, raw) = f
+            .auth
+            .create_token(f.owner, "Doorbell", &[Scope::TriggerWrite])
+            .expect("create");
+        let last = || {
+            f.index
+                .get_token(entry.id)
+                .expect("get")
+                .expect("stored")
+                .last_used_micros
+        };
+        assert_eq!(last(), None, "never used");
+        let t0 = f.auth.now();
+        f.auth.token(&raw).expect("use");
+        assert_eq!(last(), Some(t0));
+        f.clock.advance_micros(59_000_000);
+        f.auth.token(&raw).expect("use");
+        assert_eq!(last(), Some(t0), "not rewritten within the minute");
+        f.clock.advance_micros(1_000_000);
+        f.auth.token(&raw).expect("use");
+        assert_eq!(last(), Some(t0 + 60_000_000), "rewritten after a minute");
+    }
+
+    #[test]
+    fn a_token_dies_with_its_user_and_names_and_scopes_are_checked() {
+        let f = fixture();
+        assert!(matches!(
+            f.auth.create_token(f.owner, "   ", &[Scope::LiveRead]),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            f.auth.create_token(f.owner, "x", &[]),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            f.auth
+                .create_token(f.owner, "bad\nname", &[Scope::LiveRead]),
+            Err(AuthError::Invalid(_))
+        ));
+        let (_, raw) = f
+            .auth
+            .create_token(
+                UserId(7),
+                "Orphan",
+                &[Scope::LiveRead, Scope::LiveRead, Scope::EventsRead],
+            )
+            .expect("create");
+        let (mine, _) = f
+            .auth
+            .create_token(f.owner, "Mine", &[Scope::TriggerWrite])
+            .expect("create");
+        assert!(
+            f.auth.token(&raw).expect("check").is_none(),
+            "user 7 does not exist"
+        );
+        let left: Vec<TokenId> = f
+            .auth
+            .tokens()
+            .expect("list")
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(left, vec![mine.id], "the orphan was removed");
+        assert_eq!(f.index.remove_user_tokens(f.owner).expect("remove user"), 1);
+        assert!(f.auth.tokens().expect("list").is_empty());
+    }
+}

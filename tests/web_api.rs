@@ -1,0 +1,589 @@
+//! Linked services over real HTTPS: the owner makes a token on the Linked services
+//! page, a doorbell uses it to trigger a camera, an integration reads and follows
+//! events; scopes are enforced, a revoked or wrong token is refused on the very next
+//! request, a browser session is not a token, and the token is never logged or shown
+//! again.
+//!
+//! The cameras point at a port nothing listens on: a trigger still makes an event
+//! (the recorder opens it before any video arrives), which is what the API reports.
+
+mod common;
+mod webutil;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use common::camera::{CameraOptions, TestCamera};
+use porchlight::index::RecordingState;
+use porchlight::model::Trigger;
+use webutil::{csrf, Client, Reply, Server};
+
+const CAMERAS: &str =
+    "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n\
+[[camera]]\nname = \"lobby\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n";
+
+/// Everything the daemon logs in this test binary: porchlight's own lines at every
+/// level, its dependencies' at the daemon's default level.
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,porchlight=trace"))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        // Shown with a failing test's output (the harness captures `eprint!`).
+        eprint!("{}", String::from_utf8_lossy(data));
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&log().lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// Makes a token on the Linked services page, as the owner's browser does.
+async fn create_token(c: &mut Client, name: &str, scopes: &[&str]) -> String {
+    let page = c.get("/linked-services").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = csrf(&page.body);
+    let mut form = vec![("csrf", token.as_str()), ("name", name)];
+    form.extend(scopes.iter().map(|s| ("scope", *s)));
+    let r = c.post("/linked-services", &form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store", "never cached");
+    let start = r
+        .body
+        .find("id=\"token\" class=\"secret\">")
+        .expect("the token on the page")
+        + "id=\"token\" class=\"secret\">".len();
+    let len = r.body[start..].find('<').expect("end of the token");
+    let token = r.body[start..start + len].to_owned();
+    assert!(token.starts_with("plt_"), "{token}");
+    token
+}
+
+/// A request from a service: no cookies, no Origin, just the token (if any).
+async fn api(server: &Server, method: &str, path: &str, token: Option<&str>) -> Reply {
+    let mut c = server.client();
+    let url = format!("{}{path}", c.base);
+    let mut req = match method {
+        "POST" => c.http.post(url),
+        _ => c.http.get(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    c.send(req).await
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("JSON expected ({e}): {}", r.body))
+}
+
+/// A 401 as the API documents it.
+fn assert_unauthenticated(r: &Reply, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.body);
+    assert!(
+        r.header("www-authenticate").starts_with("Bearer"),
+        "{what}: {:?}",
+        r.headers
+    );
+    assert_eq!(json(r)["error"], 401, "{what}");
+}
+
+/// The id of the external-trigger event of `camera`, once the recorder has opened it.
+async fn wait_for_external_event(server: &Server, camera: &str) -> String {
+    for _ in 0..100 {
+        let events = server.daemon().index.all_events().expect("events");
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.camera.as_str() == camera && e.triggers.contains(&Trigger::External))
+        {
+            return e.id.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no external-trigger event on {camera}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
+    let _ = log();
+    let server = Server::start(CAMERAS).await;
+    let (mut owner, _, _) = server.owner().await;
+    let home = owner.get("/").await;
+    assert!(
+        home.body.contains("href=\"/linked-services\""),
+        "in the navigation"
+    );
+    let token = create_token(
+        &mut owner,
+        "Doorbell button",
+        &["trigger:write", "events:read"],
+    )
+    .await;
+
+    let list = owner.get("/linked-services").await;
+    assert!(list.body.contains("Doorbell button"));
+    assert!(list.body.contains("events:read, trigger:write"));
+    assert!(list.body.contains("never"), "not used yet");
+    let secret = token.rsplit('_').next().expect("secret part");
+    assert!(!list.body.contains(secret), "shown only once");
+
+    // The doorbell rings: no cookie, no Origin header, just the token.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.header("content-type"), "application/json");
+    let body = json(&r);
+    assert_eq!(body["camera"], "porch");
+    assert_eq!(body["status"], "accepted");
+    let event = wait_for_external_event(&server, "porch").await;
+
+    let r = api(&server, "GET", "/api/v1/events", Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = json(&r);
+    let listed = events
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|e| e["id"] == event.as_str())
+        .expect("the doorbell's event is listed");
+    assert_eq!(listed["camera"], "porch");
+    assert_eq!(listed["kind"], "trigger");
+    assert_eq!(listed["triggers"][0], "external");
+    assert!(listed["start"].as_str().expect("start").ends_with('Z'));
+
+    let count = |r: &Reply| json(r).as_array().expect("array").len();
+    let r = api(&server, "GET", "/api/v1/events?camera=lobby", Some(&token)).await;
+    assert_eq!(count(&r), 0, "another camera's events are filtered out");
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/events?camera=porch&limit=1",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(count(&r), 1);
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/events?since=2099-01-01T00:00:00Z",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(count(&r), 0, "nothing since the future");
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/events?since=2000-01-01T00:00:00Z",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(count(&r), 1);
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/events?since=yesterday",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = api(&server, "GET", "/api/v1/events?limit=0", Some(&token)).await;
+    assert_eq!(r.status, 400);
+    let r = api(&server, "GET", "/api/v1/events?limit=many", Some(&token)).await;
+    assert_eq!(json(&r)["error"], 400, "a malformed query is JSON too");
+
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/lobby/trigger",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 409, "mode off: {}", r.body);
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/garage/trigger",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 404, "no such camera: {}", r.body);
+    assert_eq!(json(&r)["error"], 404);
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger?seconds=0",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = api(&server, "GET", "/api/v1/nothing-here", Some(&token)).await;
+    assert_eq!(r.status, 404);
+
+    let list = owner.get("/linked-services").await;
+    assert!(
+        !list.body.contains(">never<"),
+        "last use shown: {}",
+        list.body
+    );
+
+    // A wrong token, another scheme, none at all.
+    let mut wrong = token.clone();
+    let last = wrong.pop().expect("char");
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let r = api(&server, "GET", "/api/v1/events", Some(&wrong)).await;
+    assert_unauthenticated(&r, "one character off");
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/events",
+        Some("plt_0000000000000000_00"),
+    )
+    .await;
+    assert_unauthenticated(&r, "made up");
+    let r = api(&server, "GET", "/api/v1/events", None).await;
+    assert_unauthenticated(&r, "no token");
+    let mut c = server.client();
+    let req = c
+        .http
+        .get(format!("{}/api/v1/events", c.base))
+        .header("authorization", format!("Basic {token}"));
+    assert_unauthenticated(&c.send(req).await, "not a bearer token");
+
+    // Revoked: refused on the very next request.
+    let id = list
+        .body
+        .split("id=\"token-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the token's row")
+        .to_owned();
+    let r = owner
+        .post(
+            "/linked-services/revoke",
+            &[("csrf", &csrf(&list.body)), ("token", &id)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger",
+        Some(&token),
+    )
+    .await;
+    assert_unauthenticated(&r, "revoked");
+    let list = owner.get("/linked-services").await;
+    assert!(!list.body.contains("Doorbell button"), "gone from the list");
+    let r = owner
+        .post(
+            "/linked-services/revoke",
+            &[("csrf", &csrf(&list.body)), ("token", &id)],
+        )
+        .await;
+    assert_eq!(r.status, 404, "already revoked");
+
+    let text = logged();
+    assert!(
+        text.contains("API: camera triggered"),
+        "the log has the use"
+    );
+    assert!(!text.contains(secret), "the token is never logged");
+    assert!(
+        !text.contains(&wrong[wrong.len() - 64..]),
+        "nor a wrong one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_are_enforced_and_a_browser_session_is_not_a_token() {
+    let _ = log();
+    let server = Server::start(CAMERAS).await;
+    let (mut owner, _, _) = server.owner().await;
+    let reader = create_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    let bell = create_token(&mut owner, "Doorbell", &["trigger:write"]).await;
+    let watcher = create_token(&mut owner, "Viewer", &["live:read"]).await;
+
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger",
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(r.status, 403, "events:read cannot trigger: {}", r.body);
+    assert_eq!(json(&r)["error"], 403);
+    let r = api(&server, "GET", "/api/v1/events", Some(&bell)).await;
+    assert_eq!(r.status, 403, "trigger:write cannot read events");
+    let r = api(&server, "GET", "/api/v1/events/stream", Some(&bell)).await;
+    assert_eq!(r.status, 403, "nor follow them");
+    let r = api(&server, "GET", "/api/v1/events", Some(&watcher)).await;
+    assert_eq!(r.status, 403, "live:read is not events:read");
+    assert_eq!(
+        api(&server, "GET", "/api/v1/events", Some(&reader))
+            .await
+            .status,
+        200
+    );
+
+    // The owner's logged-in browser has no token: cookies open no API route, even
+    // same-origin.
+    assert_unauthenticated(&owner.get("/api/v1/events").await, "cookie GET");
+    let r = owner.post("/api/v1/cameras/porch/trigger", &[]).await;
+    assert_unauthenticated(&r, "cookie POST with Origin");
+    // A token opens no page.
+    let mut c = server.client();
+    let req = c
+        .http
+        .get(format!("{}/linked-services", c.base))
+        .bearer_auth(&reader);
+    assert_eq!(c.send(req).await.location(), "/login");
+
+    // The page is the owner's, and its forms need the CSRF token and a known scope.
+    assert_eq!(
+        server.client().get("/linked-services").await.location(),
+        "/login"
+    );
+    let page = owner.get("/linked-services").await;
+    let token = csrf(&page.body);
+    let r = owner
+        .post(
+            "/linked-services",
+            &[("name", "x"), ("scope", "events:read")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = owner
+        .post(
+            "/linked-services",
+            &[("csrf", &token), ("name", "x"), ("scope", "admin")],
+        )
+        .await;
+    assert_eq!(r.status, 400, "unknown scope");
+    let r = owner
+        .post("/linked-services", &[("csrf", &token), ("name", "x")])
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("choose at least one scope"), "{}", r.body);
+    let r = owner
+        .post(
+            "/linked-services",
+            &[("csrf", &token), ("name", " "), ("scope", "events:read")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let text = logged();
+    for t in [&reader, &bell, &watcher] {
+        assert!(!text.contains(t.as_str()), "a token in the log");
+    }
+}
+
+/// Reads the stream until `needle` appears; panics after `secs`.
+async fn read_until(resp: &mut reqwest::Response, seen: &mut String, needle: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in time; stream so far: {seen}"))
+            .expect("stream readable")
+            .unwrap_or_else(|| panic!("stream ended before {needle:?}: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_delivers_new_events_and_ends_when_its_token_is_revoked() {
+    let _ = log();
+    let server = Server::start(CAMERAS).await;
+    let (mut owner, _, _) = server.owner().await;
+    let follower = create_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    let bell = create_token(&mut owner, "Doorbell", &["trigger:write"]).await;
+
+    let c = server.client();
+    let mut resp = c
+        .http
+        .get(format!("{}/api/v1/events/stream", c.base))
+        .bearer_auth(&follower)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().expect("ascii"),
+        "text/event-stream"
+    );
+
+    // An event that begins after connecting.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger",
+        Some(&bell),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let event = wait_for_external_event(&server, "porch").await;
+    let mut seen = String::new();
+    read_until(&mut resp, &mut seen, &format!("id: {event}"), 10).await;
+    assert!(seen.contains("event: trigger"), "{seen}");
+    assert!(seen.contains("\"camera\":\"porch\""), "{seen}");
+    assert!(seen.contains("\"triggers\":[\"external\"]"), "{seen}");
+    assert_eq!(seen.matches("event: ").count(), 1, "one message per event");
+
+    // Revoke the follower's token; the next event ends its stream instead of
+    // reaching it. The first event closes once its post-roll is over.
+    let list = owner.get("/linked-services").await;
+    let row = list
+        .body
+        .split("<tr id=\"token-")
+        .skip(1)
+        .find(|r| r.contains("<td>Home Assistant</td>"))
+        .and_then(|r| r.split('"').next())
+        .expect("the follower's row")
+        .to_owned();
+    let r = owner
+        .post(
+            "/linked-services/revoke",
+            &[("csrf", &csrf(&list.body)), ("token", &row)],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    server.advance_secs(120);
+    let closed = async {
+        loop {
+            let events = server.daemon().index.all_events().expect("events");
+            if events.iter().all(|e| !e.open) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the first event closes");
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/porch/trigger",
+        Some(&bell),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let ended = async {
+        while let Some(chunk) = resp.chunk().await.expect("readable") {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the stream ends");
+    assert_eq!(
+        seen.matches("event: ").count(),
+        1,
+        "nothing after revocation: {seen}"
+    );
+    assert!(!logged().contains(&follower[follower.len() - 64..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_token_makes_a_real_camera_record_an_external_trigger() {
+    let _ = log();
+    let camera = TestCamera::start(CameraOptions::default());
+    let mut server = Server::start(&format!(
+        "[[camera]]\nname = \"bell\"\nurl = \"{}\"\nmode = \"events\"\npre_roll_seconds = 2\npost_roll_seconds = 2\n",
+        camera.main_url()
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let token = create_token(
+        &mut owner,
+        "Doorbell button",
+        &["trigger:write", "events:read"],
+    )
+    .await;
+    let hub = server
+        .daemon()
+        .registry
+        .get(&"bell".parse().expect("name"))
+        .expect("camera");
+    let streaming = async {
+        while hub.status().state.label() != "streaming" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), streaming)
+        .await
+        .expect("the test camera streams");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let index = server.daemon().index.clone();
+    assert!(
+        index.all_recordings().expect("index").is_empty(),
+        "nothing recorded before the doorbell"
+    );
+
+    // The simulated clock stands still while the camera's frames (anchored to it at
+    // connection) move on in real time: a long trigger keeps them inside it.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/cameras/bell/trigger?seconds=300",
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let recorded = async {
+        loop {
+            let rows = index.all_recordings().expect("index");
+            if let Some(r) = rows.iter().find(|r| r.trigger == Trigger::External) {
+                return r.id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let id = tokio::time::timeout(Duration::from_secs(10), recorded)
+        .await
+        .expect("the doorbell starts a recording");
+    let r = api(&server, "GET", "/api/v1/events?camera=bell", Some(&token)).await;
+    let events = json(&r);
+    assert_eq!(events[0]["triggers"][0], "external", "{events}");
+    assert_eq!(events[0]["recordings"][0], id.to_string().as_str());
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.stop().await;
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.trigger, Trigger::External);
+    assert!(
+        entry.frames >= 20,
+        "pre-roll and more: {} frames",
+        entry.frames
+    );
+}
