@@ -73,6 +73,7 @@ fn subject(kind: AlertKind) -> &'static str {
         AlertKind::NewDevice => "Porchlight: new login to your account",
         AlertKind::LoginBlocked => "Porchlight: logins blocked after failed attempts",
         AlertKind::NewSharedUser => "Porchlight: a new shared user",
+        AlertKind::SupportGranted => "Porchlight: support access granted",
     }
 }
 

@@ -439,3 +439,166 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
     );
     daemon.stop();
 }
+
+/// Enrols TOTP for a session at /enrol (real clock); returns nothing, asserts success.
+async fn enrol(c: &mut Client) {
+    let page = c.get("/enrol").await;
+    let secret = totp_secret(&page.body);
+    let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
+    let r = c
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec::continuous("yard", &camera.main_url())],
+        "[recording]\nrollover_seconds = 5\n",
+    );
+    let mut daemon = setup.start_daemon();
+    let base = web_base(&mut daemon);
+    let mut owner_client = owner(&base, &setup).await;
+    daemon.wait_for_log("recording started", 2, Duration::from_secs(40));
+    // Two finished recordings (5 s roll-over): one to tick, one not.
+    daemon.wait_for_log("recording finished", 2, Duration::from_secs(30));
+    let c = &mut owner_client;
+
+    // Grant: one recording ticked.
+    let page = c.get("/support-access").await;
+    assert_eq!(page.status, 200);
+    let ticked = page
+        .body
+        .split("name=\"recording\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a recording to tick")
+        .to_owned();
+    let other = page
+        .body
+        .split("name=\"recording\" value=\"")
+        .nth(2)
+        .and_then(|s| s.split('"').next())
+        .expect("a second recording, not ticked")
+        .to_owned();
+    let r = c
+        .post(
+            "/support-access/grant",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("helper", "Installer Ines"),
+                ("hours", "4"),
+                ("recording", &ticked),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = r
+        .body
+        .split("id=\"support-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the support link")
+        .to_owned();
+    let secret = link.split('#').nth(1).expect("fragment").to_owned();
+
+    // The helper makes an account and enrols TOTP like everyone.
+    let mut helper = Client::new(&base);
+    let r = helper
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret.as_str()),
+                ("username", "ines"),
+                ("password", "installer plumbing ladder 99 green"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    enrol(&mut helper).await;
+
+    let home = helper.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.body.contains("id=\"camera-yard\""),
+        "camera health shown"
+    );
+    assert!(
+        !home.body.contains("thumbnail.jpg") && !home.body.contains("/live\""),
+        "no video"
+    );
+    let diag = helper.get("/diagnostics").await;
+    assert_eq!(diag.status, 200);
+    assert!(
+        diag.body.contains("id=\"health-yard\"") && diag.body.contains("streaming"),
+        "{}",
+        diag.body
+    );
+    assert!(
+        diag.body.contains(&format!("/recordings/{ticked}")),
+        "the ticked recording is listed"
+    );
+    assert_eq!(
+        helper.get(&format!("/recordings/{ticked}")).await.status,
+        200
+    );
+    let (status, video) = bare_get(
+        &base,
+        &format!("/recordings/{ticked}/video.mp4"),
+        Some(&helper.cookie_header()),
+    )
+    .await;
+    assert!(status == 200 && video.len() > 1000, "{status}");
+    assert_eq!(
+        helper.get(&format!("/recordings/{other}")).await.status,
+        403
+    );
+    assert_eq!(
+        helper
+            .get(&format!("/recordings/{other}/download"))
+            .await
+            .status,
+        403
+    );
+    for path in [
+        "/cameras/yard/live",
+        "/cameras/yard/recordings",
+        "/users",
+        "/support-access",
+        "/shares",
+        "/linked-services",
+    ] {
+        assert_eq!(helper.get(path).await.status, 403, "{path}");
+    }
+    let token = csrf(&diag.body);
+    let r = helper
+        .post(&format!("/recordings/{ticked}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status, 403, "no deleting");
+
+    // The owner sees every page the helper opened, then revokes: at once.
+    let log = c.get("/activity?kind=support_action").await.body;
+    for seen in [
+        "GET /diagnostics",
+        "GET /cameras/yard/live",
+        &format!("POST /recordings/{ticked}/delete"),
+    ] {
+        assert!(log.contains(seen), "{seen} logged");
+    }
+    let page = c.get("/support-access").await.body;
+    let id = page
+        .split("id=\"revoke-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the helper's grant")
+        .to_owned();
+    let r = c
+        .post(&format!("/users/{id}/remove"), &[("csrf", &csrf(&page))])
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(helper.get("/diagnostics").await.location(), "/login");
+    daemon.stop();
+}

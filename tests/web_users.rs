@@ -220,3 +220,62 @@ async fn invitations_expire_after_48_hours_and_can_be_withdrawn() {
     let (_, r) = accept(&server, &"0".repeat(64), "z").await;
     assert_eq!(r.status, 401, "made up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_access_ends_by_itself_when_its_time_is_up() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, owner_totp, _) = server.owner().await;
+    let page = owner.get("/support-access").await;
+    assert!(page.body.contains("No recordings."));
+    let r = owner
+        .post(
+            "/support-access/grant",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("helper", "Ines"),
+                ("hours", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r
+        .body
+        .split("id=\"support-link\"")
+        .nth(1)
+        .and_then(|s| s.split('#').nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the link's secret")
+        .to_owned();
+    let alerts = owner.get("/alerts").await.body;
+    assert!(alerts.contains("Support access was granted"), "{alerts}");
+    let (mut helper, r) = accept(&server, &secret, "ines").await;
+    assert_eq!(r.location(), "/enrol");
+    let page = helper.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let r = helper
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&totp))],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(helper.get("/diagnostics").await.status, 200);
+    assert_eq!(helper.get("/cameras/garden/recordings").await.status, 403);
+
+    // Keep the session alive with requests until just before the hour is up.
+    for _ in 0..3 {
+        server.advance_secs(19 * 60);
+        assert_eq!(helper.get("/diagnostics").await.status, 200);
+    }
+    server.advance_secs(4 * 60);
+    assert_eq!(helper.get("/diagnostics").await.location(), "/login");
+    let mut owner = server.client();
+    server.login(&mut owner, &owner_totp).await;
+    let users = owner.get("/users").await.body;
+    assert!(!users.contains("ines"), "the support account is gone");
+    let log = owner.get("/activity?kind=user_removed").await.body;
+    assert!(
+        log.contains("support access of &#34;ines&#34; expired"),
+        "{log}"
+    );
+}

@@ -218,6 +218,7 @@ impl Auth {
             id: UserId::random(),
             username,
             role: Role::Owner,
+            support: None,
             password_hash: hash,
             email,
             totp: None,

@@ -15,10 +15,16 @@ use super::{
     password, session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, Session,
 };
 use crate::audit::Actor;
-use crate::index::{AlertKind, AuditKind, InvitationEntry, Role, SessionStage, UserEntry, UserId};
+use crate::index::{
+    AlertKind, AuditKind, InvitationEntry, Role, SessionStage, SupportGrant, UserEntry, UserId,
+};
+use crate::model::RecordingId;
 
 /// How long an invitation can be used.
 pub const INVITATION_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+/// Shortest and longest support access.
+pub const SUPPORT_MIN: Duration = Duration::from_secs(3600);
+pub const SUPPORT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// An invitation as the owner's list shows it.
 #[derive(Clone, Debug)]
@@ -28,6 +34,7 @@ pub struct PendingInvitation {
     pub note: String,
     pub created_micros: i64,
     pub expires_micros: i64,
+    pub role: Role,
 }
 
 fn hash_of(secret: &str) -> [u8; 32] {
@@ -35,8 +42,62 @@ fn hash_of(secret: &str) -> [u8; 32] {
 }
 
 impl Auth {
-    /// Makes an invitation; returns its secret, for the link (shown once).
+    /// Makes an invitation for a shared user; returns its secret, for the link
+    /// (shown once).
     pub fn invite(&self, owner: &Session, note: &str) -> Result<String, AuthError> {
+        let (secret, note) = self.new_invitation(owner, note, Role::Shared, None)?;
+        self.inner.audit.record(
+            AuditKind::UserInvited,
+            &session_actor(owner),
+            format!("invitation for {note:?}, valid 48 hours"),
+        );
+        Ok(secret)
+    }
+
+    /// Grants time-limited support access: an invitation that makes a support
+    /// account, which may see camera health and diagnostics and the `recordings`
+    /// ticked, until `lifetime` from now. Returns the invitation's secret.
+    pub fn grant_support(
+        &self,
+        owner: &Session,
+        helper: &str,
+        lifetime: Duration,
+        recordings: Vec<RecordingId>,
+    ) -> Result<String, AuthError> {
+        if lifetime < SUPPORT_MIN || lifetime > SUPPORT_MAX {
+            return Err(AuthError::Invalid(
+                "support access lasts between 1 hour and 7 days".into(),
+            ));
+        }
+        let grant = SupportGrant {
+            expires_micros: self.now() + lifetime.as_micros() as i64,
+            recordings,
+            granted_by: owner.user.id,
+        };
+        let ticked = grant.recordings.len();
+        let hours = lifetime.as_secs() / 3600;
+        let (secret, helper) = self.new_invitation(owner, helper, Role::Support, Some(grant))?;
+        self.inner.audit.record(
+            AuditKind::SupportGranted,
+            &session_actor(owner),
+            format!("support access for {helper:?}: {hours} hour(s), camera health and {ticked} recording(s)"),
+        );
+        self.raise_to_owners(
+            AlertKind::SupportGranted,
+            format!(
+                "Support access was granted to {helper:?} for {hours} hour(s), with {ticked} recording(s). You can revoke it under Support access."
+            ),
+        );
+        Ok(secret)
+    }
+
+    fn new_invitation(
+        &self,
+        owner: &Session,
+        note: &str,
+        role: Role,
+        support: Option<SupportGrant>,
+    ) -> Result<(String, String), AuthError> {
         if owner.user.role != Role::Owner {
             return Err(AuthError::Invalid("only the owner invites".into()));
         }
@@ -48,19 +109,20 @@ impl Auth {
             .collect();
         let secret = session::random_hex(32);
         let now = self.now();
+        let mut expires_micros = now + INVITATION_LIFETIME.as_micros() as i64;
+        if let Some(grant) = &support {
+            expires_micros = expires_micros.min(grant.expires_micros);
+        }
         let entry = InvitationEntry {
             created_by: owner.user.id,
             note: note.clone(),
             created_micros: now,
-            expires_micros: now + INVITATION_LIFETIME.as_micros() as i64,
+            expires_micros,
+            role,
+            support,
         };
         self.inner.index.put_invitation(&hash_of(&secret), &entry)?;
-        self.inner.audit.record(
-            AuditKind::UserInvited,
-            &session_actor(owner),
-            format!("invitation for {note:?}, valid 48 hours"),
-        );
-        Ok(secret)
+        Ok((secret, note))
     }
 
     /// Pending invitations, dropping expired ones.
@@ -77,6 +139,7 @@ impl Auth {
                 note: entry.note,
                 created_micros: entry.created_micros,
                 expires_micros: entry.expires_micros,
+                role: entry.role,
             });
         }
         out.sort_by_key(|i| std::cmp::Reverse(i.created_micros));
@@ -115,17 +178,18 @@ impl Auth {
         let hash = hash_of(secret);
         let keys = ["invitation".to_owned(), throttle::address_key(client.ip)];
         let (k, c) = (keys.clone(), client.clone());
-        self.off_thread(move |auth| {
-            auth.refuse_if_throttled("(invitation)", &k, &c)?;
-            match auth.inner.index.get_invitation(&hash)? {
-                Some(e) if e.expires_micros > auth.now() => Ok(()),
-                _ => {
-                    auth.count_failure("(invitation)", &k, &c, "invitation")?;
-                    Err(AuthError::BadInvitation)
+        let invitation = self
+            .off_thread(move |auth| {
+                auth.refuse_if_throttled("(invitation)", &k, &c)?;
+                match auth.inner.index.get_invitation(&hash)? {
+                    Some(e) if e.expires_micros > auth.now() => Ok(e),
+                    _ => {
+                        auth.count_failure("(invitation)", &k, &c, "invitation")?;
+                        Err(AuthError::BadInvitation)
+                    }
                 }
-            }
-        })
-        .await?;
+            })
+            .await?;
         let username = valid_username(username)?;
         let email = valid_email(email)?;
         if let Some(why) = password::weakness(&new_password, &[&username]) {
@@ -135,7 +199,8 @@ impl Auth {
         let user = UserEntry {
             id: UserId::random(),
             username,
-            role: Role::Shared,
+            role: invitation.role,
+            support: invitation.support,
             password_hash: hash_of_password,
             email,
             totp: None,
@@ -164,8 +229,10 @@ impl Auth {
             auth.raise_to_owners(
                 AlertKind::NewSharedUser,
                 format!(
-                    "{:?} accepted an invitation and is now a shared user (from address {}). If you did not invite them, remove them under Users.",
-                    user.username, client.ip
+                    "{:?} accepted an invitation and is now a {} (from address {}). If you did not invite them, remove them under Users.",
+                    user.username,
+                    user.role.label(),
+                    client.ip
                 ),
             );
             tracing::info!(user = %user.id, "shared user created from an invitation; two-step enrolment next");

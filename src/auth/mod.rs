@@ -98,10 +98,19 @@ pub struct Session {
 impl Session {
     /// Who this session acts as: only a full login is a user.
     pub fn principal(&self) -> Principal {
-        match self.entry.stage {
-            SessionStage::Full => Principal::User {
+        match (self.entry.stage, self.user.role) {
+            (SessionStage::Full, Role::Support) => Principal::Support {
                 id: self.user.id,
-                role: self.user.role,
+                recordings: self
+                    .user
+                    .support
+                    .as_ref()
+                    .map(|g| g.recordings.clone())
+                    .unwrap_or_default(),
+            },
+            (SessionStage::Full, role) => Principal::User {
+                id: self.user.id,
+                role,
             },
             _ => Principal::Anonymous,
         }
@@ -111,6 +120,13 @@ impl Session {
     pub fn handle(&self) -> String {
         hex::encode(self.key)
     }
+}
+
+/// A support account without a grant is treated as expired: deny by default.
+fn support_expired(user: &UserEntry, now: i64) -> bool {
+    user.support
+        .as_ref()
+        .is_none_or(|g| now >= g.expires_micros)
 }
 
 /// The audit actor of a logged-in session.
@@ -246,11 +262,45 @@ impl Auth {
             self.inner.index.remove_session(&key)?;
             return Ok(None);
         };
+        if user.role == Role::Support && support_expired(&user, now) {
+            self.end_support(&user)?;
+            return Ok(None);
+        }
         if session::needs_touch(&entry, now) {
             entry.last_seen_micros = now;
             self.inner.index.touch_session(&key, now)?;
         }
         Ok(Some(Session { key, entry, user }))
+    }
+
+    /// Removes a support account whose time is up, with its sessions.
+    fn end_support(&self, user: &UserEntry) -> Result<(), AuthError> {
+        let sessions = self.inner.index.remove_user_sessions(user.id)?;
+        self.inner.index.remove_user(user.id)?;
+        tracing::info!(user = %user.id, sessions, "support access expired");
+        self.inner.audit.record(
+            AuditKind::UserRemoved,
+            &Actor {
+                user: Some(user.id),
+                name: "expiry".into(),
+                address: None,
+            },
+            format!("support access of {:?} expired", user.username),
+        );
+        Ok(())
+    }
+
+    /// Removes every support account whose time is up; returns how many.
+    pub fn expire_support(&self) -> Result<usize, AuthError> {
+        let now = self.now();
+        let mut n = 0;
+        for user in self.inner.index.all_users()? {
+            if user.role == Role::Support && support_expired(&user, now) {
+                self.end_support(&user)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     pub fn logout(&self, session: &Session) -> Result<(), AuthError> {

@@ -11,7 +11,7 @@
 //! watches live video. It never reaches pages, recordings or settings.
 
 use crate::index::{Role, Scope, TokenId, UserId};
-use crate::model::CameraId;
+use crate::model::{CameraId, RecordingId};
 
 /// Who is asking. Only fully logged-in sessions (both factors) are users here; a
 /// half-finished login is anonymous as far as these rules go.
@@ -30,6 +30,12 @@ pub enum Principal {
     Token {
         id: TokenId,
         scopes: Vec<Scope>,
+    },
+    /// A helper with time-limited support access: camera health and diagnostics,
+    /// and only the recordings the owner ticked.
+    Support {
+        id: UserId,
+        recordings: Vec<RecordingId>,
     },
 }
 
@@ -68,6 +74,10 @@ pub enum Action {
     TriggerCamera,
     /// Create, list and revoke API tokens.
     ManageLinkedServices,
+    /// Camera health and diagnostics (no video).
+    ViewDiagnostics,
+    /// Grant and revoke support access.
+    ManageSupport,
 }
 
 /// What the action is on.
@@ -75,15 +85,17 @@ pub enum Action {
 pub enum Object<'a> {
     System,
     Camera(&'a CameraId),
-    /// A recording of this camera.
+    /// A recording of this camera (any of them: a page's controls, a whole day).
     Recording(&'a CameraId),
+    /// This one recording of this camera.
+    ThisRecording(&'a CameraId, RecordingId),
     /// Something belonging to this user (their devices, their alerts).
     User(UserId),
     /// A share link's clip.
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 19] = [
+pub const ALL_ACTIONS: [Action; 21] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -103,6 +115,8 @@ pub const ALL_ACTIONS: [Action; 19] = [
     Action::ReadEvents,
     Action::TriggerCamera,
     Action::ManageLinkedServices,
+    Action::ViewDiagnostics,
+    Action::ManageSupport,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -113,6 +127,9 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             return matches!((action, object), (Action::WatchSharedClip, Object::Share(l)) if l == *link)
         }
         Principal::Token { scopes, .. } => return token_allowed(scopes, action, object),
+        Principal::Support { id, recordings } => {
+            return support_allowed(*id, recordings, action, object)
+        }
         Principal::User { id, role } => (id, role),
     };
     match (action, object) {
@@ -128,11 +145,18 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::ViewCameras, Object::System) => true,
         (Action::LiveView, Object::Camera(_)) => true,
         (Action::ListRecordings, Object::Camera(_)) => true,
-        (Action::PlayRecording | Action::DownloadRecording, Object::Recording(_)) => true,
-        (Action::DeleteRecording, Object::Recording(_)) => *role == Role::Owner,
+        (
+            Action::PlayRecording | Action::DownloadRecording,
+            Object::Recording(_) | Object::ThisRecording(..),
+        ) => true,
+        (Action::DeleteRecording, Object::Recording(_) | Object::ThisRecording(..)) => {
+            *role == Role::Owner
+        }
         (Action::DeleteCameraRecordings, Object::Camera(_)) => *role == Role::Owner,
         (Action::DeleteEverything, Object::System) => *role == Role::Owner,
-        (Action::ShareRecording, Object::Recording(_)) => *role == Role::Owner,
+        (Action::ShareRecording, Object::Recording(_) | Object::ThisRecording(..)) => {
+            *role == Role::Owner
+        }
         (Action::ManageShares | Action::ManageUsers, Object::System) => *role == Role::Owner,
         // Account holders watch recordings as themselves, not through links.
         (Action::WatchSharedClip, _) => false,
@@ -140,12 +164,37 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         // Starting a recording changes what the house keeps: the owner's call.
         (Action::TriggerCamera, Object::Camera(_)) => *role == Role::Owner,
         (Action::ManageLinkedServices, Object::System) => *role == Role::Owner,
+        (Action::ViewDiagnostics | Action::ManageSupport, Object::System) => *role == Role::Owner,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
 }
 
 /// A token's rules: each scope allows one action, on any camera.
+/// Support access: health and diagnostics, the ticked recordings (watch and
+/// download), and the helper's own account pages. Nothing that changes anything.
+fn support_allowed(
+    id: UserId,
+    recordings: &[RecordingId],
+    action: Action,
+    object: Object<'_>,
+) -> bool {
+    match (action, object) {
+        (Action::ViewCameras | Action::ViewDiagnostics, Object::System) => true,
+        (Action::PlayRecording | Action::DownloadRecording, Object::ThisRecording(_, r)) => {
+            recordings.contains(&r)
+        }
+        (
+            Action::ManageOwnDevices
+            | Action::ViewOwnAlerts
+            | Action::ViewAuditLog
+            | Action::ViewControlCentre,
+            Object::User(user),
+        ) => user == id,
+        _ => false,
+    }
+}
+
 fn token_allowed(scopes: &[Scope], action: Action, object: Object<'_>) -> bool {
     let needed = match (action, object) {
         (Action::ReadEvents, Object::System) => Scope::EventsRead,
@@ -171,12 +220,15 @@ mod tests {
             | Action::DeleteCameraRecordings
             | Action::TriggerCamera => Object::Camera(cam),
             Action::PlayRecording | Action::DownloadRecording | Action::DeleteRecording => {
-                Object::Recording(cam)
+                Object::ThisRecording(cam, RecordingId(5))
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
             Action::ViewAuditLog | Action::ViewControlCentre => Object::User(user),
             Action::ShareRecording => Object::Recording(cam),
-            Action::ManageShares | Action::ManageUsers => Object::System,
+            Action::ManageShares
+            | Action::ManageUsers
+            | Action::ViewDiagnostics
+            | Action::ManageSupport => Object::System,
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -186,90 +238,67 @@ mod tests {
     fn every_action_for_every_principal_matches_the_table() {
         let cam: CameraId = "front".parse().expect("name");
         let me = UserId(1);
-        let owner = Principal::User {
-            id: me,
-            role: Role::Owner,
-        };
-        let shared = Principal::User {
-            id: me,
-            role: Role::Shared,
-        };
-        // Every scope, and none.
-        let all_scopes = Principal::Token {
+        let user = |role| Principal::User { id: me, role };
+        let token = |scopes: &[Scope]| Principal::Token {
             id: TokenId(9),
-            scopes: Scope::ALL.to_vec(),
+            scopes: scopes.to_vec(),
         };
-        let no_scope = Principal::Token {
-            id: TokenId(9),
-            scopes: Vec::new(),
+        let support = |r: u64| Principal::Support {
+            id: me,
+            recordings: vec![RecordingId(r)],
         };
+        // The principals, in the order of the table's columns.
+        let principals = [
+            ("anonymous", Principal::Anonymous),
+            ("owner", user(Role::Owner)),
+            ("shared user", user(Role::Shared)),
+            ("token with every scope", token(&Scope::ALL)),
+            ("token without scopes", token(&[])),
+            ("holder of this link", Principal::LinkHolder { link: 7 }),
+            ("holder of another link", Principal::LinkHolder { link: 8 }),
+            ("support, this recording ticked", support(5)),
+            ("support, another recording ticked", support(6)),
+        ];
         use Action::*;
-        // (action, anonymous, owner, shared, token with every scope, token without,
-        //  holder of the link the object is)
+        // One row per action, one character per principal above: y allowed, . refused.
         let table = [
-            (ViewCameras, false, true, true, false, false, false),
-            (LiveView, false, true, true, true, false, false),
-            (ListRecordings, false, true, true, false, false, false),
-            (PlayRecording, false, true, true, false, false, false),
-            (DownloadRecording, false, true, true, false, false, false),
-            (DeleteRecording, false, true, false, false, false, false),
-            (
-                DeleteCameraRecordings,
-                false,
-                true,
-                false,
-                false,
-                false,
-                false,
-            ),
-            (DeleteEverything, false, true, false, false, false, false),
-            (ManageOwnDevices, false, true, true, false, false, false),
-            (ViewOwnAlerts, false, true, true, false, false, false),
-            (ViewAuditLog, false, true, true, false, false, false),
-            (ViewControlCentre, false, true, true, false, false, false),
-            (ShareRecording, false, true, false, false, false, false),
-            (ManageShares, false, true, false, false, false, false),
-            (WatchSharedClip, false, false, false, false, false, true),
-            (ManageUsers, false, true, false, false, false, false),
-            (ReadEvents, false, true, true, true, false, false),
-            (TriggerCamera, false, true, false, true, false, false),
-            (
-                ManageLinkedServices,
-                false,
-                true,
-                false,
-                false,
-                false,
-                false,
-            ),
+            (ViewCameras, ".yy....yy"),
+            (LiveView, ".yyy....."),
+            (ListRecordings, ".yy......"),
+            (PlayRecording, ".yy....y."),
+            (DownloadRecording, ".yy....y."),
+            (DeleteRecording, ".y......."),
+            (DeleteCameraRecordings, ".y......."),
+            (DeleteEverything, ".y......."),
+            (ManageOwnDevices, ".yy....yy"),
+            (ViewOwnAlerts, ".yy....yy"),
+            (ViewAuditLog, ".yy....yy"),
+            (ViewControlCentre, ".yy....yy"),
+            (ShareRecording, ".y......."),
+            (ManageShares, ".y......."),
+            (WatchSharedClip, ".....y..."),
+            (ManageUsers, ".y......."),
+            (ReadEvents, ".yyy....."),
+            (TriggerCamera, ".y.y....."),
+            (ManageLinkedServices, ".y......."),
+            (ViewDiagnostics, ".y.....yy"),
+            (ManageSupport, ".y......."),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
-        let holder = Principal::LinkHolder { link: 7 };
-        let other_holder = Principal::LinkHolder { link: 8 };
-        for (action, anon, own, sh, tok, tok_none, link) in table {
+        for (action, row) in table {
+            assert_eq!(
+                row.len(),
+                principals.len(),
+                "{action:?}: one mark per principal"
+            );
             let o = object_for(action, &cam, me);
-            assert_eq!(
-                allowed(&Principal::Anonymous, action, o),
-                anon,
-                "{action:?} anonymous"
-            );
-            assert_eq!(allowed(&owner, action, o), own, "{action:?} owner");
-            assert_eq!(allowed(&shared, action, o), sh, "{action:?} shared");
-            assert_eq!(allowed(&holder, action, o), link, "{action:?} link holder");
-            assert!(
-                !allowed(&other_holder, action, o),
-                "{action:?} another link's holder"
-            );
-            assert_eq!(
-                allowed(&all_scopes, action, o),
-                tok,
-                "{action:?} token with every scope"
-            );
-            assert_eq!(
-                allowed(&no_scope, action, o),
-                tok_none,
-                "{action:?} token without scopes"
-            );
+            for ((who, principal), mark) in principals.iter().zip(row.chars()) {
+                assert_eq!(
+                    allowed(principal, action, o),
+                    mark == 'y',
+                    "{action:?} for {who}"
+                );
+            }
         }
     }
 

@@ -196,6 +196,7 @@ mod tests {
                 recovery_codes: Vec::new(),
                 created_micros: 0,
                 known_devices: Vec::new(),
+                support: None,
             })
             .expect("user");
         let clock = SimulatedClock::new(1_000_000_000_000);

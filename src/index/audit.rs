@@ -41,10 +41,13 @@ pub enum AuditKind {
     TokenCreated,
     TokenUsed,
     TokenRevoked,
+    SupportGranted,
+    /// A request made under support access (every one is logged).
+    SupportAction,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -70,6 +73,8 @@ impl AuditKind {
         AuditKind::TokenCreated,
         AuditKind::TokenUsed,
         AuditKind::TokenRevoked,
+        AuditKind::SupportGranted,
+        AuditKind::SupportAction,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -100,6 +105,8 @@ impl AuditKind {
             AuditKind::TokenCreated => "token_created",
             AuditKind::TokenUsed => "token_used",
             AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::SupportGranted => "support_granted",
+            AuditKind::SupportAction => "support_action",
         }
     }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::users::UserId;
+use super::users::{Role, SupportGrant, UserId};
 use super::{Index, IndexError};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +14,16 @@ pub struct InvitationEntry {
     pub note: String,
     pub created_micros: i64,
     pub expires_micros: i64,
+    /// What accepting it makes: a shared user (the default) or a support account.
+    #[serde(default = "shared")]
+    pub role: Role,
+    /// For a support invitation: what the account may see, until when.
+    #[serde(default)]
+    pub support: Option<SupportGrant>,
+}
+
+fn shared() -> Role {
+    Role::Shared
 }
 
 fn corrupt(e: impl std::fmt::Display) -> IndexError {
@@ -78,6 +88,8 @@ mod tests {
             note: "grandma".into(),
             created_micros: 1,
             expires_micros: 2,
+            role: Role::Shared,
+            support: None,
         };
         index.put_invitation(&[7; 32], &entry).expect("put");
         assert_eq!(

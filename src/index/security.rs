@@ -32,6 +32,8 @@ pub enum AlertKind {
     LoginBlocked,
     /// Someone accepted an invitation and is now a shared user.
     NewSharedUser,
+    /// The owner granted support access.
+    SupportGranted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,28 @@ impl fmt::Display for UserId {
 pub enum Role {
     Owner,
     Shared,
+    /// A helper with time-limited access for troubleshooting (see [`SupportGrant`]).
+    Support,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Shared => "shared user",
+            Role::Support => "support",
+        }
+    }
+}
+
+/// What a support account may see, and until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportGrant {
+    /// The account stops working (and is removed) at this time.
+    pub expires_micros: i64,
+    /// The recordings the owner ticked; nothing else of the video.
+    pub recordings: Vec<crate::model::RecordingId>,
+    pub granted_by: UserId,
 }
 
 /// An enrolled TOTP authenticator.
@@ -81,6 +103,9 @@ pub struct UserEntry {
     pub created_micros: i64,
     /// Hashes of device cookies this user has completed a login from (newest last).
     pub known_devices: Vec<String>,
+    /// Only for [`Role::Support`].
+    #[serde(default)]
+    pub support: Option<SupportGrant>,
 }
 
 fn username_key(username: &str) -> Vec<u8> {
@@ -249,6 +274,7 @@ mod tests {
             recovery_codes: Vec::new(),
             created_micros: 1,
             known_devices: Vec::new(),
+            support: None,
         }
     }
 

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::{WebError, WebState};
-use crate::auth::{policy, ClientInfo, Session};
-use crate::index::SessionStage;
+use crate::auth::{policy, session_actor, ClientInfo, Session};
+use crate::index::{AuditKind, Role, SessionStage};
 
 pub const SESSION_COOKIE: &str = "__Host-porchlight";
 pub const DEVICE_COOKIE: &str = "__Host-porchlight-device";
@@ -124,7 +124,18 @@ impl FromRequestParts<WebState> for FullSession {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
         match lookup(parts, state).await? {
-            Some(s) if s.entry.stage == SessionStage::Full => Ok(FullSession(s)),
+            Some(s) if s.entry.stage == SessionStage::Full => {
+                if s.user.role == Role::Support {
+                    // Everything done under support access is in the owner's log.
+                    let (log, actor) = (state.auth.audit().clone(), session_actor(&s));
+                    let what = format!("{} {}", parts.method, parts.uri.path());
+                    let _ = tokio::task::spawn_blocking(move || {
+                        log.record(AuditKind::SupportAction, &actor, what)
+                    })
+                    .await;
+                }
+                Ok(FullSession(s))
+            }
             Some(s) if s.entry.stage == SessionStage::Enrolment => {
                 Err(WebError::Continue("/enrol"))
             }

@@ -25,6 +25,8 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
+//! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
 //! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
@@ -141,6 +143,9 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route("/support-access", get(pages::support::page))
+        .route("/support-access/grant", post(pages::support::grant))
+        .route("/diagnostics", get(pages::support::diagnostics))
         .route("/users", get(pages::users::list))
         .route("/users/invite", post(pages::users::invite))
         .route("/users/{id}/remove", post(pages::users::remove))
@@ -199,21 +204,31 @@ pub fn app(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// Deletes expired share links (and their copies) every few minutes, so a link's copy
-/// does not outlive its expiry by more than that even if nobody looks.
-fn tasks_purge_shares(shares: Shares, mut shutdown: watch::Receiver<bool>) {
+/// Every few minutes deletes expired share links (and their copies) and support
+/// accounts whose time is up, so neither outlives its expiry by more than that even
+/// if nobody looks. (Both are also refused at once on use after expiry.)
+fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = stopped(&mut shutdown) => return,
                 () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
             }
-            let s = shares.clone();
-            match tokio::task::spawn_blocking(move || s.purge_expired()).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(links = n, "expired share links deleted"),
-                Ok(Err(e)) => tracing::error!("cannot delete expired share links: {e}"),
-                Err(e) => tracing::error!("share link purge task: {e}"),
+            let (s, a) = (shares.clone(), auth.clone());
+            let pass =
+                tokio::task::spawn_blocking(move || (s.purge_expired(), a.expire_support())).await;
+            match pass {
+                Ok((links, support)) => {
+                    match links {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(links = n, "expired share links deleted"),
+                        Err(e) => tracing::error!("cannot delete expired share links: {e}"),
+                    }
+                    if let Err(e) = support {
+                        tracing::error!("cannot end expired support access: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("expiry task: {e}"),
             }
         }
     });
@@ -288,7 +303,7 @@ pub async fn start(
         services.clock.clone(),
         auth.audit().clone(),
     );
-    tasks_purge_shares(shares.clone(), shutdown.clone());
+    spawn_expiry(shares.clone(), auth.clone(), shutdown.clone());
     let state = WebState {
         registry: services.registry,
         store: services.store,

@@ -235,7 +235,7 @@ async fn respond(
     } else {
         Action::PlayRecording
     };
-    session.require(action, Object::Recording(&entry.camera))?;
+    session.require(action, Object::ThisRecording(&entry.camera, entry.id))?;
     let mp4 = layout(&state, &entry).await?;
     let range = requested_range(&headers, mp4.len())?;
     // A download is logged once, not again for each resumed range.

@@ -32,6 +32,9 @@ struct Dashboard {
     tiles: Vec<Tile>,
     recent_alerts: Vec<RecentAlert>,
     can_delete_everything: bool,
+    /// Live view and recordings (a support helper sees only camera health).
+    can_watch: bool,
+    can_diagnose: bool,
 }
 
 #[derive(Template)]
@@ -47,12 +50,23 @@ pub async fn dashboard(
 ) -> Result<Response, WebError> {
     session.require(Action::ViewCameras, Object::System)?;
     let cameras = state.registry.all();
+    // Whoever may not see recordings sees no thumbnails either (they are video).
+    let can_watch = cameras.first().is_none_or(|c| {
+        policy::allowed(
+            &session.principal(),
+            Action::ListRecordings,
+            Object::Camera(c.id()),
+        )
+    });
     let (index, ids, now) = (
         state.index.clone(),
         cameras.iter().map(|c| c.id().clone()).collect::<Vec<_>>(),
         state.clock.now_micros(),
     );
     let thumbnails = blocking(move || {
+        if !can_watch {
+            return Ok(vec![None; ids.len()]);
+        }
         ids.iter()
             .map(|id| Ok(super::events::latest_thumbnail(&index, id, now)?))
             .collect::<Result<Vec<_>, WebError>>()
@@ -103,6 +117,12 @@ pub async fn dashboard(
         can_delete_everything: policy::allowed(
             &session.principal(),
             Action::DeleteEverything,
+            Object::System,
+        ),
+        can_watch,
+        can_diagnose: policy::allowed(
+            &session.principal(),
+            Action::ViewDiagnostics,
             Object::System,
         ),
     })

@@ -15,7 +15,7 @@ use axum::response::Response;
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
 use crate::config::{Config, RecordingMode};
-use crate::index::{AuditKind, AuditQuery, Role};
+use crate::index::{AuditKind, AuditQuery};
 use crate::retention::{DiskSpace, FilesystemSpace};
 use crate::web::extract::FullSession;
 use crate::web::view::{self, render, Frame};
@@ -100,6 +100,7 @@ struct ControlPage {
     blocked: Vec<Line>,
     shares: usize,
     tokens: usize,
+    support: usize,
 }
 
 /// `1.5 GB`, decimal units as disks are sold.
@@ -190,6 +191,10 @@ pub async fn control_centre(
         Vec::new()
     };
     let my_email = session.0.user.email.clone().unwrap_or_default();
+    let support = users
+        .iter()
+        .filter(|u| u.role == crate::index::Role::Support)
+        .count();
     render(&ControlPage {
         frame: frame_for(&state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
@@ -198,10 +203,7 @@ pub async fn control_centre(
             .into_iter()
             .map(|u| UserRow {
                 name: u.username,
-                role: match u.role {
-                    Role::Owner => "owner",
-                    Role::Shared => "shared user",
-                },
+                role: u.role.label(),
                 two_step: u.totp.is_some(),
                 recovery_codes_left: u.recovery_codes.iter().filter(|c| !c.used).count(),
                 email: u.email.unwrap_or_default(),
@@ -239,6 +241,7 @@ pub async fn control_centre(
             .collect(),
         shares,
         tokens,
+        support,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod linked;
 pub mod recordings;
 pub mod shares;
+pub mod support;
 pub mod users;
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -56,6 +56,7 @@ struct PlayerPage {
     trigger: String,
     can_delete: bool,
     can_share: bool,
+    can_list: bool,
     csrf: String,
 }
 
@@ -179,7 +180,10 @@ pub async fn player(
     Query(q): Query<PlayerQuery>,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &id).await?;
-    session.require(Action::PlayRecording, Object::Recording(&entry.camera))?;
+    session.require(
+        Action::PlayRecording,
+        Object::ThisRecording(&entry.camera, entry.id),
+    )?;
     let subject = format!("recording {} of camera {}", entry.id, entry.camera);
     audit(&state, &session.0, AuditKind::RecordingViewed, subject).await?;
     render(&PlayerPage {
@@ -201,6 +205,11 @@ pub async fn player(
             Action::ShareRecording,
             Object::Recording(&entry.camera),
         ),
+        can_list: policy::allowed(
+            &session.principal(),
+            Action::ListRecordings,
+            Object::Camera(&entry.camera),
+        ),
         csrf: session.0.entry.csrf.clone(),
     })
 }
@@ -215,7 +224,10 @@ pub async fn delete_one(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &id).await?;
-    session.require(Action::DeleteRecording, Object::Recording(&entry.camera))?;
+    session.require(
+        Action::DeleteRecording,
+        Object::ThisRecording(&entry.camera, entry.id),
+    )?;
     let (store, index, rid) = (state.store.clone(), state.index.clone(), entry.id);
     blocking(move || {
         retention::delete_recording(&store, &index, rid)

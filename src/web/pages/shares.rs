@@ -101,7 +101,10 @@ pub async fn create(
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &id).await?;
-    session.require(Action::ShareRecording, Object::Recording(&entry.camera))?;
+    session.require(
+        Action::ShareRecording,
+        Object::ThisRecording(&entry.camera, entry.id),
+    )?;
     let hours: u64 = match form.hours.trim() {
         h @ ("1" | "24" | "168" | "720") => h.parse().unwrap_or(168),
         _ => return Err(WebError::BadRequest("unknown link lifetime".into())),

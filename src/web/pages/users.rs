@@ -69,10 +69,7 @@ async fn users_page(
             .map(|u| UserRow {
                 id: u.id.to_string(),
                 name: u.username,
-                role: match u.role {
-                    Role::Owner => "owner",
-                    Role::Shared => "shared user",
-                },
+                role: u.role.label(),
                 two_step: u.totp.is_some(),
                 created: view::date_time(u.created_micros),
                 removable: u.role != Role::Owner,
