@@ -1,0 +1,1035 @@
+//! Every route × every principal over real HTTPS (issue 5's "route × principal
+//! matrix"): a literal table says what each principal gets on each route, and the test
+//! walks all of it against the real daemon. The table's keys are read back from the
+//! router's source (`src/web/mod.rs`, `src/web/api.rs`), so a new route without a row —
+//! or a row for a route that is gone — fails the test.
+//!
+//! Principals: anonymous; the owner; a shared user (invited and enrolled through the
+//! real flow); an API token with every scope; an API token with only `live:read` (a
+//! scope none of the API routes takes: tokens need at least one); a share-link holder
+//! (the viewer cookie of link A, sent on every request, not only under its path).
+//!
+//! TODO(issue 5, support access): add a `support` column once support access exists;
+//! there is no such principal yet, so nothing here pretends to test it.
+//!
+//! Objects are real: three recordings written through the store as fragmented MP4 (so
+//! playback and sharing work), two events with thumbnails, three share links,
+//! three tokens, a pending invitation. Cells that destroy something aim at their own
+//! victim object (and the owner, who succeeds, goes last in each row); the rows that end
+//! sessions run last, each principal from a fresh login.
+
+mod webutil;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use porchlight::index::{EventEntry, RecordingEntry, RecordingState};
+use porchlight::model::{CameraId, EventId, RecordingId, Trigger};
+use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
+use porchlight::store::NewRecording;
+use webutil::{csrf, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
+
+const CAMERA: &str =
+    "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n";
+const GUEST: &str = "grandma";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+
+/// What a principal gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// 2xx, or 101 (WebSocket), or a 3xx that is not to the login page.
+    Allow,
+    /// 303 to `/login` (a page without a full login).
+    Login,
+    /// 303 to `/login` that clears the session cookie (logged out on purpose).
+    Out,
+    /// 400 or 422: allowed, but the input is refused (e.g. a wrong confirmation).
+    Bad,
+    /// 403.
+    Forbid,
+    /// 401 (the API: no or unknown bearer token).
+    Unauth,
+    /// 404.
+    NotFound,
+}
+
+use Expect::*;
+
+/// The principals, in the table's column order.
+const WHO: [&str; 6] = [
+    "anonymous",
+    "owner",
+    "shared",
+    "token-all",
+    "token-none",
+    "link-A",
+];
+const OWNER_COL: usize = 1;
+const SHARED_COL: usize = 2;
+
+/// Every route the router serves. Columns: anonymous, owner, shared user, token with
+/// every scope, token with only an unrelated scope, holder of link A.
+///
+/// The inputs (which object, which form) are in [`path_for`] and [`form_for`]; where
+/// the owner's cell is `Bad` the form is deliberately wrong so nothing is destroyed.
+#[rustfmt::skip]
+const TABLE: &[(&str, &str, [Expect; 6])] = &[
+    // method  route                               anon      owner     shared    tok-all   tok-none  link-A
+    ("GET",  "/",                                  [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
+    ("POST", "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
+    ("GET",  "/login",                             [Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
+    ("POST", "/login",                             [Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
+    ("GET",  "/login/code",                        [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/login/code",                        [Forbid,   Bad,      Bad,      Forbid,   Forbid,   Forbid]),
+    ("GET",  "/enrol",                             [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/enrol",                             [Forbid,   Bad,      Bad,      Forbid,   Forbid,   Forbid]),
+    ("GET",  "/devices",                           [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/devices/logout",                    [Login,    NotFound, NotFound, Login,    Login,    Login]),
+    ("GET",  "/alerts",                            [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/activity",                          [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/control-centre",                    [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/users",                             [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/users/invite",                      [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/users/{id}/remove",                 [Login,    Bad,      Forbid,   Login,    Login,    Login]),
+    ("POST", "/invitations/revoke",                [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/invite",                            [Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
+    ("POST", "/invite",                            [Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
+    ("POST", "/recordings/{id}/share",             [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/shares",                            [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/shares/{id}/delete",                [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/s/{link}",                          [Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
+    ("POST", "/s/{link}/open",                     [Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
+    ("GET",  "/s/{link}/video.mp4",                [NotFound, NotFound, NotFound, NotFound, NotFound, Allow]),
+    ("GET",  "/s/{link}/download",                 [NotFound, NotFound, NotFound, NotFound, NotFound, Allow]),
+    ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    // Tokens with live:read are allowed LiveView by the policy, but no route takes a
+    // token for it: the WebSocket is for browser sessions only.
+    ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/cameras/{camera}/delete",           [Login,    Bad,      Forbid,   Login,    Login,    Login]),
+    ("GET",  "/recordings/{id}",                   [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/recordings/{id}/video.mp4",         [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("GET",  "/recordings/{id}/download",          [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/recordings/{id}/delete",            [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/events/{id}/thumbnail.jpg",         [Login,    Allow,    Allow,    Login,    Login,    Login]),
+    ("POST", "/events/{id}/delete",                [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/delete-everything",                 [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/delete-everything",                 [Login,    Bad,      Forbid,   Login,    Login,    Login]),
+    ("GET",  "/linked-services",                   [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/linked-services",                   [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("POST", "/linked-services/revoke",            [Login,    Allow,    Forbid,   Login,    Login,    Login]),
+    ("GET",  "/static/{file}",                     [Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
+    ("POST", "/api/v1/cameras/{camera}/trigger",   [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth]),
+    ("GET",  "/api/v1/events",                     [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth]),
+    ("GET",  "/api/v1/events/stream",              [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth]),
+    // These end the session they are sent with: they run last, each principal with a
+    // fresh login of its own.
+    ("POST", "/logout",                            [Forbid,   Out,      Out,      Forbid,   Forbid,   Forbid]),
+    ("POST", "/devices/logout-all",                [Login,    Out,      Out,      Login,    Login,    Login]),
+];
+
+const SESSION_ENDING: [&str; 2] = ["/logout", "/devices/logout-all"];
+
+/// POST routes open to anyone (no session, hence no CSRF token to check).
+const NO_SESSION_POSTS: [&str; 4] = ["/setup", "/login", "/invite", "/s/{link}/open"];
+
+// ---------------------------------------------------------------------------------
+// The routes, read from the router's source.
+
+/// `(METHOD, path)` of every `.route(...)` in the router's source; the API's paths
+/// get the `/api/v1` prefix the main router nests them under.
+fn served_routes() -> Vec<(String, String)> {
+    let main = include_str!("../src/web/mod.rs");
+    let api = include_str!("../src/web/api.rs");
+    // Routes can only come from `.route(...)`: the one `.nest` is the API, the one
+    // `.merge` the pages router built in the same function; anything else would hide
+    // routes from the scan below.
+    let squeezed: String = main.split_whitespace().collect();
+    let allowed = [(main, ".nest(", 1), (main, ".merge(", 1)];
+    for (name, src) in [("mod.rs", main), ("api.rs", api)] {
+        for how in [".route_service(", ".nest_service(", ".merge(", ".nest("] {
+            let may = allowed
+                .iter()
+                .find(|(s, h, _)| std::ptr::eq(*s, src) && *h == how)
+                .map_or(0, |(_, _, n)| *n);
+            assert!(
+                src.matches(how).count() <= may,
+                "{name} builds routes with {how}: teach this test to read them"
+            );
+        }
+    }
+    assert!(
+        squeezed.contains(".nest(\"/api/v1\",api::routes()"),
+        "the API is nested under /api/v1"
+    );
+    let mut routes = routes_in(main, "");
+    routes.extend(routes_in(api, "/api/v1"));
+    routes
+}
+
+/// Scans `.route("PATH", get(..).post(..))` calls: the method names are the
+/// identifiers called at the call's own nesting level.
+fn routes_in(src: &str, prefix: &str) -> Vec<(String, String)> {
+    const METHODS: [&str; 9] = [
+        "get", "post", "put", "delete", "patch", "head", "options", "trace", "any",
+    ];
+    let mut out = Vec::new();
+    for (start, _) in src.match_indices(".route(") {
+        let args = &src[start + ".route(".len()..];
+        let path = args
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|s| s.split('"').next())
+            .expect("a route's path is a string literal");
+        let mut depth = 1;
+        let mut end = 0;
+        let bytes = args.as_bytes();
+        let mut methods = Vec::new();
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'(' => {
+                    if depth == 1 {
+                        let ident: String = args[..i]
+                            .chars()
+                            .rev()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
+                        assert!(
+                            METHODS.contains(&ident.as_str()),
+                            "route {path}: unknown method router {ident}()"
+                        );
+                        methods.push(ident.to_uppercase());
+                    }
+                    depth += 1;
+                }
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(end > 0, "route {path}: unbalanced parentheses");
+        assert!(!methods.is_empty(), "route {path}: no method");
+        for m in methods {
+            out.push((m, format!("{prefix}{path}")));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_served_route_has_a_row_and_every_row_a_route() {
+    let served = served_routes();
+    assert!(
+        served.len() > 40,
+        "the scanner found the routes: {served:?}"
+    );
+    let rows: Vec<(String, String)> = TABLE
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    for r in &served {
+        assert!(
+            rows.contains(r),
+            "{} {} is served but has no row in the matrix: add one",
+            r.0,
+            r.1
+        );
+    }
+    for r in &rows {
+        assert!(
+            served.contains(r),
+            "{} {} has a row but is no longer served",
+            r.0,
+            r.1
+        );
+    }
+    let mut unique = rows.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), rows.len(), "a route has two rows");
+}
+
+// ---------------------------------------------------------------------------------
+// The objects.
+
+struct Fixture {
+    base: String,
+    http: reqwest::Client,
+    owner_secret: String,
+    guest_secret: String,
+    owner_id: String,
+    /// Played, shared; never deleted before the end.
+    recording: RecordingId,
+    /// Deleted by the owner's cell.
+    victim_recording: RecordingId,
+    event: EventId,
+    victim_event: EventId,
+    link_a: String,
+    link_b: String,
+    victim_link: String,
+    victim_invitation: String,
+    victim_token: String,
+    token_all_id: String,
+    /// Credentials per column of the table.
+    creds: [Creds; 6],
+}
+
+#[derive(Clone, Default)]
+struct Creds {
+    cookie: Option<String>,
+    bearer: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Creds {
+    fn session(c: &Client, csrf: String) -> Creds {
+        Creds {
+            cookie: Some(c.cookie_header()),
+            bearer: None,
+            csrf: Some(csrf),
+        }
+    }
+}
+
+/// A minimal `avc1` sample entry (one SPS, one PPS): plausible, not decodable.
+fn avc1_sample_entry() -> Vec<u8> {
+    let (sps, pps) = (
+        [0x67u8, 0x64, 0x00, 0x1E, 0xAC, 0xD9, 0x40],
+        [0x68u8, 0xEB, 0xE3, 0xCB],
+    );
+    let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
+    avcc.extend((sps.len() as u16).to_be_bytes());
+    avcc.extend(sps);
+    avcc.push(1);
+    avcc.extend((pps.len() as u16).to_be_bytes());
+    avcc.extend(pps);
+    avcc.extend([0xFD, 0xF8, 0xF8, 0]);
+    let mut e = vec![0, 0, 0, 0];
+    e.extend(b"avc1");
+    e.extend([0; 6]);
+    e.extend(1u16.to_be_bytes());
+    e.extend([0; 16]);
+    e.extend(320u16.to_be_bytes());
+    e.extend(240u16.to_be_bytes());
+    e.extend(0x0048_0000u32.to_be_bytes());
+    e.extend(0x0048_0000u32.to_be_bytes());
+    e.extend(0u32.to_be_bytes());
+    e.extend(1u16.to_be_bytes());
+    e.extend([0; 32]);
+    e.extend(0x0018u16.to_be_bytes());
+    e.extend((-1i16).to_be_bytes());
+    e.extend((8 + avcc.len() as u32).to_be_bytes());
+    e.extend(b"avcC");
+    e.extend(avcc);
+    let len = e.len() as u32;
+    e[..4].copy_from_slice(&len.to_be_bytes());
+    e
+}
+
+/// Writes a finished two-second recording (fragmented MP4, sealed by the store) and
+/// its index entry, as the recorder would.
+fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId {
+    let track = TrackParams {
+        sample_entry: avc1_sample_entry(),
+        width: 320,
+        height: 240,
+        timescale: 90_000,
+    };
+    let samples: Vec<Sample> = (0..20u8)
+        .map(|i| Sample {
+            duration: 9000,
+            is_sync: i % 10 == 0,
+            data: Bytes::from(vec![0, 0, 0, 4, 0x65, i, i, i]),
+        })
+        .collect();
+    let mut body = init_segment(&track).expect("valid track");
+    body.extend(fragment(1, 0, &samples[..10]).expect("fragment"));
+    body.extend(fragment(2, 90_000, &samples[10..]).expect("fragment"));
+    let d = server.daemon();
+    let camera: CameraId = "porch".parse().expect("name");
+    let id = RecordingId(id);
+    let (mut writer, wrapped_key) = d
+        .store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros,
+            trigger: Trigger::Motion,
+        })
+        .expect("create");
+    writer.write_all(&body).expect("write");
+    let finished = writer.finish().expect("finish");
+    d.index
+        .put_recording(&RecordingEntry {
+            id,
+            camera,
+            start_micros,
+            end_micros: start_micros + 2_000_000,
+            frames: 20,
+            bytes: finished.file_len,
+            trigger: Trigger::Motion,
+            wrapped_key,
+            state: RecordingState::Finished,
+        })
+        .expect("index");
+    id
+}
+
+fn put_event(server: &Server, id: u64, recording: RecordingId, start: i64) -> EventId {
+    let d = server.daemon();
+    let camera: CameraId = "porch".parse().expect("name");
+    let event = EventEntry {
+        id: EventId(id),
+        camera: camera.clone(),
+        start_micros: start,
+        end_micros: start + 2_000_000,
+        triggers: vec![Trigger::Motion],
+        peak_score: 0.2,
+        score_curve: vec![10, 50, 20],
+        has_thumbnail: true,
+        recordings: vec![recording],
+        open: false,
+    };
+    d.index.put_event(&event).expect("event");
+    d.store
+        .write_thumbnail(
+            &camera,
+            event.id,
+            start,
+            b"\xff\xd8\xff\xe0 a picture \xff\xd9",
+        )
+        .expect("thumbnail");
+    event.id
+}
+
+/// The text after `start` up to the next `end`, in the first piece of `html` (split
+/// at `row`) that contains `within`.
+fn in_row(html: &str, row: &str, within: &str, start: &str) -> String {
+    html.split(row)
+        .skip(1)
+        .find(|r| r.contains(within))
+        .and_then(|r| r.split(start).nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("{within} in {row}…: {html}"))
+        .to_owned()
+}
+
+async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> String {
+    let page = owner.get("/linked-services").await;
+    let token = csrf(&page.body);
+    let mut form = vec![("csrf", token.as_str()), ("name", name)];
+    form.extend(scopes.iter().map(|s| ("scope", *s)));
+    let r = owner.post("/linked-services", &form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let marker = "id=\"token\" class=\"secret\">";
+    let start = r.body.find(marker).expect("the token") + marker.len();
+    r.body[start..].split('<').next().expect("token").to_owned()
+}
+
+async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, String) {
+    let page = owner.get(&format!("/recordings/{recording}")).await;
+    let r = owner
+        .post(
+            &format!("/recordings/{recording}/share"),
+            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let value = in_row(&r.body, "id=\"share-link\"", "value=\"", "value=\"");
+    let path = value.split("/s/").nth(1).expect("a /s/ link");
+    let (id, secret) = path.split_once('#').expect("secret in the fragment");
+    (id.to_owned(), secret.to_owned())
+}
+
+async fn invite(owner: &mut Client, note: &str) -> String {
+    let page = owner.get("/users").await;
+    let r = owner
+        .post(
+            "/users/invite",
+            &[("csrf", &csrf(&page.body)), ("note", note)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let link = in_row(&r.body, "id=\"invite-link\"", "value=\"", "value=\"");
+    link.split_once('#').expect("fragment").1.to_owned()
+}
+
+/// Password then TOTP on a fresh client (the clock moves on a TOTP step first, so a
+/// code is never replayed).
+async fn login(server: &Server, name: &str, password: &str, secret: &str) -> Client {
+    server.advance_secs(31);
+    let mut c = server.client();
+    let r = c
+        .post("/login", &[("username", name), ("password", password)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/login/code"), "{}", r.body);
+    let page = c.get("/login/code").await;
+    let r = c
+        .post(
+            "/login/code",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(secret))],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    c
+}
+
+async fn session_creds(c: &mut Client) -> Creds {
+    let home = c.get("/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    Creds::session(c, csrf(&home.body))
+}
+
+async fn fixture(server: &Server) -> (Fixture, Client, Client) {
+    let (mut owner, owner_secret, _) = server.owner().await;
+    let recording = put_recording(server, 0x1111, T0_MICROS - 60_000_000);
+    let victim_recording = put_recording(server, 0x2222, T0_MICROS - 30_000_000);
+    let event = put_event(server, 0xaaaa, recording, T0_MICROS - 60_000_000);
+    // Deleting an event deletes its recordings, and deleting a recording its events:
+    // the victim event has a recording of its own.
+    let holder = put_recording(server, 0x3333, T0_MICROS - 20_000_000);
+    let victim_event = put_event(server, 0xbbbb, holder, T0_MICROS - 20_000_000);
+
+    // The shared user, through the real invitation and enrolment.
+    let secret = invite(&mut owner, "grandma").await;
+    let mut guest = server.client();
+    let r = guest
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret.as_str()),
+                ("username", GUEST),
+                ("password", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    let page = guest.get("/enrol").await;
+    let guest_secret = totp_secret(&page.body);
+    let r = guest
+        .post(
+            "/enrol",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("code", &server.code(&guest_secret)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = invite(&mut owner, "victim invitation").await;
+    let users = owner.get("/users").await.body;
+    let victim_invitation = in_row(
+        &users,
+        "<tr><td>",
+        "victim invitation",
+        "name=\"handle\" value=\"",
+    );
+    let owner_id = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains("<td>owner</td>"))
+        .and_then(|row| row.split('"').next())
+        .expect("the owner's row")
+        .to_owned();
+
+    let token_all = make_token(
+        &mut owner,
+        "everything",
+        &["events:read", "trigger:write", "live:read"],
+    )
+    .await;
+    let token_none = make_token(&mut owner, "unrelated", &["live:read"]).await;
+    let _ = make_token(&mut owner, "victim token", &["events:read"]).await;
+    let services = owner.get("/linked-services").await.body;
+    let token_id = |name: &str| {
+        services
+            .split("<tr id=\"token-")
+            .find(|row| row.contains(&format!("<td>{name}</td>")))
+            .and_then(|row| row.split('"').next())
+            .expect("the token's row")
+            .to_owned()
+    };
+    let (victim_token, token_all_id) = (token_id("victim token"), token_id("everything"));
+
+    let (link_a, secret_a) = make_link(&mut owner, recording).await;
+    let (link_b, _) = make_link(&mut owner, recording).await;
+    let (victim_link, _) = make_link(&mut owner, recording).await;
+    let mut viewer = server.client();
+    let r = viewer
+        .post(&format!("/s/{link_a}/open"), &[("secret", &secret_a)])
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let viewer_cookie = r.set_cookies[0]
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+
+    let bearer = |t: &str| Creds {
+        bearer: Some(t.to_owned()),
+        ..Creds::default()
+    };
+    let creds = [
+        Creds::default(),
+        session_creds(&mut owner).await,
+        session_creds(&mut guest).await,
+        bearer(&token_all),
+        bearer(&token_none),
+        Creds {
+            cookie: Some(viewer_cookie),
+            ..Creds::default()
+        },
+    ];
+    let http = reqwest::Client::builder()
+        // Tests only: the server's certificate is self-signed.
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let fx = Fixture {
+        base: server.base(),
+        http,
+        owner_secret,
+        guest_secret,
+        owner_id,
+        recording,
+        victim_recording,
+        event,
+        victim_event,
+        link_a,
+        link_b,
+        victim_link,
+        victim_invitation,
+        victim_token,
+        token_all_id,
+        creds,
+    };
+    (fx, owner, guest)
+}
+
+// ---------------------------------------------------------------------------------
+// The requests.
+
+/// The concrete path of a route: the object each placeholder stands for.
+fn path_for(fx: &Fixture, route: &str) -> String {
+    let destroys = route.ends_with("/delete");
+    let id = if route.starts_with("/recordings/") {
+        if destroys {
+            fx.victim_recording.to_string()
+        } else {
+            fx.recording.to_string()
+        }
+    } else if route.starts_with("/events/") {
+        if destroys {
+            fx.victim_event.to_string()
+        } else {
+            fx.event.to_string()
+        }
+    } else if route.starts_with("/shares/") {
+        fx.victim_link.clone()
+    } else if route.starts_with("/users/") {
+        // The owner: nobody may remove them (the owner's own try is a 400).
+        fx.owner_id.clone()
+    } else {
+        String::new()
+    };
+    route
+        .replace("{camera}", "porch")
+        .replace("{file}", "app.css")
+        .replace("{link}", &fx.link_a)
+        .replace("{id}", &id)
+}
+
+/// The form a POST sends (the CSRF token is added per principal).
+fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
+    let v = |s: &str| s.to_owned();
+    match route {
+        "/setup" => vec![
+            ("code", v("123456")),
+            ("username", v("mallory")),
+            ("password", v(PASSWORD)),
+        ],
+        "/devices/logout" => vec![("device", "0".repeat(32))],
+        "/users/invite" => vec![("note", v("from the matrix"))],
+        "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
+        "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
+        // Wrong on purpose: these would destroy what later cells need.
+        "/cameras/{camera}/delete" | "/delete-everything" => vec![("confirm", v("not sure"))],
+        "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
+        "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
+        // The rest take no fields, or get none so that they fail on input (never a
+        // password guess: that would throttle this address's real logins).
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Csrf {
+    Send,
+    Omit,
+}
+
+struct Sent {
+    status: u16,
+    location: String,
+    clears_session: bool,
+    body: String,
+}
+
+async fn send(
+    fx: &Fixture,
+    who: &Creds,
+    method: &str,
+    path: &str,
+    form: &[(&str, String)],
+    csrf: Csrf,
+    origin: &str,
+) -> Sent {
+    let url = format!("{}{path}", fx.base);
+    let mut req = match method {
+        "POST" => {
+            let mut fields: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            if let (Some(token), Csrf::Send) = (&who.csrf, csrf) {
+                fields.push(("csrf", token));
+            }
+            fx.http.post(url).header("origin", origin).form(&fields)
+        }
+        _ => fx.http.get(url),
+    };
+    if path.ends_with("/live.ws") {
+        req = req
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("origin", origin);
+    }
+    if let Some(c) = &who.cookie {
+        req = req.header("cookie", c);
+    }
+    if let Some(t) = &who.bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let header = |name: &str| {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let location = header("location");
+    let clears_session = header("set-cookie")
+        .lines()
+        .any(|c| c.starts_with("__Host-porchlight=;") && c.contains("Max-Age=0"));
+    let streaming = status == 101 || header("content-type").starts_with("text/event-stream");
+    let body = if streaming {
+        String::new()
+    } else {
+        tokio::time::timeout(Duration::from_secs(10), r.text())
+            .await
+            .map(|b| b.unwrap_or_default())
+            .unwrap_or_default()
+    };
+    Sent {
+        status,
+        location,
+        clears_session,
+        body,
+    }
+}
+
+fn outcome(s: &Sent) -> Option<Expect> {
+    Some(match s.status {
+        101 | 200..=299 => Allow,
+        303 if s.location == "/login" && s.clears_session => Out,
+        303 if s.location == "/login" => Login,
+        300..=399 => Allow,
+        400 | 422 => Bad,
+        401 => Unauth,
+        403 => Forbid,
+        404 => NotFound,
+        _ => return None,
+    })
+}
+
+/// Runs one cell; returns a failure line if it does not match.
+async fn cell(fx: &Fixture, col: usize, method: &str, route: &str, want: Expect) -> Option<String> {
+    let path = path_for(fx, route);
+    let sent = send(
+        fx,
+        &fx.creds[col],
+        method,
+        &path,
+        &form_for(fx, route),
+        Csrf::Send,
+        &fx.base,
+    )
+    .await;
+    let mut got = outcome(&sent);
+    if route.ends_with("/live.ws") && got == Some(Allow) && sent.status != 101 {
+        got = None; // a WebSocket is allowed only by switching protocols
+    }
+    (got != Some(want)).then(|| {
+        format!(
+            "{method} {route} as {}: expected {want:?}, got {got:?} ({} {}) {}",
+            WHO[col],
+            sent.status,
+            sent.location,
+            sent.body.chars().take(160).collect::<String>()
+        )
+    })
+}
+
+/// Columns in the order they are sent: the owner (who succeeds at destroying a row's
+/// victim) last.
+const ORDER: [usize; 6] = [0, 2, 3, 4, 5, 1];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_principal_matches_the_table() {
+    every_served_route_has_a_row_and_every_row_a_route();
+    let server = Server::start(CAMERA).await;
+    let (mut fx, mut owner, mut guest) = fixture(&server).await;
+    let mut failures = Vec::new();
+    let mut cells = 0;
+
+    // 1. Everything but the rows that end sessions.
+    for (method, route, wants) in TABLE.iter().filter(|r| !SESSION_ENDING.contains(&r.1)) {
+        for col in ORDER {
+            cells += 1;
+            failures.extend(cell(&fx, col, method, route, wants[col]).await);
+        }
+    }
+    // The destructive cells did happen (to their own victims only).
+    let index = &server.daemon().index;
+    assert!(index
+        .get_recording(fx.victim_recording)
+        .expect("get")
+        .is_none());
+    assert!(index.get_recording(fx.recording).expect("get").is_some());
+
+    // 2. No existence leak: an id that does not exist gets the owner a 404 and everyone
+    //    who may not look the same answer as a real one.
+    for (method, route, wants) in TABLE.iter().filter(|r| r.1.contains("{id}")) {
+        let ghost = route.replace("{id}", "00000000deadbeef");
+        for col in ORDER {
+            let who = &fx.creds[col];
+            let form = form_for(&fx, route);
+            let sent = send(&fx, who, method, &ghost, &form, Csrf::Send, &fx.base).await;
+            let want = match (col, wants[col]) {
+                (OWNER_COL, _) | (SHARED_COL, Allow) => NotFound,
+                // A shared user may list every recording, event and so on: a 404 for a
+                // missing one tells them nothing new; a 403 before looking is fine too.
+                (SHARED_COL, Forbid) if outcome(&sent) == Some(NotFound) => NotFound,
+                (_, w) => w,
+            };
+            if outcome(&sent) != Some(want) {
+                failures.push(format!(
+                    "{method} {ghost} as {}: expected {want:?}, got {}",
+                    WHO[col], sent.status
+                ));
+            }
+        }
+    }
+
+    // 3. IDOR. Link A's cookie opens nothing of link B.
+    for what in ["video.mp4", "download"] {
+        let path = format!("/s/{}/{what}", fx.link_b);
+        let sent = send(&fx, &fx.creds[5], "GET", &path, &[], Csrf::Send, &fx.base).await;
+        assert_eq!(sent.status, 404, "link A's cookie on {path}");
+    }
+    // A shared user cannot remove the owner or revoke a token; both still work after.
+    let guest_creds = fx.creds[SHARED_COL].clone();
+    let r = send(
+        &fx,
+        &guest_creds,
+        "POST",
+        &format!("/users/{}/remove", fx.owner_id),
+        &[],
+        Csrf::Send,
+        &fx.base,
+    )
+    .await;
+    assert_eq!(r.status, 403, "a shared user removing the owner");
+    let r = send(
+        &fx,
+        &guest_creds,
+        "POST",
+        "/linked-services/revoke",
+        &[("token", fx.token_all_id.clone())],
+        Csrf::Send,
+        &fx.base,
+    )
+    .await;
+    assert_eq!(r.status, 403, "a shared user revoking a token");
+    let r = send(
+        &fx,
+        &fx.creds[3],
+        "GET",
+        "/api/v1/events",
+        &[],
+        Csrf::Send,
+        &fx.base,
+    )
+    .await;
+    assert_eq!(r.status, 200, "the token still works");
+    assert_eq!(owner.get("/").await.status, 200, "the owner is still there");
+    // Another user's device handle cannot be logged out, either way round.
+    let this_device = |html: &str| {
+        html.split("<tr class=\"this\">")
+            .nth(1)
+            .and_then(|r| r.split("name=\"device\" value=\"").nth(1))
+            .and_then(|s| s.split('"').next())
+            .expect("this device's row")
+            .to_owned()
+    };
+    let guest_device = this_device(&guest.get("/devices").await.body);
+    let owner_device = this_device(&owner.get("/devices").await.body);
+    for (col, device) in [(OWNER_COL, &guest_device), (SHARED_COL, &owner_device)] {
+        let r = send(
+            &fx,
+            &fx.creds[col],
+            "POST",
+            "/devices/logout",
+            &[("device", device.clone())],
+            Csrf::Send,
+            &fx.base,
+        )
+        .await;
+        assert_eq!(r.status, 404, "{} logging out another's device", WHO[col]);
+    }
+    assert_eq!(
+        guest.get("/").await.status,
+        200,
+        "the guest is still logged in"
+    );
+    assert_eq!(
+        owner.get("/").await.status,
+        200,
+        "the owner is still logged in"
+    );
+
+    // 4. Deny by default: a logged-in POST without the CSRF token, or from another
+    //    site, is refused before anything happens.
+    for (method, route, _) in TABLE.iter().filter(|r| r.0 == "POST") {
+        if route.starts_with("/api/") {
+            continue;
+        }
+        let path = path_for(&fx, route);
+        let form = form_for(&fx, route);
+        for col in [OWNER_COL, SHARED_COL] {
+            let who = &fx.creds[col];
+            if !NO_SESSION_POSTS.contains(route) {
+                let r = send(&fx, who, method, &path, &form, Csrf::Omit, &fx.base).await;
+                if r.status != 403 {
+                    failures.push(format!(
+                        "{route} without CSRF as {}: {}",
+                        WHO[col], r.status
+                    ));
+                }
+            }
+            let r = send(
+                &fx,
+                who,
+                method,
+                &path,
+                &form,
+                Csrf::Send,
+                "https://evil.example",
+            )
+            .await;
+            if r.status != 403 {
+                failures.push(format!(
+                    "{route} from another site as {}: {}",
+                    WHO[col], r.status
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        guest.get("/").await.status,
+        200,
+        "nothing above logged the guest out"
+    );
+
+    // 5. The rows that end sessions, each principal from a fresh login.
+    for (method, route, wants) in TABLE.iter().filter(|r| SESSION_ENDING.contains(&r.1)) {
+        for col in ORDER {
+            if col == OWNER_COL {
+                let mut c = login(&server, OWNER, PASSWORD, &fx.owner_secret).await;
+                fx.creds[col] = session_creds(&mut c).await;
+            } else if col == SHARED_COL {
+                let mut c = login(&server, GUEST, GUEST_PASSWORD, &fx.guest_secret).await;
+                fx.creds[col] = session_creds(&mut c).await;
+            }
+            cells += 1;
+            failures.extend(cell(&fx, col, method, route, wants[col]).await);
+            if matches!(col, OWNER_COL | SHARED_COL) {
+                let r = send(&fx, &fx.creds[col], "GET", "/", &[], Csrf::Send, &fx.base).await;
+                assert_eq!(r.location, "/login", "{route} ended {}'s session", WHO[col]);
+            }
+        }
+    }
+    assert_eq!(
+        owner.get("/").await.location(),
+        "/login",
+        "logout-all ends every session"
+    );
+
+    // 6. Last: the owner removes the shared user (whose open session dies at once) and
+    //    deletes everything.
+    let mut guest = login(&server, GUEST, GUEST_PASSWORD, &fx.guest_secret).await;
+    let mut owner = login(&server, OWNER, PASSWORD, &fx.owner_secret).await;
+    let users = owner.get("/users").await.body;
+    let guest_id = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains(&format!("<td>{GUEST}</td>")))
+        .and_then(|row| row.split('"').next())
+        .expect("the guest's row")
+        .to_owned();
+    let r = owner
+        .post(
+            &format!("/users/{guest_id}/remove"),
+            &[("csrf", &csrf(&users))],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/users"));
+    assert_eq!(guest.get("/").await.location(), "/login");
+    let page = owner.get("/delete-everything").await;
+    let r = owner
+        .post(
+            "/delete-everything",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("confirm", "delete everything"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        owner
+            .get(&format!("/recordings/{}", fx.recording))
+            .await
+            .status,
+        404
+    );
+
+    assert_eq!(cells, TABLE.len() * WHO.len(), "every cell ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells differ from the table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
