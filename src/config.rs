@@ -16,7 +16,7 @@ use crate::model::CameraId;
 use crate::motion::{MotionSettings, Zone};
 
 mod web;
-pub use web::{SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
+pub use web::{NotifyConfig, SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
 
@@ -109,6 +109,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[smtp]`: how security alerts are mailed, if at all.
     pub smtp: Option<SmtpConfig>,
+    /// `[notify]`: an outgoing webhook for event notifications, if any.
+    pub notify: Option<NotifyConfig>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +128,8 @@ struct RawConfig {
     web: Option<web::RawWeb>,
     #[serde(default)]
     smtp: Option<web::RawSmtp>,
+    #[serde(default)]
+    notify: Option<web::RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +252,7 @@ impl Config {
 
         let web = web::parse_web(raw.web, &located)?;
         let smtp = web::parse_smtp(raw.smtp, &located)?;
+        let notify = web::parse_notify(raw.notify, &located)?;
 
         let mut retention = RetentionConfig {
             max_bytes: None,
@@ -351,6 +356,7 @@ impl Config {
             cameras,
             web,
             smtp,
+            notify,
         })
     }
 }

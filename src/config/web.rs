@@ -109,6 +109,60 @@ pub(super) struct RawSmtp {
     from: Spanned<String>,
 }
 
+/// `[notify]`: where event notifications go besides the UI and mail.
+#[derive(Clone)]
+pub struct NotifyConfig {
+    /// An ntfy-compatible topic URL (`https://ntfy.example.org/porch`): each
+    /// notification is a POST of plain text with `Title`, `Tags` and `Priority`.
+    pub webhook: url::Url,
+    /// Sent as `Authorization: Bearer …` if set; never logged.
+    pub webhook_token: Option<String>,
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyConfig")
+            .field("webhook", &self.webhook.as_str())
+            .field("webhook_token", &self.webhook_token.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    webhook_url: Spanned<String>,
+    webhook_token: Option<String>,
+}
+
+pub(super) fn parse_notify(
+    raw: Option<RawNotify>,
+    located: Located<'_>,
+) -> Result<Option<NotifyConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let span = raw.webhook_url.span();
+    let url = url::Url::parse(raw.webhook_url.get_ref())
+        .map_err(|e| located(span.clone(), "notify.webhook_url", e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(located(
+            span,
+            "notify.webhook_url",
+            "must be an http:// or https:// URL".into(),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(located(
+            span,
+            "notify.webhook_url",
+            "must not hold credentials; use webhook_token".into(),
+        ));
+    }
+    Ok(Some(NotifyConfig {
+        webhook: url,
+        webhook_token: raw.webhook_token,
+    }))
+}
+
 type Located<'a> = &'a dyn Fn(Range<usize>, &str, String) -> ConfigError;
 
 fn address(

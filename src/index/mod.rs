@@ -17,6 +17,7 @@
 
 mod audit;
 mod invitations;
+mod prefs;
 mod security;
 mod sessions;
 mod shares;
@@ -36,6 +37,7 @@ use table::{Row, Table};
 use crate::model::{CameraId, RecordingId, Trigger};
 pub use audit::{AuditEntry, AuditKind, AuditQuery};
 pub use invitations::InvitationEntry;
+pub use prefs::{CameraPrefs, NotificationPrefs};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
 pub use shares::{ShareEntry, ViewRefused};
