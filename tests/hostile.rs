@@ -168,7 +168,13 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
     for r in &recordings {
         let id = r["id"].as_str().expect("id");
         let out = setup.dir.path().join(format!("{id}.mp4"));
-        setup.cli_ok(&["export", "--recording", id, "--out", out.to_str().expect("utf-8")]);
+        setup.cli_ok(&[
+            "export",
+            "--recording",
+            id,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
         assert_eq!(ffmpeg_decode_errors(&out), "", "recording {id} decodes");
     }
     setup.cli_ok(&["check"]);
