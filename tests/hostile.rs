@@ -162,7 +162,7 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
         .sum();
     let expected = recorded.as_secs() * 10;
     assert!(
-        frames + 20 >= expected,
+        frames + 30 >= expected,
         "the good camera recorded {frames} frames in {recorded:?} (10 fps)"
     );
     for r in &recordings {
