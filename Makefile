@@ -14,7 +14,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	ffmpeg systemd \
 	chromium chromium-driver python3-aiosmtpd
 
-.PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web
+.PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web fuzz-deps fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -33,9 +33,29 @@ lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# Unit tests, then the integration tests against the real camera, daemon and ffmpeg.
+# Unit tests, then the integration tests against the real camera, daemon and ffmpeg,
+# then every fuzz target for FUZZ_SECONDS (30 s in CI).
 test: deps lint
 	$(CARGO) test --locked --all-targets -- --test-threads 3
+	$(MAKE) fuzz
+
+# Fuzzing (tests/fuzz/README.md): cargo fuzz with libFuzzer on the stable toolchain
+# (`--sanitizer none` needs no nightly flag). Each target runs FUZZ_SECONDS from its
+# seeds in git plus a local corpus (tests/fuzz/corpus, not in git); a crash stops make
+# and leaves the input in tests/fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := container config mp4 cookie rtsp_guard
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz: deps fuzz-deps
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/corpus/$$t tests/fuzz/seeds/$$t; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  $(CARGO) fuzz run --fuzz-dir tests/fuzz --sanitizer none $$t \
+	    tests/fuzz/corpus/$$t tests/fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 demo: build
 	bash tests/camera/demo.sh

@@ -11,6 +11,9 @@
 //! - Any trouble ends the connection and the task retries forever with back-off
 //!   (`Backoff::for_errors`, or the slow `for_unauthorized` when credentials are
 //!   refused). One camera's trouble never touches another's task.
+//! - Every connection runs through the size guard (`guard.rs`), a loopback relay that
+//!   cuts a camera sending RTSP messages larger than any honest one: retina buffers a
+//!   whole message without limit.
 //! - Credentials are handed to retina out of band and never formatted into a URL, an
 //!   error or a log line.
 
@@ -52,6 +55,10 @@ pub enum IngestError {
     Rtsp(String),
     #[error("cannot describe the video for MP4: {0}")]
     SampleEntry(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("connection cut: {0}")]
+    Oversized(#[from] super::guard::GuardError),
 }
 
 impl IngestError {
@@ -147,8 +154,34 @@ async fn with_timeout<T>(
     }
 }
 
-/// One connection: DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
+/// One connection through the size guard (`guard.rs`): a message too large for any
+/// honest camera ends it with [`IngestError::Oversized`] instead of growing memory.
 async fn stream_once(
+    camera: &CameraHandle,
+    stream: StreamKind,
+    url: &url::Url,
+    clock: &dyn Clock,
+) -> Result<(), IngestError> {
+    let relay = match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::guard::start(url)).await {
+        Err(_) => {
+            return Err(IngestError::Timeout {
+                step: "connect",
+                secs: HANDSHAKE_TIMEOUT.as_secs(),
+            })
+        }
+        Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
+        Ok(Ok(relay)) => relay,
+    };
+    let result = stream_session(camera, stream, &relay.url, clock).await;
+    // Whatever retina made of the cut connection, the guard's reason is the real one.
+    match relay.tripped() {
+        Some(cut) => Err(IngestError::Oversized(cut)),
+        None => result,
+    }
+}
+
+/// DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
+async fn stream_session(
     camera: &CameraHandle,
     stream: StreamKind,
     url: &url::Url,

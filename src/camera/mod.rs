@@ -6,6 +6,7 @@
 //! `retina`) write a camera's state and publish its frames; readers subscribe.
 
 mod backoff;
+pub mod guard;
 pub mod ingest;
 
 use std::collections::BTreeMap;

@@ -20,10 +20,21 @@ pub const DEVICE_COOKIE: &str = "__Host-porchlight-device";
 
 /// The value of cookie `name`, if sent.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie_in(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        name,
+    )
+}
+
+/// The value of cookie `name` in `Cookie` header values (the first occurrence counts):
+/// `None` if absent, empty or longer than 128 bytes. Public so it can be fuzzed
+/// (`tests/fuzz`); the result is always a non-empty slice of one header value.
+pub fn cookie_in<'a>(headers: impl IntoIterator<Item = &'a str>, name: &str) -> Option<&'a str> {
     headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+        .into_iter()
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)

@@ -69,6 +69,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use error::WebError;
+pub use extract::cookie_in;
 
 use crate::auth::{Auth, Lifetimes};
 use crate::camera::CameraRegistry;

@@ -1,0 +1,308 @@
+//! A size guard between retina and the camera: a loopback relay that watches the RTSP
+//! framing of what the camera sends and cuts the connection when a message is larger
+//! than any honest camera sends.
+//!
+//! Why: retina 0.4 buffers a whole RTSP message before parsing it and sets no limit
+//! (its parser has `max_message_size`, but the client never sets it). A hostile or
+//! broken camera that sends header lines forever, or declares a 4 GB body and streams
+//! it, grew the daemon by hundreds of MB a second until the 10 s handshake timeout
+//! (measured: 2–4 GB RSS, `tests/hostile.rs`). On a Raspberry Pi that is the OOM
+//! killer taking every camera down with the one that misbehaves.
+//!
+//! How: ingest connects to the camera here first (so "unreachable" stays a plain
+//! connect error), then hands retina a `rtsp://127.0.0.1:<relay port>/...` URL. Bytes
+//! from the daemon go to the camera unchanged; bytes from the camera go through
+//! [`FrameGuard`], a pure framing tracker (unit-tested and fuzzed) that allows a head of
+//! at most [`MAX_HEAD_BYTES`] and a body of at most [`MAX_BODY_BYTES`]. Interleaved
+//! RTP frames are bounded by their 16-bit length already. The relay accepts exactly one
+//! connection and ends with the session (dropping [`Relay`] aborts it).
+//!
+//! Invariants: no RTSP content is changed, only counted; memory per camera is at most
+//! one 64 KiB copy buffer plus the head being checked.
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Longest status line plus headers accepted from a camera. Real cameras send well
+/// under 2 KiB.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest body accepted (in practice an SDP of a few hundred bytes). Generous, so a
+/// camera with a long SDP still connects.
+pub const MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Why the guard cut a camera's connection. The text is safe to show and log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("the camera sent an RTSP header block over {limit} bytes")]
+    HeadTooLong { limit: usize },
+    #[error("the camera declared an RTSP body of {declared} bytes (limit {limit})")]
+    BodyTooLarge { declared: u64, limit: u64 },
+    #[error("the camera sent an unreadable Content-Length")]
+    BadContentLength,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    /// Between messages (CR/LF allowed, as retina allows them).
+    Boundary,
+    /// Inside the 4-byte `$ channel len` header of an interleaved frame.
+    DataHeader { got: [u8; 4], n: usize },
+    /// Inside a status line and headers; `line_empty` says whether the current line
+    /// has had no byte but CR so far.
+    Head { line_empty: bool },
+    /// Passing this many bytes of a body or interleaved frame.
+    Skip(u64),
+}
+
+/// Tracks RTSP framing (messages and `$`-interleaved frames) across reads.
+#[derive(Debug)]
+pub struct FrameGuard {
+    state: State,
+    head: Vec<u8>,
+}
+
+impl Default for FrameGuard {
+    fn default() -> Self {
+        FrameGuard {
+            state: State::Boundary,
+            head: Vec::new(),
+        }
+    }
+}
+
+impl FrameGuard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next bytes from the camera; an error means the stream must be cut
+    /// (the guard is then useless and should be dropped).
+    pub fn feed(&mut self, mut input: &[u8]) -> Result<(), GuardError> {
+        while let Some(&b) = input.first() {
+            match &mut self.state {
+                State::Boundary => match b {
+                    b'$' => {
+                        self.state = State::DataHeader {
+                            got: [b'$', 0, 0, 0],
+                            n: 1,
+                        };
+                        input = &input[1..];
+                    }
+                    b'\r' | b'\n' => input = &input[1..],
+                    _ => {
+                        self.head.clear();
+                        self.state = State::Head { line_empty: false };
+                    }
+                },
+                State::DataHeader { got, n } => {
+                    got[*n] = b;
+                    *n += 1;
+                    input = &input[1..];
+                    if *n == 4 {
+                        let len = u16::from_be_bytes([got[2], got[3]]);
+                        self.state = State::Skip(u64::from(len));
+                    }
+                }
+                State::Head { line_empty } => {
+                    if self.head.len() >= MAX_HEAD_BYTES {
+                        return Err(GuardError::HeadTooLong {
+                            limit: MAX_HEAD_BYTES,
+                        });
+                    }
+                    self.head.push(b);
+                    input = &input[1..];
+                    match b {
+                        b'\n' if *line_empty => {
+                            let body = content_length(&self.head)?;
+                            self.head = Vec::new();
+                            self.state = State::Skip(body);
+                        }
+                        b'\n' => *line_empty = true,
+                        b'\r' => {}
+                        _ => *line_empty = false,
+                    }
+                }
+                State::Skip(remaining) => {
+                    let n = input
+                        .len()
+                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    *remaining -= n as u64;
+                    input = &input[n..];
+                    if *remaining == 0 {
+                        self.state = State::Boundary;
+                    }
+                }
+            }
+            if let State::Skip(0) = self.state {
+                self.state = State::Boundary;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `Content-Length` of a finished head (0 if absent), within [`MAX_BODY_BYTES`].
+fn content_length(head: &[u8]) -> Result<u64, GuardError> {
+    let mut length = 0;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"content-length")
+        {
+            continue;
+        }
+        length = std::str::from_utf8(line[colon + 1..].trim_ascii())
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or(GuardError::BadContentLength)?;
+    }
+    if length > MAX_BODY_BYTES {
+        return Err(GuardError::BodyTooLarge {
+            declared: length,
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(length)
+}
+
+/// A running relay for one RTSP connection; dropping it closes both sides.
+pub struct Relay {
+    /// The camera URL with host and port pointing at the relay.
+    pub url: url::Url,
+    tripped: Arc<Mutex<Option<GuardError>>>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Why the guard cut the connection, if it did.
+    pub fn tripped(&self) -> Option<GuardError> {
+        match self.tripped.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects to the camera and starts a relay for exactly one client connection.
+pub async fn start(camera: &url::Url) -> std::io::Result<Relay> {
+    let host = camera
+        .host()
+        .ok_or_else(|| std::io::Error::other("the camera URL has no host"))?;
+    let upstream = TcpStream::connect(format!("{host}:{}", camera.port().unwrap_or(554))).await?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let port = listener.local_addr()?.port();
+    let mut url = camera.clone();
+    url.set_host(Some("127.0.0.1"))
+        .map_err(std::io::Error::other)?;
+    url.set_port(Some(port))
+        .map_err(|()| std::io::Error::other("the camera URL cannot take a port"))?;
+    let tripped = Arc::new(Mutex::new(None));
+    let task = tokio::spawn(relay(listener, upstream, tripped.clone()));
+    Ok(Relay { url, tripped, task })
+}
+
+async fn relay(
+    listener: TcpListener,
+    upstream: TcpStream,
+    tripped: Arc<Mutex<Option<GuardError>>>,
+) {
+    let Ok((client, _)) = listener.accept().await else {
+        return;
+    };
+    drop(listener);
+    let (mut client_r, mut client_w) = client.into_split();
+    let (mut cam_r, mut cam_w) = upstream.into_split();
+    let to_camera = tokio::io::copy(&mut client_r, &mut cam_w);
+    let from_camera = async {
+        let mut guard = FrameGuard::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match cam_r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if let Err(e) = guard.feed(&buf[..n]) {
+                match tripped.lock() {
+                    Ok(mut t) => *t = Some(e),
+                    Err(poisoned) => *poisoned.into_inner() = Some(e),
+                }
+                return;
+            }
+            if client_w.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Either side ending ends both: the halves drop here and close the sockets.
+    tokio::select! {
+        _ = to_camera => {}
+        _ = from_camera => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_normal_exchange_passes_in_any_split() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 5\r\n\r\nv=0\r\n");
+        stream.extend_from_slice(b"\r\n$\x00\x00\x03abc");
+        stream.extend_from_slice(b"RTSP/1.0 200 OK\nCSeq: 2\n\n$\x01\x00\x01z");
+        for split in 1..stream.len() {
+            let mut g = FrameGuard::new();
+            for chunk in stream.chunks(split) {
+                g.feed(chunk).expect("honest stream");
+            }
+            assert!(matches!(g.state, State::Boundary), "split {split}");
+        }
+    }
+
+    #[test]
+    fn endless_headers_are_cut_at_the_limit() {
+        let mut g = FrameGuard::new();
+        g.feed(b"RTSP/1.0 200 OK\r\n").expect("status line");
+        let line = b"X-Junk: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        let err = (0..10_000)
+            .find_map(|_| g.feed(line).err())
+            .expect("cut eventually");
+        assert_eq!(
+            err,
+            GuardError::HeadTooLong {
+                limit: MAX_HEAD_BYTES
+            }
+        );
+        assert!(g.head.len() <= MAX_HEAD_BYTES);
+    }
+
+    #[test]
+    fn a_huge_or_garbled_content_length_is_refused() {
+        let mut g = FrameGuard::new();
+        assert_eq!(
+            g.feed(b"RTSP/1.0 200 OK\r\ncontent-LENGTH: 4000000000\r\n\r\n"),
+            Err(GuardError::BodyTooLarge {
+                declared: 4_000_000_000,
+                limit: MAX_BODY_BYTES
+            })
+        );
+        let mut g = FrameGuard::new();
+        assert_eq!(
+            g.feed(b"RTSP/1.0 200 OK\r\nContent-Length: -1\r\n\r\n"),
+            Err(GuardError::BadContentLength)
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Attacks on the web UI over real HTTPS (the in-process server of `webutil`): path
+//! traversal and malformed ids on every route that takes one, markup in every string
+//! a user or a stranger controls, session fixation, and forged or garbled cookies.
+//!
+//! Path attacks go over a raw TLS socket: an HTTP client library normalises `../` and
+//! `%2e%2e` away before sending, which would hide exactly what is being tested.
+
+mod webutil;
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+use webutil::{csrf, Client, Server, OWNER, PASSWORD};
+
+/// Accepts the test server's self-signed certificate (tests only).
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Sends `head` (request line and headers, CRLF-separated, without the final blank
+/// line) plus `body` byte for byte; returns the status and the body text.
+async fn raw(server: &Server, head: &str, body: &str) -> (u16, String) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.https)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let request = format!(
+        "{head}\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply).await;
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line for {head:?}: {text:?}"));
+    (status, text)
+}
+
+/// Names and ids meant to escape a directory, confuse a parser or blow a limit.
+fn hostile_segments() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "..",
+        "%2e%2e",
+        "..%2f..%2f..%2fetc%2fpasswd",
+        "%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "%252e%252e%252fetc%252fpasswd",
+        "..%5c..%5cetc%5cpasswd",
+        "%2fetc%2fpasswd",
+        "%00",
+        "abc%00def",
+        "0123456789abcdef%00.plr",
+        "%c0%ae%c0%ae%c0%af",
+        "%ff%fe",
+        "zzzz",
+        "-1",
+        "0",
+        "ffffffffffffffffffffffffffffffff",
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "..;",
+        "a%20b",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push("0".repeat(5000));
+    v.push("f".repeat(65));
+    v
+}
+
+/// Every route that takes an id or a name, `{}` where it goes.
+const GET_ROUTES: &[&str] = &[
+    "/cameras/{}/live",
+    "/cameras/{}/live.ws",
+    "/cameras/{}/recordings",
+    "/recordings/{}",
+    "/recordings/{}/video.mp4",
+    "/recordings/{}/download",
+    "/events/{}/thumbnail.jpg",
+    "/static/{}",
+];
+const POST_ROUTES: &[&str] = &[
+    "/cameras/{}/delete",
+    "/recordings/{}/delete",
+    "/events/{}/delete",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_traversal_and_malformed_ids_get_4xx_on_every_route() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let cookie = format!("Cookie: {}", owner.cookie_header());
+    let token = csrf(&owner.get("/devices").await.body);
+    let origin = format!("Origin: {}", server.base());
+    // Raw dot segments too, which no client library would send.
+    let mut segments = hostile_segments();
+    segments.extend(["../../../../etc/passwd", "./", "..\\..\\etc\\passwd"].map(String::from));
+    let mut checked = 0;
+    for route in GET_ROUTES.iter().chain(POST_ROUTES) {
+        let post = POST_ROUTES.contains(route);
+        for seg in &segments {
+            let path = route.replace("{}", seg);
+            let (status, text) = if post {
+                raw(
+                    &server,
+                    &format!("POST {path} HTTP/1.1\r\n{cookie}\r\n{origin}\r\nContent-Type: application/x-www-form-urlencoded"),
+                    &format!("csrf={token}&confirm=yes"),
+                )
+                .await
+            } else {
+                raw(&server, &format!("GET {path} HTTP/1.1\r\n{cookie}"), "").await
+            };
+            assert!(
+                (400..500).contains(&status),
+                "{} {path} gave {status}, not 4xx: {}",
+                if post { "POST" } else { "GET" },
+                &text[..text.len().min(600)]
+            );
+            assert!(
+                !text.contains("root:") && !text.contains("\"data_dir\""),
+                "{path} leaked a file: {text}"
+            );
+            checked += 1;
+        }
+    }
+    println!("{checked} hostile paths, all 4xx");
+    // The owner's session survived all of it (nothing was deleted or logged out).
+    assert_eq!(owner.get("/").await.status, 200);
+}
+
+#[test]
+fn a_camera_name_with_markup_is_a_config_error() {
+    for name in [
+        "<script>alert(1)</script>",
+        "a\"b",
+        "x' onload='y",
+        "Porch",
+        "a/b",
+        "..",
+    ] {
+        let text = format!(
+            "data_dir = \"/tmp/d\"\nkey_dir = \"/tmp/k\"\n[[camera]]\nname = {name:?}\nurl = \"rtsp://192.0.2.1/s\"\n"
+        );
+        let err = porchlight::config::Config::parse(std::path::Path::new("/etc/p.toml"), &text)
+            .expect_err("a camera name outside a-z 0-9 - _ is refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("camera.name") && msg.contains("p.toml:4:"),
+            "{name:?}: {msg}"
+        );
+    }
+}
+
+const MARKUP: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+
+fn assert_escaped(page: &str, what: &str) {
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src=x"),
+        "{what}: markup reached the page unescaped:\n{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_names_and_user_agents_with_markup_are_escaped() {
+    let server = Server::start("").await;
+    let mut c = server.client();
+    c.user_agent = format!("{MARKUP} Firefox/128.0");
+    let r = c
+        .post(
+            "/setup",
+            &[
+                ("code", &server.setup_code()),
+                ("username", MARKUP),
+                ("email", "owner@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "setup with a markup user name: {}", r.body);
+    let page = c.get("/enrol").await;
+    assert_escaped(&page.body, "/enrol");
+    let secret = webutil::totp_secret(&page.body);
+    let r = c
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&secret))],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_escaped(&r.body, "recovery codes page");
+
+    // A stranger guesses at the account (with markup in their own User-Agent) until it
+    // is blocked: the owner's alert quotes the user name.
+    let mut stranger = server.client();
+    stranger.user_agent = format!("{MARKUP} curl/8");
+    for _ in 0..15 {
+        server.advance_secs(65);
+        stranger
+            .post("/login", &[("username", MARKUP), ("password", "guess")])
+            .await;
+    }
+    // And logs in as a new device with a markup User-Agent.
+    let mut other = server.client();
+    other.user_agent = format!("{MARKUP} Chrome/120 (X11; Linux)");
+    server.advance_secs(65);
+    let r = other
+        .post("/login", &[("username", MARKUP), ("password", PASSWORD)])
+        .await;
+    let code_page = other.get("/login/code").await;
+    if r.status == 303 {
+        other
+            .post(
+                "/login/code",
+                &[
+                    ("csrf", &csrf(&code_page.body)),
+                    ("code", &server.code(&secret)),
+                ],
+            )
+            .await;
+    }
+    let alerts = c.get("/alerts").await;
+    assert_eq!(alerts.status, 200);
+    assert!(
+        alerts.body.contains("&lt;script&gt;") || alerts.body.contains("&#60;script&#62;"),
+        "the blocked-account alert names the user, escaped:\n{}",
+        alerts.body
+    );
+    for page in ["/", "/devices", "/alerts", "/delete-everything", "/login"] {
+        let r = c.get(page).await;
+        assert!(r.status < 500, "{page}: {}", r.status);
+        assert_escaped(&r.body, page);
+    }
+    let login = server.client().get("/login").await;
+    assert_escaped(&login.body, "/login (stranger)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_id_changes_at_login_and_at_the_second_step() {
+    let server = Server::start("").await;
+    let (owner, secret, _) = server.owner().await;
+    let first = owner.session().expect("owner session");
+    server.advance_secs(60);
+
+    // An attacker plants a session id in the victim's browser before login.
+    let planted = "ab".repeat(32);
+    let mut victim = server.client();
+    victim
+        .cookies
+        .insert("__Host-porchlight".into(), planted.clone());
+    let r = victim
+        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let pending = victim.session().expect("pending session");
+    assert_ne!(pending, planted, "a planted id is never adopted");
+    let page = victim.get("/login/code").await;
+    let r = victim
+        .post(
+            "/login/code",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&secret))],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+    let full = victim.session().expect("full session");
+    assert_ne!(
+        full, pending,
+        "the id changes when the second step completes"
+    );
+    assert_ne!(full, first);
+    assert_eq!(victim.get("/").await.status, 200);
+
+    // The half-logged-in id is worth nothing afterwards.
+    let mut thief = server.client();
+    thief.cookies.insert("__Host-porchlight".into(), pending);
+    let r = thief.get("/").await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    let mut thief = server.client();
+    thief.cookies.insert("__Host-porchlight".into(), planted);
+    assert_eq!(thief.get("/devices").await.location(), "/login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_garbled_and_expired_cookies_get_the_login_page() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let real = owner.session().expect("session");
+    let mut flipped = real.clone().into_bytes();
+    flipped[0] = if flipped[0] == b'a' { b'b' } else { b'a' };
+    let flipped = String::from_utf8(flipped).expect("ascii");
+    let forged = [
+        String::new(),
+        "x".into(),
+        flipped,
+        real[..32].to_string(),
+        format!("{real}00"),
+        real.to_uppercase(),
+        "a".repeat(129),
+        "a".repeat(4000),
+        "../../etc/passwd".into(),
+        "%00%00".into(),
+        "\"quoted\"".into(),
+        "=;=;=".into(),
+    ];
+    for value in &forged {
+        for header in [
+            format!("__Host-porchlight={value}"),
+            format!("__Host-porchlight={value}; __Host-porchlight={value}"),
+            format!(";;;__Host-porchlight={value};;; =; junk"),
+        ] {
+            let mut c = server.client();
+            let req = c
+                .http
+                .get(format!("{}/devices", c.base))
+                .header("cookie", header.as_str());
+            let r = c.send(req).await;
+            assert!(
+                r.status == 303 && r.location() == "/login" || r.status == 431,
+                "cookie {header:?}: {} {}",
+                r.status,
+                r.location()
+            );
+        }
+    }
+    // Bytes a browser would never send in a cookie (obs-text).
+    let raw_cookie = b"__Host-porchlight=\xff\xfe\x80abc".as_slice();
+    let mut c = server.client();
+    let req = c.http.get(format!("{}/devices", c.base)).header(
+        "cookie",
+        reqwest::header::HeaderValue::from_bytes(raw_cookie).expect("obs-text header"),
+    );
+    let r = c.send(req).await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+
+    // Expired: after the idle timeout the real id is as good as a forged one.
+    server.advance_secs(31 * 60);
+    let mut stale = Client::new(&server.base());
+    stale.cookies.insert("__Host-porchlight".into(), real);
+    assert_eq!(stale.get("/devices").await.location(), "/login");
+    assert_eq!(owner.get("/").await.location(), "/login");
+}
