@@ -18,6 +18,7 @@ pub mod logging;
 pub mod mail;
 pub mod model;
 pub mod motion;
+pub mod notifications;
 pub mod notify;
 pub mod recorder;
 pub mod retention;

@@ -95,6 +95,10 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/alerts",                            [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/activity",                          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/control-centre",                    [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    // Event notifications are for the house's people, not for a support helper.
+    ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("GET",  "/notifications/stream",              [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/support-access",                    [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/support-access/grant",              [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/diagnostics",                       [Login,    Allow,    Forbid,   Login,    Login,    Login,    Allow]),
@@ -729,6 +733,7 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         ],
         "/devices/logout" => vec![("device", "0".repeat(32))],
         "/users/invite" => vec![("note", v("from the matrix"))],
+        "/notifications" => vec![("quiet_start", v("22:00")), ("quiet_end", v("07:00"))],
         "/support-access/grant" => vec![("helper", v("from the matrix")), ("hours", v("4"))],
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
         "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],

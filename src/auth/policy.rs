@@ -78,6 +78,8 @@ pub enum Action {
     ViewDiagnostics,
     /// Grant and revoke support access.
     ManageSupport,
+    /// Choose and receive one's own event notifications.
+    ManageOwnNotifications,
 }
 
 /// What the action is on.
@@ -95,7 +97,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 21] = [
+pub const ALL_ACTIONS: [Action; 22] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -117,6 +119,7 @@ pub const ALL_ACTIONS: [Action; 21] = [
     Action::ManageLinkedServices,
     Action::ViewDiagnostics,
     Action::ManageSupport,
+    Action::ManageOwnNotifications,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -140,6 +143,7 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             | Action::ViewControlCentre,
             Object::User(owner),
         ) => owner == *id,
+        (Action::ManageOwnNotifications, Object::User(owner)) => owner == *id,
         (Action::ManageOwnDevices | Action::ViewOwnAlerts, _) => false,
         (Action::ViewAuditLog | Action::ViewControlCentre, Object::System) => *role == Role::Owner,
         (Action::ViewCameras, Object::System) => true,
@@ -223,7 +227,9 @@ mod tests {
                 Object::ThisRecording(cam, RecordingId(5))
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
-            Action::ViewAuditLog | Action::ViewControlCentre => Object::User(user),
+            Action::ViewAuditLog | Action::ViewControlCentre | Action::ManageOwnNotifications => {
+                Object::User(user)
+            }
             Action::ShareRecording => Object::Recording(cam),
             Action::ManageShares
             | Action::ManageUsers
@@ -283,6 +289,7 @@ mod tests {
             (ManageLinkedServices, ".y......."),
             (ViewDiagnostics, ".y.....yy"),
             (ManageSupport, ".y......."),
+            (ManageOwnNotifications, ".yy......"),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

@@ -288,6 +288,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_webhook_must_be_http_without_credentials_and_its_token_is_never_shown() {
+        let parse = |notify: &str| {
+            Config::parse(
+                Path::new("t.toml"),
+                &format!("data_dir = \"/d\"\n[notify]\n{notify}\n"),
+            )
+        };
+        let ok =
+            parse("webhook_url = \"https://ntfy.example.org/porch\"\nwebhook_token = \"tk_1\"")
+                .expect("valid");
+        let notify = ok.notify.as_ref().expect("notify");
+        assert_eq!(notify.webhook.as_str(), "https://ntfy.example.org/porch");
+        assert!(
+            !format!("{ok:?}").contains("tk_1"),
+            "the token is not in Debug"
+        );
+        for bad in [
+            "webhook_url = \"ftp://example.org/x\"",
+            "webhook_url = \"https://user:pw@example.org/x\"",
+            "webhook_url = \"not a url\"",
+        ] {
+            let e = parse(bad).expect_err(bad).to_string();
+            assert!(e.contains("notify.webhook_url"), "{e}");
+        }
+    }
+
+    #[test]
     fn web_section_is_optional_and_defaults_to_8443() {
         let c = Config::parse(Path::new("/t.toml"), "").expect("valid");
         assert_eq!(c.web.listen, SocketAddr::from(([0, 0, 0, 0], 8443)));

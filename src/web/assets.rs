@@ -25,6 +25,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/static/invite.js"),
     ),
     (
+        "notify.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/notify.js"),
+    ),
+    (
         "share.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/static/share.js"),

@@ -25,6 +25,7 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
@@ -114,6 +115,7 @@ pub struct WebState {
     /// What the Control Centre reports about the configuration.
     pub facts: Arc<pages::control::SystemFacts>,
     pub shares: Shares,
+    pub notifications: crate::notifications::Notifications,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -144,6 +146,11 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route(
+            "/notifications",
+            get(pages::notifications::page).post(pages::notifications::save),
+        )
+        .route("/notifications/stream", get(pages::notifications::stream))
         .route("/support-access", get(pages::support::page))
         .route("/support-access/grant", post(pages::support::grant))
         .route("/diagnostics", get(pages::support::diagnostics))
@@ -298,6 +305,13 @@ pub async fn start(
     .await
     .map_err(|e| WebError::Start(e.to_string()))??;
     let key_id = services.store.key_id();
+    let notifications = crate::notifications::spawn(
+        services.index.clone(),
+        services.events.subscribe(),
+        config.smtp.clone(),
+        config.notify.clone(),
+        shutdown.clone(),
+    );
     let shares = Shares::new(
         services.store.clone(),
         services.index.clone(),
@@ -325,6 +339,7 @@ pub async fn start(
             &tls.fingerprint,
         )),
         shares,
+        notifications,
     };
     let listener = TcpListener::bind(web.listen)
         .await

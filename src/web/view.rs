@@ -91,6 +91,8 @@ pub struct Nav {
     pub owner_pages: bool,
     /// Show the link to the linked services page (whoever may manage them).
     pub linked_services: bool,
+    /// This user gets event notifications (the page listens for them).
+    pub notices: bool,
 }
 
 impl Nav {
@@ -104,6 +106,11 @@ impl Nav {
                 &session.principal(),
                 Action::ManageLinkedServices,
                 Object::System,
+            ),
+            notices: policy::allowed(
+                &session.principal(),
+                Action::ManageOwnNotifications,
+                Object::User(session.user.id),
             ),
         })
     }

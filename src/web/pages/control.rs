@@ -31,6 +31,8 @@ pub struct SystemFacts {
     pub min_free_percent: u8,
     /// `host:port (security)` of the mail relay, if mail is configured.
     pub mail_relay: Option<String>,
+    /// The notification webhook's host, if one is configured.
+    pub webhook_host: Option<String>,
     pub session_idle: Duration,
     pub session_max: Duration,
     /// A certificate the owner supplied (else a self-signed one is used).
@@ -49,6 +51,10 @@ impl SystemFacts {
                 .smtp
                 .as_ref()
                 .map(|s| format!("{}:{} ({:?})", s.host, s.port, s.security)),
+            webhook_host: config
+                .notify
+                .as_ref()
+                .and_then(|n| n.webhook.host_str().map(str::to_owned)),
             session_idle: config.web.session_idle,
             session_max: config.web.session_max,
             user_certificate,

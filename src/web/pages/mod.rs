@@ -8,6 +8,7 @@ pub mod control;
 pub mod devices;
 pub mod events;
 pub mod linked;
+pub mod notifications;
 pub mod recordings;
 pub mod shares;
 pub mod support;

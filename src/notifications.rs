@@ -1,0 +1,261 @@
+//! Event notifications to people: when a motion or doorbell event begins, every
+//! owner and shared user whose preferences want it (that camera, that kind, outside
+//! their quiet hours) is told — in the open web UI (server-sent events), by mail
+//! when mail is configured and they asked for it, and through the owner's
+//! ntfy-compatible webhook when one is configured and they did not turn it off.
+//!
+//! What leaves the house is one line of text (kind, camera, time) to the targets the
+//! owner configured: never a picture, never a link with a secret. Security notices
+//! are not handled here: they go out through `auth`'s alerts whatever the
+//! preferences say.
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::clock::rfc3339;
+use crate::config::{NotifyConfig, SmtpConfig};
+use crate::index::{EventEntry, Index, NotificationPrefs, Role, UserEntry, UserId};
+use crate::model::Trigger;
+use crate::recorder::{EventNotice, EventPhase};
+
+/// How long a webhook delivery may take.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Notices an open page may fall behind before it misses some.
+const UI_BACKLOG: usize = 64;
+
+/// What an event notifies as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Motion,
+    Doorbell,
+}
+
+impl Kind {
+    /// Motion and doorbell events notify; continuous marks and live views do not
+    /// (someone watching needs no alert about it).
+    pub fn of(event: &EventEntry) -> Option<Kind> {
+        if event.triggers.contains(&Trigger::External) {
+            Some(Kind::Doorbell)
+        } else if event.triggers.contains(&Trigger::Motion) {
+            Some(Kind::Motion)
+        } else {
+            None
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Motion => "motion",
+            Kind::Doorbell => "doorbell",
+        }
+    }
+}
+
+/// One notification for one user's open pages.
+#[derive(Clone, Debug)]
+pub struct UiNotice {
+    pub user: UserId,
+    pub title: String,
+    /// The camera's recordings page of that day.
+    pub link: String,
+}
+
+/// The UI side of the service: open pages subscribe here. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifications {
+    ui: broadcast::Sender<UiNotice>,
+}
+
+impl Notifications {
+    pub fn subscribe(&self) -> broadcast::Receiver<UiNotice> {
+        self.ui.subscribe()
+    }
+}
+
+/// Whether `user` wants an event of `kind` on `event.camera` at local `minute`.
+pub fn wants(
+    user: &UserEntry,
+    prefs: &NotificationPrefs,
+    event: &EventEntry,
+    kind: Kind,
+    minute: u16,
+) -> bool {
+    // Support helpers see health, not events; owners and shared users get notified.
+    if !matches!(user.role, Role::Owner | Role::Shared) || prefs.is_quiet(minute) {
+        return false;
+    }
+    let camera = prefs.camera(&event.camera);
+    match kind {
+        Kind::Motion => camera.motion,
+        Kind::Doorbell => camera.doorbell,
+    }
+}
+
+fn zoned(micros: i64) -> Option<jiff::ZonedDateTime> {
+    Some(
+        jiff::Timestamp::from_microsecond(micros)
+            .ok()?
+            .to_zoned_datetime(jiff::tz::TimeZone::system()),
+    )
+}
+
+/// Local minutes after midnight of `micros`.
+fn local_minute(micros: i64) -> u16 {
+    zoned(micros).map_or(0, |z| (z.hour() as u16) * 60 + z.minute() as u16)
+}
+
+fn local_day(micros: i64) -> String {
+    zoned(micros)
+        .map(|z| z.date().to_string())
+        .unwrap_or_default()
+}
+
+fn local_time(micros: i64) -> String {
+    zoned(micros)
+        .map(|z| z.strftime("%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Starts the service: listens to `events` until `shutdown`.
+pub fn spawn(
+    index: Index,
+    mut events: broadcast::Receiver<EventNotice>,
+    smtp: Option<SmtpConfig>,
+    webhook: Option<NotifyConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Notifications {
+    let (ui, _) = broadcast::channel(UI_BACKLOG);
+    let service = Notifications { ui: ui.clone() };
+    let http = webhook.as_ref().and_then(|_| {
+        reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| tracing::error!("webhook client: {e}; webhook notifications are off"))
+            .ok()
+    });
+    tokio::spawn(async move {
+        loop {
+            let notice = tokio::select! {
+                n = events.recv() => n,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let notice = match notice {
+                Ok(n) => n,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("notifications fell behind: {n} event(s) not notified");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if notice.phase != EventPhase::Started {
+                continue;
+            }
+            let Some(kind) = Kind::of(&notice.event) else {
+                continue;
+            };
+            let event = notice.event;
+            let idx = index.clone();
+            let minute = local_minute(event.start_micros);
+            let ev = event.clone();
+            let recipients = tokio::task::spawn_blocking(
+                move || -> Result<Vec<(UserEntry, NotificationPrefs)>, crate::index::IndexError> {
+                    let mut out = Vec::new();
+                    for user in idx.all_users()? {
+                        let prefs = idx.notification_prefs(user.id)?;
+                        if wants(&user, &prefs, &ev, kind, minute) {
+                            out.push((user, prefs));
+                        }
+                    }
+                    Ok(out)
+                },
+            )
+            .await;
+            let recipients = match recipients {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::error!("notifications: cannot read users: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!("notifications: {e}");
+                    continue;
+                }
+            };
+            let title = format!(
+                "{} at {}, {}",
+                match kind {
+                    Kind::Motion => "Motion",
+                    Kind::Doorbell => "Doorbell",
+                },
+                event.camera,
+                local_time(event.start_micros)
+            );
+            let link = format!(
+                "/cameras/{}/recordings?day={}",
+                event.camera,
+                local_day(event.start_micros)
+            );
+            let mut webhook_wanted = false;
+            for (user, prefs) in &recipients {
+                let _ = ui.send(UiNotice {
+                    user: user.id,
+                    title: title.clone(),
+                    link: link.clone(),
+                });
+                webhook_wanted |= prefs.webhook;
+                if let (true, Some(smtp), Some(to)) = (prefs.email, &smtp, &user.email) {
+                    let body = format!(
+                        "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
+                        rfc3339(event.start_micros)
+                    );
+                    let subject = format!("Porchlight: {title}");
+                    match crate::mail::send(smtp, to, &subject, body).await {
+                        Ok(()) => {
+                            tracing::info!(user = %user.id, event = %event.id, "event notification mailed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(user = %user.id, "event notification not mailed: {e}")
+                        }
+                    }
+                }
+            }
+            if let (true, Some(cfg), Some(client)) = (webhook_wanted, &webhook, &http) {
+                post_webhook(client, cfg, kind, &title).await;
+            }
+        }
+    });
+    service
+}
+
+/// One POST in ntfy's format: the text as the body, `Title`, `Tags`, `Priority`.
+async fn post_webhook(client: &reqwest::Client, cfg: &NotifyConfig, kind: Kind, title: &str) {
+    let mut req = client
+        .post(cfg.webhook.clone())
+        .header("Title", "Porchlight")
+        .header("Tags", kind.label())
+        .header(
+            "Priority",
+            match kind {
+                Kind::Doorbell => "high",
+                Kind::Motion => "default",
+            },
+        )
+        .body(title.to_owned());
+    if let Some(token) = &cfg.webhook_token {
+        req = req.bearer_auth(token);
+    }
+    // The URL is the owner's; only its host goes to the log (a path may hold a topic
+    // name they consider private).
+    let host = cfg.webhook.host_str().unwrap_or("?");
+    match req.send().await {
+        Ok(r) if r.status().is_success() => tracing::info!(host, "webhook notified"),
+        Ok(r) => tracing::warn!(
+            host,
+            status = r.status().as_u16(),
+            "webhook refused the notification"
+        ),
+        Err(e) => tracing::warn!(host, "webhook not reached: {}", e.without_url()),
+    }
+}
