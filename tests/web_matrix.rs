@@ -912,16 +912,12 @@ async fn every_route_for_every_principal_matches_the_table() {
                 // A shared user may list every recording, event and so on: a 404 for a
                 // missing one tells them nothing new; a 403 before looking is fine too.
                 (SHARED_COL, Forbid) if outcome(&sent) == Some(NotFound) => NotFound,
-                // Known gap, not a grant: support may not list, yet the recording and
-                // event handlers look the id up before asking the policy, so a helper
-                // gets 404 for a missing id and 403 for a real unticked one. Ids are
-                // random 64-bit, so this tells a helper only whether an id it already
-                // has (say, from an earlier grant) still exists. Pinned here so that
-                // closing the gap (refusing before looking) shows up as a change.
-                (SUPPORT_COL, Allow | Forbid)
+                // Support is refused any id outside its grant before the look-up, so
+                // a missing id gets the same 403 as a real unticked one.
+                (SUPPORT_COL, Allow)
                     if route.starts_with("/recordings/") || route.starts_with("/events/") =>
                 {
-                    NotFound
+                    Forbid
                 }
                 (_, w) => w,
             };

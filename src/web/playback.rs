@@ -229,7 +229,7 @@ async fn respond(
     headers: HeaderMap,
     download: bool,
 ) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &id).await?;
+    let entry = entry_of(&state, &session, &id).await?;
     let action = if download {
         Action::DownloadRecording
     } else {
