@@ -413,8 +413,10 @@ impl Erased {
 
 /// Erases everything but the owner's account, keys first: recordings and thumbnails
 /// (crypto-shredded), share copies (shredded), then events, share links, API tokens,
-/// invitations, every other account with its sessions, alerts and preferences, and
-/// finally the audit log, which is left holding one entry that says what was erased.
+/// invitations, every other account with its sessions, alerts and preferences, the
+/// owner's past security alerts, and finally the audit log, which is left holding one
+/// entry that says what was erased. Login throttling counters stay (they expire on
+/// their own and protect the owner's account).
 /// A recording still being written is left to its recorder (it is finished on its
 /// own and can be erased after).
 pub fn erase_all(
@@ -461,6 +463,8 @@ pub fn erase_all(
             erased.users += 1;
         }
     }
+    // The owner's past alerts name people and addresses too; history goes with the log.
+    index.remove_user_alerts(owner.user.id)?;
     let last = AuditEntry {
         time_micros: auth.now(),
         kind: AuditKind::AllDataErased,

@@ -475,6 +475,11 @@ async fn the_owner_exports_everything_then_erases_all_data() {
         "recording and copy"
     );
 
+    let alerts = owner.get("/alerts").await.body;
+    assert!(
+        alerts.contains(GUEST),
+        "the new-shared-user alert: {alerts}"
+    );
     // A shared user gets no archive.
     assert_eq!(guest.get("/export-everything.tar").await.status, 403);
 
@@ -577,6 +582,8 @@ async fn the_owner_exports_everything_then_erases_all_data() {
     let users = owner.get("/users").await.body;
     assert_eq!(users.matches("<tr id=\"user-").count(), 1, "{users}");
     assert!(users.contains("<td>owner</td>"));
+    let alerts = owner.get("/alerts").await.body;
+    assert!(!alerts.contains(GUEST), "past alerts went too: {alerts}");
     let activity = owner.get("/activity").await.body;
     assert_eq!(
         activity.matches("<tr class=\"audit-").count(),
