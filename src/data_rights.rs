@@ -24,7 +24,7 @@ use crate::clock::rfc3339;
 use crate::export::{self, ExportError, RecordingInfo, Request};
 use crate::index::{
     AlertEntry, AuditEntry, AuditKind, AuditQuery, EventEntry, Index, IndexError,
-    NotificationPrefs, RecordingState, Role, UserEntry,
+    NotificationPrefs, RecordingState, Role, UserEntry, UserId,
 };
 use crate::retention::{self, RetentionError};
 use crate::share::{ShareError, Shares};
@@ -139,11 +139,8 @@ pub struct PersonalData {
     pub security_alerts: Vec<AlertLine>,
 }
 
-/// Every entry of `query` (no page limit), newest first.
-fn all_audit(
-    index: &Index,
-    user: Option<crate::index::UserId>,
-) -> Result<Vec<AuditLine>, IndexError> {
+/// Every audit entry (of `user`, if given), with no page limit, newest first.
+fn all_audit(index: &Index, user: Option<UserId>) -> Result<Vec<AuditLine>, IndexError> {
     Ok(index
         .audit_entries(&AuditQuery {
             user,
