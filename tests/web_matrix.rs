@@ -95,6 +95,15 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/alerts",                            [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/activity",                          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/control-centre",                    [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    // Data rights: everyone with an account has their data; only a shared user deletes
+    // their own account (the owner's try, like the shared user's, has a wrong
+    // confirmation); the archive of everything and erasing are the owner's.
+    ("GET",  "/my-data",                           [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("GET",  "/my-data.json",                      [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("POST", "/my-data/delete-account",            [Login,    Forbid,   Bad,      Login,    Login,    Login,    Forbid]),
+    ("GET",  "/export-everything.tar",             [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("GET",  "/erase-all-data",                    [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/erase-all-data",                    [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     // Event notifications are for the house's people, not for a support helper.
     ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
@@ -738,7 +747,10 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
         "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
         // Wrong on purpose: these would destroy what later cells need.
-        "/cameras/{camera}/delete" | "/delete-everything" => vec![("confirm", v("not sure"))],
+        "/cameras/{camera}/delete"
+        | "/delete-everything"
+        | "/my-data/delete-account"
+        | "/erase-all-data" => vec![("confirm", v("not sure"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
         // The rest take no fields, or get none so that they fail on input (never a

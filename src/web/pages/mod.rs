@@ -5,6 +5,7 @@ pub mod account;
 pub mod audit;
 pub mod cameras;
 pub mod control;
+pub mod data;
 pub mod devices;
 pub mod events;
 pub mod linked;
