@@ -138,6 +138,8 @@ fn finish_open(
         return Ok(());
     }
     match store.recover_and_describe(&path) {
+        Ok(file) if file.frames == 0 => remove_empty(store, index, &entry, report)?,
+        Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, &entry, report)?,
         Ok(file) => {
             let dropped = file.recovered_bytes_dropped;
             entry.end_micros = file.end_micros();
@@ -162,6 +164,23 @@ fn finish_open(
             chain(&e)
         )),
     }
+    Ok(())
+}
+
+/// A recording a crash interrupted before any video reached its file: there is
+/// nothing to keep, so the file and the entry go.
+fn remove_empty(
+    store: &Store,
+    index: &Index,
+    entry: &RecordingEntry,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    store.shred(&entry.camera, entry.id)?;
+    index.remove_recording(entry.id)?;
+    report.actions.push(format!(
+        "recording {} was interrupted before any video was written; removed",
+        entry.id
+    ));
     Ok(())
 }
 
@@ -248,6 +267,7 @@ fn check_finished_file(
     match store.is_finished(&path) {
         Ok(true) => {}
         Ok(false) if repair => match store.recover_and_describe(&path) {
+            Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, entry, report)?,
             Ok(described) => {
                 index.put_recording(&described.to_entry())?;
                 report.actions.push(format!(
@@ -301,6 +321,13 @@ fn adopt(
                 return Ok(());
             }
             match store.recover_and_describe(&path) {
+                Err(StoreError::EmptyRecording { .. }) => {
+                    store.shred(&file.camera, file.id)?;
+                    report.actions.push(format!(
+                        "removed {} (interrupted before any video was written)",
+                        path.display()
+                    ));
+                }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
                     report.recordings += 1;
@@ -327,6 +354,13 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
         let path = store.recording_path(&file.camera, file.id);
         match store.status(&path) {
             FileStatus::Readable => match store.recover_and_describe(&path) {
+                Err(StoreError::EmptyRecording { .. }) => {
+                    store.shred(&file.camera, file.id)?;
+                    report.actions.push(format!(
+                        "removed {} (interrupted before any video was written)",
+                        path.display()
+                    ));
+                }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
                     kept.insert(file.id);
@@ -357,4 +391,54 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
         .actions
         .push(format!("index rebuilt from {} file(s)", report.recordings));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RecordingId, Trigger};
+    use crate::store::NewRecording;
+
+    /// A crash right after a recording began: its file holds a header and no video.
+    #[test]
+    fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let camera: crate::model::CameraId = "porch".parse().expect("name");
+        let id = RecordingId(42);
+        let (writer, wrapped_key) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: 1,
+                trigger: Trigger::Continuous,
+            })
+            .expect("create");
+        drop(writer);
+        index
+            .put_recording(&RecordingEntry {
+                id,
+                camera: camera.clone(),
+                start_micros: 1,
+                end_micros: 1,
+                frames: 0,
+                bytes: 0,
+                trigger: Trigger::Continuous,
+                wrapped_key,
+                state: RecordingState::Open,
+            })
+            .expect("index");
+        let report = recover(&store, &index).expect("recover");
+        assert!(report.findings.is_empty(), "{report}");
+        assert!(
+            report.to_string().contains("before any video was written"),
+            "{report}"
+        );
+        assert!(index.get_recording(id).expect("get").is_none());
+        assert!(!store.recording_path(&camera, id).exists());
+        let again = compare(&store, &index, false).expect("check");
+        assert!(again.findings.is_empty(), "{again}");
+    }
 }

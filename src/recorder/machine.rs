@@ -412,6 +412,17 @@ impl Recorder {
     fn salvage(&mut self, id: RecordingId) {
         let path = self.store.recording_path(&self.camera, id);
         match self.store.recover_and_describe(&path) {
+            Err(StoreError::EmptyRecording { .. }) => {
+                // Nothing of it reached the disk: no recording to keep.
+                let removed = self
+                    .store
+                    .shred(&self.camera, id)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| self.index.remove_recording(id).map_err(|e| e.to_string()));
+                if let Err(e) = removed {
+                    tracing::error!(camera = %self.camera, recording = %id, "empty recording left for start-up recovery: {e}");
+                }
+            }
             Ok(described) => {
                 if let Err(e) = self
                     .index

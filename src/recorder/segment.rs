@@ -4,7 +4,7 @@
 //! A frame's duration is only known when the next frame arrives, so the last frame is
 //! always held back. A fragment is closed at every keyframe, and earlier when the held
 //! frames span [`MAX_HELD`] (or the sync interval, if shorter), so at most about a
-//! second of video is ever only in the daemon's memory: that bounds what a crash
+//! half-second of video is ever only in the daemon's memory: that bounds what a crash
 //! (`kill -9`, the OOM killer) can take, since written bytes survive the process in
 //! the page cache. A power cut can also take what was written but not yet fsynced,
 //! up to one more sync interval. A fragment may therefore start with a non-key frame;
@@ -24,7 +24,7 @@ const MAX_FRAME_DURATION: i64 = 10 * TIMESCALE as i64;
 /// Duration assumed for a frame whose successor never came (end of stream).
 const FALLBACK_DURATION: u32 = TIMESCALE / 10;
 /// The most video held in memory before it is written out (see the module doc).
-pub const MAX_HELD: Duration = Duration::from_secs(1);
+pub const MAX_HELD: Duration = Duration::from_millis(500);
 
 pub struct OpenRecording {
     pub entry: RecordingEntry,

@@ -153,6 +153,11 @@ pub enum StoreError {
     #[error("a sealed {purpose} secret cannot be opened with the loaded master key")]
     SecretUnseal { purpose: String },
 
+    /// A recording that holds no video at all (a crash came before its first
+    /// fragment was written): nothing in it was ever acknowledged, so it can go.
+    #[error("{}: no video was written before the recording was interrupted", .path.display())]
+    EmptyRecording { path: PathBuf },
+
     /// The plaintext inside a recording is not the fMP4 the recorder writes.
     #[error("{}: the video container inside is unreadable: {reason}", .path.display())]
     Container { path: PathBuf, reason: String },

@@ -296,6 +296,9 @@ impl Store {
             // Recovery rewrote the tail: read the file as it is now.
             inner = SealedReader::open(path, &self.master)?;
         }
+        if inner.plaintext_len() == 0 {
+            return Err(StoreError::EmptyRecording { path: path.into() });
+        }
         let header = inner.header().clone();
         let file_len = fs::metadata(path)
             .map_err(|e| StoreError::io("stat", path, e))?
