@@ -104,6 +104,9 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/export-everything.tar",             [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/erase-all-data",                    [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/erase-all-data",                    [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    ("GET",  "/account/password",                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    // Empty form: refused on input (never a real password attempt, which would count).
+    ("POST", "/account/password",                  [Login,    Bad,      Bad,      Login,    Login,    Login,    Bad]),
     // Event notifications are for the house's people, not for a support helper.
     ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),

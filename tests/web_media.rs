@@ -428,6 +428,11 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
         404
     );
 
+    let alerts = c.get("/alerts").await.body;
+    assert!(
+        alerts.contains("made a share link"),
+        "a security notice: {alerts}"
+    );
     let activity = c.get("/activity").await.body;
     for kind in ["share_created", "share_viewed", "share_unshared"] {
         assert!(activity.contains(&format!("audit-{kind}")), "{kind} logged");

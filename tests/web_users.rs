@@ -279,3 +279,86 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_logs_out_other_devices_and_raises_a_notice() {
+    let server = Server::start("").await;
+    let (mut laptop, secret, _) = server.owner().await;
+    let mut phone = server.client();
+    server.advance_secs(30);
+    server.login(&mut phone, &secret).await;
+
+    let page = laptop.get("/account/password").await;
+    assert_eq!(page.status, 200);
+    let token = csrf(&page.body);
+    let r = laptop
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current", "not it"),
+                ("new", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "wrong current password");
+    let r = laptop
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current", webutil::PASSWORD),
+                ("new", "password1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "weak new password");
+    let r = laptop
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &token),
+                ("current", webutil::PASSWORD),
+                ("new", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("1 other device(s) were logged out"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        phone.get("/").await.location(),
+        "/login",
+        "the other device is out"
+    );
+    assert_eq!(laptop.get("/").await.status, 200, "this one stays");
+    let alerts = laptop.get("/alerts").await.body;
+    assert!(
+        alerts.contains("password of your Porchlight account was changed"),
+        "{alerts}"
+    );
+    let log = laptop.get("/activity?kind=password_changed").await.body;
+    assert!(log.contains("audit-password_changed"), "{log}");
+
+    let mut again = server.client();
+    let r = again
+        .post(
+            "/login",
+            &[
+                ("username", webutil::OWNER),
+                ("password", webutil::PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401, "the old password no longer works");
+    let r = again
+        .post(
+            "/login",
+            &[("username", webutil::OWNER), ("password", GUEST_PASSWORD)],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/login/code"));
+}

@@ -14,6 +14,7 @@ pub mod device;
 mod flows;
 pub mod invite;
 pub mod password;
+mod password_change;
 pub mod policy;
 pub mod recovery;
 pub mod session;
@@ -392,6 +393,12 @@ impl Auth {
         if let Some(tx) = &self.inner.alerts {
             let _ = tx.send(AlertNotice { user, alert });
         }
+    }
+
+    /// A security notice to every owner from outside this module (a share link was
+    /// made): shown and mailed like every alert, whatever anyone's preferences.
+    pub fn notice_to_owners(&self, kind: AlertKind, message: String) {
+        self.raise_to_owners(kind, message);
     }
 
     /// Alerts every owner.

@@ -80,6 +80,8 @@ pub enum Action {
     ManageSupport,
     /// Choose and receive one's own event notifications.
     ManageOwnNotifications,
+    /// Change one's own password.
+    ChangeOwnPassword,
     /// Download one's own personal data (account, devices, preferences, audit
     /// entries, alerts) on [`Object::User`].
     DownloadOwnData,
@@ -107,7 +109,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 26] = [
+pub const ALL_ACTIONS: [Action; 27] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -134,6 +136,7 @@ pub const ALL_ACTIONS: [Action; 26] = [
     Action::DeleteOwnAccount,
     Action::ExportEverything,
     Action::EraseEverything,
+    Action::ChangeOwnPassword,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -157,9 +160,10 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             | Action::ViewControlCentre,
             Object::User(owner),
         ) => owner == *id,
-        (Action::ManageOwnNotifications | Action::DownloadOwnData, Object::User(owner)) => {
-            owner == *id
-        }
+        (
+            Action::ManageOwnNotifications | Action::DownloadOwnData | Action::ChangeOwnPassword,
+            Object::User(owner),
+        ) => owner == *id,
         (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
         (Action::ExportEverything | Action::EraseEverything, Object::System) => {
             *role == Role::Owner
@@ -194,7 +198,6 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
     }
 }
 
-/// A token's rules: each scope allows one action, on any camera.
 /// Support access: health and diagnostics, the ticked recordings (watch and
 /// download), and the helper's own account pages. Nothing that changes anything.
 fn support_allowed(
@@ -213,13 +216,15 @@ fn support_allowed(
             | Action::ViewOwnAlerts
             | Action::ViewAuditLog
             | Action::ViewControlCentre
-            | Action::DownloadOwnData,
+            | Action::DownloadOwnData
+            | Action::ChangeOwnPassword,
             Object::User(user),
         ) => user == id,
         _ => false,
     }
 }
 
+/// A token's rules: each scope allows one action, on any camera.
 fn token_allowed(scopes: &[Scope], action: Action, object: Object<'_>) -> bool {
     let needed = match (action, object) {
         (Action::ReadEvents, Object::System) => Scope::EventsRead,
@@ -252,6 +257,7 @@ mod tests {
             | Action::ViewControlCentre
             | Action::ManageOwnNotifications
             | Action::DownloadOwnData
+            | Action::ChangeOwnPassword
             | Action::DeleteOwnAccount => Object::User(user),
             Action::ExportEverything | Action::EraseEverything => Object::System,
             Action::ShareRecording => Object::Recording(cam),
@@ -318,6 +324,7 @@ mod tests {
             (DeleteOwnAccount, "..y......"),
             (ExportEverything, ".y......."),
             (EraseEverything, ".y......."),
+            (ChangeOwnPassword, ".yy....yy"),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

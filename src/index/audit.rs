@@ -46,6 +46,7 @@ pub enum AuditKind {
     SupportGranted,
     /// A request made under support access (every one is logged).
     SupportAction,
+    PasswordChanged,
     /// A user downloaded their personal data (`/my-data.json`).
     PersonalDataDownloaded,
     /// A shared user deleted their own account.
@@ -57,7 +58,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 31] = [
+    pub const ALL: [AuditKind; 32] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -85,6 +86,7 @@ impl AuditKind {
         AuditKind::TokenRevoked,
         AuditKind::SupportGranted,
         AuditKind::SupportAction,
+        AuditKind::PasswordChanged,
         AuditKind::PersonalDataDownloaded,
         AuditKind::AccountDeleted,
         AuditKind::EverythingExported,
@@ -121,6 +123,7 @@ impl AuditKind {
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::SupportGranted => "support_granted",
             AuditKind::SupportAction => "support_action",
+            AuditKind::PasswordChanged => "password_changed",
             AuditKind::PersonalDataDownloaded => "personal_data_downloaded",
             AuditKind::AccountDeleted => "account_deleted",
             AuditKind::EverythingExported => "everything_exported",

@@ -34,6 +34,10 @@ pub enum AlertKind {
     NewSharedUser,
     /// The owner granted support access.
     SupportGranted,
+    /// The user's password was changed.
+    PasswordChanged,
+    /// A share link (a copy of a recording anyone with the link can watch) was made.
+    ShareCreated,
     /// A shared user deleted their own account.
     AccountDeleted,
 }

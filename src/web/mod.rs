@@ -25,6 +25,7 @@
 //! | `POST /recordings/{id}/delete`, `/events/{id}/delete`, `/cameras/{cam}/delete`, `/delete-everything` | deletion |
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
+//! | `GET/POST /account/password` | change one's password (other devices logged out, a security notice) |
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
@@ -159,6 +160,10 @@ pub fn app(state: WebState) -> Router {
         .route(
             "/erase-all-data",
             get(pages::data::erase_all_page).post(pages::data::erase_all),
+        )
+        .route(
+            "/account/password",
+            get(pages::password::page).post(pages::password::change),
         )
         .route(
             "/notifications",

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod events;
 pub mod linked;
 pub mod notifications;
+pub mod password;
 pub mod recordings;
 pub mod shares;
 pub mod support;

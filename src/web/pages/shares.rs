@@ -19,6 +19,7 @@ use super::recordings::entry_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
 use crate::auth::session_actor;
+use crate::index::AlertKind;
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener};
@@ -119,8 +120,17 @@ pub async fn create(
         ),
     };
     let (shares, actor, rid) = (state.shares.clone(), session_actor(&session.0), entry.id);
+    let (auth, camera) = (state.auth.clone(), entry.camera.clone());
     let created = blocking(move || {
-        Ok(shares.create(&actor, rid, Duration::from_secs(hours * 3600), views)?)
+        let made = shares.create(&actor, rid, Duration::from_secs(hours * 3600), views)?;
+        auth.notice_to_owners(
+            AlertKind::ShareCreated,
+            format!(
+                "{} made a share link to a recording of camera {camera}: anyone with the link can watch it for {hours} hour(s). Unshare it under Shared videos if that was not meant.",
+                actor.name
+            ),
+        );
+        Ok(made)
     })
     .await?;
     let expires = state.clock.now_micros() + (hours * 3600 * 1_000_000) as i64;

@@ -1,0 +1,80 @@
+//! Changing one's password: the current one is checked (a wrong one counts as a
+//! failed login), the new one must be strong, every *other* session of the user ends,
+//! and the user gets a security notice (shown and mailed) — which, like every
+//! security notice, cannot be turned off.
+
+use super::{password, session_actor, throttle, Auth, AuthError, ClientInfo, Session};
+use crate::index::{AlertKind, AuditKind, UpdateError};
+
+impl Auth {
+    pub async fn change_password(
+        &self,
+        current: &Session,
+        old_password: String,
+        new_password: String,
+        client: &ClientInfo,
+    ) -> Result<usize, AuthError> {
+        let user = current.user.clone();
+        let keys = [
+            throttle::account_key(&user.username),
+            throttle::address_key(client.ip),
+        ];
+        let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
+        self.off_thread(move |auth| auth.refuse_if_throttled(&name, &k, &c))
+            .await?;
+        let ok = self
+            .inner
+            .hashing
+            .verify(Some(user.password_hash.clone()), old_password)
+            .await?;
+        if !ok {
+            let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
+            self.off_thread(move |auth| auth.count_failure(&name, &k, &c, "password change"))
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if let Some(why) = password::weakness(&new_password, &[&user.username]) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        let hash = self.inner.hashing.hash(new_password).await?;
+        let (session, client) = (current.clone(), client.clone());
+        self.off_thread(move |auth| {
+            let changed: Result<(), UpdateError<()>> =
+                auth.inner.index.update_user(session.user.id, |u| {
+                    u.password_hash = hash.clone();
+                    Ok(())
+                });
+            match changed {
+                Ok(()) => {}
+                Err(UpdateError::Index(e)) => return Err(e.into()),
+                Err(_) => return Err(AuthError::WrongStage),
+            }
+            // Every other browser of this user must log in again with the new password.
+            let mut ended = 0;
+            for (key, entry) in auth.inner.index.all_sessions()? {
+                if entry.user == session.user.id && key != session.key {
+                    auth.inner.index.remove_session(&key)?;
+                    ended += 1;
+                }
+            }
+            auth.clear_failures(&keys)?;
+            tracing::info!(user = %session.user.id, sessions = ended, "password changed");
+            auth.inner.audit.record(
+                AuditKind::PasswordChanged,
+                &session_actor(&session),
+                format!("{ended} other session(s) ended"),
+            );
+            auth.raise(
+                session.user.id,
+                AlertKind::PasswordChanged,
+                format!(
+                    "The password of your Porchlight account was changed from {} at address {}; {ended} other device(s) were logged out. If this was not you, use a recovery code to log in and change it again.",
+                    super::device::describe(&client.user_agent),
+                    client.ip
+                ),
+            );
+            Ok(ended)
+        })
+        .await
+    }
+}
