@@ -111,6 +111,19 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[notify]`: an outgoing webhook for event notifications, if any.
     pub notify: Option<NotifyConfig>,
+    /// `[discovery]`: whether to look for cameras announced over mDNS.
+    pub discovery: DiscoveryConfig,
+}
+
+/// `[discovery]`: listening for cameras that announce themselves over mDNS on the LAN
+/// (see `crate::discovery`). Off unless `enabled = true` (the packaged config turns
+/// it on): it sends multicast queries onto the LAN, so it is the owner's choice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    pub enabled: bool,
+    /// Network interfaces to browse on, by name (`["eth0"]`, `["lo"]` in tests);
+    /// empty = every interface.
+    pub interfaces: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +143,15 @@ struct RawConfig {
     smtp: Option<web::RawSmtp>,
     #[serde(default)]
     notify: Option<web::RawNotify>,
+    #[serde(default)]
+    discovery: Option<RawDiscovery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    enabled: Option<bool>,
+    interfaces: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +369,31 @@ impl Config {
             });
         }
 
+        let discovery = match raw.discovery {
+            None => DiscoveryConfig::default(),
+            Some(d) => {
+                let interfaces = match d.interfaces {
+                    None => Vec::new(),
+                    Some(list) => {
+                        let span = list.span();
+                        let names = list.into_inner();
+                        if let Some(bad) = names.iter().find(|n| !interface_name_ok(n)) {
+                            return Err(located(
+                                span,
+                                "discovery.interfaces",
+                                format!("`{bad}` is not a network interface name"),
+                            ));
+                        }
+                        names
+                    }
+                };
+                DiscoveryConfig {
+                    enabled: d.enabled.unwrap_or(false),
+                    interfaces,
+                }
+            }
+        };
+
         Ok(Config {
             path: path.to_owned(),
             data_dir,
@@ -357,8 +404,18 @@ impl Config {
             web,
             smtp,
             notify,
+            discovery,
         })
     }
+}
+
+/// What Linux accepts as an interface name (IFNAMSIZ - 1 bytes, no `/`, no space).
+fn interface_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 /// Motion settings of one camera: on unless `motion = false`.
@@ -554,6 +611,22 @@ mode = "continuous"
         assert_eq!((line, key.as_str()), (10, "colour"));
         let (line, _, _) = invalid("data_dir = \"/x\"\nkey_dir = /nope\n");
         assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn discovery_is_off_by_default_and_checks_interface_names() {
+        assert_eq!(
+            parse(GOOD).expect("valid").discovery,
+            DiscoveryConfig::default()
+        );
+        let on = parse(&format!(
+            "{GOOD}[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n"
+        ))
+        .expect("valid");
+        assert!(on.discovery.enabled);
+        assert_eq!(on.discovery.interfaces, vec!["lo".to_owned()]);
+        let (_, key, _) = invalid(&format!("{GOOD}[discovery]\ninterfaces = [\"a b\"]\n"));
+        assert_eq!(key, "discovery.interfaces");
     }
 
     #[test]

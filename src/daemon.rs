@@ -1,7 +1,8 @@
 //! `porchlight serve`: opens the store and index, finishes what a crash left half
 //! done, starts one ingest task (and, unless the mode is `off`, one recorder) per
 //! camera plus the retention task, and stops cleanly on SIGTERM or SIGINT, finishing
-//! open recordings and events.
+//! open recordings and events. With `[discovery] enabled = true` it also listens for
+//! cameras announced over mDNS (`crate::discovery`).
 //!
 //! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
 //! can drive it in-process: send a trigger, read the cameras' state, stop it.
@@ -18,6 +19,7 @@ use crate::camera::{ingest, CameraRegistry, StreamKind};
 use crate::check;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, RecordingMode};
+use crate::discovery::Discovery;
 use crate::index::{Index, IndexError};
 use crate::model::{CameraId, Trigger};
 use crate::recorder::{self, motion_feed, EventNotice, Outlets, RecorderHandle};
@@ -47,6 +49,8 @@ pub struct Running {
     pub store: Arc<Store>,
     pub index: Index,
     pub clock: Arc<dyn Clock>,
+    /// Cameras announced on the LAN; `None` when discovery is off or could not start.
+    pub discovery: Option<Discovery>,
     recorders: BTreeMap<CameraId, RecorderHandle>,
     /// Every recorder announces its events here (see [`Running::subscribe_events`]).
     events: broadcast::Sender<EventNotice>,
@@ -133,11 +137,25 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
             stop_rx.clone(),
         ));
     }
+    // Discovery is a convenience: if mDNS cannot start (no interface, sandbox), the
+    // cameras still record and the page says discovery is off.
+    let discovery = if config.discovery.enabled {
+        match Discovery::start(&config.discovery, clock.clone(), stop_rx.clone()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!("discovery: {e}; cameras can still be added by URL");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Running {
         registry,
         store,
         index,
         clock,
+        discovery,
         recorders,
         events,
         stop_tx,

@@ -11,6 +11,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod error_chain;
 pub mod export;
 pub mod index;

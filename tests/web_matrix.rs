@@ -115,6 +115,7 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("POST", "/s/{link}/open",                     [Bad,      Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
     ("GET",  "/s/{link}/video.mp4",                [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
     ("GET",  "/s/{link}/download",                 [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
+    ("GET",  "/cameras/discovered",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // Tokens with live:read are allowed LiveView by the policy, but no route takes a
     // token for it: the WebSocket is for browser sessions only.

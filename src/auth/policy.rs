@@ -80,6 +80,8 @@ pub enum Action {
     ManageSupport,
     /// Choose and receive one's own event notifications.
     ManageOwnNotifications,
+    /// See cameras discovered on the LAN, add (adopt) and change cameras.
+    ManageCameras,
 }
 
 /// What the action is on.
@@ -97,7 +99,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 22] = [
+pub const ALL_ACTIONS: [Action; 23] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -120,6 +122,7 @@ pub const ALL_ACTIONS: [Action; 22] = [
     Action::ViewDiagnostics,
     Action::ManageSupport,
     Action::ManageOwnNotifications,
+    Action::ManageCameras,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -169,6 +172,8 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::TriggerCamera, Object::Camera(_)) => *role == Role::Owner,
         (Action::ManageLinkedServices, Object::System) => *role == Role::Owner,
         (Action::ViewDiagnostics | Action::ManageSupport, Object::System) => *role == Role::Owner,
+        // What the house records, and which devices on the LAN it looks at.
+        (Action::ManageCameras, Object::System) => *role == Role::Owner,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
@@ -234,7 +239,8 @@ mod tests {
             Action::ManageShares
             | Action::ManageUsers
             | Action::ViewDiagnostics
-            | Action::ManageSupport => Object::System,
+            | Action::ManageSupport
+            | Action::ManageCameras => Object::System,
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -290,6 +296,7 @@ mod tests {
             (ViewDiagnostics, ".y.....yy"),
             (ManageSupport, ".y......."),
             (ManageOwnNotifications, ".yy......"),
+            (ManageCameras, ".y......."),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

@@ -79,6 +79,7 @@ pub async fn start_web(config: &Config, running: &Running) -> Option<web::Runnin
         live_view,
         trigger,
         events: running.events.clone(),
+        discovery: running.discovery.clone(),
     };
     match web::start(services, config, running.stop_tx.subscribe()).await {
         Ok(web) => Some(web),

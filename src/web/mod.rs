@@ -27,6 +27,7 @@
 //! | `GET /alerts` | security alerts |
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
+//! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
@@ -76,6 +77,7 @@ use crate::auth::{Auth, Lifetimes};
 use crate::camera::CameraRegistry;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::discovery::Discovery;
 use crate::index::Index;
 use crate::model::CameraId;
 use crate::recorder::{EventNotice, TriggerError};
@@ -116,6 +118,8 @@ pub struct WebState {
     pub facts: Arc<pages::control::SystemFacts>,
     pub shares: Shares,
     pub notifications: crate::notifications::Notifications,
+    /// Cameras announced over mDNS; `None` when discovery is off.
+    pub discovery: Option<Discovery>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -169,6 +173,7 @@ pub fn app(state: WebState) -> Router {
         .route("/s/{link}/open", post(pages::shares::link_open))
         .route("/s/{link}/video.mp4", get(pages::shares::link_video))
         .route("/s/{link}/download", get(pages::shares::link_download))
+        .route("/cameras/discovered", get(pages::discovered::list))
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
@@ -256,6 +261,7 @@ pub struct Services {
     pub live_view: LiveViewHook,
     pub trigger: TriggerHook,
     pub events: broadcast::Sender<EventNotice>,
+    pub discovery: Option<Discovery>,
 }
 
 /// The running UI.
@@ -340,6 +346,7 @@ pub async fn start(
         )),
         shares,
         notifications,
+        discovery: services.discovery,
     };
     let listener = TcpListener::bind(web.listen)
         .await

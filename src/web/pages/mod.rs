@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cameras;
 pub mod control;
 pub mod devices;
+pub mod discovered;
 pub mod events;
 pub mod linked;
 pub mod notifications;
