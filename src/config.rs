@@ -41,7 +41,7 @@ pub enum ConfigError {
 }
 
 /// When a camera is recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingMode {
     /// Live view only: nothing is ever written for this camera.
@@ -494,24 +494,57 @@ fn rtsp_url(
     key: &str,
     located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<url::Url, ConfigError> {
-    let bad = |message: String| located(raw.span(), key, message);
-    let url = url::Url::parse(raw.get_ref()).map_err(|e| bad(format!("not a URL: {e}")))?;
+    check_rtsp_url(raw.get_ref()).map_err(|message| located(raw.span(), key, message))
+}
+
+/// A camera URL as Porchlight accepts it, from the config or the web UI: `rtsp://`
+/// with a host and without credentials (those live in their own, sealed fields). The
+/// error never echoes the URL: it may hold a password.
+pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
     if url.scheme() != "rtsp" {
-        return Err(bad(format!(
+        return Err(format!(
             "scheme {:?} is not supported; use rtsp://",
             url.scheme()
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Deliberately not echoing the URL: it holds a password.
-        return Err(bad(
-            "credentials in the URL are refused; use the username and password keys".into(),
         ));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "credentials in the URL are refused; use the username and password keys".into(),
+        );
+    }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("the URL has no host".into()));
+        return Err("the URL has no host".into());
     }
     Ok(url)
+}
+
+impl CameraConfig {
+    /// A camera added from the web UI: the given stream, credentials and mode, and
+    /// the same defaults a `[[camera]]` section without those keys gets (motion on at
+    /// default sensitivity, 5 s pre-roll, 10 s post-roll, 30 days, 10 s stall).
+    pub fn adopted(
+        id: CameraId,
+        url: url::Url,
+        username: Option<String>,
+        password: Option<String>,
+        mode: RecordingMode,
+    ) -> CameraConfig {
+        CameraConfig {
+            id,
+            url,
+            sub_url: None,
+            username,
+            password,
+            mode,
+            stall_timeout: Duration::from_secs(10),
+            rtp_initial_seq: "default".to_owned(),
+            pre_roll: Duration::from_secs(5),
+            post_roll: Duration::from_secs(10),
+            storage_days: 30,
+            motion: Some(MotionSettings::default()),
+        }
+    }
 }
 
 /// 1-based line number of a byte offset.

@@ -116,6 +116,9 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/s/{link}/video.mp4",                [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
     ("GET",  "/s/{link}/download",                 [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
     ("GET",  "/cameras/discovered",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("GET",  "/cameras/add",                       [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    // The owner's form is wrong on purpose (a name that is no camera id): no camera is added.
+    ("POST", "/cameras/add",                       [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // Tokens with live:read are allowed LiveView by the policy, but no route takes a
     // token for it: the WebSocket is for browser sessions only.
@@ -742,6 +745,11 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/cameras/{camera}/delete" | "/delete-everything" => vec![("confirm", v("not sure"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
+        "/cameras/add" => vec![
+            ("name", v("Not A Camera Id")),
+            ("url", v("rtsp://127.0.0.1:9/none")),
+            ("action", v("save")),
+        ],
         // The rest take no fields, or get none so that they fail on input (never a
         // password guess: that would throttle this address's real logins).
         _ => Vec::new(),

@@ -44,10 +44,12 @@ pub enum AuditKind {
     SupportGranted,
     /// A request made under support access (every one is logged).
     SupportAction,
+    /// A camera added from the web UI.
+    CameraAdded,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 28] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -75,6 +77,7 @@ impl AuditKind {
         AuditKind::TokenRevoked,
         AuditKind::SupportGranted,
         AuditKind::SupportAction,
+        AuditKind::CameraAdded,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -107,6 +110,7 @@ impl AuditKind {
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::SupportGranted => "support_granted",
             AuditKind::SupportAction => "support_action",
+            AuditKind::CameraAdded => "camera_added",
         }
     }
 

@@ -28,6 +28,7 @@
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
+//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
@@ -95,6 +96,11 @@ pub type LiveViewHook = Arc<dyn Fn(&CameraId) + Send + Sync>;
 /// its pre- and post-roll (an external trigger).
 pub type TriggerHook = Arc<dyn Fn(&CameraId, Duration) -> Result<(), TriggerError> + Send + Sync>;
 
+/// Starts a camera added from the web UI at once (its ingest, recorder and motion
+/// feed), as the daemon does at start; the error is safe to show.
+pub type AddCameraHook =
+    Arc<dyn Fn(crate::config::CameraConfig) -> Result<(), String> + Send + Sync>;
+
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
@@ -120,6 +126,7 @@ pub struct WebState {
     pub notifications: crate::notifications::Notifications,
     /// Cameras announced over mDNS; `None` when discovery is off.
     pub discovery: Option<Discovery>,
+    pub add_camera: AddCameraHook,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -174,6 +181,10 @@ pub fn app(state: WebState) -> Router {
         .route("/s/{link}/video.mp4", get(pages::shares::link_video))
         .route("/s/{link}/download", get(pages::shares::link_download))
         .route("/cameras/discovered", get(pages::discovered::list))
+        .route(
+            "/cameras/add",
+            get(pages::adopt::page).post(pages::adopt::submit),
+        )
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
@@ -262,6 +273,7 @@ pub struct Services {
     pub trigger: TriggerHook,
     pub events: broadcast::Sender<EventNotice>,
     pub discovery: Option<Discovery>,
+    pub add_camera: AddCameraHook,
 }
 
 /// The running UI.
@@ -347,6 +359,7 @@ pub async fn start(
         shares,
         notifications,
         discovery: services.discovery,
+        add_camera: services.add_camera,
     };
     let listener = TcpListener::bind(web.listen)
         .await

@@ -25,6 +25,8 @@ pub struct Row {
     pub url: String,
     /// The configured camera it already is, if any.
     pub configured: Option<String>,
+    /// `/cameras/add?…` with the URL and a suggested name; empty without a URL.
+    pub add_link: String,
     pub first_seen: String,
     pub last_seen: String,
 }
@@ -55,6 +57,17 @@ pub async fn list(
                 .find(|c| d.matches(&c.config.url))
                 .map(|c| c.id().to_string()),
             url: d.rtsp_url().map(|u| u.to_string()).unwrap_or_default(),
+            add_link: d
+                .rtsp_url()
+                .and_then(|u| {
+                    serde_urlencoded::to_string([
+                        ("url", u.as_str()),
+                        ("name", &suggested_name(&d.instance)),
+                    ])
+                    .ok()
+                })
+                .map(|q| format!("/cameras/add?{q}"))
+                .unwrap_or_default(),
             instance: d.instance,
             service_type: d.service_type,
             host: d.host,
@@ -76,4 +89,28 @@ pub async fn list(
         enabled: state.discovery.is_some(),
         rows,
     })
+}
+
+/// A camera id from an announced name: `Front Door (2)` → `front-door-2`.
+fn suggested_name(instance: &str) -> String {
+    let mut name = String::new();
+    for c in instance.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    name.truncate(64);
+    name.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggested_names_are_camera_ids() {
+        assert_eq!(super::suggested_name("Front Door (2)"), "front-door-2");
+        assert_eq!(super::suggested_name("<script>"), "script");
+        assert_eq!(super::suggested_name("Ünïcode"), "n-code");
+    }
 }

@@ -2,6 +2,7 @@
 //! before touching anything, and does blocking work on blocking threads.
 
 pub mod account;
+pub mod adopt;
 pub mod audit;
 pub mod cameras;
 pub mod control;

@@ -1,0 +1,206 @@
+//! Adding a camera from the web UI with real parts: the GStreamer test camera behind
+//! RTSP digest auth with `@ : / %` in its credentials, the daemon in-process, real
+//! HTTPS. "Test connection" shows the codec and size from a real DESCRIBE; "Save"
+//! starts the camera at once (no restart) and it streams; the credentials are never
+//! sent back to the browser nor stored in clear (the data directory is searched for
+//! them byte by byte); the camera starts again at the next boot; bad names and URLs
+//! are refused, the name escaped.
+
+mod common;
+mod webutil;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::camera::{CameraOptions, TestCamera};
+use porchlight::camera::ConnectionState;
+use porchlight::model::CameraId;
+use webutil::{csrf, Client, Server};
+
+const USER: &str = "cam@home:1";
+const PASSWORD: &str = "p@ss:w/rd%41 ok";
+
+async fn add(owner: &mut Client, fields: &[(&str, &str)]) -> webutil::Reply {
+    let page = owner.get("/cameras/add").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = csrf(&page.body);
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    owner.post("/cameras/add", &form).await
+}
+
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+async fn wait_streaming(server: &Server, id: &CameraId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = server.daemon().registry.get(id).map(|c| c.status().state);
+        if state == Some(ConnectionState::Streaming) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "camera not streaming: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and_after_restart() {
+    let camera = TestCamera::start(CameraOptions {
+        auth: Some((USER.to_owned(), PASSWORD.to_owned())),
+        ..Default::default()
+    });
+    let url = camera.main_url();
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+
+    // Prefilled from the discovered list's link.
+    let page = owner
+        .get(&format!(
+            "/cameras/add?url={}&name=porch",
+            url.replace(':', "%3A")
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("value=\"{url}\"")),
+        "{}",
+        page.body
+    );
+
+    // Wrong password: the test says so.
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "porch"),
+            ("url", &url),
+            ("username", USER),
+            ("password", "wrong"),
+            ("action", "test"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("refused the credentials"), "{}", r.body);
+
+    // The right one: codec and size from DESCRIBE; the credentials are not sent back.
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "porch"),
+            ("url", &url),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("action", "test"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Connected: H264 video, 1280x720"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains(PASSWORD) && !r.body.contains("p@ss"),
+        "password sent back"
+    );
+    assert!(!r.body.contains(USER), "username sent back");
+
+    // Refused input, escaped.
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "<script>alert(1)</script>"),
+            ("url", &url),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(!r.body.contains("<script>alert"), "{}", r.body);
+    assert!(r.body.contains("is not allowed"), "{}", r.body);
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "porch"),
+            ("url", "http://127.0.0.1/x"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("use rtsp://"), "{}", r.body);
+    let with_creds = url.replace("rtsp://", "rtsp://a:b@");
+    let r = add(
+        &mut owner,
+        &[("name", "porch"), ("url", &with_creds), ("action", "save")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("credentials in the URL are refused"),
+        "{}",
+        r.body
+    );
+
+    // Save: started at once, no restart.
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "porch"),
+            ("url", &url),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("mode", "continuous"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: CameraId = "porch".parse().expect("id");
+    wait_streaming(&server, &id).await;
+    let home = owner.get("/").await;
+    assert!(home.body.contains("porch"), "{}", home.body);
+    let again = add(
+        &mut owner,
+        &[("name", "porch"), ("url", &url), ("action", "save")],
+    )
+    .await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("already exists"), "{}", again.body);
+
+    // Never in clear at rest.
+    server.daemon().index.flush().expect("flush");
+    let data = server.data_dir();
+    assert_eq!(
+        files_containing(&data, PASSWORD.as_bytes()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        files_containing(&data, USER.as_bytes()),
+        Vec::<String>::new()
+    );
+    let activity = owner.get("/activity").await;
+    assert!(
+        activity.body.contains("<tr class=\"audit-camera_added\">"),
+        "the addition is in the audit log: {}",
+        activity.body
+    );
+
+    // Started again at boot.
+    let server = server.restart().await;
+    wait_streaming(&server, &id).await;
+}
