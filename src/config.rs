@@ -52,8 +52,8 @@ pub enum RecordingMode {
     Continuous,
 }
 
-/// One camera as configured.
-#[derive(Clone, Debug)]
+/// One camera as configured. `Debug` leaves the credentials out.
+#[derive(Clone)]
 pub struct CameraConfig {
     pub id: CameraId,
     /// Main stream, recorded. Never contains credentials.
@@ -77,6 +77,26 @@ pub struct CameraConfig {
     pub storage_days: u32,
     /// Motion detection settings; `None` when motion detection is off.
     pub motion: Option<MotionSettings>,
+}
+
+impl std::fmt::Debug for CameraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("CameraConfig")
+            .field("id", &self.id)
+            .field("url", &self.url.as_str())
+            .field("sub_url", &self.sub_url.as_ref().map(url::Url::as_str))
+            .field("username", &redacted(&self.username))
+            .field("password", &redacted(&self.password))
+            .field("mode", &self.mode)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("rtp_initial_seq", &self.rtp_initial_seq)
+            .field("pre_roll", &self.pre_roll)
+            .field("post_roll", &self.post_roll)
+            .field("storage_days", &self.storage_days)
+            .field("motion", &self.motion)
+            .finish()
+    }
 }
 
 /// How recordings are cut and made durable.
@@ -644,6 +664,20 @@ mode = "continuous"
         assert_eq!((line, key.as_str()), (10, "colour"));
         let (line, _, _) = invalid("data_dir = \"/x\"\nkey_dir = /nope\n");
         assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn camera_debug_leaves_credentials_out() {
+        let c = parse(GOOD).expect("valid");
+        let text = format!("{:?}", c.cameras[0]);
+        assert!(
+            text.contains("front-door") && text.contains("<redacted>"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("secret") && !text.contains("admin"),
+            "{text}"
+        );
     }
 
     #[test]

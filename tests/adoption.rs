@@ -9,7 +9,9 @@
 mod common;
 mod webutil;
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
@@ -19,6 +21,39 @@ use webutil::{csrf, Client, Server};
 
 const USER: &str = "cam@home:1";
 const PASSWORD: &str = "p@ss:w/rd%41 ok";
+
+/// Everything logged in this test binary: porchlight at every level, its
+/// dependencies (retina, hyper, …) at debug, more than the daemon ever logs.
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,porchlight=trace"))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        eprint!("{}", String::from_utf8_lossy(data));
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 async fn add(owner: &mut Client, fields: &[(&str, &str)]) -> webutil::Reply {
     let page = owner.get("/cameras/add").await;
@@ -63,6 +98,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
         ..Default::default()
     });
     let url = camera.main_url();
+    let log = log();
     let server = Server::start("").await;
     let (mut owner, _, _) = server.owner().await;
 
@@ -203,4 +239,15 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     // Started again at boot.
     let server = server.restart().await;
     wait_streaming(&server, &id).await;
+
+    // Never logged, at any level.
+    let logged =
+        String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(
+        logged.contains("camera porch added from the web UI"),
+        "the log was captured"
+    );
+    for secret in [PASSWORD, "p@ss", USER] {
+        assert!(!logged.contains(secret), "{secret:?} is in the log");
+    }
 }
