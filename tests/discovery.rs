@@ -1,8 +1,9 @@
 //! Discovery end to end with real parts: the GStreamer test camera announces itself
 //! over real mDNS (python-zeroconf) on loopback, the daemon browses with mdns-sd
 //! restricted to `lo`, and the owner's `/cameras/discovered` page over real HTTPS lists
-//! it with the right address, port and path, marked as already added when a configured
-//! camera has its host and port. A shared user is refused (403).
+//! it with the right address, port and path. The owner follows its "Add…" link, saves,
+//! and the camera streams and records at once; the list then marks it as added. A
+//! shared user is refused (403).
 //!
 //! If multicast does not work on loopback here, the test fails and says so: it never
 //! passes without having seen a real announcement.
@@ -14,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
+use porchlight::camera::ConnectionState;
+use porchlight::model::CameraId;
 use webutil::{csrf, totp_secret, Server};
 
 const INSTANCE: &str = "Porch test camera";
@@ -71,11 +74,7 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
         mdns: Some(INSTANCE.to_owned()),
         ..Default::default()
     });
-    let config = format!(
-        "[[camera]]\nname = \"porch\"\nurl = \"{}\"\nmode = \"off\"\n[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n",
-        camera.main_url()
-    );
-    let server = Server::start(&config).await;
+    let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
     let (mut owner, _, _) = server.owner().await;
 
     let row = row_for(&mut owner).await;
@@ -93,7 +92,67 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
         row.contains(&format!("rtsp://127.0.0.1:{}/main", camera.port())),
         "the suggested URL: {row}"
     );
-    assert!(row.contains("already added as porch"), "{row}");
+
+    // Adopt it from the list: the link prefills URL and name.
+    let link = row
+        .split("class=\"add\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an Add link for a camera not yet added")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let form = owner.get(&link).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let url = camera.main_url();
+    assert!(
+        form.body.contains(&format!("value=\"{url}\"")),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body.contains("value=\"porch-test-camera\""),
+        "{}",
+        form.body
+    );
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(&form.body)),
+                ("name", "porch-test-camera"),
+                ("url", &url),
+                ("mode", "continuous"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: CameraId = "porch-test-camera".parse().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let streaming = server
+            .daemon()
+            .registry
+            .get(&id)
+            .is_some_and(|c| c.status().state == ConnectionState::Streaming);
+        let recording = server
+            .daemon()
+            .index
+            .all_recordings()
+            .expect("recordings")
+            .iter()
+            .any(|rec| rec.camera == id);
+        if streaming && recording {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the adopted camera is not streaming and recording (streaming {streaming}, recording {recording})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = row_for(&mut owner).await;
+    assert!(row.contains("already added as porch-test-camera"), "{row}");
 
     // A shared user (invited and enrolled through the real flow) is refused.
     let page = owner.get("/users").await;
