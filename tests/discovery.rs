@@ -77,6 +77,12 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
     let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
     let (mut owner, _, _) = server.owner().await;
 
+    let control = owner.get("/control-centre").await;
+    assert!(
+        control.body.contains("Camera discovery: on (lo)"),
+        "the Control Centre says discovery is on: {}",
+        control.body
+    );
     let row = row_for(&mut owner).await;
     assert!(
         row.contains(&format!("data-port=\"{}\"", camera.port())),
