@@ -22,8 +22,9 @@
 //! - One entry per full instance name: `ServiceResolved` fires several times per
 //!   instance as its addresses arrive, and each time updates the entry.
 //! - Announcements are untrusted: TXT values are cut to [`MAX_TXT`] characters, a
-//!   `path` must start with `/`, and the list holds at most [`MAX_ENTRIES`] (the
-//!   longest unseen is dropped), so a hostile LAN cannot grow the daemon.
+//!   `path` must start with `/`, an instance keeps at most [`MAX_ADDRESSES`], and the
+//!   list holds at most [`MAX_ENTRIES`] (the longest unseen is dropped), so a hostile
+//!   LAN cannot grow the daemon. (mdns-sd's own cache is bounded by its TTLs.)
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -45,6 +46,8 @@ pub const SERVICE_TYPES: [&str; 3] = [
 pub const RTSP_TYPE: &str = "_rtsp._tcp.local.";
 /// Most instances kept.
 pub const MAX_ENTRIES: usize = 256;
+/// Most addresses kept per instance.
+pub const MAX_ADDRESSES: usize = 8;
 /// Longest TXT value kept (characters).
 pub const MAX_TXT: usize = 200;
 
@@ -84,6 +87,7 @@ impl DiscoveredCamera {
         }
         addresses.sort_by_key(|a| (a.is_ipv6(), *a));
         addresses.dedup();
+        addresses.truncate(MAX_ADDRESSES);
         let txt = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| r.txt_properties.get_property_val_str(k))
