@@ -115,6 +115,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         outlets,
         stop_rx: stop_rx.clone(),
         recorders: Arc::default(),
+        stops: Arc::default(),
     };
     for camera in &config.cameras {
         starter.start_camera(camera.clone())?;
@@ -161,6 +162,8 @@ pub struct CameraStarter {
     outlets: Outlets,
     stop_rx: watch::Receiver<bool>,
     recorders: Recorders,
+    /// Each camera's own stop switch (turned on by the daemon's, or by removal).
+    stops: Arc<Mutex<BTreeMap<CameraId, watch::Sender<bool>>>>,
 }
 
 impl CameraStarter {
@@ -173,6 +176,19 @@ impl CameraStarter {
         if *self.stop_rx.borrow() {
             return Err(DaemonError::Stopping);
         }
+        let (stop_tx, stop) = watch::channel(false);
+        let mut daemon_stop = self.stop_rx.clone();
+        let forward = stop_tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = daemon_stop.wait_for(|s| *s) => { let _ = forward.send(true); }
+                () = forward.closed() => {}
+            }
+        });
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(camera.id.clone(), stop_tx);
         let handle = self.registry.add(camera.clone(), self.clock.now_micros());
         if camera.mode == RecordingMode::Off {
             tracing::info!(camera = %camera.id, "camera {}: mode off, live view only", camera.id);
@@ -184,15 +200,10 @@ impl CameraStarter {
                 self.recording.clone(),
                 self.clock.clone(),
                 self.outlets.clone(),
-                self.stop_rx.clone(),
+                stop.clone(),
             )?;
             if let (Some(settings), Some(sender)) = (&camera.motion, recorder.sender()) {
-                motion_feed::spawn(
-                    handle.clone(),
-                    settings.clone(),
-                    sender,
-                    self.stop_rx.clone(),
-                )?;
+                motion_feed::spawn(handle.clone(), settings.clone(), sender, stop.clone())?;
             }
             lock(&self.recorders).insert(camera.id.clone(), recorder);
         }
@@ -201,16 +212,40 @@ impl CameraStarter {
                 handle.clone(),
                 StreamKind::Sub,
                 self.clock.clone(),
-                self.stop_rx.clone(),
+                stop.clone(),
             ));
         }
         tokio::spawn(ingest::run(
             handle,
             StreamKind::Main,
             self.clock.clone(),
-            self.stop_rx.clone(),
+            stop,
         ));
         Ok(())
+    }
+
+    /// Stops a camera's ingest, motion feed and recorder (finishing its open
+    /// recording) and forgets it. Its recordings stay; `false` if it was not running.
+    pub async fn stop_camera(&self, id: &CameraId) -> bool {
+        let stop = self
+            .stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let Some(stop) = stop else {
+            return false;
+        };
+        let _ = stop.send(true);
+        self.registry.remove(id);
+        let recorder = lock(&self.recorders).remove(id);
+        if let Some(recorder) = recorder {
+            let joined = tokio::task::spawn_blocking(move || recorder.join());
+            if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+                tracing::error!(camera = %id, "camera {id}: the recorder did not finish in time; start-up recovery will finish its file");
+            }
+        }
+        tracing::info!(camera = %id, "camera {id} stopped");
+        true
     }
 
     /// A camera added from the web UI: its credentials opened from their sealed form.

@@ -100,7 +100,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     let url = camera.main_url();
     let log = log();
     let server = Server::start("").await;
-    let (mut owner, _, _) = server.owner().await;
+    let (mut owner, totp, _) = server.owner().await;
 
     // Prefilled from the discovered list's link.
     let page = owner
@@ -239,6 +239,92 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     // Started again at boot.
     let server = server.restart().await;
     wait_streaming(&server, &id).await;
+
+    // Removed, keeping its recordings: stopped at once (the camera sees no client),
+    // gone after a restart too.
+    let mut owner = server.client();
+    server.advance_secs(31); // a fresh TOTP step: codes are never accepted twice
+    server.login(&mut owner, &totp).await;
+    let recordings_of = |server: &Server| {
+        server
+            .daemon()
+            .index
+            .all_recordings()
+            .expect("recordings")
+            .into_iter()
+            .filter(|r| r.camera == id)
+            .count()
+    };
+    let page = owner.get("/cameras/discovered").await;
+    assert!(page.body.contains("id=\"remove-porch\""), "{}", page.body);
+    let token = csrf(&page.body);
+    let wrong = owner
+        .post(
+            "/cameras/porch/remove",
+            &[
+                ("csrf", token.as_str()),
+                ("confirm", "nope"),
+                ("recordings", "keep"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 400);
+    let r = owner
+        .post(
+            "/cameras/porch/remove",
+            &[
+                ("csrf", token.as_str()),
+                ("confirm", "porch"),
+                ("recordings", "keep"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    assert!(server.daemon().registry.get(&id).is_none());
+    let kept = recordings_of(&server);
+    assert!(kept > 0, "the recordings are kept");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while camera.clients("main") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the removed camera is still being pulled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Added again, then removed with its recordings.
+    let r = add(
+        &mut owner,
+        &[
+            ("name", "porch"),
+            ("url", &url),
+            ("username", USER),
+            ("password", PASSWORD),
+            ("mode", "continuous"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    wait_streaming(&server, &id).await;
+    let page = owner.get("/cameras/discovered").await;
+    let r = owner
+        .post(
+            "/cameras/porch/remove",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("confirm", "porch"),
+                ("recordings", "delete"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    assert_eq!(recordings_of(&server), 0, "the recordings are deleted");
+    let server = server.restart().await;
+    assert!(
+        server.daemon().registry.get(&id).is_none(),
+        "not started at boot"
+    );
 
     // Never logged, at any level.
     let logged =

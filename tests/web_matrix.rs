@@ -124,6 +124,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     // token for it: the WebSocket is for browser sessions only.
     ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    // The owner's confirmation is wrong on purpose (and porch is from the config file).
+    ("POST", "/cameras/{camera}/remove",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/delete",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/recordings/{id}",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/recordings/{id}/video.mp4",         [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
@@ -743,6 +745,7 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
         // Wrong on purpose: these would destroy what later cells need.
         "/cameras/{camera}/delete" | "/delete-everything" => vec![("confirm", v("not sure"))],
+        "/cameras/{camera}/remove" => vec![("confirm", v("not sure")), ("recordings", v("keep"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
         "/cameras/add" => vec![

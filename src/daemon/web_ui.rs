@@ -57,8 +57,14 @@ pub async fn start_web(config: &Config, running: &Running) -> Option<web::Runnin
         }
     });
     let starter = running.starter();
-    let add_camera: web::AddCameraHook =
-        Arc::new(move |camera| starter.start_camera(camera).map_err(|e| e.to_string()));
+    let add_camera: web::AddCameraHook = {
+        let starter = starter.clone();
+        Arc::new(move |camera| starter.start_camera(camera).map_err(|e| e.to_string()))
+    };
+    let remove_camera: web::RemoveCameraHook = Arc::new(move |camera: CameraId| {
+        let starter = starter.clone();
+        Box::pin(async move { starter.stop_camera(&camera).await })
+    });
     let services = web::Services {
         registry: running.registry.clone(),
         store: running.store.clone(),
@@ -69,6 +75,7 @@ pub async fn start_web(config: &Config, running: &Running) -> Option<web::Runnin
         events: running.events.clone(),
         discovery: running.discovery.clone(),
         add_camera,
+        remove_camera,
     };
     match web::start(services, config, running.stop_tx.subscribe()).await {
         Ok(web) => Some(web),

@@ -46,10 +46,12 @@ pub enum AuditKind {
     SupportAction,
     /// A camera added from the web UI.
     CameraAdded,
+    /// A camera added from the web UI removed (subject says if its recordings went too).
+    CameraRemoved,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 28] = [
+    pub const ALL: [AuditKind; 29] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -78,6 +80,7 @@ impl AuditKind {
         AuditKind::SupportGranted,
         AuditKind::SupportAction,
         AuditKind::CameraAdded,
+        AuditKind::CameraRemoved,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -111,6 +114,7 @@ impl AuditKind {
             AuditKind::SupportGranted => "support_granted",
             AuditKind::SupportAction => "support_action",
             AuditKind::CameraAdded => "camera_added",
+            AuditKind::CameraRemoved => "camera_removed",
         }
     }
 

@@ -68,6 +68,17 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Forgets a camera added from the web UI (its recordings are not touched);
+    /// `None` if there was none by that id.
+    pub fn remove_camera(&self, id: &CameraId) -> Result<Option<CameraEntry>, IndexError> {
+        let old = self.db.open_tree("cameras")?.remove(id.as_str())?;
+        self.db.flush()?;
+        old.map(|v| serde_json::from_slice(&v).map_err(corrupt))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +101,8 @@ mod tests {
             assert!(!index.add_camera(&entry).expect("second add"));
         }
         let index = Index::open(dir.path()).expect("reopen");
-        assert_eq!(index.cameras().expect("list"), vec![entry]);
+        assert_eq!(index.cameras().expect("list"), vec![entry.clone()]);
+        assert_eq!(index.remove_camera(&entry.id).expect("remove"), Some(entry));
+        assert!(index.cameras().expect("list").is_empty());
     }
 }

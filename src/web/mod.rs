@@ -29,6 +29,7 @@
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
 //! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
+//! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
@@ -101,6 +102,11 @@ pub type TriggerHook = Arc<dyn Fn(&CameraId, Duration) -> Result<(), TriggerErro
 pub type AddCameraHook =
     Arc<dyn Fn(crate::config::CameraConfig) -> Result<(), String> + Send + Sync>;
 
+/// Stops a running camera's tasks (finishing its open recording) and forgets it;
+/// `false` if it was not running.
+pub type RemoveCameraHook =
+    Arc<dyn Fn(CameraId) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
@@ -127,6 +133,7 @@ pub struct WebState {
     /// Cameras announced over mDNS; `None` when discovery is off.
     pub discovery: Option<Discovery>,
     pub add_camera: AddCameraHook,
+    pub remove_camera: RemoveCameraHook,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -188,6 +195,7 @@ pub fn app(state: WebState) -> Router {
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
+        .route("/cameras/{camera}/remove", post(pages::adopt::remove))
         .route(
             "/cameras/{camera}/delete",
             post(pages::recordings::delete_camera),
@@ -274,6 +282,7 @@ pub struct Services {
     pub events: broadcast::Sender<EventNotice>,
     pub discovery: Option<Discovery>,
     pub add_camera: AddCameraHook,
+    pub remove_camera: RemoveCameraHook,
 }
 
 /// The running UI.
@@ -360,6 +369,7 @@ pub async fn start(
         notifications,
         discovery: services.discovery,
         add_camera: services.add_camera,
+        remove_camera: services.remove_camera,
     };
     let listener = TcpListener::bind(web.listen)
         .await

@@ -244,3 +244,68 @@ async fn save(
     audit(state, &session.0, AuditKind::CameraAdded, c.id.to_string()).await?;
     Ok(see_other("/", &[]))
 }
+
+/// The removal form: the camera's name typed again, and what becomes of its
+/// recordings (`keep` or `delete`).
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    recordings: String,
+}
+
+/// Removes a camera added in the web UI: stops it (finishing its open recording),
+/// forgets it and its sealed credentials, and keeps or deletes its recordings.
+/// Cameras from the configuration file are removed there.
+pub async fn remove(
+    State(state): State<WebState>,
+    session: FullSession,
+    axum::extract::Path(camera): axum::extract::Path<String>,
+    CsrfForm(form): CsrfForm<RemoveForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let id: CameraId = camera
+        .parse()
+        .map_err(|_| WebError::NotFound("no such camera".into()))?;
+    if form.confirm.trim() != id.as_str() {
+        return Err(WebError::BadRequest(
+            "the confirmation does not match".into(),
+        ));
+    }
+    let delete = match form.recordings.as_str() {
+        "keep" => false,
+        "delete" => true,
+        _ => {
+            return Err(WebError::BadRequest(
+                "keep or delete the recordings?".into(),
+            ))
+        }
+    };
+    let (index, cam) = (state.index.clone(), id.clone());
+    let removed = blocking(move || Ok(index.remove_camera(&cam)?)).await?;
+    if removed.is_none() {
+        return Err(if state.registry.get(&id).is_some() {
+            WebError::Conflict(format!(
+                "camera {id} is in the configuration file: remove it there"
+            ))
+        } else {
+            WebError::NotFound("no such camera".into())
+        });
+    }
+    (state.remove_camera)(id.clone()).await;
+    let mut subject = format!("camera {id}, recordings kept");
+    if delete {
+        let (store, index, cam) = (state.store.clone(), state.index.clone(), id.clone());
+        let n = blocking(move || {
+            crate::retention::delete_camera(&store, &index, &cam)
+                .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
+        })
+        .await?;
+        state.layouts.clear();
+        subject = format!("camera {id} and its {n} recording(s)");
+    }
+    tracing::info!(camera = %id, delete, "camera {id} removed from the web UI");
+    audit(&state, &session.0, AuditKind::CameraRemoved, subject).await?;
+    Ok(see_other("/", &[]))
+}

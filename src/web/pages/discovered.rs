@@ -37,6 +37,9 @@ struct DiscoveredPage {
     frame: Frame,
     enabled: bool,
     rows: Vec<Row>,
+    csrf: String,
+    /// Cameras added in the web UI (removable here).
+    added: Vec<String>,
 }
 
 pub async fn list(
@@ -84,10 +87,21 @@ pub async fn list(
             last_seen: view::date_time(d.last_seen_micros),
         })
         .collect();
+    let index = state.index.clone();
+    let added = super::blocking(move || {
+        Ok(index
+            .cameras()?
+            .into_iter()
+            .map(|c| c.id.to_string())
+            .collect())
+    })
+    .await?;
     render(&DiscoveredPage {
         frame: frame_for(&state, &session.0).await?,
         enabled: state.discovery.is_some(),
         rows,
+        csrf: session.0.entry.csrf.clone(),
+        added,
     })
 }
 
