@@ -374,8 +374,9 @@ impl Running {
 /// telling systemd (when it started us) when it is ready (start-up recovery done,
 /// cameras and web UI started), that it is alive, and when it is stopping.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
-    let cameras = config.cameras.len();
     let running = start(config.clone(), Arc::new(SystemClock)).await?;
+    // The configured cameras and those added in the web UI.
+    let cameras = running.registry.all().len();
     let web = start_web(&config, &running).await;
     let systemd = Arc::new(crate::notify::Notifier::from_env());
     systemd.ready(&format!("serving {cameras} camera(s)"));
