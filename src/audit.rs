@@ -7,7 +7,8 @@
 //! told it failed because the log could not be written (the recording is gone either
 //! way). A write that fails is logged at error level instead, so the gap is visible.
 //! Entries are small (≈200 bytes); a busy house writes a few hundred a day, well under
-//! 100 MB in a decade, so nothing prunes them.
+//! 100 MB in a decade, so nothing prunes them. The one way to empty the log is the
+//! owner's "erase all data" (`crate::data_rights`), which leaves an entry saying so.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -374,6 +374,10 @@ impl Running {
 /// telling systemd (when it started us) when it is ready (start-up recovery done,
 /// cameras and web UI started), that it is alive, and when it is stopping.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    // Before anything else: a SIGTERM that arrives during start-up (recovery, the
+    // web UI's first certificate) then stops the daemon cleanly once it is up, rather
+    // than killing it with recordings open.
+    let signals = Signals::install()?;
     let running = start(config.clone(), Arc::new(SystemClock)).await?;
     // The configured cameras and those added in the web UI.
     let cameras = running.registry.all().len();
@@ -381,7 +385,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let systemd = Arc::new(crate::notify::Notifier::from_env());
     systemd.ready(&format!("serving {cameras} camera(s)"));
     systemd.clone().spawn_watchdog();
-    wait_for_signal().await?;
+    signals.wait().await;
     systemd.stopping();
     let stopped = running.stop().await;
     if let Some(web) = web {
@@ -392,13 +396,25 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
 
 pub use web_ui::start_web;
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

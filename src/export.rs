@@ -143,6 +143,84 @@ pub fn export_with(
     request: &Request,
     out: &Path,
 ) -> Result<ExportSummary, ExportError> {
+    let planned = plan(store, index, request)?;
+    let output_error = |source: std::io::Error| ExportError::Output {
+        path: out.display().to_string(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(output_error)?;
+    let mut writer = BufWriter::new(file);
+    let written = planned
+        .write_to(store, &mut writer)
+        .and_then(|()| writer.flush().map_err(output_error))
+        .and_then(|()| writer.get_ref().sync_all().map_err(output_error));
+    if let Err(e) = written {
+        let _ = fs::remove_file(out);
+        return Err(e);
+    }
+    Ok(ExportSummary {
+        path: out.display().to_string(),
+        recordings: planned.used.len(),
+        frames: planned.frames,
+        bytes: planned.len(),
+    })
+}
+
+/// An export laid out but not yet written: its length is known before a byte is
+/// written (an archive entry needs it up front), and writing decrypts the payload
+/// from the sealed files as it goes, so memory stays bounded whatever the size.
+pub struct Planned {
+    mp4: ProgressiveMp4,
+    used: Vec<RecordingEntry>,
+    frames: usize,
+}
+
+impl Planned {
+    /// The MP4's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.mp4.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mp4.is_empty()
+    }
+
+    /// Writes the whole MP4 to `out`. A chunk that fails authentication fails the
+    /// write with the recording's id and the chunk.
+    pub fn write_to(&self, store: &Store, out: &mut impl Write) -> Result<(), ExportError> {
+        let first = self.used.first().map(|e| e.id).unwrap_or(RecordingId(0));
+        let mut readers = Vec::with_capacity(self.used.len());
+        for e in &self.used {
+            readers.push(store.open_recording(&e.camera, e.id)?);
+        }
+        self.mp4
+            .write_to(
+                &mut |source: u32, offset: u64, buf: &mut [u8]| {
+                    let reader = readers
+                        .get_mut(source as usize)
+                        .ok_or_else(|| std::io::Error::other("bad source index"))?;
+                    reader.read_exact_at(offset, buf)
+                },
+                out,
+            )
+            .map_err(|source| {
+                let recording = match &source {
+                    Mp4Error::ReadSource { source_id, .. } => {
+                        self.used.get(*source_id as usize).map_or(first, |e| e.id)
+                    }
+                    _ => first,
+                };
+                ExportError::Container { recording, source }
+            })
+    }
+}
+
+/// Lays out what `request` asks for (reading only the recordings' sample tables).
+pub fn plan(store: &Store, index: &Index, request: &Request) -> Result<Planned, ExportError> {
     let entries = match request {
         Request::Recording(id) => {
             let entry = index
@@ -224,50 +302,10 @@ pub fn export_with(
         source,
     })?;
 
-    let output_error = |source: std::io::Error| ExportError::Output {
-        path: out.display().to_string(),
-        source,
-    };
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .map_err(output_error)?;
-    let mut readers = Vec::with_capacity(used.len());
-    for e in &used {
-        readers.push(store.open_recording(&e.camera, e.id)?);
-    }
-    let mut writer = BufWriter::new(file);
-    let written = mp4
-        .write_to(
-            &mut |source: u32, offset: u64, buf: &mut [u8]| {
-                let reader = readers
-                    .get_mut(source as usize)
-                    .ok_or_else(|| std::io::Error::other("bad source index"))?;
-                reader.read_exact_at(offset, buf)
-            },
-            &mut writer,
-        )
-        .map_err(|source| {
-            let recording = match &source {
-                Mp4Error::ReadSource { source_id, .. } => {
-                    used.get(*source_id as usize).map_or(first, |e| e.id)
-                }
-                _ => first,
-            };
-            ExportError::Container { recording, source }
-        })
-        .and_then(|()| writer.flush().map_err(output_error))
-        .and_then(|()| writer.get_ref().sync_all().map_err(output_error));
-    if let Err(e) = written {
-        let _ = fs::remove_file(out);
-        return Err(e);
-    }
-    Ok(ExportSummary {
-        path: out.display().to_string(),
-        recordings: used.len(),
+    Ok(Planned {
+        mp4,
         frames: samples.len(),
-        bytes: mp4.len(),
+        used,
     })
 }
 

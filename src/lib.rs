@@ -4,6 +4,7 @@
 //! `check` and `export` read it back. Lower layers never import higher ones: `store`
 //! knows nothing of cameras' sockets, `index` nothing of files.
 
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod camera;
@@ -11,6 +12,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod data_rights;
 pub mod discovery;
 pub mod error_chain;
 pub mod export;

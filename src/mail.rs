@@ -74,6 +74,7 @@ fn subject(kind: AlertKind) -> &'static str {
         AlertKind::LoginBlocked => "Porchlight: logins blocked after failed attempts",
         AlertKind::NewSharedUser => "Porchlight: a new shared user",
         AlertKind::SupportGranted => "Porchlight: support access granted",
+        AlertKind::AccountDeleted => "Porchlight: a shared user deleted their account",
     }
 }
 

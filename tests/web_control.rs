@@ -68,6 +68,20 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
         .find(|l| l.contains("End-to-end mode"))
         .expect("end-to-end mode is listed");
     assert!(e2e.contains("not available in this version"), "{e2e}");
+    // "Your data": each right with its page, and no export left unavailable.
+    let data = body
+        .split("<section id=\"data\">")
+        .nth(1)
+        .expect("the Your data section");
+    for link in [
+        "/my-data",
+        "/export-everything.tar",
+        "/delete-everything",
+        "/erase-all-data",
+    ] {
+        assert!(data.contains(&format!("href=\"{link}\"")), "{link}: {data}");
+    }
+    assert!(!data.contains("not available"), "{data}");
     assert!(body.contains("Share links: nothing is shared"), "{body}");
     assert!(body.contains("Support access: nobody has it"), "{body}");
     assert!(

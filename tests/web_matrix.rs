@@ -95,6 +95,15 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/alerts",                            [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/activity",                          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/control-centre",                    [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    // Data rights: everyone with an account has their data; only a shared user deletes
+    // their own account (the owner's try, like the shared user's, has a wrong
+    // confirmation); the archive of everything and erasing are the owner's.
+    ("GET",  "/my-data",                           [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("GET",  "/my-data.json",                      [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("POST", "/my-data/delete-account",            [Login,    Forbid,   Bad,      Login,    Login,    Login,    Forbid]),
+    ("GET",  "/export-everything.tar",             [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("GET",  "/erase-all-data",                    [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/erase-all-data",                    [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     // Event notifications are for the house's people, not for a support helper.
     ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
@@ -744,7 +753,10 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
         "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
         // Wrong on purpose: these would destroy what later cells need.
-        "/cameras/{camera}/delete" | "/delete-everything" => vec![("confirm", v("not sure"))],
+        "/cameras/{camera}/delete"
+        | "/delete-everything"
+        | "/my-data/delete-account"
+        | "/erase-all-data" => vec![("confirm", v("not sure"))],
         "/cameras/{camera}/remove" => vec![("confirm", v("not sure")), ("recordings", v("keep"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
@@ -924,16 +936,12 @@ async fn every_route_for_every_principal_matches_the_table() {
                 // A shared user may list every recording, event and so on: a 404 for a
                 // missing one tells them nothing new; a 403 before looking is fine too.
                 (SHARED_COL, Forbid) if outcome(&sent) == Some(NotFound) => NotFound,
-                // Known gap, not a grant: support may not list, yet the recording and
-                // event handlers look the id up before asking the policy, so a helper
-                // gets 404 for a missing id and 403 for a real unticked one. Ids are
-                // random 64-bit, so this tells a helper only whether an id it already
-                // has (say, from an earlier grant) still exists. Pinned here so that
-                // closing the gap (refusing before looking) shows up as a change.
-                (SUPPORT_COL, Allow | Forbid)
+                // Support is refused any id outside its grant before the look-up, so
+                // a missing id gets the same 403 as a real unticked one.
+                (SUPPORT_COL, Allow)
                     if route.starts_with("/recordings/") || route.starts_with("/events/") =>
                 {
-                    NotFound
+                    Forbid
                 }
                 (_, w) => w,
             };

@@ -259,10 +259,7 @@ impl Auth {
         if user.role == Role::Owner {
             return Err(AuthError::Invalid("the owner cannot be removed".into()));
         }
-        // Sessions and tokens first: from here on nothing of theirs is accepted.
-        let sessions = self.inner.index.remove_user_sessions(id)?;
-        let tokens = self.inner.index.remove_user_tokens(id)?;
-        self.inner.index.remove_user(id)?;
+        let (sessions, tokens) = self.remove_account(&user)?;
         tracing::info!(user = %id, sessions, "shared user removed");
         self.inner.audit.record(
             AuditKind::UserRemoved,
@@ -273,5 +270,53 @@ impl Auth {
             ),
         );
         Ok(true)
+    }
+
+    /// A shared user deletes their own account: every session of theirs ends at once
+    /// (this one included), their tokens, alerts and notification choices go with it,
+    /// and every owner gets an alert. The owner and support helpers cannot do this.
+    /// The audit entries they left stay (the owner's record of what happened).
+    pub fn delete_own_account(&self, session: &Session) -> Result<(), AuthError> {
+        let user = &session.user;
+        if user.role != Role::Shared {
+            return Err(AuthError::Invalid(
+                "only a shared user can delete their own account".into(),
+            ));
+        }
+        let (sessions, tokens) = self.remove_account(user)?;
+        tracing::info!(user = %user.id, sessions, "shared user deleted their own account");
+        self.inner.audit.record(
+            AuditKind::AccountDeleted,
+            &session_actor(session),
+            format!(
+                "shared user {:?} deleted their own account ({sessions} session(s) ended, {tokens} token(s) revoked)",
+                user.username
+            ),
+        );
+        self.raise_to_owners(
+            AlertKind::AccountDeleted,
+            format!(
+                "{:?} deleted their shared account; they can no longer log in.",
+                user.username
+            ),
+        );
+        Ok(())
+    }
+
+    /// Removes an account that is not the owner's: sessions and tokens first (from
+    /// then on nothing of theirs is accepted), then the user, their alerts and their
+    /// notification choices. Returns (sessions ended, tokens revoked).
+    pub(crate) fn remove_account(&self, user: &UserEntry) -> Result<(usize, usize), AuthError> {
+        if user.role == Role::Owner {
+            return Err(AuthError::Invalid("the owner cannot be removed".into()));
+        }
+        let index = &self.inner.index;
+        let sessions = index.remove_user_sessions(user.id)?;
+        let tokens = index.remove_user_tokens(user.id)?;
+        index.remove_user(user.id)?;
+        index.remove_user_alerts(user.id)?;
+        index.remove_notification_prefs(user.id)?;
+        index.flush()?;
+        Ok((sessions, tokens))
     }
 }

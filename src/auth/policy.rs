@@ -80,6 +80,16 @@ pub enum Action {
     ManageSupport,
     /// Choose and receive one's own event notifications.
     ManageOwnNotifications,
+    /// Download one's own personal data (account, devices, preferences, audit
+    /// entries, alerts) on [`Object::User`].
+    DownloadOwnData,
+    /// Delete one's own account: a shared user only (the owner's account holds the
+    /// house; a support helper's access is the owner's to end).
+    DeleteOwnAccount,
+    /// Download an archive of everything: all data and every recording.
+    ExportEverything,
+    /// Erase all data: recordings, events, links, tokens, other users, the audit log.
+    EraseEverything,
     /// See cameras discovered on the LAN, add (adopt) and change cameras.
     ManageCameras,
 }
@@ -99,7 +109,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 23] = [
+pub const ALL_ACTIONS: [Action; 27] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -122,6 +132,10 @@ pub const ALL_ACTIONS: [Action; 23] = [
     Action::ViewDiagnostics,
     Action::ManageSupport,
     Action::ManageOwnNotifications,
+    Action::DownloadOwnData,
+    Action::DeleteOwnAccount,
+    Action::ExportEverything,
+    Action::EraseEverything,
     Action::ManageCameras,
 ];
 
@@ -146,7 +160,13 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             | Action::ViewControlCentre,
             Object::User(owner),
         ) => owner == *id,
-        (Action::ManageOwnNotifications, Object::User(owner)) => owner == *id,
+        (Action::ManageOwnNotifications | Action::DownloadOwnData, Object::User(owner)) => {
+            owner == *id
+        }
+        (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
+        (Action::ExportEverything | Action::EraseEverything, Object::System) => {
+            *role == Role::Owner
+        }
         (Action::ManageOwnDevices | Action::ViewOwnAlerts, _) => false,
         (Action::ViewAuditLog | Action::ViewControlCentre, Object::System) => *role == Role::Owner,
         (Action::ViewCameras, Object::System) => true,
@@ -197,7 +217,8 @@ fn support_allowed(
             Action::ManageOwnDevices
             | Action::ViewOwnAlerts
             | Action::ViewAuditLog
-            | Action::ViewControlCentre,
+            | Action::ViewControlCentre
+            | Action::DownloadOwnData,
             Object::User(user),
         ) => user == id,
         _ => false,
@@ -232,9 +253,12 @@ mod tests {
                 Object::ThisRecording(cam, RecordingId(5))
             }
             Action::ManageOwnDevices | Action::ViewOwnAlerts => Object::User(user),
-            Action::ViewAuditLog | Action::ViewControlCentre | Action::ManageOwnNotifications => {
-                Object::User(user)
-            }
+            Action::ViewAuditLog
+            | Action::ViewControlCentre
+            | Action::ManageOwnNotifications
+            | Action::DownloadOwnData
+            | Action::DeleteOwnAccount => Object::User(user),
+            Action::ExportEverything | Action::EraseEverything => Object::System,
             Action::ShareRecording => Object::Recording(cam),
             Action::ManageShares
             | Action::ManageUsers
@@ -296,6 +320,10 @@ mod tests {
             (ViewDiagnostics, ".y.....yy"),
             (ManageSupport, ".y......."),
             (ManageOwnNotifications, ".yy......"),
+            (DownloadOwnData, ".yy....yy"),
+            (DeleteOwnAccount, "..y......"),
+            (ExportEverything, ".y......."),
+            (EraseEverything, ".y......."),
             (ManageCameras, ".y......."),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
@@ -377,6 +405,34 @@ mod tests {
             Action::ViewAuditLog,
             Object::User(UserId(2))
         ));
+    }
+
+    #[test]
+    fn nobody_downloads_or_deletes_another_users_account() {
+        let shared = Principal::User {
+            id: UserId(2),
+            role: Role::Shared,
+        };
+        let owner = Principal::User {
+            id: UserId(1),
+            role: Role::Owner,
+        };
+        for who in [&shared, &owner] {
+            for action in [Action::DownloadOwnData, Action::DeleteOwnAccount] {
+                assert!(!allowed(who, action, Object::User(UserId(3))), "{action:?}");
+            }
+        }
+        assert!(
+            !allowed(&owner, Action::DeleteOwnAccount, Object::User(UserId(1))),
+            "the owner's account is not deleted this way"
+        );
+        for action in [Action::ExportEverything, Action::EraseEverything] {
+            assert!(!allowed(&shared, action, Object::System), "{action:?}");
+            assert!(
+                !allowed(&owner, action, Object::User(UserId(1))),
+                "{action:?}"
+            );
+        }
     }
 
     #[test]

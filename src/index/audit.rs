@@ -2,8 +2,10 @@
 //!
 //! Tree `audit`: time (i64 BE, sign flipped so it sorts) ‖ sled's monotonic id (u64
 //! BE, so two entries in the same microsecond keep their order) → JSON
-//! [`AuditEntry`]. There is deliberately no function here that changes or removes an
-//! entry: nothing in the daemon can rewrite history, the owner included.
+//! [`AuditEntry`]. There is deliberately no function here that changes or removes one
+//! entry: nothing in the daemon can rewrite history, the owner included. The one
+//! exception is [`Index::erase_audit_log`], the owner's "erase all data", which drops
+//! the whole log and leaves a single entry saying so (never a selective edit).
 
 use std::fmt;
 
@@ -44,6 +46,14 @@ pub enum AuditKind {
     SupportGranted,
     /// A request made under support access (every one is logged).
     SupportAction,
+    /// A user downloaded their personal data (`/my-data.json`).
+    PersonalDataDownloaded,
+    /// A shared user deleted their own account.
+    AccountDeleted,
+    /// The owner downloaded the archive of everything.
+    EverythingExported,
+    /// The owner erased all data; after it, the only entry left in the log.
+    AllDataErased,
     /// A camera added from the web UI.
     CameraAdded,
     /// A camera added from the web UI removed (subject says if its recordings went too).
@@ -51,7 +61,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 29] = [
+    pub const ALL: [AuditKind; 33] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -79,6 +89,10 @@ impl AuditKind {
         AuditKind::TokenRevoked,
         AuditKind::SupportGranted,
         AuditKind::SupportAction,
+        AuditKind::PersonalDataDownloaded,
+        AuditKind::AccountDeleted,
+        AuditKind::EverythingExported,
+        AuditKind::AllDataErased,
         AuditKind::CameraAdded,
         AuditKind::CameraRemoved,
     ];
@@ -113,6 +127,10 @@ impl AuditKind {
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::SupportGranted => "support_granted",
             AuditKind::SupportAction => "support_action",
+            AuditKind::PersonalDataDownloaded => "personal_data_downloaded",
+            AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::EverythingExported => "everything_exported",
+            AuditKind::AllDataErased => "all_data_erased",
             AuditKind::CameraAdded => "camera_added",
             AuditKind::CameraRemoved => "camera_removed",
         }
@@ -171,6 +189,17 @@ impl Index {
         })?;
         self.db.open_tree("audit")?.insert(key, value)?;
         Ok(())
+    }
+
+    /// Drops every entry and leaves `last` (which says the log was erased) as the only
+    /// one, flushed. Only the owner's "erase all data" calls this.
+    pub fn erase_audit_log(&self, last: &AuditEntry) -> Result<usize, IndexError> {
+        let tree = self.db.open_tree("audit")?;
+        let dropped = tree.len();
+        tree.clear()?;
+        self.add_audit(last)?;
+        self.db.flush()?;
+        Ok(dropped)
     }
 
     /// Entries matching `query`, newest first.
@@ -275,6 +304,26 @@ mod tests {
             })
             .expect("list");
         assert_eq!(limited.len(), 2);
+    }
+
+    #[test]
+    fn erasing_the_log_leaves_only_the_entry_that_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        for t in 0..5 {
+            index
+                .add_audit(&entry(t, AuditKind::LoginOk, Some(1)))
+                .expect("add");
+        }
+        let last = entry(9, AuditKind::AllDataErased, Some(1));
+        assert_eq!(index.erase_audit_log(&last).expect("erase"), 5);
+        let all = index
+            .audit_entries(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .expect("list");
+        assert_eq!(all, vec![last]);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum AlertKind {
     NewSharedUser,
     /// The owner granted support access.
     SupportGranted,
+    /// A shared user deleted their own account.
+    AccountDeleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +81,18 @@ impl Index {
         let value = serde_json::to_vec(alert).map_err(|e| corrupt("alerts", e))?;
         self.db.open_tree("alerts")?.insert(key, value)?;
         Ok(())
+    }
+
+    /// Removes every alert of `user` (their account is gone); returns how many.
+    pub fn remove_user_alerts(&self, user: UserId) -> Result<usize, IndexError> {
+        let tree = self.db.open_tree("alerts")?;
+        let mut n = 0;
+        for kv in tree.scan_prefix(user.0.to_be_bytes()) {
+            let (k, _) = kv?;
+            tree.remove(k)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// A user's alerts, newest first.

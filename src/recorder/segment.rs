@@ -3,9 +3,12 @@
 //!
 //! A frame's duration is only known when the next frame arrives, so the last frame is
 //! always held back. A fragment is closed at every keyframe, and earlier when the held
-//! frames span the sync interval, so at most about one sync interval of video is ever
-//! only in memory: that bounds what a power cut can take. A fragment may therefore
-//! start with a non-key frame; only the first fragment of a file must start with one.
+//! frames span [`MAX_HELD`] (or the sync interval, if shorter), so at most about a
+//! second of video is ever only in the daemon's memory: that bounds what a crash
+//! (`kill -9`, the OOM killer) can take, since written bytes survive the process in
+//! the page cache. A power cut can also take what was written but not yet fsynced,
+//! up to one more sync interval. A fragment may therefore start with a non-key frame;
+//! only the first fragment of a file must start with one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ use crate::store::{FinishedFile, RecordingWriter, StoreError};
 const MAX_FRAME_DURATION: i64 = 10 * TIMESCALE as i64;
 /// Duration assumed for a frame whose successor never came (end of stream).
 const FALLBACK_DURATION: u32 = TIMESCALE / 10;
+/// The most video held in memory before it is written out (see the module doc).
+pub const MAX_HELD: Duration = Duration::from_secs(1);
 
 pub struct OpenRecording {
     pub entry: RecordingEntry,
@@ -88,7 +93,8 @@ impl OpenRecording {
         }
         self.held.push(frame);
         let span = self.held.last().map_or(0, |l| l.pts) - self.held.first().map_or(0, |f| f.pts);
-        if span >= (self.sync_interval.as_micros() as i64) * i64::from(TIMESCALE) / 1_000_000 {
+        let hold = self.sync_interval.min(MAX_HELD);
+        if span >= (hold.as_micros() as i64) * i64::from(TIMESCALE) / 1_000_000 {
             // Write all but the newest frame, whose duration is still unknown.
             let newest = self.held.pop().expect("just pushed");
             let next_pts = newest.pts;
@@ -153,6 +159,8 @@ impl OpenRecording {
         let fragment = mp4::fragment(self.sequence, self.decode_time, &samples)
             .map_err(|e| StoreError::Mp4(e.to_string()))?;
         self.writer.write_all(&fragment)?;
+        // Out of the daemon's memory at once (a partial chunk), durable at the next sync.
+        self.writer.flush()?;
         self.sequence += 1;
         self.decode_time += samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
         self.entry.frames += samples.len() as u64;

@@ -134,6 +134,17 @@ impl SealedWriter {
         Ok(())
     }
 
+    /// Seals the buffered plaintext (if any) as a partial chunk and writes it, without
+    /// waiting for the disk: from here a crash of the process loses none of it (the
+    /// kernel has it), only a power cut before the next [`sync`](Self::sync) can.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.check_usable()?;
+        if self.buffered() > 0 {
+            self.seal_buffered(false)?;
+        }
+        Ok(())
+    }
+
     /// Seals the buffered plaintext (if any) as a partial chunk and makes every
     /// chunk written so far durable (`fdatasync`).
     pub fn sync(&mut self) -> Result<(), StoreError> {

@@ -36,6 +36,9 @@
 //! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
+//! | `GET /my-data`, `/my-data.json`, `POST /my-data/delete-account` | the user's data: what it holds, its JSON download; a shared user deletes their account |
+//! | `GET /export-everything.tar` | the owner's streamed archive: `data.json` and every recording as MP4 |
+//! | `GET/POST /erase-all-data` | the owner erases everything but their account, keys first |
 //! | `GET /activity?user=&kind=&day=` | the audit log (the owner: everyone's; others: their own) |
 //! | `GET/POST /linked-services`, `POST /linked-services/revoke` | API tokens (owner only) |
 //! | `GET /static/{file}` | CSS and JS, embedded in the binary |
@@ -164,6 +167,17 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route("/my-data", get(pages::data::page))
+        .route("/my-data.json", get(pages::data::download))
+        .route("/my-data/delete-account", post(pages::data::delete_account))
+        .route(
+            "/export-everything.tar",
+            get(pages::data::export_everything),
+        )
+        .route(
+            "/erase-all-data",
+            get(pages::data::erase_all_page).post(pages::data::erase_all),
+        )
         .route(
             "/notifications",
             get(pages::notifications::page).post(pages::notifications::save),

@@ -155,9 +155,11 @@ async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<Progress
 }
 
 /// Sends what is written to it down a channel in [`PIECE`]-sized buffers.
-struct ChannelWriter {
+pub(super) struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     buf: Vec<u8>,
+    /// The client stopped reading (the response was dropped).
+    gone: bool,
 }
 
 impl Write for ChannelWriter {
@@ -174,10 +176,46 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
-        self.tx
-            .blocking_send(Ok(piece))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+        self.tx.blocking_send(Ok(piece)).map_err(|_| {
+            self.gone = true;
+            io::Error::new(io::ErrorKind::BrokenPipe, "client went away")
+        })
     }
+}
+
+fn channel_body(rx: mpsc::Receiver<Result<Bytes, io::Error>>) -> Body {
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// A response body that `produce` writes on a blocking thread, through the same
+/// bounded channel as playback (a few [`PIECE`]s in flight whatever the size; a client
+/// that stops reading stops the producer). An error ends the body with an error, so
+/// the client sees a failed download rather than a short file; the detail is logged.
+pub(super) fn blocking_body<E: std::fmt::Display>(
+    what: String,
+    produce: impl FnOnce(&mut ChannelWriter) -> Result<(), E> + Send + 'static,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(PIECE),
+            gone: false,
+        };
+        let result = produce(&mut out).map_err(|e| e.to_string());
+        let result = result.and_then(|()| out.flush().map_err(|e| e.to_string()));
+        match result {
+            Ok(()) => {}
+            Err(_) if out.gone => tracing::info!("{what}: the client went away"),
+            Err(e) => {
+                tracing::error!("{what}: {e}");
+                let _ = tx.blocking_send(Err(io::Error::other("failed")));
+            }
+        }
+    });
+    channel_body(rx)
 }
 
 fn stream_range(
@@ -200,6 +238,7 @@ fn stream_range(
         let mut out = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(PIECE),
+            gone: false,
         };
         let result = mp4
             .write_range(
@@ -217,9 +256,7 @@ fn stream_range(
             }
         }
     });
-    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    channel_body(rx)
 }
 
 async fn respond(
@@ -229,7 +266,7 @@ async fn respond(
     headers: HeaderMap,
     download: bool,
 ) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &id).await?;
+    let entry = entry_of(&state, &session, &id).await?;
     let action = if download {
         Action::DownloadRecording
     } else {

@@ -1,7 +1,8 @@
 //! The Control Centre: every privacy and security setting and its state on one page,
 //! each with its action right there (or a link to the page that has it).
 //!
-//! The owner sees the whole house; a shared user sees their own account's part. What
+//! The owner sees the whole house; a shared user sees their own account's part, and
+//! everyone their data (download, and for a shared user account deletion). What
 //! this version cannot do yet is listed as such rather than left out, so the page never
 //! suggests a protection that is not there.
 
@@ -99,6 +100,7 @@ struct ControlPage {
     frame: Frame,
     csrf: String,
     is_owner: bool,
+    can_delete_account: bool,
     users: Vec<UserRow>,
     my_devices: usize,
     my_email: String,
@@ -214,6 +216,11 @@ pub async fn control_centre(
         frame: frame_for(&state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
         is_owner,
+        can_delete_account: policy::allowed(
+            &session.principal(),
+            Action::DeleteOwnAccount,
+            Object::User(me),
+        ),
         users: users
             .into_iter()
             .map(|u| UserRow {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{audit, blocking, see_other};
-use crate::auth::policy::{Action, Object};
+use crate::auth::policy::{Action, Object, Principal};
 use crate::index::{AuditKind, EventEntry, Index, IndexError, RecordingState};
 use crate::model::{CameraId, EventId};
 use crate::retention;
@@ -76,11 +76,20 @@ pub fn latest_thumbnail(
         .map(|e| e.id))
 }
 
-async fn event_of(state: &WebState, raw: &str) -> Result<EventEntry, WebError> {
+/// The event a path names. A support helper never sees events (they are video), so
+/// they are refused before the look-up and learn nothing about which ids exist.
+async fn event_of(
+    state: &WebState,
+    session: &FullSession,
+    raw: &str,
+) -> Result<EventEntry, WebError> {
     let id: EventId = raw
         .trim_end_matches(".jpg")
         .parse()
         .map_err(|_| WebError::NotFound("no such event".into()))?;
+    if matches!(session.principal(), Principal::Support { .. }) {
+        return Err(WebError::Forbidden);
+    }
     let index = state.index.clone();
     blocking(move || Ok(index.get_event(id)?))
         .await?
@@ -93,7 +102,7 @@ pub async fn thumbnail(
     session: FullSession,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let event = event_of(&state, &id).await?;
+    let event = event_of(&state, &session, &id).await?;
     session.require(Action::ListRecordings, Object::Camera(&event.camera))?;
     if !event.has_thumbnail {
         return Err(WebError::NotFound(format!(
@@ -123,7 +132,7 @@ pub async fn delete(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
-    let event = event_of(&state, &id).await?;
+    let event = event_of(&state, &session, &id).await?;
     session.require(Action::DeleteRecording, Object::Recording(&event.camera))?;
     let (store, index, eid) = (state.store.clone(), state.index.clone(), event.id);
     blocking(move || {

@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod audit;
 pub mod cameras;
 pub mod control;
+pub mod data;
 pub mod devices;
 pub mod discovered;
 pub mod events;

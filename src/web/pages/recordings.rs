@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::cameras::known_camera;
 use super::events::{self, EventRow};
 use super::{audit, blocking, frame_for, see_other};
-use crate::auth::policy::{self, Action, Object};
+use crate::auth::policy::{self, Action, Object, Principal};
 use crate::index::{AuditKind, RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::retention;
@@ -157,10 +157,23 @@ pub async fn day(
 }
 
 /// The index entry of a recording named in a path, or 404.
-pub async fn entry_of(state: &WebState, raw: &str) -> Result<RecordingEntry, WebError> {
+/// The recording a path names, for `session`. A support helper is refused any
+/// recording outside their grant before the look-up, so they cannot even tell which
+/// ids exist; everyone else may list all recordings anyway.
+pub async fn entry_of(
+    state: &WebState,
+    session: &FullSession,
+    raw: &str,
+) -> Result<RecordingEntry, WebError> {
     let id: RecordingId = raw
         .parse()
         .map_err(|_| WebError::NotFound("no such recording".into()))?;
+    if let Principal::Support { recordings, .. } = session.principal() {
+        if !recordings.contains(&id) {
+            tracing::warn!(user = %session.0.user.id, recording = %id, "support access: recording outside the grant");
+            return Err(WebError::Forbidden);
+        }
+    }
     let index = state.index.clone();
     blocking(move || Ok(index.get_recording(id)?))
         .await?
@@ -179,7 +192,7 @@ pub async fn player(
     Path(id): Path<String>,
     Query(q): Query<PlayerQuery>,
 ) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &id).await?;
+    let entry = entry_of(&state, &session, &id).await?;
     session.require(
         Action::PlayRecording,
         Object::ThisRecording(&entry.camera, entry.id),
@@ -223,7 +236,7 @@ pub async fn delete_one(
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &id).await?;
+    let entry = entry_of(&state, &session, &id).await?;
     session.require(
         Action::DeleteRecording,
         Object::ThisRecording(&entry.camera, entry.id),

@@ -100,7 +100,7 @@ pub async fn create(
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &id).await?;
+    let entry = entry_of(&state, &session, &id).await?;
     session.require(
         Action::ShareRecording,
         Object::ThisRecording(&entry.camera, entry.id),
