@@ -540,6 +540,18 @@ pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
 }
 
 impl CameraConfig {
+    /// Applies the settings the web UI can change (motion on/off and sensitivity,
+    /// pre- and post-roll; validated by the caller).
+    pub fn with_settings(mut self, s: &crate::index::CameraSettings) -> CameraConfig {
+        self.pre_roll = Duration::from_secs(s.pre_roll_secs);
+        self.post_roll = Duration::from_secs(s.post_roll_secs);
+        self.motion = s.motion.then(|| MotionSettings {
+            sensitivity: s.sensitivity,
+            ..MotionSettings::default()
+        });
+        self
+    }
+
     /// A camera added from the web UI: the given stream, credentials and mode, and
     /// the same defaults a `[[camera]]` section without those keys gets (motion on at
     /// default sensitivity, 5 s pre-roll, 10 s post-roll, 30 days, 10 s stall).

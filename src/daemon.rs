@@ -272,7 +272,8 @@ impl CameraStarter {
             open(&entry.sealed_username, &user_purpose)?,
             open(&entry.sealed_password, &password_purpose)?,
             entry.mode,
-        ))
+        )
+        .with_settings(&entry.settings))
     }
 }
 

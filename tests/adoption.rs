@@ -245,6 +245,51 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     let mut owner = server.client();
     server.advance_secs(31); // a fresh TOTP step: codes are never accepted twice
     server.login(&mut owner, &totp).await;
+
+    // Settings: live view only, sensitivity 80, credentials kept (left blank). Only
+    // this camera restarts, with the stored credentials.
+    let page = owner.get("/cameras/porch/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Credentials are stored"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(PASSWORD) && !page.body.contains(USER));
+    let r = owner
+        .post(
+            "/cameras/porch/settings",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("url", url.as_str()),
+                ("mode", "off"),
+                ("motion", "on"),
+                ("sensitivity", "80"),
+                ("pre_roll", "3"),
+                ("post_roll", "20"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    wait_streaming(&server, &id).await;
+    assert!(
+        server.daemon().recorder_sender(&id).is_none(),
+        "mode off: no recorder"
+    );
+    let page = owner.get("/cameras/porch/settings").await;
+    assert!(page.body.contains("value=\"80\""), "{}", page.body);
+    let server = server.restart().await;
+    wait_streaming(&server, &id).await;
+    let handle = server.daemon().registry.get(&id).expect("started at boot");
+    assert_eq!(handle.config.mode, porchlight::config::RecordingMode::Off);
+    assert_eq!(
+        handle.config.motion.as_ref().map(|m| m.sensitivity),
+        Some(80)
+    );
+    assert_eq!(handle.config.post_roll, Duration::from_secs(20));
+    let mut owner = server.client();
+    server.advance_secs(31);
+    server.login(&mut owner, &totp).await;
     let recordings_of = |server: &Server| {
         server
             .daemon()

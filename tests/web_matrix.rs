@@ -134,6 +134,9 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // The owner's confirmation is wrong on purpose (and porch is from the config file).
+    // porch is from the config file: its page says so; the owner's form is wrong on purpose.
+    ("GET",  "/cameras/{camera}/settings",         [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/cameras/{camera}/settings",         [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/remove",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/delete",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/recordings/{id}",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
@@ -757,6 +760,7 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         | "/delete-everything"
         | "/my-data/delete-account"
         | "/erase-all-data" => vec![("confirm", v("not sure"))],
+        "/cameras/{camera}/settings" => vec![("url", v("http://not-rtsp")), ("mode", v("off"))],
         "/cameras/{camera}/remove" => vec![("confirm", v("not sure")), ("recordings", v("keep"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],

@@ -58,10 +58,12 @@ pub enum AuditKind {
     CameraAdded,
     /// A camera added from the web UI removed (subject says if its recordings went too).
     CameraRemoved,
+    /// A camera added from the web UI had its settings changed.
+    CameraChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 33] = [
+    pub const ALL: [AuditKind; 34] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -95,6 +97,7 @@ impl AuditKind {
         AuditKind::AllDataErased,
         AuditKind::CameraAdded,
         AuditKind::CameraRemoved,
+        AuditKind::CameraChanged,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -133,6 +136,7 @@ impl AuditKind {
             AuditKind::AllDataErased => "all_data_erased",
             AuditKind::CameraAdded => "camera_added",
             AuditKind::CameraRemoved => "camera_removed",
+            AuditKind::CameraChanged => "camera_changed",
         }
     }
 

@@ -23,6 +23,32 @@ pub struct CameraEntry {
     pub sealed_password: Option<String>,
     pub added_micros: i64,
     pub added_by: UserId,
+    /// Recording and motion settings (defaults for entries written before they
+    /// existed).
+    #[serde(default)]
+    pub settings: CameraSettings,
+}
+
+/// The settings of a camera added from the web UI that the owner can change there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraSettings {
+    pub motion: bool,
+    /// 1-100, see `MotionSettings::sensitivity`.
+    pub sensitivity: u8,
+    pub pre_roll_secs: u64,
+    pub post_roll_secs: u64,
+}
+
+impl Default for CameraSettings {
+    /// The same defaults as a `[[camera]]` section without those keys.
+    fn default() -> Self {
+        CameraSettings {
+            motion: true,
+            sensitivity: 50,
+            pre_roll_secs: 5,
+            post_roll_secs: 10,
+        }
+    }
 }
 
 impl CameraEntry {
@@ -69,6 +95,17 @@ impl Index {
 }
 
 impl Index {
+    /// Replaces a camera's entry; `Ok(false)` (nothing written) if it has none.
+    pub fn update_camera(&self, entry: &CameraEntry) -> Result<bool, IndexError> {
+        let tree = self.db.open_tree("cameras")?;
+        let value = serde_json::to_vec(entry).map_err(corrupt)?;
+        let updated = tree
+            .update_and_fetch(entry.id.as_str(), |old| old.map(|_| value.clone()))?
+            .is_some();
+        self.db.flush()?;
+        Ok(updated)
+    }
+
     /// Forgets a camera added from the web UI (its recordings are not touched);
     /// `None` if there was none by that id.
     pub fn remove_camera(&self, id: &CameraId) -> Result<Option<CameraEntry>, IndexError> {
@@ -94,6 +131,7 @@ mod tests {
             sealed_password: None,
             added_micros: 5,
             added_by: UserId(1),
+            settings: CameraSettings::default(),
         };
         {
             let index = Index::open(dir.path()).expect("open");
@@ -102,7 +140,14 @@ mod tests {
         }
         let index = Index::open(dir.path()).expect("reopen");
         assert_eq!(index.cameras().expect("list"), vec![entry.clone()]);
-        assert_eq!(index.remove_camera(&entry.id).expect("remove"), Some(entry));
+        let mut changed = entry.clone();
+        changed.settings.sensitivity = 90;
+        assert!(index.update_camera(&changed).expect("update"));
+        assert_eq!(index.cameras().expect("list"), vec![changed.clone()]);
+        assert_eq!(
+            index.remove_camera(&entry.id).expect("remove"),
+            Some(changed)
+        );
         assert!(index.cameras().expect("list").is_empty());
     }
 }

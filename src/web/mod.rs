@@ -29,6 +29,7 @@
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
 //! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
+//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URL, credentials, mode, motion, pre/post-roll (owner); restarts that camera only |
 //! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
@@ -210,6 +211,10 @@ pub fn app(state: WebState) -> Router {
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
         .route("/cameras/{camera}/remove", post(pages::adopt::remove))
+        .route(
+            "/cameras/{camera}/settings",
+            get(pages::camera_settings::page).post(pages::camera_settings::save),
+        )
         .route(
             "/cameras/{camera}/delete",
             post(pages::recordings::delete_camera),

@@ -25,7 +25,7 @@ use crate::web::{WebError, WebState};
 
 /// Longest username and password accepted (bytes).
 const MAX_CREDENTIAL: usize = 256;
-const MODES: [(&str, &str); 3] = [
+pub(super) const MODES: [(&str, &str); 3] = [
     ("events", "Record events (motion, doorbell, live view)"),
     ("continuous", "Record all the time"),
     ("off", "Live view only"),
@@ -226,6 +226,7 @@ async fn save(
         sealed_password: seal(&c.password, &password_purpose)?,
         added_micros: state.clock.now_micros(),
         added_by: session.0.user.id,
+        settings: crate::index::CameraSettings::default(),
     };
     let added = blocking(move || Ok(index.add_camera(&entry)?)).await?;
     if !added {

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod adopt;
 pub mod audit;
+pub mod camera_settings;
 pub mod cameras;
 pub mod control;
 pub mod data;
