@@ -41,7 +41,7 @@ pub enum ConfigError {
 }
 
 /// When a camera is recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordingMode {
     /// Live view only: nothing is ever written for this camera.
@@ -52,8 +52,8 @@ pub enum RecordingMode {
     Continuous,
 }
 
-/// One camera as configured.
-#[derive(Clone, Debug)]
+/// One camera as configured. `Debug` leaves the credentials out.
+#[derive(Clone)]
 pub struct CameraConfig {
     pub id: CameraId,
     /// Main stream, recorded. Never contains credentials.
@@ -77,6 +77,26 @@ pub struct CameraConfig {
     pub storage_days: u32,
     /// Motion detection settings; `None` when motion detection is off.
     pub motion: Option<MotionSettings>,
+}
+
+impl std::fmt::Debug for CameraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("CameraConfig")
+            .field("id", &self.id)
+            .field("url", &self.url.as_str())
+            .field("sub_url", &self.sub_url.as_ref().map(url::Url::as_str))
+            .field("username", &redacted(&self.username))
+            .field("password", &redacted(&self.password))
+            .field("mode", &self.mode)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("rtp_initial_seq", &self.rtp_initial_seq)
+            .field("pre_roll", &self.pre_roll)
+            .field("post_roll", &self.post_roll)
+            .field("storage_days", &self.storage_days)
+            .field("motion", &self.motion)
+            .finish()
+    }
 }
 
 /// How recordings are cut and made durable.
@@ -111,6 +131,19 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[notify]`: an outgoing webhook for event notifications, if any.
     pub notify: Option<NotifyConfig>,
+    /// `[discovery]`: whether to look for cameras announced over mDNS.
+    pub discovery: DiscoveryConfig,
+}
+
+/// `[discovery]`: listening for cameras that announce themselves over mDNS on the LAN
+/// (see `crate::discovery`). Off unless `enabled = true` (the packaged config turns
+/// it on): it sends multicast queries onto the LAN, so it is the owner's choice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    pub enabled: bool,
+    /// Network interfaces to browse on, by name (`["eth0"]`, `["lo"]` in tests);
+    /// empty = every interface.
+    pub interfaces: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +163,15 @@ struct RawConfig {
     smtp: Option<web::RawSmtp>,
     #[serde(default)]
     notify: Option<web::RawNotify>,
+    #[serde(default)]
+    discovery: Option<RawDiscovery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    enabled: Option<bool>,
+    interfaces: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +389,31 @@ impl Config {
             });
         }
 
+        let discovery = match raw.discovery {
+            None => DiscoveryConfig::default(),
+            Some(d) => {
+                let interfaces = match d.interfaces {
+                    None => Vec::new(),
+                    Some(list) => {
+                        let span = list.span();
+                        let names = list.into_inner();
+                        if let Some(bad) = names.iter().find(|n| !interface_name_ok(n)) {
+                            return Err(located(
+                                span,
+                                "discovery.interfaces",
+                                format!("`{bad}` is not a network interface name"),
+                            ));
+                        }
+                        names
+                    }
+                };
+                DiscoveryConfig {
+                    enabled: d.enabled.unwrap_or(false),
+                    interfaces,
+                }
+            }
+        };
+
         Ok(Config {
             path: path.to_owned(),
             data_dir,
@@ -357,8 +424,18 @@ impl Config {
             web,
             smtp,
             notify,
+            discovery,
         })
     }
+}
+
+/// What Linux accepts as an interface name (IFNAMSIZ - 1 bytes, no `/`, no space).
+fn interface_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 /// Motion settings of one camera: on unless `motion = false`.
@@ -437,24 +514,69 @@ fn rtsp_url(
     key: &str,
     located: &impl Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<url::Url, ConfigError> {
-    let bad = |message: String| located(raw.span(), key, message);
-    let url = url::Url::parse(raw.get_ref()).map_err(|e| bad(format!("not a URL: {e}")))?;
+    check_rtsp_url(raw.get_ref()).map_err(|message| located(raw.span(), key, message))
+}
+
+/// A camera URL as Porchlight accepts it, from the config or the web UI: `rtsp://`
+/// with a host and without credentials (those live in their own, sealed fields). The
+/// error never echoes the URL: it may hold a password.
+pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
     if url.scheme() != "rtsp" {
-        return Err(bad(format!(
+        return Err(format!(
             "scheme {:?} is not supported; use rtsp://",
             url.scheme()
-        )));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        // Deliberately not echoing the URL: it holds a password.
-        return Err(bad(
-            "credentials in the URL are refused; use the username and password keys".into(),
         ));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "credentials in the URL are refused; use the username and password keys".into(),
+        );
+    }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("the URL has no host".into()));
+        return Err("the URL has no host".into());
     }
     Ok(url)
+}
+
+impl CameraConfig {
+    /// Applies the settings the web UI can change (motion on/off and sensitivity,
+    /// pre- and post-roll; validated by the caller).
+    pub fn with_settings(mut self, s: &crate::index::CameraSettings) -> CameraConfig {
+        self.pre_roll = Duration::from_secs(s.pre_roll_secs);
+        self.post_roll = Duration::from_secs(s.post_roll_secs);
+        self.motion = s.motion.then(|| MotionSettings {
+            sensitivity: s.sensitivity,
+            ..MotionSettings::default()
+        });
+        self
+    }
+
+    /// A camera added from the web UI: the given stream, credentials and mode, and
+    /// the same defaults a `[[camera]]` section without those keys gets (motion on at
+    /// default sensitivity, 5 s pre-roll, 10 s post-roll, 30 days, 10 s stall).
+    pub fn adopted(
+        id: CameraId,
+        url: url::Url,
+        username: Option<String>,
+        password: Option<String>,
+        mode: RecordingMode,
+    ) -> CameraConfig {
+        CameraConfig {
+            id,
+            url,
+            sub_url: None,
+            username,
+            password,
+            mode,
+            stall_timeout: Duration::from_secs(10),
+            rtp_initial_seq: "default".to_owned(),
+            pre_roll: Duration::from_secs(5),
+            post_roll: Duration::from_secs(10),
+            storage_days: 30,
+            motion: Some(MotionSettings::default()),
+        }
+    }
 }
 
 /// 1-based line number of a byte offset.
@@ -554,6 +676,36 @@ mode = "continuous"
         assert_eq!((line, key.as_str()), (10, "colour"));
         let (line, _, _) = invalid("data_dir = \"/x\"\nkey_dir = /nope\n");
         assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn camera_debug_leaves_credentials_out() {
+        let c = parse(GOOD).expect("valid");
+        let text = format!("{:?}", c.cameras[0]);
+        assert!(
+            text.contains("front-door") && text.contains("<redacted>"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("secret") && !text.contains("admin"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn discovery_is_off_by_default_and_checks_interface_names() {
+        assert_eq!(
+            parse(GOOD).expect("valid").discovery,
+            DiscoveryConfig::default()
+        );
+        let on = parse(&format!(
+            "{GOOD}[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n"
+        ))
+        .expect("valid");
+        assert!(on.discovery.enabled);
+        assert_eq!(on.discovery.interfaces, vec!["lo".to_owned()]);
+        let (_, key, _) = invalid(&format!("{GOOD}[discovery]\ninterfaces = [\"a b\"]\n"));
+        assert_eq!(key, "discovery.interfaces");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `porchlight serve`: opens the store and index, finishes what a crash left half
 //! done, starts one ingest task (and, unless the mode is `off`, one recorder) per
 //! camera plus the retention task, and stops cleanly on SIGTERM or SIGINT, finishing
-//! open recordings and events.
+//! open recordings and events. With `[discovery] enabled = true` it also listens for
+//! cameras announced over mDNS (`crate::discovery`).
 //!
 //! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
 //! can drive it in-process: send a trigger, read the cameras' state, stop it.
@@ -9,7 +10,7 @@
 mod web_ui;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch, Notify};
@@ -17,10 +18,11 @@ use tokio::sync::{broadcast, watch, Notify};
 use crate::camera::{ingest, CameraRegistry, StreamKind};
 use crate::check;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, RecordingMode};
-use crate::index::{Index, IndexError};
+use crate::config::{CameraConfig, Config, RecordingConfig, RecordingMode};
+use crate::discovery::Discovery;
+use crate::index::{CameraEntry, Index, IndexError};
 use crate::model::{CameraId, Trigger};
-use crate::recorder::{self, motion_feed, EventNotice, Outlets, RecorderHandle};
+use crate::recorder::{self, motion_feed, EventNotice, Outlets, RecorderHandle, RecorderSender};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{Store, StoreError};
 
@@ -34,6 +36,10 @@ pub enum DaemonError {
     Check(#[from] check::CheckError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a camera named {0} already exists")]
+    CameraExists(CameraId),
+    #[error("the daemon is stopping")]
+    Stopping,
 }
 
 pub use crate::recorder::TriggerError;
@@ -47,7 +53,10 @@ pub struct Running {
     pub store: Arc<Store>,
     pub index: Index,
     pub clock: Arc<dyn Clock>,
-    recorders: BTreeMap<CameraId, RecorderHandle>,
+    /// Cameras announced on the LAN; `None` when discovery is off or could not start.
+    pub discovery: Option<Discovery>,
+    recorders: Recorders,
+    starter: CameraStarter,
     /// Every recorder announces its events here (see [`Running::subscribe_events`]).
     events: broadcast::Sender<EventNotice>,
     stop_tx: watch::Sender<bool>,
@@ -97,51 +106,201 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         retention_kick: retention_kick.clone(),
         events: events.clone(),
     };
-    let registry = CameraRegistry::new();
-    let mut recorders = BTreeMap::new();
+    let starter = CameraStarter {
+        registry: CameraRegistry::new(),
+        store: store.clone(),
+        index: index.clone(),
+        recording: config.recording.clone(),
+        clock: clock.clone(),
+        outlets,
+        stop_rx: stop_rx.clone(),
+        recorders: Arc::default(),
+        stops: Arc::default(),
+    };
     for camera in &config.cameras {
-        let handle = registry.add(camera.clone(), clock.now_micros());
+        starter.start_camera(camera.clone())?;
+    }
+    start_added_cameras(&starter);
+    // Discovery is a convenience: if mDNS cannot start (no interface, sandbox), the
+    // cameras still record and the page says discovery is off.
+    let discovery = if config.discovery.enabled {
+        match Discovery::start(&config.discovery, clock.clone(), stop_rx.clone()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!("discovery: {e}; cameras can still be added by URL");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Running {
+        registry: starter.registry.clone(),
+        store,
+        index,
+        clock,
+        discovery,
+        recorders: starter.recorders.clone(),
+        starter,
+        events,
+        stop_tx,
+    })
+}
+
+/// The recorders by camera; emptied when the daemon stops.
+type Recorders = Arc<Mutex<BTreeMap<CameraId, RecorderHandle>>>;
+
+/// Everything starting one camera needs: used for the configured cameras at start,
+/// the cameras added from the web UI at start, and those added while running.
+#[derive(Clone)]
+pub struct CameraStarter {
+    registry: CameraRegistry,
+    store: Arc<Store>,
+    index: Index,
+    recording: RecordingConfig,
+    clock: Arc<dyn Clock>,
+    outlets: Outlets,
+    stop_rx: watch::Receiver<bool>,
+    recorders: Recorders,
+    /// Each camera's own stop switch (turned on by the daemon's, or by removal).
+    stops: Arc<Mutex<BTreeMap<CameraId, watch::Sender<bool>>>>,
+}
+
+impl CameraStarter {
+    /// Registers the camera and starts its ingest task(s) and, unless its mode is
+    /// `off`, its recorder and motion feed. Refuses an id already running.
+    pub fn start_camera(&self, camera: CameraConfig) -> Result<(), DaemonError> {
+        if self.registry.get(&camera.id).is_some() {
+            return Err(DaemonError::CameraExists(camera.id));
+        }
+        if *self.stop_rx.borrow() {
+            return Err(DaemonError::Stopping);
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        let mut daemon_stop = self.stop_rx.clone();
+        let forward = stop_tx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = daemon_stop.wait_for(|s| *s) => { let _ = forward.send(true); }
+                () = forward.closed() => {}
+            }
+        });
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(camera.id.clone(), stop_tx);
+        let handle = self.registry.add(camera.clone(), self.clock.now_micros());
         if camera.mode == RecordingMode::Off {
             tracing::info!(camera = %camera.id, "camera {}: mode off, live view only", camera.id);
         } else {
             let recorder = recorder::spawn(
                 handle.clone(),
-                store.clone(),
-                index.clone(),
-                config.recording.clone(),
-                clock.clone(),
-                outlets.clone(),
-                stop_rx.clone(),
+                self.store.clone(),
+                self.index.clone(),
+                self.recording.clone(),
+                self.clock.clone(),
+                self.outlets.clone(),
+                stop.clone(),
             )?;
             if let (Some(settings), Some(sender)) = (&camera.motion, recorder.sender()) {
-                motion_feed::spawn(handle.clone(), settings.clone(), sender, stop_rx.clone())?;
+                motion_feed::spawn(handle.clone(), settings.clone(), sender, stop.clone())?;
             }
-            recorders.insert(camera.id.clone(), recorder);
+            lock(&self.recorders).insert(camera.id.clone(), recorder);
         }
         if camera.sub_url.is_some() {
             tokio::spawn(ingest::run(
                 handle.clone(),
                 StreamKind::Sub,
-                clock.clone(),
-                stop_rx.clone(),
+                self.clock.clone(),
+                stop.clone(),
             ));
         }
         tokio::spawn(ingest::run(
             handle,
             StreamKind::Main,
-            clock.clone(),
-            stop_rx.clone(),
+            self.clock.clone(),
+            stop,
         ));
+        Ok(())
     }
-    Ok(Running {
-        registry,
-        store,
-        index,
-        clock,
-        recorders,
-        events,
-        stop_tx,
-    })
+
+    /// Stops a camera's ingest, motion feed and recorder (finishing its open
+    /// recording) and forgets it. Its recordings stay; `false` if it was not running.
+    pub async fn stop_camera(&self, id: &CameraId) -> bool {
+        let stop = self
+            .stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let Some(stop) = stop else {
+            return false;
+        };
+        let _ = stop.send(true);
+        self.registry.remove(id);
+        let recorder = lock(&self.recorders).remove(id);
+        if let Some(recorder) = recorder {
+            let joined = tokio::task::spawn_blocking(move || recorder.join());
+            if tokio::time::timeout(SHUTDOWN_GRACE, joined).await.is_err() {
+                tracing::error!(camera = %id, "camera {id}: the recorder did not finish in time; start-up recovery will finish its file");
+            }
+        }
+        tracing::info!(camera = %id, "camera {id} stopped");
+        true
+    }
+
+    /// A camera added from the web UI: its credentials opened from their sealed form.
+    fn added_camera(&self, entry: &CameraEntry) -> Result<CameraConfig, String> {
+        let url = crate::config::check_rtsp_url(&entry.url)?;
+        let (user_purpose, password_purpose) = CameraEntry::purposes(&entry.id);
+        let open = |sealed: &Option<String>, purpose: &str| -> Result<Option<String>, String> {
+            match sealed {
+                None => Ok(None),
+                Some(hex) => {
+                    let clear = self
+                        .store
+                        .open_secret(purpose, hex)
+                        .map_err(|e| e.to_string())?;
+                    String::from_utf8(clear.to_vec())
+                        .map(Some)
+                        .map_err(|_| "sealed credentials are not text".to_owned())
+                }
+            }
+        };
+        Ok(CameraConfig::adopted(
+            entry.id.clone(),
+            url,
+            open(&entry.sealed_username, &user_purpose)?,
+            open(&entry.sealed_password, &password_purpose)?,
+            entry.mode,
+        )
+        .with_settings(&entry.settings))
+    }
+}
+
+/// Starts the cameras added from the web UI. One that cannot start (its name now in
+/// the config file, credentials that no longer open) is logged and skipped: the
+/// others still record.
+fn start_added_cameras(starter: &CameraStarter) {
+    let entries = match starter.index.cameras() {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::error!("cannot read the cameras added from the web UI: {e}");
+            return;
+        }
+    };
+    for entry in entries {
+        let started = starter
+            .added_camera(&entry)
+            .map_err(|e| e.to_string())
+            .and_then(|camera| starter.start_camera(camera).map_err(|e| e.to_string()));
+        if let Err(e) = started {
+            tracing::error!(camera = %entry.id, "camera {} (added in the web UI) not started: {e}", entry.id);
+        }
+    }
+}
+
+fn lock(recorders: &Recorders) -> std::sync::MutexGuard<'_, BTreeMap<CameraId, RecorderHandle>> {
+    recorders.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Running {
@@ -156,8 +315,8 @@ impl Running {
         if self.registry.get(camera).is_none() {
             return Err(TriggerError::NoSuchCamera(camera.clone()));
         }
-        let recorder = self
-            .recorders
+        let recorders = lock(&self.recorders);
+        let recorder = recorders
             .get(camera)
             .ok_or_else(|| TriggerError::NotRecording(camera.clone()))?;
         if recorder.trigger(kind, duration) {
@@ -174,16 +333,27 @@ impl Running {
         self.events.subscribe()
     }
 
-    /// The recorder of a camera, for the motion worker and live view.
-    pub fn recorder(&self, camera: &CameraId) -> Option<&RecorderHandle> {
-        self.recorders.get(camera)
+    /// The sender of a camera's recorder (live view, triggers); `None` for a camera
+    /// in mode `off`, an unknown one, or once the daemon is stopping.
+    pub fn recorder_sender(&self, camera: &CameraId) -> Option<RecorderSender> {
+        lock(&self.recorders).get(camera)?.sender()
+    }
+
+    /// Starts a camera while running (added from the web UI), as [`start`] does.
+    pub fn add_camera(&self, camera: CameraConfig) -> Result<(), DaemonError> {
+        self.starter.start_camera(camera)
+    }
+
+    /// What starts cameras, for the web UI's hook.
+    pub fn starter(&self) -> CameraStarter {
+        self.starter.clone()
     }
 
     /// Stops cameras, finishes open recordings and events, flushes the index.
     pub async fn stop(self) -> Result<(), DaemonError> {
         tracing::info!("stopping: finishing open recordings");
         let _ = self.stop_tx.send(true);
-        let recorders = self.recorders;
+        let recorders = std::mem::take(&mut *lock(&self.recorders));
         let joined = tokio::task::spawn_blocking(move || {
             for (_, r) in recorders {
                 r.join();
@@ -209,8 +379,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // web UI's first certificate) then stops the daemon cleanly once it is up, rather
     // than killing it with recordings open.
     let signals = Signals::install()?;
-    let cameras = config.cameras.len();
     let running = start(config.clone(), Arc::new(SystemClock)).await?;
+    // The configured cameras and those added in the web UI.
+    let cameras = running.registry.all().len();
     let web = start_web(&config, &running).await;
     let systemd = Arc::new(crate::notify::Notifier::from_env());
     systemd.ready(&format!("serving {cameras} camera(s)"));

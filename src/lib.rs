@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod data_rights;
+pub mod discovery;
 pub mod error_chain;
 pub mod export;
 pub mod index;

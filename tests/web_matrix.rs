@@ -127,11 +127,20 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("POST", "/s/{link}/open",                     [Bad,      Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
     ("GET",  "/s/{link}/video.mp4",                [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
     ("GET",  "/s/{link}/download",                 [NotFound, NotFound, NotFound, NotFound, NotFound, Allow,    NotFound]),
+    ("GET",  "/cameras/discovered",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("GET",  "/cameras/add",                       [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    // The owner's form is wrong on purpose (a name that is no camera id): no camera is added.
+    ("POST", "/cameras/add",                       [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // Tokens with live:read are allowed LiveView by the policy, but no route takes a
     // token for it: the WebSocket is for browser sessions only.
     ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    // The owner's confirmation is wrong on purpose (and porch is from the config file).
+    // porch is from the config file: its page says so; the owner's form is wrong on purpose.
+    ("GET",  "/cameras/{camera}/settings",         [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/cameras/{camera}/settings",         [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/cameras/{camera}/remove",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/delete",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/recordings/{id}",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/recordings/{id}/video.mp4",         [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
@@ -754,8 +763,15 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         | "/delete-everything"
         | "/my-data/delete-account"
         | "/erase-all-data" => vec![("confirm", v("not sure"))],
+        "/cameras/{camera}/settings" => vec![("url", v("http://not-rtsp")), ("mode", v("off"))],
+        "/cameras/{camera}/remove" => vec![("confirm", v("not sure")), ("recordings", v("keep"))],
         "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
+        "/cameras/add" => vec![
+            ("name", v("Not A Camera Id")),
+            ("url", v("rtsp://127.0.0.1:9/none")),
+            ("action", v("save")),
+        ],
         // The rest take no fields, or get none so that they fail on input (never a
         // password guess: that would throttle this address's real logins).
         _ => Vec::new(),

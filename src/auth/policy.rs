@@ -92,6 +92,8 @@ pub enum Action {
     ExportEverything,
     /// Erase all data: recordings, events, links, tokens, other users, the audit log.
     EraseEverything,
+    /// See cameras discovered on the LAN, add (adopt) and change cameras.
+    ManageCameras,
 }
 
 /// What the action is on.
@@ -109,7 +111,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 27] = [
+pub const ALL_ACTIONS: [Action; 28] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -137,6 +139,7 @@ pub const ALL_ACTIONS: [Action; 27] = [
     Action::ExportEverything,
     Action::EraseEverything,
     Action::ChangeOwnPassword,
+    Action::ManageCameras,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -193,6 +196,8 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
         (Action::TriggerCamera, Object::Camera(_)) => *role == Role::Owner,
         (Action::ManageLinkedServices, Object::System) => *role == Role::Owner,
         (Action::ViewDiagnostics | Action::ManageSupport, Object::System) => *role == Role::Owner,
+        // What the house records, and which devices on the LAN it looks at.
+        (Action::ManageCameras, Object::System) => *role == Role::Owner,
         // An action on the wrong kind of object is a bug in the caller: deny.
         _ => false,
     }
@@ -264,7 +269,8 @@ mod tests {
             Action::ManageShares
             | Action::ManageUsers
             | Action::ViewDiagnostics
-            | Action::ManageSupport => Object::System,
+            | Action::ManageSupport
+            | Action::ManageCameras => Object::System,
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -325,6 +331,7 @@ mod tests {
             (ExportEverything, ".y......."),
             (EraseEverything, ".y......."),
             (ChangeOwnPassword, ".yy....yy"),
+            (ManageCameras, ".y......."),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

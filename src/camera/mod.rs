@@ -172,6 +172,15 @@ impl CameraRegistry {
         handle
     }
 
+    /// Removes a camera (its tasks are stopped by whoever started them).
+    pub fn remove(&self, id: &CameraId) -> Option<Arc<CameraHandle>> {
+        let mut map = match self.cameras.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.remove(id)
+    }
+
     pub fn get(&self, id: &CameraId) -> Option<Arc<CameraHandle>> {
         let map = match self.cameras.read() {
             Ok(m) => m,

@@ -2,8 +2,7 @@
 //! live view keep a "live view" recording going for cameras in `events` mode; and the
 //! trigger hook behind the API's doorbell route.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Running, TriggerError};
@@ -21,41 +20,25 @@ const LIVE_VIEW_RECORDING: Duration = Duration::from_secs(10);
 /// (port taken, bad certificate) is logged and recording goes on without it: the
 /// cameras matter more than the UI.
 pub async fn start_web(config: &Config, running: &Running) -> Option<web::Running> {
-    // Senders of `events`-mode recorders only. The map is emptied when the daemon
-    // stops, so a lingering web task never keeps a recorder from finishing.
-    let senders: BTreeMap<CameraId, RecorderSender> = config
-        .cameras
-        .iter()
-        .filter(|c| c.mode == RecordingMode::Events)
-        .filter_map(|c| Some((c.id.clone(), running.recorder(&c.id)?.sender()?)))
-        .collect();
-    let senders = Arc::new(Mutex::new(senders));
-    // Every recorder's sender, for external triggers; emptied at stop like the above.
-    let all: BTreeMap<CameraId, RecorderSender> = config
-        .cameras
-        .iter()
-        .filter_map(|c| Some((c.id.clone(), running.recorder(&c.id)?.sender()?)))
-        .collect();
-    let all = Arc::new(Mutex::new(all));
-    let mut stop = running.stop_tx.subscribe();
-    let (on_stop, all_on_stop) = (senders.clone(), all.clone());
-    tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
-        on_stop.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        all_on_stop
+    // The recorders are looked up on each call, so cameras added while running are
+    // found too; the map is emptied when the daemon stops, so a lingering web task
+    // never keeps a recorder from finishing.
+    let (registry, recorders) = (running.registry.clone(), running.recorders.clone());
+    let stopping = running.stop_tx.subscribe();
+    let sender = move |camera: &CameraId| -> Option<RecorderSender> {
+        recorders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    });
-    let registry = running.registry.clone();
-    let stopping = running.stop_tx.subscribe();
+            .get(camera)?
+            .sender()
+    };
+    let (trigger_registry, trigger_sender) = (registry.clone(), sender.clone());
     // The same answers as `Running::trigger`, without holding the daemon.
     let trigger: web::TriggerHook = Arc::new(move |camera: &CameraId, duration: Duration| {
-        if registry.get(camera).is_none() {
+        if trigger_registry.get(camera).is_none() {
             return Err(TriggerError::NoSuchCamera(camera.clone()));
         }
-        let all = all.lock().unwrap_or_else(|p| p.into_inner());
-        match all.get(camera) {
+        match trigger_sender(camera) {
             Some(s) if s.trigger(Trigger::External, duration) => Ok(()),
             Some(_) => Err(TriggerError::Busy(camera.clone())),
             // Emptied: the daemon is stopping.
@@ -64,12 +47,23 @@ pub async fn start_web(config: &Config, running: &Running) -> Option<web::Runnin
         }
     });
     let live_view: web::LiveViewHook = Arc::new(move |camera: &CameraId| {
-        let senders = senders.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = senders.get(camera) {
+        let events_mode = registry
+            .get(camera)
+            .is_some_and(|c| c.config.mode == RecordingMode::Events);
+        if let Some(s) = sender(camera).filter(|_| events_mode) {
             if !s.trigger(Trigger::LiveView, LIVE_VIEW_RECORDING) {
                 tracing::warn!(camera = %camera, "live view could not trigger the recorder (busy)");
             }
         }
+    });
+    let starter = running.starter();
+    let add_camera: web::AddCameraHook = {
+        let starter = starter.clone();
+        Arc::new(move |camera| starter.start_camera(camera).map_err(|e| e.to_string()))
+    };
+    let remove_camera: web::RemoveCameraHook = Arc::new(move |camera: CameraId| {
+        let starter = starter.clone();
+        Box::pin(async move { starter.stop_camera(&camera).await })
     });
     let services = web::Services {
         registry: running.registry.clone(),
@@ -79,6 +73,9 @@ pub async fn start_web(config: &Config, running: &Running) -> Option<web::Runnin
         live_view,
         trigger,
         events: running.events.clone(),
+        discovery: running.discovery.clone(),
+        add_camera,
+        remove_camera,
     };
     match web::start(services, config, running.stop_tx.subscribe()).await {
         Ok(web) => Some(web),

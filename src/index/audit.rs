@@ -55,10 +55,16 @@ pub enum AuditKind {
     EverythingExported,
     /// The owner erased all data; after it, the only entry left in the log.
     AllDataErased,
+    /// A camera added from the web UI.
+    CameraAdded,
+    /// A camera added from the web UI removed (subject says if its recordings went too).
+    CameraRemoved,
+    /// A camera added from the web UI had its settings changed.
+    CameraChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 32] = [
+    pub const ALL: [AuditKind; 35] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -91,6 +97,9 @@ impl AuditKind {
         AuditKind::AccountDeleted,
         AuditKind::EverythingExported,
         AuditKind::AllDataErased,
+        AuditKind::CameraAdded,
+        AuditKind::CameraRemoved,
+        AuditKind::CameraChanged,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -128,6 +137,9 @@ impl AuditKind {
             AuditKind::AccountDeleted => "account_deleted",
             AuditKind::EverythingExported => "everything_exported",
             AuditKind::AllDataErased => "all_data_erased",
+            AuditKind::CameraAdded => "camera_added",
+            AuditKind::CameraRemoved => "camera_removed",
+            AuditKind::CameraChanged => "camera_changed",
         }
     }
 

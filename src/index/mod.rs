@@ -16,6 +16,7 @@
 //! - `tokens`: API tokens of linked services, stored hashed (`tokens.rs`).
 
 mod audit;
+mod cameras;
 mod invitations;
 mod prefs;
 mod security;
@@ -36,6 +37,7 @@ use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
 pub use audit::{AuditEntry, AuditKind, AuditQuery};
+pub use cameras::{CameraEntry, CameraSettings};
 pub use invitations::InvitationEntry;
 pub use prefs::{CameraPrefs, NotificationPrefs};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};

@@ -28,6 +28,10 @@
 //! | `GET/POST /account/password` | change one's password (other devices logged out, a security notice) |
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
+//! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
+//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
+//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URL, credentials, mode, motion, pre/post-roll (owner); restarts that camera only |
+//! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
@@ -80,6 +84,7 @@ use crate::auth::{Auth, Lifetimes};
 use crate::camera::CameraRegistry;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::discovery::Discovery;
 use crate::index::Index;
 use crate::model::CameraId;
 use crate::recorder::{EventNotice, TriggerError};
@@ -96,6 +101,16 @@ pub type LiveViewHook = Arc<dyn Fn(&CameraId) + Send + Sync>;
 /// The API's doorbell: asks the camera's recorder to record `duration` from now plus
 /// its pre- and post-roll (an external trigger).
 pub type TriggerHook = Arc<dyn Fn(&CameraId, Duration) -> Result<(), TriggerError> + Send + Sync>;
+
+/// Starts a camera added from the web UI at once (its ingest, recorder and motion
+/// feed), as the daemon does at start; the error is safe to show.
+pub type AddCameraHook =
+    Arc<dyn Fn(crate::config::CameraConfig) -> Result<(), String> + Send + Sync>;
+
+/// Stops a running camera's tasks (finishing its open recording) and forgets it;
+/// `false` if it was not running.
+pub type RemoveCameraHook =
+    Arc<dyn Fn(CameraId) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -120,6 +135,10 @@ pub struct WebState {
     pub facts: Arc<pages::control::SystemFacts>,
     pub shares: Shares,
     pub notifications: crate::notifications::Notifications,
+    /// Cameras announced over mDNS; `None` when discovery is off.
+    pub discovery: Option<Discovery>,
+    pub add_camera: AddCameraHook,
+    pub remove_camera: RemoveCameraHook,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -188,9 +207,19 @@ pub fn app(state: WebState) -> Router {
         .route("/s/{link}/open", post(pages::shares::link_open))
         .route("/s/{link}/video.mp4", get(pages::shares::link_video))
         .route("/s/{link}/download", get(pages::shares::link_download))
+        .route("/cameras/discovered", get(pages::discovered::list))
+        .route(
+            "/cameras/add",
+            get(pages::adopt::page).post(pages::adopt::submit),
+        )
         .route("/cameras/{camera}/live", get(pages::cameras::live_page))
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
+        .route("/cameras/{camera}/remove", post(pages::adopt::remove))
+        .route(
+            "/cameras/{camera}/settings",
+            get(pages::camera_settings::page).post(pages::camera_settings::save),
+        )
         .route(
             "/cameras/{camera}/delete",
             post(pages::recordings::delete_camera),
@@ -275,6 +304,9 @@ pub struct Services {
     pub live_view: LiveViewHook,
     pub trigger: TriggerHook,
     pub events: broadcast::Sender<EventNotice>,
+    pub discovery: Option<Discovery>,
+    pub add_camera: AddCameraHook,
+    pub remove_camera: RemoveCameraHook,
 }
 
 /// The running UI.
@@ -359,6 +391,9 @@ pub async fn start(
         )),
         shares,
         notifications,
+        discovery: services.discovery,
+        add_camera: services.add_camera,
+        remove_camera: services.remove_camera,
     };
     let listener = TcpListener::bind(web.listen)
         .await

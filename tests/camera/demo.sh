@@ -8,7 +8,7 @@ bin="$PWD/target/release/porchlight"
 mkdir -p "$root"
 port="${DEMO_RTSP_PORT:-8554}"
 
-/usr/bin/python3 tests/camera/rtsp_camera.py --port "$port" --scene alternating >"$root/camera.log" 2>&1 &
+/usr/bin/python3 tests/camera/rtsp_camera.py --port "$port" --scene alternating --mdns "Porchlight demo camera" >"$root/camera.log" 2>&1 &
 camera_pid=$!
 trap 'kill "$camera_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q '"ready"' "$root/camera.log" 2>/dev/null && break; sleep 0.2; done
@@ -30,6 +30,10 @@ name = "demo"
 url = "rtsp://127.0.0.1:$port/main"
 sub_url = "rtsp://127.0.0.1:$port/sub"
 mode = "continuous"
+
+[discovery]
+enabled = true
+interfaces = ["lo"]   # the demo camera announces itself on loopback only
 TOML
 
 cat <<MSG
@@ -38,6 +42,8 @@ Porchlight demo
   camera:     rtsp://127.0.0.1:$port/main (GStreamer test scene, 1280x720 H.264)
   config:     $root/porchlight.toml
   recordings: $root/data/recordings (encrypted; the key is in $root/keys)
+  discovery:  the camera also announces itself over mDNS (on loopback): see
+              https://localhost:8443/cameras/discovered
 
   web UI:     https://localhost:8443 — the certificate is self-signed: compare its
               SHA-256 fingerprint with the one in the log below; the first visit asks

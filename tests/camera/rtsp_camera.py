@@ -71,6 +71,9 @@ def parse_args():
     p.add_argument("--status", help="JSON file rewritten every 0.5 s with frame counts")
     p.add_argument("--shared", action="store_true",
                    help="one pipeline per mount for all clients (benchmarks)")
+    p.add_argument("--mdns", metavar="NAME",
+                   help="announce /main as NAME._rtsp._tcp.local. over mDNS on --address "
+                        "(python3-zeroconf), TXT path=/main and model=porchlight-test-camera")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
@@ -239,6 +242,27 @@ def die(msg):
     sys.exit(1)
 
 
+def announce(a, port):
+    """Announces /main over mDNS, on --address's interface only (loopback in tests),
+    the way a camera announces itself: `_rtsp._tcp.local.` with a `path` TXT key."""
+    import socket
+    try:
+        from zeroconf import ServiceInfo, Zeroconf
+    except ImportError:
+        die("--mdns needs python3-zeroconf (make deps)")
+    zc = Zeroconf(interfaces=[a.address])
+    info = ServiceInfo(
+        "_rtsp._tcp.local.",
+        f"{a.mdns}._rtsp._tcp.local.",
+        addresses=[socket.inet_aton(a.address)],
+        port=port,
+        properties={"path": "/main", "model": "porchlight-test-camera"},
+        server=f"{a.mdns.lower().replace(' ', '-')}.local.",
+    )
+    zc.register_service(info)
+    return zc
+
+
 def main():
     a = parse_args()
     Gst.init(None)
@@ -300,8 +324,12 @@ def main():
              "still_secs": a.still_secs, "moving_secs": a.moving_secs,
              "fps": a.fps, "gop": a.gop, "mounts": {
                  m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
+    announcer = announce(a, server.get_bound_port()) if a.mdns else None
     print(json.dumps(ready), flush=True)
     loop.run()
+    if announcer is not None:
+        announcer.unregister_all_services()
+        announcer.close()
 
     if a.status:
         write_status(a.status, all_mounts)

@@ -55,6 +55,8 @@ pub struct CameraOptions {
     /// One encoder shared by every RTSP session (`--shared`), for benchmarks that
     /// open many sessions to one camera.
     pub shared: bool,
+    /// Announce `/main` over mDNS on loopback under this instance name (`--mdns`).
+    pub mdns: Option<String>,
 }
 
 impl Default for CameraOptions {
@@ -68,6 +70,7 @@ impl Default for CameraOptions {
             moving_secs: 5,
             realistic: false,
             shared: false,
+            mdns: None,
         }
     }
 }
@@ -223,6 +226,9 @@ impl TestCamera {
         }
         if o.shared {
             args.push("--shared".to_owned());
+        }
+        if let Some(name) = &o.mdns {
+            args.push(format!("--mdns={name}"));
         }
         if let Some((user, password)) = &o.auth {
             args.push(format!("--user={user}"));

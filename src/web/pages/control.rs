@@ -34,6 +34,8 @@ pub struct SystemFacts {
     pub mail_relay: Option<String>,
     /// The notification webhook's host, if one is configured.
     pub webhook_host: Option<String>,
+    /// Where mDNS discovery asks and listens (`all interfaces`, `lo`), if it is on.
+    pub discovery: Option<String>,
     pub session_idle: Duration,
     pub session_max: Duration,
     /// A certificate the owner supplied (else a self-signed one is used).
@@ -56,6 +58,13 @@ impl SystemFacts {
                 .notify
                 .as_ref()
                 .and_then(|n| n.webhook.host_str().map(str::to_owned)),
+            discovery: config.discovery.enabled.then(|| {
+                if config.discovery.interfaces.is_empty() {
+                    "all interfaces".to_owned()
+                } else {
+                    config.discovery.interfaces.join(", ")
+                }
+            }),
             session_idle: config.web.session_idle,
             session_max: config.web.session_max,
             user_certificate,

@@ -2,11 +2,14 @@
 //! before touching anything, and does blocking work on blocking threads.
 
 pub mod account;
+pub mod adopt;
 pub mod audit;
+pub mod camera_settings;
 pub mod cameras;
 pub mod control;
 pub mod data;
 pub mod devices;
+pub mod discovered;
 pub mod events;
 pub mod linked;
 pub mod notifications;

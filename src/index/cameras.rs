@@ -1,0 +1,153 @@
+//! Cameras added from the web UI (next to those in the config file). Tree `cameras`:
+//! camera id (UTF-8) → JSON [`CameraEntry`].
+//!
+//! Credentials are stored only sealed by the master key (`Store::seal_secret`, hex),
+//! with a purpose naming the camera so one camera's sealed password cannot be pasted
+//! onto another; this module never sees them in clear.
+
+use serde::{Deserialize, Serialize};
+
+use super::users::UserId;
+use super::{Index, IndexError};
+use crate::config::RecordingMode;
+use crate::model::CameraId;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraEntry {
+    pub id: CameraId,
+    /// Main stream, `rtsp://` without credentials.
+    pub url: String,
+    pub mode: RecordingMode,
+    /// Sealed (hex) username and password; `None` for an open camera.
+    pub sealed_username: Option<String>,
+    pub sealed_password: Option<String>,
+    pub added_micros: i64,
+    pub added_by: UserId,
+    /// Recording and motion settings (defaults for entries written before they
+    /// existed).
+    #[serde(default)]
+    pub settings: CameraSettings,
+}
+
+/// The settings of a camera added from the web UI that the owner can change there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraSettings {
+    pub motion: bool,
+    /// 1-100, see `MotionSettings::sensitivity`.
+    pub sensitivity: u8,
+    pub pre_roll_secs: u64,
+    pub post_roll_secs: u64,
+}
+
+impl Default for CameraSettings {
+    /// The same defaults as a `[[camera]]` section without those keys.
+    fn default() -> Self {
+        CameraSettings {
+            motion: true,
+            sensitivity: 50,
+            pre_roll_secs: 5,
+            post_roll_secs: 10,
+        }
+    }
+}
+
+impl CameraEntry {
+    /// The `Store::seal_secret` purposes of this camera's username and password.
+    pub fn purposes(id: &CameraId) -> (String, String) {
+        (
+            format!("camera {id} username"),
+            format!("camera {id} password"),
+        )
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Corrupt {
+        key: "cameras".into(),
+        reason: e.to_string(),
+    }
+}
+
+impl Index {
+    /// Every camera added from the web UI, by id.
+    pub fn cameras(&self) -> Result<Vec<CameraEntry>, IndexError> {
+        self.db
+            .open_tree("cameras")?
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(corrupt)
+            })
+            .collect()
+    }
+
+    /// Adds a camera; `Ok(false)` (nothing written) when one with its id exists.
+    pub fn add_camera(&self, entry: &CameraEntry) -> Result<bool, IndexError> {
+        let value = serde_json::to_vec(entry).map_err(corrupt)?;
+        let added = self
+            .db
+            .open_tree("cameras")?
+            .compare_and_swap(entry.id.as_str(), None::<&[u8]>, Some(value))?
+            .is_ok();
+        self.db.flush()?;
+        Ok(added)
+    }
+}
+
+impl Index {
+    /// Replaces a camera's entry; `Ok(false)` (nothing written) if it has none.
+    pub fn update_camera(&self, entry: &CameraEntry) -> Result<bool, IndexError> {
+        let tree = self.db.open_tree("cameras")?;
+        let value = serde_json::to_vec(entry).map_err(corrupt)?;
+        let updated = tree
+            .update_and_fetch(entry.id.as_str(), |old| old.map(|_| value.clone()))?
+            .is_some();
+        self.db.flush()?;
+        Ok(updated)
+    }
+
+    /// Forgets a camera added from the web UI (its recordings are not touched);
+    /// `None` if there was none by that id.
+    pub fn remove_camera(&self, id: &CameraId) -> Result<Option<CameraEntry>, IndexError> {
+        let old = self.db.open_tree("cameras")?.remove(id.as_str())?;
+        self.db.flush()?;
+        old.map(|v| serde_json::from_slice(&v).map_err(corrupt))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_cameras_persist_and_ids_are_unique() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entry = CameraEntry {
+            id: "porch".parse().expect("name"),
+            url: "rtsp://192.0.2.1/main".into(),
+            mode: RecordingMode::Events,
+            sealed_username: Some("00ff".into()),
+            sealed_password: None,
+            added_micros: 5,
+            added_by: UserId(1),
+            settings: CameraSettings::default(),
+        };
+        {
+            let index = Index::open(dir.path()).expect("open");
+            assert!(index.add_camera(&entry).expect("add"));
+            assert!(!index.add_camera(&entry).expect("second add"));
+        }
+        let index = Index::open(dir.path()).expect("reopen");
+        assert_eq!(index.cameras().expect("list"), vec![entry.clone()]);
+        let mut changed = entry.clone();
+        changed.settings.sensitivity = 90;
+        assert!(index.update_camera(&changed).expect("update"));
+        assert_eq!(index.cameras().expect("list"), vec![changed.clone()]);
+        assert_eq!(
+            index.remove_camera(&entry.id).expect("remove"),
+            Some(changed)
+        );
+        assert!(index.cameras().expect("list").is_empty());
+    }
+}

@@ -1,0 +1,312 @@
+//! Adding a camera (owner only): from the discovered list (URL and name prefilled) or
+//! by URL. "Test connection" runs one RTSP DESCRIBE and shows the codec and picture
+//! size; "Save" seals the credentials with the master key, stores the camera in the
+//! index and starts it at once (it also starts at every boot).
+//!
+//! Credentials are never sent back to the browser (not even after a test: the form
+//! asks for them again) and never logged; only `rtsp://` URLs without credentials in
+//! them are accepted; the name is a camera id (`a-z 0-9 - _`) and escaped anyway.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{audit, blocking, frame_for, see_other};
+use crate::auth::policy::{Action, Object};
+use crate::camera::ingest;
+use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
+use crate::index::{AuditKind, CameraEntry};
+use crate::model::CameraId;
+use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::view::{render, Frame};
+use crate::web::{WebError, WebState};
+
+/// Longest username and password accepted (bytes).
+const MAX_CREDENTIAL: usize = 256;
+pub(super) const MODES: [(&str, &str); 3] = [
+    ("events", "Record events (motion, doorbell, live view)"),
+    ("continuous", "Record all the time"),
+    ("off", "Live view only"),
+];
+
+#[derive(Template)]
+#[template(path = "adopt.html")]
+struct AdoptPage {
+    frame: Frame,
+    csrf: String,
+    name: String,
+    url: String,
+    /// Value, label, selected.
+    modes: Vec<(&'static str, &'static str, bool)>,
+    /// What "Test connection" found.
+    probe: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Prefill {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// The form. `action` is `test` or `save` (the button pressed).
+#[derive(Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// A validated form.
+struct Checked {
+    id: CameraId,
+    url: url::Url,
+    mode: RecordingMode,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+fn check(form: &AddForm) -> Result<Checked, String> {
+    let id: CameraId = form
+        .name
+        .trim()
+        .parse()
+        .map_err(|e: crate::model::BadCameraName| e.to_string())?;
+    let url = check_rtsp_url(form.url.trim())?;
+    let mode = match form.mode.as_str() {
+        "events" | "" => RecordingMode::Events,
+        "continuous" => RecordingMode::Continuous,
+        "off" => RecordingMode::Off,
+        _ => return Err("choose a recording mode".into()),
+    };
+    if form.username.len() > MAX_CREDENTIAL || form.password.len() > MAX_CREDENTIAL {
+        return Err(format!(
+            "username and password are at most {MAX_CREDENTIAL} bytes"
+        ));
+    }
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    if form.username.is_empty() && !form.password.is_empty() {
+        return Err("a password needs a username".into());
+    }
+    Ok(Checked {
+        id,
+        url,
+        mode,
+        username: some(&form.username),
+        password: some(&form.password),
+    })
+}
+
+async fn show(
+    state: &WebState,
+    session: &FullSession,
+    form: (&str, &str, &str),
+    probe: Option<String>,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = render(&AdoptPage {
+        frame: frame_for(state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        name: form.0.to_owned(),
+        url: form.1.to_owned(),
+        modes: MODES
+            .iter()
+            .map(|(v, l)| {
+                (
+                    *v,
+                    *l,
+                    *v == form.2 || (form.2.is_empty() && *v == "events"),
+                )
+            })
+            .collect(),
+        probe,
+        error,
+    })?;
+    Ok((status, page).into_response())
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: FullSession,
+    Query(prefill): Query<Prefill>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    show(
+        &state,
+        &session,
+        (&prefill.name, &prefill.url, "events"),
+        None,
+        None,
+    )
+    .await
+}
+
+pub async fn submit(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<AddForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let shown = (form.name.as_str(), form.url.as_str(), form.mode.as_str());
+    let checked = match check(&form) {
+        Ok(c) => c,
+        Err(e) => return show(&state, &session, shown, None, Some(e)).await,
+    };
+    match form.action.as_str() {
+        "test" => {
+            let probed = ingest::probe(
+                &checked.url,
+                checked.username.as_deref(),
+                checked.password.as_deref(),
+            )
+            .await;
+            match probed {
+                Ok(p) => {
+                    let mut text = format!("Connected: {} video", p.encoding.to_uppercase());
+                    if let Some((w, h)) = p.size {
+                        text.push_str(&format!(", {w}x{h}"));
+                    }
+                    if let Some(codec) = p.codec {
+                        text.push_str(&format!(" ({codec})"));
+                    }
+                    show(&state, &session, shown, Some(text), None).await
+                }
+                Err(e) => {
+                    let text = format!("The camera did not answer as expected: {e}");
+                    show(&state, &session, shown, None, Some(text)).await
+                }
+            }
+        }
+        "save" => save(&state, &session, checked, shown).await,
+        _ => Err(WebError::BadRequest("unknown action".into())),
+    }
+}
+
+async fn save(
+    state: &WebState,
+    session: &FullSession,
+    c: Checked,
+    shown: (&str, &str, &str),
+) -> Result<Response, WebError> {
+    if state.registry.get(&c.id).is_some() {
+        let e = format!("a camera named {} already exists", c.id);
+        return show(state, session, shown, None, Some(e)).await;
+    }
+    let (store, index) = (state.store.clone(), state.index.clone());
+    let (user_purpose, password_purpose) = CameraEntry::purposes(&c.id);
+    let seal = move |v: &Option<String>, purpose: &str| {
+        v.as_ref()
+            .map(|clear| store.seal_secret(purpose, clear.as_bytes()))
+            .transpose()
+            .map_err(|e| WebError::Internal(format!("sealing camera credentials: {e}")))
+    };
+    let entry = CameraEntry {
+        id: c.id.clone(),
+        url: c.url.to_string(),
+        mode: c.mode,
+        sealed_username: seal(&c.username, &user_purpose)?,
+        sealed_password: seal(&c.password, &password_purpose)?,
+        added_micros: state.clock.now_micros(),
+        added_by: session.0.user.id,
+        settings: crate::index::CameraSettings::default(),
+    };
+    let added = blocking(move || Ok(index.add_camera(&entry)?)).await?;
+    if !added {
+        let e = format!("a camera named {} already exists", c.id);
+        return show(state, session, shown, None, Some(e)).await;
+    }
+    let camera = CameraConfig::adopted(c.id.clone(), c.url, c.username, c.password, c.mode);
+    if let Err(e) = (state.add_camera)(camera) {
+        tracing::error!(camera = %c.id, "camera {} saved but not started: {e}", c.id);
+        return Err(WebError::Conflict(format!(
+            "camera {} is saved and starts with the daemon, but not now: {e}",
+            c.id
+        )));
+    }
+    tracing::info!(camera = %c.id, "camera {} added from the web UI", c.id);
+    audit(state, &session.0, AuditKind::CameraAdded, c.id.to_string()).await?;
+    Ok(see_other("/", &[]))
+}
+
+/// The removal form: the camera's name typed again, and what becomes of its
+/// recordings (`keep` or `delete`).
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    recordings: String,
+}
+
+/// Removes a camera added in the web UI: stops it (finishing its open recording),
+/// forgets it and its sealed credentials, and keeps or deletes its recordings.
+/// Cameras from the configuration file are removed there.
+pub async fn remove(
+    State(state): State<WebState>,
+    session: FullSession,
+    axum::extract::Path(camera): axum::extract::Path<String>,
+    CsrfForm(form): CsrfForm<RemoveForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let id: CameraId = camera
+        .parse()
+        .map_err(|_| WebError::NotFound("no such camera".into()))?;
+    if form.confirm.trim() != id.as_str() {
+        return Err(WebError::BadRequest(
+            "the confirmation does not match".into(),
+        ));
+    }
+    let delete = match form.recordings.as_str() {
+        "keep" => false,
+        "delete" => true,
+        _ => {
+            return Err(WebError::BadRequest(
+                "keep or delete the recordings?".into(),
+            ))
+        }
+    };
+    let (index, cam) = (state.index.clone(), id.clone());
+    let removed = blocking(move || Ok(index.remove_camera(&cam)?)).await?;
+    if removed.is_none() {
+        return Err(if state.registry.get(&id).is_some() {
+            WebError::Conflict(format!(
+                "camera {id} is in the configuration file: remove it there"
+            ))
+        } else {
+            WebError::NotFound("no such camera".into())
+        });
+    }
+    (state.remove_camera)(id.clone()).await;
+    let mut subject = format!("camera {id}, recordings kept");
+    if delete {
+        let (store, index, cam) = (state.store.clone(), state.index.clone(), id.clone());
+        let n = blocking(move || {
+            crate::retention::delete_camera(&store, &index, &cam)
+                .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
+        })
+        .await?;
+        state.layouts.clear();
+        subject = format!("camera {id} and its {n} recording(s)");
+    }
+    tracing::info!(camera = %id, delete, "camera {id} removed from the web UI");
+    audit(&state, &session.0, AuditKind::CameraRemoved, subject).await?;
+    Ok(see_other("/", &[]))
+}

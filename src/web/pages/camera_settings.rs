@@ -1,0 +1,215 @@
+//! A camera's settings page (owner only), for cameras added in the web UI: URL,
+//! credentials (blank keeps the stored ones; they are never shown), recording mode,
+//! motion detection and sensitivity, pre- and post-roll. Saving restarts that camera's
+//! tasks alone (its open recording is finished first); other cameras go on untouched.
+//! Cameras from the configuration file are shown as such and changed there.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{audit, blocking, frame_for, see_other};
+use crate::auth::policy::{Action, Object};
+use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
+use crate::index::{AuditKind, CameraEntry, CameraSettings};
+use crate::model::CameraId;
+use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::view::{render, Frame};
+use crate::web::{WebError, WebState};
+
+#[derive(Template)]
+#[template(path = "camera_settings.html")]
+struct SettingsPage {
+    frame: Frame,
+    csrf: String,
+    name: String,
+    /// `None`: the camera is from the configuration file.
+    entry: Option<EntryView>,
+}
+
+struct EntryView {
+    url: String,
+    has_credentials: bool,
+    /// Value, label, selected.
+    modes: Vec<(&'static str, &'static str, bool)>,
+    motion: bool,
+    sensitivity: u8,
+    pre_roll: u64,
+    post_roll: u64,
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    motion: String,
+    #[serde(default)]
+    sensitivity: String,
+    #[serde(default)]
+    pre_roll: String,
+    #[serde(default)]
+    post_roll: String,
+}
+
+fn known(state: &WebState, camera: &str) -> Result<CameraId, WebError> {
+    camera
+        .parse()
+        .ok()
+        .filter(|id| state.registry.get(id).is_some())
+        .ok_or_else(|| WebError::NotFound("no such camera".into()))
+}
+
+async fn entry_of(state: &WebState, id: &CameraId) -> Result<Option<CameraEntry>, WebError> {
+    let (index, id) = (state.index.clone(), id.clone());
+    blocking(move || Ok(index.cameras()?.into_iter().find(|c| c.id == id))).await
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let id = known(&state, &camera)?;
+    let entry = entry_of(&state, &id).await?.map(|e| EntryView {
+        url: e.url.clone(),
+        has_credentials: e.sealed_username.is_some(),
+        modes: super::adopt::MODES
+            .iter()
+            .map(|(v, l)| (*v, *l, mode_name(e.mode) == *v))
+            .collect(),
+        motion: e.settings.motion,
+        sensitivity: e.settings.sensitivity,
+        pre_roll: e.settings.pre_roll_secs,
+        post_roll: e.settings.post_roll_secs,
+    });
+    render(&SettingsPage {
+        frame: frame_for(&state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        name: id.to_string(),
+        entry,
+    })
+}
+
+fn mode_name(mode: RecordingMode) -> &'static str {
+    match mode {
+        RecordingMode::Off => "off",
+        RecordingMode::Events => "events",
+        RecordingMode::Continuous => "continuous",
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd>(
+    text: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, WebError> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| WebError::BadRequest(format!("{what} is out of range")))
+}
+
+pub async fn save(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(camera): Path<String>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let id = known(&state, &camera)?;
+    let url = check_rtsp_url(form.url.trim()).map_err(WebError::BadRequest)?;
+    let mode = match form.mode.as_str() {
+        "events" => RecordingMode::Events,
+        "continuous" => RecordingMode::Continuous,
+        "off" => RecordingMode::Off,
+        _ => return Err(WebError::BadRequest("choose a recording mode".into())),
+    };
+    let settings = CameraSettings {
+        motion: form.motion == "on",
+        sensitivity: number(&form.sensitivity, 1..=100, "the sensitivity")?,
+        pre_roll_secs: number(&form.pre_roll, 0..=30, "the pre-roll")?,
+        post_roll_secs: number(&form.post_roll, 0..=600, "the post-roll")?,
+    };
+    if form.username.len() > 256 || form.password.len() > 256 {
+        return Err(WebError::BadRequest("credentials too long".into()));
+    }
+    let Some(old) = entry_of(&state, &id).await? else {
+        return Err(WebError::Conflict(format!(
+            "camera {id} is in the configuration file: change it there"
+        )));
+    };
+    // Blank credentials keep the stored ones; new ones replace both.
+    let (user_purpose, password_purpose) = CameraEntry::purposes(&id);
+    let store = state.store.clone();
+    let seal = |clear: &str, purpose: &str| {
+        (!clear.is_empty())
+            .then(|| store.seal_secret(purpose, clear.as_bytes()))
+            .transpose()
+            .map_err(|e| WebError::Internal(format!("sealing camera credentials: {e}")))
+    };
+    let (sealed_username, sealed_password) = if form.username.is_empty() {
+        (old.sealed_username.clone(), old.sealed_password.clone())
+    } else {
+        (
+            seal(&form.username, &user_purpose)?,
+            seal(&form.password, &password_purpose)?,
+        )
+    };
+    let open = |sealed: &Option<String>, purpose: &str| -> Result<Option<String>, WebError> {
+        sealed
+            .as_ref()
+            .map(|hex| {
+                let clear = store
+                    .open_secret(purpose, hex)
+                    .map_err(|e| WebError::Internal(format!("camera {id}'s credentials: {e}")))?;
+                String::from_utf8(clear.to_vec())
+                    .map_err(|_| WebError::Internal("credentials are not text".into()))
+            })
+            .transpose()
+    };
+    let config = CameraConfig::adopted(
+        id.clone(),
+        url.clone(),
+        open(&sealed_username, &user_purpose)?,
+        open(&sealed_password, &password_purpose)?,
+        mode,
+    )
+    .with_settings(&settings);
+    let entry = CameraEntry {
+        url: url.to_string(),
+        mode,
+        sealed_username,
+        sealed_password,
+        settings,
+        ..old
+    };
+    let index = state.index.clone();
+    blocking(move || Ok(index.update_camera(&entry)?)).await?;
+    // Only this camera restarts.
+    (state.remove_camera)(id.clone()).await;
+    if let Err(e) = (state.add_camera)(config) {
+        tracing::error!(camera = %id, "camera {id} changed but not restarted: {e}");
+        return Err(WebError::Conflict(format!(
+            "camera {id} is saved and starts with the daemon, but not now: {e}"
+        )));
+    }
+    tracing::info!(camera = %id, "camera {id}'s settings changed from the web UI");
+    audit(
+        &state,
+        &session.0,
+        AuditKind::CameraChanged,
+        format!("camera {id}"),
+    )
+    .await?;
+    Ok(see_other("/", &[]))
+}

@@ -1,0 +1,130 @@
+//! The owner's "discovered cameras" page: what announced itself on the LAN over mDNS
+//! (`crate::discovery`), with the cameras already configured marked as such.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use super::frame_for;
+use crate::auth::policy::{Action, Object};
+use crate::web::extract::FullSession;
+use crate::web::view::{self, render, Frame};
+use crate::web::{WebError, WebState};
+
+/// One discovered instance, ready to show (askama escapes every field: names and
+/// TXT values come from the LAN and are untrusted).
+pub struct Row {
+    pub instance: String,
+    pub service_type: String,
+    pub host: String,
+    pub addresses: String,
+    pub port: u16,
+    pub path: String,
+    pub model: String,
+    /// The suggested RTSP URL (only for `_rtsp._tcp`), without credentials.
+    pub url: String,
+    /// The configured camera it already is, if any.
+    pub configured: Option<String>,
+    /// `/cameras/add?…` with the URL and a suggested name; empty without a URL.
+    pub add_link: String,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+#[derive(Template)]
+#[template(path = "discovered.html")]
+struct DiscoveredPage {
+    frame: Frame,
+    enabled: bool,
+    rows: Vec<Row>,
+    csrf: String,
+    /// Cameras added in the web UI (removable here).
+    added: Vec<String>,
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    session: FullSession,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageCameras, Object::System)?;
+    let cameras = state.registry.all();
+    let rows = state
+        .discovery
+        .as_ref()
+        .map(|d| d.list())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| Row {
+            configured: cameras
+                .iter()
+                .find(|c| d.matches(&c.config.url))
+                .map(|c| c.id().to_string()),
+            url: d.rtsp_url().map(|u| u.to_string()).unwrap_or_default(),
+            add_link: d
+                .rtsp_url()
+                .and_then(|u| {
+                    serde_urlencoded::to_string([
+                        ("url", u.as_str()),
+                        ("name", &suggested_name(&d.instance)),
+                    ])
+                    .ok()
+                })
+                .map(|q| format!("/cameras/add?{q}"))
+                .unwrap_or_default(),
+            instance: d.instance,
+            service_type: d.service_type,
+            host: d.host,
+            addresses: d
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            port: d.port,
+            path: d.path.unwrap_or_default(),
+            model: d.model.unwrap_or_default(),
+            first_seen: view::date_time(d.first_seen_micros),
+            last_seen: view::date_time(d.last_seen_micros),
+        })
+        .collect();
+    let index = state.index.clone();
+    let added = super::blocking(move || {
+        Ok(index
+            .cameras()?
+            .into_iter()
+            .map(|c| c.id.to_string())
+            .collect())
+    })
+    .await?;
+    render(&DiscoveredPage {
+        frame: frame_for(&state, &session.0).await?,
+        enabled: state.discovery.is_some(),
+        rows,
+        csrf: session.0.entry.csrf.clone(),
+        added,
+    })
+}
+
+/// A camera id from an announced name: `Front Door (2)` → `front-door-2`.
+fn suggested_name(instance: &str) -> String {
+    let mut name = String::new();
+    for c in instance.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    name.truncate(64);
+    name.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn suggested_names_are_camera_ids() {
+        assert_eq!(super::suggested_name("Front Door (2)"), "front-door-2");
+        assert_eq!(super::suggested_name("<script>"), "script");
+        assert_eq!(super::suggested_name("Ünïcode"), "n-code");
+    }
+}

@@ -1,0 +1,206 @@
+//! Discovery end to end with real parts: the GStreamer test camera announces itself
+//! over real mDNS (python-zeroconf) on loopback, the daemon browses with mdns-sd
+//! restricted to `lo`, and the owner's `/cameras/discovered` page over real HTTPS lists
+//! it with the right address, port and path. The owner follows its "Add…" link, saves,
+//! and the camera streams and records at once; the list then marks it as added. A
+//! shared user is refused (403).
+//!
+//! If multicast does not work on loopback here, the test fails and says so: it never
+//! passes without having seen a real announcement.
+
+mod common;
+mod webutil;
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::camera::{CameraOptions, TestCamera};
+use porchlight::camera::ConnectionState;
+use porchlight::model::CameraId;
+use webutil::{csrf, totp_secret, Server};
+
+const INSTANCE: &str = "Porch test camera";
+const GUEST: &str = "grandma";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+
+/// Sends one datagram to a multicast group on loopback and reads it back; panics
+/// with the reason when this machine cannot do multicast on `lo` (then discovery
+/// cannot be tested here, and that is a failure, not a skip).
+fn multicast_on_loopback_works() {
+    let group = Ipv4Addr::new(239, 255, 77, 77);
+    let lo = Ipv4Addr::LOCALHOST;
+    let check = || -> std::io::Result<()> {
+        let rx = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        rx.join_multicast_v4(&group, &lo)?;
+        rx.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let port = rx.local_addr()?.port();
+        let tx = UdpSocket::bind(SocketAddrV4::new(lo, 0))?;
+        tx.set_multicast_loop_v4(true)?;
+        tx.send_to(b"porchlight", SocketAddrV4::new(group, port))?;
+        let mut buf = [0u8; 16];
+        let (n, _) = rx.recv_from(&mut buf)?;
+        assert_eq!(&buf[..n], b"porchlight");
+        Ok(())
+    };
+    if let Err(e) = check() {
+        panic!("multicast is unavailable on the loopback interface here ({e}): mDNS discovery cannot be tested");
+    }
+}
+
+/// The discovered page's row for `INSTANCE`, waiting up to 30 s for it to appear.
+async fn row_for(owner: &mut webutil::Client) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let marker = format!("data-instance=\"{INSTANCE}\"");
+    loop {
+        let page = owner.get("/cameras/discovered").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        if let Some(rest) = page.body.split(&marker).nth(1) {
+            return rest.split("</tr>").next().unwrap_or("").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the announced camera was not discovered within 30 s (multicast on lo works, \
+             so mDNS itself failed); the page:\n{}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_user() {
+    multicast_on_loopback_works();
+    let camera = TestCamera::start(CameraOptions {
+        mdns: Some(INSTANCE.to_owned()),
+        ..Default::default()
+    });
+    let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
+    let (mut owner, _, _) = server.owner().await;
+
+    let control = owner.get("/control-centre").await;
+    assert!(
+        control.body.contains("Camera discovery: on (lo)"),
+        "the Control Centre says discovery is on: {}",
+        control.body
+    );
+    let row = row_for(&mut owner).await;
+    assert!(
+        row.contains(&format!("data-port=\"{}\"", camera.port())),
+        "{row}"
+    );
+    assert!(row.contains("data-path=\"/main\""), "{row}");
+    assert!(row.contains("data-addresses=\"127.0.0.1"), "{row}");
+    assert!(
+        row.contains("porchlight-test-camera"),
+        "the model from TXT: {row}"
+    );
+    assert!(
+        row.contains(&format!("rtsp://127.0.0.1:{}/main", camera.port())),
+        "the suggested URL: {row}"
+    );
+
+    // Adopt it from the list: the link prefills URL and name.
+    let link = row
+        .split("class=\"add\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an Add link for a camera not yet added")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let form = owner.get(&link).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let url = camera.main_url();
+    assert!(
+        form.body.contains(&format!("value=\"{url}\"")),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body.contains("value=\"porch-test-camera\""),
+        "{}",
+        form.body
+    );
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(&form.body)),
+                ("name", "porch-test-camera"),
+                ("url", &url),
+                ("mode", "continuous"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: CameraId = "porch-test-camera".parse().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let streaming = server
+            .daemon()
+            .registry
+            .get(&id)
+            .is_some_and(|c| c.status().state == ConnectionState::Streaming);
+        let recording = server
+            .daemon()
+            .index
+            .all_recordings()
+            .expect("recordings")
+            .iter()
+            .any(|rec| rec.camera == id);
+        if streaming && recording {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the adopted camera is not streaming and recording (streaming {streaming}, recording {recording})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = row_for(&mut owner).await;
+    assert!(row.contains("already added as porch-test-camera"), "{row}");
+
+    // A shared user (invited and enrolled through the real flow) is refused.
+    let page = owner.get("/users").await;
+    let r = owner
+        .post(
+            "/users/invite",
+            &[("csrf", &csrf(&page.body)), ("note", "guest")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r
+        .body
+        .split("id=\"invite-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .and_then(|l| l.split_once('#'))
+        .map(|(_, s)| s.to_owned())
+        .expect("the invitation's secret");
+    let mut guest = server.client();
+    guest.get("/invite").await;
+    let r = guest
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret.as_str()),
+                ("username", GUEST),
+                ("password", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    let page = guest.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let r = guest
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&totp))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refused = guest.get("/cameras/discovered").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.contains(INSTANCE));
+}
