@@ -3,8 +3,12 @@
 //! One walk through the product: set up the owner, enrol TOTP (the test computes the
 //! codes), log out and in, see the camera tile, watch live view (the video's
 //! `currentTime` advances), play the recording live view started and seek in it,
-//! download it, delete it, link a doorbell (API token) and revoke it. A screenshot of
-//! each page lands in `target/screenshots/`.
+//! download it, delete it, link a doorbell (API token) and revoke it. On the way the
+//! owner shares a clip and invites a shared user; afterwards, each in a fresh browser
+//! profile, a stranger watches the shared clip and the invitee makes an account, enrols
+//! TOTP, sees the camera and recordings without delete or share controls, and is
+//! refused (403) when forcing a delete. A screenshot of each page lands in
+//! `target/screenshots/`.
 
 mod common;
 
@@ -19,6 +23,15 @@ use serde_json::json;
 
 const OWNER: &str = "owner";
 const PASSWORD: &str = "correct horse battery staple 42";
+const GUEST: &str = "grandma";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+
+/// The links the owner makes on the way, opened afterwards in fresh browsers.
+#[derive(Default)]
+struct Links {
+    share: Option<String>,
+    invitation: Option<String>,
+}
 
 struct Driver {
     child: Child,
@@ -152,34 +165,49 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     let profile = tempfile::tempdir().expect("profile dir");
     let downloads = tempfile::tempdir().expect("download dir");
     let c = session(&driver, profile.path(), downloads.path()).await;
-    let shared = std::sync::Mutex::new(None);
-    let result = walk(&c, &base, &setup, &mut daemon, downloads.path(), &shared).await;
+    let links = std::sync::Mutex::new(Links::default());
+    let result = guarded(steps(
+        &c,
+        &base,
+        &setup,
+        &mut daemon,
+        downloads.path(),
+        &links,
+    ))
+    .await;
     let _ = c.close().await;
     if let Err(e) = result {
         daemon.stop();
         std::panic::resume_unwind(e);
     }
+    let links = links.into_inner().unwrap_or_else(|p| p.into_inner());
 
     // The share link made on the way, in a browser that has never seen this house
     // (fresh profile, no cookies); the recording itself was deleted meanwhile.
-    let link = shared
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .expect("a share link was made");
+    let link = links.share.expect("a share link was made");
     let stranger_profile = tempfile::tempdir().expect("profile dir");
     let s = session(&driver, stranger_profile.path(), downloads.path()).await;
-    let result = {
-        use futures::FutureExt;
-        std::panic::AssertUnwindSafe(watch_shared(&s, &link))
-            .catch_unwind()
-            .await
-    };
+    let mut result = guarded(watch_shared(&s, &link)).await;
     let _ = s.close().await;
+
+    // The invitation, accepted in another fresh browser.
+    if result.is_ok() {
+        let link = links.invitation.expect("an invitation was made");
+        let guest_profile = tempfile::tempdir().expect("profile dir");
+        let g = session(&driver, guest_profile.path(), downloads.path()).await;
+        result = guarded(invited_user(&g, &base, &link, &daemon)).await;
+        let _ = g.close().await;
+    }
     daemon.stop();
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// Runs one part of the test, catching its panic so the browser can be closed first.
+async fn guarded(part: impl std::future::Future<Output = ()>) -> Outcome {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(part).catch_unwind().await
 }
 
 /// Opens a share link and waits until its clip plays.
@@ -207,6 +235,176 @@ async fn watch_shared(c: &Client, link: &str) {
         "nothing of the house on a share page"
     );
     shot(c, "14-shared-clip").await;
+}
+
+/// Completes the forced TOTP enrolment: reads the key /enrol shows, enters the current
+/// code computed from it and continues past the recovery codes. Returns the key.
+async fn enrol(c: &Client, shots: [&str; 2]) -> String {
+    eventually(Duration::from_secs(10), "enrolment page", || async {
+        path(c).await == "/enrol"
+    })
+    .await;
+    shot(c, shots[0]).await;
+    let secret = c
+        .find(Locator::Id("totp-secret"))
+        .await
+        .expect("secret")
+        .text()
+        .await
+        .expect("text")
+        .replace(' ', "");
+    let code = porchlight::auth::totp::code_at(&secret, unix_now()).expect("code");
+    fill(c, "code", &code).await;
+    submit(c).await;
+    eventually(Duration::from_secs(10), "recovery codes", || async {
+        c.find(Locator::Id("recovery-codes")).await.is_ok()
+    })
+    .await;
+    shot(c, shots[1]).await;
+    click(c, Locator::Css("a.button"), "continue").await;
+    secret
+}
+
+/// The owner makes an invitation on /users; returns its link (shown once).
+async fn invite(c: &Client, base: &str) -> String {
+    c.goto(&format!("{base}/users")).await.expect("users");
+    fill(c, "note", "Grandma").await;
+    click(c, Locator::Id("invite"), "make an invitation link").await;
+    eventually(Duration::from_secs(10), "the invitation link", || async {
+        c.find(Locator::Id("invite-link")).await.is_ok()
+    })
+    .await;
+    let link = js(c, "return document.getElementById('invite-link').value")
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let secret = link.split_once("/invite#").map_or("", |(_, s)| s);
+    assert_eq!(secret.len(), 64, "the secret in the fragment: {link}");
+    shot(c, "15-invitation-made").await;
+    link
+}
+
+/// Asserts that nothing on the page matches `css`.
+async fn absent(c: &Client, css: &str, what: &str) {
+    let found = c.find_all(Locator::Css(css)).await.expect("find");
+    assert!(found.is_empty(), "{what} shown to a shared user");
+}
+
+/// The invitee opens the link, makes an account, enrols TOTP and looks around as a
+/// shared user: the camera and its recordings, but no delete or share controls, and a
+/// forced delete is refused (403) by the server.
+async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
+    c.goto(link).await.expect("open the invitation");
+    assert_eq!(path(c).await, "/invite");
+    let secret = link.split_once('#').map_or("", |(_, s)| s);
+    eventually(
+        Duration::from_secs(10),
+        "invite.js fills the code from the fragment",
+        || async { js(c, "return document.getElementById('invitation').value").await == secret },
+    )
+    .await;
+    fill(c, "username", GUEST).await;
+    fill(c, "password", GUEST_PASSWORD).await;
+    shot(c, "16-invitation").await;
+    submit(c).await;
+    enrol(c, ["17-invited-enrol", "18-invited-recovery-codes"]).await;
+
+    // The dashboard shows the camera, but nothing of the owner's.
+    eventually(Duration::from_secs(10), "dashboard", || async {
+        path(c).await == "/"
+    })
+    .await;
+    c.find(Locator::Id("camera-front-door"))
+        .await
+        .expect("the camera's tile");
+    absent(c, "header nav a[href='/users']", "Users").await;
+    shot(c, "19-invited-user").await;
+
+    // The day page: the doorbell's recording (the live-view one was deleted), without
+    // delete forms.
+    c.goto(&format!("{base}/cameras/front-door/recordings"))
+        .await
+        .expect("recordings");
+    eventually(Duration::from_secs(60), "a finished recording", || async {
+        let _ = c.refresh().await;
+        c.find(Locator::Css("ul.recordings a[href$='/download']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let download = c
+        .find(Locator::Css("ul.recordings a[href$='/download']"))
+        .await
+        .expect("download link")
+        .attr("href")
+        .await
+        .expect("attr")
+        .expect("href");
+    let id = download
+        .trim_start_matches("/recordings/")
+        .trim_end_matches("/download")
+        .to_owned();
+    absent(c, "form[action$='/delete']", "a delete form").await;
+    absent(c, "button.danger", "a delete button").await;
+    absent(c, "details.danger-zone", "delete all").await;
+    shot(c, "20-invited-recordings").await;
+
+    // The player: it plays, with Download but without Share or Delete.
+    c.goto(&format!("{base}/recordings/{id}"))
+        .await
+        .expect("player");
+    let plays = || async {
+        eventually(Duration::from_secs(20), "video metadata", || async {
+            number(
+                c,
+                "return document.getElementById('playback').duration || 0",
+            )
+            .await
+                > 1.0
+        })
+        .await
+    };
+    plays().await;
+    c.find(Locator::Id("download")).await.expect("download");
+    absent(c, "#delete, form[action$='/delete']", "Delete").await;
+    absent(
+        c,
+        "details.share, #share-create, form[action$='/share']",
+        "Share",
+    )
+    .await;
+    shot(c, "21-invited-player").await;
+
+    // Forcing the delete with the page's own form token: refused by the policy (not
+    // the token check), and the recording is still there.
+    let token = js(c, "return document.querySelector('input[name=csrf]').value")
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!token.is_empty(), "the page's form token");
+    let status = c
+        .execute_async(
+            "const [id, csrf, done] = arguments; \
+             fetch(`/recordings/${id}/delete`, { method: 'POST', \
+               body: new URLSearchParams({ csrf }), credentials: 'same-origin' }) \
+             .then(r => done(r.status), () => done(0));",
+            vec![json!(id), json!(token)],
+        )
+        .await
+        .expect("forced delete")
+        .as_u64();
+    assert_eq!(status, Some(403), "a shared user's delete");
+    eventually(Duration::from_secs(10), "the refusal logged", || async {
+        daemon
+            .log_text()
+            .lines()
+            .any(|l| l.contains("authorisation refused") && l.contains("DeleteRecording"))
+    })
+    .await;
+    c.refresh().await.expect("reload the player");
+    plays().await;
 }
 
 /// A WebDriver session of headless Chromium with its own profile.
@@ -243,27 +441,13 @@ async fn session(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
 
 type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
 
-async fn walk(
-    c: &Client,
-    base: &str,
-    setup: &Setup,
-    daemon: &mut Daemon,
-    downloads: &Path,
-    shared: &std::sync::Mutex<Option<String>>,
-) -> Outcome {
-    use futures::FutureExt;
-    std::panic::AssertUnwindSafe(steps(c, base, setup, daemon, downloads, shared))
-        .catch_unwind()
-        .await
-}
-
 async fn steps(
     c: &Client,
     base: &str,
     setup: &Setup,
     daemon: &mut Daemon,
     downloads: &Path,
-    shared: &std::sync::Mutex<Option<String>>,
+    links: &std::sync::Mutex<Links>,
 ) {
     // First run: the setup page asks for the code from the data directory.
     c.goto(&format!("{base}/")).await.expect("open");
@@ -296,28 +480,8 @@ async fn steps(
     }
 
     // Enrolment is forced; the test reads the key and computes the code.
-    eventually(Duration::from_secs(10), "enrolment page", || async {
-        path(c).await == "/enrol"
-    })
-    .await;
-    shot(c, "02-enrol").await;
-    let secret = c
-        .find(Locator::Id("totp-secret"))
-        .await
-        .expect("secret")
-        .text()
-        .await
-        .expect("text")
-        .replace(' ', "");
+    let secret = enrol(c, ["02-enrol", "03-recovery-codes"]).await;
     let totp = |at: u64| porchlight::auth::totp::code_at(&secret, at).expect("code");
-    fill(c, "code", &totp(unix_now())).await;
-    submit(c).await;
-    eventually(Duration::from_secs(10), "recovery codes", || async {
-        c.find(Locator::Id("recovery-codes")).await.is_ok()
-    })
-    .await;
-    shot(c, "03-recovery-codes").await;
-    click(c, Locator::Css("a.button"), "continue").await;
 
     // Log out and in again (the next step's code: the current one was just used).
     eventually(Duration::from_secs(10), "dashboard", || async {
@@ -455,7 +619,11 @@ async fn steps(
         .to_owned();
     assert!(link.contains("/s/") && link.contains('#'), "{link}");
     shot(c, "13-share-made").await;
-    *shared.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    links.lock().unwrap_or_else(|p| p.into_inner()).share = Some(link);
+
+    // Invite a shared user (accepted after this walk, in another browser).
+    let invitation = invite(c, base).await;
+    links.lock().unwrap_or_else(|p| p.into_inner()).invitation = Some(invitation);
     c.goto(&format!("{base}/recordings/{id}"))
         .await
         .expect("back to the player");
