@@ -39,16 +39,38 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct PasswordHashing {
     permits: Arc<Semaphore>,
-    /// A hash of a random password: verified against when an account does not exist,
-    /// so that an unknown name costs exactly what a wrong password costs.
+    /// A PHC string with our parameters, a random salt and a random "hash": verified
+    /// against when an account does not exist, so an unknown name costs exactly what a
+    /// wrong password costs (the same Argon2 run) and never matches. Made of random
+    /// bytes rather than by hashing, so start-up does not spend Argon2's 46 MiB.
     dummy: Arc<String>,
+}
+
+/// PHC's base64: the standard alphabet without padding.
+fn phc_b64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
 }
 
 impl PasswordHashing {
     pub fn new() -> Result<Self, AuthError> {
-        let mut random = [0u8; 32];
+        let mut random = [0u8; 48];
         getrandom::fill(&mut random).map_err(|e| AuthError::Internal(e.to_string()))?;
-        let dummy = hash_blocking(&hex::encode(random))?;
+        let dummy = format!(
+            "$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={PARALLELISM}${}${}",
+            phc_b64(&random[..16]),
+            phc_b64(&random[16..])
+        );
         Ok(PasswordHashing {
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_HASHES)),
             dummy: Arc::new(dummy),
@@ -130,6 +152,33 @@ pub fn weakness(password: &str, user_inputs: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phc_base64_matches_the_standard_alphabet_without_padding() {
+        assert_eq!(phc_b64(b""), "");
+        assert_eq!(phc_b64(b"f"), "Zg");
+        assert_eq!(phc_b64(b"fo"), "Zm8");
+        assert_eq!(phc_b64(b"foo"), "Zm9v");
+        assert_eq!(phc_b64(&[0xfb, 0xff]), "+/8");
+    }
+
+    /// The dummy is a real Argon2 check with our parameters (same cost as a wrong
+    /// password) that never matches, and is not an Argon2 run at start-up.
+    #[tokio::test]
+    async fn an_unknown_account_is_checked_against_the_dummy_and_never_matches() {
+        let hashing = PasswordHashing::new().expect("new");
+        assert!(hashing.dummy.starts_with("$argon2id$v=19$m=47104,t=2,p=1$"));
+        argon2::PasswordHash::new(hashing.dummy.as_str()).expect("a valid PHC string");
+        assert!(!hashing
+            .verify(None, "anything".into())
+            .await
+            .expect("verify"));
+        let real = hashing.hash("correct horse".into()).await.expect("hash");
+        assert!(hashing
+            .verify(Some(real), "correct horse".into())
+            .await
+            .expect("verify"));
+    }
 
     #[test]
     fn weak_and_short_passwords_are_refused_with_a_reason() {
