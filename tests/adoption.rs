@@ -9,9 +9,8 @@
 mod common;
 mod webutil;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
@@ -25,34 +24,7 @@ const PASSWORD: &str = "p@ss:w/rd%41 ok";
 /// Everything logged in this test binary: porchlight at every level, its
 /// dependencies (retina, hyper, …) at debug, more than the daemon ever logs.
 fn log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,porchlight=trace"))
-            .with_ansi(false)
-            .with_writer(move || Capture(sink.clone()))
-            .init();
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(data);
-        eprint!("{}", String::from_utf8_lossy(data));
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    webutil::capture_log("debug,porchlight=trace")
 }
 
 async fn add(owner: &mut Client, fields: &[(&str, &str)]) -> webutil::Reply {

@@ -10,8 +10,7 @@
 mod common;
 mod webutil;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::camera::{CameraOptions, TestCamera};
@@ -26,35 +25,7 @@ const CAMERAS: &str =
 /// Everything the daemon logs in this test binary: porchlight's own lines at every
 /// level, its dependencies' at the daemon's default level.
 fn log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,porchlight=trace"))
-            .with_ansi(false)
-            .with_writer(move || Capture(sink.clone()))
-            .init();
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(data);
-        // Shown with a failing test's output (the harness captures `eprint!`).
-        eprint!("{}", String::from_utf8_lossy(data));
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    webutil::capture_log("info,porchlight=trace")
 }
 
 fn logged() -> String {

@@ -66,17 +66,6 @@ impl Drop for Driver {
     }
 }
 
-fn web_base(daemon: &mut Daemon) -> String {
-    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
-    let log = daemon.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("web UI listening on https://"))
-        .expect("listening line");
-    let url = &line[line.find("https://").expect("url")..];
-    url[..url.find("/ ").expect("end")].to_owned()
-}
-
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -160,7 +149,7 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
         "",
     );
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     let driver = Driver::start();
     let profile = tempfile::tempdir().expect("profile dir");
     let downloads = tempfile::tempdir().expect("download dir");

@@ -12,34 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{CameraSpec, Daemon, Setup};
+use common::{CameraSpec, Setup};
 use porchlight::index::{AuditKind, AuditQuery};
 use webutil::{csrf, recovery_codes, totp_secret, Client, Server, OWNER, PASSWORD};
 
 const GUEST: &str = "grandma";
 const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
-
-/// Makes an invitation as `owner`; returns the secret from the link's fragment.
-async fn invite(owner: &mut Client, note: &str) -> String {
-    let page = owner.get("/users").await;
-    assert_eq!(page.status, 200);
-    let r = owner
-        .post(
-            "/users/invite",
-            &[("csrf", &csrf(&page.body)), ("note", note)],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let link = r
-        .body
-        .split("id=\"invite-link\"")
-        .nth(1)
-        .and_then(|s| s.split("value=\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .expect("the invitation link")
-        .to_owned();
-    link.split_once('#').expect("fragment").1.to_owned()
-}
 
 /// Accepts an invitation and enrols TOTP with `code`; returns the logged-in client,
 /// the TOTP secret and the recovery codes.
@@ -125,7 +103,7 @@ async fn device_handle(c: &mut Client) -> String {
 async fn personal_data_json_has_the_right_shape_and_no_secret() {
     let server = Server::start("").await;
     let (mut owner, owner_totp, owner_codes) = server.owner().await;
-    let secret = invite(&mut owner, "grandma").await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
     let (mut guest, guest_totp, guest_codes) =
         accept(&server.base(), &secret, |s| server.code(s)).await;
 
@@ -236,7 +214,7 @@ async fn personal_data_json_has_the_right_shape_and_no_secret() {
 async fn a_shared_user_deletes_their_account_and_their_open_sessions_end() {
     let server = Server::start("").await;
     let (mut owner, _, _) = server.owner().await;
-    let secret = invite(&mut owner, "grandma").await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
     let (mut guest, guest_totp, _) = accept(&server.base(), &secret, |s| server.code(s)).await;
     // A second device of theirs, logged in with password and TOTP.
     server.advance_secs(31);
@@ -340,19 +318,6 @@ async fn a_shared_user_deletes_their_account_and_their_open_sessions_end() {
 // ---------------------------------------------------------------------------------
 // The archive of everything and erase all, against the real daemon and camera.
 
-/// The HTTPS base URL the daemon logged.
-fn web_base(daemon: &mut Daemon) -> String {
-    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
-    let log = daemon.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("web UI listening on https://"))
-        .expect("listening line");
-    let start = line.find("https://").expect("url");
-    let url = &line[start..];
-    url[..url.find("/ ").expect("end of url")].to_owned()
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -430,7 +395,7 @@ async fn the_owner_exports_everything_then_erases_all_data() {
         "",
     );
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     let mut owner = real_owner(&base, &setup).await;
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -442,10 +407,10 @@ async fn the_owner_exports_everything_then_erases_all_data() {
     let id = recordings[0]["id"].as_str().expect("id").to_owned();
 
     let mut daemon = setup.start_daemon();
-    owner.base = web_base(&mut daemon);
+    owner.base = daemon.web_base();
     let base = owner.base.clone();
     // A shared user, a share link (a sealed copy) and a linked service.
-    let secret = invite(&mut owner, "grandma").await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
     let (mut guest, _, _) = accept(&base, &secret, real_code).await;
     let page = owner.get(&format!("/recordings/{id}")).await;
     let r = owner

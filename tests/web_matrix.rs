@@ -487,19 +487,6 @@ async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, Strin
     (id.to_owned(), secret.to_owned())
 }
 
-async fn invite(owner: &mut Client, note: &str) -> String {
-    let page = owner.get("/users").await;
-    let r = owner
-        .post(
-            "/users/invite",
-            &[("csrf", &csrf(&page.body)), ("note", note)],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let link = in_row(&r.body, "id=\"invite-link\"", "value=\"", "value=\"");
-    link.split_once('#').expect("fragment").1.to_owned()
-}
-
 /// Password then TOTP on a fresh client (the clock moves on a TOTP step first, so a
 /// code is never replayed).
 async fn login(server: &Server, name: &str, password: &str, secret: &str) -> Client {
@@ -589,7 +576,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
     let victim_event = put_event(server, 0xbbbb, holder, T0_MICROS - 20_000_000);
 
     // The shared user, through the real invitation and enrolment.
-    let secret = invite(&mut owner, "grandma").await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
     let mut guest = server.client();
     let r = guest
         .post(
@@ -617,7 +604,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
 
     // The support helper, through the real grant, invitation and enrolment.
     let (mut helper, helper_secret) = grant_support(server, &mut owner, recording).await;
-    let _ = invite(&mut owner, "victim invitation").await;
+    let _ = webutil::invite(&mut owner, "victim invitation").await;
     let users = owner.get("/users").await.body;
     let victim_invitation = in_row(
         &users,

@@ -9,21 +9,8 @@ mod webutil;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{CameraSpec, Daemon, Setup};
+use common::{CameraSpec, Setup};
 use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
-
-/// The HTTPS base URL the daemon logged.
-fn web_base(daemon: &mut Daemon) -> String {
-    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
-    let log = daemon.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("web UI listening on https://"))
-        .expect("listening line");
-    let start = line.find("https://").expect("url");
-    let url = &line[start..];
-    url[..url.find("/ ").expect("end of url")].to_owned()
-}
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -91,7 +78,7 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
         "",
     );
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     let mut c = owner(&base, &setup).await;
     // A failed login is logged in the fixed format a fail2ban filter matches.
     let mut guesser = Client::new(&base);
@@ -134,7 +121,7 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
 
     // The session survives the restart (it is in sled).
     let mut daemon = setup.start_daemon();
-    c.base = web_base(&mut daemon);
+    c.base = daemon.web_base();
     let video = format!("/recordings/{id}/video.mp4");
     let (status, content_range, body) = range(&mut c, &video, "bytes=0-99").await;
     assert_eq!(
@@ -249,14 +236,14 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
     let camera = TestCamera::start(CameraOptions::default());
     let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     let mut owner_client = owner(&base, &setup).await;
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(3)).await;
     daemon.stop();
     let id = setup.recordings()[0]["id"].as_str().expect("id").to_owned();
     let mut daemon = setup.start_daemon();
-    owner_client.base = web_base(&mut daemon);
+    owner_client.base = daemon.web_base();
     let base = owner_client.base.clone();
     let c = &mut owner_client;
 
@@ -464,7 +451,7 @@ async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged(
         "[recording]\nrollover_seconds = 5\n",
     );
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     let mut owner_client = owner(&base, &setup).await;
     daemon.wait_for_log("recording started", 2, Duration::from_secs(40));
     // Two finished recordings (5 s roll-over): one to tick, one not.

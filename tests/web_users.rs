@@ -13,32 +13,6 @@ const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
 const CAMERA: &str =
     "[[camera]]\nname = \"garden\"\nurl = \"rtsp://127.0.0.1:9/nothing\"\nmode = \"events\"\n";
 
-/// Makes an invitation as `owner`; returns the secret from the link's fragment.
-async fn invite(owner: &mut Client, note: &str) -> String {
-    let page = owner.get("/users").await;
-    assert_eq!(page.status, 200);
-    let r = owner
-        .post(
-            "/users/invite",
-            &[("csrf", &csrf(&page.body)), ("note", note)],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.header("cache-control"), "no-store");
-    let link = r
-        .body
-        .split("id=\"invite-link\"")
-        .nth(1)
-        .and_then(|s| s.split("value=\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .expect("the invitation link")
-        .to_owned();
-    let (path, secret) = link.split_once('#').expect("secret in the fragment");
-    assert!(path.ends_with("/invite"), "{path}");
-    assert_eq!(secret.len(), 64);
-    secret.to_owned()
-}
-
 async fn accept(server: &Server, secret: &str, name: &str) -> (Client, webutil::Reply) {
     let mut c = server.client();
     let page = c.get("/invite").await;
@@ -61,7 +35,7 @@ async fn accept(server: &Server, secret: &str, name: &str) -> (Client, webutil::
 async fn an_invited_shared_user_sees_but_cannot_change_and_removal_is_immediate() {
     let server = Server::start(CAMERA).await;
     let (mut owner, _, _) = server.owner().await;
-    let secret = invite(&mut owner, "Grandma <3").await;
+    let secret = webutil::invite(&mut owner, "Grandma <3").await;
     let users = owner.get("/users").await.body;
     assert!(
         users.contains("Grandma &#60;3"),
@@ -186,8 +160,8 @@ async fn an_invited_shared_user_sees_but_cannot_change_and_removal_is_immediate(
 async fn invitations_expire_after_48_hours_and_can_be_withdrawn() {
     let server = Server::start("").await;
     let (mut owner, secret_owner, _) = server.owner().await;
-    let late = invite(&mut owner, "late").await;
-    let withdrawn = invite(&mut owner, "withdrawn").await;
+    let late = webutil::invite(&mut owner, "late").await;
+    let withdrawn = webutil::invite(&mut owner, "withdrawn").await;
     let users = owner.get("/users").await.body;
     let handle = users
         .split("<tr><td>")

@@ -242,6 +242,18 @@ impl Daemon {
     }
 
     /// SIGKILL: a crash or power cut as far as the process can tell.
+    /// The HTTPS base URL (`https://127.0.0.1:PORT`) the daemon logged, once it did.
+    pub fn web_base(&mut self) -> String {
+        self.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
+        let log = self.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("web UI listening on https://"))
+            .expect("listening line");
+        let url = &line[line.find("https://").expect("url")..];
+        url[..url.find("/ ").expect("end of url")].to_owned()
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

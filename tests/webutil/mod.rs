@@ -284,6 +284,68 @@ impl Client {
     }
 }
 
+/// Makes an invitation as `owner` on /users; returns the secret from the link's
+/// fragment (checked: a 64-hex secret after `/invite#`, on a page not cached).
+pub async fn invite(owner: &mut Client, note: &str) -> String {
+    let page = owner.get("/users").await;
+    assert_eq!(page.status, 200);
+    let r = owner
+        .post(
+            "/users/invite",
+            &[("csrf", &csrf(&page.body)), ("note", note)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store");
+    let link = r
+        .body
+        .split("id=\"invite-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the invitation link")
+        .to_owned();
+    let (path, secret) = link.split_once('#').expect("secret in the fragment");
+    assert!(path.ends_with("/invite"), "{path}");
+    assert_eq!(secret.len(), 64);
+    secret.to_owned()
+}
+
+/// Captures every log line of this test binary (a global subscriber, installed once
+/// with `filter`), and echoes it to stderr so a failing test shows it.
+pub fn capture_log(filter: &str) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        // Shown with a failing test's output (the harness captures `eprint!`).
+        eprint!("{}", String::from_utf8_lossy(data));
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let i = text.find(start)? + start.len();
     let j = text[i..].find(end)? + i;
