@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,36 +88,15 @@ fn forward(mut from: TcpStream, mut to: TcpStream, paused: Arc<AtomicBool>) {
     let _ = from.shutdown(Shutdown::Both);
 }
 
-fn count_dir(path: String) -> usize {
-    std::fs::read_dir(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .count()
-}
-
-/// (open fds, threads) of a process.
-fn fds_and_threads(pid: u32) -> (usize, usize) {
-    (
-        count_dir(format!("/proc/{pid}/fd")),
-        count_dir(format!("/proc/{pid}/task")),
-    )
-}
-
 #[test]
 fn cut_and_stalled_connections_recover_without_leaks_and_recordings_decode() {
     let camera = TestCamera::start(CameraOptions::default());
     let proxy = Proxy::start(camera.port());
     let setup = Setup::new(&[], "");
-    let mut config = OpenOptions::new()
-        .append(true)
-        .open(&setup.config)
-        .expect("config");
-    write!(
-        config,
+    setup.append_config(&format!(
         "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:{}/main\"\nmode = \"continuous\"\nstall_timeout_seconds = 3\n",
         proxy.port
-    )
-    .expect("append camera");
-    drop(config);
+    ));
 
     let mut daemon = setup.start_daemon();
     let streaming = "camera porch: streaming";
@@ -152,7 +130,7 @@ fn cut_and_stalled_connections_recover_without_leaks_and_recordings_decode() {
     };
     cycle(&mut daemon, &mut streams);
     std::thread::sleep(Duration::from_secs(3));
-    let (fds0, threads0) = fds_and_threads(daemon.pid());
+    let (fds0, threads0) = daemon.fds_and_threads();
 
     for _ in 0..CUT_CYCLES {
         cycle(&mut daemon, &mut streams);
@@ -180,7 +158,7 @@ fn cut_and_stalled_connections_recover_without_leaks_and_recordings_decode() {
     daemon.wait_for_log(streaming, streams, Duration::from_secs(40));
     std::thread::sleep(Duration::from_secs(3));
 
-    let (fds1, threads1) = fds_and_threads(daemon.pid());
+    let (fds1, threads1) = daemon.fds_and_threads();
     println!("fds {fds0} -> {fds1}, threads {threads0} -> {threads1}");
     assert!(
         fds1 <= fds0 + FD_SLACK,
@@ -200,14 +178,7 @@ fn cut_and_stalled_connections_recover_without_leaks_and_recordings_decode() {
     );
     for r in &recordings {
         let id = r["id"].as_str().expect("id");
-        let out = setup.dir.path().join(format!("{id}.mp4"));
-        setup.cli_ok(&[
-            "export",
-            "--recording",
-            id,
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
+        let out = setup.export(id);
         assert_eq!(ffmpeg_decode_errors(&out), "", "recording {id} decodes");
     }
 }

@@ -140,14 +140,7 @@ fn fifty_kill_9s_lose_at_most_two_seconds_each_and_damage_nothing() {
     // Every recording, crashed or not, exports and decodes fully.
     for r in &recordings {
         let id = r["id"].as_str().expect("id");
-        let out = setup.dir.path().join(format!("{id}.mp4"));
-        setup.cli_ok(&[
-            "export",
-            "--recording",
-            id,
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
+        let out = setup.export(id);
         assert_eq!(
             ffprobe(&out).frames,
             r["frames"].as_u64().expect("frames"),

@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -105,17 +104,10 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
     let mut hostile = Hostile::start(MODES[0].0, 0);
     let port = hostile.port;
     let setup = Setup::new(&[CameraSpec::continuous("yard", &good.main_url())], "");
-    let mut config = OpenOptions::new()
-        .append(true)
-        .open(&setup.config)
-        .expect("config");
     // A short stall timeout: the giant-SPS mode answers PLAY and then sends nothing.
-    write!(
-        config,
+    setup.append_config(&format!(
         "[[camera]]\nname = \"hostile\"\nurl = \"rtsp://127.0.0.1:{port}/main\"\nmode = \"continuous\"\nstall_timeout_seconds = 2\n"
-    )
-    .expect("append the hostile camera");
-    drop(config);
+    ));
 
     let mut daemon = setup.start_daemon();
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
@@ -167,14 +159,7 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
     );
     for r in &recordings {
         let id = r["id"].as_str().expect("id");
-        let out = setup.dir.path().join(format!("{id}.mp4"));
-        setup.cli_ok(&[
-            "export",
-            "--recording",
-            id,
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
+        let out = setup.export(id);
         assert_eq!(ffmpeg_decode_errors(&out), "", "recording {id} decodes");
     }
     setup.cli_ok(&["check"]);

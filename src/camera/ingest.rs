@@ -219,7 +219,7 @@ async fn stream_session(
     let session_no = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let mut params: Option<Arc<VideoParams>> = None;
     let mut seen_key = false;
-    let mut first_pts: Option<i64> = None;
+    let mut timeline = super::timeline::Timeline::default();
 
     loop {
         let item = match tokio::time::timeout(config.stall_timeout, demuxed.next()).await {
@@ -250,9 +250,14 @@ async fn stream_session(
         }
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
-        let pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;
-        let base = *first_pts.get_or_insert(pts);
-        let pts = pts - base;
+        let camera_pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;
+        let placed = timeline.place(camera_pts, clock.now_micros());
+        if let Some(by) = placed.jumped {
+            let secs = by as f64 / f64::from(TIMESCALE);
+            let way = if by < 0 { "backwards" } else { "forwards" };
+            tracing::warn!(camera = %config.id, "camera {}: timestamps jumped {way} by {:.1} s; the recording continues on the daemon's timeline", config.id, secs.abs());
+        }
+        let pts = placed.pts;
         let frame = Frame {
             session: session_no,
             pts,

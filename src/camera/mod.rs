@@ -8,6 +8,7 @@
 mod backoff;
 pub mod guard;
 pub mod ingest;
+mod timeline;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

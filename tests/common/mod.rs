@@ -116,6 +116,29 @@ impl Setup {
             .expect("recordings --json prints a JSON array")
     }
 
+    /// Appends TOML (a `[[camera]]` table, say) to the config file.
+    pub fn append_config(&self, toml: &str) {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)
+            .expect("open config");
+        file.write_all(toml.as_bytes()).expect("append to config");
+    }
+
+    /// `porchlight export` of one recording to `<temp dir>/<id>.mp4`; returns the path.
+    pub fn export(&self, id: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("{id}.mp4"));
+        self.cli_ok(&[
+            "export",
+            "--recording",
+            id,
+            "--out",
+            out.to_str().expect("utf-8 temp path"),
+        ]);
+        out
+    }
+
     /// All recording files under the data dir.
     pub fn recording_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
@@ -241,7 +264,6 @@ impl Daemon {
         }
     }
 
-    /// SIGKILL: a crash or power cut as far as the process can tell.
     /// The HTTPS base URL (`https://127.0.0.1:PORT`) the daemon logged, once it did.
     pub fn web_base(&mut self) -> String {
         self.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
@@ -254,6 +276,21 @@ impl Daemon {
         url[..url.find("/ ").expect("end of url")].to_owned()
     }
 
+    /// (open file descriptors, threads) of the daemon: a leak per reconnect shows here.
+    pub fn fds_and_threads(&self) -> (usize, usize) {
+        let count = |path: String| {
+            fs::read_dir(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .count()
+        };
+        let pid = self.pid();
+        (
+            count(format!("/proc/{pid}/fd")),
+            count(format!("/proc/{pid}/task")),
+        )
+    }
+
+    /// SIGKILL: a crash or power cut as far as the process can tell.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
