@@ -15,7 +15,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	ffmpeg systemd \
 	chromium chromium-driver python3-aiosmtpd python3-zeroconf
 
-.PHONY: deps build test lint demo clean bench-ingest bench-motion bench-web fuzz-deps fuzz
+.PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web fuzz-deps fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -66,6 +66,11 @@ clean:
 	rm -rf var/demo
 
 # Benchmarks print tables; they assert nothing. BENCH_SECONDS shortens a run.
+# Every benchmark in one table (ingest, motion, decrypt, web, crash loss), each as a
+# ratio to a reference measured in the same run; writes BENCHMARKS.md. ~15 min.
+bench: deps
+	/usr/bin/python3 benches/all.py
+
 bench-ingest: build
 	/usr/bin/python3 benches/ingest.py
 

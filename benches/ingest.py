@@ -127,6 +127,12 @@ def main():
                 ratio = (ours / theirs) if theirs > 0 else float("nan")
                 print(f"| {label} | {n} | {ours / minutes:.3f} | {theirs / minutes:.3f} | {ratio:.2f}× | "
                       f"{ours_rss:.1f} | {40 + 4 * n} | {theirs_rss:.1f} |", flush=True)
+                what = f"{label}, {n} camera{'s' if n > 1 else ''}"
+                # Machine-readable lines for `make bench` (benches/all.py).
+                print(f"BENCH|ingest CPU vs ffmpeg -c copy|{what}|{ours / minutes:.3f} CPU s/stream-min|"
+                      f"{theirs / minutes:.3f} CPU s/stream-min|{ratio:.2f}×|≤ 0.50×", flush=True)
+                print(f"BENCH|ingest peak RSS vs ffmpeg|{what}|{ours_rss:.1f} MB|{theirs_rss:.1f} MB|"
+                      f"{ours_rss / theirs_rss if theirs_rss else float('nan'):.2f}×|≤ {40 + 4 * n} MB", flush=True)
         finally:
             camera.terminate()
             camera.wait(timeout=10)

@@ -17,22 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{CameraSpec, Daemon, Setup};
+use common::{CameraSpec, Setup};
 use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
 
 const CLIENTS: usize = 50;
 const RANGE: u64 = 256 * 1024;
-
-fn web_base(daemon: &mut Daemon) -> String {
-    daemon.wait_for_log("web UI listening on https://", 1, Duration::from_secs(30));
-    let log = daemon.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("web UI listening on https://"))
-        .expect("listening line");
-    let url = &line[line.find("https://").expect("url")..];
-    url[..url.find("/ ").expect("end")].to_owned()
-}
+/// Requests of the one-client reference run before the load.
+const UNLOADED_REQUESTS: usize = 90;
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -76,6 +67,60 @@ fn lost_frames(log: &str) -> (usize, u64) {
     (lines, frames)
 }
 
+/// One request of the mix, chosen by `i`: the dashboard, a day's recordings page, or
+/// a 256 KiB Range read at an offset derived from `i`. Returns (ok, is a page, bytes).
+async fn one_request(c: &mut Client, id: &str, len: u64, i: u64) -> (bool, bool, u64) {
+    match i % 3 {
+        0 => {
+            let r = c.get("/").await;
+            (r.status == 200, true, r.body.len() as u64)
+        }
+        1 => {
+            let r = c.get("/cameras/cam1/recordings").await;
+            (r.status == 200, true, r.body.len() as u64)
+        }
+        _ => {
+            let offset = (i >> 16) % len.saturating_sub(RANGE).max(1);
+            let req = c
+                .http
+                .get(format!("{}/recordings/{id}/video.mp4", c.base))
+                .header("range", format!("bytes={offset}-{}", offset + RANGE - 1))
+                .header("cookie", c.cookie_header());
+            match req.send().await {
+                Ok(r) => {
+                    let ok = r.status().as_u16() == 206;
+                    let n = r.bytes().await.map(|b| b.len() as u64).unwrap_or(0);
+                    (ok && n > 0, false, n)
+                }
+                Err(_) => (false, false, 0),
+            }
+        }
+    }
+}
+
+/// Latencies (ms) of one client alone: the same mix, one request at a time, so the
+/// loaded figures have a reference measured in the same run on the same data.
+async fn unloaded(c: &mut Client, id: &str, len: u64) -> (Vec<f64>, Vec<f64>) {
+    let (mut pages, mut ranges) = (Vec::new(), Vec::new());
+    let mut i: u64 = 12345;
+    for _ in 0..UNLOADED_REQUESTS {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let t = Instant::now();
+        let (ok, is_page, _) = one_request(c, id, len, i).await;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        match (ok, is_page) {
+            (true, true) => pages.push(ms),
+            (true, false) => ranges.push(ms),
+            _ => {}
+        }
+    }
+    pages.sort_by(f64::total_cmp);
+    ranges.sort_by(f64::total_cmp);
+    (pages, ranges)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`: do nothing then.
@@ -99,7 +144,7 @@ async fn main() {
         .collect();
     let setup = Setup::new(&cameras, "");
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
 
     // Ten sessions: the owner's, and nine more logged in with recovery codes (a TOTP
     // code works once per 30 s step); the 50 clients share them.
@@ -144,7 +189,7 @@ async fn main() {
     let recordings = setup.recordings();
     let id = recordings[0]["id"].as_str().expect("id").to_owned();
     let mut daemon = setup.start_daemon();
-    let base = web_base(&mut daemon);
+    let base = daemon.web_base();
     daemon.wait_for_log("recording started", 4, Duration::from_secs(30));
     let log_before = daemon.log_text();
     let mut probe = Client::new(&base);
@@ -155,6 +200,8 @@ async fn main() {
         .header("content-length")
         .parse()
         .expect("length");
+
+    let (alone_pages, alone_ranges) = unloaded(&mut probe, &id, len).await;
 
     let stats = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();
@@ -174,32 +221,7 @@ async fn main() {
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let t = Instant::now();
-                let (ok, is_page, bytes) = match i % 3 {
-                    0 => {
-                        let r = c.get("/").await;
-                        (r.status == 200, true, r.body.len() as u64)
-                    }
-                    1 => {
-                        let r = c.get("/cameras/cam1/recordings").await;
-                        (r.status == 200, true, r.body.len() as u64)
-                    }
-                    _ => {
-                        let offset = (i >> 16) % len.saturating_sub(RANGE).max(1);
-                        let req = c
-                            .http
-                            .get(format!("{base}/recordings/{id}/video.mp4"))
-                            .header("range", format!("bytes={offset}-{}", offset + RANGE - 1))
-                            .header("cookie", c.cookie_header());
-                        match req.send().await {
-                            Ok(r) => {
-                                let ok = r.status().as_u16() == 206;
-                                let n = r.bytes().await.map(|b| b.len() as u64).unwrap_or(0);
-                                (ok && n > 0, false, n)
-                            }
-                            Err(_) => (false, false, 0),
-                        }
-                    }
-                };
+                let (ok, is_page, bytes) = one_request(&mut c, &id, len, i).await;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
                 if !ok {
@@ -260,5 +282,23 @@ async fn main() {
         "frames lost by recorders during the run: {} ({} log lines)",
         frames_after,
         lines_after - lines_before
+    );
+    // For `make bench` (benches/all.py): loaded p99 next to one client's p50.
+    let group = format!("web under load (4 cameras recording, {CLIENTS} HTTPS clients)");
+    for (name, loaded, alone) in [
+        ("pages", &s.pages, &alone_pages),
+        ("256 KiB range reads", &s.ranges, &alone_ranges),
+    ] {
+        let (p99, p50_alone) = (percentile(loaded, 0.99), percentile(alone, 0.50));
+        println!(
+            "BENCH|{group}|{name}: {:.0} req/s, p99 (p50 {:.1} ms)|{p99:.1} ms|one client alone: p50 {p50_alone:.1} ms|{:.1}×|p99 < 100 ms",
+            loaded.len() as f64 / elapsed,
+            percentile(loaded, 0.50),
+            p99 / p50_alone
+        );
+    }
+    println!(
+        "BENCH|{group}|errors, frames lost by the recorders|{} errors, {} frames|—|—|0 and 0",
+        s.errors, frames_after
     );
 }

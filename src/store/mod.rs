@@ -18,6 +18,8 @@
 //! thread. Submodules: `crypto` (the only key holder), `format` (the byte layout),
 //! `writer`, `reader`, `recover` (torn tails, shredding), `mp4` (the container).
 
+#[cfg(test)]
+mod bench;
 pub mod crypto;
 pub mod error;
 pub mod format;
