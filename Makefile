@@ -15,7 +15,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	ffmpeg systemd \
 	chromium chromium-driver python3-aiosmtpd python3-zeroconf
 
-.PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web fuzz-deps fuzz
+.PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web soak fuzz-deps fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -82,6 +82,12 @@ bench-motion: deps
 # The web UI under load: 4 cameras recording, 50 HTTPS clients for 30 s (printed).
 bench-web: deps
 	$(CARGO) bench --locked --bench web
+
+# Soak: the same load for SOAK_MINUTES (default 30); RSS, fds, threads and frames
+# lost are printed each minute and compared first to last.
+SOAK_MINUTES ?= 30
+soak: deps
+	BENCH_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --locked --bench web
 
 # --- Packaging: .deb for amd64 and arm64 (packaging/README.md) ----------------------
 include packaging/packaging.mk

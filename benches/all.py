@@ -12,8 +12,9 @@ collects them. Every ratio compares two figures measured in the same run on this
 machine; nothing here is asserted. Full output of each step: target/bench/<step>.log.
 
 Environment: BENCH_SECONDS (ingest and web run length, default 20), BENCH_COUNTS
-(ingest camera counts, default 1,4), CRASH_LOOPS (default 20), BENCH_ONLY (comma list
-of steps), BENCH_OUT (default BENCHMARKS.md; empty = do not write).
+(ingest camera counts, default 1,4), CRASH_LOOPS (default 20), SOAK_MINUTES (adds the
+soak step: 4 cameras and 50 clients for that long), BENCH_ONLY (comma list of steps),
+BENCH_OUT (default BENCHMARKS.md; empty = do not write).
 """
 
 import datetime
@@ -39,6 +40,10 @@ STEPS = [
     ("crash", ["cargo", "test", "--release", "--locked", "--test", "crash_loop", "--",
                "--nocapture"], {"CRASH_LOOPS": LOOPS}),
 ]
+# The soak is 30 minutes on its own (`make soak`); included when SOAK_MINUTES is set.
+if os.environ.get("SOAK_MINUTES"):
+    STEPS.append(("soak", ["cargo", "bench", "--locked", "--bench", "web"],
+                  {"BENCH_SOAK_MINUTES": os.environ["SOAK_MINUTES"]}))
 
 
 def first_line(cmd):
@@ -101,7 +106,8 @@ def main():
 
     lines = [f"# Porchlight benchmarks", "",
              f"Made by `make bench` (benches/all.py) on {started:%Y-%m-%d %H:%M} UTC with "
-             f"BENCH_SECONDS={SECONDS} BENCH_COUNTS={COUNTS} CRASH_LOOPS={LOOPS}.", ""]
+             f"BENCH_SECONDS={SECONDS} BENCH_COUNTS={COUNTS} CRASH_LOOPS={LOOPS}"
+             + (f" SOAK_MINUTES={os.environ['SOAK_MINUTES']}" if os.environ.get("SOAK_MINUTES") else "") + ".", ""]
     lines += [f"- {m}" for m in machine()]
     lines += ["", "Every ratio compares two figures measured in the same run on this machine "
               "(lower is better except for decrypt, where 1.00× is the raw cipher's speed).", "",

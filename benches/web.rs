@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{CameraSpec, Setup};
+use common::{CameraSpec, Daemon, Setup};
 use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
 
 const CLIENTS: usize = 50;
@@ -121,6 +121,65 @@ async fn unloaded(c: &mut Client, id: &str, len: u64) -> (Vec<f64>, Vec<f64>) {
     (pages, ranges)
 }
 
+/// Resident memory of a process in MB (`VmRSS`).
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The soak (`make soak`): while the clients run, samples the daemon once a minute —
+/// RSS, open fds, threads, frames lost, requests and errors so far — and prints how
+/// each moved from the first sample (after a minute of warm-up) to the last.
+async fn soak(daemon: &Daemon, stats: &Mutex<Stats>, until: Instant) {
+    println!(
+        "{:>6} {:>8} {:>5} {:>8} {:>12} {:>10} {:>7}",
+        "minute", "RSS MB", "fds", "threads", "frames lost", "requests", "errors"
+    );
+    let mut rows: Vec<(f64, usize, usize, u64)> = Vec::new();
+    let mut minute = 0;
+    while Instant::now() + Duration::from_secs(60) <= until {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        minute += 1;
+        let rss = rss_mb(daemon.pid());
+        let (fds, threads) = daemon.fds_and_threads();
+        let (_, lost) = lost_frames(&daemon.log_text());
+        let (requests, errors) = {
+            let s = stats.lock().unwrap_or_else(|p| p.into_inner());
+            (s.pages.len() + s.ranges.len(), s.errors)
+        };
+        println!(
+            "{minute:>6} {rss:>8.1} {fds:>5} {threads:>8} {lost:>12} {requests:>10} {errors:>7}"
+        );
+        rows.push((rss, fds, threads, lost));
+    }
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        println!("soak: shorter than two samples");
+        return;
+    };
+    let group = "soak (4 cameras, 50 HTTPS clients)";
+    println!(
+        "BENCH|{group}|RSS, minute 1 → {minute}|{:.1} MB|{:.1} MB at minute 1|{:.2}×|flat",
+        last.0,
+        first.0,
+        last.0 / first.0
+    );
+    println!(
+        "BENCH|{group}|open fds / threads, minute 1 → {minute}|{} / {}|{} / {} at minute 1|{:.2}×|flat",
+        last.1, last.2, first.1, first.2, last.1 as f64 / first.1 as f64
+    );
+    println!(
+        "BENCH|{group}|frames lost by the recorders, minute 1 → {minute}|{}|{} at minute 1|—|no growth",
+        last.3, first.3
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo test --all-targets` runs bench binaries without `--bench`: do nothing then.
@@ -128,10 +187,15 @@ async fn main() {
         println!("bench-web runs with `make bench-web` (cargo bench --bench web)");
         return;
     }
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
+    let soak_minutes: Option<u64> = std::env::var("BENCH_SOAK_MINUTES")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .and_then(|s| s.parse().ok());
+    let seconds: u64 = soak_minutes.map(|m| m * 60).unwrap_or_else(|| {
+        std::env::var("BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30)
+    });
     // The realistic 1080p stream (~4.5 Mbit/s), one encoder shared by the four
     // sessions so the camera's own cost stays that of one stream.
     let camera = TestCamera::start(CameraOptions {
@@ -234,6 +298,9 @@ async fn main() {
                 s.bytes += bytes;
             }
         }));
+    }
+    if soak_minutes.is_some() {
+        soak(&daemon, &stats, until).await;
     }
     for t in tasks {
         let _ = t.await;
