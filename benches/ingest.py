@@ -8,8 +8,9 @@ and print CPU seconds per stream-minute and peak RSS for both, with the ratios.
 Both run against the same shared camera pipeline (`--shared`), so the camera's own
 encoding cost is the same for both and is not counted (it is another process).
 
-CPU comes from /proc/PID/stat (utime + stime) sampled after a warm-up, so start-up
-work is excluded; peak RSS is VmHWM from /proc/PID/status. Nothing is asserted.
+CPU is the threads' time on a CPU from /proc/PID/task/*/schedstat (ns resolution),
+sampled after a warm-up, so start-up work is excluded; peak RSS is VmHWM from
+/proc/PID/status. Nothing is asserted.
 """
 
 import json
@@ -23,7 +24,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "porchlight")
+# PORCHLIGHT_BIN: another build to compare (an A/B of a change).
+BIN = os.environ.get("PORCHLIGHT_BIN", os.path.join(ROOT, "target", "release", "porchlight"))
 CAMERA = os.path.join(ROOT, "tests", "camera", "rtsp_camera.py")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 COUNTS = [int(n) for n in os.environ.get("BENCH_COUNTS", "1,4,8").split(",")]
@@ -32,9 +34,23 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU time of all live threads of `pid`, in ns resolution from schedstat.
+
+    utime+stime in /proc/PID/stat count 10 ms ticks: one camera at 720p costs a few
+    ms of CPU a second, so a 20 s run would be a handful of ticks. schedstat's first
+    field is the thread's time on a CPU in ns. Threads that exit during the run take
+    their time with them; neither program starts or ends threads while streaming.
+    """
+    total = 0.0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0]) / 1e9
+        return total
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def peak_rss_mb(pid):
