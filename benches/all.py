@@ -66,8 +66,10 @@ def machine():
             mem_kb = int(f.readline().split()[1])
     except OSError:
         mem_kb = 0
+    load = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
     return [
-        f"machine: {platform.machine()}, {model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.1f} GiB RAM",
+        f"machine: {platform.machine()}, {model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.1f} GiB RAM"
+        f" (load average at the end: {load}; anything else running competes with every figure)",
         f"system: {platform.platform()}",
         f"tools: {first_line(['rustc', '--version'])}; {first_line(['ffmpeg', '-version'])}",
         f"commit: {first_line(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'])}"
