@@ -28,7 +28,7 @@ use porchlight::index::{EventEntry, RecordingEntry, RecordingState};
 use porchlight::model::{CameraId, EventId, RecordingId, Trigger};
 use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
 use porchlight::store::NewRecording;
-use webutil::{csrf, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
+use webutil::{csrf, make_token, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
 
 const CAMERA: &str =
     "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n";
@@ -147,6 +147,7 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/recordings/{id}/download",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("POST", "/recordings/{id}/delete",            [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/events/{id}/thumbnail.jpg",         [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("POST", "/events/{id}/share",                 [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/events/{id}/delete",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/delete-everything",                 [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/delete-everything",                 [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
@@ -460,18 +461,6 @@ fn in_row(html: &str, row: &str, within: &str, start: &str) -> String {
         .to_owned()
 }
 
-async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> String {
-    let page = owner.get("/linked-services").await;
-    let token = csrf(&page.body);
-    let mut form = vec![("csrf", token.as_str()), ("name", name)];
-    form.extend(scopes.iter().map(|s| ("scope", *s)));
-    let r = owner.post("/linked-services", &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let marker = "id=\"token\" class=\"secret\">";
-    let start = r.body.find(marker).expect("the token") + marker.len();
-    r.body[start..].split('<').next().expect("token").to_owned()
-}
-
 async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, String) {
     let page = owner.get(&format!("/recordings/{recording}")).await;
     let r = owner
@@ -744,7 +733,9 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/notifications" => vec![("quiet_start", v("22:00")), ("quiet_end", v("07:00"))],
         "/support-access/grant" => vec![("helper", v("from the matrix")), ("hours", v("4"))],
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
-        "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
+        "/recordings/{id}/share" | "/events/{id}/share" => {
+            vec![("hours", v("24")), ("views", v(""))]
+        }
         // Wrong on purpose: these would destroy what later cells need.
         "/cameras/{camera}/delete"
         | "/delete-everything"

@@ -35,7 +35,7 @@
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
-//! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
+//! | `POST /recordings/{id}/share`, `/events/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one (of a recording or an event's clip), list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
 //! | `GET /my-data`, `/my-data.json`, `POST /my-data/delete-account` | the user's data: what it holds, its JSON download; a shared user deletes their account |
@@ -233,6 +233,7 @@ pub fn app(state: WebState) -> Router {
         )
         .route("/events/{id}/thumbnail.jpg", get(pages::events::thumbnail))
         .route("/events/{id}/delete", post(pages::events::delete))
+        .route("/events/{id}/share", post(pages::shares::create_for_event))
         .route(
             "/delete-everything",
             get(pages::recordings::delete_everything_page)
