@@ -5,8 +5,8 @@
 //! or a row for a route that is gone — fails the test.
 //!
 //! Principals: anonymous; the owner; a shared user (invited and enrolled through the
-//! real flow); an API token with every scope; an API token with only `live:read` (a
-//! scope none of the API routes takes: tokens need at least one); a share-link holder
+//! real flow); an API token with every scope; an API token with only `events:read` (so
+//! each API route is tried with and without its scope); a share-link holder
 //! (the viewer cookie of link A, sent on every request, not only under its path); a
 //! support helper (granted 4 hours by the owner from `/support-access` with one
 //! recording ticked — the one the table plays — then accepted and enrolled through the
@@ -54,6 +54,8 @@ enum Expect {
     Unauth,
     /// 404.
     NotFound,
+    /// 503: allowed, but the thing is not available (a camera that is not streaming).
+    Unavail,
 }
 
 use Expect::*;
@@ -64,7 +66,7 @@ const WHO: [&str; 7] = [
     "owner",
     "shared",
     "token-all",
-    "token-none",
+    "token-events",
     "link-A",
     "support",
 ];
@@ -73,14 +75,14 @@ const SHARED_COL: usize = 2;
 const SUPPORT_COL: usize = 6;
 
 /// Every route the router serves. Columns: anonymous, owner, shared user, token with
-/// every scope, token with only an unrelated scope, holder of link A, support helper
+/// every scope, token with only `events:read`, holder of link A, support helper
 /// (with the played recording ticked).
 ///
 /// The inputs (which object, which form) are in [`path_for`] and [`form_for`]; where
 /// the owner's cell is `Bad` the form is deliberately wrong so nothing is destroyed.
 #[rustfmt::skip]
 const TABLE: &[(&str, &str, [Expect; 7])] = &[
-    // method  route                               anon      owner     shared    tok-all   tok-none  link-A    support
+    // method  route                               anon      owner     shared    tok-all   tok-evts  link-A    support
     ("GET",  "/",                                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
     ("POST", "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
@@ -132,8 +134,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     // The owner's form is wrong on purpose (a name that is no camera id): no camera is added.
     ("POST", "/cameras/add",                       [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
-    // Tokens with live:read are allowed LiveView by the policy, but no route takes a
-    // token for it: the WebSocket is for browser sessions only.
+    // Tokens with live:read are allowed LiveView by the policy, but only the API's
+    // snapshot takes a token for it: the WebSocket is for browser sessions only.
     ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // The owner's confirmation is wrong on purpose (and porch is from the config file).
@@ -156,8 +158,11 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("POST", "/linked-services/revoke",            [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/static/{file}",                     [Allow,    Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
     ("POST", "/api/v1/cameras/{camera}/trigger",   [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
-    ("GET",  "/api/v1/events",                     [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
-    ("GET",  "/api/v1/events/stream",              [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
+    ("GET",  "/api/v1/events",                     [Unauth,   Unauth,   Unauth,   Allow,    Allow,    Unauth,   Unauth]),
+    ("GET",  "/api/v1/events/stream",              [Unauth,   Unauth,   Unauth,   Allow,    Allow,    Unauth,   Unauth]),
+    // live:read: porch points at a port nothing listens on, so a token with the scope
+    // gets past every check to "not streaming".
+    ("GET",  "/api/v1/cameras/{camera}/snapshot.jpg", [Unauth, Unauth,  Unauth,   Unavail,  Forbid,   Unauth,   Unauth]),
     // These end the session they are sent with: they run last, each principal with a
     // fresh login of its own.
     ("POST", "/logout",                            [Forbid,   Out,      Out,      Forbid,   Forbid,   Forbid,   Out]),
@@ -614,7 +619,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         &["events:read", "trigger:write", "live:read"],
     )
     .await;
-    let token_none = make_token(&mut owner, "unrelated", &["live:read"]).await;
+    let token_events = make_token(&mut owner, "events only", &["events:read"]).await;
     let _ = make_token(&mut owner, "victim token", &["events:read"]).await;
     let services = owner.get("/linked-services").await.body;
     let token_id = |name: &str| {
@@ -650,7 +655,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         session_creds(&mut owner).await,
         session_creds(&mut guest).await,
         bearer(&token_all),
-        bearer(&token_none),
+        bearer(&token_events),
         Creds {
             cookie: Some(viewer_cookie),
             ..Creds::default()
@@ -845,6 +850,7 @@ fn outcome(s: &Sent) -> Option<Expect> {
         401 => Unauth,
         403 => Forbid,
         404 => NotFound,
+        503 => Unavail,
         _ => return None,
     })
 }

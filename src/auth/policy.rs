@@ -8,7 +8,8 @@
 //!
 //! A linked service (an API token) may do exactly what its scopes name and nothing
 //! else: `events:read` reads events, `trigger:write` triggers a camera, `live:read`
-//! watches live video. It never reaches pages, recordings or settings.
+//! sees a camera's live picture (the API's snapshot). It never reaches pages,
+//! recordings or settings.
 
 use crate::index::{Role, Scope, TokenId, UserId};
 use crate::model::{CameraId, RecordingId};

@@ -53,6 +53,7 @@
 //! | `POST /api/v1/cameras/{cam}/trigger` | `trigger:write` | the doorbell: record now |
 //! | `GET /api/v1/events` | `events:read` | recent events (`camera`, `since`, `limit`) |
 //! | `GET /api/v1/events/stream` | `events:read` | server-sent events as events begin |
+//! | `GET /api/v1/cameras/{cam}/snapshot.jpg` | `live:read` | the camera's picture now (its next keyframe as JPEG) |
 
 mod api;
 mod assets;
