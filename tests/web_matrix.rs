@@ -109,6 +109,10 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/account/password",                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     // Empty form: refused on input (never a real password attempt, which would count).
     ("POST", "/account/password",                  [Login,    Bad,      Bad,      Login,    Login,    Login,    Bad]),
+    // Setting up one's own two-step verification again: everyone with an account (the
+    // empty form is refused on input, never a real password or code attempt).
+    ("GET",  "/account/two-step",                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("POST", "/account/two-step",                  [Login,    Bad,      Bad,      Login,    Login,    Login,    Bad]),
     // Event notifications are for the house's people, not for a support helper.
     ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
@@ -119,6 +123,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/users",                             [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/users/invite",                      [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/users/{id}/remove",                 [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    // The owner's own account: reset from here is refused (they re-enrol themselves).
+    ("POST", "/users/{id}/reset-two-step",         [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/invitations/revoke",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/invite",                            [Allow,    Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
     ("POST", "/invite",                            [Bad,      Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
