@@ -476,6 +476,31 @@ async fn setting_up_two_step_again_swaps_the_app_at_once_and_sends_a_notice() {
         "{log}"
     );
     assert!(log.contains("1 other session(s) ended"), "{log}");
+
+    // Once more, with a recovery code in place of the current app's code.
+    let page = laptop.get("/account/two-step").await;
+    let third_secret = totp_secret(&page.body);
+    assert_ne!(third_secret, new_secret, "a fresh key each time");
+    server.advance_secs(30);
+    let r = laptop
+        .post(
+            "/account/two-step",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("password", PASSWORD),
+                ("old_code", new_codes[1].as_str()),
+                ("new_code", server.code(&third_secret).as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.advance_secs(30);
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &new_codes[2]).await;
+    assert_eq!(status, 401, "the codes it replaced");
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &server.code(&third_secret)).await;
+    assert_eq!(status, 303);
+    let log = laptop.get("/activity?kind=two_factor_changed").await.body;
+    assert!(log.contains("the password and a recovery code"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,10 @@ impl Auth {
         let (codes, stored) = recovery::generate();
         let swapped: Result<(), UpdateError<Refusal>> =
             self.inner.index.update_user(current.user.id, |u| {
+                // The new app first: a refusal then leaves the old code unchecked, so a
+                // code is never found good without being used up.
+                let step =
+                    totp::verify(&new_secret, new_code, now_secs, None).ok_or(Refusal::NewCode)?;
                 let t = u.totp.as_ref().ok_or(Refusal::OldFactor)?;
                 if old_is_totp {
                     let last = (t.last_step > 0).then_some(t.last_step);
@@ -125,8 +129,7 @@ impl Auth {
                 } else {
                     recovery::find(&u.recovery_codes, old_code).ok_or(Refusal::OldFactor)?;
                 }
-                let step =
-                    totp::verify(&new_secret, new_code, now_secs, None).ok_or(Refusal::NewCode)?;
+                // Replacing the seed and the codes uses up the old code with them.
                 u.totp = Some(TotpEntry {
                     secret_sealed: sealed.clone(),
                     last_step: step,

@@ -247,4 +247,79 @@ mod tests {
         assert!(!store.share_path(42).exists());
         store.delete_share(42).expect("unsharing twice is fine");
     }
+
+    #[test]
+    fn a_clip_from_two_recordings_is_one_recording_with_one_timeline() {
+        use crate::store::mp4::parse_fragmented;
+        use crate::store::mp4::testutil::{synthetic_samples, synthetic_track, write_recording};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let camera: CameraId = "porch".parse().expect("name");
+        let track = synthetic_track();
+        let samples = synthetic_samples(40, 10);
+        // Two recordings, each with its own decode times from 0, as the recorder writes.
+        let mut sources = Vec::new();
+        for (n, part) in samples.chunks(20).enumerate() {
+            let id = RecordingId(100 + n as u64);
+            let (body, _) = write_recording(&track, part, &[10], 0);
+            let (mut w, _) = store
+                .create_recording(&NewRecording {
+                    id,
+                    camera: camera.clone(),
+                    start_micros: 1_000 + n as i64 * 2_000_000,
+                    trigger: Trigger::Motion,
+                })
+                .expect("create");
+            w.write_all(&body).expect("write");
+            w.finish().expect("finish");
+            sources.push(id);
+        }
+        // The second half of the first recording and all of the second.
+        let mut refs = Vec::new();
+        for (n, id) in sources.iter().enumerate() {
+            let mut parsed = store
+                .open_recording(&camera, *id)
+                .expect("open")
+                .parse()
+                .expect("parse");
+            let from = if n == 0 { 10 } else { 0 };
+            for s in &mut parsed.samples[from..] {
+                s.source = n as u32;
+                refs.push(*s);
+            }
+        }
+        let secret = [3u8; SHARE_SECRET_LEN];
+        let key = MasterKey::for_share_link(&secret);
+        let clip = Clip {
+            camera: &camera,
+            sources: &sources,
+            track: &track,
+            samples: &refs,
+            start_micros: 1_000,
+        };
+        store.copy_clip_for_share(&clip, 9, &key).expect("copy");
+
+        let mut copy = store.open_share(9, &key).expect("open");
+        let plain = read_all(&mut copy);
+        let parsed = parse_fragmented(&mut plain.as_slice()).expect("our format");
+        assert_eq!(parsed.track, track);
+        assert_eq!(parsed.samples.len(), 30);
+        let mut t = 0;
+        for (got, want) in parsed.samples.iter().zip(&samples[10..]) {
+            assert_eq!(got.decode_time, t, "one timeline across the join");
+            assert_eq!((got.duration, got.is_sync), (want.duration, want.is_sync));
+            let at = got.offset as usize;
+            assert_eq!(&plain[at..at + got.size as usize], &want.data[..]);
+            t += u64::from(want.duration);
+        }
+
+        // A clip must start at a keyframe: nothing is written otherwise.
+        let bad = Clip {
+            samples: &refs[1..],
+            ..clip
+        };
+        assert!(store.copy_clip_for_share(&bad, 10, &key).is_err());
+        assert!(!store.share_path(10).exists());
+    }
 }
