@@ -210,6 +210,8 @@ struct RecordingLine {
 struct ShareLine {
     id: String,
     recording: String,
+    /// Set when the link is to an event's clip rather than one recording.
+    event: Option<String>,
     camera: String,
     created_by: String,
     created: String,
@@ -308,6 +310,7 @@ pub fn write_everything(
             .map(|s| ShareLine {
                 id: format!("{:016x}", s.id),
                 recording: s.recording.to_string(),
+                event: s.event.map(|e| e.to_string()),
                 camera: s.camera.to_string(),
                 created_by: s.created_by_name,
                 created: rfc3339(s.created_micros),

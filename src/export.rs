@@ -219,8 +219,37 @@ impl Planned {
     }
 }
 
+/// The frames a request covers: which recordings, and which of their samples (each
+/// [`SampleRef::source`] indexes `used`), all with one set of track parameters.
+pub struct Selection {
+    pub track: TrackParams,
+    pub used: Vec<RecordingEntry>,
+    pub samples: Vec<SampleRef>,
+}
+
 /// Lays out what `request` asks for (reading only the recordings' sample tables).
 pub fn plan(store: &Store, index: &Index, request: &Request) -> Result<Planned, ExportError> {
+    let Selection {
+        track,
+        used,
+        samples,
+    } = select(store, index, request)?;
+    let first = used.first().map(|e| e.id).unwrap_or(RecordingId(0));
+    let tracks = vec![track; used.len()];
+    let mp4 = ProgressiveMp4::new(&tracks, &samples).map_err(|source| ExportError::Container {
+        recording: first,
+        source,
+    })?;
+    Ok(Planned {
+        mp4,
+        frames: samples.len(),
+        used,
+    })
+}
+
+/// Chooses the recordings and samples `request` covers (reading only sample tables).
+/// Also what a share link of an event copies.
+pub fn select(store: &Store, index: &Index, request: &Request) -> Result<Selection, ExportError> {
     let entries = match request {
         Request::Recording(id) => {
             let entry = index
@@ -295,17 +324,13 @@ pub fn plan(store: &Store, index: &Index, request: &Request) -> Result<Planned, 
             },
         });
     }
-    // Decode times restart in each recording; the progressive file needs one timeline.
-    let first = used.first().map(|e| e.id).unwrap_or(RecordingId(0));
-    let mp4 = ProgressiveMp4::new(&tracks, &samples).map_err(|source| ExportError::Container {
-        recording: first,
-        source,
-    })?;
-
-    Ok(Planned {
-        mp4,
-        frames: samples.len(),
+    // Decode times restart in each recording; whoever lays the samples out makes one
+    // timeline of them.
+    let track = tracks.swap_remove(0);
+    Ok(Selection {
+        track,
         used,
+        samples,
     })
 }
 

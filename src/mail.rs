@@ -77,6 +77,7 @@ fn subject(kind: AlertKind) -> &'static str {
         AlertKind::PasswordChanged => "Porchlight: your password was changed",
         AlertKind::ShareCreated => "Porchlight: a share link was made",
         AlertKind::AccountDeleted => "Porchlight: a shared user deleted their account",
+        AlertKind::TwoFactorChanged => "Porchlight: your two-step verification was changed",
     }
 }
 

@@ -1,5 +1,6 @@
-//! Share links: a copy of one recording that someone without an account can watch
-//! and download through a link, until it expires, runs out of views or is unshared.
+//! Share links: a copy of one recording, or of one event's clip (which may span
+//! several recordings), that someone without an account can watch and download
+//! through a link, until it expires, runs out of views or is unshared.
 //!
 //! The link is `/s/<id>#<secret>`. The secret (256 random bits, hex) travels only in
 //! the URL fragment, which browsers never send; the page's script posts it once to
@@ -26,10 +27,11 @@ use zeroize::Zeroizing;
 use crate::audit::{Actor, Audit};
 use crate::auth::throttle;
 use crate::clock::Clock;
+use crate::export::{self, ExportError};
 use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
-use crate::model::RecordingId;
+use crate::model::{EventId, RecordingId};
 use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
-use crate::store::{RecordingReader, Store, StoreError};
+use crate::store::{Clip, RecordingReader, Store, StoreError};
 
 /// How long a viewer token lasts (it never outlives the link).
 pub const VIEWER_LIFETIME: Duration = Duration::from_secs(3600);
@@ -49,6 +51,12 @@ pub enum ShareError {
     NotFinished(RecordingId),
     #[error("no recording {0}")]
     NoSuchRecording(RecordingId),
+    #[error("no event {0}")]
+    NoSuchEvent(EventId),
+    #[error("event {0} is still being recorded; share it when it is over")]
+    EventNotFinished(EventId),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -95,6 +103,18 @@ fn token_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+fn check_limits(lifetime: Duration, max_views: Option<u32>) -> Result<(), ShareError> {
+    if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+        return Err(ShareError::Invalid(
+            "a link lives between one hour and 30 days".into(),
+        ));
+    }
+    if max_views == Some(0) {
+        return Err(ShareError::Invalid("a view limit is at least 1".into()));
+    }
+    Ok(())
+}
+
 /// Parses a link id as shown in URLs (16 hex digits).
 pub fn parse_link_id(raw: &str) -> Option<u64> {
     (raw.len() == 16 && raw.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -134,14 +154,7 @@ impl Shares {
         lifetime: Duration,
         max_views: Option<u32>,
     ) -> Result<CreatedLink, ShareError> {
-        if lifetime.is_zero() || lifetime > MAX_LIFETIME {
-            return Err(ShareError::Invalid(
-                "a link lives between one hour and 30 days".into(),
-            ));
-        }
-        if max_views == Some(0) {
-            return Err(ShareError::Invalid("a view limit is at least 1".into()));
-        }
+        check_limits(lifetime, max_views)?;
         let entry = self
             .inner
             .index
@@ -150,51 +163,149 @@ impl Shares {
         if entry.state != RecordingState::Finished {
             return Err(ShareError::NotFinished(recording));
         }
-        let id = loop {
-            let id = u64::from_be_bytes(random());
-            if id != 0 && self.inner.index.get_share(id)?.is_none() {
-                break id;
-            }
-        };
+        let id = self.new_link_id()?;
         let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
         let key = MasterKey::for_share_link(&secret);
         let bytes = self
             .inner
             .store
             .copy_for_share(&entry.camera, entry.id, id, &key)?;
-        let now = self.now();
         let share = ShareEntry {
             id,
             recording,
+            event: None,
             camera: entry.camera.clone(),
             start_micros: entry.start_micros,
             end_micros: entry.end_micros,
             created_by: actor.user.unwrap_or(crate::index::UserId(0)),
             created_by_name: actor.name.clone(),
-            created_micros: now,
-            expires_micros: now.saturating_add(lifetime.as_micros() as i64),
+            created_micros: 0,
+            expires_micros: 0,
             max_views,
             views: 0,
             check: hex::encode(share_check(&secret)),
             bytes,
         };
-        if let Err(e) = self.inner.index.put_share(&share) {
-            let _ = self.inner.store.delete_share(id);
-            return Err(e.into());
-        }
-        tracing::info!(link = %format!("{id:016x}"), recording = %recording, "share link created");
-        self.inner.audit.record(
-            AuditKind::ShareCreated,
-            actor,
-            format!(
-                "link {id:016x} to recording {recording} of camera {}",
-                entry.camera
-            ),
-        );
+        let what = format!("recording {recording} of camera {}", entry.camera);
+        self.save(share, lifetime, actor, what)?;
         Ok(CreatedLink {
             id,
             secret: Zeroizing::new(hex::encode(*secret)),
         })
+    }
+
+    /// Copies event `event`'s clip for a new link: its frames from the keyframe at or
+    /// before its start (which includes the pre-roll) to its end, across every
+    /// recording it spans, as one file. Blocking (it copies the frames).
+    pub fn create_for_event(
+        &self,
+        actor: &Actor,
+        event: EventId,
+        lifetime: Duration,
+        max_views: Option<u32>,
+    ) -> Result<CreatedLink, ShareError> {
+        check_limits(lifetime, max_views)?;
+        let entry = self
+            .inner
+            .index
+            .get_event(event)?
+            .ok_or(ShareError::NoSuchEvent(event))?;
+        if entry.open {
+            return Err(ShareError::EventNotFinished(event));
+        }
+        for r in &entry.recordings {
+            match self.inner.index.get_recording(*r)? {
+                Some(rec) if rec.state == RecordingState::Finished => {}
+                Some(rec) if rec.state == RecordingState::Open => {
+                    return Err(ShareError::NotFinished(*r))
+                }
+                _ => return Err(ShareError::NoSuchRecording(*r)),
+            }
+        }
+        let span = export::Request::Span {
+            camera: entry.camera.clone(),
+            from_micros: entry.start_micros,
+            to_micros: entry.end_micros,
+        };
+        let selection = export::select(&self.inner.store, &self.inner.index, &span)?;
+        let first = selection
+            .used
+            .first()
+            .ok_or(ShareError::NoSuchEvent(event))?;
+        let (recording, start_micros) = (first.id, first.start_micros);
+        let sources: Vec<RecordingId> = selection.used.iter().map(|e| e.id).collect();
+        let id = self.new_link_id()?;
+        let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
+        let key = MasterKey::for_share_link(&secret);
+        let clip = Clip {
+            camera: &entry.camera,
+            sources: &sources,
+            track: &selection.track,
+            samples: &selection.samples,
+            start_micros,
+        };
+        let bytes = self.inner.store.copy_clip_for_share(&clip, id, &key)?;
+        let what = format!(
+            "event {event} of camera {} ({} recording(s))",
+            entry.camera,
+            sources.len()
+        );
+        let share = ShareEntry {
+            id,
+            recording,
+            event: Some(event),
+            camera: entry.camera.clone(),
+            start_micros: entry.start_micros,
+            end_micros: entry.end_micros,
+            created_by: actor.user.unwrap_or(crate::index::UserId(0)),
+            created_by_name: actor.name.clone(),
+            created_micros: 0,
+            expires_micros: 0,
+            max_views,
+            views: 0,
+            check: hex::encode(share_check(&secret)),
+            bytes,
+        };
+        self.save(share, lifetime, actor, what)?;
+        Ok(CreatedLink {
+            id,
+            secret: Zeroizing::new(hex::encode(*secret)),
+        })
+    }
+
+    fn new_link_id(&self) -> Result<u64, ShareError> {
+        loop {
+            let id = u64::from_be_bytes(random());
+            if id != 0 && self.inner.index.get_share(id)?.is_none() {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// Stamps `share` (whose copy is written) with its times and saves it; removes the
+    /// copy if the index refuses.
+    fn save(
+        &self,
+        mut share: ShareEntry,
+        lifetime: Duration,
+        actor: &Actor,
+        what: String,
+    ) -> Result<(), ShareError> {
+        let now = self.now();
+        share.created_micros = now;
+        share.expires_micros = now.saturating_add(lifetime.as_micros() as i64);
+        if let Err(e) = self.inner.index.put_share(&share) {
+            let _ = self.inner.store.delete_share(share.id);
+            return Err(e.into());
+        }
+        let link = format!("{:016x}", share.id);
+        tracing::info!(link = %link, what = %what, "share link created");
+        self.inner.audit.record(
+            AuditKind::ShareCreated,
+            actor,
+            format!("link {link} to {what}"),
+        );
+        Ok(())
     }
 
     /// Checks a link's secret and counts a view; returns a viewer token. Blocking.
@@ -321,10 +432,16 @@ impl Shares {
         self.inner.audit.record(
             AuditKind::ShareUnshared,
             actor,
-            format!(
-                "link {link:016x} to recording {} of camera {}",
-                entry.recording, entry.camera
-            ),
+            match entry.event {
+                Some(event) => format!(
+                    "link {link:016x} to event {event} of camera {}",
+                    entry.camera
+                ),
+                None => format!(
+                    "link {link:016x} to recording {} of camera {}",
+                    entry.recording, entry.camera
+                ),
+            },
         );
         Ok(true)
     }

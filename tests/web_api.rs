@@ -558,3 +558,90 @@ async fn a_doorbell_token_makes_a_real_camera_record_an_external_trigger() {
         entry.frames
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_read_token_gets_the_cameras_picture_as_jpeg_and_nothing_else_does() {
+    let _ = log();
+    let camera = TestCamera::start(CameraOptions::default());
+    let server = Server::start(&format!(
+        "[[camera]]\nname = \"yard\"\nurl = \"{}\"\nmode = \"off\"\n\
+         [[camera]]\nname = \"shed\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n",
+        camera.main_url()
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let live = create_token(&mut owner, "Home Assistant", &["live:read"]).await;
+    let events_only = create_token(&mut owner, "Event log", &["events:read"]).await;
+    let hub = server
+        .daemon()
+        .registry
+        .get(&"yard".parse().expect("name"))
+        .expect("camera");
+    let streaming = async {
+        while hub.status().state.label() != "streaming" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), streaming)
+        .await
+        .expect("the test camera streams");
+
+    // Refusals first: no token, a browser session, a token without live:read.
+    let path = "/api/v1/cameras/yard/snapshot.jpg";
+    assert_unauthenticated(&api(&server, "GET", path, None).await, "anonymous");
+    let r = owner.get(path).await;
+    assert_unauthenticated(&r, "a browser session is not a token");
+    let r = api(&server, "GET", path, Some(&events_only)).await;
+    assert_eq!((r.status, json(&r)["error"].as_u64()), (403, Some(403)));
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/cameras/nope/snapshot.jpg",
+        Some(&live),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = api(
+        &server,
+        "GET",
+        "/api/v1/cameras/shed/snapshot.jpg",
+        Some(&live),
+    )
+    .await;
+    assert_eq!(r.status, 503, "a camera that is not streaming: {}", r.body);
+
+    // The picture: a JPEG of the main stream at its size, which ffprobe reads.
+    let c = server.client();
+    let r = c
+        .http
+        .get(format!("{}{path}", c.base))
+        .bearer_auth(&live)
+        .send()
+        .await
+        .expect("snapshot");
+    assert_eq!(r.status().as_u16(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "image/jpeg");
+    assert_eq!(header("cache-control"), "no-store");
+    let jpeg = r.bytes().await.expect("body");
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("snapshot.jpg");
+    std::fs::write(&file, &jpeg).expect("write");
+    let probe = common::ffprobe(&file);
+    assert_eq!(probe.codec, "mjpeg");
+    assert_eq!(
+        (probe.width, probe.height),
+        (1280, 720),
+        "the main stream's size"
+    );
+    let text = logged();
+    assert!(text.contains("API: snapshot"), "the log has the use");
+    assert!(!text.contains(&live[live.len() - 40..]), "never the token");
+}

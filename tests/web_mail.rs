@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use webutil::{csrf, Server, OWNER};
+use webutil::{csrf, recovery_codes, totp_secret, Client, Server, OWNER, PASSWORD};
 
 /// aiosmtpd on a loopback port, storing what it receives in a Maildir.
 struct SmtpSink {
@@ -306,4 +306,313 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hook.requests().len(), 1, "quiet: no webhook");
     assert_eq!(sink.messages().len(), 1, "quiet: no mail");
+}
+
+/// A server that mails security notices to `sink`.
+async fn mailing_server(sink: &SmtpSink) -> Server {
+    Server::start(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Porchlight <porchlight@example.org>\"\n",
+        sink.port
+    ))
+    .await
+}
+
+/// The first message `sink` received that contains `needle` (waits up to 20 s).
+async fn mail_with(sink: &SmtpSink, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(m) = sink.messages().into_iter().find(|m| m.contains(needle)) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail with {needle:?}; got {:?}",
+            sink.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Password, then `code` on /login/code, for `user` on a fresh client.
+async fn login_with_code(server: &Server, user: &str, password: &str, code: &str) -> (Client, u16) {
+    let mut c = server.client();
+    let r = c
+        .post("/login", &[("username", user), ("password", password)])
+        .await;
+    assert_eq!(r.location(), "/login/code", "{}", r.body);
+    let page = c.get("/login/code").await;
+    let r = c
+        .post(
+            "/login/code",
+            &[("csrf", &csrf(&page.body)), ("code", code)],
+        )
+        .await;
+    (c, r.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_up_two_step_again_swaps_the_app_at_once_and_sends_a_notice() {
+    let sink = SmtpSink::start();
+    let server = mailing_server(&sink).await;
+    let (mut laptop, old_secret, old_codes) = server.owner().await;
+    let mut phone = server.client();
+    server.advance_secs(30);
+    server.login(&mut phone, &old_secret).await;
+
+    // The page offers a new seed, as at enrolment; the same one until it is used.
+    let page = laptop.get("/account/two-step").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert!(page.body.contains("<svg"), "a QR code");
+    let new_secret = totp_secret(&page.body);
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(
+        totp_secret(&laptop.get("/account/two-step").await.body),
+        new_secret
+    );
+    let token = csrf(&page.body);
+    server.advance_secs(30);
+
+    // Refused: a wrong password; a wrong old code; a code of the old app for the new.
+    for (password, old, new, why) in [
+        (
+            "not it",
+            server.code(&old_secret),
+            server.code(&new_secret),
+            "password",
+        ),
+        (
+            PASSWORD,
+            "000000".to_owned(),
+            server.code(&new_secret),
+            "old code",
+        ),
+        (
+            PASSWORD,
+            server.code(&old_secret),
+            server.code(&old_secret),
+            "new code",
+        ),
+    ] {
+        let r = laptop
+            .post(
+                "/account/two-step",
+                &[
+                    ("csrf", token.as_str()),
+                    ("password", password),
+                    ("old_code", old.as_str()),
+                    ("new_code", new.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert_eq!(phone.get("/").await.status, 200, "{why}: nothing changed");
+    }
+    assert!(!laptop.get("/alerts").await.body.contains("set up again"));
+
+    // The password, a code of the old app and one of the new: switched.
+    server.advance_secs(30);
+    let r = laptop
+        .post(
+            "/account/two-step",
+            &[
+                ("csrf", token.as_str()),
+                ("password", PASSWORD),
+                ("old_code", server.code(&old_secret).as_str()),
+                ("new_code", server.code(&new_secret).as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("1 other device(s) were logged out"),
+        "{}",
+        r.body
+    );
+    let new_codes = recovery_codes(&r.body);
+    assert_eq!(new_codes.len(), 10);
+    assert!(new_codes.iter().all(|c| !old_codes.contains(c)));
+    assert_eq!(
+        phone.get("/").await.location(),
+        "/login",
+        "other devices are out"
+    );
+    assert_eq!(laptop.get("/").await.status, 200, "this one stays");
+
+    // The old app and the old recovery codes stop working at once; the new ones work.
+    server.advance_secs(30);
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &server.code(&old_secret)).await;
+    assert_eq!(status, 401, "the old app's code");
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &old_codes[1]).await;
+    assert_eq!(status, 401, "an old recovery code");
+    let (mut fresh, status) =
+        login_with_code(&server, OWNER, PASSWORD, &server.code(&new_secret)).await;
+    assert_eq!(status, 303, "the new app's code");
+    assert_eq!(fresh.get("/").await.status, 200);
+    server.advance_secs(30);
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &new_codes[0]).await;
+    assert_eq!(status, 303, "a new recovery code");
+
+    // Shown, mailed (it is not a preference), and in the activity log.
+    let alerts = laptop.get("/alerts").await.body;
+    assert!(
+        alerts.contains("set up again with a new authenticator app"),
+        "{alerts}"
+    );
+    let mail = mail_with(&sink, "two-step verification was changed").await;
+    assert!(mail.contains("To: owner@example.org"), "{mail}");
+    assert!(
+        mail.contains("Subject: Porchlight: your two-step verification was changed"),
+        "{mail}"
+    );
+    for secret in [&old_secret, &new_secret, &new_codes[0], &old_codes[0]] {
+        assert!(!mail.contains(secret.as_str()), "no secret in a mail");
+    }
+    let log = laptop.get("/activity?kind=two_factor_changed").await.body;
+    assert_eq!(
+        log.matches("<tr class=\"audit-two_factor_changed\">")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("1 other session(s) ended"), "{log}");
+
+    // Once more, with a recovery code in place of the current app's code.
+    let page = laptop.get("/account/two-step").await;
+    let third_secret = totp_secret(&page.body);
+    assert_ne!(third_secret, new_secret, "a fresh key each time");
+    server.advance_secs(30);
+    let r = laptop
+        .post(
+            "/account/two-step",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("password", PASSWORD),
+                ("old_code", new_codes[1].as_str()),
+                ("new_code", server.code(&third_secret).as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.advance_secs(30);
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &new_codes[2]).await;
+    assert_eq!(status, 401, "the codes it replaced");
+    let (_, status) = login_with_code(&server, OWNER, PASSWORD, &server.code(&third_secret)).await;
+    assert_eq!(status, 303);
+    let log = laptop.get("/activity?kind=two_factor_changed").await.body;
+    assert!(log.contains("the password and a recovery code"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
+    const GUEST: &str = "grandma";
+    const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+    let sink = SmtpSink::start();
+    let server = mailing_server(&sink).await;
+    let (mut owner, _, _) = server.owner().await;
+    let invitation = webutil::invite(&mut owner, "grandma").await;
+    let mut guest = server.client();
+    let r = guest
+        .post(
+            "/invite",
+            &[
+                ("invitation", invitation.as_str()),
+                ("username", GUEST),
+                ("email", "grandma@example.org"),
+                ("password", GUEST_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    let page = guest.get("/enrol").await;
+    let old_secret = totp_secret(&page.body);
+    let r = guest
+        .post(
+            "/enrol",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("code", &server.code(&old_secret)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(guest.get("/").await.status, 200);
+
+    // The owner resets it from /users.
+    let users = owner.get("/users").await.body;
+    let row = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains(&format!("<td>{GUEST}</td>")))
+        .expect("the guest's row");
+    let id = row.split('"').next().expect("id").to_owned();
+    assert!(
+        row.contains(&format!("/users/{id}/reset-two-step")),
+        "{row}"
+    );
+    let r = owner
+        .post(
+            &format!("/users/{id}/reset-two-step"),
+            &[("csrf", &csrf(&users))],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/users"), "{}", r.body);
+
+    // Their open browser is out at once; the list says they must enrol.
+    assert_eq!(guest.get("/").await.location(), "/login");
+    let users = owner.get("/users").await.body;
+    let row = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains(&format!("<td>{GUEST}</td>")))
+        .expect("the guest's row");
+    assert!(
+        row.contains("not enrolled yet") && !row.contains("reset-two-step"),
+        "{row}"
+    );
+
+    // The password now leads to enrolment, with a new seed; the old app is no use.
+    server.advance_secs(30);
+    let mut again = server.client();
+    let r = again
+        .post(
+            "/login",
+            &[("username", GUEST), ("password", GUEST_PASSWORD)],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"));
+    assert_eq!(again.get("/login/code").await.location(), "/enrol");
+    let page = again.get("/enrol").await;
+    let new_secret = totp_secret(&page.body);
+    assert_ne!(new_secret, old_secret);
+    let token = csrf(&page.body);
+    let r = again
+        .post(
+            "/enrol",
+            &[("csrf", &token), ("code", &server.code(&old_secret))],
+        )
+        .await;
+    assert_eq!(r.status, 401, "the old app's code does not enrol");
+    let r = again
+        .post(
+            "/enrol",
+            &[("csrf", &token), ("code", &server.code(&new_secret))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recovery_codes(&r.body).len(), 10);
+    assert_eq!(again.get("/").await.status, 200);
+
+    // The notice reached them (it is not a preference), and the owner's log has it.
+    let mail = mail_with(&sink, "two-step verification was changed").await;
+    assert!(mail.contains("To: grandma@example.org"), "{mail}");
+    assert!(
+        mail.contains("reset two-step verification of your Porchlight account"),
+        "{mail}"
+    );
+    let alerts = again.get("/alerts").await.body;
+    assert!(alerts.contains("reset two-step verification"), "{alerts}");
+    let log = owner.get("/activity?kind=two_factor_changed").await.body;
+    assert!(
+        log.contains("audit-two_factor_changed") && log.contains("reset by the owner"),
+        "{log}"
+    );
 }

@@ -5,8 +5,8 @@
 //! or a row for a route that is gone — fails the test.
 //!
 //! Principals: anonymous; the owner; a shared user (invited and enrolled through the
-//! real flow); an API token with every scope; an API token with only `live:read` (a
-//! scope none of the API routes takes: tokens need at least one); a share-link holder
+//! real flow); an API token with every scope; an API token with only `events:read` (so
+//! each API route is tried with and without its scope); a share-link holder
 //! (the viewer cookie of link A, sent on every request, not only under its path); a
 //! support helper (granted 4 hours by the owner from `/support-access` with one
 //! recording ticked — the one the table plays — then accepted and enrolled through the
@@ -28,7 +28,7 @@ use porchlight::index::{EventEntry, RecordingEntry, RecordingState};
 use porchlight::model::{CameraId, EventId, RecordingId, Trigger};
 use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
 use porchlight::store::NewRecording;
-use webutil::{csrf, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
+use webutil::{csrf, make_token, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
 
 const CAMERA: &str =
     "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n";
@@ -54,6 +54,8 @@ enum Expect {
     Unauth,
     /// 404.
     NotFound,
+    /// 503: allowed, but the thing is not available (a camera that is not streaming).
+    Unavail,
 }
 
 use Expect::*;
@@ -64,7 +66,7 @@ const WHO: [&str; 7] = [
     "owner",
     "shared",
     "token-all",
-    "token-none",
+    "token-events",
     "link-A",
     "support",
 ];
@@ -73,14 +75,14 @@ const SHARED_COL: usize = 2;
 const SUPPORT_COL: usize = 6;
 
 /// Every route the router serves. Columns: anonymous, owner, shared user, token with
-/// every scope, token with only an unrelated scope, holder of link A, support helper
+/// every scope, token with only `events:read`, holder of link A, support helper
 /// (with the played recording ticked).
 ///
 /// The inputs (which object, which form) are in [`path_for`] and [`form_for`]; where
 /// the owner's cell is `Bad` the form is deliberately wrong so nothing is destroyed.
 #[rustfmt::skip]
 const TABLE: &[(&str, &str, [Expect; 7])] = &[
-    // method  route                               anon      owner     shared    tok-all   tok-none  link-A    support
+    // method  route                               anon      owner     shared    tok-all   tok-evts  link-A    support
     ("GET",  "/",                                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
     ("POST", "/setup",                             [NotFound, NotFound, NotFound, NotFound, NotFound, NotFound, NotFound]),
@@ -107,6 +109,10 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/account/password",                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     // Empty form: refused on input (never a real password attempt, which would count).
     ("POST", "/account/password",                  [Login,    Bad,      Bad,      Login,    Login,    Login,    Bad]),
+    // Setting up one's own two-step verification again: everyone with an account (the
+    // empty form is refused on input, never a real password or code attempt).
+    ("GET",  "/account/two-step",                  [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    ("POST", "/account/two-step",                  [Login,    Bad,      Bad,      Login,    Login,    Login,    Bad]),
     // Event notifications are for the house's people, not for a support helper.
     ("GET",  "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/notifications",                     [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
@@ -117,6 +123,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/users",                             [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/users/invite",                      [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/users/{id}/remove",                 [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    // The owner's own account: reset from here is refused (they re-enrol themselves).
+    ("POST", "/users/{id}/reset-two-step",         [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/invitations/revoke",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/invite",                            [Allow,    Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
     ("POST", "/invite",                            [Bad,      Bad,      Bad,      Bad,      Bad,      Bad,      Bad]),
@@ -132,8 +140,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     // The owner's form is wrong on purpose (a name that is no camera id): no camera is added.
     ("POST", "/cameras/add",                       [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/live",             [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
-    // Tokens with live:read are allowed LiveView by the policy, but no route takes a
-    // token for it: the WebSocket is for browser sessions only.
+    // Tokens with live:read are allowed LiveView by the policy, but only the API's
+    // snapshot takes a token for it: the WebSocket is for browser sessions only.
     ("GET",  "/cameras/{camera}/live.ws",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("GET",  "/cameras/{camera}/recordings",       [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     // The owner's confirmation is wrong on purpose (and porch is from the config file).
@@ -147,6 +155,7 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/recordings/{id}/download",          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("POST", "/recordings/{id}/delete",            [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/events/{id}/thumbnail.jpg",         [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("POST", "/events/{id}/share",                 [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/events/{id}/delete",                [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/delete-everything",                 [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/delete-everything",                 [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
@@ -155,8 +164,11 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("POST", "/linked-services/revoke",            [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/static/{file}",                     [Allow,    Allow,    Allow,    Allow,    Allow,    Allow,    Allow]),
     ("POST", "/api/v1/cameras/{camera}/trigger",   [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
-    ("GET",  "/api/v1/events",                     [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
-    ("GET",  "/api/v1/events/stream",              [Unauth,   Unauth,   Unauth,   Allow,    Forbid,   Unauth,   Unauth]),
+    ("GET",  "/api/v1/events",                     [Unauth,   Unauth,   Unauth,   Allow,    Allow,    Unauth,   Unauth]),
+    ("GET",  "/api/v1/events/stream",              [Unauth,   Unauth,   Unauth,   Allow,    Allow,    Unauth,   Unauth]),
+    // live:read: porch points at a port nothing listens on, so a token with the scope
+    // gets past every check to "not streaming".
+    ("GET",  "/api/v1/cameras/{camera}/snapshot.jpg", [Unauth, Unauth,  Unauth,   Unavail,  Forbid,   Unauth,   Unauth]),
     // These end the session they are sent with: they run last, each principal with a
     // fresh login of its own.
     ("POST", "/logout",                            [Forbid,   Out,      Out,      Forbid,   Forbid,   Forbid,   Out]),
@@ -460,18 +472,6 @@ fn in_row(html: &str, row: &str, within: &str, start: &str) -> String {
         .to_owned()
 }
 
-async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> String {
-    let page = owner.get("/linked-services").await;
-    let token = csrf(&page.body);
-    let mut form = vec![("csrf", token.as_str()), ("name", name)];
-    form.extend(scopes.iter().map(|s| ("scope", *s)));
-    let r = owner.post("/linked-services", &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let marker = "id=\"token\" class=\"secret\">";
-    let start = r.body.find(marker).expect("the token") + marker.len();
-    r.body[start..].split('<').next().expect("token").to_owned()
-}
-
 async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, String) {
     let page = owner.get(&format!("/recordings/{recording}")).await;
     let r = owner
@@ -625,7 +625,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         &["events:read", "trigger:write", "live:read"],
     )
     .await;
-    let token_none = make_token(&mut owner, "unrelated", &["live:read"]).await;
+    let token_events = make_token(&mut owner, "events only", &["events:read"]).await;
     let _ = make_token(&mut owner, "victim token", &["events:read"]).await;
     let services = owner.get("/linked-services").await.body;
     let token_id = |name: &str| {
@@ -661,7 +661,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         session_creds(&mut owner).await,
         session_creds(&mut guest).await,
         bearer(&token_all),
-        bearer(&token_none),
+        bearer(&token_events),
         Creds {
             cookie: Some(viewer_cookie),
             ..Creds::default()
@@ -744,7 +744,9 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         "/notifications" => vec![("quiet_start", v("22:00")), ("quiet_end", v("07:00"))],
         "/support-access/grant" => vec![("helper", v("from the matrix")), ("hours", v("4"))],
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
-        "/recordings/{id}/share" => vec![("hours", v("24")), ("views", v(""))],
+        "/recordings/{id}/share" | "/events/{id}/share" => {
+            vec![("hours", v("24")), ("views", v(""))]
+        }
         // Wrong on purpose: these would destroy what later cells need.
         "/cameras/{camera}/delete"
         | "/delete-everything"
@@ -854,6 +856,7 @@ fn outcome(s: &Sent) -> Option<Expect> {
         401 => Unauth,
         403 => Forbid,
         404 => NotFound,
+        503 => Unavail,
         _ => return None,
     })
 }

@@ -432,6 +432,220 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
     daemon.stop();
 }
 
+/// The seconds of video in an MP4, by ffprobe (the container's own duration).
+fn duration_secs(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (make test installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a duration: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_event_plays_all_its_recordings_as_one_clip_until_unshared() {
+    // A still scene: only the doorbell (the API trigger) makes an event. Pre-roll 5 s,
+    // post-roll 10 s and a roll-over every 5 s: one event over four or so recordings.
+    let camera = TestCamera::start(CameraOptions::default());
+    let spec = CameraSpec {
+        mode: "events",
+        ..CameraSpec::continuous("porch", &camera.main_url())
+    };
+    let setup = Setup::new(&[spec], "[recording]\nrollover_seconds = 5\n");
+    let mut daemon = setup.start_daemon();
+    let base = daemon.web_base();
+    let mut c = owner(&base, &setup).await;
+    daemon.wait_for_log("porch: streaming", 1, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(6)).await; // a full pre-roll
+    let token = webutil::make_token(&mut c, "doorbell", &["trigger:write", "events:read"]).await;
+    let api = Client::new(&base);
+    let bearer = format!("Bearer {token}");
+    let r = api
+        .http
+        .post(format!("{base}/api/v1/cameras/porch/trigger?seconds=1"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(r.status().as_u16(), 202);
+    // Wait for the event to close (pre-roll + 1 s + post-roll, and the last file).
+    let mut event = serde_json::Value::Null;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let events: Vec<serde_json::Value> = api
+            .http
+            .get(format!("{base}/api/v1/events"))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .expect("events")
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .expect("JSON");
+        if let Some(e) = events.first().filter(|e| e["open"] == false) {
+            event = e.clone();
+            break;
+        }
+    }
+    // The last recording is finished with the frame after the event's end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let event_id = event["id"].as_str().expect("a closed event").to_owned();
+    let recordings: Vec<String> = event["recordings"]
+        .as_array()
+        .expect("recordings")
+        .iter()
+        .map(|r| r.as_str().expect("id").to_owned())
+        .collect();
+    assert!(
+        recordings.len() >= 2,
+        "the event spans several recordings: {event}"
+    );
+
+    // The day page offers the owner a Share for the event.
+    let day = c.get("/cameras/porch/recordings").await;
+    assert!(
+        day.body
+            .contains(&format!("action=\"/events/{event_id}/share\"")),
+        "{}",
+        day.body
+    );
+    let csrf_token = csrf(&day.body);
+    let made = c
+        .post(
+            &format!("/events/{event_id}/share"),
+            &[("csrf", csrf_token.as_str()), ("hours", "1"), ("views", "")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let (link, secret) = link_of(&made.body);
+    let copy = setup.data_dir().join("shares").join(format!("{link}.plr"));
+    assert!(copy.exists(), "one copy for the whole event");
+    assert_eq!(
+        std::fs::read_dir(setup.data_dir().join("shares"))
+            .expect("shares dir")
+            .count(),
+        1
+    );
+
+    // /shares says what was shared.
+    let list = c.get("/shares").await.body;
+    let row = list
+        .split(&format!("id=\"share-{link}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("the link's row");
+    assert!(
+        row.contains("<span class=\"share-kind\">event</span>") && row.contains(&event_id),
+        "{row}"
+    );
+
+    // A fresh browser opens it and gets the whole event as one MP4.
+    let mut viewer = Client::new(&base);
+    let r = viewer
+        .post(&format!("/s/{link}/open"), &[("secret", &secret)])
+        .await;
+    assert_eq!(r.status, 204);
+    let cookie = r.set_cookies[0]
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let (status, clip) = bare_get(&base, &format!("/s/{link}/download"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("event.mp4");
+    std::fs::write(&shared, &clip).expect("write");
+    let probe = common::ffprobe(&shared);
+    assert_eq!(probe.codec, "h264");
+    assert_eq!(common::ffmpeg_decode_errors(&shared), "", "decodes cleanly");
+    // Every frame of every recording of the event is in the clip (in events mode the
+    // event is its recordings: it starts with the first's pre-roll and ends with the
+    // last's post-roll), and its length is the event's.
+    let mut frames = 0;
+    let mut longest = 0.0f64;
+    for (i, id) in recordings.iter().enumerate() {
+        let (status, mp4) = bare_get(
+            &base,
+            &format!("/recordings/{id}/video.mp4"),
+            Some(&c.cookie_header()),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let path = dir.path().join(format!("{i}.mp4"));
+        std::fs::write(&path, &mp4).expect("write");
+        frames += common::ffprobe(&path).frames;
+        longest = longest.max(duration_secs(&path));
+    }
+    let span = |k: &str| {
+        event[k]
+            .as_str()
+            .expect("time")
+            .parse::<jiff::Timestamp>()
+            .expect("RFC 3339")
+    };
+    let event_secs = span("end").duration_since(span("start")).as_secs_f64();
+    let clip_secs = duration_secs(&shared);
+    println!(
+        "event {event_secs:.1} s over {} recordings; clip {clip_secs:.1} s, {} frames",
+        recordings.len(),
+        probe.frames
+    );
+    assert!(
+        probe.frames.abs_diff(frames) <= 1,
+        "{} frames in the clip, {frames} in the recordings",
+        probe.frames
+    );
+    assert!(clip_secs > longest + 1.0, "more than one recording");
+    assert!(
+        (clip_secs - event_secs).abs() <= 1.2,
+        "the clip is the event: {clip_secs:.1} s vs {event_secs:.1} s"
+    );
+
+    // Unsharing deletes the one copy and kills the link at once.
+    let r = c
+        .post(
+            &format!("/shares/{link}/delete"),
+            &[("csrf", csrf_token.as_str())],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/shares"));
+    assert!(!copy.exists(), "the copy is deleted");
+    assert_eq!(
+        bare_get(&base, &format!("/s/{link}/video.mp4"), Some(&cookie))
+            .await
+            .0,
+        404
+    );
+    for id in &recordings {
+        let (status, _) = bare_get(
+            &base,
+            &format!("/recordings/{id}/video.mp4"),
+            Some(&c.cookie_header()),
+        )
+        .await;
+        assert_eq!(status, 200, "the originals are untouched");
+    }
+    let activity = c.get("/activity").await.body;
+    assert!(
+        activity.contains(&format!("to event {event_id}")),
+        "the audit log names the event"
+    );
+    assert!(!daemon.log_text().contains(&secret), "no secret in the log");
+    daemon.stop();
+}
+
 /// Enrols TOTP for a session at /enrol (real clock); returns nothing, asserts success.
 async fn enrol(c: &mut Client) {
     let page = c.get("/enrol").await;

@@ -496,11 +496,11 @@ impl Auth {
 }
 
 /// What TOTP seeds are sealed for (bound into the sealing, see `Store::seal_secret`).
-const TOTP_PURPOSE: &str = "totp seed";
+pub(super) const TOTP_PURPOSE: &str = "totp seed";
 
 /// Opens a sealed TOTP seed (base32). A seed that does not open (another master key)
 /// is logged and treated as a wrong code, never as a pass.
-fn open_seed(store: &Store, sealed: &str) -> Option<String> {
+pub(super) fn open_seed(store: &Store, sealed: &str) -> Option<String> {
     match store.open_secret(TOTP_PURPOSE, sealed) {
         Ok(plain) => String::from_utf8(plain.to_vec()).ok(),
         Err(e) => {

@@ -22,6 +22,9 @@ pub mod setup;
 pub mod throttle;
 pub mod token;
 pub mod totp;
+mod two_step;
+
+pub use two_step::Reenrolled;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

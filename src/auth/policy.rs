@@ -8,7 +8,8 @@
 //!
 //! A linked service (an API token) may do exactly what its scopes name and nothing
 //! else: `events:read` reads events, `trigger:write` triggers a camera, `live:read`
-//! watches live video. It never reaches pages, recordings or settings.
+//! sees a camera's live picture (the API's snapshot). It never reaches pages,
+//! recordings or settings.
 
 use crate::index::{Role, Scope, TokenId, UserId};
 use crate::model::{CameraId, RecordingId};
@@ -82,6 +83,8 @@ pub enum Action {
     ManageOwnNotifications,
     /// Change one's own password.
     ChangeOwnPassword,
+    /// Set up one's own two-step verification again (a new authenticator app).
+    ChangeOwnTwoStep,
     /// Download one's own personal data (account, devices, preferences, audit
     /// entries, alerts) on [`Object::User`].
     DownloadOwnData,
@@ -111,7 +114,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 28] = [
+pub const ALL_ACTIONS: [Action; 29] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -139,6 +142,7 @@ pub const ALL_ACTIONS: [Action; 28] = [
     Action::ExportEverything,
     Action::EraseEverything,
     Action::ChangeOwnPassword,
+    Action::ChangeOwnTwoStep,
     Action::ManageCameras,
 ];
 
@@ -164,7 +168,10 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             Object::User(owner),
         ) => owner == *id,
         (
-            Action::ManageOwnNotifications | Action::DownloadOwnData | Action::ChangeOwnPassword,
+            Action::ManageOwnNotifications
+            | Action::DownloadOwnData
+            | Action::ChangeOwnPassword
+            | Action::ChangeOwnTwoStep,
             Object::User(owner),
         ) => owner == *id,
         (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
@@ -222,7 +229,8 @@ fn support_allowed(
             | Action::ViewAuditLog
             | Action::ViewControlCentre
             | Action::DownloadOwnData
-            | Action::ChangeOwnPassword,
+            | Action::ChangeOwnPassword
+            | Action::ChangeOwnTwoStep,
             Object::User(user),
         ) => user == id,
         _ => false,
@@ -263,6 +271,7 @@ mod tests {
             | Action::ManageOwnNotifications
             | Action::DownloadOwnData
             | Action::ChangeOwnPassword
+            | Action::ChangeOwnTwoStep
             | Action::DeleteOwnAccount => Object::User(user),
             Action::ExportEverything | Action::EraseEverything => Object::System,
             Action::ShareRecording => Object::Recording(cam),
@@ -331,6 +340,7 @@ mod tests {
             (ExportEverything, ".y......."),
             (EraseEverything, ".y......."),
             (ChangeOwnPassword, ".yy....yy"),
+            (ChangeOwnTwoStep, ".yy....yy"),
             (ManageCameras, ".y......."),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
@@ -425,7 +435,11 @@ mod tests {
             role: Role::Owner,
         };
         for who in [&shared, &owner] {
-            for action in [Action::DownloadOwnData, Action::DeleteOwnAccount] {
+            for action in [
+                Action::DownloadOwnData,
+                Action::DeleteOwnAccount,
+                Action::ChangeOwnTwoStep,
+            ] {
                 assert!(!allowed(who, action, Object::User(UserId(3))), "{action:?}");
             }
         }

@@ -61,10 +61,12 @@ pub enum AuditKind {
     CameraRemoved,
     /// A camera added from the web UI had its settings changed.
     CameraChanged,
+    /// A user set up two-step verification again, or the owner reset another user's.
+    TwoFactorChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 35] = [
+    pub const ALL: [AuditKind; 36] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -100,6 +102,7 @@ impl AuditKind {
         AuditKind::CameraAdded,
         AuditKind::CameraRemoved,
         AuditKind::CameraChanged,
+        AuditKind::TwoFactorChanged,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -140,6 +143,7 @@ impl AuditKind {
             AuditKind::CameraAdded => "camera_added",
             AuditKind::CameraRemoved => "camera_removed",
             AuditKind::CameraChanged => "camera_changed",
+            AuditKind::TwoFactorChanged => "two_factor_changed",
         }
     }
 

@@ -40,6 +40,8 @@ pub enum AlertKind {
     ShareCreated,
     /// A shared user deleted their own account.
     AccountDeleted,
+    /// The user's two-step verification was set up again, or reset by the owner.
+    TwoFactorChanged,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,13 +7,18 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::users::UserId;
 use super::{Index, IndexError};
-use crate::model::{CameraId, RecordingId};
+use crate::model::{CameraId, EventId, RecordingId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareEntry {
     pub id: u64,
-    /// The recording the copy was made from (it may be deleted since).
+    /// The recording the copy was made from (an event's first one; it may be deleted
+    /// since).
     pub recording: RecordingId,
+    /// The event whose clip the copy is, when an event was shared rather than one
+    /// recording. Absent in links made before events could be shared.
+    #[serde(default)]
+    pub event: Option<EventId>,
     pub camera: CameraId,
     pub start_micros: i64,
     pub end_micros: i64,
@@ -121,6 +126,7 @@ mod tests {
         ShareEntry {
             id,
             recording: RecordingId(5),
+            event: None,
             camera: "porch".parse().expect("name"),
             start_micros: 0,
             end_micros: 10,

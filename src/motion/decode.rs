@@ -205,6 +205,29 @@ impl MotionDecoder {
         Ok(out)
     }
 
+    /// Tells the decoder no more units follow and takes the pictures it still holds
+    /// (a decoder may keep one back until it sees the next unit), so that
+    /// [`Self::last_picture`] is the last unit sent. The decoder is spent afterwards:
+    /// for a one-off picture (a snapshot), not for a stream.
+    pub fn finish(&mut self) -> Result<(), MotionError> {
+        let err = |e: ffmpeg::Error| MotionError::Decode {
+            pts: 0,
+            detail: e.to_string(),
+        };
+        self.decoder.send_eof().map_err(err)?;
+        loop {
+            match self.decoder.receive_frame(&mut self.incoming) {
+                Ok(()) if self.incoming.is_corrupt() || self.incoming.has_decode_errors() => {}
+                Ok(()) => std::mem::swap(&mut self.picture, &mut self.incoming),
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => {
+                    return Ok(())
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
     /// Switches the cheap mode on or off; see the module documentation. Leaving idle
     /// mode takes effect at the next keyframe (the frames in between cannot be decoded
     /// without the ones that were skipped).

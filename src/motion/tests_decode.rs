@@ -289,3 +289,31 @@ fn the_last_picture_survives_the_decoders_empty_calls_and_makes_a_thumbnail() {
     let jpeg = super::thumbnail::jpeg_thumbnail(&picture, 320).expect("thumbnail");
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
 }
+
+/// Width and height from a baseline JPEG's SOF0 segment.
+fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let at = jpeg.windows(2).position(|w| w == [0xff, 0xc0])?;
+    let b = jpeg.get(at + 5..at + 9)?;
+    Some((
+        u16::from_be_bytes([b[2], b[3]]),
+        u16::from_be_bytes([b[0], b[1]]),
+    ))
+}
+
+#[test]
+fn a_snapshot_is_one_keyframe_decoded_alone_as_a_full_size_jpeg() {
+    let s = stream(TESTSRC);
+    let keys: Vec<_> = s.units.iter().filter(|u| u.is_key).collect();
+    assert!(keys.len() >= 2, "a keyframe every 10 frames");
+    let first = super::snapshot::keyframe_jpeg(&s.sample_entry, &keys[0].data).expect("jpeg");
+    let second = super::snapshot::keyframe_jpeg(&s.sample_entry, &keys[1].data).expect("jpeg");
+    assert_eq!(&first[..2], &[0xff, 0xd8]);
+    assert_eq!(
+        jpeg_size(&first),
+        Some((640, 360)),
+        "full size under 1920 px"
+    );
+    assert_ne!(first, second, "the pattern moves between keyframes");
+    // Garbage is an error, never a picture.
+    assert!(super::snapshot::keyframe_jpeg(&s.sample_entry, &[0, 0, 0, 2, 0x65, 0]).is_err());
+}

@@ -34,6 +34,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
+pub use share::Clip;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};

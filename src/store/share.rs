@@ -1,5 +1,6 @@
-//! Share-link copies: `shares/<link id>.plr`, a recording re-sealed under a key
-//! derived from the link's secret ([`MasterKey::for_share_link`]). The copy is a
+//! Share-link copies: `shares/<link id>.plr`, a recording (or an event's frames from
+//! one or more recordings) re-sealed under a key derived from the link's secret
+//! ([`MasterKey::for_share_link`]). The copy is a
 //! whole file of its own, so unsharing deletes exactly it and deleting the original
 //! leaves it alone.
 
@@ -7,12 +8,28 @@ use std::path::PathBuf;
 
 use super::crypto::MasterKey;
 use super::format::HeaderFields;
-use super::mp4::ReadAt;
+use super::mp4::{fragment, init_segment, Mp4Error, ReadAt, Sample, SampleRef, TrackParams};
 use super::reader::SealedReader;
 use super::{create_private_dir, recover, RecordingReader, RecordingWriter, Store, StoreError};
 use crate::model::{CameraId, RecordingId};
 
 const COPY_PIECE: usize = 256 * 1024;
+
+/// Frames to copy out of recordings into one share copy.
+pub struct Clip<'a> {
+    pub camera: &'a CameraId,
+    /// The recordings the samples come from: [`SampleRef::source`] indexes this.
+    pub sources: &'a [RecordingId],
+    /// Their (one) sample entry.
+    pub track: &'a TrackParams,
+    /// In play order; the first must be a sync sample.
+    pub samples: &'a [SampleRef],
+    /// Wall time of the first frame.
+    pub start_micros: i64,
+}
+/// Most frames in one fragment of a clip copied frame by frame (a fragment also ends
+/// at every keyframe).
+const SAMPLES_PER_FRAGMENT: usize = 300;
 
 impl Store {
     pub fn share_path(&self, link: u64) -> PathBuf {
@@ -45,6 +62,91 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Writes a new share file sealed under `key` holding `clip`'s frames as one
+    /// recording: the sources' own sample entry, their frames in order on one
+    /// timeline, so the copy plays from its first frame to its last like any recording.
+    /// This is how an event that spans several recordings becomes one clip. The frames
+    /// are copied, never re-encoded; the clip must start with a sync sample. Returns the
+    /// file's size; a copy that fails half-way is removed.
+    pub fn copy_clip_for_share(
+        &self,
+        clip: &Clip<'_>,
+        link: u64,
+        key: &MasterKey,
+    ) -> Result<u64, StoreError> {
+        if !clip.samples.first().is_some_and(|s| s.is_sync) {
+            return Err(StoreError::Mp4(
+                "a shared clip must start with a keyframe".into(),
+            ));
+        }
+        create_private_dir(&self.shares)?;
+        let path = self.share_path(link);
+        let fields = HeaderFields::new(link, clip.camera.as_str(), clip.start_micros, "share");
+        let (mut writer, _) = RecordingWriter::create(&path, &fields, key)?;
+        let copied = self
+            .copy_samples(clip, &mut writer)
+            .and_then(|()| writer.finish());
+        match copied {
+            Ok(finished) => Ok(finished.file_len),
+            Err(e) => {
+                if let Err(rm) = recover::shred(&path) {
+                    tracing::warn!(path = %path.display(), "cannot remove a failed share copy: {rm}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn copy_samples(
+        &self,
+        clip: &Clip<'_>,
+        writer: &mut RecordingWriter,
+    ) -> Result<(), StoreError> {
+        let mp4_error = |e: Mp4Error| StoreError::Mp4(e.to_string());
+        writer.write_all(&init_segment(clip.track).map_err(mp4_error)?)?;
+        let mut readers = Vec::with_capacity(clip.sources.len());
+        for id in clip.sources {
+            readers.push(self.open_recording(clip.camera, *id)?);
+        }
+        let (mut sequence, mut decode_time) = (1u32, 0u64);
+        let mut pending: Vec<Sample> = Vec::new();
+        let mut flush = |pending: &mut Vec<Sample>, writer: &mut RecordingWriter| {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let bytes = fragment(sequence, decode_time, pending).map_err(mp4_error)?;
+            writer.write_all(&bytes)?;
+            sequence += 1;
+            decode_time += pending.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+            pending.clear();
+            Ok::<(), StoreError>(())
+        };
+        for s in clip.samples {
+            // A fragment per group of pictures, as the recorder writes them.
+            if s.is_sync || pending.len() >= SAMPLES_PER_FRAGMENT {
+                flush(&mut pending, writer)?;
+            }
+            let source = clip.sources.get(s.source as usize).copied();
+            let reader = readers
+                .get_mut(s.source as usize)
+                .ok_or_else(|| StoreError::Mp4(format!("sample source {} unknown", s.source)))?;
+            let mut data = vec![0u8; s.size as usize];
+            reader.read_exact_at(s.offset, &mut data).map_err(|e| {
+                StoreError::Mp4(format!(
+                    "reading recording {} at {}: {e}",
+                    source.unwrap_or(RecordingId(0)),
+                    s.offset
+                ))
+            })?;
+            pending.push(Sample {
+                duration: s.duration,
+                is_sync: s.is_sync,
+                data: data.into(),
+            });
+        }
+        flush(&mut pending, writer)
     }
 
     /// Opens a share copy with the key its link's secret gives.
@@ -144,5 +246,80 @@ mod tests {
         store.delete_share(42).expect("unshare");
         assert!(!store.share_path(42).exists());
         store.delete_share(42).expect("unsharing twice is fine");
+    }
+
+    #[test]
+    fn a_clip_from_two_recordings_is_one_recording_with_one_timeline() {
+        use crate::store::mp4::parse_fragmented;
+        use crate::store::mp4::testutil::{synthetic_samples, synthetic_track, write_recording};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let camera: CameraId = "porch".parse().expect("name");
+        let track = synthetic_track();
+        let samples = synthetic_samples(40, 10);
+        // Two recordings, each with its own decode times from 0, as the recorder writes.
+        let mut sources = Vec::new();
+        for (n, part) in samples.chunks(20).enumerate() {
+            let id = RecordingId(100 + n as u64);
+            let (body, _) = write_recording(&track, part, &[10], 0);
+            let (mut w, _) = store
+                .create_recording(&NewRecording {
+                    id,
+                    camera: camera.clone(),
+                    start_micros: 1_000 + n as i64 * 2_000_000,
+                    trigger: Trigger::Motion,
+                })
+                .expect("create");
+            w.write_all(&body).expect("write");
+            w.finish().expect("finish");
+            sources.push(id);
+        }
+        // The second half of the first recording and all of the second.
+        let mut refs = Vec::new();
+        for (n, id) in sources.iter().enumerate() {
+            let mut parsed = store
+                .open_recording(&camera, *id)
+                .expect("open")
+                .parse()
+                .expect("parse");
+            let from = if n == 0 { 10 } else { 0 };
+            for s in &mut parsed.samples[from..] {
+                s.source = n as u32;
+                refs.push(*s);
+            }
+        }
+        let secret = [3u8; SHARE_SECRET_LEN];
+        let key = MasterKey::for_share_link(&secret);
+        let clip = Clip {
+            camera: &camera,
+            sources: &sources,
+            track: &track,
+            samples: &refs,
+            start_micros: 1_000,
+        };
+        store.copy_clip_for_share(&clip, 9, &key).expect("copy");
+
+        let mut copy = store.open_share(9, &key).expect("open");
+        let plain = read_all(&mut copy);
+        let parsed = parse_fragmented(&mut plain.as_slice()).expect("our format");
+        assert_eq!(parsed.track, track);
+        assert_eq!(parsed.samples.len(), 30);
+        let mut t = 0;
+        for (got, want) in parsed.samples.iter().zip(&samples[10..]) {
+            assert_eq!(got.decode_time, t, "one timeline across the join");
+            assert_eq!((got.duration, got.is_sync), (want.duration, want.is_sync));
+            let at = got.offset as usize;
+            assert_eq!(&plain[at..at + got.size as usize], &want.data[..]);
+            t += u64::from(want.duration);
+        }
+
+        // A clip must start at a keyframe: nothing is written otherwise.
+        let bad = Clip {
+            samples: &refs[1..],
+            ..clip
+        };
+        assert!(store.copy_clip_for_share(&bad, 10, &key).is_err());
+        assert!(!store.share_path(10).exists());
     }
 }

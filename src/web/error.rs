@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::auth::AuthError;
+use crate::export::ExportError;
 use crate::index::IndexError;
 use crate::recorder::TriggerError;
 use crate::share::ShareError;
@@ -85,10 +86,21 @@ impl WebError {
                 }
             },
             WebError::Share(s) => match s {
-                ShareError::NotFound | ShareError::NoSuchRecording(_) => StatusCode::NOT_FOUND,
+                ShareError::NotFound
+                | ShareError::NoSuchRecording(_)
+                | ShareError::NoSuchEvent(_) => StatusCode::NOT_FOUND,
                 ShareError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-                ShareError::NotFinished(_) | ShareError::Invalid(_) => StatusCode::BAD_REQUEST,
-                ShareError::Index(_) | ShareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ShareError::NotFinished(_)
+                | ShareError::EventNotFinished(_)
+                | ShareError::Invalid(_)
+                | ShareError::Export(
+                    ExportError::MixedParameters { .. }
+                    | ExportError::NothingInSpan { .. }
+                    | ExportError::NotFinished(_),
+                ) => StatusCode::BAD_REQUEST,
+                ShareError::Index(_) | ShareError::Store(_) | ShareError::Export(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             WebError::Start(_)
             | WebError::Index(_)

@@ -26,6 +26,7 @@
 //! | `GET /devices`, `POST /devices/logout`, `/devices/logout-all` | logged-in devices |
 //! | `GET /alerts` | security alerts |
 //! | `GET/POST /account/password` | change one's password (other devices logged out, a security notice) |
+//! | `GET/POST /account/two-step` | set up one's two-step verification again (password + old code, new code; a security notice) |
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
@@ -33,9 +34,9 @@
 //! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URL, credentials, mode, motion, pre/post-roll (owner); restarts that camera only |
 //! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
-//! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
+//! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/users/{id}/reset-two-step`, `/invitations/revoke` | shared users and invitations (owner); resetting a user's two-step verification |
 //! | `GET/POST /invite` | accept an invitation (secret in the link's fragment, posted in the form) |
-//! | `POST /recordings/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one, list, unshare |
+//! | `POST /recordings/{id}/share`, `/events/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one (of a recording or an event's clip), list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
 //! | `GET /my-data`, `/my-data.json`, `POST /my-data/delete-account` | the user's data: what it holds, its JSON download; a shared user deletes their account |
@@ -53,6 +54,7 @@
 //! | `POST /api/v1/cameras/{cam}/trigger` | `trigger:write` | the doorbell: record now |
 //! | `GET /api/v1/events` | `events:read` | recent events (`camera`, `since`, `limit`) |
 //! | `GET /api/v1/events/stream` | `events:read` | server-sent events as events begin |
+//! | `GET /api/v1/cameras/{cam}/snapshot.jpg` | `live:read` | the camera's picture now (its next keyframe as JPEG) |
 
 mod api;
 mod assets;
@@ -185,6 +187,10 @@ pub fn app(state: WebState) -> Router {
             get(pages::password::page).post(pages::password::change),
         )
         .route(
+            "/account/two-step",
+            get(pages::two_step::page).post(pages::two_step::reenrol),
+        )
+        .route(
             "/notifications",
             get(pages::notifications::page).post(pages::notifications::save),
         )
@@ -195,6 +201,10 @@ pub fn app(state: WebState) -> Router {
         .route("/users", get(pages::users::list))
         .route("/users/invite", post(pages::users::invite))
         .route("/users/{id}/remove", post(pages::users::remove))
+        .route(
+            "/users/{id}/reset-two-step",
+            post(pages::users::reset_two_step),
+        )
         .route("/invitations/revoke", post(pages::users::revoke_invitation))
         .route(
             "/invite",
@@ -233,6 +243,7 @@ pub fn app(state: WebState) -> Router {
         )
         .route("/events/{id}/thumbnail.jpg", get(pages::events::thumbnail))
         .route("/events/{id}/delete", post(pages::events::delete))
+        .route("/events/{id}/share", post(pages::shares::create_for_event))
         .route(
             "/delete-everything",
             get(pages::recordings::delete_everything_page)

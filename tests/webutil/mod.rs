@@ -311,6 +311,20 @@ pub async fn invite(owner: &mut Client, note: &str) -> String {
     secret.to_owned()
 }
 
+/// Makes an API token named `name` with `scopes` as `owner` on /linked-services;
+/// returns the token, shown once on the answer.
+pub async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> String {
+    let page = owner.get("/linked-services").await;
+    let token = csrf(&page.body);
+    let mut form = vec![("csrf", token.as_str()), ("name", name)];
+    form.extend(scopes.iter().map(|s| ("scope", *s)));
+    let r = owner.post("/linked-services", &form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let marker = "id=\"token\" class=\"secret\">";
+    let start = r.body.find(marker).expect("the token") + marker.len();
+    r.body[start..].split('<').next().expect("token").to_owned()
+}
+
 /// Captures every log line of this test binary (a global subscriber, installed once
 /// with `filter`), and echoes it to stderr so a failing test shows it.
 pub fn capture_log(filter: &str) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {

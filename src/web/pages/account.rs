@@ -264,7 +264,7 @@ pub async fn code_submit(
     }
 }
 
-fn qr_svg(uri: &str) -> Result<String, WebError> {
+pub(super) fn qr_svg(uri: &str) -> Result<String, WebError> {
     let code = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| WebError::Internal(format!("QR code: {e}")))?;
     let svg = code
@@ -280,7 +280,7 @@ fn qr_svg(uri: &str) -> Result<String, WebError> {
 }
 
 /// Groups a base32 secret in fours for typing.
-fn grouped(secret: &str) -> String {
+pub(super) fn grouped(secret: &str) -> String {
     secret
         .as_bytes()
         .chunks(4)

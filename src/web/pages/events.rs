@@ -78,7 +78,7 @@ pub fn latest_thumbnail(
 
 /// The event a path names. A support helper never sees events (they are video), so
 /// they are refused before the look-up and learn nothing about which ids exist.
-async fn event_of(
+pub(super) async fn event_of(
     state: &WebState,
     session: &FullSession,
     raw: &str,

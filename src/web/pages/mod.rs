@@ -17,6 +17,7 @@ pub mod password;
 pub mod recordings;
 pub mod shares;
 pub mod support;
+pub mod two_step;
 pub mod users;
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -39,6 +39,7 @@ struct DayPage {
     events: Vec<EventRow>,
     rows: Vec<Row>,
     can_delete: bool,
+    can_share: bool,
     csrf: String,
 }
 
@@ -150,6 +151,11 @@ pub async fn day(
         can_delete: policy::allowed(
             &session.principal(),
             Action::DeleteRecording,
+            Object::Recording(&camera),
+        ),
+        can_share: policy::allowed(
+            &session.principal(),
+            Action::ShareRecording,
             Object::Recording(&camera),
         ),
         csrf: session.0.entry.csrf.clone(),

@@ -1,5 +1,6 @@
-//! Share links in the UI: making one from a recording's page (the owner), Shared
-//! Video Management (list and unshare), and the public link page with its video.
+//! Share links in the UI: making one from a recording's page or an event's row (the
+//! owner), Shared Video Management (list and unshare), and the public link page with
+//! its video.
 //!
 //! The public routes (`/s/{link}…`) need no account. The page itself is the same for
 //! every link id, existing or not; its script posts the URL fragment's secret to
@@ -15,11 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use super::events::event_of;
 use super::recordings::entry_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
 use crate::auth::session_actor;
 use crate::index::AlertKind;
+use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener};
@@ -51,6 +54,8 @@ pub struct ShareRow {
     pub when: String,
     pub duration: String,
     pub recording: String,
+    /// The event whose clip is shared, or `None` for a single recording.
+    pub event: Option<String>,
     pub created_by: String,
     pub created: String,
     pub expires: String,
@@ -94,18 +99,8 @@ pub(super) fn no_store(mut r: Response) -> Response {
     r
 }
 
-pub async fn create(
-    State(state): State<WebState>,
-    session: FullSession,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    CsrfForm(form): CsrfForm<ShareForm>,
-) -> Result<Response, WebError> {
-    let entry = entry_of(&state, &session, &id).await?;
-    session.require(
-        Action::ShareRecording,
-        Object::ThisRecording(&entry.camera, entry.id),
-    )?;
+/// The form's lifetime (hours) and view limit.
+fn limits(form: &ShareForm) -> Result<(u64, Option<u32>), WebError> {
     let hours: u64 = match form.hours.trim() {
         h @ ("1" | "24" | "168" | "720") => h.parse().unwrap_or(168),
         _ => return Err(WebError::BadRequest("unknown link lifetime".into())),
@@ -119,14 +114,44 @@ pub async fn create(
                 .ok_or_else(|| WebError::BadRequest("a view limit is 1 to 1000".into()))?,
         ),
     };
-    let (shares, actor, rid) = (state.shares.clone(), session_actor(&session.0), entry.id);
-    let (auth, camera) = (state.auth.clone(), entry.camera.clone());
+    Ok((hours, views))
+}
+
+/// What a link is to, for the owner's notice and the list.
+enum What {
+    Recording(RecordingId),
+    Event(EventId),
+}
+
+/// Makes the link (a blocking copy), tells the owners, and answers with the page that
+/// shows it once.
+async fn make_link(
+    state: &WebState,
+    session: &FullSession,
+    headers: &HeaderMap,
+    what: What,
+    camera: CameraId,
+    form: &ShareForm,
+) -> Result<Response, WebError> {
+    let (hours, views) = limits(form)?;
+    let (shares, actor, auth) = (
+        state.shares.clone(),
+        session_actor(&session.0),
+        state.auth.clone(),
+    );
     let created = blocking(move || {
-        let made = shares.create(&actor, rid, Duration::from_secs(hours * 3600), views)?;
+        let lifetime = Duration::from_secs(hours * 3600);
+        let (made, noun) = match what {
+            What::Recording(r) => (shares.create(&actor, r, lifetime, views)?, "a recording"),
+            What::Event(e) => (
+                shares.create_for_event(&actor, e, lifetime, views)?,
+                "an event",
+            ),
+        };
         auth.notice_to_owners(
             AlertKind::ShareCreated,
             format!(
-                "{} made a share link to a recording of camera {camera}: anyone with the link can watch it for {hours} hour(s). Unshare it under Shared videos if that was not meant.",
+                "{} made a share link to {noun} of camera {camera}: anyone with the link can watch it for {hours} hour(s). Unshare it under Shared videos if that was not meant.",
                 actor.name
             ),
         );
@@ -135,10 +160,10 @@ pub async fn create(
     .await?;
     let expires = state.clock.now_micros() + (hours * 3600 * 1_000_000) as i64;
     let page = render(&CreatedPage {
-        frame: frame_for(&state, &session.0).await?,
+        frame: frame_for(state, &session.0).await?,
         link: format!(
             "https://{}/s/{:016x}#{}",
-            host_of(&headers),
+            host_of(headers),
             created.id,
             created.secret.as_str()
         ),
@@ -146,6 +171,38 @@ pub async fn create(
         views: views.map_or_else(|| "unlimited".into(), |n| n.to_string()),
     })?;
     Ok(no_store(page))
+}
+
+/// `POST /recordings/{id}/share`: a link to one recording.
+pub async fn create(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<ShareForm>,
+) -> Result<Response, WebError> {
+    let entry = entry_of(&state, &session, &id).await?;
+    session.require(
+        Action::ShareRecording,
+        Object::ThisRecording(&entry.camera, entry.id),
+    )?;
+    let what = What::Recording(entry.id);
+    make_link(&state, &session, &headers, what, entry.camera, &form).await
+}
+
+/// `POST /events/{id}/share`: a link to an event's whole clip, however many
+/// recordings it spans. Sharing copies recordings, so it is the same permission.
+pub async fn create_for_event(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    CsrfForm(form): CsrfForm<ShareForm>,
+) -> Result<Response, WebError> {
+    let event = event_of(&state, &session, &id).await?;
+    session.require(Action::ShareRecording, Object::Recording(&event.camera))?;
+    let what = What::Event(event.id);
+    make_link(&state, &session, &headers, what, event.camera, &form).await
 }
 
 pub async fn list(
@@ -166,6 +223,7 @@ pub async fn list(
                 when: view::date_time(s.start_micros),
                 duration: view::duration(s.end_micros - s.start_micros),
                 recording: s.recording.to_string(),
+                event: s.event.map(|e| e.to_string()),
                 created_by: s.created_by_name,
                 created: view::date_time(s.created_micros),
                 expires: view::date_time(s.expires_micros),

@@ -1,4 +1,5 @@
-//! Users (the owner): who has an account, pending invitations, invite, remove; and
+//! Users (the owner): who has an account, pending invitations, invite, remove, reset
+//! someone's two-step verification; and
 //! the public invitation page where an invitee creates their shared account.
 
 use askama::Template;
@@ -137,6 +138,32 @@ pub async fn revoke_invitation(
 #[derive(Deserialize)]
 pub struct Empty {}
 
+/// A user id from a path (16 hex digits), or 404.
+fn user_id(raw: &str) -> Result<UserId, WebError> {
+    (raw.len() == 16)
+        .then(|| u64::from_str_radix(raw, 16).ok())
+        .flatten()
+        .map(UserId)
+        .ok_or_else(|| WebError::NotFound("no such user".into()))
+}
+
+/// `POST /users/{id}/reset-two-step`: the user's authenticator and recovery codes are
+/// deleted and their sessions end; they enrol again at their next login.
+pub async fn reset_two_step(
+    State(state): State<WebState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    session.require(Action::ManageUsers, Object::System)?;
+    let id = user_id(&id)?;
+    let (auth, owner) = (state.auth.clone(), session.0.clone());
+    if !blocking(move || Ok(auth.reset_two_step(&owner, id)?)).await? {
+        return Err(WebError::NotFound("no such user".into()));
+    }
+    Ok(see_other("/users", &[]))
+}
+
 pub async fn remove(
     State(state): State<WebState>,
     session: FullSession,
@@ -144,11 +171,7 @@ pub async fn remove(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageUsers, Object::System)?;
-    let id = (id.len() == 16)
-        .then(|| u64::from_str_radix(&id, 16).ok())
-        .flatten()
-        .map(UserId)
-        .ok_or_else(|| WebError::NotFound("no such user".into()))?;
+    let id = user_id(&id)?;
     let (auth, owner) = (state.auth.clone(), session.0.clone());
     if !blocking(move || Ok(auth.remove_user(&owner, id)?)).await? {
         return Err(WebError::NotFound("no such user".into()));

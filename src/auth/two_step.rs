@@ -1,0 +1,237 @@
+//! Changing two-step verification after enrolment:
+//!
+//! - **Re-enrolment** by the user themselves (a new phone, a seed that may have
+//!   leaked): the current password *and* a current code from the old authenticator or
+//!   a recovery code (a reset never bypasses the second factor, ASVS 6.4.3), and a code
+//!   from the new authenticator to prove it was set up. The new seed replaces the old
+//!   one in the same index update, so the old authenticator stops working at once, and
+//!   ten new recovery codes replace the old ones. Every *other* session of the user
+//!   ends, as after a password change (ASVS 7.4.3).
+//! - **Reset** by the owner of another account (a shared user who lost their phone and
+//!   their codes): the seed and recovery codes are deleted and every session of that
+//!   user ends; their next login goes from the password straight to enrolment, as for
+//!   a new account.
+//!
+//! Both are in the audit log as `two_factor_changed` and send the user the "two-step
+//! verification changed" security notice (shown and mailed), which, like every
+//! security notice, cannot be turned off. Wrong passwords and codes count as failed
+//! logins.
+
+use super::{recovery, session_actor, throttle, totp, Auth, AuthError, ClientInfo, Session};
+use crate::index::{AlertKind, AuditKind, Role, SessionStage, TotpEntry, UpdateError, UserId};
+
+/// What a confirmed re-enrolment gives back.
+pub struct Reenrolled {
+    /// The ten new recovery codes, shown once.
+    pub codes: Vec<String>,
+    /// How many other sessions of the user were ended.
+    pub ended: usize,
+}
+
+/// Why the closure that swaps the seed refused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    OldFactor,
+    NewCode,
+}
+
+impl Auth {
+    /// The seed a logged-in user is offered to re-enrol with: made once per session
+    /// and kept sealed in that session until it is confirmed or the session ends.
+    pub fn reenrolment_secret(&self, current: &Session) -> Result<String, AuthError> {
+        if current.entry.stage != SessionStage::Full {
+            return Err(AuthError::WrongStage);
+        }
+        if let Some(sealed) = &current.entry.pending_totp {
+            return super::flows::open_seed(&self.inner.store, sealed).ok_or(AuthError::WrongStage);
+        }
+        let secret = totp::new_secret();
+        let mut entry = current.entry.clone();
+        entry.pending_totp = Some(
+            self.inner
+                .store
+                .seal_secret(super::flows::TOTP_PURPOSE, secret.as_bytes())?,
+        );
+        self.inner.index.put_session(&current.key, &entry)?;
+        Ok(secret)
+    }
+
+    /// Replaces the user's authenticator with the one offered by
+    /// [`Self::reenrolment_secret`]. `old_code` is a code from the current authenticator
+    /// or a recovery code; `new_code` one from the new authenticator.
+    pub async fn reenrol(
+        &self,
+        current: &Session,
+        pass: String,
+        old_code: String,
+        new_code: String,
+        client: &ClientInfo,
+    ) -> Result<Reenrolled, AuthError> {
+        let user = current.user.clone();
+        if current.entry.stage != SessionStage::Full || user.totp.is_none() {
+            return Err(AuthError::WrongStage);
+        }
+        let keys = [
+            throttle::account_key(&user.username),
+            throttle::address_key(client.ip),
+        ];
+        let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
+        self.off_thread(move |auth| auth.refuse_if_throttled(&name, &k, &c))
+            .await?;
+        let ok = self
+            .inner
+            .hashing
+            .verify(Some(user.password_hash.clone()), pass)
+            .await?;
+        if !ok {
+            let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
+            self.off_thread(move |auth| auth.count_failure(&name, &k, &c, "two-step change"))
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let (session, client) = (current.clone(), client.clone());
+        self.off_thread(move |auth| auth.swap_seed(&session, &old_code, &new_code, &client, &keys))
+            .await
+    }
+
+    fn swap_seed(
+        &self,
+        current: &Session,
+        old_code: &str,
+        new_code: &str,
+        client: &ClientInfo,
+        keys: &[String; 2],
+    ) -> Result<Reenrolled, AuthError> {
+        // The session as stored now: the page may have been opened in another tab.
+        let Some(mut entry) = self.inner.index.get_session(&current.key)? else {
+            return Err(AuthError::WrongStage);
+        };
+        let Some(sealed) = entry.pending_totp.clone() else {
+            return Err(AuthError::WrongStage);
+        };
+        let store = &self.inner.store;
+        let new_secret = super::flows::open_seed(store, &sealed).ok_or(AuthError::WrongStage)?;
+        let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
+        let old_is_totp = old_code.chars().filter(|c| !c.is_whitespace()).count() == totp::DIGITS;
+        let (codes, stored) = recovery::generate();
+        let swapped: Result<(), UpdateError<Refusal>> =
+            self.inner.index.update_user(current.user.id, |u| {
+                // The new app first: a refusal then leaves the old code unchecked, so a
+                // code is never found good without being used up.
+                let step =
+                    totp::verify(&new_secret, new_code, now_secs, None).ok_or(Refusal::NewCode)?;
+                let t = u.totp.as_ref().ok_or(Refusal::OldFactor)?;
+                if old_is_totp {
+                    let last = (t.last_step > 0).then_some(t.last_step);
+                    let secret = super::flows::open_seed(store, &t.secret_sealed)
+                        .ok_or(Refusal::OldFactor)?;
+                    totp::verify(&secret, old_code, now_secs, last).ok_or(Refusal::OldFactor)?;
+                } else {
+                    recovery::find(&u.recovery_codes, old_code).ok_or(Refusal::OldFactor)?;
+                }
+                // Replacing the seed and the codes uses up the old code with them.
+                u.totp = Some(TotpEntry {
+                    secret_sealed: sealed.clone(),
+                    last_step: step,
+                });
+                u.recovery_codes = stored.clone();
+                Ok(())
+            });
+        let user = &current.user;
+        match swapped {
+            Ok(()) => {}
+            Err(UpdateError::Refused(why)) => {
+                let reason = match why {
+                    Refusal::OldFactor => "code",
+                    Refusal::NewCode => "new code",
+                };
+                self.count_failure(&user.username, keys, client, reason)?;
+                return Err(AuthError::InvalidCode);
+            }
+            Err(UpdateError::NoSuchUser) => return Err(AuthError::WrongStage),
+            Err(UpdateError::Index(e)) => return Err(e.into()),
+        }
+        entry.pending_totp = None;
+        self.inner.index.put_session(&current.key, &entry)?;
+        let mut ended = 0;
+        for (key, e) in self.inner.index.all_sessions()? {
+            if e.user == user.id && key != current.key {
+                self.inner.index.remove_session(&key)?;
+                ended += 1;
+            }
+        }
+        self.clear_failures(keys)?;
+        let with = if old_is_totp {
+            "a code from the old app"
+        } else {
+            "a recovery code"
+        };
+        tracing::info!(user = %user.id, sessions = ended, "two-step verification set up again");
+        self.inner.audit.record(
+            AuditKind::TwoFactorChanged,
+            &session_actor(current),
+            format!(
+                "new authenticator app (confirmed with the password and {with}), ten new recovery codes; {ended} other session(s) ended"
+            ),
+        );
+        self.raise(
+            user.id,
+            AlertKind::TwoFactorChanged,
+            format!(
+                "Two-step verification of your Porchlight account was set up again with a new authenticator app, from {} at address {}: codes from the old app and the old recovery codes no longer work, and {ended} other device(s) were logged out. If this was not you, someone has your password and your codes: tell the owner of this Porchlight at once.",
+                super::device::describe(&client.user_agent),
+                client.ip
+            ),
+        );
+        Ok(Reenrolled { codes, ended })
+    }
+
+    /// The owner resets another account's two-step verification: its seed and
+    /// recovery codes are deleted and every session of it ends; the user enrols again
+    /// at their next login. False if there is no such user.
+    pub fn reset_two_step(&self, owner: &Session, id: UserId) -> Result<bool, AuthError> {
+        if owner.user.role != Role::Owner {
+            return Err(AuthError::Invalid(
+                "only the owner resets two-step verification".into(),
+            ));
+        }
+        let Some(user) = self.inner.index.get_user(id)? else {
+            return Ok(false);
+        };
+        if user.role == Role::Owner {
+            return Err(AuthError::Invalid(
+                "The owner sets up their own two-step verification again from their account (Devices), with their password and a code."
+                    .into(),
+            ));
+        }
+        let reset: Result<(), UpdateError<()>> = self.inner.index.update_user(id, |u| {
+            u.totp = None;
+            u.recovery_codes.clear();
+            Ok(())
+        });
+        match reset {
+            Ok(()) => {}
+            Err(UpdateError::Index(e)) => return Err(e.into()),
+            Err(_) => return Ok(false),
+        }
+        let ended = self.inner.index.remove_user_sessions(id)?;
+        tracing::info!(user = %id, sessions = ended, "two-step verification reset by the owner");
+        self.inner.audit.record(
+            AuditKind::TwoFactorChanged,
+            &session_actor(owner),
+            format!(
+                "two-step verification of {:?} reset by the owner ({ended} session(s) ended; they set it up again at their next login)",
+                user.username
+            ),
+        );
+        self.raise(
+            id,
+            AlertKind::TwoFactorChanged,
+            format!(
+                "{} reset two-step verification of your Porchlight account: your authenticator app and recovery codes no longer work and you were logged out everywhere. At your next login you set up an authenticator app again.",
+                owner.user.username
+            ),
+        );
+        Ok(true)
+    }
+}
