@@ -540,15 +540,33 @@ pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
 }
 
 impl CameraConfig {
-    /// Applies the settings the web UI can change (motion on/off and sensitivity,
-    /// pre- and post-roll; validated by the caller).
+    /// Applies the settings the web UI can change (motion on/off, sensitivity and
+    /// ignore zones, pre- and post-roll, storage period; validated by the caller).
     pub fn with_settings(mut self, s: &crate::index::CameraSettings) -> CameraConfig {
         self.pre_roll = Duration::from_secs(s.pre_roll_secs);
         self.post_roll = Duration::from_secs(s.post_roll_secs);
+        self.storage_days = s.storage_days;
+        let permille = |v: u16| f32::from(v) / 1000.0;
         self.motion = s.motion.then(|| MotionSettings {
             sensitivity: s.sensitivity,
+            zones: s
+                .zones
+                .iter()
+                .map(|r| Zone::Rect {
+                    x0: permille(r.left),
+                    y0: permille(r.top),
+                    x1: permille(r.right),
+                    y1: permille(r.bottom),
+                })
+                .collect(),
             ..MotionSettings::default()
         });
+        self
+    }
+
+    /// Analyses motion on `sub_url` (same credentials as the main stream).
+    pub fn with_sub_url(mut self, sub_url: Option<url::Url>) -> CameraConfig {
+        self.sub_url = sub_url;
         self
     }
 
@@ -573,7 +591,7 @@ impl CameraConfig {
             rtp_initial_seq: "default".to_owned(),
             pre_roll: Duration::from_secs(5),
             post_roll: Duration::from_secs(10),
-            storage_days: 30,
+            storage_days: crate::index::DEFAULT_STORAGE_DAYS,
             motion: Some(MotionSettings::default()),
         }
     }

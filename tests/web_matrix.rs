@@ -54,6 +54,8 @@ enum Expect {
     Unauth,
     /// 404.
     NotFound,
+    /// 503: allowed, but the thing is not there now (a camera that is not streaming).
+    Unavailable,
 }
 
 use Expect::*;
@@ -141,6 +143,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/cameras/{camera}/settings",         [Login,    Allow,    Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/settings",         [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/remove",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    // porch's URL leads nowhere: the owner is let through to "no picture now".
+    ("GET",  "/cameras/{camera}/snapshot.jpg",     [Login,    Unavailable, Forbid, Login,   Login,    Login,    Forbid]),
     ("POST", "/cameras/{camera}/delete",           [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("GET",  "/recordings/{id}",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/recordings/{id}/video.mp4",         [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
@@ -854,6 +858,7 @@ fn outcome(s: &Sent) -> Option<Expect> {
         401 => Unauth,
         403 => Forbid,
         404 => NotFound,
+        503 => Unavailable,
         _ => return None,
     })
 }

@@ -205,6 +205,22 @@ impl MotionDecoder {
         Ok(out)
     }
 
+    /// Ends the stream and keeps the last picture the decoder still held back (a
+    /// decoder may keep one for reordering): for decoding a single keyframe, as the
+    /// camera snapshot does. The decoder takes no more input afterwards.
+    pub fn drain(&mut self) -> Result<(), MotionError> {
+        self.decoder.send_eof().map_err(|e| MotionError::Decode {
+            pts: 0,
+            detail: e.to_string(),
+        })?;
+        while self.decoder.receive_frame(&mut self.incoming).is_ok() {
+            if !self.incoming.is_corrupt() {
+                std::mem::swap(&mut self.picture, &mut self.incoming);
+            }
+        }
+        Ok(())
+    }
+
     /// Switches the cheap mode on or off; see the module documentation. Leaving idle
     /// mode takes effect at the next keyframe (the frames in between cannot be decoded
     /// without the ones that were skipped).

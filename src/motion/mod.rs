@@ -49,6 +49,7 @@ pub mod bitstream;
 pub mod decode;
 pub mod detect;
 mod pixels;
+pub mod snapshot;
 pub mod thumbnail;
 pub mod zones;
 

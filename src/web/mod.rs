@@ -217,6 +217,10 @@ pub fn app(state: WebState) -> Router {
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
         .route("/cameras/{camera}/remove", post(pages::adopt::remove))
         .route(
+            "/cameras/{camera}/snapshot.jpg",
+            get(pages::snapshot::snapshot),
+        )
+        .route(
             "/cameras/{camera}/settings",
             get(pages::camera_settings::page).post(pages::camera_settings::save),
         )
