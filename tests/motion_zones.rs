@@ -109,28 +109,13 @@ async fn motion_events_with_zones(
     started
 }
 
-fn jpeg_size(jpeg: &[u8]) -> String {
+/// ffprobe's codec and size of a JPEG.
+fn jpeg_size(jpeg: &[u8]) -> (String, u64, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("snapshot.jpg");
     std::fs::write(&path, jpeg).expect("write");
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    let p = common::ffprobe(&path);
+    (p.codec, p.width, p.height)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +185,7 @@ async fn a_zone_over_the_moving_square_suppresses_its_events() {
         .expect("body");
     assert_eq!(
         jpeg_size(&jpeg),
-        "mjpeg,640,360",
+        ("mjpeg".to_owned(), 640, 360),
         "the sub stream's picture"
     );
 

@@ -1,7 +1,8 @@
 //! Adding a camera (owner only): from the discovered list (URL and name prefilled) or
-//! by URL. "Test connection" runs one RTSP DESCRIBE and shows the codec and picture
-//! size; "Save" seals the credentials with the master key, stores the camera in the
-//! index and starts it at once (it also starts at every boot).
+//! by URL. "Test connection" runs DESCRIBE, SETUP and PLAY once and shows the codec,
+//! picture size, frame rate and a snapshot; "Save" seals the credentials with the
+//! master key, stores the camera in the index (with its optional sub stream and
+//! storage period) and starts it at once (it also starts at every boot).
 //!
 //! Credentials are never sent back to the browser (not even after a test: the form
 //! asks for them again) and never logged; only `rtsp://` URLs without credentials in
@@ -20,6 +21,7 @@ use crate::camera::ingest;
 use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
 use crate::index::{AuditKind, CameraEntry};
 use crate::model::CameraId;
+use crate::motion::snapshot::keyframe_jpeg;
 use crate::web::extract::{CsrfForm, FullSession};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
@@ -44,7 +46,7 @@ struct AdoptPage {
     /// Value, label, selected.
     modes: Vec<(&'static str, &'static str, bool)>,
     /// What "Test connection" found.
-    probe: Option<String>,
+    probe: Option<Found>,
     error: Option<String>,
 }
 
@@ -154,7 +156,7 @@ async fn show(
     state: &WebState,
     session: &FullSession,
     form: &Shown<'_>,
-    probe: Option<String>,
+    probe: Option<Found>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
     let status = if error.is_some() {
@@ -187,6 +189,62 @@ async fn show(
         error,
     })?;
     Ok((status, page).into_response())
+}
+
+/// What "Test connection" shows.
+struct Found {
+    /// "Connected: H264 video, 1280x720 (avc1.4d401f), 10 fps".
+    text: String,
+    /// The first keyframe as a `data:` JPEG URL (the CSP allows `data:` images; the
+    /// picture is never stored), when one came and decoded.
+    snapshot: Option<String>,
+}
+
+fn probe_text(
+    encoding: &str,
+    size: Option<(u32, u32)>,
+    codec: Option<&str>,
+    frame_rate: Option<f64>,
+) -> String {
+    let mut text = format!("Connected: {} video", encoding.to_uppercase());
+    if let Some((w, h)) = size {
+        text.push_str(&format!(", {w}x{h}"));
+    }
+    if let Some(codec) = codec {
+        text.push_str(&format!(" ({codec})"));
+    }
+    if let Some(fps) = frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
+        // 10 fps, 29.97 fps: whole rates without decimals.
+        let shown = format!("{fps:.2}");
+        let shown = shown.trim_end_matches('0').trim_end_matches('.');
+        text.push_str(&format!(", {shown} fps"));
+    }
+    text
+}
+
+/// Decodes the probe's keyframe to a small JPEG `data:` URL; a picture that does not
+/// decode is logged and left out (the connection itself worked).
+async fn snapshot_url(keyframe: Option<ingest::ProbeFrame>) -> Option<String> {
+    use base64::Engine as _;
+    let k = keyframe?;
+    let jpeg = tokio::task::spawn_blocking(move || {
+        keyframe_jpeg(&k.sample_entry, &k.data, 0, super::snapshot::SNAPSHOT_WIDTH)
+    })
+    .await;
+    match jpeg {
+        Ok(Ok(jpeg)) => Some(format!(
+            "data:image/jpeg;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(jpeg)
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!("test connection: the keyframe did not decode: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("test connection: decoding task failed: {e}");
+            None
+        }
+    }
 }
 
 pub async fn page(
@@ -225,14 +283,12 @@ pub async fn submit(
             .await;
             match probed {
                 Ok(p) => {
-                    let mut text = format!("Connected: {} video", p.encoding.to_uppercase());
-                    if let Some((w, h)) = p.size {
-                        text.push_str(&format!(", {w}x{h}"));
-                    }
-                    if let Some(codec) = p.codec {
-                        text.push_str(&format!(" ({codec})"));
-                    }
-                    show(&state, &session, &shown, Some(text), None).await
+                    let snapshot = snapshot_url(p.keyframe).await;
+                    let found = Found {
+                        text: probe_text(&p.encoding, p.size, p.codec.as_deref(), p.frame_rate),
+                        snapshot,
+                    };
+                    show(&state, &session, &shown, Some(found), None).await
                 }
                 Err(e) => {
                     let text = format!("The camera did not answer as expected: {e}");
