@@ -97,7 +97,7 @@
     canvas.hidden = false;
     parse();
     draw();
-    status.textContent = 'Drag on the picture to add a zone; click a zone to remove it.';
+    status.textContent = '';
   };
   picture.onerror = function () {
     status.textContent = 'No picture from the camera now (is it streaming?): type the zones below.';
