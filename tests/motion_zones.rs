@@ -208,6 +208,16 @@ async fn a_zone_over_the_moving_square_suppresses_its_events() {
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("zone line 1: four numbers"), "{}", r.body);
+    assert!(r.body.contains(">10 20 30</textarea>"), "shown as typed");
+    let handle = server.daemon().registry.get(&id).expect("running");
+    assert!(
+        handle
+            .config
+            .motion
+            .as_ref()
+            .is_some_and(|m| m.zones.is_empty()),
+        "nothing changed"
+    );
 
     // A zone the square never enters: its movement is still an event.
     let elsewhere = motion_events_with_zones(&server, &mut owner, &camera, ELSEWHERE).await;

@@ -29,8 +29,9 @@
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
-//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
-//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URL, credentials, mode, motion, pre/post-roll (owner); restarts that camera only |
+//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (codec, size, frame rate, snapshot), save, start at once |
+//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URLs, credentials, mode, motion, sensitivity, ignore zones, pre/post-roll, storage period (owner); restarts that camera only |
+//! | `GET /cameras/{cam}/snapshot.jpg` | the analysed stream's next keyframe as JPEG, to draw zones on (owner) |
 //! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/invitations/revoke` | shared users and invitations (owner) |
