@@ -45,6 +45,9 @@ struct AdoptPage {
     storage_days: String,
     /// Value, label, selected.
     modes: Vec<(&'static str, &'static str, bool)>,
+    /// The RTSP URLs announced on the LAN (mDNS), offered for both stream fields: a
+    /// camera that announces each of its streams lets the owner pick the sub stream.
+    streams: Vec<String>,
     /// What "Test connection" found.
     probe: Option<Found>,
     error: Option<String>,
@@ -185,10 +188,27 @@ async fn show(
                 )
             })
             .collect(),
+        streams: discovered_streams(state),
         probe,
         error,
     })?;
     Ok((status, page).into_response())
+}
+
+/// Every RTSP URL announced on the LAN now, sorted, without repeats.
+fn discovered_streams(state: &WebState) -> Vec<String> {
+    let mut urls: Vec<String> = state
+        .discovery
+        .as_ref()
+        .map(|d| d.list())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.rtsp_url())
+        .map(|u| u.to_string())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
 }
 
 /// What "Test connection" shows.
