@@ -226,6 +226,14 @@ async fn a_zone_over_the_moving_square_suppresses_its_events() {
     let motion = handle.config.motion.as_ref().expect("motion on");
     assert_eq!(motion.zones.len(), 1);
     assert_eq!(handle.config.storage_days, 9);
+    let control = owner.get("/control-centre").await;
+    assert!(
+        control
+            .body
+            .contains("<tr><td>yard</td><td>on events</td><td>9 days</td>"),
+        "the Control Centre shows the storage period: {}",
+        control.body
+    );
 
     // A zone over the square's whole path: the same movement is no event.
     let covered = motion_events_with_zones(&server, &mut owner, &camera, OVER_THE_PATH).await;
