@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::camera_form;
+use super::test_connection::{discovered_streams, probe_text, snapshot_url, Found};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::camera::ingest;
 use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
 use crate::index::{AuditKind, CameraEntry};
 use crate::model::CameraId;
-use crate::motion::snapshot::keyframe_jpeg;
 use crate::web::extract::{CsrfForm, FullSession};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
@@ -193,78 +193,6 @@ async fn show(
         error,
     })?;
     Ok((status, page).into_response())
-}
-
-/// Every RTSP URL announced on the LAN now, sorted, without repeats.
-fn discovered_streams(state: &WebState) -> Vec<String> {
-    let mut urls: Vec<String> = state
-        .discovery
-        .as_ref()
-        .map(|d| d.list())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|c| c.rtsp_url())
-        .map(|u| u.to_string())
-        .collect();
-    urls.sort();
-    urls.dedup();
-    urls
-}
-
-/// What "Test connection" shows.
-struct Found {
-    /// "Connected: H264 video, 1280x720 (avc1.4d401f), 10 fps".
-    text: String,
-    /// The first keyframe as a `data:` JPEG URL (the CSP allows `data:` images; the
-    /// picture is never stored), when one came and decoded.
-    snapshot: Option<String>,
-}
-
-fn probe_text(
-    encoding: &str,
-    size: Option<(u32, u32)>,
-    codec: Option<&str>,
-    frame_rate: Option<f64>,
-) -> String {
-    let mut text = format!("Connected: {} video", encoding.to_uppercase());
-    if let Some((w, h)) = size {
-        text.push_str(&format!(", {w}x{h}"));
-    }
-    if let Some(codec) = codec {
-        text.push_str(&format!(" ({codec})"));
-    }
-    if let Some(fps) = frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
-        // 10 fps, 29.97 fps: whole rates without decimals.
-        let shown = format!("{fps:.2}");
-        let shown = shown.trim_end_matches('0').trim_end_matches('.');
-        text.push_str(&format!(", {shown} fps"));
-    }
-    text
-}
-
-/// Decodes the probe's keyframe to a small JPEG `data:` URL; a picture that does not
-/// decode is logged and left out (the connection itself worked).
-async fn snapshot_url(keyframe: Option<ingest::ProbeFrame>) -> Option<String> {
-    use base64::Engine as _;
-    let k = keyframe?;
-    let jpeg = tokio::task::spawn_blocking(move || {
-        keyframe_jpeg(&k.sample_entry, &k.data, 0, super::snapshot::SNAPSHOT_WIDTH)
-    })
-    .await;
-    match jpeg {
-        Ok(Ok(jpeg)) => Some(format!(
-            "data:image/jpeg;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(jpeg)
-        )),
-        Ok(Err(e)) => {
-            tracing::warn!("test connection: the keyframe did not decode: {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!("test connection: decoding task failed: {e}");
-            None
-        }
-    }
 }
 
 pub async fn page(

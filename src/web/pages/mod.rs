@@ -19,6 +19,7 @@ pub mod recordings;
 pub mod shares;
 pub mod snapshot;
 pub mod support;
+pub mod test_connection;
 pub mod users;
 
 use axum::http::{header, HeaderValue, StatusCode};
