@@ -517,11 +517,20 @@ fn rtsp_url(
     check_rtsp_url(raw.get_ref()).map_err(|message| located(raw.span(), key, message))
 }
 
+/// Why an `rtsps://` URL is refused.
+pub const RTSPS_UNSUPPORTED: &str = "rtsps:// (RTSP over TLS) is not supported yet: the RTSP \
+     library Porchlight uses speaks only rtsp://; use the camera's rtsp:// URL";
+
 /// A camera URL as Porchlight accepts it, from the config or the web UI: `rtsp://`
 /// with a host and without credentials (those live in their own, sealed fields). The
 /// error never echoes the URL: it may hold a password.
 pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() == "rtsps" {
+        // retina (0.4) refuses every scheme but rtsp; TLS would have to be added
+        // under it, with a way to trust each camera's self-signed certificate.
+        return Err(RTSPS_UNSUPPORTED.into());
+    }
     if url.scheme() != "rtsp" {
         return Err(format!(
             "scheme {:?} is not supported; use rtsp://",
@@ -540,15 +549,33 @@ pub fn check_rtsp_url(text: &str) -> Result<url::Url, String> {
 }
 
 impl CameraConfig {
-    /// Applies the settings the web UI can change (motion on/off and sensitivity,
-    /// pre- and post-roll; validated by the caller).
+    /// Applies the settings the web UI can change (motion on/off, sensitivity and
+    /// ignore zones, pre- and post-roll, storage period; validated by the caller).
     pub fn with_settings(mut self, s: &crate::index::CameraSettings) -> CameraConfig {
         self.pre_roll = Duration::from_secs(s.pre_roll_secs);
         self.post_roll = Duration::from_secs(s.post_roll_secs);
+        self.storage_days = s.storage_days;
+        let permille = |v: u16| f32::from(v) / 1000.0;
         self.motion = s.motion.then(|| MotionSettings {
             sensitivity: s.sensitivity,
+            zones: s
+                .zones
+                .iter()
+                .map(|r| Zone::Rect {
+                    x0: permille(r.left),
+                    y0: permille(r.top),
+                    x1: permille(r.right),
+                    y1: permille(r.bottom),
+                })
+                .collect(),
             ..MotionSettings::default()
         });
+        self
+    }
+
+    /// Analyses motion on `sub_url` (same credentials as the main stream).
+    pub fn with_sub_url(mut self, sub_url: Option<url::Url>) -> CameraConfig {
+        self.sub_url = sub_url;
         self
     }
 
@@ -573,7 +600,7 @@ impl CameraConfig {
             rtp_initial_seq: "default".to_owned(),
             pre_roll: Duration::from_secs(5),
             post_roll: Duration::from_secs(10),
-            storage_days: 30,
+            storage_days: crate::index::DEFAULT_STORAGE_DAYS,
             motion: Some(MotionSettings::default()),
         }
     }
@@ -668,6 +695,10 @@ mode = "continuous"
         assert_eq!((line, key.as_str()), (6, "camera.sub_url"));
         let (line, key, _) = invalid(&GOOD.replace("front-door", "../etc"));
         assert_eq!((line, key.as_str()), (4, "camera.name"));
+        assert_eq!(
+            check_rtsp_url("rtsps://192.0.2.10:322/stream1").map(|u| u.to_string()),
+            Err(RTSPS_UNSUPPORTED.to_owned())
+        );
     }
 
     #[test]

@@ -251,6 +251,11 @@ impl CameraStarter {
     /// A camera added from the web UI: its credentials opened from their sealed form.
     fn added_camera(&self, entry: &CameraEntry) -> Result<CameraConfig, String> {
         let url = crate::config::check_rtsp_url(&entry.url)?;
+        let sub_url = entry
+            .sub_url
+            .as_deref()
+            .map(crate::config::check_rtsp_url)
+            .transpose()?;
         let (user_purpose, password_purpose) = CameraEntry::purposes(&entry.id);
         let open = |sealed: &Option<String>, purpose: &str| -> Result<Option<String>, String> {
             match sealed {
@@ -273,6 +278,7 @@ impl CameraStarter {
             open(&entry.sealed_password, &password_purpose)?,
             entry.mode,
         )
+        .with_sub_url(sub_url)
         .with_settings(&entry.settings))
     }
 }

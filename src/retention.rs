@@ -49,6 +49,9 @@ pub enum RetentionError {
 #[derive(Clone, Debug)]
 pub struct RetentionPolicy {
     pub default_days: u32,
+    /// The storage periods of the cameras in the configuration file. Cameras added
+    /// in the web UI carry theirs in the index (read at each pass, so a change applies
+    /// at the next pass); a configured one wins over an index entry of the same name.
     pub camera_days: HashMap<CameraId, u32>,
     /// Total bytes all recordings may use, if limited.
     pub max_bytes: Option<u64>,
@@ -58,9 +61,12 @@ pub struct RetentionPolicy {
 }
 
 impl RetentionPolicy {
-    fn days(&self, camera: &CameraId) -> u32 {
+    /// `camera`'s storage period: configured, else from `added` (the web UI's
+    /// cameras), else the default.
+    fn days(&self, added: &HashMap<CameraId, u32>, camera: &CameraId) -> u32 {
         self.camera_days
             .get(camera)
+            .or_else(|| added.get(camera))
             .copied()
             .unwrap_or(self.default_days)
     }
@@ -248,6 +254,11 @@ pub fn enforce(
     data_dir: &Path,
 ) -> Result<RetentionReport, RetentionError> {
     let mut report = RetentionReport::default();
+    let added: HashMap<CameraId, u32> = index
+        .cameras()?
+        .into_iter()
+        .map(|c| (c.id, c.settings.storage_days))
+        .collect();
     let mut finished: Vec<_> = index
         .all_recordings()?
         .into_iter()
@@ -258,7 +269,7 @@ pub fn enforce(
     // By age.
     let mut kept = Vec::with_capacity(finished.len());
     for entry in finished {
-        let cutoff = now_micros - i64::from(policy.days(&entry.camera)) * MICROS_PER_DAY;
+        let cutoff = now_micros - i64::from(policy.days(&added, &entry.camera)) * MICROS_PER_DAY;
         if entry.end_micros < cutoff {
             if let Some(bytes) = delete_recording_sized(store, index, entry.id)? {
                 report.freed_bytes += bytes;
@@ -269,7 +280,7 @@ pub fn enforce(
         }
     }
     for event in index.all_events()? {
-        let cutoff = now_micros - i64::from(policy.days(&event.camera)) * MICROS_PER_DAY;
+        let cutoff = now_micros - i64::from(policy.days(&added, &event.camera)) * MICROS_PER_DAY;
         if !event.open && event.end_micros < cutoff {
             remove_event_entry(store, index, &event.camera, event.id, event.has_thumbnail)?;
             report.events_deleted += 1;
@@ -466,6 +477,48 @@ mod tests {
             f.ids().contains(&new_door) && f.ids().contains(&old_yard),
             "yard keeps 30 days"
         );
+    }
+
+    #[test]
+    fn a_camera_added_in_the_web_ui_keeps_its_own_storage_period() {
+        let f = fixture();
+        let now = 100 * DAY;
+        let old_porch = f.recording("porch", now - 4 * DAY, 100);
+        let new_porch = f.recording("porch", now - 2 * DAY, 100);
+        let old_yard = f.recording("yard", now - 4 * DAY, 100);
+        let mut entry = crate::index::CameraEntry {
+            id: "porch".parse().expect("name"),
+            url: "rtsp://192.0.2.1/main".into(),
+            sub_url: None,
+            mode: crate::config::RecordingMode::Events,
+            sealed_username: None,
+            sealed_password: None,
+            added_micros: 0,
+            added_by: crate::index::UserId(1),
+            settings: crate::index::CameraSettings {
+                storage_days: 3,
+                ..Default::default()
+            },
+        };
+        f.index.add_camera(&entry).expect("add");
+        let report =
+            enforce(&f.store, &f.index, &f.policy(), now, &Roomy, f.dir.path()).expect("enforce");
+        assert_eq!(report.expired, vec![old_porch], "porch keeps 3 days");
+        assert_eq!(f.ids().len(), 2, "yard keeps the default 30 days");
+        assert!(f.ids().contains(&new_porch) && f.ids().contains(&old_yard));
+        // A change applies at the next pass; the config file wins for its cameras.
+        entry.settings.storage_days = 1;
+        f.index.update_camera(&entry).expect("update");
+        let mut policy = f.policy();
+        policy
+            .camera_days
+            .insert("porch".parse().expect("name"), 30);
+        let report =
+            enforce(&f.store, &f.index, &policy, now, &Roomy, f.dir.path()).expect("enforce");
+        assert!(report.expired.is_empty(), "configured 30 days win");
+        let report =
+            enforce(&f.store, &f.index, &f.policy(), now, &Roomy, f.dir.path()).expect("enforce");
+        assert_eq!(report.expired, vec![new_porch], "now 1 day");
     }
 
     #[test]

@@ -121,6 +121,27 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
         "{}",
         r.body
     );
+    // The frame rate the camera sends (10 fps) and its picture, decoded by ffprobe.
+    assert!(r.body.contains(", 10 fps</p>"), "{}", r.body);
+    let snapshot = r
+        .body
+        .split("id=\"probe-snapshot\" class=\"snapshot\" src=\"data:image/jpeg;base64,")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a snapshot")
+        .replace("&#x2f;", "/")
+        .replace("&#43;", "+")
+        .replace("&#61;", "=");
+    let jpeg = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(snapshot)
+            .expect("base64")
+    };
+    let shot = tempfile::tempdir().expect("tempdir");
+    std::fs::write(shot.path().join("s.jpg"), &jpeg).expect("write");
+    let p = common::ffprobe(&shot.path().join("s.jpg"));
+    assert_eq!((p.codec.as_str(), p.width, p.height), ("mjpeg", 640, 360));
     assert!(
         !r.body.contains(PASSWORD) && !r.body.contains("p@ss"),
         "password sent back"
@@ -151,6 +172,20 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("use rtsp://"), "{}", r.body);
+    // retina speaks only rtsp://: RTSP over TLS is refused with the reason.
+    let tls = url.replace("rtsp://", "rtsps://");
+    let r = add(
+        &mut owner,
+        &[("name", "porch"), ("url", &tls), ("action", "test")],
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("rtsps:// (RTSP over TLS) is not supported yet"),
+        "{}",
+        r.body
+    );
     let with_creds = url.replace("rtsp://", "rtsp://a:b@");
     let r = add(
         &mut owner,

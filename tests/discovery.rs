@@ -120,6 +120,14 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
         "{}",
         form.body
     );
+    // Announced streams are offered for the main and the sub-stream fields.
+    assert!(
+        form.body.contains(&format!(
+            "<datalist id=\"discovered-streams\"><option value=\"{url}\"></datalist>"
+        )),
+        "{}",
+        form.body
+    );
     let r = owner
         .post(
             "/cameras/add",

@@ -158,6 +158,7 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     let result = guarded(steps(
         &c,
         &base,
+        &camera.main_url(),
         &setup,
         &mut daemon,
         downloads.path(),
@@ -433,6 +434,7 @@ type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
 async fn steps(
     c: &Client,
     base: &str,
+    camera_url: &str,
     setup: &Setup,
     daemon: &mut Daemon,
     downloads: &Path,
@@ -649,6 +651,129 @@ async fn steps(
     shot(c, "12-alerts").await;
 
     linked_services(c, base, daemon).await;
+    zones_drawn_on_the_snapshot(c, base, camera_url).await;
+}
+
+/// The zone editor (web/static/zones.js) under the real CSP: a camera added in the
+/// UI, its snapshot on the settings page's canvas, a rectangle dragged with the
+/// mouse becomes the numbers the form saves; a click inside a zone removes it.
+async fn zones_drawn_on_the_snapshot(c: &Client, base: &str, camera_url: &str) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    c.goto(&format!("{base}/cameras/add"))
+        .await
+        .expect("add page");
+    fill(c, "name", "yard").await;
+    fill(c, "url", camera_url).await;
+    click(c, Locator::Css("button[value=save]"), "save").await;
+    eventually(Duration::from_secs(30), "yard streaming", || async {
+        let _ = c.goto(&format!("{base}/")).await;
+        match c.find(Locator::Id("camera-yard")).await {
+            Ok(tile) => tile
+                .text()
+                .await
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains("streaming"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    c.goto(&format!("{base}/cameras/yard/settings"))
+        .await
+        .expect("settings");
+    let zones = || async {
+        js(c, "return document.getElementById('zones').value")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the snapshot on the canvas",
+        || async {
+            js(
+            c,
+            "const k = document.getElementById('zones-canvas'); return !k.hidden && k.width > 0",
+        )
+        .await
+        .as_bool()
+        .unwrap_or(false)
+        },
+    )
+    .await;
+    js(
+        c,
+        "document.getElementById('zones-canvas').scrollIntoView({block: 'center'}); return 0",
+    )
+    .await;
+    let canvas = c.find(Locator::Id("zones-canvas")).await.expect("canvas");
+    let (_, _, w, h) = canvas.rectangle().await.expect("canvas size");
+    let at = |x: f64, y: f64| PointerAction::MoveToElement {
+        element: canvas.clone(),
+        duration: Some(Duration::from_millis(100)),
+        x: (x - 0.5) * w,
+        y: (y - 0.5) * h,
+    };
+    let drag = MouseActions::new("mouse".into())
+        .then(at(0.25, 0.25))
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(at(0.5, 0.5))
+        .then(at(0.75, 0.75))
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(drag).await.expect("drag");
+    let drawn = zones().await;
+    let numbers: Vec<f64> = drawn
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 4, "one rectangle: {drawn:?}");
+    for (got, want) in numbers.iter().zip([25.0, 25.0, 75.0, 75.0]) {
+        assert!((got - want).abs() < 3.0, "{drawn:?}");
+    }
+    shot(c, "20-zones").await;
+    submit(c).await;
+    eventually(Duration::from_secs(20), "saved", || async {
+        path(c).await == "/"
+    })
+    .await;
+    c.goto(&format!("{base}/cameras/yard/settings"))
+        .await
+        .expect("settings again");
+    assert_eq!(zones().await, drawn, "saved and shown back");
+    // A click inside the zone removes it (not saved).
+    eventually(Duration::from_secs(20), "the snapshot again", || async {
+        js(c, "return !document.getElementById('zones-canvas').hidden")
+            .await
+            .as_bool()
+            .unwrap_or(false)
+    })
+    .await;
+    js(
+        c,
+        "document.getElementById('zones-canvas').scrollIntoView({block: 'center'}); return 0",
+    )
+    .await;
+    let canvas = c.find(Locator::Id("zones-canvas")).await.expect("canvas");
+    let tap = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: canvas,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(tap).await.expect("click");
+    assert_eq!(zones().await, "", "the zone is removed");
 }
 
 /// Links a doorbell from the navigation: the token is shown once, works with the API

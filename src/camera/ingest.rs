@@ -16,6 +16,8 @@
 //!   whole message without limit.
 //! - Credentials are handed to retina out of band and never formatted into a URL, an
 //!   error or a log line.
+//!
+//! `probe.rs` (a part of this module, so retina stays here) is "Test connection".
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +31,9 @@ use tokio::sync::watch;
 use super::{Backoff, CameraHandle, ConnectionState, StreamKind};
 use crate::clock::Clock;
 use crate::model::{Frame, VideoParams, TIMESCALE};
+
+mod probe;
+pub use probe::{probe, Probe, ProbeFrame};
 
 /// How long DESCRIBE/SETUP/PLAY may take before the camera counts as unreachable.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -290,70 +295,5 @@ fn video_params(
         width,
         height,
         sample_entry,
-    })
-}
-
-/// What a DESCRIBE says about a camera's video, for "Test connection".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Probe {
-    /// `h264`, `h265`, … as the camera's SDP names it.
-    pub encoding: String,
-    /// RFC 6381 codec (`avc1.64001f`) and pixel size, when the SDP carries the
-    /// parameter sets (most cameras do; otherwise they come with the first frame).
-    pub codec: Option<String>,
-    pub size: Option<(u32, u32)>,
-}
-
-/// Connects once (through the size guard), runs DESCRIBE with the credentials and
-/// reports the video stream; nothing is set up or played. The credentials go to
-/// retina out of band, never into the URL, an error or a log line.
-pub async fn probe(
-    url: &url::Url,
-    username: Option<&str>,
-    password: Option<&str>,
-) -> Result<Probe, IngestError> {
-    let relay = match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::guard::start(url)).await {
-        Err(_) => {
-            return Err(IngestError::Timeout {
-                step: "connect",
-                secs: HANDSHAKE_TIMEOUT.as_secs(),
-            })
-        }
-        Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
-        Ok(Ok(relay)) => relay,
-    };
-    let creds = username.map(|u| Credentials {
-        username: u.to_owned(),
-        password: password.unwrap_or_default().to_owned(),
-    });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("porchlight/{}", env!("CARGO_PKG_VERSION")));
-    let described = with_timeout(
-        "DESCRIBE",
-        HANDSHAKE_TIMEOUT,
-        Session::describe(relay.url.clone(), options),
-    )
-    .await;
-    if let Some(cut) = relay.tripped() {
-        return Err(IngestError::Oversized(cut));
-    }
-    let session = described?;
-    let video = session
-        .streams()
-        .iter()
-        .find(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-        .ok_or(IngestError::NoVideo)?;
-    let (codec, size) = match video.parameters() {
-        Some(ParametersRef::Video(p)) => (
-            Some(p.rfc6381_codec().to_owned()),
-            Some(p.pixel_dimensions()),
-        ),
-        _ => (None, None),
-    };
-    Ok(Probe {
-        encoding: video.encoding_name().to_owned(),
-        codec,
-        size,
     })
 }

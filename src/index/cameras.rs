@@ -17,6 +17,10 @@ pub struct CameraEntry {
     pub id: CameraId,
     /// Main stream, `rtsp://` without credentials.
     pub url: String,
+    /// Optional lower-resolution stream analysed for motion (same credentials);
+    /// `None`: motion is analysed on the main stream.
+    #[serde(default)]
+    pub sub_url: Option<String>,
     pub mode: RecordingMode,
     /// Sealed (hex) username and password; `None` for an open camera.
     pub sealed_username: Option<String>,
@@ -37,7 +41,35 @@ pub struct CameraSettings {
     pub sensitivity: u8,
     pub pre_roll_secs: u64,
     pub post_roll_secs: u64,
+    /// Parts of the picture where change never counts as motion.
+    #[serde(default)]
+    pub zones: Vec<MaskRect>,
+    /// Recordings older than this many days are deleted by retention.
+    #[serde(default = "default_storage_days")]
+    pub storage_days: u32,
 }
+
+/// The storage period of a `[[camera]]` section without `storage_days`.
+pub const DEFAULT_STORAGE_DAYS: u32 = 30;
+
+fn default_storage_days() -> u32 {
+    DEFAULT_STORAGE_DAYS
+}
+
+/// An ignored rectangle in thousandths of the picture's width and height (x to the
+/// right, y down), so that it survives a change of resolution and compares exactly
+/// (no floats in the index). `left < right`, `top < bottom`, all at most 1000:
+/// checked by the web form that makes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskRect {
+    pub left: u16,
+    pub top: u16,
+    pub right: u16,
+    pub bottom: u16,
+}
+
+/// Most zones per camera: enough for any real scene, bounded for the form.
+pub const MAX_ZONES: usize = 16;
 
 impl Default for CameraSettings {
     /// The same defaults as a `[[camera]]` section without those keys.
@@ -47,6 +79,8 @@ impl Default for CameraSettings {
             sensitivity: 50,
             pre_roll_secs: 5,
             post_roll_secs: 10,
+            zones: Vec::new(),
+            storage_days: DEFAULT_STORAGE_DAYS,
         }
     }
 }
@@ -126,6 +160,7 @@ mod tests {
         let entry = CameraEntry {
             id: "porch".parse().expect("name"),
             url: "rtsp://192.0.2.1/main".into(),
+            sub_url: Some("rtsp://192.0.2.1/sub".into()),
             mode: RecordingMode::Events,
             sealed_username: Some("00ff".into()),
             sealed_password: None,
@@ -142,6 +177,13 @@ mod tests {
         assert_eq!(index.cameras().expect("list"), vec![entry.clone()]);
         let mut changed = entry.clone();
         changed.settings.sensitivity = 90;
+        changed.settings.storage_days = 7;
+        changed.settings.zones.push(MaskRect {
+            left: 0,
+            top: 100,
+            right: 500,
+            bottom: 1000,
+        });
         assert!(index.update_camera(&changed).expect("update"));
         assert_eq!(index.cameras().expect("list"), vec![changed.clone()]);
         assert_eq!(
@@ -149,5 +191,17 @@ mod tests {
             Some(changed)
         );
         assert!(index.cameras().expect("list").is_empty());
+    }
+
+    #[test]
+    fn entries_written_before_zones_and_storage_period_read_with_defaults() {
+        let old = r#"{"id":"porch","url":"rtsp://192.0.2.1/main","mode":"events",
+            "sealed_username":null,"sealed_password":null,"added_micros":5,"added_by":1,
+            "settings":{"motion":true,"sensitivity":40,"pre_roll_secs":5,"post_roll_secs":10}}"#;
+        let entry: CameraEntry = serde_json::from_str(old).expect("old entry");
+        assert_eq!(entry.sub_url, None);
+        assert_eq!(entry.settings.sensitivity, 40);
+        assert!(entry.settings.zones.is_empty());
+        assert_eq!(entry.settings.storage_days, DEFAULT_STORAGE_DAYS);
     }
 }

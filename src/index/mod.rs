@@ -37,7 +37,7 @@ use table::{Row, Table};
 
 use crate::model::{CameraId, RecordingId, Trigger};
 pub use audit::{AuditEntry, AuditKind, AuditQuery};
-pub use cameras::{CameraEntry, CameraSettings};
+pub use cameras::{CameraEntry, CameraSettings, MaskRect, DEFAULT_STORAGE_DAYS, MAX_ZONES};
 pub use invitations::InvitationEntry;
 pub use prefs::{CameraPrefs, NotificationPrefs};
 pub use security::{AlertEntry, AlertKind, ThrottleEntry};

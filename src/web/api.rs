@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::pages::blocking;
+use super::pages::snapshot::{camera_jpeg, jpeg_response, Source};
 use super::{WebError, WebState};
 use crate::auth::policy::{self, Action, Object};
-use crate::camera::ConnectionState;
 use crate::index::{EventEntry, TokenEntry};
 use crate::model::{CameraId, Trigger};
 use crate::motion::snapshot;
@@ -45,12 +45,6 @@ const MAX_TRIGGER_SECS: u64 = 300;
 /// How often an idle event stream sends a comment, so proxies and clients see it
 /// is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Longest a snapshot waits for the camera's next keyframe (cameras send one every
-/// 1–4 s, some up to 10 s).
-const SNAPSHOT_WAIT: Duration = Duration::from_secs(12);
-/// Snapshots decoded at once, whatever the number of clients: each is a full-size
-/// decode, and the cameras' recorders share the CPU.
-static SNAPSHOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The API's routes, under `/api/v1`.
 pub fn routes() -> Router<WebState> {
@@ -265,49 +259,9 @@ async fn snapshot(
 ) -> Result<Response, ApiError> {
     let camera = camera_from(&camera)?;
     token.require(Action::LiveView, Object::Camera(&camera))?;
-    let handle = state
-        .registry
-        .get(&camera)
-        .ok_or_else(|| WebError::NotFound(format!("camera {camera}")))?;
-    let not_streaming = || {
-        ApiError(WebError::Unavailable(format!(
-            "camera {camera} is not streaming"
-        )))
-    };
-    if handle.status().state != ConnectionState::Streaming {
-        return Err(not_streaming());
-    }
-    let mut frames = handle.subscribe();
-    let key = tokio::time::timeout(SNAPSHOT_WAIT, async {
-        loop {
-            match frames.recv().await {
-                Ok(f) if f.is_key => return Some(f),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(not_streaming)?;
-    drop(frames);
-    let _permit = SNAPSHOTS
-        .acquire()
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    let what = camera.clone();
-    let jpeg = blocking(move || {
-        snapshot::keyframe_jpeg(&key.params.sample_entry, &key.data)
-            .map_err(|e| WebError::Internal(format!("snapshot of camera {what}: {e}")))
-    })
-    .await?;
+    let jpeg = camera_jpeg(&state, &camera, Source::Main, snapshot::MAX_WIDTH).await?;
     tracing::info!(token = %token.0.id, name = %token.0.name, camera = %camera, bytes = jpeg.len(), "API: snapshot");
-    let mut r = jpeg.into_response();
-    let headers = r.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    Ok(jpeg_response(jpeg))
 }
 
 #[derive(Deserialize)]

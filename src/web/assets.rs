@@ -34,6 +34,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../web/static/share.js"),
     ),
+    (
+        "zones.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/static/zones.js"),
+    ),
 ];
 
 pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, WebError> {

@@ -30,8 +30,9 @@
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
 //! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
-//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (DESCRIBE), save, start at once |
-//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URL, credentials, mode, motion, pre/post-roll (owner); restarts that camera only |
+//! | `GET/POST /cameras/add` | add a camera (owner): test the connection (codec, size, frame rate, snapshot), save, start at once |
+//! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URLs, credentials, mode, motion, sensitivity, ignore zones, pre/post-roll, storage period (owner); restarts that camera only |
+//! | `GET /cameras/{cam}/snapshot.jpg` | the analysed stream's next keyframe as JPEG, to draw zones on (owner) |
 //! | `POST /cameras/{cam}/remove` | remove a camera added in the UI (owner), keeping or deleting its recordings |
 //! | `GET /diagnostics` | camera health, no video (owner and support) |
 //! | `GET /users`, `POST /users/invite`, `/users/{id}/remove`, `/users/{id}/reset-two-step`, `/invitations/revoke` | shared users and invitations (owner); resetting a user's two-step verification |
@@ -226,6 +227,10 @@ pub fn app(state: WebState) -> Router {
         .route("/cameras/{camera}/live.ws", get(live::live_socket))
         .route("/cameras/{camera}/recordings", get(pages::recordings::day))
         .route("/cameras/{camera}/remove", post(pages::adopt::remove))
+        .route(
+            "/cameras/{camera}/snapshot.jpg",
+            get(pages::snapshot::snapshot),
+        )
         .route(
             "/cameras/{camera}/settings",
             get(pages::camera_settings::page).post(pages::camera_settings::save),

@@ -1,7 +1,8 @@
 //! Adding a camera (owner only): from the discovered list (URL and name prefilled) or
-//! by URL. "Test connection" runs one RTSP DESCRIBE and shows the codec and picture
-//! size; "Save" seals the credentials with the master key, stores the camera in the
-//! index and starts it at once (it also starts at every boot).
+//! by URL. "Test connection" runs DESCRIBE, SETUP and PLAY once and shows the codec,
+//! picture size, frame rate and a snapshot; "Save" seals the credentials with the
+//! master key, stores the camera in the index (with its optional sub stream and
+//! storage period) and starts it at once (it also starts at every boot).
 //!
 //! Credentials are never sent back to the browser (not even after a test: the form
 //! asks for them again) and never logged; only `rtsp://` URLs without credentials in
@@ -13,6 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::camera_form;
+use super::test_connection::{discovered_streams, probe_text, snapshot_url, Found};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::camera::ingest;
@@ -38,10 +41,15 @@ struct AdoptPage {
     csrf: String,
     name: String,
     url: String,
+    sub_url: String,
+    storage_days: String,
     /// Value, label, selected.
     modes: Vec<(&'static str, &'static str, bool)>,
+    /// The RTSP URLs announced on the LAN (mDNS), offered for both stream fields: a
+    /// camera that announces each of its streams lets the owner pick the sub stream.
+    streams: Vec<String>,
     /// What "Test connection" found.
-    probe: Option<String>,
+    probe: Option<Found>,
     error: Option<String>,
 }
 
@@ -51,6 +59,8 @@ pub struct Prefill {
     url: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    sub_url: String,
 }
 
 /// The form. `action` is `test` or `save` (the button pressed).
@@ -60,12 +70,18 @@ pub struct AddForm {
     name: String,
     #[serde(default)]
     url: String,
+    /// Optional stream analysed for motion.
+    #[serde(default)]
+    sub_url: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
     mode: String,
+    /// Days recordings are kept; blank is 30.
+    #[serde(default)]
+    storage_days: String,
     #[serde(default)]
     action: String,
 }
@@ -74,6 +90,8 @@ pub struct AddForm {
 struct Checked {
     id: CameraId,
     url: url::Url,
+    sub_url: Option<url::Url>,
+    storage_days: u32,
     mode: RecordingMode,
     username: Option<String>,
     password: Option<String>,
@@ -86,6 +104,8 @@ fn check(form: &AddForm) -> Result<Checked, String> {
         .parse()
         .map_err(|e: crate::model::BadCameraName| e.to_string())?;
     let url = check_rtsp_url(form.url.trim())?;
+    let sub_url = camera_form::sub_url(&form.sub_url)?;
+    let storage_days = camera_form::storage_days(&form.storage_days)?;
     let mode = match form.mode.as_str() {
         "events" | "" => RecordingMode::Events,
         "continuous" => RecordingMode::Continuous,
@@ -104,17 +124,42 @@ fn check(form: &AddForm) -> Result<Checked, String> {
     Ok(Checked {
         id,
         url,
+        sub_url,
+        storage_days,
         mode,
         username: some(&form.username),
         password: some(&form.password),
     })
 }
 
+/// What the form shows back after a test or a refusal: everything but the
+/// credentials.
+#[derive(Default)]
+struct Shown<'a> {
+    name: &'a str,
+    url: &'a str,
+    sub_url: &'a str,
+    mode: &'a str,
+    storage_days: &'a str,
+}
+
+impl<'a> Shown<'a> {
+    fn of(form: &'a AddForm) -> Self {
+        Shown {
+            name: &form.name,
+            url: &form.url,
+            sub_url: &form.sub_url,
+            mode: &form.mode,
+            storage_days: &form.storage_days,
+        }
+    }
+}
+
 async fn show(
     state: &WebState,
     session: &FullSession,
-    form: (&str, &str, &str),
-    probe: Option<String>,
+    form: &Shown<'_>,
+    probe: Option<Found>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
     let status = if error.is_some() {
@@ -125,18 +170,25 @@ async fn show(
     let page = render(&AdoptPage {
         frame: frame_for(state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
-        name: form.0.to_owned(),
-        url: form.1.to_owned(),
+        name: form.name.to_owned(),
+        url: form.url.to_owned(),
+        sub_url: form.sub_url.to_owned(),
+        storage_days: if form.storage_days.trim().is_empty() {
+            crate::index::DEFAULT_STORAGE_DAYS.to_string()
+        } else {
+            form.storage_days.to_owned()
+        },
         modes: MODES
             .iter()
             .map(|(v, l)| {
                 (
                     *v,
                     *l,
-                    *v == form.2 || (form.2.is_empty() && *v == "events"),
+                    *v == form.mode || (form.mode.is_empty() && *v == "events"),
                 )
             })
             .collect(),
+        streams: discovered_streams(state),
         probe,
         error,
     })?;
@@ -149,14 +201,13 @@ pub async fn page(
     Query(prefill): Query<Prefill>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;
-    show(
-        &state,
-        &session,
-        (&prefill.name, &prefill.url, "events"),
-        None,
-        None,
-    )
-    .await
+    let shown = Shown {
+        name: &prefill.name,
+        url: &prefill.url,
+        sub_url: &prefill.sub_url,
+        ..Shown::default()
+    };
+    show(&state, &session, &shown, None, None).await
 }
 
 pub async fn submit(
@@ -165,10 +216,10 @@ pub async fn submit(
     CsrfForm(form): CsrfForm<AddForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;
-    let shown = (form.name.as_str(), form.url.as_str(), form.mode.as_str());
+    let shown = Shown::of(&form);
     let checked = match check(&form) {
         Ok(c) => c,
-        Err(e) => return show(&state, &session, shown, None, Some(e)).await,
+        Err(e) => return show(&state, &session, &shown, None, Some(e)).await,
     };
     match form.action.as_str() {
         "test" => {
@@ -180,18 +231,16 @@ pub async fn submit(
             .await;
             match probed {
                 Ok(p) => {
-                    let mut text = format!("Connected: {} video", p.encoding.to_uppercase());
-                    if let Some((w, h)) = p.size {
-                        text.push_str(&format!(", {w}x{h}"));
-                    }
-                    if let Some(codec) = p.codec {
-                        text.push_str(&format!(" ({codec})"));
-                    }
-                    show(&state, &session, shown, Some(text), None).await
+                    let snapshot = snapshot_url(p.keyframe).await;
+                    let found = Found {
+                        text: probe_text(&p.encoding, p.size, p.codec.as_deref(), p.frame_rate),
+                        snapshot,
+                    };
+                    show(&state, &session, &shown, Some(found), None).await
                 }
                 Err(e) => {
                     let text = format!("The camera did not answer as expected: {e}");
-                    show(&state, &session, shown, None, Some(text)).await
+                    show(&state, &session, &shown, None, Some(text)).await
                 }
             }
         }
@@ -204,13 +253,17 @@ async fn save(
     state: &WebState,
     session: &FullSession,
     c: Checked,
-    shown: (&str, &str, &str),
+    shown: Shown<'_>,
 ) -> Result<Response, WebError> {
     if state.registry.get(&c.id).is_some() {
         let e = format!("a camera named {} already exists", c.id);
-        return show(state, session, shown, None, Some(e)).await;
+        return show(state, session, &shown, None, Some(e)).await;
     }
     let (store, index) = (state.store.clone(), state.index.clone());
+    let settings = crate::index::CameraSettings {
+        storage_days: c.storage_days,
+        ..Default::default()
+    };
     let (user_purpose, password_purpose) = CameraEntry::purposes(&c.id);
     let seal = move |v: &Option<String>, purpose: &str| {
         v.as_ref()
@@ -221,19 +274,22 @@ async fn save(
     let entry = CameraEntry {
         id: c.id.clone(),
         url: c.url.to_string(),
+        sub_url: c.sub_url.as_ref().map(|u| u.to_string()),
         mode: c.mode,
         sealed_username: seal(&c.username, &user_purpose)?,
         sealed_password: seal(&c.password, &password_purpose)?,
         added_micros: state.clock.now_micros(),
         added_by: session.0.user.id,
-        settings: crate::index::CameraSettings::default(),
+        settings: settings.clone(),
     };
     let added = blocking(move || Ok(index.add_camera(&entry)?)).await?;
     if !added {
         let e = format!("a camera named {} already exists", c.id);
-        return show(state, session, shown, None, Some(e)).await;
+        return show(state, session, &shown, None, Some(e)).await;
     }
-    let camera = CameraConfig::adopted(c.id.clone(), c.url, c.username, c.password, c.mode);
+    let camera = CameraConfig::adopted(c.id.clone(), c.url, c.username, c.password, c.mode)
+        .with_sub_url(c.sub_url)
+        .with_settings(&settings);
     if let Err(e) = (state.add_camera)(camera) {
         tracing::error!(camera = %c.id, "camera {} saved but not started: {e}", c.id);
         return Err(WebError::Conflict(format!(

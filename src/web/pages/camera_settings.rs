@@ -1,14 +1,18 @@
 //! A camera's settings page (owner only), for cameras added in the web UI: URL,
 //! credentials (blank keeps the stored ones; they are never shown), recording mode,
-//! motion detection and sensitivity, pre- and post-roll. Saving restarts that camera's
-//! tasks alone (its open recording is finished first); other cameras go on untouched.
+//! sub-stream URL, motion detection, sensitivity and ignore zones (drawn on a snapshot
+//! by `web/static/zones.js`, or typed as numbers without JavaScript), pre- and
+//! post-roll, storage period. Saving restarts that camera's tasks alone (its open
+//! recording is finished first); other cameras go on untouched.
 //! Cameras from the configuration file are shown as such and changed there.
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::camera_form::{self, format_zones, parse_zones};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
@@ -26,23 +30,72 @@ struct SettingsPage {
     name: String,
     /// `None`: the camera is from the configuration file.
     entry: Option<EntryView>,
+    /// Why the last form was refused (it is shown again as typed).
+    error: Option<String>,
 }
 
+/// The form's values: the stored ones, or those just refused (so numbers are text).
 struct EntryView {
     url: String,
+    sub_url: String,
     has_credentials: bool,
     /// Value, label, selected.
     modes: Vec<(&'static str, &'static str, bool)>,
     motion: bool,
-    sensitivity: u8,
-    pre_roll: u64,
-    post_roll: u64,
+    sensitivity: String,
+    pre_roll: String,
+    post_roll: String,
+    storage_days: String,
+    /// One rectangle a line, as [`parse_zones`] reads it.
+    zones: String,
+}
+
+fn modes(selected: &str) -> Vec<(&'static str, &'static str, bool)> {
+    super::adopt::MODES
+        .iter()
+        .map(|(v, l)| (*v, *l, selected == *v))
+        .collect()
+}
+
+impl EntryView {
+    fn of_entry(e: &CameraEntry) -> EntryView {
+        EntryView {
+            url: e.url.clone(),
+            sub_url: e.sub_url.clone().unwrap_or_default(),
+            has_credentials: e.sealed_username.is_some(),
+            modes: modes(mode_name(e.mode)),
+            motion: e.settings.motion,
+            sensitivity: e.settings.sensitivity.to_string(),
+            pre_roll: e.settings.pre_roll_secs.to_string(),
+            post_roll: e.settings.post_roll_secs.to_string(),
+            storage_days: e.settings.storage_days.to_string(),
+            zones: format_zones(&e.settings.zones),
+        }
+    }
+
+    /// A refused form as typed (never the credentials).
+    fn of_form(f: &SettingsForm, has_credentials: bool) -> EntryView {
+        EntryView {
+            url: f.url.clone(),
+            sub_url: f.sub_url.clone(),
+            has_credentials,
+            modes: modes(&f.mode),
+            motion: f.motion == "on",
+            sensitivity: f.sensitivity.clone(),
+            pre_roll: f.pre_roll.clone(),
+            post_roll: f.post_roll.clone(),
+            storage_days: f.storage_days.clone(),
+            zones: f.zones.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 pub struct SettingsForm {
     #[serde(default)]
     url: String,
+    #[serde(default)]
+    sub_url: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -57,6 +110,10 @@ pub struct SettingsForm {
     pre_roll: String,
     #[serde(default)]
     post_roll: String,
+    #[serde(default)]
+    storage_days: String,
+    #[serde(default)]
+    zones: String,
 }
 
 fn known(state: &WebState, camera: &str) -> Result<CameraId, WebError> {
@@ -79,24 +136,32 @@ pub async fn page(
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;
     let id = known(&state, &camera)?;
-    let entry = entry_of(&state, &id).await?.map(|e| EntryView {
-        url: e.url.clone(),
-        has_credentials: e.sealed_username.is_some(),
-        modes: super::adopt::MODES
-            .iter()
-            .map(|(v, l)| (*v, *l, mode_name(e.mode) == *v))
-            .collect(),
-        motion: e.settings.motion,
-        sensitivity: e.settings.sensitivity,
-        pre_roll: e.settings.pre_roll_secs,
-        post_roll: e.settings.post_roll_secs,
-    });
-    render(&SettingsPage {
-        frame: frame_for(&state, &session.0).await?,
+    let entry = entry_of(&state, &id)
+        .await?
+        .map(|e| EntryView::of_entry(&e));
+    show(&state, &session, &id, entry, None).await
+}
+
+async fn show(
+    state: &WebState,
+    session: &FullSession,
+    id: &CameraId,
+    entry: Option<EntryView>,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = render(&SettingsPage {
+        frame: frame_for(state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
         name: id.to_string(),
         entry,
-    })
+        error,
+    })?;
+    Ok((status, page).into_response())
 }
 
 fn mode_name(mode: RecordingMode) -> &'static str {
@@ -111,12 +176,38 @@ fn number<T: std::str::FromStr + PartialOrd>(
     text: &str,
     range: std::ops::RangeInclusive<T>,
     what: &str,
-) -> Result<T, WebError> {
+) -> Result<T, String> {
     text.trim()
         .parse()
         .ok()
         .filter(|v| range.contains(v))
-        .ok_or_else(|| WebError::BadRequest(format!("{what} is out of range")))
+        .ok_or_else(|| format!("{what} is out of range"))
+}
+
+/// A checked form: main and sub stream, mode, settings.
+type Checked = (url::Url, Option<url::Url>, RecordingMode, CameraSettings);
+
+fn check(form: &SettingsForm) -> Result<Checked, String> {
+    let url = check_rtsp_url(form.url.trim())?;
+    let sub_url = camera_form::sub_url(&form.sub_url)?;
+    let mode = match form.mode.as_str() {
+        "events" => RecordingMode::Events,
+        "continuous" => RecordingMode::Continuous,
+        "off" => RecordingMode::Off,
+        _ => return Err("choose a recording mode".into()),
+    };
+    let settings = CameraSettings {
+        motion: form.motion == "on",
+        sensitivity: number(&form.sensitivity, 1..=100, "the sensitivity")?,
+        pre_roll_secs: number(&form.pre_roll, 0..=30, "the pre-roll")?,
+        post_roll_secs: number(&form.post_roll, 0..=600, "the post-roll")?,
+        zones: parse_zones(&form.zones)?,
+        storage_days: camera_form::storage_days(&form.storage_days)?,
+    };
+    if form.username.len() > 256 || form.password.len() > 256 {
+        return Err("credentials too long".into());
+    }
+    Ok((url, sub_url, mode, settings))
 }
 
 pub async fn save(
@@ -127,23 +218,17 @@ pub async fn save(
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;
     let id = known(&state, &camera)?;
-    let url = check_rtsp_url(form.url.trim()).map_err(WebError::BadRequest)?;
-    let mode = match form.mode.as_str() {
-        "events" => RecordingMode::Events,
-        "continuous" => RecordingMode::Continuous,
-        "off" => RecordingMode::Off,
-        _ => return Err(WebError::BadRequest("choose a recording mode".into())),
+    let old = entry_of(&state, &id).await?;
+    let (url, sub_url, mode, settings) = match check(&form) {
+        Ok(checked) => checked,
+        Err(e) => {
+            let view = old
+                .as_ref()
+                .map(|o| EntryView::of_form(&form, o.sealed_username.is_some()));
+            return show(&state, &session, &id, view, Some(e)).await;
+        }
     };
-    let settings = CameraSettings {
-        motion: form.motion == "on",
-        sensitivity: number(&form.sensitivity, 1..=100, "the sensitivity")?,
-        pre_roll_secs: number(&form.pre_roll, 0..=30, "the pre-roll")?,
-        post_roll_secs: number(&form.post_roll, 0..=600, "the post-roll")?,
-    };
-    if form.username.len() > 256 || form.password.len() > 256 {
-        return Err(WebError::BadRequest("credentials too long".into()));
-    }
-    let Some(old) = entry_of(&state, &id).await? else {
+    let Some(old) = old else {
         return Err(WebError::Conflict(format!(
             "camera {id} is in the configuration file: change it there"
         )));
@@ -184,9 +269,11 @@ pub async fn save(
         open(&sealed_password, &password_purpose)?,
         mode,
     )
+    .with_sub_url(sub_url.clone())
     .with_settings(&settings);
     let entry = CameraEntry {
         url: url.to_string(),
+        sub_url: sub_url.map(|u| u.to_string()),
         mode,
         sealed_username,
         sealed_password,

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod adopt;
 pub mod audit;
+pub mod camera_form;
 pub mod camera_settings;
 pub mod cameras;
 pub mod control;
@@ -16,7 +17,9 @@ pub mod notifications;
 pub mod password;
 pub mod recordings;
 pub mod shares;
+pub mod snapshot;
 pub mod support;
+pub mod test_connection;
 pub mod two_step;
 pub mod users;
 
