@@ -167,6 +167,18 @@ async fn stream_once(
     url: &url::Url,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
+    guarded(url, |relayed| async move {
+        stream_session(camera, stream, &relayed, clock).await
+    })
+    .await
+}
+
+/// Runs `session` against the relay URL of a size guard connected to `url`.
+async fn guarded<T, F, Fut>(url: &url::Url, session: F) -> Result<T, IngestError>
+where
+    F: FnOnce(url::Url) -> Fut,
+    Fut: std::future::Future<Output = Result<T, IngestError>>,
+{
     let relay = match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::guard::start(url)).await {
         Err(_) => {
             return Err(IngestError::Timeout {
@@ -177,7 +189,7 @@ async fn stream_once(
         Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
         Ok(Ok(relay)) => relay,
     };
-    let result = stream_session(camera, stream, &relay.url, clock).await;
+    let result = session(relay.url.clone()).await;
     // Whatever retina made of the cut connection, the guard's reason is the real one.
     match relay.tripped() {
         Some(cut) => Err(IngestError::Oversized(cut)),
@@ -185,21 +197,23 @@ async fn stream_once(
     }
 }
 
-/// DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
-async fn stream_session(
-    camera: &CameraHandle,
-    stream: StreamKind,
-    url: &url::Url,
-    clock: &dyn Clock,
-) -> Result<(), IngestError> {
-    let config = &camera.config;
-    let creds = config.username.as_ref().map(|username| Credentials {
-        username: username.clone(),
-        password: config.password.clone().unwrap_or_default(),
+/// Session options with the camera's credentials (out of band, never in the URL).
+fn session_options(username: Option<&str>, password: Option<&str>) -> SessionOptions {
+    let creds = username.map(|username| Credentials {
+        username: username.to_owned(),
+        password: password.unwrap_or_default().to_owned(),
     });
-    let options = SessionOptions::default()
+    SessionOptions::default()
         .creds(creds)
-        .user_agent(format!("porchlight/{}", env!("CARGO_PKG_VERSION")));
+        .user_agent(format!("porchlight/{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// DESCRIBE, then SETUP of the first H.264/H.265 stream (interleaved TCP, MP4 frame
+/// format). Returns the session and that stream's index.
+async fn describe_and_setup(
+    url: &url::Url,
+    options: SessionOptions,
+) -> Result<(Session<retina::client::Described>, usize), IngestError> {
     let mut session = with_timeout(
         "DESCRIBE",
         HANDSHAKE_TIMEOUT,
@@ -215,6 +229,19 @@ async fn stream_session(
         .transport(Transport::default())
         .frame_format(FrameFormat::MP4);
     with_timeout("SETUP", HANDSHAKE_TIMEOUT, session.setup(video, setup)).await?;
+    Ok((session, video))
+}
+
+/// DESCRIBE, SETUP the video stream, PLAY, publish frames until error.
+async fn stream_session(
+    camera: &CameraHandle,
+    stream: StreamKind,
+    url: &url::Url,
+    clock: &dyn Clock,
+) -> Result<(), IngestError> {
+    let config = &camera.config;
+    let options = session_options(config.username.as_deref(), config.password.as_deref());
+    let (session, video) = describe_and_setup(url, options).await?;
     // The config module validated the value against the same four names.
     let initial_seq = config.rtp_initial_seq.parse().unwrap_or_default();
     let play = PlayOptions::default().initial_seq(initial_seq);

@@ -10,10 +10,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::client::{PlayOptions, SessionOptions};
+use retina::codec::{CodecItem, ParametersRef};
 
-use super::{video_params, with_timeout, IngestError, HANDSHAKE_TIMEOUT};
+use super::{
+    describe_and_setup, guarded, session_options, video_params, with_timeout, IngestError,
+    HANDSHAKE_TIMEOUT,
+};
 
 /// How long to wait for the first keyframe after PLAY (cameras send one every 1-4 s).
 const KEYFRAME_WAIT: Duration = Duration::from_secs(6);
@@ -53,44 +56,16 @@ pub async fn probe(
     username: Option<&str>,
     password: Option<&str>,
 ) -> Result<Probe, IngestError> {
-    let relay =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, crate::camera::guard::start(url)).await {
-            Err(_) => {
-                return Err(IngestError::Timeout {
-                    step: "connect",
-                    secs: HANDSHAKE_TIMEOUT.as_secs(),
-                })
-            }
-            Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
-            Ok(Ok(relay)) => relay,
-        };
-    let creds = username.map(|u| Credentials {
-        username: u.to_owned(),
-        password: password.unwrap_or_default().to_owned(),
-    });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("porchlight/{}", env!("CARGO_PKG_VERSION")));
-    let result = session(&relay.url, options).await;
-    // Whatever retina made of a cut connection, the guard's reason is the real one.
-    match relay.tripped() {
-        Some(cut) => Err(IngestError::Oversized(cut)),
-        None => result,
-    }
+    let options = session_options(username, password);
+    guarded(
+        url,
+        |relayed| async move { session(&relayed, options).await },
+    )
+    .await
 }
 
 async fn session(url: &url::Url, options: SessionOptions) -> Result<Probe, IngestError> {
-    let mut session = with_timeout(
-        "DESCRIBE",
-        HANDSHAKE_TIMEOUT,
-        Session::describe(url.clone(), options),
-    )
-    .await?;
-    let video = session
-        .streams()
-        .iter()
-        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
-        .ok_or(IngestError::NoVideo)?;
+    let (session, video) = describe_and_setup(url, options).await?;
     let stream = &session.streams()[video];
     let mut probe = Probe {
         encoding: stream.encoding_name().to_owned(),
@@ -100,10 +75,6 @@ async fn session(url: &url::Url, options: SessionOptions) -> Result<Probe, Inges
         keyframe: None,
     };
     describe_params(&mut probe, stream.parameters());
-    let setup = SetupOptions::default()
-        .transport(Transport::default())
-        .frame_format(FrameFormat::MP4);
-    with_timeout("SETUP", HANDSHAKE_TIMEOUT, session.setup(video, setup)).await?;
     let playing = with_timeout(
         "PLAY",
         HANDSHAKE_TIMEOUT,
