@@ -141,12 +141,18 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     let camera = TestCamera::start(CameraOptions::default());
+    // A second camera that announces itself over mDNS on loopback, adopted from the
+    // Discovered cameras page on the way.
+    let _yard = TestCamera::start(CameraOptions {
+        mdns: Some(YARD_INSTANCE.to_owned()),
+        ..CameraOptions::default()
+    });
     let setup = Setup::new(
         &[CameraSpec {
             mode: "events",
             ..CameraSpec::continuous("front-door", &camera.main_url())
         }],
-        "",
+        "[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n",
     );
     let mut daemon = setup.start_daemon();
     let base = daemon.web_base();
@@ -158,7 +164,6 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     let result = guarded(steps(
         &c,
         &base,
-        &camera.main_url(),
         &setup,
         &mut daemon,
         downloads.path(),
@@ -434,7 +439,6 @@ type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
 async fn steps(
     c: &Client,
     base: &str,
-    camera_url: &str,
     setup: &Setup,
     daemon: &mut Daemon,
     downloads: &Path,
@@ -651,19 +655,48 @@ async fn steps(
     shot(c, "12-alerts").await;
 
     linked_services(c, base, daemon).await;
-    zones_drawn_on_the_snapshot(c, base, camera_url).await;
+    adopt_the_discovered_camera(c, base).await;
+    zones_drawn_on_the_snapshot(c, base).await;
 }
 
-/// The zone editor (web/static/zones.js) under the real CSP: a camera added in the
-/// UI, its snapshot on the settings page's canvas, a rectangle dragged with the
-/// mouse becomes the numbers the form saves; a click inside a zone removes it.
-async fn zones_drawn_on_the_snapshot(c: &Client, base: &str, camera_url: &str) {
-    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
-    c.goto(&format!("{base}/cameras/add"))
-        .await
-        .expect("add page");
+/// mDNS name the yard test camera announces.
+const YARD_INSTANCE: &str = "Yard test camera";
+
+/// Adoption as a user does it: the announced camera appears on Discovered cameras,
+/// its Add link opens the form with URL and name filled in, and once saved the camera
+/// streams and records without a restart.
+async fn adopt_the_discovered_camera(c: &Client, base: &str) {
+    let add = format!("tr[data-instance='{YARD_INSTANCE}'] a.add");
+    eventually(
+        Duration::from_secs(30),
+        "the announced camera listed",
+        || async {
+            let _ = c.goto(&format!("{base}/cameras/discovered")).await;
+            c.find(Locator::Css(&add)).await.is_ok()
+        },
+    )
+    .await;
+    shot(c, "19-discovered").await;
+    click(c, Locator::Css(&add), "Add link").await;
+    eventually(Duration::from_secs(10), "the add form", || async {
+        path(c).await == "/cameras/add"
+    })
+    .await;
+    let prefilled = js(c, "return document.querySelector('input[name=url]').value").await;
+    assert!(
+        prefilled
+            .as_str()
+            .unwrap_or("")
+            .starts_with("rtsp://127.0.0.1:"),
+        "the announced URL is filled in: {prefilled}"
+    );
+    js(
+        c,
+        "document.querySelector('input[name=name]').value = ''; \
+         document.querySelector('select[name=mode]').value = 'continuous'; return 0",
+    )
+    .await;
     fill(c, "name", "yard").await;
-    fill(c, "url", camera_url).await;
     click(c, Locator::Css("button[value=save]"), "save").await;
     eventually(Duration::from_secs(30), "yard streaming", || async {
         let _ = c.goto(&format!("{base}/")).await;
@@ -678,6 +711,18 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str, camera_url: &str) {
         }
     })
     .await;
+    eventually(Duration::from_secs(30), "yard recording", || async {
+        let _ = c.goto(&format!("{base}/cameras/yard/recordings")).await;
+        c.find(Locator::Css("li[id^='rec-']")).await.is_ok()
+    })
+    .await;
+}
+
+/// The zone editor (web/static/zones.js) under the real CSP, on the camera adopted
+/// in the UI: its snapshot on the settings page's canvas, a rectangle dragged with the
+/// mouse becomes the numbers the form saves; a click inside a zone removes it.
+async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
     c.goto(&format!("{base}/cameras/yard/settings"))
         .await
         .expect("settings");
