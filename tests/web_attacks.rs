@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
-use webutil::{csrf, Client, Server, OWNER, PASSWORD};
+use webutil::objects::{put_event, put_recording};
+use webutil::routes::served_routes;
+use webutil::{csrf, make_token, Client, Server, OWNER, PASSWORD, T0_MICROS};
 
 /// Accepts the test server's self-signed certificate (tests only).
 #[derive(Debug)]
@@ -125,52 +127,99 @@ fn hostile_segments() -> Vec<String> {
     v
 }
 
-/// Every route that takes an id or a name, `{}` where it goes.
-const GET_ROUTES: &[&str] = &[
-    "/cameras/{}/live",
-    "/cameras/{}/live.ws",
-    "/cameras/{}/recordings",
-    "/recordings/{}",
-    "/recordings/{}/video.mp4",
-    "/recordings/{}/download",
-    "/events/{}/thumbnail.jpg",
-    "/static/{}",
-];
-const POST_ROUTES: &[&str] = &[
-    "/cameras/{}/delete",
-    "/recordings/{}/delete",
-    "/events/{}/delete",
-];
+/// Routes that answer the same for any id by design, and why.
+const SAME_FOR_ANY_ID: &[(&str, &str)] = &[(
+    "GET /s/{link}",
+    "the share page is one public page for every id, so it leaks nothing",
+)];
+
+/// `{name}` placeholders of a route path replaced by `with`.
+fn fill_params(path: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        out.push_str(with);
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_traversal_and_malformed_ids_get_4xx_on_every_route() {
     let server = Server::start("").await;
     let (mut owner, _, _) = server.owner().await;
+    // Real objects the sweep must not reach: a recording, an event with a thumbnail,
+    // and an API token with every scope (sent with every request, so API routes are
+    // swept past their authentication).
+    let recording = put_recording(&server, 0x1111, T0_MICROS - 60_000_000);
+    let event = put_event(&server, 0xaaaa, recording, T0_MICROS - 60_000_000);
+    let bearer = make_token(
+        &mut owner,
+        "sweep",
+        &["events:read", "live:read", "trigger:write"],
+    )
+    .await;
+    let video = format!("/recordings/{recording}/video.mp4");
+    let length_before = owner.get(&video).await.body.len();
+    assert!(
+        length_before > 0,
+        "the real recording plays before the sweep"
+    );
+
     let cookie = format!("Cookie: {}", owner.cookie_header());
+    let auth = format!("Authorization: Bearer {bearer}");
     let token = csrf(&owner.get("/devices").await.body);
     let origin = format!("Origin: {}", server.base());
-    // Raw dot segments too, which no client library would send.
+    // Raw dot segments too, which no client library would send, and ones built on
+    // the real ids, which must not lead anywhere else either.
     let mut segments = hostile_segments();
     segments.extend(["../../../../etc/passwd", "./", "..\\..\\etc\\passwd"].map(String::from));
+    for id in [recording.to_string(), event.to_string()] {
+        segments.extend([
+            format!("{id}/.."),
+            format!("{id}%2f..%2f..%2fkeys%2fmaster.key"),
+            format!("..%2f{id}"),
+            format!("{id}%00"),
+            format!("{id}.plr"),
+            format!("{id}{id}"),
+        ]);
+    }
+    let routes: Vec<(String, String)> = served_routes()
+        .into_iter()
+        .filter(|(method, path)| {
+            path.contains('{')
+                && !SAME_FOR_ANY_ID
+                    .iter()
+                    .any(|(r, _)| *r == format!("{method} {path}"))
+        })
+        .collect();
+    assert!(
+        routes.len() >= 20,
+        "routes with an id or a name: {routes:?}"
+    );
     let mut checked = 0;
-    for route in GET_ROUTES.iter().chain(POST_ROUTES) {
-        let post = POST_ROUTES.contains(route);
+    for (method, route) in &routes {
         for seg in &segments {
-            let path = route.replace("{}", seg);
-            let (status, text) = if post {
+            let path = fill_params(route, seg);
+            let head = format!("{method} {path} HTTP/1.1\r\n{cookie}\r\n{auth}");
+            let (status, text) = if method == "GET" {
+                raw(&server, &head, "").await
+            } else {
                 raw(
                     &server,
-                    &format!("POST {path} HTTP/1.1\r\n{cookie}\r\n{origin}\r\nContent-Type: application/x-www-form-urlencoded"),
-                    &format!("csrf={token}&confirm=yes"),
+                    &format!(
+                        "{head}\r\n{origin}\r\nContent-Type: application/x-www-form-urlencoded"
+                    ),
+                    &format!("csrf={token}&confirm=yes&recordings=delete"),
                 )
                 .await
-            } else {
-                raw(&server, &format!("GET {path} HTTP/1.1\r\n{cookie}"), "").await
             };
             assert!(
                 (400..500).contains(&status),
-                "{} {path} gave {status}, not 4xx: {}",
-                if post { "POST" } else { "GET" },
+                "{method} {path} (route {route}) gave {status}, not 4xx: {}",
                 &text[..text.len().min(600)]
             );
             assert!(
@@ -180,9 +229,28 @@ async fn path_traversal_and_malformed_ids_get_4xx_on_every_route() {
             checked += 1;
         }
     }
-    println!("{checked} hostile paths, all 4xx");
-    // The owner's session survived all of it (nothing was deleted or logged out).
+    println!(
+        "{checked} hostile paths on {} routes, all 4xx",
+        routes.len()
+    );
+    // Nothing was reached: the session, the recording, the event and the token live.
     assert_eq!(owner.get("/").await.status, 200);
+    let after = owner.get(&video).await;
+    assert_eq!((after.status, after.body.len()), (200, length_before));
+    let thumbnail = owner.get(&format!("/events/{event}/thumbnail.jpg")).await;
+    assert_eq!(
+        thumbnail.status, 200,
+        "the event and its thumbnail are still there"
+    );
+    let c = server.client();
+    let events = c
+        .http
+        .get(format!("{}/api/v1/events", c.base))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .expect("API");
+    assert_eq!(events.status().as_u16(), 200, "the token still works");
 }
 
 #[test]

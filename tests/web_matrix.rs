@@ -23,11 +23,9 @@ mod webutil;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use porchlight::index::{EventEntry, RecordingEntry, RecordingState};
-use porchlight::model::{CameraId, EventId, RecordingId, Trigger};
-use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
-use porchlight::store::NewRecording;
+use porchlight::model::{EventId, RecordingId};
+use webutil::objects::{put_event, put_recording};
+use webutil::routes::served_routes;
 use webutil::{csrf, make_token, totp_secret, Client, Server, OWNER, PASSWORD, T0_MICROS};
 
 const CAMERA: &str =
@@ -185,94 +183,6 @@ const NO_SESSION_POSTS: [&str; 4] = ["/setup", "/login", "/invite", "/s/{link}/o
 // ---------------------------------------------------------------------------------
 // The routes, read from the router's source.
 
-/// `(METHOD, path)` of every `.route(...)` in the router's source; the API's paths
-/// get the `/api/v1` prefix the main router nests them under.
-fn served_routes() -> Vec<(String, String)> {
-    let main = include_str!("../src/web/mod.rs");
-    let api = include_str!("../src/web/api.rs");
-    // Routes can only come from `.route(...)`: the one `.nest` is the API, the one
-    // `.merge` the pages router built in the same function; anything else would hide
-    // routes from the scan below.
-    let squeezed: String = main.split_whitespace().collect();
-    let allowed = [(main, ".nest(", 1), (main, ".merge(", 1)];
-    for (name, src) in [("mod.rs", main), ("api.rs", api)] {
-        for how in [".route_service(", ".nest_service(", ".merge(", ".nest("] {
-            let may = allowed
-                .iter()
-                .find(|(s, h, _)| std::ptr::eq(*s, src) && *h == how)
-                .map_or(0, |(_, _, n)| *n);
-            assert!(
-                src.matches(how).count() <= may,
-                "{name} builds routes with {how}: teach this test to read them"
-            );
-        }
-    }
-    assert!(
-        squeezed.contains(".nest(\"/api/v1\",api::routes()"),
-        "the API is nested under /api/v1"
-    );
-    let mut routes = routes_in(main, "");
-    routes.extend(routes_in(api, "/api/v1"));
-    routes
-}
-
-/// Scans `.route("PATH", get(..).post(..))` calls: the method names are the
-/// identifiers called at the call's own nesting level.
-fn routes_in(src: &str, prefix: &str) -> Vec<(String, String)> {
-    const METHODS: [&str; 9] = [
-        "get", "post", "put", "delete", "patch", "head", "options", "trace", "any",
-    ];
-    let mut out = Vec::new();
-    for (start, _) in src.match_indices(".route(") {
-        let args = &src[start + ".route(".len()..];
-        let path = args
-            .trim_start()
-            .strip_prefix('"')
-            .and_then(|s| s.split('"').next())
-            .expect("a route's path is a string literal");
-        let mut depth = 1;
-        let mut end = 0;
-        let bytes = args.as_bytes();
-        let mut methods = Vec::new();
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'(' => {
-                    if depth == 1 {
-                        let ident: String = args[..i]
-                            .chars()
-                            .rev()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .collect();
-                        assert!(
-                            METHODS.contains(&ident.as_str()),
-                            "route {path}: unknown method router {ident}()"
-                        );
-                        methods.push(ident.to_uppercase());
-                    }
-                    depth += 1;
-                }
-                b')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        assert!(end > 0, "route {path}: unbalanced parentheses");
-        assert!(!methods.is_empty(), "route {path}: no method");
-        for m in methods {
-            out.push((m, format!("{prefix}{path}")));
-        }
-    }
-    out
-}
-
 #[test]
 fn every_served_route_has_a_row_and_every_row_a_route() {
     let served = served_routes();
@@ -349,117 +259,6 @@ impl Creds {
             csrf: Some(csrf),
         }
     }
-}
-
-/// A minimal `avc1` sample entry (one SPS, one PPS): plausible, not decodable.
-fn avc1_sample_entry() -> Vec<u8> {
-    let (sps, pps) = (
-        [0x67u8, 0x64, 0x00, 0x1E, 0xAC, 0xD9, 0x40],
-        [0x68u8, 0xEB, 0xE3, 0xCB],
-    );
-    let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xFF, 0xE1];
-    avcc.extend((sps.len() as u16).to_be_bytes());
-    avcc.extend(sps);
-    avcc.push(1);
-    avcc.extend((pps.len() as u16).to_be_bytes());
-    avcc.extend(pps);
-    avcc.extend([0xFD, 0xF8, 0xF8, 0]);
-    let mut e = vec![0, 0, 0, 0];
-    e.extend(b"avc1");
-    e.extend([0; 6]);
-    e.extend(1u16.to_be_bytes());
-    e.extend([0; 16]);
-    e.extend(320u16.to_be_bytes());
-    e.extend(240u16.to_be_bytes());
-    e.extend(0x0048_0000u32.to_be_bytes());
-    e.extend(0x0048_0000u32.to_be_bytes());
-    e.extend(0u32.to_be_bytes());
-    e.extend(1u16.to_be_bytes());
-    e.extend([0; 32]);
-    e.extend(0x0018u16.to_be_bytes());
-    e.extend((-1i16).to_be_bytes());
-    e.extend((8 + avcc.len() as u32).to_be_bytes());
-    e.extend(b"avcC");
-    e.extend(avcc);
-    let len = e.len() as u32;
-    e[..4].copy_from_slice(&len.to_be_bytes());
-    e
-}
-
-/// Writes a finished two-second recording (fragmented MP4, sealed by the store) and
-/// its index entry, as the recorder would.
-fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId {
-    let track = TrackParams {
-        sample_entry: avc1_sample_entry(),
-        width: 320,
-        height: 240,
-        timescale: 90_000,
-    };
-    let samples: Vec<Sample> = (0..20u8)
-        .map(|i| Sample {
-            duration: 9000,
-            is_sync: i % 10 == 0,
-            data: Bytes::from(vec![0, 0, 0, 4, 0x65, i, i, i]),
-        })
-        .collect();
-    let mut body = init_segment(&track).expect("valid track");
-    body.extend(fragment(1, 0, &samples[..10]).expect("fragment"));
-    body.extend(fragment(2, 90_000, &samples[10..]).expect("fragment"));
-    let d = server.daemon();
-    let camera: CameraId = "porch".parse().expect("name");
-    let id = RecordingId(id);
-    let (mut writer, wrapped_key) = d
-        .store
-        .create_recording(&NewRecording {
-            id,
-            camera: camera.clone(),
-            start_micros,
-            trigger: Trigger::Motion,
-        })
-        .expect("create");
-    writer.write_all(&body).expect("write");
-    let finished = writer.finish().expect("finish");
-    d.index
-        .put_recording(&RecordingEntry {
-            id,
-            camera,
-            start_micros,
-            end_micros: start_micros + 2_000_000,
-            frames: 20,
-            bytes: finished.file_len,
-            trigger: Trigger::Motion,
-            wrapped_key,
-            state: RecordingState::Finished,
-        })
-        .expect("index");
-    id
-}
-
-fn put_event(server: &Server, id: u64, recording: RecordingId, start: i64) -> EventId {
-    let d = server.daemon();
-    let camera: CameraId = "porch".parse().expect("name");
-    let event = EventEntry {
-        id: EventId(id),
-        camera: camera.clone(),
-        start_micros: start,
-        end_micros: start + 2_000_000,
-        triggers: vec![Trigger::Motion],
-        peak_score: 0.2,
-        score_curve: vec![10, 50, 20],
-        has_thumbnail: true,
-        recordings: vec![recording],
-        open: false,
-    };
-    d.index.put_event(&event).expect("event");
-    d.store
-        .write_thumbnail(
-            &camera,
-            event.id,
-            start,
-            b"\xff\xd8\xff\xe0 a picture \xff\xd9",
-        )
-        .expect("thumbnail");
-    event.id
 }
 
 /// The text after `start` up to the next `end`, in the first piece of `html` (split

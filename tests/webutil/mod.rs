@@ -4,6 +4,9 @@
 //! HTTPS client that shows every header.
 #![allow(dead_code)]
 
+pub mod objects;
+pub mod routes;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
