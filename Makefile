@@ -83,8 +83,9 @@ bench-motion: deps
 bench-web: deps
 	$(CARGO) bench --locked --bench web
 
-# Soak: the same load for SOAK_MINUTES (default 30); RSS, fds, threads and frames
-# lost are printed each minute and compared first to last.
+# Soak: 4 cameras recording and 10 HTTPS clients (a request each every 100 ms) for
+# SOAK_MINUTES (default 30); RSS, fds, threads and frames lost are printed each
+# minute and compared first to last.
 SOAK_MINUTES ?= 30
 soak: deps
 	BENCH_SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) bench --locked --bench web
