@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod data_rights;
 pub mod discovery;
+pub mod e2e;
 pub mod error_chain;
 pub mod export;
 pub mod index;
