@@ -28,4 +28,5 @@ pub mod recorder;
 pub mod retention;
 pub mod share;
 pub mod store;
+pub mod unlocked;
 pub mod web;

@@ -94,6 +94,11 @@ pub enum Action {
     EraseEverything,
     /// See cameras discovered on the LAN, add (adopt) and change cameras.
     ManageCameras,
+    /// Turn on end-to-end encryption for the house (new recordings sealed to viewers).
+    EnableEndToEnd,
+    /// Unlock (and lock) one's own end-to-end viewer key for one's own session, on
+    /// [`Object::User`]. A support helper has no viewer key and gets none.
+    UnlockOwnViewerKey,
 }
 
 /// What the action is on.
@@ -111,7 +116,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 28] = [
+pub const ALL_ACTIONS: [Action; 30] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -140,6 +145,8 @@ pub const ALL_ACTIONS: [Action; 28] = [
     Action::EraseEverything,
     Action::ChangeOwnPassword,
     Action::ManageCameras,
+    Action::EnableEndToEnd,
+    Action::UnlockOwnViewerKey,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -168,6 +175,8 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             Object::User(owner),
         ) => owner == *id,
         (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
+        (Action::UnlockOwnViewerKey, Object::User(owner)) => owner == *id,
+        (Action::EnableEndToEnd, Object::System) => *role == Role::Owner,
         (Action::ExportEverything | Action::EraseEverything, Object::System) => {
             *role == Role::Owner
         }
@@ -270,7 +279,9 @@ mod tests {
             | Action::ManageUsers
             | Action::ViewDiagnostics
             | Action::ManageSupport
-            | Action::ManageCameras => Object::System,
+            | Action::ManageCameras
+            | Action::EnableEndToEnd => Object::System,
+            Action::UnlockOwnViewerKey => Object::User(user),
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -332,6 +343,8 @@ mod tests {
             (EraseEverything, ".y......."),
             (ChangeOwnPassword, ".yy....yy"),
             (ManageCameras, ".y......."),
+            (EnableEndToEnd, ".y......."),
+            (UnlockOwnViewerKey, ".yy......"),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

@@ -61,10 +61,18 @@ pub enum AuditKind {
     CameraRemoved,
     /// A camera added from the web UI had its settings changed.
     CameraChanged,
+    /// End-to-end encryption was turned on (the subject names the viewer key).
+    EndToEndEnabled,
+    /// A viewer key was unlocked for a session (passphrase or recovery key).
+    EndToEndUnlocked,
+    /// A wrong passphrase or recovery key was given to unlock.
+    EndToEndUnlockFailed,
+    /// A session's unlocked viewer key was dropped by the Lock button.
+    EndToEndLocked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 35] = [
+    pub const ALL: [AuditKind; 39] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -100,6 +108,10 @@ impl AuditKind {
         AuditKind::CameraAdded,
         AuditKind::CameraRemoved,
         AuditKind::CameraChanged,
+        AuditKind::EndToEndEnabled,
+        AuditKind::EndToEndUnlocked,
+        AuditKind::EndToEndUnlockFailed,
+        AuditKind::EndToEndLocked,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -140,6 +152,10 @@ impl AuditKind {
             AuditKind::CameraAdded => "camera_added",
             AuditKind::CameraRemoved => "camera_removed",
             AuditKind::CameraChanged => "camera_changed",
+            AuditKind::EndToEndEnabled => "end_to_end_enabled",
+            AuditKind::EndToEndUnlocked => "end_to_end_unlocked",
+            AuditKind::EndToEndUnlockFailed => "end_to_end_unlock_failed",
+            AuditKind::EndToEndLocked => "end_to_end_locked",
         }
     }
 

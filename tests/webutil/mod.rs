@@ -375,3 +375,60 @@ pub fn recovery_codes(html: &str) -> Vec<String> {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Seconds since the Unix epoch on the real clock (for a daemon started as a
+/// process, which has no simulated clock).
+pub fn real_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Enrols TOTP for a session at /enrol (real clock); asserts success.
+pub async fn enrol_with_real_clock(c: &mut Client) {
+    let page = c.get("/enrol").await;
+    let secret = totp_secret(&page.body);
+    let totp = porchlight::auth::totp::code_at(&secret, real_now_secs()).expect("code");
+    let r = c
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Creates the owner through the UI of a daemon on the real clock (its one-time
+/// setup `code`) and returns the logged-in client.
+pub async fn owner_with_real_clock(base: &str, code: &str) -> Client {
+    let mut c = Client::new(base);
+    let r = c
+        .post(
+            "/setup",
+            &[("code", code), ("username", OWNER), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    enrol_with_real_clock(&mut c).await;
+    c
+}
+
+/// A GET with a `Range` header: status, `Content-Range` and body.
+pub async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec<u8>) {
+    let req = c
+        .http
+        .get(format!("{}{path}", c.base))
+        .header("range", range)
+        .header("cookie", c.cookie_header());
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let content_range = r
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        status,
+        content_range,
+        r.bytes().await.expect("body").to_vec(),
+    )
+}

@@ -264,7 +264,7 @@ pub async fn code_submit(
     }
 }
 
-fn qr_svg(uri: &str) -> Result<String, WebError> {
+pub(super) fn qr_svg(uri: &str) -> Result<String, WebError> {
     let code = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|e| WebError::Internal(format!("QR code: {e}")))?;
     let svg = code
@@ -357,6 +357,8 @@ pub async fn logout(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     if let Some(s) = session {
+        // An unlocked end-to-end viewer key ends with the session.
+        state.unlocked.lock(&s.key);
         let auth = state.auth.clone();
         blocking(move || Ok(auth.logout(&s)?)).await?;
     }
