@@ -139,6 +139,42 @@ pub fn enable(
     Ok(recovery)
 }
 
+/// Enrols `user` as a further viewer while the mode is on: their own passphrase,
+/// their own recovery key, and recordings made from now on are sealed to them too.
+/// The same checks as [`enable`]; refused with [`E2eError::NotEnabled`] when the
+/// mode is off (turning it on is the owner's [`enable`]).
+#[allow(clippy::too_many_arguments)]
+pub fn enrol(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    user_name: &str,
+    passphrase: &str,
+    repeated: &str,
+    now_micros: i64,
+) -> Result<RecoveryKey, E2eError> {
+    if !is_enabled(index)? {
+        return Err(E2eError::NotEnabled);
+    }
+    enable(
+        index, store, user, user_name, passphrase, repeated, now_micros,
+    )
+}
+
+/// Removes `user`'s viewer key (their account is going): recordings made from now
+/// on are no longer sealed to them. Recordings already sealed to them keep their
+/// slot (their key is gone from the index, so nothing here can open it). True if
+/// they had one.
+pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool, E2eError> {
+    if index.viewer_key(user)?.is_none() {
+        return Ok(false);
+    }
+    index.remove_viewer_key(user)?;
+    load(index, store)?;
+    tracing::info!(user = %user.0, "viewer key removed: new recordings are no longer sealed to it");
+    Ok(true)
+}
+
 fn throttle_key(user: Option<UserId>) -> String {
     match user {
         Some(u) => format!("e2e:{}", u.0),
@@ -238,6 +274,58 @@ mod tests {
         )
         .expect("recovery key unlocks");
         assert_eq!(by_recovery.public_key(), viewer.public_key());
+    }
+
+    #[test]
+    fn a_removed_viewer_is_not_a_recipient_of_recordings_made_after_removal() {
+        use crate::model::{CameraId, RecordingId, Trigger};
+        use crate::store::NewRecording;
+        let (_dir, index, store) = fixture();
+        const OTHER: &str = "velvet harbour compass 2231 slowly";
+        assert!(matches!(
+            enrol(&index, &store, UserId(2), "guest", OTHER, OTHER, 0),
+            Err(E2eError::NotEnabled)
+        ));
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        enrol(&index, &store, UserId(2), "guest", OTHER, OTHER, 0).expect("enrol");
+        assert_eq!(store.recipients().len(), 2);
+        let owner = unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlock");
+        let guest = unlock(&index, Some(UserId(2)), &pass(OTHER), 0).expect("unlock");
+        let camera: CameraId = "porch".parse().expect("camera");
+        let record = || {
+            let new = NewRecording {
+                id: RecordingId::random(),
+                camera: camera.clone(),
+                start_micros: 0,
+                trigger: Trigger::Motion,
+            };
+            let (mut w, _) = store.create_recording(&new).expect("create");
+            w.write_all(b"video").expect("write");
+            w.finish().expect("finish");
+            new.id
+        };
+        let shared = record();
+        for viewer in [&owner, &guest] {
+            store
+                .open_recording_as(&camera, shared, viewer)
+                .expect("both are recipients");
+        }
+
+        assert!(remove_viewer(&index, &store, UserId(2)).expect("remove"));
+        assert!(!remove_viewer(&index, &store, UserId(2)).expect("again"));
+        assert_eq!(store.recipients(), vec![owner.public_key().clone()]);
+        let after = record();
+        store
+            .open_recording_as(&camera, after, &owner)
+            .expect("the owner still is");
+        assert!(matches!(
+            store.open_recording_as(&camera, after, &guest).err(),
+            Some(StoreError::NotARecipient { .. })
+        ));
+        // Removing the last viewer turns the mode off for new recordings.
+        assert!(remove_viewer(&index, &store, UserId(1)).expect("remove"));
+        assert!(store.recipients().is_empty());
+        assert!(!is_enabled(&index).expect("read"));
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub enum Action {
     /// Unlock (and lock) one's own end-to-end viewer key for one's own session, on
     /// [`Object::User`]. A support helper has no viewer key and gets none.
     UnlockOwnViewerKey,
+    /// Enrol a passphrase of one's own as a further viewer once the owner has turned
+    /// end-to-end encryption on, on [`Object::User`]: recordings made from then on
+    /// can be watched from one's own account. Not for support helpers.
+    EnrolOwnViewerKey,
 }
 
 /// What the action is on.
@@ -116,7 +120,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 30] = [
+pub const ALL_ACTIONS: [Action; 31] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -147,6 +151,7 @@ pub const ALL_ACTIONS: [Action; 30] = [
     Action::ManageCameras,
     Action::EnableEndToEnd,
     Action::UnlockOwnViewerKey,
+    Action::EnrolOwnViewerKey,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -175,7 +180,9 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             Object::User(owner),
         ) => owner == *id,
         (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
-        (Action::UnlockOwnViewerKey, Object::User(owner)) => owner == *id,
+        (Action::UnlockOwnViewerKey | Action::EnrolOwnViewerKey, Object::User(owner)) => {
+            owner == *id
+        }
         (Action::EnableEndToEnd, Object::System) => *role == Role::Owner,
         (Action::ExportEverything | Action::EraseEverything, Object::System) => {
             *role == Role::Owner
@@ -281,7 +288,7 @@ mod tests {
             | Action::ManageSupport
             | Action::ManageCameras
             | Action::EnableEndToEnd => Object::System,
-            Action::UnlockOwnViewerKey => Object::User(user),
+            Action::UnlockOwnViewerKey | Action::EnrolOwnViewerKey => Object::User(user),
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -345,6 +352,7 @@ mod tests {
             (ManageCameras, ".y......."),
             (EnableEndToEnd, ".y......."),
             (UnlockOwnViewerKey, ".yy......"),
+            (EnrolOwnViewerKey, ".yy......"),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

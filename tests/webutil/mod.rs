@@ -432,3 +432,41 @@ pub async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec
         r.bytes().await.expect("body").to_vec(),
     )
 }
+
+/// Accepts invitation `secret` (from [`invite`]) as a new account `name` with
+/// `password`; returns the client and the answer (a 303 to `/enrol` when accepted).
+pub async fn accept_invitation(
+    server: &Server,
+    secret: &str,
+    name: &str,
+    password: &str,
+) -> (Client, Reply) {
+    let mut c = server.client();
+    let page = c.get("/invite").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/static/invite.js"));
+    let r = c
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret),
+                ("username", name),
+                ("password", password),
+            ],
+        )
+        .await;
+    (c, r)
+}
+
+/// Enrols TOTP at /enrol with the server's simulated clock; asserts success.
+pub async fn enrol_with(server: &Server, c: &mut Client) {
+    let page = c.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let r = c
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&totp))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -161,6 +161,7 @@ pub async fn delete_account(
     }
     let (auth, s) = (state.auth.clone(), session.0.clone());
     blocking(move || Ok(auth.delete_own_account(&s)?)).await?;
+    state.unlocked.lock_user(session.0.user.id);
     Ok(see_other("/login", &[cookies::clear_session()]))
 }
 

@@ -27,7 +27,10 @@ struct E2ePage {
     frame: Frame,
     csrf: String,
     enabled: bool,
+    /// The owner may turn the mode on (it is off).
     can_enable: bool,
+    /// This user may enrol a passphrase of their own (the mode is on, they have none).
+    can_enrol: bool,
     /// This user has a viewer key (can unlock).
     is_viewer: bool,
     unlocked: bool,
@@ -64,7 +67,15 @@ async fn page_with(
         frame: frame_for(state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
         enabled,
-        can_enable: policy::allowed(&session.principal(), Action::EnableEndToEnd, Object::System),
+        can_enable: !enabled
+            && policy::allowed(&session.principal(), Action::EnableEndToEnd, Object::System),
+        can_enrol: enabled
+            && !is_viewer
+            && policy::allowed(
+                &session.principal(),
+                Action::EnrolOwnViewerKey,
+                Object::User(session.0.user.id),
+            ),
         is_viewer,
         unlocked: state
             .unlocked
@@ -118,7 +129,17 @@ pub async fn enable(
     session: FullSession,
     CsrfForm(form): CsrfForm<EnableForm>,
 ) -> Result<Response, WebError> {
-    session.require(Action::EnableEndToEnd, Object::System)?;
+    // Off: turning it on is the owner's. On: anyone with an account may enrol a
+    // passphrase of their own and become a recipient of new recordings.
+    let index = state.index.clone();
+    let on =
+        blocking(move || e2e::is_enabled(&index).map_err(|e| WebError::Internal(e.to_string())))
+            .await?;
+    if on {
+        session.require(Action::EnrolOwnViewerKey, Object::User(session.0.user.id))?;
+    } else {
+        session.require(Action::EnableEndToEnd, Object::System)?;
+    }
     if form.passphrase.is_empty() {
         return with_status(
             StatusCode::BAD_REQUEST,
@@ -164,11 +185,16 @@ pub async fn enable(
         }
         Err(e) => return Err(WebError::Internal(e.to_string())),
     };
+    let subject = if on {
+        "a viewer key of their own: new recordings are sealed to it too"
+    } else {
+        "new recordings are sealed to the viewers' keys"
+    };
     audit(
         &state,
         &session.0,
         AuditKind::EndToEndEnabled,
-        "new recordings are sealed to the viewers' keys".into(),
+        subject.into(),
     )
     .await?;
     let text = recovery.to_text();
