@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
 use crate::model::RecordingId;
 use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
+use crate::store::e2e::ViewerSecret;
 use crate::store::{RecordingReader, Store, StoreError};
 
 /// How long a viewer token lasts (it never outlives the link).
@@ -134,6 +135,19 @@ impl Shares {
         lifetime: Duration,
         max_views: Option<u32>,
     ) -> Result<CreatedLink, ShareError> {
+        self.create_as(actor, recording, lifetime, max_views, None)
+    }
+
+    /// [`create`](Self::create), reading an end-to-end recording with the sharer's
+    /// unlocked `viewer` key (without it such a recording cannot be copied).
+    pub fn create_as(
+        &self,
+        actor: &Actor,
+        recording: RecordingId,
+        lifetime: Duration,
+        max_views: Option<u32>,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<CreatedLink, ShareError> {
         if lifetime.is_zero() || lifetime > MAX_LIFETIME {
             return Err(ShareError::Invalid(
                 "a link lives between one hour and 30 days".into(),
@@ -158,10 +172,10 @@ impl Shares {
         };
         let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
         let key = MasterKey::for_share_link(&secret);
-        let bytes = self
-            .inner
-            .store
-            .copy_for_share(&entry.camera, entry.id, id, &key)?;
+        let bytes =
+            self.inner
+                .store
+                .copy_for_share_as(&entry.camera, entry.id, id, &key, viewer)?;
         let now = self.now();
         let share = ShareEntry {
             id,

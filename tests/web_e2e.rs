@@ -171,6 +171,27 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
     assert_eq!(body, expected[len - 1000..]);
     assert_eq!(c.get(&format!("/recordings/{id}")).await.status, 200);
 
+    // Sharing needs the unlocked key; the copy is sealed under the link's key and
+    // plays for the link holder without any account or passphrase.
+    let page = c.get(&format!("/recordings/{id}")).await;
+    let made = c
+        .post(
+            &format!("/recordings/{id}/share"),
+            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let (link, secret) = webutil::share_link_of(&made.body);
+    let mut holder = Client::new(&c.base);
+    let r = holder
+        .post(&format!("/s/{link}/open"), &[("secret", &secret)])
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let (status, _, shared) =
+        webutil::range(&mut holder, &format!("/s/{link}/video.mp4"), "bytes=0-").await;
+    assert_eq!(status, 206);
+    assert_eq!(shared, expected, "the shared copy is the same clip");
+
     // Lock: refused again.
     let page = c.get("/end-to-end").await;
     assert!(page.body.contains("id=\"e2e-unlocked\""), "{}", page.body);
@@ -179,6 +200,14 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
         .await;
     assert_eq!((r.status, r.location()), (303, "/end-to-end"));
     assert_eq!(c.get(&video).await.status, 423);
+    let page = c.get("/end-to-end").await;
+    let r = c
+        .post(
+            &format!("/recordings/{id}/share"),
+            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+        )
+        .await;
+    assert_eq!(r.status, 423, "no share of a locked end-to-end recording");
 
     // The passphrase unlocks too.
     let r = post_unlock(&mut c, PASSPHRASE, "").await;

@@ -160,19 +160,6 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     daemon.stop();
 }
 
-/// The link's parts from the "share link made" page: (id, secret).
-fn link_of(html: &str) -> (String, String) {
-    let value = html
-        .split("id=\"share-link\"")
-        .nth(1)
-        .and_then(|s| s.split("value=\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .expect("the link on the page");
-    let path = value.split("/s/").nth(1).expect("a /s/ link");
-    let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
-    (id.to_owned(), secret.to_owned())
-}
-
 /// A GET with only the given cookie header (a browser that has nothing else).
 async fn bare_get(base: &str, path: &str, cookie: Option<&str>) -> (u16, Vec<u8>) {
     let c = Client::new(base);
@@ -220,12 +207,12 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
     let made = c.post(&format!("/recordings/{id}/share"), &form).await;
     assert_eq!(made.status, 200, "{}", made.body);
     assert_eq!(made.header("cache-control"), "no-store");
-    let (link, secret) = link_of(&made.body);
+    let (link, secret) = webutil::share_link_of(&made.body);
     assert_eq!((link.len(), secret.len()), (16, 64));
     let form = make("1");
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (other_link, other_secret) =
-        link_of(&c.post(&format!("/recordings/{id}/share"), &form).await.body);
+        webutil::share_link_of(&c.post(&format!("/recordings/{id}/share"), &form).await.body);
 
     // The copy at rest is not the recording and holds no plaintext MP4.
     let copy = setup.data_dir().join("shares").join(format!("{link}.plr"));

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::crypto::MasterKey;
+use super::e2e::ViewerSecret;
 use super::format::HeaderFields;
 use super::mp4::ReadAt;
 use super::reader::SealedReader;
@@ -29,8 +30,25 @@ impl Store {
         link: u64,
         key: &MasterKey,
     ) -> Result<u64, StoreError> {
+        self.copy_for_share_as(camera, id, link, key, None)
+    }
+
+    /// [`copy_for_share`](Self::copy_for_share) of an end-to-end recording, read
+    /// with an unlocked `viewer`: the copy is sealed under the link's key as usual
+    /// (the link's secret is what protects it, as for any share).
+    pub fn copy_for_share_as(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+        link: u64,
+        key: &MasterKey,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<u64, StoreError> {
         create_private_dir(&self.shares)?;
-        let mut source = self.open_recording(camera, id)?;
+        let mut source = match viewer {
+            Some(v) => self.open_recording_as(camera, id, v)?,
+            None => self.open_recording(camera, id)?,
+        };
         let start = source.inner.header().fields.start_unix_micros;
         let path = self.share_path(link);
         let fields = HeaderFields::new(link, camera.as_str(), start, "share");

@@ -470,3 +470,16 @@ pub async fn enrol_with(server: &Server, c: &mut Client) {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// The link's parts from the "share link made" page: (id, secret).
+pub fn share_link_of(html: &str) -> (String, String) {
+    let value = html
+        .split("id=\"share-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the link on the page");
+    let path = value.split("/s/").nth(1).expect("a /s/ link");
+    let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
+    (id.to_owned(), secret.to_owned())
+}

@@ -119,10 +119,13 @@ pub async fn create(
                 .ok_or_else(|| WebError::BadRequest("a view limit is 1 to 1000".into()))?,
         ),
     };
+    // An end-to-end recording is copied only by a session that has unlocked it.
+    let viewer = crate::web::playback::viewer_for(&state, &session, &entry).await?;
     let (shares, actor, rid) = (state.shares.clone(), session_actor(&session.0), entry.id);
     let (auth, camera) = (state.auth.clone(), entry.camera.clone());
     let created = blocking(move || {
-        let made = shares.create(&actor, rid, Duration::from_secs(hours * 3600), views)?;
+        let lifetime = Duration::from_secs(hours * 3600);
+        let made = shares.create_as(&actor, rid, lifetime, views, viewer.as_deref())?;
         auth.notice_to_owners(
             AlertKind::ShareCreated,
             format!(
