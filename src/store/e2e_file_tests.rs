@@ -199,3 +199,36 @@ fn deleting_an_end_to_end_recording_destroys_every_slot() {
     assert_eq!(f.store.status(&path), FileStatus::Shredded);
     assert!(SealedReader::open_with(&path, &f.store.master, Some(&secret)).is_err());
 }
+
+#[test]
+fn thumbnails_follow_the_same_rule() {
+    let f = fixture();
+    let before = EventId(1);
+    f.store
+        .write_thumbnail(&f.camera, before, 0, b"\xff\xd8 before")
+        .expect("write");
+    let (locked, secret) = viewer("a long household passphrase");
+    f.store
+        .set_recipients(vec![locked.public_key().clone()])
+        .expect("enable");
+    let after = EventId(2);
+    f.store
+        .write_thumbnail(&f.camera, after, 0, b"\xff\xd8 after")
+        .expect("write");
+    assert!(matches!(
+        f.store.read_thumbnail(&f.camera, after),
+        Err(StoreError::EndToEnd { .. })
+    ));
+    assert_eq!(
+        f.store
+            .read_thumbnail_as(&f.camera, after, Some(&secret))
+            .expect("the viewer reads it"),
+        b"\xff\xd8 after"
+    );
+    assert_eq!(
+        f.store
+            .read_thumbnail(&f.camera, before)
+            .expect("older one"),
+        b"\xff\xd8 before"
+    );
+}

@@ -402,7 +402,8 @@ impl Store {
             .join(format!("{event}.{THUMBNAIL_EXTENSION}"))
     }
 
-    /// Seals an event's thumbnail (a JPEG) under a key of its own, like a recording.
+    /// Seals an event's thumbnail (a JPEG) under a key of its own, like a recording:
+    /// in end-to-end mode sealed to the viewers, so it follows the recordings' rule.
     pub fn write_thumbnail(
         &self,
         camera: &CameraId,
@@ -412,16 +413,32 @@ impl Store {
     ) -> Result<(), StoreError> {
         create_private_dir(&self.thumbnails.join(camera.as_str()))?;
         let fields = HeaderFields::new(event.0, camera.as_str(), start_micros, "thumbnail");
-        let (mut writer, _) =
-            RecordingWriter::create(&self.thumbnail_path(camera, event), &fields, &self.master)?;
+        let path = self.thumbnail_path(camera, event);
+        let recipients = self.recipients();
+        let mut writer = if recipients.is_empty() {
+            RecordingWriter::create(&path, &fields, &self.master)?.0
+        } else {
+            RecordingWriter::create_sealed_to(&path, &fields, &recipients)?.0
+        };
         writer.write_all(jpeg)?;
         writer.finish()?;
         Ok(())
     }
 
-    /// Decrypts an event's thumbnail.
+    /// Decrypts an event's thumbnail (one sealed to viewers fails with `EndToEnd`).
     pub fn read_thumbnail(&self, camera: &CameraId, event: EventId) -> Result<Vec<u8>, StoreError> {
-        let mut reader = SealedReader::open(&self.thumbnail_path(camera, event), &self.master)?;
+        self.read_thumbnail_as(camera, event, None)
+    }
+
+    /// Decrypts an event's thumbnail, one sealed to viewers with the unlocked `viewer`.
+    pub fn read_thumbnail_as(
+        &self,
+        camera: &CameraId,
+        event: EventId,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut reader =
+            SealedReader::open_with(&self.thumbnail_path(camera, event), &self.master, viewer)?;
         reader.verify_complete()?;
         let mut jpeg = vec![0; reader.plaintext_len() as usize];
         let mut done = 0;
