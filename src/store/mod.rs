@@ -75,6 +75,9 @@ pub enum FileStatus {
     Shredded,
     /// Not readable with this master key, or not a recording: leave it alone.
     Foreign(String),
+    /// End-to-end encrypted: sealed to viewers, so only its header can be read here
+    /// ([`Store::describe_header`]).
+    EndToEnd,
 }
 
 /// A recording as described by its file alone.
@@ -331,9 +334,7 @@ impl Store {
         match header.map(|(h, _)| h.key) {
             Err(e) => FileStatus::Foreign(e.to_string()),
             Ok(key) if key.is_shredded() => FileStatus::Shredded,
-            Ok(KeySlot::Recipients(_)) => FileStatus::Foreign(
-                "end-to-end encrypted: only a viewer's passphrase or recovery key opens it".into(),
-            ),
+            Ok(KeySlot::Recipients(_)) => FileStatus::EndToEnd,
             Ok(KeySlot::Master { key_id, .. }) if key_id != self.master.id() => {
                 FileStatus::Foreign(format!(
                     "sealed with master key id {}, the loaded key is {}",
@@ -393,6 +394,37 @@ impl Store {
             duration_ticks: parsed.samples.iter().map(|s| u64::from(s.duration)).sum(),
             file_len,
             recovered_bytes_dropped: dropped,
+        })
+    }
+
+    /// What the header alone says about a recording (an end-to-end one, whose video
+    /// cannot be opened here): id, camera, start, trigger, key slot and file size; its
+    /// frames and duration are unknown (0) until a viewer opens it.
+    pub fn describe_header(&self, path: &Path) -> Result<DescribedFile, StoreError> {
+        let file = fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+        let (header, _) = format::read_header(&file, path)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path, e))?
+            .len();
+        let camera = header
+            .fields
+            .camera
+            .parse()
+            .map_err(|e: crate::model::BadCameraName| StoreError::Container {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(DescribedFile {
+            id: RecordingId(header.fields.recording_id),
+            camera,
+            start_micros: header.fields.start_unix_micros,
+            trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
+            wrapped_key: header.key.to_hex(),
+            frames: 0,
+            duration_ticks: 0,
+            file_len,
+            recovered_bytes_dropped: 0,
         })
     }
 
