@@ -77,10 +77,14 @@ pub fn recipients(index: &Index) -> Result<Vec<ViewerPublicKey>, E2eError> {
         .collect()
 }
 
-/// Makes the store seal new recordings to the index's viewers (none: mode off).
-/// Called at start-up and after every change of viewers.
+/// Makes the store seal new recordings to the index's viewers (none: mode off or
+/// turned off). Called at start-up and after every change of viewers or of the mode.
 pub fn load(index: &Index, store: &Store) -> Result<usize, E2eError> {
-    let keys = recipients(index)?;
+    let keys = if index.e2e_paused()? {
+        Vec::new()
+    } else {
+        recipients(index)?
+    };
     let n = keys.len();
     store.set_recipients(keys)?;
     if n > 0 {
@@ -92,9 +96,56 @@ pub fn load(index: &Index, store: &Store) -> Result<usize, E2eError> {
     Ok(n)
 }
 
-/// Whether any viewer key exists (new recordings are sealed to viewers).
+/// Whether new recordings are sealed to viewers: a viewer key exists and the mode
+/// was not turned off.
 pub fn is_enabled(index: &Index) -> Result<bool, E2eError> {
+    Ok(has_viewers(index)? && !index.e2e_paused()?)
+}
+
+/// Whether any viewer key exists (recordings sealed to it may exist, turned off or not).
+pub fn has_viewers(index: &Index) -> Result<bool, E2eError> {
     Ok(!index.viewer_keys()?.is_empty())
+}
+
+/// Turns the mode off: recordings made from now on are wrapped by the master key
+/// again. Every viewer key stays, so what was sealed while it was on still opens
+/// after an unlock (there is no migration of those recordings yet). `user` must prove
+/// their passphrase (or recovery key), throttled like an unlock, so that a stolen
+/// session alone cannot weaken what is recorded next.
+pub fn turn_off(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<(), E2eError> {
+    if !is_enabled(index)? {
+        return Err(E2eError::NotEnabled);
+    }
+    drop(unlock(index, Some(user), secret, now_micros)?);
+    index.set_e2e_paused(true)?;
+    load(index, store)?;
+    tracing::info!("end-to-end encryption turned off for new recordings");
+    Ok(())
+}
+
+/// Turns the mode back on after [`turn_off`], with `user`'s existing key (and every
+/// other viewer's): the passphrase is checked as for [`turn_off`].
+pub fn turn_back_on(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<(), E2eError> {
+    if !index.e2e_paused()? {
+        return Err(E2eError::AlreadyEnabled);
+    }
+    drop(unlock(index, Some(user), secret, now_micros)?);
+    index.set_e2e_paused(false)?;
+    load(index, store)?;
+    tracing::info!("end-to-end encryption turned back on");
+    Ok(())
 }
 
 /// Whether `user` has a viewer key.
@@ -134,6 +185,7 @@ pub fn enable(
             enrolled_micros: now_micros,
         },
     )?;
+    index.set_e2e_paused(false)?;
     load(index, store)?;
     tracing::info!(viewer = %key.public_key().id(), "end-to-end encryption turned on");
     Ok(recovery)
@@ -143,7 +195,6 @@ pub fn enable(
 /// their own recovery key, and recordings made from now on are sealed to them too.
 /// The same checks as [`enable`]; refused with [`E2eError::NotEnabled`] when the
 /// mode is off (turning it on is the owner's [`enable`]).
-#[allow(clippy::too_many_arguments)]
 pub fn enrol(
     index: &Index,
     store: &Store,
@@ -326,6 +377,30 @@ mod tests {
         assert!(remove_viewer(&index, &store, UserId(1)).expect("remove"));
         assert!(store.recipients().is_empty());
         assert!(!is_enabled(&index).expect("read"));
+    }
+
+    #[test]
+    fn turning_off_keeps_the_keys_and_needs_the_passphrase() {
+        let (_dir, index, store) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let key = store.recipients();
+        assert!(matches!(
+            turn_off(&index, &store, UserId(1), &pass("wrong guess"), 0),
+            Err(E2eError::WrongSecret)
+        ));
+        assert_eq!(store.recipients(), key, "still on");
+        turn_off(&index, &store, UserId(1), &pass(PASS), 0).expect("off");
+        assert!(store.recipients().is_empty() && !is_enabled(&index).expect("read"));
+        assert!(has_viewers(&index).expect("read"), "the keys stay");
+        // A restart keeps it off; the key still unlocks what was sealed.
+        assert_eq!(load(&index, &store).expect("load"), 0);
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlock");
+        turn_back_on(&index, &store, UserId(1), &pass(PASS), 0).expect("on");
+        assert_eq!(store.recipients(), key);
+        assert!(matches!(
+            turn_back_on(&index, &store, UserId(1), &pass(PASS), 0),
+            Err(E2eError::AlreadyEnabled)
+        ));
     }
 
     #[test]

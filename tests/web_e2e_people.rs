@@ -104,5 +104,46 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
         .post(&format!("/users/{id}/remove"), &[("csrf", &csrf(&users))])
         .await;
     assert_eq!((r.status, r.location()), (303, "/users"));
+    assert_eq!(store.recipients(), vec![owner_key.clone()]);
+
+    // Turning it off needs the passphrase; the key stays for what was sealed.
+    let page = owner.get("/end-to-end").await;
+    assert!(page.body.contains("id=\"e2e-disable\""), "{}", page.body);
+    let token = csrf(&page.body);
+    let wrong = owner
+        .post(
+            "/end-to-end/disable",
+            &[("csrf", &token), ("passphrase", "not it")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(store.recipients().len(), 1, "still on");
+    let r = owner
+        .post(
+            "/end-to-end/disable",
+            &[("csrf", &token), ("passphrase", OWNER_PASSPHRASE)],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/end-to-end"), "{}", r.body);
+    assert!(
+        store.recipients().is_empty(),
+        "new recordings: master key again"
+    );
+    let page = owner.get("/end-to-end").await.body;
+    assert!(page.contains("Turned off") && page.contains("id=\"e2e-unlock\""));
+    assert!(!page.contains("id=\"e2e-enable\""), "no second key");
+    let r = owner
+        .post(
+            "/end-to-end/enable",
+            &[
+                ("csrf", &token),
+                ("resume", "yes"),
+                ("passphrase", OWNER_PASSPHRASE),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/end-to-end"), "{}", r.body);
     assert_eq!(store.recipients(), vec![owner_key]);
+    let activity = owner.get("/activity").await.body;
+    assert!(activity.contains("audit-end_to_end_disabled"));
 }

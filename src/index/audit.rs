@@ -69,10 +69,12 @@ pub enum AuditKind {
     EndToEndUnlockFailed,
     /// A session's unlocked viewer key was dropped by the Lock button.
     EndToEndLocked,
+    /// End-to-end encryption was turned off for new recordings.
+    EndToEndDisabled,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 39] = [
+    pub const ALL: [AuditKind; 40] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -112,6 +114,7 @@ impl AuditKind {
         AuditKind::EndToEndUnlocked,
         AuditKind::EndToEndUnlockFailed,
         AuditKind::EndToEndLocked,
+        AuditKind::EndToEndDisabled,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -156,6 +159,7 @@ impl AuditKind {
             AuditKind::EndToEndUnlocked => "end_to_end_unlocked",
             AuditKind::EndToEndUnlockFailed => "end_to_end_unlock_failed",
             AuditKind::EndToEndLocked => "end_to_end_locked",
+            AuditKind::EndToEndDisabled => "end_to_end_disabled",
         }
     }
 

@@ -1,8 +1,9 @@
 //! End-to-end mode's viewer keys. Tree `e2e_viewers`: user id (u64 BE) → JSON
 //! [`ViewerKeyEntry`]. A row holds a viewer's public key and its private key
 //! *encrypted* (under the viewer's passphrase and recovery key, see `store::e2e`); the
-//! index never sees a private key in clear. While the tree has rows, new recordings
-//! are sealed to every row's public key.
+//! index never sees a private key in clear. While the tree has rows (and sealing is
+//! not paused, tree `e2e_settings`), new recordings are sealed to every row's public
+//! key.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,26 @@ impl Index {
             .remove(user.0.to_be_bytes())?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+impl Index {
+    /// Turns sealing new recordings off (`true`) or on again, keeping every viewer
+    /// key (recordings sealed while it was on must stay openable). Tree
+    /// `e2e_settings`, key `paused`; absent means not paused.
+    pub fn set_e2e_paused(&self, paused: bool) -> Result<(), IndexError> {
+        let tree = self.db.open_tree("e2e_settings")?;
+        if paused {
+            tree.insert("paused", &[1u8])?;
+        } else {
+            tree.remove("paused")?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn e2e_paused(&self) -> Result<bool, IndexError> {
+        Ok(self.db.open_tree("e2e_settings")?.get("paused")?.is_some())
     }
 }
 

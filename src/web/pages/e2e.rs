@@ -27,8 +27,13 @@ struct E2ePage {
     frame: Frame,
     csrf: String,
     enabled: bool,
-    /// The owner may turn the mode on (it is off).
+    /// Turned off after being on: viewer keys remain for what was sealed.
+    paused: bool,
+    /// The owner may turn the mode on (it was never on, or every key is gone).
     can_enable: bool,
+    /// The owner (a viewer) may turn it off, or back on, with their passphrase.
+    can_turn_off: bool,
+    can_resume: bool,
     /// This user may enrol a passphrase of their own (the mode is on, they have none).
     can_enrol: bool,
     /// This user has a viewer key (can unlock).
@@ -55,20 +60,26 @@ async fn page_with(
     next: String,
 ) -> Result<Response, WebError> {
     let (index, user) = (state.index.clone(), session.0.user.id);
-    let (enabled, is_viewer) = blocking(move || {
+    let enabled = blocking(move || {
         let map = |e: E2eError| WebError::Internal(e.to_string());
         Ok((
             e2e::is_enabled(&index).map_err(map)?,
             e2e::is_viewer(&index, user).map_err(map)?,
+            e2e::has_viewers(&index).map_err(map)?,
         ))
     })
-    .await?;
+    .await;
+    let (enabled, is_viewer, has_viewers) = enabled?;
+    let paused = has_viewers && !enabled;
+    let owner = policy::allowed(&session.principal(), Action::EnableEndToEnd, Object::System);
     render(&E2ePage {
         frame: frame_for(state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
         enabled,
-        can_enable: !enabled
-            && policy::allowed(&session.principal(), Action::EnableEndToEnd, Object::System),
+        paused,
+        can_enable: !enabled && !paused && owner,
+        can_turn_off: enabled && owner && is_viewer,
+        can_resume: paused && owner && is_viewer,
         can_enrol: enabled
             && !is_viewer
             && policy::allowed(
@@ -122,6 +133,9 @@ pub struct EnableForm {
     passphrase: Zeroizing<String>,
     #[serde(default, deserialize_with = "zeroizing")]
     repeat: Zeroizing<String>,
+    /// Set by the "turn back on" form: the owner's existing key, no new one.
+    #[serde(default)]
+    resume: String,
 }
 
 pub async fn enable(
@@ -152,6 +166,9 @@ pub async fn enable(
             .await,
         );
     }
+    if !on && !form.resume.is_empty() {
+        return switch(state, session, form.passphrase, true).await;
+    }
     let (index, store) = (state.index.clone(), state.store.clone());
     let (user, name, now) = (
         session.0.user.id,
@@ -159,7 +176,8 @@ pub async fn enable(
         state.clock.now_micros(),
     );
     let enabled = blocking(move || {
-        Ok(e2e::enable(
+        let add = if on { e2e::enrol } else { e2e::enable };
+        Ok(add(
             &index,
             &store,
             user,
@@ -275,6 +293,81 @@ pub async fn unlock(
             with_status(
                 status,
                 page_with(&state, &session, Some(e.to_string()), next).await,
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DisableForm {
+    #[serde(default, deserialize_with = "zeroizing")]
+    passphrase: Zeroizing<String>,
+}
+
+/// `POST /end-to-end/disable`: the owner turns the mode off for new recordings,
+/// proving their passphrase (a stolen session alone cannot).
+pub async fn disable(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<DisableForm>,
+) -> Result<Response, WebError> {
+    session.require(Action::EnableEndToEnd, Object::System)?;
+    if form.passphrase.is_empty() {
+        return with_status(
+            StatusCode::BAD_REQUEST,
+            page_with(
+                &state,
+                &session,
+                Some("Type your passphrase to turn it off.".into()),
+                String::new(),
+            )
+            .await,
+        );
+    }
+    switch(state, session, form.passphrase, false).await
+}
+
+/// Turns the mode off (`on` false) or back on with the session user's passphrase.
+async fn switch(
+    state: WebState,
+    session: FullSession,
+    passphrase: Zeroizing<String>,
+    on: bool,
+) -> Result<Response, WebError> {
+    let (index, store) = (state.index.clone(), state.store.clone());
+    let (user, now) = (session.0.user.id, state.clock.now_micros());
+    let switched = blocking(move || {
+        let secret = Secret::guess(passphrase);
+        Ok(if on {
+            e2e::turn_back_on(&index, &store, user, &secret, now)
+        } else {
+            e2e::turn_off(&index, &store, user, &secret, now)
+        })
+    })
+    .await?;
+    match switched {
+        Ok(()) => {
+            let (kind, subject) = if on {
+                (AuditKind::EndToEndEnabled, "turned back on")
+            } else {
+                (
+                    AuditKind::EndToEndDisabled,
+                    "new recordings are wrapped by the master key again",
+                )
+            };
+            audit(&state, &session.0, kind, subject.into()).await?;
+            Ok(see_other("/end-to-end", &[]))
+        }
+        Err(e) => {
+            let status = match &e {
+                E2eError::WrongSecret => StatusCode::UNAUTHORIZED,
+                E2eError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                E2eError::NotEnabled | E2eError::AlreadyEnabled => StatusCode::CONFLICT,
+                _ => return Err(WebError::Internal(e.to_string())),
+            };
+            with_status(
+                status,
+                page_with(&state, &session, Some(e.to_string()), String::new()).await,
             )
         }
     }
