@@ -104,8 +104,13 @@ pub struct NextQuery {
 }
 
 /// Only a path of this site (never `//host` or a URL) is followed after unlocking.
+/// Whitespace and control characters are refused too: browsers drop tabs and
+/// newlines from URLs, which would turn `/<TAB>/host` into `//host`.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && next.chars().all(|c| c.is_ascii_graphic() && c != '\\')
+    {
         next.to_owned()
     } else {
         String::new()
@@ -392,4 +397,26 @@ pub async fn lock(
         .await?;
     }
     Ok(see_other("/end-to-end", &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_unlocking() {
+        assert_eq!(safe_next("/recordings/00ab"), "/recordings/00ab");
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "recordings/1",
+        ] {
+            assert_eq!(safe_next(bad), "", "{bad:?}");
+        }
+    }
 }
