@@ -28,6 +28,8 @@ pub enum E2eError {
     AlreadyEnabled,
     #[error("end-to-end encryption is not on")]
     NotEnabled,
+    #[error("turn end-to-end encryption off before migrating recordings to the master key")]
+    StillOn,
     #[error("{0}")]
     WeakPassphrase(String),
     #[error("the two passphrases differ")]
@@ -224,6 +226,54 @@ pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool,
     load(index, store)?;
     tracing::info!(user = %user.0, "viewer key removed: new recordings are no longer sealed to it");
     Ok(true)
+}
+
+/// What [`migrate_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub migrated: usize,
+    /// End-to-end recordings this viewer is not a recipient of (left sealed).
+    pub not_mine: usize,
+    /// Recordings that failed (logged; left as they were).
+    pub failed: usize,
+}
+
+/// After the mode was turned off: re-seals every finished end-to-end recording
+/// `viewer` can open under the master key (`Store::migrate_to_master`) and updates
+/// its index entry. Refused while the mode is on. Blocking; can take a while.
+pub fn migrate_all(
+    index: &Index,
+    store: &Store,
+    viewer: &ViewerSecret,
+) -> Result<MigrationReport, E2eError> {
+    if !index.e2e_paused()? {
+        return Err(E2eError::StillOn);
+    }
+    let mut report = MigrationReport::default();
+    for mut entry in index.all_recordings()? {
+        if entry.state != crate::index::RecordingState::Finished
+            || !store
+                .is_end_to_end(&entry.camera, entry.id)
+                .unwrap_or(false)
+        {
+            continue;
+        }
+        match store.migrate_to_master(&entry.camera, entry.id, viewer) {
+            Ok(done) => {
+                entry.wrapped_key = done.wrapped_key;
+                entry.bytes = done.file_len;
+                index.put_recording(&entry)?;
+                report.migrated += 1;
+            }
+            Err(StoreError::NotARecipient { .. }) => report.not_mine += 1,
+            Err(e) => {
+                tracing::error!(recording = %entry.id, "cannot migrate to the master key: {e}");
+                report.failed += 1;
+            }
+        }
+    }
+    index.flush()?;
+    Ok(report)
 }
 
 fn throttle_key(user: Option<UserId>) -> String {

@@ -1,11 +1,15 @@
 //! End-to-end mode and the household's people, over real HTTPS against the in-process
 //! daemon (simulated clock): a shared user cannot turn the mode on but enrols a
 //! passphrase of their own once it is on and becomes a recipient; removing them stops
-//! sealing to them; an unlocked key locks itself after 15 minutes without use.
+//! sealing to them; an unlocked key locks itself after 15 minutes without use; the
+//! owner turns it off with the passphrase, migrates what was sealed, turns it back on.
 
 mod webutil;
 
-use webutil::{csrf, Server};
+use porchlight::index::{RecordingEntry, RecordingState};
+use porchlight::model::{CameraId, RecordingId, Trigger};
+use porchlight::store::NewRecording;
+use webutil::{csrf, Server, T0_MICROS};
 
 const OWNER_PASSPHRASE: &str = "lantern orchard pebble 1987 quietly";
 const GUEST: &str = "grandma";
@@ -106,6 +110,36 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
     assert_eq!((r.status, r.location()), (303, "/users"));
     assert_eq!(store.recipients(), vec![owner_key.clone()]);
 
+    // A recording made now is sealed to the owner alone.
+    let camera: CameraId = "porch".parse().expect("camera");
+    let id = RecordingId::random();
+    let (mut w, slots) = store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros: T0_MICROS,
+            trigger: Trigger::Motion,
+        })
+        .expect("create");
+    w.write_all(b"video bytes sealed to the owner")
+        .expect("write");
+    let written = w.finish().expect("finish");
+    let index = &server.daemon().index;
+    index
+        .put_recording(&RecordingEntry {
+            id,
+            camera: camera.clone(),
+            start_micros: T0_MICROS,
+            end_micros: T0_MICROS + 1_000_000,
+            frames: 1,
+            bytes: written.file_len,
+            trigger: Trigger::Motion,
+            wrapped_key: slots,
+            state: RecordingState::Finished,
+        })
+        .expect("index");
+    assert!(store.is_end_to_end(&camera, id).expect("header"));
+
     // Turning it off needs the passphrase; the key stays for what was sealed.
     let page = owner.get("/end-to-end").await;
     assert!(page.body.contains("id=\"e2e-disable\""), "{}", page.body);
@@ -132,6 +166,34 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
     let page = owner.get("/end-to-end").await.body;
     assert!(page.contains("Turned off") && page.contains("id=\"e2e-unlock\""));
     assert!(!page.contains("id=\"e2e-enable\""), "no second key");
+
+    // Migrating needs the unlocked key, then re-seals under the master key.
+    let r = owner.post("/end-to-end/migrate", &[("csrf", &token)]).await;
+    assert_eq!(r.status, 423, "locked: {}", r.body);
+    let r = owner
+        .post(
+            "/end-to-end/unlock",
+            &[("csrf", &token), ("secret", OWNER_PASSPHRASE)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(owner
+        .get("/end-to-end")
+        .await
+        .body
+        .contains("id=\"e2e-migrate\""));
+    let r = owner.post("/end-to-end/migrate", &[("csrf", &token)]).await;
+    assert_eq!((r.status, r.location()), (303, "/end-to-end"), "{}", r.body);
+    assert!(!store.is_end_to_end(&camera, id).expect("header"));
+    store
+        .open_recording(&camera, id)
+        .expect("the master key opens it now");
+    let entry = index.get_recording(id).expect("get").expect("entry");
+    assert_eq!(
+        entry.wrapped_key.len(),
+        144,
+        "a master-wrapped key in the index"
+    );
     let r = owner
         .post(
             "/end-to-end/enable",
@@ -145,5 +207,7 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
     assert_eq!((r.status, r.location()), (303, "/end-to-end"), "{}", r.body);
     assert_eq!(store.recipients(), vec![owner_key]);
     let activity = owner.get("/activity").await.body;
-    assert!(activity.contains("audit-end_to_end_disabled"));
+    for kind in ["end_to_end_disabled", "end_to_end_migrated"] {
+        assert!(activity.contains(&format!("audit-{kind}")), "{kind}");
+    }
 }

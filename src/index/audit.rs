@@ -71,10 +71,12 @@ pub enum AuditKind {
     EndToEndLocked,
     /// End-to-end encryption was turned off for new recordings.
     EndToEndDisabled,
+    /// Recordings sealed to viewers were re-sealed under the master key.
+    EndToEndMigrated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 40] = [
+    pub const ALL: [AuditKind; 41] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -115,6 +117,7 @@ impl AuditKind {
         AuditKind::EndToEndUnlockFailed,
         AuditKind::EndToEndLocked,
         AuditKind::EndToEndDisabled,
+        AuditKind::EndToEndMigrated,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -160,6 +163,7 @@ impl AuditKind {
             AuditKind::EndToEndUnlockFailed => "end_to_end_unlock_failed",
             AuditKind::EndToEndLocked => "end_to_end_locked",
             AuditKind::EndToEndDisabled => "end_to_end_disabled",
+            AuditKind::EndToEndMigrated => "end_to_end_migrated",
         }
     }
 

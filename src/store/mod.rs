@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod e2e;
 pub mod error;
 pub mod format;
+mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 pub use error::StoreError;
+pub use migrate::Migrated;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};

@@ -78,7 +78,7 @@ impl Store {
     }
 }
 
-fn copy_plaintext(
+pub(super) fn copy_plaintext(
     source: &mut RecordingReader,
     writer: &mut RecordingWriter,
 ) -> Result<(), StoreError> {

@@ -378,6 +378,42 @@ async fn switch(
     }
 }
 
+/// `POST /end-to-end/migrate`: once the mode is off, the owner's unlocked session
+/// re-seals the recordings it can open under the master key.
+pub async fn migrate(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, WebError> {
+    session.require(Action::EnableEndToEnd, Object::System)?;
+    let index = state.index.clone();
+    let paused = blocking(move || Ok(index.e2e_paused()?)).await?;
+    if !paused {
+        return Err(WebError::BadRequest(E2eError::StillOn.to_string()));
+    }
+    let viewer = state
+        .unlocked
+        .get(&session.0.key, state.clock.now_micros())
+        .ok_or_else(|| WebError::Locked("migration".into()))?;
+    let (index, store) = (state.index.clone(), state.store.clone());
+    let report = blocking(move || {
+        e2e::migrate_all(&index, &store, &viewer).map_err(|e| WebError::Internal(e.to_string()))
+    })
+    .await?;
+    state.layouts.clear();
+    audit(
+        &state,
+        &session.0,
+        AuditKind::EndToEndMigrated,
+        format!(
+            "{} recording(s) re-sealed under the master key ({} not sealed to this viewer, {} failed)",
+            report.migrated, report.not_mine, report.failed
+        ),
+    )
+    .await?;
+    Ok(see_other("/end-to-end", &[]))
+}
+
 #[derive(Deserialize)]
 pub struct Empty {}
 
