@@ -260,10 +260,16 @@ pub fn migrate_all(
         }
         match store.migrate_to_master(&entry.camera, entry.id, viewer) {
             Ok(done) => {
-                entry.wrapped_key = done.wrapped_key;
-                entry.bytes = done.file_len;
-                index.put_recording(&entry)?;
-                report.migrated += 1;
+                // Retention may have deleted it meanwhile: never bring it back.
+                match index.get_recording(entry.id)? {
+                    Some(now) if now.state == crate::index::RecordingState::Finished => {
+                        entry.wrapped_key = done.wrapped_key;
+                        entry.bytes = done.file_len;
+                        index.put_recording(&entry)?;
+                        report.migrated += 1;
+                    }
+                    _ => store.shred(&entry.camera, entry.id)?,
+                }
             }
             Err(StoreError::NotARecipient { .. }) => report.not_mine += 1,
             Err(e) => {
