@@ -15,12 +15,20 @@
 //!
 //! May call: index, store, auth's throttle and password-strength rules.
 
+use std::sync::{Mutex, PoisonError};
+
 use zeroize::Zeroizing;
 
 use crate::auth::{password, throttle};
 use crate::index::{Index, IndexError, UserId, ViewerKeyEntry};
 use crate::store::e2e::{LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret};
 use crate::store::{Store, StoreError};
+
+/// One passphrase derivation (Argon2id, 128 MiB) at a time in the whole process:
+/// a burst of unlock attempts waits its turn instead of taking n × 128 MiB, and each
+/// attempt sees the throttle counter the one before it left (parallel guesses are
+/// not a way around it).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[derive(Debug, thiserror::Error)]
 pub enum E2eError {
@@ -179,7 +187,10 @@ pub fn enable(
             why.replace("password", "passphrase"),
         ));
     }
-    let (key, recovery) = LockedViewerKey::generate(passphrase)?;
+    let (key, recovery) = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        LockedViewerKey::generate(passphrase)?
+    };
     index.put_viewer_key(
         user,
         &ViewerKeyEntry {
@@ -299,6 +310,7 @@ pub fn unlock(
     secret: &Secret,
     now_micros: i64,
 ) -> Result<ViewerSecret, E2eError> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let key = throttle_key(user);
     let mut counter = index.get_throttle(&key)?;
     match throttle::check(&counter, now_micros) {

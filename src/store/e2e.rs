@@ -35,9 +35,10 @@
 //! between a stolen disk and the video, and that attacker guesses offline with no
 //! throttle, so this is set well above the login hash (46 MiB, t = 2): unlocking is
 //! rare and may take a second. On the 2-core x86-64 development machine one run takes
-//! about 0.3 s; a Raspberry Pi 4 runs memory-hard hashes 4–6× slower, about 1.2–1.8 s,
-//! and 128 MiB is affordable on its smallest (1 GB) model for the one run an unlock
-//! costs. The parameters are stored with each locked key, so they can be raised for
+//! 0.27 s (`strong_parameters_are_stored_and_used` prints it); a Raspberry Pi 4 runs
+//! memory-hard hashes 4–6× slower (see `auth::password`), so an estimated 1.1–1.6 s
+//! (not measured on one), and 128 MiB is affordable on its smallest (1 GB) model
+//! because `crate::e2e` runs one derivation at a time. The parameters are stored with each locked key, so they can be raised for
 //! new keys without breaking old ones.
 //!
 //! Limitation: `crypto_box` 0.9 wipes its `SecretKey`'s scalar on drop but not its
