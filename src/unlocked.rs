@@ -5,6 +5,9 @@
 //!
 //! A playback in progress holds its own reference until its response ends, so a lock
 //! takes effect for every request after it; the bytes go when the last one finishes.
+//! A session ended elsewhere (another device's "log out", a password change) can no
+//! longer make a request to use its key; those bytes go at the first sweep after
+//! the idle time.
 //! The process does not `mlock` these pages: on a machine with swap a key can reach
 //! the swap device (the README's threat model says so).
 //!

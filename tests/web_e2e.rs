@@ -77,6 +77,7 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store");
     let recovery = r
         .body
         .split("<code id=\"recovery-key\" class=\"recovery-key\">")
