@@ -7,13 +7,15 @@
 //! only, and deletion overwrites the key slot without opening it. Viewing needs a
 //! viewer's private key, which rests in the index only encrypted.
 //!
-//! Owns: the index's `e2e_viewers` rows (through typed functions) and keeping the
-//! store's recipient list equal to them. Unlocking is throttled per viewer with the
-//! login rules (`auth::throttle::ACCOUNT`), counters in the index so a restart does
-//! not reset them. Knows nothing of HTTP; the web layer keeps unlocked keys per
-//! session (`web::unlock`), the CLI for one export.
+//! Owns: the index's `e2e_viewers` rows and its "turned off" flag (through typed
+//! functions), and keeping the store's recipient list equal to them. Unlocking is
+//! throttled per viewer with the login rules (`auth::throttle::ACCOUNT`), counters
+//! in the index so a restart does not reset them. Knows nothing of HTTP; unlocked
+//! keys are kept per session by `crate::unlocked` (the web), or for one export (the
+//! CLI).
 //!
-//! May call: index, store, auth's throttle and password-strength rules.
+//! May call: index, store, auth's throttle and password-strength rules (pure
+//! functions). `auth` calls [`remove_viewer`] when an account goes.
 
 use std::sync::{Mutex, PoisonError};
 
