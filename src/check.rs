@@ -158,6 +158,21 @@ fn finish_open(
                 }
             ));
         }
+        // End-to-end: nothing here can authenticate its chunks or seal the final one.
+        // Keep it as it is (a viewer still reads its complete chunks) and mark it
+        // finished, so that retention can delete it in time instead of an "open"
+        // recording holding its disk space for ever.
+        Err(StoreError::EndToEnd { .. }) => {
+            entry.bytes = std::fs::metadata(&path).map_or(entry.bytes, |m| m.len());
+            entry.end_micros = entry.end_micros.max(entry.start_micros);
+            entry.state = RecordingState::Finished;
+            index.put_recording(&entry)?;
+            report.actions.push(format!(
+                "recording {} was interrupted; it is end-to-end encrypted, so it was kept \
+                 as it is (it cannot be checked or closed without a viewer's key)",
+                entry.id
+            ));
+        }
         Err(e) => report.findings.push(format!(
             "recording {} could not be recovered: {}",
             entry.id,
@@ -266,6 +281,8 @@ fn check_finished_file(
     let path = store.recording_path(&entry.camera, entry.id);
     match store.is_finished(&path) {
         Ok(true) => {}
+        // Cannot be checked without a viewer's key; its header was read fine.
+        Err(StoreError::EndToEnd { .. }) => {}
         Ok(false) if repair => match store.recover_and_describe(&path) {
             Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, entry, report)?,
             Ok(described) => {
@@ -313,6 +330,17 @@ fn adopt(
         FileStatus::Foreign(why) => report
             .findings
             .push(format!("{}: {why}; left untouched", path.display())),
+        FileStatus::EndToEnd if !repair => report
+            .findings
+            .push(format!("{} has no index entry", path.display())),
+        FileStatus::EndToEnd => {
+            index.put_recording(&store.describe_header(&path)?.to_entry())?;
+            report.recordings += 1;
+            report.actions.push(format!(
+                "indexed end-to-end recording {} from its header (its length shows once a viewer opens it)",
+                file.id
+            ));
+        }
         FileStatus::Readable => {
             if !repair {
                 report
@@ -380,6 +408,12 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
             FileStatus::Foreign(why) => report
                 .findings
                 .push(format!("{}: {why}; left untouched", path.display())),
+            // Sealed to viewers: what its header says is all that can be known here.
+            FileStatus::EndToEnd => {
+                index.put_recording(&store.describe_header(&path)?.to_entry())?;
+                kept.insert(file.id);
+                report.recordings += 1;
+            }
         }
     }
     for entry in index.all_recordings()? {
@@ -440,5 +474,73 @@ mod tests {
         assert!(!store.recording_path(&camera, id).exists());
         let again = compare(&store, &index, false).expect("check");
         assert!(again.findings.is_empty(), "{again}");
+    }
+
+    /// A crash during an end-to-end recording: recovery cannot open it, so it keeps
+    /// the file untouched and marks it finished (retention may then delete it).
+    #[test]
+    fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        crate::e2e::enable(
+            &index,
+            &store,
+            crate::index::UserId(1),
+            "owner",
+            "lantern orchard pebble 1987 quietly",
+            "lantern orchard pebble 1987 quietly",
+            0,
+        )
+        .expect("enable");
+        let camera: crate::model::CameraId = "porch".parse().expect("name");
+        let id = RecordingId(43);
+        let (mut writer, wrapped_key) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: 1,
+                trigger: Trigger::Continuous,
+            })
+            .expect("create");
+        writer.write_all(b"some video").expect("write");
+        writer.sync().expect("sync");
+        drop(writer);
+        let path = store.recording_path(&camera, id);
+        let before = std::fs::read(&path).expect("read");
+        index
+            .put_recording(&RecordingEntry {
+                id,
+                camera: camera.clone(),
+                start_micros: 1,
+                end_micros: 1,
+                frames: 0,
+                bytes: 0,
+                trigger: Trigger::Continuous,
+                wrapped_key,
+                state: RecordingState::Open,
+            })
+            .expect("index");
+        let report = recover(&store, &index).expect("recover");
+        assert!(report.findings.is_empty(), "{report}");
+        assert!(
+            report.to_string().contains("end-to-end encrypted"),
+            "{report}"
+        );
+        let entry = index.get_recording(id).expect("get").expect("kept");
+        assert_eq!(entry.state, RecordingState::Finished);
+        assert_eq!(entry.bytes, before.len() as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
+        // Checking finds nothing wrong, and a rebuilt index still lists it.
+        let checked = compare(&store, &index, false).expect("check");
+        assert!(checked.findings.is_empty(), "{checked}");
+        index.remove_recording(id).expect("forget");
+        let adopted = compare(&store, &index, true).expect("repair");
+        assert!(adopted.to_string().contains("from its header"), "{adopted}");
+        let rebuilt = rebuild(&store, &index).expect("rebuild");
+        assert!(rebuilt.findings.is_empty(), "{rebuilt}");
+        let entry = index.get_recording(id).expect("get").expect("rebuilt");
+        assert_eq!((entry.camera, entry.start_micros), (camera, 1));
     }
 }

@@ -40,6 +40,8 @@ pub enum DaemonError {
     CameraExists(CameraId),
     #[error("the daemon is stopping")]
     Stopping,
+    #[error("end-to-end encryption: {0}")]
+    EndToEnd(#[from] crate::e2e::E2eError),
 }
 
 pub use crate::recorder::TriggerError;
@@ -66,6 +68,8 @@ pub struct Running {
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, DaemonError> {
     let store = Arc::new(Store::open_or_create(&config.data_dir, &config.key_dir)?);
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    // End-to-end mode: seal new recordings to the viewers' keys from the first one.
+    crate::e2e::load(&index, &store)?;
     let report = check::recover(&store, &index)?;
     if !report.is_empty() {
         tracing::info!("start-up recovery: {report}");

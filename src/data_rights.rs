@@ -269,6 +269,7 @@ pub fn write_everything(
     index: &Index,
     now_micros: i64,
     out: impl Write,
+    viewer: Option<std::sync::Arc<crate::store::e2e::ViewerSecret>>,
 ) -> Result<ArchiveSummary, DataError> {
     let mtime = u64::try_from(now_micros / 1_000_000).unwrap_or(0);
     let mut recordings: Vec<_> = index
@@ -341,7 +342,10 @@ pub fn write_everything(
         .iter()
         .filter(|r| r.state == RecordingState::Finished)
     {
-        let planned = match export::plan(store, index, &Request::Recording(r.id)) {
+        // End-to-end recordings and thumbnails go in only when the owner's session
+        // has unlocked them (`viewer`); otherwise they are listed as not exported.
+        let planned = match export::plan_as(store, index, &Request::Recording(r.id), viewer.clone())
+        {
             Ok(p) => p,
             Err(e) => {
                 // A damaged recording must not make the rest unexportable.
@@ -359,7 +363,7 @@ pub fn write_everything(
         summary.recordings += 1;
     }
     for e in events.iter().filter(|e| e.has_thumbnail) {
-        match store.read_thumbnail(&e.camera, e.id) {
+        match store.read_thumbnail_as(&e.camera, e.id, viewer.as_deref()) {
             Ok(jpeg) => {
                 let start = u64::try_from(e.start_micros / 1_000_000).unwrap_or(0);
                 tar.append(&thumbnail_file(e), &jpeg, start)?;

@@ -9,15 +9,18 @@ use std::fmt;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::config::Config;
+use crate::e2e::{self, E2eError, Secret};
 use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
 use crate::model::{CameraId, RecordingId, TIMESCALE};
+use crate::store::e2e::ViewerSecret;
 use crate::store::mp4::{Mp4Error, ProgressiveMp4, ReadAt, SampleRef, TrackParams};
-use crate::store::{Store, StoreError};
+use crate::store::{RecordingReader, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -27,6 +30,11 @@ pub enum ExportError {
     Index(#[from] IndexError),
     #[error("recording {0} does not exist")]
     NoSuchRecording(RecordingId),
+    /// Made while end-to-end encryption was on: the master key cannot open it.
+    #[error("recording {0} is end-to-end encrypted; use --passphrase")]
+    EndToEnd(RecordingId),
+    #[error(transparent)]
+    Unlock(#[from] E2eError),
     #[error("recording {0} is still being written or was interrupted; stop the daemon and run `porchlight check --repair` first")]
     NotFinished(RecordingId),
     #[error("camera {camera} has no video between {from} and {to}")]
@@ -125,15 +133,24 @@ impl fmt::Display for ExportSummary {
     }
 }
 
-/// Exports to `out`, which must not exist yet.
+/// Exports to `out`, which must not exist yet. With `secret` (a viewer's passphrase
+/// or recovery key, unlocked at `now_micros` under the usual throttle) end-to-end
+/// recordings can be exported too; without it they fail with
+/// [`ExportError::EndToEnd`].
 pub fn export(
     config: &Config,
     request: &Request,
     out: &Path,
+    secret: Option<&Secret>,
+    now_micros: i64,
 ) -> Result<ExportSummary, ExportError> {
     let store = Store::open(&config.data_dir, &config.key_dir)?;
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
-    export_with(&store, &index, request, out)
+    let viewer = match secret {
+        Some(s) => Some(Arc::new(e2e::unlock(&index, None, s, now_micros)?)),
+        None => None,
+    };
+    export_as(&store, &index, request, out, viewer)
 }
 
 /// [`export`] with an already open store and index (a running daemon's).
@@ -143,7 +160,18 @@ pub fn export_with(
     request: &Request,
     out: &Path,
 ) -> Result<ExportSummary, ExportError> {
-    let planned = plan(store, index, request)?;
+    export_as(store, index, request, out, None)
+}
+
+/// [`export_with`] as an unlocked viewer (end-to-end recordings open too).
+pub fn export_as(
+    store: &Store,
+    index: &Index,
+    request: &Request,
+    out: &Path,
+    viewer: Option<Arc<ViewerSecret>>,
+) -> Result<ExportSummary, ExportError> {
+    let planned = plan_as(store, index, request, viewer)?;
     let output_error = |source: std::io::Error| ExportError::Output {
         path: out.display().to_string(),
         source,
@@ -177,6 +205,25 @@ pub struct Planned {
     mp4: ProgressiveMp4,
     used: Vec<RecordingEntry>,
     frames: usize,
+    /// The unlocked viewer end-to-end recordings are opened with, if any.
+    viewer: Option<Arc<ViewerSecret>>,
+}
+
+/// Opens a recording with the master key, or as `viewer` when there is one; an
+/// end-to-end recording without a viewer is [`ExportError::EndToEnd`].
+fn open(
+    store: &Store,
+    entry: &RecordingEntry,
+    viewer: Option<&ViewerSecret>,
+) -> Result<RecordingReader, ExportError> {
+    let opened = match viewer {
+        Some(v) => store.open_recording_as(&entry.camera, entry.id, v),
+        None => store.open_recording(&entry.camera, entry.id),
+    };
+    opened.map_err(|e| match e {
+        StoreError::EndToEnd { .. } => ExportError::EndToEnd(entry.id),
+        other => other.into(),
+    })
 }
 
 impl Planned {
@@ -195,7 +242,7 @@ impl Planned {
         let first = self.used.first().map(|e| e.id).unwrap_or(RecordingId(0));
         let mut readers = Vec::with_capacity(self.used.len());
         for e in &self.used {
-            readers.push(store.open_recording(&e.camera, e.id)?);
+            readers.push(open(store, e, self.viewer.as_deref())?);
         }
         self.mp4
             .write_to(
@@ -229,11 +276,21 @@ pub struct Selection {
 
 /// Lays out what `request` asks for (reading only the recordings' sample tables).
 pub fn plan(store: &Store, index: &Index, request: &Request) -> Result<Planned, ExportError> {
+    plan_as(store, index, request, None)
+}
+
+/// [`plan`] as an unlocked viewer: end-to-end recordings open too.
+pub fn plan_as(
+    store: &Store,
+    index: &Index,
+    request: &Request,
+    viewer: Option<Arc<ViewerSecret>>,
+) -> Result<Planned, ExportError> {
     let Selection {
         track,
         used,
         samples,
-    } = select(store, index, request)?;
+    } = select(store, index, request, viewer.as_deref())?;
     let first = used.first().map(|e| e.id).unwrap_or(RecordingId(0));
     let tracks = vec![track; used.len()];
     let mp4 = ProgressiveMp4::new(&tracks, &samples).map_err(|source| ExportError::Container {
@@ -244,12 +301,19 @@ pub fn plan(store: &Store, index: &Index, request: &Request) -> Result<Planned, 
         mp4,
         frames: samples.len(),
         used,
+        viewer,
     })
 }
 
-/// Chooses the recordings and samples `request` covers (reading only sample tables).
-/// Also what a share link of an event copies.
-pub fn select(store: &Store, index: &Index, request: &Request) -> Result<Selection, ExportError> {
+/// Chooses the recordings and samples `request` covers (reading only sample tables),
+/// opening end-to-end recordings as `viewer` when there is one. Also what a share
+/// link of an event copies.
+pub fn select(
+    store: &Store,
+    index: &Index,
+    request: &Request,
+    viewer: Option<&ViewerSecret>,
+) -> Result<Selection, ExportError> {
     let entries = match request {
         Request::Recording(id) => {
             let entry = index
@@ -275,7 +339,7 @@ pub fn select(store: &Store, index: &Index, request: &Request) -> Result<Selecti
                 Request::Span { .. } => continue,
             },
         }
-        let mut reader = store.open_recording(&entry.camera, entry.id)?;
+        let mut reader = open(store, &entry, viewer)?;
         let parsed = reader.parse().map_err(|source| ExportError::Container {
             recording: entry.id,
             source,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
 
 use porchlight::config::{Config, DEFAULT_PATH};
 use porchlight::{check, clock, daemon, export};
@@ -51,6 +52,12 @@ enum Command {
         /// Output file; refused if it exists.
         #[arg(long)]
         out: PathBuf,
+        /// Unlock end-to-end encrypted recordings with a viewer's passphrase (or
+        /// recovery key), read from the PORCHLIGHT_PASSPHRASE environment variable or
+        /// from standard input (a prompt without echo on a terminal); never an argument,
+        /// which other users could see in the process list.
+        #[arg(long)]
+        passphrase: bool,
     },
     /// Compare the index with the files; report (default), repair, or rebuild.
     Check {
@@ -119,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from,
             to,
             out,
+            passphrase,
         } => {
             let request = match (recording, camera, from, to) {
                 (Some(id), _, _, _) => export::Request::Recording(id.parse()?),
@@ -131,7 +139,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 _ => anyhow::bail!("give --recording ID, or --camera NAME --from T --to T"),
             };
-            let summary = export::export(&config, &request, &out)?;
+            let secret = if passphrase {
+                Some(porchlight::e2e::Secret::guess(read_passphrase()?))
+            } else {
+                None
+            };
+            let now = clock::Clock::now_micros(&clock::SystemClock);
+            let summary = export::export(&config, &request, &out, secret.as_ref(), now)?;
             println!("{summary}");
         }
         Command::Check {
@@ -153,4 +167,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The end-to-end passphrase for `export --passphrase`: `PORCHLIGHT_PASSPHRASE` if
+/// set, else one line of standard input, prompted for without echo on a terminal.
+fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Ok(value) = std::env::var("PORCHLIGHT_PASSPHRASE") {
+        return Ok(Zeroizing::new(value));
+    }
+    let stdin = std::io::stdin();
+    let mut line = Zeroizing::new(String::new());
+    if stdin.is_terminal() {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        eprint!("End-to-end passphrase or recovery key: ");
+        std::io::stderr().flush().ok();
+        let saved = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
+        let read = stdin.lock().read_line(&mut line);
+        tcsetattr(&stdin, OptionalActions::Now, &saved).context("cannot restore echo")?;
+        eprintln!();
+        read.context("cannot read the passphrase")?;
+    } else {
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the passphrase from standard input")?;
+    }
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    anyhow::ensure!(!trimmed.is_empty(), "no passphrase given");
+    Ok(trimmed)
 }

@@ -31,6 +31,7 @@ use crate::export::{self, ExportError};
 use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
 use crate::model::{EventId, RecordingId};
 use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
+use crate::store::e2e::ViewerSecret;
 use crate::store::{Clip, RecordingReader, Store, StoreError};
 
 /// How long a viewer token lasts (it never outlives the link).
@@ -154,6 +155,19 @@ impl Shares {
         lifetime: Duration,
         max_views: Option<u32>,
     ) -> Result<CreatedLink, ShareError> {
+        self.create_as(actor, recording, lifetime, max_views, None)
+    }
+
+    /// [`create`](Self::create), reading an end-to-end recording with the sharer's
+    /// unlocked `viewer` key (without it such a recording cannot be copied).
+    pub fn create_as(
+        &self,
+        actor: &Actor,
+        recording: RecordingId,
+        lifetime: Duration,
+        max_views: Option<u32>,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<CreatedLink, ShareError> {
         check_limits(lifetime, max_views)?;
         let entry = self
             .inner
@@ -166,10 +180,10 @@ impl Shares {
         let id = self.new_link_id()?;
         let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
         let key = MasterKey::for_share_link(&secret);
-        let bytes = self
-            .inner
-            .store
-            .copy_for_share(&entry.camera, entry.id, id, &key)?;
+        let bytes =
+            self.inner
+                .store
+                .copy_for_share_as(&entry.camera, entry.id, id, &key, viewer)?;
         let share = ShareEntry {
             id,
             recording,
@@ -196,13 +210,15 @@ impl Shares {
 
     /// Copies event `event`'s clip for a new link: its frames from the keyframe at or
     /// before its start (which includes the pre-roll) to its end, across every
-    /// recording it spans, as one file. Blocking (it copies the frames).
+    /// recording it spans, as one file; end-to-end recordings are read with the
+    /// sharer's unlocked `viewer` key. Blocking (it copies the frames).
     pub fn create_for_event(
         &self,
         actor: &Actor,
         event: EventId,
         lifetime: Duration,
         max_views: Option<u32>,
+        viewer: Option<&ViewerSecret>,
     ) -> Result<CreatedLink, ShareError> {
         check_limits(lifetime, max_views)?;
         let entry = self
@@ -227,7 +243,7 @@ impl Shares {
             from_micros: entry.start_micros,
             to_micros: entry.end_micros,
         };
-        let selection = export::select(&self.inner.store, &self.inner.index, &span)?;
+        let selection = export::select(&self.inner.store, &self.inner.index, &span, viewer)?;
         let first = selection
             .used
             .first()
@@ -243,6 +259,7 @@ impl Shares {
             track: &selection.track,
             samples: &selection.samples,
             start_micros,
+            viewer,
         };
         let bytes = self.inner.store.copy_clip_for_share(&clip, id, &key)?;
         let what = format!(

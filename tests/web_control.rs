@@ -62,12 +62,16 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
         camera.contains("continuous") && camera.contains("3 days"),
         "{camera}"
     );
-    // What is not built is said so, not left out.
+    // End-to-end mode: its state, and the page that turns it on.
     let e2e = body
-        .split("<li>")
-        .find(|l| l.contains("End-to-end mode"))
+        .split("<li id=\"e2e-summary\">")
+        .nth(1)
         .expect("end-to-end mode is listed");
-    assert!(e2e.contains("not available in this version"), "{e2e}");
+    assert!(e2e.contains("<strong>off</strong>"), "{e2e}");
+    assert!(
+        e2e.contains("<a href=\"/end-to-end\">Turn it on</a>"),
+        "{e2e}"
+    );
     // "Your data": each right with its page, and no export left unavailable.
     let data = body
         .split("<section id=\"data\">")

@@ -329,32 +329,6 @@ fn real_code(secret: &str) -> String {
     porchlight::auth::totp::code_at(secret, now_secs()).expect("code")
 }
 
-async fn real_owner(base: &str, setup: &Setup) -> Client {
-    let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
-    let mut c = Client::new(base);
-    let r = c
-        .post(
-            "/setup",
-            &[
-                ("code", code.trim()),
-                ("username", OWNER),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    let page = c.get("/enrol").await;
-    let secret = totp_secret(&page.body);
-    let r = c
-        .post(
-            "/enrol",
-            &[("csrf", &csrf(&page.body)), ("code", &real_code(&secret))],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
-}
-
 /// (name, contents) of each file of a ustar archive; checks the end marker.
 fn untar(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -396,7 +370,8 @@ async fn the_owner_exports_everything_then_erases_all_data() {
     );
     let mut daemon = setup.start_daemon();
     let base = daemon.web_base();
-    let mut owner = real_owner(&base, &setup).await;
+    let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
+    let mut owner = webutil::owner_with_real_clock(&base, code.trim()).await;
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Stopping finishes the recording; with the camera gone none starts after.

@@ -95,6 +95,15 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("GET",  "/alerts",                            [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/activity",                          [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
     ("GET",  "/control-centre",                    [Login,    Allow,    Allow,    Login,    Login,    Login,    Allow]),
+    // End-to-end mode: the owner turns it on (an empty form here: refused on input,
+    // so the mode stays off for the other rows); each account unlocks and locks its
+    // own key for its own session; a support helper has none.
+    ("GET",  "/end-to-end",                        [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/enable",                 [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/unlock",                 [Login,    Bad,      Bad,      Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/lock",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/disable",                [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/migrate",                [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     // Data rights: everyone with an account has their data; only a shared user deletes
     // their own account (the owner's try, like the shared user's, has a wrong
     // confirmation); the archive of everything and erasing are the owner's.

@@ -6,63 +6,16 @@
 mod common;
 mod webutil;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::camera::{CameraOptions, TestCamera};
 use common::{CameraSpec, Setup};
-use webutil::{csrf, totp_secret, Client, OWNER, PASSWORD};
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use webutil::{csrf, Client, PASSWORD};
 
 /// Creates the owner through the UI (real clock) and returns the logged-in client.
 async fn owner(base: &str, setup: &Setup) -> Client {
     let code = std::fs::read_to_string(setup.data_dir().join("setup-code")).expect("setup code");
-    let mut c = Client::new(base);
-    let r = c
-        .post(
-            "/setup",
-            &[
-                ("code", code.trim()),
-                ("username", OWNER),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    let page = c.get("/enrol").await;
-    let secret = totp_secret(&page.body);
-    let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
-    let r = c
-        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
-}
-
-async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec<u8>) {
-    let req = c
-        .http
-        .get(format!("{}{path}", c.base))
-        .header("range", range)
-        .header("cookie", c.cookie_header());
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let content_range = r
-        .headers()
-        .get("content-range")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (
-        status,
-        content_range,
-        r.bytes().await.expect("body").to_vec(),
-    )
+    webutil::owner_with_real_clock(base, code.trim()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,28 +76,29 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     let mut daemon = setup.start_daemon();
     c.base = daemon.web_base();
     let video = format!("/recordings/{id}/video.mp4");
-    let (status, content_range, body) = range(&mut c, &video, "bytes=0-99").await;
+    let (status, content_range, body) = webutil::range(&mut c, &video, "bytes=0-99").await;
     assert_eq!(
         (status, content_range.as_str()),
         (206, format!("bytes 0-99/{len}").as_str())
     );
     assert_eq!(body, expected[..100]);
     let mid = len / 2;
-    let (status, _, body) = range(&mut c, &video, &format!("bytes={mid}-{}", mid + 70_000)).await;
+    let (status, _, body) =
+        webutil::range(&mut c, &video, &format!("bytes={mid}-{}", mid + 70_000)).await;
     assert_eq!(status, 206);
     assert_eq!(
         body,
         expected[mid..(mid + 70_001).min(len)],
         "a middle range spanning sealed chunks"
     );
-    let (status, content_range, body) = range(&mut c, &video, "bytes=-1000").await;
+    let (status, content_range, body) = webutil::range(&mut c, &video, "bytes=-1000").await;
     assert_eq!(status, 206);
     assert_eq!(
         content_range,
         format!("bytes {}-{}/{len}", len - 1000, len - 1)
     );
     assert_eq!(body, expected[len - 1000..]);
-    let (status, content_range, _) = range(&mut c, &video, &format!("bytes={len}-")).await;
+    let (status, content_range, _) = webutil::range(&mut c, &video, &format!("bytes={len}-")).await;
     assert_eq!((status, content_range), (416, format!("bytes */{len}")));
     let whole = c.get(&video).await;
     assert_eq!(whole.status, 200);
@@ -206,19 +160,6 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     daemon.stop();
 }
 
-/// The link's parts from the "share link made" page: (id, secret).
-fn link_of(html: &str) -> (String, String) {
-    let value = html
-        .split("id=\"share-link\"")
-        .nth(1)
-        .and_then(|s| s.split("value=\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .expect("the link on the page");
-    let path = value.split("/s/").nth(1).expect("a /s/ link");
-    let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
-    (id.to_owned(), secret.to_owned())
-}
-
 /// A GET with only the given cookie header (a browser that has nothing else).
 async fn bare_get(base: &str, path: &str, cookie: Option<&str>) -> (u16, Vec<u8>) {
     let c = Client::new(base);
@@ -266,12 +207,12 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
     let made = c.post(&format!("/recordings/{id}/share"), &form).await;
     assert_eq!(made.status, 200, "{}", made.body);
     assert_eq!(made.header("cache-control"), "no-store");
-    let (link, secret) = link_of(&made.body);
+    let (link, secret) = webutil::share_link_of(&made.body);
     assert_eq!((link.len(), secret.len()), (16, 64));
     let form = make("1");
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (other_link, other_secret) =
-        link_of(&c.post(&format!("/recordings/{id}/share"), &form).await.body);
+        webutil::share_link_of(&c.post(&format!("/recordings/{id}/share"), &form).await.body);
 
     // The copy at rest is not the recording and holds no plaintext MP4.
     let copy = setup.data_dir().join("shares").join(format!("{link}.plr"));
@@ -529,7 +470,7 @@ async fn a_shared_event_plays_all_its_recordings_as_one_clip_until_unshared() {
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
-    let (link, secret) = link_of(&made.body);
+    let (link, secret) = webutil::share_link_of(&made.body);
     let copy = setup.data_dir().join("shares").join(format!("{link}.plr"));
     assert!(copy.exists(), "one copy for the whole event");
     assert_eq!(
@@ -646,17 +587,6 @@ async fn a_shared_event_plays_all_its_recordings_as_one_clip_until_unshared() {
     daemon.stop();
 }
 
-/// Enrols TOTP for a session at /enrol (real clock); returns nothing, asserts success.
-async fn enrol(c: &mut Client) {
-    let page = c.get("/enrol").await;
-    let secret = totp_secret(&page.body);
-    let totp = porchlight::auth::totp::code_at(&secret, now_secs()).expect("code");
-    let r = c
-        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged() {
     let camera = TestCamera::start(CameraOptions::default());
@@ -724,7 +654,7 @@ async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged(
         )
         .await;
     assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
-    enrol(&mut helper).await;
+    webutil::enrol_with_real_clock(&mut helper).await;
 
     let home = helper.get("/").await;
     assert_eq!(home.status, 200);

@@ -14,21 +14,7 @@ const CAMERA: &str =
     "[[camera]]\nname = \"garden\"\nurl = \"rtsp://127.0.0.1:9/nothing\"\nmode = \"events\"\n";
 
 async fn accept(server: &Server, secret: &str, name: &str) -> (Client, webutil::Reply) {
-    let mut c = server.client();
-    let page = c.get("/invite").await;
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("/static/invite.js"));
-    let r = c
-        .post(
-            "/invite",
-            &[
-                ("invitation", secret),
-                ("username", name),
-                ("password", GUEST_PASSWORD),
-            ],
-        )
-        .await;
-    (c, r)
+    webutil::accept_invitation(server, secret, name, GUEST_PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -313,6 +313,9 @@ impl Auth {
         let index = &self.inner.index;
         let sessions = index.remove_user_sessions(user.id)?;
         let tokens = index.remove_user_tokens(user.id)?;
+        // From now on new recordings are not sealed to their end-to-end key.
+        crate::e2e::remove_viewer(index, &self.inner.store, user.id)
+            .map_err(|e| AuthError::Internal(format!("end-to-end viewer key: {e}")))?;
         index.remove_user(user.id)?;
         index.remove_user_alerts(user.id)?;
         index.remove_notification_prefs(user.id)?;

@@ -97,6 +97,15 @@ pub enum Action {
     EraseEverything,
     /// See cameras discovered on the LAN, add (adopt) and change cameras.
     ManageCameras,
+    /// Turn on end-to-end encryption for the house (new recordings sealed to viewers).
+    EnableEndToEnd,
+    /// Unlock (and lock) one's own end-to-end viewer key for one's own session, on
+    /// [`Object::User`]. A support helper has no viewer key and gets none.
+    UnlockOwnViewerKey,
+    /// Enrol a passphrase of one's own as a further viewer once the owner has turned
+    /// end-to-end encryption on, on [`Object::User`]: recordings made from then on
+    /// can be watched from one's own account. Not for support helpers.
+    EnrolOwnViewerKey,
 }
 
 /// What the action is on.
@@ -114,7 +123,7 @@ pub enum Object<'a> {
     Share(u64),
 }
 
-pub const ALL_ACTIONS: [Action; 29] = [
+pub const ALL_ACTIONS: [Action; 32] = [
     Action::ViewCameras,
     Action::LiveView,
     Action::ListRecordings,
@@ -144,6 +153,9 @@ pub const ALL_ACTIONS: [Action; 29] = [
     Action::ChangeOwnPassword,
     Action::ChangeOwnTwoStep,
     Action::ManageCameras,
+    Action::EnableEndToEnd,
+    Action::UnlockOwnViewerKey,
+    Action::EnrolOwnViewerKey,
 ];
 
 pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
@@ -175,6 +187,10 @@ pub fn allowed(who: &Principal, action: Action, object: Object<'_>) -> bool {
             Object::User(owner),
         ) => owner == *id,
         (Action::DeleteOwnAccount, Object::User(owner)) => owner == *id && *role == Role::Shared,
+        (Action::UnlockOwnViewerKey | Action::EnrolOwnViewerKey, Object::User(owner)) => {
+            owner == *id
+        }
+        (Action::EnableEndToEnd, Object::System) => *role == Role::Owner,
         (Action::ExportEverything | Action::EraseEverything, Object::System) => {
             *role == Role::Owner
         }
@@ -279,7 +295,9 @@ mod tests {
             | Action::ManageUsers
             | Action::ViewDiagnostics
             | Action::ManageSupport
-            | Action::ManageCameras => Object::System,
+            | Action::ManageCameras
+            | Action::EnableEndToEnd => Object::System,
+            Action::UnlockOwnViewerKey | Action::EnrolOwnViewerKey => Object::User(user),
             Action::WatchSharedClip => Object::Share(7),
         }
     }
@@ -342,6 +360,9 @@ mod tests {
             (ChangeOwnPassword, ".yy....yy"),
             (ChangeOwnTwoStep, ".yy....yy"),
             (ManageCameras, ".y......."),
+            (EnableEndToEnd, ".y......."),
+            (UnlockOwnViewerKey, ".yy......"),
+            (EnrolOwnViewerKey, ".yy......"),
         ];
         assert_eq!(table.len(), ALL_ACTIONS.len(), "a new action needs a row");
         for (action, row) in table {

@@ -63,10 +63,22 @@ pub enum AuditKind {
     CameraChanged,
     /// A user set up two-step verification again, or the owner reset another user's.
     TwoFactorChanged,
+    /// End-to-end encryption was turned on (the subject names the viewer key).
+    EndToEndEnabled,
+    /// A viewer key was unlocked for a session (passphrase or recovery key).
+    EndToEndUnlocked,
+    /// A wrong passphrase or recovery key was given to unlock.
+    EndToEndUnlockFailed,
+    /// A session's unlocked viewer key was dropped by the Lock button.
+    EndToEndLocked,
+    /// End-to-end encryption was turned off for new recordings.
+    EndToEndDisabled,
+    /// Recordings sealed to viewers were re-sealed under the master key.
+    EndToEndMigrated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 36] = [
+    pub const ALL: [AuditKind; 42] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -103,6 +115,12 @@ impl AuditKind {
         AuditKind::CameraRemoved,
         AuditKind::CameraChanged,
         AuditKind::TwoFactorChanged,
+        AuditKind::EndToEndEnabled,
+        AuditKind::EndToEndUnlocked,
+        AuditKind::EndToEndUnlockFailed,
+        AuditKind::EndToEndLocked,
+        AuditKind::EndToEndDisabled,
+        AuditKind::EndToEndMigrated,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -144,6 +162,12 @@ impl AuditKind {
             AuditKind::CameraRemoved => "camera_removed",
             AuditKind::CameraChanged => "camera_changed",
             AuditKind::TwoFactorChanged => "two_factor_changed",
+            AuditKind::EndToEndEnabled => "end_to_end_enabled",
+            AuditKind::EndToEndUnlocked => "end_to_end_unlocked",
+            AuditKind::EndToEndUnlockFailed => "end_to_end_unlock_failed",
+            AuditKind::EndToEndLocked => "end_to_end_locked",
+            AuditKind::EndToEndDisabled => "end_to_end_disabled",
+            AuditKind::EndToEndMigrated => "end_to_end_migrated",
         }
     }
 

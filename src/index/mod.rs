@@ -14,6 +14,8 @@
 //! - `users`, `usernames`, `sessions`, `invitations`, `throttle`, `alerts`: accounts
 //!   (`users.rs`, `sessions.rs`, `invitations.rs`, `security.rs`).
 //! - `tokens`: API tokens of linked services, stored hashed (`tokens.rs`).
+//! - `e2e_viewers`: end-to-end mode's viewer keys, private halves encrypted
+//!   (`viewers.rs`).
 
 mod audit;
 mod cameras;
@@ -24,6 +26,7 @@ mod sessions;
 mod shares;
 mod tokens;
 mod users;
+mod viewers;
 
 use std::path::Path;
 
@@ -45,6 +48,7 @@ pub use sessions::{SessionEntry, SessionStage};
 pub use shares::{ShareEntry, ViewRefused};
 pub use tokens::{Scope, TokenEntry, TokenId};
 pub use users::{RecoveryCodeEntry, Role, SupportGrant, TotpEntry, UpdateError, UserEntry, UserId};
+pub use viewers::ViewerKeyEntry;
 
 const SCHEMA_VERSION: u32 = 1;
 

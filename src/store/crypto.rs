@@ -26,6 +26,9 @@
 //! is derived for the same reason: a data key handed to another construction
 //! (e.g. a share copy's key wrap) never doubles as the chunk cipher key.
 //!
+//! Its sibling `e2e` holds the end-to-end mode's viewer keys under the same
+//! invariants; data keys cross between the two only through `pub(super)` functions.
+//!
 //! Invariants: no type here implements a `Debug` or `Display` that shows key bytes;
 //! key bytes live in [`Zeroizing`] buffers. Note: the cipher objects of
 //! `chacha20poly1305` keep their own copy of the key and only wipe it when that
@@ -89,7 +92,7 @@ fn secret_aad(purpose: &str) -> Vec<u8> {
     aad
 }
 
-fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+pub(super) fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     Hkdf::<Sha256>::new(Some(HKDF_SALT), ikm)
         .expand(info, out.as_mut())
@@ -424,6 +427,18 @@ impl DataKey {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(key.as_mut())?;
         Ok(DataKey(key))
+    }
+}
+
+impl DataKey {
+    /// The key bytes, for the sibling module `e2e` that seals them to viewers.
+    pub(super) fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// Rebuilds a data key that `e2e` opened from a recipient slot.
+    pub(super) fn from_secret(bytes: Zeroizing<[u8; KEY_LEN]>) -> DataKey {
+        DataKey(bytes)
     }
 }
 

@@ -15,6 +15,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::crypto::KeyId;
+use super::e2e::ViewerId;
 
 /// Errors of the recording store (container format, crypto, writer, reader, recovery).
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,29 @@ pub enum StoreError {
     /// The MP4 writer refused the recorder's input (a camera sent unusable parameters).
     #[error("cannot write the video container: {0}")]
     Mp4(String),
+
+    /// The recording's data key is sealed to end-to-end viewers, not wrapped by the
+    /// master key: it opens only with a viewer's passphrase or recovery key.
+    #[error(
+        "recording {recording_id:016x} ({}) is end-to-end encrypted: it opens only with a \
+         viewer's passphrase or recovery key, not with the master key",
+        .path.display()
+    )]
+    EndToEnd { path: PathBuf, recording_id: u64 },
+
+    /// The unlocked viewer is not among a recording's recipients (it was made
+    /// before the viewer was added, or after the viewer was removed).
+    #[error("recording {recording_id:016x} is not sealed to viewer key {viewer}")]
+    NotARecipient { recording_id: u64, viewer: ViewerId },
+
+    /// A viewer key did not unlock: wrong passphrase or recovery key. Deliberately
+    /// says nothing more.
+    #[error("wrong passphrase or recovery key")]
+    ViewerUnlock,
+
+    /// A stored viewer key is malformed (not a wrong passphrase).
+    #[error("the stored end-to-end viewer key is unusable: {reason}")]
+    ViewerKeyInvalid { reason: String },
 
     /// The operating system's random number generator failed.
     #[error("the operating system random number generator failed: {0}")]

@@ -52,6 +52,29 @@
 //! as a key mismatch, and a wrapped key for another data key makes every chunk
 //! fail. Changing the camera or recording id already fails at the key unwrap.
 //!
+//! # Header (format version 2: end-to-end mode)
+//!
+//! Written instead of version 1 while end-to-end mode is on: the data key is sealed
+//! to each viewer's public key (see `e2e`) and not wrapped by the master key at all,
+//! so the master key (and root on the machine) cannot open it.
+//!
+//! | offset | size | field |
+//! |-------:|-----:|-------|
+//! | 0      | 30   | magic, version (u16 = 2), `header_len` (= 53 + 120k + n + m), recording id, start time: as in version 1 |
+//! | 30     | 4    | `chunk_size`, as in version 1 |
+//! | 34     | 2    | k = number of recipient slots, u16, 1 ..= 16 |
+//! | 36     | 6    | reserved, zero |
+//! | 42     | 7    | nonce prefix, as in version 1 |
+//! | 49     | 120k | recipient slots: viewer id (8) ‖ sealed box of data key ‖ binding (112), see `e2e` |
+//! | 49+120k| …    | camera name and trigger, length-prefixed as in version 1 |
+//!
+//! The *key slot* of a version 2 file is the recipient slots (bytes 49 ..
+//! 49+120k): `header_hash` zeroes them as it zeroes version 1's key slot, deletion
+//! overwrites them in place, and the slot count is authenticated by every chunk.
+//! Each slot binds its data key to the recording id and camera inside the sealed
+//! plaintext. Readers of version 1 files are unchanged; a version 2 file opened
+//! with only the master key fails with `StoreError::EndToEnd`, never "corrupt".
+//!
 //! Header metadata (camera name, start time, trigger, recording id) is stored in
 //! clear, authenticated but not encrypted, so that files describe themselves and
 //! the index can be rebuilt from them; the video is what is encrypted.
@@ -119,12 +142,21 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::crypto::{KeyId, WrappedKey, NONCE_PREFIX_LEN, TAG_LEN};
+use super::e2e::{RecipientSlot, MAX_RECIPIENTS, SLOT_LEN};
 use super::error::StoreError;
 
 /// The 8 magic bytes every recording starts with.
 pub const MAGIC: [u8; 8] = *b"PORCHREC";
-/// The format version this build writes and reads.
+/// The format version of recordings whose data key the master key wraps.
 pub const FORMAT_VERSION: u16 = 1;
+/// The format version of end-to-end recordings (data key sealed to viewers).
+pub const FORMAT_VERSION_E2E: u16 = 2;
+/// Length of a version 2 header with no slots and empty texts.
+const E2E_BASE_LEN: usize = 53;
+/// Byte offset of the recipient slot count in a version 2 header.
+const SLOT_COUNT_OFFSET: usize = 34;
+/// Byte offset of the first recipient slot in a version 2 header.
+pub const SLOTS_OFFSET: u64 = 49;
 /// Default maximum plaintext bytes per chunk.
 pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
 /// Largest `chunk_size` accepted (bounds a reader's allocation).
@@ -207,15 +239,103 @@ impl HeaderFields {
     }
 }
 
+/// How a recording's data key is kept in its header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySlot {
+    /// Version 1: wrapped by the master key with this id.
+    Master { key_id: KeyId, wrapped: WrappedKey },
+    /// Version 2: sealed to each of these viewers (end-to-end mode).
+    Recipients(Vec<RecipientSlot>),
+}
+
+impl KeySlot {
+    /// True once deletion has overwritten the key slot: nothing can open the file.
+    pub fn is_shredded(&self) -> bool {
+        match self {
+            KeySlot::Master { wrapped, .. } => wrapped.as_bytes().iter().all(|&b| b == 0),
+            KeySlot::Recipients(slots) => slots.iter().all(RecipientSlot::is_zeroed),
+        }
+    }
+
+    /// The key slot as the index keeps it (hex): the wrapped key, or the slots.
+    pub fn to_hex(&self) -> String {
+        match self {
+            KeySlot::Master { wrapped, .. } => hex::encode(wrapped.as_bytes()),
+            KeySlot::Recipients(slots) => {
+                hex::encode(slots.iter().flat_map(|s| s.to_bytes()).collect::<Vec<u8>>())
+            }
+        }
+    }
+}
+
 /// A parsed header: the caller's fields plus what the writer generated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordingHeader {
     pub fields: HeaderFields,
-    pub key_id: KeyId,
+    pub key: KeySlot,
     pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
-    pub wrapped_key: WrappedKey,
     /// Total header length; the first chunk starts here.
     pub header_len: u32,
+}
+
+/// Encodes a version 2 (end-to-end) header. `fields` must have passed
+/// [`HeaderFields::validate`]; `slots` holds 1 ..= 16 recipients.
+pub fn encode_header_e2e(
+    fields: &HeaderFields,
+    nonce_prefix: &[u8; NONCE_PREFIX_LEN],
+    slots: &[RecipientSlot],
+) -> Vec<u8> {
+    assert!(
+        (1..=MAX_RECIPIENTS).contains(&slots.len()),
+        "seal_data_key checked the number of recipients"
+    );
+    let header_len =
+        E2E_BASE_LEN + SLOT_LEN * slots.len() + fields.camera.len() + fields.trigger.len();
+    let mut out = Vec::with_capacity(header_len);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION_E2E.to_be_bytes());
+    out.extend_from_slice(&(header_len as u32).to_be_bytes());
+    out.extend_from_slice(&fields.recording_id.to_be_bytes());
+    out.extend_from_slice(&fields.start_unix_micros.to_be_bytes());
+    out.extend_from_slice(&fields.chunk_size.to_be_bytes());
+    out.extend_from_slice(&(slots.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0u8; 6]);
+    out.extend_from_slice(nonce_prefix);
+    for slot in slots {
+        out.extend_from_slice(&slot.to_bytes());
+    }
+    push_texts(&mut out, fields);
+    debug_assert_eq!(out.len(), header_len);
+    out
+}
+
+fn push_texts(out: &mut Vec<u8>, fields: &HeaderFields) {
+    for text in [&fields.camera, &fields.trigger] {
+        let len = u16::try_from(text.len()).expect("validated: text is at most 1024 bytes");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// Where a header's key slot lies, from its first 36 bytes (magic, version and,
+/// for version 2, the slot count): what `header_hash` ignores and deletion zeroes.
+/// `None` if the bytes are not a header this build knows.
+pub fn key_slot_range(prefix: &[u8]) -> Option<std::ops::Range<usize>> {
+    if prefix.len() < SLOT_COUNT_OFFSET + 2 || prefix[..8] != MAGIC {
+        return None;
+    }
+    match u16::from_be_bytes([prefix[8], prefix[9]]) {
+        FORMAT_VERSION => {
+            Some(WRAPPED_KEY_OFFSET as usize..WRAPPED_KEY_OFFSET as usize + WrappedKey::LEN)
+        }
+        FORMAT_VERSION_E2E => {
+            let k = u16::from_be_bytes([prefix[34], prefix[35]]) as usize;
+            (1..=MAX_RECIPIENTS)
+                .contains(&k)
+                .then(|| SLOTS_OFFSET as usize..SLOTS_OFFSET as usize + k * SLOT_LEN)
+        }
+        _ => None,
+    }
 }
 
 /// Encodes a header. `fields` must have passed [`HeaderFields::validate`].
@@ -236,18 +356,24 @@ pub fn encode_header(
     out.extend_from_slice(&key_id.to_bytes());
     out.extend_from_slice(nonce_prefix);
     out.extend_from_slice(wrapped_key.as_bytes());
-    for text in [&fields.camera, &fields.trigger] {
-        let len = u16::try_from(text.len()).expect("validated: text is at most 1024 bytes");
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(text.as_bytes());
-    }
+    push_texts(&mut out, fields);
     debug_assert_eq!(out.len(), header_len);
     out
 }
 
 /// SHA-256 of a complete header (as encoded or parsed here) with the key slot
-/// (key id and wrapped key) zeroed: bound into every chunk's associated data.
+/// (version 1: key id and wrapped key; version 2: the recipient slots) zeroed:
+/// bound into every chunk's associated data.
 pub(crate) fn header_hash(header: &[u8]) -> [u8; 32] {
+    if header[8..10] == FORMAT_VERSION_E2E.to_be_bytes() {
+        let slots = key_slot_range(header).expect("a parsed version 2 header has 1 ..= 16 slots");
+        return Sha256::new()
+            .chain_update(&header[..slots.start])
+            .chain_update(vec![0u8; slots.len()])
+            .chain_update(&header[slots.end..])
+            .finalize()
+            .into();
+    }
     let key_id = KEY_ID_OFFSET as usize..KEY_ID_OFFSET as usize + KeyId::LEN;
     let wrapped = WRAPPED_KEY_OFFSET as usize..WRAPPED_KEY_OFFSET as usize + WrappedKey::LEN;
     Sha256::new()
@@ -277,15 +403,22 @@ pub fn parse_header_prefix(path: &Path, prefix: &[u8]) -> Result<usize, StoreErr
         ));
     }
     let version = u16::from_be_bytes([prefix[8], prefix[9]]);
-    if version != FORMAT_VERSION {
-        return Err(StoreError::UnsupportedVersion {
-            path: path.into(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
+    let allowed = match version {
+        FORMAT_VERSION => MIN_HEADER_LEN + 1..=MAX_HEADER_LEN,
+        FORMAT_VERSION_E2E => {
+            E2E_BASE_LEN + SLOT_LEN + 1
+                ..=E2E_BASE_LEN + SLOT_LEN * MAX_RECIPIENTS + 2 * MAX_TEXT_LEN
+        }
+        _ => {
+            return Err(StoreError::UnsupportedVersion {
+                path: path.into(),
+                found: version,
+                supported: FORMAT_VERSION_E2E,
+            })
+        }
+    };
     let header_len = u32::from_be_bytes([prefix[10], prefix[11], prefix[12], prefix[13]]) as usize;
-    if !(MIN_HEADER_LEN + 1..=MAX_HEADER_LEN).contains(&header_len) {
+    if !allowed.contains(&header_len) {
         return Err(corrupt(
             10,
             format!("header length {header_len} is out of range"),
@@ -316,11 +449,34 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<RecordingHeader, StoreE
     let recording_id = u64::from_be_bytes(arr(14));
     let start_unix_micros = i64::from_be_bytes(arr(22));
     let chunk_size = u32::from_be_bytes(bytes[30..34].try_into().expect("4-byte slice"));
-    let key_id = KeyId::from_bytes(arr(34));
     let nonce_prefix: [u8; NONCE_PREFIX_LEN] = bytes[42..49].try_into().expect("7-byte slice");
-    let wrapped: [u8; WrappedKey::LEN] = bytes[49..121].try_into().expect("72-byte slice");
+    let (key, mut at) = if bytes[8..10] == FORMAT_VERSION_E2E.to_be_bytes() {
+        let range = key_slot_range(bytes)
+            .ok_or_else(|| corrupt(SLOT_COUNT_OFFSET, "recipient count is not 1 ..= 16".into()))?;
+        if bytes[36..42] != [0u8; 6] {
+            return Err(corrupt(36, "reserved bytes are not zero".into()));
+        }
+        // The texts' two length fields must still fit after the slots.
+        if range.end + 4 > header_len {
+            return Err(corrupt(
+                SLOT_COUNT_OFFSET,
+                "recipient slots run past the header".into(),
+            ));
+        }
+        let slots = bytes[range.clone()]
+            .chunks_exact(SLOT_LEN)
+            .map(|c| RecipientSlot::from_bytes(c.try_into().expect("SLOT_LEN chunk")))
+            .collect();
+        (KeySlot::Recipients(slots), range.end)
+    } else {
+        let wrapped: [u8; WrappedKey::LEN] = bytes[49..121].try_into().expect("72-byte slice");
+        let key = KeySlot::Master {
+            key_id: KeyId::from_bytes(arr(34)),
+            wrapped: WrappedKey::from_array(wrapped),
+        };
+        (key, 121)
+    };
 
-    let mut at = 121;
     let mut texts = Vec::with_capacity(2);
     for name in ["camera name", "trigger"] {
         let len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
@@ -359,9 +515,8 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<RecordingHeader, StoreE
     fields.validate().map_err(|e| corrupt(14, e.to_string()))?;
     Ok(RecordingHeader {
         fields,
-        key_id,
+        key,
         nonce_prefix,
-        wrapped_key: WrappedKey::from_array(wrapped),
         header_len: header_len as u32,
     })
 }

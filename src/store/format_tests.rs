@@ -59,7 +59,13 @@ fn header_round_trips() {
     let raw = sample_header(&fields);
     let parsed = parse_header(Path::new("x"), &raw).expect("parse");
     assert_eq!(parsed.fields, fields);
-    assert_eq!(parsed.key_id, KeyId::from_bytes([1; 8]));
+    assert_eq!(
+        parsed.key,
+        KeySlot::Master {
+            key_id: KeyId::from_bytes([1; 8]),
+            wrapped: WrappedKey::from_array([9u8; WrappedKey::LEN]),
+        }
+    );
     assert_eq!(parsed.nonce_prefix, [2; 7]);
     assert_eq!(parsed.header_len as usize, raw.len());
 }
@@ -77,14 +83,14 @@ fn malformed_headers_get_specific_errors() {
     ));
 
     let mut bad = good.clone();
-    bad[9] = 2;
-    let err = parse_header(p, &bad).expect_err("version 2");
+    bad[9] = 3;
+    let err = parse_header(p, &bad).expect_err("version 3");
     assert!(
         matches!(
             err,
             StoreError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),

@@ -15,14 +15,17 @@
 //!
 //! This module knows nothing of cameras' sockets, the index or HTTP; it takes and
 //! returns plain values. All of it is blocking file I/O: call it from a blocking
-//! thread. Submodules: `crypto` (the only key holder), `format` (the byte layout),
+//! thread. Submodules: `crypto` (the only key holder, with its sibling `e2e` for
+//! end-to-end mode's viewer keys), `format` (the byte layout),
 //! `writer`, `reader`, `recover` (torn tails, shredding), `mp4` (the container).
 
 #[cfg(test)]
 mod bench;
 pub mod crypto;
+pub mod e2e;
 pub mod error;
 pub mod format;
+mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
@@ -32,15 +35,18 @@ pub mod writer;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 pub use error::StoreError;
+pub use migrate::Migrated;
 pub use share::Clip;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::{CameraId, EventId, RecordingId, Trigger, TIMESCALE};
 use crypto::{KeyId, MasterKey};
-use format::HeaderFields;
+use e2e::{ViewerPublicKey, ViewerSecret};
+use format::{HeaderFields, KeySlot};
 use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
@@ -74,6 +80,9 @@ pub enum FileStatus {
     Shredded,
     /// Not readable with this master key, or not a recording: leave it alone.
     Foreign(String),
+    /// End-to-end encrypted: sealed to viewers, so only its header can be read here
+    /// ([`Store::describe_header`]).
+    EndToEnd,
 }
 
 /// A recording as described by its file alone.
@@ -138,6 +147,10 @@ pub struct Store {
     thumbnails: PathBuf,
     shares: PathBuf,
     master: MasterKey,
+    /// End-to-end mode's viewers: while not empty, new recordings are sealed to
+    /// them instead of wrapped by the master key. Set by whoever owns that state
+    /// (the daemon, from the index), never read from disk here.
+    recipients: RwLock<Vec<ViewerPublicKey>>,
 }
 
 impl Store {
@@ -162,6 +175,7 @@ impl Store {
             thumbnails,
             shares: data_dir.join(SHARES_DIR),
             master,
+            recipients: RwLock::new(Vec::new()),
         })
     }
 
@@ -197,8 +211,37 @@ impl Store {
             .join(format!("{id}.{EXTENSION}"))
     }
 
+    /// Turns end-to-end mode on (a non-empty list) or off (empty) for recordings
+    /// created from now on; recordings already written keep their key slot.
+    pub fn set_recipients(&self, recipients: Vec<ViewerPublicKey>) -> Result<(), StoreError> {
+        if recipients.len() > e2e::MAX_RECIPIENTS {
+            return Err(StoreError::InvalidArgument {
+                field: "recipients",
+                reason: format!(
+                    "{} viewers, at most {}",
+                    recipients.len(),
+                    e2e::MAX_RECIPIENTS
+                ),
+            });
+        }
+        *self
+            .recipients
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = recipients;
+        Ok(())
+    }
+
+    /// The viewers new recordings are sealed to (empty: end-to-end mode is off).
+    pub fn recipients(&self) -> Vec<ViewerPublicKey> {
+        self.recipients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Creates a recording file (header written and fsynced with its directory) and
-    /// returns its writer and the wrapped data key (hex) for the index.
+    /// returns its writer and its key slot (hex) for the index: the master-wrapped
+    /// data key, or in end-to-end mode the data key sealed to each viewer.
     pub fn create_recording(
         &self,
         new: &NewRecording,
@@ -211,12 +254,36 @@ impl Store {
             new.start_micros,
             new.trigger.as_str(),
         );
-        let (writer, wrapped) = RecordingWriter::create(
-            &self.recording_path(&new.camera, new.id),
-            &fields,
-            &self.master,
-        )?;
-        Ok((writer, hex::encode(wrapped.as_bytes())))
+        let path = self.recording_path(&new.camera, new.id);
+        let recipients = self.recipients();
+        if recipients.is_empty() {
+            let (writer, wrapped) = RecordingWriter::create(&path, &fields, &self.master)?;
+            return Ok((writer, hex::encode(wrapped.as_bytes())));
+        }
+        let (writer, slots) = RecordingWriter::create_sealed_to(&path, &fields, &recipients)?;
+        Ok((writer, KeySlot::Recipients(slots).to_hex()))
+    }
+
+    /// Opens a finished recording of either kind: with the master key, or an
+    /// end-to-end one with the unlocked `viewer`.
+    pub fn open_recording_as(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+        viewer: &ViewerSecret,
+    ) -> Result<RecordingReader, StoreError> {
+        let inner =
+            SealedReader::open_with(&self.recording_path(camera, id), &self.master, Some(viewer))?;
+        inner.verify_complete()?;
+        Ok(RecordingReader { inner })
+    }
+
+    /// Whether a recording's file is end-to-end encrypted (reads its header only).
+    pub fn is_end_to_end(&self, camera: &CameraId, id: RecordingId) -> Result<bool, StoreError> {
+        let path = self.recording_path(camera, id);
+        let file = fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+        let (header, _) = format::read_header(&file, &path)?;
+        Ok(matches!(header.key, KeySlot::Recipients(_)))
     }
 
     /// Opens a finished recording; an unfinished (torn) one is refused with a
@@ -269,14 +336,17 @@ impl Store {
         let header = fs::File::open(path)
             .map_err(|e| StoreError::io("open", path, e))
             .and_then(|f| format::read_header(&f, path));
-        match header {
+        match header.map(|(h, _)| h.key) {
             Err(e) => FileStatus::Foreign(e.to_string()),
-            Ok((h, _)) if h.wrapped_key.as_bytes().iter().all(|&b| b == 0) => FileStatus::Shredded,
-            Ok((h, _)) if h.key_id != self.master.id() => FileStatus::Foreign(format!(
-                "sealed with master key id {}, the loaded key is {}",
-                h.key_id,
-                self.master.id()
-            )),
+            Ok(key) if key.is_shredded() => FileStatus::Shredded,
+            Ok(KeySlot::Recipients(_)) => FileStatus::EndToEnd,
+            Ok(KeySlot::Master { key_id, .. }) if key_id != self.master.id() => {
+                FileStatus::Foreign(format!(
+                    "sealed with master key id {}, the loaded key is {}",
+                    key_id,
+                    self.master.id()
+                ))
+            }
             Ok(_) => FileStatus::Readable,
         }
     }
@@ -324,11 +394,42 @@ impl Store {
             camera,
             start_micros: header.fields.start_unix_micros,
             trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
-            wrapped_key: hex::encode(header.wrapped_key.as_bytes()),
+            wrapped_key: header.key.to_hex(),
             frames: parsed.samples.len() as u64,
             duration_ticks: parsed.samples.iter().map(|s| u64::from(s.duration)).sum(),
             file_len,
             recovered_bytes_dropped: dropped,
+        })
+    }
+
+    /// What the header alone says about a recording (an end-to-end one, whose video
+    /// cannot be opened here): id, camera, start, trigger, key slot and file size; its
+    /// frames and duration are unknown (0) until a viewer opens it.
+    pub fn describe_header(&self, path: &Path) -> Result<DescribedFile, StoreError> {
+        let file = fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+        let (header, _) = format::read_header(&file, path)?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path, e))?
+            .len();
+        let camera = header
+            .fields
+            .camera
+            .parse()
+            .map_err(|e: crate::model::BadCameraName| StoreError::Container {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(DescribedFile {
+            id: RecordingId(header.fields.recording_id),
+            camera,
+            start_micros: header.fields.start_unix_micros,
+            trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
+            wrapped_key: header.key.to_hex(),
+            frames: 0,
+            duration_ticks: 0,
+            file_len,
+            recovered_bytes_dropped: 0,
         })
     }
 
@@ -338,7 +439,8 @@ impl Store {
             .join(format!("{event}.{THUMBNAIL_EXTENSION}"))
     }
 
-    /// Seals an event's thumbnail (a JPEG) under a key of its own, like a recording.
+    /// Seals an event's thumbnail (a JPEG) under a key of its own, like a recording:
+    /// in end-to-end mode sealed to the viewers, so it follows the recordings' rule.
     pub fn write_thumbnail(
         &self,
         camera: &CameraId,
@@ -348,16 +450,32 @@ impl Store {
     ) -> Result<(), StoreError> {
         create_private_dir(&self.thumbnails.join(camera.as_str()))?;
         let fields = HeaderFields::new(event.0, camera.as_str(), start_micros, "thumbnail");
-        let (mut writer, _) =
-            RecordingWriter::create(&self.thumbnail_path(camera, event), &fields, &self.master)?;
+        let path = self.thumbnail_path(camera, event);
+        let recipients = self.recipients();
+        let mut writer = if recipients.is_empty() {
+            RecordingWriter::create(&path, &fields, &self.master)?.0
+        } else {
+            RecordingWriter::create_sealed_to(&path, &fields, &recipients)?.0
+        };
         writer.write_all(jpeg)?;
         writer.finish()?;
         Ok(())
     }
 
-    /// Decrypts an event's thumbnail.
+    /// Decrypts an event's thumbnail (one sealed to viewers fails with `EndToEnd`).
     pub fn read_thumbnail(&self, camera: &CameraId, event: EventId) -> Result<Vec<u8>, StoreError> {
-        let mut reader = SealedReader::open(&self.thumbnail_path(camera, event), &self.master)?;
+        self.read_thumbnail_as(camera, event, None)
+    }
+
+    /// Decrypts an event's thumbnail, one sealed to viewers with the unlocked `viewer`.
+    pub fn read_thumbnail_as(
+        &self,
+        camera: &CameraId,
+        event: EventId,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut reader =
+            SealedReader::open_with(&self.thumbnail_path(camera, event), &self.master, viewer)?;
         reader.verify_complete()?;
         let mut jpeg = vec![0; reader.plaintext_len() as usize];
         let mut done = 0;
@@ -401,3 +519,7 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     paths.sort();
     Ok(paths)
 }
+
+#[cfg(test)]
+#[path = "e2e_file_tests.rs"]
+mod e2e_file_tests;

@@ -19,9 +19,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::crypto::{ChunkCipher, MasterKey, TAG_LEN};
+use super::e2e::ViewerSecret;
 use super::error::StoreError;
 use super::format::{
-    self, ChunkEntry, ChunkTable, RecordingHeader, ScanStart, Tail, CHUNK_PREFIX_LEN,
+    self, ChunkEntry, ChunkTable, KeySlot, RecordingHeader, ScanStart, Tail, CHUNK_PREFIX_LEN,
 };
 
 /// What [`SealedReader::into_reader`] does with a file that was never finished.
@@ -47,9 +48,20 @@ pub struct SealedReader {
 }
 
 impl SealedReader {
-    /// Opens `path` with `master`; see the module doc for what is checked.
+    /// Opens `path` with `master`; see the module doc for what is checked. An
+    /// end-to-end (version 2) file fails with [`StoreError::EndToEnd`].
     pub fn open(path: &Path, master: &MasterKey) -> Result<SealedReader, StoreError> {
-        let mut reader = SealedReader::open_unverified(path, master)?;
+        SealedReader::open_with(path, master, None)
+    }
+
+    /// Opens `path` with `master` (version 1 files) or, for an end-to-end file, the
+    /// unlocked `viewer`.
+    pub fn open_with(
+        path: &Path,
+        master: &MasterKey,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<SealedReader, StoreError> {
+        let mut reader = SealedReader::open_unverified(path, master, viewer)?;
         if let Some(pos) = reader
             .table
             .final_chunk()
@@ -65,32 +77,45 @@ impl SealedReader {
     pub(crate) fn open_unverified(
         path: &Path,
         master: &MasterKey,
+        viewer: Option<&ViewerSecret>,
     ) -> Result<SealedReader, StoreError> {
         let file = File::open(path).map_err(|e| StoreError::io("open recording", path, e))?;
         let (header, raw) = format::read_header(&file, path)?;
         let fields = &header.fields;
-        if header.key_id != master.id() {
-            return Err(StoreError::KeyMismatch {
-                path: path.into(),
-                recording_id: fields.recording_id,
-                file_key_id: header.key_id,
-                loaded_key_id: master.id(),
-            });
+        let data_key = match (&header.key, viewer) {
+            (KeySlot::Master { key_id, .. }, _) if *key_id != master.id() => {
+                return Err(StoreError::KeyMismatch {
+                    path: path.into(),
+                    recording_id: fields.recording_id,
+                    file_key_id: *key_id,
+                    loaded_key_id: master.id(),
+                });
+            }
+            (KeySlot::Master { wrapped, .. }, _) => {
+                master.unwrap_data_key(wrapped, fields.recording_id, &fields.camera)
+            }
+            (KeySlot::Recipients(_), None) => {
+                return Err(StoreError::EndToEnd {
+                    path: path.into(),
+                    recording_id: fields.recording_id,
+                })
+            }
+            (KeySlot::Recipients(slots), Some(viewer)) => {
+                viewer.open_data_key(slots, fields.recording_id, &fields.camera)
+            }
         }
-        let data_key = master
-            .unwrap_data_key(&header.wrapped_key, fields.recording_id, &fields.camera)
-            .map_err(|e| match e {
-                StoreError::KeyUnwrap {
-                    recording_id,
-                    camera,
-                    ..
-                } => StoreError::KeyUnwrap {
-                    recording_id,
-                    camera,
-                    path: Some(path.into()),
-                },
-                other => other,
-            })?;
+        .map_err(|e| match e {
+            StoreError::KeyUnwrap {
+                recording_id,
+                camera,
+                ..
+            } => StoreError::KeyUnwrap {
+                recording_id,
+                camera,
+                path: Some(path.into()),
+            },
+            other => other,
+        })?;
         let cipher = ChunkCipher::new(&data_key, header.nonce_prefix);
         let mut reader = SealedReader {
             file,

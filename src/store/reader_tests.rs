@@ -309,9 +309,12 @@ fn key_slot_can_be_rewrapped_in_place_under_another_master_key() {
         .header()
         .clone();
     let (id, camera) = (header.fields.recording_id, header.fields.camera.as_str());
+    let KeySlot::Master { wrapped, .. } = &header.key else {
+        panic!("a version 1 file")
+    };
     let data_key = f
         .master
-        .unwrap_data_key(&header.wrapped_key, id, camera)
+        .unwrap_data_key(wrapped, id, camera)
         .expect("unwrap");
     let new_master = MasterKey::generate_for_tests();
     let rewrapped = new_master

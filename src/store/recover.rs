@@ -23,9 +23,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::crypto::{MasterKey, WrappedKey};
+use super::crypto::MasterKey;
 use super::error::StoreError;
-use super::format::{self, Tail, CHUNK_PREFIX_LEN, FORMAT_VERSION, MAGIC, WRAPPED_KEY_OFFSET};
+use super::format::{self, Tail, CHUNK_PREFIX_LEN, FORMAT_VERSION_E2E, MAGIC};
 use super::reader::SealedReader;
 use super::writer::{seal_chunk, sync_parent_dir};
 
@@ -52,7 +52,7 @@ pub struct RecoveryReport {
 /// Makes `path` a finished recording again, keeping every chunk that verifies
 /// from the start. Idempotent: on a finished file it reports `already_finished`.
 pub fn recover(path: &Path, master: &MasterKey) -> Result<RecoveryReport, StoreError> {
-    let mut reader = SealedReader::open_unverified(path, master)?;
+    let mut reader = SealedReader::open_unverified(path, master, None)?;
     let table = reader.table().clone();
     let recording_id = reader.header().fields.recording_id;
     let complete = table.complete();
@@ -192,27 +192,29 @@ pub fn shred(path: &Path) -> Result<(), StoreError> {
         }
         Err(e) => return Err(StoreError::io("open for shredding", path, e)),
     };
-    let mut prefix = [0u8; 10];
+    let mut prefix = [0u8; 36];
     let got = format::read_up_to(&file, path, &mut prefix, 0)?;
-    if got < prefix.len() || prefix[..8] != MAGIC {
+    if got < 10 || prefix[..8] != MAGIC {
         return Err(StoreError::NotARecording { path: path.into() });
     }
     let version = u16::from_be_bytes([prefix[8], prefix[9]]);
-    if version != FORMAT_VERSION {
+    // The key slot: version 1's wrapped key, or version 2's recipient slots.
+    let Some(slot) = format::key_slot_range(&prefix[..got]) else {
         return Err(StoreError::UnsupportedVersion {
             path: path.into(),
             found: version,
-            supported: FORMAT_VERSION,
+            supported: FORMAT_VERSION_E2E,
         });
-    }
+    };
     let len = file
         .metadata()
         .map_err(|e| StoreError::io("stat", path, e))?
         .len();
-    let end = (WRAPPED_KEY_OFFSET + WrappedKey::LEN as u64).min(len);
-    if end > WRAPPED_KEY_OFFSET {
-        let zeros = vec![0u8; (end - WRAPPED_KEY_OFFSET) as usize];
-        file.write_all_at(&zeros, WRAPPED_KEY_OFFSET)
+    let start = slot.start as u64;
+    let end = (slot.end as u64).min(len);
+    if end > start {
+        let zeros = vec![0u8; (end - start) as usize];
+        file.write_all_at(&zeros, start)
             .map_err(|e| StoreError::io("overwrite wrapped key", path, e))?;
         file.sync_data()
             .map_err(|e| StoreError::io("fsync", path, e))?;
@@ -225,6 +227,8 @@ pub fn shred(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::crypto::WrappedKey;
+    use crate::store::format::WRAPPED_KEY_OFFSET;
     use crate::store::reader::TornFiles;
     use crate::store::writer::testing::{pattern, write_recording};
     use std::fs;

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::crypto::MasterKey;
+use super::e2e::ViewerSecret;
 use super::format::HeaderFields;
 use super::mp4::{fragment, init_segment, Mp4Error, ReadAt, Sample, SampleRef, TrackParams};
 use super::reader::SealedReader;
@@ -26,6 +27,8 @@ pub struct Clip<'a> {
     pub samples: &'a [SampleRef],
     /// Wall time of the first frame.
     pub start_micros: i64,
+    /// Opens end-to-end sources (the sharer's unlocked key).
+    pub viewer: Option<&'a ViewerSecret>,
 }
 /// Most frames in one fragment of a clip copied frame by frame (a fragment also ends
 /// at every keyframe).
@@ -46,8 +49,25 @@ impl Store {
         link: u64,
         key: &MasterKey,
     ) -> Result<u64, StoreError> {
+        self.copy_for_share_as(camera, id, link, key, None)
+    }
+
+    /// [`copy_for_share`](Self::copy_for_share) of an end-to-end recording, read
+    /// with an unlocked `viewer`: the copy is sealed under the link's key as usual
+    /// (the link's secret is what protects it, as for any share).
+    pub fn copy_for_share_as(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+        link: u64,
+        key: &MasterKey,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<u64, StoreError> {
         create_private_dir(&self.shares)?;
-        let mut source = self.open_recording(camera, id)?;
+        let mut source = match viewer {
+            Some(v) => self.open_recording_as(camera, id, v)?,
+            None => self.open_recording(camera, id)?,
+        };
         let start = source.inner.header().fields.start_unix_micros;
         let path = self.share_path(link);
         let fields = HeaderFields::new(link, camera.as_str(), start, "share");
@@ -108,7 +128,10 @@ impl Store {
         writer.write_all(&init_segment(clip.track).map_err(mp4_error)?)?;
         let mut readers = Vec::with_capacity(clip.sources.len());
         for id in clip.sources {
-            readers.push(self.open_recording(clip.camera, *id)?);
+            readers.push(match clip.viewer {
+                Some(v) => self.open_recording_as(clip.camera, *id, v)?,
+                None => self.open_recording(clip.camera, *id)?,
+            });
         }
         let (mut sequence, mut decode_time) = (1u32, 0u64);
         let mut pending: Vec<Sample> = Vec::new();
@@ -162,7 +185,7 @@ impl Store {
     }
 }
 
-fn copy_plaintext(
+pub(super) fn copy_plaintext(
     source: &mut RecordingReader,
     writer: &mut RecordingWriter,
 ) -> Result<(), StoreError> {
@@ -297,6 +320,7 @@ mod tests {
             track: &track,
             samples: &refs,
             start_micros: 1_000,
+            viewer: None,
         };
         store.copy_clip_for_share(&clip, 9, &key).expect("copy");
 

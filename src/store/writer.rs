@@ -26,6 +26,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::crypto::{self, ChunkCipher, DataKey, MasterKey, WrappedKey, TAG_LEN};
+use super::e2e::{self, RecipientSlot, ViewerPublicKey};
 use super::error::StoreError;
 use super::format::{self, HeaderFields, CHUNK_PREFIX_LEN};
 
@@ -74,7 +75,36 @@ impl SealedWriter {
         let header = format::encode_header(fields, master.id(), &nonce_prefix, &wrapped);
         let cipher = ChunkCipher::new(&data_key, nonce_prefix);
         drop(data_key);
+        let writer = SealedWriter::create_with_header(path, fields, &header, cipher)?;
+        Ok((writer, wrapped))
+    }
 
+    /// Like [`create`](Self::create) for end-to-end mode: the data key is sealed to
+    /// each of `recipients` (a version 2 header) and never wrapped by the master key,
+    /// so nothing this process keeps can open the file once the writer is dropped.
+    /// Returns the recipient slots (also in the header) for the index.
+    pub fn create_sealed_to(
+        path: &Path,
+        fields: &HeaderFields,
+        recipients: &[ViewerPublicKey],
+    ) -> Result<(SealedWriter, Vec<RecipientSlot>), StoreError> {
+        fields.validate()?;
+        let data_key = DataKey::generate()?;
+        let nonce_prefix = crypto::random_nonce_prefix()?;
+        let slots = e2e::seal_data_key(&data_key, recipients, fields.recording_id, &fields.camera)?;
+        let header = format::encode_header_e2e(fields, &nonce_prefix, &slots);
+        let cipher = ChunkCipher::new(&data_key, nonce_prefix);
+        drop(data_key);
+        let writer = SealedWriter::create_with_header(path, fields, &header, cipher)?;
+        Ok((writer, slots))
+    }
+
+    fn create_with_header(
+        path: &Path,
+        fields: &HeaderFields,
+        header: &[u8],
+        cipher: ChunkCipher,
+    ) -> Result<SealedWriter, StoreError> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -82,7 +112,7 @@ impl SealedWriter {
             .open(path)
             .map_err(|e| StoreError::io("create recording", path, e))?;
         let written = file
-            .write_all(&header)
+            .write_all(header)
             .map_err(|e| StoreError::io("write header", path, e))
             .and_then(|()| {
                 file.sync_all()
@@ -107,7 +137,7 @@ impl SealedWriter {
             recording_id: fields.recording_id,
             chunk_size,
             cipher,
-            header_hash: format::header_hash(&header),
+            header_hash: format::header_hash(header),
             buf,
             next_chunk: 0,
             plaintext_len: 0,
@@ -115,7 +145,7 @@ impl SealedWriter {
             poisoned: false,
             finished: false,
         };
-        Ok((writer, wrapped))
+        Ok(writer)
     }
 
     /// Appends plaintext, sealing and writing every chunk that fills up.
@@ -402,8 +432,13 @@ mod tests {
         let on_disk = std::fs::read(&path).expect("read");
         assert_eq!(on_disk.len() as u64, w.file_len());
         let header = format::parse_header(&path, &on_disk).expect("header");
-        assert_eq!(header.wrapped_key, wrapped);
-        assert_eq!(header.key_id, master.id());
+        assert_eq!(
+            header.key,
+            format::KeySlot::Master {
+                key_id: master.id(),
+                wrapped
+            }
+        );
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         w.finish().expect("finish");

@@ -55,6 +55,10 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Share(#[from] ShareError),
+    /// An end-to-end encrypted recording asked for by a session that has not
+    /// unlocked its viewer key (or whose unlock timed out).
+    #[error("end-to-end encrypted recording {0}: the session is locked")]
+    Locked(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -71,6 +75,7 @@ impl WebError {
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Locked(_) => StatusCode::LOCKED,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Auth(a) => match a {
                 AuthError::InvalidCredentials
@@ -155,6 +160,10 @@ pub fn public_text(status: StatusCode) -> &'static str {
         StatusCode::UNAUTHORIZED => "Not accepted.",
         StatusCode::CONFLICT => "Not possible in the current state.",
         StatusCode::SERVICE_UNAVAILABLE => "Busy; try again shortly.",
+        StatusCode::LOCKED => {
+            "This recording is end-to-end encrypted: unlock to view it, with your \
+             end-to-end passphrase or recovery key."
+        }
         _ => "Something went wrong; the details are in the daemon's log.",
     }
 }
@@ -174,8 +183,13 @@ impl IntoResponse for WebError {
                 "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} · Porchlight</title>\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
                  <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main class=\"narrow\">\
-                 <h1>{code}</h1><p>{text}</p><p><a href=\"/\">Back to Porchlight</a></p></main></body></html>",
-                code = status.as_u16()
+                 <h1>{code}</h1><p>{text}</p>{unlock}<p><a href=\"/\">Back to Porchlight</a></p></main></body></html>",
+                code = status.as_u16(),
+                unlock = if status == StatusCode::LOCKED {
+                    "<p><a href=\"/end-to-end\" id=\"unlock-to-view\">Unlock to view</a></p>"
+                } else {
+                    ""
+                }
             );
             (status, Html(page)).into_response()
         };

@@ -40,6 +40,7 @@
 //! | `POST /recordings/{id}/share`, `/events/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one (of a recording or an event's clip), list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
+//! | `GET /end-to-end`, `POST /end-to-end/enable`, `/end-to-end/unlock`, `/end-to-end/lock`, `/end-to-end/disable`, `/end-to-end/migrate` | end-to-end mode: turn on (owner; recovery key shown once) or enrol one's own passphrase, unlock this session's viewer key, lock it, turn it off or back on (owner, with the passphrase), migrate sealed recordings to the master key once off (owner, unlocked) |
 //! | `GET /my-data`, `/my-data.json`, `POST /my-data/delete-account` | the user's data: what it holds, its JSON download; a shared user deletes their account |
 //! | `GET /export-everything.tar` | the owner's streamed archive: `data.json` and every recording as MP4 |
 //! | `GET/POST /erase-all-data` | the owner erases everything but their account, keys first |
@@ -142,6 +143,8 @@ pub struct WebState {
     pub discovery: Option<Discovery>,
     pub add_camera: AddCameraHook,
     pub remove_camera: RemoveCameraHook,
+    /// End-to-end viewer keys unlocked by sessions, in memory only.
+    pub unlocked: crate::unlocked::Unlocked,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -172,6 +175,12 @@ pub fn app(state: WebState) -> Router {
         .route("/alerts", get(pages::devices::alerts))
         .route("/activity", get(pages::audit::audit_log))
         .route("/control-centre", get(pages::control::control_centre))
+        .route("/end-to-end", get(pages::e2e::page))
+        .route("/end-to-end/enable", post(pages::e2e::enable))
+        .route("/end-to-end/unlock", post(pages::e2e::unlock))
+        .route("/end-to-end/lock", post(pages::e2e::lock))
+        .route("/end-to-end/disable", post(pages::e2e::disable))
+        .route("/end-to-end/migrate", post(pages::e2e::migrate))
         .route("/my-data", get(pages::data::page))
         .route("/my-data.json", get(pages::data::download))
         .route("/my-data/delete-account", post(pages::data::delete_account))
@@ -306,6 +315,27 @@ fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>)
     });
 }
 
+/// Every 30 s drops unlocked viewer keys whose idle time is up, so a key left
+/// unlocked in a closed browser is wiped within half a minute of its timeout.
+fn spawn_unlock_sweep(
+    unlocked: crate::unlocked::Unlocked,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+            let n = unlocked.sweep(clock.now_micros());
+            if n > 0 {
+                tracing::info!(keys = n, "idle end-to-end viewer keys locked");
+            }
+        }
+    });
+}
+
 /// Resolves once `shutdown` is true (or its sender is gone).
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
@@ -386,6 +416,8 @@ pub async fn start(
         auth.audit().clone(),
     );
     spawn_expiry(shares.clone(), auth.clone(), shutdown.clone());
+    let unlocked = crate::unlocked::Unlocked::new(crate::unlocked::DEFAULT_IDLE);
+    spawn_unlock_sweep(unlocked.clone(), services.clock.clone(), shutdown.clone());
     let state = WebState {
         registry: services.registry,
         store: services.store,
@@ -410,6 +442,7 @@ pub async fn start(
         discovery: services.discovery,
         add_camera: services.add_camera,
         remove_camera: services.remove_camera,
+        unlocked,
     };
     let listener = TcpListener::bind(web.listen)
         .await

@@ -25,6 +25,7 @@ use crate::auth::policy::Object;
 use crate::index::AuditKind;
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::RecordingId;
+use crate::store::e2e::ViewerSecret;
 use crate::store::mp4::{ProgressiveMp4, ReadAt};
 use crate::store::RecordingReader;
 
@@ -115,10 +116,41 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
 /// Called on a blocking thread, once per response.
 pub type Opener = Arc<dyn Fn() -> Result<RecordingReader, WebError> + Send + Sync>;
 
-/// A recording's opener.
-fn recording_opener(state: &WebState, entry: &RecordingEntry) -> Opener {
+/// A recording's opener: with the master key, or for an end-to-end recording with
+/// the session's unlocked viewer key.
+fn recording_opener(
+    state: &WebState,
+    entry: &RecordingEntry,
+    viewer: Option<Arc<ViewerSecret>>,
+) -> Opener {
     let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
-    Arc::new(move || Ok(store.open_recording(&camera, id)?))
+    Arc::new(move || match &viewer {
+        Some(v) => Ok(store.open_recording_as(&camera, id, v)?),
+        None => Ok(store.open_recording(&camera, id)?),
+    })
+}
+
+/// For an end-to-end encrypted recording, the session's unlocked viewer key (its
+/// use restarts the idle timeout); `None` for a recording the master key opens. A
+/// locked session gets [`WebError::Locked`]: the "unlock to view" page. Checked
+/// before any layout is looked up, so a layout cached for an unlocked session is
+/// never served to a locked one.
+pub(super) async fn viewer_for(
+    state: &WebState,
+    session: &FullSession,
+    entry: &RecordingEntry,
+) -> Result<Option<Arc<ViewerSecret>>, WebError> {
+    let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
+    // A header that cannot be read is not this check's to report: opening the
+    // recording reports it, with its cause (and the player page needs no file).
+    if !blocking(move || Ok(store.is_end_to_end(&camera, id).unwrap_or(false))).await? {
+        return Ok(None);
+    }
+    state
+        .unlocked
+        .get(&session.0.key, state.clock.now_micros())
+        .map(Some)
+        .ok_or_else(|| WebError::Locked(entry.id.to_string()))
 }
 
 /// Builds the moov-first layout of what `open` opens.
@@ -135,7 +167,11 @@ pub async fn build_layout(open: Opener, what: String) -> Result<Arc<ProgressiveM
     Ok(Arc::new(built))
 }
 
-async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<ProgressiveMp4>, WebError> {
+async fn layout(
+    state: &WebState,
+    entry: &RecordingEntry,
+    viewer: Option<Arc<ViewerSecret>>,
+) -> Result<Arc<ProgressiveMp4>, WebError> {
     if entry.state != RecordingState::Finished {
         return Err(WebError::NotFound(format!(
             "recording {} is still being written",
@@ -146,7 +182,7 @@ async fn layout(state: &WebState, entry: &RecordingEntry) -> Result<Arc<Progress
         return Ok(l);
     }
     let built = build_layout(
-        recording_opener(state, entry),
+        recording_opener(state, entry, viewer),
         format!("recording {}", entry.id),
     )
     .await?;
@@ -273,7 +309,8 @@ async fn respond(
         Action::PlayRecording
     };
     session.require(action, Object::ThisRecording(&entry.camera, entry.id))?;
-    let mp4 = layout(&state, &entry).await?;
+    let viewer = viewer_for(&state, &session, &entry).await?;
+    let mp4 = layout(&state, &entry, viewer.clone()).await?;
     let range = requested_range(&headers, mp4.len())?;
     // A download is logged once, not again for each resumed range.
     if download && range.is_none_or(|(start, _)| start == 0) {
@@ -287,7 +324,7 @@ async fn respond(
             view::file_stamp(entry.start_micros)
         )
     });
-    let open = recording_opener(&state, &entry);
+    let open = recording_opener(&state, &entry, viewer);
     Ok(mp4_response(
         open,
         format!("recording {}", entry.id),

@@ -96,6 +96,29 @@ impl Setup {
             .expect("run porchlight")
     }
 
+    /// Like `cli` with extra environment variables and, if given, `stdin` as its
+    /// standard input (secrets a command must not take as arguments).
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_porchlight"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run porchlight");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("piped stdin");
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).expect("write stdin");
+            }
+        }
+        child.wait_with_output().expect("porchlight output")
+    }
+
     /// Like `cli` but panics with the output unless it succeeded; returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);

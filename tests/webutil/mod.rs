@@ -392,3 +392,111 @@ pub fn recovery_codes(html: &str) -> Vec<String> {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Seconds since the Unix epoch on the real clock (for a daemon started as a
+/// process, which has no simulated clock).
+pub fn real_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Enrols TOTP for a session at /enrol (real clock); asserts success.
+pub async fn enrol_with_real_clock(c: &mut Client) {
+    let page = c.get("/enrol").await;
+    let secret = totp_secret(&page.body);
+    let totp = porchlight::auth::totp::code_at(&secret, real_now_secs()).expect("code");
+    let r = c
+        .post("/enrol", &[("csrf", &csrf(&page.body)), ("code", &totp)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Creates the owner through the UI of a daemon on the real clock (its one-time
+/// setup `code`) and returns the logged-in client.
+pub async fn owner_with_real_clock(base: &str, code: &str) -> Client {
+    let mut c = Client::new(base);
+    let r = c
+        .post(
+            "/setup",
+            &[("code", code), ("username", OWNER), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    enrol_with_real_clock(&mut c).await;
+    c
+}
+
+/// A GET with a `Range` header: status, `Content-Range` and body.
+pub async fn range(c: &mut Client, path: &str, range: &str) -> (u16, String, Vec<u8>) {
+    let req = c
+        .http
+        .get(format!("{}{path}", c.base))
+        .header("range", range)
+        .header("cookie", c.cookie_header());
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let content_range = r
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (
+        status,
+        content_range,
+        r.bytes().await.expect("body").to_vec(),
+    )
+}
+
+/// Accepts invitation `secret` (from [`invite`]) as a new account `name` with
+/// `password`; returns the client and the answer (a 303 to `/enrol` when accepted).
+pub async fn accept_invitation(
+    server: &Server,
+    secret: &str,
+    name: &str,
+    password: &str,
+) -> (Client, Reply) {
+    let mut c = server.client();
+    let page = c.get("/invite").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/static/invite.js"));
+    let r = c
+        .post(
+            "/invite",
+            &[
+                ("invitation", secret),
+                ("username", name),
+                ("password", password),
+            ],
+        )
+        .await;
+    (c, r)
+}
+
+/// Enrols TOTP at /enrol with the server's simulated clock; asserts success.
+pub async fn enrol_with(server: &Server, c: &mut Client) {
+    let page = c.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let r = c
+        .post(
+            "/enrol",
+            &[("csrf", &csrf(&page.body)), ("code", &server.code(&totp))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The link's parts from the "share link made" page: (id, secret).
+pub fn share_link_of(html: &str) -> (String, String) {
+    let value = html
+        .split("id=\"share-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .expect("the link on the page");
+    let path = value.split("/s/").nth(1).expect("a /s/ link");
+    let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
+    (id.to_owned(), secret.to_owned())
+}

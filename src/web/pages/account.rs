@@ -357,6 +357,8 @@ pub async fn logout(
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, WebError> {
     if let Some(s) = session {
+        // An unlocked end-to-end viewer key ends with the session.
+        state.unlocked.lock(&s.key);
         let auth = state.auth.clone();
         blocking(move || Ok(auth.logout(&s)?)).await?;
     }

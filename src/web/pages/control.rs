@@ -118,6 +118,10 @@ struct ControlPage {
     shares: usize,
     tokens: usize,
     support: usize,
+    /// End-to-end mode is on (new recordings sealed to viewers' keys).
+    e2e_enabled: bool,
+    /// This session holds its unlocked viewer key.
+    e2e_unlocked: bool,
 }
 
 /// `1.5 GB`, decimal units as disks are sold.
@@ -212,7 +216,14 @@ pub async fn control_centre(
         .iter()
         .filter(|u| u.role == crate::index::Role::Support)
         .count();
+    let index = state.index.clone();
+    let e2e_enabled = blocking(move || {
+        crate::e2e::is_enabled(&index).map_err(|e| WebError::Internal(e.to_string()))
+    })
+    .await?;
     render(&ControlPage {
+        e2e_enabled,
+        e2e_unlocked: state.unlocked.is_unlocked(&session.0.key, now),
         frame: frame_for(&state, &session.0).await?,
         csrf: session.0.entry.csrf.clone(),
         is_owner,

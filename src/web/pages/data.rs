@@ -161,6 +161,7 @@ pub async fn delete_account(
     }
     let (auth, s) = (state.auth.clone(), session.0.clone());
     blocking(move || Ok(auth.delete_own_account(&s)?)).await?;
+    state.unlocked.lock_user(session.0.user.id);
     Ok(see_other("/login", &[cookies::clear_session()]))
 }
 
@@ -181,8 +182,9 @@ pub async fn export_everything(
     .await?;
     tracing::info!(user = %session.0.user.id, "archive of everything requested");
     let (store, index) = (state.store.clone(), state.index.clone());
+    let viewer = state.unlocked.get(&session.0.key, now);
     let body = blocking_body("archive of everything".into(), move |out| {
-        data_rights::write_everything(&store, &index, now, out).map(|summary| {
+        data_rights::write_everything(&store, &index, now, out, viewer).map(|summary| {
             tracing::info!(
                 recordings = summary.recordings,
                 thumbnails = summary.thumbnails,

@@ -103,6 +103,7 @@ pub async fn logout_all(
     session.require(Action::ManageOwnDevices, Object::User(user))?;
     let (auth, current) = (state.auth.clone(), session.0.clone());
     blocking(move || Ok(auth.logout_all(&current)?)).await?;
+    state.unlocked.lock_user(user);
     Ok(see_other("/login", &[cookies::clear_session()]))
 }
 

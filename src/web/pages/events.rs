@@ -110,15 +110,34 @@ pub async fn thumbnail(
             event.id
         )));
     }
-    let store = state.store.clone();
-    let jpeg = blocking(move || Ok(store.read_thumbnail(&event.camera, event.id)?)).await?;
+    let (store, camera, id) = (state.store.clone(), event.camera.clone(), event.id);
+    let plain = blocking(move || match store.read_thumbnail(&camera, id) {
+        Err(crate::store::StoreError::EndToEnd { .. }) => Ok(None),
+        other => Ok(Some(other?)),
+    })
+    .await?;
+    // Sealed to the viewers (end-to-end mode): only with this session's unlocked key,
+    // and never kept by the browser past the response.
+    let (jpeg, cache) = match plain {
+        Some(jpeg) => (jpeg, "private, max-age=3600"),
+        None => {
+            let viewer = state
+                .unlocked
+                .get(&session.0.key, state.clock.now_micros())
+                .ok_or_else(|| WebError::Locked(format!("thumbnail of event {}", event.id)))?;
+            let store = state.store.clone();
+            let jpeg = blocking(move || {
+                Ok(store.read_thumbnail_as(&event.camera, event.id, Some(&viewer))?)
+            })
+            .await?;
+            (jpeg, "private, no-store")
+        }
+    };
     let mut r = jpeg.into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=3600"),
-    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(r)
 }
 

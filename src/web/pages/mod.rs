@@ -11,6 +11,7 @@ pub mod control;
 pub mod data;
 pub mod devices;
 pub mod discovered;
+pub mod e2e;
 pub mod events;
 pub mod linked;
 pub mod notifications;

@@ -203,6 +203,8 @@ pub async fn player(
         Action::PlayRecording,
         Object::ThisRecording(&entry.camera, entry.id),
     )?;
+    // An end-to-end recording while this session is locked: "unlock to view".
+    crate::web::playback::viewer_for(&state, &session, &entry).await?;
     let subject = format!("recording {} of camera {}", entry.id, entry.camera);
     audit(&state, &session.0, AuditKind::RecordingViewed, subject).await?;
     render(&PlayerPage {

@@ -7,6 +7,7 @@
 //! `/s/{link}/open`, which answers with a viewer cookie scoped to `/s/{link}`. The
 //! video routes accept only that cookie and serve only that link's copy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -24,6 +25,7 @@ use crate::auth::session_actor;
 use crate::index::AlertKind;
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
+use crate::store::e2e::ViewerSecret;
 use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener};
 use crate::web::view::{self, render, Frame};
@@ -123,6 +125,39 @@ enum What {
     Event(EventId),
 }
 
+/// The session's unlocked viewer key when what is shared holds an end-to-end
+/// recording (423 while locked); `None` when nothing in it is end-to-end.
+async fn viewer_of(
+    state: &WebState,
+    session: &FullSession,
+    what: &What,
+) -> Result<Option<Arc<ViewerSecret>>, WebError> {
+    let ids = match what {
+        What::Recording(r) => vec![*r],
+        What::Event(e) => {
+            let (index, e) = (state.index.clone(), *e);
+            blocking(move || {
+                Ok(index
+                    .get_event(e)?
+                    .map(|ev| ev.recordings)
+                    .unwrap_or_default())
+            })
+            .await?
+        }
+    };
+    let mut viewer = None;
+    for id in ids {
+        let index = state.index.clone();
+        let Some(entry) = blocking(move || Ok(index.get_recording(id)?)).await? else {
+            continue;
+        };
+        if let Some(v) = crate::web::playback::viewer_for(state, session, &entry).await? {
+            viewer = Some(v);
+        }
+    }
+    Ok(viewer)
+}
+
 /// Makes the link (a blocking copy), tells the owners, and answers with the page that
 /// shows it once.
 async fn make_link(
@@ -134,6 +169,8 @@ async fn make_link(
     form: &ShareForm,
 ) -> Result<Response, WebError> {
     let (hours, views) = limits(form)?;
+    // End-to-end recordings are copied only by a session that has unlocked them.
+    let viewer = viewer_of(state, session, &what).await?;
     let (shares, actor, auth) = (
         state.shares.clone(),
         session_actor(&session.0),
@@ -141,10 +178,14 @@ async fn make_link(
     );
     let created = blocking(move || {
         let lifetime = Duration::from_secs(hours * 3600);
+        let viewer = viewer.as_deref();
         let (made, noun) = match what {
-            What::Recording(r) => (shares.create(&actor, r, lifetime, views)?, "a recording"),
+            What::Recording(r) => (
+                shares.create_as(&actor, r, lifetime, views, viewer)?,
+                "a recording",
+            ),
             What::Event(e) => (
-                shares.create_for_event(&actor, e, lifetime, views)?,
+                shares.create_for_event(&actor, e, lifetime, views, viewer)?,
                 "an event",
             ),
         };

@@ -176,6 +176,8 @@ pub async fn remove(
     if !blocking(move || Ok(auth.remove_user(&owner, id)?)).await? {
         return Err(WebError::NotFound("no such user".into()));
     }
+    // Their sessions are gone; so is any end-to-end key they had unlocked.
+    state.unlocked.lock_user(id);
     Ok(see_other("/users", &[]))
 }
 

@@ -1,0 +1,524 @@
+//! End-to-end mode: the household's switch, whose keys new recordings are sealed
+//! to, and unlocking a viewer key with a passphrase or recovery key.
+//!
+//! With the mode on, every new recording's data key is sealed to the viewers'
+//! public keys (`store::e2e`) instead of wrapped by the master key. Recording,
+//! motion detection and retention need no passphrase: sealing uses public keys
+//! only, and deletion overwrites the key slot without opening it. Viewing needs a
+//! viewer's private key, which rests in the index only encrypted.
+//!
+//! Owns: the index's `e2e_viewers` rows and its "turned off" flag (through typed
+//! functions), and keeping the store's recipient list equal to them. Unlocking is
+//! throttled per viewer with the login rules (`auth::throttle::ACCOUNT`), counters
+//! in the index so a restart does not reset them. Knows nothing of HTTP; unlocked
+//! keys are kept per session by `crate::unlocked` (the web), or for one export (the
+//! CLI).
+//!
+//! May call: index, store, auth's throttle and password-strength rules (pure
+//! functions). `auth` calls [`remove_viewer`] when an account goes.
+
+use std::sync::{Mutex, PoisonError};
+
+use zeroize::Zeroizing;
+
+use crate::auth::{password, throttle};
+use crate::index::{Index, IndexError, UserId, ViewerKeyEntry};
+use crate::store::e2e::{LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret};
+use crate::store::{Store, StoreError};
+
+/// One passphrase derivation (Argon2id, 128 MiB) at a time in the whole process:
+/// a burst of unlock attempts waits its turn instead of taking n × 128 MiB, and each
+/// attempt sees the throttle counter the one before it left (parallel guesses are
+/// not a way around it).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[derive(Debug, thiserror::Error)]
+pub enum E2eError {
+    #[error("end-to-end encryption is already on for this account")]
+    AlreadyEnabled,
+    #[error("end-to-end encryption is not on")]
+    NotEnabled,
+    #[error("turn end-to-end encryption off before migrating recordings to the master key")]
+    StillOn,
+    #[error("{0}")]
+    WeakPassphrase(String),
+    #[error("the two passphrases differ")]
+    Mismatch,
+    /// Deliberately one answer for a wrong passphrase and a wrong recovery key.
+    #[error("wrong passphrase or recovery key")]
+    WrongSecret,
+    #[error("too many wrong passphrases; try again later")]
+    Throttled { until_micros: i64 },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a viewer types to unlock.
+pub enum Secret {
+    Passphrase(Zeroizing<String>),
+    RecoveryKey(Zeroizing<String>),
+}
+
+impl Secret {
+    /// A passphrase, unless the text has the shape of a recovery key (52 base32
+    /// characters in groups of four), which a passphrase form may also be given.
+    pub fn guess(text: Zeroizing<String>) -> Secret {
+        if RecoveryKey::parse(&text).is_ok() {
+            Secret::RecoveryKey(text)
+        } else {
+            Secret::Passphrase(text)
+        }
+    }
+}
+
+fn locked(entry: &ViewerKeyEntry) -> Result<LockedViewerKey, E2eError> {
+    let bytes = hex::decode(&entry.locked_key).map_err(|_| StoreError::ViewerKeyInvalid {
+        reason: "the stored key is not hex".into(),
+    })?;
+    Ok(LockedViewerKey::from_bytes(&bytes)?)
+}
+
+/// The public keys of every viewer in the index.
+pub fn recipients(index: &Index) -> Result<Vec<ViewerPublicKey>, E2eError> {
+    index
+        .viewer_keys()?
+        .iter()
+        .map(|(_, e)| Ok(locked(e)?.public_key().clone()))
+        .collect()
+}
+
+/// Makes the store seal new recordings to the index's viewers (none: mode off or
+/// turned off). Called at start-up and after every change of viewers or of the mode.
+pub fn load(index: &Index, store: &Store) -> Result<usize, E2eError> {
+    let keys = if index.e2e_paused()? {
+        Vec::new()
+    } else {
+        recipients(index)?
+    };
+    let n = keys.len();
+    store.set_recipients(keys)?;
+    if n > 0 {
+        tracing::info!(
+            viewers = n,
+            "end-to-end encryption is on: new recordings are sealed to the viewers' keys"
+        );
+    }
+    Ok(n)
+}
+
+/// Whether new recordings are sealed to viewers: a viewer key exists and the mode
+/// was not turned off.
+pub fn is_enabled(index: &Index) -> Result<bool, E2eError> {
+    Ok(has_viewers(index)? && !index.e2e_paused()?)
+}
+
+/// Whether any viewer key exists (recordings sealed to it may exist, turned off or not).
+pub fn has_viewers(index: &Index) -> Result<bool, E2eError> {
+    Ok(!index.viewer_keys()?.is_empty())
+}
+
+/// Turns the mode off: recordings made from now on are wrapped by the master key
+/// again. Every viewer key stays, so what was sealed while it was on still opens
+/// after an unlock (there is no migration of those recordings yet). `user` must prove
+/// their passphrase (or recovery key), throttled like an unlock, so that a stolen
+/// session alone cannot weaken what is recorded next.
+pub fn turn_off(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<(), E2eError> {
+    if !is_enabled(index)? {
+        return Err(E2eError::NotEnabled);
+    }
+    drop(unlock(index, Some(user), secret, now_micros)?);
+    index.set_e2e_paused(true)?;
+    load(index, store)?;
+    tracing::info!("end-to-end encryption turned off for new recordings");
+    Ok(())
+}
+
+/// Turns the mode back on after [`turn_off`], with `user`'s existing key (and every
+/// other viewer's): the passphrase is checked as for [`turn_off`].
+pub fn turn_back_on(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<(), E2eError> {
+    if !index.e2e_paused()? {
+        return Err(E2eError::AlreadyEnabled);
+    }
+    drop(unlock(index, Some(user), secret, now_micros)?);
+    index.set_e2e_paused(false)?;
+    load(index, store)?;
+    tracing::info!("end-to-end encryption turned back on");
+    Ok(())
+}
+
+/// Whether `user` has a viewer key.
+pub fn is_viewer(index: &Index, user: UserId) -> Result<bool, E2eError> {
+    Ok(index.viewer_key(user)?.is_some())
+}
+
+/// Turns the mode on with `user` as a viewer: generates their key pair, stores the
+/// private key locked under `passphrase` and a new recovery key, and seals every
+/// recording from now on to it. Returns the recovery key, to be shown once. One
+/// Argon2id run (about a second on a Pi 4): call from a blocking thread.
+pub fn enable(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    user_name: &str,
+    passphrase: &str,
+    repeated: &str,
+    now_micros: i64,
+) -> Result<RecoveryKey, E2eError> {
+    if index.viewer_key(user)?.is_some() {
+        return Err(E2eError::AlreadyEnabled);
+    }
+    if passphrase != repeated {
+        return Err(E2eError::Mismatch);
+    }
+    if let Some(why) = password::weakness(passphrase, &[user_name, "recordings", "video"]) {
+        return Err(E2eError::WeakPassphrase(
+            why.replace("password", "passphrase"),
+        ));
+    }
+    let (key, recovery) = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        LockedViewerKey::generate(passphrase)?
+    };
+    index.put_viewer_key(
+        user,
+        &ViewerKeyEntry {
+            locked_key: hex::encode(key.to_bytes()),
+            enrolled_micros: now_micros,
+        },
+    )?;
+    index.set_e2e_paused(false)?;
+    load(index, store)?;
+    tracing::info!(viewer = %key.public_key().id(), "end-to-end encryption turned on");
+    Ok(recovery)
+}
+
+/// Enrols `user` as a further viewer while the mode is on: their own passphrase,
+/// their own recovery key, and recordings made from now on are sealed to them too.
+/// The same checks as [`enable`]; refused with [`E2eError::NotEnabled`] when the
+/// mode is off (turning it on is the owner's [`enable`]).
+pub fn enrol(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    user_name: &str,
+    passphrase: &str,
+    repeated: &str,
+    now_micros: i64,
+) -> Result<RecoveryKey, E2eError> {
+    if !is_enabled(index)? {
+        return Err(E2eError::NotEnabled);
+    }
+    enable(
+        index, store, user, user_name, passphrase, repeated, now_micros,
+    )
+}
+
+/// Removes `user`'s viewer key (their account is going): recordings made from now
+/// on are no longer sealed to them. Recordings already sealed to them keep their
+/// slot (their key is gone from the index, so nothing here can open it). True if
+/// they had one.
+pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool, E2eError> {
+    if index.viewer_key(user)?.is_none() {
+        return Ok(false);
+    }
+    index.remove_viewer_key(user)?;
+    load(index, store)?;
+    tracing::info!(user = %user.0, "viewer key removed: new recordings are no longer sealed to it");
+    Ok(true)
+}
+
+/// What [`migrate_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub migrated: usize,
+    /// End-to-end recordings this viewer is not a recipient of (left sealed).
+    pub not_mine: usize,
+    /// Recordings that failed (logged; left as they were).
+    pub failed: usize,
+}
+
+/// After the mode was turned off: re-seals every finished end-to-end recording
+/// `viewer` can open under the master key (`Store::migrate_to_master`) and updates
+/// its index entry. Refused while the mode is on. Blocking; can take a while.
+pub fn migrate_all(
+    index: &Index,
+    store: &Store,
+    viewer: &ViewerSecret,
+) -> Result<MigrationReport, E2eError> {
+    if !index.e2e_paused()? {
+        return Err(E2eError::StillOn);
+    }
+    let mut report = MigrationReport::default();
+    for mut entry in index.all_recordings()? {
+        if entry.state != crate::index::RecordingState::Finished
+            || !store
+                .is_end_to_end(&entry.camera, entry.id)
+                .unwrap_or(false)
+        {
+            continue;
+        }
+        match store.migrate_to_master(&entry.camera, entry.id, viewer) {
+            Ok(done) => {
+                // Retention may have deleted it meanwhile: never bring it back.
+                match index.get_recording(entry.id)? {
+                    Some(now) if now.state == crate::index::RecordingState::Finished => {
+                        entry.wrapped_key = done.wrapped_key;
+                        entry.bytes = done.file_len;
+                        index.put_recording(&entry)?;
+                        report.migrated += 1;
+                    }
+                    _ => store.shred(&entry.camera, entry.id)?,
+                }
+            }
+            Err(StoreError::NotARecipient { .. }) => report.not_mine += 1,
+            Err(e) => {
+                tracing::error!(recording = %entry.id, "cannot migrate to the master key: {e}");
+                report.failed += 1;
+            }
+        }
+    }
+    index.flush()?;
+    Ok(report)
+}
+
+fn throttle_key(user: Option<UserId>) -> String {
+    match user {
+        Some(u) => format!("e2e:{}", u.0),
+        None => "e2e:cli".into(),
+    }
+}
+
+/// Unlocks `user`'s viewer key (or, with `None`, whichever viewer key the secret
+/// opens: the CLI, which has no account). Wrong attempts are throttled like
+/// logins; a refused attempt is not tried at all. One Argon2id run per viewer key
+/// tried for a passphrase: call from a blocking thread.
+pub fn unlock(
+    index: &Index,
+    user: Option<UserId>,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<ViewerSecret, E2eError> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = throttle_key(user);
+    let mut counter = index.get_throttle(&key)?;
+    match throttle::check(&counter, now_micros) {
+        throttle::Verdict::Allow => {}
+        throttle::Verdict::Wait { until_micros } | throttle::Verdict::Blocked { until_micros } => {
+            return Err(E2eError::Throttled { until_micros })
+        }
+    }
+    let viewers = match user {
+        Some(u) => index.viewer_key(u)?.into_iter().collect(),
+        None => index
+            .viewer_keys()?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect::<Vec<_>>(),
+    };
+    if viewers.is_empty() {
+        return Err(E2eError::NotEnabled);
+    }
+    for entry in &viewers {
+        let locked = locked(entry)?;
+        let opened = match secret {
+            Secret::RecoveryKey(text) => {
+                RecoveryKey::parse(text).and_then(|r| locked.unlock_with_recovery(&r))
+            }
+            Secret::Passphrase(p) => locked.unlock_with_passphrase(p),
+        };
+        match opened {
+            Ok(viewer) => {
+                index.put_throttle(&key, &Default::default())?;
+                return Ok(viewer);
+            }
+            Err(StoreError::ViewerUnlock) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    throttle::on_failure(&mut counter, now_micros, throttle::ACCOUNT);
+    index.put_throttle(&key, &counter)?;
+    Err(E2eError::WrongSecret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASS: &str = "lantern orchard pebble 1987 quietly";
+
+    fn fixture() -> (tempfile::TempDir, Index, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let index = Index::open(&Store::index_dir(&dir.path().join("data"))).expect("index");
+        (dir, index, store)
+    }
+
+    fn pass(text: &str) -> Secret {
+        Secret::Passphrase(Zeroizing::new(text.to_owned()))
+    }
+
+    #[test]
+    fn enabling_sets_the_store_recipients_and_survives_a_reload() {
+        let (_dir, index, store) = fixture();
+        assert!(!is_enabled(&index).expect("read"));
+        let recovery = enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        assert_eq!(store.recipients().len(), 1);
+        assert!(matches!(
+            enable(&index, &store, UserId(1), "owner", PASS, PASS, 0),
+            Err(E2eError::AlreadyEnabled)
+        ));
+        store.set_recipients(Vec::new()).expect("clear");
+        assert_eq!(load(&index, &store).expect("load"), 1);
+        assert_eq!(store.recipients().len(), 1);
+        let viewer = unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlock");
+        assert_eq!(viewer.public_key(), &store.recipients()[0]);
+        let by_recovery = unlock(
+            &index,
+            None,
+            &Secret::guess(Zeroizing::new(recovery.to_text().to_lowercase())),
+            0,
+        )
+        .expect("recovery key unlocks");
+        assert_eq!(by_recovery.public_key(), viewer.public_key());
+    }
+
+    #[test]
+    fn a_removed_viewer_is_not_a_recipient_of_recordings_made_after_removal() {
+        use crate::model::{CameraId, RecordingId, Trigger};
+        use crate::store::NewRecording;
+        let (_dir, index, store) = fixture();
+        const OTHER: &str = "velvet harbour compass 2231 slowly";
+        assert!(matches!(
+            enrol(&index, &store, UserId(2), "guest", OTHER, OTHER, 0),
+            Err(E2eError::NotEnabled)
+        ));
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        enrol(&index, &store, UserId(2), "guest", OTHER, OTHER, 0).expect("enrol");
+        assert_eq!(store.recipients().len(), 2);
+        let owner = unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlock");
+        let guest = unlock(&index, Some(UserId(2)), &pass(OTHER), 0).expect("unlock");
+        let camera: CameraId = "porch".parse().expect("camera");
+        let record = || {
+            let new = NewRecording {
+                id: RecordingId::random(),
+                camera: camera.clone(),
+                start_micros: 0,
+                trigger: Trigger::Motion,
+            };
+            let (mut w, _) = store.create_recording(&new).expect("create");
+            w.write_all(b"video").expect("write");
+            w.finish().expect("finish");
+            new.id
+        };
+        let shared = record();
+        for viewer in [&owner, &guest] {
+            store
+                .open_recording_as(&camera, shared, viewer)
+                .expect("both are recipients");
+        }
+
+        assert!(remove_viewer(&index, &store, UserId(2)).expect("remove"));
+        assert!(!remove_viewer(&index, &store, UserId(2)).expect("again"));
+        assert_eq!(store.recipients(), vec![owner.public_key().clone()]);
+        let after = record();
+        store
+            .open_recording_as(&camera, after, &owner)
+            .expect("the owner still is");
+        assert!(matches!(
+            store.open_recording_as(&camera, after, &guest).err(),
+            Some(StoreError::NotARecipient { .. })
+        ));
+        // Removing the last viewer turns the mode off for new recordings.
+        assert!(remove_viewer(&index, &store, UserId(1)).expect("remove"));
+        assert!(store.recipients().is_empty());
+        assert!(!is_enabled(&index).expect("read"));
+    }
+
+    #[test]
+    fn turning_off_keeps_the_keys_and_needs_the_passphrase() {
+        let (_dir, index, store) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let key = store.recipients();
+        assert!(matches!(
+            turn_off(&index, &store, UserId(1), &pass("wrong guess"), 0),
+            Err(E2eError::WrongSecret)
+        ));
+        assert_eq!(store.recipients(), key, "still on");
+        turn_off(&index, &store, UserId(1), &pass(PASS), 0).expect("off");
+        assert!(store.recipients().is_empty() && !is_enabled(&index).expect("read"));
+        assert!(has_viewers(&index).expect("read"), "the keys stay");
+        // A restart keeps it off; the key still unlocks what was sealed.
+        assert_eq!(load(&index, &store).expect("load"), 0);
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlock");
+        turn_back_on(&index, &store, UserId(1), &pass(PASS), 0).expect("on");
+        assert_eq!(store.recipients(), key);
+        assert!(matches!(
+            turn_back_on(&index, &store, UserId(1), &pass(PASS), 0),
+            Err(E2eError::AlreadyEnabled)
+        ));
+    }
+
+    #[test]
+    fn weak_or_mismatched_passphrases_are_refused() {
+        let (_dir, index, store) = fixture();
+        for (a, b) in [
+            ("password1", "password1"),
+            (PASS, "something else entirely"),
+        ] {
+            assert!(enable(&index, &store, UserId(1), "owner", a, b, 0).is_err());
+        }
+        assert!(!is_enabled(&index).expect("read"));
+        assert!(store.recipients().is_empty());
+    }
+
+    #[test]
+    fn wrong_passphrases_are_throttled_and_a_right_one_waits_its_turn() {
+        let (_dir, index, store) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let user = Some(UserId(1));
+        let mut now = 1_000_000;
+        for _ in 0..throttle::ACCOUNT.free {
+            assert!(matches!(
+                unlock(&index, user, &pass("wrong guess"), now),
+                Err(E2eError::WrongSecret)
+            ));
+        }
+        // The next failure starts a delay: even the right passphrase is refused
+        // unlooked-at until it has passed.
+        assert!(matches!(
+            unlock(&index, user, &pass("wrong guess"), now),
+            Err(E2eError::WrongSecret)
+        ));
+        assert!(matches!(
+            unlock(&index, user, &pass(PASS), now),
+            Err(E2eError::Throttled { .. })
+        ));
+        now += 61_000_000;
+        unlock(&index, user, &pass(PASS), now).expect("after the delay");
+        // Success cleared the counter.
+        assert_eq!(
+            index.get_throttle("e2e:1").expect("read"),
+            Default::default()
+        );
+        // Another user's counter is separate; a user without a key has nothing.
+        assert!(matches!(
+            unlock(&index, Some(UserId(2)), &pass(PASS), now),
+            Err(E2eError::NotEnabled)
+        ));
+    }
+}
