@@ -68,7 +68,9 @@ pub async fn send(
     Ok(())
 }
 
-fn subject(kind: AlertKind) -> &'static str {
+/// The one line a security alert is known by outside the page: a mail's subject and
+/// the webhook's text (no names, addresses or devices).
+pub fn subject(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::NewDevice => "Porchlight: new login to your account",
         AlertKind::LoginBlocked => "Porchlight: logins blocked after failed attempts",

@@ -4,15 +4,20 @@
 //! when mail is configured and they asked for it, and through the owner's
 //! ntfy-compatible webhook when one is configured and they did not turn it off.
 //!
-//! What leaves the house is one line of text (kind, camera, time) to the targets the
-//! owner configured: never a picture, never a link with a secret. Security notices
-//! are not handled here: they go out through `auth`'s alerts whatever the
-//! preferences say.
+//! Security notices (`auth`'s alerts: new device, password or two-step changed, new
+//! shared user, support access, share link, …) go out here too, whatever anyone's
+//! preferences say: to the user's open pages, to the mailer, and through the webhook
+//! when one is configured.
+//!
+//! What leaves the house is one line of text (kind, camera, time; for a security
+//! notice only its kind) to the targets the owner configured: never a picture, never
+//! a name, address or device, never a link with a secret.
 
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::auth::AlertNotice;
 use crate::clock::rfc3339;
 use crate::config::{NotifyConfig, SmtpConfig};
 use crate::index::{EventEntry, Index, NotificationPrefs, Role, UserEntry, UserId};
@@ -121,6 +126,8 @@ fn local_time(micros: i64) -> String {
 pub fn spawn(
     index: Index,
     mut events: broadcast::Receiver<EventNotice>,
+    mut alerts: mpsc::UnboundedReceiver<AlertNotice>,
+    mailer: Option<mpsc::UnboundedSender<AlertNotice>>,
     smtp: Option<SmtpConfig>,
     webhook: Option<NotifyConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -136,10 +143,24 @@ pub fn spawn(
             .ok()
     });
     tokio::spawn(async move {
+        let mut alerts_open = true;
         loop {
             let notice = tokio::select! {
-                n = events.recv() => n,
+                a = alerts.recv(), if alerts_open => Err(a),
+                n = events.recv() => Ok(n),
                 _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let notice = match notice {
+                Ok(n) => n,
+                Err(Some(alert)) => {
+                    let (mailer, webhook) = (mailer.as_ref(), webhook.as_ref());
+                    security_notice(&ui, mailer, webhook, http.as_ref(), alert).await;
+                    continue;
+                }
+                Err(None) => {
+                    alerts_open = false;
+                    continue;
+                }
             };
             let notice = match notice {
                 Ok(n) => n,
@@ -222,26 +243,53 @@ pub fn spawn(
                 }
             }
             if let (true, Some(cfg), Some(client)) = (webhook_wanted, &webhook, &http) {
-                post_webhook(client, cfg, kind, &title).await;
+                let priority = match kind {
+                    Kind::Doorbell => "high",
+                    Kind::Motion => "default",
+                };
+                post_webhook(client, cfg, kind.label(), priority, &title).await;
             }
         }
     });
     service
 }
 
+/// A security alert to the user's open pages (with its text: it is their own), to
+/// the mailer, and to the webhook (its kind only).
+async fn security_notice(
+    ui: &broadcast::Sender<UiNotice>,
+    mailer: Option<&mpsc::UnboundedSender<AlertNotice>>,
+    webhook: Option<&NotifyConfig>,
+    http: Option<&reqwest::Client>,
+    notice: AlertNotice,
+) {
+    let _ = ui.send(UiNotice {
+        user: notice.user,
+        title: format!("Security: {}", notice.alert.message),
+        link: "/alerts".into(),
+    });
+    let kind = notice.alert.kind;
+    if let Some(mailer) = mailer {
+        let _ = mailer.send(notice);
+    }
+    if let (Some(cfg), Some(client)) = (webhook, http) {
+        post_webhook(client, cfg, "security", "high", crate::mail::subject(kind)).await;
+    }
+}
+
 /// One POST in ntfy's format: the text as the body, `Title`, `Tags`, `Priority`.
-async fn post_webhook(client: &reqwest::Client, cfg: &NotifyConfig, kind: Kind, title: &str) {
+async fn post_webhook(
+    client: &reqwest::Client,
+    cfg: &NotifyConfig,
+    tags: &str,
+    priority: &str,
+    title: &str,
+) {
     let mut req = client
         .post(cfg.webhook.clone())
         .header("Title", "Porchlight")
-        .header("Tags", kind.label())
-        .header(
-            "Priority",
-            match kind {
-                Kind::Doorbell => "high",
-                Kind::Motion => "default",
-            },
-        )
+        .header("Tags", tags)
+        .header("Priority", priority)
         .body(title.to_owned());
     if let Some(token) = &cfg.webhook_token {
         req = req.bearer_auth(token);

@@ -267,7 +267,15 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
     while (hook.requests().is_empty() || sink.messages().is_empty()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hooks = hook.requests();
+    // Security notices (none expected here) would go to the webhook too; this part is
+    // about events.
+    let events_only = |hook: &WebhookSink| -> Vec<String> {
+        hook.requests()
+            .into_iter()
+            .filter(|r| !r.to_ascii_lowercase().contains("tags: security"))
+            .collect()
+    };
+    let hooks = events_only(&hook);
     assert_eq!(hooks.len(), 1, "only the front doorbell: {hooks:?}");
     let h = hooks[0].to_ascii_lowercase();
     assert!(h.starts_with("post /porch-topic "), "{h}");
@@ -304,8 +312,83 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
     server.advance_secs(10);
     trigger("front");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(hook.requests().len(), 1, "quiet: no webhook");
+    assert_eq!(events_only(&hook).len(), 1, "quiet: no webhook");
     assert_eq!(sink.messages().len(), 1, "quiet: no mail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_notices_reach_the_open_page_and_the_webhook_without_details() {
+    let hook = WebhookSink::start();
+    let server = Server::start(&format!(
+        "[notify]\nwebhook_url = \"http://127.0.0.1:{}/porch-topic\"\n",
+        hook.port
+    ))
+    .await;
+    let (laptop, secret, _) = server.owner().await;
+    let mut stream = laptop
+        .http
+        .get(format!("{}/notifications/stream", laptop.base))
+        .header("cookie", laptop.cookie_header())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status().as_u16(), 200);
+
+    // A login from a browser never seen: a security notice, which no preference can
+    // turn off (the owner never opened Notifications).
+    let mut phone = server.client();
+    phone.user_agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1".into();
+    server.advance_secs(30);
+    server.login(&mut phone, &secret).await;
+
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !seen.contains("event: notice") || !seen.contains("\n\n") {
+        assert!(
+            Instant::now() < deadline,
+            "no notice on the open page: {seen:?}"
+        );
+        if let Ok(Ok(Some(chunk))) =
+            tokio::time::timeout(Duration::from_secs(15), stream.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(seen.contains("Security: New login"), "{seen}");
+    assert!(
+        seen.contains("/alerts"),
+        "the notice links to the alerts: {seen}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hook.requests().is_empty() {
+        assert!(Instant::now() < deadline, "the webhook got nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hooks = hook.requests();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let h = hooks[0].to_ascii_lowercase();
+    assert!(h.starts_with("post /porch-topic "), "{h}");
+    assert!(
+        h.contains("tags: security") && h.contains("priority: high"),
+        "{h}"
+    );
+    assert!(
+        hooks[0].ends_with("Porchlight: new login to your account"),
+        "only the kind leaves the house: {}",
+        hooks[0]
+    );
+    for detail in ["iOS", "Safari", "127.0.0.1", OWNER] {
+        assert!(
+            !hooks[0]
+                .split("\r\n\r\n")
+                .nth(1)
+                .unwrap_or("")
+                .contains(detail),
+            "the webhook's text names no device, address or user ({detail}): {}",
+            hooks[0]
+        );
+    }
 }
 
 /// A server that mails security notices to `sink`.

@@ -382,10 +382,14 @@ pub async fn start(
 ) -> Result<Running, WebError> {
     let web = &config.web;
     let tls = tls::load(web, &config.data_dir)?;
-    let alerts = config
+    // Security alerts go to the notifications service, which shows, mails (through
+    // the mailer when mail is set up) and posts them to the webhook.
+    let mailer = config
         .smtp
         .clone()
         .map(|smtp| crate::mail::spawn(smtp, services.index.clone(), shutdown.clone()));
+    let (alerts, alerts_rx) = tokio::sync::mpsc::unbounded_channel();
+    let alerts = Some(alerts);
     let lifetimes = Lifetimes {
         idle: web.session_idle,
         max: web.session_max,
@@ -405,6 +409,8 @@ pub async fn start(
     let notifications = crate::notifications::spawn(
         services.index.clone(),
         services.events.subscribe(),
+        alerts_rx,
+        mailer,
         config.smtp.clone(),
         config.notify.clone(),
         shutdown.clone(),
