@@ -7,14 +7,18 @@ use super::{password, session_actor, throttle, Auth, AuthError, ClientInfo, Sess
 use crate::index::{AlertKind, AuditKind, UpdateError};
 
 impl Auth {
-    pub async fn change_password(
+    /// Checks the logged-in user's own password before a change to their account: a
+    /// throttled account or address is refused first, and a wrong password counts as
+    /// a failed login (`what` names the attempt in the log). Returns the throttle keys
+    /// to clear once the change is made.
+    pub(super) async fn confirm_own_password(
         &self,
         current: &Session,
-        old_password: String,
-        new_password: String,
+        password: String,
         client: &ClientInfo,
-    ) -> Result<usize, AuthError> {
-        let user = current.user.clone();
+        what: &'static str,
+    ) -> Result<[String; 2], AuthError> {
+        let user = &current.user;
         let keys = [
             throttle::account_key(&user.username),
             throttle::address_key(client.ip),
@@ -25,14 +29,28 @@ impl Auth {
         let ok = self
             .inner
             .hashing
-            .verify(Some(user.password_hash.clone()), old_password)
+            .verify(Some(user.password_hash.clone()), password)
             .await?;
         if !ok {
             let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
-            self.off_thread(move |auth| auth.count_failure(&name, &k, &c, "password change"))
+            self.off_thread(move |auth| auth.count_failure(&name, &k, &c, what))
                 .await?;
             return Err(AuthError::InvalidCredentials);
         }
+        Ok(keys)
+    }
+
+    pub async fn change_password(
+        &self,
+        current: &Session,
+        old_password: String,
+        new_password: String,
+        client: &ClientInfo,
+    ) -> Result<usize, AuthError> {
+        let user = current.user.clone();
+        let keys = self
+            .confirm_own_password(current, old_password, client, "password change")
+            .await?;
         if let Some(why) = password::weakness(&new_password, &[&user.username]) {
             return Err(AuthError::WeakPassword(why));
         }

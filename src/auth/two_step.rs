@@ -17,7 +17,7 @@
 //! security notice, cannot be turned off. Wrong passwords and codes count as failed
 //! logins.
 
-use super::{recovery, session_actor, throttle, totp, Auth, AuthError, ClientInfo, Session};
+use super::{recovery, session_actor, totp, Auth, AuthError, ClientInfo, Session};
 use crate::index::{AlertKind, AuditKind, Role, SessionStage, TotpEntry, UpdateError, UserId};
 
 /// What a confirmed re-enrolment gives back.
@@ -71,24 +71,9 @@ impl Auth {
         if current.entry.stage != SessionStage::Full || user.totp.is_none() {
             return Err(AuthError::WrongStage);
         }
-        let keys = [
-            throttle::account_key(&user.username),
-            throttle::address_key(client.ip),
-        ];
-        let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
-        self.off_thread(move |auth| auth.refuse_if_throttled(&name, &k, &c))
+        let keys = self
+            .confirm_own_password(current, pass, client, "two-step change")
             .await?;
-        let ok = self
-            .inner
-            .hashing
-            .verify(Some(user.password_hash.clone()), pass)
-            .await?;
-        if !ok {
-            let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
-            self.off_thread(move |auth| auth.count_failure(&name, &k, &c, "two-step change"))
-                .await?;
-            return Err(AuthError::InvalidCredentials);
-        }
         let (session, client) = (current.clone(), client.clone());
         self.off_thread(move |auth| auth.swap_seed(&session, &old_code, &new_code, &client, &keys))
             .await
