@@ -29,6 +29,7 @@ mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
+pub mod rotate;
 mod share;
 pub mod writer;
 
@@ -39,6 +40,7 @@ use std::sync::RwLock;
 
 pub use error::StoreError;
 pub use migrate::Migrated;
+pub use rotate::{KeyRotation, Rewrap, Rewrapped};
 pub use share::Clip;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
