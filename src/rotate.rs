@@ -99,11 +99,14 @@ pub fn run(config: &Config, stop_after: Option<usize>) -> Result<Summary, Rotate
         for path in paths {
             let done = match rotation.rewrap(&path) {
                 Ok(done) => done,
-                Err(e) => {
+                // Anything else (an I/O error) stops here, the rotation unfinished: a
+                // file the old key opens must never be left behind when it goes.
+                Err(e) if unreadable_anyway(&e) => {
                     tracing::warn!(path = %path.display(), "not re-wrapped: {e}");
                     summary.left_alone.push(e.to_string());
                     continue;
                 }
+                Err(e) => return Err(e.into()),
             };
             match done.status {
                 Rewrap::Rewrapped if is_recording => summary.recordings += 1,
@@ -140,26 +143,40 @@ pub fn run(config: &Config, stop_after: Option<usize>) -> Result<Summary, Rotate
     Ok(summary)
 }
 
-/// Re-seals one secret; `Ok(None)` if it needs nothing (or cannot be opened, which
-/// is noted in the summary and leaves it as it was).
+/// Errors that mean a file cannot be opened with the old key either (sealed under a
+/// third key, damaged, not a recording): leaving it as it is loses nothing.
+fn unreadable_anyway(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::KeyMismatch { .. }
+            | StoreError::KeyUnwrap { .. }
+            | StoreError::NotARecording { .. }
+            | StoreError::UnsupportedVersion { .. }
+            | StoreError::Corrupt { .. }
+    )
+}
+
+/// Re-seals one secret: `Ok(None)` if it needs nothing, or if it cannot be opened
+/// with the old key either (noted in the summary and left as it was).
 fn reseal(
     rotation: &KeyRotation,
     purpose: &str,
     sealed: &str,
     whose: &str,
     summary: &mut Summary,
-) -> Option<String> {
+) -> Result<Option<String>, RotateError> {
     match rotation.reseal_secret(purpose, sealed) {
         Ok(Some(new)) => {
             summary.secrets += 1;
-            Some(new)
+            Ok(Some(new))
         }
-        Ok(None) => None,
-        Err(e) => {
+        Ok(None) => Ok(None),
+        Err(e @ StoreError::SecretUnseal { .. }) => {
             tracing::warn!("{whose}: not re-sealed: {e}");
             summary.left_alone.push(format!("{whose}: {e}"));
-            None
+            Ok(None)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -171,7 +188,8 @@ fn reseal_secrets(
     for user in index.all_users()? {
         let Some(totp) = &user.totp else { continue };
         let whose = format!("TOTP seed of user {}", user.id.0);
-        let Some(new) = reseal(rotation, TOTP_PURPOSE, &totp.secret_sealed, &whose, summary) else {
+        let Some(new) = reseal(rotation, TOTP_PURPOSE, &totp.secret_sealed, &whose, summary)?
+        else {
             continue;
         };
         let old = totp.secret_sealed.clone();
@@ -191,7 +209,7 @@ fn reseal_secrets(
             continue;
         };
         let whose = "pending TOTP seed of a session";
-        if let Some(new) = reseal(rotation, TOTP_PURPOSE, sealed, whose, summary) {
+        if let Some(new) = reseal(rotation, TOTP_PURPOSE, sealed, whose, summary)? {
             session.pending_totp = Some(new);
             index.put_session(&key, &session)?;
         }
@@ -207,7 +225,7 @@ fn reseal_secrets(
             let Some(value) = sealed.as_ref() else {
                 continue;
             };
-            if let Some(new) = reseal(rotation, purpose, value, &whose, summary) {
+            if let Some(new) = reseal(rotation, purpose, value, &whose, summary)? {
                 *sealed = Some(new);
                 changed = true;
             }
@@ -218,3 +236,7 @@ fn reseal_secrets(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "rotate_tests.rs"]
+mod tests;
