@@ -114,7 +114,13 @@ impl KeyRotation {
         })
     }
 
+    /// Writes a new key next to the old one. It gets the old key file's owner and
+    /// group, so that a rotation run as root leaves a key the daemon's user can read.
     fn create_new_key(key_dir: &Path) -> Result<MasterKey, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let old_path = key_dir.join(MASTER_KEY_FILE);
+        let old =
+            fs::metadata(&old_path).map_err(|e| StoreError::io("stat master key", &old_path, e))?;
         let tmp = key_dir.join(ROTATING_TMP_FILE);
         match fs::remove_file(&tmp) {
             Ok(()) => {}
@@ -124,6 +130,11 @@ impl KeyRotation {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(bytes.as_mut())?;
         write_new_key_file(&tmp, &bytes)?;
+        let written = fs::metadata(&tmp).map_err(|e| StoreError::io("stat key file", &tmp, e))?;
+        if (written.uid(), written.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::chown(&tmp, Some(old.uid()), Some(old.gid()))
+                .map_err(|e| StoreError::io("give the new key the old key's owner", &tmp, e))?;
+        }
         let rotating = key_dir.join(ROTATING_KEY_FILE);
         fs::rename(&tmp, &rotating).map_err(|e| StoreError::io("rename key file", &rotating, e))?;
         sync_dir(key_dir)?;

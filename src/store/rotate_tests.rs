@@ -149,6 +149,26 @@ fn an_unfinished_rotation_blocks_every_load_until_it_is_finished() {
 }
 
 #[test]
+fn the_new_key_gets_the_old_key_files_owner_and_group() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_dir = dir.path().join("keys");
+    MasterKey::load_or_create(&key_dir).expect("create");
+    let old_path = key_dir.join(MASTER_KEY_FILE);
+    // A group other than ours where we may set one (root can; others keep their own).
+    let group = if fs::metadata(dir.path()).expect("stat").uid() == 0 {
+        4242
+    } else {
+        fs::metadata(&old_path).expect("stat").gid()
+    };
+    std::os::unix::fs::chown(&old_path, None, Some(group)).expect("chgrp");
+    let old = fs::metadata(&old_path).expect("stat");
+    KeyRotation::begin(dir.path(), &key_dir).expect("begin");
+    let new = fs::metadata(key_dir.join(ROTATING_KEY_FILE)).expect("stat");
+    assert_eq!((new.uid(), new.gid()), (old.uid(), old.gid()));
+}
+
+#[test]
 fn secrets_are_resealed_once_and_open_only_with_the_new_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key_dir = dir.path().join("keys");
