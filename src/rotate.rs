@@ -87,7 +87,12 @@ pub fn run(config: &Config, stop_after: Option<usize>) -> Result<Summary, Rotate
         resumed: rotation.resumed(),
         ..Summary::default()
     };
-    tracing::info!(old_key_id = %rotation.old_id(), new_key_id = %rotation.new_id(), resumed = rotation.resumed(), "rotating the master key");
+    tracing::info!(
+        old_key_id = %rotation.old_id(),
+        new_key_id = %rotation.new_id(),
+        resumed = rotation.resumed(),
+        "rotating the master key"
+    );
 
     let mut slots = HashMap::new();
     let mut rewrapped = 0;

@@ -268,6 +268,28 @@ fn rotation_rewraps_every_key_in_place_and_the_old_key_opens_nothing() {
     }
     assert!(old_store.read_thumbnail(&thumb_camera, event).is_err());
     drop(old_store);
+    // The same through the binary, with the old key put back in the key directory.
+    let key_file = setup.key_dir().join("master.key");
+    fs::copy(old_keys.join("master.key"), &key_file).expect("old key back");
+    let out = setup.dir.path().join("with-old-key.mp4");
+    let id = entries[0].id.to_string();
+    let refused = setup.cli(&[
+        "export",
+        "--recording",
+        &id,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains(&format!(
+            "was sealed with master key id {new_id}, but the loaded master key is {old_id}"
+        )),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(!out.exists());
+    fs::write(&key_file, &key_bytes).expect("new key back");
 
     let check = setup.cli_ok(&["check"]);
     assert!(check.contains("clean: 2 recording(s)"), "{check}");
