@@ -26,6 +26,7 @@ pub mod notifications;
 pub mod notify;
 pub mod recorder;
 pub mod retention;
+pub mod rotate;
 pub mod share;
 pub mod store;
 pub mod unlocked;

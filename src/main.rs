@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
 use porchlight::config::{Config, DEFAULT_PATH};
-use porchlight::{check, clock, daemon, export};
+use porchlight::{check, clock, daemon, export, rotate};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +68,14 @@ enum Command {
         /// Recreate the index from the recording files alone.
         #[arg(long, conflicts_with = "repair")]
         rebuild_index: bool,
+    },
+    /// Replace the master key (daemon stopped): re-wrap every recording's and
+    /// thumbnail's data key in place and re-seal the index's secrets. Crash-safe: an
+    /// interrupted rotation is finished by running this again.
+    RotateMasterKey {
+        /// Test hook: stop (as a crash would) after re-wrapping this many files.
+        #[arg(long, hide = true)]
+        stop_after_files: Option<usize>,
     },
     /// Print the version.
     Version,
@@ -164,6 +172,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if mode == check::Mode::Report && !report.is_clean() {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::RotateMasterKey { stop_after_files } => {
+            let summary = rotate::run(&config, stop_after_files)?;
+            println!("{summary}");
         }
     }
     Ok(ExitCode::SUCCESS)

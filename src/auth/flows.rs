@@ -496,7 +496,7 @@ impl Auth {
 }
 
 /// What TOTP seeds are sealed for (bound into the sealing, see `Store::seal_secret`).
-pub(super) const TOTP_PURPOSE: &str = "totp seed";
+pub const TOTP_PURPOSE: &str = "totp seed";
 
 /// Opens a sealed TOTP seed (base32). A seed that does not open (another master key)
 /// is logged and treated as a wrong code, never as a pass.

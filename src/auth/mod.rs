@@ -24,6 +24,7 @@ pub mod token;
 pub mod totp;
 mod two_step;
 
+pub use flows::TOTP_PURPOSE;
 pub use two_step::Reenrolled;
 
 use std::net::IpAddr;

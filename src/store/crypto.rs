@@ -156,7 +156,7 @@ pub struct MasterKey {
 }
 
 impl MasterKey {
-    fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
+    pub(super) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
         let id = KeyId::of(&bytes);
         MasterKey { bytes, id }
     }
@@ -189,8 +189,18 @@ impl MasterKey {
     /// permission on it. The last is an error, not a warning, on purpose (as ssh does
     /// for private keys): a key readable by other local users defeats at-rest
     /// encryption, and a daemon that refuses to start is noticed, a log line is not.
+    ///
+    /// Refuses with [`StoreError::RotationInterrupted`] while a master-key rotation
+    /// is unfinished (see `rotate`): some files are then under the old key and some
+    /// under the new one, and using either key alone would misreport the others.
     pub fn load(key_dir: &Path) -> Result<MasterKey, StoreError> {
-        let path = key_dir.join(MASTER_KEY_FILE);
+        super::rotate::refuse_if_rotating(key_dir)?;
+        MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))
+    }
+
+    /// Loads one key file with the checks of [`load`](Self::load) (size, type, mode).
+    pub(super) fn load_file(path: &Path) -> Result<MasterKey, StoreError> {
+        let path = path.to_owned();
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -388,7 +398,7 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-fn write_new_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), StoreError> {
+pub(super) fn write_new_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), StoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -401,7 +411,7 @@ fn write_new_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), StoreErr
         .map_err(|e| StoreError::io("fsync key file", path, e))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io("fsync directory", dir, e))

@@ -149,6 +149,15 @@ pub enum StoreError {
     )]
     MasterKeyPermissions { path: PathBuf, mode: u32 },
 
+    /// A master-key rotation was started and not finished: its new key file is still
+    /// next to the old one. Neither key alone reads every file, so nothing starts.
+    #[error(
+        "a master-key rotation was interrupted; run porchlight rotate-master-key again \
+         (found {})",
+        .path.display()
+    )]
+    RotationInterrupted { path: PathBuf },
+
     /// A sealed secret (TOTP seed, camera password) did not open: another master key,
     /// another purpose, or altered.
     #[error("a sealed {purpose} secret cannot be opened with the loaded master key")]

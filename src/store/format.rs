@@ -41,7 +41,8 @@
 //! HKDF, see `crypto`); its associated data binds it to the recording id and
 //! camera, so it cannot be moved into another recording's file. The key slot sits
 //! at a fixed offset so that deletion can overwrite it in place (crypto-shredding)
-//! and a future key rotation or share copy can re-wrap the same data key in place.
+//! and master-key rotation (`rotate`) or a share copy can re-wrap the same data
+//! key in place.
 //!
 //! **The rest of the header is authenticated by every chunk**: `header_hash` =
 //! SHA-256 of the `header_len` header bytes *with the key slot set to zeros* is

@@ -7,7 +7,8 @@
 //! shares/<link id>.plr                     a share link's copy, sealed under the link (share.rs)
 //! index/                                   the sled index (owned by `index`)
 //! ```
-//! and `master.key` in the key directory (crypto.rs), which may be on another disk.
+//! and `master.key` in the key directory (crypto.rs), which may be on another disk,
+//! with `master.key.rotating` next to it only while a key rotation is unfinished.
 //!
 //! Inside the sealing, a recording is fragmented MP4 (mp4/). Each file is
 //! self-describing — id, camera, start, trigger and wrapped data key are in its
@@ -17,7 +18,8 @@
 //! returns plain values. All of it is blocking file I/O: call it from a blocking
 //! thread. Submodules: `crypto` (the only key holder, with its sibling `e2e` for
 //! end-to-end mode's viewer keys), `format` (the byte layout),
-//! `writer`, `reader`, `recover` (torn tails, shredding), `mp4` (the container).
+//! `writer`, `reader`, `recover` (torn tails, shredding), `rotate` (master-key
+//! rotation: re-wrapping data keys in place), `mp4` (the container).
 
 #[cfg(test)]
 mod bench;
@@ -29,6 +31,7 @@ mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
+pub mod rotate;
 mod share;
 pub mod writer;
 
@@ -39,6 +42,7 @@ use std::sync::RwLock;
 
 pub use error::StoreError;
 pub use migrate::Migrated;
+pub use rotate::{KeyRotation, Rewrap, Rewrapped};
 pub use share::Clip;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 

@@ -1,0 +1,287 @@
+//! Master-key rotation, the store's part: the new key's file, and re-wrapping each
+//! file's data key in place. The index copies and sealed secrets are the caller's
+//! (`crate::rotate`), which runs the steps in this durable order:
+//!
+//! 1. [`KeyRotation::begin`]: the new key is written to `master.key.rotating.tmp`
+//!    (mode 0600, fsynced), renamed to `master.key.rotating`, and the directory is
+//!    fsynced. From then on [`MasterKey::load`] refuses with
+//!    [`StoreError::RotationInterrupted`], so nothing (daemon, `check`, `export`)
+//!    silently uses one key while files are under both.
+//! 2. [`KeyRotation::rewrap`] for each recording and thumbnail: the data key is
+//!    unwrapped with the old key and wrapped with the new one, and the key slot
+//!    (bytes 34..121: key id ‖ nonce prefix, unchanged ‖ wrapped key) is rewritten
+//!    in one write and fsynced. The slot is outside `header_hash` (see `format`), so
+//!    no chunk changes: the video bytes are never touched.
+//! 3. The caller updates the index's copies and re-seals secrets
+//!    ([`KeyRotation::reseal_secret`]), then flushes the index.
+//! 4. [`KeyRotation::finish`]: `master.key.rotating` is renamed over `master.key`
+//!    and the directory fsynced.
+//!
+//! A crash anywhere is finished by running the rotation again: step 1 picks up the
+//! existing `master.key.rotating`; step 2 skips a file already under the new key;
+//! step 3 keeps a secret that already opens with the new key. Before the rename the
+//! old key is still `master.key`, after it no file or secret needs the old key.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::crypto::{
+    fill_random, sync_dir, write_new_key_file, KeyId, MasterKey, KEY_LEN, MASTER_KEY_FILE,
+};
+use super::error::StoreError;
+use super::format::{self, KeySlot, KEY_ID_OFFSET, WRAPPED_KEY_OFFSET};
+use super::{read_dir, EXTENSION, RECORDINGS_DIR, THUMBNAILS_DIR, THUMBNAIL_EXTENSION};
+
+/// The new key while a rotation is unfinished; its presence stops every other use.
+pub const ROTATING_KEY_FILE: &str = "master.key.rotating";
+/// Where the new key is written before it is renamed to [`ROTATING_KEY_FILE`], so
+/// that file is never half-written.
+const ROTATING_TMP_FILE: &str = "master.key.rotating.tmp";
+
+/// Fails with [`StoreError::RotationInterrupted`] if a rotation is unfinished.
+pub(super) fn refuse_if_rotating(key_dir: &Path) -> Result<(), StoreError> {
+    let path = key_dir.join(ROTATING_KEY_FILE);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Err(StoreError::RotationInterrupted { path }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(
+            "look for an unfinished key rotation",
+            &path,
+            e,
+        )),
+    }
+}
+
+/// What [`KeyRotation::rewrap`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rewrap {
+    /// Was under the old key; now under the new one.
+    Rewrapped,
+    /// Already under the new key (a rotation run before a crash got to it).
+    AlreadyNew,
+    /// End-to-end (sealed to viewers): the master key never wrapped it.
+    EndToEnd,
+    /// Its key slot is zeroed (an interrupted deletion): nothing to re-wrap.
+    Shredded,
+}
+
+/// A file's outcome with what its header says, for the caller's index update.
+#[derive(Clone, Debug)]
+pub struct Rewrapped {
+    pub status: Rewrap,
+    /// The recording id in the header (an event id for a thumbnail).
+    pub id: u64,
+    /// The key slot as the index keeps it (hex), as it is on disk now.
+    pub key_slot_hex: String,
+}
+
+/// A rotation in progress: the old key (still `master.key`) and the new one.
+pub struct KeyRotation {
+    data_dir: PathBuf,
+    key_dir: PathBuf,
+    old: MasterKey,
+    new: MasterKey,
+    resumed: bool,
+}
+
+impl KeyRotation {
+    /// Step 1: loads the old key and the new key of an unfinished rotation, or makes
+    /// and durably stores a new key. The caller must hold the index lock (no daemon).
+    pub fn begin(data_dir: &Path, key_dir: &Path) -> Result<KeyRotation, StoreError> {
+        let old = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
+        let rotating = key_dir.join(ROTATING_KEY_FILE);
+        let (new, resumed) = match MasterKey::load_file(&rotating) {
+            Ok(key) => (key, true),
+            Err(StoreError::MasterKeyMissing { .. }) => (Self::create_new_key(key_dir)?, false),
+            Err(e) => return Err(e),
+        };
+        if new.id() == old.id() {
+            return Err(StoreError::MasterKeyInvalid {
+                path: rotating,
+                reason: "it is the same key as master.key".into(),
+            });
+        }
+        Ok(KeyRotation {
+            data_dir: data_dir.to_owned(),
+            key_dir: key_dir.to_owned(),
+            old,
+            new,
+            resumed,
+        })
+    }
+
+    /// Writes a new key next to the old one. It gets the old key file's owner and
+    /// group, so that a rotation run as root leaves a key the daemon's user can read.
+    fn create_new_key(key_dir: &Path) -> Result<MasterKey, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let old_path = key_dir.join(MASTER_KEY_FILE);
+        let old =
+            fs::metadata(&old_path).map_err(|e| StoreError::io("stat master key", &old_path, e))?;
+        let tmp = key_dir.join(ROTATING_TMP_FILE);
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("remove stale key file", &tmp, e)),
+        }
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(bytes.as_mut())?;
+        write_new_key_file(&tmp, &bytes)?;
+        let written = fs::metadata(&tmp).map_err(|e| StoreError::io("stat key file", &tmp, e))?;
+        if (written.uid(), written.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::chown(&tmp, Some(old.uid()), Some(old.gid()))
+                .map_err(|e| StoreError::io("give the new key the old key's owner", &tmp, e))?;
+        }
+        let rotating = key_dir.join(ROTATING_KEY_FILE);
+        fs::rename(&tmp, &rotating).map_err(|e| StoreError::io("rename key file", &rotating, e))?;
+        sync_dir(key_dir)?;
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    /// Whether this run picked up a rotation a crash interrupted.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    pub fn old_id(&self) -> KeyId {
+        self.old.id()
+    }
+
+    pub fn new_id(&self) -> KeyId {
+        self.new.id()
+    }
+
+    /// Every `recordings/<camera>/<id>.plr` file.
+    pub fn recording_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        files_under(&self.data_dir.join(RECORDINGS_DIR), EXTENSION)
+    }
+
+    /// Every `thumbnails/<camera>/<event>.plt` file.
+    pub fn thumbnail_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        files_under(&self.data_dir.join(THUMBNAILS_DIR), THUMBNAIL_EXTENSION)
+    }
+
+    /// Step 2 for one file. A version 1 file under a key that is neither the old nor
+    /// the new one fails with `KeyMismatch` and is not changed.
+    pub fn rewrap(&self, path: &Path) -> Result<Rewrapped, StoreError> {
+        rewrap_file(path, &self.old, &self.new)
+    }
+
+    /// Step 3 for one secret (hex, as `Store::seal_secret` makes it): `None` if it
+    /// already opens with the new key, else the secret sealed under the new key.
+    pub fn reseal_secret(
+        &self,
+        purpose: &str,
+        sealed_hex: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let refused = || StoreError::SecretUnseal {
+            purpose: purpose.to_owned(),
+        };
+        let sealed = hex::decode(sealed_hex).map_err(|_| refused())?;
+        if self.new.open_secret(purpose, &sealed).is_ok() {
+            return Ok(None);
+        }
+        let clear = self.old.open_secret(purpose, &sealed)?;
+        Ok(Some(hex::encode(self.new.seal_secret(purpose, &clear)?)))
+    }
+
+    /// Step 4: the new key replaces the old one. Returns the new key's id.
+    pub fn finish(self) -> Result<KeyId, StoreError> {
+        let rotating = self.key_dir.join(ROTATING_KEY_FILE);
+        let path = self.key_dir.join(MASTER_KEY_FILE);
+        fs::rename(&rotating, &path).map_err(|e| StoreError::io("rename key file", &path, e))?;
+        sync_dir(&self.key_dir)?;
+        Ok(self.new.id())
+    }
+}
+
+/// `<dir>/<camera>/*.<extension>`, sorted; a missing `dir` has none.
+fn files_under(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, StoreError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for camera_dir in read_dir(dir)? {
+        if !camera_dir.is_dir() {
+            continue;
+        }
+        for file in read_dir(&camera_dir)? {
+            if file.extension().and_then(|e| e.to_str()) == Some(extension) {
+                files.push(file);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Re-wraps one file's data key from `old` to `new` in place (see the module doc).
+pub(super) fn rewrap_file(
+    path: &Path,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<Rewrapped, StoreError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io("open for key rotation", path, e))?;
+    let (header, raw) = format::read_header(&file, path)?;
+    let id = header.fields.recording_id;
+    let done = |status, slot: &KeySlot| Rewrapped {
+        status,
+        id,
+        key_slot_hex: slot.to_hex(),
+    };
+    if header.key.is_shredded() {
+        return Ok(done(Rewrap::Shredded, &header.key));
+    }
+    let (key_id, wrapped) = match &header.key {
+        KeySlot::Recipients(_) => return Ok(done(Rewrap::EndToEnd, &header.key)),
+        KeySlot::Master { key_id, wrapped } => (*key_id, wrapped),
+    };
+    if key_id == new.id() {
+        return Ok(done(Rewrap::AlreadyNew, &header.key));
+    }
+    if key_id != old.id() {
+        return Err(StoreError::KeyMismatch {
+            path: path.to_owned(),
+            recording_id: id,
+            file_key_id: key_id,
+            loaded_key_id: old.id(),
+        });
+    }
+    let camera = &header.fields.camera;
+    let data_key = old
+        .unwrap_data_key(wrapped, id, camera)
+        .map_err(|_| StoreError::KeyUnwrap {
+            recording_id: id,
+            camera: camera.clone(),
+            path: Some(path.to_owned()),
+        })?;
+    let rewrapped = new.wrap_data_key(&data_key, id, camera)?;
+    // Key id, nonce prefix (unchanged) and wrapped key are contiguous: one write of
+    // 87 bytes inside the first sector, so a crash leaves the old slot or the new one.
+    let start = KEY_ID_OFFSET as usize;
+    let end = WRAPPED_KEY_OFFSET as usize + rewrapped.as_bytes().len();
+    let mut slot = raw[start..end].to_vec();
+    slot[..KeyId::LEN].copy_from_slice(&new.id().to_bytes());
+    slot[WRAPPED_KEY_OFFSET as usize - start..].copy_from_slice(rewrapped.as_bytes());
+    file.write_all_at(&slot, KEY_ID_OFFSET)
+        .map_err(|e| StoreError::io("rewrite key slot", path, e))?;
+    file.sync_data()
+        .map_err(|e| StoreError::io("fsync", path, e))?;
+    Ok(done(
+        Rewrap::Rewrapped,
+        &KeySlot::Master {
+            key_id: new.id(),
+            wrapped: rewrapped,
+        },
+    ))
+}
+
+#[cfg(test)]
+#[path = "rotate_tests.rs"]
+mod tests;
