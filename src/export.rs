@@ -217,6 +217,9 @@ fn open(
     viewer: Option<&ViewerSecret>,
 ) -> Result<RecordingReader, ExportError> {
     let opened = match viewer {
+        Some(v) if entry.state == RecordingState::Finished => {
+            store.open_finished_as(&entry.camera, entry.id, v)
+        }
         Some(v) => store.open_recording_as(&entry.camera, entry.id, v),
         None => store.open_recording(&entry.camera, entry.id),
     };

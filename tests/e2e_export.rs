@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{ffprobe, CameraSpec, Setup};
+use common::{ffmpeg_decode_errors, ffprobe, CameraSpec, Setup};
 use porchlight::clock::{Clock, SystemClock};
 use porchlight::index::{Index, UserId};
 use porchlight::store::Store;
@@ -23,6 +23,25 @@ fn record_for(setup: &Setup, secs: u64) {
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(secs));
     daemon.stop();
+}
+
+/// Turns the mode on (with the daemon stopped: the index is not shared); returns the
+/// recovery key.
+fn enable(setup: &Setup) -> String {
+    let data = setup.data_dir();
+    let store = Store::open_or_create(&data, &setup.key_dir()).expect("store");
+    let index = Index::open(&Store::index_dir(&data)).expect("index");
+    let key = porchlight::e2e::enable(
+        &index,
+        &store,
+        UserId(1),
+        "owner",
+        PASSPHRASE,
+        PASSPHRASE,
+        SystemClock.now_micros(),
+    )
+    .expect("enable");
+    key.to_text().to_string()
 }
 
 fn ids(setup: &Setup) -> Vec<String> {
@@ -89,23 +108,7 @@ fn recordings_after_enabling_need_the_passphrase_and_older_ones_do_not() {
     let before = ids(&setup);
     assert!(!before.is_empty(), "a recording before the mode was on");
 
-    // Turn the mode on (the daemon is stopped: the index is not shared).
-    let recovery = {
-        let data = setup.data_dir();
-        let store = Store::open(&data, &setup.key_dir()).expect("store");
-        let index = Index::open(&Store::index_dir(&data)).expect("index");
-        let key = porchlight::e2e::enable(
-            &index,
-            &store,
-            UserId(1),
-            "owner",
-            PASSPHRASE,
-            PASSPHRASE,
-            SystemClock.now_micros(),
-        )
-        .expect("enable");
-        key.to_text().to_string()
-    };
+    let recovery = enable(&setup);
     record_for(&setup, 3);
     let after: Vec<String> = ids(&setup)
         .into_iter()
@@ -212,4 +215,46 @@ fn recordings_after_enabling_need_the_passphrase_and_older_ones_do_not() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn an_end_to_end_recording_cut_by_a_crash_exports_with_the_passphrase() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec::continuous("front-door", &camera.main_url())],
+        "",
+    );
+    enable(&setup);
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(4));
+    daemon.kill9();
+    // The restart's recovery has no key to close the sealed file: it keeps it and
+    // marks it finished; `check` does not call it faulty.
+    record_for(&setup, 2);
+    setup.cli_ok(&["check"]);
+    let crashed = ids(&setup).first().cloned().expect("the crashed recording");
+
+    // The passphrase closes it on first use and exports what was synced.
+    let pass = [("PORCHLIGHT_PASSPHRASE", PASSPHRASE)];
+    let (out, first) = export(&setup, &crashed, &pass, None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        ffmpeg_decode_errors(&first),
+        "",
+        "the crashed recording decodes"
+    );
+    let frames = ffprobe(&first).frames;
+    assert!(
+        frames >= 20,
+        "about 4 s at 10 fps were kept: {frames} frames"
+    );
+    // Closed for good: the next export reads the same video without repairing.
+    let (out, second) = export(&setup, &crashed, &pass, None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read(&first).expect("read"),
+        fs::read(&second).expect("read")
+    );
+    setup.cli_ok(&["check"]);
 }

@@ -231,3 +231,53 @@ fn thumbnails_follow_the_same_rule() {
         b"\xff\xd8 before"
     );
 }
+
+#[test]
+fn a_crash_cut_end_to_end_recording_is_closed_by_the_first_viewer_who_opens_it() {
+    let f = fixture();
+    let (locked, secret) = viewer("a long household passphrase");
+    f.store
+        .set_recipients(vec![locked.public_key().clone()])
+        .expect("enable");
+    let id = RecordingId::random();
+    let new = NewRecording {
+        id,
+        camera: f.camera.clone(),
+        start_micros: 1_700_000_000_000_000,
+        trigger: Trigger::Motion,
+    };
+    let (mut writer, _) = f.store.create_recording(&new).expect("create");
+    let plain = pattern(200_000, 9);
+    writer.write_all(&plain).expect("write");
+    writer.sync().expect("sync");
+    // A power cut: the process ends with the file as the last sync left it.
+    drop(writer);
+
+    // Start-up recovery cannot close it (no key); opening it as is says truncated.
+    assert!(matches!(
+        f.store.open_recording_as(&f.camera, id, &secret).err(),
+        Some(StoreError::Truncated { .. })
+    ));
+    // Nobody else can close it either: the master key alone is refused.
+    assert!(f.store.open_recording(&f.camera, id).is_err());
+
+    // The viewer's open closes it and reads every synced byte.
+    let read = read_all(
+        f.store
+            .open_finished_as(&f.camera, id, &secret)
+            .expect("closed and opened"),
+    );
+    assert_eq!(read, plain);
+    // Closed for good: a plain open works now, and a second close changes nothing.
+    let again = read_all(
+        f.store
+            .open_recording_as(&f.camera, id, &secret)
+            .expect("open"),
+    );
+    assert_eq!(again, plain);
+    let (_, stranger) = viewer("somebody else's passphrase");
+    assert!(matches!(
+        f.store.open_finished_as(&f.camera, id, &stranger).err(),
+        Some(StoreError::NotARecipient { .. })
+    ));
+}

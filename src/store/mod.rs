@@ -282,6 +282,28 @@ impl Store {
         Ok(RecordingReader { inner })
     }
 
+    /// Opens a recording the index has as *finished* as `viewer`. An end-to-end one
+    /// that a crash left without its final chunk (start-up recovery has no key to seal
+    /// it, so it only marks the entry finished) is closed here first, keeping every
+    /// chunk that verifies, exactly as start-up does for other recordings. Never call
+    /// it for an open recording: its file is still being written.
+    pub fn open_finished_as(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+        viewer: &ViewerSecret,
+    ) -> Result<RecordingReader, StoreError> {
+        match self.open_recording_as(camera, id, viewer) {
+            Err(StoreError::Truncated { .. }) => {
+                let path = self.recording_path(camera, id);
+                let report = recover::recover_as(&path, &self.master, Some(viewer))?;
+                tracing::warn!(camera = %camera, recording = %id, chunks_kept = report.chunks_kept, chunks_dropped = report.chunks_dropped, "closed an end-to-end recording a crash had left unfinished");
+                self.open_recording_as(camera, id, viewer)
+            }
+            other => other,
+        }
+    }
+
     /// Whether a recording's file is end-to-end encrypted (reads its header only).
     pub fn is_end_to_end(&self, camera: &CameraId, id: RecordingId) -> Result<bool, StoreError> {
         let path = self.recording_path(camera, id);

@@ -24,6 +24,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::crypto::MasterKey;
+use super::e2e::ViewerSecret;
 use super::error::StoreError;
 use super::format::{self, Tail, CHUNK_PREFIX_LEN, FORMAT_VERSION_E2E, MAGIC};
 use super::reader::SealedReader;
@@ -52,7 +53,18 @@ pub struct RecoveryReport {
 /// Makes `path` a finished recording again, keeping every chunk that verifies
 /// from the start. Idempotent: on a finished file it reports `already_finished`.
 pub fn recover(path: &Path, master: &MasterKey) -> Result<RecoveryReport, StoreError> {
-    let mut reader = SealedReader::open_unverified(path, master, None)?;
+    recover_as(path, master, None)
+}
+
+/// [`recover`] of an end-to-end recording, with an unlocked `viewer` key: start-up
+/// cannot close such a file (the daemon holds no key to seal its final chunk), so the
+/// first viewer who opens it does.
+pub fn recover_as(
+    path: &Path,
+    master: &MasterKey,
+    viewer: Option<&ViewerSecret>,
+) -> Result<RecoveryReport, StoreError> {
+    let mut reader = SealedReader::open_unverified(path, master, viewer)?;
     let table = reader.table().clone();
     let recording_id = reader.header().fields.recording_id;
     let complete = table.complete();

@@ -124,7 +124,9 @@ fn recording_opener(
     viewer: Option<Arc<ViewerSecret>>,
 ) -> Opener {
     let (store, camera, id) = (state.store.clone(), entry.camera.clone(), entry.id);
+    let finished = entry.state == RecordingState::Finished;
     Arc::new(move || match &viewer {
+        Some(v) if finished => Ok(store.open_finished_as(&camera, id, v)?),
         Some(v) => Ok(store.open_recording_as(&camera, id, v)?),
         None => Ok(store.open_recording(&camera, id)?),
     })
