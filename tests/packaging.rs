@@ -132,6 +132,7 @@ fn unit_runs_the_packaged_binary_as_notify_service_with_watchdog_and_own_user() 
         assert_eq!(one(key), "yes", "{key}");
     }
     assert_eq!(one("ProtectSystem"), "strict");
+    assert_eq!(one("MemorySwapMax"), "0", "keys in memory never reach swap");
 }
 
 #[test]
