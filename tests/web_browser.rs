@@ -657,6 +657,115 @@ async fn steps(
     linked_services(c, base, daemon).await;
     adopt_the_discovered_camera(c, base).await;
     zones_drawn_on_the_snapshot(c, base).await;
+    end_to_end_unlock_play_lock(c, base).await;
+}
+
+/// End-to-end mode in the browser: turned on from its page (the recovery key shown
+/// once), a recording the yard camera makes afterwards is refused while this session
+/// is locked ("unlock to view"), plays once the passphrase unlocks the session, and
+/// is refused again after Lock.
+async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
+    const PASSPHRASE: &str = "lantern orchard pebble 1987 quietly";
+    c.goto(&format!("{base}/end-to-end"))
+        .await
+        .expect("e2e page");
+    fill(c, "passphrase", PASSPHRASE).await;
+    fill(c, "repeat", PASSPHRASE).await;
+    click(c, Locator::Id("e2e-enable"), "turn on").await;
+    eventually(
+        Duration::from_secs(30),
+        "the recovery key, once",
+        || async { c.find(Locator::Id("recovery-key")).await.is_ok() },
+    )
+    .await;
+    shot(c, "22-e2e-recovery-key").await;
+
+    // A recording made now is sealed: saving the settings restarts the camera (a new
+    // recording), and saving again with recording off finishes it.
+    for mode in ["continuous", "off"] {
+        if mode == "off" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        c.goto(&format!("{base}/cameras/yard/settings"))
+            .await
+            .expect("settings");
+        js(
+            c,
+            &format!("document.querySelector('select[name=mode]').value = '{mode}'; return 0"),
+        )
+        .await;
+        submit(c).await;
+        eventually(Duration::from_secs(20), "saved", || async {
+            path(c).await == "/"
+        })
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sealed = loop {
+        c.goto(&format!("{base}/cameras/yard/recordings"))
+            .await
+            .expect("recordings");
+        let id = match c.find(Locator::Css("li[id^='rec-']")).await {
+            Ok(li) => li.attr("id").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if let Some(id) = id.strip_prefix("rec-").filter(|id| !id.is_empty()) {
+            break id.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: the sealed recording listed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let player = format!("{base}/recordings/{sealed}");
+    let refused = || async {
+        c.goto(&player).await.expect("player");
+        c.find(Locator::Id("unlock-to-view")).await.is_ok()
+    };
+    assert!(refused().await, "locked: unlock to view");
+    shot(c, "23-e2e-locked").await;
+
+    c.goto(&format!("{base}/end-to-end"))
+        .await
+        .expect("e2e page");
+    fill(c, "secret", PASSPHRASE).await;
+    click(c, Locator::Id("e2e-unlock"), "unlock").await;
+    eventually(Duration::from_secs(30), "unlocked", || async {
+        c.find(Locator::Id("e2e-unlocked")).await.is_ok()
+            || path(c).await.starts_with("/recordings/")
+    })
+    .await;
+    c.goto(&player).await.expect("player");
+    eventually(Duration::from_secs(20), "sealed video metadata", || async {
+        number(
+            c,
+            "return document.getElementById('playback').duration || 0",
+        )
+        .await
+            > 1.0
+    })
+    .await;
+    js(c, "document.getElementById('playback').play(); return 0").await;
+    eventually(
+        Duration::from_secs(15),
+        "the sealed recording plays",
+        || async {
+            number(c, "return document.getElementById('playback').currentTime").await > 0.5
+        },
+    )
+    .await;
+    shot(c, "24-e2e-playing").await;
+
+    c.goto(&format!("{base}/end-to-end"))
+        .await
+        .expect("e2e page");
+    click(c, Locator::Id("e2e-lock"), "lock").await;
+    eventually(Duration::from_secs(20), "locked again", || async {
+        c.find(Locator::Id("e2e-locked")).await.is_ok()
+    })
+    .await;
+    assert!(refused().await, "after Lock the recording is refused again");
 }
 
 /// mDNS name the yard test camera announces.
