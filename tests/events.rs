@@ -5,12 +5,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
-use common::{ffmpeg_decode_errors, ffprobe};
+use common::{ffmpeg_decode_errors, ffprobe, Tmpfs};
 use porchlight::camera::ConnectionState;
 use porchlight::clock::SystemClock;
 use porchlight::config::Config;
@@ -183,38 +182,6 @@ async fn mode_off_writes_nothing_while_live_frames_flow() {
     common::walk(&data.join("recordings"), &mut files);
     common::walk(&data.join("thumbnails"), &mut files);
     assert!(files.is_empty(), "mode off wrote {files:?}");
-}
-
-/// A tmpfs mounted for one test; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs a small filesystem and root to mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// A ≈2.4 Mbit/s camera (1080p, a keyframe every 2 s) recorded continuously in 5 s
