@@ -407,24 +407,11 @@ impl Store {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        let camera = header
-            .fields
-            .camera
-            .parse()
-            .map_err(|e: crate::model::BadCameraName| StoreError::Container {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
         Ok(DescribedFile {
-            id: RecordingId(header.fields.recording_id),
-            camera,
-            start_micros: header.fields.start_unix_micros,
-            trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
-            wrapped_key: header.key.to_hex(),
             frames: parsed.samples.len() as u64,
             duration_ticks: parsed.samples.iter().map(|s| u64::from(s.duration)).sum(),
-            file_len,
             recovered_bytes_dropped: dropped,
+            ..described_from_header(path, &header, file_len)?
         })
     }
 
@@ -438,25 +425,7 @@ impl Store {
             .metadata()
             .map_err(|e| StoreError::io("stat", path, e))?
             .len();
-        let camera = header
-            .fields
-            .camera
-            .parse()
-            .map_err(|e: crate::model::BadCameraName| StoreError::Container {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-        Ok(DescribedFile {
-            id: RecordingId(header.fields.recording_id),
-            camera,
-            start_micros: header.fields.start_unix_micros,
-            trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
-            wrapped_key: header.key.to_hex(),
-            frames: 0,
-            duration_ticks: 0,
-            file_len,
-            recovered_bytes_dropped: 0,
-        })
+        described_from_header(path, &header, file_len)
     }
 
     fn thumbnail_path(&self, camera: &CameraId, event: EventId) -> PathBuf {
@@ -544,6 +513,34 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     }
     paths.sort();
     Ok(paths)
+}
+
+/// What a recording's header says about it, with its frames and duration unknown
+/// (0): the part of a [`DescribedFile`] that needs no key.
+fn described_from_header(
+    path: &Path,
+    header: &format::RecordingHeader,
+    file_len: u64,
+) -> Result<DescribedFile, StoreError> {
+    let camera = header
+        .fields
+        .camera
+        .parse()
+        .map_err(|e: crate::model::BadCameraName| StoreError::Container {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(DescribedFile {
+        id: RecordingId(header.fields.recording_id),
+        camera,
+        start_micros: header.fields.start_unix_micros,
+        trigger: header.fields.trigger.parse().unwrap_or(Trigger::Continuous),
+        wrapped_key: header.key.to_hex(),
+        frames: 0,
+        duration_ticks: 0,
+        file_len,
+        recovered_bytes_dropped: 0,
+    })
 }
 
 #[cfg(test)]
