@@ -1,7 +1,7 @@
 //! The index: the only user of `sled`. Everything else calls the typed functions here
 //! and never opens a tree.
 //!
-//! sled is beta and fsyncs on its own schedule, so the index is a cache of what the
+//! sled is beta, so the index is a cache of what the
 //! recording files say about themselves: `porchlight check --rebuild-index` can always
 //! recreate it from the files alone. Trees (schema version 1):
 //!
@@ -29,8 +29,10 @@ mod users;
 mod viewers;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub mod events;
+mod flusher;
 mod table;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +99,8 @@ pub struct RecordingEntry {
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
+    /// Shared by the clones; ends with the last (see `flusher.rs`).
+    _flusher: Arc<flusher::Flusher>,
     recordings: Table<RecordingEntry>,
     events: Table<EventEntry>,
 }
@@ -116,12 +120,16 @@ impl Row for RecordingEntry {
 impl Index {
     /// Opens (creating if needed) the index in `dir`.
     pub fn open(dir: &Path) -> Result<Index, IndexError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
-            sled::Error::Io(io) if io.to_string().contains("lock") => IndexError::Locked {
-                path: dir.display().to_string(),
-            },
-            _ => IndexError::Database(e),
-        })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(flusher::SLED_FLUSHER_EVERY_MS))
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io) if io.to_string().contains("lock") => IndexError::Locked {
+                    path: dir.display().to_string(),
+                },
+                _ => IndexError::Database(e),
+            })?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
             None => {
@@ -142,6 +150,7 @@ impl Index {
         Ok(Index {
             recordings: Table::open(&db, "recordings")?,
             events: Table::open(&db, "events")?,
+            _flusher: Arc::new(flusher::Flusher::start(db.clone()).map_err(sled::Error::Io)?),
             db,
         })
     }
@@ -179,7 +188,7 @@ impl Index {
     }
 
     /// Makes everything written so far durable. Called at the points the durable
-    /// orders above require, not after every write (sled also flushes on its own).
+    /// orders above require, not after every write (`flusher.rs` flushes the rest every 500 ms).
     pub fn flush(&self) -> Result<(), IndexError> {
         self.db.flush()?;
         Ok(())
