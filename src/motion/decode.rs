@@ -17,9 +17,22 @@
 //!   FFmpeg's own `skip_frame = NONKEY` costs about the same, but dropping the units
 //!   ourselves saves the copy and makes the resynchronisation explicit;
 //!   `skip_frame = NONREF` saves nothing on camera streams, whose P-frames are all
-//!   references. Skipping the deblocking filter on every frame would save another
-//!   10–15 % outside idle mode, but P-frames would then drift from what the encoder
-//!   meant until the next keyframe; it is not done.
+//!   references.
+//! - **Deblocking on, outside idle mode**, although skipping it (`skip_loop_filter =
+//!   ALL`) would save 17–28 % of FFmpeg's decoding (the benchmark's analysing rows drop
+//!   from 0.91–1.08× of `ffmpeg` to 0.74–0.95×). Every P-frame would then be predicted
+//!   from pictures the encoder never made, and the error grows until the next keyframe;
+//!   box-averaging does not hide it (at 640 px wide its boxes are the codec's own 4x4
+//!   blocks). Measured at 160 px against deblocked decoding: 0.05 levels off on average
+//!   with 1 s GOPs, but with 10 s GOPs 0.1–2 on average and up to 49 on one pixel. At
+//!   the default sensitivity that changed no event in eleven test scenes (still, dark,
+//!   noisy, moving), but in eight minutes of still scenes analysed at 5 fps, the dark,
+//!   low-contrast, low-bitrate ones turned 36 false active frames and 3 false events
+//!   into 103 and 8 at sensitivity 100, and 7 false active frames into 13 at 80
+//!   (`bench_deblock`). That is the night-time porch, where a false event costs the
+//!   owner more than a fifth of a decoder costs the CPU. (`flags2 = FAST` saves
+//!   nothing: in FFmpeg's H.264 decoder it only stops deblocking across the slices of
+//!   slice threads.)
 //! - **Never decode across a gap**: after an access unit was dropped (idle mode, or
 //!   before the first keyframe) or a picture came out damaged (FFmpeg concealed a lost
 //!   slice), non-key units are dropped until the next keyframe, so the detector never

@@ -28,7 +28,7 @@
 
 use tracing::debug;
 
-use super::pixels::{self, Blobs};
+use super::pixels::{self, Blobs, CellGrid};
 use super::zones::{rasterise, Zone};
 use super::MotionError;
 
@@ -207,12 +207,15 @@ struct OpenEvent {
 /// pts clock); feed it frames in presentation order.
 pub struct MotionDetector {
     settings: MotionSettings,
-    threshold: f32,
+    /// [`MotionSettings::pixel_threshold`].
+    threshold: u8,
     width: usize,
     height: usize,
-    /// `true` where ignored; rasterised at `width` x `height`.
-    mask: Vec<bool>,
+    /// [`pixels::KEEP`] where a pixel counts, 0 where a zone ignores it; rasterised at
+    /// `width` x `height`.
+    keep: Vec<u8>,
     unmasked: usize,
+    cell_grid: CellGrid,
     /// Running average of the stretched, blurred frames; empty until the first frame.
     background: Vec<f32>,
     /// Previous frame's raw mean luma per light-change grid cell (NaN where masked).
@@ -223,7 +226,8 @@ pub struct MotionDetector {
     /// The previous analysed frame (stretched, blurred): what changed since then is
     /// what is moving now, as opposed to what merely differs from the background.
     previous: Vec<u8>,
-    changed: Vec<bool>,
+    /// 1 where the current frame differs from the background.
+    changed: Vec<u8>,
     blobs: Blobs,
     last_pts: Option<i64>,
     calibrating_since: Option<i64>,
@@ -240,14 +244,15 @@ impl MotionDetector {
     /// frame of another size (the camera changed resolution) re-rasterises the zones and
     /// becomes the new background.
     pub fn new(settings: MotionSettings, width: u32, height: u32) -> Self {
-        let threshold = f32::from(settings.pixel_threshold());
+        let threshold = settings.pixel_threshold();
         let mut d = MotionDetector {
             settings,
             threshold,
             width: 0,
             height: 0,
-            mask: Vec::new(),
+            keep: Vec::new(),
             unmasked: 0,
+            cell_grid: CellGrid::new(&[], 0, 0),
             background: Vec::new(),
             cells: Vec::new(),
             stretched: Vec::new(),
@@ -277,14 +282,16 @@ impl MotionDetector {
         let n = width * height;
         self.width = width;
         self.height = height;
-        self.mask = rasterise(&self.settings.zones, width as u32, height as u32);
-        self.unmasked = self.mask.iter().filter(|&&m| !m).count();
+        let ignored = rasterise(&self.settings.zones, width as u32, height as u32);
+        self.keep = pixels::keep_mask(&ignored);
+        self.unmasked = ignored.iter().filter(|&&m| !m).count();
+        self.cell_grid = CellGrid::new(&self.keep, width, height);
         self.background.clear();
         self.cells.clear();
         self.stretched = vec![0; n];
         self.blur_rows = vec![0; n];
         self.blurred = vec![0; n];
-        self.changed = vec![false; n];
+        self.changed = vec![0; n];
     }
 
     /// Whether a frame at `pts` should be analysed to keep to `max_fps`. Decoding every
@@ -365,13 +372,13 @@ impl MotionDetector {
             Some(last) => ticks_to_secs(pts - last).min(MAX_GAP_SECS),
             None => 0.0,
         };
-        let cells = pixels::cell_means(&frame.pixels, &self.mask, w, h);
+        let cells = self.cell_grid.means(&frame.pixels, &self.keep);
         let relit =
             pixels::cells_moved_together(&self.cells, &cells, LIGHT_CELL_SHIFT, LIGHT_CELL_SHARE);
         self.cells = cells;
         pixels::stretch(
             &frame.pixels,
-            &self.mask,
+            &self.keep,
             MIN_STRETCH_RANGE,
             &mut self.stretched,
         );
@@ -401,8 +408,8 @@ impl MotionDetector {
         let changed_count = pixels::threshold_diff(
             &self.blurred,
             &self.background,
-            &self.mask,
-            self.threshold,
+            &self.keep,
+            f32::from(self.threshold),
             &mut self.changed,
         );
         let unmasked = self.unmasked as f32;
@@ -449,7 +456,7 @@ impl MotionDetector {
         // (BACKGROUND_SECS); it is not motion any more, so an active frame must also
         // have changed since the previous analysed one.
         let moving =
-            pixels::changed_between(&self.blurred, &self.previous, &self.mask, self.threshold)
+            pixels::changed_between(&self.blurred, &self.previous, &self.keep, self.threshold)
                 as f32
                 / unmasked;
         self.previous.clone_from(&self.blurred);

@@ -56,9 +56,13 @@ pub mod zones;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
+mod bench_deblock;
+#[cfg(test)]
 mod tests_decode;
 #[cfg(test)]
 mod tests_detect;
+#[cfg(test)]
+mod tests_pixels;
 #[cfg(test)]
 mod testutil;
 

@@ -77,12 +77,30 @@ pub(super) fn encode(
     secs: u32,
     gop: u32,
 ) -> String {
+    encode_at_quality(codec, dir, name, lavfi, secs, gop, None)
+}
+
+/// [`encode`] at the encoder's constant rate factor `crf` (lower is better; the
+/// encoders' default is 23 for libx264, 28 for libx265) rather than its default.
+pub(super) fn encode_at_quality(
+    codec: VideoCodec,
+    dir: &Path,
+    name: &str,
+    lavfi: &str,
+    secs: u32,
+    gop: u32,
+    crf: Option<u32>,
+) -> String {
     let out = dir.join(name);
     let out = out.to_str().expect("temp path is UTF-8").to_owned();
     let secs = secs.to_string();
     let x265_params = format!("keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:log-level=error");
     let gop = gop.to_string();
+    let crf = crf.map(|c| c.to_string());
     let mut args = vec!["-v", "error", "-f", "lavfi", "-i", lavfi, "-t", &secs];
+    if let Some(crf) = &crf {
+        args.extend(["-crf", crf]);
+    }
     match codec {
         VideoCodec::H264 => args.extend([
             "-c:v",
