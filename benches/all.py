@@ -3,7 +3,7 @@
 
 Runs, one after the other so they do not compete for the CPU:
   ingest   benches/ingest.py            porchlight vs `ffmpeg -c copy` on the same streams
-  motion   src/motion/bench.rs          the motion task vs `ffmpeg -threads 1` decoding
+  motion   src/motion/bench.rs          the motion task vs `ffmpeg -i SUB -f null -` decoding
   decrypt  src/store/bench.rs           store reads vs raw ChaCha20-Poly1305 in memory
   web      benches/web.rs               4 cameras + 50 HTTPS clients vs one client alone
   crash    tests/crash_loop.rs          video lost per kill -9 vs the 2 s target
