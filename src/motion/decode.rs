@@ -29,7 +29,9 @@
 //!   noisy, moving), but in eight minutes of still scenes analysed at 5 fps, the dark,
 //!   low-contrast, low-bitrate ones turned 36 false active frames and 3 false events
 //!   into 103 and 8 at sensitivity 100, and 7 false active frames into 13 at 80
-//!   (`bench_deblock`). That is the night-time porch, where a false event costs the
+//!   (`bench_deblock`). Short GOPs do not save it: with 1–2 s GOPs the dark scenes
+//!   still gained false active frames (6 → 7 at sensitivity 50, 48 → 58 at 80) and a
+//!   false event at 80. That is the night-time porch, where a false event costs the
 //!   owner more than a fifth of a decoder costs the CPU. (`flags2 = FAST` saves
 //!   nothing: in FFmpeg's H.264 decoder it only stops deblocking across the slices of
 //!   slice threads.)
