@@ -104,6 +104,8 @@ pub struct MotionDecoder {
     picture: ffmpeg::frame::Video,
     incoming: ffmpeg::frame::Video,
     scaler: Option<BoxScaler>,
+    /// Good pictures out of the decoder so far, downscaled or not.
+    frames_decoded: usize,
 }
 
 impl MotionDecoder {
@@ -144,11 +146,17 @@ impl MotionDecoder {
             picture: ffmpeg::frame::Video::empty(),
             incoming: ffmpeg::frame::Video::empty(),
             scaler: None,
+            frames_decoded: 0,
         })
     }
 
     pub fn codec(&self) -> VideoCodec {
         self.codec
+    }
+
+    /// Good pictures decoded so far, whether or not they were downscaled.
+    pub fn frames_decoded(&self) -> usize {
+        self.frames_decoded
     }
 
     /// Decodes one access unit (AVCC, as ingest delivers it) and returns the luma
@@ -162,6 +170,21 @@ impl MotionDecoder {
         data: &[u8],
         is_key: bool,
         pts: i64,
+    ) -> Result<Option<GrayFrame>, MotionError> {
+        self.decode_for(data, is_key, pts, |_| true)
+    }
+
+    /// [`Self::decode`], but a picture is downscaled (and returned) only if `wanted`
+    /// says so for its presentation time: every frame must be decoded, since the next
+    /// ones are predicted from it, but at 5 analysed frames a second most are never
+    /// looked at, and the downscale is about a tenth of a 640x360 frame's cost.
+    /// [`Self::last_picture`] still has every decoded picture.
+    pub fn decode_for(
+        &mut self,
+        data: &[u8],
+        is_key: bool,
+        pts: i64,
+        mut wanted: impl FnMut(i64) -> bool,
     ) -> Result<Option<GrayFrame>, MotionError> {
         let ffmpeg_skips_non_key = self.idle
             && matches!(
@@ -206,8 +229,13 @@ impl MotionDecoder {
                 }
                 Ok(()) => {
                     std::mem::swap(&mut self.picture, &mut self.incoming);
+                    self.frames_decoded += 1;
                     let frame_pts = self.picture.timestamp().unwrap_or(pts);
-                    out = Some(self.downscale(frame_pts)?);
+                    out = if wanted(frame_pts) {
+                        Some(self.downscale(frame_pts)?)
+                    } else {
+                        None
+                    };
                 }
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => break,
                 Err(ffmpeg::Error::Eof) => break,

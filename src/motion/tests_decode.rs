@@ -55,6 +55,32 @@ fn decodes_every_access_unit_to_a_small_gray_frame() {
 }
 
 #[test]
+fn only_wanted_frames_are_downscaled_but_every_frame_is_decoded() {
+    let s = stream(TESTSRC);
+    let mut all = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let every = decode_all(&mut all, &s);
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let third = s.units[3].pts - s.units[0].pts;
+    let wanted = |pts: i64| (pts - s.units[0].pts) % third == 0;
+    let some: Vec<GrayFrame> = s
+        .units
+        .iter()
+        .filter_map(|u| {
+            dec.decode_for(&u.data, u.is_key, u.pts, wanted)
+                .expect("decodes")
+        })
+        .collect();
+    assert_eq!(dec.frames_decoded(), 30, "every unit still decoded");
+    assert_eq!(some.len(), 10, "every third frame downscaled");
+    // The pictures handed out are the ones full decoding gives at the same times:
+    // skipping the downscale of the others changed nothing they are predicted from.
+    for f in &some {
+        let same = every.iter().find(|e| e.pts == f.pts).expect("same pts");
+        assert_eq!(same, f);
+    }
+}
+
+#[test]
 fn solid_gray_decodes_to_flat_mid_gray() {
     let s = stream(GRAY);
     let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");

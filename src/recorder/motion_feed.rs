@@ -154,7 +154,13 @@ impl Feed {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let gray = match session.decoder.decode(&frame.data, frame.is_key, frame.pts) {
+        // Before the first frame there is no detector to ask: that one is wanted.
+        let detector = session.detector.as_ref();
+        let due = |pts| detector.is_none_or(|d| d.due(pts));
+        let gray = match session
+            .decoder
+            .decode_for(&frame.data, frame.is_key, frame.pts, due)
+        {
             Ok(Some(gray)) => gray,
             Ok(None) => return,
             Err(e) => {
