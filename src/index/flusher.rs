@@ -36,16 +36,29 @@ impl Flusher {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("index flush".into())
-            .spawn(move || loop {
-                let last = match stopped.recv_timeout(FLUSH_EVERY) {
-                    Err(RecvTimeoutError::Timeout) => false,
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-                };
-                if let Err(e) = db.flush() {
-                    tracing::error!("cannot flush the index: {e}");
-                }
-                if last {
-                    return;
+            .spawn(move || {
+                // A full disk fails every round: say so once, and when it passes.
+                let mut failing = false;
+                loop {
+                    let last = match stopped.recv_timeout(FLUSH_EVERY) {
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                    };
+                    match db.flush() {
+                        Err(e) if !failing => {
+                            tracing::error!("cannot flush the index (retrying every 500 ms): {e}");
+                            failing = true;
+                        }
+                        Err(_) => {}
+                        Ok(_) if failing => {
+                            tracing::info!("the index is flushed again");
+                            failing = false;
+                        }
+                        Ok(_) => {}
+                    }
+                    if last {
+                        return;
+                    }
                 }
             })?;
         Ok(Flusher {
