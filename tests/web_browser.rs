@@ -235,7 +235,7 @@ async fn watch_shared(c: &Client, link: &str) {
 /// Completes the forced TOTP enrolment: reads the key /enrol shows, enters the current
 /// code computed from it and continues past the recovery codes. Returns the key.
 async fn enrol(c: &Client, shots: [&str; 2]) -> String {
-    eventually(Duration::from_secs(10), "enrolment page", || async {
+    eventually(Duration::from_secs(30), "enrolment page", || async {
         path(c).await == "/enrol"
     })
     .await;
@@ -251,7 +251,7 @@ async fn enrol(c: &Client, shots: [&str; 2]) -> String {
     let code = porchlight::auth::totp::code_at(&secret, unix_now()).expect("code");
     fill(c, "code", &code).await;
     submit(c).await;
-    eventually(Duration::from_secs(10), "recovery codes", || async {
+    eventually(Duration::from_secs(30), "recovery codes", || async {
         c.find(Locator::Id("recovery-codes")).await.is_ok()
     })
     .await;
@@ -265,7 +265,7 @@ async fn invite(c: &Client, base: &str) -> String {
     c.goto(&format!("{base}/users")).await.expect("users");
     fill(c, "note", "Grandma").await;
     click(c, Locator::Id("invite"), "make an invitation link").await;
-    eventually(Duration::from_secs(10), "the invitation link", || async {
+    eventually(Duration::from_secs(30), "the invitation link", || async {
         c.find(Locator::Id("invite-link")).await.is_ok()
     })
     .await;
@@ -306,7 +306,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
     enrol(c, ["17-invited-enrol", "18-invited-recovery-codes"]).await;
 
     // The dashboard shows the camera, but nothing of the owner's.
-    eventually(Duration::from_secs(10), "dashboard", || async {
+    eventually(Duration::from_secs(30), "dashboard", || async {
         path(c).await == "/"
     })
     .await;
@@ -391,7 +391,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
         .expect("forced delete")
         .as_u64();
     assert_eq!(status, Some(403), "a shared user's delete");
-    eventually(Duration::from_secs(10), "the refusal logged", || async {
+    eventually(Duration::from_secs(30), "the refusal logged", || async {
         daemon
             .log_text()
             .lines()
@@ -479,12 +479,12 @@ async fn steps(
     let totp = |at: u64| porchlight::auth::totp::code_at(&secret, at).expect("code");
 
     // Log out and in again (the next step's code: the current one was just used).
-    eventually(Duration::from_secs(10), "dashboard", || async {
+    eventually(Duration::from_secs(30), "dashboard", || async {
         path(c).await == "/"
     })
     .await;
     click(c, Locator::Css("header form button"), "log out").await;
-    eventually(Duration::from_secs(10), "login page", || async {
+    eventually(Duration::from_secs(30), "login page", || async {
         path(c).await == "/login"
     })
     .await;
@@ -492,14 +492,14 @@ async fn steps(
     fill(c, "username", OWNER).await;
     fill(c, "password", PASSWORD).await;
     submit(c).await;
-    eventually(Duration::from_secs(10), "code page", || async {
+    eventually(Duration::from_secs(30), "code page", || async {
         path(c).await == "/login/code"
     })
     .await;
     shot(c, "05-code").await;
     fill(c, "code", &totp(unix_now() + 30)).await;
     submit(c).await;
-    eventually(Duration::from_secs(10), "dashboard after login", || async {
+    eventually(Duration::from_secs(30), "dashboard after login", || async {
         path(c).await == "/"
     })
     .await;
@@ -639,7 +639,7 @@ async fn steps(
 
     // Delete it.
     click(c, Locator::Id("delete"), "delete").await;
-    eventually(Duration::from_secs(10), "back on the day page", || async {
+    eventually(Duration::from_secs(30), "back on the day page", || async {
         path(c).await == "/cameras/front-door/recordings"
     })
     .await;
@@ -787,7 +787,7 @@ async fn adopt_the_discovered_camera(c: &Client, base: &str) {
     .await;
     shot(c, "19-discovered").await;
     click(c, Locator::Css(&add), "Add link").await;
-    eventually(Duration::from_secs(10), "the add form", || async {
+    eventually(Duration::from_secs(30), "the add form", || async {
         path(c).await == "/cameras/add"
     })
     .await;
@@ -939,7 +939,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
         .click()
         .await
         .expect("click");
-    eventually(Duration::from_secs(10), "linked services page", || async {
+    eventually(Duration::from_secs(30), "linked services page", || async {
         path(c).await == "/linked-services"
     })
     .await;
@@ -958,7 +958,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
     .click()
     .await
     .expect("click");
-    eventually(Duration::from_secs(10), "the new token", || async {
+    eventually(Duration::from_secs(30), "the new token", || async {
         c.find(Locator::Id("token")).await.is_ok()
     })
     .await;
@@ -1004,7 +1004,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
     .click()
     .await
     .expect("click");
-    eventually(Duration::from_secs(10), "token revoked", || async {
+    eventually(Duration::from_secs(30), "token revoked", || async {
         !c.source()
             .await
             .unwrap_or_default()
