@@ -219,6 +219,37 @@ pub fn avcc_to_annex_b(
     Ok(())
 }
 
+/// Whether an AVCC access unit holds an IDR picture (H.264 NAL type 5, H.265 types
+/// 19–20): nothing decoded after it is predicted from anything before it, so units
+/// between the last picture looked at and this one never need decoding. Other random
+/// access points (an H.265 CRA, an H.264 I-frame with a recovery point) may have
+/// leading pictures that reach back, so they do not count. A malformed unit is not one.
+pub fn is_idr(data: &[u8], length_size: usize, codec: VideoCodec) -> bool {
+    if length_size == 0 {
+        return false;
+    }
+    let mut rest = data;
+    while let Some(len_bytes) = rest.get(..length_size) {
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let Some(nal) = rest.get(length_size..length_size + len) else {
+            return false;
+        };
+        if let Some(&header) = nal.first() {
+            let idr = match codec {
+                VideoCodec::H264 => header & 0x1F == 5,
+                VideoCodec::H265 => matches!((header >> 1) & 0x3F, 19 | 20),
+            };
+            if idr {
+                return true;
+            }
+        }
+        rest = &rest[length_size + len..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +351,18 @@ mod tests {
                 "{au:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_idr_units_close_a_gop() {
+        // SEI then an IDR slice; a non-IDR slice; an H.265 IDR_W_RADL and a CRA.
+        let idr = [0, 0, 0, 1, 0x06, 0, 0, 0, 2, 0x65, 0x88];
+        assert!(is_idr(&idr, 4, VideoCodec::H264));
+        assert!(!is_idr(&[0, 0, 0, 2, 0x41, 0x9A], 4, VideoCodec::H264));
+        assert!(is_idr(&[0, 2, 0x26, 0x01], 2, VideoCodec::H265));
+        assert!(!is_idr(&[0, 2, 0x2A, 0x01], 2, VideoCodec::H265));
+        // A length running past the end is not trusted, even with an IDR type byte.
+        assert!(!is_idr(&[0, 0, 0, 9, 0x65], 4, VideoCodec::H264));
+        assert!(!is_idr(&[], 4, VideoCodec::H264));
     }
 }

@@ -35,6 +35,17 @@
 //!   owner more than a fifth of a decoder costs the CPU. (`flags2 = FAST` saves
 //!   nothing: in FFmpeg's H.264 decoder it only stops deblocking across the slices of
 //!   slice threads.)
+//! - **Decode only what an analysed picture needs.** While something moves, every
+//!   picture up to the next analysed one must be decoded (camera P-frames are all
+//!   references), but the ones after the last analysed picture of a GOP are never
+//!   needed: an IDR picture starts afresh. So units nobody asked for wait in a short
+//!   queue and are decoded just before the next analysed one, and an IDR throws the
+//!   queue away. The analysed pictures are bit for bit the ones full decoding gives
+//!   (a unit test compares them); analysing 5 of 10 frames a second with a 1 s GOP
+//!   skips one unit in ten, 5 of 25 skips four in twenty-five. This waits until the
+//!   decoder has shown for one whole GOP that it outputs each picture when its unit is
+//!   sent: with B-frames pictures come out late and out of order, and nothing is
+//!   deferred.
 //! - **Never decode across a gap**: after an access unit was dropped (idle mode, or
 //!   before the first keyframe) or a picture came out damaged (FFmpeg concealed a lost
 //!   slice), non-key units are dropped until the next keyframe, so the detector never
@@ -49,7 +60,7 @@ use ffmpeg_next::codec::threading;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::Discard;
 
-use super::bitstream::{avcc_to_annex_b, parse_sample_entry, VideoCodec};
+use super::bitstream::{avcc_to_annex_b, is_idr, parse_sample_entry, VideoCodec};
 use super::detect::GrayFrame;
 use super::MotionError;
 
@@ -71,6 +82,33 @@ impl IdlePolicy {
         skip_frame: Discard::Default,
         skip_loop_filter: Discard::All,
     };
+}
+
+/// At most this many units wait for an analysed picture; beyond, they are decoded
+/// anyway (bounded memory when analysis is rare or stops asking).
+const MAX_DEFERRED: usize = 64;
+
+/// A unit [`MotionDecoder::decode_for`] has not decoded yet: no analysed picture
+/// needed it so far.
+struct DeferredUnit {
+    data: Vec<u8>,
+    is_key: bool,
+    pts: i64,
+}
+
+/// Whether the decoder outputs each picture from the call that sends its unit, with
+/// that unit's time: only then may a unit be deferred on the strength of its own time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputOrder {
+    /// Not yet seen a whole GOP: a keyframe, non-key units, the next keyframe, all in
+    /// order. `gop_open`: a keyframe came out in order; `non_key`: then a non-key one.
+    Learning {
+        gop_open: bool,
+        non_key: bool,
+    },
+    InOrder,
+    /// A picture came out late or out of order (B-frames): decode everything eagerly.
+    Reorders,
 }
 
 /// A decoded picture: 8-bit 4:2:0, planes packed (luma `width` wide, chroma
@@ -106,6 +144,12 @@ pub struct MotionDecoder {
     scaler: Option<BoxScaler>,
     /// Good pictures out of the decoder so far, downscaled or not.
     frames_decoded: usize,
+    /// [`Self::decode_for`] defers units nobody asked for (off only in the benchmark).
+    lazy: bool,
+    /// Units not decoded yet, in decoding order, and their emptied buffers for reuse.
+    deferred: Vec<DeferredUnit>,
+    spare: Vec<Vec<u8>>,
+    order: OutputOrder,
 }
 
 impl MotionDecoder {
@@ -147,6 +191,13 @@ impl MotionDecoder {
             incoming: ffmpeg::frame::Video::empty(),
             scaler: None,
             frames_decoded: 0,
+            lazy: true,
+            deferred: Vec::new(),
+            spare: Vec::new(),
+            order: OutputOrder::Learning {
+                gop_open: false,
+                non_key: false,
+            },
         })
     }
 
@@ -175,11 +226,64 @@ impl MotionDecoder {
     }
 
     /// [`Self::decode`], but a picture is downscaled (and returned) only if `wanted`
-    /// says so for its presentation time: every frame must be decoded, since the next
-    /// ones are predicted from it, but at 5 analysed frames a second most are never
-    /// looked at, and the downscale is about a tenth of a 640x360 frame's cost.
-    /// [`Self::last_picture`] still has every decoded picture.
+    /// says so for its presentation time, and a unit whose picture is not wanted may
+    /// wait, undecoded, until a wanted one needs it or an IDR makes it useless (see the
+    /// module documentation). `wanted` must answer the same for the same time. At 5
+    /// analysed frames a second most pictures are never looked at; the downscale alone
+    /// is about a tenth of a 640x360 frame's cost. [`Self::last_picture`] is the last
+    /// picture decoded, which is the last wanted one once a wanted one was returned.
+    ///
+    /// A unit that fails to decode while it waited is logged (debug) and treated as
+    /// decoding would have treated it: the decoder waits for the next keyframe.
     pub fn decode_for(
+        &mut self,
+        data: &[u8],
+        is_key: bool,
+        pts: i64,
+        mut wanted: impl FnMut(i64) -> bool,
+    ) -> Result<Option<GrayFrame>, MotionError> {
+        if self.lazy && !self.idle && self.order == OutputOrder::InOrder {
+            if is_key && is_idr(data, self.length_size, self.codec) {
+                // Nothing from here on is predicted from the units waiting.
+                self.drop_deferred();
+            }
+            let decodable = is_key || self.synced || !self.deferred.is_empty();
+            if decodable && self.deferred.len() < MAX_DEFERRED && !wanted(pts) {
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(data);
+                self.deferred.push(DeferredUnit {
+                    data: buf,
+                    is_key,
+                    pts,
+                });
+                return Ok(None);
+            }
+        }
+        self.decode_deferred();
+        self.decode_unit(data, is_key, pts, wanted)
+    }
+
+    /// Decodes the units waiting, in order, for the one about to be decoded.
+    fn decode_deferred(&mut self) {
+        let mut units = std::mem::take(&mut self.deferred);
+        for unit in units.drain(..) {
+            if let Err(e) = self.decode_unit(&unit.data, unit.is_key, unit.pts, |_| false) {
+                tracing::debug!("motion: a unit decoded late failed: {e}");
+            }
+            self.spare.push(unit.data);
+        }
+        self.deferred = units;
+    }
+
+    /// Forgets the units waiting; the buffers are kept for reuse.
+    fn drop_deferred(&mut self) {
+        self.spare
+            .extend(self.deferred.drain(..).map(|unit| unit.data));
+    }
+
+    /// Sends one unit to FFmpeg now and takes what comes out.
+    fn decode_unit(
         &mut self,
         data: &[u8],
         is_key: bool,
@@ -219,6 +323,8 @@ impl MotionDecoder {
             return Err(decode_err(e));
         }
         let mut out = None;
+        // Pictures out of this call, and whether each had this unit's time.
+        let (mut came_out, mut own_time) = (0usize, true);
         loop {
             match self.decoder.receive_frame(&mut self.incoming) {
                 Ok(()) if self.incoming.is_corrupt() || self.incoming.has_decode_errors() => {
@@ -226,11 +332,15 @@ impl MotionDecoder {
                     // and smears look like motion: wait for that keyframe instead.
                     tracing::debug!(pts, "motion: damaged picture; waiting for a keyframe");
                     self.synced = false;
+                    came_out += 1;
+                    own_time &= self.incoming.timestamp().is_none_or(|t| t == pts);
                 }
                 Ok(()) => {
                     std::mem::swap(&mut self.picture, &mut self.incoming);
                     self.frames_decoded += 1;
                     let frame_pts = self.picture.timestamp().unwrap_or(pts);
+                    came_out += 1;
+                    own_time &= frame_pts == pts;
                     out = if wanted(frame_pts) {
                         Some(self.downscale(frame_pts)?)
                     } else {
@@ -245,7 +355,35 @@ impl MotionDecoder {
                 }
             }
         }
+        if !self.idle {
+            self.learn_order(is_key, came_out == 1 && own_time);
+        }
         Ok(out)
+    }
+
+    /// Updates [`OutputOrder`] after a unit decoded outside idle mode (where FFmpeg
+    /// may be told to discard units, so nothing coming out says nothing).
+    fn learn_order(&mut self, is_key: bool, in_order: bool) {
+        self.order = match (self.order, in_order, is_key) {
+            (OutputOrder::Reorders, ..) | (_, false, _) => OutputOrder::Reorders,
+            (OutputOrder::InOrder, ..) => OutputOrder::InOrder,
+            (
+                OutputOrder::Learning {
+                    gop_open: true,
+                    non_key: true,
+                },
+                true,
+                true,
+            ) => OutputOrder::InOrder,
+            (OutputOrder::Learning { .. }, true, true) => OutputOrder::Learning {
+                gop_open: true,
+                non_key: false,
+            },
+            (OutputOrder::Learning { gop_open, .. }, true, false) => OutputOrder::Learning {
+                gop_open,
+                non_key: gop_open,
+            },
+        };
     }
 
     /// Tells the decoder no more units follow and takes the pictures it still holds
@@ -253,6 +391,7 @@ impl MotionDecoder {
     /// [`Self::last_picture`] is the last unit sent. The decoder is spent afterwards:
     /// for a one-off picture (a snapshot), not for a stream.
     pub fn finish(&mut self) -> Result<(), MotionError> {
+        self.decode_deferred();
         let err = |e: ffmpeg::Error| MotionError::Decode {
             pts: 0,
             detail: e.to_string(),
@@ -277,6 +416,11 @@ impl MotionDecoder {
     pub fn set_idle(&mut self, idle: bool) {
         if idle == self.idle {
             return;
+        }
+        if idle && !self.deferred.is_empty() {
+            // Idle mode will drop units anyway; the decoder now lacks these.
+            self.drop_deferred();
+            self.synced = false;
         }
         self.idle = idle;
         let (frame, loop_filter) = if idle {
@@ -323,6 +467,15 @@ impl MotionDecoder {
             v: plane(2, cw, ch)?,
             full_range: p.format() == Pixel::YUVJ420P,
         })
+    }
+
+    /// For the benchmark and tests: decode every unit as it comes (`false`), to compare.
+    #[cfg(test)]
+    pub(super) fn set_lazy(&mut self, lazy: bool) {
+        if !lazy {
+            self.decode_deferred();
+        }
+        self.lazy = lazy;
     }
 
     /// For the benchmark: what idle mode does, to compare the alternatives.

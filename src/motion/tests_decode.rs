@@ -4,7 +4,7 @@
 use super::bitstream::VideoCodec;
 use super::decode::MotionDecoder;
 use super::detect::{GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC};
-use super::testutil::{encode, load, TestStream};
+use super::testutil::{encode, encode_with_b_frames, load, TestStream};
 use super::MotionError;
 
 /// The moving test pattern.
@@ -54,30 +54,109 @@ fn decodes_every_access_unit_to_a_small_gray_frame() {
     assert!(hi - lo > 100, "luma range {lo}..{hi}");
 }
 
-#[test]
-fn only_wanted_frames_are_downscaled_but_every_frame_is_decoded() {
-    let s = stream(TESTSRC);
-    let mut all = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
-    let every = decode_all(&mut all, &s);
-    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
-    let third = s.units[3].pts - s.units[0].pts;
-    let wanted = |pts: i64| (pts - s.units[0].pts) % third == 0;
-    let some: Vec<GrayFrame> = s
-        .units
+/// Decodes `s` asking only for the pictures `wanted` picks; returns what came out.
+fn decode_wanted(
+    dec: &mut MotionDecoder,
+    s: &TestStream,
+    wanted: impl Fn(i64) -> bool,
+) -> Vec<GrayFrame> {
+    s.units
         .iter()
         .filter_map(|u| {
-            dec.decode_for(&u.data, u.is_key, u.pts, wanted)
+            dec.decode_for(&u.data, u.is_key, u.pts, &wanted)
                 .expect("decodes")
         })
-        .collect();
-    assert_eq!(dec.frames_decoded(), 30, "every unit still decoded");
-    assert_eq!(some.len(), 10, "every third frame downscaled");
-    // The pictures handed out are the ones full decoding gives at the same times:
-    // skipping the downscale of the others changed nothing they are predicted from.
-    for f in &some {
+        .collect()
+}
+
+/// The pictures handed out are the ones full decoding gives at the same times.
+fn assert_same_as_full_decoding(some: &[GrayFrame], every: &[GrayFrame]) {
+    for f in some {
         let same = every.iter().find(|e| e.pts == f.pts).expect("same pts");
-        assert_eq!(same, f);
+        assert_eq!(same, f, "picture at {}", f.pts);
     }
+}
+
+#[test]
+fn eager_decoding_downscales_only_wanted_frames_but_decodes_every_frame() {
+    let s = stream(TESTSRC);
+    let every = decode_all(
+        &mut MotionDecoder::new(&s.sample_entry, 160).expect("opens"),
+        &s,
+    );
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    dec.set_lazy(false);
+    let third = s.units[3].pts - s.units[0].pts;
+    let some = decode_wanted(&mut dec, &s, |pts| (pts - s.units[0].pts) % third == 0);
+    assert_eq!(dec.frames_decoded(), 30, "every unit decoded");
+    assert_eq!(some.len(), 10, "every third frame downscaled");
+    assert_same_as_full_decoding(&some, &every);
+}
+
+#[test]
+fn lazy_decoding_skips_only_what_no_wanted_picture_needs_and_changes_no_picture() {
+    // 30 units, IDR at 0, 10 and 20; every third picture wanted (0, 3, … 27).
+    let s = stream(TESTSRC);
+    let every = decode_all(
+        &mut MotionDecoder::new(&s.sample_entry, 160).expect("opens"),
+        &s,
+    );
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let third = s.units[3].pts - s.units[0].pts;
+    let some = decode_wanted(&mut dec, &s, |pts| (pts - s.units[0].pts) % third == 0);
+    assert_eq!(some.len(), 10, "the same ten pictures out");
+    assert_same_as_full_decoding(&some, &every);
+    // The first GOP is decoded as it comes (the decoder has not yet shown it outputs
+    // in order). Then unit 19 is dropped at the IDR of unit 20, and 28 and 29 wait
+    // for a wanted picture that never comes.
+    assert_eq!(
+        dec.frames_decoded(),
+        27,
+        "units 19, 28 and 29 never decoded"
+    );
+    // The thumbnail's picture is the last wanted one, not a later unit's.
+    let mut upto = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    decode_all(
+        &mut upto,
+        &TestStream {
+            sample_entry: s.sample_entry.clone(),
+            units: s.units[..28].to_vec(),
+        },
+    );
+    let picture = |d: &MotionDecoder| d.last_picture().expect("a picture").y;
+    assert_eq!(picture(&dec), picture(&upto), "unit 27's picture");
+
+    // Nothing wanted after the first picture: the first GOP and the keyframe that
+    // closes it (which proves the order) are decoded, then nothing.
+    let mut idle_eyes = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    let first = decode_wanted(&mut idle_eyes, &s, |pts| pts == s.units[0].pts);
+    assert_eq!((first.len(), idle_eyes.frames_decoded()), (1, 11));
+    // finish() decodes what still waits, so the last picture is the last unit sent.
+    idle_eyes.finish().expect("drains");
+    assert_eq!(
+        idle_eyes.frames_decoded(),
+        21,
+        "units 20–29 decoded at the end"
+    );
+}
+
+#[test]
+fn lazy_decoding_defers_nothing_when_pictures_come_out_late() {
+    // x264 with B-frames: the decoder holds pictures back and reorders them.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = encode_with_b_frames(dir.path(), "b.h264", TESTSRC, 3, 10, 2);
+    let s = load(VideoCodec::H264, &path, 10, 640, 360);
+    let third = s.units[3].pts - s.units[0].pts;
+    let count = |lazy: bool| {
+        let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+        dec.set_lazy(lazy);
+        decode_wanted(&mut dec, &s, |pts| (pts - s.units[0].pts) % third == 0);
+        dec.finish().expect("drains");
+        dec.frames_decoded()
+    };
+    // (Fewer pictures than units come out either way: load() times units in decoding
+    // order, which B-frames break. What matters is that lazy decoding skips none.)
+    assert_eq!(count(true), count(false), "lazy decoding skipped units");
 }
 
 #[test]

@@ -53,6 +53,7 @@ pub(super) fn hvc1_sample_entry(params: &[&[u8]; 3], width: u16, height: u16) ->
 }
 
 /// One access unit as ingest delivers it.
+#[derive(Clone)]
 pub(super) struct AccessUnit {
     pub data: Vec<u8>,
     pub is_key: bool,
@@ -91,11 +92,48 @@ pub(super) fn encode_at_quality(
     gop: u32,
     crf: Option<u32>,
 ) -> String {
+    encode_with(codec, dir, name, lavfi, secs, gop, crf, 0)
+}
+
+/// [`encode`] of H.264 with `b_frames` consecutive B-frames allowed: a stream whose
+/// pictures the decoder outputs late and reordered (cameras rarely send one).
+pub(super) fn encode_with_b_frames(
+    dir: &Path,
+    name: &str,
+    lavfi: &str,
+    secs: u32,
+    gop: u32,
+    b_frames: u32,
+) -> String {
+    encode_with(
+        VideoCodec::H264,
+        dir,
+        name,
+        lavfi,
+        secs,
+        gop,
+        None,
+        b_frames,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_with(
+    codec: VideoCodec,
+    dir: &Path,
+    name: &str,
+    lavfi: &str,
+    secs: u32,
+    gop: u32,
+    crf: Option<u32>,
+    b_frames: u32,
+) -> String {
     let out = dir.join(name);
     let out = out.to_str().expect("temp path is UTF-8").to_owned();
     let secs = secs.to_string();
     let x265_params = format!("keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:log-level=error");
     let gop = gop.to_string();
+    let b_frames = b_frames.to_string();
     let crf = crf.map(|c| c.to_string());
     let mut args = vec!["-v", "error", "-f", "lavfi", "-i", lavfi, "-t", &secs];
     if let Some(crf) = &crf {
@@ -108,7 +146,7 @@ pub(super) fn encode_at_quality(
             "-g",
             &gop,
             "-bf",
-            "0",
+            &b_frames,
             "-sc_threshold",
             "0",
             "-f",
