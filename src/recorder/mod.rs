@@ -23,7 +23,7 @@ mod segment;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch, Notify};
 
@@ -44,10 +44,11 @@ enum RecorderInput {
     Frame(Arc<Frame>),
     /// Frames were lost upstream: do not join across this point.
     Gap,
-    /// Record (at least) `duration` from now, plus the post-roll.
+    /// Record (at least) `duration` from `sent`, plus the post-roll.
     Trigger {
         kind: Trigger,
         duration: Duration,
+        sent: Instant,
     },
     Motion(MotionUpdate),
 }
@@ -104,7 +105,11 @@ impl RecorderSender {
     /// or too busy to take it.
     pub fn trigger(&self, kind: Trigger, duration: Duration) -> bool {
         self.tx
-            .try_send(RecorderInput::Trigger { kind, duration })
+            .try_send(RecorderInput::Trigger {
+                kind,
+                duration,
+                sent: Instant::now(),
+            })
             .is_ok()
     }
 
@@ -186,20 +191,57 @@ pub fn spawn(
     })
 }
 
+/// How long the recorder lets inputs gather after taking some. Frames wait in memory
+/// until the next write anyway (`segment.rs` holds up to the sync interval), so
+/// waking for each one buys nothing but wake-ups, which cost a small machine more than
+/// the work they bring: with one 10 fps camera the thread woke 15 times a second, now
+/// 5, and the daemon's CPU fell 4–9 % (`make bench-ingest`, A/B in BENCHMARKS.md).
+/// Triggers wait as long, but keep the time they were sent (motion updates carry
+/// theirs), and the pre-roll covers the wait.
+const GATHER: Duration = Duration::from_millis(250);
+
 fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
     let tick = recorder.settings.sync_interval / 2;
     loop {
         match rx.recv_timeout(tick) {
-            Ok(RecorderInput::Frame(frame)) => recorder.on_frame(frame),
-            Ok(RecorderInput::Gap) => recorder.close(None, "frames were lost upstream"),
-            Ok(RecorderInput::Trigger { kind, duration }) => {
-                recorder.on_trigger(kind, None, duration)
+            Ok(input) => {
+                handle(recorder, input);
+                // Take what else is queued, then let the next ones gather.
+                loop {
+                    match rx.try_recv() {
+                        Ok(input) => handle(recorder, input),
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => return finish(recorder),
+                    }
+                }
+                std::thread::sleep(GATHER);
             }
-            Ok(RecorderInput::Motion(update)) => recorder.on_motion(update),
             Err(RecvTimeoutError::Timeout) => recorder.tick(),
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    finish(recorder);
+}
+
+fn handle(recorder: &mut Recorder, input: RecorderInput) {
+    match input {
+        RecorderInput::Frame(frame) => recorder.on_frame(frame),
+        RecorderInput::Gap => recorder.close(None, "frames were lost upstream"),
+        RecorderInput::Trigger {
+            kind,
+            duration,
+            sent,
+        } => {
+            // Timed from the press, not from when this thread got round to it.
+            let waited = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
+            let at = recorder.clock.now_micros().saturating_sub(waited);
+            recorder.on_trigger(kind, Some(at), duration)
+        }
+        RecorderInput::Motion(update) => recorder.on_motion(update),
+    }
+}
+
+fn finish(recorder: &mut Recorder) {
     let now = recorder.clock.now_micros();
     recorder.close_event(now);
     recorder.close(None, "shutting down");

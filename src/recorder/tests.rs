@@ -191,3 +191,25 @@ fn a_trigger_records_from_the_preroll_keyframe_until_the_post_roll_ends() {
     );
     assert_eq!(e.triggers, vec![Trigger::External]);
 }
+
+/// The recorder thread takes inputs in batches: a trigger that waited in the queue
+/// still counts from when it was sent.
+#[test]
+fn a_trigger_that_waited_in_the_queue_counts_from_when_it_was_sent() {
+    let f = fixture();
+    f.clock.advance_micros(10_000_000);
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    let sent = std::time::Instant::now()
+        .checked_sub(Duration::from_secs(2))
+        .expect("the machine has been up for 2 s");
+    let input = super::RecorderInput::Trigger {
+        kind: Trigger::External,
+        duration: Duration::from_secs(3),
+        sent,
+    };
+    super::handle(&mut recorder, input);
+    // Sent 2 s ago for 3 s: wanted until 1 s from now, not 3.
+    assert_eq!(recorder.wanted(10_500_000), Some(Trigger::External));
+    assert_eq!(recorder.wanted(11_500_000), None);
+}
