@@ -29,7 +29,7 @@ use crate::auth::throttle;
 use crate::clock::Clock;
 use crate::export::{self, ExportError};
 use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
-use crate::model::{EventId, RecordingId};
+use crate::model::{CameraId, EventId, RecordingId};
 use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
 use crate::store::e2e::ViewerSecret;
 use crate::store::{Clip, RecordingReader, Store, StoreError};
@@ -71,6 +71,24 @@ pub enum ShareError {
 pub struct CreatedLink {
     pub id: u64,
     pub secret: Zeroizing<String>,
+}
+
+/// A link being made: its id, its secret, and the key its copy is sealed under.
+struct NewLink {
+    id: u64,
+    secret: Zeroizing<[u8; SHARE_SECRET_LEN]>,
+    key: MasterKey,
+}
+
+/// What a new link shows, once its copy is written; `what` names it in the log.
+struct LinkTarget<'a> {
+    recording: RecordingId,
+    event: Option<EventId>,
+    camera: &'a CameraId,
+    start_micros: i64,
+    end_micros: i64,
+    bytes: u64,
+    what: String,
 }
 
 struct Viewer {
@@ -177,35 +195,24 @@ impl Shares {
         if entry.state != RecordingState::Finished {
             return Err(ShareError::NotFinished(recording));
         }
-        let id = self.new_link_id()?;
-        let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
-        let key = MasterKey::for_share_link(&secret);
-        let bytes =
-            self.inner
-                .store
-                .copy_for_share_as(&entry.camera, entry.id, id, &key, viewer)?;
-        let share = ShareEntry {
-            id,
+        let link = self.new_link()?;
+        let bytes = self.inner.store.copy_for_share_as(
+            &entry.camera,
+            entry.id,
+            link.id,
+            &link.key,
+            viewer,
+        )?;
+        let target = LinkTarget {
             recording,
             event: None,
-            camera: entry.camera.clone(),
+            camera: &entry.camera,
             start_micros: entry.start_micros,
             end_micros: entry.end_micros,
-            created_by: actor.user.unwrap_or(crate::index::UserId(0)),
-            created_by_name: actor.name.clone(),
-            created_micros: 0,
-            expires_micros: 0,
-            max_views,
-            views: 0,
-            check: hex::encode(share_check(&secret)),
             bytes,
+            what: format!("recording {recording} of camera {}", entry.camera),
         };
-        let what = format!("recording {recording} of camera {}", entry.camera);
-        self.save(share, lifetime, actor, what)?;
-        Ok(CreatedLink {
-            id,
-            secret: Zeroizing::new(hex::encode(*secret)),
-        })
+        self.save(link, target, lifetime, max_views, actor)
     }
 
     /// Copies event `event`'s clip for a new link: its frames from the keyframe at or
@@ -250,9 +257,7 @@ impl Shares {
             .ok_or(ShareError::NoSuchEvent(event))?;
         let (recording, start_micros) = (first.id, first.start_micros);
         let sources: Vec<RecordingId> = selection.used.iter().map(|e| e.id).collect();
-        let id = self.new_link_id()?;
-        let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
-        let key = MasterKey::for_share_link(&secret);
+        let link = self.new_link()?;
         let clip = Clip {
             camera: &entry.camera,
             sources: &sources,
@@ -261,68 +266,82 @@ impl Shares {
             start_micros,
             viewer,
         };
-        let bytes = self.inner.store.copy_clip_for_share(&clip, id, &key)?;
-        let what = format!(
-            "event {event} of camera {} ({} recording(s))",
-            entry.camera,
-            sources.len()
-        );
-        let share = ShareEntry {
-            id,
+        let bytes = self
+            .inner
+            .store
+            .copy_clip_for_share(&clip, link.id, &link.key)?;
+        let target = LinkTarget {
             recording,
             event: Some(event),
-            camera: entry.camera.clone(),
+            camera: &entry.camera,
             start_micros: entry.start_micros,
             end_micros: entry.end_micros,
-            created_by: actor.user.unwrap_or(crate::index::UserId(0)),
-            created_by_name: actor.name.clone(),
-            created_micros: 0,
-            expires_micros: 0,
-            max_views,
-            views: 0,
-            check: hex::encode(share_check(&secret)),
             bytes,
+            what: format!(
+                "event {event} of camera {} ({} recording(s))",
+                entry.camera,
+                sources.len()
+            ),
         };
-        self.save(share, lifetime, actor, what)?;
-        Ok(CreatedLink {
-            id,
-            secret: Zeroizing::new(hex::encode(*secret)),
-        })
+        self.save(link, target, lifetime, max_views, actor)
     }
 
-    fn new_link_id(&self) -> Result<u64, ShareError> {
-        loop {
+    /// A fresh link id (unused, never 0), a secret and the key its copy is sealed under.
+    fn new_link(&self) -> Result<NewLink, ShareError> {
+        let id = loop {
             let id = u64::from_be_bytes(random());
             if id != 0 && self.inner.index.get_share(id)?.is_none() {
-                return Ok(id);
+                break id;
             }
-        }
+        };
+        let secret = Zeroizing::new(random::<SHARE_SECRET_LEN>());
+        let key = MasterKey::for_share_link(&secret);
+        Ok(NewLink { id, secret, key })
     }
 
-    /// Stamps `share` (whose copy is written) with its times and saves it; removes the
-    /// copy if the index refuses.
+    /// Saves the entry of `link`, whose copy of `target` is written, and hands out its
+    /// secret; removes the copy if the index refuses.
     fn save(
         &self,
-        mut share: ShareEntry,
+        link: NewLink,
+        target: LinkTarget<'_>,
         lifetime: Duration,
+        max_views: Option<u32>,
         actor: &Actor,
-        what: String,
-    ) -> Result<(), ShareError> {
+    ) -> Result<CreatedLink, ShareError> {
         let now = self.now();
-        share.created_micros = now;
-        share.expires_micros = now.saturating_add(lifetime.as_micros() as i64);
+        let share = ShareEntry {
+            id: link.id,
+            recording: target.recording,
+            event: target.event,
+            camera: target.camera.clone(),
+            start_micros: target.start_micros,
+            end_micros: target.end_micros,
+            created_by: actor.user.unwrap_or(crate::index::UserId(0)),
+            created_by_name: actor.name.clone(),
+            created_micros: now,
+            expires_micros: now.saturating_add(lifetime.as_micros() as i64),
+            max_views,
+            views: 0,
+            check: hex::encode(share_check(&link.secret)),
+            bytes: target.bytes,
+        };
         if let Err(e) = self.inner.index.put_share(&share) {
             let _ = self.inner.store.delete_share(share.id);
             return Err(e.into());
         }
-        let link = format!("{:016x}", share.id);
-        tracing::info!(link = %link, what = %what, "share link created");
+        let name = format!("{:016x}", share.id);
+        let what = target.what;
+        tracing::info!(link = %name, what = %what, "share link created");
         self.inner.audit.record(
             AuditKind::ShareCreated,
             actor,
-            format!("link {link} to {what}"),
+            format!("link {name} to {what}"),
         );
-        Ok(())
+        Ok(CreatedLink {
+            id: link.id,
+            secret: Zeroizing::new(hex::encode(*link.secret)),
+        })
     }
 
     /// Checks a link's secret and counts a view; returns a viewer token. Blocking.
