@@ -10,7 +10,9 @@ encoding cost is the same for both and is not counted (it is another process).
 
 CPU is the threads' time on a CPU from /proc/PID/task/*/schedstat (ns resolution),
 sampled after a warm-up, so start-up work is excluded; peak RSS is VmHWM from
-/proc/PID/status. Nothing is asserted.
+/proc/PID/status. Below the table, each run's CPU and context switches per thread
+name, for both programs: on a small machine wake-ups, not bytes, are what recording
+costs. Nothing is asserted.
 """
 
 import json
@@ -70,13 +72,56 @@ def start_camera(realistic):
     return proc, f"rtsp://127.0.0.1:{ready['port']}/main"
 
 
+def thread_stats(pid):
+    """Per thread: (name without trailing digits, CPU s, context switches)."""
+    stats = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip().rstrip("0123456789-") or "?"
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                cpu = int(f.read().split()[0]) / 1e9
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                switches = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+            stats[(pid, tid)] = (name, cpu, switches)
+        except (OSError, ValueError, IndexError):
+            pass  # the thread ended meanwhile
+    return stats
+
+
+def by_thread_group(before, after):
+    """Where the time went: per thread name, [threads, CPU s/s, switches/s].
+
+    A context switch is mostly a wake-up of a sleeping thread, which costs far more
+    than the work it brings on a small machine: the figure to watch besides CPU.
+    """
+    groups = {}
+    for key, (name, cpu, switches) in after.items():
+        _, cpu0, switches0 = before.get(key, (name, 0.0, 0))
+        g = groups.setdefault(name, [0, 0.0, 0.0])
+        g[0] += 1
+        g[1] += (cpu - cpu0) / SECONDS
+        g[2] += (switches - switches0) / SECONDS
+    return groups
+
+
+def describe(groups):
+    parts = sorted(groups.items(), key=lambda item: -item[1][1])
+    total_cpu = sum(g[1] for g in groups.values())
+    total_switches = sum(g[2] for g in groups.values())
+    text = ", ".join(f"{name} ×{n} {cpu * 1e3:.2f} ms/s {sw:.0f}/s" for name, (n, cpu, sw) in parts)
+    return f"{total_cpu * 1e3:.2f} ms CPU/s, {total_switches:.0f} switches/s: {text}"
+
+
 def measure(pids):
     time.sleep(WARMUP)
     before = sum(cpu_seconds(p) for p in pids)
+    threads_before = {k: v for p in pids for k, v in thread_stats(p).items()}
     time.sleep(SECONDS)
     after = sum(cpu_seconds(p) for p in pids)
+    threads_after = {k: v for p in pids for k, v in thread_stats(p).items()}
     rss = sum(peak_rss_mb(p) for p in pids)
-    return after - before, rss
+    return after - before, rss, by_thread_group(threads_before, threads_after)
 
 
 def run_porchlight(url, n, work):
@@ -90,14 +135,14 @@ def run_porchlight(url, n, work):
     log = open(os.path.join(work, "daemon.log"), "w")
     proc = subprocess.Popen([BIN, "serve", "--config", config], stderr=log, stdout=subprocess.DEVNULL)
     try:
-        cpu, rss = measure([proc.pid])
+        cpu, rss, groups = measure([proc.pid])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     started = open(os.path.join(work, "daemon.log")).read().count("recording started")
     if started < n:
         print(f"  warning: only {started} of {n} cameras recorded", file=sys.stderr)
-    return cpu, rss
+    return cpu, rss, groups
 
 
 def run_ffmpeg(url, n, work):
@@ -109,13 +154,13 @@ def run_ffmpeg(url, n, work):
              "-c", "copy", "-f", "segment", "-segment_time", "600", "-reset_timestamps", "1", out],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        cpu, rss = measure([p.pid for p in procs])
+        cpu, rss, groups = measure([p.pid for p in procs])
     finally:
         for p in procs:
             p.send_signal(signal.SIGINT)
         for p in procs:
             p.wait(timeout=30)
-    return cpu, rss
+    return cpu, rss, groups
 
 
 def main():
@@ -128,6 +173,7 @@ def main():
     print()
     print("| stream | cameras | porchlight CPU s/stream-min | ffmpeg CPU s/stream-min | CPU ratio | porchlight peak RSS MB | target RSS MB | ffmpeg RSS MB (sum) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    breakdowns = []
     for realistic in (False, True):
         camera, url = start_camera(realistic)
         label = "1080p High ≈4.7 Mbit/s" if realistic else "720p test pattern"
@@ -135,8 +181,8 @@ def main():
             for n in COUNTS:
                 work = tempfile.mkdtemp(prefix="porchlight-bench-")
                 try:
-                    ours, ours_rss = run_porchlight(url, n, work)
-                    theirs, theirs_rss = run_ffmpeg(url, n, work)
+                    ours, ours_rss, ours_threads = run_porchlight(url, n, work)
+                    theirs, theirs_rss, theirs_threads = run_ffmpeg(url, n, work)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
                 minutes = n * SECONDS / 60
@@ -144,6 +190,8 @@ def main():
                 print(f"| {label} | {n} | {ours / minutes:.3f} | {theirs / minutes:.3f} | {ratio:.2f}× | "
                       f"{ours_rss:.1f} | {40 + 4 * n} | {theirs_rss:.1f} |", flush=True)
                 what = f"{label}, {n} camera{'s' if n > 1 else ''}"
+                breakdowns.append(f"- {what}: porchlight {describe(ours_threads)}; "
+                                  f"ffmpeg {describe(theirs_threads)}")
                 # Machine-readable lines for `make bench` (benches/all.py).
                 print(f"BENCH|ingest CPU vs ffmpeg -c copy|{what}|{ours / minutes:.3f} CPU s/stream-min|"
                       f"{theirs / minutes:.3f} CPU s/stream-min|{ratio:.2f}×|≤ 0.50×", flush=True)
@@ -152,6 +200,9 @@ def main():
         finally:
             camera.terminate()
             camera.wait(timeout=10)
+    print("\nPer thread (CPU and context switches a second, by thread name):")
+    for line in breakdowns:
+        print(line)
 
 
 if __name__ == "__main__":
