@@ -19,7 +19,7 @@ use ffmpeg_next::Discard;
 use super::bitstream::VideoCodec;
 use super::decode::{IdlePolicy, MotionDecoder};
 use super::detect::{GrayFrame, MotionDetector, MotionEvent, MotionSettings};
-use super::testutil::{encode_at_quality, load, TestStream};
+use super::testutil::{encode_as, load, Encoding, TestStream};
 
 const SECS: u32 = 60;
 
@@ -105,7 +105,18 @@ fn filter(s: &Scene) -> String {
 fn encode(dir: &Path, i: usize, s: &Scene) -> TestStream {
     let (name, gop) = (format!("{i}.h264"), s.fps * s.gop_secs);
     let lavfi = filter(s);
-    let path = encode_at_quality(VideoCodec::H264, dir, &name, &lavfi, SECS, gop, Some(s.crf));
+    let path = encode_as(
+        VideoCodec::H264,
+        dir,
+        &name,
+        &lavfi,
+        SECS,
+        gop,
+        Encoding {
+            crf: Some(s.crf),
+            ..Encoding::default()
+        },
+    );
     load(VideoCodec::H264, &path, s.fps, 640, 360)
 }
 

@@ -4,7 +4,7 @@
 use super::bitstream::VideoCodec;
 use super::decode::MotionDecoder;
 use super::detect::{GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC};
-use super::testutil::{encode, encode_with_b_frames, load, TestStream};
+use super::testutil::{encode, encode_as, load, Encoding, TestStream};
 use super::MotionError;
 
 /// The moving test pattern.
@@ -144,7 +144,19 @@ fn lazy_decoding_skips_only_what_no_wanted_picture_needs_and_changes_no_picture(
 fn lazy_decoding_defers_nothing_when_pictures_come_out_late() {
     // x264 with B-frames: the decoder holds pictures back and reorders them.
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = encode_with_b_frames(dir.path(), "b.h264", TESTSRC, 3, 10, 2);
+    let two_b = Encoding {
+        b_frames: 2,
+        ..Encoding::default()
+    };
+    let path = encode_as(
+        VideoCodec::H264,
+        dir.path(),
+        "b.h264",
+        TESTSRC,
+        3,
+        10,
+        two_b,
+    );
     let s = load(VideoCodec::H264, &path, 10, 640, 360);
     let third = s.units[3].pts - s.units[0].pts;
     let count = |lazy: bool| {

@@ -78,56 +78,31 @@ pub(super) fn encode(
     secs: u32,
     gop: u32,
 ) -> String {
-    encode_at_quality(codec, dir, name, lavfi, secs, gop, None)
+    encode_as(codec, dir, name, lavfi, secs, gop, Encoding::default())
 }
 
-/// [`encode`] at the encoder's constant rate factor `crf` (lower is better; the
-/// encoders' default is 23 for libx264, 28 for libx265) rather than its default.
-pub(super) fn encode_at_quality(
+/// How [`encode_as`] departs from [`encode`]'s defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Encoding {
+    /// The encoder's constant rate factor (lower is better; the encoders' default is
+    /// 23 for libx264, 28 for libx265) instead of its default.
+    pub crf: Option<u32>,
+    /// Consecutive B-frames allowed (libx264 only): a stream whose pictures the
+    /// decoder outputs late and reordered (cameras rarely send one).
+    pub b_frames: u32,
+}
+
+/// [`encode`] with the settings in `encoding`.
+pub(super) fn encode_as(
     codec: VideoCodec,
     dir: &Path,
     name: &str,
     lavfi: &str,
     secs: u32,
     gop: u32,
-    crf: Option<u32>,
+    encoding: Encoding,
 ) -> String {
-    encode_with(codec, dir, name, lavfi, secs, gop, crf, 0)
-}
-
-/// [`encode`] of H.264 with `b_frames` consecutive B-frames allowed: a stream whose
-/// pictures the decoder outputs late and reordered (cameras rarely send one).
-pub(super) fn encode_with_b_frames(
-    dir: &Path,
-    name: &str,
-    lavfi: &str,
-    secs: u32,
-    gop: u32,
-    b_frames: u32,
-) -> String {
-    encode_with(
-        VideoCodec::H264,
-        dir,
-        name,
-        lavfi,
-        secs,
-        gop,
-        None,
-        b_frames,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn encode_with(
-    codec: VideoCodec,
-    dir: &Path,
-    name: &str,
-    lavfi: &str,
-    secs: u32,
-    gop: u32,
-    crf: Option<u32>,
-    b_frames: u32,
-) -> String {
+    let Encoding { crf, b_frames } = encoding;
     let out = dir.join(name);
     let out = out.to_str().expect("temp path is UTF-8").to_owned();
     let secs = secs.to_string();
