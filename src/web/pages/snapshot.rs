@@ -4,7 +4,9 @@
 //!
 //! A snapshot is the next keyframe the running camera task receives, decoded on a
 //! blocking thread with a decoder of its own; nothing is stored or cached. A camera
-//! that is not streaming answers 503 at once rather than after the wait. At most
+//! that is (re)connecting is waited for, since saving its settings restarts it and the
+//! settings page asks for its picture right after; one that is failing (refused
+//! credentials, unreachable) answers 503 as soon as that is known. At most
 //! [`MAX_DECODING`] decode at a time, so a burst of requests cannot take the CPU the
 //! recorders need.
 
@@ -27,6 +29,8 @@ use crate::web::{WebError, WebState};
 
 /// How long to wait for a keyframe: cameras send one every 1-4 s, some less often.
 const KEYFRAME_WAIT: Duration = Duration::from_secs(12);
+/// How often a wait looks whether the camera has failed meanwhile.
+const STATE_CHECK: Duration = Duration::from_millis(250);
 /// The zone snapshot's largest width: enough to place zones, small to send.
 pub const SNAPSHOT_WIDTH: u32 = 640;
 /// Snapshots decoded at once, across all cameras and callers.
@@ -43,8 +47,8 @@ pub enum Source {
 }
 
 /// The camera's next keyframe of `stream` as a JPEG at most `max_width` wide.
-/// NotFound for a camera the daemon does not run, Unavailable when it is not
-/// streaming or sends no keyframe in time.
+/// NotFound for a camera the daemon does not run, Unavailable when it is failing
+/// or sends no keyframe in time.
 pub async fn camera_jpeg(
     state: &WebState,
     id: &CameraId,
@@ -56,7 +60,13 @@ pub async fn camera_jpeg(
         .get(id)
         .ok_or_else(|| WebError::NotFound(format!("camera {id}")))?;
     let unavailable = || WebError::Unavailable(format!("camera {id} sends no picture now"));
-    if handle.status().state != ConnectionState::Streaming {
+    let may_stream = || {
+        matches!(
+            handle.status().state,
+            ConnectionState::Streaming | ConnectionState::Connecting
+        )
+    };
+    if !may_stream() {
         return Err(unavailable());
     }
     let mut frames = match stream {
@@ -64,11 +74,19 @@ pub async fn camera_jpeg(
         Source::Analysed => handle.subscribe_analysis(),
     };
     let keyframe = tokio::time::timeout(KEYFRAME_WAIT, async {
+        let mut check = tokio::time::interval(STATE_CHECK);
         loop {
-            match frames.recv().await {
-                Ok(f) if f.is_key => return Some(f),
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return None,
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Ok(f) if f.is_key => return Some(f),
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = check.tick() => {
+                    if !may_stream() {
+                        return None;
+                    }
+                }
             }
         }
     })
