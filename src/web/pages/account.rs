@@ -105,6 +105,25 @@ pub(super) fn issued_cookies(issued: &Issued) -> Vec<String> {
     c
 }
 
+/// The answer to a step that signs someone in (first-run setup, an accepted
+/// invitation, login, the second factor): on to `next` with the new cookies, or the
+/// form again, built by `again` from the page frame and what went wrong, with the
+/// failure's status.
+pub(super) fn signed_in<P: Template>(
+    state: &WebState,
+    result: Result<Issued, AuthError>,
+    next: impl FnOnce(&Issued) -> &'static str,
+    again: impl FnOnce(Frame, String) -> P,
+) -> Result<Response, WebError> {
+    match result {
+        Ok(issued) => Ok(see_other(next(&issued), &issued_cookies(&issued))),
+        Err(e) => {
+            let (status, message) = failure(e, state.clock.now_micros())?;
+            with_status(status, render(&again(anonymous_frame(state), message)))
+        }
+    }
+}
+
 fn next_step(stage: SessionStage) -> &'static str {
     match stage {
         SessionStage::Full => "/",
@@ -152,21 +171,17 @@ pub async fn setup_submit(
             &client,
         )
         .await;
-    match result {
-        Ok(issued) => Ok(see_other("/enrol", &issued_cookies(&issued))),
-        Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
-            with_status(
-                status,
-                render(&SetupPage {
-                    frame: anonymous_frame(&state),
-                    error: Some(message),
-                    username: form.username,
-                    email: form.email,
-                }),
-            )
-        }
-    }
+    signed_in(
+        &state,
+        result,
+        |_| "/enrol",
+        |frame, message| SetupPage {
+            frame,
+            error: Some(message),
+            username: form.username,
+            email: form.email,
+        },
+    )
 }
 
 pub async fn login_page(
@@ -197,24 +212,20 @@ pub async fn login_submit(
     Client(client): Client,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    match state
+    let result = state
         .auth
         .login(&form.username, form.password, &client)
-        .await
-    {
-        Ok(issued) => Ok(see_other(next_step(issued.stage), &issued_cookies(&issued))),
-        Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
-            with_status(
-                status,
-                render(&LoginPage {
-                    frame: anonymous_frame(&state),
-                    error: Some(message),
-                    username: form.username.chars().take(64).collect(),
-                }),
-            )
-        }
-    }
+        .await;
+    signed_in(
+        &state,
+        result,
+        |issued| next_step(issued.stage),
+        |frame, message| LoginPage {
+            frame,
+            error: Some(message),
+            username: form.username.chars().take(64).collect(),
+        },
+    )
 }
 
 pub async fn code_page(
@@ -247,21 +258,20 @@ pub async fn code_submit(
         return Err(WebError::LoginRequired);
     };
     let (auth, s, code, c) = (state.auth.clone(), session.clone(), form.code, client);
-    match blocking(move || Ok(auth.second_factor(&s, &code, &c))).await? {
-        Ok(issued) => Ok(see_other("/", &issued_cookies(&issued))),
-        Err(AuthError::WrongStage) => Err(WebError::LoginRequired),
-        Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
-            with_status(
-                status,
-                render(&CodePage {
-                    frame: anonymous_frame(&state),
-                    csrf: session.entry.csrf,
-                    error: Some(message),
-                }),
-            )
-        }
+    let result = blocking(move || Ok(auth.second_factor(&s, &code, &c))).await?;
+    if let Err(AuthError::WrongStage) = result {
+        return Err(WebError::LoginRequired);
     }
+    signed_in(
+        &state,
+        result,
+        |_| "/",
+        |frame, message| CodePage {
+            frame,
+            csrf: session.entry.csrf,
+            error: Some(message),
+        },
+    )
 }
 
 pub(super) fn qr_svg(uri: &str) -> Result<String, WebError> {

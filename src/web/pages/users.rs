@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
-use super::account::{failure, issued_cookies, with_status};
+use super::account::signed_in;
 use super::shares::host_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
@@ -214,19 +214,15 @@ pub async fn invite_submit(
             &client,
         )
         .await;
-    match result {
-        Ok(issued) => Ok(see_other("/enrol", &issued_cookies(&issued))),
-        Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
-            with_status(
-                status,
-                render(&InvitePage {
-                    frame: anonymous_frame(&state),
-                    error: Some(message),
-                    username: form.username,
-                    email: form.email,
-                }),
-            )
-        }
-    }
+    signed_in(
+        &state,
+        result,
+        |_| "/enrol",
+        |frame, message| InvitePage {
+            frame,
+            error: Some(message),
+            username: form.username,
+            email: form.email,
+        },
+    )
 }
