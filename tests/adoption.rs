@@ -263,18 +263,33 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
         page.body
     );
     assert!(!page.body.contains(PASSWORD) && !page.body.contains(USER));
+    let token = csrf(&page.body);
+    let live_only = [
+        ("csrf", token.as_str()),
+        ("url", url.as_str()),
+        ("mode", "off"),
+    ];
+    // A new password typed without a username is refused, not silently dropped.
+    let password_alone = [("password", "only-a-new-password")];
     let r = owner
         .post(
             "/cameras/porch/settings",
-            &[
-                ("csrf", csrf(&page.body).as_str()),
-                ("url", url.as_str()),
-                ("mode", "off"),
-                ("motion", "on"),
-                ("sensitivity", "80"),
-                ("pre_roll", "3"),
-                ("post_roll", "20"),
-            ],
+            &[&live_only[..], &password_alone].concat(),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("a password needs a username"), "{}", r.body);
+    assert!(!r.body.contains("only-a-new-password"), "{}", r.body);
+    let motion = [
+        ("motion", "on"),
+        ("sensitivity", "80"),
+        ("pre_roll", "3"),
+        ("post_roll", "20"),
+    ];
+    let r = owner
+        .post(
+            "/cameras/porch/settings",
+            &[&live_only[..], &motion].concat(),
         )
         .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);

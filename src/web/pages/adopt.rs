@@ -14,20 +14,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::camera_form;
+use super::camera_form::{self, StreamFields, Streams};
 use super::test_connection::{discovered_streams, probe_text, snapshot_url, Found};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::camera::ingest;
-use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
+use crate::config::CameraConfig;
 use crate::index::{AuditKind, CameraEntry};
 use crate::model::CameraId;
 use crate::web::extract::{CsrfForm, FullSession};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
 
-/// Longest username and password accepted (bytes).
-const MAX_CREDENTIAL: usize = 256;
 pub(super) const MODES: [(&str, &str); 3] = [
     ("events", "Record events (motion, doorbell, live view)"),
     ("continuous", "Record all the time"),
@@ -68,17 +66,8 @@ pub struct Prefill {
 pub struct AddForm {
     #[serde(default)]
     name: String,
-    #[serde(default)]
-    url: String,
-    /// Optional stream analysed for motion.
-    #[serde(default)]
-    sub_url: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    mode: String,
+    #[serde(flatten)]
+    stream: StreamFields,
     /// Days recordings are kept; blank is 30.
     #[serde(default)]
     storage_days: String,
@@ -89,12 +78,8 @@ pub struct AddForm {
 /// A validated form.
 struct Checked {
     id: CameraId,
-    url: url::Url,
-    sub_url: Option<url::Url>,
     storage_days: u32,
-    mode: RecordingMode,
-    username: Option<String>,
-    password: Option<String>,
+    stream: Streams,
 }
 
 fn check(form: &AddForm) -> Result<Checked, String> {
@@ -103,32 +88,10 @@ fn check(form: &AddForm) -> Result<Checked, String> {
         .trim()
         .parse()
         .map_err(|e: crate::model::BadCameraName| e.to_string())?;
-    let url = check_rtsp_url(form.url.trim())?;
-    let sub_url = camera_form::sub_url(&form.sub_url)?;
-    let storage_days = camera_form::storage_days(&form.storage_days)?;
-    let mode = match form.mode.as_str() {
-        "events" | "" => RecordingMode::Events,
-        "continuous" => RecordingMode::Continuous,
-        "off" => RecordingMode::Off,
-        _ => return Err("choose a recording mode".into()),
-    };
-    if form.username.len() > MAX_CREDENTIAL || form.password.len() > MAX_CREDENTIAL {
-        return Err(format!(
-            "username and password are at most {MAX_CREDENTIAL} bytes"
-        ));
-    }
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    if form.username.is_empty() && !form.password.is_empty() {
-        return Err("a password needs a username".into());
-    }
     Ok(Checked {
         id,
-        url,
-        sub_url,
-        storage_days,
-        mode,
-        username: some(&form.username),
-        password: some(&form.password),
+        storage_days: camera_form::storage_days(&form.storage_days)?,
+        stream: form.stream.check()?,
     })
 }
 
@@ -147,9 +110,9 @@ impl<'a> Shown<'a> {
     fn of(form: &'a AddForm) -> Self {
         Shown {
             name: &form.name,
-            url: &form.url,
-            sub_url: &form.sub_url,
-            mode: &form.mode,
+            url: &form.stream.url,
+            sub_url: &form.stream.sub_url,
+            mode: &form.stream.mode,
             storage_days: &form.storage_days,
         }
     }
@@ -224,9 +187,9 @@ pub async fn submit(
     match form.action.as_str() {
         "test" => {
             let probed = ingest::probe(
-                &checked.url,
-                checked.username.as_deref(),
-                checked.password.as_deref(),
+                &checked.stream.url,
+                checked.stream.username.as_deref(),
+                checked.stream.password.as_deref(),
             )
             .await;
             match probed {
@@ -271,13 +234,14 @@ async fn save(
             .transpose()
             .map_err(|e| WebError::Internal(format!("sealing camera credentials: {e}")))
     };
+    let s = c.stream;
     let entry = CameraEntry {
         id: c.id.clone(),
-        url: c.url.to_string(),
-        sub_url: c.sub_url.as_ref().map(|u| u.to_string()),
-        mode: c.mode,
-        sealed_username: seal(&c.username, &user_purpose)?,
-        sealed_password: seal(&c.password, &password_purpose)?,
+        url: s.url.to_string(),
+        sub_url: s.sub_url.as_ref().map(|u| u.to_string()),
+        mode: s.mode,
+        sealed_username: seal(&s.username, &user_purpose)?,
+        sealed_password: seal(&s.password, &password_purpose)?,
         added_micros: state.clock.now_micros(),
         added_by: session.0.user.id,
         settings: settings.clone(),
@@ -287,8 +251,8 @@ async fn save(
         let e = format!("a camera named {} already exists", c.id);
         return show(state, session, &shown, None, Some(e)).await;
     }
-    let camera = CameraConfig::adopted(c.id.clone(), c.url, c.username, c.password, c.mode)
-        .with_sub_url(c.sub_url)
+    let camera = CameraConfig::adopted(c.id.clone(), s.url, s.username, s.password, s.mode)
+        .with_sub_url(s.sub_url)
         .with_settings(&settings);
     if let Err(e) = (state.add_camera)(camera) {
         tracing::error!(camera = %c.id, "camera {} saved but not started: {e}", c.id);

@@ -5,10 +5,75 @@
 //!   between). It is what the form shows without JavaScript, and what
 //!   `web/static/zones.js` writes when a rectangle is drawn on the snapshot;
 //! - the storage period in days (blank: the default, 30);
-//! - the optional sub-stream URL, analysed for motion (blank: none).
+//! - the optional sub-stream URL, analysed for motion (blank: none);
+//! - the streams, credentials and recording mode ([`StreamFields`]).
 
-use crate::config::check_rtsp_url;
+use serde::Deserialize;
+
+use crate::config::{check_rtsp_url, RecordingMode};
 use crate::index::{MaskRect, DEFAULT_STORAGE_DAYS, MAX_ZONES};
+
+/// Longest username and password accepted (bytes).
+pub const MAX_CREDENTIAL: usize = 256;
+
+/// The stream, credential and mode fields of both forms (flattened into each).
+#[derive(Deserialize)]
+pub struct StreamFields {
+    #[serde(default)]
+    pub url: String,
+    /// Optional stream analysed for motion.
+    #[serde(default)]
+    pub sub_url: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// `events` (also when blank), `continuous` or `off`.
+    #[serde(default)]
+    pub mode: String,
+}
+
+/// [`StreamFields`] checked.
+#[derive(Debug)]
+pub struct Streams {
+    pub url: url::Url,
+    pub sub_url: Option<url::Url>,
+    pub mode: RecordingMode,
+    /// None when the field was blank (on the settings page: keep the stored one).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl StreamFields {
+    /// Checks the fields. A password needs a username: on the settings page a
+    /// password typed alone would otherwise be dropped without a word.
+    pub fn check(&self) -> Result<Streams, String> {
+        let url = check_rtsp_url(self.url.trim())?;
+        let sub_url = sub_url(&self.sub_url)?;
+        let mode = match self.mode.as_str() {
+            "events" | "" => RecordingMode::Events,
+            "continuous" => RecordingMode::Continuous,
+            "off" => RecordingMode::Off,
+            _ => return Err("choose a recording mode".into()),
+        };
+        if self.username.len() > MAX_CREDENTIAL || self.password.len() > MAX_CREDENTIAL {
+            return Err(format!(
+                "username and password are at most {MAX_CREDENTIAL} bytes"
+            ));
+        }
+        if self.username.is_empty() && !self.password.is_empty() {
+            return Err("a password needs a username".into());
+        }
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Ok(Streams {
+            url,
+            sub_url,
+            mode,
+            username: some(&self.username),
+            password: some(&self.password),
+        })
+    }
+}
 
 /// Longest storage period (the config file's limit too).
 pub const MAX_STORAGE_DAYS: u32 = 3650;
@@ -151,6 +216,50 @@ mod tests {
             parse_zones(&"0 0 10 10\n".repeat(MAX_ZONES)).map(|z| z.len()),
             Ok(MAX_ZONES)
         );
+    }
+
+    #[test]
+    fn stream_fields_are_checked_alike_for_both_forms() {
+        let fields = |url: &str, username: &str, password: &str, mode: &str| StreamFields {
+            url: url.into(),
+            sub_url: String::new(),
+            username: username.into(),
+            password: password.into(),
+            mode: mode.into(),
+        };
+        let ok = fields(" rtsp://192.0.2.1/main ", "admin", "secret", "")
+            .check()
+            .expect("valid");
+        assert_eq!(ok.url.as_str(), "rtsp://192.0.2.1/main");
+        assert_eq!(ok.mode, RecordingMode::Events);
+        assert_eq!(
+            (ok.username.as_deref(), ok.password.as_deref()),
+            (Some("admin"), Some("secret"))
+        );
+        let blank = fields("rtsp://192.0.2.1/main", "", "", "off")
+            .check()
+            .expect("valid");
+        assert_eq!(
+            (blank.mode, blank.username, blank.password),
+            (RecordingMode::Off, None, None)
+        );
+        let long = "x".repeat(MAX_CREDENTIAL + 1);
+        for (f, why) in [
+            (fields("http://192.0.2.1/", "", "", ""), "rtsp"),
+            (
+                fields("rtsp://192.0.2.1/", "", "", "sometimes"),
+                "recording mode",
+            ),
+            (
+                fields("rtsp://192.0.2.1/", "", "secret", ""),
+                "needs a username",
+            ),
+            (fields("rtsp://192.0.2.1/", &long, "", ""), "at most"),
+            (fields("rtsp://192.0.2.1/", "a", &long, ""), "at most"),
+        ] {
+            let e = f.check().expect_err(why);
+            assert!(e.contains(why), "{why}: {e}");
+        }
     }
 
     #[test]

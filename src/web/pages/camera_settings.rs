@@ -12,10 +12,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::camera_form::{self, format_zones, parse_zones};
+use super::camera_form::{self, format_zones, parse_zones, StreamFields, Streams};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
-use crate::config::{check_rtsp_url, CameraConfig, RecordingMode};
+use crate::config::{CameraConfig, RecordingMode};
 use crate::index::{AuditKind, CameraEntry, CameraSettings};
 use crate::model::CameraId;
 use crate::web::extract::{CsrfForm, FullSession};
@@ -76,10 +76,10 @@ impl EntryView {
     /// A refused form as typed (never the credentials).
     fn of_form(f: &SettingsForm, has_credentials: bool) -> EntryView {
         EntryView {
-            url: f.url.clone(),
-            sub_url: f.sub_url.clone(),
+            url: f.stream.url.clone(),
+            sub_url: f.stream.sub_url.clone(),
             has_credentials,
-            modes: modes(&f.mode),
+            modes: modes(&f.stream.mode),
             motion: f.motion == "on",
             sensitivity: f.sensitivity.clone(),
             pre_roll: f.pre_roll.clone(),
@@ -92,16 +92,8 @@ impl EntryView {
 
 #[derive(Deserialize)]
 pub struct SettingsForm {
-    #[serde(default)]
-    url: String,
-    #[serde(default)]
-    sub_url: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    mode: String,
+    #[serde(flatten)]
+    stream: StreamFields,
     #[serde(default)]
     motion: String,
     #[serde(default)]
@@ -184,18 +176,8 @@ fn number<T: std::str::FromStr + PartialOrd>(
         .ok_or_else(|| format!("{what} is out of range"))
 }
 
-/// A checked form: main and sub stream, mode, settings.
-type Checked = (url::Url, Option<url::Url>, RecordingMode, CameraSettings);
-
-fn check(form: &SettingsForm) -> Result<Checked, String> {
-    let url = check_rtsp_url(form.url.trim())?;
-    let sub_url = camera_form::sub_url(&form.sub_url)?;
-    let mode = match form.mode.as_str() {
-        "events" => RecordingMode::Events,
-        "continuous" => RecordingMode::Continuous,
-        "off" => RecordingMode::Off,
-        _ => return Err("choose a recording mode".into()),
-    };
+fn check(form: &SettingsForm) -> Result<(Streams, CameraSettings), String> {
+    let stream = form.stream.check()?;
     let settings = CameraSettings {
         motion: form.motion == "on",
         sensitivity: number(&form.sensitivity, 1..=100, "the sensitivity")?,
@@ -204,10 +186,7 @@ fn check(form: &SettingsForm) -> Result<Checked, String> {
         zones: parse_zones(&form.zones)?,
         storage_days: camera_form::storage_days(&form.storage_days)?,
     };
-    if form.username.len() > 256 || form.password.len() > 256 {
-        return Err("credentials too long".into());
-    }
-    Ok((url, sub_url, mode, settings))
+    Ok((stream, settings))
 }
 
 pub async fn save(
@@ -219,7 +198,7 @@ pub async fn save(
     session.require(Action::ManageCameras, Object::System)?;
     let id = known(&state, &camera)?;
     let old = entry_of(&state, &id).await?;
-    let (url, sub_url, mode, settings) = match check(&form) {
+    let (stream, settings) = match check(&form) {
         Ok(checked) => checked,
         Err(e) => {
             let view = old
@@ -236,18 +215,19 @@ pub async fn save(
     // Blank credentials keep the stored ones; new ones replace both.
     let (user_purpose, password_purpose) = CameraEntry::purposes(&id);
     let store = state.store.clone();
-    let seal = |clear: &str, purpose: &str| {
-        (!clear.is_empty())
-            .then(|| store.seal_secret(purpose, clear.as_bytes()))
+    let seal = |clear: &Option<String>, purpose: &str| {
+        clear
+            .as_ref()
+            .map(|c| store.seal_secret(purpose, c.as_bytes()))
             .transpose()
             .map_err(|e| WebError::Internal(format!("sealing camera credentials: {e}")))
     };
-    let (sealed_username, sealed_password) = if form.username.is_empty() {
+    let (sealed_username, sealed_password) = if stream.username.is_none() {
         (old.sealed_username.clone(), old.sealed_password.clone())
     } else {
         (
-            seal(&form.username, &user_purpose)?,
-            seal(&form.password, &password_purpose)?,
+            seal(&stream.username, &user_purpose)?,
+            seal(&stream.password, &password_purpose)?,
         )
     };
     let open = |sealed: &Option<String>, purpose: &str| -> Result<Option<String>, WebError> {
@@ -262,6 +242,9 @@ pub async fn save(
             })
             .transpose()
     };
+    let Streams {
+        url, sub_url, mode, ..
+    } = stream;
     let config = CameraConfig::adopted(
         id.clone(),
         url.clone(),
