@@ -17,7 +17,8 @@ use super::{
 };
 use crate::audit::Actor;
 use crate::index::{
-    AlertKind, AuditKind, Role, SessionStage, TotpEntry, UpdateError, UserEntry, UserId,
+    AlertKind, AuditKind, Role, SessionStage, SupportGrant, TotpEntry, UpdateError, UserEntry,
+    UserId,
 };
 use crate::store::Store;
 
@@ -33,7 +34,7 @@ fn log_failure(name: &str, client: &ClientInfo, reason: &str) {
     tracing::warn!(target: "porchlight::auth", "authentication failure for {name:?} from {}: {reason}", client.ip);
 }
 
-pub(super) fn valid_username(name: &str) -> Result<String, AuthError> {
+fn valid_username(name: &str) -> Result<String, AuthError> {
     let name = name.trim();
     let n = name.chars().count();
     if n == 0 || n > 64 || name.chars().any(char::is_control) {
@@ -44,7 +45,7 @@ pub(super) fn valid_username(name: &str) -> Result<String, AuthError> {
     Ok(name.to_owned())
 }
 
-pub(super) fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
+fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
     let email = email.trim();
     if email.is_empty() {
         return Ok(None);
@@ -184,6 +185,35 @@ impl Auth {
         Ok(())
     }
 
+    /// A new account from what its person typed (checked; the password hashed off
+    /// the runtime), not yet stored and without TOTP, which is enrolled next.
+    pub(super) async fn new_account(
+        &self,
+        username: &str,
+        new_password: String,
+        email: &str,
+        role: Role,
+        support: Option<SupportGrant>,
+    ) -> Result<UserEntry, AuthError> {
+        let username = valid_username(username)?;
+        let email = valid_email(email)?;
+        if let Some(why) = password::weakness(&new_password, &[&username]) {
+            return Err(AuthError::WeakPassword(why));
+        }
+        Ok(UserEntry {
+            id: UserId::random(),
+            username,
+            role,
+            support,
+            password_hash: self.inner.hashing.hash(new_password).await?,
+            email,
+            totp: None,
+            recovery_codes: Vec::new(),
+            created_micros: self.now(),
+            known_devices: Vec::new(),
+        })
+    }
+
     /// Creates the owner account with the setup code; the session returned must enrol
     /// TOTP next.
     pub async fn setup_owner(
@@ -208,24 +238,9 @@ impl Auth {
             Ok(())
         })
         .await?;
-        let username = valid_username(username)?;
-        let email = valid_email(email)?;
-        if let Some(why) = password::weakness(&new_password, &[&username]) {
-            return Err(AuthError::WeakPassword(why));
-        }
-        let hash = self.inner.hashing.hash(new_password).await?;
-        let user = UserEntry {
-            id: UserId::random(),
-            username,
-            role: Role::Owner,
-            support: None,
-            password_hash: hash,
-            email,
-            totp: None,
-            recovery_codes: Vec::new(),
-            created_micros: self.now(),
-            known_devices: Vec::new(),
-        };
+        let user = self
+            .new_account(username, new_password, email, Role::Owner, None)
+            .await?;
         let client = client.clone();
         self.off_thread(move |auth| {
             // Two setups racing: the second finds the code gone.

@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::flows::{valid_email, valid_username};
-use super::{
-    password, session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, Session,
-};
+use super::{session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, Session};
 use crate::audit::Actor;
 use crate::index::{
     AlertKind, AuditKind, InvitationEntry, Role, SessionStage, SupportGrant, UserEntry, UserId,
@@ -190,24 +187,15 @@ impl Auth {
                 }
             })
             .await?;
-        let username = valid_username(username)?;
-        let email = valid_email(email)?;
-        if let Some(why) = password::weakness(&new_password, &[&username]) {
-            return Err(AuthError::WeakPassword(why));
-        }
-        let hash_of_password = self.inner.hashing.hash(new_password).await?;
-        let user = UserEntry {
-            id: UserId::random(),
-            username,
-            role: invitation.role,
-            support: invitation.support,
-            password_hash: hash_of_password,
-            email,
-            totp: None,
-            recovery_codes: Vec::new(),
-            created_micros: self.now(),
-            known_devices: Vec::new(),
-        };
+        let user = self
+            .new_account(
+                username,
+                new_password,
+                email,
+                invitation.role,
+                invitation.support,
+            )
+            .await?;
         let client = client.clone();
         self.off_thread(move |auth| {
             if !auth.inner.index.create_user(&user)? {
