@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
-use porchlight::camera::ConnectionState;
 use porchlight::model::CameraId;
 use webutil::{csrf, Client, Server};
 
@@ -49,18 +48,6 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
         }
     }
     found
-}
-
-async fn wait_streaming(server: &Server, id: &CameraId) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = server.daemon().registry.get(id).map(|c| c.status().state);
-        if state == Some(ConnectionState::Streaming) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "camera not streaming: {state:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +201,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
     let id: CameraId = "porch".parse().expect("id");
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     let home = owner.get("/").await;
     assert!(home.body.contains("porch"), "{}", home.body);
     let again = add(
@@ -245,7 +232,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
 
     // Started again at boot.
     let server = server.restart().await;
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
 
     // Removed, keeping its recordings: stopped at once (the camera sees no client),
     // gone after a restart too.
@@ -293,7 +280,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
         )
         .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     assert!(
         server.daemon().recorder_sender(&id).is_none(),
         "mode off: no recorder"
@@ -301,7 +288,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     let page = owner.get("/cameras/porch/settings").await;
     assert!(page.body.contains("value=\"80\""), "{}", page.body);
     let server = server.restart().await;
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     let handle = server.daemon().registry.get(&id).expect("started at boot");
     assert_eq!(handle.config.mode, porchlight::config::RecordingMode::Off);
     assert_eq!(
@@ -373,7 +360,7 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     let page = owner.get("/cameras/discovered").await;
     let r = owner
         .post(

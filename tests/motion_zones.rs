@@ -7,10 +7,9 @@
 mod common;
 mod webutil;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::camera::{now_unix, CameraOptions, Scene, TestCamera};
-use porchlight::camera::ConnectionState;
 use porchlight::model::{CameraId, Trigger};
 use porchlight::recorder::EventPhase;
 use tokio::sync::broadcast::error::RecvError;
@@ -25,18 +24,6 @@ const MOVING: f64 = 4.0;
 const OVER_THE_PATH: &str = "5 10 95 90";
 /// A strip the square never enters.
 const ELSEWHERE: &str = "0 0 100 8";
-
-async fn wait_streaming(server: &Server, id: &CameraId) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = server.daemon().registry.get(id).map(|c| c.status().state);
-        if state == Some(ConnectionState::Streaming) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "camera not streaming: {state:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn sleep_until(unix: f64) {
     let left = unix - now_unix();
@@ -88,7 +75,7 @@ async fn motion_events_with_zones(
     save_settings(owner, camera, zones).await;
     // The camera restarted within the request: only its new recorder speaks now.
     let mut events = server.daemon().subscribe_events();
-    wait_streaming(server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     assert!(
         now_unix() < still_start + STILL - 4.0,
         "the restart took too long to watch a whole movement"
@@ -153,7 +140,7 @@ async fn a_zone_over_the_moving_square_suppresses_its_events() {
         )
         .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
-    wait_streaming(&server, &id).await;
+    server.wait_streaming(id.as_str()).await;
     let handle = server.daemon().registry.get(&id).expect("started");
     assert_eq!(handle.config.storage_days, 12);
     assert_eq!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::camera::{CameraOptions, TestCamera};
 use porchlight::index::RecordingState;
 use porchlight::model::Trigger;
-use webutil::{csrf, Client, Reply, Server};
+use webutil::{csrf, make_token, Reply, Server};
 
 const CAMERAS: &str =
     "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n\
@@ -33,26 +33,6 @@ fn logged() -> String {
 }
 
 /// Makes a token on the Linked services page, as the owner's browser does.
-async fn create_token(c: &mut Client, name: &str, scopes: &[&str]) -> String {
-    let page = c.get("/linked-services").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let token = csrf(&page.body);
-    let mut form = vec![("csrf", token.as_str()), ("name", name)];
-    form.extend(scopes.iter().map(|s| ("scope", *s)));
-    let r = c.post("/linked-services", &form).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.header("cache-control"), "no-store", "never cached");
-    let start = r
-        .body
-        .find("id=\"token\" class=\"secret\">")
-        .expect("the token on the page")
-        + "id=\"token\" class=\"secret\">".len();
-    let len = r.body[start..].find('<').expect("end of the token");
-    let token = r.body[start..start + len].to_owned();
-    assert!(token.starts_with("plt_"), "{token}");
-    token
-}
-
 /// A request from a service: no cookies, no Origin, just the token (if any).
 async fn api(server: &Server, method: &str, path: &str, token: Option<&str>) -> Reply {
     let mut c = server.client();
@@ -107,7 +87,7 @@ async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
         home.body.contains("href=\"/linked-services\""),
         "in the navigation"
     );
-    let token = create_token(
+    let token = make_token(
         &mut owner,
         "Doorbell button",
         &["trigger:write", "events:read"],
@@ -150,45 +130,32 @@ async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
     assert_eq!(listed["triggers"][0], "external");
     assert!(listed["start"].as_str().expect("start").ends_with('Z'));
 
-    let count = |r: &Reply| json(r).as_array().expect("array").len();
-    let r = api(&server, "GET", "/api/v1/events?camera=lobby", Some(&token)).await;
-    assert_eq!(count(&r), 0, "another camera's events are filtered out");
-    let r = api(
-        &server,
-        "GET",
-        "/api/v1/events?camera=porch&limit=1",
-        Some(&token),
-    )
-    .await;
-    assert_eq!(count(&r), 1);
-    let r = api(
-        &server,
-        "GET",
-        "/api/v1/events?since=2099-01-01T00:00:00Z",
-        Some(&token),
-    )
-    .await;
-    assert_eq!(count(&r), 0, "nothing since the future");
-    let r = api(
-        &server,
-        "GET",
-        "/api/v1/events?since=2000-01-01T00:00:00Z",
-        Some(&token),
-    )
-    .await;
-    assert_eq!(count(&r), 1);
-    let r = api(
-        &server,
-        "GET",
-        "/api/v1/events?since=yesterday",
-        Some(&token),
-    )
-    .await;
-    assert_eq!(r.status, 400);
-    let r = api(&server, "GET", "/api/v1/events?limit=0", Some(&token)).await;
-    assert_eq!(r.status, 400);
-    let r = api(&server, "GET", "/api/v1/events?limit=many", Some(&token)).await;
-    assert_eq!(json(&r)["error"], 400, "a malformed query is JSON too");
+    // Filters: how many events each query lists, or its refusal (JSON too).
+    for (query, want) in [
+        ("camera=lobby", Ok(0)), // another camera's events are filtered out
+        ("camera=porch&limit=1", Ok(1)),
+        ("since=2099-01-01T00:00:00Z", Ok(0)), // nothing since the future
+        ("since=2000-01-01T00:00:00Z", Ok(1)),
+        ("since=yesterday", Err(400)),
+        ("limit=0", Err(400)),
+        ("limit=many", Err(400)),
+    ] {
+        let r = api(
+            &server,
+            "GET",
+            &format!("/api/v1/events?{query}"),
+            Some(&token),
+        )
+        .await;
+        let got = match r.status {
+            200 => Ok(json(&r).as_array().expect("array").len()),
+            status => {
+                assert_eq!(json(&r)["error"], status, "{query}: the refusal is JSON");
+                Err(status)
+            }
+        };
+        assert_eq!(got, want, "{query}: {}", r.body);
+    }
 
     let r = api(
         &server,
@@ -298,9 +265,9 @@ async fn scopes_are_enforced_and_a_browser_session_is_not_a_token() {
     let _ = log();
     let server = Server::start(CAMERAS).await;
     let (mut owner, _, _) = server.owner().await;
-    let reader = create_token(&mut owner, "Home Assistant", &["events:read"]).await;
-    let bell = create_token(&mut owner, "Doorbell", &["trigger:write"]).await;
-    let watcher = create_token(&mut owner, "Viewer", &["live:read"]).await;
+    let reader = make_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    let bell = make_token(&mut owner, "Doorbell", &["trigger:write"]).await;
+    let watcher = make_token(&mut owner, "Viewer", &["live:read"]).await;
 
     let r = api(
         &server,
@@ -395,8 +362,8 @@ async fn the_event_stream_delivers_new_events_and_ends_when_its_token_is_revoked
     let _ = log();
     let server = Server::start(CAMERAS).await;
     let (mut owner, _, _) = server.owner().await;
-    let follower = create_token(&mut owner, "Home Assistant", &["events:read"]).await;
-    let bell = create_token(&mut owner, "Doorbell", &["trigger:write"]).await;
+    let follower = make_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    let bell = make_token(&mut owner, "Doorbell", &["trigger:write"]).await;
 
     let c = server.client();
     let mut resp = c
@@ -494,25 +461,13 @@ async fn a_doorbell_token_makes_a_real_camera_record_an_external_trigger() {
     ))
     .await;
     let (mut owner, _, _) = server.owner().await;
-    let token = create_token(
+    let token = make_token(
         &mut owner,
         "Doorbell button",
         &["trigger:write", "events:read"],
     )
     .await;
-    let hub = server
-        .daemon()
-        .registry
-        .get(&"bell".parse().expect("name"))
-        .expect("camera");
-    let streaming = async {
-        while hub.status().state.label() != "streaming" {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), streaming)
-        .await
-        .expect("the test camera streams");
+    server.wait_streaming("bell").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let index = server.daemon().index.clone();
     assert!(
@@ -570,21 +525,9 @@ async fn a_live_read_token_gets_the_cameras_picture_as_jpeg_and_nothing_else_doe
     ))
     .await;
     let (mut owner, _, _) = server.owner().await;
-    let live = create_token(&mut owner, "Home Assistant", &["live:read"]).await;
-    let events_only = create_token(&mut owner, "Event log", &["events:read"]).await;
-    let hub = server
-        .daemon()
-        .registry
-        .get(&"yard".parse().expect("name"))
-        .expect("camera");
-    let streaming = async {
-        while hub.status().state.label() != "streaming" {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), streaming)
-        .await
-        .expect("the test camera streams");
+    let live = make_token(&mut owner, "Home Assistant", &["live:read"]).await;
+    let events_only = make_token(&mut owner, "Event log", &["events:read"]).await;
+    server.wait_streaming("yard").await;
 
     // Refusals first: no token, a browser session, a token without live:read.
     let path = "/api/v1/cameras/yard/snapshot.jpg";

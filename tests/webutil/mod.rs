@@ -90,6 +90,23 @@ impl Server {
         self.running.as_ref().expect("running")
     }
 
+    /// Waits (up to 30 s) until `camera` streams.
+    pub async fn wait_streaming(&self, camera: &str) {
+        let id: porchlight::model::CameraId = camera.parse().expect("camera name");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let state = self.daemon().registry.get(&id).map(|c| c.status().state);
+            if state == Some(porchlight::camera::ConnectionState::Streaming) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "camera {camera} not streaming: {state:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn base(&self) -> String {
         format!("https://{}", self.https)
     }
@@ -318,14 +335,18 @@ pub async fn invite(owner: &mut Client, note: &str) -> String {
 /// returns the token, shown once on the answer.
 pub async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> String {
     let page = owner.get("/linked-services").await;
+    assert_eq!(page.status, 200, "{}", page.body);
     let token = csrf(&page.body);
     let mut form = vec![("csrf", token.as_str()), ("name", name)];
     form.extend(scopes.iter().map(|s| ("scope", *s)));
     let r = owner.post("/linked-services", &form).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store", "never cached");
     let marker = "id=\"token\" class=\"secret\">";
     let start = r.body.find(marker).expect("the token") + marker.len();
-    r.body[start..].split('<').next().expect("token").to_owned()
+    let token = r.body[start..].split('<').next().expect("token").to_owned();
+    assert!(token.starts_with("plt_"), "{token}");
+    token
 }
 
 /// Captures every log line of this test binary (a global subscriber, installed once
