@@ -430,19 +430,15 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CameraId;
     use crate::model::{RecordingId, Trigger};
     use crate::store::NewRecording;
 
-    /// A crash right after a recording began: its file holds a header and no video.
-    #[test]
-    fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&dir.path().join("index")).expect("index");
-        let camera: crate::model::CameraId = "porch".parse().expect("name");
-        let id = RecordingId(42);
-        let (writer, wrapped_key) = store
+    /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
+    /// synced, the index entry still open.
+    fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
+        let camera: CameraId = "porch".parse().expect("name");
+        let (mut writer, wrapped_key) = store
             .create_recording(&NewRecording {
                 id,
                 camera: camera.clone(),
@@ -450,6 +446,10 @@ mod tests {
                 trigger: Trigger::Continuous,
             })
             .expect("create");
+        if !video.is_empty() {
+            writer.write_all(video).expect("write");
+            writer.sync().expect("sync");
+        }
         drop(writer);
         index
             .put_recording(&RecordingEntry {
@@ -464,6 +464,18 @@ mod tests {
                 state: RecordingState::Open,
             })
             .expect("index");
+        camera
+    }
+
+    /// A crash right after a recording began: its file holds a header and no video.
+    #[test]
+    fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        let id = RecordingId(42);
+        let camera = interrupted(&store, &index, id, b"");
         let report = recover(&store, &index).expect("recover");
         assert!(report.findings.is_empty(), "{report}");
         assert!(
@@ -494,34 +506,10 @@ mod tests {
             0,
         )
         .expect("enable");
-        let camera: crate::model::CameraId = "porch".parse().expect("name");
         let id = RecordingId(43);
-        let (mut writer, wrapped_key) = store
-            .create_recording(&NewRecording {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                trigger: Trigger::Continuous,
-            })
-            .expect("create");
-        writer.write_all(b"some video").expect("write");
-        writer.sync().expect("sync");
-        drop(writer);
+        let camera = interrupted(&store, &index, id, b"some video");
         let path = store.recording_path(&camera, id);
         let before = std::fs::read(&path).expect("read");
-        index
-            .put_recording(&RecordingEntry {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                end_micros: 1,
-                frames: 0,
-                bytes: 0,
-                trigger: Trigger::Continuous,
-                wrapped_key,
-                state: RecordingState::Open,
-            })
-            .expect("index");
         let report = recover(&store, &index).expect("recover");
         assert!(report.findings.is_empty(), "{report}");
         assert!(
