@@ -434,6 +434,15 @@ mod tests {
     use crate::model::{RecordingId, Trigger};
     use crate::store::NewRecording;
 
+    /// A fresh store and index in a temporary directory (kept while the first lives).
+    fn fixture() -> (tempfile::TempDir, Store, Index) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let index = Index::open(&dir.path().join("index")).expect("index");
+        (dir, store, index)
+    }
+
     /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
     /// synced, the index entry still open.
     fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
@@ -470,10 +479,7 @@ mod tests {
     /// A crash right after a recording began: its file holds a header and no video.
     #[test]
     fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&dir.path().join("index")).expect("index");
+        let (_dir, store, index) = fixture();
         let id = RecordingId(42);
         let camera = interrupted(&store, &index, id, b"");
         let report = recover(&store, &index).expect("recover");
@@ -492,10 +498,7 @@ mod tests {
     /// the file untouched and marks it finished (retention may then delete it).
     #[test]
     fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&dir.path().join("index")).expect("index");
+        let (_dir, store, index) = fixture();
         crate::e2e::enable(
             &index,
             &store,

@@ -77,17 +77,27 @@ fn assert_same_as_full_decoding(some: &[GrayFrame], every: &[GrayFrame]) {
     }
 }
 
+/// Decodes `s` wanting every third picture (0, 3, …), lazily or not; returns the
+/// decoder, those pictures, and every picture of a full decoding to compare with.
+fn every_third_picture(
+    s: &TestStream,
+    lazy: bool,
+) -> (MotionDecoder, Vec<GrayFrame>, Vec<GrayFrame>) {
+    let every = decode_all(
+        &mut MotionDecoder::new(&s.sample_entry, 160).expect("opens"),
+        s,
+    );
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
+    dec.set_lazy(lazy);
+    let third = s.units[3].pts - s.units[0].pts;
+    let some = decode_wanted(&mut dec, s, |pts| (pts - s.units[0].pts) % third == 0);
+    (dec, some, every)
+}
+
 #[test]
 fn eager_decoding_downscales_only_wanted_frames_but_decodes_every_frame() {
     let s = stream(TESTSRC);
-    let every = decode_all(
-        &mut MotionDecoder::new(&s.sample_entry, 160).expect("opens"),
-        &s,
-    );
-    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
-    dec.set_lazy(false);
-    let third = s.units[3].pts - s.units[0].pts;
-    let some = decode_wanted(&mut dec, &s, |pts| (pts - s.units[0].pts) % third == 0);
+    let (dec, some, every) = every_third_picture(&s, false);
     assert_eq!(dec.frames_decoded(), 30, "every unit decoded");
     assert_eq!(some.len(), 10, "every third frame downscaled");
     assert_same_as_full_decoding(&some, &every);
@@ -97,13 +107,7 @@ fn eager_decoding_downscales_only_wanted_frames_but_decodes_every_frame() {
 fn lazy_decoding_skips_only_what_no_wanted_picture_needs_and_changes_no_picture() {
     // 30 units, IDR at 0, 10 and 20; every third picture wanted (0, 3, … 27).
     let s = stream(TESTSRC);
-    let every = decode_all(
-        &mut MotionDecoder::new(&s.sample_entry, 160).expect("opens"),
-        &s,
-    );
-    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("opens");
-    let third = s.units[3].pts - s.units[0].pts;
-    let some = decode_wanted(&mut dec, &s, |pts| (pts - s.units[0].pts) % third == 0);
+    let (dec, some, every) = every_third_picture(&s, true);
     assert_eq!(some.len(), 10, "the same ten pictures out");
     assert_same_as_full_decoding(&some, &every);
     // The first GOP is decoded as it comes (the decoder has not yet shown it outputs
