@@ -434,14 +434,7 @@ mod tests {
     use crate::model::{RecordingId, Trigger};
     use crate::store::NewRecording;
 
-    /// A fresh store and index in a temporary directory (kept while the first lives).
-    fn fixture() -> (tempfile::TempDir, Store, Index) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&dir.path().join("index")).expect("index");
-        (dir, store, index)
-    }
+    use crate::testutil::store_and_index as fixture;
 
     /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
     /// synced, the index entry still open.

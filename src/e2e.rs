@@ -360,13 +360,7 @@ mod tests {
 
     const PASS: &str = "lantern orchard pebble 1987 quietly";
 
-    fn fixture() -> (tempfile::TempDir, Index, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&Store::index_dir(&dir.path().join("data"))).expect("index");
-        (dir, index, store)
-    }
+    use crate::testutil::store_and_index as fixture;
 
     fn pass(text: &str) -> Secret {
         Secret::Passphrase(Zeroizing::new(text.to_owned()))
@@ -374,7 +368,7 @@ mod tests {
 
     #[test]
     fn enabling_sets_the_store_recipients_and_survives_a_reload() {
-        let (_dir, index, store) = fixture();
+        let (_dir, store, index) = fixture();
         assert!(!is_enabled(&index).expect("read"));
         let recovery = enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
         assert_eq!(store.recipients().len(), 1);
@@ -401,7 +395,7 @@ mod tests {
     fn a_removed_viewer_is_not_a_recipient_of_recordings_made_after_removal() {
         use crate::model::{CameraId, RecordingId, Trigger};
         use crate::store::NewRecording;
-        let (_dir, index, store) = fixture();
+        let (_dir, store, index) = fixture();
         const OTHER: &str = "velvet harbour compass 2231 slowly";
         assert!(matches!(
             enrol(&index, &store, UserId(2), "guest", OTHER, OTHER, 0),
@@ -451,7 +445,7 @@ mod tests {
 
     #[test]
     fn turning_off_keeps_the_keys_and_needs_the_passphrase() {
-        let (_dir, index, store) = fixture();
+        let (_dir, store, index) = fixture();
         enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
         let key = store.recipients();
         assert!(matches!(
@@ -475,7 +469,7 @@ mod tests {
 
     #[test]
     fn weak_or_mismatched_passphrases_are_refused() {
-        let (_dir, index, store) = fixture();
+        let (_dir, store, index) = fixture();
         for (a, b) in [
             ("password1", "password1"),
             (PASS, "something else entirely"),
@@ -488,7 +482,7 @@ mod tests {
 
     #[test]
     fn wrong_passphrases_are_throttled_and_a_right_one_waits_its_turn() {
-        let (_dir, index, store) = fixture();
+        let (_dir, store, index) = fixture();
         enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
         let user = Some(UserId(1));
         let mut now = 1_000_000;

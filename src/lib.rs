@@ -29,5 +29,7 @@ pub mod retention;
 pub mod rotate;
 pub mod share;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod unlocked;
 pub mod web;

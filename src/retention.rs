@@ -387,10 +387,7 @@ mod tests {
     const DAY: i64 = MICROS_PER_DAY;
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-            .expect("store");
-        let index = Index::open(&dir.path().join("index")).expect("index");
+        let (dir, store, index) = crate::testutil::store_and_index();
         Fixture { dir, store, index }
     }
 

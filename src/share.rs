@@ -536,12 +536,8 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(
-            Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
-                .expect("store"),
-        );
-        let index = Index::open(&dir.path().join("index")).expect("index");
+        let (dir, store, index) = crate::testutil::store_and_index();
+        let store = Arc::new(store);
         let clock = SimulatedClock::new(1_000_000_000);
         let camera: crate::model::CameraId = "porch".parse().expect("name");
         let id = RecordingId(11);

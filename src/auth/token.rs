@@ -168,7 +168,6 @@ mod tests {
     use super::*;
     use crate::clock::SimulatedClock;
     use crate::index::{Index, Role, UserEntry};
-    use crate::store::Store;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -179,11 +178,8 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let store =
-            Arc::new(Store::open_or_create(&data, &dir.path().join("keys")).expect("store"));
-        let index = Index::open(&Store::index_dir(&data)).expect("index");
+        let (dir, store, index) = crate::testutil::store_and_index();
+        let store = Arc::new(store);
         let owner = UserId(42);
         index
             .create_user(&UserEntry {
@@ -209,7 +205,7 @@ mod tests {
             store,
             Arc::new(clock.clone()),
             lifetimes,
-            data,
+            dir.path().join("data"),
             None,
         )
         .expect("auth");

@@ -5,7 +5,8 @@
 //! small async forwarder from the camera's frame hub. What to record is an input: the
 //! camera's mode plus triggers and motion updates sent through [`RecorderHandle`], so
 //! motion detection, the doorbell API and live view plug in without touching the
-//! writing loop (`machine.rs` decides, `segment.rs` writes, `event.rs` keeps events).
+//! writing loop (`machine.rs` decides, `segment.rs` writes, `event.rs` keeps events,
+//! `forward.rs` moves frames in).
 //!
 //! Durable order per recording (see `store` and `index`): the store creates and fsyncs
 //! the file, then the `Open` entry is written and flushed; at the end the entry becomes
@@ -16,11 +17,12 @@
 //! recording at that point instead of silently joining across the gap.
 
 mod event;
+mod forward;
 mod machine;
 pub mod motion_feed;
 mod segment;
 
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -167,7 +169,12 @@ pub fn spawn(
 ) -> std::io::Result<RecorderHandle> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
     let id = camera.id().clone();
-    tokio::spawn(forward(camera.subscribe(), tx.clone(), shutdown));
+    tokio::spawn(forward::forward(
+        "recorder",
+        camera.subscribe(),
+        tx.clone(),
+        shutdown,
+    ));
     let mut recorder = Recorder::new(
         id.clone(),
         camera.config.mode,
@@ -247,41 +254,13 @@ fn finish(recorder: &mut Recorder) {
     recorder.close(None, "shutting down");
 }
 
-/// Moves frames from the hub to the recorder thread without ever blocking the runtime.
-async fn forward(
-    mut frames: broadcast::Receiver<Arc<Frame>>,
-    tx: SyncSender<RecorderInput>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut gap = false;
-    loop {
-        let frame = tokio::select! {
-            r = frames.recv() => r,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(lost = n, "recorder fell behind the camera; {n} frames lost");
-                gap = true;
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
-        if gap {
-            match tx.try_send(RecorderInput::Gap) {
-                Ok(()) => gap = false,
-                Err(TrySendError::Full(_)) => continue,
-                Err(TrySendError::Disconnected(_)) => break,
-            }
-        }
-        match tx.try_send(RecorderInput::Frame(frame)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => gap = true,
-            Err(TrySendError::Disconnected(_)) => break,
-        }
+impl forward::FrameInput for RecorderInput {
+    fn frame(frame: Arc<Frame>) -> Self {
+        RecorderInput::Frame(frame)
     }
-    // Dropping `tx` (with the handle's clone) lets the thread drain and finish.
+    fn gap() -> Self {
+        RecorderInput::Gap
+    }
 }
 
 #[cfg(test)]

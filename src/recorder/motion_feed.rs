@@ -11,12 +11,12 @@
 //! small bounded queue, and frames dropped because the thread fell behind make it
 //! start over at the next keyframe (a new decoder) rather than decode garbage.
 
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::{MotionUpdate, RecorderSender};
 use crate::camera::CameraHandle;
@@ -46,38 +46,20 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
-    tokio::spawn(forward(camera.subscribe_analysis(), tx, shutdown));
+    let frames = camera.subscribe_analysis();
+    tokio::spawn(super::forward::forward("motion feed", frames, tx, shutdown));
     let id = camera.id().clone();
     std::thread::Builder::new()
         .name(format!("motion-{id}"))
         .spawn(move || Feed::new(id, settings, recorder).run(rx))
 }
 
-async fn forward(
-    mut frames: broadcast::Receiver<Arc<Frame>>,
-    tx: SyncSender<FeedInput>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut gap = false;
-    loop {
-        let frame = tokio::select! {
-            r = frames.recv() => r,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let input = match frame {
-            Ok(f) if !gap => FeedInput::Frame(f),
-            Ok(_) => FeedInput::Gap,
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                gap = true;
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
-        match tx.try_send(input) {
-            Ok(()) => gap = false,
-            Err(TrySendError::Full(_)) => gap = true,
-            Err(TrySendError::Disconnected(_)) => break,
-        }
+impl super::forward::FrameInput for FeedInput {
+    fn frame(frame: Arc<Frame>) -> Self {
+        FeedInput::Frame(frame)
+    }
+    fn gap() -> Self {
+        FeedInput::Gap
     }
 }
 

@@ -24,12 +24,9 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, store, index) = crate::testutil::store_and_index();
     let stream = encode_test_stream(dir.path());
-    let store = Arc::new(
-        Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys")).expect("store"),
-    );
-    let index = Index::open(&dir.path().join("index")).expect("index");
+    let store = Arc::new(store);
     Fixture {
         _dir: dir,
         stream,
