@@ -320,17 +320,13 @@ async fn user_names_and_user_agents_with_markup_are_escaped() {
     stranger.user_agent = format!("{MARKUP} curl/8");
     for _ in 0..15 {
         server.advance_secs(65);
-        stranger
-            .post("/login", &[("username", MARKUP), ("password", "guess")])
-            .await;
+        stranger.post_login(MARKUP, "guess").await;
     }
     // And logs in as a new device with a markup User-Agent.
     let mut other = server.client();
     other.user_agent = format!("{MARKUP} Chrome/120 (X11; Linux)");
     server.advance_secs(65);
-    let r = other
-        .post("/login", &[("username", MARKUP), ("password", PASSWORD)])
-        .await;
+    let r = other.post_login(MARKUP, PASSWORD).await;
     let code_page = other.get("/login/code").await;
     if r.status == 303 {
         other
@@ -372,9 +368,7 @@ async fn the_session_id_changes_at_login_and_at_the_second_step() {
     victim
         .cookies
         .insert("__Host-porchlight".into(), planted.clone());
-    let r = victim
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = victim.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let pending = victim.session().expect("pending session");
     assert_ne!(pending, planted, "a planted id is never adopted");

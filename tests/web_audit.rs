@@ -38,16 +38,9 @@ async fn logins_failures_and_logouts_are_in_the_activity_log_escaped_and_filtera
     // A stranger guesses at a name with markup in it, and at the owner's password.
     let mut stranger = server.client();
     let hostile = "<script>alert(1)</script>";
-    let r = stranger
-        .post("/login", &[("username", hostile), ("password", "nope")])
-        .await;
+    let r = stranger.post_login(hostile, "nope").await;
     assert_eq!(r.status, 401);
-    let r = stranger
-        .post(
-            "/login",
-            &[("username", OWNER), ("password", "wrong password")],
-        )
-        .await;
+    let r = stranger.post_login(OWNER, "wrong password").await;
     assert_eq!(r.status, 401);
     server.advance_secs(60);
 
@@ -121,9 +114,7 @@ async fn a_block_after_repeated_failures_is_recorded_once() {
     let mut stranger = server.client();
     let mut blocked = false;
     for _ in 0..30 {
-        let r = stranger
-            .post("/login", &[("username", OWNER), ("password", "guess")])
-            .await;
+        let r = stranger.post_login(OWNER, "guess").await;
         if r.status == 429 {
             blocked = true;
             break;

@@ -116,9 +116,7 @@ async fn a_totp_code_works_once_and_a_recovery_code_once() {
     }
     // The enrolment used this step's code: it is refused now.
     let mut c = server.client();
-    let r = c
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = c.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.location(), "/login/code");
     let page = c.get("/login/code").await;
     let token = csrf(&page.body);
@@ -138,9 +136,7 @@ async fn a_totp_code_works_once_and_a_recovery_code_once() {
 
     // The same code from another browser within its step: refused.
     let mut other = server.client();
-    other
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    other.post_login(OWNER, PASSWORD).await;
     let token = csrf(&other.get("/login/code").await.body);
     let r = other
         .post("/login/code", &[("csrf", &token), ("code", &fresh)])
@@ -152,9 +148,7 @@ async fn a_totp_code_works_once_and_a_recovery_code_once() {
         .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
     let mut third = server.client();
-    third
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    third.post_login(OWNER, PASSWORD).await;
     let token = csrf(&third.get("/login/code").await.body);
     let r = third
         .post("/login/code", &[("csrf", &token), ("code", &codes[0])])
@@ -169,24 +163,12 @@ async fn guessing_meets_growing_delays_then_a_block_that_survives_a_restart() {
     let mut attacker = server.client();
     attacker.user_agent = "curl/8.0".into();
     for _ in 0..3 {
-        let r = attacker
-            .post(
-                "/login",
-                &[("username", OWNER), ("password", "wrong guess")],
-            )
-            .await;
+        let r = attacker.post_login(OWNER, "wrong guess").await;
         assert_eq!(r.status, 401);
     }
-    let r = attacker
-        .post(
-            "/login",
-            &[("username", OWNER), ("password", "wrong guess")],
-        )
-        .await;
+    let r = attacker.post_login(OWNER, "wrong guess").await;
     assert_eq!(r.status, 401, "the 4th failure is still looked at");
-    let r = attacker
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = attacker.post_login(OWNER, PASSWORD).await;
     assert_eq!(
         r.status, 429,
         "but then there is a delay, even for the right password"
@@ -195,33 +177,16 @@ async fn guessing_meets_growing_delays_then_a_block_that_survives_a_restart() {
     let mut waited = Vec::new();
     for _ in 0..5 {
         server.advance_secs(64);
-        let r = attacker
-            .post(
-                "/login",
-                &[("username", OWNER), ("password", "wrong guess")],
-            )
-            .await;
+        let r = attacker.post_login(OWNER, "wrong guess").await;
         assert_eq!(r.status, 401);
-        let r = attacker
-            .post(
-                "/login",
-                &[("username", OWNER), ("password", "wrong guess")],
-            )
-            .await;
+        let r = attacker.post_login(OWNER, "wrong guess").await;
         assert_eq!(r.status, 429);
         waited.push(r.body.contains("blocked"));
     }
     server.advance_secs(64);
-    let r = attacker
-        .post(
-            "/login",
-            &[("username", OWNER), ("password", "wrong guess")],
-        )
-        .await;
+    let r = attacker.post_login(OWNER, "wrong guess").await;
     assert_eq!(r.status, 401, "10th failure");
-    let r = attacker
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = attacker.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 429);
     assert!(r.body.contains("blocked"), "{}", r.body);
     assert_eq!(waited, vec![false; 5], "delays before the block");
@@ -238,9 +203,7 @@ async fn guessing_meets_growing_delays_then_a_block_that_survives_a_restart() {
     let mut owner_cookies = owner.cookies.clone();
     let server = server.restart().await;
     let mut attacker = server.client();
-    let r = attacker
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = attacker.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 429, "still blocked after a restart");
 
     // The owner's own browser (it completed a login before) is counted apart and can
@@ -249,9 +212,7 @@ async fn guessing_meets_growing_delays_then_a_block_that_survives_a_restart() {
     phone.cookies.append(&mut owner_cookies);
     phone.cookies.remove("__Host-porchlight");
     server.advance_secs(30);
-    let r = phone
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = phone.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 303, "known device: {}", r.body);
     let _ = phone.get("/login/code").await;
 
@@ -268,17 +229,10 @@ async fn unknown_accounts_get_the_same_answers_as_wrong_passwords() {
     let mut a = server.client();
     let mut b = server.client();
     for i in 0..6 {
-        let known = a
-            .post("/login", &[("username", OWNER), ("password", "nope nope")])
-            .await;
+        let known = a.post_login(OWNER, "nope nope").await;
         // Both come from 127.0.0.1: let the address's own delay pass in between.
         server.advance_secs(120);
-        let unknown = b
-            .post(
-                "/login",
-                &[("username", "nosuchuser"), ("password", "nope nope")],
-            )
-            .await;
+        let unknown = b.post_login("nosuchuser", "nope nope").await;
         assert_eq!(known.status, unknown.status, "attempt {i}");
         assert_eq!(
             known.body.replace(OWNER, "NAME"),

@@ -21,9 +21,7 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
 
     // A second browser logs in with a recovery code instead of the app.
     let mut laptop = server.client();
-    let r = laptop
-        .post("/login", &[("username", OWNER), ("password", PASSWORD)])
-        .await;
+    let r = laptop.post_login(OWNER, PASSWORD).await;
     assert_eq!(r.status, 303);
     let page = laptop.get("/login/code").await;
     let r = laptop

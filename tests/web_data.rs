@@ -219,12 +219,7 @@ async fn a_shared_user_deletes_their_account_and_their_open_sessions_end() {
     // A second device of theirs, logged in with password and TOTP.
     server.advance_secs(31);
     let mut tablet = server.client();
-    let r = tablet
-        .post(
-            "/login",
-            &[("username", GUEST), ("password", GUEST_PASSWORD)],
-        )
-        .await;
+    let r = tablet.post_login(GUEST, GUEST_PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/login/code"));
     let page = tablet.get("/login/code").await;
     let r = tablet
@@ -283,12 +278,7 @@ async fn a_shared_user_deletes_their_account_and_their_open_sessions_end() {
     assert_eq!(r.location(), "/login");
     // And nobody logs in as them any more.
     let mut again = server.client();
-    let r = again
-        .post(
-            "/login",
-            &[("username", GUEST), ("password", GUEST_PASSWORD)],
-        )
-        .await;
+    let r = again.post_login(GUEST, GUEST_PASSWORD).await;
     assert_eq!(r.status, 401, "{}", r.body);
 
     // The owner is told, and sees it in the log; the account is gone from Users.

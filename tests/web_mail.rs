@@ -419,9 +419,7 @@ async fn mail_with(sink: &SmtpSink, needle: &str) -> String {
 /// Password, then `code` on /login/code, for `user` on a fresh client.
 async fn login_with_code(server: &Server, user: &str, password: &str, code: &str) -> (Client, u16) {
     let mut c = server.client();
-    let r = c
-        .post("/login", &[("username", user), ("password", password)])
-        .await;
+    let r = c.post_login(user, password).await;
     assert_eq!(r.location(), "/login/code", "{}", r.body);
     let page = c.get("/login/code").await;
     let r = c
@@ -655,12 +653,7 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
     // The password now leads to enrolment, with a new seed; the old app is no use.
     server.advance_secs(30);
     let mut again = server.client();
-    let r = again
-        .post(
-            "/login",
-            &[("username", GUEST), ("password", GUEST_PASSWORD)],
-        )
-        .await;
+    let r = again.post_login(GUEST, GUEST_PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/enrol"));
     assert_eq!(again.get("/login/code").await.location(), "/enrol");
     let page = again.get("/enrol").await;

@@ -302,9 +302,7 @@ async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, Strin
 async fn login(server: &Server, name: &str, password: &str, secret: &str) -> Client {
     server.advance_secs(31);
     let mut c = server.client();
-    let r = c
-        .post("/login", &[("username", name), ("password", password)])
-        .await;
+    let r = c.post_login(name, password).await;
     assert_eq!((r.status, r.location()), (303, "/login/code"), "{}", r.body);
     let page = c.get("/login/code").await;
     let r = c

@@ -35,9 +35,7 @@ async fn range_reads_match_an_independent_export_and_deletion_is_permanent() {
     let mut c = owner(&base, &setup).await;
     // A failed login is logged in the fixed format a fail2ban filter matches.
     let mut guesser = Client::new(&base);
-    let r = guesser
-        .post("/login", &[("username", "admin"), ("password", "admin")])
-        .await;
+    let r = guesser.post_login("admin", "admin").await;
     assert_eq!(r.status, 401);
     daemon.wait_for_log(
         "authentication failure for \"admin\" from 127.0.0.1: password",

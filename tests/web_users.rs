@@ -116,12 +116,7 @@ async fn an_invited_shared_user_sees_but_cannot_change_and_removal_is_immediate(
     assert_eq!((r.status, r.location()), (303, "/users"));
     assert_eq!(guest.get("/").await.location(), "/login");
     let mut retry = server.client();
-    let r = retry
-        .post(
-            "/login",
-            &[("username", GUEST), ("password", GUEST_PASSWORD)],
-        )
-        .await;
+    let r = retry.post_login(GUEST, GUEST_PASSWORD).await;
     assert_eq!(r.status, 401, "the account is gone");
     let log = owner.get("/activity?kind=user_removed").await.body;
     assert!(log.contains(GUEST), "{log}");
@@ -314,11 +309,6 @@ async fn changing_the_password_logs_out_other_devices_and_raises_a_notice() {
         )
         .await;
     assert_eq!(r.status, 401, "the old password no longer works");
-    let r = again
-        .post(
-            "/login",
-            &[("username", webutil::OWNER), ("password", GUEST_PASSWORD)],
-        )
-        .await;
+    let r = again.post_login(webutil::OWNER, GUEST_PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/login/code"));
 }

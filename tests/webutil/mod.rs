@@ -289,6 +289,12 @@ impl Client {
         self.send(req).await
     }
 
+    /// The login form's first step: a username and password.
+    pub async fn post_login(&mut self, username: &str, password: &str) -> Reply {
+        self.post("/login", &[("username", username), ("password", password)])
+            .await
+    }
+
     /// A form POST from this site (Origin set).
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
         let req = self
