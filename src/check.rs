@@ -91,7 +91,13 @@ pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
         match entry.state {
             RecordingState::Finished => {}
             RecordingState::Open => finish_open(store, index, entry, &mut report)?,
-            RecordingState::Deleting => finish_delete(store, index, &entry, &mut report)?,
+            RecordingState::Deleting => {
+                let done = format!(
+                    "finished the interrupted deletion of recording {}",
+                    entry.id
+                );
+                remove(store, index, &entry, &mut report, done)?
+            }
         }
     }
     close_open_events(index, &mut report)?;
@@ -190,27 +196,25 @@ fn remove_empty(
     entry: &RecordingEntry,
     report: &mut Report,
 ) -> Result<(), CheckError> {
-    store.shred(&entry.camera, entry.id)?;
-    index.remove_recording(entry.id)?;
-    report.actions.push(format!(
+    let done = format!(
         "recording {} was interrupted before any video was written; removed",
         entry.id
-    ));
-    Ok(())
+    );
+    remove(store, index, entry, report, done)
 }
 
-fn finish_delete(
+/// Shreds the file, then removes the entry (the same order as any deletion), and
+/// reports `done`.
+fn remove(
     store: &Store,
     index: &Index,
     entry: &RecordingEntry,
     report: &mut Report,
+    done: String,
 ) -> Result<(), CheckError> {
     store.shred(&entry.camera, entry.id)?;
     index.remove_recording(entry.id)?;
-    report.actions.push(format!(
-        "finished the interrupted deletion of recording {}",
-        entry.id
-    ));
+    report.actions.push(done);
     Ok(())
 }
 

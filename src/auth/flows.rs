@@ -255,13 +255,7 @@ impl Auth {
                 format!("owner account {:?}", user.username),
             );
             tracing::info!(user = %user.id, "owner account created; two-step verification enrolment next");
-            let (device_cookie, device) = auth.device_of(&client);
-            let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
-            Ok(Issued {
-                session_id,
-                stage: SessionStage::Enrolment,
-                device_cookie,
-            })
+            auth.start_session(user.id, SessionStage::Enrolment, &client)
         })
         .await
     }
@@ -316,14 +310,9 @@ impl Auth {
             } else {
                 SessionStage::Enrolment
             };
-            let (device_cookie, device) = auth.device_of(&client);
-            let session_id = auth.new_session(user.id, stage, &client, device)?;
+            let issued = auth.start_session(user.id, stage, &client)?;
             tracing::info!(user = %user.id, ip = %client.ip, "password accepted; second factor next");
-            Ok(Issued {
-                session_id,
-                stage,
-                device_cookie,
-            })
+            Ok(issued)
         })
         .await
     }

@@ -224,13 +224,7 @@ impl Auth {
                 ),
             );
             tracing::info!(user = %user.id, "shared user created from an invitation; two-step enrolment next");
-            let (device_cookie, device) = auth.device_of(&client);
-            let session_id = auth.new_session(user.id, SessionStage::Enrolment, &client, device)?;
-            Ok(Issued {
-                session_id,
-                stage: SessionStage::Enrolment,
-                device_cookie,
-            })
+            auth.start_session(user.id, SessionStage::Enrolment, &client)
         })
         .await
     }

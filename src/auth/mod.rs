@@ -417,6 +417,24 @@ impl Auth {
         }
     }
 
+    /// A new session at `stage` for `user`; a browser without a device cookie gets
+    /// one (what "known devices" and login alerts go by).
+    fn start_session(
+        &self,
+        user: UserId,
+        stage: SessionStage,
+        client: &ClientInfo,
+    ) -> Result<Issued, AuthError> {
+        let (device_cookie, device_hash) = self.device_of(client);
+        let session_id = self.new_session(user, stage, client, device_hash)?;
+        Ok(Issued {
+            session_id,
+            stage,
+            device_cookie,
+        })
+    }
+
+    /// Writes a new session and makes it durable before the browser gets its cookie.
     fn new_session(
         &self,
         user: UserId,
