@@ -262,13 +262,13 @@ fn daemon_signals_ready_pings_the_watchdog_and_signals_stopping() {
         "READY=1 before the daemon logged that it serves:\n{text}"
     );
 
-    let window = Duration::from_millis(1600);
+    let window = Duration::from_secs(3);
     let pings = receive(&socket, window, |_| false);
     let count = pings.iter().filter(|m| *m == "WATCHDOG=1").count();
-    // Every 300 ms over 1.6 s is 5; allow for a slow machine but not for silence.
+    // Every 300 ms over 3 s is 10; allow for a busy machine but not for silence.
     assert!(
         count >= 3,
-        "{count} watchdog pings in {window:?} (expected about 5): {pings:?}"
+        "{count} watchdog pings in {window:?} (expected about 10): {pings:?}"
     );
 
     let status = sigterm_and_wait(&mut child);
