@@ -125,15 +125,29 @@ async fn path(c: &Client) -> String {
     c.current_url().await.expect("url").path().to_owned()
 }
 
-/// Polls `check` until it is true; panics with `what` after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+/// Polls `check` until it is true. After `limit` it saves a screenshot
+/// (`timed-out.png`) and panics with `what`, the page's address and the start of its
+/// text: what went wrong is usually written on the page.
+async fn eventually<F, Fut>(c: &Client, limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out: {what}");
+        if Instant::now() >= deadline {
+            let url = c.current_url().await.map(|u| u.to_string());
+            let text = c
+                .execute(
+                    "return document.body ? document.body.innerText.slice(0, 800) : ''",
+                    vec![],
+                )
+                .await;
+            if let Ok(png) = c.screenshot().await {
+                let _ = std::fs::write(screenshots().join("timed-out.png"), png);
+            }
+            panic!("timed out: {what} (at {url:?}; the page says: {text:?})");
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -172,6 +186,7 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
     .await;
     let _ = c.close().await;
     if let Err(e) = result {
+        print_log_tail(&daemon);
         daemon.stop();
         std::panic::resume_unwind(e);
     }
@@ -193,10 +208,26 @@ async fn owner_sets_up_logs_in_watches_live_plays_downloads_and_deletes() {
         result = guarded(invited_user(&g, &base, &link, &daemon)).await;
         let _ = g.close().await;
     }
+    if result.is_err() {
+        print_log_tail(&daemon);
+    }
     daemon.stop();
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// The end of the daemon's log, for a failed run: what the server said when the page
+/// did not show what the test waited for.
+fn print_log_tail(daemon: &Daemon) {
+    let log = daemon.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(80)..];
+    eprintln!(
+        "--- the daemon's log, last {} lines ---\n{}",
+        tail.len(),
+        tail.join("\n")
+    );
 }
 
 /// Runs one part of the test, catching its panic so the browser can be closed first.
@@ -211,19 +242,27 @@ async fn watch_shared(c: &Client, link: &str) {
     let duration = || async {
         number(c, "const v = document.getElementById('share-video'); return v && !v.hidden ? (v.duration || 0) : 0").await
     };
-    eventually(Duration::from_secs(20), "the shared clip loads", || async {
-        duration().await > 1.0
-    })
+    eventually(
+        c,
+        Duration::from_secs(20),
+        "the shared clip loads",
+        || async { duration().await > 1.0 },
+    )
     .await;
     js(c, "document.getElementById('share-video').play(); return 0").await;
-    eventually(Duration::from_secs(15), "the shared clip plays", || async {
-        number(
-            c,
-            "return document.getElementById('share-video').currentTime",
-        )
-        .await
-            > 0.5
-    })
+    eventually(
+        c,
+        Duration::from_secs(15),
+        "the shared clip plays",
+        || async {
+            number(
+                c,
+                "return document.getElementById('share-video').currentTime",
+            )
+            .await
+                > 0.5
+        },
+    )
     .await;
     assert!(
         c.find(Locator::Css("nav")).await.is_err(),
@@ -235,7 +274,7 @@ async fn watch_shared(c: &Client, link: &str) {
 /// Completes the forced TOTP enrolment: reads the key /enrol shows, enters the current
 /// code computed from it and continues past the recovery codes. Returns the key.
 async fn enrol(c: &Client, shots: [&str; 2]) -> String {
-    eventually(Duration::from_secs(30), "enrolment page", || async {
+    eventually(c, Duration::from_secs(30), "enrolment page", || async {
         path(c).await == "/enrol"
     })
     .await;
@@ -251,7 +290,7 @@ async fn enrol(c: &Client, shots: [&str; 2]) -> String {
     let code = porchlight::auth::totp::code_at(&secret, unix_now()).expect("code");
     fill(c, "code", &code).await;
     submit(c).await;
-    eventually(Duration::from_secs(30), "recovery codes", || async {
+    eventually(c, Duration::from_secs(30), "recovery codes", || async {
         c.find(Locator::Id("recovery-codes")).await.is_ok()
     })
     .await;
@@ -265,9 +304,12 @@ async fn invite(c: &Client, base: &str) -> String {
     c.goto(&format!("{base}/users")).await.expect("users");
     fill(c, "note", "Grandma").await;
     click(c, Locator::Id("invite"), "make an invitation link").await;
-    eventually(Duration::from_secs(30), "the invitation link", || async {
-        c.find(Locator::Id("invite-link")).await.is_ok()
-    })
+    eventually(
+        c,
+        Duration::from_secs(30),
+        "the invitation link",
+        || async { c.find(Locator::Id("invite-link")).await.is_ok() },
+    )
     .await;
     let link = js(c, "return document.getElementById('invite-link').value")
         .await
@@ -294,6 +336,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
     assert_eq!(path(c).await, "/invite");
     let secret = link.split_once('#').map_or("", |(_, s)| s);
     eventually(
+        c,
         Duration::from_secs(10),
         "invite.js fills the code from the fragment",
         || async { js(c, "return document.getElementById('invitation').value").await == secret },
@@ -306,7 +349,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
     enrol(c, ["17-invited-enrol", "18-invited-recovery-codes"]).await;
 
     // The dashboard shows the camera, but nothing of the owner's.
-    eventually(Duration::from_secs(30), "dashboard", || async {
+    eventually(c, Duration::from_secs(30), "dashboard", || async {
         path(c).await == "/"
     })
     .await;
@@ -321,12 +364,17 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
     c.goto(&format!("{base}/cameras/front-door/recordings"))
         .await
         .expect("recordings");
-    eventually(Duration::from_secs(60), "a finished recording", || async {
-        let _ = c.refresh().await;
-        c.find(Locator::Css("ul.recordings a[href$='/download']"))
-            .await
-            .is_ok()
-    })
+    eventually(
+        c,
+        Duration::from_secs(60),
+        "a finished recording",
+        || async {
+            let _ = c.refresh().await;
+            c.find(Locator::Css("ul.recordings a[href$='/download']"))
+                .await
+                .is_ok()
+        },
+    )
     .await;
     let download = c
         .find(Locator::Css("ul.recordings a[href$='/download']"))
@@ -350,7 +398,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
         .await
         .expect("player");
     let plays = || async {
-        eventually(Duration::from_secs(20), "video metadata", || async {
+        eventually(c, Duration::from_secs(20), "video metadata", || async {
             number(
                 c,
                 "return document.getElementById('playback').duration || 0",
@@ -391,7 +439,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
         .expect("forced delete")
         .as_u64();
     assert_eq!(status, Some(403), "a shared user's delete");
-    eventually(Duration::from_secs(30), "the refusal logged", || async {
+    eventually(c, Duration::from_secs(30), "the refusal logged", || async {
         daemon
             .log_text()
             .lines()
@@ -417,9 +465,14 @@ async fn session(driver: &Driver, profile: &Path, downloads: &Path) -> Client {
                 "--window-size=412,915",
                 format!("--user-data-dir={}", profile.display()),
             ],
+            // No password manager or autofill: a saved login password filled into
+            // another password field (the end-to-end passphrase) would be typed after.
             "prefs": {
                 "download.default_directory": downloads.display().to_string(),
                 "download.prompt_for_download": false,
+                "credentials_enable_service": false,
+                "profile.password_manager_enabled": false,
+                "autofill.profile_enabled": false,
             },
         },
     });
@@ -479,12 +532,12 @@ async fn steps(
     let totp = |at: u64| porchlight::auth::totp::code_at(&secret, at).expect("code");
 
     // Log out and in again (the next step's code: the current one was just used).
-    eventually(Duration::from_secs(30), "dashboard", || async {
+    eventually(c, Duration::from_secs(30), "dashboard", || async {
         path(c).await == "/"
     })
     .await;
     click(c, Locator::Css("header form button"), "log out").await;
-    eventually(Duration::from_secs(30), "login page", || async {
+    eventually(c, Duration::from_secs(30), "login page", || async {
         path(c).await == "/login"
     })
     .await;
@@ -492,31 +545,39 @@ async fn steps(
     fill(c, "username", OWNER).await;
     fill(c, "password", PASSWORD).await;
     submit(c).await;
-    eventually(Duration::from_secs(30), "code page", || async {
+    eventually(c, Duration::from_secs(30), "code page", || async {
         path(c).await == "/login/code"
     })
     .await;
     shot(c, "05-code").await;
     fill(c, "code", &totp(unix_now() + 30)).await;
     submit(c).await;
-    eventually(Duration::from_secs(30), "dashboard after login", || async {
-        path(c).await == "/"
-    })
+    eventually(
+        c,
+        Duration::from_secs(30),
+        "dashboard after login",
+        || async { path(c).await == "/" },
+    )
     .await;
 
     // The camera's tile shows it streaming.
-    eventually(Duration::from_secs(30), "camera tile streaming", || async {
-        let _ = c.refresh().await;
-        match c.find(Locator::Id("camera-front-door")).await {
-            Ok(tile) => tile
-                .text()
-                .await
-                .unwrap_or_default()
-                .to_lowercase()
-                .contains("streaming"),
-            Err(_) => false,
-        }
-    })
+    eventually(
+        c,
+        Duration::from_secs(30),
+        "camera tile streaming",
+        || async {
+            let _ = c.refresh().await;
+            match c.find(Locator::Id("camera-front-door")).await {
+                Ok(tile) => tile
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .to_lowercase()
+                    .contains("streaming"),
+                Err(_) => false,
+            }
+        },
+    )
     .await;
     shot(c, "06-dashboard").await;
 
@@ -525,14 +586,17 @@ async fn steps(
         .await
         .expect("live");
     let now = || async { number(c, "return document.getElementById('live').currentTime").await };
-    eventually(Duration::from_secs(30), "live video starts", || async {
+    eventually(c, Duration::from_secs(30), "live video starts", || async {
         now().await > 0.5
     })
     .await;
     let t1 = now().await;
-    eventually(Duration::from_secs(15), "live video advances", || async {
-        now().await > t1 + 1.0
-    })
+    eventually(
+        c,
+        Duration::from_secs(15),
+        "live video advances",
+        || async { now().await > t1 + 1.0 },
+    )
     .await;
     shot(c, "07-live").await;
     // Opening live view started a "live view" recording (the camera records on events).
@@ -546,12 +610,17 @@ async fn steps(
     c.goto(&format!("{base}/cameras/front-door/recordings"))
         .await
         .expect("recordings");
-    eventually(Duration::from_secs(60), "a finished recording", || async {
-        let _ = c.refresh().await;
-        c.find(Locator::Css("ul.recordings a[href$='/download']"))
-            .await
-            .is_ok()
-    })
+    eventually(
+        c,
+        Duration::from_secs(60),
+        "a finished recording",
+        || async {
+            let _ = c.refresh().await;
+            c.find(Locator::Css("ul.recordings a[href$='/download']"))
+                .await
+                .is_ok()
+        },
+    )
     .await;
     shot(c, "08-recordings").await;
     let row = c.find(Locator::Css("ul.recordings li")).await.expect("row");
@@ -573,7 +642,7 @@ async fn steps(
         )
         .await
     };
-    eventually(Duration::from_secs(20), "video metadata", || async {
+    eventually(c, Duration::from_secs(20), "video metadata", || async {
         duration().await > 1.0
     })
     .await;
@@ -591,6 +660,7 @@ async fn steps(
     assert!((seeked - d / 2.0).abs() < 1.5, "seeked to {seeked} of {d}");
     js(c, "document.getElementById('playback').play(); return 0").await;
     eventually(
+        c,
         Duration::from_secs(15),
         "playback advances after the seek",
         || async {
@@ -603,9 +673,12 @@ async fn steps(
     // Share it: the link (with its secret after #) is shown once.
     click(c, Locator::Css("details.share summary"), "share").await;
     click(c, Locator::Id("share-create"), "make link").await;
-    eventually(Duration::from_secs(20), "the share link page", || async {
-        c.find(Locator::Id("share-link")).await.is_ok()
-    })
+    eventually(
+        c,
+        Duration::from_secs(20),
+        "the share link page",
+        || async { c.find(Locator::Id("share-link")).await.is_ok() },
+    )
     .await;
     let link = js(c, "return document.getElementById('share-link').value")
         .await
@@ -625,7 +698,7 @@ async fn steps(
 
     // Download names the file after the camera and the time.
     click(c, Locator::Id("download"), "download").await;
-    eventually(Duration::from_secs(20), "downloaded file", || async {
+    eventually(c, Duration::from_secs(20), "downloaded file", || async {
         std::fs::read_dir(downloads).ok().is_some_and(|d| {
             d.flatten().any(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
@@ -639,9 +712,12 @@ async fn steps(
 
     // Delete it.
     click(c, Locator::Id("delete"), "delete").await;
-    eventually(Duration::from_secs(30), "back on the day page", || async {
-        path(c).await == "/cameras/front-door/recordings"
-    })
+    eventually(
+        c,
+        Duration::from_secs(30),
+        "back on the day page",
+        || async { path(c).await == "/cameras/front-door/recordings" },
+    )
     .await;
     assert!(
         c.find(Locator::Id(&format!("rec-{id}"))).await.is_err(),
@@ -673,6 +749,7 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
     fill(c, "repeat", PASSPHRASE).await;
     click(c, Locator::Id("e2e-enable"), "turn on").await;
     eventually(
+        c,
         Duration::from_secs(30),
         "the recovery key, once",
         || async { c.find(Locator::Id("recovery-key")).await.is_ok() },
@@ -695,7 +772,7 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
         )
         .await;
         submit(c).await;
-        eventually(Duration::from_secs(20), "saved", || async {
+        eventually(c, Duration::from_secs(20), "saved", || async {
             path(c).await == "/"
         })
         .await;
@@ -731,23 +808,29 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
         .expect("e2e page");
     fill(c, "secret", PASSPHRASE).await;
     click(c, Locator::Id("e2e-unlock"), "unlock").await;
-    eventually(Duration::from_secs(30), "unlocked", || async {
+    eventually(c, Duration::from_secs(30), "unlocked", || async {
         c.find(Locator::Id("e2e-unlocked")).await.is_ok()
             || path(c).await.starts_with("/recordings/")
     })
     .await;
     c.goto(&player).await.expect("player");
-    eventually(Duration::from_secs(20), "sealed video metadata", || async {
-        number(
-            c,
-            "return document.getElementById('playback').duration || 0",
-        )
-        .await
-            > 1.0
-    })
+    eventually(
+        c,
+        Duration::from_secs(20),
+        "sealed video metadata",
+        || async {
+            number(
+                c,
+                "return document.getElementById('playback').duration || 0",
+            )
+            .await
+                > 1.0
+        },
+    )
     .await;
     js(c, "document.getElementById('playback').play(); return 0").await;
     eventually(
+        c,
         Duration::from_secs(15),
         "the sealed recording plays",
         || async {
@@ -761,7 +844,7 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
         .await
         .expect("e2e page");
     click(c, Locator::Id("e2e-lock"), "lock").await;
-    eventually(Duration::from_secs(20), "locked again", || async {
+    eventually(c, Duration::from_secs(20), "locked again", || async {
         c.find(Locator::Id("e2e-locked")).await.is_ok()
     })
     .await;
@@ -777,6 +860,7 @@ const YARD_INSTANCE: &str = "Yard test camera";
 async fn adopt_the_discovered_camera(c: &Client, base: &str) {
     let add = format!("tr[data-instance='{YARD_INSTANCE}'] a.add");
     eventually(
+        c,
         Duration::from_secs(30),
         "the announced camera listed",
         || async {
@@ -787,7 +871,7 @@ async fn adopt_the_discovered_camera(c: &Client, base: &str) {
     .await;
     shot(c, "19-discovered").await;
     click(c, Locator::Css(&add), "Add link").await;
-    eventually(Duration::from_secs(30), "the add form", || async {
+    eventually(c, Duration::from_secs(30), "the add form", || async {
         path(c).await == "/cameras/add"
     })
     .await;
@@ -807,7 +891,7 @@ async fn adopt_the_discovered_camera(c: &Client, base: &str) {
     .await;
     fill(c, "name", "yard").await;
     click(c, Locator::Css("button[value=save]"), "save").await;
-    eventually(Duration::from_secs(30), "yard streaming", || async {
+    eventually(c, Duration::from_secs(30), "yard streaming", || async {
         let _ = c.goto(&format!("{base}/")).await;
         match c.find(Locator::Id("camera-yard")).await {
             Ok(tile) => tile
@@ -820,7 +904,7 @@ async fn adopt_the_discovered_camera(c: &Client, base: &str) {
         }
     })
     .await;
-    eventually(Duration::from_secs(30), "yard recording", || async {
+    eventually(c, Duration::from_secs(30), "yard recording", || async {
         let _ = c.goto(&format!("{base}/cameras/yard/recordings")).await;
         c.find(Locator::Css("li[id^='rec-']")).await.is_ok()
     })
@@ -843,6 +927,7 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
             .to_owned()
     };
     eventually(
+        c,
         Duration::from_secs(20),
         "the snapshot on the canvas",
         || async {
@@ -891,7 +976,7 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
     }
     shot(c, "20-zones").await;
     submit(c).await;
-    eventually(Duration::from_secs(20), "saved", || async {
+    eventually(c, Duration::from_secs(20), "saved", || async {
         path(c).await == "/"
     })
     .await;
@@ -900,7 +985,7 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
         .expect("settings again");
     assert_eq!(zones().await, drawn, "saved and shown back");
     // A click inside the zone removes it (not saved).
-    eventually(Duration::from_secs(20), "the snapshot again", || async {
+    eventually(c, Duration::from_secs(20), "the snapshot again", || async {
         js(c, "return !document.getElementById('zones-canvas').hidden")
             .await
             .as_bool()
@@ -939,9 +1024,12 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
         .click()
         .await
         .expect("click");
-    eventually(Duration::from_secs(30), "linked services page", || async {
-        path(c).await == "/linked-services"
-    })
+    eventually(
+        c,
+        Duration::from_secs(30),
+        "linked services page",
+        || async { path(c).await == "/linked-services" },
+    )
     .await;
     fill(c, "name", "Doorbell button").await;
     c.find(Locator::Css("input[name='scope'][value='trigger:write']"))
@@ -958,7 +1046,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
     .click()
     .await
     .expect("click");
-    eventually(Duration::from_secs(30), "the new token", || async {
+    eventually(c, Duration::from_secs(30), "the new token", || async {
         c.find(Locator::Id("token")).await.is_ok()
     })
     .await;
@@ -1004,7 +1092,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
     .click()
     .await
     .expect("click");
-    eventually(Duration::from_secs(30), "token revoked", || async {
+    eventually(c, Duration::from_secs(30), "token revoked", || async {
         !c.source()
             .await
             .unwrap_or_default()
