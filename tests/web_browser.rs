@@ -230,6 +230,26 @@ fn print_log_tail(daemon: &Daemon) {
     );
 }
 
+/// Opens the front door's day page and reloads it until a finished recording (one
+/// with a download link) is listed.
+async fn finished_recording_listed(c: &Client, base: &str) {
+    c.goto(&format!("{base}/cameras/front-door/recordings"))
+        .await
+        .expect("recordings");
+    eventually(
+        c,
+        Duration::from_secs(60),
+        "a finished recording",
+        || async {
+            let _ = c.refresh().await;
+            c.find(Locator::Css("ul.recordings a[href$='/download']"))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+}
+
 /// Runs one part of the test, catching its panic so the browser can be closed first.
 async fn guarded(part: impl std::future::Future<Output = ()>) -> Outcome {
     use futures::FutureExt;
@@ -361,21 +381,7 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
 
     // The day page: the doorbell's recording (the live-view one was deleted), without
     // delete forms.
-    c.goto(&format!("{base}/cameras/front-door/recordings"))
-        .await
-        .expect("recordings");
-    eventually(
-        c,
-        Duration::from_secs(60),
-        "a finished recording",
-        || async {
-            let _ = c.refresh().await;
-            c.find(Locator::Css("ul.recordings a[href$='/download']"))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    finished_recording_listed(c, base).await;
     let download = c
         .find(Locator::Css("ul.recordings a[href$='/download']"))
         .await
@@ -607,21 +613,7 @@ async fn steps(
     );
 
     // Leave; the recording finishes a little later and becomes playable.
-    c.goto(&format!("{base}/cameras/front-door/recordings"))
-        .await
-        .expect("recordings");
-    eventually(
-        c,
-        Duration::from_secs(60),
-        "a finished recording",
-        || async {
-            let _ = c.refresh().await;
-            c.find(Locator::Css("ul.recordings a[href$='/download']"))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
+    finished_recording_listed(c, base).await;
     shot(c, "08-recordings").await;
     let row = c.find(Locator::Css("ul.recordings li")).await.expect("row");
     let row_id = row.attr("id").await.expect("attr").expect("id");
