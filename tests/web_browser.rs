@@ -88,6 +88,51 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
     c.execute(script, vec![]).await.expect("script")
 }
 
+/// A script's result inside a wait: null when the script fails (the page may be
+/// between two documents), so the wait asks again; the error is printed, and shown
+/// if the test then fails.
+async fn poll_js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![]).await.unwrap_or_else(|e| {
+        eprintln!("script failed (asked again): {e}");
+        serde_json::Value::Null
+    })
+}
+
+/// Whether the page has an element with this id, asked of the page's own DOM.
+///
+/// Two clean-clone CI runs timed out waiting for the "unlocked" status while the
+/// page's text, read a moment later, said "Unlocked for this session": WebDriver's
+/// find kept failing on a page that had the element. So this asks the DOM with a
+/// script, and prints (shown only when the test fails) whenever find and the DOM
+/// disagree or either errs, to tell the next failure's cause.
+async fn has_id(c: &Client, id: &str) -> bool {
+    let in_dom = c
+        .execute(
+            "return document.getElementById(arguments[0]) !== null",
+            vec![json!(id)],
+        )
+        .await;
+    let in_dom_now = matches!(in_dom, Ok(serde_json::Value::Bool(true)));
+    if let Err(e) = &in_dom {
+        eprintln!("has_id #{id}: script failed: {e}");
+    }
+    let started = Instant::now();
+    match tokio::time::timeout(Duration::from_secs(5), c.find(Locator::Id(id))).await {
+        Err(_) => eprintln!("has_id #{id}: find still waiting after 5 s"),
+        Ok(Err(e)) if !e.is_no_such_element() => {
+            eprintln!(
+                "has_id #{id}: find failed after {:?}: {e}",
+                started.elapsed()
+            )
+        }
+        Ok(Err(_)) if in_dom_now => {
+            eprintln!("has_id #{id}: find says no such element, the DOM has it")
+        }
+        Ok(_) => {}
+    }
+    in_dom_now
+}
+
 /// Finds and clicks an element; panics naming `what` if it is missing.
 async fn click(c: &Client, locator: Locator<'_>, what: &str) {
     c.find(locator)
@@ -98,9 +143,9 @@ async fn click(c: &Client, locator: Locator<'_>, what: &str) {
         .expect("click");
 }
 
-/// A script's numeric result (0 when it is not a number).
+/// A script's numeric result (0 when it is not a number or the script fails).
 async fn number(c: &Client, script: &str) -> f64 {
-    js(c, script).await.as_f64().unwrap_or(0.0)
+    poll_js(c, script).await.as_f64().unwrap_or(0.0)
 }
 
 async fn fill(c: &Client, name: &str, value: &str) {
@@ -359,7 +404,9 @@ async fn invited_user(c: &Client, base: &str, link: &str, daemon: &Daemon) {
         c,
         Duration::from_secs(10),
         "invite.js fills the code from the fragment",
-        || async { js(c, "return document.getElementById('invitation').value").await == secret },
+        || async {
+            poll_js(c, "return document.getElementById('invitation').value").await == secret
+        },
     )
     .await;
     fill(c, "username", GUEST).await;
@@ -801,8 +848,7 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
     fill(c, "secret", PASSPHRASE).await;
     click(c, Locator::Id("e2e-unlock"), "unlock").await;
     eventually(c, Duration::from_secs(30), "unlocked", || async {
-        c.find(Locator::Id("e2e-unlocked")).await.is_ok()
-            || path(c).await.starts_with("/recordings/")
+        has_id(c, "e2e-unlocked").await || path(c).await.starts_with("/recordings/")
     })
     .await;
     c.goto(&player).await.expect("player");
@@ -923,7 +969,7 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
         Duration::from_secs(20),
         "the snapshot on the canvas",
         || async {
-            js(
+            poll_js(
             c,
             "const k = document.getElementById('zones-canvas'); return !k.hidden && k.width > 0",
         )
@@ -978,7 +1024,7 @@ async fn zones_drawn_on_the_snapshot(c: &Client, base: &str) {
     assert_eq!(zones().await, drawn, "saved and shown back");
     // A click inside the zone removes it (not saved).
     eventually(c, Duration::from_secs(20), "the snapshot again", || async {
-        js(c, "return !document.getElementById('zones-canvas').hidden")
+        poll_js(c, "return !document.getElementById('zones-canvas').hidden")
             .await
             .as_bool()
             .unwrap_or(false)
