@@ -133,6 +133,19 @@ async fn has_id(c: &Client, id: &str) -> bool {
     in_dom_now
 }
 
+/// Whether the dashboard tile of `camera` mentions `word` (case-insensitive).
+async fn tile_says(c: &Client, camera: &str, word: &str) -> bool {
+    match c.find(Locator::Id(&format!("camera-{camera}"))).await {
+        Ok(tile) => tile
+            .text()
+            .await
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains(word),
+        Err(_) => false,
+    }
+}
+
 /// Finds and clicks an element; panics naming `what` if it is missing.
 async fn click(c: &Client, locator: Locator<'_>, what: &str) {
     c.find(locator)
@@ -620,15 +633,7 @@ async fn steps(
         "camera tile streaming",
         || async {
             let _ = c.refresh().await;
-            match c.find(Locator::Id("camera-front-door")).await {
-                Ok(tile) => tile
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .to_lowercase()
-                    .contains("streaming"),
-                Err(_) => false,
-            }
+            tile_says(c, "front-door", "streaming").await
         },
     )
     .await;
@@ -931,15 +936,7 @@ async fn adopt_the_discovered_camera(c: &Client, base: &str) {
     click(c, Locator::Css("button[value=save]"), "save").await;
     eventually(c, Duration::from_secs(30), "yard streaming", || async {
         let _ = c.goto(&format!("{base}/")).await;
-        match c.find(Locator::Id("camera-yard")).await {
-            Ok(tile) => tile
-                .text()
-                .await
-                .unwrap_or_default()
-                .to_lowercase()
-                .contains("streaming"),
-            Err(_) => false,
-        }
+        tile_says(c, "yard", "streaming").await
     })
     .await;
     eventually(c, Duration::from_secs(30), "yard recording", || async {
