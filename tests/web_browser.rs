@@ -100,18 +100,24 @@ async fn poll_js(c: &Client, script: &str) -> serde_json::Value {
 
 /// Whether the page has an element with this id, asked of the page's own DOM.
 ///
-/// Two clean-clone CI runs timed out waiting for the "unlocked" status while the
-/// page's text, read a moment later, said "Unlocked for this session": WebDriver's
-/// find kept failing on a page that had the element. So this asks the DOM with a
-/// script, and prints (shown only when the test fails) whenever find and the DOM
-/// disagree or either errs, to tell the next failure's cause.
+/// A clean-clone run and the project's CI each timed out waiting for the "unlocked"
+/// status while the page's text, read a moment later, said "Unlocked for this
+/// session". One local failure since printed that the DOM did not have it yet and
+/// that find then waited over 5 s: WebDriver itself was waiting (for the page after
+/// the unlock to load), not wrong. This prints (shown only when the test fails) when
+/// find and the DOM disagree, either errs or find waits, to tell the next failure's
+/// cause.
 async fn has_id(c: &Client, id: &str) -> bool {
+    let asked = Instant::now();
     let in_dom = c
         .execute(
             "return document.getElementById(arguments[0]) !== null",
             vec![json!(id)],
         )
         .await;
+    if asked.elapsed() > Duration::from_secs(2) {
+        eprintln!("has_id #{id}: the script took {:?}", asked.elapsed());
+    }
     let in_dom_now = matches!(in_dom, Ok(serde_json::Value::Bool(true)));
     if let Err(e) = &in_dom {
         eprintln!("has_id #{id}: script failed: {e}");
@@ -852,7 +858,11 @@ async fn end_to_end_unlock_play_lock(c: &Client, base: &str) {
         .expect("e2e page");
     fill(c, "secret", PASSPHRASE).await;
     click(c, Locator::Id("e2e-unlock"), "unlock").await;
-    eventually(c, Duration::from_secs(30), "unlocked", || async {
+    // 90 s, not 30: three times so far (the project's CI, a clean-clone run and one
+    // of 16 local runs this session) the page after the unlock (Argon2id, then a
+    // redirect) took about 30 s to load in the browser, for a cause not found yet
+    // (see has_id); nothing here asserts how long it takes.
+    eventually(c, Duration::from_secs(90), "unlocked", || async {
         has_id(c, "e2e-unlocked").await || path(c).await.starts_with("/recordings/")
     })
     .await;
