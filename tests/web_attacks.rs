@@ -61,24 +61,33 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
-/// Sends `head` (request line and headers, CRLF-separated, without the final blank
-/// line) plus `body` byte for byte; returns the status and the body text.
-async fn raw(server: &Server, head: &str, body: &str) -> (u16, String) {
+/// A TLS connection to the test server offering only `alpn` (e.g. `h2`).
+async fn tls_offering(
+    server: &Server,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(server.https)
         .await
         .expect("connect");
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .expect("TLS handshake");
+        .expect("TLS handshake")
+}
+
+/// Sends `head` (request line and headers, CRLF-separated, without the final blank
+/// line) plus `body` byte for byte; returns the status and the body text.
+async fn raw(server: &Server, head: &str, body: &str) -> (u16, String) {
+    let mut tls = tls_offering(server, b"http/1.1").await;
     let request = format!(
         "{head}\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -456,4 +465,78 @@ async fn forged_garbled_and_expired_cookies_get_the_login_page() {
     stale.cookies.insert("__Host-porchlight".into(), real);
     assert_eq!(stale.get("/devices").await.location(), "/login");
     assert_eq!(owner.get("/").await.location(), "/login");
+}
+
+/// Browsers speak HTTP/2 to the server (one connection for all tabs). Over HTTP/2 the
+/// host is in `:authority`, not `Host`: the cross-site check must still see it, and
+/// refuse a foreign `Origin`. A connection that negotiates HTTP/2 and then asks nothing
+/// is closed, as HTTP/1's header timeout closes a silent one.
+#[tokio::test]
+async fn http2_requests_are_checked_like_http1_and_silent_connections_closed() {
+    let mut server = Server::start("").await;
+    let authority = server.https.to_string();
+    let tls = tls_offering(&server, b"h2").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+
+    let mut ask = async |method: &str, path: &str, origin: Option<&str>, body: &str| {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("https://{authority}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        let req = req
+            .body(axum::body::Body::from(body.to_owned()))
+            .expect("request");
+        let reply = send.send_request(req).await.expect("HTTP/2 reply");
+        assert_eq!(reply.version(), hyper::Version::HTTP_2);
+        (
+            reply.status().as_u16(),
+            reply
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        )
+    };
+    let (status, location) = ask("GET", "/", None, "").await;
+    assert_eq!((status, location.as_str()), (303, "/setup"));
+    let own = format!("https://{authority}");
+    let form = "code=wrong&username=owner&password=correct+horse+battery+staple+42";
+    let (status, _) = ask("POST", "/setup", Some("https://evil.example"), form).await;
+    assert_eq!(status, 403, "a foreign Origin over HTTP/2");
+    let (status, _) = ask("POST", "/setup", Some(&own), form).await;
+    assert_ne!(
+        status, 403,
+        "this site's Origin over HTTP/2 reaches the form"
+    );
+    assert!(status < 500, "{status}");
+
+    // Negotiates HTTP/2, then says nothing at all: closed after the header timeout.
+    let mut silent = tls_offering(&server, b"h2").await;
+    let mut buf = [0u8; 1024];
+    // The header timeout is 15 s; without it the keep-alive ping would close the
+    // connection only after 30 + 20 s.
+    let limit = std::time::Duration::from_secs(40);
+    let closed = tokio::time::timeout(limit, async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                // The server's SETTINGS (and a GOAWAY when it closes).
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a silent HTTP/2 connection is closed");
+    server.stop().await;
 }

@@ -1,22 +1,28 @@
-//! The listeners: HTTPS (rustls) serving the router, and an optional plain-HTTP
-//! listener that only redirects to HTTPS.
+//! The listeners: HTTPS (rustls; HTTP/2 when the client offers it, else HTTP/1.1)
+//! serving the router, and an optional plain-HTTP listener that only redirects to HTTPS.
 //!
 //! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections (more
 //! are closed at once), a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`], request
 //! headers must arrive within [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`]
-//! (hyper answers 431 beyond that); bodies are limited in the router (413). On
-//! shutdown, open requests get [`SHUTDOWN_GRACE`] to finish.
+//! (hyper answers 431 beyond that; over HTTP/2, a connection that has asked nothing
+//! by then is closed, and at most [`MAX_STREAMS`] requests run at once); bodies are
+//! limited in the router (413). On shutdown, open requests get [`SHUTDOWN_GRACE`] to
+//! finish.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, Version};
 use axum::Router;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -31,6 +37,10 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Requests at once on one HTTP/2 connection (RFC 9113 advises no fewer than 100).
+pub const MAX_STREAMS: u32 = 100;
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn http1_builder() -> http1::Builder {
     let mut b = http1::Builder::new();
@@ -39,6 +49,63 @@ fn http1_builder() -> http1::Builder {
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     b
+}
+
+/// HTTP/2 for browsers: at most [`MAX_STREAMS`] requests at once on a connection, the
+/// same header limit as HTTP/1, and pings that notice a peer gone silent. WebSockets
+/// (live view) stay on HTTP/1.1: no extended CONNECT is offered, so browsers open a
+/// separate HTTP/1.1 connection for them.
+fn http2_builder() -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    b
+}
+
+/// Drives `conn` until it ends; once the daemon stops, asks it to finish (`shut_down`)
+/// and gives it [`SHUTDOWN_GRACE`].
+async fn until_stopped<C, E>(
+    conn: C,
+    shut_down: impl FnOnce(Pin<&mut C>),
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        _ = super::stopped(stop) => {
+            shut_down(conn.as_mut());
+            tokio::time::timeout(SHUTDOWN_GRACE, conn).await.unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// Ends after `limit` if nothing was `asked` by then; otherwise never.
+async fn silent_for(limit: Duration, asked: &AtomicBool) {
+    tokio::time::sleep(limit).await;
+    if asked.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// HTTP/2 names the host in the `:authority` pseudo-header, not `Host`; the handlers
+/// (origin checks, links written out) read `Host`, so it is set from the authority.
+fn host_from_authority<B>(req: &mut hyper::Request<B>) {
+    if req.version() != Version::HTTP_2 {
+        return;
+    }
+    let authority = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(authority) = authority {
+        req.headers_mut().insert(header::HOST, authority);
+    }
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` turns true.
@@ -84,23 +151,31 @@ pub async fn run_https(
                         return;
                     }
                 };
+            // Browsers speak HTTP/2 when offered (ALPN): one connection carries all of
+            // a browser's tabs, so each tab's notices stream no longer holds one of the
+            // six connections per host HTTP/1.1 allows (the seventh tab would wait).
+            let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let asked = Arc::new(AtomicBool::new(false));
+            let seen = asked.clone();
             let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
+                seen.store(true, Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo(peer));
+                host_from_authority(&mut req);
                 req
             });
-            let conn = http1_builder()
-                .serve_connection(TokioIo::new(tls_stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = super::stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
-                        Ok(r) => r,
-                        Err(_) => Ok(()),
-                    }
+            let service = TowerToHyperService::new(service);
+            let result = if http2 {
+                let conn = http2_builder().serve_connection(TokioIo::new(tls_stream), service);
+                tokio::select! {
+                    r = until_stopped(conn, |c| c.graceful_shutdown(), &mut stop) => r,
+                    // What HTTP/1's header timeout does for a connection that asks nothing.
+                    () = silent_for(HEADER_TIMEOUT, &asked) => Ok(()),
                 }
+            } else {
+                let conn = http1_builder()
+                    .serve_connection(TokioIo::new(tls_stream), service)
+                    .with_upgrades();
+                until_stopped(conn, |c| c.graceful_shutdown(), &mut stop).await
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, "web: connection ended: {e}");

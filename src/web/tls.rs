@@ -63,8 +63,9 @@ pub fn load(web: &WebConfig, data_dir: &Path) -> Result<TlsSetup, WebError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| tls_error("certificate and key do not match", &cert_path, e))?;
-    // HTTP/1.1 only: WebSockets need no extended CONNECT, and a household is few clients.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: a browser then needs one connection for all its tabs (see
+    // server.rs); HTTP/1.1 for everything else, and for WebSockets.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsSetup {
         config: Arc::new(config),
         fingerprint,
