@@ -30,14 +30,17 @@ const PAGES: [&str; 10] = [
     "/alerts",
 ];
 
-/// A browser (with Chromium `switches`) logged in as a new owner on `server`, whose
-/// page loads fail after 30 s instead of WebDriver's default 300 s.
-async fn owner_browser(server: &Server, driver: &Driver, switches: &[&str]) -> Client {
+/// A browser (with Chromium `switches`, its profile in `dir`) logged in as a new owner
+/// on `server`, whose page loads fail after 30 s instead of WebDriver's default 300 s.
+async fn owner_browser(
+    server: &Server,
+    driver: &Driver,
+    dir: &tempfile::TempDir,
+    switches: &[&str],
+) -> Client {
     let (owner, _, _) = server.owner().await;
     let session = owner.session().expect("a session cookie");
-    let profile = tempfile::tempdir().expect("profile dir");
-    let downloads = tempfile::tempdir().expect("download dir");
-    let c = browserutil::session_with(driver, profile.path(), downloads.path(), switches).await;
+    let c = browserutil::session_with(driver, dir.path(), dir.path(), switches).await;
     c.goto(&format!("{}/login", server.base()))
         .await
         .expect("login page");
@@ -85,7 +88,8 @@ async fn protocol(c: &Client) -> Option<serde_json::Value> {
 async fn nine_open_tabs_each_load_their_page() {
     let server = Server::start("").await;
     let driver = Driver::start();
-    let c = owner_browser(&server, &driver, &[]).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = owner_browser(&server, &driver, &profile, &[]).await;
     let base = server.base();
     let mut loaded = Vec::new();
     for tab in 0..TABS {
@@ -132,7 +136,8 @@ async fn nine_open_tabs_each_load_their_page() {
 async fn ten_quick_clicks_over_http1_each_load_their_page() {
     let server = Server::start("").await;
     let driver = Driver::start();
-    let c = owner_browser(&server, &driver, &["--disable-http2"]).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = owner_browser(&server, &driver, &profile, &["--disable-http2"]).await;
     let base = server.base();
     let mut loaded = Vec::new();
     for page in PAGES {
