@@ -94,6 +94,44 @@ fn find_box(data: &[u8], fourcc: &[u8; 4]) -> Option<usize> {
     data.windows(4).position(|w| w == fourcc).map(|i| i - 4)
 }
 
+type LiveSocket = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Opens `camera`'s live view over TLS (the server's own certificate pinned) with
+/// `cookie`; asserts the 101 answer.
+async fn open_live(server: &Server, camera: &str, cookie: &str) -> LiveSocket {
+    let cert = std::fs::read(server.data_dir().join("web/cert.pem")).expect("cert");
+    let der = pki_types::CertificateDer::from_pem_slice(&cert).expect("pem");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned(der.to_vec(), provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.https)
+        .await
+        .expect("connect");
+    let name = pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    let host = server.https.to_string();
+    let request = format!(
+        "GET /cameras/{camera}/live.ws HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\nCookie: {cookie}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.expect("handshake");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tls.read_u8().await.expect("response"));
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_view_sends_the_cameras_frames_as_fmp4_from_a_keyframe() {
     let camera = TestCamera::start(CameraOptions::default());
@@ -122,37 +160,7 @@ async fn live_view_sends_the_cameras_frames_as_fmp4_from_a_keyframe() {
         }
     });
 
-    let cert = std::fs::read(server.data_dir().join("web/cert.pem")).expect("cert");
-    let der = pki_types::CertificateDer::from_pem_slice(&cert).expect("pem");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned(der.to_vec(), provider)))
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.https)
-        .await
-        .expect("connect");
-    let name = pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS");
-    let host = server.https.to_string();
-    let request = format!(
-        "GET /cameras/porch/live.ws HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\nCookie: {}\r\n\
-         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        c.cookie_header()
-    );
-    tls.write_all(request.as_bytes()).await.expect("handshake");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(tls.read_u8().await.expect("response"));
-    }
-    let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut tls = open_live(&server, "porch", &c.cookie_header()).await;
 
     let (opcode, info) = read_message(&mut tls).await;
     assert_eq!(opcode, 1, "first a text message");
@@ -222,5 +230,137 @@ async fn live_view_sends_the_cameras_frames_as_fmp4_from_a_keyframe() {
         latencies.len(),
         latencies[latencies.len() / 2],
         latencies[latencies.len() - 1]
+    );
+}
+
+/// Reads live-view messages until the server closes the socket; returns the close
+/// code, or `None` if it still sends after `limit` (or the connection just drops).
+async fn close_code_within(tls: &mut LiveSocket, limit: Duration) -> Option<u16> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (opcode, payload) = tokio::time::timeout(left, read_message(tls)).await.ok()?;
+        if opcode == 8 {
+            return payload
+                .get(..2)
+                .map(|code| u16::from_be_bytes([code[0], code[1]]));
+        }
+    }
+}
+
+/// The notices stream of `c`'s session, and a reader of its next notice (`None` once
+/// the server ends the stream, or if nothing comes within 15 s).
+async fn notices(c: &webutil::Client) -> reqwest::Response {
+    let stream = c
+        .http
+        .get(format!("{}/notifications/stream", c.base))
+        .header("cookie", c.cookie_header())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status().as_u16(), 200);
+    stream
+}
+
+async fn next_notice(stream: &mut reqwest::Response) -> Option<String> {
+    let mut seen = String::new();
+    loop {
+        if let Some(i) = seen.find("event: notice") {
+            return Some(seen[i..].to_owned());
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(15), stream.chunk())
+            .await
+            .ok()?
+            .ok()??;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// What a session had open ends with the session: after logging out, its live view
+/// is closed (code 4001, which tells live.js not to reconnect) and its notices stream
+/// ends without delivering the next notice, while another session of the same owner
+/// keeps both. An open live view does not keep an idle session alive: past the idle
+/// timeout it is closed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_live_view_and_notices_end_with_the_session() {
+    let camera = TestCamera::start(CameraOptions::default());
+    // The doorbell rings at the gate: an event there starts (and is notified) even
+    // while the porch's live view keeps a recording going.
+    let url = camera.main_url();
+    let server = Server::start(&format!(
+        "[[camera]]\nname = \"porch\"\nurl = \"{url}\"\nmode = \"off\"\n\
+         [[camera]]\nname = \"gate\"\nurl = \"{url}\"\nmode = \"events\"\n"
+    ))
+    .await;
+    server.wait_streaming("porch").await;
+    server.wait_streaming("gate").await;
+    let (mut leaving, secret, _) = server.owner().await;
+    let page = leaving.get("/notifications").await;
+    let r = leaving
+        .post(
+            "/notifications",
+            &[
+                ("csrf", &webutil::csrf(&page.body)),
+                ("doorbell", "gate"),
+                ("quiet_start", "00:00"),
+                ("quiet_end", "00:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.advance_secs(31);
+    let mut staying = server.client();
+    server.login(&mut staying, &secret).await;
+
+    let mut leaving_live = open_live(&server, "porch", &leaving.cookie_header()).await;
+    let mut staying_live = open_live(&server, "porch", &staying.cookie_header()).await;
+    for live in [&mut leaving_live, &mut staying_live] {
+        assert_eq!(read_message(live).await.0, 1, "the codec line");
+        assert_eq!(read_message(live).await.0, 2, "the init segment");
+    }
+    let mut leaving_notices = notices(&leaving).await;
+    let mut staying_notices = notices(&staying).await;
+
+    let page = leaving.get("/").await;
+    let r = leaving
+        .post("/logout", &[("csrf", &webutil::csrf(&page.body))])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+
+    // The live-view check runs every 5 s; 30 s is room for a busy machine.
+    assert_eq!(
+        close_code_within(&mut leaving_live, Duration::from_secs(30)).await,
+        Some(4001),
+        "the logged-out session's live view is closed"
+    );
+    server
+        .daemon()
+        .trigger(
+            &"gate".parse().expect("name"),
+            porchlight::model::Trigger::External,
+            Duration::from_secs(2),
+        )
+        .expect("doorbell");
+    let notice = next_notice(&mut staying_notices).await;
+    assert!(
+        notice
+            .as_deref()
+            .is_some_and(|n| n.contains("Doorbell at gate")),
+        "the other session still gets notices: {notice:?}"
+    );
+    assert_eq!(
+        next_notice(&mut leaving_notices).await,
+        None,
+        "no notice for the logged-out session"
+    );
+    let (opcode, _) = read_message(&mut staying_live).await;
+    assert_eq!(opcode, 2, "the other session still watches");
+
+    // Past the idle timeout (30 min) with only the live view open.
+    server.advance_secs(31 * 60);
+    assert_eq!(
+        close_code_within(&mut staying_live, Duration::from_secs(30)).await,
+        Some(4001),
+        "an expired session's live view is closed"
     );
 }

@@ -254,7 +254,18 @@ impl Auth {
     /// The live session a cookie value names, if any. Expired sessions are removed
     /// (and are not failed logins: nothing is counted).
     pub fn session(&self, id: &str) -> Result<Option<Session>, AuthError> {
-        let key = session::key_of(id);
+        self.live_session(session::key_of(id), true)
+    }
+
+    /// The session under `key` if it is still live, read afresh (its user's current
+    /// rights), without counting as a use: responses that stay open (live view, the
+    /// notices stream) ask this to end with their session, and an open page must not
+    /// keep an idle session alive.
+    pub fn still_live(&self, key: &[u8; 32]) -> Result<Option<Session>, AuthError> {
+        self.live_session(*key, false)
+    }
+
+    fn live_session(&self, key: [u8; 32], touch: bool) -> Result<Option<Session>, AuthError> {
         let Some(mut entry) = self.inner.index.get_session(&key)? else {
             return Ok(None);
         };
@@ -271,7 +282,7 @@ impl Auth {
             self.end_support(&user)?;
             return Ok(None);
         }
-        if session::needs_touch(&entry, now) {
+        if touch && session::needs_touch(&entry, now) {
             entry.last_seen_micros = now;
             self.inner.index.touch_session(&key, now)?;
         }

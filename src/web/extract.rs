@@ -157,6 +157,32 @@ impl FromRequestParts<WebState> for FullSession {
     }
 }
 
+/// Whether the session `key` may still do `action` on `object`: asked by responses
+/// that stay open (live view, the notices stream), so that logging out, "log out all",
+/// an expired session, a removed user or withdrawn rights also end what that session
+/// had open. Not a use of the session (see [`crate::auth::Auth::still_live`]). An
+/// index error counts as no: the page reconnects and is asked again.
+pub async fn still_allowed(
+    state: &WebState,
+    key: [u8; 32],
+    action: policy::Action,
+    object: policy::Object<'_>,
+) -> bool {
+    let auth = state.auth.clone();
+    match tokio::task::spawn_blocking(move || auth.still_live(&key)).await {
+        Ok(Ok(Some(session))) => policy::allowed(&session.principal(), action, object),
+        Ok(Ok(None)) => false,
+        Ok(Err(e)) => {
+            tracing::warn!("web: cannot check an open page's session: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::warn!("web: cannot check an open page's session: {e}");
+            false
+        }
+    }
+}
+
 /// Any session, including a half-finished login.
 pub struct AnySession(pub Option<Session>);
 

@@ -10,9 +10,11 @@
 //! next keyframe (the camera's hub never waits for it). When the camera reconnects
 //! (a new timeline) the socket is closed and the page reconnects.
 //!
-//! While the socket is open the daemon's live-view hook is called every
-//! [`RETRIGGER`], which keeps a "live view" recording going for cameras in `events`
-//! mode.
+//! While the socket is open, every [`RETRIGGER`] the session that opened it is asked
+//! again whether it may still watch this camera; if not (logged out, "log out all",
+//! expired, rights withdrawn) the socket is closed with code [`SESSION_ENDED`].
+//! Otherwise the daemon's live-view hook is called, which keeps a "live view"
+//! recording going for cameras in `events` mode.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::extract::FullSession;
+use super::extract::{still_allowed, FullSession};
 use super::headers::same_origin;
 use super::pages::cameras::known_camera;
 use super::{WebError, WebState};
@@ -34,6 +36,8 @@ use crate::store::mp4::{fragment, init_segment, Sample, TrackParams};
 
 /// How often an open live view re-triggers the recorder.
 pub const RETRIGGER: Duration = Duration::from_secs(5);
+/// The close code that tells `live.js` not to reconnect: the session may no longer watch.
+pub const SESSION_ENDED: u16 = 4001;
 /// Frame duration assumed before two frames were seen (30 fps).
 const DEFAULT_DURATION: u32 = TIMESCALE / 30;
 
@@ -56,7 +60,8 @@ pub async fn live_socket(
         .get(&camera)
         .ok_or_else(|| WebError::NotFound(format!("camera {camera}")))?;
     tracing::info!(user = %session.0.user.id, camera = %camera, "live view opened");
-    Ok(ws.on_upgrade(move |socket| stream(socket, handle, state)))
+    let key = session.0.key;
+    Ok(ws.on_upgrade(move |socket| stream(socket, handle, state, key)))
 }
 
 /// The timeline of one viewer's stream.
@@ -82,7 +87,12 @@ fn start_messages(frame: &Frame) -> Option<(String, Vec<u8>)> {
     Some((info.to_string(), init))
 }
 
-async fn stream(mut socket: WebSocket, camera: Arc<CameraHandle>, state: WebState) {
+async fn stream(
+    mut socket: WebSocket,
+    camera: Arc<CameraHandle>,
+    state: WebState,
+    session: [u8; 32],
+) {
     let id = camera.id().clone();
     let mut frames = camera.subscribe();
     let mut shutdown = state.shutdown.clone();
@@ -99,6 +109,16 @@ async fn stream(mut socket: WebSocket, camera: Arc<CameraHandle>, state: WebStat
                 Some(Ok(_)) => continue,
             },
             _ = retrigger.tick() => {
+                if !still_allowed(&state, session, Action::LiveView, Object::Camera(&id)).await {
+                    tracing::info!(camera = %id, "live view: the session may no longer watch");
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: SESSION_ENDED,
+                            reason: "session ended".into(),
+                        })))
+                        .await;
+                    break;
+                }
                 (state.live_view)(&id);
                 continue;
             }

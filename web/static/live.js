@@ -77,7 +77,12 @@ function connect() {
     pump();
   };
 
-  ws.onclose = () => {
+  ws.onclose = (event) => {
+    // 4001: this session may no longer watch (logged out, expired, access withdrawn).
+    if (event.code === 4001) {
+      say("Your session has ended. Reload the page to log in again.");
+      return;
+    }
     say("Disconnected; reconnecting…");
     setTimeout(connect, 2000);
   };

@@ -10,13 +10,13 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
 use futures::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::{blocking, frame_for};
 use crate::auth::policy::{Action, Object};
 use crate::index::{CameraPrefs, NotificationPrefs, UserId};
 use crate::notifications::UiNotice;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{still_allowed, CsrfForm, FullSession};
 use crate::web::view::{render, Frame};
 use crate::web::{stopped, WebError, WebState};
 
@@ -137,34 +137,51 @@ pub async fn save(
     prefs_page(&state, &session, true).await
 }
 
+/// What the notices stream carries from one message to the next.
+struct Listener {
+    rx: broadcast::Receiver<UiNotice>,
+    shutdown: watch::Receiver<bool>,
+    session: [u8; 32],
+    user: UserId,
+    state: WebState,
+}
+
 /// This user's notices as server-sent events (`event: notice`, JSON data), until the
-/// daemon stops. A page that falls behind misses notices, never blocks anyone.
+/// daemon stops or, at the next notice, the session has ended (logged out, expired,
+/// removed). A page that falls behind misses notices, never blocks anyone.
 pub async fn stream(
     State(state): State<WebState>,
     session: FullSession,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
     let user = session.0.user.id;
     session.require(Action::ManageOwnNotifications, Object::User(user))?;
-    let listener = (
-        state.notifications.subscribe(),
-        state.shutdown.clone(),
+    let listener = Listener {
+        rx: state.notifications.subscribe(),
+        shutdown: state.shutdown.clone(),
+        session: session.0.key,
         user,
-    );
-    let events = futures::stream::unfold(listener, |(mut rx, mut shutdown, user)| async move {
+        state,
+    };
+    let events = futures::stream::unfold(listener, |mut l| async move {
         loop {
             let next = tokio::select! {
-                n = rx.recv() => n,
-                () = stopped(&mut shutdown) => return None,
+                n = l.rx.recv() => n,
+                () = stopped(&mut l.shutdown) => return None,
             };
             match next {
                 Ok(UiNotice {
                     user: to,
                     title,
                     link,
-                }) if to == user => {
+                }) if to == l.user => {
+                    let object = Object::User(l.user);
+                    let action = Action::ManageOwnNotifications;
+                    if !still_allowed(&l.state, l.session, action, object).await {
+                        return None;
+                    }
                     let data = serde_json::json!({ "title": title, "link": link }).to_string();
                     let event = Event::default().event("notice").data(data);
-                    return Some((Ok(event), (rx, shutdown, user)));
+                    return Some((Ok(event), l));
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,
