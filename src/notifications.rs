@@ -40,12 +40,32 @@ impl Kind {
     /// Motion and doorbell events notify; continuous marks and live views do not
     /// (someone watching needs no alert about it).
     pub fn of(event: &EventEntry) -> Option<Kind> {
-        if event.triggers.contains(&Trigger::External) {
+        Kind::of_triggers(event.triggers.iter().copied())
+    }
+
+    fn of_triggers(mut triggers: impl Iterator<Item = Trigger> + Clone) -> Option<Kind> {
+        if triggers.clone().any(|t| t == Trigger::External) {
             Some(Kind::Doorbell)
-        } else if event.triggers.contains(&Trigger::Motion) {
+        } else if triggers.any(|t| t == Trigger::Motion) {
             Some(Kind::Motion)
         } else {
             None
+        }
+    }
+
+    /// What a notice about an event is news of, if anything: its kind when it starts,
+    /// and when a trigger joins an open event and changes what the event notifies as
+    /// (a doorbell pressed during motion, motion while someone watches live). Motion
+    /// joining a doorbell's event, and the end of an event, are not news.
+    pub fn news(phase: EventPhase, event: &EventEntry) -> Option<Kind> {
+        let now = Kind::of(event)?;
+        match phase {
+            EventPhase::Started => Some(now),
+            EventPhase::Joined(added) => {
+                let before = event.triggers.iter().copied().filter(|t| *t != added);
+                (Kind::of_triggers(before) != Some(now)).then_some(now)
+            }
+            EventPhase::Finished => None,
         }
     }
 
@@ -170,10 +190,7 @@ pub fn spawn(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            if notice.phase != EventPhase::Started {
-                continue;
-            }
-            let Some(kind) = Kind::of(&notice.event) else {
+            let Some(kind) = Kind::news(notice.phase, &notice.event) else {
                 continue;
             };
             let event = notice.event;
@@ -305,5 +322,54 @@ async fn post_webhook(
             "webhook refused the notification"
         ),
         Err(e) => tracing::warn!(host, "webhook not reached: {}", e.without_url()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventId;
+
+    fn event(triggers: &[Trigger]) -> EventEntry {
+        EventEntry {
+            id: EventId(1),
+            camera: "porch".parse().expect("name"),
+            start_micros: 0,
+            end_micros: 0,
+            triggers: triggers.to_vec(),
+            peak_score: 0.0,
+            score_curve: vec![],
+            has_thumbnail: false,
+            recordings: vec![],
+            open: true,
+        }
+    }
+
+    #[test]
+    fn a_doorbell_during_motion_is_news_and_motion_during_a_doorbell_is_not() {
+        use EventPhase::{Finished, Joined, Started};
+        use Trigger::{Continuous, External, LiveView, Motion};
+        let cases: [(EventPhase, &[Trigger], Option<Kind>); 9] = [
+            (Started, &[Motion], Some(Kind::Motion)),
+            (Started, &[External], Some(Kind::Doorbell)),
+            (Started, &[LiveView], None),
+            (Joined(External), &[Motion, External], Some(Kind::Doorbell)),
+            (
+                Joined(External),
+                &[LiveView, External],
+                Some(Kind::Doorbell),
+            ),
+            (Joined(Motion), &[LiveView, Motion], Some(Kind::Motion)),
+            (Joined(Motion), &[External, Motion], None),
+            (Joined(LiveView), &[Motion, LiveView], None),
+            (Finished, &[Continuous, External], None),
+        ];
+        for (phase, triggers, news) in cases {
+            assert_eq!(
+                Kind::news(phase, &event(triggers)),
+                news,
+                "{phase:?} {triggers:?}"
+            );
+        }
     }
 }

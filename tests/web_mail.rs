@@ -316,6 +316,75 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
     assert_eq!(sink.messages().len(), 1, "quiet: no mail");
 }
 
+/// The visitor walks up (motion starts an event), then rings: the doorbell joins the
+/// open event, and that is news of its own — the open page is told "Doorbell" after
+/// "Motion", and the owner gets the doorbell by mail. More motion during it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_rung_during_a_motion_event_is_notified_too() {
+    use porchlight::model::Trigger;
+    let sink = SmtpSink::start();
+    let server = Server::start(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Porchlight <porchlight@example.org>\"\n\
+         [[camera]]\nname = \"front\"\nurl = \"rtsp://127.0.0.1:9/x\"\nmode = \"events\"\n",
+        sink.port
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let page = owner.get("/notifications").await;
+    let r = owner
+        .post(
+            "/notifications",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("motion", "front"),
+                ("doorbell", "front"),
+                ("quiet_start", "00:00"),
+                ("quiet_end", "00:00"),
+                ("email", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut stream = owner
+        .http
+        .get(format!("{}/notifications/stream", owner.base))
+        .header("cookie", owner.cookie_header())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut seen = String::new();
+    let mut notices = Vec::new();
+    let daemon = server.daemon();
+    let front = "front".parse().expect("name");
+    for kind in [Trigger::Motion, Trigger::External, Trigger::Motion] {
+        daemon
+            .trigger(&front, kind, Duration::from_secs(30))
+            .expect("trigger");
+        // Each trigger's notice (if any) arrives before the next trigger is pulled.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            stream.chunk(),
+        )
+        .await
+        {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    for part in seen.split("\n\n") {
+        if let Some(data) = part.split("data: ").nth(1) {
+            let notice: serde_json::Value = serde_json::from_str(data).expect("JSON");
+            notices.push(notice["title"].as_str().unwrap_or("").to_owned());
+        }
+    }
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(notices[0].starts_with("Motion at front"), "{notices:?}");
+    assert!(notices[1].starts_with("Doorbell at front"), "{notices:?}");
+    let mail = mail_with(&sink, "Subject: Porchlight: Doorbell at front").await;
+    assert!(mail.contains("To: owner@example.org"), "{mail}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_notices_reach_the_open_page_and_the_webhook_without_details() {
     let hook = WebhookSink::start();

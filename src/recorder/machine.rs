@@ -106,9 +106,17 @@ impl Recorder {
         let until = now.max(at + micros(duration)) + micros(self.post_roll);
         match self.event.as_mut() {
             Some(event) => {
+                let joined = !event.entry.triggers.contains(&kind);
                 event.extend(kind, until);
-                if event.take_save() {
+                // A new kind of trigger is saved at once: the index shows it before
+                // anyone is told.
+                if event.take_save() || joined {
                     let _ = self.index.put_event(&event.entry);
+                }
+                if joined {
+                    let entry = event.entry.clone();
+                    tracing::info!(camera = %self.camera, event = %entry.id, trigger = %kind, "camera {}: {kind} joined the open event", self.camera);
+                    self.announce(EventPhase::Joined(kind), &entry);
                 }
             }
             None => {

@@ -66,10 +66,13 @@ pub enum TriggerError {
     Busy(CameraId),
 }
 
-/// Whether an event has just begun or just ended.
+/// Whether an event has just begun, just gained a trigger of a kind it did not have
+/// (the doorbell pressed while the visitor's approach is being recorded as motion), or
+/// just ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventPhase {
     Started,
+    Joined(Trigger),
     Finished,
 }
 
