@@ -248,20 +248,8 @@ async fn close_code_within(tls: &mut LiveSocket, limit: Duration) -> Option<u16>
     }
 }
 
-/// The notices stream of `c`'s session, and a reader of its next notice (`None` once
-/// the server ends the stream, or if nothing comes within 15 s).
-async fn notices(c: &webutil::Client) -> reqwest::Response {
-    let stream = c
-        .http
-        .get(format!("{}/notifications/stream", c.base))
-        .header("cookie", c.cookie_header())
-        .send()
-        .await
-        .expect("stream");
-    assert_eq!(stream.status().as_u16(), 200);
-    stream
-}
-
+/// The next notice on a notices stream (`None` once the server ends the stream, or
+/// if nothing comes within 15 s).
 async fn next_notice(stream: &mut reqwest::Response) -> Option<String> {
     let mut seen = String::new();
     loop {
@@ -318,8 +306,8 @@ async fn a_sessions_live_view_and_notices_end_with_the_session() {
         assert_eq!(read_message(live).await.0, 1, "the codec line");
         assert_eq!(read_message(live).await.0, 2, "the init segment");
     }
-    let mut leaving_notices = notices(&leaving).await;
-    let mut staying_notices = notices(&staying).await;
+    let mut leaving_notices = leaving.notices_stream().await;
+    let mut staying_notices = staying.notices_stream().await;
 
     let page = leaving.get("/").await;
     let r = leaving

@@ -218,14 +218,7 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
     assert!(r.body.contains("Saved."));
 
     // The open page's stream.
-    let mut stream = owner
-        .http
-        .get(format!("{}/notifications/stream", owner.base))
-        .header("cookie", owner.cookie_header())
-        .send()
-        .await
-        .expect("stream");
-    assert_eq!(stream.status().as_u16(), 200);
+    let mut stream = owner.notices_stream().await;
     let mut seen = String::new();
     let mut next_notice = async || -> String {
         loop {
@@ -345,14 +338,7 @@ async fn a_doorbell_rung_during_a_motion_event_is_notified_too() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let mut stream = owner
-        .http
-        .get(format!("{}/notifications/stream", owner.base))
-        .header("cookie", owner.cookie_header())
-        .send()
-        .await
-        .expect("stream");
-    assert_eq!(stream.status().as_u16(), 200);
+    let mut stream = owner.notices_stream().await;
     let mut seen = String::new();
     let mut notices = Vec::new();
     let daemon = server.daemon();
@@ -394,14 +380,7 @@ async fn security_notices_reach_the_open_page_and_the_webhook_without_details() 
     ))
     .await;
     let (laptop, secret, _) = server.owner().await;
-    let mut stream = laptop
-        .http
-        .get(format!("{}/notifications/stream", laptop.base))
-        .header("cookie", laptop.cookie_header())
-        .send()
-        .await
-        .expect("stream");
-    assert_eq!(stream.status().as_u16(), 200);
+    let mut stream = laptop.notices_stream().await;
 
     // A login from a browser never seen: a security notice, which no preference can
     // turn off (the owner never opened Notifications).

@@ -305,6 +305,19 @@ impl Client {
         self.send(req).await
     }
 
+    /// This session's notices stream (`/notifications/stream`), open; asserts 200.
+    pub async fn notices_stream(&self) -> reqwest::Response {
+        let stream = self
+            .http
+            .get(format!("{}/notifications/stream", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(stream.status().as_u16(), 200);
+        stream
+    }
+
     pub fn session(&self) -> Option<String> {
         self.cookies.get("__Host-porchlight").cloned()
     }
