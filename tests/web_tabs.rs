@@ -3,14 +3,17 @@
 //! allows only six connections per host: with a seventh tab, or after a few quick
 //! clicks if a left page's stream stayed open, the next page would wait. The server
 //! speaks HTTP/2 (one connection for all of a browser's requests), and a page closes
-//! its stream when it is left, for browsers that still use HTTP/1.1.
+//! its stream when it is left, for browsers that still use HTTP/1.1. Logging out in
+//! one tab ends the live view in another.
 
 mod browserutil;
+mod common;
 mod webutil;
 
 use std::time::{Duration, Instant};
 
 use browserutil::Driver;
+use common::camera::{CameraOptions, TestCamera};
 use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::Client;
 use webutil::Server;
@@ -151,4 +154,73 @@ async fn ten_quick_clicks_over_http1_each_load_their_page() {
         "each page of {PAGES:?} loads with its notices stream"
     );
     assert_eq!(protocol, Some(serde_json::json!("http/1.1")));
+}
+
+/// Reads the page's `#live-status` text.
+async fn live_status(c: &Client) -> String {
+    c.execute(
+        "const s = document.getElementById('live-status'); return s ? s.textContent : ''",
+        vec![],
+    )
+    .await
+    .ok()
+    .and_then(|v| v.as_str().map(str::to_owned))
+    .unwrap_or_default()
+}
+
+/// Waits up to `limit` for `#live-status` to contain `text`; the last text seen.
+async fn live_status_says(c: &Client, text: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = live_status(c).await;
+        if status.contains(text) || Instant::now() >= deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The owner watches live in one tab and logs out in another: the live view stops
+/// and says why instead of reconnecting (the server closes it with code 4001).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_in_another_tab_ends_the_live_view() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let server = Server::start(&format!(
+        "[[camera]]\nname = \"porch\"\nurl = \"{}\"\nmode = \"off\"\n",
+        camera.main_url()
+    ))
+    .await;
+    server.wait_streaming("porch").await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = owner_browser(&server, &driver, &profile, &[]).await;
+    let base = server.base();
+    c.goto(&format!("{base}/cameras/porch/live"))
+        .await
+        .expect("live view page");
+    let watching = live_status_says(&c, "Live", Duration::from_secs(30)).await;
+    let live_tab = c.window().await.expect("this tab");
+
+    let other = c.new_window(true).await.expect("a new tab");
+    c.switch_to_window(other.handle).await.expect("switch tab");
+    c.goto(&format!("{base}/")).await.expect("dashboard");
+    c.execute(
+        "document.querySelector(\"form[action='/logout']\").submit(); return 0",
+        vec![],
+    )
+    .await
+    .expect("log out");
+    c.switch_to_window(live_tab)
+        .await
+        .expect("back to live view");
+    let ended = live_status_says(&c, "session has ended", Duration::from_secs(30)).await;
+    let _ = c.close().await;
+    assert!(
+        watching.starts_with("Live"),
+        "live view played: {watching:?}"
+    );
+    assert_eq!(
+        ended, "Your session has ended. Reload the page to log in again.",
+        "the live view after logging out in another tab"
+    );
 }
