@@ -352,15 +352,19 @@ impl Auth {
         Ok(out)
     }
 
-    /// Ends one of the current user's sessions by its handle; false if no such
-    /// session of theirs.
-    pub fn logout_device(&self, current: &Session, handle: &str) -> Result<bool, AuthError> {
+    /// Ends one of the current user's sessions by its handle; its key, or `None` if
+    /// no such session of theirs.
+    pub fn logout_device(
+        &self,
+        current: &Session,
+        handle: &str,
+    ) -> Result<Option<[u8; 32]>, AuthError> {
         let user = current.user.id;
         let Some(key) = hex::decode(handle)
             .ok()
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
         else {
-            return Ok(false);
+            return Ok(None);
         };
         match self.inner.index.get_session(&key)? {
             Some(e) if e.user == user => {
@@ -371,9 +375,9 @@ impl Auth {
                     &session_actor(current),
                     format!("{} at {}", device::describe(&e.user_agent), e.ip),
                 );
-                Ok(true)
+                Ok(Some(key))
             }
-            _ => Ok(false),
+            _ => Ok(None),
         }
     }
 

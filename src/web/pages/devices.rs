@@ -80,10 +80,12 @@ pub async fn logout_one(
     session.require(Action::ManageOwnDevices, Object::User(user))?;
     let own = form.device == session.0.handle();
     let (auth, current) = (state.auth.clone(), session.0.clone());
-    let found = blocking(move || Ok(auth.logout_device(&current, &form.device)?)).await?;
-    if !found {
+    let ended = blocking(move || Ok(auth.logout_device(&current, &form.device)?)).await?;
+    let Some(ended) = ended else {
         return Err(WebError::NotFound("no such device".into()));
-    }
+    };
+    // Its unlocked end-to-end viewer key goes with it, as at logout.
+    state.unlocked.lock(&ended);
     if own {
         Ok(see_other("/login", &[cookies::clear_session()]))
     } else {
