@@ -283,19 +283,13 @@ async fn a_sessions_live_view_and_notices_end_with_the_session() {
     server.wait_streaming("porch").await;
     server.wait_streaming("gate").await;
     let (mut leaving, secret, _) = server.owner().await;
-    let page = leaving.get("/notifications").await;
-    let r = leaving
-        .post(
-            "/notifications",
-            &[
-                ("csrf", &webutil::csrf(&page.body)),
-                ("doorbell", "gate"),
-                ("quiet_start", "00:00"),
-                ("quiet_end", "00:00"),
-            ],
-        )
+    leaving
+        .save_notifications(&[
+            ("doorbell", "gate"),
+            ("quiet_start", "00:00"),
+            ("quiet_end", "00:00"),
+        ])
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
     server.advance_secs(31);
     let mut staying = server.client();
     server.login(&mut staying, &secret).await;

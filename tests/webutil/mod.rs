@@ -305,6 +305,18 @@ impl Client {
         self.send(req).await
     }
 
+    /// Saves this user's notification settings (`fields`, the form token added);
+    /// asserts the page says they were saved.
+    pub async fn save_notifications(&mut self, fields: &[(&str, &str)]) {
+        let page = self.get("/notifications").await;
+        let token = csrf(&page.body);
+        let mut form = vec![("csrf", token.as_str())];
+        form.extend_from_slice(fields);
+        let r = self.post("/notifications", &form).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("Saved."), "{}", r.body);
+    }
+
     /// This session's notices stream (`/notifications/stream`), open; asserts 200.
     pub async fn notices_stream(&self) -> reqwest::Response {
         let stream = self
