@@ -169,13 +169,13 @@ pub async fn still_allowed(
     object: policy::Object<'_>,
 ) -> bool {
     let auth = state.auth.clone();
-    match tokio::task::spawn_blocking(move || auth.still_live(&key)).await {
-        Ok(Ok(Some(session))) => policy::allowed(&session.principal(), action, object),
-        Ok(Ok(None)) => false,
-        Ok(Err(e)) => {
-            tracing::warn!("web: cannot check an open page's session: {e}");
-            false
-        }
+    let fresh = tokio::task::spawn_blocking(move || auth.still_live(&key))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match fresh {
+        Ok(Some(session)) => policy::allowed(&session.principal(), action, object),
+        Ok(None) => false,
         Err(e) => {
             tracing::warn!("web: cannot check an open page's session: {e}");
             false
