@@ -736,3 +736,159 @@ async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged(
     assert_eq!(helper.get("/diagnostics").await.location(), "/login");
     daemon.stop();
 }
+
+/// Writes a finished recording of `frames` frames of `frame_bytes` each (sealed by
+/// the store, with its index entry): big enough that a response streaming it cannot
+/// sit whole in the socket buffers between server and client.
+fn put_big_recording(
+    server: &webutil::Server,
+    id: u64,
+    frames: u32,
+    frame_bytes: usize,
+) -> porchlight::model::RecordingId {
+    use porchlight::index::{RecordingEntry, RecordingState};
+    use porchlight::model::{RecordingId, Trigger};
+    use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
+    use porchlight::store::NewRecording;
+    let track = TrackParams {
+        sample_entry: webutil::objects::avc1_sample_entry(),
+        width: 320,
+        height: 240,
+        timescale: 90_000,
+    };
+    let mut body = init_segment(&track).expect("valid track");
+    for second in 0..frames / 10 {
+        let samples: Vec<Sample> = (0..10u8)
+            .map(|i| {
+                let mut data = vec![i; frame_bytes];
+                data[..5].copy_from_slice(&[0, 0, 0, 4, 0x65]);
+                Sample {
+                    duration: 9000,
+                    is_sync: i == 0,
+                    data: bytes::Bytes::from(data),
+                }
+            })
+            .collect();
+        let decode_time = u64::from(second) * 90_000;
+        body.extend(fragment(second + 1, decode_time, &samples).expect("fragment"));
+    }
+    let d = server.daemon();
+    let camera: porchlight::model::CameraId = "porch".parse().expect("name");
+    let id = RecordingId(id);
+    let start_micros = webutil::T0_MICROS - 3_600_000_000;
+    let (mut writer, wrapped_key) = d
+        .store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros,
+            trigger: Trigger::Motion,
+        })
+        .expect("create");
+    writer.write_all(&body).expect("write");
+    let finished = writer.finish().expect("finish");
+    d.index
+        .put_recording(&RecordingEntry {
+            id,
+            camera,
+            start_micros,
+            end_micros: start_micros + i64::from(frames) * 100_000,
+            frames: frames.into(),
+            bytes: finished.file_len,
+            trigger: Trigger::Motion,
+            wrapped_key,
+            state: RecordingState::Finished,
+        })
+        .expect("index");
+    id
+}
+
+/// Reads what is left of a response: the bytes that arrived, and whether the body
+/// ended in an error (rather than at its end).
+async fn rest_of(mut response: reqwest::Response) -> (u64, bool) {
+    let mut n = 0;
+    loop {
+        match response.chunk().await {
+            Ok(Some(piece)) => n += piece.len() as u64,
+            Ok(None) => return (n, false),
+            Err(_) => return (n, true),
+        }
+    }
+}
+
+/// A share link to `recording` living `hours`: (id, secret).
+async fn share_recording(
+    owner: &mut Client,
+    recording: &str,
+    csrf: &str,
+    hours: &str,
+) -> (String, String) {
+    let made = owner
+        .post(
+            &format!("/recordings/{recording}/share"),
+            &[("csrf", csrf), ("hours", hours), ("views", "")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    webutil::share_link_of(&made.body)
+}
+
+/// Opens `link` as a fresh viewer and starts its download (`Range: bytes=0-`): the
+/// response, its announced length, and how many bytes its first piece held.
+async fn start_download(base: &str, link: &str, secret: &str) -> (reqwest::Response, u64, u64) {
+    let mut viewer = Client::new(base);
+    let r = viewer
+        .post(&format!("/s/{link}/open"), &[("secret", secret)])
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let mut response = viewer
+        .http
+        .get(format!("{base}/s/{link}/download"))
+        .header("cookie", viewer.cookie_header())
+        .header("range", "bytes=0-")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 206);
+    let len = response.content_length().expect("a length");
+    assert!(len > 20_000_000, "{len} bytes");
+    let first = response.chunk().await.expect("first bytes").expect("some");
+    (response, len, first.len() as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsharing_or_expiry_cuts_off_a_download_already_streaming() {
+    let server = webutil::Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let base = server.base();
+    // 24 MB: far more than the socket buffers between server and client hold.
+    let id = put_big_recording(&server, 77, 240, 100_000).to_string();
+    let player = owner.get(&format!("/recordings/{id}")).await;
+    assert_eq!(player.status, 200, "{}", player.body);
+    let token = csrf(&player.body);
+    let (unshared, unshared_secret) = share_recording(&mut owner, &id, &token, "24").await;
+    let (expiring, expiring_secret) = share_recording(&mut owner, &id, &token, "1").await;
+
+    // Unshared while a viewer's download streams: the rest does not arrive.
+    let (response, len, first) = start_download(&base, &unshared, &unshared_secret).await;
+    let r = owner
+        .post(&format!("/shares/{unshared}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/shares"), "{}", r.body);
+    let (rest, failed) = rest_of(response).await;
+    assert!(
+        failed && first + rest < len,
+        "after unsharing, {} of {len} bytes arrived (failed: {failed})",
+        first + rest
+    );
+
+    // Expired while it streams: the same.
+    let (response, len, first) = start_download(&base, &expiring, &expiring_secret).await;
+    server.advance_secs(3601);
+    let (rest, failed) = rest_of(response).await;
+    assert!(
+        failed && first + rest < len,
+        "after expiry, {} of {len} bytes arrived (failed: {failed})",
+        first + rest
+    );
+}

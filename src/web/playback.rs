@@ -5,7 +5,9 @@
 //! file on demand, decrypting only the chunks a range touches. A response is produced
 //! on a blocking thread in 64 KiB pieces through a small channel, so memory per
 //! response is bounded whatever the recording's size, and a client that stops reading
-//! stops the reading.
+//! stops the reading. A response may carry a [`StillAllowed`] check, asked before each
+//! piece is sent, so that what ends access (a share link unshared or expired) also
+//! ends a response already streaming, not only the next request.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
@@ -116,6 +118,11 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
 /// Called on a blocking thread, once per response.
 pub type Opener = Arc<dyn Fn() -> Result<RecordingReader, WebError> + Send + Sync>;
 
+/// Whether a response may go on sending. Asked before each [`PIECE`] leaves (so it
+/// must be cheap): access can end while a long response is streaming, and the rest
+/// of the video must then not arrive.
+pub type StillAllowed = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A recording's opener: with the master key, or for an end-to-end recording with
 /// the session's unlocked viewer key.
 fn recording_opener(
@@ -198,6 +205,22 @@ pub(super) struct ChannelWriter {
     buf: Vec<u8>,
     /// The client stopped reading (the response was dropped).
     gone: bool,
+    /// Asked before each piece is sent; `None`: access cannot end mid-response.
+    allowed: Option<StillAllowed>,
+    /// Access ended while streaming: the rest was withheld.
+    cut_off: bool,
+}
+
+impl ChannelWriter {
+    fn new(tx: mpsc::Sender<Result<Bytes, io::Error>>, allowed: Option<StillAllowed>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(PIECE),
+            gone: false,
+            allowed,
+            cut_off: false,
+        }
+    }
 }
 
 impl Write for ChannelWriter {
@@ -212,6 +235,13 @@ impl Write for ChannelWriter {
     fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        if self.allowed.as_ref().is_some_and(|allowed| !allowed()) {
+            self.cut_off = true;
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "access ended while the response was streaming",
+            ));
         }
         let piece = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE)));
         self.tx.blocking_send(Ok(piece)).map_err(|_| {
@@ -237,11 +267,7 @@ pub(super) fn blocking_body<E: std::fmt::Display>(
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(PIECE),
-            gone: false,
-        };
+        let mut out = ChannelWriter::new(tx.clone(), None);
         let result = produce(&mut out).map_err(|e| e.to_string());
         let result = result.and_then(|()| out.flush().map_err(|e| e.to_string()));
         match result {
@@ -258,6 +284,7 @@ pub(super) fn blocking_body<E: std::fmt::Display>(
 
 fn stream_range(
     open: Opener,
+    allowed: Option<StillAllowed>,
     what: String,
     mp4: Arc<ProgressiveMp4>,
     start: u64,
@@ -273,11 +300,7 @@ fn stream_range(
                 return;
             }
         };
-        let mut out = ChannelWriter {
-            tx: tx.clone(),
-            buf: Vec::with_capacity(PIECE),
-            gone: false,
-        };
+        let mut out = ChannelWriter::new(tx.clone(), allowed);
         let result = mp4
             .write_range(
                 start,
@@ -287,7 +310,12 @@ fn stream_range(
             )
             .and_then(|()| out.flush().map_err(crate::store::mp4::Mp4Error::Write));
         if let Err(e) = result {
-            if !matches!(&e, crate::store::mp4::Mp4Error::Write(w) if w.kind() == io::ErrorKind::BrokenPipe)
+            if out.cut_off {
+                // Ended with an error, so the client sees a failed download, not a
+                // short file.
+                tracing::info!("playback of {what}: access ended; the rest is withheld");
+                let _ = tx.blocking_send(Err(io::Error::other("access ended")));
+            } else if !matches!(&e, crate::store::mp4::Mp4Error::Write(w) if w.kind() == io::ErrorKind::BrokenPipe)
             {
                 tracing::error!("playback of bytes {start}-{end} of {what}: {e}");
                 let _ = tx.blocking_send(Err(io::Error::other("read failed")));
@@ -329,6 +357,7 @@ async fn respond(
     let open = recording_opener(&state, &entry, viewer);
     Ok(mp4_response(
         open,
+        None,
         format!("recording {}", entry.id),
         mp4,
         range,
@@ -345,9 +374,11 @@ pub fn requested_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64
 }
 
 /// A 200 or 206 streaming `range` (all if `None`) of `mp4`; an attachment when
-/// `file_name` is given.
+/// `file_name` is given. With `allowed`, the body ends with an error as soon as it
+/// answers false.
 pub fn mp4_response(
     open: Opener,
+    allowed: Option<StillAllowed>,
     what: String,
     mp4: Arc<ProgressiveMp4>,
     range: Option<(u64, u64)>,
@@ -355,7 +386,7 @@ pub fn mp4_response(
 ) -> Response {
     let len = mp4.len();
     let (start, end) = range.unwrap_or((0, len));
-    let body = stream_range(open, what, mp4, start, end);
+    let body = stream_range(open, allowed, what, mp4, start, end);
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));

@@ -12,7 +12,7 @@ use porchlight::store::NewRecording;
 use super::Server;
 
 /// A minimal `avc1` sample entry (one SPS, one PPS): plausible, not decodable.
-fn avc1_sample_entry() -> Vec<u8> {
+pub fn avc1_sample_entry() -> Vec<u8> {
     let (sps, pps) = (
         [0x67u8, 0x64, 0x00, 0x1E, 0xAC, 0xD9, 0x40],
         [0x68u8, 0xEB, 0xE3, 0xCB],

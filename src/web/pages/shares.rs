@@ -27,7 +27,7 @@ use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::store::e2e::ViewerSecret;
 use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
-use crate::web::playback::{build_layout, mp4_response, requested_range, Opener};
+use crate::web::playback::{build_layout, mp4_response, requested_range, Opener, StillAllowed};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -378,7 +378,17 @@ async fn clip(
             view::file_stamp(entry.start_micros)
         )
     });
-    Ok(public(mp4_response(open, what, mp4, range, file_name)))
+    // Unsharing or expiry ends a response already streaming, not only the next one.
+    let (shares, t) = (state.shares.clone(), token);
+    let allowed: StillAllowed = std::sync::Arc::new(move || shares.viewer_link(&t) == Some(link));
+    Ok(public(mp4_response(
+        open,
+        Some(allowed),
+        what,
+        mp4,
+        range,
+        file_name,
+    )))
 }
 
 pub async fn link_video(
