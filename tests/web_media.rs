@@ -892,3 +892,68 @@ async fn unsharing_or_expiry_cuts_off_a_download_already_streaming() {
         first + rest
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_cameras_kept_recordings_are_still_listed_and_can_be_deleted() {
+    let server = webutil::Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    // Added from the web UI (it need not answer: the recording is written here).
+    let page = owner.get("/cameras/add").await;
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("name", "porch"),
+                ("url", "rtsp://127.0.0.1:9/main"),
+                ("mode", "off"),
+                ("storage_days", "90"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id = webutil::objects::put_recording(&server, 41, webutil::T0_MICROS - 60_000_000);
+    let recordings_of_porch = |server: &webutil::Server| {
+        server
+            .daemon()
+            .index
+            .all_recordings()
+            .expect("recordings")
+            .into_iter()
+            .filter(|r| r.camera.as_str() == "porch")
+            .count()
+    };
+
+    // Removed, keeping its recordings.
+    let page = owner.get("/cameras/discovered").await;
+    let token = csrf(&page.body);
+    let r = owner
+        .post(
+            "/cameras/porch/remove",
+            &[
+                ("csrf", token.as_str()),
+                ("confirm", "porch"),
+                ("recordings", "keep"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    assert_eq!(recordings_of_porch(&server), 1, "kept");
+
+    // Still listed, and they can be deleted.
+    let day = owner.get("/cameras/porch/recordings").await;
+    assert_eq!(day.status, 200, "{}", day.body);
+    assert!(day.body.contains(&format!("id=\"rec-{id}\"")), "listed");
+    let r = owner
+        .post(
+            "/cameras/porch/delete",
+            &[("csrf", token.as_str()), ("confirm", "porch")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(recordings_of_porch(&server), 0, "deleted");
+    // With its last recording the removed camera is forgotten.
+    assert_eq!(owner.get("/cameras/porch/recordings").await.status, 404);
+    assert_eq!(owner.get("/cameras/nothere/recordings").await.status, 404);
+}

@@ -1,11 +1,16 @@
 //! Cameras added from the web UI (next to those in the config file). Tree `cameras`:
 //! camera id (UTF-8) → JSON [`CameraEntry`].
 //!
+//! Tree `retired_cameras`: camera id (UTF-8) → JSON [`Retired`], for a camera removed
+//! with its recordings kept: they keep its storage period and stay listed.
+//!
 //! Credentials are stored only sealed by the master key (`Store::seal_secret`, hex),
 //! with a purpose naming the camera so one camera's sealed password cannot be pasted
 //! onto another; this module never sees them in clear.
 
 use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
 use super::users::UserId;
 use super::{Index, IndexError};
@@ -150,6 +155,79 @@ impl Index {
     }
 }
 
+/// What is left of a camera removed with its recordings kept.
+#[derive(Serialize, Deserialize)]
+struct Retired {
+    storage_days: u32,
+    removed_micros: i64,
+}
+
+impl Index {
+    /// Forgets a camera added from the web UI and its sealed credentials but keeps
+    /// its storage period for the recordings it leaves (in one transaction, so that
+    /// they never fall to the default period); `None` if there was none by that id.
+    pub fn retire_camera(
+        &self,
+        id: &CameraId,
+        now_micros: i64,
+    ) -> Result<Option<CameraEntry>, IndexError> {
+        let cameras = self.db.open_tree("cameras")?;
+        let retired = self.db.open_tree("retired_cameras")?;
+        let removed = (&cameras, &retired)
+            .transaction(|(cameras, retired)| {
+                let Some(old) = cameras.remove(id.as_str())? else {
+                    return Ok(None);
+                };
+                let entry: CameraEntry = serde_json::from_slice(&old)
+                    .map_err(|e| ConflictableTransactionError::Abort(corrupt(e)))?;
+                let record = serde_json::to_vec(&Retired {
+                    storage_days: entry.settings.storage_days,
+                    removed_micros: now_micros,
+                })
+                .map_err(|e| ConflictableTransactionError::Abort(corrupt(e)))?;
+                retired.insert(id.as_str(), record)?;
+                Ok(Some(entry))
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => IndexError::Database(e),
+                TransactionError::Abort(e) => e,
+            })?;
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    /// The storage periods of cameras removed with their recordings kept.
+    pub fn retired_cameras(&self) -> Result<Vec<(CameraId, u32)>, IndexError> {
+        self.db
+            .open_tree("retired_cameras")?
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = std::str::from_utf8(&k)
+                    .ok()
+                    .and_then(|k| k.parse::<CameraId>().ok())
+                    .ok_or_else(|| corrupt("a retired camera's id is not a camera name"))?;
+                let retired: Retired = serde_json::from_slice(&v).map_err(corrupt)?;
+                Ok((id, retired.storage_days))
+            })
+            .collect()
+    }
+
+    /// True if `id` was removed with its recordings kept (and they are not all gone).
+    pub fn is_retired_camera(&self, id: &CameraId) -> Result<bool, IndexError> {
+        Ok(self
+            .db
+            .open_tree("retired_cameras")?
+            .contains_key(id.as_str())?)
+    }
+
+    /// Forgets a retired camera, once none of its recordings is left.
+    pub fn forget_retired_camera(&self, id: &CameraId) -> Result<(), IndexError> {
+        self.db.open_tree("retired_cameras")?.remove(id.as_str())?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +269,37 @@ mod tests {
             Some(changed)
         );
         assert!(index.cameras().expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_retired_camera_keeps_its_storage_period_until_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let id: CameraId = "porch".parse().expect("name");
+        assert_eq!(index.retire_camera(&id, 1).expect("retire"), None);
+        assert!(index.retired_cameras().expect("list").is_empty());
+        let mut entry = CameraEntry {
+            id: id.clone(),
+            url: "rtsp://192.0.2.1/main".into(),
+            sub_url: None,
+            mode: RecordingMode::Continuous,
+            sealed_username: None,
+            sealed_password: None,
+            added_micros: 0,
+            added_by: UserId(1),
+            settings: CameraSettings::default(),
+        };
+        entry.settings.storage_days = 90;
+        assert!(index.add_camera(&entry).expect("add"));
+        assert_eq!(index.retire_camera(&id, 1).expect("retire"), Some(entry));
+        assert!(index.cameras().expect("cameras").is_empty());
+        assert_eq!(
+            index.retired_cameras().expect("list"),
+            vec![(id.clone(), 90)]
+        );
+        assert!(index.is_retired_camera(&id).expect("retired"));
+        index.forget_retired_camera(&id).expect("forget");
+        assert!(!index.is_retired_camera(&id).expect("retired"));
     }
 
     #[test]

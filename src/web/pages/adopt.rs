@@ -303,8 +303,17 @@ pub async fn remove(
             ))
         }
     };
-    let (index, cam) = (state.index.clone(), id.clone());
-    let removed = blocking(move || Ok(index.remove_camera(&cam)?)).await?;
+    let (index, cam, now) = (state.index.clone(), id.clone(), state.clock.now_micros());
+    // Kept recordings keep the camera's storage period and stay listed (a retired
+    // camera), rather than falling to the default period out of sight.
+    let removed = blocking(move || {
+        Ok(if delete {
+            index.remove_camera(&cam)?
+        } else {
+            index.retire_camera(&cam, now)?
+        })
+    })
+    .await?;
     if removed.is_none() {
         return Err(if state.registry.get(&id).is_some() {
             WebError::Conflict(format!(

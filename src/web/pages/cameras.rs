@@ -139,6 +139,24 @@ pub fn known_camera(state: &WebState, raw: &str) -> Result<CameraId, WebError> {
     Ok(id)
 }
 
+/// Parses a camera id from a path and checks that it has recordings to show: a
+/// camera that exists, or one removed with its recordings kept (which are still
+/// listed and can be deleted).
+pub async fn recorded_camera(state: &WebState, raw: &str) -> Result<CameraId, WebError> {
+    let id: CameraId = raw
+        .parse()
+        .map_err(|_| WebError::NotFound("no such camera".into()))?;
+    if state.registry.get(&id).is_some() {
+        return Ok(id);
+    }
+    let (index, camera) = (state.index.clone(), id.clone());
+    if blocking(move || Ok(index.is_retired_camera(&camera)?)).await? {
+        Ok(id)
+    } else {
+        Err(WebError::NotFound(format!("camera {id}")))
+    }
+}
+
 pub async fn live_page(
     State(state): State<WebState>,
     session: FullSession,

@@ -8,7 +8,7 @@ use axum::response::Response;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use super::cameras::known_camera;
+use super::cameras::recorded_camera;
 use super::events::{self, EventRow};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
@@ -84,7 +84,7 @@ pub async fn day(
     Path(camera): Path<String>,
     Query(q): Query<DayQuery>,
 ) -> Result<Response, WebError> {
-    let camera = known_camera(&state, &camera)?;
+    let camera = recorded_camera(&state, &camera).await?;
     session.require(Action::ListRecordings, Object::Camera(&camera))?;
     let today = view::day_of(state.clock.now_micros())
         .ok_or_else(|| WebError::Internal("the clock is out of range".into()))?;
@@ -277,7 +277,7 @@ pub async fn delete_camera(
     Path(camera): Path<String>,
     CsrfForm(form): CsrfForm<ConfirmForm>,
 ) -> Result<Response, WebError> {
-    let camera = known_camera(&state, &camera)?;
+    let camera = recorded_camera(&state, &camera).await?;
     session.require(Action::DeleteCameraRecordings, Object::Camera(&camera))?;
     if form.confirm.trim() != camera.as_str() {
         return Err(WebError::BadRequest(
