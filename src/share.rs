@@ -493,14 +493,15 @@ impl Shares {
     }
 
     /// Deletes links past their expiry, and used-up links nobody is still watching.
+    /// Also forgets expired viewer tokens with the secrets they held (wiped on drop),
+    /// so a secret stays in memory no longer than its token lasts.
     pub fn purge_expired(&self) -> Result<usize, ShareError> {
         let now = self.now();
-        let watched: Vec<u64> = self
-            .viewers()
-            .values()
-            .filter(|v| v.expires_micros > now)
-            .map(|v| v.link)
-            .collect();
+        let watched: Vec<u64> = {
+            let mut viewers = self.viewers();
+            viewers.retain(|_, v| v.expires_micros > now);
+            viewers.values().map(|v| v.link).collect()
+        };
         let mut n = 0;
         for entry in self.inner.index.all_shares()? {
             let expired = now >= entry.expires_micros;
@@ -617,6 +618,28 @@ mod tests {
             Err(ShareError::NotFound)
         ));
         assert!(!f.shares.unshare(link.id, &f.owner).expect("again"));
+    }
+
+    #[test]
+    fn the_periodic_purge_forgets_expired_viewers_and_their_secrets() {
+        let f = fixture();
+        let link = f
+            .shares
+            .create(&f.owner, f.recording, 24 * HOUR, None)
+            .expect("create");
+        let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+        assert_eq!(f.shares.viewers().len(), 1);
+        f.clock.advance_micros(2 * HOUR.as_micros() as i64);
+        assert_eq!(
+            f.shares.purge_expired().expect("purge"),
+            0,
+            "the link lives"
+        );
+        assert!(
+            f.shares.viewers().is_empty(),
+            "no viewer, so no secret, is left in memory"
+        );
+        assert_eq!(f.shares.viewer_link(&token), None);
     }
 
     #[test]
