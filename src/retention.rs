@@ -195,6 +195,16 @@ pub fn delete_event(store: &Store, index: &Index, id: EventId) -> Result<bool, R
     if event.open {
         return Err(RetentionError::EventInProgress(id));
     }
+    // All or nothing: in continuous mode an event can list the roll-over file still
+    // being written, and finding that after shredding the others would leave the
+    // event half deleted.
+    for recording in &event.recordings {
+        if let Some(entry) = index.get_recording(*recording)? {
+            if entry.state == RecordingState::Open {
+                return Err(RetentionError::InProgress(*recording));
+            }
+        }
+    }
     for recording in &event.recordings {
         delete_recording(store, index, *recording)?;
     }

@@ -296,6 +296,42 @@ fn delete_everything_leaves_nothing_readable() {
 }
 
 #[test]
+fn deleting_an_event_whose_roll_over_file_is_still_open_deletes_nothing() {
+    let f = fixture();
+    let camera: CameraId = "door".parse().expect("name");
+    let finished = f.recording("door", 0, 100);
+    let open = f.recording("door", 1_000_000, 100);
+    let mut entry = f.index.get_recording(open).expect("get").expect("exists");
+    entry.state = RecordingState::Open;
+    f.index.put_recording(&entry).expect("put");
+    let event = EventId(7);
+    f.index
+        .put_event(&EventEntry {
+            id: event,
+            camera,
+            start_micros: 500_000,
+            end_micros: 1_500_000,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![],
+            has_thumbnail: false,
+            recordings: vec![finished, open],
+            open: false,
+        })
+        .expect("event");
+    assert!(matches!(
+        delete_event(&f.store, &f.index, event),
+        Err(RetentionError::InProgress(r)) if r == open
+    ));
+    assert!(
+        f.path("door", finished).exists(),
+        "the finished part is kept"
+    );
+    assert_eq!(f.ids().len(), 2);
+    assert!(f.index.get_event(event).expect("get").is_some());
+}
+
+#[test]
 fn a_camera_removed_with_its_recordings_kept_keeps_its_storage_period() {
     let f = fixture();
     let now = 100 * DAY;
