@@ -250,6 +250,15 @@ fn thumbnail_file(event: &EventEntry) -> String {
     format!("thumbnails/{}/{}.jpg", event.camera, event.id)
 }
 
+/// `planned`, once every chunk it reads has been authenticated (a full decrypt whose
+/// output is dropped). An archive entry's size is written before its bytes, so a
+/// damaged chunk found while writing would end the whole archive in a truncated
+/// entry; found here, only that recording is left out.
+fn verified(store: &Store, planned: export::Planned) -> Result<export::Planned, ExportError> {
+    planned.write_to(store, &mut std::io::sink())?;
+    Ok(planned)
+}
+
 /// What an archive held.
 #[derive(Debug, Default)]
 pub struct ArchiveSummary {
@@ -345,6 +354,7 @@ pub fn write_everything(
         // End-to-end recordings and thumbnails go in only when the owner's session
         // has unlocked them (`viewer`); otherwise they are listed as not exported.
         let planned = match export::plan_as(store, index, &Request::Recording(r.id), viewer.clone())
+            .and_then(|planned| verified(store, planned))
         {
             Ok(p) => p,
             Err(e) => {
@@ -481,3 +491,7 @@ pub fn erase_all(
     tracing::warn!(user = %owner.user.id, "{}", erased.summary());
     Ok(erased)
 }
+
+#[cfg(test)]
+#[path = "data_rights_tests.rs"]
+mod tests;
