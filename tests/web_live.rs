@@ -346,3 +346,57 @@ async fn a_sessions_live_view_and_notices_end_with_the_session() {
         "an expired session's live view is closed"
     );
 }
+
+/// Saving a camera's settings restarts it with a new handle; an open live view of the
+/// old one would never get another frame (and would keep triggering the new recorder
+/// for nobody). It is closed with 4000, on which live.js reconnects to the new stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_view_of_a_camera_whose_settings_are_saved_is_restarted() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let url = camera.main_url();
+    let page = owner.get("/cameras/add").await;
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", webutil::csrf(&page.body).as_str()),
+                ("name", "porch"),
+                ("url", url.as_str()),
+                ("mode", "off"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    server.wait_streaming("porch").await;
+    let mut live = open_live(&server, "porch", &owner.cookie_header()).await;
+    assert_eq!(read_message(&mut live).await.0, 1, "the codec line");
+    assert_eq!(read_message(&mut live).await.0, 2, "the init segment");
+
+    let page = owner.get("/cameras/porch/settings").await;
+    let r = owner
+        .post(
+            "/cameras/porch/settings",
+            &[
+                ("csrf", webutil::csrf(&page.body).as_str()),
+                ("url", url.as_str()),
+                ("mode", "continuous"),
+                ("sensitivity", "50"),
+                ("pre_roll", "3"),
+                ("post_roll", "10"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    // The check runs every 5 s; 30 s is room for a busy machine.
+    assert_eq!(
+        close_code_within(&mut live, Duration::from_secs(30)).await,
+        Some(4000),
+        "the old stream's viewer is told to reconnect"
+    );
+    server.wait_streaming("porch").await;
+    let mut again = open_live(&server, "porch", &owner.cookie_header()).await;
+    assert_eq!(read_message(&mut again).await.0, 1, "the new stream plays");
+}

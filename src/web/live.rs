@@ -38,6 +38,9 @@ use crate::store::mp4::{fragment, init_segment, Sample, TrackParams};
 pub const RETRIGGER: Duration = Duration::from_secs(5);
 /// The close code that tells `live.js` not to reconnect: the session may no longer watch.
 pub const SESSION_ENDED: u16 = 4001;
+/// The close code for a stream that restarted (new connection to the camera, new
+/// parameters, or the camera's settings saved): `live.js` reconnects.
+pub const STREAM_RESTARTED: u16 = 4000;
 /// Frame duration assumed before two frames were seen (30 fps).
 const DEFAULT_DURATION: u32 = TIMESCALE / 30;
 
@@ -119,6 +122,19 @@ async fn stream(
                         .await;
                     break;
                 }
+                // Saving the camera's settings (or removing it) replaces its handle; this
+                // one then never sends again, and re-triggering would record for nobody.
+                let current = state.registry.get(&id);
+                if !current.is_some_and(|c| Arc::ptr_eq(&c, &camera)) {
+                    tracing::info!(camera = %id, "live view: the camera was changed or removed");
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: STREAM_RESTARTED,
+                            reason: "camera changed".into(),
+                        })))
+                        .await;
+                    break;
+                }
                 (state.live_view)(&id);
                 continue;
             }
@@ -137,7 +153,7 @@ async fn stream(
             if t.session != frame.session || t.params != frame.params {
                 let _ = socket
                     .send(Message::Close(Some(CloseFrame {
-                        code: 4000,
+                        code: STREAM_RESTARTED,
                         reason: "stream restarted".into(),
                     })))
                     .await;
