@@ -5,9 +5,11 @@
 //!
 //! A playback in progress holds its own reference until its response ends, so a lock
 //! takes effect for every request after it; the bytes go when the last one finishes.
-//! A session ended elsewhere (another device's "log out", a password change) can no
-//! longer make a request to use its key; those bytes go at the first sweep after
-//! the idle time.
+//! A session ended elsewhere (another device's "log out", a password or two-step
+//! change, a reset by the owner, support time running out) can no longer make a
+//! request to use its key; the handlers that end sessions lock what they can name, and
+//! the periodic sweep drops every key whose session is gone, so those bytes go within
+//! one sweep whichever way the session ended.
 //! The process does not `mlock` these pages: on a machine with swap a key can reach
 //! the swap device (the README's threat model says so).
 //!
@@ -93,12 +95,37 @@ impl Unlocked {
         before - map.len()
     }
 
-    /// Drops every key idle for the idle time; returns how many.
-    pub fn sweep(&self, now_micros: i64) -> usize {
+    /// Drops every key `user` unlocked in a session other than `keep` (their other
+    /// sessions just ended).
+    pub fn lock_user_except(&self, user: UserId, keep: &[u8; 32]) -> usize {
         let mut map = self.map();
         let before = map.len();
-        map.retain(|_, h| now_micros - h.last_used_micros < self.idle_micros);
+        map.retain(|session, h| h.user != user || session == keep);
         before - map.len()
+    }
+
+    /// Drops every key idle for the idle time, and every key whose session
+    /// `session_alive` says has ended (an error counts as ended); returns how many.
+    pub fn sweep(
+        &self,
+        now_micros: i64,
+        session_alive: impl Fn(&[u8; 32]) -> Result<bool, String>,
+    ) -> usize {
+        let (idle, sessions): (usize, Vec<[u8; 32]>) = {
+            let mut map = self.map();
+            let before = map.len();
+            map.retain(|_, h| now_micros - h.last_used_micros < self.idle_micros);
+            (before - map.len(), map.keys().copied().collect())
+        };
+        // Asked without the lock held: each answer reads the index.
+        let ended: Vec<[u8; 32]> = sessions
+            .into_iter()
+            .filter(|s| !matches!(session_alive(s), Ok(true)))
+            .collect();
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|session, _| !ended.contains(session));
+        idle + before - map.len()
     }
 }
 
@@ -142,9 +169,37 @@ mod tests {
 
         unlocked.put(a, UserId(1), viewer(), 0);
         unlocked.put(b, UserId(2), viewer(), 500_000_000);
-        assert_eq!(unlocked.sweep(900_000_000), 1);
+        assert_eq!(unlocked.sweep(900_000_000, |_| Ok(true)), 1);
         assert!(unlocked.is_unlocked(&b, 900_000_000));
         assert_eq!(unlocked.lock_user(UserId(2)), 1);
         assert!(!unlocked.is_unlocked(&b, 900_000_000));
+    }
+
+    #[test]
+    fn the_sweep_drops_keys_whose_session_ended_and_lock_user_except_keeps_one() {
+        let unlocked = Unlocked::new(Duration::from_secs(900));
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        unlocked.put(a, UserId(1), viewer(), 0);
+        unlocked.put(b, UserId(1), viewer(), 0);
+        unlocked.put(c, UserId(2), viewer(), 0);
+        let swept = unlocked.sweep(1, |s| match s[0] {
+            1 => Ok(true),
+            2 => Ok(false),
+            _ => Err("index unreadable".into()),
+        });
+        assert_eq!(swept, 2, "an ended session and an unknown answer both lock");
+        assert!(unlocked.is_unlocked(&a, 1));
+        assert!(!unlocked.is_unlocked(&b, 1));
+        assert!(!unlocked.is_unlocked(&c, 1));
+
+        unlocked.put(b, UserId(1), viewer(), 0);
+        unlocked.put(c, UserId(2), viewer(), 0);
+        assert_eq!(unlocked.lock_user_except(UserId(1), &a), 1);
+        assert!(
+            unlocked.is_unlocked(&a, 1),
+            "the session that made the change"
+        );
+        assert!(!unlocked.is_unlocked(&b, 1));
+        assert!(unlocked.is_unlocked(&c, 1), "another user's");
     }
 }

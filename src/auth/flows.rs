@@ -11,6 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::attempts::{AttemptPass, TooManyWaiting};
 use super::throttle::{self, Verdict};
 use super::{
     password, recovery, session, setup, totp, Auth, AuthError, ClientInfo, Issued, Session,
@@ -66,7 +67,7 @@ fn valid_email(email: &str) -> Result<Option<String>, AuthError> {
 
 impl Auth {
     /// The throttling keys an attempt for `name` from `client` is counted under.
-    fn throttle_keys(
+    pub(super) fn throttle_keys(
         &self,
         name: &str,
         user: Option<&UserEntry>,
@@ -109,6 +110,26 @@ impl Auth {
                 Err(AuthError::Throttled {
                     until_micros,
                     blocked: true,
+                })
+            }
+        }
+    }
+
+    /// Waits until no other attempt on `keys` is being checked (see [`super::attempts`]);
+    /// the pass returned must be held until this attempt's outcome is recorded.
+    pub(super) async fn enter_attempt(
+        &self,
+        name: &str,
+        keys: &[String; 2],
+        client: &ClientInfo,
+    ) -> Result<AttemptPass, AuthError> {
+        match self.inner.attempts.enter(keys).await {
+            Ok(pass) => Ok(pass),
+            Err(TooManyWaiting) => {
+                log_failure(name, client, "throttled (attempts queued)");
+                Err(AuthError::Throttled {
+                    until_micros: self.now() + 1_000_000,
+                    blocked: false,
                 })
             }
         }
@@ -227,7 +248,13 @@ impl Auth {
         let Some(expected) = self.setup_code() else {
             return Err(AuthError::SetupDone);
         };
-        let keys = ["setup".to_owned(), throttle::address_key(client.ip)];
+        // Per address: a key shared by everyone would let any stranger block the
+        // setup for good; the code's 60 bits need no global limit.
+        let keys = [
+            format!("setup:{}", throttle::address_key(client.ip)),
+            throttle::address_key(client.ip),
+        ];
+        let _attempt = self.enter_attempt("(setup)", &keys, client).await?;
         let (typed, k, c) = (code.to_owned(), keys.clone(), client.clone());
         self.off_thread(move |auth| {
             auth.refuse_if_throttled("(setup)", &k, &c)?;
@@ -243,11 +270,7 @@ impl Auth {
             .await?;
         let client = client.clone();
         self.off_thread(move |auth| {
-            // Two setups racing: the second finds the code gone.
-            if auth.setup_code().is_none() || !auth.inner.index.create_user(&user)? {
-                return Err(AuthError::SetupDone);
-            }
-            auth.clear_setup_code();
+            auth.create_owner_once(|| Ok(auth.inner.index.create_user(&user)?))?;
             auth.clear_failures(&keys)?;
             auth.inner.audit.record(
                 AuditKind::OwnerCreated,
@@ -290,9 +313,12 @@ impl Auth {
                     auth.inner.index.find_user(&n)?
                 };
                 let keys = auth.throttle_keys(&n, user.as_ref(), &c);
-                auth.refuse_if_throttled(&n, &keys, &c)?;
                 Ok((user, keys))
             })
+            .await?;
+        let _attempt = self.enter_attempt(&name, &keys, client).await?;
+        let (n, k, c) = (name.clone(), keys.clone(), client.clone());
+        self.off_thread(move |auth| auth.refuse_if_throttled(&n, &k, &c))
             .await?;
         let ok = self
             .inner
@@ -330,7 +356,7 @@ impl Auth {
 
     /// Second step: a TOTP code (refused if its step was used before) or a recovery
     /// code (spent).
-    pub fn second_factor(
+    pub async fn second_factor(
         &self,
         current: &Session,
         code: &str,
@@ -341,7 +367,21 @@ impl Auth {
         }
         let user = &current.user;
         let keys = self.throttle_keys(&user.username, Some(user), client);
-        self.refuse_if_throttled(&user.username, &keys, client)?;
+        let _attempt = self.enter_attempt(&user.username, &keys, client).await?;
+        let (s, code, c) = (current.clone(), code.to_owned(), client.clone());
+        self.off_thread(move |auth| auth.check_second_factor(&s, &code, &c, &keys))
+            .await
+    }
+
+    fn check_second_factor(
+        &self,
+        current: &Session,
+        code: &str,
+        client: &ClientInfo,
+        keys: &[String; 2],
+    ) -> Result<Issued, AuthError> {
+        let user = &current.user;
+        self.refuse_if_throttled(&user.username, keys, client)?;
         let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
         let digits = code.chars().filter(|c| !c.is_whitespace()).count() == totp::DIGITS;
         let store = &self.inner.store;
@@ -360,7 +400,7 @@ impl Auth {
         match accepted {
             Ok(()) => {}
             Err(UpdateError::Refused(())) | Err(UpdateError::NoSuchUser) => {
-                self.count_failure(&user.username, &keys, client, "code")?;
+                self.count_failure(&user.username, keys, client, "code")?;
                 return Err(AuthError::InvalidCode);
             }
             Err(UpdateError::Index(e)) => return Err(e.into()),
@@ -373,7 +413,7 @@ impl Auth {
                 "a recovery code was spent to log in",
             );
         }
-        self.complete_login(current, client, &keys)
+        self.complete_login(current, client, keys)
     }
 
     /// The secret to show during enrolment (made once per pending session).
@@ -385,19 +425,23 @@ impl Auth {
             return open_seed(&self.inner.store, sealed).ok_or(AuthError::WrongStage);
         }
         let secret = totp::new_secret();
-        let mut entry = current.entry.clone();
-        entry.pending_totp = Some(
-            self.inner
-                .store
-                .seal_secret(TOTP_PURPOSE, secret.as_bytes())?,
-        );
-        self.inner.index.put_session(&current.key, &entry)?;
+        let sealed = self
+            .inner
+            .store
+            .seal_secret(TOTP_PURPOSE, secret.as_bytes())?;
+        if !self
+            .inner
+            .index
+            .set_pending_totp(&current.key, Some(sealed))?
+        {
+            return Err(AuthError::WrongStage);
+        }
         Ok(secret)
     }
 
     /// Confirms enrolment with a code from the new authenticator; returns the full
     /// session and the ten recovery codes (shown once, stored hashed).
-    pub fn finish_enrolment(
+    pub async fn finish_enrolment(
         &self,
         current: &Session,
         code: &str,
@@ -406,16 +450,30 @@ impl Auth {
         if current.entry.stage != SessionStage::Enrolment || current.user.totp.is_some() {
             return Err(AuthError::WrongStage);
         }
+        let user = &current.user;
+        let keys = self.throttle_keys(&user.username, Some(user), client);
+        let _attempt = self.enter_attempt(&user.username, &keys, client).await?;
+        let (s, code, c) = (current.clone(), code.to_owned(), client.clone());
+        self.off_thread(move |auth| auth.check_enrolment(&s, &code, &c, &keys))
+            .await
+    }
+
+    fn check_enrolment(
+        &self,
+        current: &Session,
+        code: &str,
+        client: &ClientInfo,
+        keys: &[String; 2],
+    ) -> Result<(Issued, Vec<String>), AuthError> {
         let Some(sealed) = current.entry.pending_totp.clone() else {
             return Err(AuthError::WrongStage);
         };
         let secret = open_seed(&self.inner.store, &sealed).ok_or(AuthError::WrongStage)?;
         let user = &current.user;
-        let keys = self.throttle_keys(&user.username, Some(user), client);
-        self.refuse_if_throttled(&user.username, &keys, client)?;
+        self.refuse_if_throttled(&user.username, keys, client)?;
         let now_secs = u64::try_from(self.now() / 1_000_000).unwrap_or(0);
         let Some(step) = totp::verify(&secret, code, now_secs, None) else {
-            self.count_failure(&user.username, &keys, client, "code")?;
+            self.count_failure(&user.username, keys, client, "code")?;
             return Err(AuthError::InvalidCode);
         };
         let (codes, stored) = recovery::generate();
@@ -441,7 +499,7 @@ impl Auth {
             &Actor::user(user.id, &user.username, Some(client.ip)),
             "authenticator app enrolled, ten recovery codes issued",
         );
-        let issued = self.complete_login(current, client, &keys)?;
+        let issued = self.complete_login(current, client, keys)?;
         Ok((issued, codes))
     }
 

@@ -173,7 +173,13 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<Issued, AuthError> {
         let hash = hash_of(secret);
-        let keys = ["invitation".to_owned(), throttle::address_key(client.ip)];
+        // Per address: a key shared by everyone would let any stranger block every
+        // invitation; a 256-bit secret needs no global limit.
+        let keys = [
+            format!("invitation:{}", throttle::address_key(client.ip)),
+            throttle::address_key(client.ip),
+        ];
+        let _attempt = self.enter_attempt("(invitation)", &keys, client).await?;
         let (k, c) = (keys.clone(), client.clone());
         let invitation = self
             .off_thread(move |auth| {

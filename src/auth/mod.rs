@@ -10,6 +10,7 @@
 //! never appear in a log line or an error; the setup code's single log line is the one
 //! deliberate exception.
 
+mod attempts;
 pub mod device;
 mod flows;
 pub mod invite;
@@ -23,6 +24,7 @@ pub mod throttle;
 pub mod token;
 pub mod totp;
 mod two_step;
+mod unfinished;
 
 pub use flows::TOTP_PURPOSE;
 pub use two_step::Reenrolled;
@@ -177,6 +179,10 @@ struct Inner {
     data_dir: PathBuf,
     /// The setup code while no owner exists.
     setup_code: Mutex<Option<String>>,
+    /// One guess at a time per throttling key.
+    attempts: attempts::AttemptGate,
+    /// When users were last told of a login left at its second step.
+    unfinished_alerted: unfinished::Alerted,
     alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
     audit: Audit,
 }
@@ -217,6 +223,8 @@ impl Auth {
                 lifetimes,
                 data_dir,
                 setup_code: Mutex::new(setup_code),
+                attempts: Default::default(),
+                unfinished_alerted: Default::default(),
                 alerts,
             }),
         })
@@ -243,12 +251,24 @@ impl Auth {
         }
     }
 
-    fn clear_setup_code(&self) {
-        match self.inner.setup_code.lock() {
-            Ok(mut c) => *c = None,
-            Err(poisoned) => *poisoned.into_inner() = None,
+    /// Runs `create` (which makes the owner account, or returns false if one exists)
+    /// while holding the setup code, and spends the code if it made the owner: of two
+    /// setups racing, the second finds the code gone and creates nobody.
+    fn create_owner_once(
+        &self,
+        create: impl FnOnce() -> Result<bool, AuthError>,
+    ) -> Result<(), AuthError> {
+        let mut code = self
+            .inner
+            .setup_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if code.is_none() || !create()? {
+            return Err(AuthError::SetupDone);
         }
+        *code = None;
         setup::remove_file(&self.inner.data_dir);
+        Ok(())
     }
 
     /// The live session a cookie value names, if any. Expired sessions are removed
@@ -272,6 +292,7 @@ impl Auth {
         let now = self.now();
         if !session::is_live(&entry, now, self.inner.lifetimes) {
             self.inner.index.remove_session(&key)?;
+            self.unfinished_login(&entry);
             return Ok(None);
         }
         let Some(user) = self.inner.index.get_user(entry.user)? else {
@@ -321,6 +342,7 @@ impl Auth {
 
     pub fn logout(&self, session: &Session) -> Result<(), AuthError> {
         self.inner.index.remove_session(&session.key)?;
+        self.unfinished_login(&session.entry);
         tracing::info!(user = %session.user.id, "logged out");
         self.inner.audit.record(
             AuditKind::Logout,

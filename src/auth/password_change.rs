@@ -3,26 +3,30 @@
 //! and the user gets a security notice (shown and mailed) — which, like every
 //! security notice, cannot be turned off.
 
-use super::{password, session_actor, throttle, Auth, AuthError, ClientInfo, Session};
+use super::attempts::AttemptPass;
+use super::{password, session_actor, Auth, AuthError, ClientInfo, Session};
 use crate::index::{AlertKind, AuditKind, UpdateError};
 
 impl Auth {
     /// Checks the logged-in user's own password before a change to their account: a
     /// throttled account or address is refused first, and a wrong password counts as
     /// a failed login (`what` names the attempt in the log). Returns the throttle keys
-    /// to clear once the change is made.
+    /// to clear once the change is made, and the attempt's pass, to hold until a later
+    /// failure of the same change (a wrong code) is recorded.
+    ///
+    /// A browser the user has logged in with before is counted under its device key,
+    /// as at login: a stranger who got the account's name blocked must not stop the
+    /// owner changing the password the alert told them to change.
     pub(super) async fn confirm_own_password(
         &self,
         current: &Session,
         password: String,
         client: &ClientInfo,
         what: &'static str,
-    ) -> Result<[String; 2], AuthError> {
+    ) -> Result<([String; 2], AttemptPass), AuthError> {
         let user = &current.user;
-        let keys = [
-            throttle::account_key(&user.username),
-            throttle::address_key(client.ip),
-        ];
+        let keys = self.throttle_keys(&user.username, Some(user), client);
+        let attempt = self.enter_attempt(&user.username, &keys, client).await?;
         let (k, c, name) = (keys.clone(), client.clone(), user.username.clone());
         self.off_thread(move |auth| auth.refuse_if_throttled(&name, &k, &c))
             .await?;
@@ -37,7 +41,7 @@ impl Auth {
                 .await?;
             return Err(AuthError::InvalidCredentials);
         }
-        Ok(keys)
+        Ok((keys, attempt))
     }
 
     pub async fn change_password(
@@ -48,7 +52,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<usize, AuthError> {
         let user = current.user.clone();
-        let keys = self
+        let (keys, _attempt) = self
             .confirm_own_password(current, old_password, client, "password change")
             .await?;
         if let Some(why) = password::weakness(&new_password, &[&user.username]) {

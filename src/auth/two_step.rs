@@ -46,13 +46,17 @@ impl Auth {
             return super::flows::open_seed(&self.inner.store, sealed).ok_or(AuthError::WrongStage);
         }
         let secret = totp::new_secret();
-        let mut entry = current.entry.clone();
-        entry.pending_totp = Some(
-            self.inner
-                .store
-                .seal_secret(super::flows::TOTP_PURPOSE, secret.as_bytes())?,
-        );
-        self.inner.index.put_session(&current.key, &entry)?;
+        let sealed = self
+            .inner
+            .store
+            .seal_secret(super::flows::TOTP_PURPOSE, secret.as_bytes())?;
+        if !self
+            .inner
+            .index
+            .set_pending_totp(&current.key, Some(sealed))?
+        {
+            return Err(AuthError::WrongStage);
+        }
         Ok(secret)
     }
 
@@ -71,7 +75,7 @@ impl Auth {
         if current.entry.stage != SessionStage::Full || user.totp.is_none() {
             return Err(AuthError::WrongStage);
         }
-        let keys = self
+        let (keys, _attempt) = self
             .confirm_own_password(current, pass, client, "two-step change")
             .await?;
         let (session, client) = (current.clone(), client.clone());
@@ -88,7 +92,7 @@ impl Auth {
         keys: &[String; 2],
     ) -> Result<Reenrolled, AuthError> {
         // The session as stored now: the page may have been opened in another tab.
-        let Some(mut entry) = self.inner.index.get_session(&current.key)? else {
+        let Some(entry) = self.inner.index.get_session(&current.key)? else {
             return Err(AuthError::WrongStage);
         };
         let Some(sealed) = entry.pending_totp.clone() else {
@@ -136,8 +140,8 @@ impl Auth {
             Err(UpdateError::NoSuchUser) => return Err(AuthError::WrongStage),
             Err(UpdateError::Index(e)) => return Err(e.into()),
         }
-        entry.pending_totp = None;
-        self.inner.index.put_session(&current.key, &entry)?;
+        // If the session itself was ended meanwhile it stays ended.
+        self.inner.index.set_pending_totp(&current.key, None)?;
         let mut ended = 0;
         for (key, e) in self.inner.index.all_sessions()? {
             if e.user == user.id && key != current.key {

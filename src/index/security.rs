@@ -42,6 +42,8 @@ pub enum AlertKind {
     AccountDeleted,
     /// The user's two-step verification was set up again, or reset by the owner.
     TwoFactorChanged,
+    /// The right password was entered but the two-step code never was.
+    SecondStepNotCompleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -76,6 +76,25 @@ impl Index {
         Ok(())
     }
 
+    /// Sets the seed offered during (re-)enrolment, only if the session still exists
+    /// (as [`Self::touch_session`]: a reset or "Remove all" racing with the page must
+    /// not bring the session back). Returns whether it existed.
+    pub fn set_pending_totp(
+        &self,
+        key: &[u8; 32],
+        sealed: Option<String>,
+    ) -> Result<bool, IndexError> {
+        let after = self.sessions()?.update_and_fetch(key, |old| {
+            let old = old?;
+            let Ok(mut entry) = serde_json::from_slice::<SessionEntry>(old) else {
+                return Some(old.to_vec());
+            };
+            entry.pending_totp = sealed.clone();
+            Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
+        })?;
+        Ok(after.is_some())
+    }
+
     /// Ends a session now; flushed, so a log-out survives a crash.
     pub fn remove_session(&self, key: &[u8; 32]) -> Result<(), IndexError> {
         self.sessions()?.remove(key)?;
@@ -154,6 +173,24 @@ mod tests {
             index.get_session(&[1; 32]).expect("get"),
             None,
             "touching does not bring a removed session back"
+        );
+        assert!(!index
+            .set_pending_totp(&[2; 32], Some("seed".into()))
+            .expect("set on a removed session"));
+        assert_eq!(
+            index.get_session(&[2; 32]).expect("get"),
+            None,
+            "nor does offering a seed"
+        );
+        assert!(index
+            .set_pending_totp(&[3; 32], Some("seed".into()))
+            .expect("set"));
+        assert_eq!(
+            index
+                .get_session(&[3; 32])
+                .expect("get")
+                .and_then(|e| e.pending_totp),
+            Some("seed".into())
         );
         assert_eq!(index.get_session(&[2; 32]).expect("get"), None);
         assert_eq!(index.all_sessions().expect("all").len(), 1);

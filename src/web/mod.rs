@@ -285,9 +285,10 @@ pub fn app(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// Every few minutes deletes expired share links (and their copies) and support
-/// accounts whose time is up, so neither outlives its expiry by more than that even
-/// if nobody looks. (Both are also refused at once on use after expiry.)
+/// Every few minutes deletes expired share links (and their copies), support
+/// accounts whose time is up and logins left at their second step (telling their
+/// user), so none outlives its expiry by more than that even if nobody looks. (All
+/// are also refused at once on use after expiry.)
 fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
@@ -296,10 +297,19 @@ fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>)
                 () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
             }
             let (s, a) = (shares.clone(), auth.clone());
-            let pass =
-                tokio::task::spawn_blocking(move || (s.purge_expired(), a.expire_support())).await;
+            let pass = tokio::task::spawn_blocking(move || {
+                (
+                    s.purge_expired(),
+                    a.expire_support(),
+                    a.expire_pending_logins(),
+                )
+            })
+            .await;
             match pass {
-                Ok((links, support)) => {
+                Ok((links, support, pending)) => {
+                    if let Err(e) = pending {
+                        tracing::error!("cannot end unfinished logins: {e}");
+                    }
                     match links {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(links = n, "expired share links deleted"),
@@ -315,10 +325,12 @@ fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>)
     });
 }
 
-/// Every 30 s drops unlocked viewer keys whose idle time is up, so a key left
-/// unlocked in a closed browser is wiped within half a minute of its timeout.
+/// Every 30 s drops unlocked viewer keys whose idle time is up or whose session has
+/// ended (however it ended), so a key left unlocked in a closed browser or a logged-out
+/// session is wiped within half a minute.
 fn spawn_unlock_sweep(
     unlocked: crate::unlocked::Unlocked,
+    auth: Auth,
     clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -328,9 +340,22 @@ fn spawn_unlock_sweep(
                 () = stopped(&mut shutdown) => return,
                 () = tokio::time::sleep(Duration::from_secs(30)) => {}
             }
-            let n = unlocked.sweep(clock.now_micros());
-            if n > 0 {
-                tracing::info!(keys = n, "idle end-to-end viewer keys locked");
+            let (unlocked, auth, now) = (unlocked.clone(), auth.clone(), clock.now_micros());
+            let swept = tokio::task::spawn_blocking(move || {
+                unlocked.sweep(now, |session| {
+                    auth.still_live(session)
+                        .map(|s| s.is_some())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .await;
+            match swept {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    keys = n,
+                    "end-to-end viewer keys locked (idle or session ended)"
+                ),
+                Err(e) => tracing::error!("unlocked-key sweep: {e}"),
             }
         }
     });
@@ -423,7 +448,12 @@ pub async fn start(
     );
     spawn_expiry(shares.clone(), auth.clone(), shutdown.clone());
     let unlocked = crate::unlocked::Unlocked::new(crate::unlocked::DEFAULT_IDLE);
-    spawn_unlock_sweep(unlocked.clone(), services.clock.clone(), shutdown.clone());
+    spawn_unlock_sweep(
+        unlocked.clone(),
+        auth.clone(),
+        services.clock.clone(),
+        shutdown.clone(),
+    );
     let state = WebState {
         registry: services.registry,
         store: services.store,

@@ -135,6 +135,19 @@ impl Server {
         Client::new(&self.base())
     }
 
+    /// A client whose connections come from `ip` (any 127.x.y.z is this machine), so
+    /// a test can tell a stranger's address from the owner's.
+    pub fn client_from(&self, ip: std::net::IpAddr) -> Client {
+        let mut c = Client::new(&self.base());
+        c.http = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip)
+            .build()
+            .expect("client");
+        c
+    }
+
     /// Creates the owner and enrols TOTP; returns the logged-in client and the secret.
     pub async fn owner(&self) -> (Client, String, Vec<String>) {
         let mut c = self.client();

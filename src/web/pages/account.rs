@@ -257,8 +257,10 @@ pub async fn code_submit(
     let Some(session) = session else {
         return Err(WebError::LoginRequired);
     };
-    let (auth, s, code, c) = (state.auth.clone(), session.clone(), form.code, client);
-    let result = blocking(move || Ok(auth.second_factor(&s, &code, &c))).await?;
+    let result = state
+        .auth
+        .second_factor(&session, &form.code, &client)
+        .await;
     if let Err(AuthError::WrongStage) = result {
         return Err(WebError::LoginRequired);
     }
@@ -336,8 +338,11 @@ pub async fn enrol_submit(
     let Some(session) = session else {
         return Err(WebError::LoginRequired);
     };
-    let (auth, s, code, c) = (state.auth.clone(), session.clone(), form.code, client);
-    match blocking(move || Ok(auth.finish_enrolment(&s, &code, &c))).await? {
+    match state
+        .auth
+        .finish_enrolment(&session, &form.code, &client)
+        .await
+    {
         Ok((issued, codes)) => {
             let mut r = render(&RecoveryPage {
                 frame: anonymous_frame(&state),

@@ -64,7 +64,13 @@ pub async fn change(
         .change_password(&session.0, form.current, form.new, &client)
         .await
     {
-        Ok(ended) => page_with(&state, &session, None, Some(ended)).await,
+        Ok(ended) => {
+            // The other sessions ended: so do the end-to-end keys they had unlocked.
+            state
+                .unlocked
+                .lock_user_except(session.0.user.id, &session.0.key);
+            page_with(&state, &session, None, Some(ended)).await
+        }
         Err(e) => {
             let (status, message) = failure(e, state.clock.now_micros())?;
             let status = if status == StatusCode::UNAUTHORIZED {

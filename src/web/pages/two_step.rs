@@ -89,6 +89,10 @@ pub async fn reenrol(
         .await;
     match result {
         Ok(done) => {
+            // The other sessions ended: so do the end-to-end keys they had unlocked.
+            state
+                .unlocked
+                .lock_user_except(session.0.user.id, &session.0.key);
             let page = render(&DonePage {
                 frame: frame_for(&state, &session.0).await?,
                 codes: done.codes,

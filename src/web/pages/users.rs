@@ -161,6 +161,8 @@ pub async fn reset_two_step(
     if !blocking(move || Ok(auth.reset_two_step(&owner, id)?)).await? {
         return Err(WebError::NotFound("no such user".into()));
     }
+    // Their sessions ended; so does any end-to-end key they had unlocked.
+    state.unlocked.lock_user(id);
     Ok(see_other("/users", &[]))
 }
 
