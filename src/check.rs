@@ -179,11 +179,28 @@ fn finish_open(
                 entry.id
             ));
         }
-        Err(e) => report.findings.push(format!(
-            "recording {} could not be recovered: {}",
+        // The operating system refused: that may pass, so the entry stays open and
+        // the next start tries again.
+        Err(e @ StoreError::Io { .. }) => report.findings.push(format!(
+            "recording {} could not be recovered (tried again at the next start): {}",
             entry.id,
             chain(&e)
         )),
+        // Nothing in the file can be recovered as it is (its first chunk or its
+        // header does not authenticate). The file is kept untouched for a person to
+        // look at, and the entry is ended as it was indexed: an open entry would stay
+        // open at every start, and retention or a person could never delete it.
+        Err(e) => {
+            entry.end_micros = entry.end_micros.max(entry.start_micros);
+            entry.state = RecordingState::Finished;
+            index.put_recording(&entry)?;
+            report.findings.push(format!(
+                "recording {} could not be recovered: {}; its file was left untouched and \
+                 its entry marked finished, so that it can be deleted",
+                entry.id,
+                chain(&e)
+            ));
+        }
     }
     Ok(())
 }
@@ -273,8 +290,9 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
     Ok(report)
 }
 
-/// A file the index calls finished must have its final chunk; one cut short later
-/// (a copy, a disk fault) is recovered up to its last chunk that authenticates.
+/// A file the index calls finished must end with its final chunk and nothing after
+/// it; one cut short or damaged later (a copy, a disk fault) is recovered up to its
+/// last chunk that authenticates.
 fn check_finished_file(
     store: &Store,
     index: &Index,
@@ -283,26 +301,30 @@ fn check_finished_file(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&entry.camera, entry.id);
-    match store.is_finished(&path) {
-        Ok(true) => {}
+    match store.needs_recovery(&path) {
+        Ok(None) => {}
         // Cannot be checked without a viewer's key; its header was read fine.
         Err(StoreError::EndToEnd { .. }) => {}
-        Ok(false) if repair => match store.recover_and_describe(&path) {
+        Ok(Some(_)) if repair => match store.recover_and_describe(&path) {
             Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, entry, report)?,
             Ok(described) => {
                 index.put_recording(&described.to_entry())?;
                 report.actions.push(format!(
-                    "recording {} was cut short; kept {} of {} frames",
+                    "recording {} was damaged or cut short; kept {} of {} frames",
                     entry.id, described.frames, entry.frames
                 ));
             }
-            Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
+            Err(e) => report
+                .findings
+                .push(format!("recording {}: {}", entry.id, chain(&e))),
         },
-        Ok(false) => report.findings.push(format!(
-            "recording {} is truncated (no final chunk); --repair keeps it up to its last complete chunk",
+        Ok(Some(problem)) => report.findings.push(format!(
+            "recording {}: {problem}; --repair keeps it up to its last complete chunk",
             entry.id
         )),
-        Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
+        Err(e) => report
+            .findings
+            .push(format!("recording {}: {}", entry.id, chain(&e))),
     }
     Ok(())
 }
@@ -432,103 +454,5 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::CameraId;
-    use crate::model::{RecordingId, Trigger};
-    use crate::store::NewRecording;
-
-    use crate::testutil::store_and_index as fixture;
-
-    /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
-    /// synced, the index entry still open.
-    fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
-        let camera: CameraId = "porch".parse().expect("name");
-        let (mut writer, wrapped_key) = store
-            .create_recording(&NewRecording {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                trigger: Trigger::Continuous,
-            })
-            .expect("create");
-        if !video.is_empty() {
-            writer.write_all(video).expect("write");
-            writer.sync().expect("sync");
-        }
-        drop(writer);
-        index
-            .put_recording(&RecordingEntry {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                end_micros: 1,
-                frames: 0,
-                bytes: 0,
-                trigger: Trigger::Continuous,
-                wrapped_key,
-                state: RecordingState::Open,
-            })
-            .expect("index");
-        camera
-    }
-
-    /// A crash right after a recording began: its file holds a header and no video.
-    #[test]
-    fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
-        let (_dir, store, index) = fixture();
-        let id = RecordingId(42);
-        let camera = interrupted(&store, &index, id, b"");
-        let report = recover(&store, &index).expect("recover");
-        assert!(report.findings.is_empty(), "{report}");
-        assert!(
-            report.to_string().contains("before any video was written"),
-            "{report}"
-        );
-        assert!(index.get_recording(id).expect("get").is_none());
-        assert!(!store.recording_path(&camera, id).exists());
-        let again = compare(&store, &index, false).expect("check");
-        assert!(again.findings.is_empty(), "{again}");
-    }
-
-    /// A crash during an end-to-end recording: recovery cannot open it, so it keeps
-    /// the file untouched and marks it finished (retention may then delete it).
-    #[test]
-    fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
-        let (_dir, store, index) = fixture();
-        crate::e2e::enable(
-            &index,
-            &store,
-            crate::index::UserId(1),
-            "owner",
-            "lantern orchard pebble 1987 quietly",
-            "lantern orchard pebble 1987 quietly",
-            0,
-        )
-        .expect("enable");
-        let id = RecordingId(43);
-        let camera = interrupted(&store, &index, id, b"some video");
-        let path = store.recording_path(&camera, id);
-        let before = std::fs::read(&path).expect("read");
-        let report = recover(&store, &index).expect("recover");
-        assert!(report.findings.is_empty(), "{report}");
-        assert!(
-            report.to_string().contains("end-to-end encrypted"),
-            "{report}"
-        );
-        let entry = index.get_recording(id).expect("get").expect("kept");
-        assert_eq!(entry.state, RecordingState::Finished);
-        assert_eq!(entry.bytes, before.len() as u64);
-        assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
-        // Checking finds nothing wrong, and a rebuilt index still lists it.
-        let checked = compare(&store, &index, false).expect("check");
-        assert!(checked.findings.is_empty(), "{checked}");
-        index.remove_recording(id).expect("forget");
-        let adopted = compare(&store, &index, true).expect("repair");
-        assert!(adopted.to_string().contains("from its header"), "{adopted}");
-        let rebuilt = rebuild(&store, &index).expect("rebuild");
-        assert!(rebuilt.findings.is_empty(), "{rebuilt}");
-        let entry = index.get_recording(id).expect("get").expect("rebuilt");
-        assert_eq!((entry.camera, entry.start_micros), (camera, 1));
-    }
-}
+#[path = "check_tests.rs"]
+mod tests;

@@ -50,7 +50,7 @@ use crate::index::{RecordingEntry, RecordingState};
 use crate::model::{CameraId, EventId, RecordingId, Trigger, TIMESCALE};
 use crypto::{KeyId, MasterKey};
 use e2e::{ViewerPublicKey, ViewerSecret};
-use format::{HeaderFields, KeySlot};
+use format::{HeaderFields, KeySlot, Tail};
 use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
@@ -377,24 +377,46 @@ impl Store {
         }
     }
 
-    /// Whether a file has its final chunk (cheap: header, chunk prefixes and the
-    /// empty final chunk are read; video chunks are not decrypted).
-    pub fn is_finished(&self, path: &Path) -> Result<bool, StoreError> {
-        Ok(SealedReader::open(path, &self.master)?.is_finished())
+    /// What [`recover_and_describe`](Self::recover_and_describe) would repair in a
+    /// file (`None`: it is finished and clean). Cheap: header, chunk prefixes and the
+    /// empty final chunk are read; video chunks are not decrypted.
+    pub fn needs_recovery(&self, path: &Path) -> Result<Option<String>, StoreError> {
+        Ok(match SealedReader::open(path, &self.master) {
+            Ok(reader) => match reader.tail() {
+                Tail::AfterFinal { len, .. } => Some(format!("{len} bytes after its final chunk")),
+                _ if reader.is_finished() => None,
+                _ => Some("truncated (no final chunk)".into()),
+            },
+            // `open` authenticates only the final chunk: this is that one failing.
+            Err(StoreError::ChunkAuthentication { .. }) => {
+                Some("its final chunk does not authenticate".into())
+            }
+            Err(e) => return Err(e),
+        })
     }
 
-    /// Finishes a torn file if needed (keeping every chunk that authenticates) and
-    /// describes it from its contents: what the index needs to know.
+    /// Finishes a file if needed (keeping every chunk that authenticates: a torn
+    /// tail, bytes after the final chunk or a damaged final chunk go) and describes it
+    /// from its contents: what the index needs to know.
     pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
         let mut dropped = 0;
-        let mut inner = SealedReader::open(path, &self.master)?;
-        if !inner.is_finished() {
-            let report = recover::recover(path, &self.master)?;
-            dropped = report.bytes_dropped;
-            tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
-            // Recovery rewrote the tail: read the file as it is now.
-            inner = SealedReader::open(path, &self.master)?;
-        }
+        let finished = match SealedReader::open(path, &self.master) {
+            Ok(inner) if inner.is_finished() && inner.tail() == Tail::Clean => Some(inner),
+            Ok(_) => None,
+            // `open` authenticates only the final chunk, which recovery replaces.
+            Err(StoreError::ChunkAuthentication { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let inner = match finished {
+            Some(inner) => inner,
+            None => {
+                let report = recover::recover(path, &self.master)?;
+                dropped = report.bytes_dropped;
+                tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
+                // Recovery rewrote the tail: read the file as it is now.
+                SealedReader::open(path, &self.master)?
+            }
+        };
         if inner.plaintext_len() == 0 {
             return Err(StoreError::EmptyRecording { path: path.into() });
         }

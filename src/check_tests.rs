@@ -1,0 +1,238 @@
+//! Tests of `check`: the real store and index on a temporary disk.
+
+use super::*;
+use crate::model::CameraId;
+use crate::model::{RecordingId, Trigger};
+use crate::store::NewRecording;
+
+use crate::testutil::store_and_index as fixture;
+
+/// Recording `id` of camera `porch` as a crash leaves it: `video` written and
+/// synced, the index entry still open.
+fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
+    let camera: CameraId = "porch".parse().expect("name");
+    let (mut writer, wrapped_key) = store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            trigger: Trigger::Continuous,
+        })
+        .expect("create");
+    if !video.is_empty() {
+        writer.write_all(video).expect("write");
+        writer.sync().expect("sync");
+    }
+    drop(writer);
+    index
+        .put_recording(&RecordingEntry {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 1,
+            frames: 0,
+            bytes: 0,
+            trigger: Trigger::Continuous,
+            wrapped_key,
+            state: RecordingState::Open,
+        })
+        .expect("index");
+    camera
+}
+
+/// Recording `id` of camera `porch` with 12 frames of real fMP4 (the same fixture
+/// the container tests use), its index entry `state`; `finish` seals its final chunk.
+fn recording(
+    store: &Store,
+    index: &Index,
+    id: RecordingId,
+    finish: bool,
+    state: RecordingState,
+) -> CameraId {
+    use crate::store::mp4::testutil::{synthetic_samples, synthetic_track, write_recording};
+    let camera: CameraId = "porch".parse().expect("name");
+    let (video, _) = write_recording(&synthetic_track(), &synthetic_samples(12, 4), &[4, 8], 0);
+    let (mut writer, wrapped_key) = store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            trigger: Trigger::Continuous,
+        })
+        .expect("create");
+    writer.write_all(&video).expect("write");
+    let bytes = if finish {
+        writer.finish().expect("finish").file_len
+    } else {
+        writer.sync().expect("sync");
+        writer.file_len()
+    };
+    index
+        .put_recording(&RecordingEntry {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 2,
+            frames: 12,
+            bytes,
+            trigger: Trigger::Continuous,
+            wrapped_key,
+            state,
+        })
+        .expect("index");
+    camera
+}
+
+/// Flips one bit of the byte at `offset` from the end (1 = the last byte).
+fn flip_from_end(path: &std::path::Path, offset: usize) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let at = bytes.len() - offset;
+    bytes[at] ^= 1;
+    std::fs::write(path, &bytes).expect("write");
+}
+
+fn readable(store: &Store, camera: &CameraId, id: RecordingId) -> bool {
+    store
+        .open_recording(camera, id)
+        .and_then(|mut r| r.parse().map_err(|e| StoreError::Mp4(e.to_string())))
+        .is_ok_and(|parsed| parsed.samples.len() == 12)
+}
+
+/// A crash damaged the final chunk of a recording the index still has open: the
+/// chunk is sealed again (byte-identical) and the recording keeps every frame.
+#[test]
+fn an_open_recording_with_a_damaged_final_chunk_is_finished_at_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(44);
+    let camera = recording(&store, &index, id, true, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let good = std::fs::read(&path).expect("read");
+    flip_from_end(&path, 1);
+    assert!(!readable(&store, &camera, id));
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
+    assert!(readable(&store, &camera, id));
+    assert_eq!(std::fs::read(&path).expect("read"), good);
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// Bytes appended after the final chunk make the file unreadable: `check` says so
+/// and `--repair` cuts them off.
+#[test]
+fn bytes_after_the_final_chunk_are_reported_and_trimmed_by_repair() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(45);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let path = store.recording_path(&camera, id);
+    let good = std::fs::read(&path).expect("read");
+    let mut bytes = good.clone();
+    bytes.extend_from_slice(b"junk after the end");
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(!readable(&store, &camera, id));
+
+    let checked = compare(&store, &index, false).expect("check");
+    assert!(
+        checked.to_string().contains("after its final chunk"),
+        "{checked}"
+    );
+    let repaired = compare(&store, &index, true).expect("repair");
+    assert!(repaired.findings.is_empty(), "{repaired}");
+    assert!(readable(&store, &camera, id));
+    assert_eq!(std::fs::read(&path).expect("read"), good);
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// An open recording whose first chunk does not authenticate holds nothing that
+/// can be recovered: its entry ends (so that it can be deleted) and its file is
+/// left exactly as it is.
+#[test]
+fn an_open_recording_with_nothing_recoverable_ends_and_keeps_its_file() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(46);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let file = std::fs::File::open(&path).expect("open");
+    let header_len = crate::store::format::read_header(&file, &path)
+        .expect("header")
+        .0
+        .header_len as usize;
+    let len = std::fs::metadata(&path).expect("stat").len() as usize;
+    flip_from_end(&path, len - header_len - 20);
+    let damaged = std::fs::read(&path).expect("read");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(
+        report.to_string().contains("could not be recovered"),
+        "{report}"
+    );
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(std::fs::read(&path).expect("read"), damaged, "untouched");
+    // Once ended, it can be deleted like any recording.
+    assert!(crate::retention::delete_recording(&store, &index, id).expect("delete"));
+    assert!(!path.exists());
+}
+
+/// A crash right after a recording began: its file holds a header and no video.
+#[test]
+fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(42);
+    let camera = interrupted(&store, &index, id, b"");
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(
+        report.to_string().contains("before any video was written"),
+        "{report}"
+    );
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(!store.recording_path(&camera, id).exists());
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// A crash during an end-to-end recording: recovery cannot open it, so it keeps
+/// the file untouched and marks it finished (retention may then delete it).
+#[test]
+fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
+    let (_dir, store, index) = fixture();
+    crate::e2e::enable(
+        &index,
+        &store,
+        crate::index::UserId(1),
+        "owner",
+        "lantern orchard pebble 1987 quietly",
+        "lantern orchard pebble 1987 quietly",
+        0,
+    )
+    .expect("enable");
+    let id = RecordingId(43);
+    let camera = interrupted(&store, &index, id, b"some video");
+    let path = store.recording_path(&camera, id);
+    let before = std::fs::read(&path).expect("read");
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(
+        report.to_string().contains("end-to-end encrypted"),
+        "{report}"
+    );
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.bytes, before.len() as u64);
+    assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
+    // Checking finds nothing wrong, and a rebuilt index still lists it.
+    let checked = compare(&store, &index, false).expect("check");
+    assert!(checked.findings.is_empty(), "{checked}");
+    index.remove_recording(id).expect("forget");
+    let adopted = compare(&store, &index, true).expect("repair");
+    assert!(adopted.to_string().contains("from its header"), "{adopted}");
+    let rebuilt = rebuild(&store, &index).expect("rebuild");
+    assert!(rebuilt.findings.is_empty(), "{rebuilt}");
+    let entry = index.get_recording(id).expect("get").expect("rebuilt");
+    assert_eq!((entry.camera, entry.start_micros), (camera, 1));
+}
