@@ -13,7 +13,7 @@ use std::fmt;
 use crate::config::Config;
 use crate::error_chain::chain;
 use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
-use crate::model::RecordingId;
+use crate::model::{CameraId, RecordingId};
 use crate::store::{FileStatus, RecordingFile, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +221,9 @@ fn remove_empty(
 }
 
 /// Shreds the file, then removes the entry (the same order as any deletion), and
-/// reports `done`.
+/// reports `done`. A file that cannot be shredded does not stop recovery (nor the
+/// daemon's start): see [`shred_or_unlink`]; only if its file cannot be removed at
+/// all does the entry stay, as `Deleting`, for the next run.
 fn remove(
     store: &Store,
     index: &Index,
@@ -229,10 +231,49 @@ fn remove(
     report: &mut Report,
     done: String,
 ) -> Result<(), CheckError> {
-    store.shred(&entry.camera, entry.id)?;
+    if !shred_or_unlink(store, &entry.camera, entry.id, report) {
+        if entry.state != RecordingState::Deleting {
+            let mut pending = entry.clone();
+            pending.state = RecordingState::Deleting;
+            pending.wrapped_key.clear();
+            index.put_recording(&pending)?;
+        }
+        return Ok(());
+    }
     index.remove_recording(entry.id)?;
     report.actions.push(done);
     Ok(())
+}
+
+/// Crypto-shreds a recording's file. One that cannot be shredded (its header no
+/// longer parses, the disk refuses) is a finding, and its file is still unlinked if
+/// it can be: its key slot may survive on the disk, but the deletion ends. Returns
+/// whether the file is gone.
+fn shred_or_unlink(store: &Store, camera: &CameraId, id: RecordingId, report: &mut Report) -> bool {
+    let Err(shred_error) = store.shred(camera, id) else {
+        return true;
+    };
+    tracing::warn!(camera = %camera, recording = %id, "cannot shred a recording file: {}", chain(&shred_error));
+    match store.unlink_recording(camera, id) {
+        Ok(()) => {
+            report.findings.push(format!(
+                "recording {id} could not be shredded ({}); its file was removed without \
+                 overwriting its key",
+                chain(&shred_error)
+            ));
+            true
+        }
+        Err(e) => {
+            tracing::error!(camera = %camera, recording = %id, "cannot remove a recording file: {}", chain(&e));
+            report.findings.push(format!(
+                "recording {id} could not be shredded ({}) nor removed ({}); its deletion \
+                 stays pending",
+                chain(&shred_error),
+                chain(&e)
+            ));
+            false
+        }
+    }
 }
 
 fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckError> {
@@ -341,11 +382,12 @@ fn adopt(
     match store.status(&path) {
         FileStatus::Shredded => {
             if repair {
-                store.shred(&file.camera, file.id)?;
-                report.actions.push(format!(
-                    "removed {} (its key was already destroyed)",
-                    path.display()
-                ));
+                if shred_or_unlink(store, &file.camera, file.id, report) {
+                    report.actions.push(format!(
+                        "removed {} (its key was already destroyed)",
+                        path.display()
+                    ));
+                }
             } else {
                 report.findings.push(format!(
                     "{} is a leftover of an interrupted deletion",
@@ -376,11 +418,12 @@ fn adopt(
             }
             match store.recover_and_describe(&path) {
                 Err(StoreError::EmptyRecording { .. }) => {
-                    store.shred(&file.camera, file.id)?;
-                    report.actions.push(format!(
-                        "removed {} (interrupted before any video was written)",
-                        path.display()
-                    ));
+                    if shred_or_unlink(store, &file.camera, file.id, report) {
+                        report.actions.push(format!(
+                            "removed {} (interrupted before any video was written)",
+                            path.display()
+                        ));
+                    }
                 }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
@@ -409,11 +452,12 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
         match store.status(&path) {
             FileStatus::Readable => match store.recover_and_describe(&path) {
                 Err(StoreError::EmptyRecording { .. }) => {
-                    store.shred(&file.camera, file.id)?;
-                    report.actions.push(format!(
-                        "removed {} (interrupted before any video was written)",
-                        path.display()
-                    ));
+                    if shred_or_unlink(store, &file.camera, file.id, &mut report) {
+                        report.actions.push(format!(
+                            "removed {} (interrupted before any video was written)",
+                            path.display()
+                        ));
+                    }
                 }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
@@ -425,11 +469,12 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
                     .push(format!("{}: {}", path.display(), chain(&e))),
             },
             FileStatus::Shredded => {
-                store.shred(&file.camera, file.id)?;
-                report.actions.push(format!(
-                    "removed {} (its key was already destroyed)",
-                    path.display()
-                ));
+                if shred_or_unlink(store, &file.camera, file.id, &mut report) {
+                    report.actions.push(format!(
+                        "removed {} (its key was already destroyed)",
+                        path.display()
+                    ));
+                }
             }
             FileStatus::Foreign(why) => report
                 .findings

@@ -236,3 +236,34 @@ fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
     let entry = index.get_recording(id).expect("get").expect("rebuilt");
     assert_eq!((entry.camera, entry.start_micros), (camera, 1));
 }
+
+/// Marks recording `id` as the real delete path does just before it shreds: state
+/// `Deleting`, its copy of the wrapped key dropped.
+fn mark_deleting(index: &Index, id: RecordingId) {
+    let mut entry = index.get_recording(id).expect("get").expect("indexed");
+    entry.state = RecordingState::Deleting;
+    entry.wrapped_key.clear();
+    index.put_recording(&entry).expect("put");
+}
+
+/// A file whose header no longer parses cannot be shredded; start-up must not stop
+/// for it: the deletion is finished by unlinking, and the problem is reported.
+#[test]
+fn a_deletion_whose_file_cannot_be_shredded_does_not_stop_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(47);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let path = store.recording_path(&camera, id);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[..8].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    mark_deleting(&index, id);
+
+    let report = recover(&store, &index).expect("recovery goes on");
+    assert!(
+        report.to_string().contains("could not be shredded"),
+        "{report}"
+    );
+    assert!(!path.exists());
+    assert!(index.get_recording(id).expect("get").is_none());
+}

@@ -516,6 +516,18 @@ impl Store {
     pub fn shred(&self, camera: &CameraId, id: RecordingId) -> Result<(), StoreError> {
         recover::shred(&self.recording_path(camera, id))
     }
+
+    /// Removes a recording's file without overwriting its key slot: the last resort
+    /// for a file [`shred`](Self::shred) refuses (its header no longer says where the
+    /// key slot is), so that a deletion still ends. A missing file counts as done.
+    pub fn unlink_recording(&self, camera: &CameraId, id: RecordingId) -> Result<(), StoreError> {
+        let path = self.recording_path(camera, id);
+        match fs::remove_file(&path) {
+            Ok(()) => writer::sync_parent_dir(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("unlink", &path, e)),
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
