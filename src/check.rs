@@ -442,12 +442,20 @@ fn adopt(
 }
 
 /// Recreates the index from the files: every readable file gets its entry back,
-/// entries without files are dropped.
+/// entries without files are dropped. Interrupted deletions are finished first, as
+/// at start-up: a file whose deletion began must not come back as a recording.
 fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
-    let mut report = Report::default();
+    let mut report = recover(store, index)?;
+    // A deletion recovery could not finish keeps its entry and goes on pending.
+    let pending: std::collections::HashSet<RecordingId> = index
+        .all_recordings()?
+        .into_iter()
+        .filter(|e| e.state == RecordingState::Deleting)
+        .map(|e| e.id)
+        .collect();
+    let mut kept = pending.clone();
     let files = store.list_files()?;
-    let mut kept = std::collections::HashSet::new();
-    for file in &files {
+    for file in files.iter().filter(|f| !pending.contains(&f.id)) {
         let path = store.recording_path(&file.camera, file.id);
         match store.status(&path) {
             FileStatus::Readable => match store.recover_and_describe(&path) {

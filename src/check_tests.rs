@@ -267,3 +267,21 @@ fn a_deletion_whose_file_cannot_be_shredded_does_not_stop_recovery() {
     assert!(!path.exists());
     assert!(index.get_recording(id).expect("get").is_none());
 }
+
+/// Rebuilding the index must not bring back a recording whose deletion a crash
+/// interrupted: the deletion is finished first.
+#[test]
+fn rebuilding_the_index_finishes_an_interrupted_deletion() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(48);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let kept = RecordingId(49);
+    recording(&store, &index, kept, true, RecordingState::Finished);
+    mark_deleting(&index, id);
+
+    let report = rebuild(&store, &index).expect("rebuild");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(!store.recording_path(&camera, id).exists());
+    assert!(index.get_recording(kept).expect("get").is_some());
+}
