@@ -136,7 +136,7 @@ fn finish_open(
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&entry.camera, entry.id);
     if !path.exists() {
-        index.remove_recording(entry.id)?;
+        drop_entry(store, index, &entry, report)?;
         report.actions.push(format!(
             "recording {} had no file (crash before its first write); entry removed",
             entry.id
@@ -240,8 +240,45 @@ fn remove(
         }
         return Ok(());
     }
-    index.remove_recording(entry.id)?;
+    drop_entry(store, index, entry, report)?;
     report.actions.push(done);
+    Ok(())
+}
+
+/// Removes a recording's entry and drops the recording from its events; an event
+/// left with no recording goes too, with its thumbnail: an event goes with its last
+/// recording, whichever path finished the deletion (retention does the same).
+fn drop_entry(
+    store: &Store,
+    index: &Index,
+    entry: &RecordingEntry,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    index.remove_recording(entry.id)?;
+    for mut event in index.events_of_recording(&entry.camera, entry.id)? {
+        event.recordings.retain(|r| *r != entry.id);
+        if !event.recordings.is_empty() || event.open {
+            index.put_event(&event)?;
+            continue;
+        }
+        if event.has_thumbnail {
+            if let Err(e) = store.shred_thumbnail(&event.camera, event.id) {
+                // Kept (without recordings), so that deleting it tries again.
+                report.findings.push(format!(
+                    "the thumbnail of event {} could not be shredded: {}; the event was kept",
+                    event.id,
+                    chain(&e)
+                ));
+                index.put_event(&event)?;
+                continue;
+            }
+        }
+        index.remove_event(event.id)?;
+        report.actions.push(format!(
+            "removed event {} with its last recording {}",
+            event.id, entry.id
+        ));
+    }
     Ok(())
 }
 
@@ -309,7 +346,7 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
             }
         } else {
             if repair {
-                index.remove_recording(entry.id)?;
+                drop_entry(store, index, entry, &mut report)?;
                 report.actions.push(format!(
                     "removed the entry of recording {}: its file is gone",
                     entry.id
@@ -497,7 +534,7 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
     }
     for entry in index.all_recordings()? {
         if !kept.contains(&entry.id) {
-            index.remove_recording(entry.id)?;
+            drop_entry(store, index, &entry, &mut report)?;
         }
     }
     report

@@ -285,3 +285,63 @@ fn rebuilding_the_index_finishes_an_interrupted_deletion() {
     assert!(!store.recording_path(&camera, id).exists());
     assert!(index.get_recording(kept).expect("get").is_some());
 }
+
+/// Event `event` holding only recording `id`, with a thumbnail.
+fn event_of(store: &Store, index: &Index, camera: &CameraId, id: RecordingId, event: u64) {
+    use crate::index::EventEntry;
+    use crate::model::EventId;
+    store
+        .write_thumbnail(camera, EventId(event), 1, b"a jpeg")
+        .expect("thumbnail");
+    index
+        .put_event(&EventEntry {
+            id: EventId(event),
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 2,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![128],
+            has_thumbnail: true,
+            recordings: vec![id],
+            open: false,
+        })
+        .expect("event");
+}
+
+fn event_is_gone(store: &Store, index: &Index, camera: &CameraId, event: u64) -> bool {
+    use crate::model::EventId;
+    index.get_event(EventId(event)).expect("get").is_none()
+        && store.read_thumbnail(camera, EventId(event)).is_err()
+}
+
+/// "An event goes with its last recording", also when a crash interrupted the
+/// deletion and recovery finished it.
+#[test]
+fn an_event_goes_with_its_last_recording_when_recovery_finishes_the_deletion() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(50);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    event_of(&store, &index, &camera, id, 7);
+    assert!(!event_is_gone(&store, &index, &camera, 7));
+    mark_deleting(&index, id);
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(event_is_gone(&store, &index, &camera, 7));
+}
+
+/// The same when `check --repair` drops an entry whose file is gone.
+#[test]
+fn an_event_goes_with_its_last_recording_when_repair_drops_a_missing_file() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(51);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    event_of(&store, &index, &camera, id, 8);
+    std::fs::remove_file(store.recording_path(&camera, id)).expect("remove");
+
+    let report = compare(&store, &index, true).expect("repair");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(event_is_gone(&store, &index, &camera, 8));
+}
