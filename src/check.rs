@@ -101,6 +101,17 @@ pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
         }
     }
     close_open_events(index, &mut report)?;
+    match store.discard_migration_leftovers() {
+        Ok(removed) => report.actions.extend(
+            removed
+                .iter()
+                .map(|p| format!("removed {}, left by an unfinished migration", p.display())),
+        ),
+        Err(e) => report.findings.push(format!(
+            "cannot look for leftover migration copies: {}",
+            chain(&e)
+        )),
+    }
     index.flush()?;
     Ok(report)
 }
