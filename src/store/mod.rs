@@ -278,6 +278,7 @@ impl Store {
     ) -> Result<RecordingReader, StoreError> {
         let inner =
             SealedReader::open_with(&self.recording_path(camera, id), &self.master, Some(viewer))?;
+        check_identity(&inner, camera, id.0)?;
         inner.verify_complete()?;
         Ok(RecordingReader { inner })
     }
@@ -320,6 +321,7 @@ impl Store {
         id: RecordingId,
     ) -> Result<RecordingReader, StoreError> {
         let inner = SealedReader::open(&self.recording_path(camera, id), &self.master)?;
+        check_identity(&inner, camera, id.0)?;
         inner.verify_complete()?;
         Ok(RecordingReader { inner })
     }
@@ -493,6 +495,7 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         let mut reader =
             SealedReader::open_with(&self.thumbnail_path(camera, event), &self.master, viewer)?;
+        check_identity(&reader, camera, event.0)?;
         reader.verify_complete()?;
         let mut jpeg = vec![0; reader.plaintext_len() as usize];
         let mut done = 0;
@@ -539,6 +542,23 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io("create directory", dir, e))
 }
 
+/// Refuses a file whose header names another id or camera than its file name: each
+/// file authenticates only itself, so a whole file copied over another one's name
+/// would otherwise be served as that recording (or thumbnail).
+fn check_identity(reader: &SealedReader, camera: &CameraId, id: u64) -> Result<(), StoreError> {
+    let fields = &reader.header().fields;
+    if fields.recording_id == id && fields.camera == camera.as_str() {
+        return Ok(());
+    }
+    Err(StoreError::WrongRecording {
+        path: reader.path().to_owned(),
+        expected_id: id,
+        expected_camera: camera.as_str().to_owned(),
+        found_id: fields.recording_id,
+        found_camera: fields.camera.clone(),
+    })
+}
+
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
     let mut paths = Vec::new();
@@ -580,3 +600,7 @@ fn described_from_header(
 #[cfg(test)]
 #[path = "e2e_file_tests.rs"]
 mod e2e_file_tests;
+
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod open_tests;
