@@ -533,13 +533,25 @@ impl Store {
     }
 }
 
+/// Creates `dir` (and missing parents) readable by the owner only. Each directory
+/// it creates is fsynced in its parent: a file fsynced inside a directory whose own
+/// entry never reached the disk is lost with it at a power cut.
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| StoreError::io("create directory", dir, e))
+        .map_err(|e| StoreError::io("create directory", dir, e))?;
+    // Outermost first, so each one's entry is durable before what it holds.
+    for new_dir in created.iter().rev() {
+        writer::sync_parent_dir(new_dir)?;
+    }
+    Ok(())
 }
 
 /// Refuses a file whose header names another id or camera than its file name: each

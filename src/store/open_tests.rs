@@ -50,3 +50,21 @@ fn a_recording_file_swapped_for_another_is_refused() {
     assert!(err.to_string().contains("garage"), "{err}");
     assert!(store.open_recording(&porch, b).is_ok());
 }
+
+/// Directories are created on demand (and, out of sight of a test, made durable
+/// in their parent): a recording and a thumbnail of a new camera land in theirs.
+#[test]
+fn files_of_a_new_camera_get_their_directories() {
+    let (dir, store) = store();
+    let camera: CameraId = "shed".parse().expect("name");
+    let id = record(&store, &camera);
+    assert!(store.recording_path(&camera, id).is_file());
+    store
+        .write_thumbnail(&camera, EventId(3), 1, b"jpeg")
+        .expect("thumbnail");
+    assert_eq!(
+        store.read_thumbnail(&camera, EventId(3)).expect("read"),
+        b"jpeg"
+    );
+    assert!(dir.path().join("data/thumbnails/shed").is_dir());
+}
