@@ -443,6 +443,11 @@ fn adopt(
                 ));
             }
         }
+        FileStatus::TornHeader if !repair => report.findings.push(format!(
+            "{} is shorter than its header (cut short while it was created); --repair removes it",
+            path.display()
+        )),
+        FileStatus::TornHeader => remove_torn_header(store, file, report),
         FileStatus::Foreign(why) => report
             .findings
             .push(format!("{}: {why}; left untouched", path.display())),
@@ -489,6 +494,29 @@ fn adopt(
     Ok(())
 }
 
+/// A file without an index entry that a power cut left shorter than its header: it
+/// never held video, so it goes (shredded if enough of its header is there).
+fn remove_torn_header(store: &Store, file: &RecordingFile, report: &mut Report) {
+    if shred_or_unlink_quietly(store, file) {
+        report.actions.push(format!(
+            "removed {} (cut short while it was created; it held no video)",
+            store.recording_path(&file.camera, file.id).display()
+        ));
+    } else {
+        report.findings.push(format!(
+            "{} is shorter than its header and could not be removed",
+            store.recording_path(&file.camera, file.id).display()
+        ));
+    }
+}
+
+/// Like [`shred_or_unlink`] for a file expected to be unshreddable (a torn header
+/// often has no key slot): no finding when unlinking it is enough.
+fn shred_or_unlink_quietly(store: &Store, file: &RecordingFile) -> bool {
+    store.shred(&file.camera, file.id).is_ok()
+        || store.unlink_recording(&file.camera, file.id).is_ok()
+}
+
 /// Recreates the index from the files: every readable file gets its entry back,
 /// entries without files are dropped. Interrupted deletions are finished first, as
 /// at start-up: a file whose deletion began must not come back as a recording.
@@ -532,6 +560,7 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
                     ));
                 }
             }
+            FileStatus::TornHeader => remove_torn_header(store, file, &mut report),
             FileStatus::Foreign(why) => report
                 .findings
                 .push(format!("{}: {why}; left untouched", path.display())),

@@ -345,3 +345,32 @@ fn an_event_goes_with_its_last_recording_when_repair_drops_a_missing_file() {
     assert!(index.get_recording(id).expect("get").is_none());
     assert!(event_is_gone(&store, &index, &camera, 8));
 }
+
+/// A power cut while a file was being created leaves it empty or with part of its
+/// header, and no index entry: `--repair` (and a rebuild) removes it. A file long
+/// enough to hold a header that is not a recording is still left alone.
+#[test]
+fn files_too_short_to_hold_a_header_are_removed_by_repair() {
+    let (_dir, store, index) = fixture();
+    let camera: CameraId = "porch".parse().expect("name");
+    let whole = RecordingId(52);
+    recording(&store, &index, whole, true, RecordingState::Finished);
+    let header: Vec<u8> = std::fs::read(store.recording_path(&camera, whole)).expect("read");
+    let empty = store.recording_path(&camera, RecordingId(53));
+    let torn = store.recording_path(&camera, RecordingId(54));
+    let stranger = store.recording_path(&camera, RecordingId(55));
+    std::fs::write(&empty, b"").expect("write");
+    std::fs::write(&torn, &header[..130]).expect("write");
+    std::fs::write(&stranger, [7u8; 300]).expect("write");
+
+    let checked = compare(&store, &index, false).expect("check");
+    assert_eq!(checked.findings.len(), 3, "{checked}");
+    let repaired = compare(&store, &index, true).expect("repair");
+    assert!(!empty.exists() && !torn.exists(), "{repaired}");
+    assert!(stranger.exists(), "{repaired}");
+    assert_eq!(repaired.findings.len(), 1, "{repaired}");
+
+    std::fs::write(&empty, b"").expect("write");
+    let rebuilt = rebuild(&store, &index).expect("rebuild");
+    assert!(!empty.exists() && stranger.exists(), "{rebuilt}");
+}

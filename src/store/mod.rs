@@ -87,6 +87,9 @@ pub enum FileStatus {
     /// End-to-end encrypted: sealed to viewers, so only its header can be read here
     /// ([`Store::describe_header`]).
     EndToEnd,
+    /// Shorter than a whole header (a power cut while it was being created): it
+    /// cannot hold any video. See [`Store::status`] for the exact rule.
+    TornHeader,
 }
 
 /// A recording as described by its file alone.
@@ -359,12 +362,17 @@ impl Store {
         Ok(files)
     }
 
-    /// Classifies a file by its header alone.
+    /// Classifies a file by its header alone. A file whose header does not parse is
+    /// [`FileStatus::TornHeader`] if it is shorter than the shortest possible header
+    /// (126 bytes), or if it starts with the recording magic and a known version and
+    /// ends before the header length it declares; otherwise it is `Foreign`.
     pub fn status(&self, path: &Path) -> FileStatus {
-        let header = fs::File::open(path)
-            .map_err(|e| StoreError::io("open", path, e))
-            .and_then(|f| format::read_header(&f, path));
-        match header.map(|(h, _)| h.key) {
+        let file = match fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) => return FileStatus::Foreign(StoreError::io("open", path, e).to_string()),
+        };
+        match format::read_header(&file, path).map(|(h, _)| h.key) {
+            Err(_) if ends_inside_its_header(&file, path) => FileStatus::TornHeader,
             Err(e) => FileStatus::Foreign(e.to_string()),
             Ok(key) if key.is_shredded() => FileStatus::Shredded,
             Ok(KeySlot::Recipients(_)) => FileStatus::EndToEnd,
@@ -552,6 +560,21 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         writer::sync_parent_dir(new_dir)?;
     }
     Ok(())
+}
+
+/// Whether `file` is too short to hold the header it would need (the rule is on
+/// [`Store::status`]).
+fn ends_inside_its_header(file: &fs::File, path: &Path) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    if len <= format::MIN_HEADER_LEN as u64 {
+        return true;
+    }
+    let mut prefix = [0u8; format::HEADER_PREFIX_LEN];
+    format::read_up_to(file, path, &mut prefix, 0)
+        .and_then(|got| format::parse_header_prefix(path, &prefix[..got]))
+        .is_ok_and(|header_len| len < header_len as u64)
 }
 
 /// Refuses a file whose header names another id or camera than its file name: each
