@@ -190,13 +190,15 @@ fn finish_open(
                 entry.id
             ));
         }
-        // The operating system refused: that may pass, so the entry stays open and
-        // the next start tries again.
-        Err(e @ StoreError::Io { .. }) => report.findings.push(format!(
-            "recording {} could not be recovered (tried again at the next start): {}",
-            entry.id,
-            chain(&e)
-        )),
+        // The operating system refused, or another master key is loaded: that may
+        // pass, so the entry stays open and the next start tries again.
+        Err(e @ (StoreError::Io { .. } | StoreError::KeyMismatch { .. })) => {
+            report.findings.push(format!(
+                "recording {} could not be recovered (tried again at the next start): {}",
+                entry.id,
+                chain(&e)
+            ))
+        }
         // Nothing in the file can be recovered as it is (its first chunk or its
         // header does not authenticate). The file is kept untouched for a person to
         // look at, and the entry is ended as it was indexed: an open entry would stay

@@ -374,3 +374,27 @@ fn files_too_short_to_hold_a_header_are_removed_by_repair() {
     let rebuilt = rebuild(&store, &index).expect("rebuild");
     assert!(!empty.exists() && stranger.exists(), "{rebuilt}");
 }
+
+/// Started with another master key (a restored backup of the wrong key), recovery
+/// leaves an open recording open, untouched: with the right key back it is finished.
+#[test]
+fn an_open_recording_stays_open_while_another_master_key_is_loaded() {
+    let (dir, store, index) = fixture();
+    let id = RecordingId(56);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let before = std::fs::read(&path).expect("read");
+    let wrong_key = Store::open_or_create(&dir.path().join("data"), &dir.path().join("other keys"))
+        .expect("store with another key");
+
+    let report = recover(&wrong_key, &index).expect("recover");
+    assert!(report.to_string().contains("master key id"), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Open);
+    assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
+}
