@@ -13,7 +13,7 @@ use std::fmt;
 use crate::config::Config;
 use crate::error_chain::chain;
 use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
-use crate::model::RecordingId;
+use crate::model::{CameraId, RecordingId};
 use crate::store::{FileStatus, RecordingFile, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +101,17 @@ pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
         }
     }
     close_open_events(index, &mut report)?;
+    match store.discard_migration_leftovers() {
+        Ok(removed) => report.actions.extend(
+            removed
+                .iter()
+                .map(|p| format!("removed {}, left by an unfinished migration", p.display())),
+        ),
+        Err(e) => report.findings.push(format!(
+            "cannot look for leftover migration copies: {}",
+            chain(&e)
+        )),
+    }
     index.flush()?;
     Ok(report)
 }
@@ -136,7 +147,7 @@ fn finish_open(
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&entry.camera, entry.id);
     if !path.exists() {
-        index.remove_recording(entry.id)?;
+        drop_entry(store, index, &entry, report)?;
         report.actions.push(format!(
             "recording {} had no file (crash before its first write); entry removed",
             entry.id
@@ -179,11 +190,30 @@ fn finish_open(
                 entry.id
             ));
         }
-        Err(e) => report.findings.push(format!(
-            "recording {} could not be recovered: {}",
-            entry.id,
-            chain(&e)
-        )),
+        // The operating system refused, or another master key is loaded: that may
+        // pass, so the entry stays open and the next start tries again.
+        Err(e @ (StoreError::Io { .. } | StoreError::KeyMismatch { .. })) => {
+            report.findings.push(format!(
+                "recording {} could not be recovered (tried again at the next start): {}",
+                entry.id,
+                chain(&e)
+            ))
+        }
+        // Nothing in the file can be recovered as it is (its first chunk or its
+        // header does not authenticate). The file is kept untouched for a person to
+        // look at, and the entry is ended as it was indexed: an open entry would stay
+        // open at every start, and retention or a person could never delete it.
+        Err(e) => {
+            entry.end_micros = entry.end_micros.max(entry.start_micros);
+            entry.state = RecordingState::Finished;
+            index.put_recording(&entry)?;
+            report.findings.push(format!(
+                "recording {} could not be recovered: {}; its file was left untouched and \
+                 its entry marked finished, so that it can be deleted",
+                entry.id,
+                chain(&e)
+            ));
+        }
     }
     Ok(())
 }
@@ -204,7 +234,9 @@ fn remove_empty(
 }
 
 /// Shreds the file, then removes the entry (the same order as any deletion), and
-/// reports `done`.
+/// reports `done`. A file that cannot be shredded does not stop recovery (nor the
+/// daemon's start): see [`shred_or_unlink`]; only if its file cannot be removed at
+/// all does the entry stay, as `Deleting`, for the next run.
 fn remove(
     store: &Store,
     index: &Index,
@@ -212,10 +244,86 @@ fn remove(
     report: &mut Report,
     done: String,
 ) -> Result<(), CheckError> {
-    store.shred(&entry.camera, entry.id)?;
-    index.remove_recording(entry.id)?;
+    if !shred_or_unlink(store, &entry.camera, entry.id, report) {
+        if entry.state != RecordingState::Deleting {
+            let mut pending = entry.clone();
+            pending.state = RecordingState::Deleting;
+            pending.wrapped_key.clear();
+            index.put_recording(&pending)?;
+        }
+        return Ok(());
+    }
+    drop_entry(store, index, entry, report)?;
     report.actions.push(done);
     Ok(())
+}
+
+/// Removes a recording's entry and drops the recording from its events; an event
+/// left with no recording goes too, with its thumbnail: an event goes with its last
+/// recording, whichever path finished the deletion (retention does the same).
+fn drop_entry(
+    store: &Store,
+    index: &Index,
+    entry: &RecordingEntry,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    index.remove_recording(entry.id)?;
+    for mut event in index.events_of_recording(&entry.camera, entry.id)? {
+        event.recordings.retain(|r| *r != entry.id);
+        if !event.recordings.is_empty() || event.open {
+            index.put_event(&event)?;
+            continue;
+        }
+        if event.has_thumbnail {
+            if let Err(e) = store.shred_thumbnail(&event.camera, event.id) {
+                // Kept (without recordings), so that deleting it tries again.
+                report.findings.push(format!(
+                    "the thumbnail of event {} could not be shredded: {}; the event was kept",
+                    event.id,
+                    chain(&e)
+                ));
+                index.put_event(&event)?;
+                continue;
+            }
+        }
+        index.remove_event(event.id)?;
+        report.actions.push(format!(
+            "removed event {} with its last recording {}",
+            event.id, entry.id
+        ));
+    }
+    Ok(())
+}
+
+/// Crypto-shreds a recording's file. One that cannot be shredded (its header no
+/// longer parses, the disk refuses) is a finding, and its file is still unlinked if
+/// it can be: its key slot may survive on the disk, but the deletion ends. Returns
+/// whether the file is gone.
+fn shred_or_unlink(store: &Store, camera: &CameraId, id: RecordingId, report: &mut Report) -> bool {
+    let Err(shred_error) = store.shred(camera, id) else {
+        return true;
+    };
+    tracing::warn!(camera = %camera, recording = %id, "cannot shred a recording file: {}", chain(&shred_error));
+    match store.unlink_recording(camera, id) {
+        Ok(()) => {
+            report.findings.push(format!(
+                "recording {id} could not be shredded ({}); its file was removed without \
+                 overwriting its key",
+                chain(&shred_error)
+            ));
+            true
+        }
+        Err(e) => {
+            tracing::error!(camera = %camera, recording = %id, "cannot remove a recording file: {}", chain(&e));
+            report.findings.push(format!(
+                "recording {id} could not be shredded ({}) nor removed ({}); its deletion \
+                 stays pending",
+                chain(&shred_error),
+                chain(&e)
+            ));
+            false
+        }
+    }
 }
 
 fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckError> {
@@ -251,7 +359,7 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
             }
         } else {
             if repair {
-                index.remove_recording(entry.id)?;
+                drop_entry(store, index, entry, &mut report)?;
                 report.actions.push(format!(
                     "removed the entry of recording {}: its file is gone",
                     entry.id
@@ -273,8 +381,9 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
     Ok(report)
 }
 
-/// A file the index calls finished must have its final chunk; one cut short later
-/// (a copy, a disk fault) is recovered up to its last chunk that authenticates.
+/// A file the index calls finished must end with its final chunk and nothing after
+/// it; one cut short or damaged later (a copy, a disk fault) is recovered up to its
+/// last chunk that authenticates.
 fn check_finished_file(
     store: &Store,
     index: &Index,
@@ -283,26 +392,30 @@ fn check_finished_file(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&entry.camera, entry.id);
-    match store.is_finished(&path) {
-        Ok(true) => {}
+    match store.needs_recovery(&path) {
+        Ok(None) => {}
         // Cannot be checked without a viewer's key; its header was read fine.
         Err(StoreError::EndToEnd { .. }) => {}
-        Ok(false) if repair => match store.recover_and_describe(&path) {
+        Ok(Some(_)) if repair => match store.recover_and_describe(&path) {
             Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, entry, report)?,
             Ok(described) => {
                 index.put_recording(&described.to_entry())?;
                 report.actions.push(format!(
-                    "recording {} was cut short; kept {} of {} frames",
+                    "recording {} was damaged or cut short; kept {} of {} frames",
                     entry.id, described.frames, entry.frames
                 ));
             }
-            Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
+            Err(e) => report
+                .findings
+                .push(format!("recording {}: {}", entry.id, chain(&e))),
         },
-        Ok(false) => report.findings.push(format!(
-            "recording {} is truncated (no final chunk); --repair keeps it up to its last complete chunk",
+        Ok(Some(problem)) => report.findings.push(format!(
+            "recording {}: {problem}; --repair keeps it up to its last complete chunk",
             entry.id
         )),
-        Err(e) => report.findings.push(format!("recording {}: {}", entry.id, chain(&e))),
+        Err(e) => report
+            .findings
+            .push(format!("recording {}: {}", entry.id, chain(&e))),
     }
     Ok(())
 }
@@ -319,11 +432,12 @@ fn adopt(
     match store.status(&path) {
         FileStatus::Shredded => {
             if repair {
-                store.shred(&file.camera, file.id)?;
-                report.actions.push(format!(
-                    "removed {} (its key was already destroyed)",
-                    path.display()
-                ));
+                if shred_or_unlink(store, &file.camera, file.id, report) {
+                    report.actions.push(format!(
+                        "removed {} (its key was already destroyed)",
+                        path.display()
+                    ));
+                }
             } else {
                 report.findings.push(format!(
                     "{} is a leftover of an interrupted deletion",
@@ -331,6 +445,11 @@ fn adopt(
                 ));
             }
         }
+        FileStatus::TornHeader if !repair => report.findings.push(format!(
+            "{} is shorter than its header (cut short while it was created); --repair removes it",
+            path.display()
+        )),
+        FileStatus::TornHeader => remove_torn_header(store, file, report),
         FileStatus::Foreign(why) => report
             .findings
             .push(format!("{}: {why}; left untouched", path.display())),
@@ -354,11 +473,12 @@ fn adopt(
             }
             match store.recover_and_describe(&path) {
                 Err(StoreError::EmptyRecording { .. }) => {
-                    store.shred(&file.camera, file.id)?;
-                    report.actions.push(format!(
-                        "removed {} (interrupted before any video was written)",
-                        path.display()
-                    ));
+                    if shred_or_unlink(store, &file.camera, file.id, report) {
+                        report.actions.push(format!(
+                            "removed {} (interrupted before any video was written)",
+                            path.display()
+                        ));
+                    }
                 }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
@@ -376,22 +496,54 @@ fn adopt(
     Ok(())
 }
 
+/// A file without an index entry that a power cut left shorter than its header: it
+/// never held video, so it goes (shredded if enough of its header is there).
+fn remove_torn_header(store: &Store, file: &RecordingFile, report: &mut Report) {
+    if shred_or_unlink_quietly(store, file) {
+        report.actions.push(format!(
+            "removed {} (cut short while it was created; it held no video)",
+            store.recording_path(&file.camera, file.id).display()
+        ));
+    } else {
+        report.findings.push(format!(
+            "{} is shorter than its header and could not be removed",
+            store.recording_path(&file.camera, file.id).display()
+        ));
+    }
+}
+
+/// Like [`shred_or_unlink`] for a file expected to be unshreddable (a torn header
+/// often has no key slot): no finding when unlinking it is enough.
+fn shred_or_unlink_quietly(store: &Store, file: &RecordingFile) -> bool {
+    store.shred(&file.camera, file.id).is_ok()
+        || store.unlink_recording(&file.camera, file.id).is_ok()
+}
+
 /// Recreates the index from the files: every readable file gets its entry back,
-/// entries without files are dropped.
+/// entries without files are dropped. Interrupted deletions are finished first, as
+/// at start-up: a file whose deletion began must not come back as a recording.
 fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
-    let mut report = Report::default();
+    let mut report = recover(store, index)?;
+    // A deletion recovery could not finish keeps its entry and goes on pending.
+    let pending: std::collections::HashSet<RecordingId> = index
+        .all_recordings()?
+        .into_iter()
+        .filter(|e| e.state == RecordingState::Deleting)
+        .map(|e| e.id)
+        .collect();
+    let mut kept = pending.clone();
     let files = store.list_files()?;
-    let mut kept = std::collections::HashSet::new();
-    for file in &files {
+    for file in files.iter().filter(|f| !pending.contains(&f.id)) {
         let path = store.recording_path(&file.camera, file.id);
         match store.status(&path) {
             FileStatus::Readable => match store.recover_and_describe(&path) {
                 Err(StoreError::EmptyRecording { .. }) => {
-                    store.shred(&file.camera, file.id)?;
-                    report.actions.push(format!(
-                        "removed {} (interrupted before any video was written)",
-                        path.display()
-                    ));
+                    if shred_or_unlink(store, &file.camera, file.id, &mut report) {
+                        report.actions.push(format!(
+                            "removed {} (interrupted before any video was written)",
+                            path.display()
+                        ));
+                    }
                 }
                 Ok(described) => {
                     index.put_recording(&described.to_entry())?;
@@ -403,12 +555,14 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
                     .push(format!("{}: {}", path.display(), chain(&e))),
             },
             FileStatus::Shredded => {
-                store.shred(&file.camera, file.id)?;
-                report.actions.push(format!(
-                    "removed {} (its key was already destroyed)",
-                    path.display()
-                ));
+                if shred_or_unlink(store, &file.camera, file.id, &mut report) {
+                    report.actions.push(format!(
+                        "removed {} (its key was already destroyed)",
+                        path.display()
+                    ));
+                }
             }
+            FileStatus::TornHeader => remove_torn_header(store, file, &mut report),
             FileStatus::Foreign(why) => report
                 .findings
                 .push(format!("{}: {why}; left untouched", path.display())),
@@ -422,7 +576,7 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
     }
     for entry in index.all_recordings()? {
         if !kept.contains(&entry.id) {
-            index.remove_recording(entry.id)?;
+            drop_entry(store, index, &entry, &mut report)?;
         }
     }
     report
@@ -432,103 +586,5 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::CameraId;
-    use crate::model::{RecordingId, Trigger};
-    use crate::store::NewRecording;
-
-    use crate::testutil::store_and_index as fixture;
-
-    /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
-    /// synced, the index entry still open.
-    fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
-        let camera: CameraId = "porch".parse().expect("name");
-        let (mut writer, wrapped_key) = store
-            .create_recording(&NewRecording {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                trigger: Trigger::Continuous,
-            })
-            .expect("create");
-        if !video.is_empty() {
-            writer.write_all(video).expect("write");
-            writer.sync().expect("sync");
-        }
-        drop(writer);
-        index
-            .put_recording(&RecordingEntry {
-                id,
-                camera: camera.clone(),
-                start_micros: 1,
-                end_micros: 1,
-                frames: 0,
-                bytes: 0,
-                trigger: Trigger::Continuous,
-                wrapped_key,
-                state: RecordingState::Open,
-            })
-            .expect("index");
-        camera
-    }
-
-    /// A crash right after a recording began: its file holds a header and no video.
-    #[test]
-    fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
-        let (_dir, store, index) = fixture();
-        let id = RecordingId(42);
-        let camera = interrupted(&store, &index, id, b"");
-        let report = recover(&store, &index).expect("recover");
-        assert!(report.findings.is_empty(), "{report}");
-        assert!(
-            report.to_string().contains("before any video was written"),
-            "{report}"
-        );
-        assert!(index.get_recording(id).expect("get").is_none());
-        assert!(!store.recording_path(&camera, id).exists());
-        let again = compare(&store, &index, false).expect("check");
-        assert!(again.findings.is_empty(), "{again}");
-    }
-
-    /// A crash during an end-to-end recording: recovery cannot open it, so it keeps
-    /// the file untouched and marks it finished (retention may then delete it).
-    #[test]
-    fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
-        let (_dir, store, index) = fixture();
-        crate::e2e::enable(
-            &index,
-            &store,
-            crate::index::UserId(1),
-            "owner",
-            "lantern orchard pebble 1987 quietly",
-            "lantern orchard pebble 1987 quietly",
-            0,
-        )
-        .expect("enable");
-        let id = RecordingId(43);
-        let camera = interrupted(&store, &index, id, b"some video");
-        let path = store.recording_path(&camera, id);
-        let before = std::fs::read(&path).expect("read");
-        let report = recover(&store, &index).expect("recover");
-        assert!(report.findings.is_empty(), "{report}");
-        assert!(
-            report.to_string().contains("end-to-end encrypted"),
-            "{report}"
-        );
-        let entry = index.get_recording(id).expect("get").expect("kept");
-        assert_eq!(entry.state, RecordingState::Finished);
-        assert_eq!(entry.bytes, before.len() as u64);
-        assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
-        // Checking finds nothing wrong, and a rebuilt index still lists it.
-        let checked = compare(&store, &index, false).expect("check");
-        assert!(checked.findings.is_empty(), "{checked}");
-        index.remove_recording(id).expect("forget");
-        let adopted = compare(&store, &index, true).expect("repair");
-        assert!(adopted.to_string().contains("from its header"), "{adopted}");
-        let rebuilt = rebuild(&store, &index).expect("rebuild");
-        assert!(rebuilt.findings.is_empty(), "{rebuilt}");
-        let entry = index.get_recording(id).expect("get").expect("rebuilt");
-        assert_eq!((entry.camera, entry.start_micros), (camera, 1));
-    }
-}
+#[path = "check_tests.rs"]
+mod tests;

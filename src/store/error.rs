@@ -5,7 +5,7 @@
 //! material: keys only ever appear here as their [`KeyId`], which is safe to log.
 //!
 //! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
-//! `Truncated`, `Corrupt`, `NotARecording`) mean the bytes on disk cannot be
+//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`) mean the bytes on disk cannot be
 //! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
 //! means an earlier write or fsync failed and the writer will not guess what
 //! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
@@ -103,6 +103,22 @@ pub enum StoreError {
         path: PathBuf,
         recording_id: u64,
         detail: String,
+    },
+
+    /// The file under a recording's name holds another recording (a whole file was
+    /// copied or moved over it): it authenticates by itself, but it is not the one
+    /// asked for.
+    #[error(
+        "{} should hold recording {expected_id:016x} of camera {expected_camera:?}, but \
+         holds recording {found_id:016x} of camera {found_camera:?}",
+        .path.display()
+    )]
+    WrongRecording {
+        path: PathBuf,
+        expected_id: u64,
+        expected_camera: String,
+        found_id: u64,
+        found_camera: String,
     },
 
     /// Recovery found damage it will not repair by itself, because repairing would
@@ -225,6 +241,7 @@ impl StoreError {
                 | StoreError::Truncated { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::NotARecording { .. }
+                | StoreError::WrongRecording { .. }
         )
     }
 }

@@ -18,13 +18,18 @@
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use super::e2e::ViewerSecret;
 use super::format::{self, HeaderFields};
+use super::recover;
 use super::share::copy_plaintext;
 use super::writer::sync_parent_dir;
 use super::{RecordingWriter, Store, StoreError};
 use crate::model::{CameraId, RecordingId};
+
+/// The extension of a migration's copy while it is being written.
+const MIGRATING_EXTENSION: &str = "migrating";
 
 /// What a migration changed, for the index entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +59,7 @@ impl Store {
         }
         let mut source = self.open_recording_as(camera, id, viewer)?;
         let header = source.inner.header().fields.clone();
-        let temp = path.with_extension("migrating");
+        let temp = path.with_extension(MIGRATING_EXTENSION);
         match fs::remove_file(&temp) {
             Ok(()) => tracing::warn!(path = %temp.display(), "removed a leftover migration copy"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -74,36 +79,92 @@ impl Store {
         let finished = match copied {
             Ok(f) => f,
             Err(e) => {
-                if let Err(rm) = fs::remove_file(&temp) {
-                    tracing::warn!(path = %temp.display(), "cannot remove a failed migration copy: {rm}");
-                }
+                discard_copy(&temp);
                 return Err(e);
             }
         };
         drop(source);
-        let original = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("open for migration", &path, e))?;
-        let mut prefix = [0u8; 36];
-        let got = format::read_up_to(&original, &path, &mut prefix, 0)?;
-        let slots = format::key_slot_range(&prefix[..got]).ok_or_else(|| StoreError::Corrupt {
-            path: path.clone(),
-            offset: 0,
-            reason: "the key slot moved during migration".into(),
-        })?;
-        fs::rename(&temp, &path).map_err(|e| StoreError::io("rename migration copy", &path, e))?;
-        sync_parent_dir(&path)?;
-        original
-            .write_all_at(&vec![0u8; slots.len()], slots.start as u64)
-            .and_then(|()| original.sync_data())
-            .map_err(|e| StoreError::io("zero the old key slots", &path, e))?;
+        swap_in_copy(&path, &temp)?;
         tracing::info!(recording = %id, camera = %camera, "end-to-end recording migrated to the master key");
         Ok(Migrated {
             wrapped_key: hex::encode(wrapped.as_bytes()),
             file_len: finished.file_len,
         })
+    }
+}
+
+impl Store {
+    /// Removes every `<id>.migrating` copy a crash or a failed migration left (see
+    /// the module doc); returns their paths. Only while no migration runs: at
+    /// start-up, or by `check --repair` with the daemon stopped.
+    pub fn discard_migration_leftovers(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut removed = Vec::new();
+        for camera_dir in super::read_dir(&self.recordings)? {
+            if !camera_dir.is_dir() {
+                continue;
+            }
+            for file in super::read_dir(&camera_dir)? {
+                if file.extension().and_then(|e| e.to_str()) == Some(MIGRATING_EXTENSION) {
+                    discard_copy(&file);
+                    removed.push(file);
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Puts the finished copy `temp` in the place of the original at `path` (steps 2
+/// and 3 of the module doc). On an error before the rename, the copy is discarded:
+/// it holds the video under a data key wrapped by the master key, which nothing
+/// else would ever delete.
+fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
+    let original = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            discard_copy(temp);
+            return Err(StoreError::io("open for migration", path, e));
+        }
+    };
+    let mut prefix = [0u8; 36];
+    let slots = format::read_up_to(&original, path, &mut prefix, 0).and_then(|got| {
+        format::key_slot_range(&prefix[..got]).ok_or_else(|| StoreError::Corrupt {
+            path: path.to_owned(),
+            offset: 0,
+            reason: "the key slot moved during migration".into(),
+        })
+    });
+    let slots = match slots.and_then(|slots| {
+        fs::rename(temp, path)
+            .map(|()| slots)
+            .map_err(|e| StoreError::io("rename migration copy", path, e))
+    }) {
+        Ok(slots) => slots,
+        Err(e) => {
+            discard_copy(temp);
+            return Err(e);
+        }
+    };
+    sync_parent_dir(path)?;
+    original
+        .write_all_at(&vec![0u8; slots.len()], slots.start as u64)
+        .and_then(|()| original.sync_data())
+        .map_err(|e| StoreError::io("zero the old key slots", path, e))
+}
+
+/// Removes a migration copy that will not be used, shredding its key slot first
+/// (failures are logged: the caller is already reporting an error, and the next
+/// migration or start-up removes a leftover copy).
+pub(super) fn discard_copy(temp: &Path) {
+    if let Err(e) = recover::shred(temp) {
+        tracing::warn!(path = %temp.display(), "cannot shred a migration copy: {e}");
+        match fs::remove_file(temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %temp.display(), "cannot remove a migration copy: {e}")
+            }
+        }
     }
 }
 
@@ -173,5 +234,52 @@ mod tests {
         assert!(old_bytes[slots].iter().all(|&b| b == 0));
         // Twice is refused, not repeated.
         assert!(store.migrate_to_master(&camera, id, &viewer).is_err());
+    }
+
+    #[test]
+    fn a_migration_copy_that_cannot_be_swapped_in_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let camera: CameraId = "porch".parse().expect("camera");
+        let id = RecordingId::random();
+        let (mut w, _) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: 5,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        w.write_all(b"video").expect("write");
+        w.finish().expect("finish");
+        // The copy is finished; the original's name now holds a directory, so the
+        // original cannot be opened for the swap (root included).
+        let path = store.recording_path(&camera, id);
+        let temp = path.with_extension(MIGRATING_EXTENSION);
+        fs::rename(&path, &temp).expect("stand in for the copy");
+        fs::create_dir(&path).expect("directory");
+        assert!(swap_in_copy(&path, &temp).is_err());
+        assert!(!temp.exists(), "the copy was left behind");
+
+        // A leftover of a crash is removed at start-up; recordings are not touched.
+        let other = RecordingId::random();
+        let (w, _) = store
+            .create_recording(&NewRecording {
+                id: other,
+                camera: camera.clone(),
+                start_micros: 6,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        w.finish().expect("finish");
+        let kept = store.recording_path(&camera, other);
+        let leftover = kept.with_extension(MIGRATING_EXTENSION);
+        fs::copy(&kept, &leftover).expect("copy");
+        assert_eq!(
+            store.discard_migration_leftovers().expect("discard"),
+            vec![leftover.clone()]
+        );
+        assert!(!leftover.exists() && kept.exists());
     }
 }

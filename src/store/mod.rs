@@ -50,7 +50,7 @@ use crate::index::{RecordingEntry, RecordingState};
 use crate::model::{CameraId, EventId, RecordingId, Trigger, TIMESCALE};
 use crypto::{KeyId, MasterKey};
 use e2e::{ViewerPublicKey, ViewerSecret};
-use format::{HeaderFields, KeySlot};
+use format::{HeaderFields, KeySlot, Tail};
 use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
@@ -87,6 +87,9 @@ pub enum FileStatus {
     /// End-to-end encrypted: sealed to viewers, so only its header can be read here
     /// ([`Store::describe_header`]).
     EndToEnd,
+    /// Shorter than a whole header (a power cut while it was being created): it
+    /// cannot hold any video. See [`Store::status`] for the exact rule.
+    TornHeader,
 }
 
 /// A recording as described by its file alone.
@@ -278,6 +281,7 @@ impl Store {
     ) -> Result<RecordingReader, StoreError> {
         let inner =
             SealedReader::open_with(&self.recording_path(camera, id), &self.master, Some(viewer))?;
+        check_identity(&inner, camera, id.0)?;
         inner.verify_complete()?;
         Ok(RecordingReader { inner })
     }
@@ -320,6 +324,7 @@ impl Store {
         id: RecordingId,
     ) -> Result<RecordingReader, StoreError> {
         let inner = SealedReader::open(&self.recording_path(camera, id), &self.master)?;
+        check_identity(&inner, camera, id.0)?;
         inner.verify_complete()?;
         Ok(RecordingReader { inner })
     }
@@ -357,12 +362,17 @@ impl Store {
         Ok(files)
     }
 
-    /// Classifies a file by its header alone.
+    /// Classifies a file by its header alone. A file whose header does not parse is
+    /// [`FileStatus::TornHeader`] if it is shorter than the shortest possible header
+    /// (126 bytes), or if it starts with the recording magic and a known version and
+    /// ends before the header length it declares; otherwise it is `Foreign`.
     pub fn status(&self, path: &Path) -> FileStatus {
-        let header = fs::File::open(path)
-            .map_err(|e| StoreError::io("open", path, e))
-            .and_then(|f| format::read_header(&f, path));
-        match header.map(|(h, _)| h.key) {
+        let file = match fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) => return FileStatus::Foreign(StoreError::io("open", path, e).to_string()),
+        };
+        match format::read_header(&file, path).map(|(h, _)| h.key) {
+            Err(_) if ends_inside_its_header(&file, path) => FileStatus::TornHeader,
             Err(e) => FileStatus::Foreign(e.to_string()),
             Ok(key) if key.is_shredded() => FileStatus::Shredded,
             Ok(KeySlot::Recipients(_)) => FileStatus::EndToEnd,
@@ -377,24 +387,46 @@ impl Store {
         }
     }
 
-    /// Whether a file has its final chunk (cheap: header, chunk prefixes and the
-    /// empty final chunk are read; video chunks are not decrypted).
-    pub fn is_finished(&self, path: &Path) -> Result<bool, StoreError> {
-        Ok(SealedReader::open(path, &self.master)?.is_finished())
+    /// What [`recover_and_describe`](Self::recover_and_describe) would repair in a
+    /// file (`None`: it is finished and clean). Cheap: header, chunk prefixes and the
+    /// empty final chunk are read; video chunks are not decrypted.
+    pub fn needs_recovery(&self, path: &Path) -> Result<Option<String>, StoreError> {
+        Ok(match SealedReader::open(path, &self.master) {
+            Ok(reader) => match reader.tail() {
+                Tail::AfterFinal { len, .. } => Some(format!("{len} bytes after its final chunk")),
+                _ if reader.is_finished() => None,
+                _ => Some("truncated (no final chunk)".into()),
+            },
+            // `open` authenticates only the final chunk: this is that one failing.
+            Err(StoreError::ChunkAuthentication { .. }) => {
+                Some("its final chunk does not authenticate".into())
+            }
+            Err(e) => return Err(e),
+        })
     }
 
-    /// Finishes a torn file if needed (keeping every chunk that authenticates) and
-    /// describes it from its contents: what the index needs to know.
+    /// Finishes a file if needed (keeping every chunk that authenticates: a torn
+    /// tail, bytes after the final chunk or a damaged final chunk go) and describes it
+    /// from its contents: what the index needs to know.
     pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
         let mut dropped = 0;
-        let mut inner = SealedReader::open(path, &self.master)?;
-        if !inner.is_finished() {
-            let report = recover::recover(path, &self.master)?;
-            dropped = report.bytes_dropped;
-            tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
-            // Recovery rewrote the tail: read the file as it is now.
-            inner = SealedReader::open(path, &self.master)?;
-        }
+        let finished = match SealedReader::open(path, &self.master) {
+            Ok(inner) if inner.is_finished() && inner.tail() == Tail::Clean => Some(inner),
+            Ok(_) => None,
+            // `open` authenticates only the final chunk, which recovery replaces.
+            Err(StoreError::ChunkAuthentication { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let inner = match finished {
+            Some(inner) => inner,
+            None => {
+                let report = recover::recover(path, &self.master)?;
+                dropped = report.bytes_dropped;
+                tracing::info!(path = %path.display(), kept = report.chunks_kept, dropped = report.chunks_dropped, "recovered a torn recording");
+                // Recovery rewrote the tail: read the file as it is now.
+                SealedReader::open(path, &self.master)?
+            }
+        };
         if inner.plaintext_len() == 0 {
             return Err(StoreError::EmptyRecording { path: path.into() });
         }
@@ -471,6 +503,7 @@ impl Store {
     ) -> Result<Vec<u8>, StoreError> {
         let mut reader =
             SealedReader::open_with(&self.thumbnail_path(camera, event), &self.master, viewer)?;
+        check_identity(&reader, camera, event.0)?;
         reader.verify_complete()?;
         let mut jpeg = vec![0; reader.plaintext_len() as usize];
         let mut done = 0;
@@ -494,15 +527,71 @@ impl Store {
     pub fn shred(&self, camera: &CameraId, id: RecordingId) -> Result<(), StoreError> {
         recover::shred(&self.recording_path(camera, id))
     }
+
+    /// Removes a recording's file without overwriting its key slot: the last resort
+    /// for a file [`shred`](Self::shred) refuses (its header no longer says where the
+    /// key slot is), so that a deletion still ends. A missing file counts as done.
+    pub fn unlink_recording(&self, camera: &CameraId, id: RecordingId) -> Result<(), StoreError> {
+        let path = self.recording_path(camera, id);
+        match fs::remove_file(&path) {
+            Ok(()) => writer::sync_parent_dir(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("unlink", &path, e)),
+        }
+    }
 }
 
+/// Creates `dir` (and missing parents) readable by the owner only. Each directory
+/// it creates is fsynced in its parent: a file fsynced inside a directory whose own
+/// entry never reached the disk is lost with it at a power cut.
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let created: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| StoreError::io("create directory", dir, e))
+        .map_err(|e| StoreError::io("create directory", dir, e))?;
+    // Outermost first, so each one's entry is durable before what it holds.
+    for new_dir in created.iter().rev() {
+        writer::sync_parent_dir(new_dir)?;
+    }
+    Ok(())
+}
+
+/// Whether `file` is too short to hold the header it would need (the rule is on
+/// [`Store::status`]).
+fn ends_inside_its_header(file: &fs::File, path: &Path) -> bool {
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    if len <= format::MIN_HEADER_LEN as u64 {
+        return true;
+    }
+    let mut prefix = [0u8; format::HEADER_PREFIX_LEN];
+    format::read_up_to(file, path, &mut prefix, 0)
+        .and_then(|got| format::parse_header_prefix(path, &prefix[..got]))
+        .is_ok_and(|header_len| len < header_len as u64)
+}
+
+/// Refuses a file whose header names another id or camera than its file name: each
+/// file authenticates only itself, so a whole file copied over another one's name
+/// would otherwise be served as that recording (or thumbnail).
+fn check_identity(reader: &SealedReader, camera: &CameraId, id: u64) -> Result<(), StoreError> {
+    let fields = &reader.header().fields;
+    if fields.recording_id == id && fields.camera == camera.as_str() {
+        return Ok(());
+    }
+    Err(StoreError::WrongRecording {
+        path: reader.path().to_owned(),
+        expected_id: id,
+        expected_camera: camera.as_str().to_owned(),
+        found_id: fields.recording_id,
+        found_camera: fields.camera.clone(),
+    })
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
@@ -546,3 +635,7 @@ fn described_from_header(
 #[cfg(test)]
 #[path = "e2e_file_tests.rs"]
 mod e2e_file_tests;
+
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod open_tests;

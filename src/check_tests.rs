@@ -1,0 +1,400 @@
+//! Tests of `check`: the real store and index on a temporary disk.
+
+use super::*;
+use crate::model::CameraId;
+use crate::model::{RecordingId, Trigger};
+use crate::store::NewRecording;
+
+use crate::testutil::store_and_index as fixture;
+
+/// Recording `id` of camera `porch` as a crash leaves it: `video` written and
+/// synced, the index entry still open.
+fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> CameraId {
+    let camera: CameraId = "porch".parse().expect("name");
+    let (mut writer, wrapped_key) = store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            trigger: Trigger::Continuous,
+        })
+        .expect("create");
+    if !video.is_empty() {
+        writer.write_all(video).expect("write");
+        writer.sync().expect("sync");
+    }
+    drop(writer);
+    index
+        .put_recording(&RecordingEntry {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 1,
+            frames: 0,
+            bytes: 0,
+            trigger: Trigger::Continuous,
+            wrapped_key,
+            state: RecordingState::Open,
+        })
+        .expect("index");
+    camera
+}
+
+/// Recording `id` of camera `porch` with 12 frames of real fMP4 (the same fixture
+/// the container tests use), its index entry `state`; `finish` seals its final chunk.
+fn recording(
+    store: &Store,
+    index: &Index,
+    id: RecordingId,
+    finish: bool,
+    state: RecordingState,
+) -> CameraId {
+    use crate::store::mp4::testutil::{synthetic_samples, synthetic_track, write_recording};
+    let camera: CameraId = "porch".parse().expect("name");
+    let (video, _) = write_recording(&synthetic_track(), &synthetic_samples(12, 4), &[4, 8], 0);
+    let (mut writer, wrapped_key) = store
+        .create_recording(&NewRecording {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            trigger: Trigger::Continuous,
+        })
+        .expect("create");
+    writer.write_all(&video).expect("write");
+    let bytes = if finish {
+        writer.finish().expect("finish").file_len
+    } else {
+        writer.sync().expect("sync");
+        writer.file_len()
+    };
+    index
+        .put_recording(&RecordingEntry {
+            id,
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 2,
+            frames: 12,
+            bytes,
+            trigger: Trigger::Continuous,
+            wrapped_key,
+            state,
+        })
+        .expect("index");
+    camera
+}
+
+/// Flips one bit of the byte at `offset` from the end (1 = the last byte).
+fn flip_from_end(path: &std::path::Path, offset: usize) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let at = bytes.len() - offset;
+    bytes[at] ^= 1;
+    std::fs::write(path, &bytes).expect("write");
+}
+
+fn readable(store: &Store, camera: &CameraId, id: RecordingId) -> bool {
+    store
+        .open_recording(camera, id)
+        .and_then(|mut r| r.parse().map_err(|e| StoreError::Mp4(e.to_string())))
+        .is_ok_and(|parsed| parsed.samples.len() == 12)
+}
+
+/// A crash damaged the final chunk of a recording the index still has open: the
+/// chunk is sealed again (byte-identical) and the recording keeps every frame.
+#[test]
+fn an_open_recording_with_a_damaged_final_chunk_is_finished_at_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(44);
+    let camera = recording(&store, &index, id, true, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let good = std::fs::read(&path).expect("read");
+    flip_from_end(&path, 1);
+    assert!(!readable(&store, &camera, id));
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
+    assert!(readable(&store, &camera, id));
+    assert_eq!(std::fs::read(&path).expect("read"), good);
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// Bytes appended after the final chunk make the file unreadable: `check` says so
+/// and `--repair` cuts them off.
+#[test]
+fn bytes_after_the_final_chunk_are_reported_and_trimmed_by_repair() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(45);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let path = store.recording_path(&camera, id);
+    let good = std::fs::read(&path).expect("read");
+    let mut bytes = good.clone();
+    bytes.extend_from_slice(b"junk after the end");
+    std::fs::write(&path, &bytes).expect("write");
+    assert!(!readable(&store, &camera, id));
+
+    let checked = compare(&store, &index, false).expect("check");
+    assert!(
+        checked.to_string().contains("after its final chunk"),
+        "{checked}"
+    );
+    let repaired = compare(&store, &index, true).expect("repair");
+    assert!(repaired.findings.is_empty(), "{repaired}");
+    assert!(readable(&store, &camera, id));
+    assert_eq!(std::fs::read(&path).expect("read"), good);
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// An open recording whose first chunk does not authenticate holds nothing that
+/// can be recovered: its entry ends (so that it can be deleted) and its file is
+/// left exactly as it is.
+#[test]
+fn an_open_recording_with_nothing_recoverable_ends_and_keeps_its_file() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(46);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let file = std::fs::File::open(&path).expect("open");
+    let header_len = crate::store::format::read_header(&file, &path)
+        .expect("header")
+        .0
+        .header_len as usize;
+    let len = std::fs::metadata(&path).expect("stat").len() as usize;
+    flip_from_end(&path, len - header_len - 20);
+    let damaged = std::fs::read(&path).expect("read");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(
+        report.to_string().contains("could not be recovered"),
+        "{report}"
+    );
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(std::fs::read(&path).expect("read"), damaged, "untouched");
+    // Once ended, it can be deleted like any recording.
+    assert!(crate::retention::delete_recording(&store, &index, id).expect("delete"));
+    assert!(!path.exists());
+}
+
+/// A crash right after a recording began: its file holds a header and no video.
+#[test]
+fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(42);
+    let camera = interrupted(&store, &index, id, b"");
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(
+        report.to_string().contains("before any video was written"),
+        "{report}"
+    );
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(!store.recording_path(&camera, id).exists());
+    let again = compare(&store, &index, false).expect("check");
+    assert!(again.findings.is_empty(), "{again}");
+}
+
+/// A crash during an end-to-end recording: recovery cannot open it, so it keeps
+/// the file untouched and marks it finished (retention may then delete it).
+#[test]
+fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
+    let (_dir, store, index) = fixture();
+    crate::e2e::enable(
+        &index,
+        &store,
+        crate::index::UserId(1),
+        "owner",
+        "lantern orchard pebble 1987 quietly",
+        "lantern orchard pebble 1987 quietly",
+        0,
+    )
+    .expect("enable");
+    let id = RecordingId(43);
+    let camera = interrupted(&store, &index, id, b"some video");
+    let path = store.recording_path(&camera, id);
+    let before = std::fs::read(&path).expect("read");
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(
+        report.to_string().contains("end-to-end encrypted"),
+        "{report}"
+    );
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.bytes, before.len() as u64);
+    assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
+    // Checking finds nothing wrong, and a rebuilt index still lists it.
+    let checked = compare(&store, &index, false).expect("check");
+    assert!(checked.findings.is_empty(), "{checked}");
+    index.remove_recording(id).expect("forget");
+    let adopted = compare(&store, &index, true).expect("repair");
+    assert!(adopted.to_string().contains("from its header"), "{adopted}");
+    let rebuilt = rebuild(&store, &index).expect("rebuild");
+    assert!(rebuilt.findings.is_empty(), "{rebuilt}");
+    let entry = index.get_recording(id).expect("get").expect("rebuilt");
+    assert_eq!((entry.camera, entry.start_micros), (camera, 1));
+}
+
+/// Marks recording `id` as the real delete path does just before it shreds: state
+/// `Deleting`, its copy of the wrapped key dropped.
+fn mark_deleting(index: &Index, id: RecordingId) {
+    let mut entry = index.get_recording(id).expect("get").expect("indexed");
+    entry.state = RecordingState::Deleting;
+    entry.wrapped_key.clear();
+    index.put_recording(&entry).expect("put");
+}
+
+/// A file whose header no longer parses cannot be shredded; start-up must not stop
+/// for it: the deletion is finished by unlinking, and the problem is reported.
+#[test]
+fn a_deletion_whose_file_cannot_be_shredded_does_not_stop_recovery() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(47);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let path = store.recording_path(&camera, id);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[..8].fill(0);
+    std::fs::write(&path, &bytes).expect("write");
+    mark_deleting(&index, id);
+
+    let report = recover(&store, &index).expect("recovery goes on");
+    assert!(
+        report.to_string().contains("could not be shredded"),
+        "{report}"
+    );
+    assert!(!path.exists());
+    assert!(index.get_recording(id).expect("get").is_none());
+}
+
+/// Rebuilding the index must not bring back a recording whose deletion a crash
+/// interrupted: the deletion is finished first.
+#[test]
+fn rebuilding_the_index_finishes_an_interrupted_deletion() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(48);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let kept = RecordingId(49);
+    recording(&store, &index, kept, true, RecordingState::Finished);
+    mark_deleting(&index, id);
+
+    let report = rebuild(&store, &index).expect("rebuild");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(!store.recording_path(&camera, id).exists());
+    assert!(index.get_recording(kept).expect("get").is_some());
+}
+
+/// Event `event` holding only recording `id`, with a thumbnail.
+fn event_of(store: &Store, index: &Index, camera: &CameraId, id: RecordingId, event: u64) {
+    use crate::index::EventEntry;
+    use crate::model::EventId;
+    store
+        .write_thumbnail(camera, EventId(event), 1, b"a jpeg")
+        .expect("thumbnail");
+    index
+        .put_event(&EventEntry {
+            id: EventId(event),
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 2,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![128],
+            has_thumbnail: true,
+            recordings: vec![id],
+            open: false,
+        })
+        .expect("event");
+}
+
+fn event_is_gone(store: &Store, index: &Index, camera: &CameraId, event: u64) -> bool {
+    use crate::model::EventId;
+    index.get_event(EventId(event)).expect("get").is_none()
+        && store.read_thumbnail(camera, EventId(event)).is_err()
+}
+
+/// "An event goes with its last recording", also when a crash interrupted the
+/// deletion and recovery finished it.
+#[test]
+fn an_event_goes_with_its_last_recording_when_recovery_finishes_the_deletion() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(50);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    event_of(&store, &index, &camera, id, 7);
+    assert!(!event_is_gone(&store, &index, &camera, 7));
+    mark_deleting(&index, id);
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(event_is_gone(&store, &index, &camera, 7));
+}
+
+/// The same when `check --repair` drops an entry whose file is gone.
+#[test]
+fn an_event_goes_with_its_last_recording_when_repair_drops_a_missing_file() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(51);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    event_of(&store, &index, &camera, id, 8);
+    std::fs::remove_file(store.recording_path(&camera, id)).expect("remove");
+
+    let report = compare(&store, &index, true).expect("repair");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(event_is_gone(&store, &index, &camera, 8));
+}
+
+/// A power cut while a file was being created leaves it empty or with part of its
+/// header, and no index entry: `--repair` (and a rebuild) removes it. A file long
+/// enough to hold a header that is not a recording is still left alone.
+#[test]
+fn files_too_short_to_hold_a_header_are_removed_by_repair() {
+    let (_dir, store, index) = fixture();
+    let camera: CameraId = "porch".parse().expect("name");
+    let whole = RecordingId(52);
+    recording(&store, &index, whole, true, RecordingState::Finished);
+    let header: Vec<u8> = std::fs::read(store.recording_path(&camera, whole)).expect("read");
+    let empty = store.recording_path(&camera, RecordingId(53));
+    let torn = store.recording_path(&camera, RecordingId(54));
+    let stranger = store.recording_path(&camera, RecordingId(55));
+    std::fs::write(&empty, b"").expect("write");
+    std::fs::write(&torn, &header[..130]).expect("write");
+    std::fs::write(&stranger, [7u8; 300]).expect("write");
+
+    let checked = compare(&store, &index, false).expect("check");
+    assert_eq!(checked.findings.len(), 3, "{checked}");
+    let repaired = compare(&store, &index, true).expect("repair");
+    assert!(!empty.exists() && !torn.exists(), "{repaired}");
+    assert!(stranger.exists(), "{repaired}");
+    assert_eq!(repaired.findings.len(), 1, "{repaired}");
+
+    std::fs::write(&empty, b"").expect("write");
+    let rebuilt = rebuild(&store, &index).expect("rebuild");
+    assert!(!empty.exists() && stranger.exists(), "{rebuilt}");
+}
+
+/// Started with another master key (a restored backup of the wrong key), recovery
+/// leaves an open recording open, untouched: with the right key back it is finished.
+#[test]
+fn an_open_recording_stays_open_while_another_master_key_is_loaded() {
+    let (dir, store, index) = fixture();
+    let id = RecordingId(56);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let before = std::fs::read(&path).expect("read");
+    let wrong_key = Store::open_or_create(&dir.path().join("data"), &dir.path().join("other keys"))
+        .expect("store with another key");
+
+    let report = recover(&wrong_key, &index).expect("recover");
+    assert!(report.to_string().contains("master key id"), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!(entry.state, RecordingState::Open);
+    assert_eq!(std::fs::read(&path).expect("read"), before, "untouched");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    let entry = index.get_recording(id).expect("get").expect("kept");
+    assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
+}
