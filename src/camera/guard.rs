@@ -17,6 +17,10 @@
 //! RTP frames are bounded by their 16-bit length already. The relay accepts exactly one
 //! connection and ends with the session (dropping [`Relay`] aborts it).
 //!
+//! The guard frames the stream exactly as retina's parser does (a line ends only at
+//! CRLF; a bare LF is part of the line), otherwise a camera could send what the guard
+//! counts as many small messages and retina buffers as one endless one.
+//!
 //! Invariants: no RTSP content is changed, only counted; memory per camera is at most
 //! one 64 KiB copy buffer plus the head being checked.
 
@@ -51,9 +55,10 @@ enum State {
     Boundary,
     /// Inside the 4-byte `$ channel len` header of an interleaved frame.
     DataHeader { got: [u8; 4], n: usize },
-    /// Inside a status line and headers; `line_empty` says whether the current line
-    /// has had no byte but CR so far.
-    Head { line_empty: bool },
+    /// Inside a status line and headers. As in retina, a line ends only at CRLF (a
+    /// bare LF is part of the line): `line_empty` says whether the current line has
+    /// had no byte yet, `after_cr` whether the last byte was a CR.
+    Head { line_empty: bool, after_cr: bool },
     /// Passing this many bytes of a body or interleaved frame.
     Skip(u64),
 }
@@ -95,7 +100,10 @@ impl FrameGuard {
                     b'\r' | b'\n' => input = &input[1..],
                     _ => {
                         self.head.clear();
-                        self.state = State::Head { line_empty: false };
+                        self.state = State::Head {
+                            line_empty: false,
+                            after_cr: false,
+                        };
                     }
                 },
                 State::DataHeader { got, n } => {
@@ -107,7 +115,10 @@ impl FrameGuard {
                         self.state = State::Skip(u64::from(len));
                     }
                 }
-                State::Head { line_empty } => {
+                State::Head {
+                    line_empty,
+                    after_cr,
+                } => {
                     if self.head.len() >= MAX_HEAD_BYTES {
                         return Err(GuardError::HeadTooLong {
                             limit: MAX_HEAD_BYTES,
@@ -116,14 +127,21 @@ impl FrameGuard {
                     self.head.push(b);
                     input = &input[1..];
                     match b {
-                        b'\n' if *line_empty => {
+                        b'\n' if *after_cr && *line_empty => {
                             let body = content_length(&self.head)?;
                             self.head = Vec::new();
                             self.state = State::Skip(body);
                         }
-                        b'\n' => *line_empty = true,
-                        b'\r' => {}
-                        _ => *line_empty = false,
+                        b'\n' if *after_cr => {
+                            *line_empty = true;
+                            *after_cr = false;
+                        }
+                        // A CR alone is not a line's content (retina refuses it anyway).
+                        b'\r' => *after_cr = true,
+                        _ => {
+                            *line_empty = false;
+                            *after_cr = false;
+                        }
                     }
                 }
                 State::Skip(remaining) => {
@@ -146,9 +164,12 @@ impl FrameGuard {
 }
 
 /// The `Content-Length` of a finished head (0 if absent), within [`MAX_BODY_BYTES`].
+/// Lines are split at CRLF only and the status line is skipped, as retina reads them,
+/// so a `Content-Length:` hidden after a bare LF cannot set a body length retina does
+/// not see. A repeated header is refused: retina joins repeats with ", " and fails.
 fn content_length(head: &[u8]) -> Result<u64, GuardError> {
-    let mut length = 0;
-    for line in head.split(|&b| b == b'\n').skip(1) {
+    let mut length = None;
+    for line in crlf_lines(head).skip(1) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
@@ -158,11 +179,16 @@ fn content_length(head: &[u8]) -> Result<u64, GuardError> {
         {
             continue;
         }
-        length = std::str::from_utf8(line[colon + 1..].trim_ascii())
+        if length.is_some() {
+            return Err(GuardError::BadContentLength);
+        }
+        let value = std::str::from_utf8(line[colon + 1..].trim_ascii())
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or(GuardError::BadContentLength)?;
+        length = Some(value);
     }
+    let length = length.unwrap_or(0);
     if length > MAX_BODY_BYTES {
         return Err(GuardError::BodyTooLarge {
             declared: length,
@@ -170,6 +196,22 @@ fn content_length(head: &[u8]) -> Result<u64, GuardError> {
         });
     }
     Ok(length)
+}
+
+/// The lines of a head, split at CRLF only (a bare LF stays inside its line).
+fn crlf_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = head;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(end) => (&rest[..end], &rest[end + 2..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        Some(line)
+    })
 }
 
 /// A running relay for one RTSP connection; dropping it closes both sides.
@@ -262,7 +304,7 @@ mod tests {
         let mut stream = Vec::new();
         stream.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Length: 5\r\n\r\nv=0\r\n");
         stream.extend_from_slice(b"\r\n$\x00\x00\x03abc");
-        stream.extend_from_slice(b"RTSP/1.0 200 OK\nCSeq: 2\n\n$\x01\x00\x01z");
+        stream.extend_from_slice(b"RTSP/1.0 200 OK\r\nCSeq: 2\r\n\r\n$\x01\x00\x01z");
         for split in 1..stream.len() {
             let mut g = FrameGuard::new();
             for chunk in stream.chunks(split) {
@@ -287,6 +329,40 @@ mod tests {
             }
         );
         assert!(g.head.len() <= MAX_HEAD_BYTES);
+    }
+
+    /// retina ends a line only at CRLF, so a camera that sends "\n\n" instead is still
+    /// inside one unfinished status line for retina: the guard must count it as one.
+    #[test]
+    fn bare_lf_line_endings_do_not_end_a_head() {
+        let mut g = FrameGuard::new();
+        g.feed(b"RTSP/1.0 200 ").expect("status line start");
+        let mut chunk = vec![b'a'; 1000];
+        chunk.extend_from_slice(b"\n\n");
+        let err = (0..10_000)
+            .find_map(|_| g.feed(&chunk).err())
+            .expect("cut eventually");
+        assert_eq!(
+            err,
+            GuardError::HeadTooLong {
+                limit: MAX_HEAD_BYTES
+            }
+        );
+    }
+
+    /// A `Content-Length` after a bare LF is inside the status line for retina, so it
+    /// must not set the body the guard skips; a repeated one makes retina fail.
+    #[test]
+    fn content_length_is_read_from_crlf_lines_only_and_once() {
+        let mut g = FrameGuard::new();
+        g.feed(b"RTSP/1.0 200 OK\nContent-Length: 4000000000\r\nCSeq: 1\r\n\r\n")
+            .expect("no real Content-Length");
+        assert!(matches!(g.state, State::Boundary));
+        let mut g = FrameGuard::new();
+        assert_eq!(
+            g.feed(b"RTSP/1.0 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Err(GuardError::BadContentLength)
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ Modes (see README.md next to this file):
 - garbage          answers the first request with random binary bytes, then closes
 - endless-headers  a 200 status line, then header lines forever, never the blank line
 - huge-length      a 200 with Content-Length: 4000000000, then body bytes forever
+- lf-only          a status line that never ends: "RTSP/1.0 200 ", then
+                   "a"*1000 + "\n\n" forever (bare LFs; retina ends lines at CRLF only)
 - giant-sps        a valid-looking DESCRIBE whose SDP carries a ~1 MiB SPS in
                    sprop-parameter-sets
 - rtp-garbage      a valid DESCRIBE/SETUP/PLAY (a real 1280x720 SPS/PPS), then
@@ -35,7 +37,14 @@ import sys
 import threading
 import time
 
-MODES = ["garbage", "endless-headers", "huge-length", "giant-sps", "rtp-garbage"]
+MODES = [
+    "garbage",
+    "endless-headers",
+    "huge-length",
+    "lf-only",
+    "giant-sps",
+    "rtp-garbage",
+]
 
 # The test camera's own parameter sets (1280x720 Main), so the rtp-garbage mode
 # gets past DESCRIBE and reaches the RTP path.
@@ -150,6 +159,12 @@ def serve(conn, mode, port):
             "Content-Length: 4000000000\r\n\r\n".encode()
         )
         block = b"v=0\r\n" * 13000
+        while True:
+            conn.sendall(block)
+    if mode == "lf-only":
+        read_request(conn, b"")
+        conn.sendall(b"RTSP/1.0 200 ")
+        block = (b"a" * 1000 + b"\n\n") * 64
         while True:
             conn.sendall(block)
     if mode == "giant-sps":
