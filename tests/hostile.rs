@@ -28,6 +28,8 @@ const MODES: &[(&str, &str)] = &[
     ("lf-only", "header block over 65536 bytes"),
     ("giant-sps", "camera hostile: no frames for 2 s"),
     ("rtp-garbage", "camera hostile:"),
+    // One access unit that never ends: retina would buffer it without limit.
+    ("endless-au", "RTP without completing a frame"),
 ];
 
 /// The hostile server's process; killed on drop.

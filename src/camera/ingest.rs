@@ -28,6 +28,7 @@ use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOpt
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 
+use super::guard::FrameProgress;
 use super::{Backoff, CameraHandle, ConnectionState, StreamKind};
 use crate::clock::Clock;
 use crate::model::{Frame, VideoParams, TIMESCALE};
@@ -167,16 +168,17 @@ async fn stream_once(
     url: &url::Url,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
-    guarded(url, |relayed| async move {
-        stream_session(camera, stream, &relayed, clock).await
+    guarded(url, |relayed, since_frame| async move {
+        stream_session(camera, stream, &relayed, &since_frame, clock).await
     })
     .await
 }
 
-/// Runs `session` against the relay URL of a size guard connected to `url`.
+/// Runs `session` against the relay URL of a size guard connected to `url`; the
+/// session reports each frame it gets to the guard's [`FrameProgress`].
 async fn guarded<T, F, Fut>(url: &url::Url, session: F) -> Result<T, IngestError>
 where
-    F: FnOnce(url::Url) -> Fut,
+    F: FnOnce(url::Url, FrameProgress) -> Fut,
     Fut: std::future::Future<Output = Result<T, IngestError>>,
 {
     let relay = match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::guard::start(url)).await {
@@ -189,7 +191,7 @@ where
         Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
         Ok(Ok(relay)) => relay,
     };
-    let result = session(relay.url.clone()).await;
+    let result = session(relay.url.clone(), relay.since_frame.clone()).await;
     // Whatever retina made of the cut connection, the guard's reason is the real one.
     match relay.tripped() {
         Some(cut) => Err(IngestError::Oversized(cut)),
@@ -237,6 +239,7 @@ async fn stream_session(
     camera: &CameraHandle,
     stream: StreamKind,
     url: &url::Url,
+    since_frame: &FrameProgress,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
     let config = &camera.config;
@@ -266,6 +269,7 @@ async fn stream_session(
         let CodecItem::VideoFrame(frame) = item else {
             continue;
         };
+        since_frame.frame_received();
         if frame.has_new_parameters() || params.is_none() {
             params = Some(Arc::new(video_params(&demuxed, video)?));
         }

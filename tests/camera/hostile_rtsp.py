@@ -19,6 +19,10 @@ Modes (see README.md next to this file):
 - rtp-garbage      a valid DESCRIBE/SETUP/PLAY (a real 1280x720 SPS/PPS), then
                    interleaved frames declaring 65535-byte lengths filled with
                    junk, frames on unassigned channels and non-'$' garbage
+- endless-au       a valid handshake, then RTP packets (fixed SSRC, consecutive
+                   sequence numbers, mark set, rising timestamps) each holding one
+                   ~60 KB SEI NAL, forever: retina never ends an access unit on an SEI,
+                   so all of it piles up in one frame
 
 On start-up, once the port is bound, it prints one JSON line on stdout:
 {"event": "ready", "port": P, "mode": MODE}, and one line per connection
@@ -44,7 +48,19 @@ MODES = [
     "lf-only",
     "giant-sps",
     "rtp-garbage",
+    "endless-au",
 ]
+
+SSRC = 0x12345678  # as announced in the SETUP answer's Transport header
+
+
+def rtp(seq, timestamp, payload, mark=True):
+    """One interleaved RTP packet on channel 0 (payload type 96)."""
+    hdr = bytes([0x80, (0x80 if mark else 0) | 96]) + (seq & 0xFFFF).to_bytes(2, "big")
+    hdr += (timestamp & 0xFFFFFFFF).to_bytes(4, "big") + SSRC.to_bytes(4, "big")
+    packet = hdr + payload
+    return b"$\x00" + len(packet).to_bytes(2, "big") + packet
+
 
 # The test camera's own parameter sets (1280x720 Main), so the rtp-garbage mode
 # gets past DESCRIBE and reaches the RTP path.
@@ -192,6 +208,15 @@ def serve(conn, mode, port):
             else:
                 # Not a frame, not a message.
                 conn.sendall(os.urandom(8192))
+    if mode == "endless-au":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        sei = b"\x06" + b"\x55" * 60000
+        seq, timestamp = 1, 90000
+        while True:
+            conn.sendall(rtp(seq, timestamp, sei))
+            seq += 1
+            timestamp += 3000
     raise SystemExit(f"unknown mode {mode}")
 
 
