@@ -168,3 +168,48 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
     }
     setup.cli_ok(&["check"]);
 }
+
+/// An encoder that froze while its server keeps sending RTCP sender reports (one a
+/// second, more often than the 2 s stall timeout): the camera must still be reported
+/// stalled, not stay "streaming" with nothing recorded.
+#[test]
+fn a_frozen_encoder_behind_rtcp_reports_is_reported_stalled() {
+    let hostile = Hostile::start("rtcp-stall", 0);
+    let setup = Setup::new(&[], "");
+    setup.append_config(&format!(
+        "[[camera]]\nname = \"hostile\"\nurl = \"rtsp://127.0.0.1:{}/main\"\nmode = \"off\"\nstall_timeout_seconds = 2\n",
+        hostile.port
+    ));
+    let mut daemon = setup.start_daemon();
+    // The one keyframe gets through: the camera did stream.
+    daemon.wait_for_log("camera hostile: streaming", 1, Duration::from_secs(30));
+    let peak = wait_for_error(
+        &mut daemon,
+        0,
+        "camera hostile: no frames for 2 s; the camera stalled",
+        Duration::from_secs(30),
+    );
+    println!("rtcp-stall: peak RSS {peak} kB");
+    daemon.stop();
+}
+
+/// A camera that sends frames but never a keyframe: nothing can be published, so it
+/// must end in an error instead of sitting in "connecting" forever.
+#[test]
+fn a_camera_that_never_sends_a_keyframe_is_reported() {
+    let hostile = Hostile::start("no-keyframe", 0);
+    let setup = Setup::new(&[], "");
+    setup.append_config(&format!(
+        "[[camera]]\nname = \"hostile\"\nurl = \"rtsp://127.0.0.1:{}/main\"\nmode = \"off\"\nstall_timeout_seconds = 2\n",
+        hostile.port
+    ));
+    let mut daemon = setup.start_daemon();
+    let peak = wait_for_error(
+        &mut daemon,
+        0,
+        "camera hostile: no keyframe within 2 s of PLAY",
+        Duration::from_secs(30),
+    );
+    println!("no-keyframe: peak RSS {peak} kB");
+    daemon.stop();
+}

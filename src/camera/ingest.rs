@@ -8,6 +8,8 @@
 //!   AVCC with parameter sets out of band (what MP4 wants); nothing is transcoded.
 //! - Frame times come from the RTP clock, anchored to wall time once at PLAY, so a host
 //!   clock step does not bend a recording's timeline.
+//! - A connection stalls when no frame is published for `stall_timeout` (counted from
+//!   PLAY until the first keyframe, then from the last frame); RTCP does not count.
 //! - Any trouble ends the connection and the task retries forever with back-off
 //!   (`Backoff::for_errors`, or the slow `for_unauthorized` when credentials are
 //!   refused). One camera's trouble never touches another's task.
@@ -53,6 +55,8 @@ pub enum IngestError {
     Timeout { step: &'static str, secs: u64 },
     #[error("no frames for {secs} s; the camera stalled")]
     Stalled { secs: u64 },
+    #[error("no keyframe within {secs} s of PLAY")]
+    NoKeyframe { secs: u64 },
     #[error("the camera ended the stream")]
     Ended,
     #[error("the camera offers no H.264 or H.265 video stream")]
@@ -254,10 +258,20 @@ async fn stream_session(
     let session_no = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let mut params: Option<Arc<VideoParams>> = None;
     let mut seen_key = false;
+    let mut any_frame = false;
     let mut timeline = super::timeline::Timeline::default();
+    // The stall clock restarts only on a published video frame: a frozen encoder behind
+    // a server that still sends RTCP reports, or a camera that never sends a keyframe,
+    // stalls just like a silent one.
+    let mut stall_deadline = tokio::time::Instant::now() + config.stall_timeout;
 
     loop {
-        let item = match tokio::time::timeout(config.stall_timeout, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
+            Err(_) if any_frame && !seen_key => {
+                return Err(IngestError::NoKeyframe {
+                    secs: config.stall_timeout.as_secs(),
+                })
+            }
             Err(_) => {
                 return Err(IngestError::Stalled {
                     secs: config.stall_timeout.as_secs(),
@@ -270,6 +284,7 @@ async fn stream_session(
             continue;
         };
         since_frame.frame_received();
+        any_frame = true;
         if frame.has_new_parameters() || params.is_none() {
             params = Some(Arc::new(video_params(&demuxed, video)?));
         }
@@ -284,6 +299,7 @@ async fn stream_session(
                 camera.set_state(ConnectionState::Streaming, 0, clock.now_micros());
             }
         }
+        stall_deadline = tokio::time::Instant::now() + config.stall_timeout;
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
         let camera_pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;

@@ -23,6 +23,10 @@ Modes (see README.md next to this file):
                    sequence numbers, mark set, rising timestamps) each holding one
                    ~60 KB SEI NAL, forever: retina never ends an access unit on an SEI,
                    so all of it piles up in one frame
+- rtcp-stall       a valid handshake, one IDR keyframe, then only RTCP sender
+                   reports, one a second: a frozen encoder behind a live server
+- no-keyframe      a valid handshake, then non-IDR slices (10 a second), never a
+                   keyframe
 
 On start-up, once the port is bound, it prints one JSON line on stdout:
 {"event": "ready", "port": P, "mode": MODE}, and one line per connection
@@ -49,6 +53,8 @@ MODES = [
     "giant-sps",
     "rtp-garbage",
     "endless-au",
+    "rtcp-stall",
+    "no-keyframe",
 ]
 
 SSRC = 0x12345678  # as announced in the SETUP answer's Transport header
@@ -60,6 +66,16 @@ def rtp(seq, timestamp, payload, mark=True):
     hdr += (timestamp & 0xFFFFFFFF).to_bytes(4, "big") + SSRC.to_bytes(4, "big")
     packet = hdr + payload
     return b"$\x00" + len(packet).to_bytes(2, "big") + packet
+
+
+def sender_report(timestamp, packets, octets):
+    """One interleaved RTCP sender report on channel 1."""
+    now = time.time() + 2208988800  # NTP epoch
+    ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
+    body = bytes([0x80, 200]) + (6).to_bytes(2, "big") + SSRC.to_bytes(4, "big")
+    body += ntp.to_bytes(8, "big") + (timestamp & 0xFFFFFFFF).to_bytes(4, "big")
+    body += packets.to_bytes(4, "big") + octets.to_bytes(4, "big")
+    return b"$\x01" + len(body).to_bytes(2, "big") + body
 
 
 # The test camera's own parameter sets (1280x720 Main), so the rtp-garbage mode
@@ -217,6 +233,27 @@ def serve(conn, mode, port):
             conn.sendall(rtp(seq, timestamp, sei))
             seq += 1
             timestamp += 3000
+    if mode == "rtcp-stall":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        timestamp = 90000
+        # An IDR slice (NAL type 5); its content is never decoded by ingest.
+        conn.sendall(rtp(1, timestamp, b"\x65\x88" + b"\x84" * 2000))
+        n = 0
+        while True:
+            n += 1
+            time.sleep(1)
+            conn.sendall(sender_report(timestamp + n * 90000, 1, 2002))
+    if mode == "no-keyframe":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        seq, timestamp = 1, 90000
+        while True:
+            # A non-IDR slice (NAL type 1): a frame, but never a random-access point.
+            conn.sendall(rtp(seq, timestamp, b"\x41\x9a" + b"\x84" * 500))
+            seq += 1
+            timestamp += 9000
+            time.sleep(0.1)
     raise SystemExit(f"unknown mode {mode}")
 
 
