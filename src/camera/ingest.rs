@@ -23,13 +23,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 
+use super::backoff::StreamedSpan;
 use super::guard::FrameProgress;
 use super::{Backoff, CameraHandle, ConnectionState, StreamKind};
 use crate::clock::Clock;
@@ -40,9 +41,6 @@ pub use probe::{probe, Probe, ProbeFrame};
 
 /// How long DESCRIBE/SETUP/PLAY may take before the camera counts as unreachable.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A session that streamed this long resets the back-off: the camera is healthy, and
-/// its next hiccup deserves a quick retry.
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Gives each connection a distinct number so a recorder never joins two timelines.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -111,12 +109,12 @@ pub async fn run(
     let mut failures: u32 = 0;
     loop {
         set_state(ConnectionState::Connecting, failures);
-        let started = Instant::now();
+        let mut streamed = StreamedSpan::default();
         let result = tokio::select! {
-            r = stream_once(&camera, stream, &url, clock.as_ref()) => r,
+            r = stream_once(&camera, stream, &url, &mut streamed, clock.as_ref()) => r,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        if started.elapsed() >= HEALTHY_SESSION {
+        if streamed.was_healthy() {
             errors.reset();
             unauthorized.reset();
             failures = 0;
@@ -170,10 +168,11 @@ async fn stream_once(
     camera: &CameraHandle,
     stream: StreamKind,
     url: &url::Url,
+    streamed: &mut StreamedSpan,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
     guarded(url, |relayed, since_frame| async move {
-        stream_session(camera, stream, &relayed, &since_frame, clock).await
+        stream_session(camera, stream, &relayed, &since_frame, streamed, clock).await
     })
     .await
 }
@@ -244,6 +243,7 @@ async fn stream_session(
     stream: StreamKind,
     url: &url::Url,
     since_frame: &FrameProgress,
+    streamed: &mut StreamedSpan,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
     let config = &camera.config;
@@ -300,6 +300,7 @@ async fn stream_session(
             }
         }
         stall_deadline = tokio::time::Instant::now() + config.stall_timeout;
+        streamed.frame(std::time::Instant::now());
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
         let camera_pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;
