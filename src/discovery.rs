@@ -233,7 +233,9 @@ impl Discovery {
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
                 if seen.remove(&fullname).is_some() {
-                    tracing::info!(instance = %fullname, "discovery: camera left");
+                    // Debug-escaped: the name comes off the network, and a raw "\n" in
+                    // it would forge log lines.
+                    tracing::info!(instance = ?fullname, "discovery: camera left");
                 }
             }
             _ => {}
@@ -246,8 +248,9 @@ impl Discovery {
         match seen.get(&found.fullname) {
             Some(old) => found.first_seen_micros = old.first_seen_micros,
             None => {
+                // Debug-escaped, as above: the name is whatever was announced.
                 tracing::info!(
-                    instance = %found.fullname,
+                    instance = ?found.fullname,
                     port = found.port,
                     "discovery: camera announced"
                 );
@@ -290,6 +293,43 @@ mod tests {
             first_seen_micros: seen,
             last_seen_micros: seen,
         }
+    }
+
+    /// Collects what a subscriber writes, so a test can read the log lines.
+    #[derive(Clone, Default)]
+    struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_spoofed_name_with_newlines_cannot_forge_log_lines() {
+        let log = LogBuffer::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let d = Discovery::empty(Arc::new(SimulatedClock::new(0)));
+        let forged = "cam\n2026-01-01T00:00:00Z ERROR porchlight: forged";
+        tracing::subscriber::with_default(subscriber, || {
+            let found = camera(forged, 10);
+            let fullname = found.fullname.clone();
+            d.upsert(found);
+            d.apply(ServiceEvent::ServiceRemoved(RTSP_TYPE.to_owned(), fullname));
+        });
+        let text = String::from_utf8(log.0.lock().expect("log buffer").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per event: {text}");
+        assert!(lines[0].contains("camera announced") && lines[0].contains(r"cam\n2026"));
+        assert!(lines[1].contains("camera left"), "{text}");
     }
 
     #[test]

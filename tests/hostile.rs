@@ -24,8 +24,12 @@ const MODES: &[(&str, &str)] = &[
     ("garbage", "camera hostile: RTSP error"),
     ("endless-headers", "header block over 65536 bytes"),
     ("huge-length", "declared an RTSP body of 4000000000 bytes"),
+    // Bare LFs: retina's line never ends, so the guard must count it as one head.
+    ("lf-only", "header block over 65536 bytes"),
     ("giant-sps", "camera hostile: no frames for 2 s"),
     ("rtp-garbage", "camera hostile:"),
+    // One access unit that never ends: retina would buffer it without limit.
+    ("endless-au", "RTP without completing a frame"),
 ];
 
 /// The hostile server's process; killed on drop.
@@ -126,7 +130,7 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
     }
     drop(hostile);
     let first = peaks[0];
-    let last = *peaks.last().expect("five modes");
+    let last = *peaks.last().expect("a peak per mode");
     assert!(
         last <= first + RSS_GROWTH_KB,
         "RSS grew across modes: {peaks:?} kB"
@@ -163,4 +167,49 @@ fn hostile_camera_is_refused_with_bounded_memory_and_the_good_camera_keeps_recor
         assert_eq!(ffmpeg_decode_errors(&out), "", "recording {id} decodes");
     }
     setup.cli_ok(&["check"]);
+}
+
+/// An encoder that froze while its server keeps sending RTCP sender reports (one a
+/// second, more often than the 2 s stall timeout): the camera must still be reported
+/// stalled, not stay "streaming" with nothing recorded.
+#[test]
+fn a_frozen_encoder_behind_rtcp_reports_is_reported_stalled() {
+    let hostile = Hostile::start("rtcp-stall", 0);
+    let setup = Setup::new(&[], "");
+    setup.append_config(&format!(
+        "[[camera]]\nname = \"hostile\"\nurl = \"rtsp://127.0.0.1:{}/main\"\nmode = \"off\"\nstall_timeout_seconds = 2\n",
+        hostile.port
+    ));
+    let mut daemon = setup.start_daemon();
+    // The one keyframe gets through: the camera did stream.
+    daemon.wait_for_log("camera hostile: streaming", 1, Duration::from_secs(30));
+    let peak = wait_for_error(
+        &mut daemon,
+        0,
+        "camera hostile: no frames for 2 s; the camera stalled",
+        Duration::from_secs(30),
+    );
+    println!("rtcp-stall: peak RSS {peak} kB");
+    daemon.stop();
+}
+
+/// A camera that sends frames but never a keyframe: nothing can be published, so it
+/// must end in an error instead of sitting in "connecting" forever.
+#[test]
+fn a_camera_that_never_sends_a_keyframe_is_reported() {
+    let hostile = Hostile::start("no-keyframe", 0);
+    let setup = Setup::new(&[], "");
+    setup.append_config(&format!(
+        "[[camera]]\nname = \"hostile\"\nurl = \"rtsp://127.0.0.1:{}/main\"\nmode = \"off\"\nstall_timeout_seconds = 2\n",
+        hostile.port
+    ));
+    let mut daemon = setup.start_daemon();
+    let peak = wait_for_error(
+        &mut daemon,
+        0,
+        "camera hostile: no keyframe within 2 s of PLAY",
+        Duration::from_secs(30),
+    );
+    println!("no-keyframe: peak RSS {peak} kB");
+    daemon.stop();
 }

@@ -8,6 +8,8 @@
 //!   AVCC with parameter sets out of band (what MP4 wants); nothing is transcoded.
 //! - Frame times come from the RTP clock, anchored to wall time once at PLAY, so a host
 //!   clock step does not bend a recording's timeline.
+//! - A connection stalls when no frame is published for `stall_timeout` (counted from
+//!   PLAY until the first keyframe, then from the last frame); RTCP does not count.
 //! - Any trouble ends the connection and the task retries forever with back-off
 //!   (`Backoff::for_errors`, or the slow `for_unauthorized` when credentials are
 //!   refused). One camera's trouble never touches another's task.
@@ -21,13 +23,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio::sync::watch;
 
+use super::backoff::StreamedSpan;
+use super::guard::FrameProgress;
 use super::{Backoff, CameraHandle, ConnectionState, StreamKind};
 use crate::clock::Clock;
 use crate::model::{Frame, VideoParams, TIMESCALE};
@@ -37,9 +41,6 @@ pub use probe::{probe, Probe, ProbeFrame};
 
 /// How long DESCRIBE/SETUP/PLAY may take before the camera counts as unreachable.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A session that streamed this long resets the back-off: the camera is healthy, and
-/// its next hiccup deserves a quick retry.
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Gives each connection a distinct number so a recorder never joins two timelines.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -52,6 +53,8 @@ pub enum IngestError {
     Timeout { step: &'static str, secs: u64 },
     #[error("no frames for {secs} s; the camera stalled")]
     Stalled { secs: u64 },
+    #[error("no keyframe within {secs} s of PLAY")]
+    NoKeyframe { secs: u64 },
     #[error("the camera ended the stream")]
     Ended,
     #[error("the camera offers no H.264 or H.265 video stream")]
@@ -106,12 +109,12 @@ pub async fn run(
     let mut failures: u32 = 0;
     loop {
         set_state(ConnectionState::Connecting, failures);
-        let started = Instant::now();
+        let mut streamed = StreamedSpan::default();
         let result = tokio::select! {
-            r = stream_once(&camera, stream, &url, clock.as_ref()) => r,
+            r = stream_once(&camera, stream, &url, &mut streamed, clock.as_ref()) => r,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        if started.elapsed() >= HEALTHY_SESSION {
+        if streamed.was_healthy() {
             errors.reset();
             unauthorized.reset();
             failures = 0;
@@ -165,18 +168,20 @@ async fn stream_once(
     camera: &CameraHandle,
     stream: StreamKind,
     url: &url::Url,
+    streamed: &mut StreamedSpan,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
-    guarded(url, |relayed| async move {
-        stream_session(camera, stream, &relayed, clock).await
+    guarded(url, |relayed, since_frame| async move {
+        stream_session(camera, stream, &relayed, &since_frame, streamed, clock).await
     })
     .await
 }
 
-/// Runs `session` against the relay URL of a size guard connected to `url`.
+/// Runs `session` against the relay URL of a size guard connected to `url`; the
+/// session reports each frame it gets to the guard's [`FrameProgress`].
 async fn guarded<T, F, Fut>(url: &url::Url, session: F) -> Result<T, IngestError>
 where
-    F: FnOnce(url::Url) -> Fut,
+    F: FnOnce(url::Url, FrameProgress) -> Fut,
     Fut: std::future::Future<Output = Result<T, IngestError>>,
 {
     let relay = match tokio::time::timeout(HANDSHAKE_TIMEOUT, super::guard::start(url)).await {
@@ -189,7 +194,7 @@ where
         Ok(Err(e)) => return Err(IngestError::Connect(e.to_string())),
         Ok(Ok(relay)) => relay,
     };
-    let result = session(relay.url.clone()).await;
+    let result = session(relay.url.clone(), relay.since_frame.clone()).await;
     // Whatever retina made of the cut connection, the guard's reason is the real one.
     match relay.tripped() {
         Some(cut) => Err(IngestError::Oversized(cut)),
@@ -237,6 +242,8 @@ async fn stream_session(
     camera: &CameraHandle,
     stream: StreamKind,
     url: &url::Url,
+    since_frame: &FrameProgress,
+    streamed: &mut StreamedSpan,
     clock: &dyn Clock,
 ) -> Result<(), IngestError> {
     let config = &camera.config;
@@ -251,10 +258,20 @@ async fn stream_session(
     let session_no = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let mut params: Option<Arc<VideoParams>> = None;
     let mut seen_key = false;
+    let mut any_frame = false;
     let mut timeline = super::timeline::Timeline::default();
+    // The stall clock restarts only on a published video frame: a frozen encoder behind
+    // a server that still sends RTCP reports, or a camera that never sends a keyframe,
+    // stalls just like a silent one.
+    let mut stall_deadline = tokio::time::Instant::now() + config.stall_timeout;
 
     loop {
-        let item = match tokio::time::timeout(config.stall_timeout, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
+            Err(_) if any_frame && !seen_key => {
+                return Err(IngestError::NoKeyframe {
+                    secs: config.stall_timeout.as_secs(),
+                })
+            }
             Err(_) => {
                 return Err(IngestError::Stalled {
                     secs: config.stall_timeout.as_secs(),
@@ -266,6 +283,8 @@ async fn stream_session(
         let CodecItem::VideoFrame(frame) = item else {
             continue;
         };
+        since_frame.frame_received();
+        any_frame = true;
         if frame.has_new_parameters() || params.is_none() {
             params = Some(Arc::new(video_params(&demuxed, video)?));
         }
@@ -280,6 +299,8 @@ async fn stream_session(
                 camera.set_state(ConnectionState::Streaming, 0, clock.now_micros());
             }
         }
+        stall_deadline = tokio::time::Instant::now() + config.stall_timeout;
+        streamed.frame(std::time::Instant::now());
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
         let camera_pts = ts.elapsed().saturating_mul(i64::from(TIMESCALE)) / rate;

@@ -12,11 +12,21 @@ Modes (see README.md next to this file):
 - garbage          answers the first request with random binary bytes, then closes
 - endless-headers  a 200 status line, then header lines forever, never the blank line
 - huge-length      a 200 with Content-Length: 4000000000, then body bytes forever
+- lf-only          a status line that never ends: "RTSP/1.0 200 ", then
+                   "a"*1000 + "\n\n" forever (bare LFs; retina ends lines at CRLF only)
 - giant-sps        a valid-looking DESCRIBE whose SDP carries a ~1 MiB SPS in
                    sprop-parameter-sets
 - rtp-garbage      a valid DESCRIBE/SETUP/PLAY (a real 1280x720 SPS/PPS), then
                    interleaved frames declaring 65535-byte lengths filled with
                    junk, frames on unassigned channels and non-'$' garbage
+- endless-au       a valid handshake, then RTP packets (fixed SSRC, consecutive
+                   sequence numbers, mark set, rising timestamps) each holding one
+                   ~60 KB SEI NAL, forever: retina never ends an access unit on an SEI,
+                   so all of it piles up in one frame
+- rtcp-stall       a valid handshake, one IDR keyframe, then only RTCP sender
+                   reports, one a second: a frozen encoder behind a live server
+- no-keyframe      a valid handshake, then non-IDR slices (10 a second), never a
+                   keyframe
 
 On start-up, once the port is bound, it prints one JSON line on stdout:
 {"event": "ready", "port": P, "mode": MODE}, and one line per connection
@@ -35,7 +45,38 @@ import sys
 import threading
 import time
 
-MODES = ["garbage", "endless-headers", "huge-length", "giant-sps", "rtp-garbage"]
+MODES = [
+    "garbage",
+    "endless-headers",
+    "huge-length",
+    "lf-only",
+    "giant-sps",
+    "rtp-garbage",
+    "endless-au",
+    "rtcp-stall",
+    "no-keyframe",
+]
+
+SSRC = 0x12345678  # as announced in the SETUP answer's Transport header
+
+
+def rtp(seq, timestamp, payload, mark=True):
+    """One interleaved RTP packet on channel 0 (payload type 96)."""
+    hdr = bytes([0x80, (0x80 if mark else 0) | 96]) + (seq & 0xFFFF).to_bytes(2, "big")
+    hdr += (timestamp & 0xFFFFFFFF).to_bytes(4, "big") + SSRC.to_bytes(4, "big")
+    packet = hdr + payload
+    return b"$\x00" + len(packet).to_bytes(2, "big") + packet
+
+
+def sender_report(timestamp, packets, octets):
+    """One interleaved RTCP sender report on channel 1."""
+    now = time.time() + 2208988800  # NTP epoch
+    ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
+    body = bytes([0x80, 200]) + (6).to_bytes(2, "big") + SSRC.to_bytes(4, "big")
+    body += ntp.to_bytes(8, "big") + (timestamp & 0xFFFFFFFF).to_bytes(4, "big")
+    body += packets.to_bytes(4, "big") + octets.to_bytes(4, "big")
+    return b"$\x01" + len(body).to_bytes(2, "big") + body
+
 
 # The test camera's own parameter sets (1280x720 Main), so the rtp-garbage mode
 # gets past DESCRIBE and reaches the RTP path.
@@ -152,6 +193,12 @@ def serve(conn, mode, port):
         block = b"v=0\r\n" * 13000
         while True:
             conn.sendall(block)
+    if mode == "lf-only":
+        read_request(conn, b"")
+        conn.sendall(b"RTSP/1.0 200 ")
+        block = (b"a" * 1000 + b"\n\n") * 64
+        while True:
+            conn.sendall(block)
     if mode == "giant-sps":
         handshake(conn, url_base, giant_sprop())
         time.sleep(30)
@@ -177,6 +224,36 @@ def serve(conn, mode, port):
             else:
                 # Not a frame, not a message.
                 conn.sendall(os.urandom(8192))
+    if mode == "endless-au":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        sei = b"\x06" + b"\x55" * 60000
+        seq, timestamp = 1, 90000
+        while True:
+            conn.sendall(rtp(seq, timestamp, sei))
+            seq += 1
+            timestamp += 3000
+    if mode == "rtcp-stall":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        timestamp = 90000
+        # An IDR slice (NAL type 5); its content is never decoded by ingest.
+        conn.sendall(rtp(1, timestamp, b"\x65\x88" + b"\x84" * 2000))
+        n = 0
+        while True:
+            n += 1
+            time.sleep(1)
+            conn.sendall(sender_report(timestamp + n * 90000, 1, 2002))
+    if mode == "no-keyframe":
+        if not handshake(conn, url_base, GOOD_SPROP):
+            return
+        seq, timestamp = 1, 90000
+        while True:
+            # A non-IDR slice (NAL type 1): a frame, but never a random-access point.
+            conn.sendall(rtp(seq, timestamp, b"\x41\x9a" + b"\x84" * 500))
+            seq += 1
+            timestamp += 9000
+            time.sleep(0.1)
     raise SystemExit(f"unknown mode {mode}")
 
 

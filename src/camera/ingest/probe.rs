@@ -13,6 +13,8 @@ use futures::StreamExt;
 use retina::client::{PlayOptions, SessionOptions};
 use retina::codec::{CodecItem, ParametersRef};
 
+use crate::camera::guard::FrameProgress;
+
 use super::{
     describe_and_setup, guarded, session_options, video_params, with_timeout, IngestError,
     HANDSHAKE_TIMEOUT,
@@ -57,14 +59,17 @@ pub async fn probe(
     password: Option<&str>,
 ) -> Result<Probe, IngestError> {
     let options = session_options(username, password);
-    guarded(
-        url,
-        |relayed| async move { session(&relayed, options).await },
-    )
+    guarded(url, |relayed, since_frame| async move {
+        session(&relayed, options, &since_frame).await
+    })
     .await
 }
 
-async fn session(url: &url::Url, options: SessionOptions) -> Result<Probe, IngestError> {
+async fn session(
+    url: &url::Url,
+    options: SessionOptions,
+    since_frame: &FrameProgress,
+) -> Result<Probe, IngestError> {
     let (session, video) = describe_and_setup(url, options).await?;
     let stream = &session.streams()[video];
     let mut probe = Probe {
@@ -89,6 +94,7 @@ async fn session(url: &url::Url, options: SessionOptions) -> Result<Probe, Inges
             let CodecItem::VideoFrame(frame) = item.map_err(IngestError::from_retina)? else {
                 continue;
             };
+            since_frame.frame_received();
             if probe.keyframe.is_none() {
                 if !frame.is_random_access_point() {
                     continue;
