@@ -343,6 +343,7 @@ impl Recorder {
     pub fn close(&mut self, next_pts: Option<i64>, why: &str) {
         let Some(open) = self.open.take() else { return };
         let id = open.entry.id;
+        let written = open.written_entry();
         match open.finish(next_pts) {
             Ok((entry, _)) => {
                 if let Err(e) = self
@@ -356,7 +357,7 @@ impl Recorder {
             }
             Err(e) => {
                 tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {}", chain(&e));
-                self.salvage(id);
+                self.salvage(written);
             }
         }
     }
@@ -410,27 +411,22 @@ impl Recorder {
     /// keyframe. Nothing already acknowledged is touched.
     pub fn fail(&mut self, e: StoreError) {
         let Some(open) = self.open.take() else { return };
-        let id = open.entry.id;
+        let written = open.written_entry();
         drop(open);
-        self.report_problem(format!("recording {id} stopped: {}", chain(&e)));
-        self.salvage(id);
+        self.report_problem(format!("recording {} stopped: {}", written.id, chain(&e)));
+        self.salvage(written);
     }
 
-    /// Cuts a failed recording back to its last sealed chunk and finishes its entry.
-    fn salvage(&mut self, id: RecordingId) {
+    /// Cuts a failed recording back to its last sealed chunk and finishes its entry;
+    /// `written` is the entry as far as frames reached the file.
+    fn salvage(&mut self, mut written: RecordingEntry) {
+        let id = written.id;
         let path = self.store.recording_path(&self.camera, id);
         match self.store.recover_and_describe(&path) {
-            Err(StoreError::EmptyRecording { .. }) => {
-                // Nothing of it reached the disk: no recording to keep.
-                let removed = self
-                    .store
-                    .shred(&self.camera, id)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| self.index.remove_recording(id).map_err(|e| e.to_string()));
-                if let Err(e) = removed {
-                    tracing::error!(camera = %self.camera, recording = %id, "empty recording left for start-up recovery: {e}");
-                }
-            }
+            // Nothing of it reached the disk: no recording to keep. (An end-to-end
+            // file cannot be read here; the frame count says what was written.)
+            Err(StoreError::EmptyRecording { .. }) => self.discard(id),
+            Err(StoreError::EndToEnd { .. }) if written.frames == 0 => self.discard(id),
             Ok(described) => {
                 if let Err(e) = self
                     .index
@@ -440,9 +436,36 @@ impl Recorder {
                     tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
                 }
             }
+            // End-to-end: the daemon cannot read the file back (nor seal its final
+            // chunk), so it is kept as written and marked finished, as start-up
+            // recovery does (`check::finish_open`); left `Open`, retention would skip
+            // it and nobody could delete or play it until a restart.
+            Err(StoreError::EndToEnd { .. }) => {
+                written.bytes = std::fs::metadata(&path).map_or(written.bytes, |m| m.len());
+                written.state = RecordingState::Finished;
+                if let Err(e) = self
+                    .index
+                    .put_recording(&written)
+                    .and_then(|()| self.index.flush())
+                {
+                    tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
+                }
+            }
             Err(e) => {
                 tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {}", chain(&e))
             }
+        }
+    }
+
+    /// Removes a recording none of whose video reached the disk.
+    fn discard(&self, id: RecordingId) {
+        let removed = self
+            .store
+            .shred(&self.camera, id)
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.index.remove_recording(id).map_err(|e| e.to_string()));
+        if let Err(e) = removed {
+            tracing::error!(camera = %self.camera, recording = %id, "empty recording left for start-up recovery: {e}");
         }
     }
 

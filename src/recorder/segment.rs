@@ -121,6 +121,15 @@ impl OpenRecording {
         self.unsynced && self.last_sync.elapsed() >= self.sync_interval
     }
 
+    /// The entry as far as written frames go (what survives if the file is not
+    /// finished): the index needs it when the file cannot be read back here.
+    pub fn written_entry(&self) -> RecordingEntry {
+        let mut entry = self.entry.clone();
+        entry.end_micros =
+            entry.start_micros + (self.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64;
+        entry
+    }
+
     /// Writes the held frames and closes the file; `next_pts` is the time of the frame
     /// that follows (the keyframe that starts the next file at a roll-over), so the
     /// last frame's duration is exact and no frame is lost or duplicated at the joint.

@@ -9,9 +9,10 @@ use crate::clock::{Clock, SimulatedClock};
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::index::{Index, RecordingState};
 use crate::model::{CameraId, Frame, Trigger, VideoParams, TIMESCALE};
+use crate::store::e2e::{KdfParams, LockedViewerKey};
 use crate::store::mp4::testutil::{encode_test_stream, TestStream};
 use crate::store::mp4::ReadAt;
-use crate::store::Store;
+use crate::store::{FileStatus, Store, StoreError};
 
 const START: i64 = 1_800_000_000_000_000;
 
@@ -209,4 +210,43 @@ fn a_trigger_that_waited_in_the_queue_counts_from_when_it_was_sent() {
     // Sent 2 s ago for 3 s: wanted until 1 s from now, not 3.
     assert_eq!(recorder.wanted(10_500_000), Some(Trigger::External));
     assert_eq!(recorder.wanted(11_500_000), None);
+}
+
+/// End-to-end mode: after a failed write the daemon cannot read the file back (it
+/// has no viewer key), yet the entry is finished from what was written instead of
+/// staying `Open` (unplayable, undeletable, skipped by retention) until a restart.
+#[test]
+fn a_failed_end_to_end_recording_is_finished_not_left_open() {
+    let f = fixture();
+    let quick = KdfParams {
+        memory_kib: 8 * 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let (viewer, _) =
+        LockedViewerKey::generate_with("a passphrase for the test", quick).expect("viewer key");
+    f.store
+        .set_recipients(vec![viewer.public_key().clone()])
+        .expect("enable end-to-end");
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    // Frames 0..15: the keyframe at 1.0 s writes out the first ten.
+    for frame in f.frames().into_iter().take(15) {
+        recorder.on_frame(frame);
+    }
+    let disk_full = StoreError::Io {
+        action: "write chunk",
+        path: "/dev/full".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    recorder.fail(disk_full);
+
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    let path = f.store.recording_path(&camera(), entry.id);
+    assert_eq!(f.store.status(&path), FileStatus::EndToEnd);
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.frames, 10, "the frames that reached the file");
+    assert_eq!(entry.end_micros, START + 1_000_000);
+    assert_eq!(entry.bytes, std::fs::metadata(&path).expect("stat").len());
 }
