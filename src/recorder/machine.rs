@@ -11,13 +11,13 @@
 //! file is the first of the next, so nothing is lost or duplicated at the joint. An
 //! event spanning files lists them all.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 
 use super::event::OpenEvent;
+use super::ring::{FrameRing, Pushed, MAX_RING_BYTES, MAX_RING_FRAMES};
 use super::segment::OpenRecording;
 use super::{EventNotice, EventPhase};
 use crate::camera::CameraHandle;
@@ -61,7 +61,9 @@ pub struct Recorder {
     pub notices: Option<broadcast::Sender<EventNotice>>,
     pub open: Option<OpenRecording>,
     pub event: Option<OpenEvent>,
-    pub preroll: VecDeque<Arc<Frame>>,
+    pub preroll: FrameRing,
+    /// Whether the pre-roll ring has hit its memory cap yet (logged once).
+    pub preroll_capped: bool,
     /// The last recording problem shown, to log a repeated failure only once.
     pub problem: Option<String>,
 }
@@ -93,7 +95,8 @@ impl Recorder {
             notices: None,
             open: None,
             event: None,
-            preroll: VecDeque::new(),
+            preroll: FrameRing::default(),
+            preroll_capped: false,
             problem: None,
         }
     }
@@ -172,13 +175,6 @@ impl Recorder {
             }
         }
         if self
-            .preroll
-            .back()
-            .is_some_and(|last| last.session != frame.session)
-        {
-            self.preroll.clear();
-        }
-        if self
             .event
             .as_ref()
             .is_some_and(|e| frame.wall_micros >= e.until_micros)
@@ -210,7 +206,7 @@ impl Recorder {
                 // (The ring was cut back to the trigger's pre-roll when it came.)
                 self.keep_preroll(frame);
                 if !self.preroll.is_empty() {
-                    let frames: Vec<Arc<Frame>> = self.preroll.drain(..).collect();
+                    let frames = self.preroll.take_all();
                     self.start(frames, trigger);
                 }
             }
@@ -218,40 +214,24 @@ impl Recorder {
     }
 
     /// Keeps the last `pre_roll` (plus the trigger delay allowance) of frames,
-    /// always starting at a keyframe.
+    /// always starting at a keyframe, and never more than the ring's memory caps
+    /// (timestamps alone do not bound it: see [`MAX_RING_BYTES`]).
     fn keep_preroll(&mut self, frame: Arc<Frame>) {
-        if self.preroll.is_empty() && !frame.is_key {
-            return;
-        }
         let keep =
             micros(self.pre_roll + TRIGGER_DELAY_ALLOWANCE) * i64::from(TIMESCALE) / 1_000_000;
         let horizon = frame.pts - keep;
-        self.preroll.push_back(frame);
-        self.drop_gops_before(|f| f.pts <= horizon);
+        if self.preroll.push(frame) == Pushed::Capped && !self.preroll_capped {
+            self.preroll_capped = true;
+            tracing::warn!(camera = %self.camera, "camera {}: the pre-roll reached its memory cap ({MAX_RING_FRAMES} frames or {} MiB) without a later keyframe old enough to drop; its oldest frames were dropped (does the camera send keyframes and advancing timestamps?)", self.camera, MAX_RING_BYTES / (1024 * 1024));
+        }
+        self.preroll.drop_groups_before(|f| f.pts <= horizon);
     }
 
     /// A recording about to start for a trigger: start at the last keyframe at or
     /// before `from_micros`, not earlier.
     fn trim_preroll_to(&mut self, from_micros: i64) {
-        self.drop_gops_before(|f| f.wall_micros <= from_micros);
-    }
-
-    /// Drops whole GOPs from the ring's front while the next keyframe satisfies
-    /// `old_enough`, so the ring always starts at a keyframe.
-    fn drop_gops_before(&mut self, old_enough: impl Fn(&Frame) -> bool) {
-        while let Some(next_key) = self
-            .preroll
-            .iter()
-            .skip(1)
-            .position(|f| f.is_key)
-            .map(|i| i + 1)
-        {
-            if old_enough(&self.preroll[next_key]) {
-                self.preroll.drain(..next_key);
-            } else {
-                break;
-            }
-        }
+        self.preroll
+            .drop_groups_before(|f| f.wall_micros <= from_micros);
     }
 
     /// Starts a recording with `frames` (the first a keyframe) under `trigger`.

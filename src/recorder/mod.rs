@@ -20,6 +20,7 @@ mod event;
 mod forward;
 mod machine;
 pub mod motion_feed;
+mod ring;
 mod segment;
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::machine::Recorder;
+use super::ring::{MAX_RING_BYTES, MAX_RING_FRAMES};
 use crate::clock::{Clock, SimulatedClock};
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::index::{Index, RecordingState};
@@ -249,4 +250,96 @@ fn a_failed_end_to_end_recording_is_finished_not_left_open() {
     assert_eq!(entry.frames, 10, "the frames that reached the file");
     assert_eq!(entry.end_micros, START + 1_000_000);
     assert_eq!(entry.bytes, std::fs::metadata(&path).expect("stat").len());
+}
+
+impl Fixture {
+    /// A keyframe then `count` frames made by `next(i)` from the fixture's first
+    /// P-frame, all under the fixture's parameters.
+    fn keyframe_then(
+        &self,
+        count: usize,
+        next: impl Fn(usize, &Frame) -> Frame,
+    ) -> Vec<Arc<Frame>> {
+        let frames = self.frames();
+        let p_frame = frames[1].clone();
+        let mut out = vec![frames[0].clone()];
+        out.extend((0..count).map(|i| Arc::new(next(i, &p_frame))));
+        out
+    }
+}
+
+/// A camera that sends one keyframe and then only P-frames: the pre-roll ring has no
+/// later keyframe to drop up to, yet stays bounded.
+#[test]
+fn preroll_stays_bounded_without_a_second_keyframe() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    let frames = f.keyframe_then(10_000, |i, p| Frame {
+        pts: p.pts * (i as i64 + 1),
+        wall_micros: START + (i as i64 + 1) * 100_000,
+        ..p.clone()
+    });
+    for frame in frames {
+        recorder.on_frame(frame);
+        assert!(recorder.preroll.len() <= MAX_RING_FRAMES);
+    }
+}
+
+/// Timestamps that never advance (all 0): no keyframe is ever old enough to drop
+/// before, yet the ring stays bounded.
+#[test]
+fn preroll_stays_bounded_when_timestamps_stand_still() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    let frames = f.frames();
+    for i in 0..10_000 {
+        let frame = &frames[i % frames.len()];
+        recorder.on_frame(Arc::new(Frame {
+            pts: 0,
+            wall_micros: START,
+            ..(**frame).clone()
+        }));
+        assert!(recorder.preroll.len() <= MAX_RING_FRAMES);
+    }
+}
+
+/// Big frames hit the byte cap long before the frame cap; the ring then drops whole
+/// keyframe groups from its front and still starts at a keyframe.
+#[test]
+fn preroll_stays_bounded_in_bytes() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    // One shared megabyte: 200 frames "hold" 200 MB without allocating it.
+    let megabyte = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+    for frame in f.frames().iter().cycle().take(200) {
+        recorder.on_frame(Arc::new(Frame {
+            pts: 0,
+            data: megabyte.clone(),
+            ..(**frame).clone()
+        }));
+        assert!(recorder.preroll.bytes() <= MAX_RING_BYTES);
+    }
+    assert!(recorder.preroll.front().expect("frames kept").is_key);
+}
+
+/// Continuous mode, timestamps that stand still and no second keyframe: the held
+/// frames are written out anyway instead of piling up in memory.
+#[test]
+fn continuous_recording_writes_frames_whose_timestamps_stand_still() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let frames = f.keyframe_then(10_000, |_, p| Frame {
+        pts: 0,
+        ..p.clone()
+    });
+    let sent = frames.len() as u64;
+    for frame in frames {
+        recorder.on_frame(frame);
+    }
+    let open = recorder.open.as_ref().expect("recording");
+    assert!(
+        open.entry.frames + 256 >= sent,
+        "{} of {sent} frames written",
+        open.entry.frames
+    );
 }
