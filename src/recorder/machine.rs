@@ -183,7 +183,7 @@ impl Recorder {
         }
         let Some(trigger) = self.wanted(frame.wall_micros) else {
             if self.open.is_some() {
-                self.close(Some(frame.pts), "post-roll over");
+                self.close_into_preroll(Some(frame.pts), "post-roll over");
             }
             if self.mode == RecordingMode::Events {
                 self.keep_preroll(frame);
@@ -315,7 +315,7 @@ impl Recorder {
         {
             self.close_event(now);
             if self.mode == RecordingMode::Events {
-                self.close(None, "post-roll over");
+                self.close_into_preroll(None, "post-roll over");
             }
         }
     }
@@ -339,6 +339,24 @@ impl Recorder {
                 tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {}", chain(&e));
                 self.salvage(written);
             }
+        }
+    }
+
+    /// Closes a recording at the end of an event, handing its current keyframe group
+    /// to the pre-roll ring (empty while recording). Without it the frames up to the
+    /// next keyframe could not be kept (a ring starts at a keyframe), and a trigger
+    /// soon after would start its recording there, leaving a stretch in no file. The
+    /// group is in both files then: decoding needs its keyframe.
+    fn close_into_preroll(&mut self, next_pts: Option<i64>, why: &str) {
+        let group = self
+            .open
+            .as_ref()
+            .map(OpenRecording::current_group)
+            .unwrap_or_default();
+        self.close(next_pts, why);
+        self.preroll.clear();
+        for frame in group {
+            self.preroll.push(frame);
         }
     }
 

@@ -70,6 +70,11 @@ impl FrameRing {
         self.frames.drain(..).collect()
     }
 
+    /// The frames, oldest first, leaving the ring as it is.
+    pub fn to_vec(&self) -> Vec<Arc<Frame>> {
+        self.frames.iter().cloned().collect()
+    }
+
     /// Appends a frame. A new connection starts the ring afresh (from its first
     /// keyframe): frames on either side of it cannot share a file.
     pub fn push(&mut self, frame: Arc<Frame>) -> Pushed {

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ring::FrameRing;
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::{Frame, VideoParams, TIMESCALE};
 use crate::store::mp4::{self, Sample, TrackParams};
@@ -44,6 +45,9 @@ pub struct OpenRecording {
     held_bytes: usize,
     /// Whether the held frames hit a cap rather than [`MAX_HELD`] yet (logged once).
     held_capped: bool,
+    /// The frames since the last keyframe: where a pre-roll ring starts again when
+    /// this recording ends mid-group (see [`current_group`](Self::current_group)).
+    group: FrameRing,
     sequence: u32,
     decode_time: u64,
     last_duration: u32,
@@ -69,6 +73,8 @@ impl OpenRecording {
         };
         let init = mp4::init_segment(&track).map_err(|e| StoreError::Mp4(e.to_string()))?;
         writer.write_all(&init)?;
+        let mut group = FrameRing::default();
+        group.push(first.clone());
         Ok(OpenRecording {
             entry,
             writer,
@@ -78,6 +84,7 @@ impl OpenRecording {
             held: vec![first.clone()],
             held_bytes: first.data.len(),
             held_capped: false,
+            group,
             sequence: 1,
             decode_time: 0,
             last_duration: FALLBACK_DURATION,
@@ -103,7 +110,9 @@ impl OpenRecording {
     pub fn push(&mut self, frame: Arc<Frame>) -> Result<(), StoreError> {
         if frame.is_key {
             self.write_held(Some(frame.pts))?;
+            self.group.clear();
         }
+        self.group.push(frame.clone());
         self.held_bytes += frame.data.len();
         self.held.push(frame);
         let span = self.held.last().map_or(0, |l| l.pts) - self.held.first().map_or(0, |f| f.pts);
@@ -140,6 +149,12 @@ impl OpenRecording {
 
     pub fn needs_sync(&self) -> bool {
         self.unsynced && self.last_sync.elapsed() >= self.sync_interval
+    }
+
+    /// The frames from the last keyframe on (empty if the group outgrew the ring's
+    /// caps): the frames after them cannot be decoded without them.
+    pub fn current_group(&self) -> Vec<Arc<Frame>> {
+        self.group.to_vec()
     }
 
     /// The entry as far as written frames go (what survives if the file is not

@@ -343,3 +343,33 @@ fn continuous_recording_writes_frames_whose_timestamps_stand_still() {
         open.entry.frames
     );
 }
+
+/// An event that ends mid-group (at 1.4 s, keyframes at 1.0 s and 2.0 s) and a
+/// trigger at 1.6 s: the second recording reaches back to the 1.0 s keyframe, so
+/// nothing from 1.4 s to 2.0 s is missing from both files.
+#[test]
+fn a_trigger_soon_after_an_event_ended_mid_group_keeps_its_preroll() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.pre_roll = Duration::from_secs(1);
+    recorder.post_roll = Duration::ZERO;
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        match i {
+            12 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(200)),
+            16 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(600)),
+            _ => {}
+        }
+        recorder.on_frame(frame);
+    }
+    let mut recordings = f.index.all_recordings().expect("recordings");
+    recordings.sort_by_key(|r| r.start_micros);
+    assert_eq!(recordings.len(), 2, "{recordings:?}");
+    assert_eq!(recordings[0].end_micros, START + 1_400_000);
+    assert!(
+        recordings[1].start_micros <= START + 1_400_000,
+        "the second recording starts at {} s",
+        (recordings[1].start_micros - START) as f64 / 1e6
+    );
+}
