@@ -213,6 +213,14 @@ impl Recorder {
         }
     }
 
+    /// Frames were lost upstream: neither the open recording nor the pre-roll may
+    /// join across the hole (a later recording would play the frames after it as if
+    /// they followed on, from a keyframe before it).
+    pub fn on_gap(&mut self) {
+        self.close(None, "frames were lost upstream");
+        self.preroll.clear();
+    }
+
     /// Keeps the last `pre_roll` (plus the trigger delay allowance) of frames,
     /// always starting at a keyframe, and never more than the ring's memory caps
     /// (timestamps alone do not bound it: see [`MAX_RING_BYTES`]).

@@ -237,7 +237,7 @@ fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
 fn handle(recorder: &mut Recorder, input: RecorderInput) {
     match input {
         RecorderInput::Frame(frame) => recorder.on_frame(frame),
-        RecorderInput::Gap => recorder.close(None, "frames were lost upstream"),
+        RecorderInput::Gap => recorder.on_gap(),
         RecorderInput::Trigger {
             kind,
             duration,

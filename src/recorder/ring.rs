@@ -2,7 +2,8 @@
 //! the pre-roll ring of events mode, and the open recording's current keyframe group.
 //!
 //! Invariants: the first frame is a keyframe; all frames share one connection
-//! (session); the ring never holds more than
+//! (session) and one set of parameters, so a file started from them has one sample
+//! entry that fits every frame; the ring never holds more than
 //! [`MAX_RING_FRAMES`] frames or [`MAX_RING_BYTES`] bytes, whatever the camera's
 //! timestamps and keyframe interval do.
 
@@ -75,14 +76,14 @@ impl FrameRing {
         self.frames.iter().cloned().collect()
     }
 
-    /// Appends a frame. A new connection starts the ring afresh (from its first
-    /// keyframe): frames on either side of it cannot share a file.
+    /// Appends a frame. A new connection or new parameters start the ring afresh
+    /// (from the first keyframe after the change): frames on either side of it cannot
+    /// share a file, whose one sample entry comes from its first frame.
     pub fn push(&mut self, frame: Arc<Frame>) -> Pushed {
-        if self
-            .frames
-            .back()
-            .is_some_and(|last| last.session != frame.session)
-        {
+        if self.frames.back().is_some_and(|last| {
+            last.session != frame.session
+                || !(Arc::ptr_eq(&last.params, &frame.params) || *last.params == *frame.params)
+        }) {
             self.clear();
         }
         if self.frames.is_empty() && !frame.is_key {

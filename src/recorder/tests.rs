@@ -373,3 +373,68 @@ fn a_trigger_soon_after_an_event_ended_mid_group_keeps_its_preroll() {
         (recordings[1].start_micros - START) as f64 / 1e6
     );
 }
+
+/// The camera changes its parameters at the keyframe at 2.0 s, and a trigger at 2.5 s
+/// reaches back 5 s: the recording starts at the new parameters' first keyframe, so
+/// its one sample entry fits every frame in it.
+#[test]
+fn preroll_does_not_reach_back_across_new_parameters() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    let frames = f.frames();
+    let old = frames[0].params.clone();
+    let new = Arc::new(VideoParams {
+        width: old.width / 2,
+        ..(*old).clone()
+    });
+    for (i, frame) in frames.into_iter().enumerate() {
+        let frame = if i >= 20 {
+            Arc::new(Frame {
+                params: new.clone(),
+                ..(*frame).clone()
+            })
+        } else {
+            frame
+        };
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        if i == 25 {
+            recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let r = &recordings[0];
+    let mut reader = f.store.open_recording(&camera(), r.id).expect("open");
+    let parsed = reader.parse().expect("parse");
+    assert_eq!(
+        (parsed.track.width, r.start_micros),
+        (new.width, START + 2_000_000),
+        "the file holds only frames with the new parameters"
+    );
+}
+
+/// Frames 15..18 are lost upstream; a trigger at 2.5 s reaching back 5 s starts its
+/// recording at the first keyframe after the hole, not before it.
+#[test]
+fn preroll_does_not_reach_back_across_a_gap() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        match i {
+            15..=17 => continue,
+            18 => super::handle(&mut recorder, super::RecorderInput::Gap),
+            25 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(200)),
+            _ => {}
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0].start_micros, START + 2_000_000);
+}
