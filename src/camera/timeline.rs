@@ -7,6 +7,17 @@
 //! any honest reordering or network burst is cut out here: the frame is placed one
 //! frame interval after the previous one and later frames follow from there. Video is
 //! never dropped for it; only the camera's claimed time is corrected.
+//!
+//! A camera's clock also runs a little fast or slow (100 ppm is 8.6 s a day), and
+//! frames are placed on the wall clock as the time at PLAY plus their timestamp, so
+//! without a correction they drift away from the host's clock for as long as the
+//! session lasts, and everything that compares the two (the recorder's post-roll)
+//! goes wrong. So the timeline is slewed back whenever it is more than [`MAX_DRIFT`]
+//! away from the host's clock (measured from the first frame's arrival): by at most
+//! [`SLEW_PPM`] of each frame's duration, like moonfire-nvr, which outruns any honest
+//! crystal and keeps frames monotonic and contiguous (no jump, no gap, no overlap).
+//! A clock off by more than that settles at [`MAX_DRIFT_FAST`], where the slew rises
+//! to [`FAST_SLEW_PPM`].
 
 use crate::model::TIMESCALE;
 
@@ -18,6 +29,17 @@ const MAX_BACKWARDS: i64 = TIMESCALE as i64;
 const MAX_AHEAD_OF_WALL: i64 = 10 * TIMESCALE as i64;
 /// Frame interval assumed before two frames have been seen (30 fps).
 const DEFAULT_STEP: i64 = TIMESCALE as i64 / 30;
+/// How far the timeline may run from the host's clock before it is slewed back:
+/// more than network jitter and a frame burst after a short stall.
+pub const MAX_DRIFT: i64 = TIMESCALE as i64;
+/// Correction per unit of camera time while beyond [`MAX_DRIFT`] (parts per million).
+const SLEW_PPM: i64 = 500;
+/// Beyond this the camera's clock is off by more than [`SLEW_PPM`] (or frames were
+/// held up for long): the faster slew holds it here.
+pub const MAX_DRIFT_FAST: i64 = 10 * TIMESCALE as i64;
+/// Correction per unit of camera time beyond [`MAX_DRIFT_FAST`]: 5 %, well below a
+/// frame interval per frame, so frames stay in order.
+const FAST_SLEW_PPM: i64 = 50_000;
 
 /// Where a frame lands on the corrected timeline.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +60,10 @@ pub struct Timeline {
     last: Option<(i64, i64)>,
     /// Last plausible frame interval, used to place the frame after a jump.
     step: i64,
+    /// Wall clock (µs) when the first frame arrived: corrected time 0.
+    anchor_wall: Option<i64>,
+    /// Slew earned but not yet applied, in millionths of a [`TIMESCALE`] tick.
+    slew_credit: i64,
 }
 
 impl Timeline {
@@ -48,6 +74,7 @@ impl Timeline {
         let pts = camera_pts - base;
         let Some((last_pts, last_wall)) = self.last else {
             self.last = Some((pts, wall_micros));
+            self.anchor_wall = Some(wall_micros);
             return Placed { pts, jumped: None };
         };
         let step = pts - last_pts;
@@ -69,8 +96,36 @@ impl Timeline {
         if step > 0 && step <= MAX_BACKWARDS {
             self.step = step;
         }
+        let pts = pts - self.slew(step, pts, wall_micros);
         self.last = Some((pts, wall_micros));
         Placed { pts, jumped: None }
+    }
+
+    /// How much to take off a frame's time (and every later frame's) to bring the
+    /// timeline back toward the host's clock; see the module doc.
+    fn slew(&mut self, step: i64, pts: i64, wall_micros: i64) -> i64 {
+        let anchor = self.anchor_wall.unwrap_or(wall_micros);
+        let host = (wall_micros - anchor) * i64::from(TIMESCALE) / 1_000_000;
+        let drift = pts - host;
+        let excess = drift.abs() - MAX_DRIFT;
+        if excess <= 0 || step <= 0 {
+            self.slew_credit = 0;
+            return 0;
+        }
+        let ppm = if drift.abs() > MAX_DRIFT_FAST {
+            FAST_SLEW_PPM
+        } else {
+            SLEW_PPM
+        };
+        self.slew_credit += step.min(MAX_BACKWARDS) * ppm;
+        let correction = (self.slew_credit / 1_000_000).min(excess);
+        // What the cap left unused is not saved up: a later frame must not take a
+        // correction as large as its own duration.
+        self.slew_credit = (self.slew_credit - correction * 1_000_000).min(999_999);
+        if let Some(base) = self.base.as_mut() {
+            *base += correction * drift.signum();
+        }
+        correction * drift.signum()
     }
 }
 
@@ -132,6 +187,49 @@ mod tests {
                 pts: 5 * 90_000,
                 jumped: None
             }
+        );
+    }
+
+    /// Frames `ppm` fast (per 1e6) for `seconds` at 30 fps, arriving on time by the
+    /// host's clock: the largest distance from the host's clock, in ticks, over the
+    /// last simulated hour; and that every frame came after the one before.
+    fn run_fast_camera(ppm: i64, seconds: i64) -> (i64, bool) {
+        let mut t = Timeline::default();
+        let frames = seconds * 30;
+        let mut last = -1;
+        let mut in_order = true;
+        let mut worst_late = 0;
+        for i in 0..frames {
+            let camera = i * FRAME * (1_000_000 + ppm) / 1_000_000;
+            let wall = 1_000_000_000 + i * 1_000_000 / 30;
+            let placed = t.place(camera, wall);
+            in_order &= placed.pts > last && placed.jumped.is_none();
+            last = placed.pts;
+            if i >= frames - 3600 * 30 {
+                let host = i * FRAME;
+                worst_late = worst_late.max((placed.pts - host).abs());
+            }
+        }
+        (worst_late, in_order)
+    }
+
+    #[test]
+    fn a_camera_clock_100_ppm_fast_stays_within_a_second_of_the_host_for_a_day() {
+        let (drift, in_order) = run_fast_camera(100, 24 * 3600);
+        assert!(in_order, "frames stay in order, with no jump");
+        assert!(
+            drift <= MAX_DRIFT + FRAME,
+            "{drift} ticks off the host's clock"
+        );
+    }
+
+    #[test]
+    fn a_camera_clock_1_percent_fast_stays_bounded() {
+        let (drift, in_order) = run_fast_camera(10_000, 2 * 3600);
+        assert!(in_order, "frames stay in order, with no jump");
+        assert!(
+            drift <= MAX_DRIFT_FAST + FRAME,
+            "{drift} ticks off the host's clock"
         );
     }
 
