@@ -10,6 +10,12 @@
 //! A roll-over happens at the first keyframe after `rollover`; the frame that closes a
 //! file is the first of the next, so nothing is lost or duplicated at the joint. An
 //! event spanning files lists them all.
+//!
+//! Times here are on the frames' clock (the camera's timeline placed on the wall
+//! clock by ingest), not the host's: an event's end is compared with frame times, so
+//! when the two clocks disagree the host's "now" is moved onto the frames' clock by
+//! the offset seen at the latest frame ([`Recorder::frame_now`]). A camera clock that
+//! drifted from the host's then cannot end an event before its first frame.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +37,12 @@ use crate::store::{NewRecording, Store, StoreError};
 /// How much longer than the pre-roll the ring keeps, because a trigger may be heard
 /// after the moment it refers to (motion is confirmed up to two GOPs late).
 pub const TRIGGER_DELAY_ALLOWANCE: Duration = Duration::from_secs(4);
+
+/// Below this, a frame's wall time minus the host's clock is delivery and batching
+/// delay (frames are taken in [`GATHER`](super::GATHER) batches) plus the drift the
+/// camera timeline allows, not a different clock: the host's clock is used as is,
+/// since the offset would shorten every post-roll by that delay.
+pub const FRAME_CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
 
 /// A motion analysis result, as the motion worker reports it.
 #[derive(Debug)]
@@ -66,6 +78,8 @@ pub struct Recorder {
     pub preroll_capped: bool,
     /// The last recording problem shown, to log a repeated failure only once.
     pub problem: Option<String>,
+    /// The latest frame's wall time minus the host's clock when it came (µs).
+    pub frame_offset: i64,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -98,13 +112,24 @@ impl Recorder {
             preroll: FrameRing::default(),
             preroll_capped: false,
             problem: None,
+            frame_offset: 0,
         }
     }
 
-    /// A trigger about the moment `at_micros` (now if `None`): record from a
-    /// pre-roll before it until `duration` after it, plus the post-roll.
-    pub fn on_trigger(&mut self, kind: Trigger, at_micros: Option<i64>, duration: Duration) {
+    /// Now, on the frames' clock (see the module doc and [`FRAME_CLOCK_TOLERANCE`]).
+    pub fn frame_now(&self) -> i64 {
         let now = self.clock.now_micros();
+        if self.frame_offset.abs() > micros(FRAME_CLOCK_TOLERANCE) {
+            now.saturating_add(self.frame_offset)
+        } else {
+            now
+        }
+    }
+
+    /// A trigger about the moment `at_micros` on the frames' clock (now if `None`):
+    /// record from a pre-roll before it until `duration` after it, plus the post-roll.
+    pub fn on_trigger(&mut self, kind: Trigger, at_micros: Option<i64>, duration: Duration) {
+        let now = self.frame_now();
         let at = at_micros.map_or(now, |at| at.min(now));
         let until = now.max(at + micros(duration)) + micros(self.post_roll);
         match self.event.as_mut() {
@@ -147,7 +172,7 @@ impl Recorder {
         if update.active {
             self.on_trigger(Trigger::Motion, update.started_micros, Duration::ZERO);
         }
-        let now = self.clock.now_micros();
+        let now = self.frame_now();
         if let Some(event) = self.event.as_mut() {
             event.add_score(now, update.score, update.thumbnail);
         }
@@ -168,6 +193,7 @@ impl Recorder {
     }
 
     pub fn on_frame(&mut self, frame: Arc<Frame>) {
+        self.frame_offset = frame.wall_micros.saturating_sub(self.clock.now_micros());
         if let Some(open) = &self.open {
             if !open.accepts(&frame) {
                 let next = (frame.session == open.session).then_some(frame.pts);
@@ -315,7 +341,7 @@ impl Recorder {
                 }
             }
         }
-        let now = self.clock.now_micros();
+        let now = self.frame_now();
         if self
             .event
             .as_ref()

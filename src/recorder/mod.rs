@@ -245,7 +245,7 @@ fn handle(recorder: &mut Recorder, input: RecorderInput) {
         } => {
             // Timed from the press, not from when this thread got round to it.
             let waited = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
-            let at = recorder.clock.now_micros().saturating_sub(waited);
+            let at = recorder.frame_now().saturating_sub(waited);
             recorder.on_trigger(kind, Some(at), duration)
         }
         RecorderInput::Motion(update) => recorder.on_motion(update),
@@ -253,7 +253,7 @@ fn handle(recorder: &mut Recorder, input: RecorderInput) {
 }
 
 fn finish(recorder: &mut Recorder) {
-    let now = recorder.clock.now_micros();
+    let now = recorder.frame_now();
     recorder.close_event(now);
     recorder.close(None, "shutting down");
 }

@@ -155,9 +155,10 @@ fn a_trigger_records_from_the_preroll_keyframe_until_the_post_roll_ends() {
     recorder.pre_roll = Duration::from_secs(1);
     recorder.post_roll = Duration::from_millis(300);
     for (i, frame) in f.frames().into_iter().enumerate() {
+        // The host's clock reads each frame's time as it arrives.
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
         if i == 20 {
-            f.clock
-                .advance_micros(frame.wall_micros - f.clock.now_micros());
             recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
             assert!(
                 f.index.all_events().expect("events")[0].open,
@@ -437,4 +438,29 @@ fn preroll_does_not_reach_back_across_a_gap() {
     let recordings = f.index.all_recordings().expect("recordings");
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     assert_eq!(recordings[0].start_micros, START + 2_000_000);
+}
+
+/// The camera's clock ran ahead of the host's (20 s after days of drift): a trigger
+/// still records, because the event's end is on the frames' clock.
+#[test]
+fn a_trigger_records_when_the_camera_clock_runs_ahead_of_the_host() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.pre_roll = Duration::from_secs(1);
+    recorder.post_roll = Duration::from_millis(300);
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        let host = frame.wall_micros - 20_000_000;
+        f.clock.advance_micros(host - f.clock.now_micros());
+        if i == 20 {
+            recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0].start_micros, START + 1_000_000);
+    assert_eq!(
+        recordings[0].frames, 15,
+        "frames 10..25, as on a true clock"
+    );
 }
