@@ -10,14 +10,20 @@
 //! A roll-over happens at the first keyframe after `rollover`; the frame that closes a
 //! file is the first of the next, so nothing is lost or duplicated at the joint. An
 //! event spanning files lists them all.
+//!
+//! Times here are on the frames' clock (the camera's timeline placed on the wall
+//! clock by ingest), not the host's: an event's end is compared with frame times, so
+//! when the two clocks disagree the host's "now" is moved onto the frames' clock by
+//! the offset seen at the latest frame ([`Recorder::frame_now`]). A camera clock that
+//! drifted from the host's then cannot end an event before its first frame.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 
 use super::event::OpenEvent;
+use super::ring::{FrameRing, Pushed, MAX_RING_BYTES, MAX_RING_FRAMES};
 use super::segment::OpenRecording;
 use super::{EventNotice, EventPhase};
 use crate::camera::CameraHandle;
@@ -31,6 +37,12 @@ use crate::store::{NewRecording, Store, StoreError};
 /// How much longer than the pre-roll the ring keeps, because a trigger may be heard
 /// after the moment it refers to (motion is confirmed up to two GOPs late).
 pub const TRIGGER_DELAY_ALLOWANCE: Duration = Duration::from_secs(4);
+
+/// Below this, a frame's wall time minus the host's clock is delivery and batching
+/// delay (frames are taken in [`GATHER`](super::GATHER) batches) plus the drift the
+/// camera timeline allows, not a different clock: the host's clock is used as is,
+/// since the offset would shorten every post-roll by that delay.
+pub const FRAME_CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
 
 /// A motion analysis result, as the motion worker reports it.
 #[derive(Debug)]
@@ -61,9 +73,13 @@ pub struct Recorder {
     pub notices: Option<broadcast::Sender<EventNotice>>,
     pub open: Option<OpenRecording>,
     pub event: Option<OpenEvent>,
-    pub preroll: VecDeque<Arc<Frame>>,
+    pub preroll: FrameRing,
+    /// Whether the pre-roll ring has hit its memory cap yet (logged once).
+    pub preroll_capped: bool,
     /// The last recording problem shown, to log a repeated failure only once.
     pub problem: Option<String>,
+    /// The latest frame's wall time minus the host's clock when it came (µs).
+    pub frame_offset: i64,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -93,15 +109,27 @@ impl Recorder {
             notices: None,
             open: None,
             event: None,
-            preroll: VecDeque::new(),
+            preroll: FrameRing::default(),
+            preroll_capped: false,
             problem: None,
+            frame_offset: 0,
         }
     }
 
-    /// A trigger about the moment `at_micros` (now if `None`): record from a
-    /// pre-roll before it until `duration` after it, plus the post-roll.
-    pub fn on_trigger(&mut self, kind: Trigger, at_micros: Option<i64>, duration: Duration) {
+    /// Now, on the frames' clock (see the module doc and [`FRAME_CLOCK_TOLERANCE`]).
+    pub fn frame_now(&self) -> i64 {
         let now = self.clock.now_micros();
+        if self.frame_offset.abs() > micros(FRAME_CLOCK_TOLERANCE) {
+            now.saturating_add(self.frame_offset)
+        } else {
+            now
+        }
+    }
+
+    /// A trigger about the moment `at_micros` on the frames' clock (now if `None`):
+    /// record from a pre-roll before it until `duration` after it, plus the post-roll.
+    pub fn on_trigger(&mut self, kind: Trigger, at_micros: Option<i64>, duration: Duration) {
+        let now = self.frame_now();
         let at = at_micros.map_or(now, |at| at.min(now));
         let until = now.max(at + micros(duration)) + micros(self.post_roll);
         match self.event.as_mut() {
@@ -144,7 +172,7 @@ impl Recorder {
         if update.active {
             self.on_trigger(Trigger::Motion, update.started_micros, Duration::ZERO);
         }
-        let now = self.clock.now_micros();
+        let now = self.frame_now();
         if let Some(event) = self.event.as_mut() {
             event.add_score(now, update.score, update.thumbnail);
         }
@@ -165,18 +193,12 @@ impl Recorder {
     }
 
     pub fn on_frame(&mut self, frame: Arc<Frame>) {
+        self.frame_offset = frame.wall_micros.saturating_sub(self.clock.now_micros());
         if let Some(open) = &self.open {
             if !open.accepts(&frame) {
                 let next = (frame.session == open.session).then_some(frame.pts);
                 self.close(next, "the stream changed");
             }
-        }
-        if self
-            .preroll
-            .back()
-            .is_some_and(|last| last.session != frame.session)
-        {
-            self.preroll.clear();
         }
         if self
             .event
@@ -187,7 +209,7 @@ impl Recorder {
         }
         let Some(trigger) = self.wanted(frame.wall_micros) else {
             if self.open.is_some() {
-                self.close(Some(frame.pts), "post-roll over");
+                self.close_into_preroll(Some(frame.pts), "post-roll over");
             }
             if self.mode == RecordingMode::Events {
                 self.keep_preroll(frame);
@@ -210,48 +232,40 @@ impl Recorder {
                 // (The ring was cut back to the trigger's pre-roll when it came.)
                 self.keep_preroll(frame);
                 if !self.preroll.is_empty() {
-                    let frames: Vec<Arc<Frame>> = self.preroll.drain(..).collect();
+                    let frames = self.preroll.take_all();
                     self.start(frames, trigger);
                 }
             }
         }
     }
 
+    /// Frames were lost upstream: neither the open recording nor the pre-roll may
+    /// join across the hole (a later recording would play the frames after it as if
+    /// they followed on, from a keyframe before it).
+    pub fn on_gap(&mut self) {
+        self.close(None, "frames were lost upstream");
+        self.preroll.clear();
+    }
+
     /// Keeps the last `pre_roll` (plus the trigger delay allowance) of frames,
-    /// always starting at a keyframe.
+    /// always starting at a keyframe, and never more than the ring's memory caps
+    /// (timestamps alone do not bound it: see [`MAX_RING_BYTES`]).
     fn keep_preroll(&mut self, frame: Arc<Frame>) {
-        if self.preroll.is_empty() && !frame.is_key {
-            return;
-        }
         let keep =
             micros(self.pre_roll + TRIGGER_DELAY_ALLOWANCE) * i64::from(TIMESCALE) / 1_000_000;
         let horizon = frame.pts - keep;
-        self.preroll.push_back(frame);
-        self.drop_gops_before(|f| f.pts <= horizon);
+        if self.preroll.push(frame) == Pushed::Capped && !self.preroll_capped {
+            self.preroll_capped = true;
+            tracing::warn!(camera = %self.camera, "camera {}: the pre-roll reached its memory cap ({MAX_RING_FRAMES} frames or {} MiB) without a later keyframe old enough to drop; its oldest frames were dropped (does the camera send keyframes and advancing timestamps?)", self.camera, MAX_RING_BYTES / (1024 * 1024));
+        }
+        self.preroll.drop_groups_before(|f| f.pts <= horizon);
     }
 
     /// A recording about to start for a trigger: start at the last keyframe at or
     /// before `from_micros`, not earlier.
     fn trim_preroll_to(&mut self, from_micros: i64) {
-        self.drop_gops_before(|f| f.wall_micros <= from_micros);
-    }
-
-    /// Drops whole GOPs from the ring's front while the next keyframe satisfies
-    /// `old_enough`, so the ring always starts at a keyframe.
-    fn drop_gops_before(&mut self, old_enough: impl Fn(&Frame) -> bool) {
-        while let Some(next_key) = self
-            .preroll
-            .iter()
-            .skip(1)
-            .position(|f| f.is_key)
-            .map(|i| i + 1)
-        {
-            if old_enough(&self.preroll[next_key]) {
-                self.preroll.drain(..next_key);
-            } else {
-                break;
-            }
-        }
+        self.preroll
+            .drop_groups_before(|f| f.wall_micros <= from_micros);
     }
 
     /// Starts a recording with `frames` (the first a keyframe) under `trigger`.
@@ -327,7 +341,7 @@ impl Recorder {
                 }
             }
         }
-        let now = self.clock.now_micros();
+        let now = self.frame_now();
         if self
             .event
             .as_ref()
@@ -335,7 +349,7 @@ impl Recorder {
         {
             self.close_event(now);
             if self.mode == RecordingMode::Events {
-                self.close(None, "post-roll over");
+                self.close_into_preroll(None, "post-roll over");
             }
         }
     }
@@ -343,6 +357,7 @@ impl Recorder {
     pub fn close(&mut self, next_pts: Option<i64>, why: &str) {
         let Some(open) = self.open.take() else { return };
         let id = open.entry.id;
+        let written = open.written_entry();
         match open.finish(next_pts) {
             Ok((entry, _)) => {
                 if let Err(e) = self
@@ -356,8 +371,26 @@ impl Recorder {
             }
             Err(e) => {
                 tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {}", chain(&e));
-                self.salvage(id);
+                self.salvage(written);
             }
+        }
+    }
+
+    /// Closes a recording at the end of an event, handing its current keyframe group
+    /// to the pre-roll ring (empty while recording). Without it the frames up to the
+    /// next keyframe could not be kept (a ring starts at a keyframe), and a trigger
+    /// soon after would start its recording there, leaving a stretch in no file. The
+    /// group is in both files then: decoding needs its keyframe.
+    fn close_into_preroll(&mut self, next_pts: Option<i64>, why: &str) {
+        let group = self
+            .open
+            .as_ref()
+            .map(OpenRecording::current_group)
+            .unwrap_or_default();
+        self.close(next_pts, why);
+        self.preroll.clear();
+        for frame in group {
+            self.preroll.push(frame);
         }
     }
 
@@ -410,27 +443,22 @@ impl Recorder {
     /// keyframe. Nothing already acknowledged is touched.
     pub fn fail(&mut self, e: StoreError) {
         let Some(open) = self.open.take() else { return };
-        let id = open.entry.id;
+        let written = open.written_entry();
         drop(open);
-        self.report_problem(format!("recording {id} stopped: {}", chain(&e)));
-        self.salvage(id);
+        self.report_problem(format!("recording {} stopped: {}", written.id, chain(&e)));
+        self.salvage(written);
     }
 
-    /// Cuts a failed recording back to its last sealed chunk and finishes its entry.
-    fn salvage(&mut self, id: RecordingId) {
+    /// Cuts a failed recording back to its last sealed chunk and finishes its entry;
+    /// `written` is the entry as far as frames reached the file.
+    fn salvage(&mut self, mut written: RecordingEntry) {
+        let id = written.id;
         let path = self.store.recording_path(&self.camera, id);
         match self.store.recover_and_describe(&path) {
-            Err(StoreError::EmptyRecording { .. }) => {
-                // Nothing of it reached the disk: no recording to keep.
-                let removed = self
-                    .store
-                    .shred(&self.camera, id)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| self.index.remove_recording(id).map_err(|e| e.to_string()));
-                if let Err(e) = removed {
-                    tracing::error!(camera = %self.camera, recording = %id, "empty recording left for start-up recovery: {e}");
-                }
-            }
+            // Nothing of it reached the disk: no recording to keep. (An end-to-end
+            // file cannot be read here; the frame count says what was written.)
+            Err(StoreError::EmptyRecording { .. }) => self.discard(id),
+            Err(StoreError::EndToEnd { .. }) if written.frames == 0 => self.discard(id),
             Ok(described) => {
                 if let Err(e) = self
                     .index
@@ -440,9 +468,36 @@ impl Recorder {
                     tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
                 }
             }
+            // End-to-end: the daemon cannot read the file back (nor seal its final
+            // chunk), so it is kept as written and marked finished, as start-up
+            // recovery does (`check::finish_open`); left `Open`, retention would skip
+            // it and nobody could delete or play it until a restart.
+            Err(StoreError::EndToEnd { .. }) => {
+                written.bytes = std::fs::metadata(&path).map_or(written.bytes, |m| m.len());
+                written.state = RecordingState::Finished;
+                if let Err(e) = self
+                    .index
+                    .put_recording(&written)
+                    .and_then(|()| self.index.flush())
+                {
+                    tracing::error!(camera = %self.camera, recording = %id, "cannot finish index entry (start-up recovery will): {e}");
+                }
+            }
             Err(e) => {
                 tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {}", chain(&e))
             }
+        }
+    }
+
+    /// Removes a recording none of whose video reached the disk.
+    fn discard(&self, id: RecordingId) {
+        let removed = self
+            .store
+            .shred(&self.camera, id)
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.index.remove_recording(id).map_err(|e| e.to_string()));
+        if let Err(e) = removed {
+            tracing::error!(camera = %self.camera, recording = %id, "empty recording left for start-up recovery: {e}");
         }
     }
 

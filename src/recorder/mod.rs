@@ -20,6 +20,7 @@ mod event;
 mod forward;
 mod machine;
 pub mod motion_feed;
+mod ring;
 mod segment;
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
@@ -236,7 +237,7 @@ fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
 fn handle(recorder: &mut Recorder, input: RecorderInput) {
     match input {
         RecorderInput::Frame(frame) => recorder.on_frame(frame),
-        RecorderInput::Gap => recorder.close(None, "frames were lost upstream"),
+        RecorderInput::Gap => recorder.on_gap(),
         RecorderInput::Trigger {
             kind,
             duration,
@@ -244,7 +245,7 @@ fn handle(recorder: &mut Recorder, input: RecorderInput) {
         } => {
             // Timed from the press, not from when this thread got round to it.
             let waited = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
-            let at = recorder.clock.now_micros().saturating_sub(waited);
+            let at = recorder.frame_now().saturating_sub(waited);
             recorder.on_trigger(kind, Some(at), duration)
         }
         RecorderInput::Motion(update) => recorder.on_motion(update),
@@ -252,7 +253,7 @@ fn handle(recorder: &mut Recorder, input: RecorderInput) {
 }
 
 fn finish(recorder: &mut Recorder) {
-    let now = recorder.clock.now_micros();
+    let now = recorder.frame_now();
     recorder.close_event(now);
     recorder.close(None, "shutting down");
 }

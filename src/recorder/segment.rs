@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ring::FrameRing;
 use crate::index::{RecordingEntry, RecordingState};
 use crate::model::{Frame, VideoParams, TIMESCALE};
 use crate::store::mp4::{self, Sample, TrackParams};
@@ -25,6 +26,14 @@ const MAX_FRAME_DURATION: i64 = 10 * TIMESCALE as i64;
 const FALLBACK_DURATION: u32 = TIMESCALE / 10;
 /// The most video held in memory before it is written out (see the module doc).
 pub const MAX_HELD: Duration = Duration::from_millis(500);
+/// Most frames held whatever their timestamps say: [`MAX_HELD`] is measured in the
+/// camera's time, which may stand still or run backwards, and then only a keyframe
+/// would write the held frames out (a camera that sends none would grow them without
+/// end). Half a second is 30 frames at 60 fps.
+const MAX_HELD_FRAMES: usize = 256;
+/// Most bytes held, for the same reason: half a second at 8 Mbit/s is 0.5 MB, and a
+/// single keyframe rarely passes 2 MB.
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct OpenRecording {
     pub entry: RecordingEntry,
@@ -33,6 +42,12 @@ pub struct OpenRecording {
     pub session: u64,
     first_pts: i64,
     held: Vec<Arc<Frame>>,
+    held_bytes: usize,
+    /// Whether the held frames hit a cap rather than [`MAX_HELD`] yet (logged once).
+    held_capped: bool,
+    /// The frames since the last keyframe: where a pre-roll ring starts again when
+    /// this recording ends mid-group (see [`current_group`](Self::current_group)).
+    group: FrameRing,
     sequence: u32,
     decode_time: u64,
     last_duration: u32,
@@ -58,6 +73,8 @@ impl OpenRecording {
         };
         let init = mp4::init_segment(&track).map_err(|e| StoreError::Mp4(e.to_string()))?;
         writer.write_all(&init)?;
+        let mut group = FrameRing::default();
+        group.push(first.clone());
         Ok(OpenRecording {
             entry,
             writer,
@@ -65,6 +82,9 @@ impl OpenRecording {
             params,
             first_pts: first.pts,
             held: vec![first.clone()],
+            held_bytes: first.data.len(),
+            held_capped: false,
+            group,
             sequence: 1,
             decode_time: 0,
             last_duration: FALLBACK_DURATION,
@@ -90,15 +110,25 @@ impl OpenRecording {
     pub fn push(&mut self, frame: Arc<Frame>) -> Result<(), StoreError> {
         if frame.is_key {
             self.write_held(Some(frame.pts))?;
+            self.group.clear();
         }
+        self.group.push(frame.clone());
+        self.held_bytes += frame.data.len();
         self.held.push(frame);
         let span = self.held.last().map_or(0, |l| l.pts) - self.held.first().map_or(0, |f| f.pts);
         let hold = self.sync_interval.min(MAX_HELD);
-        if span >= (hold.as_micros() as i64) * i64::from(TIMESCALE) / 1_000_000 {
+        let held_long_enough = span >= (hold.as_micros() as i64) * i64::from(TIMESCALE) / 1_000_000;
+        let capped = self.held.len() >= MAX_HELD_FRAMES || self.held_bytes >= MAX_HELD_BYTES;
+        if capped && !held_long_enough && !self.held_capped {
+            self.held_capped = true;
+            tracing::warn!(camera = %self.entry.camera, recording = %self.entry.id, frames = self.held.len(), bytes = self.held_bytes, "recording {}: {} frames were held without the camera's timestamps advancing {} ms; writing them out anyway (does the camera send advancing timestamps?)", self.entry.id, self.held.len(), hold.as_millis());
+        }
+        if held_long_enough || capped {
             // Write all but the newest frame, whose duration is still unknown.
             let newest = self.held.pop().expect("just pushed");
             let next_pts = newest.pts;
             self.write_held(Some(next_pts))?;
+            self.held_bytes = newest.data.len();
             self.held.push(newest);
         }
         if self.unsynced && self.last_sync.elapsed() >= self.sync_interval {
@@ -119,6 +149,21 @@ impl OpenRecording {
 
     pub fn needs_sync(&self) -> bool {
         self.unsynced && self.last_sync.elapsed() >= self.sync_interval
+    }
+
+    /// The frames from the last keyframe on (empty if the group outgrew the ring's
+    /// caps): the frames after them cannot be decoded without them.
+    pub fn current_group(&self) -> Vec<Arc<Frame>> {
+        self.group.to_vec()
+    }
+
+    /// The entry as far as written frames go (what survives if the file is not
+    /// finished): the index needs it when the file cannot be read back here.
+    pub fn written_entry(&self) -> RecordingEntry {
+        let mut entry = self.entry.clone();
+        entry.end_micros =
+            entry.start_micros + (self.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64;
+        entry
     }
 
     /// Writes the held frames and closes the file; `next_pts` is the time of the frame
@@ -165,6 +210,7 @@ impl OpenRecording {
         self.decode_time += samples.iter().map(|s| u64::from(s.duration)).sum::<u64>();
         self.entry.frames += samples.len() as u64;
         self.held.clear();
+        self.held_bytes = 0;
         self.unsynced = true;
         Ok(())
     }

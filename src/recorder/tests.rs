@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::machine::Recorder;
+use super::ring::{MAX_RING_BYTES, MAX_RING_FRAMES};
 use crate::clock::{Clock, SimulatedClock};
 use crate::config::{RecordingConfig, RecordingMode};
 use crate::index::{Index, RecordingState};
 use crate::model::{CameraId, Frame, Trigger, VideoParams, TIMESCALE};
+use crate::store::e2e::{KdfParams, LockedViewerKey};
 use crate::store::mp4::testutil::{encode_test_stream, TestStream};
 use crate::store::mp4::ReadAt;
-use crate::store::Store;
+use crate::store::{FileStatus, Store, StoreError};
 
 const START: i64 = 1_800_000_000_000_000;
 
@@ -153,9 +155,10 @@ fn a_trigger_records_from_the_preroll_keyframe_until_the_post_roll_ends() {
     recorder.pre_roll = Duration::from_secs(1);
     recorder.post_roll = Duration::from_millis(300);
     for (i, frame) in f.frames().into_iter().enumerate() {
+        // The host's clock reads each frame's time as it arrives.
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
         if i == 20 {
-            f.clock
-                .advance_micros(frame.wall_micros - f.clock.now_micros());
             recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
             assert!(
                 f.index.all_events().expect("events")[0].open,
@@ -209,4 +212,255 @@ fn a_trigger_that_waited_in_the_queue_counts_from_when_it_was_sent() {
     // Sent 2 s ago for 3 s: wanted until 1 s from now, not 3.
     assert_eq!(recorder.wanted(10_500_000), Some(Trigger::External));
     assert_eq!(recorder.wanted(11_500_000), None);
+}
+
+/// End-to-end mode: after a failed write the daemon cannot read the file back (it
+/// has no viewer key), yet the entry is finished from what was written instead of
+/// staying `Open` (unplayable, undeletable, skipped by retention) until a restart.
+#[test]
+fn a_failed_end_to_end_recording_is_finished_not_left_open() {
+    let f = fixture();
+    let quick = KdfParams {
+        memory_kib: 8 * 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let (viewer, _) =
+        LockedViewerKey::generate_with("a passphrase for the test", quick).expect("viewer key");
+    f.store
+        .set_recipients(vec![viewer.public_key().clone()])
+        .expect("enable end-to-end");
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    // Frames 0..15: the keyframe at 1.0 s writes out the first ten.
+    for frame in f.frames().into_iter().take(15) {
+        recorder.on_frame(frame);
+    }
+    let disk_full = StoreError::Io {
+        action: "write chunk",
+        path: "/dev/full".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    recorder.fail(disk_full);
+
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    let path = f.store.recording_path(&camera(), entry.id);
+    assert_eq!(f.store.status(&path), FileStatus::EndToEnd);
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.frames, 10, "the frames that reached the file");
+    assert_eq!(entry.end_micros, START + 1_000_000);
+    assert_eq!(entry.bytes, std::fs::metadata(&path).expect("stat").len());
+}
+
+impl Fixture {
+    /// A keyframe then `count` frames made by `next(i)` from the fixture's first
+    /// P-frame, all under the fixture's parameters.
+    fn keyframe_then(
+        &self,
+        count: usize,
+        next: impl Fn(usize, &Frame) -> Frame,
+    ) -> Vec<Arc<Frame>> {
+        let frames = self.frames();
+        let p_frame = frames[1].clone();
+        let mut out = vec![frames[0].clone()];
+        out.extend((0..count).map(|i| Arc::new(next(i, &p_frame))));
+        out
+    }
+}
+
+/// A camera that sends one keyframe and then only P-frames: the pre-roll ring has no
+/// later keyframe to drop up to, yet stays bounded.
+#[test]
+fn preroll_stays_bounded_without_a_second_keyframe() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    let frames = f.keyframe_then(10_000, |i, p| Frame {
+        pts: p.pts * (i as i64 + 1),
+        wall_micros: START + (i as i64 + 1) * 100_000,
+        ..p.clone()
+    });
+    for frame in frames {
+        recorder.on_frame(frame);
+        assert!(recorder.preroll.len() <= MAX_RING_FRAMES);
+    }
+}
+
+/// Timestamps that never advance (all 0): no keyframe is ever old enough to drop
+/// before, yet the ring stays bounded.
+#[test]
+fn preroll_stays_bounded_when_timestamps_stand_still() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    let frames = f.frames();
+    for i in 0..10_000 {
+        let frame = &frames[i % frames.len()];
+        recorder.on_frame(Arc::new(Frame {
+            pts: 0,
+            wall_micros: START,
+            ..(**frame).clone()
+        }));
+        assert!(recorder.preroll.len() <= MAX_RING_FRAMES);
+    }
+}
+
+/// Big frames hit the byte cap long before the frame cap; the ring then drops whole
+/// keyframe groups from its front and still starts at a keyframe.
+#[test]
+fn preroll_stays_bounded_in_bytes() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    // One shared megabyte: 200 frames "hold" 200 MB without allocating it.
+    let megabyte = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+    for frame in f.frames().iter().cycle().take(200) {
+        recorder.on_frame(Arc::new(Frame {
+            pts: 0,
+            data: megabyte.clone(),
+            ..(**frame).clone()
+        }));
+        assert!(recorder.preroll.bytes() <= MAX_RING_BYTES);
+    }
+    assert!(recorder.preroll.front().expect("frames kept").is_key);
+}
+
+/// Continuous mode, timestamps that stand still and no second keyframe: the held
+/// frames are written out anyway instead of piling up in memory.
+#[test]
+fn continuous_recording_writes_frames_whose_timestamps_stand_still() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let frames = f.keyframe_then(10_000, |_, p| Frame {
+        pts: 0,
+        ..p.clone()
+    });
+    let sent = frames.len() as u64;
+    for frame in frames {
+        recorder.on_frame(frame);
+    }
+    let open = recorder.open.as_ref().expect("recording");
+    assert!(
+        open.entry.frames + 256 >= sent,
+        "{} of {sent} frames written",
+        open.entry.frames
+    );
+}
+
+/// An event that ends mid-group (at 1.4 s, keyframes at 1.0 s and 2.0 s) and a
+/// trigger at 1.6 s: the second recording reaches back to the 1.0 s keyframe, so
+/// nothing from 1.4 s to 2.0 s is missing from both files.
+#[test]
+fn a_trigger_soon_after_an_event_ended_mid_group_keeps_its_preroll() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.pre_roll = Duration::from_secs(1);
+    recorder.post_roll = Duration::ZERO;
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        match i {
+            12 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(200)),
+            16 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(600)),
+            _ => {}
+        }
+        recorder.on_frame(frame);
+    }
+    let mut recordings = f.index.all_recordings().expect("recordings");
+    recordings.sort_by_key(|r| r.start_micros);
+    assert_eq!(recordings.len(), 2, "{recordings:?}");
+    assert_eq!(recordings[0].end_micros, START + 1_400_000);
+    assert!(
+        recordings[1].start_micros <= START + 1_400_000,
+        "the second recording starts at {} s",
+        (recordings[1].start_micros - START) as f64 / 1e6
+    );
+}
+
+/// The camera changes its parameters at the keyframe at 2.0 s, and a trigger at 2.5 s
+/// reaches back 5 s: the recording starts at the new parameters' first keyframe, so
+/// its one sample entry fits every frame in it.
+#[test]
+fn preroll_does_not_reach_back_across_new_parameters() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    let frames = f.frames();
+    let old = frames[0].params.clone();
+    let new = Arc::new(VideoParams {
+        width: old.width / 2,
+        ..(*old).clone()
+    });
+    for (i, frame) in frames.into_iter().enumerate() {
+        let frame = if i >= 20 {
+            Arc::new(Frame {
+                params: new.clone(),
+                ..(*frame).clone()
+            })
+        } else {
+            frame
+        };
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        if i == 25 {
+            recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let r = &recordings[0];
+    let mut reader = f.store.open_recording(&camera(), r.id).expect("open");
+    let parsed = reader.parse().expect("parse");
+    assert_eq!(
+        (parsed.track.width, r.start_micros),
+        (new.width, START + 2_000_000),
+        "the file holds only frames with the new parameters"
+    );
+}
+
+/// Frames 15..18 are lost upstream; a trigger at 2.5 s reaching back 5 s starts its
+/// recording at the first keyframe after the hole, not before it.
+#[test]
+fn preroll_does_not_reach_back_across_a_gap() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.post_roll = Duration::ZERO;
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        f.clock
+            .advance_micros(frame.wall_micros - f.clock.now_micros());
+        match i {
+            15..=17 => continue,
+            18 => super::handle(&mut recorder, super::RecorderInput::Gap),
+            25 => recorder.on_trigger(Trigger::External, None, Duration::from_millis(200)),
+            _ => {}
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0].start_micros, START + 2_000_000);
+}
+
+/// The camera's clock ran ahead of the host's (20 s after days of drift): a trigger
+/// still records, because the event's end is on the frames' clock.
+#[test]
+fn a_trigger_records_when_the_camera_clock_runs_ahead_of_the_host() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Events, Duration::from_secs(600));
+    recorder.pre_roll = Duration::from_secs(1);
+    recorder.post_roll = Duration::from_millis(300);
+    for (i, frame) in f.frames().into_iter().enumerate() {
+        let host = frame.wall_micros - 20_000_000;
+        f.clock.advance_micros(host - f.clock.now_micros());
+        if i == 20 {
+            recorder.on_trigger(Trigger::External, None, Duration::from_millis(200));
+        }
+        recorder.on_frame(frame);
+    }
+    let recordings = f.index.all_recordings().expect("recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_eq!(recordings[0].start_micros, START + 1_000_000);
+    assert_eq!(
+        recordings[0].frames, 15,
+        "frames 10..25, as on a true clock"
+    );
 }
