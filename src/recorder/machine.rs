@@ -80,6 +80,11 @@ pub struct Recorder {
     pub problem: Option<String>,
     /// The latest frame's wall time minus the host's clock when it came (µs).
     pub frame_offset: i64,
+    /// The store's end-to-end viewers generation the open recording was sealed
+    /// under: when the viewers change (end-to-end mode turned on or off, a viewer
+    /// added or removed) the recording rolls over at the next keyframe, so video
+    /// captured after the change is sealed as the change says, not minutes later.
+    pub sealed_generation: u64,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -113,6 +118,7 @@ impl Recorder {
             preroll_capped: false,
             problem: None,
             frame_offset: 0,
+            sealed_generation: 0,
         }
     }
 
@@ -216,9 +222,18 @@ impl Recorder {
             }
             return;
         };
+        let viewers_changed = self.sealed_generation != self.store.recipients_generation();
         match self.open.as_mut() {
-            Some(open) if frame.is_key && open.age_at(&frame) >= self.settings.rollover => {
-                self.close(Some(frame.pts), "roll-over");
+            Some(open)
+                if frame.is_key
+                    && (viewers_changed || open.age_at(&frame) >= self.settings.rollover) =>
+            {
+                let why = if viewers_changed {
+                    "the end-to-end viewers changed"
+                } else {
+                    "roll-over"
+                };
+                self.close(Some(frame.pts), why);
                 self.start(vec![frame], trigger);
             }
             Some(open) => {
@@ -279,6 +294,9 @@ impl Recorder {
             start_micros: first.wall_micros,
             trigger,
         };
+        // Read before the file is created: a change racing with it then rolls over
+        // once more than needed, never once too few.
+        let generation = self.store.recipients_generation();
         let (writer, wrapped_key) = match self.store.create_recording(&new) {
             Ok(created) => created,
             Err(e) => {
@@ -328,6 +346,7 @@ impl Recorder {
             self.save_event(event);
         }
         self.open = Some(open);
+        self.sealed_generation = generation;
         self.clear_problem();
     }
 

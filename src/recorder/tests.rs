@@ -8,7 +8,7 @@ use super::machine::Recorder;
 use super::ring::{MAX_RING_BYTES, MAX_RING_FRAMES};
 use crate::clock::{Clock, SimulatedClock};
 use crate::config::{RecordingConfig, RecordingMode};
-use crate::index::{Index, RecordingState};
+use crate::index::{Index, RecordingEntry, RecordingState};
 use crate::model::{CameraId, Frame, Trigger, VideoParams, TIMESCALE};
 use crate::store::e2e::{KdfParams, LockedViewerKey};
 use crate::store::mp4::testutil::{encode_test_stream, TestStream};
@@ -220,16 +220,7 @@ fn a_trigger_that_waited_in_the_queue_counts_from_when_it_was_sent() {
 #[test]
 fn a_failed_end_to_end_recording_is_finished_not_left_open() {
     let f = fixture();
-    let quick = KdfParams {
-        memory_kib: 8 * 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
-    let (viewer, _) =
-        LockedViewerKey::generate_with("a passphrase for the test", quick).expect("viewer key");
-    f.store
-        .set_recipients(vec![viewer.public_key().clone()])
-        .expect("enable end-to-end");
+    f.enable_end_to_end();
     let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
     // Frames 0..15: the keyframe at 1.0 s writes out the first ten.
     for frame in f.frames().into_iter().take(15) {
@@ -254,6 +245,20 @@ fn a_failed_end_to_end_recording_is_finished_not_left_open() {
 }
 
 impl Fixture {
+    /// Turns end-to-end mode on: new recordings are sealed to a fresh viewer key.
+    fn enable_end_to_end(&self) {
+        let quick = KdfParams {
+            memory_kib: 8 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let (viewer, _) =
+            LockedViewerKey::generate_with("a passphrase for the test", quick).expect("viewer key");
+        self.store
+            .set_recipients(vec![viewer.public_key().clone()])
+            .expect("enable end-to-end");
+    }
+
     /// A keyframe then `count` frames made by `next(i)` from the fixture's first
     /// P-frame, all under the fixture's parameters.
     fn keyframe_then(
@@ -462,5 +467,39 @@ fn a_trigger_records_when_the_camera_clock_runs_ahead_of_the_host() {
     assert_eq!(
         recordings[0].frames, 15,
         "frames 10..25, as on a true clock"
+    );
+}
+
+/// End-to-end mode turned on while a continuous recording is open: the video captured
+/// after it must not wait for the roll-over (minutes away) to be sealed to the
+/// viewers. The recording rolls over at the next keyframe.
+#[test]
+fn turning_end_to_end_on_rolls_the_open_recording_over_at_the_next_keyframe() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let frames = f.frames();
+    let end_pts = frames.last().map_or(0, |l| l.pts) + 9000;
+    let mut frames = frames.into_iter();
+    for frame in frames.by_ref().take(15) {
+        recorder.on_frame(frame);
+    }
+    f.enable_end_to_end();
+    for frame in frames {
+        recorder.on_frame(frame);
+    }
+    recorder.close(Some(end_pts), "test end");
+
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let status = |e: &RecordingEntry| f.store.status(&f.store.recording_path(&camera(), e.id));
+    assert_eq!(status(&entries[0]), FileStatus::Readable);
+    assert_eq!(entries[0].frames, 20, "up to the keyframe after the change");
+    assert_eq!(entries[0].end_micros, START + 2_000_000);
+    assert_eq!(status(&entries[1]), FileStatus::EndToEnd);
+    assert_eq!(entries[1].start_micros, START + 2_000_000);
+    assert_eq!(
+        entries[1].frames,
+        f.stream.samples.len() as u64 - 20,
+        "every later frame is sealed to the viewer"
     );
 }

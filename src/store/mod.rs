@@ -158,6 +158,8 @@ pub struct Store {
     /// them instead of wrapped by the master key. Set by whoever owns that state
     /// (the daemon, from the index), never read from disk here.
     recipients: RwLock<Vec<ViewerPublicKey>>,
+    /// Counts changes of `recipients`, so a recording open across one can roll over.
+    recipients_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -183,6 +185,7 @@ impl Store {
             shares: data_dir.join(SHARES_DIR),
             master,
             recipients: RwLock::new(Vec::new()),
+            recipients_generation: Default::default(),
         })
     }
 
@@ -219,7 +222,9 @@ impl Store {
     }
 
     /// Turns end-to-end mode on (a non-empty list) or off (empty) for recordings
-    /// created from now on; recordings already written keep their key slot.
+    /// created from now on; recordings already written keep their key slot, and a
+    /// recorder rolls its open recording over at the next keyframe (it watches
+    /// [`Self::recipients_generation`]).
     pub fn set_recipients(&self, recipients: Vec<ViewerPublicKey>) -> Result<(), StoreError> {
         if recipients.len() > e2e::MAX_RECIPIENTS {
             return Err(StoreError::InvalidArgument {
@@ -231,11 +236,23 @@ impl Store {
                 ),
             });
         }
-        *self
+        let mut current = self
             .recipients
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = recipients;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current != recipients {
+            *current = recipients;
+            self.recipients_generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(())
+    }
+
+    /// Changes with every change of the viewers new recordings are sealed to; a
+    /// recorder compares it with what its open recording was created under.
+    pub fn recipients_generation(&self) -> u64 {
+        self.recipients_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The viewers new recordings are sealed to (empty: end-to-end mode is off).
