@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else {
         return;
     };
-    let mut guard = FrameGuard::new();
+    let mut guard = FrameGuard::default();
     for chunk in rest.chunks(usize::from(split).max(1)) {
         if guard.feed(chunk).is_err() {
             break;
