@@ -5,7 +5,8 @@
 //! finished by shredding; an entry whose file is gone is dropped; a file without an
 //! entry is indexed again — never deleted — unless its key block was already zeroed by
 //! an interrupted deletion, in which case nothing in it is readable and it is removed.
-//! A file sealed under a different master key is reported and left alone.
+//! A file sealed under a different master key is reported and left alone. A thumbnail
+//! or share copy without its event or link is shredded (`check_extras.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,9 +84,39 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
     Ok(report)
 }
 
-/// Start-up recovery: finishes interrupted recordings and deletions. Orphans are left
-/// for `check --repair`, which a person runs knowingly.
+/// Start-up recovery: finishes interrupted recordings and deletions, and indexes again
+/// every file that lost its entry.
+///
+/// Such a file is never a deletion (a deletion marks its entry `Deleting` before it
+/// touches the file); it lost its entry to a damaged or deleted index, or to a crash
+/// between creating the file and writing the entry. Left out of the index, it would
+/// also be left out of retention: space retention would then delete the newest
+/// recordings first and never the older, unindexed ones filling the disk.
 pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
+    let mut report = finish_interrupted(store, index)?;
+    let known: std::collections::HashSet<RecordingId> =
+        index.all_recordings()?.into_iter().map(|e| e.id).collect();
+    for file in store.list_files()? {
+        if !known.contains(&file.id) {
+            adopt(store, index, &file, true, &mut report)?;
+        }
+    }
+    extras::sweep(store, index, true, &mut report)?;
+    index.flush()?;
+    Ok(report)
+}
+
+/// Shreds every thumbnail and share copy whose event or link is gone ("delete
+/// everything" must leave no picture behind, not even one a crash orphaned).
+pub fn shred_orphaned_extras(store: &Store, index: &Index) -> Result<Report, CheckError> {
+    let mut report = Report::default();
+    extras::sweep(store, index, true, &mut report)?;
+    index.flush()?;
+    Ok(report)
+}
+
+/// Finishes interrupted recordings and deletions, and closes events a crash left open.
+fn finish_interrupted(store: &Store, index: &Index) -> Result<Report, CheckError> {
     let mut report = Report::default();
     for entry in index.all_recordings()? {
         match entry.state {
@@ -372,11 +403,15 @@ fn compare(store: &Store, index: &Index, repair: bool) -> Result<Report, CheckEr
             }
         }
     }
-    for file in &files {
-        if entries.contains_key(&file.id) {
-            continue;
-        }
-        adopt(store, index, file, repair, &mut report)?;
+    // With `repair`, `recover` has already adopted (or reported) every such file.
+    for file in files
+        .iter()
+        .filter(|f| !repair && !entries.contains_key(&f.id))
+    {
+        adopt(store, index, file, false, &mut report)?;
+    }
+    if !repair {
+        extras::sweep(store, index, false, &mut report)?;
     }
     Ok(report)
 }
@@ -523,7 +558,8 @@ fn shred_or_unlink_quietly(store: &Store, file: &RecordingFile) -> bool {
 /// entries without files are dropped. Interrupted deletions are finished first, as
 /// at start-up: a file whose deletion began must not come back as a recording.
 fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
-    let mut report = recover(store, index)?;
+    // Not `recover`: every file is described again below, adopted or not.
+    let mut report = finish_interrupted(store, index)?;
     // A deletion recovery could not finish keeps its entry and goes on pending.
     let pending: std::collections::HashSet<RecordingId> = index
         .all_recordings()?
@@ -579,11 +615,15 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
             drop_entry(store, index, &entry, &mut report)?;
         }
     }
+    extras::sweep(store, index, true, &mut report)?;
     report
         .actions
         .push(format!("index rebuilt from {} file(s)", report.recordings));
     Ok(report)
 }
+
+#[path = "check_extras.rs"]
+mod extras;
 
 #[cfg(test)]
 #[path = "check_tests.rs"]

@@ -398,3 +398,101 @@ fn an_open_recording_stays_open_while_another_master_key_is_loaded() {
     let entry = index.get_recording(id).expect("get").expect("kept");
     assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
 }
+
+/// Free space is never the limit here; only the byte cap is.
+struct Roomy;
+impl crate::retention::DiskSpace for Roomy {
+    fn space(&self, _: &std::path::Path) -> std::io::Result<crate::retention::Space> {
+        Ok(crate::retention::Space {
+            total: 1 << 40,
+            available: 1 << 39,
+        })
+    }
+}
+
+#[test]
+fn start_up_recovery_indexes_a_file_that_lost_its_entry_so_space_retention_takes_it_first() {
+    use crate::retention::{enforce, RetentionPolicy};
+    let (dir, store, index) = fixture();
+    let (older, newer) = (RecordingId(1), RecordingId(2));
+    recording(&store, &index, older, true, RecordingState::Finished);
+    recording(&store, &index, newer, true, RecordingState::Finished);
+    // The older one's entry was lost (a damaged index, a power cut before sled wrote).
+    index.remove_recording(older).expect("remove");
+    let one_file = index
+        .get_recording(newer)
+        .expect("get")
+        .expect("entry")
+        .bytes;
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(
+        report
+            .to_string()
+            .contains(&format!("indexed recording {older} from its file")),
+        "{report}"
+    );
+    let entry = index
+        .get_recording(older)
+        .expect("get")
+        .expect("indexed again");
+    assert_eq!((entry.state, entry.frames), (RecordingState::Finished, 12));
+
+    // Room for one recording: the older one goes, not the newer.
+    let policy = RetentionPolicy {
+        default_days: 36500,
+        camera_days: Default::default(),
+        max_bytes: Some(one_file),
+        min_free_percent: 0,
+        interval: std::time::Duration::from_secs(60),
+    };
+    let report = enforce(&store, &index, &policy, 3, &Roomy, dir.path()).expect("enforce");
+    assert_eq!(report.for_space, vec![older]);
+    assert!(index.get_recording(newer).expect("get").is_some());
+}
+
+/// A crash between a thumbnail or share copy and its entry (or a lost index) leaves
+/// picture content no entry names: `check` reports it, recovery shreds it, except a
+/// thumbnail whose event is there and was saved before the thumbnail was recorded.
+#[test]
+fn thumbnails_and_share_copies_without_entries_are_shredded_at_recovery() {
+    use crate::model::EventId;
+    let (dir, store, index) = fixture();
+    let camera = recording(
+        &store,
+        &index,
+        RecordingId(60),
+        true,
+        RecordingState::Finished,
+    );
+    event_of(&store, &index, &camera, RecordingId(60), 7);
+    event_of(&store, &index, &camera, RecordingId(60), 8);
+    index.remove_event(EventId(7)).expect("lose event 7");
+    let mut closing = index.get_event(EventId(8)).expect("get").expect("event 8");
+    closing.has_thumbnail = false;
+    index
+        .put_event(&closing)
+        .expect("event 8 saved before its thumbnail");
+    let shares = dir.path().join("data").join("shares");
+    std::fs::create_dir_all(&shares).expect("shares dir");
+    let copy = shares.join("00000000000000aa.plr");
+    std::fs::write(&copy, [9u8; 300]).expect("a copy whose link is gone");
+
+    let checked = compare(&store, &index, false).expect("check");
+    assert_eq!(checked.findings.len(), 3, "{checked}");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(
+        store.read_thumbnail(&camera, EventId(7)).is_err(),
+        "{report}"
+    );
+    assert!(!copy.exists(), "{report}");
+    let linked = index.get_event(EventId(8)).expect("get").expect("event 8");
+    assert!(linked.has_thumbnail, "{report}");
+    assert_eq!(
+        store.read_thumbnail(&camera, EventId(8)).expect("kept"),
+        b"a jpeg"
+    );
+    assert!(compare(&store, &index, false).expect("check").is_clean());
+}

@@ -47,6 +47,8 @@ pub enum DataError {
     Retention(#[from] RetentionError),
     #[error(transparent)]
     Share(#[from] ShareError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("only the owner can do this")]
@@ -452,6 +454,11 @@ pub fn erase_all(
         if shares.unshare(link.id, &actor)? {
             erased.share_links += 1;
         }
+    }
+    // A thumbnail or share copy a crash orphaned is in none of the entries above.
+    let orphans = crate::check::shred_orphaned_extras(store, index)?;
+    if !orphans.is_empty() {
+        tracing::info!("erasing everything: {orphans}");
     }
     let left = index.all_events()?;
     erased.events = events_before - left.len();

@@ -347,7 +347,7 @@ fn untar(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
 fn sealed_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     common::walk(dir, &mut files);
-    files.retain(|p| p.extension().is_some_and(|e| e == "plr"));
+    files.retain(|p| p.extension().is_some_and(|e| e == "plr" || e == "plt"));
     files
 }
 
@@ -473,6 +473,18 @@ async fn the_owner_exports_everything_then_erases_all_data() {
         let errors = common::ffmpeg_decode_errors(&path);
         assert!(errors.trim().is_empty(), "{name}: {errors}");
     }
+
+    // What a crash can orphan (a thumbnail or share copy written, its entry not):
+    // sealed files no entry names, which erasing must not leave behind either.
+    let sealed = sealed_files(&setup.data_dir());
+    let a_recording = sealed.first().expect("a recording file");
+    let orphan_thumbnails = setup.data_dir().join("thumbnails").join("front-door");
+    std::fs::create_dir_all(&orphan_thumbnails).expect("thumbnails dir");
+    std::fs::copy(a_recording, orphan_thumbnails.join("0000000000000099.plt"))
+        .expect("orphan thumbnail");
+    let shares_dir = setup.data_dir().join("shares");
+    std::fs::create_dir_all(&shares_dir).expect("shares dir");
+    std::fs::copy(a_recording, shares_dir.join("00000000000000ab.plr")).expect("orphan copy");
 
     // Erase all data: a wrong confirmation changes nothing.
     let page = owner.get("/erase-all-data").await;

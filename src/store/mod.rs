@@ -149,6 +149,13 @@ impl mp4::ReadAt for RecordingReader {
     }
 }
 
+/// A file beside the recordings that holds picture content too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Extra {
+    Thumbnail(CameraId, EventId),
+    ShareCopy(u64),
+}
+
 pub struct Store {
     recordings: PathBuf,
     thumbnails: PathBuf,
@@ -477,6 +484,55 @@ impl Store {
         described_from_header(path, &header, file_len)
     }
 
+    /// Every event thumbnail on disk, by camera and event (for `check`: the index
+    /// says which events have one).
+    pub fn list_thumbnails(&self) -> Result<Vec<(CameraId, EventId)>, StoreError> {
+        let mut found = Vec::new();
+        for camera_dir in read_dir(&self.thumbnails)? {
+            let Some(camera) = file_name_as::<CameraId>(&camera_dir) else {
+                continue;
+            };
+            if !camera_dir.is_dir() {
+                continue;
+            }
+            for file in read_dir(&camera_dir)? {
+                if file.extension().and_then(|e| e.to_str()) != Some(THUMBNAIL_EXTENSION) {
+                    continue;
+                }
+                if let Some(event) = file.file_stem().and_then(|s| s.to_str()?.parse().ok()) {
+                    found.push((camera.clone(), event));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every share copy on disk, by link id (none before the first share).
+    pub fn list_share_copies(&self) -> Result<Vec<u64>, StoreError> {
+        if !self.shares.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(read_dir(&self.shares)?
+            .iter()
+            .filter(|f| f.extension().and_then(|e| e.to_str()) == Some(EXTENSION))
+            .filter_map(|f| u64::from_str_radix(f.file_stem()?.to_str()?, 16).ok())
+            .collect())
+    }
+
+    /// Removes a thumbnail or share copy that [`recover::shred`] refuses (a damaged
+    /// header): unlinked without overwriting its key slot. Missing counts as done.
+    pub fn unlink_extra(&self, extra: Extra) -> Result<(), StoreError> {
+        let path = match extra {
+            Extra::Thumbnail(camera, event) => self.thumbnail_path(&camera, event),
+            Extra::ShareCopy(link) => self.share_path(link),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => writer::sync_parent_dir(&path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("unlink", &path, e)),
+        }
+    }
+
     fn thumbnail_path(&self, camera: &CameraId, event: EventId) -> PathBuf {
         self.thumbnails
             .join(camera.as_str())
@@ -609,6 +665,11 @@ fn check_identity(reader: &SealedReader, camera: &CameraId, id: u64) -> Result<(
         found_id: fields.recording_id,
         found_camera: fields.camera.clone(),
     })
+}
+
+/// A file or directory name parsed as `T` (a camera name, an id).
+fn file_name_as<T: std::str::FromStr>(path: &Path) -> Option<T> {
+    path.file_name()?.to_str()?.parse().ok()
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
