@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::config::Config;
 use crate::error_chain::chain;
-use crate::index::{Index, IndexError, RecordingEntry, RecordingState};
+use crate::index::{EventEntry, Index, IndexError, RecordingEntry, RecordingState};
 use crate::model::{CameraId, RecordingId};
 use crate::store::{FileStatus, RecordingFile, Store, StoreError};
 
@@ -23,6 +23,11 @@ pub enum CheckError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("cannot move the unreadable index {path} aside: {source}")]
+    SetAside {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,14 +79,50 @@ impl fmt::Display for Report {
 /// holds a lock, and the error says so).
 pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
     let store = Store::open(&config.data_dir, &config.key_dir)?;
-    let index = Index::open(&Store::index_dir(&config.data_dir))?;
-    let report = match mode {
-        Mode::Report => compare(&store, &index, false)?,
-        Mode::Repair => compare(&store, &index, true)?,
-        Mode::RebuildIndex => rebuild(&store, &index)?,
-    };
+    let index_dir = Store::index_dir(&config.data_dir);
+    if mode == Mode::RebuildIndex {
+        let (index, set_aside) = open_for_rebuild(&index_dir)?;
+        let mut report = rebuild(&store, &index)?;
+        report.actions.extend(set_aside);
+        index.flush()?;
+        return Ok(report);
+    }
+    let index = Index::open(&index_dir)?;
+    let report = compare(&store, &index, mode == Mode::Repair)?;
     index.flush()?;
     Ok(report)
+}
+
+/// Opens the index to rebuild it. One that cannot be opened (damaged, or written by
+/// another version) is what a rebuild is for: it is moved aside, kept for whoever
+/// wants to look at it, and a new one is made. Only the recordings come back from
+/// the files; what lived only in the index (accounts, events, share links, the
+/// activity log) does not, and the report says so.
+fn open_for_rebuild(index_dir: &std::path::Path) -> Result<(Index, Option<String>), CheckError> {
+    let why = match Index::open(index_dir) {
+        Ok(index) => return Ok((index, None)),
+        Err(e @ IndexError::Locked { .. }) => return Err(e.into()),
+        Err(e) => e,
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = index_dir.with_file_name(format!("index.unreadable-{secs}"));
+    std::fs::rename(index_dir, &aside).map_err(|source| CheckError::SetAside {
+        path: index_dir.to_owned(),
+        source,
+    })?;
+    let index = Index::open(index_dir)?;
+    Ok((
+        index,
+        Some(format!(
+            "the index could not be opened ({}); it was moved to {} and a new one made: \
+             accounts, events, share links and the activity log were only in it, so the \
+             next start asks for the owner's account again",
+            chain(&why),
+            aside.display()
+        )),
+    ))
 }
 
 /// Start-up recovery: finishes interrupted recordings and deletions, and indexes again
@@ -101,6 +142,7 @@ pub fn recover(store: &Store, index: &Index) -> Result<Report, CheckError> {
             adopt(store, index, &file, true, &mut report)?;
         }
     }
+    prune_events(store, index, &mut report)?;
     extras::sweep(store, index, true, &mut report)?;
     index.flush()?;
     Ok(report)
@@ -291,38 +333,74 @@ fn remove(
 
 /// Removes a recording's entry and drops the recording from its events; an event
 /// left with no recording goes too, with its thumbnail: an event goes with its last
-/// recording, whichever path finished the deletion (retention does the same).
+/// recording, whichever path finished the deletion (retention does the same). The
+/// events first: a crash in between leaves the entry, and the deletion is finished
+/// again at the next start, never an event listing a recording that is gone.
 fn drop_entry(
     store: &Store,
     index: &Index,
     entry: &RecordingEntry,
     report: &mut Report,
 ) -> Result<(), CheckError> {
-    index.remove_recording(entry.id)?;
     for mut event in index.events_of_recording(&entry.camera, entry.id)? {
         event.recordings.retain(|r| *r != entry.id);
-        if !event.recordings.is_empty() || event.open {
-            index.put_event(&event)?;
-            continue;
-        }
-        if event.has_thumbnail {
-            if let Err(e) = store.shred_thumbnail(&event.camera, event.id) {
-                // Kept (without recordings), so that deleting it tries again.
-                report.findings.push(format!(
-                    "the thumbnail of event {} could not be shredded: {}; the event was kept",
-                    event.id,
-                    chain(&e)
-                ));
-                index.put_event(&event)?;
-                continue;
-            }
-        }
-        index.remove_event(event.id)?;
-        report.actions.push(format!(
-            "removed event {} with its last recording {}",
-            event.id, entry.id
-        ));
+        let why = format!("with its last recording {}", entry.id);
+        save_or_remove_event(store, index, event, &why, report)?;
     }
+    index.remove_recording(entry.id)?;
+    Ok(())
+}
+
+/// Drops from every event the recordings the index no longer has. An older version
+/// removed a recording's entry before updating its events, so a crash in between
+/// left events listing recordings that are gone.
+fn prune_events(store: &Store, index: &Index, report: &mut Report) -> Result<(), CheckError> {
+    let known: std::collections::HashSet<RecordingId> =
+        index.all_recordings()?.into_iter().map(|e| e.id).collect();
+    for mut event in index.all_events()? {
+        let listed = event.recordings.len();
+        event.recordings.retain(|r| known.contains(r));
+        if event.recordings.len() < listed {
+            report.actions.push(format!(
+                "event {} listed {} recording(s) that are gone",
+                event.id,
+                listed - event.recordings.len()
+            ));
+            save_or_remove_event(store, index, event, "(its recordings are gone)", report)?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves `event` with its remaining recordings, or removes it (thumbnail first) if
+/// none is left and it is finished.
+fn save_or_remove_event(
+    store: &Store,
+    index: &Index,
+    event: EventEntry,
+    why: &str,
+    report: &mut Report,
+) -> Result<(), CheckError> {
+    if !event.recordings.is_empty() || event.open {
+        index.put_event(&event)?;
+        return Ok(());
+    }
+    if event.has_thumbnail {
+        if let Err(e) = store.shred_thumbnail(&event.camera, event.id) {
+            // Kept (without recordings), so that deleting it tries again.
+            report.findings.push(format!(
+                "the thumbnail of event {} could not be shredded: {}; the event was kept",
+                event.id,
+                chain(&e)
+            ));
+            index.put_event(&event)?;
+            return Ok(());
+        }
+    }
+    index.remove_event(event.id)?;
+    report
+        .actions
+        .push(format!("removed event {} {why}", event.id));
     Ok(())
 }
 
@@ -615,6 +693,7 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
             drop_entry(store, index, &entry, &mut report)?;
         }
     }
+    prune_events(store, index, &mut report)?;
     extras::sweep(store, index, true, &mut report)?;
     report
         .actions

@@ -496,3 +496,71 @@ fn thumbnails_and_share_copies_without_entries_are_shredded_at_recovery() {
     );
     assert!(compare(&store, &index, false).expect("check").is_clean());
 }
+
+/// An older version removed a recording's entry before updating its events, so a
+/// crash in between left events listing a recording that is gone: recovery drops it
+/// from them, and an event left with none goes with its thumbnail.
+#[test]
+fn recovery_drops_recordings_that_are_gone_from_their_events() {
+    use crate::model::EventId;
+    let (_dir, store, index) = fixture();
+    let (kept, gone) = (RecordingId(70), RecordingId(71));
+    let camera = recording(&store, &index, kept, true, RecordingState::Finished);
+    event_of(&store, &index, &camera, gone, 9);
+    let mut both = index.get_event(EventId(9)).expect("get").expect("event 9");
+    both.id = EventId(10);
+    both.has_thumbnail = false;
+    both.recordings = vec![kept, gone];
+    index.put_event(&both).expect("event 10");
+
+    let report = recover(&store, &index).expect("recover");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(event_is_gone(&store, &index, &camera, 9), "{report}");
+    let left = index.get_event(EventId(10)).expect("get").expect("kept");
+    assert_eq!(left.recordings, vec![kept], "{report}");
+}
+
+/// The schema-version error tells the user to rebuild the index, so a rebuild must
+/// not need to open it: an index that cannot be opened is moved aside and the
+/// recordings come back from their files.
+#[test]
+fn rebuilding_an_index_that_cannot_be_opened_sets_it_aside_and_keeps_every_recording() {
+    let (dir, store, index) = fixture();
+    let id = RecordingId(80);
+    recording(&store, &index, id, true, RecordingState::Finished);
+    index.flush().expect("flush");
+    drop(index);
+    let index_dir = Store::index_dir(&dir.path().join("data"));
+    {
+        let db = sled::open(&index_dir).expect("sled");
+        db.open_tree("meta")
+            .expect("meta")
+            .insert("schema_version", &99u32.to_be_bytes())
+            .expect("another version");
+        db.flush().expect("flush");
+    }
+    assert!(matches!(
+        Index::open(&index_dir),
+        Err(IndexError::SchemaVersion { found: 99 })
+    ));
+
+    let (index, set_aside) = open_for_rebuild(&index_dir).expect("opened anew");
+    let set_aside = set_aside.expect("reported");
+    assert!(set_aside.contains("moved to"), "{set_aside}");
+    let report = rebuild(&store, &index).expect("rebuild");
+    assert!(report.findings.is_empty(), "{report}");
+    let entry = index
+        .get_recording(id)
+        .expect("get")
+        .expect("back from its file");
+    assert_eq!(entry.frames, 12);
+    let kept_aside = std::fs::read_dir(dir.path().join("data"))
+        .expect("list")
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("index.unreadable-")
+        });
+    assert!(kept_aside);
+}

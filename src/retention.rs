@@ -144,9 +144,11 @@ fn delete_recording_sized(
     index.put_recording(&entry)?;
     index.flush()?;
     store.shred(&entry.camera, id)?;
+    // Its events first: a crash before the entry goes leaves the deletion to be
+    // finished at the next start, never an event listing a recording that is gone.
+    forget_recording_in_events(store, index, &entry.camera, id)?;
     index.remove_recording(id)?;
     tracing::info!(camera = %entry.camera, recording = %id, "recording {id} deleted");
-    forget_recording_in_events(store, index, &entry.camera, id)?;
     Ok(Some(entry.bytes))
 }
 
@@ -162,7 +164,7 @@ fn forget_recording_in_events(
     for mut event in index.events_of_recording(camera, id)? {
         event.recordings.retain(|r| *r != id);
         if event.recordings.is_empty() && !event.open {
-            remove_event_entry(store, index, camera, event.id, event.has_thumbnail)?;
+            remove_event_entry(store, index, camera, event.id)?;
             deleted += 1;
         } else {
             index.put_event(&event)?;
@@ -171,16 +173,15 @@ fn forget_recording_in_events(
     Ok(deleted)
 }
 
+/// Removes an event and shreds its thumbnail, also one its entry does not record (a
+/// write that failed half-way leaves a partial file behind).
 fn remove_event_entry(
     store: &Store,
     index: &Index,
     camera: &CameraId,
     id: EventId,
-    thumbnail: bool,
 ) -> Result<(), RetentionError> {
-    if thumbnail {
-        store.shred_thumbnail(camera, id)?;
-    }
+    store.shred_thumbnail(camera, id)?;
     index.remove_event(id)?;
     tracing::info!(camera = %camera, event = %id, "event {id} deleted");
     Ok(())
@@ -209,7 +210,7 @@ pub fn delete_event(store: &Store, index: &Index, id: EventId) -> Result<bool, R
         delete_recording(store, index, *recording)?;
     }
     if index.get_event(id)?.is_some() {
-        remove_event_entry(store, index, &event.camera, id, event.has_thumbnail)?;
+        remove_event_entry(store, index, &event.camera, id)?;
     }
     index.flush()?;
     Ok(true)
@@ -230,7 +231,7 @@ pub fn delete_camera(
     }
     for event in index.camera_events(camera, i64::MIN, i64::MAX)? {
         if !event.open {
-            remove_event_entry(store, index, camera, event.id, event.has_thumbnail)?;
+            remove_event_entry(store, index, camera, event.id)?;
         }
     }
     forget_emptied_retired_cameras(index)?;
@@ -297,7 +298,7 @@ pub fn enforce(
     for event in index.all_events()? {
         let cutoff = now_micros - i64::from(policy.days(&added, &event.camera)) * MICROS_PER_DAY;
         if !event.open && event.end_micros < cutoff {
-            remove_event_entry(store, index, &event.camera, event.id, event.has_thumbnail)?;
+            remove_event_entry(store, index, &event.camera, event.id)?;
             report.events_deleted += 1;
         }
     }

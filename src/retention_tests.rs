@@ -377,3 +377,38 @@ fn a_camera_removed_with_its_recordings_kept_keeps_its_storage_period() {
     assert_eq!(report.expired, vec![kept]);
     assert!(!f.index.is_retired_camera(&id).expect("retired"));
 }
+
+/// A thumbnail write that failed half-way (a full disk) leaves a partial file and an
+/// event that records no thumbnail: removing the event removes the file too.
+#[test]
+fn an_event_takes_a_partly_written_thumbnail_it_does_not_record() {
+    let f = fixture();
+    let camera: CameraId = "door".parse().expect("name");
+    let recording = f.recording("door", 0, 100);
+    let event = EventId(43);
+    let partial = f
+        .dir
+        .path()
+        .join("data/thumbnails/door/000000000000002b.plt");
+    std::fs::create_dir_all(partial.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&partial, b"PORCHLI").expect("a header cut short");
+    f.index
+        .put_event(&EventEntry {
+            id: event,
+            camera: camera.clone(),
+            start_micros: 0,
+            end_micros: 1_000_000,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![],
+            has_thumbnail: false,
+            recordings: vec![recording],
+            open: false,
+        })
+        .expect("event");
+    assert!(delete_event(&f.store, &f.index, event).expect("delete"));
+    assert!(
+        !partial.exists(),
+        "the partial thumbnail went with its event"
+    );
+}

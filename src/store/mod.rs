@@ -590,9 +590,14 @@ impl Store {
         Ok(jpeg)
     }
 
-    /// Crypto-shreds an event's thumbnail (missing counts as done).
+    /// Crypto-shreds an event's thumbnail (missing counts as done). One whose header
+    /// is too damaged to find its key slot in (a write cut short) is unlinked all the
+    /// same: it must not outlive its event.
     pub fn shred_thumbnail(&self, camera: &CameraId, event: EventId) -> Result<(), StoreError> {
-        recover::shred(&self.thumbnail_path(camera, event))
+        recover::shred(&self.thumbnail_path(camera, event)).or_else(|shred_error| {
+            tracing::warn!(camera = %camera, event = %event, "cannot shred a thumbnail, unlinking it: {shred_error}");
+            self.unlink_extra(Extra::Thumbnail(camera.clone(), event))
+        })
     }
 
     /// Crypto-shreds a recording: zero its key block, unlink, fsync the directory.
