@@ -13,7 +13,7 @@
 //!    fsynced, so its data key is gone from the disk (with the usual caveat of flash
 //!    media keeping old sectors, see `recover::shred`).
 //!
-//! A leftover `<id>.migrating` of a crash before step 2 is removed by the next try.
+//! A leftover `<id>.migrating` of a crash before step 2 is shredded by the next try.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -60,10 +60,11 @@ impl Store {
         let mut source = self.open_recording_as(camera, id, viewer)?;
         let header = source.inner.header().fields.clone();
         let temp = path.with_extension(MIGRATING_EXTENSION);
-        match fs::remove_file(&temp) {
-            Ok(()) => tracing::warn!(path = %temp.display(), "removed a leftover migration copy"),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("remove stale migration copy", &temp, e)),
+        // A leftover copy holds the video under a master-wrapped key: shredded, not
+        // just unlinked.
+        if temp.exists() {
+            tracing::warn!(path = %temp.display(), "removing a leftover migration copy");
+            discard_copy(&temp);
         }
         let fields = HeaderFields {
             chunk_size: header.chunk_size,
@@ -210,6 +211,26 @@ mod tests {
         store.set_recipients(Vec::new()).expect("off");
         let path = store.recording_path(&camera, id);
         let old = fs::File::open(&path).expect("keep the old inode");
+        // A copy left by an earlier crash holds video under a master-wrapped key: it
+        // must be shredded, not just unlinked. Here it is a hard link to another
+        // recording, so that its inode can be looked at afterwards.
+        let other = RecordingId::random();
+        let (mut w, _) = store
+            .create_recording(&NewRecording {
+                id: other,
+                camera: camera.clone(),
+                start_micros: 6,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        w.write_all(b"other video").expect("write");
+        w.finish().expect("finish");
+        fs::hard_link(
+            store.recording_path(&camera, other),
+            path.with_extension(MIGRATING_EXTENSION),
+        )
+        .expect("a leftover copy");
+        assert!(store.open_recording(&camera, other).is_ok());
 
         let migrated = store
             .migrate_to_master(&camera, id, &viewer)
@@ -227,6 +248,10 @@ mod tests {
         assert_eq!(migrated.file_len, fs::metadata(&path).expect("stat").len());
         assert_eq!(migrated.wrapped_key.len(), 144);
         assert!(!path.with_extension("migrating").exists());
+        assert!(
+            store.open_recording(&camera, other).is_err(),
+            "the leftover copy's key slot was overwritten"
+        );
         // The old file's slots were zeroed: nothing opens it any more.
         let mut old_bytes = Vec::new();
         (&old).read_to_end(&mut old_bytes).expect("read old");
