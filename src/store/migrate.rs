@@ -177,6 +177,26 @@ mod tests {
     use crate::store::NewRecording;
     use std::io::Read;
 
+    /// A finished recording of `video` sealed as the store's recipients say.
+    fn finished_recording(
+        store: &Store,
+        camera: &CameraId,
+        id: RecordingId,
+        start: i64,
+        video: &[u8],
+    ) {
+        let (mut w, _) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: start,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        w.write_all(video).expect("write");
+        w.finish().expect("finish");
+    }
+
     #[test]
     fn a_migrated_recording_opens_with_the_master_key_and_the_old_slots_are_gone() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -197,17 +217,8 @@ mod tests {
             .expect("on");
         let camera: CameraId = "porch".parse().expect("camera");
         let id = RecordingId::random();
-        let (mut w, _) = store
-            .create_recording(&NewRecording {
-                id,
-                camera: camera.clone(),
-                start_micros: 5,
-                trigger: Trigger::Motion,
-            })
-            .expect("create");
         let video: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        w.write_all(&video).expect("write");
-        w.finish().expect("finish");
+        finished_recording(&store, &camera, id, 5, &video);
         store.set_recipients(Vec::new()).expect("off");
         let path = store.recording_path(&camera, id);
         let old = fs::File::open(&path).expect("keep the old inode");
@@ -215,16 +226,7 @@ mod tests {
         // must be shredded, not just unlinked. Here it is a hard link to another
         // recording, so that its inode can be looked at afterwards.
         let other = RecordingId::random();
-        let (mut w, _) = store
-            .create_recording(&NewRecording {
-                id: other,
-                camera: camera.clone(),
-                start_micros: 6,
-                trigger: Trigger::Motion,
-            })
-            .expect("create");
-        w.write_all(b"other video").expect("write");
-        w.finish().expect("finish");
+        finished_recording(&store, &camera, other, 6, b"other video");
         fs::hard_link(
             store.recording_path(&camera, other),
             path.with_extension(MIGRATING_EXTENSION),
@@ -268,16 +270,7 @@ mod tests {
             .expect("store");
         let camera: CameraId = "porch".parse().expect("camera");
         let id = RecordingId::random();
-        let (mut w, _) = store
-            .create_recording(&NewRecording {
-                id,
-                camera: camera.clone(),
-                start_micros: 5,
-                trigger: Trigger::Motion,
-            })
-            .expect("create");
-        w.write_all(b"video").expect("write");
-        w.finish().expect("finish");
+        finished_recording(&store, &camera, id, 5, b"video");
         // The copy is finished; the original's name now holds a directory, so the
         // original cannot be opened for the swap (root included).
         let path = store.recording_path(&camera, id);
@@ -289,15 +282,7 @@ mod tests {
 
         // A leftover of a crash is removed at start-up; recordings are not touched.
         let other = RecordingId::random();
-        let (w, _) = store
-            .create_recording(&NewRecording {
-                id: other,
-                camera: camera.clone(),
-                start_micros: 6,
-                trigger: Trigger::Motion,
-            })
-            .expect("create");
-        w.finish().expect("finish");
+        finished_recording(&store, &camera, other, 6, b"");
         let kept = store.recording_path(&camera, other);
         let leftover = kept.with_extension(MIGRATING_EXTENSION);
         fs::copy(&kept, &leftover).expect("copy");
