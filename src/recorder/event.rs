@@ -4,16 +4,25 @@
 use crate::index::events::SCORE_CURVE_STEP_SECS;
 use crate::index::EventEntry;
 use crate::model::{CameraId, EventId, RecordingId, Trigger};
+use crate::store::e2e::ViewerPublicKey;
 
 /// Longest score curve kept (an hour at one point a second); longer events keep
 /// their peak but stop extending the curve.
 const MAX_CURVE_POINTS: usize = 3600;
 
+/// A picture offered for an event, with the viewers end-to-end mode sealed to when
+/// it was taken: a picture taken while the mode was on stays sealed to them even if
+/// the mode is off by the time the event closes.
+pub struct Thumbnail {
+    pub jpeg: Vec<u8>,
+    pub sealed_to: Vec<ViewerPublicKey>,
+}
+
 pub struct OpenEvent {
     pub entry: EventEntry,
     /// Wall time (µs) until which the triggers so far ask for recording.
     pub until_micros: i64,
-    best_thumbnail: Option<(f32, Vec<u8>)>,
+    best_thumbnail: Option<(f32, Thumbnail)>,
     /// The end last written to the index, so an open event is saved as it grows
     /// (about once a second), not on every trigger.
     saved_end_micros: i64,
@@ -66,7 +75,7 @@ impl OpenEvent {
     }
 
     /// A motion analysis result at `at_micros`.
-    pub fn add_score(&mut self, at_micros: i64, score: f32, thumbnail: Option<Vec<u8>>) {
+    pub fn add_score(&mut self, at_micros: i64, score: f32, thumbnail: Option<Thumbnail>) {
         let score = score.clamp(0.0, 1.0);
         self.entry.peak_score = self.entry.peak_score.max(score);
         let step = i64::from(SCORE_CURVE_STEP_SECS) * 1_000_000;
@@ -78,22 +87,22 @@ impl OpenEvent {
             let point = (score * 255.0).round() as u8;
             self.entry.score_curve[slot] = self.entry.score_curve[slot].max(point);
         }
-        if let Some(jpeg) = thumbnail {
+        if let Some(picture) = thumbnail {
             if self
                 .best_thumbnail
                 .as_ref()
                 .is_none_or(|(best, _)| score > *best)
             {
-                self.best_thumbnail = Some((score, jpeg));
+                self.best_thumbnail = Some((score, picture));
             }
         }
     }
 
     /// Closes the event at `end_micros`; returns the entry and the thumbnail to seal.
-    pub fn close(mut self, end_micros: i64) -> (EventEntry, Option<Vec<u8>>) {
+    pub fn close(mut self, end_micros: i64) -> (EventEntry, Option<Thumbnail>) {
         self.entry.end_micros = end_micros.max(self.entry.start_micros);
         self.entry.open = false;
-        let thumbnail = self.best_thumbnail.map(|(_, jpeg)| jpeg);
+        let thumbnail = self.best_thumbnail.map(|(_, picture)| picture);
         self.entry.has_thumbnail = thumbnail.is_some();
         (self.entry, thumbnail)
     }
@@ -110,14 +119,20 @@ mod tests {
         assert_eq!(e.until_micros, 5_000_000, "never shortened");
         e.extend(Trigger::Motion, 9_000_000);
         assert_eq!(e.entry.triggers, vec![Trigger::Motion, Trigger::External]);
-        e.add_score(1_200_000, 0.5, Some(b"a".to_vec()));
-        e.add_score(1_700_000, 0.25, Some(b"b".to_vec()));
+        let picture = |jpeg: &[u8]| {
+            Some(Thumbnail {
+                jpeg: jpeg.to_vec(),
+                sealed_to: Vec::new(),
+            })
+        };
+        e.add_score(1_200_000, 0.5, picture(b"a"));
+        e.add_score(1_700_000, 0.25, picture(b"b"));
         e.add_score(3_100_000, 1.0, None);
         assert_eq!(e.entry.score_curve, vec![0, 128, 0, 255]);
         let (entry, thumbnail) = e.close(9_000_000);
         assert_eq!(entry.peak_score, 1.0);
         assert_eq!(
-            thumbnail,
+            thumbnail.map(|t| t.jpeg),
             Some(b"a".to_vec()),
             "the best frame that came with a picture"
         );

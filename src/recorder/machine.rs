@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
 
-use super::event::OpenEvent;
+use super::event::{OpenEvent, Thumbnail};
 use super::ring::{FrameRing, Pushed, MAX_RING_BYTES, MAX_RING_FRAMES};
 use super::segment::OpenRecording;
 use super::{EventNotice, EventPhase};
@@ -180,7 +180,11 @@ impl Recorder {
         }
         let now = self.frame_now();
         if let Some(event) = self.event.as_mut() {
-            event.add_score(now, update.score, update.thumbnail);
+            let thumbnail = update.thumbnail.map(|jpeg| Thumbnail {
+                jpeg,
+                sealed_to: self.store.recipients(),
+            });
+            event.add_score(now, update.score, thumbnail);
         }
     }
 
@@ -420,11 +424,14 @@ impl Recorder {
         };
         let end = end_micros.min(event.until_micros);
         let (mut entry, thumbnail) = event.close(end);
-        if let Some(jpeg) = thumbnail {
-            if let Err(e) =
-                self.store
-                    .write_thumbnail(&self.camera, entry.id, entry.start_micros, &jpeg)
-            {
+        if let Some(picture) = thumbnail {
+            if let Err(e) = self.store.write_thumbnail_taken_under(
+                &self.camera,
+                entry.id,
+                entry.start_micros,
+                &picture.jpeg,
+                &picture.sealed_to,
+            ) {
                 tracing::warn!(camera = %self.camera, event = %entry.id, "cannot save the event's thumbnail: {}", chain(&e));
                 entry.has_thumbnail = false;
             }

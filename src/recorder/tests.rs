@@ -503,3 +503,38 @@ fn turning_end_to_end_on_rolls_the_open_recording_over_at_the_next_keyframe() {
         "every later frame is sealed to the viewer"
     );
 }
+
+/// A picture taken while end-to-end mode was on stays sealed to the viewers when
+/// the mode is turned off before its event closes.
+#[test]
+fn a_thumbnail_taken_while_end_to_end_was_on_stays_sealed_to_the_viewers() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let mut frames = f.frames().into_iter();
+    for frame in frames.by_ref().take(5) {
+        recorder.on_frame(frame);
+    }
+    f.enable_end_to_end();
+    recorder.on_motion(super::machine::MotionUpdate {
+        score: 0.5,
+        active: true,
+        started_micros: None,
+        thumbnail: Some(b"\xff\xd8 the front door".to_vec()),
+    });
+    f.store.set_recipients(Vec::new()).expect("turned off");
+    for frame in frames {
+        recorder.on_frame(frame);
+    }
+    recorder.close_event(START + 60_000_000);
+
+    let events = f.index.all_events().expect("events");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].has_thumbnail);
+    assert!(
+        matches!(
+            f.store.read_thumbnail(&camera(), events[0].id),
+            Err(StoreError::EndToEnd { .. })
+        ),
+        "sealed to the viewer, not the master key"
+    );
+}

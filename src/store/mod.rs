@@ -548,10 +548,29 @@ impl Store {
         start_micros: i64,
         jpeg: &[u8],
     ) -> Result<(), StoreError> {
+        self.write_thumbnail_taken_under(camera, event, start_micros, jpeg, &[])
+    }
+
+    /// [`write_thumbnail`](Self::write_thumbnail) of a picture taken while
+    /// end-to-end mode sealed to `taken_under` (empty: it was off): sealed to them,
+    /// whatever the mode is now, so turning the mode off never unseals a picture
+    /// taken while it was on.
+    pub fn write_thumbnail_taken_under(
+        &self,
+        camera: &CameraId,
+        event: EventId,
+        start_micros: i64,
+        jpeg: &[u8],
+        taken_under: &[ViewerPublicKey],
+    ) -> Result<(), StoreError> {
         create_private_dir(&self.thumbnails.join(camera.as_str()))?;
         let fields = HeaderFields::new(event.0, camera.as_str(), start_micros, "thumbnail");
         let path = self.thumbnail_path(camera, event);
-        let recipients = self.recipients();
+        let recipients = if taken_under.is_empty() {
+            self.recipients()
+        } else {
+            taken_under.to_vec()
+        };
         let mut writer = if recipients.is_empty() {
             RecordingWriter::create(&path, &fields, &self.master)?.0
         } else {
