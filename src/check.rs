@@ -228,7 +228,6 @@ fn finish_open(
         return Ok(());
     }
     match store.recover_and_describe(&path) {
-        Ok(file) if file.frames == 0 => remove_empty(store, index, &entry, report)?,
         Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, &entry, report)?,
         Ok(file) => {
             let dropped = file.recovered_bytes_dropped;

@@ -564,3 +564,37 @@ fn rebuilding_an_index_that_cannot_be_opened_sets_it_aside_and_keeps_every_recor
         });
     assert!(kept_aside);
 }
+
+/// A file holding an init segment and no fragment has no frame: start-up, repair
+/// and rebuild all remove it (a rebuild used to index it with 0 frames, which then
+/// failed to export).
+#[test]
+fn a_file_without_a_frame_is_removed_by_every_path_alike() {
+    let (_dir, store, index) = fixture();
+    let init = crate::store::mp4::fragmented::init_segment(
+        &crate::store::mp4::testutil::synthetic_track(),
+    )
+    .expect("init segment");
+    let camera: CameraId = "porch".parse().expect("name");
+    for (id, finish) in [(RecordingId(90), true), (RecordingId(91), false)] {
+        let (mut writer, _) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: camera.clone(),
+                start_micros: 1,
+                trigger: Trigger::Continuous,
+            })
+            .expect("create");
+        writer.write_all(&init).expect("write");
+        if finish {
+            writer.finish().expect("finish");
+        } else {
+            writer.sync().expect("sync");
+        }
+    }
+    let report = rebuild(&store, &index).expect("rebuild");
+    assert!(report.findings.is_empty(), "{report}");
+    assert!(index.all_recordings().expect("all").is_empty(), "{report}");
+    assert!(!store.recording_path(&camera, RecordingId(90)).exists());
+    assert!(!store.recording_path(&camera, RecordingId(91)).exists());
+}

@@ -179,7 +179,7 @@ pub enum StoreError {
     #[error("a sealed {purpose} secret cannot be opened with the loaded master key")]
     SecretUnseal { purpose: String },
 
-    /// A recording that holds no video at all (a crash came before its first
+    /// A recording that holds no frame at all (a crash came before its first
     /// fragment was written): nothing in it was ever acknowledged, so it can go.
     #[error("{}: no video was written before the recording was interrupted", .path.display())]
     EmptyRecording { path: PathBuf },

@@ -431,7 +431,8 @@ impl Store {
 
     /// Finishes a file if needed (keeping every chunk that authenticates: a torn
     /// tail, bytes after the final chunk or a damaged final chunk go) and describes it
-    /// from its contents: what the index needs to know.
+    /// from its contents: what the index needs to know. One without a frame is
+    /// [`StoreError::EmptyRecording`].
     pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
         let mut dropped = 0;
         let finished = match SealedReader::open(path, &self.master) {
@@ -463,6 +464,11 @@ impl Store {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
+        // An init segment without a fragment holds no frame either: every caller
+        // (start-up, repair, rebuild, a failed write's salvage) removes it alike.
+        if parsed.samples.is_empty() {
+            return Err(StoreError::EmptyRecording { path: path.into() });
+        }
         Ok(DescribedFile {
             frames: parsed.samples.len() as u64,
             duration_ticks: parsed.samples.iter().map(|s| u64::from(s.duration)).sum(),
