@@ -15,8 +15,8 @@ use common::camera::{CameraOptions, TestCamera};
 use common::{ffmpeg_decode_errors, CameraSpec, Setup};
 use porchlight::auth::TOTP_PURPOSE;
 use porchlight::config::RecordingMode;
-use porchlight::index::{CameraEntry, Index, SessionEntry, SessionStage, UserId};
-use porchlight::model::{CameraId, EventId};
+use porchlight::index::{CameraEntry, EventEntry, Index, SessionEntry, SessionStage, UserId};
+use porchlight::model::{CameraId, EventId, Trigger};
 use porchlight::store::{Store, StoreError};
 
 const STARTED: &str = "recording started";
@@ -87,12 +87,27 @@ fn seal_secrets_and_thumbnail(setup: &Setup) -> (CameraId, EventId) {
             },
         )
         .expect("session");
-    index.flush().expect("flush");
     let camera: CameraId = "porch".parse().expect("name");
     let event = EventId(9);
     store
         .write_thumbnail(&camera, event, 1_000_000, JPEG)
         .expect("thumbnail");
+    // Its event, or `check` would shred the thumbnail as an orphan.
+    index
+        .put_event(&EventEntry {
+            id: event,
+            camera: camera.clone(),
+            start_micros: 1_000_000,
+            end_micros: 2_000_000,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![128],
+            has_thumbnail: true,
+            recordings: Vec::new(),
+            open: false,
+        })
+        .expect("event");
+    index.flush().expect("flush");
     (camera, event)
 }
 
