@@ -75,6 +75,17 @@ impl Index {
         Ok(rows)
     }
 
+    /// The newest `limit` events starting at or after `since_micros`, newest first,
+    /// of one camera or of all.
+    pub fn newest_events(
+        &self,
+        camera: Option<&CameraId>,
+        since_micros: i64,
+        limit: usize,
+    ) -> Result<Vec<EventEntry>, IndexError> {
+        self.events.newest(camera, since_micros, limit)
+    }
+
     /// Events that list `recording` among their recordings.
     pub fn events_of_recording(
         &self,
@@ -137,5 +148,60 @@ mod tests {
             .is_empty());
         index.remove_event(EventId(7)).expect("remove");
         assert!(index.all_events().expect("all").is_empty());
+    }
+
+    #[test]
+    fn the_newest_events_come_from_every_camera_newest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        // "door" is a prefix of "door-2": their keys must not run together.
+        for (n, (camera, start)) in [
+            ("door", 5),
+            ("door-2", 9),
+            ("door", 1),
+            ("yard", 7),
+            ("door-2", 3),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            index
+                .put_event(&EventEntry {
+                    id: EventId(n as u64),
+                    camera: camera.parse().expect("name"),
+                    start_micros: start,
+                    end_micros: start + 1,
+                    triggers: vec![Trigger::Motion],
+                    peak_score: 0.5,
+                    score_curve: Vec::new(),
+                    has_thumbnail: false,
+                    recordings: Vec::new(),
+                    open: false,
+                })
+                .expect("put");
+        }
+        let starts =
+            |rows: Vec<EventEntry>| rows.iter().map(|e| e.start_micros).collect::<Vec<_>>();
+        assert_eq!(
+            starts(index.newest_events(None, i64::MIN, 3).expect("newest")),
+            [9, 7, 5]
+        );
+        assert_eq!(
+            starts(index.newest_events(None, 4, 10).expect("since")),
+            [9, 7, 5]
+        );
+        let door: CameraId = "door".parse().expect("name");
+        assert_eq!(
+            starts(
+                index
+                    .newest_events(Some(&door), i64::MIN, 10)
+                    .expect("door")
+            ),
+            [5, 1]
+        );
+        assert_eq!(
+            starts(index.newest_events(None, i64::MIN, 10).expect("all")).len(),
+            5
+        );
     }
 }

@@ -130,6 +130,55 @@ impl<R: Row> Table<R> {
             .collect()
     }
 
+    /// The newest `limit` rows starting at or after `since_micros`, newest first, of
+    /// one camera or of all. Reads about `limit` rows per camera rather than the
+    /// whole table (an API client asking for the latest events every few seconds).
+    pub fn newest(
+        &self,
+        camera: Option<&CameraId>,
+        since_micros: i64,
+        limit: usize,
+    ) -> Result<Vec<R>, IndexError> {
+        let prefixes = match camera {
+            Some(c) => vec![camera_prefix(c)],
+            None => self.camera_prefixes()?,
+        };
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            for kv in self.rows.scan_prefix(&prefix).rev().take(limit) {
+                let (k, v) = kv?;
+                let row = Self::decode(&k, &v)?;
+                if row.start_micros() < since_micros {
+                    break;
+                }
+                out.push(row);
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse((r.start_micros(), r.id())));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The `camera ‖ 0x00` prefix of every camera with rows, one seek per camera.
+    fn camera_prefixes(&self) -> Result<Vec<Vec<u8>>, IndexError> {
+        let mut prefixes = Vec::new();
+        let mut from = Vec::new();
+        while let Some(kv) = self.rows.range(from.as_slice()..).next() {
+            let (key, _) = kv?;
+            let Some(end) = key.iter().position(|&b| b == 0) else {
+                return Err(IndexError::Corrupt {
+                    key: hex::encode(&key),
+                    reason: "no camera name in the key".into(),
+                });
+            };
+            prefixes.push(key[..=end].to_vec());
+            // Past every key of this camera: its name then 0x01 sorts after name ‖ 0x00 ‖ ….
+            from = key[..end].to_vec();
+            from.push(1);
+        }
+        Ok(prefixes)
+    }
+
     /// One camera's rows starting before `to_micros`, by start time; the caller
     /// filters by end (rows know their own end).
     pub fn camera_until(&self, camera: &CameraId, to_micros: i64) -> Result<Vec<R>, IndexError> {

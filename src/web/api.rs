@@ -298,18 +298,10 @@ async fn events(
         ))));
     }
     let index = state.index.clone();
-    let mut rows = blocking(move || {
-        Ok(match &camera {
-            Some(c) => index.camera_events(c, since.unwrap_or(i64::MIN), i64::MAX)?,
-            None => index.all_events()?,
-        })
+    let rows = blocking(move || {
+        Ok(index.newest_events(camera.as_ref(), since.unwrap_or(i64::MIN), limit)?)
     })
     .await?;
-    if let Some(since) = since {
-        rows.retain(|e| e.start_micros >= since);
-    }
-    rows.sort_by_key(|e| std::cmp::Reverse((e.start_micros, e.id)));
-    rows.truncate(limit);
     Ok(Json(rows.iter().map(ApiEvent::from).collect()))
 }
 
