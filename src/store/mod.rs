@@ -181,6 +181,37 @@ impl Store {
         Self::with_key(data_dir, MasterKey::load(key_dir)?)
     }
 
+    /// The first sealed file found in `data_dir` (a recording, thumbnail or share
+    /// copy), read without a key. The daemon asks this before it creates a master
+    /// key: a key is created only for a data directory that holds nothing sealed,
+    /// since a fresh key would silently open none of it (see `daemon::master_key`).
+    pub fn first_sealed_file(data_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
+        let places = [
+            (data_dir.join(RECORDINGS_DIR), true, EXTENSION),
+            (data_dir.join(THUMBNAILS_DIR), true, THUMBNAIL_EXTENSION),
+            (data_dir.join(SHARES_DIR), false, EXTENSION),
+        ];
+        for (top, per_camera, extension) in places {
+            if !top.is_dir() {
+                continue;
+            }
+            let dirs = if per_camera {
+                read_dir(&top)?.into_iter().filter(|d| d.is_dir()).collect()
+            } else {
+                vec![top]
+            };
+            for dir in dirs {
+                let found = read_dir(&dir)?
+                    .into_iter()
+                    .find(|f| f.extension().and_then(|e| e.to_str()) == Some(extension));
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn with_key(data_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
         let recordings = data_dir.join(RECORDINGS_DIR);
         let thumbnails = data_dir.join(THUMBNAILS_DIR);
