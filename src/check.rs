@@ -23,6 +23,8 @@ pub enum CheckError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("end-to-end viewer keys: {0}")]
+    EndToEnd(#[from] crate::e2e::E2eError),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +80,15 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
     let report = match mode {
         Mode::Report => compare(&store, &index, false)?,
         Mode::Repair => compare(&store, &index, true)?,
-        Mode::RebuildIndex => rebuild(&store, &index)?,
+        Mode::RebuildIndex => {
+            let mut report = rebuild(&store, &index)?;
+            // The viewers' locked keys, from their files: without them no
+            // end-to-end recording could be opened again, recovery key or not.
+            report
+                .actions
+                .extend(crate::e2e::sync_saved_viewers(&index, &store)?);
+            report
+        }
     };
     index.flush()?;
     Ok(report)

@@ -83,6 +83,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
     // The index first: whether a missing master key may be created depends on it.
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
     let store = Arc::new(master_key::open_store(&config, &index)?);
+    // Viewer keys live in files too: a lost index gets them back, and an index
+    // from before the files existed gets its files.
+    for done in crate::e2e::sync_saved_viewers(&index, &store)? {
+        tracing::info!("start-up recovery: {done}");
+    }
     // End-to-end mode: seal new recordings to the viewers' keys from the first one.
     crate::e2e::load(&index, &store)?;
     let report = check::recover(&store, &index)?;
