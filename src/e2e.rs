@@ -23,7 +23,9 @@ use zeroize::Zeroizing;
 
 use crate::auth::{password, throttle};
 use crate::index::{Index, IndexError, UserId, ViewerKeyEntry};
-use crate::store::e2e::{LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret};
+use crate::store::e2e::{
+    LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret, MAX_RECIPIENTS,
+};
 use crate::store::{SavedViewer, Store, StoreError};
 
 /// One passphrase derivation (Argon2id, 128 MiB) at a time in the whole process:
@@ -47,6 +49,8 @@ pub enum E2eError {
     /// Deliberately one answer for a wrong passphrase and a wrong recovery key.
     #[error("wrong passphrase or recovery key")]
     WrongSecret,
+    #[error("a recording can be sealed to at most {MAX_RECIPIENTS} viewers; remove one first")]
+    TooManyViewers,
     #[error("too many wrong passphrases; try again later")]
     Throttled { until_micros: i64 },
     #[error(transparent)]
@@ -91,12 +95,25 @@ pub fn recipients(index: &Index) -> Result<Vec<ViewerPublicKey>, E2eError> {
 
 /// Makes the store seal new recordings to the index's viewers (none: mode off or
 /// turned off). Called at start-up and after every change of viewers or of the mode.
+///
+/// More viewers than a recording has slots for ([`MAX_RECIPIENTS`]; [`enable`]
+/// refuses that many, but an index written before it did may hold more) is logged
+/// as an error and the first ones are kept: failing here would stop the daemon from
+/// starting, and then nothing would be recorded at all.
 pub fn load(index: &Index, store: &Store) -> Result<usize, E2eError> {
-    let keys = if index.e2e_paused()? {
+    let mut keys = if index.e2e_paused()? {
         Vec::new()
     } else {
         recipients(index)?
     };
+    if keys.len() > MAX_RECIPIENTS {
+        tracing::error!(
+            viewers = keys.len(),
+            "more viewers than a recording can be sealed to: new recordings are sealed \
+             to the first {MAX_RECIPIENTS} only; remove the viewers that are not needed"
+        );
+        keys.truncate(MAX_RECIPIENTS);
+    }
     let n = keys.len();
     store.set_recipients(keys)?;
     if n > 0 {
@@ -180,6 +197,11 @@ pub fn enable(
 ) -> Result<RecoveryKey, E2eError> {
     if index.viewer_key(user)?.is_some() {
         return Err(E2eError::AlreadyEnabled);
+    }
+    // Before anything is stored: a row beyond what `load` can seal to would be
+    // written and the request fail after it.
+    if index.viewer_keys()?.len() >= MAX_RECIPIENTS {
+        return Err(E2eError::TooManyViewers);
     }
     if passphrase != repeated {
         return Err(E2eError::Mismatch);
@@ -435,6 +457,52 @@ mod tests {
 
     fn pass(text: &str) -> Secret {
         Secret::Passphrase(Zeroizing::new(text.to_owned()))
+    }
+
+    #[test]
+    fn a_seventeenth_viewer_is_refused_and_the_index_still_loads() {
+        let (_dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        for n in 2..=MAX_RECIPIENTS as u64 {
+            enrol(
+                &index,
+                &store,
+                UserId(n),
+                &format!("user{n}"),
+                PASS,
+                PASS,
+                0,
+            )
+            .expect("enrol");
+        }
+        let last = MAX_RECIPIENTS as u64 + 1;
+        assert!(matches!(
+            enrol(&index, &store, UserId(last), "one too many", PASS, PASS, 0),
+            Err(E2eError::TooManyViewers)
+        ));
+        assert_eq!(index.viewer_keys().expect("read").len(), MAX_RECIPIENTS);
+        assert_eq!(load(&index, &store).expect("load"), MAX_RECIPIENTS);
+    }
+
+    /// An index written before enrolment was capped: the daemon still starts.
+    #[test]
+    fn more_viewers_than_slots_in_the_index_still_load_sealed_to_the_first() {
+        let (_dir, store, index) = fixture();
+        let fast = crate::store::e2e::KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        };
+        for n in 1..=MAX_RECIPIENTS as u64 + 1 {
+            let (key, _) = LockedViewerKey::generate_with(PASS, fast).expect("key");
+            let entry = ViewerKeyEntry {
+                locked_key: hex::encode(key.to_bytes()),
+                enrolled_micros: 0,
+            };
+            index.put_viewer_key(UserId(n), &entry).expect("put");
+        }
+        assert_eq!(load(&index, &store).expect("load"), MAX_RECIPIENTS);
+        assert_eq!(store.recipients().len(), MAX_RECIPIENTS);
     }
 
     /// Viewer rows written before viewer files existed get their files; a fresh
