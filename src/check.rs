@@ -28,6 +28,8 @@ pub enum CheckError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("end-to-end viewer keys: {0}")]
+    EndToEnd(#[from] crate::e2e::E2eError),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +86,11 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
         let (index, set_aside) = open_for_rebuild(&index_dir)?;
         let mut report = rebuild(&store, &index)?;
         report.actions.extend(set_aside);
+        // The viewers' locked keys, from their files: without them no end-to-end
+        // recording could be opened again, recovery key or not.
+        report
+            .actions
+            .extend(crate::e2e::sync_saved_viewers(&index, &store)?);
         index.flush()?;
         return Ok(report);
     }

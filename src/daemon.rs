@@ -7,6 +7,7 @@
 //! [`start`] returns a [`Running`] daemon so integration tests (and the web layer)
 //! can drive it in-process: send a trigger, read the cameras' state, stop it.
 
+mod master_key;
 mod web_ui;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,19 @@ pub enum DaemonError {
     Stopping,
     #[error("end-to-end encryption: {0}")]
     EndToEnd(#[from] crate::e2e::E2eError),
+    /// No master key, but data only the lost key opens (see `master_key`).
+    #[error(
+        "cannot start: {missing}, but {} already holds {found}. Is the disk holding \
+         key_dir {} mounted? Restore master.key from your backup; a new key would \
+         open none of this, so none was created",
+        .data_dir.display(), .key_dir.display()
+    )]
+    MasterKeyLost {
+        missing: String,
+        data_dir: std::path::PathBuf,
+        key_dir: std::path::PathBuf,
+        found: String,
+    },
 }
 
 pub use crate::recorder::TriggerError;
@@ -66,8 +80,14 @@ pub struct Running {
 
 /// Opens everything and starts the cameras, recorders and retention.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, DaemonError> {
-    let store = Arc::new(Store::open_or_create(&config.data_dir, &config.key_dir)?);
+    // The index first: whether a missing master key may be created depends on it.
     let index = Index::open(&Store::index_dir(&config.data_dir))?;
+    let store = Arc::new(master_key::open_store(&config, &index)?);
+    // Viewer keys live in files too: a lost index gets them back, and an index
+    // from before the files existed gets its files.
+    for done in crate::e2e::sync_saved_viewers(&index, &store)? {
+        tracing::info!("start-up recovery: {done}");
+    }
     // End-to-end mode: seal new recordings to the viewers' keys from the first one.
     crate::e2e::load(&index, &store)?;
     let report = check::recover(&store, &index)?;

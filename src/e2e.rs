@@ -23,8 +23,10 @@ use zeroize::Zeroizing;
 
 use crate::auth::{password, throttle};
 use crate::index::{Index, IndexError, UserId, ViewerKeyEntry};
-use crate::store::e2e::{LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret};
-use crate::store::{Store, StoreError};
+use crate::store::e2e::{
+    LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret, MAX_RECIPIENTS,
+};
+use crate::store::{SavedViewer, Store, StoreError};
 
 /// One passphrase derivation (Argon2id, 128 MiB) at a time in the whole process:
 /// a burst of unlock attempts waits its turn instead of taking n × 128 MiB, and each
@@ -47,6 +49,8 @@ pub enum E2eError {
     /// Deliberately one answer for a wrong passphrase and a wrong recovery key.
     #[error("wrong passphrase or recovery key")]
     WrongSecret,
+    #[error("a recording can be sealed to at most {MAX_RECIPIENTS} viewers; remove one first")]
+    TooManyViewers,
     #[error("too many wrong passphrases; try again later")]
     Throttled { until_micros: i64 },
     #[error(transparent)]
@@ -91,12 +95,25 @@ pub fn recipients(index: &Index) -> Result<Vec<ViewerPublicKey>, E2eError> {
 
 /// Makes the store seal new recordings to the index's viewers (none: mode off or
 /// turned off). Called at start-up and after every change of viewers or of the mode.
+///
+/// More viewers than a recording has slots for ([`MAX_RECIPIENTS`]; [`enable`]
+/// refuses that many, but an index written before it did may hold more) is logged
+/// as an error and the first ones are kept: failing here would stop the daemon from
+/// starting, and then nothing would be recorded at all.
 pub fn load(index: &Index, store: &Store) -> Result<usize, E2eError> {
-    let keys = if index.e2e_paused()? {
+    let mut keys = if index.e2e_paused()? {
         Vec::new()
     } else {
         recipients(index)?
     };
+    if keys.len() > MAX_RECIPIENTS {
+        tracing::error!(
+            viewers = keys.len(),
+            "more viewers than a recording can be sealed to: new recordings are sealed \
+             to the first {MAX_RECIPIENTS} only; remove the viewers that are not needed"
+        );
+        keys.truncate(MAX_RECIPIENTS);
+    }
     let n = keys.len();
     store.set_recipients(keys)?;
     if n > 0 {
@@ -181,6 +198,11 @@ pub fn enable(
     if index.viewer_key(user)?.is_some() {
         return Err(E2eError::AlreadyEnabled);
     }
+    // Before anything is stored: a row beyond what `load` can seal to would be
+    // written and the request fail after it.
+    if index.viewer_keys()?.len() >= MAX_RECIPIENTS {
+        return Err(E2eError::TooManyViewers);
+    }
     if passphrase != repeated {
         return Err(E2eError::Mismatch);
     }
@@ -200,6 +222,19 @@ pub fn enable(
             enrolled_micros: now_micros,
         },
     )?;
+    // The row first, then its file: a crash between leaves a row that the next
+    // start-up saves again ([`sync_saved_viewers`]), never a file whose recovery key
+    // nobody was shown that a rebuild would bring back.
+    let saved = SavedViewer {
+        user: user.0,
+        enrolled_micros: now_micros,
+        key,
+    };
+    if let Err(e) = store.save_viewer(&saved) {
+        index.remove_viewer_key(user)?;
+        return Err(e.into());
+    }
+    let key = saved.key;
     index.set_e2e_paused(false)?;
     load(index, store)?;
     tracing::info!(viewer = %key.public_key().id(), "end-to-end encryption turned on");
@@ -232,13 +267,71 @@ pub fn enrol(
 /// slot (their key is gone from the index, so nothing here can open it). True if
 /// they had one.
 pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool, E2eError> {
-    if index.viewer_key(user)?.is_none() {
+    let Some(entry) = index.viewer_key(user)? else {
         return Ok(false);
-    }
+    };
+    // The file first, then the row: a crash between leaves a row whose file the
+    // next start-up writes again, never a file a rebuild would bring back.
+    store.remove_viewer(locked(&entry)?.public_key().id())?;
     index.remove_viewer_key(user)?;
     load(index, store)?;
     tracing::info!(user = %user.0, "viewer key removed: new recordings are no longer sealed to it");
     Ok(true)
+}
+
+/// Keeps every viewer key in a file beside the recordings (`store::viewer_file`), so
+/// a lost index does not lose the end-to-end recordings. Called at start-up and by
+/// `check --rebuild-index`; returns what it did, one line each.
+///
+/// - No viewer rows in the index but viewer files on disk (the index was lost or
+///   rebuilt): the rows come back from the files. The mode is then on, whatever it
+///   was (a new index has no "turned off" flag): new recordings are sealed to the
+///   restored viewers, which is the safe side; an owner turns it off again.
+/// - Rows without a file (an index written before the files existed, or a crash
+///   between a row and its file): the file is written.
+/// - A file without a row while other rows exist is left alone and logged: it
+///   cannot come from a removal (which removes the file first).
+pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E2eError> {
+    let rows = index.viewer_keys()?;
+    let saved = store.saved_viewers()?;
+    let mut done = Vec::new();
+    if rows.is_empty() {
+        for viewer in saved {
+            let entry = ViewerKeyEntry {
+                locked_key: hex::encode(viewer.key.to_bytes()),
+                enrolled_micros: viewer.enrolled_micros,
+            };
+            index.put_viewer_key(UserId(viewer.user), &entry)?;
+            done.push(format!(
+                "restored end-to-end viewer key {} (user {}) from its file",
+                viewer.key.public_key().id(),
+                viewer.user
+            ));
+        }
+        if !done.is_empty() {
+            index.flush()?;
+        }
+        return Ok(done);
+    }
+    let mut on_disk: std::collections::HashSet<_> =
+        saved.iter().map(|v| v.key.public_key().id()).collect();
+    for (user, entry) in rows {
+        let key = locked(&entry)?;
+        let id = key.public_key().id();
+        if on_disk.remove(&id) {
+            continue;
+        }
+        store.save_viewer(&SavedViewer {
+            user: user.0,
+            enrolled_micros: entry.enrolled_micros,
+            key,
+        })?;
+        done.push(format!("saved end-to-end viewer key {id} to a file"));
+    }
+    for id in on_disk {
+        tracing::warn!(viewer = %id, "a viewer key file has no viewer in the index; left alone");
+    }
+    Ok(done)
 }
 
 /// What [`migrate_all`] did.
@@ -364,6 +457,82 @@ mod tests {
 
     fn pass(text: &str) -> Secret {
         Secret::Passphrase(Zeroizing::new(text.to_owned()))
+    }
+
+    #[test]
+    fn a_seventeenth_viewer_is_refused_and_the_index_still_loads() {
+        let (_dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        for n in 2..=MAX_RECIPIENTS as u64 {
+            enrol(
+                &index,
+                &store,
+                UserId(n),
+                &format!("user{n}"),
+                PASS,
+                PASS,
+                0,
+            )
+            .expect("enrol");
+        }
+        let last = MAX_RECIPIENTS as u64 + 1;
+        assert!(matches!(
+            enrol(&index, &store, UserId(last), "one too many", PASS, PASS, 0),
+            Err(E2eError::TooManyViewers)
+        ));
+        assert_eq!(index.viewer_keys().expect("read").len(), MAX_RECIPIENTS);
+        assert_eq!(load(&index, &store).expect("load"), MAX_RECIPIENTS);
+    }
+
+    /// An index written before enrolment was capped: the daemon still starts.
+    #[test]
+    fn more_viewers_than_slots_in_the_index_still_load_sealed_to_the_first() {
+        let (_dir, store, index) = fixture();
+        let fast = crate::store::e2e::KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        };
+        for n in 1..=MAX_RECIPIENTS as u64 + 1 {
+            let (key, _) = LockedViewerKey::generate_with(PASS, fast).expect("key");
+            let entry = ViewerKeyEntry {
+                locked_key: hex::encode(key.to_bytes()),
+                enrolled_micros: 0,
+            };
+            index.put_viewer_key(UserId(n), &entry).expect("put");
+        }
+        assert_eq!(load(&index, &store).expect("load"), MAX_RECIPIENTS);
+        assert_eq!(store.recipients().len(), MAX_RECIPIENTS);
+    }
+
+    /// Viewer rows written before viewer files existed get their files; a fresh
+    /// index gets the rows back from the files, and the recovery key unlocks.
+    #[test]
+    fn viewer_keys_are_saved_to_files_and_restored_into_an_empty_index() {
+        let (dir, store, index) = fixture();
+        let recovery = enable(&index, &store, UserId(1), "owner", PASS, PASS, 5).expect("enable");
+        assert_eq!(store.saved_viewers().expect("list").len(), 1);
+        let viewers = dir.path().join("data").join("viewers");
+        std::fs::remove_dir_all(&viewers).expect("as before the files existed");
+        let done = sync_saved_viewers(&index, &store).expect("sync");
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert!(sync_saved_viewers(&index, &store)
+            .expect("again")
+            .is_empty());
+
+        let fresh = Index::open(&dir.path().join("new index")).expect("index");
+        let done = sync_saved_viewers(&fresh, &store).expect("restore");
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert!(is_enabled(&fresh).expect("read"));
+        let recovery = Secret::guess(Zeroizing::new(recovery.to_text().to_string()));
+        unlock(&fresh, None, &recovery, 0).expect("the recovery key unlocks");
+        unlock(&fresh, Some(UserId(1)), &pass(PASS), 0).expect("and the passphrase");
+
+        assert!(remove_viewer(&fresh, &store, UserId(1)).expect("remove"));
+        assert!(
+            store.saved_viewers().expect("list").is_empty(),
+            "file removed"
+        );
     }
 
     #[test]

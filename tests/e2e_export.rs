@@ -258,3 +258,33 @@ fn an_end_to_end_recording_cut_by_a_crash_exports_with_the_passphrase() {
     );
     setup.cli_ok(&["check"]);
 }
+
+/// A lost index used to lose every end-to-end recording for good: the locked viewer
+/// keys lived only in it. Now they are files too: an index from before the files
+/// gets them at start-up, and `check --rebuild-index` brings the viewers back so the
+/// recovery key opens the recording again.
+#[test]
+fn a_lost_index_keeps_end_to_end_recordings_openable_with_the_recovery_key() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
+    let recovery = enable(&setup);
+    // As an index written before viewer key files existed.
+    let viewers = setup.data_dir().join("viewers");
+    fs::remove_dir_all(&viewers).expect("remove the viewer key files");
+    record_for(&setup, 3);
+    let files = fs::read_dir(&viewers).expect("start-up wrote the viewer key files");
+    assert_eq!(files.count(), 1);
+    let sealed = ids(&setup);
+    assert!(!sealed.is_empty(), "a recording made with the mode on");
+
+    fs::remove_dir_all(Store::index_dir(&setup.data_dir())).expect("lose the index");
+    let report = setup.cli_ok(&["check", "--rebuild-index"]);
+    assert!(
+        report.contains("restored end-to-end viewer key"),
+        "{report}"
+    );
+    let (out, path) = export(&setup, &sealed[0], &[], Some(&format!("{recovery}\n")));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ffmpeg_decode_errors(&path), "");
+    assert!(ffprobe(&path).frames > 0);
+}

@@ -519,3 +519,65 @@ fn write_key(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).expect("write key");
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
+
+/// Runs `serve` and waits up to `limit` for it to exit by itself; a daemon still
+/// running then is killed and reported as `None` (it started instead of refusing).
+fn serve_exit(setup: &Setup, limit: Duration) -> Option<std::process::Output> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_porchlight"))
+        .args(["serve", "--config"])
+        .arg(&setup.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run porchlight");
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().expect("kill the daemon this test started");
+    let _ = child.wait();
+    None
+}
+
+/// A key_dir on a disk that did not mount, or a deleted master.key, must stop the
+/// daemon with a clear error instead of a fresh key that opens none of the data.
+#[test]
+fn a_missing_master_key_over_existing_data_refuses_to_start_and_creates_none() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("shed", &camera.main_url())], "");
+    record_for(&setup, 3);
+    let key_file = setup.key_dir().join("master.key");
+    let aside = setup.dir.path().join("master.key.backup");
+    fs::rename(&key_file, &aside).expect("move the key away");
+
+    let out = serve_exit(&setup, Duration::from_secs(20)).expect("serve refused to start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("master key"), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+    assert!(stderr.contains("Is the disk holding"), "{stderr}");
+    assert!(
+        stderr.contains(&setup.key_dir().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Restore master.key"), "{stderr}");
+    assert!(!key_file.exists(), "no new master key was created");
+
+    // key_dir itself gone (an unmounted disk's mount point removed): not recreated.
+    fs::remove_dir(setup.key_dir()).expect("remove key_dir");
+    let out = serve_exit(&setup, Duration::from_secs(20)).expect("serve refused to start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!setup.key_dir().exists(), "key_dir was not created");
+
+    // The real key back: the recordings open again.
+    fs::create_dir(setup.key_dir()).expect("mkdir");
+    fs::rename(&aside, &key_file).expect("restore the key");
+    let id = id_of(&setup.recordings()[0]);
+    assert_eq!(ffmpeg_decode_errors(&export(&setup, &id)), "");
+}

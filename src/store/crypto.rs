@@ -398,14 +398,16 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-pub(super) fn write_new_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), StoreError> {
+/// Writes a new secret file (a master key, a locked viewer key): exclusive create,
+/// mode 0600, fsynced. The caller links or renames it into place.
+pub(super) fn write_new_key_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), StoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| StoreError::io("create key file", path, e))?;
-    file.write_all(bytes)
+    file.write_all(bytes.as_ref())
         .map_err(|e| StoreError::io("write key file", path, e))?;
     file.sync_all()
         .map_err(|e| StoreError::io("fsync key file", path, e))

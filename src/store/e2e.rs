@@ -75,8 +75,9 @@ const SALT_LEN: usize = 16;
 const WRAPPED_LEN: usize = 24 + KEY_LEN + TAG_LEN;
 const LOCKED_LEN: usize = 1 + KEY_LEN + 12 + SALT_LEN + 2 * WRAPPED_LEN;
 /// Upper bounds accepted from a stored key, so a tampered record cannot make an
-/// unlock allocate gigabytes.
-const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+/// unlock allocate more than a 1 GB Raspberry Pi can spare: 512 MiB, four times the
+/// 128 MiB of [`KdfParams::STRONG`].
+const MAX_MEMORY_KIB: u32 = 512 * 1024;
 const MAX_ITERATIONS: u32 = 16;
 
 /// Argon2id cost of a passphrase (see the module doc for why these values).

@@ -146,6 +146,23 @@ fn locked_key_round_trips_through_bytes_and_binds_its_public_key() {
     ));
 }
 
+/// 600 MiB is under the old 1 GiB cap but more than a 1 GB Pi can spare next to
+/// the recorder: refused before Argon2 allocates anything (the error says so; an
+/// attempted derivation would have ended in a wrong-passphrase error instead).
+#[test]
+fn a_locked_key_claiming_600_mib_of_argon2_memory_is_refused() {
+    let (locked, _) = viewer("correct horse battery staple");
+    let mut bytes = locked.to_bytes();
+    bytes[33..37].copy_from_slice(&(600 * 1024u32).to_be_bytes());
+    let costly = LockedViewerKey::from_bytes(&bytes).expect("parse");
+    match costly.unlock_with_passphrase("correct horse battery staple") {
+        Err(StoreError::ViewerKeyInvalid { reason }) => {
+            assert!(reason.contains("above what this build accepts"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 #[test]
 fn strong_parameters_are_stored_and_used() {
     let started = std::time::Instant::now();

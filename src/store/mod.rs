@@ -5,6 +5,7 @@
 //! recordings/<camera>/<recording id>.plr   one sealed recording (format.rs)
 //! thumbnails/<camera>/<event id>.plt       an event's JPEG, sealed the same way
 //! shares/<link id>.plr                     a share link's copy, sealed under the link (share.rs)
+//! viewers/<viewer id>.plv                  a locked end-to-end viewer key (viewer_file.rs)
 //! index/                                   the sled index (owned by `index`)
 //! ```
 //! and `master.key` in the key directory (crypto.rs), which may be on another disk,
@@ -33,6 +34,7 @@ pub mod reader;
 pub mod recover;
 pub mod rotate;
 mod share;
+mod viewer_file;
 pub mod writer;
 
 use std::fs;
@@ -44,6 +46,7 @@ pub use error::StoreError;
 pub use migrate::Migrated;
 pub use rotate::{KeyRotation, Rewrap, Rewrapped};
 pub use share::Clip;
+pub use viewer_file::SavedViewer;
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};
@@ -56,6 +59,7 @@ use reader::SealedReader;
 const RECORDINGS_DIR: &str = "recordings";
 const THUMBNAILS_DIR: &str = "thumbnails";
 const SHARES_DIR: &str = "shares";
+const VIEWERS_DIR: &str = "viewers";
 const THUMBNAIL_EXTENSION: &str = "plt";
 const INDEX_DIR: &str = "index";
 const EXTENSION: &str = "plr";
@@ -160,6 +164,7 @@ pub struct Store {
     recordings: PathBuf,
     thumbnails: PathBuf,
     shares: PathBuf,
+    viewers: PathBuf,
     master: MasterKey,
     /// End-to-end mode's viewers: while not empty, new recordings are sealed to
     /// them instead of wrapped by the master key. Set by whoever owns that state
@@ -181,6 +186,37 @@ impl Store {
         Self::with_key(data_dir, MasterKey::load(key_dir)?)
     }
 
+    /// The first sealed file found in `data_dir` (a recording, thumbnail or share
+    /// copy), read without a key. The daemon asks this before it creates a master
+    /// key: a key is created only for a data directory that holds nothing sealed,
+    /// since a fresh key would silently open none of it (see `daemon::master_key`).
+    pub fn first_sealed_file(data_dir: &Path) -> Result<Option<PathBuf>, StoreError> {
+        let places = [
+            (data_dir.join(RECORDINGS_DIR), true, EXTENSION),
+            (data_dir.join(THUMBNAILS_DIR), true, THUMBNAIL_EXTENSION),
+            (data_dir.join(SHARES_DIR), false, EXTENSION),
+        ];
+        for (top, per_camera, extension) in places {
+            if !top.is_dir() {
+                continue;
+            }
+            let dirs = if per_camera {
+                read_dir(&top)?.into_iter().filter(|d| d.is_dir()).collect()
+            } else {
+                vec![top]
+            };
+            for dir in dirs {
+                let found = read_dir(&dir)?
+                    .into_iter()
+                    .find(|f| f.extension().and_then(|e| e.to_str()) == Some(extension));
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn with_key(data_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
         let recordings = data_dir.join(RECORDINGS_DIR);
         let thumbnails = data_dir.join(THUMBNAILS_DIR);
@@ -190,6 +226,7 @@ impl Store {
             recordings,
             thumbnails,
             shares: data_dir.join(SHARES_DIR),
+            viewers: data_dir.join(VIEWERS_DIR),
             master,
             recipients: RwLock::new(Vec::new()),
             recipients_generation: Default::default(),
@@ -253,6 +290,21 @@ impl Store {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Saves (or replaces) a viewer key's file (see `viewer_file.rs`).
+    pub fn save_viewer(&self, saved: &SavedViewer) -> Result<(), StoreError> {
+        viewer_file::save(&self.viewers, saved)
+    }
+
+    /// Overwrites and removes a viewer key's file; missing counts as done.
+    pub fn remove_viewer(&self, viewer: e2e::ViewerId) -> Result<(), StoreError> {
+        viewer_file::remove(&self.viewers, viewer)
+    }
+
+    /// Every readable viewer key file (unreadable ones are logged and skipped).
+    pub fn saved_viewers(&self) -> Result<Vec<SavedViewer>, StoreError> {
+        viewer_file::list(&self.viewers)
     }
 
     /// Changes with every change of the viewers new recordings are sealed to; a

@@ -195,8 +195,13 @@ pub async fn enable(
     .await?;
     let recovery = match enabled {
         Ok(key) => key,
-        Err(e @ (E2eError::WeakPassphrase(_) | E2eError::Mismatch | E2eError::AlreadyEnabled)) => {
-            let status = if matches!(e, E2eError::AlreadyEnabled) {
+        Err(
+            e @ (E2eError::WeakPassphrase(_)
+            | E2eError::Mismatch
+            | E2eError::AlreadyEnabled
+            | E2eError::TooManyViewers),
+        ) => {
+            let status = if matches!(e, E2eError::AlreadyEnabled | E2eError::TooManyViewers) {
                 StatusCode::CONFLICT
             } else {
                 StatusCode::BAD_REQUEST

@@ -1,0 +1,149 @@
+//! Opening the store at start-up without ever replacing a lost master key.
+//!
+//! The daemon used to create `master.key` whenever it was missing. When `key_dir`
+//! sits on a disk that did not mount (its mount point still exists) or the key was
+//! deleted, that silently made a new key: every earlier recording, TOTP seed and
+//! sealed camera password stopped opening, and new recordings went under a key that
+//! vanished when the real disk came back. So a key is created only on a true first
+//! start: nothing sealed on disk (`Store::first_sealed_file`) and no account,
+//! recording, sealed camera credential or end-to-end viewer in the index. Anything
+//! else is a refusal that names `key_dir`, and nothing is created — not even a
+//! missing `key_dir` (a `mkdir -p` would fill in the mount point of an absent disk).
+//!
+//! Calls `store` and `index`; wired by `daemon::start` after the index is open.
+
+use std::path::Path;
+
+use super::DaemonError;
+use crate::config::Config;
+use crate::index::Index;
+use crate::store::{Store, StoreError};
+
+/// Opens the store with the existing master key, or creates one on a first start.
+pub(super) fn open_store(config: &Config, index: &Index) -> Result<Store, DaemonError> {
+    match Store::open(&config.data_dir, &config.key_dir) {
+        Err(StoreError::MasterKeyMissing { .. }) => {}
+        other => return Ok(other?),
+    }
+    if let Some(found) = existing_data(&config.data_dir, index)? {
+        let missing = if config.key_dir.is_dir() {
+            format!(
+                "master key {} is missing",
+                config.key_dir.join("master.key").display()
+            )
+        } else {
+            format!("key directory {} does not exist", config.key_dir.display())
+        };
+        return Err(DaemonError::MasterKeyLost {
+            missing,
+            data_dir: config.data_dir.clone(),
+            key_dir: config.key_dir.clone(),
+            found,
+        });
+    }
+    Ok(Store::open_or_create(&config.data_dir, &config.key_dir)?)
+}
+
+/// What in `data_dir` only the lost key could open, described for the error;
+/// `None` for a data directory that is new (or holds nothing sealed yet).
+fn existing_data(data_dir: &Path, index: &Index) -> Result<Option<String>, DaemonError> {
+    if let Some(file) = Store::first_sealed_file(data_dir)? {
+        return Ok(Some(format!("sealed files such as {}", file.display())));
+    }
+    let counts = [
+        (index.all_users()?.len(), "account(s)"),
+        (index.all_recordings()?.len(), "recording(s)"),
+        (
+            index
+                .cameras()?
+                .iter()
+                .filter(|c| c.sealed_username.is_some() || c.sealed_password.is_some())
+                .count(),
+            "camera password(s)",
+        ),
+        (index.viewer_keys()?.len(), "end-to-end viewer(s)"),
+    ];
+    let held: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    Ok((!held.is_empty()).then(|| format!("an index with {}", held.join(", "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{RecordingEntry, RecordingState};
+    use crate::model::{RecordingId, Trigger};
+
+    fn config(dir: &Path) -> Config {
+        let text = format!(
+            "data_dir = \"{}\"\nkey_dir = \"{}\"\n",
+            dir.join("data").display(),
+            dir.join("keys").display()
+        );
+        let path = dir.join("porchlight.toml");
+        std::fs::write(&path, text).expect("write config");
+        Config::load(&path).expect("config")
+    }
+
+    fn refusal(config: &Config, index: &Index) -> String {
+        match open_store(config, index) {
+            Ok(_) => panic!("opened with a new key"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_new_data_dir_gets_a_key_and_keeps_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path());
+        let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
+        let first = open_store(&config, &index).expect("first start").key_id();
+        let again = open_store(&config, &index).expect("second start").key_id();
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn a_missing_key_over_indexed_recordings_is_refused_and_none_is_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path());
+        let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
+        index
+            .put_recording(&RecordingEntry {
+                id: RecordingId::random(),
+                camera: "porch".parse().expect("name"),
+                start_micros: 1,
+                end_micros: 2,
+                frames: 1,
+                bytes: 1,
+                trigger: Trigger::Motion,
+                wrapped_key: String::new(),
+                state: RecordingState::Finished,
+            })
+            .expect("put");
+        let text = refusal(&config, &index);
+        assert!(text.contains("1 recording(s)"), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
+        assert!(!config.key_dir.exists(), "key_dir was not created");
+
+        std::fs::create_dir(&config.key_dir).expect("mkdir");
+        let text = refusal(&config, &index);
+        assert!(text.contains("master.key is missing"), "{text}");
+        assert!(!config.key_dir.join("master.key").exists());
+    }
+
+    #[test]
+    fn a_missing_key_over_sealed_files_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path());
+        let thumbs = config.data_dir.join("thumbnails").join("porch");
+        std::fs::create_dir_all(&thumbs).expect("mkdir");
+        std::fs::write(thumbs.join("0000000000000001.plt"), b"sealed").expect("write");
+        let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
+        let text = refusal(&config, &index);
+        assert!(text.contains("0000000000000001.plt"), "{text}");
+        assert!(!config.key_dir.exists());
+    }
+}
