@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
-use porchlight::config::{Config, DEFAULT_PATH};
+use porchlight::config::{Config, ConfigError, DEFAULT_PATH};
 use porchlight::{check, clock, daemon, export, rotate};
 
 #[derive(Parser)]
@@ -81,14 +81,31 @@ enum Command {
     Version,
 }
 
+/// `EX_CONFIG` from sysexits.h: the configuration is wrong. The unit's
+/// `RestartPreventExitStatus=78` stops systemd restarting a daemon that cannot start
+/// until someone edits the file (`Restart=on-failure` with `RestartSec=5s` would
+/// otherwise retry forever, never reaching the start limit).
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     porchlight::logging::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("porchlight: {e:#}");
-            ExitCode::FAILURE
+            // Under systemd, "<3>" makes journald file the line at priority err
+            // (without it the fatal line would be at the stream's default, info).
+            let prefix = if porchlight::logging::stderr_is_journal() {
+                "<3>"
+            } else {
+                ""
+            };
+            eprintln!("{prefix}porchlight: {e:#}");
+            if e.chain().any(|cause| cause.is::<ConfigError>()) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
