@@ -61,6 +61,11 @@ enum Command {
     },
     /// Compare the index with the files; report (default), repair, or rebuild.
     Check {
+        /// Only load and validate the configuration file (no store, no index), so it
+        /// works while the daemon runs and holds the index's lock: run it after
+        /// editing, before restarting.
+        #[arg(long, conflicts_with_all = ["repair", "rebuild_index"])]
+        config_only: bool,
         /// Fix what is found: finish interrupted work, index unindexed files, drop
         /// entries whose file is gone.
         #[arg(long)]
@@ -174,6 +179,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{summary}");
         }
         Command::Check {
+            config_only: true, ..
+        } => {
+            // Config::load above has validated the whole file.
+            println!("{}: configuration is valid", cli.config.display());
+        }
+        Command::Check {
+            config_only: false,
             repair,
             rebuild_index,
         } => {

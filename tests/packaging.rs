@@ -369,3 +369,30 @@ fn configuration_error_exits_78_and_is_an_error_in_the_journal() {
         "priority err in the journal: {fatal}"
     );
 }
+
+#[test]
+fn check_config_only_works_while_the_index_is_held() {
+    let setup = common::Setup::new(&[], "");
+    // What a running daemon has: a master key, and the index held open (sled
+    // allows one process), so a full `check` fails there.
+    porchlight::store::Store::open_or_create(&setup.data_dir(), &setup.key_dir())
+        .expect("create the store");
+    let _index =
+        porchlight::index::Index::open(&porchlight::store::Store::index_dir(&setup.data_dir()))
+            .expect("open the index");
+    let args = ["check", "--config-only"];
+    let (status, text) = run_with_stderr(setup.dir.path(), &args, &setup.config, false);
+    assert!(status.success(), "a good file passes: {status}; {text}");
+
+    let bad = setup.dir.path().join("bad.toml");
+    let data = setup.data_dir();
+    let text = format!(
+        "data_dir = \"{}\"\n[retention]\nmin_free_percent = 99\n",
+        data.display()
+    );
+    std::fs::write(&bad, text).expect("write");
+    let (status, text) = run_with_stderr(setup.dir.path(), &args, &bad, false);
+    assert!(!status.success(), "a bad file fails: {text}");
+    let located = format!("{}:3: key `retention.min_free_percent`", bad.display());
+    assert!(text.contains(&located), "names {located}: {text}");
+}
