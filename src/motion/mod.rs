@@ -64,7 +64,7 @@ mod tests_detect;
 #[cfg(test)]
 mod tests_pixels;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use decode::{MotionDecoder, Picture, PictureLimit};
 pub use detect::{
