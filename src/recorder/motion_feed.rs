@@ -159,6 +159,11 @@ impl Feed {
                 FeedInput::Gap => self.session = None,
             }
         }
+        // Motion turned off or the camera stopped: this feed's problem is no longer
+        // true (a new feed reports its own).
+        if self.problem.take().is_some() {
+            self.handle.set_motion_problem(None, 0);
+        }
     }
 
     fn on_frame(&mut self, frame: &Frame) {
@@ -334,6 +339,15 @@ mod tests {
         }
     }
 
+    /// An `mp4v` sample entry (MPEG-4 Part 2, which the decoder does not handle): 8
+    /// bytes of header, 78 of VisualSampleEntry fields.
+    fn mp4v_entry() -> Vec<u8> {
+        let mut entry = (8u32 + 78).to_be_bytes().to_vec();
+        entry.extend(b"mp4v");
+        entry.extend([0; 78]);
+        entry
+    }
+
     fn problem(handle: &CameraHandle) -> Option<String> {
         handle.status().recording_problem.map(|(text, _)| text)
     }
@@ -341,10 +355,7 @@ mod tests {
     #[test]
     fn unsupported_codec_shows_a_problem_at_once() {
         let (mut feed, handle, _rx) = feed();
-        // An `mp4v` sample entry: 8 bytes of header, 78 of VisualSampleEntry fields.
-        let mut entry = (8u32 + 78).to_be_bytes().to_vec();
-        entry.extend(b"mp4v");
-        entry.extend([0; 78]);
+        let entry = mp4v_entry();
         feed.on_frame(&frame(&entry, &[0, 0, 0, 1, 0x65], true, 0));
         let text = problem(&handle).expect("a problem is shown");
         assert!(
@@ -389,6 +400,18 @@ mod tests {
             ));
         }
         assert_eq!(problem(&handle), None, "cleared once pictures decode");
+    }
+
+    #[test]
+    fn a_feed_that_ends_takes_its_problem_away() {
+        let (mut feed, handle, _rx) = feed();
+        let entry = mp4v_entry();
+        feed.on_frame(&frame(&entry, &[0, 0, 0, 1, 0x65], true, 0));
+        assert!(problem(&handle).is_some());
+        let (tx, rx) = mpsc::sync_channel(1);
+        drop(tx);
+        feed.run(rx);
+        assert_eq!(problem(&handle), None, "motion off: nothing to show");
     }
 
     #[test]
