@@ -119,7 +119,7 @@ pub enum MotionError {
     /// FFmpeg allocate hundreds of megabytes per picture.
     #[error(
         "picture {width}x{height} is larger than {max_width}x{max_height}, the most \
-         motion detection decodes (use a smaller sub stream)"
+         this decoder accepts"
     )]
     TooLarge {
         width: u32,
