@@ -12,7 +12,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	ffmpeg systemd \
+	ffmpeg systemd time procps \
 	chromium chromium-driver python3-aiosmtpd python3-zeroconf
 
 .PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web soak fuzz-deps fuzz

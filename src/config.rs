@@ -20,6 +20,9 @@ pub use web::{NotifyConfig, SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
 
+/// The smallest `retention.max_bytes` accepted: 1 GiB.
+pub const MIN_MAX_BYTES: u64 = 1 << 30;
+
 /// The values retina's `InitialSequenceNumberPolicy` accepts.
 const RTP_INITIAL_SEQ: [&str; 4] = ["default", "respect", "ignore-suspicious-values", "ignore"];
 
@@ -230,11 +233,15 @@ impl Config {
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            located(
-                span.clone(),
-                &key_at(text, span.start),
-                e.message().to_owned(),
-            )
+            let key = key_at(text, span.start);
+            // serde's type errors quote the value ("invalid type: integer `1234`"),
+            // and this message reaches stderr and the journal: never for a secret.
+            let message = if is_secret_key(&key) {
+                "must be a string (value not shown)".to_owned()
+            } else {
+                e.message().to_owned()
+            };
+            located(span.clone(), &key, message)
         })?;
 
         let data_dir = raw
@@ -254,7 +261,7 @@ impl Config {
         };
         if let Some(r) = raw.recording {
             let r = r.into_inner();
-            if let Some(m) = r.rollover_minutes {
+            if let Some(m) = &r.rollover_minutes {
                 let span = m.span();
                 let m = *m.get_ref();
                 if !(1..=120).contains(&m) {
@@ -268,6 +275,13 @@ impl Config {
             }
             if let Some(secs) = r.rollover_seconds {
                 let span = secs.span();
+                if r.rollover_minutes.is_some() {
+                    return Err(located(
+                        span,
+                        "recording.rollover_seconds",
+                        "set rollover_minutes or rollover_seconds, not both".into(),
+                    ));
+                }
                 let secs = *secs.get_ref();
                 if !(5..=7200).contains(&secs) {
                     return Err(located(
@@ -302,7 +316,23 @@ impl Config {
             interval: Duration::from_secs(60),
         };
         if let Some(r) = raw.retention {
-            retention.max_bytes = r.max_bytes.map(|b| b.into_inner());
+            if let Some(b) = r.max_bytes {
+                let span = b.span();
+                let b = b.into_inner();
+                // A small number here is almost always meant as GB ("50"), and a cap
+                // that small would delete every finished recording at each pass.
+                if b < MIN_MAX_BYTES {
+                    return Err(located(
+                        span,
+                        "retention.max_bytes",
+                        format!(
+                            "is in bytes and must be at least {MIN_MAX_BYTES} (1 GiB); \
+                             50 GB is 50_000_000_000"
+                        ),
+                    ));
+                }
+                retention.max_bytes = Some(b);
+            }
             if let Some(p) = r.min_free_percent {
                 retention.min_free_percent =
                     in_range(p, 0..=90, "retention.min_free_percent", &located)?;
@@ -618,6 +648,18 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// The key written on the line containing `offset`, for syntax errors toml reports
 /// only by position.
+/// Whether a key (as [`key_at`] finds it, maybe dotted or quoted) holds a secret,
+/// whose value must never appear in an error message.
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = last.trim().trim_matches(|c| c == '"' || c == '\'');
+    SECRET_KEYS.contains(&last)
+}
+
+/// Keys whose values are secrets: cameras' and SMTP's `password`, the notification
+/// `webhook_token`.
+const SECRET_KEYS: [&str; 2] = ["password", "webhook_token"];
+
 fn key_at(text: &str, offset: usize) -> String {
     let line_start = text[..offset.min(text.len())]
         .rfind('\n')
@@ -737,6 +779,49 @@ mode = "continuous"
         assert_eq!(on.discovery.interfaces, vec!["lo".to_owned()]);
         let (_, key, _) = invalid(&format!("{GOOD}[discovery]\ninterfaces = [\"a b\"]\n"));
         assert_eq!(key, "discovery.interfaces");
+    }
+
+    #[test]
+    fn retention_cap_below_one_gib_is_refused_as_bytes() {
+        for small in ["0", "50", "1073741823"] {
+            let (line, key, message) =
+                invalid(&format!("{GOOD}[retention]\nmax_bytes = {small}\n"));
+            assert_eq!((line, key.as_str()), (11, "retention.max_bytes"));
+            assert!(message.contains("bytes"), "{message}");
+        }
+        let ok = parse(&format!("{GOOD}[retention]\nmax_bytes = 1073741824\n"));
+        assert_eq!(ok.expect("1 GiB").retention.max_bytes, Some(MIN_MAX_BYTES));
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_echoed() {
+        let cases = [
+            GOOD.replace("password = \"secret\"", "password = 12345678"),
+            format!("{GOOD}[notify]\nwebhook_token = 12345678\n"),
+            format!("{GOOD}[smtp]\npassword = [12345678]\n"),
+        ];
+        for text in cases {
+            let err = parse(&text).expect_err("wrong type").to_string();
+            assert!(!err.contains("12345678"), "secret echoed: {err}");
+            assert!(err.contains("must be a string (value not shown)"), "{err}");
+        }
+        // Other keys still say what was wrong.
+        let (_, key, message) = invalid(&GOOD.replace("\"admin\"", "12345678"));
+        assert_eq!(key, "username");
+        assert!(message.contains("12345678"), "{message}");
+    }
+
+    #[test]
+    fn rollover_in_minutes_and_seconds_together_is_refused() {
+        let (line, key, _) = invalid(&format!(
+            "{GOOD}[recording]\nrollover_minutes = 10\nrollover_seconds = 300\n"
+        ));
+        assert_eq!((line, key.as_str()), (12, "recording.rollover_seconds"));
+        let c = parse(&format!("{GOOD}[recording]\nrollover_seconds = 300\n"));
+        assert_eq!(
+            c.expect("seconds alone").recording.rollover,
+            Duration::from_secs(300)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -176,9 +177,12 @@ pub fn export_as(
         path: out.display().to_string(),
         source,
     };
+    // 0600: the export is decrypted video, readable by whoever ran the export alone
+    // (the umask could only take more away).
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(out)
         .map_err(output_error)?;
     let mut writer = BufWriter::new(file);

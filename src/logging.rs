@@ -43,8 +43,9 @@ pub fn init() {
     }
 }
 
-/// True when `JOURNAL_STREAM` names the file stderr is.
-fn stderr_is_journal() -> bool {
+/// True when `JOURNAL_STREAM` names the file stderr is (then a line written to
+/// stderr directly, like the binary's fatal error, needs its own `<N>` prefix).
+pub fn stderr_is_journal() -> bool {
     let Ok(var) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };

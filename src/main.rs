@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
-use porchlight::config::{Config, DEFAULT_PATH};
+use porchlight::config::{Config, ConfigError, DEFAULT_PATH};
 use porchlight::{check, clock, daemon, export, rotate};
 
 #[derive(Parser)]
@@ -61,6 +61,11 @@ enum Command {
     },
     /// Compare the index with the files; report (default), repair, or rebuild.
     Check {
+        /// Only load and validate the configuration file (no store, no index), so it
+        /// works while the daemon runs and holds the index's lock: run it after
+        /// editing, before restarting.
+        #[arg(long, conflicts_with_all = ["repair", "rebuild_index"])]
+        config_only: bool,
         /// Fix what is found: finish interrupted work, index unindexed files, drop
         /// entries whose file is gone.
         #[arg(long)]
@@ -81,14 +86,31 @@ enum Command {
     Version,
 }
 
+/// `EX_CONFIG` from sysexits.h: the configuration is wrong. The unit's
+/// `RestartPreventExitStatus=78` stops systemd restarting a daemon that cannot start
+/// until someone edits the file (`Restart=on-failure` with `RestartSec=5s` would
+/// otherwise retry forever, never reaching the start limit).
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     porchlight::logging::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("porchlight: {e:#}");
-            ExitCode::FAILURE
+            // Under systemd, "<3>" makes journald file the line at priority err
+            // (without it the fatal line would be at the stream's default, info).
+            let prefix = if porchlight::logging::stderr_is_journal() {
+                "<3>"
+            } else {
+                ""
+            };
+            eprintln!("{prefix}porchlight: {e:#}");
+            if e.chain().any(|cause| cause.is::<ConfigError>()) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -157,6 +179,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{summary}");
         }
         Command::Check {
+            config_only: true, ..
+        } => {
+            // Config::load above has validated the whole file.
+            println!("{}: configuration is valid", cli.config.display());
+        }
+        Command::Check {
+            config_only: false,
             repair,
             rebuild_index,
         } => {

@@ -304,3 +304,95 @@ fn watchdog_meant_for_another_process_is_not_pinged() {
     );
     assert!(sigterm_and_wait(&mut child).success());
 }
+
+#[test]
+fn unit_does_not_restart_after_a_configuration_error() {
+    let settings = unit_settings();
+    let prevent: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| k == "RestartPreventExitStatus")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(prevent, ["78"], "EX_CONFIG ends the restarts");
+}
+
+/// Runs `porchlight ARGS --config CONFIG` with stderr to a file; returns the exit
+/// status and what it wrote there. `journal` sets `JOURNAL_STREAM` to that file's
+/// device and inode, as systemd does for a unit whose stderr is the journal.
+fn run_with_stderr(
+    dir: &Path,
+    args: &[&str],
+    config: &Path,
+    journal: bool,
+) -> (std::process::ExitStatus, String) {
+    use std::os::unix::fs::MetadataExt;
+    let err_path = dir.join(format!("stderr-{}.log", args.join("-")));
+    let err = std::fs::File::create(&err_path).expect("stderr file");
+    let meta = err.metadata().expect("stat stderr file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_porchlight"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("JOURNAL_STREAM")
+        .stdout(Stdio::null())
+        .stderr(err);
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    }
+    let status = cmd.status().expect("run porchlight");
+    (
+        status,
+        std::fs::read_to_string(&err_path).expect("read stderr"),
+    )
+}
+
+#[test]
+fn configuration_error_exits_78_and_is_an_error_in_the_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("porchlight.toml");
+    std::fs::write(&config, "data_dir = 12\n").expect("write config");
+    let (status, text) = run_with_stderr(dir.path(), &["serve"], &config, false);
+    assert_eq!(status.code(), Some(78), "EX_CONFIG; stderr: {text}");
+    assert!(
+        text.starts_with("porchlight: "),
+        "no prefix off the journal: {text}"
+    );
+
+    let (status, text) = run_with_stderr(dir.path(), &["serve"], &config, true);
+    assert_eq!(status.code(), Some(78), "EX_CONFIG; stderr: {text}");
+    let fatal = text
+        .lines()
+        .find(|l| l.contains("porchlight: "))
+        .unwrap_or_else(|| panic!("no fatal line: {text}"));
+    assert!(
+        fatal.starts_with("<3>"),
+        "priority err in the journal: {fatal}"
+    );
+}
+
+#[test]
+fn check_config_only_works_while_the_index_is_held() {
+    let setup = common::Setup::new(&[], "");
+    // What a running daemon has: a master key, and the index held open (sled
+    // allows one process), so a full `check` fails there.
+    porchlight::store::Store::open_or_create(&setup.data_dir(), &setup.key_dir())
+        .expect("create the store");
+    let _index =
+        porchlight::index::Index::open(&porchlight::store::Store::index_dir(&setup.data_dir()))
+            .expect("open the index");
+    let args = ["check", "--config-only"];
+    let (status, text) = run_with_stderr(setup.dir.path(), &args, &setup.config, false);
+    assert!(status.success(), "a good file passes: {status}; {text}");
+
+    let bad = setup.dir.path().join("bad.toml");
+    let data = setup.data_dir();
+    let text = format!(
+        "data_dir = \"{}\"\n[retention]\nmin_free_percent = 99\n",
+        data.display()
+    );
+    std::fs::write(&bad, text).expect("write");
+    let (status, text) = run_with_stderr(setup.dir.path(), &args, &bad, false);
+    assert!(!status.success(), "a bad file fails: {text}");
+    let located = format!("{}:3: key `retention.min_free_percent`", bad.display());
+    assert!(text.contains(&located), "names {located}: {text}");
+}

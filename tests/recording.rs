@@ -581,3 +581,30 @@ fn a_missing_master_key_over_existing_data_refuses_to_start_and_creates_none() {
     let id = id_of(&setup.recordings()[0]);
     assert_eq!(ffmpeg_decode_errors(&export(&setup, &id)), "");
 }
+
+#[test]
+fn exported_mp4_is_readable_by_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(
+        &[CameraSpec::continuous("front-door", &camera.main_url())],
+        "",
+    );
+    record_for(&setup, 3);
+    let recordings = setup.recordings();
+    let r = recordings.first().expect("a recording");
+    let out = setup.dir.path().join("export.mp4");
+    // The usual umask 022, which would leave a plain create world-readable.
+    let status = std::process::Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_porchlight"))
+        .args(["export", "--recording", &id_of(r), "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(&setup.config)
+        .status()
+        .expect("run export");
+    assert!(status.success(), "export: {status}");
+    let mode = fs::metadata(&out).expect("export").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "decrypted video is private: {mode:o}");
+}

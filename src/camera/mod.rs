@@ -55,8 +55,9 @@ pub struct CameraStatus {
     pub since_micros: i64,
     /// Consecutive failed attempts since the last good stream.
     pub failures: u32,
-    /// Why recording is not happening although it should (a full disk), and since
-    /// when; `None` when all is well.
+    /// Why recording is not happening although it should (a full disk, or motion
+    /// detection that cannot analyse the stream, so no event is recorded), and since
+    /// when; `None` when all is well. The recorder's problem comes first.
     pub recording_problem: Option<(String, i64)>,
 }
 
@@ -73,6 +74,9 @@ pub enum StreamKind {
 pub struct CameraHandle {
     pub config: CameraConfig,
     status: RwLock<CameraStatus>,
+    /// Set by the motion feed; shown as the recording problem when the recorder has
+    /// none (kept apart so that neither clears the other's).
+    motion_problem: RwLock<Option<(String, i64)>>,
     frames: broadcast::Sender<Arc<Frame>>,
     sub_frames: broadcast::Sender<Arc<Frame>>,
 }
@@ -89,6 +93,7 @@ impl CameraHandle {
                 failures: 0,
                 recording_problem: None,
             }),
+            motion_problem: RwLock::new(None),
             frames,
             sub_frames,
         }
@@ -99,10 +104,17 @@ impl CameraHandle {
     }
 
     pub fn status(&self) -> CameraStatus {
-        match self.status.read() {
+        let mut status = match self.status.read() {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if status.recording_problem.is_none() {
+            status.recording_problem = match self.motion_problem.read() {
+                Ok(p) => p.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
         }
+        status
     }
 
     /// Records a state change (the `since` time only moves when the state changes).
@@ -125,6 +137,16 @@ impl CameraHandle {
             Err(poisoned) => poisoned.into_inner(),
         };
         s.recording_problem = problem.map(|text| (text, now_micros));
+    }
+
+    /// Shows (or clears) a motion detection problem, such as a sub stream that cannot
+    /// be decoded: in events mode the camera then records nothing.
+    pub fn set_motion_problem(&self, problem: Option<String>, now_micros: i64) {
+        let mut p = match self.motion_problem.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *p = problem.map(|text| (text, now_micros));
     }
 
     /// Subscribes to this camera's main-stream frames from now on.

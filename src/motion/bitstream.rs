@@ -78,6 +78,19 @@ pub fn parse_sample_entry(entry: &[u8]) -> Result<StreamConfig, MotionError> {
     Err(bad("no avcC/hvcC configuration box"))
 }
 
+/// The width and height a sample entry declares (its VisualSampleEntry fields; retina
+/// fills them from the SPS), or `None` if the box is too short to have them. The
+/// decoder refuses a stream declared larger than it accepts before opening FFmpeg.
+pub fn declared_size(entry: &[u8]) -> Option<(u32, u32)> {
+    let (_, body) = read_box(entry)?;
+    let field = |at: usize| -> Option<u32> {
+        let bytes: [u8; 2] = body.get(at..at + 2)?.try_into().ok()?;
+        Some(u32::from(u16::from_be_bytes(bytes)))
+    };
+    // reserved[6], data_reference_index, pre_defined, reserved, pre_defined[3].
+    Some((field(24)?, field(26)?))
+}
+
 /// The total length of the box at the start of `data` (size 0 = to the end).
 fn box_len(data: &[u8]) -> Option<usize> {
     let size = u32::from_be_bytes(data.get(..4)?.try_into().ok()?);

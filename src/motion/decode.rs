@@ -60,7 +60,7 @@ use ffmpeg_next::codec::threading;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::Discard;
 
-use super::bitstream::{avcc_to_annex_b, is_idr, parse_sample_entry, VideoCodec};
+use super::bitstream::{avcc_to_annex_b, declared_size, is_idr, parse_sample_entry, VideoCodec};
 use super::detect::GrayFrame;
 use super::MotionError;
 
@@ -82,6 +82,49 @@ impl IdlePolicy {
         skip_frame: Discard::Default,
         skip_loop_filter: Discard::All,
     };
+}
+
+/// The largest picture a decoder accepts. An SPS may claim any size up to 16384 or
+/// more a side, and FFmpeg allocates each picture at the size it is told (16000x16000
+/// is ~384 MB): the limit is checked against the sample entry before FFmpeg is
+/// opened, given to FFmpeg as `max_pixels` (it then refuses larger parameter sets,
+/// also ones sent in-band later, before allocating), and checked again on every
+/// picture that comes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PictureLimit {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl PictureLimit {
+    /// Motion analysis: 4096x2304 (4K UHD and DCI 4K at 16:9). Analysis streams are
+    /// normally sub streams of 640x360 to 1280x720.
+    pub const MOTION: PictureLimit = PictureLimit {
+        width: 4096,
+        height: 2304,
+    };
+    /// Snapshots of main streams: 8192x4320 (8K).
+    pub const SNAPSHOT: PictureLimit = PictureLimit {
+        width: 8192,
+        height: 4320,
+    };
+
+    fn check(self, width: u32, height: u32) -> Result<(), MotionError> {
+        if width <= self.width && height <= self.height {
+            Ok(())
+        } else {
+            Err(MotionError::TooLarge {
+                width,
+                height,
+                max_width: self.width,
+                max_height: self.height,
+            })
+        }
+    }
+
+    fn max_pixels(self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
 }
 
 /// At most this many units wait for an analysed picture; beyond, they are decoded
@@ -142,6 +185,7 @@ pub struct MotionDecoder {
     picture: ffmpeg::frame::Video,
     incoming: ffmpeg::frame::Video,
     scaler: Option<BoxScaler>,
+    limit: PictureLimit,
     /// Good pictures out of the decoder so far, downscaled or not.
     frames_decoded: usize,
     /// [`Self::decode_for`] defers units nobody asked for (off only in the benchmark).
@@ -155,9 +199,22 @@ pub struct MotionDecoder {
 impl MotionDecoder {
     /// A decoder for the stream described by `sample_entry` (an `avc1`/`avc3`/`hvc1`/
     /// `hev1` box with its configuration), producing frames about `target_width` pixels
-    /// wide (never wider than the source; 160 is a good value).
+    /// wide (never wider than the source; 160 is a good value). Pictures larger than
+    /// [`PictureLimit::MOTION`] are refused.
     pub fn new(sample_entry: &[u8], target_width: u32) -> Result<Self, MotionError> {
+        Self::with_limit(sample_entry, target_width, PictureLimit::MOTION)
+    }
+
+    /// [`Self::new`] refusing pictures larger than `limit`.
+    pub fn with_limit(
+        sample_entry: &[u8],
+        target_width: u32,
+        limit: PictureLimit,
+    ) -> Result<Self, MotionError> {
         let config = parse_sample_entry(sample_entry)?;
+        if let Some((width, height)) = declared_size(sample_entry) {
+            limit.check(width, height)?;
+        }
         let (id, name) = match config.codec {
             VideoCodec::H264 => (ffmpeg::codec::Id::H264, "H.264"),
             VideoCodec::H265 => (ffmpeg::codec::Id::HEVC, "H.265"),
@@ -172,9 +229,12 @@ impl MotionDecoder {
         let mut context = ffmpeg::codec::Context::new_with_codec(codec);
         // No frame or slice threads: one core's worth per camera, at most.
         context.set_threading(threading::Config::count(1));
+        // FFmpeg refuses larger pictures before allocating them (ff_set_dimensions).
+        let mut options = ffmpeg::Dictionary::new();
+        options.set("max_pixels", &limit.max_pixels().to_string());
         let decoder = context
             .decoder()
-            .open_as(codec)
+            .open_as_with(codec, options)
             .and_then(|d| d.video())
             .map_err(|e| init_err(e.to_string()))?;
         Ok(MotionDecoder {
@@ -190,6 +250,7 @@ impl MotionDecoder {
             picture: ffmpeg::frame::Video::empty(),
             incoming: ffmpeg::frame::Video::empty(),
             scaler: None,
+            limit,
             frames_decoded: 0,
             lazy: true,
             deferred: Vec::new(),
@@ -336,6 +397,13 @@ impl MotionDecoder {
                     own_time &= self.incoming.timestamp().is_none_or(|t| t == pts);
                 }
                 Ok(()) => {
+                    // max_pixels bounds the area, this the sides: never keep such a
+                    // picture (a thumbnail copies whole planes of the last one).
+                    let size = (self.incoming.width(), self.incoming.height());
+                    if let Err(e) = self.limit.check(size.0, size.1) {
+                        self.synced = false;
+                        return Err(e);
+                    }
                     std::mem::swap(&mut self.picture, &mut self.incoming);
                     self.frames_decoded += 1;
                     let frame_pts = self.picture.timestamp().unwrap_or(pts);
@@ -400,7 +468,11 @@ impl MotionDecoder {
         loop {
             match self.decoder.receive_frame(&mut self.incoming) {
                 Ok(()) if self.incoming.is_corrupt() || self.incoming.has_decode_errors() => {}
-                Ok(()) => std::mem::swap(&mut self.picture, &mut self.incoming),
+                Ok(()) => {
+                    self.limit
+                        .check(self.incoming.width(), self.incoming.height())?;
+                    std::mem::swap(&mut self.picture, &mut self.incoming);
+                }
                 Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::error::EAGAIN => {
                     return Ok(())

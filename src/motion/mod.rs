@@ -64,9 +64,9 @@ mod tests_detect;
 #[cfg(test)]
 mod tests_pixels;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
-pub use decode::{MotionDecoder, Picture};
+pub use decode::{MotionDecoder, Picture, PictureLimit};
 pub use detect::{
     Analysis, BestFrame, GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC,
 };
@@ -112,6 +112,20 @@ pub enum MotionError {
     InvalidSetting {
         name: &'static str,
         reason: &'static str,
+    },
+
+    /// The stream's pictures are larger than the decoder accepts (declared in the
+    /// sample entry, or as decoded): a hostile or misconfigured stream must not make
+    /// FFmpeg allocate hundreds of megabytes per picture.
+    #[error(
+        "picture {width}x{height} is larger than {max_width}x{max_height}, the most \
+         this decoder accepts"
+    )]
+    TooLarge {
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
     },
 
     /// A thumbnail could not be made from a decoded picture.

@@ -3,7 +3,7 @@
 //! saved, and the API's `snapshot.jpg` hands it to integrations. Built from the decoder and the thumbnail encoder, so ffmpeg stays in
 //! [`super::decode`].
 
-use super::decode::MotionDecoder;
+use super::decode::{MotionDecoder, PictureLimit};
 use super::thumbnail::jpeg_thumbnail;
 use super::MotionError;
 
@@ -19,8 +19,9 @@ pub fn keyframe_jpeg(
     pts: i64,
     max_width: u32,
 ) -> Result<Vec<u8>, MotionError> {
-    // The analysis width does not matter here: only the full picture is used.
-    let mut decoder = MotionDecoder::new(sample_entry, 160)?;
+    // The analysis width does not matter here: only the full picture is used. Main
+    // streams may be larger than analysis streams, but not without bound.
+    let mut decoder = MotionDecoder::with_limit(sample_entry, 160, PictureLimit::SNAPSHOT)?;
     decoder.decode(keyframe, true, pts)?;
     if decoder.last_picture().is_none() {
         decoder.finish()?;

@@ -2,7 +2,7 @@
 //! delivers it: AVCC access units plus a hand-built `avc1` sample entry.
 
 use super::bitstream::VideoCodec;
-use super::decode::MotionDecoder;
+use super::decode::{MotionDecoder, PictureLimit};
 use super::detect::{GrayFrame, MotionDetector, MotionEvent, MotionSettings, PTS_PER_SEC};
 use super::testutil::{encode, encode_as, load, Encoding, TestStream};
 use super::MotionError;
@@ -448,4 +448,74 @@ fn a_snapshot_is_one_keyframe_decoded_alone_as_a_full_size_jpeg() {
     );
     assert_ne!(first, second, "the pattern moves between keyframes");
     // Garbage is an error, never a picture.
+}
+
+/// One keyframe (1 s at 1 fps) of a gray `width`x`height` picture whose sample entry
+/// claims 64x64: what a camera sends when its in-band SPS disagrees with the SDP.
+fn lying_keyframe(width: u32, height: u32) -> TestStream {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lavfi = format!("color=c=gray:size={width}x{height}:rate=1");
+    let path = encode(VideoCodec::H264, dir.path(), "big.h264", &lavfi, 1, 1);
+    load(VideoCodec::H264, &path, 1, 64, 64)
+}
+
+#[test]
+fn stream_declared_larger_than_the_limit_is_refused_before_decoding() {
+    let s = stream(GRAY);
+    let mut entry = s.sample_entry.clone();
+    // The VisualSampleEntry's width (box header 8, then 24 bytes of other fields).
+    entry[32..34].copy_from_slice(&4160u16.to_be_bytes());
+    match MotionDecoder::new(&entry, 160) {
+        Err(MotionError::TooLarge { width: 4160, .. }) => {}
+        Err(other) => panic!("expected TooLarge, got {other:?}"),
+        Ok(_) => panic!("a 4160 px wide stream was accepted"),
+    }
+    MotionDecoder::with_limit(&entry, 160, PictureLimit::SNAPSHOT).expect("a snapshot may");
+}
+
+#[test]
+fn picture_taller_than_the_limit_is_an_error_not_a_picture() {
+    let s = lying_keyframe(64, 2400);
+    let key = s.units.first().expect("a keyframe");
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("decoder");
+    let mut result = dec.decode(&key.data, true, key.pts);
+    if matches!(result, Ok(None)) {
+        result = dec.finish().map(|()| None);
+    }
+    assert!(
+        matches!(result, Err(MotionError::TooLarge { height: 2400, .. })),
+        "{result:?}"
+    );
+    assert!(dec.last_picture().is_none(), "no 64x2400 picture kept");
+}
+
+#[test]
+fn picture_over_the_pixel_limit_is_refused_by_ffmpeg_before_it_allocates() {
+    // 4160x2304 is more pixels than 4096x2304: FFmpeg's max_pixels refuses it while
+    // reading the SPS, so no picture comes out for the side check to see.
+    let s = lying_keyframe(4160, 2304);
+    let key = s.units.first().expect("a keyframe");
+    let mut dec = MotionDecoder::new(&s.sample_entry, 160).expect("decoder");
+    let result = dec.decode(&key.data, true, key.pts);
+    assert!(
+        !matches!(result, Ok(Some(_)) | Err(MotionError::TooLarge { .. })),
+        "FFmpeg decoded it: {result:?}"
+    );
+    let _ = dec.finish();
+    assert!(dec.last_picture().is_none(), "no 4160x2304 picture");
+}
+
+#[test]
+fn snapshot_allows_larger_pictures_but_not_without_bound() {
+    let tall = lying_keyframe(64, 2400);
+    let key = tall.units.first().expect("a keyframe");
+    super::snapshot::keyframe_jpeg(&tall.sample_entry, &key.data, key.pts, 320)
+        .expect("64x2400 is within the snapshot limit");
+    let taller = lying_keyframe(64, 4400);
+    let key = taller.units.first().expect("a keyframe");
+    let result = super::snapshot::keyframe_jpeg(&taller.sample_entry, &key.data, key.pts, 320);
+    assert!(
+        matches!(result, Err(MotionError::TooLarge { height: 4400, .. })),
+        "{result:?}"
+    );
 }

@@ -54,14 +54,14 @@ pub(super) fn hvc1_sample_entry(params: &[&[u8]; 3], width: u16, height: u16) ->
 
 /// One access unit as ingest delivers it.
 #[derive(Clone)]
-pub(super) struct AccessUnit {
+pub(crate) struct AccessUnit {
     pub data: Vec<u8>,
     pub is_key: bool,
     pub pts: i64,
 }
 
 /// A real stream as the motion task receives it.
-pub(super) struct TestStream {
+pub(crate) struct TestStream {
     pub sample_entry: Vec<u8>,
     pub units: Vec<AccessUnit>,
 }
@@ -70,7 +70,7 @@ pub(super) struct TestStream {
 /// `secs` seconds with libx264 or libx265, a keyframe every `gop` frames exactly (no
 /// scene-cut keyframes: cameras keep a fixed GOP) and no B-frames, into `dir`, and
 /// returns the Annex B file's path.
-pub(super) fn encode(
+pub(crate) fn encode(
     codec: VideoCodec,
     dir: &Path,
     name: &str,
@@ -149,7 +149,7 @@ pub(super) fn encode_as(
 /// Reads an Annex B file written by [`encode`] at `fps` frames per second, splits it
 /// into access units and converts each to AVCC (4-byte lengths). The parameter sets go
 /// to the sample entry, access unit delimiters are dropped, SEI and slices stay.
-pub(super) fn load(codec: VideoCodec, path: &str, fps: u32, width: u16, height: u16) -> TestStream {
+pub(crate) fn load(codec: VideoCodec, path: &str, fps: u32, width: u16, height: u16) -> TestStream {
     let annex_b = std::fs::read(path).expect("ffmpeg wrote its output");
     let frame_ticks = 90_000 / i64::from(fps);
     // Per NAL unit: (is a slice, is a keyframe slice, starts an access unit when it

@@ -1,6 +1,7 @@
 //! The HTTPS certificate: a user-supplied one from `[web] tls_cert`/`tls_key`, or a
-//! self-signed one generated at first start into `data_dir/web/` (key mode 0600) for
-//! the host name, `<host>.local`, `localhost` and the machine's addresses.
+//! self-signed one generated at first start into `data_dir/web/` (key mode 0600,
+//! certificate 0644 so an admin's copy of it keeps working as a `--cacert`) for the
+//! host name, `<host>.local`, `localhost` and the machine's addresses.
 //!
 //! The self-signed certificate is valid for 825 days (the longest Apple platforms
 //! accept) and regenerated 30 days before it runs out; its SHA-256 fingerprint is
@@ -81,8 +82,12 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
+/// The machine's host name from `uname(2)`, not `/proc/sys/kernel/hostname`: the
+/// packaged unit's `ProcSubset=pid` hides `/proc/sys`, which left the host name and
+/// `<host>.local` out of the certificate.
 fn host_name() -> Option<String> {
-    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().ok()?;
     let name = name.trim().to_ascii_lowercase();
     let ok = !name.is_empty()
         && name.len() <= 63
@@ -147,7 +152,8 @@ fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), WebError> {
         .self_signed(&signing_key)
         .map_err(|e| WebError::Start(format!("certificate signing: {e}")))?;
     write_private(&key, signing_key.serialize_pem().as_bytes())?;
-    write_private(&cert, certificate.pem().as_bytes())?;
+    // The certificate is public: 0644 (the directory stays 0700).
+    write_file(&cert, certificate.pem().as_bytes(), 0o644)?;
     write_private(&expiry, not_after.unix_timestamp().to_string().as_bytes())?;
     tracing::info!(path = %cert.display(), "generated a self-signed HTTPS certificate, valid {VALID_DAYS} days");
     Ok((cert, key))
@@ -155,12 +161,18 @@ fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), WebError> {
 
 /// Replaces `path` with `data`, mode 0600, via a temporary file and rename.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), WebError> {
+    write_file(path, data, 0o600)
+}
+
+/// Replaces `path` with `data` at `mode` (less the umask), via a temporary file and
+/// rename so a crash never leaves half a key or certificate.
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), WebError> {
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| tls_error("cannot write", &tmp, e))?;
     f.write_all(data)
@@ -187,8 +199,42 @@ mod tests {
             fs::metadata(&key).expect("key").permissions().mode() & 0o777,
             0o600
         );
+        let cert = dir.path().join("web/cert.pem");
+        assert_eq!(
+            fs::metadata(&cert).expect("cert").permissions().mode() & 0o077,
+            0o044 & !current_umask(),
+            "the certificate is public"
+        );
         let second = load(&web, dir.path()).expect("reuse");
         assert_eq!(first.fingerprint, second.fingerprint, "kept across starts");
+    }
+
+    /// This process's umask (read back by setting it to itself).
+    fn current_umask() -> u32 {
+        let mask = rustix::process::umask(rustix::fs::Mode::empty());
+        rustix::process::umask(mask);
+        mask.bits()
+    }
+
+    #[test]
+    fn self_signed_certificate_names_the_uname_host() {
+        let uname = rustix::system::uname();
+        let host = uname
+            .nodename()
+            .to_str()
+            .expect("utf-8 host name")
+            .to_ascii_lowercase();
+        let dir = tempfile::tempdir().expect("tempdir");
+        load(&WebConfig::default(), dir.path()).expect("generate");
+        let pem = dir.path().join("web/cert.pem");
+        let der = CertificateDer::from_pem_file(&pem).expect("parse");
+        let contains = |name: &str| {
+            der.as_ref()
+                .windows(name.len())
+                .any(|w| w == name.as_bytes())
+        };
+        assert!(contains(&host), "SAN has {host}");
+        assert!(contains(&format!("{host}.local")), "SAN has {host}.local");
     }
 
     #[test]
