@@ -12,6 +12,12 @@
 //! What leaves the house is one line of text (kind, camera, time; for a security
 //! notice only its kind) to the targets the owner configured: never a picture, never
 //! a name, address or device, never a link with a secret.
+//!
+//! Open pages are told first and at once; mail and the webhook are queued to their
+//! own workers ([`outbox`]), so a silent mail or webhook server never stops this
+//! loop nor the notices of later events.
+
+mod outbox;
 
 use std::time::Duration;
 
@@ -23,6 +29,7 @@ use crate::config::{NotifyConfig, SmtpConfig};
 use crate::index::{EventEntry, Index, NotificationPrefs, Role, UserEntry, UserId};
 use crate::model::Trigger;
 use crate::recorder::{EventNotice, EventPhase};
+use outbox::{Mail, Outbox, Post};
 
 /// How long a webhook delivery may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,7 +154,7 @@ pub fn spawn(
     index: Index,
     mut events: broadcast::Receiver<EventNotice>,
     mut alerts: mpsc::UnboundedReceiver<AlertNotice>,
-    mailer: Option<mpsc::UnboundedSender<AlertNotice>>,
+    mailer: Option<mpsc::Sender<AlertNotice>>,
     smtp: Option<SmtpConfig>,
     webhook: Option<NotifyConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -162,6 +169,7 @@ pub fn spawn(
             .map_err(|e| tracing::error!("webhook client: {e}; webhook notifications are off"))
             .ok()
     });
+    let outbox = Outbox::spawn(smtp, webhook.clone().zip(http));
     tokio::spawn(async move {
         let mut alerts_open = true;
         loop {
@@ -173,8 +181,7 @@ pub fn spawn(
             let notice = match notice {
                 Ok(n) => n,
                 Err(Some(alert)) => {
-                    let (mailer, webhook) = (mailer.as_ref(), webhook.as_ref());
-                    security_notice(&ui, mailer, webhook, http.as_ref(), alert).await;
+                    security_notice(&ui, mailer.as_ref(), &outbox, alert);
                     continue;
                 }
                 Err(None) => {
@@ -243,28 +250,28 @@ pub fn spawn(
                     link: link.clone(),
                 });
                 webhook_wanted |= prefs.webhook;
-                if let (true, Some(smtp), Some(to)) = (prefs.email, &smtp, &user.email) {
-                    let body = format!(
-                        "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
-                        rfc3339(event.start_micros)
-                    );
-                    let subject = format!("Porchlight: {title}");
-                    match crate::mail::send(smtp, to, &subject, body).await {
-                        Ok(()) => {
-                            tracing::info!(user = %user.id, event = %event.id, "event notification mailed")
-                        }
-                        Err(e) => {
-                            tracing::warn!(user = %user.id, "event notification not mailed: {e}")
-                        }
-                    }
+                if let (true, true, Some(to)) = (prefs.email, outbox.has_mail(), &user.email) {
+                    outbox.mail(Mail {
+                        user: user.id,
+                        to: to.clone(),
+                        subject: format!("Porchlight: {title}"),
+                        body: format!(
+                            "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
+                            rfc3339(event.start_micros)
+                        ),
+                    });
                 }
             }
-            if let (true, Some(cfg), Some(client)) = (webhook_wanted, &webhook, &http) {
+            if webhook_wanted {
                 let priority = match kind {
                     Kind::Doorbell => "high",
                     Kind::Motion => "default",
                 };
-                post_webhook(client, cfg, kind.label(), priority, &title).await;
+                outbox.webhook(Post {
+                    tags: kind.label(),
+                    priority,
+                    title,
+                });
             }
         }
     });
@@ -272,12 +279,11 @@ pub fn spawn(
 }
 
 /// A security alert to the user's open pages (with its text: it is their own), to
-/// the mailer, and to the webhook (its kind only).
-async fn security_notice(
+/// the mailer, and to the webhook (its kind only). Queues, never waits.
+fn security_notice(
     ui: &broadcast::Sender<UiNotice>,
-    mailer: Option<&mpsc::UnboundedSender<AlertNotice>>,
-    webhook: Option<&NotifyConfig>,
-    http: Option<&reqwest::Client>,
+    mailer: Option<&mpsc::Sender<AlertNotice>>,
+    outbox: &Outbox,
     notice: AlertNotice,
 ) {
     let _ = ui.send(UiNotice {
@@ -287,42 +293,13 @@ async fn security_notice(
     });
     let kind = notice.alert.kind;
     if let Some(mailer) = mailer {
-        let _ = mailer.send(notice);
+        outbox::offer(mailer, notice, "security mail");
     }
-    if let (Some(cfg), Some(client)) = (webhook, http) {
-        post_webhook(client, cfg, "security", "high", crate::mail::subject(kind)).await;
-    }
-}
-
-/// One POST in ntfy's format: the text as the body, `Title`, `Tags`, `Priority`.
-async fn post_webhook(
-    client: &reqwest::Client,
-    cfg: &NotifyConfig,
-    tags: &str,
-    priority: &str,
-    title: &str,
-) {
-    let mut req = client
-        .post(cfg.webhook.clone())
-        .header("Title", "Porchlight")
-        .header("Tags", tags)
-        .header("Priority", priority)
-        .body(title.to_owned());
-    if let Some(token) = &cfg.webhook_token {
-        req = req.bearer_auth(token);
-    }
-    // The URL is the owner's; only its host goes to the log (a path may hold a topic
-    // name they consider private).
-    let host = cfg.webhook.host_str().unwrap_or("?");
-    match req.send().await {
-        Ok(r) if r.status().is_success() => tracing::info!(host, "webhook notified"),
-        Ok(r) => tracing::warn!(
-            host,
-            status = r.status().as_u16(),
-            "webhook refused the notification"
-        ),
-        Err(e) => tracing::warn!(host, "webhook not reached: {}", e.without_url()),
-    }
+    outbox.webhook(Post {
+        tags: "security",
+        priority: "high",
+        title: crate::mail::subject(kind).to_owned(),
+    });
 }
 
 #[cfg(test)]

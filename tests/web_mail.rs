@@ -173,6 +173,15 @@ impl WebhookSink {
         WebhookSink { port, received }
     }
 
+    /// Requests so far with `Tags: tag`.
+    fn tagged(&self, tag: &str) -> Vec<String> {
+        let needle = format!("tags: {tag}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.to_ascii_lowercase().contains(&needle))
+            .collect()
+    }
+
     fn requests(&self) -> Vec<String> {
         self.received
             .lock()
@@ -183,7 +192,6 @@ impl WebhookSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_chose() {
-    use porchlight::model::Trigger;
     let sink = SmtpSink::start();
     let hook = WebhookSink::start();
     let server = Server::start(&format!(
@@ -237,16 +245,7 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
-    let daemon = server.daemon();
-    let trigger = |camera: &str| {
-        daemon
-            .trigger(
-                &camera.parse().expect("name"),
-                Trigger::External,
-                Duration::from_secs(2),
-            )
-            .expect("trigger");
-    };
+    let trigger = |camera: &str| ring(&server, camera);
     trigger("back");
     trigger("front");
     let notice = next_notice().await;
@@ -727,4 +726,78 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
         log.contains("audit-two_factor_changed") && log.contains("reset by the owner"),
         "{log}"
     );
+}
+
+/// A mail server that accepts and then never says a word (a black hole, or port 465
+/// spoken to with STARTTLS) holds every mail to it; it must not hold up anything
+/// else: the webhook hears of every doorbell although each one's mail hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_mail_server_does_not_hold_up_the_webhook() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        // Accepted connections are kept open and never written to.
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let hook = WebhookSink::start();
+    let server = Server::start(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\nfrom = \"Porchlight <porchlight@example.org>\"\n\
+         {}",
+        doorbells_to(&hook, &["front", "back", "side"])
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut wanted = doorbell_prefs(&["front", "back", "side"]);
+    wanted.extend([("email", "on"), ("webhook", "on")]);
+    owner.save_notifications(&wanted).await;
+    for camera in ["front", "back", "side"] {
+        ring(&server, camera);
+    }
+    let doorbells = || hook.tagged("doorbell").len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while doorbells() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook heard of {} doorbell(s) of 3: {:?}",
+            doorbells(),
+            hook.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Config lines: the webhook at `hook`, and one camera in events mode per name.
+fn doorbells_to(hook: &WebhookSink, cameras: &[&str]) -> String {
+    let mut out = format!(
+        "[notify]\nwebhook_url = \"http://127.0.0.1:{}/porch-topic\"\n",
+        hook.port
+    );
+    for (i, name) in cameras.iter().enumerate() {
+        out.push_str(&format!(
+            "[[camera]]\nname = \"{name}\"\nurl = \"rtsp://127.0.0.1:9/c{i}\"\nmode = \"events\"\n"
+        ));
+    }
+    out
+}
+
+/// Notification choices: the doorbell of each camera, no quiet hours.
+fn doorbell_prefs<'a>(cameras: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+    let mut out: Vec<(&'static str, &'a str)> = cameras.iter().map(|c| ("doorbell", *c)).collect();
+    out.extend([("quiet_start", "00:00"), ("quiet_end", "00:00")]);
+    out
+}
+
+/// Someone rings the doorbell at `camera` (an external trigger of 2 s).
+fn ring(server: &Server, camera: &str) {
+    server
+        .daemon()
+        .trigger(
+            &camera.parse().expect("name"),
+            porchlight::model::Trigger::External,
+            Duration::from_secs(2),
+        )
+        .expect("trigger");
 }
