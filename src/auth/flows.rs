@@ -184,19 +184,40 @@ impl Auth {
                         entry.failures
                     ),
                 );
-                self.raise_to_owners(
-                    AlertKind::LoginBlocked,
-                    format!(
-                        "Logins for {subject} are blocked for {} minutes after {} failed attempts (last from {}).",
-                        policy.block_for_secs / 60,
-                        entry.failures,
-                        client.ip
-                    ),
-                );
+                self.login_blocked(format!(
+                    "Logins for {subject} are blocked for {} minutes after {} failed attempts (last from {}).",
+                    policy.block_for_secs / 60,
+                    entry.failures,
+                    client.ip
+                ));
             }
         }
         self.inner.index.flush()?;
         Ok(())
+    }
+
+    /// Tells the owners of a key's first block, unless they were told of one within
+    /// the hour ([`throttle::BlockAlerts`]); then the block is counted and mentioned in
+    /// the next alert. Every block is in the activity log either way.
+    fn login_blocked(&self, message: String) {
+        let told = self
+            .inner
+            .block_alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .offer(self.now());
+        match told {
+            None => tracing::info!("login block not alerted: the owners were told within the hour"),
+            Some(None) => self.raise_to_owners(AlertKind::LoginBlocked, message),
+            Some(Some(held)) => self.raise_to_owners(
+                AlertKind::LoginBlocked,
+                format!(
+                    "{message} Also {} other account name(s) or address(es) blocked since {}.",
+                    held.count,
+                    crate::clock::rfc3339(held.since_micros)
+                ),
+            ),
+        }
     }
 
     pub(super) fn clear_failures(&self, keys: &[String; 2]) -> Result<(), AuthError> {

@@ -183,6 +183,8 @@ struct Inner {
     attempts: attempts::AttemptGate,
     /// When users were last told of a login left at its second step.
     unfinished_alerted: unfinished::Alerted,
+    /// When the owners were last told of a login block, and what was held back since.
+    block_alerts: Mutex<throttle::BlockAlerts>,
     alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
     audit: Audit,
 }
@@ -225,6 +227,7 @@ impl Auth {
                 setup_code: Mutex::new(setup_code),
                 attempts: Default::default(),
                 unfinished_alerted: Default::default(),
+                block_alerts: Default::default(),
                 alerts,
             }),
         })
