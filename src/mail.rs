@@ -95,6 +95,7 @@ pub fn subject(kind: AlertKind) -> &'static str {
         AlertKind::ShareCreated => "Porchlight: a share link was made",
         AlertKind::AccountDeleted => "Porchlight: a shared user deleted their account",
         AlertKind::TwoFactorChanged => "Porchlight: your two-step verification was changed",
+        AlertKind::TokenCreated => "Porchlight: a linked service token was made",
         AlertKind::SecondStepNotCompleted => {
             "Porchlight: your password was used, the login not completed"
         }

@@ -801,3 +801,49 @@ fn ring(server: &Server, camera: &str) {
         )
         .expect("trigger");
 }
+
+/// A linked service's token never expires and outlives a password change and "log out
+/// all", so whoever holds an owner's open session must not be able to make one
+/// quietly: the form asks for the password again, and every owner is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_a_linked_service_token_needs_the_password_and_alerts_the_owner() {
+    let sink = SmtpSink::start();
+    let server = mailing_server(&sink).await;
+    let (mut owner, _, _) = server.owner().await;
+    let page = owner.get("/linked-services").await;
+    assert!(page.body.contains("never expire"), "{}", page.body);
+    let made = |body: &str| body.matches("made a linked service token").count();
+    let token = csrf(&page.body);
+    let without = [
+        ("csrf", token.as_str()),
+        ("name", "Home Assistant"),
+        ("scope", "live:read"),
+    ];
+    let mut wrong = without.to_vec();
+    wrong.push(("password", "wrong horse"));
+    for (fields, why) in [
+        (&without[..], "no password"),
+        (&wrong[..], "a wrong password"),
+    ] {
+        let r = owner.post("/linked-services", fields).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(!r.body.contains("plt_"), "{why}: no token shown");
+        assert!(
+            r.body.contains("No linked services yet."),
+            "{why}: none made"
+        );
+    }
+    assert_eq!(made(&owner.get("/alerts").await.body), 0);
+
+    let token = webutil::make_token(&mut owner, "Home Assistant", &["live:read"]).await;
+    let alerts = owner.get("/alerts").await.body;
+    assert_eq!(made(&alerts), 1, "{alerts}");
+    assert!(alerts.contains("never expires"), "{alerts}");
+    let mail = mail_with(
+        &sink,
+        "Subject: Porchlight: a linked service token was made",
+    )
+    .await;
+    assert!(mail.contains("To: owner@example.org"), "{mail}");
+    assert!(!mail.contains(&token), "the token is never mailed");
+}

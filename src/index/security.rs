@@ -51,6 +51,8 @@ pub enum AlertKind {
     TwoFactorChanged,
     /// The right password was entered but the two-step code never was.
     SecondStepNotCompleted,
+    /// An API token for a linked service was made (it lives until revoked).
+    TokenCreated,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
