@@ -2,12 +2,15 @@
 //! owner and shared user whose preferences want it (that camera, that kind, outside
 //! their quiet hours) is told — in the open web UI (server-sent events), by mail
 //! when mail is configured and they asked for it, and through the owner's
-//! ntfy-compatible webhook when one is configured and they did not turn it off.
+//! ntfy-compatible webhook when one is configured and an owner who wants the event
+//! did not turn it off. The webhook is the house's (the owner's phone): only owners'
+//! preferences decide it; a shared user's decide their own pages and mail only.
 //!
 //! Security notices (`auth`'s alerts: new device, password or two-step changed, new
 //! shared user, support access, share link, …) go out here too, whatever anyone's
-//! preferences say: to the user's open pages, to the mailer, and through the webhook
-//! when one is configured.
+//! preferences say: to the user's open pages and to the mailer; and through the
+//! webhook when one is configured and the notice is an owner's own (its text speaks
+//! to the owner: "your password was changed").
 //!
 //! What leaves the house is one line of text (kind, camera, time; for a security
 //! notice only its kind) to the targets the owner configured: never a picture, never
@@ -181,7 +184,21 @@ pub fn spawn(
             let notice = match notice {
                 Ok(n) => n,
                 Err(Some(alert)) => {
-                    security_notice(&ui, mailer.as_ref(), &outbox, alert);
+                    let idx = index.clone();
+                    let user = alert.user;
+                    let owner = tokio::task::spawn_blocking(move || idx.get_user(user)).await;
+                    let owner = match owner {
+                        Ok(Ok(u)) => u.is_some_and(|u| u.role == Role::Owner),
+                        Ok(Err(e)) => {
+                            tracing::error!("notifications: cannot read a user: {e}");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::error!("notifications: {e}");
+                            false
+                        }
+                    };
+                    security_notice(&ui, mailer.as_ref(), &outbox, owner, alert);
                     continue;
                 }
                 Err(None) => {
@@ -249,7 +266,7 @@ pub fn spawn(
                     title: title.clone(),
                     link: link.clone(),
                 });
-                webhook_wanted |= prefs.webhook;
+                webhook_wanted |= user.role == Role::Owner && prefs.webhook;
                 if let (true, true, Some(to)) = (prefs.email, outbox.has_mail(), &user.email) {
                     outbox.mail(Mail {
                         user: user.id,
@@ -279,11 +296,13 @@ pub fn spawn(
 }
 
 /// A security alert to the user's open pages (with its text: it is their own), to
-/// the mailer, and to the webhook (its kind only). Queues, never waits.
+/// the mailer, and, when the user is an owner, to the house webhook (its kind only).
+/// Queues, never waits.
 fn security_notice(
     ui: &broadcast::Sender<UiNotice>,
     mailer: Option<&mpsc::Sender<AlertNotice>>,
     outbox: &Outbox,
+    owner: bool,
     notice: AlertNotice,
 ) {
     let _ = ui.send(UiNotice {
@@ -294,6 +313,9 @@ fn security_notice(
     let kind = notice.alert.kind;
     if let Some(mailer) = mailer {
         outbox::offer(mailer, notice, "security mail");
+    }
+    if !owner {
+        return;
     }
     outbox.webhook(Post {
         tags: "security",

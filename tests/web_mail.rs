@@ -847,3 +847,87 @@ async fn making_a_linked_service_token_needs_the_password_and_alerts_the_owner()
     assert!(mail.contains("To: owner@example.org"), "{mail}");
     assert!(!mail.contains(&token), "the token is never mailed");
 }
+
+const GUEST: &str = "guest";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+
+/// A shared user, invited by `owner`, logged in and enrolled.
+async fn shared_user(server: &Server, owner: &mut Client) -> Client {
+    let secret = webutil::invite(owner, "for the webhook").await;
+    let (mut guest, r) = webutil::accept_invitation(server, &secret, GUEST, GUEST_PASSWORD).await;
+    assert_eq!(r.location(), "/enrol", "{}", r.body);
+    webutil::enrol_with(server, &mut guest).await;
+    guest
+}
+
+/// Waits until `page`'s notices stream has told of something containing `needle`.
+async fn told(page: &mut reqwest::Response, needle: &str) {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(Duration::from_secs(15), page.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no notice with {needle:?} within 15 s: {seen:?}"))
+            .expect("stream")
+            .expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The webhook is the house's: a shared user who never opened Notifications (whose
+/// defaults have the webhook on) must not turn it back on for events the owner took
+/// off it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_users_defaults_do_not_fire_the_owners_webhook() {
+    let hook = WebhookSink::start();
+    let server = Server::start(&doorbells_to(&hook, &["front"])).await;
+    let (mut owner, _, _) = server.owner().await;
+    // The owner wants the doorbell on open pages only.
+    owner.save_notifications(&doorbell_prefs(&["front"])).await;
+    let mut guest = shared_user(&server, &mut owner).await;
+    assert_eq!(guest.get("/").await.status, 200);
+    let mut page = guest.notices_stream().await;
+    ring(&server, "front");
+    told(&mut page, "Doorbell at front").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.tagged("doorbell"), Vec::<String>::new());
+}
+
+/// A shared user's own security notice is theirs: the house webhook (the owner's
+/// phone) must not say "your password was changed" when the guest changed theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_users_security_notice_does_not_reach_the_webhook() {
+    let hook = WebhookSink::start();
+    let server = Server::start(&doorbells_to(&hook, &[])).await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut owner_page = owner.notices_stream().await;
+    let mut guest = shared_user(&server, &mut owner).await;
+    // The owner's own notice of the new shared user does reach it.
+    told(&mut owner_page, "Security: ").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hook.tagged("security").is_empty() {
+        assert!(Instant::now() < deadline, "the webhook got nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut guest_page = guest.notices_stream().await;
+    let page = guest.get("/account/password").await;
+    let r = guest
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("current", GUEST_PASSWORD),
+                ("new", "a new purple elephant at dawn 8"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    told(&mut guest_page, "Security: ").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let security = hook.tagged("security");
+    assert_eq!(security.len(), 1, "{security:?}");
+    assert!(
+        security[0].ends_with("Porchlight: a new shared user"),
+        "{security:?}"
+    );
+}
