@@ -168,6 +168,9 @@ pub fn spawn(
         reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // HTTP(S)_PROXY in the daemon's environment must not route the owner's
+            // notifications (and their token) through someone else's machine.
+            .no_proxy()
             .build()
             .map_err(|e| tracing::error!("webhook client: {e}; webhook notifications are off"))
             .ok()
