@@ -216,7 +216,7 @@ mod tests {
 
     use super::*;
     use crate::clock::SimulatedClock;
-    use crate::index::{Index, Role, UserEntry};
+    use crate::index::{Index, Role};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -231,18 +231,12 @@ mod tests {
         let store = Arc::new(store);
         let owner = UserId(42);
         index
-            .create_user(&UserEntry {
-                id: owner,
-                username: "owner".into(),
-                role: Role::Owner,
-                password_hash: String::new(),
-                email: None,
-                totp: None,
-                recovery_codes: Vec::new(),
-                created_micros: 0,
-                known_devices: Vec::new(),
-                support: None,
-            })
+            .create_user(&super::super::tests::user_entry(
+                owner,
+                "owner",
+                Role::Owner,
+                None,
+            ))
             .expect("user");
         let clock = SimulatedClock::new(1_000_000_000_000);
         let lifetimes = super::super::Lifetimes {
