@@ -4,6 +4,12 @@
 //! user's address (users without one are skipped). A failed delivery is logged and
 //! dropped: an alert is also in the UI, and a dead mail server must never hold up a
 //! login. The SMTP password never reaches a log line.
+//!
+//! Every [`send`] is bounded by [`SEND_TIMEOUT`] as a whole: lettre's own timeout
+//! covers only the TCP connect, so a server that accepts and then stays silent (a
+//! black hole, or port 465 spoken to with STARTTLS) would otherwise hold a sender
+//! forever. The mailer's queue is bounded too ([`QUEUE`]); when it is full a new
+//! alert is not mailed (it is still stored and shown) and that is logged.
 
 use std::time::Duration;
 
@@ -24,9 +30,17 @@ pub enum MailError {
     Build(String),
     #[error("SMTP: {0}")]
     Smtp(String),
+    #[error("SMTP: no answer within {} s", SEND_TIMEOUT.as_secs())]
+    Timeout,
 }
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the TCP connect may take (lettre's own timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one whole delivery may take: connect, greeting, EHLO, STARTTLS, AUTH
+/// and DATA.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Alerts waiting for the mailer before new ones are dropped (logged).
+pub const QUEUE: usize = 64;
 
 fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     let builder = match smtp.security {
@@ -36,14 +50,14 @@ fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Ma
         SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
             .map_err(|e| MailError::Smtp(e.to_string()))?,
     };
-    let mut builder = builder.port(smtp.port).timeout(Some(TIMEOUT));
+    let mut builder = builder.port(smtp.port).timeout(Some(CONNECT_TIMEOUT));
     if let (Some(u), Some(p)) = (&smtp.username, &smtp.password) {
         builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
     }
     Ok(builder.build())
 }
 
-/// Sends one plain-text message.
+/// Sends one plain-text message, giving up after [`SEND_TIMEOUT`].
 pub async fn send(
     smtp: &SmtpConfig,
     to: &str,
@@ -61,9 +75,10 @@ pub async fn send(
         .subject(subject)
         .body(body)
         .map_err(|e| MailError::Build(e.to_string()))?;
-    transport(smtp)?
-        .send(message)
+    let transport = transport(smtp)?;
+    tokio::time::timeout(SEND_TIMEOUT, transport.send(message))
         .await
+        .map_err(|_| MailError::Timeout)?
         .map_err(|e| MailError::Smtp(e.to_string()))?;
     Ok(())
 }
@@ -80,6 +95,7 @@ pub fn subject(kind: AlertKind) -> &'static str {
         AlertKind::ShareCreated => "Porchlight: a share link was made",
         AlertKind::AccountDeleted => "Porchlight: a shared user deleted their account",
         AlertKind::TwoFactorChanged => "Porchlight: your two-step verification was changed",
+        AlertKind::TokenCreated => "Porchlight: a linked service token was made",
         AlertKind::SecondStepNotCompleted => {
             "Porchlight: your password was used, the login not completed"
         }
@@ -90,13 +106,14 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
 }
 
-/// Starts the mailer; returns where alerts are sent.
+/// Starts the mailer; returns where alerts are sent (bounded: use `try_send`, so a
+/// stalled mail server never holds up the sender).
 pub fn spawn(
     smtp: SmtpConfig,
     index: Index,
     mut shutdown: watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<AlertNotice> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<AlertNotice>();
+) -> mpsc::Sender<AlertNotice> {
+    let (tx, mut rx) = mpsc::channel::<AlertNotice>(QUEUE);
     tokio::spawn(async move {
         loop {
             let notice = tokio::select! {

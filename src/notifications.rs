@@ -2,16 +2,25 @@
 //! owner and shared user whose preferences want it (that camera, that kind, outside
 //! their quiet hours) is told — in the open web UI (server-sent events), by mail
 //! when mail is configured and they asked for it, and through the owner's
-//! ntfy-compatible webhook when one is configured and they did not turn it off.
+//! ntfy-compatible webhook when one is configured and an owner who wants the event
+//! did not turn it off. The webhook is the house's (the owner's phone): only owners'
+//! preferences decide it; a shared user's decide their own pages and mail only.
 //!
 //! Security notices (`auth`'s alerts: new device, password or two-step changed, new
 //! shared user, support access, share link, …) go out here too, whatever anyone's
-//! preferences say: to the user's open pages, to the mailer, and through the webhook
-//! when one is configured.
+//! preferences say: to the user's open pages and to the mailer; and through the
+//! webhook when one is configured and the notice is an owner's own (its text speaks
+//! to the owner: "your password was changed").
 //!
 //! What leaves the house is one line of text (kind, camera, time; for a security
 //! notice only its kind) to the targets the owner configured: never a picture, never
 //! a name, address or device, never a link with a secret.
+//!
+//! Open pages are told first and at once; mail and the webhook are queued to their
+//! own workers ([`outbox`]), so a silent mail or webhook server never stops this
+//! loop nor the notices of later events.
+
+mod outbox;
 
 use std::time::Duration;
 
@@ -23,6 +32,7 @@ use crate::config::{NotifyConfig, SmtpConfig};
 use crate::index::{EventEntry, Index, NotificationPrefs, Role, UserEntry, UserId};
 use crate::model::Trigger;
 use crate::recorder::{EventNotice, EventPhase};
+use outbox::{Mail, Outbox, Post};
 
 /// How long a webhook delivery may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,7 +157,7 @@ pub fn spawn(
     index: Index,
     mut events: broadcast::Receiver<EventNotice>,
     mut alerts: mpsc::UnboundedReceiver<AlertNotice>,
-    mailer: Option<mpsc::UnboundedSender<AlertNotice>>,
+    mailer: Option<mpsc::Sender<AlertNotice>>,
     smtp: Option<SmtpConfig>,
     webhook: Option<NotifyConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -158,10 +168,14 @@ pub fn spawn(
         reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // HTTP(S)_PROXY in the daemon's environment must not route the owner's
+            // notifications (and their token) through someone else's machine.
+            .no_proxy()
             .build()
             .map_err(|e| tracing::error!("webhook client: {e}; webhook notifications are off"))
             .ok()
     });
+    let outbox = Outbox::spawn(smtp, webhook.clone().zip(http));
     tokio::spawn(async move {
         let mut alerts_open = true;
         loop {
@@ -173,8 +187,21 @@ pub fn spawn(
             let notice = match notice {
                 Ok(n) => n,
                 Err(Some(alert)) => {
-                    let (mailer, webhook) = (mailer.as_ref(), webhook.as_ref());
-                    security_notice(&ui, mailer, webhook, http.as_ref(), alert).await;
+                    let idx = index.clone();
+                    let user = alert.user;
+                    let owner = tokio::task::spawn_blocking(move || idx.get_user(user)).await;
+                    let owner = match owner {
+                        Ok(Ok(u)) => u.is_some_and(|u| u.role == Role::Owner),
+                        Ok(Err(e)) => {
+                            tracing::error!("notifications: cannot read a user: {e}");
+                            false
+                        }
+                        Err(e) => {
+                            tracing::error!("notifications: {e}");
+                            false
+                        }
+                    };
+                    security_notice(&ui, mailer.as_ref(), &outbox, owner, alert);
                     continue;
                 }
                 Err(None) => {
@@ -242,29 +269,29 @@ pub fn spawn(
                     title: title.clone(),
                     link: link.clone(),
                 });
-                webhook_wanted |= prefs.webhook;
-                if let (true, Some(smtp), Some(to)) = (prefs.email, &smtp, &user.email) {
-                    let body = format!(
-                        "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
-                        rfc3339(event.start_micros)
-                    );
-                    let subject = format!("Porchlight: {title}");
-                    match crate::mail::send(smtp, to, &subject, body).await {
-                        Ok(()) => {
-                            tracing::info!(user = %user.id, event = %event.id, "event notification mailed")
-                        }
-                        Err(e) => {
-                            tracing::warn!(user = %user.id, "event notification not mailed: {e}")
-                        }
-                    }
+                webhook_wanted |= user.role == Role::Owner && prefs.webhook;
+                if let (true, true, Some(to)) = (prefs.email, outbox.has_mail(), &user.email) {
+                    outbox.mail(Mail {
+                        user: user.id,
+                        to: to.clone(),
+                        subject: format!("Porchlight: {title}"),
+                        body: format!(
+                            "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
+                            rfc3339(event.start_micros)
+                        ),
+                    });
                 }
             }
-            if let (true, Some(cfg), Some(client)) = (webhook_wanted, &webhook, &http) {
+            if webhook_wanted {
                 let priority = match kind {
                     Kind::Doorbell => "high",
                     Kind::Motion => "default",
                 };
-                post_webhook(client, cfg, kind.label(), priority, &title).await;
+                outbox.webhook(Post {
+                    tags: kind.label(),
+                    priority,
+                    title,
+                });
             }
         }
     });
@@ -272,12 +299,13 @@ pub fn spawn(
 }
 
 /// A security alert to the user's open pages (with its text: it is their own), to
-/// the mailer, and to the webhook (its kind only).
-async fn security_notice(
+/// the mailer, and, when the user is an owner, to the house webhook (its kind only).
+/// Queues, never waits.
+fn security_notice(
     ui: &broadcast::Sender<UiNotice>,
-    mailer: Option<&mpsc::UnboundedSender<AlertNotice>>,
-    webhook: Option<&NotifyConfig>,
-    http: Option<&reqwest::Client>,
+    mailer: Option<&mpsc::Sender<AlertNotice>>,
+    outbox: &Outbox,
+    owner: bool,
     notice: AlertNotice,
 ) {
     let _ = ui.send(UiNotice {
@@ -287,42 +315,16 @@ async fn security_notice(
     });
     let kind = notice.alert.kind;
     if let Some(mailer) = mailer {
-        let _ = mailer.send(notice);
+        outbox::offer(mailer, notice, "security mail");
     }
-    if let (Some(cfg), Some(client)) = (webhook, http) {
-        post_webhook(client, cfg, "security", "high", crate::mail::subject(kind)).await;
+    if !owner {
+        return;
     }
-}
-
-/// One POST in ntfy's format: the text as the body, `Title`, `Tags`, `Priority`.
-async fn post_webhook(
-    client: &reqwest::Client,
-    cfg: &NotifyConfig,
-    tags: &str,
-    priority: &str,
-    title: &str,
-) {
-    let mut req = client
-        .post(cfg.webhook.clone())
-        .header("Title", "Porchlight")
-        .header("Tags", tags)
-        .header("Priority", priority)
-        .body(title.to_owned());
-    if let Some(token) = &cfg.webhook_token {
-        req = req.bearer_auth(token);
-    }
-    // The URL is the owner's; only its host goes to the log (a path may hold a topic
-    // name they consider private).
-    let host = cfg.webhook.host_str().unwrap_or("?");
-    match req.send().await {
-        Ok(r) if r.status().is_success() => tracing::info!(host, "webhook notified"),
-        Ok(r) => tracing::warn!(
-            host,
-            status = r.status().as_u16(),
-            "webhook refused the notification"
-        ),
-        Err(e) => tracing::warn!(host, "webhook not reached: {}", e.without_url()),
-    }
+    outbox.webhook(Post {
+        tags: "security",
+        priority: "high",
+        title: crate::mail::subject(kind).to_owned(),
+    });
 }
 
 #[cfg(test)]

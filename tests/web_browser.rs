@@ -981,6 +981,7 @@ async fn linked_services(c: &Client, base: &str, daemon: &mut Daemon) {
     )
     .await;
     fill(c, "name", "Doorbell button").await;
+    fill(c, "password", PASSWORD).await;
     c.find(Locator::Css("input[name='scope'][value='trigger:write']"))
         .await
         .expect("scope checkbox")

@@ -393,6 +393,7 @@ async fn the_owner_exports_everything_then_erases_all_data() {
                 ("csrf", csrf(&page.body).as_str()),
                 ("name", "Home Assistant"),
                 ("scope", "events:read"),
+                ("password", PASSWORD),
             ],
         )
         .await;

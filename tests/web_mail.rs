@@ -173,6 +173,15 @@ impl WebhookSink {
         WebhookSink { port, received }
     }
 
+    /// Requests so far with `Tags: tag`.
+    fn tagged(&self, tag: &str) -> Vec<String> {
+        let needle = format!("tags: {tag}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.to_ascii_lowercase().contains(&needle))
+            .collect()
+    }
+
     fn requests(&self) -> Vec<String> {
         self.received
             .lock()
@@ -183,7 +192,6 @@ impl WebhookSink {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_chose() {
-    use porchlight::model::Trigger;
     let sink = SmtpSink::start();
     let hook = WebhookSink::start();
     let server = Server::start(&format!(
@@ -237,16 +245,7 @@ async fn events_notify_the_open_page_the_mailbox_and_the_webhook_as_each_user_ch
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
     };
-    let daemon = server.daemon();
-    let trigger = |camera: &str| {
-        daemon
-            .trigger(
-                &camera.parse().expect("name"),
-                Trigger::External,
-                Duration::from_secs(2),
-            )
-            .expect("trigger");
-    };
+    let trigger = |camera: &str| ring(&server, camera);
     trigger("back");
     trigger("front");
     let notice = next_notice().await;
@@ -726,5 +725,209 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
     assert!(
         log.contains("audit-two_factor_changed") && log.contains("reset by the owner"),
         "{log}"
+    );
+}
+
+/// A mail server that accepts and then never says a word (a black hole, or port 465
+/// spoken to with STARTTLS) holds every mail to it; it must not hold up anything
+/// else: the webhook hears of every doorbell although each one's mail hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_mail_server_does_not_hold_up_the_webhook() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp_port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        // Accepted connections are kept open and never written to.
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let hook = WebhookSink::start();
+    let server = Server::start(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"none\"\nfrom = \"Porchlight <porchlight@example.org>\"\n\
+         {}",
+        doorbells_to(&hook, &["front", "back", "side"])
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut wanted = doorbell_prefs(&["front", "back", "side"]);
+    wanted.extend([("email", "on"), ("webhook", "on")]);
+    owner.save_notifications(&wanted).await;
+    for camera in ["front", "back", "side"] {
+        ring(&server, camera);
+    }
+    let doorbells = || hook.tagged("doorbell").len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while doorbells() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook heard of {} doorbell(s) of 3: {:?}",
+            doorbells(),
+            hook.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Config lines: the webhook at `hook`, and one camera in events mode per name.
+fn doorbells_to(hook: &WebhookSink, cameras: &[&str]) -> String {
+    let mut out = format!(
+        "[notify]\nwebhook_url = \"http://127.0.0.1:{}/porch-topic\"\n",
+        hook.port
+    );
+    for (i, name) in cameras.iter().enumerate() {
+        out.push_str(&format!(
+            "[[camera]]\nname = \"{name}\"\nurl = \"rtsp://127.0.0.1:9/c{i}\"\nmode = \"events\"\n"
+        ));
+    }
+    out
+}
+
+/// Notification choices: the doorbell of each camera, no quiet hours.
+fn doorbell_prefs<'a>(cameras: &[&'a str]) -> Vec<(&'static str, &'a str)> {
+    let mut out: Vec<(&'static str, &'a str)> = cameras.iter().map(|c| ("doorbell", *c)).collect();
+    out.extend([("quiet_start", "00:00"), ("quiet_end", "00:00")]);
+    out
+}
+
+/// Someone rings the doorbell at `camera` (an external trigger of 2 s).
+fn ring(server: &Server, camera: &str) {
+    server
+        .daemon()
+        .trigger(
+            &camera.parse().expect("name"),
+            porchlight::model::Trigger::External,
+            Duration::from_secs(2),
+        )
+        .expect("trigger");
+}
+
+/// A linked service's token never expires and outlives a password change and "log out
+/// all", so whoever holds an owner's open session must not be able to make one
+/// quietly: the form asks for the password again, and every owner is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_a_linked_service_token_needs_the_password_and_alerts_the_owner() {
+    let sink = SmtpSink::start();
+    let server = mailing_server(&sink).await;
+    let (mut owner, _, _) = server.owner().await;
+    let page = owner.get("/linked-services").await;
+    assert!(page.body.contains("never expire"), "{}", page.body);
+    let made = |body: &str| body.matches("made a linked service token").count();
+    let token = csrf(&page.body);
+    let without = [
+        ("csrf", token.as_str()),
+        ("name", "Home Assistant"),
+        ("scope", "live:read"),
+    ];
+    let mut wrong = without.to_vec();
+    wrong.push(("password", "wrong horse"));
+    for (fields, why) in [
+        (&without[..], "no password"),
+        (&wrong[..], "a wrong password"),
+    ] {
+        let r = owner.post("/linked-services", fields).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(!r.body.contains("plt_"), "{why}: no token shown");
+        assert!(
+            r.body.contains("No linked services yet."),
+            "{why}: none made"
+        );
+    }
+    assert_eq!(made(&owner.get("/alerts").await.body), 0);
+
+    let token = webutil::make_token(&mut owner, "Home Assistant", &["live:read"]).await;
+    let alerts = owner.get("/alerts").await.body;
+    assert_eq!(made(&alerts), 1, "{alerts}");
+    assert!(alerts.contains("never expires"), "{alerts}");
+    let mail = mail_with(
+        &sink,
+        "Subject: Porchlight: a linked service token was made",
+    )
+    .await;
+    assert!(mail.contains("To: owner@example.org"), "{mail}");
+    assert!(!mail.contains(&token), "the token is never mailed");
+}
+
+const GUEST: &str = "guest";
+const GUEST_PASSWORD: &str = "purple elephant dances at noon 7";
+
+/// A shared user, invited by `owner`, logged in and enrolled.
+async fn shared_user(server: &Server, owner: &mut Client) -> Client {
+    let secret = webutil::invite(owner, "for the webhook").await;
+    let (mut guest, r) = webutil::accept_invitation(server, &secret, GUEST, GUEST_PASSWORD).await;
+    assert_eq!(r.location(), "/enrol", "{}", r.body);
+    webutil::enrol_with(server, &mut guest).await;
+    guest
+}
+
+/// Waits until `page`'s notices stream has told of something containing `needle`.
+async fn told(page: &mut reqwest::Response, needle: &str) {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(Duration::from_secs(15), page.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no notice with {needle:?} within 15 s: {seen:?}"))
+            .expect("stream")
+            .expect("open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The webhook is the house's: a shared user who never opened Notifications (whose
+/// defaults have the webhook on) must not turn it back on for events the owner took
+/// off it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_users_defaults_do_not_fire_the_owners_webhook() {
+    let hook = WebhookSink::start();
+    let server = Server::start(&doorbells_to(&hook, &["front"])).await;
+    let (mut owner, _, _) = server.owner().await;
+    // The owner wants the doorbell on open pages only.
+    owner.save_notifications(&doorbell_prefs(&["front"])).await;
+    let mut guest = shared_user(&server, &mut owner).await;
+    assert_eq!(guest.get("/").await.status, 200);
+    let mut page = guest.notices_stream().await;
+    ring(&server, "front");
+    told(&mut page, "Doorbell at front").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.tagged("doorbell"), Vec::<String>::new());
+}
+
+/// A shared user's own security notice is theirs: the house webhook (the owner's
+/// phone) must not say "your password was changed" when the guest changed theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_users_security_notice_does_not_reach_the_webhook() {
+    let hook = WebhookSink::start();
+    let server = Server::start(&doorbells_to(&hook, &[])).await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut owner_page = owner.notices_stream().await;
+    let mut guest = shared_user(&server, &mut owner).await;
+    // The owner's own notice of the new shared user does reach it.
+    told(&mut owner_page, "Security: ").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hook.tagged("security").is_empty() {
+        assert!(Instant::now() < deadline, "the webhook got nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut guest_page = guest.notices_stream().await;
+    let page = guest.get("/account/password").await;
+    let r = guest
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("current", GUEST_PASSWORD),
+                ("new", "a new purple elephant at dawn 8"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    told(&mut guest_page, "Security: ").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let security = hook.tagged("security");
+    assert_eq!(security.len(), 1, "{security:?}");
+    assert!(
+        security[0].ends_with("Porchlight: a new shared user"),
+        "{security:?}"
     );
 }

@@ -562,7 +562,11 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
         | "/erase-all-data" => vec![("confirm", v("not sure"))],
         "/cameras/{camera}/settings" => vec![("url", v("http://not-rtsp")), ("mode", v("off"))],
         "/cameras/{camera}/remove" => vec![("confirm", v("not sure")), ("recordings", v("keep"))],
-        "/linked-services" => vec![("name", v("from the matrix")), ("scope", v("events:read"))],
+        "/linked-services" => vec![
+            ("name", v("from the matrix")),
+            ("scope", v("events:read")),
+            ("password", v(PASSWORD)),
+        ],
         "/linked-services/revoke" => vec![("token", fx.victim_token.clone())],
         "/cameras/add" => vec![
             ("name", v("Not A Camera Id")),

@@ -35,12 +35,22 @@ fn log_failure(name: &str, client: &ClientInfo, reason: &str) {
     tracing::warn!(target: "porchlight::auth", "authentication failure for {name:?} from {}: {reason}", client.ip);
 }
 
+/// Characters that change how a name is shown without showing themselves: zero-width
+/// spaces and joiners, direction marks, bidi embeddings, overrides and isolates, the
+/// byte-order mark and the soft hyphen. An invitee could use them to pass as someone
+/// else in the user list and the activity log.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}' | '\u{00AD}')
+}
+
 fn valid_username(name: &str) -> Result<String, AuthError> {
     let name = name.trim();
     let n = name.chars().count();
-    if n == 0 || n > 64 || name.chars().any(char::is_control) {
+    if n == 0 || n > 64 || name.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(AuthError::Invalid(
-            "A user name is 1 to 64 characters, without control characters.".into(),
+            "A user name is 1 to 64 characters, without control or invisible characters.".into(),
         ));
     }
     Ok(name.to_owned())
@@ -184,19 +194,40 @@ impl Auth {
                         entry.failures
                     ),
                 );
-                self.raise_to_owners(
-                    AlertKind::LoginBlocked,
-                    format!(
-                        "Logins for {subject} are blocked for {} minutes after {} failed attempts (last from {}).",
-                        policy.block_for_secs / 60,
-                        entry.failures,
-                        client.ip
-                    ),
-                );
+                self.login_blocked(format!(
+                    "Logins for {subject} are blocked for {} minutes after {} failed attempts (last from {}).",
+                    policy.block_for_secs / 60,
+                    entry.failures,
+                    client.ip
+                ));
             }
         }
         self.inner.index.flush()?;
         Ok(())
+    }
+
+    /// Tells the owners of a key's first block, unless they were told of one within
+    /// the hour ([`throttle::BlockAlerts`]); then the block is counted and mentioned in
+    /// the next alert. Every block is in the activity log either way.
+    fn login_blocked(&self, message: String) {
+        let told = self
+            .inner
+            .block_alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .offer(self.now());
+        match told {
+            None => tracing::info!("login block not alerted: the owners were told within the hour"),
+            Some(None) => self.raise_to_owners(AlertKind::LoginBlocked, message),
+            Some(Some(held)) => self.raise_to_owners(
+                AlertKind::LoginBlocked,
+                format!(
+                    "{message} Also {} other account name(s) or address(es) blocked since {}.",
+                    held.count,
+                    crate::clock::rfc3339(held.since_micros)
+                ),
+            ),
+        }
     }
 
     pub(super) fn clear_failures(&self, keys: &[String; 2]) -> Result<(), AuthError> {
@@ -568,6 +599,31 @@ pub(super) fn open_seed(store: &Store, sealed: &str) -> Option<String> {
         Err(e) => {
             tracing::error!("a TOTP seed cannot be opened: {e}");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_with_invisible_or_direction_characters_are_refused() {
+        assert_eq!(valid_username("  Alice ").expect("valid"), "Alice");
+        assert!(
+            valid_username("Zoë Ødegård").is_ok(),
+            "letters of any script"
+        );
+        for bad in [
+            "ow\u{200B}ner",
+            "owner\u{200F}",
+            "\u{202E}renwo",
+            "owner\u{2066}x\u{2069}",
+            "\u{FEFF}owner",
+            "own\u{00AD}er",
+            "own\ner",
+        ] {
+            assert!(valid_username(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -183,6 +183,8 @@ struct Inner {
     attempts: attempts::AttemptGate,
     /// When users were last told of a login left at its second step.
     unfinished_alerted: unfinished::Alerted,
+    /// When the owners were last told of a login block, and what was held back since.
+    block_alerts: Mutex<throttle::BlockAlerts>,
     alerts: Option<mpsc::UnboundedSender<AlertNotice>>,
     audit: Audit,
 }
@@ -225,6 +227,7 @@ impl Auth {
                 setup_code: Mutex::new(setup_code),
                 attempts: Default::default(),
                 unfinished_alerted: Default::default(),
+                block_alerts: Default::default(),
                 alerts,
             }),
         })
@@ -310,10 +313,10 @@ impl Auth {
         Ok(Some(Session { key, entry, user }))
     }
 
-    /// Removes a support account whose time is up, with its sessions.
+    /// Removes a support account whose time is up, as any account is removed (its
+    /// sessions, tokens, alerts and preferences go too, flushed).
     fn end_support(&self, user: &UserEntry) -> Result<(), AuthError> {
-        let sessions = self.inner.index.remove_user_sessions(user.id)?;
-        self.inner.index.remove_user(user.id)?;
+        let (sessions, _tokens) = self.remove_account(user)?;
         tracing::info!(user = %user.id, sessions, "support access expired");
         self.inner.audit.record(
             AuditKind::UserRemoved,
@@ -497,5 +500,83 @@ impl Auth {
             .put_session(&session::key_of(&id), &entry)?;
         self.inner.index.flush()?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::SimulatedClock;
+    use crate::index::{NotificationPrefs, SupportGrant};
+
+    /// A user with no password, two-step or address: enough for the rules here.
+    pub(super) fn user_entry(
+        id: UserId,
+        name: &str,
+        role: Role,
+        support: Option<SupportGrant>,
+    ) -> UserEntry {
+        UserEntry {
+            id,
+            username: name.into(),
+            role,
+            password_hash: String::new(),
+            email: None,
+            totp: None,
+            recovery_codes: Vec::new(),
+            created_micros: 0,
+            known_devices: Vec::new(),
+            support,
+        }
+    }
+
+    #[test]
+    fn expired_support_leaves_no_alerts_or_preferences_behind() {
+        let (dir, store, index) = crate::testutil::store_and_index();
+        let clock = SimulatedClock::new(1_000_000_000_000);
+        index
+            .create_user(&user_entry(UserId(1), "owner", Role::Owner, None))
+            .expect("owner");
+        let grant = SupportGrant {
+            expires_micros: 1_000_000_000_000 + 3_600_000_000,
+            recordings: Vec::new(),
+            granted_by: UserId(1),
+        };
+        let helper = UserId(2);
+        index
+            .create_user(&user_entry(helper, "helper", Role::Support, Some(grant)))
+            .expect("helper");
+        let alert = AlertEntry {
+            time_micros: 5,
+            kind: AlertKind::NewDevice,
+            message: "new login".into(),
+        };
+        index.add_alert(helper, &alert).expect("alert");
+        let prefs = NotificationPrefs {
+            email: true,
+            ..Default::default()
+        };
+        index.put_notification_prefs(helper, &prefs).expect("prefs");
+        let lifetimes = Lifetimes {
+            idle: Duration::from_secs(3600),
+            max: Duration::from_secs(86400),
+        };
+        let auth = Auth::new(
+            index.clone(),
+            Arc::new(store),
+            Arc::new(clock.clone()),
+            lifetimes,
+            dir.path().join("data"),
+            None,
+        )
+        .expect("auth");
+        assert_eq!(auth.expire_support().expect("expire"), 0, "not yet");
+        clock.advance_micros(3_601_000_000);
+        assert_eq!(auth.expire_support().expect("expire"), 1);
+        assert!(index.get_user(helper).expect("get").is_none());
+        assert!(index.user_alerts(helper).expect("alerts").is_empty());
+        assert!(!index.notification_prefs(helper).expect("prefs").email);
     }
 }

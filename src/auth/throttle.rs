@@ -11,12 +11,20 @@
 //! Numbers (per key): the first [`Policy::free`] failures cost nothing; each further
 //! failure makes the next attempt wait 2^(n − free) seconds, capped at
 //! [`Policy::max_delay`]; at [`Policy::block_after`] failures the key is blocked for
-//! [`Policy::block_for`] and the owner is alerted; every failure after that blocks it
-//! again. Attempts made while waiting are refused without looking at the password and do
-//! not count. Failures older than [`FORGET_AFTER_MICROS`] are forgotten; a completed
-//! login clears its keys.
+//! [`Policy::block_for`]; every failure after that blocks it again. Attempts made while
+//! waiting are refused without looking at the password and do not count. Failures older
+//! than [`FORGET_AFTER_MICROS`] are forgotten; a completed login clears its keys.
+//!
+//! Owners are told of a key's first block only (until its failures are forgotten or
+//! cleared), and at most once per [`ALERT_EVERY_MICROS`] in all ([`BlockAlerts`]): a
+//! stranger sending one wrong password per block, or from every IPv6 /64 they own,
+//! must not turn each block into a stored alert, a mail and a webhook push.
 
 use crate::index::ThrottleEntry;
+
+/// Login-blocked alerts to the owners: at most one per hour; the blocks in between
+/// are counted and told with the next one.
+pub const ALERT_EVERY_MICROS: i64 = 3600 * 1_000_000;
 
 /// Failures are forgotten after a day without any.
 pub const FORGET_AFTER_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -74,7 +82,9 @@ pub fn check(entry: &ThrottleEntry, now: i64) -> Verdict {
     }
 }
 
-/// Records a failed attempt; returns true if this failure started a block.
+/// Records a failed attempt; returns true if this failure started the key's first
+/// block since its failures were last forgotten or cleared (the one worth telling the
+/// owners of; later blocks of the same key are not news).
 pub fn on_failure(entry: &mut ThrottleEntry, now: i64, policy: Policy) -> bool {
     if now - entry.last_failure_micros > FORGET_AFTER_MICROS {
         *entry = ThrottleEntry::default();
@@ -85,7 +95,9 @@ pub fn on_failure(entry: &mut ThrottleEntry, now: i64, policy: Policy) -> bool {
     if n >= policy.block_after {
         entry.not_before_micros = now + policy.block_for_secs * 1_000_000;
         entry.blocked = true;
-        return true;
+        let first = !entry.block_told;
+        entry.block_told = true;
+        return first;
     }
     entry.blocked = false;
     if n > policy.free {
@@ -94,6 +106,47 @@ pub fn on_failure(entry: &mut ThrottleEntry, now: i64, policy: Policy) -> bool {
         entry.not_before_micros = now + delay * 1_000_000;
     }
     false
+}
+
+/// What to tell the owners of a new block: nothing (an alert went out within
+/// [`ALERT_EVERY_MICROS`]; the block is counted), or an alert mentioning how many blocks
+/// were held back since when. In memory: a restart may tell once more.
+#[derive(Debug, Default)]
+pub struct BlockAlerts {
+    last_told_micros: Option<i64>,
+    held: u32,
+    held_since_micros: i64,
+}
+
+/// Blocks not told since a time, to mention in the next alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub count: u32,
+    pub since_micros: i64,
+}
+
+impl BlockAlerts {
+    /// Called for a key's first block at `now`: `Some` to raise an alert (with the
+    /// blocks held back before it, if any), `None` to hold this one back.
+    pub fn offer(&mut self, now: i64) -> Option<Option<Held>> {
+        if self
+            .last_told_micros
+            .is_some_and(|t| now - t < ALERT_EVERY_MICROS)
+        {
+            if self.held == 0 {
+                self.held_since_micros = now;
+            }
+            self.held = self.held.saturating_add(1);
+            return None;
+        }
+        self.last_told_micros = Some(now);
+        let held = (self.held > 0).then_some(Held {
+            count: self.held,
+            since_micros: self.held_since_micros,
+        });
+        self.held = 0;
+        Some(held)
+    }
 }
 
 /// The later of two verdicts' waits (blocks win over delays).
@@ -160,9 +213,54 @@ mod tests {
         );
         assert_eq!(check(&e, now + 900 * S), Verdict::Allow, "blocks end");
         assert!(
-            on_failure(&mut e, now + 900 * S, ACCOUNT),
-            "and restart on failure"
+            !on_failure(&mut e, now + 900 * S, ACCOUNT),
+            "and restart on failure, which is not news"
         );
+        assert!(e.blocked);
+    }
+
+    #[test]
+    fn only_a_keys_first_block_is_news_until_its_failures_are_forgotten() {
+        let mut e = ThrottleEntry::default();
+        let mut now = 1_000 * S;
+        let mut news = 0;
+        // One failure every 15 minutes for 4 hours.
+        for _ in 0..=16 {
+            assert_eq!(check(&e, now), Verdict::Allow);
+            news += usize::from(on_failure(&mut e, now, ACCOUNT));
+            now += 900 * S;
+        }
+        assert_eq!(news, 1);
+        now += FORGET_AFTER_MICROS + 1;
+        for _ in 0..10 {
+            news += usize::from(on_failure(&mut e, now, ACCOUNT));
+            now += 900 * S;
+        }
+        assert_eq!(news, 2, "after a quiet day a new block is news again");
+    }
+
+    #[test]
+    fn block_alerts_are_at_most_hourly_and_count_what_was_held() {
+        let mut a = BlockAlerts::default();
+        assert_eq!(a.offer(0), Some(None));
+        assert_eq!(a.offer(60 * S), None);
+        assert_eq!(a.offer(120 * S), None);
+        assert_eq!(
+            a.offer(ALERT_EVERY_MICROS),
+            Some(Some(Held {
+                count: 2,
+                since_micros: 60 * S
+            }))
+        );
+        assert_eq!(a.offer(ALERT_EVERY_MICROS + S), None);
+        assert_eq!(
+            a.offer(3 * ALERT_EVERY_MICROS),
+            Some(Some(Held {
+                count: 1,
+                since_micros: ALERT_EVERY_MICROS + S
+            }))
+        );
+        assert_eq!(a.offer(5 * ALERT_EVERY_MICROS), Some(None));
     }
 
     #[test]

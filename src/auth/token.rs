@@ -7,13 +7,17 @@
 //! so a slow password hash would add nothing. The hash is compared in constant time.
 //!
 //! Tokens are shown once, at creation, and never logged: log lines name a token by its
-//! id and name only. A token dies when revoked or when the user who made it is gone.
+//! id and name only. A token dies when revoked or when the user who made it is gone:
+//! it does not expire, and survives a password change and "log out all". So making one
+//! from the web ([`Auth::create_token_confirmed`]) asks for the maker's password again
+//! (a borrowed or stolen session is not enough) and tells every owner
+//! ([`AlertKind::TokenCreated`]).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{session, Auth, AuthError};
-use crate::index::{AuditKind, Scope, TokenEntry, TokenId, UserId};
+use super::{session, Auth, AuthError, ClientInfo, Session};
+use crate::index::{AlertKind, AuditKind, Scope, TokenEntry, TokenId, UserId};
 
 /// What every token starts with.
 pub const PREFIX: &str = "plt_";
@@ -59,6 +63,20 @@ pub fn needs_touch(entry: &TokenEntry, now: i64) -> bool {
         .is_none_or(|last| now - last >= TOUCH_INTERVAL_MICROS || now < last)
 }
 
+/// A token's name and scopes as the owner chose them: the name trimmed, the scopes
+/// sorted without repeats; refused if the name is empty, too long or has control
+/// characters, or no scope is chosen.
+fn checked(name: &str, scopes: &[Scope]) -> Result<(String, Vec<Scope>), AuthError> {
+    let name = clean_name(name)?;
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(AuthError::Invalid("choose at least one scope".into()));
+    }
+    Ok((name, scopes))
+}
+
 /// A token's name as the owner typed it, trimmed; refused if empty, too long or with
 /// control characters.
 fn clean_name(name: &str) -> Result<String, AuthError> {
@@ -83,13 +101,7 @@ impl Auth {
         name: &str,
         scopes: &[Scope],
     ) -> Result<(TokenEntry, String), AuthError> {
-        let name = clean_name(name)?;
-        let mut scopes = scopes.to_vec();
-        scopes.sort();
-        scopes.dedup();
-        if scopes.is_empty() {
-            return Err(AuthError::Invalid("choose at least one scope".into()));
-        }
+        let (name, scopes) = checked(name, scopes)?;
         let id = TokenId::random();
         let raw = new_token(id);
         let entry = TokenEntry {
@@ -105,6 +117,43 @@ impl Auth {
         self.inner.index.flush()?;
         tracing::info!(user = %user, token = %id, name = %entry.name, scopes = ?entry.scopes, "linked service created");
         Ok((entry, raw))
+    }
+
+    /// Makes a token for the logged-in user after checking their password again (a
+    /// wrong one counts as a failed login, as for a password change), and tells every
+    /// owner. The name and scopes are checked first: a mistake in the form costs no
+    /// password attempt.
+    pub async fn create_token_confirmed(
+        &self,
+        current: &Session,
+        password: String,
+        client: &ClientInfo,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<(TokenEntry, String), AuthError> {
+        let (name, scopes) = checked(name, scopes)?;
+        let (keys, _attempt) = self
+            .confirm_own_password(current, password, client, "linked service")
+            .await?;
+        let (maker, client) = (current.user.clone(), client.clone());
+        self.off_thread(move |auth| {
+            let made = auth.create_token(maker.id, &name, &scopes)?;
+            auth.clear_failures(&keys)?;
+            let scopes: Vec<&str> = made.0.scopes.iter().map(|s| s.as_str()).collect();
+            auth.raise_to_owners(
+                AlertKind::TokenCreated,
+                format!(
+                    "{:?} made a linked service token {:?} ({}) from {} at address {}. It never expires: if this was not wanted, revoke it under Linked services.",
+                    maker.username,
+                    made.0.name,
+                    scopes.join(", "),
+                    super::device::describe(&client.user_agent),
+                    client.ip
+                ),
+            );
+            Ok(made)
+        })
+        .await
     }
 
     /// Every token, oldest first.
@@ -167,7 +216,7 @@ mod tests {
 
     use super::*;
     use crate::clock::SimulatedClock;
-    use crate::index::{Index, Role, UserEntry};
+    use crate::index::{Index, Role};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -182,18 +231,12 @@ mod tests {
         let store = Arc::new(store);
         let owner = UserId(42);
         index
-            .create_user(&UserEntry {
-                id: owner,
-                username: "owner".into(),
-                role: Role::Owner,
-                password_hash: String::new(),
-                email: None,
-                totp: None,
-                recovery_codes: Vec::new(),
-                created_micros: 0,
-                known_devices: Vec::new(),
-                support: None,
-            })
+            .create_user(&super::super::tests::user_entry(
+                owner,
+                "owner",
+                Role::Owner,
+                None,
+            ))
             .expect("user");
         let clock = SimulatedClock::new(1_000_000_000_000);
         let lifetimes = super::super::Lifetimes {

@@ -104,8 +104,8 @@ pub(super) struct RawSmtp {
     host: Spanned<String>,
     port: Option<u16>,
     security: Option<SmtpSecurity>,
-    username: Option<String>,
-    password: Option<String>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
     from: Spanned<String>,
 }
 
@@ -132,7 +132,17 @@ impl std::fmt::Debug for NotifyConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotify {
     webhook_url: Spanned<String>,
-    webhook_token: Option<String>,
+    webhook_token: Option<Spanned<String>>,
+}
+
+/// Whether `host` (a name or an address, IPv6 maybe in brackets) is this machine: the
+/// one place a secret may travel without TLS.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(super) fn parse_notify(
@@ -157,9 +167,19 @@ pub(super) fn parse_notify(
             "must not hold credentials; use webhook_token".into(),
         ));
     }
+    if let Some(token) = &raw.webhook_token {
+        // The bearer token would cross the network in clear.
+        if url.scheme() == "http" && !url.host_str().is_some_and(is_loopback) {
+            return Err(located(
+                token.span(),
+                "notify.webhook_token",
+                "is sent in clear over http://: use an https:// webhook_url (http:// only to this machine)".into(),
+            ));
+        }
+    }
     Ok(Some(NotifyConfig {
         webhook: url,
-        webhook_token: raw.webhook_token,
+        webhook_token: raw.webhook_token.map(Spanned::into_inner),
     }))
 }
 
@@ -265,6 +285,21 @@ pub(super) fn parse_smtp(
         ));
     }
     let security = raw.security.unwrap_or(SmtpSecurity::Starttls);
+    if security == SmtpSecurity::None && !is_loopback(raw.host.get_ref()) {
+        // Without TLS the login crosses the network in clear.
+        if let Some((secret, key)) = raw
+            .password
+            .as_ref()
+            .map(|p| (p, "smtp.password"))
+            .or(raw.username.as_ref().map(|u| (u, "smtp.username")))
+        {
+            return Err(located(
+                secret.span(),
+                key,
+                "would be sent in clear with security = \"none\": use starttls or tls (none with a login only to this machine)".into(),
+            ));
+        }
+    }
     let port = raw.port.unwrap_or(match security {
         SmtpSecurity::Tls => 465,
         SmtpSecurity::Starttls => 587,
@@ -274,8 +309,8 @@ pub(super) fn parse_smtp(
         host: raw.host.into_inner(),
         port,
         security,
-        username: raw.username,
-        password: raw.password,
+        username: raw.username.map(Spanned::into_inner),
+        password: raw.password.map(Spanned::into_inner),
         from: raw.from.into_inner(),
     }))
 }
@@ -312,6 +347,57 @@ mod tests {
             let e = parse(bad).expect_err(bad).to_string();
             assert!(e.contains("notify.webhook_url"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_login_or_a_webhook_token_in_clear_leaves_only_to_this_machine() {
+        let parse = |section: &str| {
+            Config::parse(
+                Path::new("t.toml"),
+                &format!("data_dir = \"/d\"\n{section}\n"),
+            )
+        };
+        let smtp = |host: &str, security: &str| {
+            format!(
+                "[smtp]\nhost = \"{host}\"\nsecurity = \"{security}\"\nusername = \"u\"\npassword = \"pw_secret\"\nfrom = \"a@example.org\""
+            )
+        };
+        let e = parse(&smtp("mail.example.org", "none"))
+            .expect_err("login in clear")
+            .to_string();
+        assert!(e.starts_with("t.toml:6:"), "{e}");
+        assert!(e.contains("smtp.password") && e.contains("in clear"), "{e}");
+        assert!(!e.contains("pw_secret"), "the password is not shown: {e}");
+        for (host, security) in [
+            ("mail.example.org", "starttls"),
+            ("mail.example.org", "tls"),
+            ("127.0.0.1", "none"),
+            ("localhost", "none"),
+            ("::1", "none"),
+        ] {
+            parse(&smtp(host, security)).expect(host);
+        }
+        parse("[smtp]\nhost = \"relay.lan\"\nsecurity = \"none\"\nfrom = \"a@example.org\"")
+            .expect("no login: a LAN relay is fine");
+
+        let notify =
+            |url: &str| format!("[notify]\nwebhook_url = \"{url}\"\nwebhook_token = \"tk_1\"");
+        let e = parse(&notify("http://ntfy.lan/porch"))
+            .expect_err("token in clear")
+            .to_string();
+        assert!(
+            e.starts_with("t.toml:4:") && e.contains("notify.webhook_token"),
+            "{e}"
+        );
+        assert!(!e.contains("tk_1"), "{e}");
+        for ok in [
+            "https://ntfy.lan/porch",
+            "http://127.0.0.1:8080/porch",
+            "http://[::1]/p",
+        ] {
+            parse(&notify(ok)).expect(ok);
+        }
+        parse("[notify]\nwebhook_url = \"http://ntfy.lan/porch\"").expect("no token: fine");
     }
 
     #[test]

@@ -21,7 +21,14 @@ pub struct ThrottleEntry {
     pub not_before_micros: i64,
     /// Whether `not_before` is a block (as opposed to a short delay).
     pub blocked: bool,
+    /// Whether the owners were told of this key's block (only its first is news).
+    #[serde(default)]
+    pub block_told: bool,
 }
+
+/// Alerts kept per user: the newest. An attacker who can raise alerts (failed logins
+/// from many addresses) must not grow the index without bound.
+pub const ALERTS_KEPT: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +51,8 @@ pub enum AlertKind {
     TwoFactorChanged,
     /// The right password was entered but the two-step code never was.
     SecondStepNotCompleted,
+    /// An API token for a linked service was made (it lives until revoked).
+    TokenCreated,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +96,15 @@ impl Index {
         getrandom::fill(&mut salt).expect("the OS random number generator is available");
         key.extend_from_slice(&salt);
         let value = serde_json::to_vec(alert).map_err(|e| corrupt("alerts", e))?;
-        self.db.open_tree("alerts")?.insert(key, value)?;
+        let tree = self.db.open_tree("alerts")?;
+        tree.insert(key, value)?;
+        // Keys sort oldest first within the user's prefix.
+        let prefix = user.0.to_be_bytes();
+        let excess = tree.scan_prefix(prefix).count().saturating_sub(ALERTS_KEPT);
+        for kv in tree.scan_prefix(prefix).take(excess) {
+            let (k, _) = kv?;
+            tree.remove(k)?;
+        }
         Ok(())
     }
 
@@ -131,6 +148,7 @@ mod tests {
             last_failure_micros: 5,
             not_before_micros: 9,
             blocked: false,
+            block_told: true,
         };
         {
             let index = Index::open(dir.path()).expect("open");
@@ -167,5 +185,23 @@ mod tests {
             .map(|a| a.time_micros)
             .collect();
         assert_eq!(times, vec![20, 10]);
+    }
+
+    #[test]
+    fn only_the_newest_alerts_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        for t in 0..(ALERTS_KEPT as i64 + 5) {
+            let alert = AlertEntry {
+                time_micros: t,
+                kind: AlertKind::LoginBlocked,
+                message: String::new(),
+            };
+            index.add_alert(UserId(1), &alert).expect("add");
+        }
+        let alerts = index.user_alerts(UserId(1)).expect("list");
+        assert_eq!(alerts.len(), ALERTS_KEPT);
+        assert_eq!(alerts[0].time_micros, ALERTS_KEPT as i64 + 4, "newest kept");
+        assert_eq!(alerts[ALERTS_KEPT - 1].time_micros, 5, "oldest dropped");
     }
 }

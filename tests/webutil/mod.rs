@@ -381,7 +381,11 @@ pub async fn make_token(owner: &mut Client, name: &str, scopes: &[&str]) -> Stri
     let page = owner.get("/linked-services").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let token = csrf(&page.body);
-    let mut form = vec![("csrf", token.as_str()), ("name", name)];
+    let mut form = vec![
+        ("csrf", token.as_str()),
+        ("name", name),
+        ("password", PASSWORD),
+    ];
     form.extend(scopes.iter().map(|s| ("scope", *s)));
     let r = owner.post("/linked-services", &form).await;
     assert_eq!(r.status, 200, "{}", r.body);

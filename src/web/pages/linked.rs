@@ -1,7 +1,9 @@
 //! The Linked services page (owner only): API tokens for integrations such as Home
 //! Assistant or a doorbell button — list them with their scopes and times, make one
 //! (its token is shown once, on the page that answers the form, and never again) and
-//! revoke any one of them at once.
+//! revoke any one of them at once. Making one asks for the owner's password again
+//! and alerts every owner: a token never expires, and outlives a password change and
+//! "log out all".
 
 use askama::Template;
 use axum::extract::State;
@@ -10,9 +12,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::{blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
-use crate::auth::AuthError;
 use crate::index::{AuditKind, Scope, TokenEntry, TokenId};
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{Client, CsrfForm, FullSession};
 use crate::web::view::{date_time, render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -111,19 +112,23 @@ pub async fn page(
     list(&state, &session, None).await
 }
 
-/// `name` and any number of `scope` fields (checkboxes), so the form is read as
-/// pairs rather than a struct.
+/// `name`, `password` (the owner's own, again) and any number of `scope` fields
+/// (checkboxes), so the form is read as pairs rather than a struct.
 pub async fn create(
     State(state): State<WebState>,
     session: FullSession,
+    Client(client): Client,
     CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageLinkedServices, Object::System)?;
-    let name = fields
-        .iter()
-        .find(|(k, _)| k == "name")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (name, password) = (field("name"), field("password"));
     let mut scopes = Vec::new();
     for (_, v) in fields.iter().filter(|(k, _)| k == "scope") {
         let scope = v
@@ -131,13 +136,23 @@ pub async fn create(
             .map_err(|()| WebError::BadRequest(format!("unknown scope {v:?}")))?;
         scopes.push(scope);
     }
-    let (auth, user) = (state.auth.clone(), session.0.user.id);
-    let created = blocking(move || match auth.create_token(user, &name, &scopes) {
-        Ok(made) => Ok(Ok(made)),
-        Err(AuthError::Invalid(why)) => Ok(Err(why)),
-        Err(e) => Err(e.into()),
-    })
-    .await?;
+    let created = match state
+        .auth
+        .create_token_confirmed(&session.0, password, &client, &name, &scopes)
+        .await
+    {
+        Ok(made) => Ok(made),
+        Err(e) => {
+            let (status, why) = super::account::failure(e, state.clock.now_micros())?;
+            // A wrong password: refused, but the session stays (as on Password).
+            let status = if status == StatusCode::UNAUTHORIZED {
+                StatusCode::FORBIDDEN
+            } else {
+                status
+            };
+            Err((status, why))
+        }
+    };
     match created {
         Ok((entry, token)) => {
             let subject = format!(
@@ -153,7 +168,11 @@ pub async fn create(
                 token,
             })
         }
-        Err(why) => list(&state, &session, Some(why)).await,
+        Err((status, why)) => {
+            let mut page = list(&state, &session, Some(why)).await?;
+            *page.status_mut() = status;
+            Ok(page)
+        }
     }
 }
 
