@@ -540,3 +540,76 @@ async fn http2_requests_are_checked_like_http1_and_silent_connections_closed() {
     assert!(closed.is_ok(), "a silent HTTP/2 connection is closed");
     server.stop().await;
 }
+
+/// A stolen owner session does not know the camera's password, but could point the
+/// camera's URL at its own host while keeping the stored credentials, and the camera
+/// task would send them there (RTSP Basic authentication, in clear). Blank credentials
+/// are only kept while scheme, host and port of both stream URLs stay the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_camera_credentials_are_not_kept_for_a_new_host() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    // Nothing listens there: the camera task only retries, which is all this needs.
+    let url = "rtsp://127.0.0.1:9/stream1";
+    let r = webutil::add_camera(
+        &mut owner,
+        &[
+            ("name", "gate"),
+            ("url", url),
+            ("username", "admin"),
+            ("password", "camera secret 77"),
+            ("mode", "off"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: porchlight::model::CameraId = "gate".parse().expect("id");
+    let stored = |server: &Server| {
+        let entry = webutil::camera_entry(server, "gate");
+        (entry.url, entry.sub_url, entry.sealed_username)
+    };
+    let before = stored(&server);
+
+    let page = owner.get("/cameras/gate/settings").await;
+    let token = csrf(&page.body);
+    let save = |url: &'static str, sub_url: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("url", url.to_owned()),
+            ("sub_url", sub_url.to_owned()),
+            ("mode", "off".to_owned()),
+            ("sensitivity", "50".to_owned()),
+            ("pre_roll", "3".to_owned()),
+            ("post_roll", "10".to_owned()),
+        ]
+    };
+    for (new_url, sub_url) in [
+        ("rtsp://attacker.example:554/x", ""),
+        ("rtsp://127.0.0.1:10/stream1", ""),
+        (url, "rtsp://attacker.example/sub"),
+    ] {
+        let fields = save(new_url, sub_url);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = owner.post("/cameras/gate/settings", &fields).await;
+        assert_eq!(r.status, 400, "{new_url} {sub_url}: {}", r.body);
+        assert!(
+            r.body
+                .contains("credentials again when its address changes"),
+            "{}",
+            r.body
+        );
+        assert_eq!(stored(&server), before, "{new_url}: the entry is unchanged");
+        let running = server.daemon().registry.get(&id).expect("still running");
+        assert_eq!(running.config.url.as_str(), url, "not restarted elsewhere");
+    }
+
+    // Same host and port, another path: kept credentials are fine, as before.
+    let fields = save("rtsp://127.0.0.1:9/stream2", "rtsp://127.0.0.1:9/sub");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = owner.post("/cameras/gate/settings", &fields).await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let (new_url, _, sealed) = stored(&server);
+    assert_eq!(new_url, "rtsp://127.0.0.1:9/stream2");
+    assert_eq!(sealed, before.2, "the credentials are kept");
+}

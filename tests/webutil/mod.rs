@@ -565,3 +565,28 @@ pub fn share_link_of(html: &str) -> (String, String) {
     let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
     (id.to_owned(), secret.to_owned())
 }
+
+/// Adds a camera as `owner` on /cameras/add with `fields` (name, url, …, action) and
+/// the form token; returns the answer (303 to / when saved).
+pub async fn add_camera(owner: &mut Client, fields: &[(&str, &str)]) -> Reply {
+    let page = owner.get("/cameras/add").await;
+    let token = csrf(&page.body);
+    owner
+        .post(
+            "/cameras/add",
+            &[&[("csrf", token.as_str())], fields].concat(),
+        )
+        .await
+}
+
+/// The index's entry of camera `name` (added in the web UI); panics if there is none.
+pub fn camera_entry(server: &Server, name: &str) -> porchlight::index::CameraEntry {
+    server
+        .daemon()
+        .index
+        .cameras()
+        .expect("cameras")
+        .into_iter()
+        .find(|c| c.id.as_str() == name)
+        .expect("the camera's entry")
+}
