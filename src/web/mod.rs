@@ -145,6 +145,8 @@ pub struct WebState {
     pub remove_camera: RemoveCameraHook,
     /// End-to-end viewer keys unlocked by sessions, in memory only.
     pub unlocked: crate::unlocked::Unlocked,
+    /// Open live views per session (capped).
+    pub live_sockets: Arc<live::LiveSockets>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -479,6 +481,7 @@ pub async fn start(
         add_camera: services.add_camera,
         remove_camera: services.remove_camera,
         unlocked,
+        live_sockets: Arc::default(),
     };
     let listener = TcpListener::bind(web.listen)
         .await
