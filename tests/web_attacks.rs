@@ -613,3 +613,81 @@ async fn stored_camera_credentials_are_not_kept_for_a_new_host() {
     assert_eq!(new_url, "rtsp://127.0.0.1:9/stream2");
     assert_eq!(sealed, before.2, "the credentials are kept");
 }
+
+/// One address cannot take every connection: past 32 at once its new ones are closed,
+/// and a client at another address (127.0.0.2) is still served. Before, 256 held
+/// connections from anywhere locked everyone out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holding_connections_does_not_lock_out_another() {
+    let server = Server::start("").await;
+    // TCP connections that never start TLS hold their place until the handshake
+    // timeout (10 s); opening them takes well under that.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        held.push(socket.connect(server.https).await.expect("connect"));
+    }
+    // The server closes those over the limit at once: one of the last reads EOF.
+    let mut last = held.pop().expect("a connection");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), last.read(&mut byte))
+        .await
+        .map(|r| matches!(r, Ok(0) | Err(_)));
+    assert_eq!(
+        closed.ok(),
+        Some(true),
+        "the 300th from one address is closed"
+    );
+
+    let mut other = server.client_from("127.0.0.2".parse().expect("address"));
+    // No owner yet: /login sends to /setup. Any answer is what matters.
+    let login = other.get("/login").await;
+    assert_eq!(
+        (login.status, login.location()),
+        (303, "/setup"),
+        "another address is served: {}",
+        login.body
+    );
+    drop(held);
+}
+
+/// A request body trickled a byte at a time does not hold its connection for ever:
+/// the whole body must arrive within 20 s, else 408 and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_body_is_cut_off() {
+    let server = Server::start("").await;
+    let mut tls = tls_offering(&server, b"http/1.1").await;
+    let host = server.https.to_string();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername="
+    );
+    tls.write_all(head.as_bytes()).await.expect("head");
+    tls.flush().await.expect("flush");
+    let (mut read, mut write) = tokio::io::split(tls);
+    let trickle = tokio::spawn(async move {
+        // 1000 bytes at one every 2 s would take over half an hour.
+        for _ in 0..1000 {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if write.write_all(b"a").await.is_err() || write.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut reply = Vec::new();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        read.read_to_end(&mut reply),
+    )
+    .await;
+    trickle.abort();
+    assert!(answered.is_ok(), "the connection is still open after 90 s");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "408 or closed: {text}"
+    );
+}

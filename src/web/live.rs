@@ -21,8 +21,7 @@
 //! thrown away); a bigger one ends the socket. A session holds at most
 //! [`MAX_PER_SESSION`] live views at once (a wall of cameras fits; a loop does not).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -53,44 +52,6 @@ const DEFAULT_DURATION: u32 = TIMESCALE / 30;
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Live views one session may have open at once.
 pub const MAX_PER_SESSION: usize = 8;
-
-/// Open live views per session key, so one session cannot open sockets without end.
-#[derive(Default)]
-pub struct LiveSockets(Mutex<HashMap<[u8; 32], usize>>);
-
-/// One open live view; dropping it frees the session's slot.
-pub struct LiveSlot {
-    sockets: Arc<LiveSockets>,
-    session: [u8; 32],
-}
-
-impl LiveSockets {
-    /// A slot for `session`, or `None` when it already has [`MAX_PER_SESSION`].
-    pub fn acquire(self: &Arc<Self>, session: [u8; 32]) -> Option<LiveSlot> {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(session).or_default();
-        if *count >= MAX_PER_SESSION {
-            return None;
-        }
-        *count += 1;
-        Some(LiveSlot {
-            sockets: self.clone(),
-            session,
-        })
-    }
-}
-
-impl Drop for LiveSlot {
-    fn drop(&mut self) {
-        let mut open = self.sockets.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.session) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.session);
-            }
-        }
-    }
-}
 
 pub async fn live_socket(
     State(state): State<WebState>,

@@ -67,6 +67,7 @@ mod live;
 mod pages;
 mod playback;
 mod server;
+mod slots;
 mod tls;
 mod view;
 
@@ -145,8 +146,8 @@ pub struct WebState {
     pub remove_camera: RemoveCameraHook,
     /// End-to-end viewer keys unlocked by sessions, in memory only.
     pub unlocked: crate::unlocked::Unlocked,
-    /// Open live views per session (capped).
-    pub live_sockets: Arc<live::LiveSockets>,
+    /// Open live views per session key, at most [`live::MAX_PER_SESSION`] each.
+    pub live_sockets: Arc<slots::Slots<[u8; 32]>>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -481,7 +482,7 @@ pub async fn start(
         add_camera: services.add_camera,
         remove_camera: services.remove_camera,
         unlocked,
-        live_sockets: Arc::default(),
+        live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
     };
     let listener = TcpListener::bind(web.listen)
         .await
