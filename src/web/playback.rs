@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
-use super::extract::FullSession;
+use super::extract::{still_allowed_blocking, FullSession};
 use super::pages::recordings::entry_of;
 use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};
@@ -263,16 +263,21 @@ fn channel_body(rx: mpsc::Receiver<Result<Bytes, io::Error>>) -> Body {
 /// the client sees a failed download rather than a short file; the detail is logged.
 pub(super) fn blocking_body<E: std::fmt::Display>(
     what: String,
+    allowed: Option<StillAllowed>,
     produce: impl FnOnce(&mut ChannelWriter) -> Result<(), E> + Send + 'static,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx.clone(), None);
+        let mut out = ChannelWriter::new(tx.clone(), allowed);
         let result = produce(&mut out).map_err(|e| e.to_string());
         let result = result.and_then(|()| out.flush().map_err(|e| e.to_string()));
         match result {
             Ok(()) => {}
             Err(_) if out.gone => tracing::info!("{what}: the client went away"),
+            Err(_) if out.cut_off => {
+                tracing::info!("{what}: access ended; the rest is withheld");
+                let _ = tx.blocking_send(Err(io::Error::other("access ended")));
+            }
             Err(e) => {
                 tracing::error!("{what}: {e}");
                 let _ = tx.blocking_send(Err(io::Error::other("failed")));
@@ -355,9 +360,20 @@ async fn respond(
         )
     });
     let open = recording_opener(&state, &entry, viewer);
+    // Access ending (logged out, the user removed, rights withdrawn) ends a response
+    // already streaming, as for share links and live view.
+    let (auth, key, camera, rid) = (
+        state.auth.clone(),
+        session.0.key,
+        entry.camera.clone(),
+        entry.id,
+    );
+    let allowed: StillAllowed = Arc::new(move || {
+        still_allowed_blocking(&auth, key, action, Object::ThisRecording(&camera, rid))
+    });
     Ok(mp4_response(
         open,
-        None,
+        Some(allowed),
         format!("recording {}", entry.id),
         mp4,
         range,

@@ -2,6 +2,8 @@
 //! download, a shared user deleting their own account, and the owner's archive of
 //! everything and "erase all data". The work itself is in [`crate::data_rights`].
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,8 +14,8 @@ use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
 use crate::data_rights;
 use crate::index::{AuditKind, AuditQuery};
-use crate::web::extract::{cookies, CsrfForm, FullSession};
-use crate::web::playback::blocking_body;
+use crate::web::extract::{cookies, still_allowed_blocking, CsrfForm, FullSession};
+use crate::web::playback::{blocking_body, StillAllowed};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -183,7 +185,12 @@ pub async fn export_everything(
     tracing::info!(user = %session.0.user.id, "archive of everything requested");
     let (store, index) = (state.store.clone(), state.index.clone());
     let viewer = state.unlocked.get(&session.0.key, now);
-    let body = blocking_body("archive of everything".into(), move |out| {
+    // Like a download, the archive stops when the owner's session ends mid-way.
+    let (auth, key) = (state.auth.clone(), session.0.key);
+    let allowed: StillAllowed = Arc::new(move || {
+        still_allowed_blocking(&auth, key, Action::ExportEverything, Object::System)
+    });
+    let body = blocking_body("archive of everything".into(), Some(allowed), move |out| {
         data_rights::write_everything(&store, &index, now, out, viewer).map(|summary| {
             tracing::info!(
                 recordings = summary.recordings,
