@@ -590,3 +590,23 @@ pub fn camera_entry(server: &Server, name: &str) -> porchlight::index::CameraEnt
         .find(|c| c.id.as_str() == name)
         .expect("the camera's entry")
 }
+
+/// Revokes, as `owner` on /linked-services, the API token named `name`.
+pub async fn revoke_token(owner: &mut Client, name: &str) {
+    let list = owner.get("/linked-services").await;
+    let row = list
+        .body
+        .split("<tr id=\"token-")
+        .skip(1)
+        .find(|r| r.contains(&format!("<td>{name}</td>")))
+        .and_then(|r| r.split('"').next())
+        .expect("the token's row")
+        .to_owned();
+    let r = owner
+        .post(
+            "/linked-services/revoke",
+            &[("csrf", &csrf(&list.body)), ("token", &row)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
