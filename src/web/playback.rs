@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
@@ -330,12 +330,15 @@ fn stream_range(
     channel_body(rx)
 }
 
+/// Playback or download of a recording. `HEAD` (which axum routes to a GET handler)
+/// gets the headers only: no audit entry, nothing decrypted.
 async fn respond(
     state: WebState,
     session: FullSession,
     id: String,
     headers: HeaderMap,
     download: bool,
+    method: Method,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &session, &id).await?;
     let action = if download {
@@ -347,11 +350,6 @@ async fn respond(
     let viewer = viewer_for(&state, &session, &entry).await?;
     let mp4 = layout(&state, &entry, viewer.clone()).await?;
     let range = requested_range(&headers, mp4.len())?;
-    // A download is logged once, not again for each resumed range.
-    if download && range.is_none_or(|(start, _)| start == 0) {
-        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
-    }
     let file_name = download.then(|| {
         format!(
             "{}_{}.mp4",
@@ -359,6 +357,14 @@ async fn respond(
             view::file_stamp(entry.start_micros)
         )
     });
+    if method == Method::HEAD {
+        return Ok(mp4_head(&mp4, range, file_name));
+    }
+    // A download is logged once, not again for each resumed range.
+    if download && range.is_none_or(|(start, _)| start == 0) {
+        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
+    }
     let open = recording_opener(&state, &entry, viewer);
     // Access ending (logged out, the user removed, rights withdrawn) ends a response
     // already streaming, as for share links and live view.
@@ -400,10 +406,28 @@ pub fn mp4_response(
     range: Option<(u64, u64)>,
     file_name: Option<String>,
 ) -> Response {
+    let (start, end) = range.unwrap_or((0, mp4.len()));
+    let body = stream_range(open, allowed, what, mp4.clone(), start, end);
+    mp4_headers(Response::new(body), &mp4, range, file_name)
+}
+
+/// [`mp4_response`]'s answer to `HEAD`: the same headers, no body, nothing read.
+pub fn mp4_head(
+    mp4: &ProgressiveMp4,
+    range: Option<(u64, u64)>,
+    file_name: Option<String>,
+) -> Response {
+    mp4_headers(Response::new(Body::empty()), mp4, range, file_name)
+}
+
+fn mp4_headers(
+    mut response: Response,
+    mp4: &ProgressiveMp4,
+    range: Option<(u64, u64)>,
+    file_name: Option<String>,
+) -> Response {
     let len = mp4.len();
     let (start, end) = range.unwrap_or((0, len));
-    let body = stream_range(open, allowed, what, mp4, start, end);
-    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -433,8 +457,9 @@ pub async fn video(
     session: FullSession,
     Path(id): Path<String>,
     headers: HeaderMap,
+    method: Method,
 ) -> Result<Response, WebError> {
-    respond(state, session, id, headers, false).await
+    respond(state, session, id, headers, false, method).await
 }
 
 pub async fn download(
@@ -442,8 +467,9 @@ pub async fn download(
     session: FullSession,
     Path(id): Path<String>,
     headers: HeaderMap,
+    method: Method,
 ) -> Result<Response, WebError> {
-    respond(state, session, id, headers, true).await
+    respond(state, session, id, headers, true, method).await
 }
 
 #[cfg(test)]

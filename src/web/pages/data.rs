@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -121,12 +121,21 @@ fn attachment(mut r: Response, content_type: &'static str, file_name: &str) -> R
     r
 }
 
-/// `GET /my-data.json`: the user's personal data.
+/// `GET /my-data.json`: the user's personal data. `HEAD` gets the headers only and
+/// is not logged (axum answers it with this handler).
 pub async fn download(
     State(state): State<WebState>,
     session: FullSession,
+    method: Method,
 ) -> Result<Response, WebError> {
     session.require(Action::DownloadOwnData, Object::User(session.0.user.id))?;
+    let name = format!(
+        "porchlight-my-data-{}.json",
+        view::file_stamp(state.clock.now_micros())
+    );
+    if method == Method::HEAD {
+        return Ok(attachment(Response::default(), "application/json", &name));
+    }
     let (auth, index, s) = (state.auth.clone(), state.index.clone(), session.0.clone());
     let json = blocking(move || {
         let data = data_rights::personal_data(&auth, &index, &s)
@@ -142,10 +151,6 @@ pub async fn download(
         "their personal data (JSON)".into(),
     )
     .await?;
-    let name = format!(
-        "porchlight-my-data-{}.json",
-        view::file_stamp(state.clock.now_micros())
-    );
     Ok(attachment(json.into_response(), "application/json", &name))
 }
 
@@ -168,13 +173,18 @@ pub async fn delete_account(
 }
 
 /// `GET /export-everything.tar`: the owner's archive of all data and every finished
-/// recording as MP4, streamed.
+/// recording as MP4, streamed. `HEAD` gets the headers only: not logged, nothing made.
 pub async fn export_everything(
     State(state): State<WebState>,
     session: FullSession,
+    method: Method,
 ) -> Result<Response, WebError> {
     session.require(Action::ExportEverything, Object::System)?;
     let now = state.clock.now_micros();
+    let name = format!("porchlight-everything-{}.tar", view::file_stamp(now));
+    if method == Method::HEAD {
+        return Ok(attachment(Response::default(), "application/x-tar", &name));
+    }
     audit(
         &state,
         &session.0,
@@ -200,7 +210,6 @@ pub async fn export_everything(
             );
         })
     });
-    let name = format!("porchlight-everything-{}.tar", view::file_stamp(now));
     Ok(attachment(Response::new(body), "application/x-tar", &name))
 }
 
