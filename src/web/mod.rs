@@ -457,6 +457,21 @@ pub async fn start(
         services.clock.clone(),
         shutdown.clone(),
     );
+    // Bound first, so that the Control Centre shows the real addresses (port 0 in the
+    // configuration means any free port).
+    let listener = TcpListener::bind(web.listen)
+        .await
+        .map_err(|e| WebError::Start(format!("cannot listen on {}: {e}", web.listen)))?;
+    let https = server::bound(&listener, web.listen);
+    let http_listener = match web.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| WebError::Start(format!("cannot listen on {addr}: {e}")))
+                .map(|l| (server::bound(&l, addr), l))?,
+        ),
+        None => None,
+    };
     let state = WebState {
         registry: services.registry,
         store: services.store,
@@ -475,6 +490,7 @@ pub async fn start(
             key_id.to_string(),
             tls.user_supplied,
             &tls.fingerprint,
+            (https, http_listener.as_ref().map(|(bound, _)| *bound)),
         )),
         shares,
         notifications,
@@ -484,10 +500,6 @@ pub async fn start(
         unlocked,
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
     };
-    let listener = TcpListener::bind(web.listen)
-        .await
-        .map_err(|e| WebError::Start(format!("cannot listen on {}: {e}", web.listen)))?;
-    let https = server::bound(&listener, web.listen);
     let mut tasks = vec![tokio::spawn(server::run_https(
         listener,
         tls.config.clone(),
@@ -495,11 +507,7 @@ pub async fn start(
         shutdown.clone(),
     ))];
     let mut http = None;
-    if let Some(addr) = web.http_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| WebError::Start(format!("cannot listen on {addr}: {e}")))?;
-        let bound = server::bound(&listener, addr);
+    if let Some((bound, listener)) = http_listener {
         http = Some(bound);
         tracing::info!("web: plain HTTP on http://{bound}/ redirects to HTTPS");
         tasks.push(tokio::spawn(server::run_redirect(

@@ -610,3 +610,31 @@ pub async fn revoke_token(owner: &mut Client, name: &str) {
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
 }
+
+/// Grants, as `owner` on /support-access, 4 hours of support access with recording
+/// `ticked` to a helper noted as `note`; returns the invitation's secret (the link's
+/// fragment).
+pub async fn invite_support(owner: &mut Client, note: &str, ticked: &str) -> String {
+    let page = owner.get("/support-access").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let r = owner
+        .post(
+            "/support-access/grant",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("helper", note),
+                ("hours", "4"),
+                ("recording", ticked),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .split("id=\"support-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .and_then(|link| link.split_once('#'))
+        .map(|(_, secret)| secret.to_owned())
+        .expect("the support link with its secret")
+}
