@@ -588,3 +588,35 @@ async fn a_live_read_token_gets_the_cameras_picture_as_jpeg_and_nothing_else_doe
     assert!(text.contains("API: snapshot"), "the log has the use");
     assert!(!text.contains(&live[live.len() - 40..]), "never the token");
 }
+
+/// Revocation ends an event stream even when nothing happens on it: a stream filtered
+/// to a quiet camera is checked at each keep-alive (15 s), not only when an event of
+/// that camera comes (which may be days away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_cameras_event_stream_ends_soon_after_its_token_is_revoked() {
+    let server = Server::start(CAMERAS).await;
+    let (mut owner, _, _) = server.owner().await;
+    let follower = make_token(&mut owner, "Quiet follower", &["events:read"]).await;
+    let c = server.client();
+    let mut resp = c
+        .http
+        .get(format!("{}/api/v1/events/stream?camera=lobby", c.base))
+        .bearer_auth(&follower)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(resp.status(), 200);
+
+    webutil::revoke_token(&mut owner, "Quiet follower").await;
+    let mut seen = String::new();
+    let ended = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    // One keep-alive (15 s) and room for a busy machine.
+    tokio::time::timeout(Duration::from_secs(25), ended)
+        .await
+        .expect("the stream ends without an event on its camera");
+    assert!(!seen.contains("event: "), "no event was sent: {seen}");
+}

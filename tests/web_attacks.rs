@@ -540,3 +540,154 @@ async fn http2_requests_are_checked_like_http1_and_silent_connections_closed() {
     assert!(closed.is_ok(), "a silent HTTP/2 connection is closed");
     server.stop().await;
 }
+
+/// A stolen owner session does not know the camera's password, but could point the
+/// camera's URL at its own host while keeping the stored credentials, and the camera
+/// task would send them there (RTSP Basic authentication, in clear). Blank credentials
+/// are only kept while scheme, host and port of both stream URLs stay the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_camera_credentials_are_not_kept_for_a_new_host() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    // Nothing listens there: the camera task only retries, which is all this needs.
+    let url = "rtsp://127.0.0.1:9/stream1";
+    let r = webutil::add_camera(
+        &mut owner,
+        &[
+            ("name", "gate"),
+            ("url", url),
+            ("username", "admin"),
+            ("password", "camera secret 77"),
+            ("mode", "off"),
+            ("action", "save"),
+        ],
+    )
+    .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: porchlight::model::CameraId = "gate".parse().expect("id");
+    let stored = |server: &Server| {
+        let entry = webutil::camera_entry(server, "gate");
+        (entry.url, entry.sub_url, entry.sealed_username)
+    };
+    let before = stored(&server);
+
+    let page = owner.get("/cameras/gate/settings").await;
+    let token = csrf(&page.body);
+    let save = |url: &'static str, sub_url: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("url", url.to_owned()),
+            ("sub_url", sub_url.to_owned()),
+            ("mode", "off".to_owned()),
+            ("sensitivity", "50".to_owned()),
+            ("pre_roll", "3".to_owned()),
+            ("post_roll", "10".to_owned()),
+        ]
+    };
+    for (new_url, sub_url) in [
+        ("rtsp://attacker.example:554/x", ""),
+        ("rtsp://127.0.0.1:10/stream1", ""),
+        (url, "rtsp://attacker.example/sub"),
+    ] {
+        let fields = save(new_url, sub_url);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = owner.post("/cameras/gate/settings", &fields).await;
+        assert_eq!(r.status, 400, "{new_url} {sub_url}: {}", r.body);
+        assert!(
+            r.body
+                .contains("credentials again when its address changes"),
+            "{}",
+            r.body
+        );
+        assert_eq!(stored(&server), before, "{new_url}: the entry is unchanged");
+        let running = server.daemon().registry.get(&id).expect("still running");
+        assert_eq!(running.config.url.as_str(), url, "not restarted elsewhere");
+    }
+
+    // Same host and port, another path: kept credentials are fine, as before.
+    let fields = save("rtsp://127.0.0.1:9/stream2", "rtsp://127.0.0.1:9/sub");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = owner.post("/cameras/gate/settings", &fields).await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let (new_url, _, sealed) = stored(&server);
+    assert_eq!(new_url, "rtsp://127.0.0.1:9/stream2");
+    assert_eq!(sealed, before.2, "the credentials are kept");
+}
+
+/// One address cannot take every connection: past 32 at once its new ones are closed,
+/// and a client at another address (127.0.0.2) is still served. Before, 256 held
+/// connections from anywhere locked everyone out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holding_connections_does_not_lock_out_another() {
+    let server = Server::start("").await;
+    // TCP connections that never start TLS hold their place until the handshake
+    // timeout (10 s); opening them takes well under that.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind");
+        held.push(socket.connect(server.https).await.expect("connect"));
+    }
+    // The server closes those over the limit at once: one of the last reads EOF.
+    let mut last = held.pop().expect("a connection");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), last.read(&mut byte))
+        .await
+        .map(|r| matches!(r, Ok(0) | Err(_)));
+    assert_eq!(
+        closed.ok(),
+        Some(true),
+        "the 300th from one address is closed"
+    );
+
+    let mut other = server.client_from("127.0.0.2".parse().expect("address"));
+    // No owner yet: /login sends to /setup. Any answer is what matters.
+    let login = other.get("/login").await;
+    assert_eq!(
+        (login.status, login.location()),
+        (303, "/setup"),
+        "another address is served: {}",
+        login.body
+    );
+    drop(held);
+}
+
+/// A request body trickled a byte at a time does not hold its connection for ever:
+/// the whole body must arrive within 20 s, else 408 and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_request_body_is_cut_off() {
+    let server = Server::start("").await;
+    let mut tls = tls_offering(&server, b"http/1.1").await;
+    let host = server.https.to_string();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername="
+    );
+    tls.write_all(head.as_bytes()).await.expect("head");
+    tls.flush().await.expect("flush");
+    let (mut read, mut write) = tokio::io::split(tls);
+    let trickle = tokio::spawn(async move {
+        // 1000 bytes at one every 2 s would take over half an hour.
+        for _ in 0..1000 {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if write.write_all(b"a").await.is_err() || write.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut reply = Vec::new();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(90),
+        read.read_to_end(&mut reply),
+    )
+    .await;
+    trickle.abort();
+    assert!(answered.is_ok(), "the connection is still open after 90 s");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "408 or closed: {text}"
+    );
+}

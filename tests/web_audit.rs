@@ -131,3 +131,49 @@ async fn a_block_after_repeated_failures_is_recorded_once() {
         "{blocks:?}"
     );
 }
+
+/// `HEAD` (which axum answers with the GET handler) has no side effects: it writes no
+/// "downloaded" or "exported" entry and starts no archive; a GET still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_write_no_download_or_export_entries() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let id = webutil::objects::put_recording(&server, 42, webutil::T0_MICROS - 60_000_000);
+    let paths = [
+        (format!("/recordings/{id}/download"), "recording_downloaded"),
+        ("/export-everything.tar".to_owned(), "everything_exported"),
+        ("/my-data.json".to_owned(), "personal_data_downloaded"),
+    ];
+    for (path, _) in &paths {
+        let r = owner
+            .http
+            .head(format!("{}{path}", owner.base))
+            .header("cookie", owner.cookie_header())
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(r.status().as_u16(), 200, "HEAD {path}");
+        assert!(
+            r.headers()
+                .get("content-disposition")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("attachment")),
+            "HEAD {path} has the GET's headers"
+        );
+    }
+    let activity = owner.get("/activity").await.body;
+    for (path, kind) in &paths {
+        assert!(
+            !activity.contains(&format!("audit-{kind}")),
+            "HEAD {path} was logged: {activity}"
+        );
+    }
+    // The same GET is logged (what the absence above is measured against).
+    let r = owner.get(&paths[0].0).await;
+    assert_eq!(r.status, 200);
+    let activity = owner.get("/activity").await.body;
+    assert!(
+        activity.contains("audit-recording_downloaded"),
+        "{activity}"
+    );
+}

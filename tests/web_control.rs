@@ -100,3 +100,49 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
     assert_eq!(owner.get("/control-centre").await.location(), "/login");
     assert_eq!(laptop.get("/").await.location(), "/login");
 }
+
+/// The counts mean what they say: a support helper is not a shared user, a pending
+/// support invitation is support access, and a shared user is not told that blocked
+/// password guessing reaches them (those alerts go to owners only). The listen
+/// address is shown to the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_centre_counts_shared_users_and_support_helpers_apart() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = webutil::invite(&mut owner, "guest").await;
+    let (mut guest, r) =
+        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+    let recording = webutil::objects::put_recording(&server, 7, webutil::T0_MICROS - 60_000_000);
+    let secret =
+        webutil::invite_support(&mut owner, "Installer Ines", &recording.to_string()).await;
+
+    let body = owner.get("/control-centre").await.body;
+    assert!(body.contains("Shared users: 1."), "{body}");
+    assert!(
+        body.contains("Support access: <strong>1</strong>"),
+        "the pending support invitation counts: {body}"
+    );
+    let listen = format!("listens on {} (HTTPS)", server.https);
+    assert!(body.contains(&listen), "{listen}: {body}");
+    assert!(body.contains("blocked password guessing"), "{body}");
+
+    // The helper accepts: a user now, but still not a shared one.
+    let (mut helper, r) =
+        webutil::accept_invitation(&server, &secret, "ines", "installer ladder plumbing 42").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    webutil::enrol_with(&server, &mut helper).await;
+    let body = owner.get("/control-centre").await.body;
+    assert!(body.contains("Shared users: 1."), "{body}");
+    assert!(
+        body.contains("Support access: <strong>1</strong>"),
+        "{body}"
+    );
+
+    let body = guest.get("/control-centre").await.body;
+    assert!(
+        !body.contains("blocked password guessing"),
+        "not reported to a shared user: {body}"
+    );
+}

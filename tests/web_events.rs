@@ -80,6 +80,8 @@ async fn events_show_thumbnails_play_from_their_moment_and_can_be_deleted() {
     let thumb = c.get("/events/000000000000aaaa/thumbnail.jpg").await;
     assert_eq!(thumb.status, 200);
     assert_eq!(thumb.header("content-type"), "image/jpeg");
+    // A picture of whoever came to the door stays in no browser cache.
+    assert_eq!(thumb.header("cache-control"), "private, no-store");
     assert_eq!(
         thumb.body.as_bytes(),
         String::from_utf8_lossy(&jpeg).as_bytes()

@@ -99,6 +99,13 @@ type LiveSocket = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 /// Opens `camera`'s live view over TLS (the server's own certificate pinned) with
 /// `cookie`; asserts the 101 answer.
 async fn open_live(server: &Server, camera: &str, cookie: &str) -> LiveSocket {
+    let (status, tls) = handshake(server, camera, cookie).await;
+    assert_eq!(status, 101);
+    tls
+}
+
+/// The WebSocket handshake for `camera`'s live view: the answer's status and the socket.
+async fn handshake(server: &Server, camera: &str, cookie: &str) -> (u16, LiveSocket) {
     let cert = std::fs::read(server.data_dir().join("web/cert.pem")).expect("cert");
     let der = pki_types::CertificateDer::from_pem_slice(&cert).expect("pem");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -128,8 +135,11 @@ async fn open_live(server: &Server, camera: &str, cookie: &str) -> LiveSocket {
         head.push(tls.read_u8().await.expect("response"));
     }
     let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    tls
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{head}"));
+    (status, tls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,4 +409,76 @@ async fn live_view_of_a_camera_whose_settings_are_saved_is_restarted() {
     server.wait_streaming("porch").await;
     let mut again = open_live(&server, "porch", &owner.cookie_header()).await;
     assert_eq!(read_message(&mut again).await.0, 1, "the new stream plays");
+}
+
+/// Whether the server ends the live socket within `limit`: a close frame or the
+/// connection dropped. `false` if it still sends frames when the limit passes.
+async fn ended_within(tls: &mut LiveSocket, limit: Duration) -> bool {
+    let read = async {
+        loop {
+            let mut head = [0u8; 2];
+            if tls.read_exact(&mut head).await.is_err() || head[0] & 0x0f == 8 {
+                return;
+            }
+            let len = match head[1] & 0x7f {
+                126 => tls.read_u16().await.map(u64::from),
+                127 => tls.read_u64().await,
+                n => Ok(u64::from(n)),
+            };
+            let Ok(len) = len else { return };
+            let mut payload = vec![0; usize::try_from(len).expect("length")];
+            if tls.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.is_ok()
+}
+
+/// The viewer sends nothing that matters, so a big message from it is not read into
+/// memory (axum's default limit is 64 MiB): a 2 MiB binary frame ends the socket. And
+/// one session cannot open live views without end: the ninth at once is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_view_refuses_big_client_messages_and_a_session_has_eight_at_most() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let url = camera.main_url();
+    let server = Server::start(&format!(
+        "[[camera]]\nname = \"porch\"\nurl = \"{url}\"\nmode = \"off\"\n"
+    ))
+    .await;
+    server.wait_streaming("porch").await;
+    let (owner, _, _) = server.owner().await;
+    let cookie = owner.cookie_header();
+
+    let mut live = open_live(&server, "porch", &cookie).await;
+    assert_eq!(read_message(&mut live).await.0, 1, "the codec line");
+    // A masked binary frame of 2 MiB (client frames must be masked; a zero mask
+    // leaves the payload as is).
+    let len: u64 = 2 << 20;
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    live.write_all(&frame).await.expect("frame header");
+    // The server may stop reading once the header says too much.
+    let _ = live.write_all(&vec![0; 2 << 20]).await;
+    let _ = live.flush().await;
+    assert!(
+        ended_within(&mut live, Duration::from_secs(15)).await,
+        "a 2 MiB message from the viewer ends its live view"
+    );
+
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(open_live(&server, "porch", &cookie).await);
+    }
+    let mut ninth = handshake(&server, "porch", &cookie).await.0;
+    assert_eq!(ninth, 429, "the ninth live view of one session is refused");
+    drop(open.pop());
+    // The freed slot is given back once the server sees the socket closed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ninth != 101 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ninth = handshake(&server, "porch", &cookie).await.0;
+    }
+    assert_eq!(ninth, 101, "a closed live view frees its slot");
 }

@@ -329,28 +329,13 @@ async fn grant_support(
     owner: &mut Client,
     ticked: RecordingId,
 ) -> (Client, String) {
-    let page = owner.get("/support-access").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let r = owner
-        .post(
-            "/support-access/grant",
-            &[
-                ("csrf", csrf(&page.body).as_str()),
-                ("helper", "Installer Ines"),
-                ("hours", "4"),
-                ("recording", &ticked.to_string()),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let link = in_row(&r.body, "id=\"support-link\"", "value=\"", "value=\"");
-    let secret = link.split_once('#').expect("secret in the fragment").1;
+    let secret = webutil::invite_support(owner, "Installer Ines", &ticked.to_string()).await;
     let mut helper = server.client();
     let r = helper
         .post(
             "/invite",
             &[
-                ("invitation", secret),
+                ("invitation", secret.as_str()),
                 ("username", HELPER),
                 ("password", HELPER_PASSWORD),
             ],

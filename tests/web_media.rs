@@ -957,3 +957,68 @@ async fn a_removed_cameras_kept_recordings_are_still_listed_and_can_be_deleted()
     assert_eq!(owner.get("/cameras/porch/recordings").await.status, 404);
     assert_eq!(owner.get("/cameras/nothere/recordings").await.status, 404);
 }
+
+/// Starts a GET of `path` as `c` (its cookie) and reads its first piece: (the response,
+/// its length, the bytes read so far).
+async fn start_get(c: &Client, base: &str, path: &str) -> (reqwest::Response, u64, u64) {
+    let mut response = c
+        .http
+        .get(format!("{base}{path}"))
+        .header("cookie", c.cookie_header())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+    let len = response.content_length().unwrap_or(u64::MAX);
+    let first = response.chunk().await.expect("first bytes").expect("some");
+    (response, len, first.len() as u64)
+}
+
+/// A download that is streaming when access ends stops there, as share links and live
+/// view do: a shared user removed mid-download of a recording gets no more of it, and
+/// the owner's archive of everything stops when that session logs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_user_or_logging_out_cuts_off_a_download_already_streaming() {
+    let server = webutil::Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let base = server.base();
+    // 24 MB: far more than the socket buffers between server and client hold.
+    let id = put_big_recording(&server, 78, 240, 100_000).to_string();
+    let secret = webutil::invite(&mut owner, "guest").await;
+    let (mut guest, r) =
+        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+
+    let path = format!("/recordings/{id}/download");
+    let (response, len, first) = start_get(&guest, &base, &path).await;
+    assert!(len > 20_000_000, "{len} bytes");
+    let users = owner.get("/users").await.body;
+    let user = users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains("guest"))
+        .and_then(|row| row.split('"').next())
+        .expect("the guest's row")
+        .to_owned();
+    let r = owner
+        .post(&format!("/users/{user}/remove"), &[("csrf", &csrf(&users))])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/users"), "{}", r.body);
+    let (rest, failed) = rest_of(response).await;
+    assert!(
+        failed && first + rest < len,
+        "after removal, {} of {len} bytes arrived (failed: {failed})",
+        first + rest
+    );
+
+    // The archive has no length to compare with: it must fail rather than end.
+    let (response, _, _) = start_get(&owner, &base, "/export-everything.tar").await;
+    let page = owner.get("/").await;
+    let r = owner.post("/logout", &[("csrf", &csrf(&page.body))]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (rest, failed) = rest_of(response).await;
+    assert!(
+        failed,
+        "the archive ended normally after logout ({rest} more bytes)"
+    );
+}

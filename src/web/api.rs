@@ -316,12 +316,27 @@ struct Listener {
     state: WebState,
     token: TokenEntry,
     camera: Option<CameraId>,
+    /// Every [`KEEP_ALIVE`] the token is asked about, so that a stream filtered to a
+    /// quiet camera ends soon after revocation, not at that camera's next event.
+    recheck: tokio::time::Interval,
+}
+
+/// Whether the listener's token still exists (revoked, or its user removed: no).
+async fn token_live(l: &Listener) -> bool {
+    let (index, id) = (l.state.index.clone(), l.token.id);
+    let live = blocking(move || Ok(index.get_token(id)?.is_some()))
+        .await
+        .unwrap_or(false);
+    if !live {
+        tracing::info!(token = %l.token.id, "API: event stream ended: token revoked");
+    }
+    live
 }
 
 /// `GET /api/v1/events/stream[?camera=]`: server-sent events, one `event: motion` or
 /// `event: trigger` message (data: the event as JSON, id: the event id) per event
-/// that begins after connecting. Ends at shutdown, and at the next event after the
-/// token is revoked.
+/// that begins after connecting. Ends at shutdown, and at the next event or within
+/// [`KEEP_ALIVE`] after the token is revoked.
 async fn stream(
     State(state): State<WebState>,
     token: Bearer,
@@ -334,11 +349,15 @@ async fn stream(
         None => None,
     };
     tracing::info!(token = %token.0.id, name = %token.0.name, "API: event stream opened");
+    let mut recheck = tokio::time::interval(KEEP_ALIVE);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
     let listener = Listener {
         rx: state.events.subscribe(),
         state,
         token: token.0,
         camera,
+        recheck,
     };
     let events = futures::stream::unfold(listener, |mut l| async move {
         let event = next_message(&mut l).await?;
@@ -353,6 +372,12 @@ async fn next_message(l: &mut Listener) -> Option<Event> {
     loop {
         let notice = tokio::select! {
             n = l.rx.recv() => n,
+            _ = l.recheck.tick() => {
+                if !token_live(l).await {
+                    return None;
+                }
+                continue;
+            }
             _ = super::stopped(&mut shutdown) => return None,
         };
         let notice = match notice {
@@ -369,12 +394,7 @@ async fn next_message(l: &mut Listener) -> Option<Event> {
             continue;
         }
         // A revoked token (or a removed user's) gets nothing more.
-        let (index, id) = (l.state.index.clone(), l.token.id);
-        let live = blocking(move || Ok(index.get_token(id)?.is_some()))
-            .await
-            .unwrap_or(false);
-        if !live {
-            tracing::info!(token = %l.token.id, "API: event stream ended: token revoked");
+        if !token_live(l).await {
             return None;
         }
         let body = ApiEvent::from(&notice.event);

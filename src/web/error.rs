@@ -47,6 +47,9 @@ pub enum WebError {
     /// Try again soon (a recorder too busy to take a trigger).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A per-session or per-client limit is reached (open live views).
+    #[error("too many: {0}")]
+    TooMany(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -77,6 +80,7 @@ impl WebError {
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Locked(_) => StatusCode::LOCKED,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Auth(a) => match a {
                 AuthError::InvalidCredentials
                 | AuthError::InvalidCode

@@ -173,6 +173,29 @@ pub async fn still_allowed(
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
+    allowed_now(fresh, action, object)
+}
+
+/// [`still_allowed`] for a body produced on a blocking thread (a download, the export
+/// of everything), which asks before each piece it sends.
+pub fn still_allowed_blocking(
+    auth: &crate::auth::Auth,
+    key: [u8; 32],
+    action: policy::Action,
+    object: policy::Object<'_>,
+) -> bool {
+    allowed_now(
+        auth.still_live(&key).map_err(|e| e.to_string()),
+        action,
+        object,
+    )
+}
+
+fn allowed_now(
+    fresh: Result<Option<Session>, String>,
+    action: policy::Action,
+    object: policy::Object<'_>,
+) -> bool {
     match fresh {
         Ok(Some(session)) => policy::allowed(&session.principal(), action, object),
         Ok(None) => false,

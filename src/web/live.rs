@@ -15,6 +15,11 @@
 //! expired, rights withdrawn) the socket is closed with code [`SESSION_ENDED`].
 //! Otherwise the daemon's live-view hook is called, which keeps a "live view"
 //! recording going for cameras in `events` mode.
+//!
+//! The client sends nothing but close and ping frames, so messages and frames from it
+//! are limited to [`MAX_CLIENT_MESSAGE`] (axum's default of 64 MiB would be read and
+//! thrown away); a bigger one ends the socket. A session holds at most
+//! [`MAX_PER_SESSION`] live views at once (a wall of cameras fits; a loop does not).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +48,10 @@ pub const SESSION_ENDED: u16 = 4001;
 pub const STREAM_RESTARTED: u16 = 4000;
 /// Frame duration assumed before two frames were seen (30 fps).
 const DEFAULT_DURATION: u32 = TIMESCALE / 30;
+/// The largest message or frame read from a viewer (close reasons and pings fit).
+pub const MAX_CLIENT_MESSAGE: usize = 4096;
+/// Live views one session may have open at once.
+pub const MAX_PER_SESSION: usize = 8;
 
 pub async fn live_socket(
     State(state): State<WebState>,
@@ -62,9 +71,21 @@ pub async fn live_socket(
         .registry
         .get(&camera)
         .ok_or_else(|| WebError::NotFound(format!("camera {camera}")))?;
-    tracing::info!(user = %session.0.user.id, camera = %camera, "live view opened");
     let key = session.0.key;
-    Ok(ws.on_upgrade(move |socket| stream(socket, handle, state, key)))
+    let Some(slot) = state.live_sockets.acquire(key) else {
+        tracing::warn!(user = %session.0.user.id, camera = %camera, "live view refused: the session has {MAX_PER_SESSION} open");
+        return Err(WebError::TooMany(format!(
+            "{MAX_PER_SESSION} live views open in this session"
+        )));
+    };
+    tracing::info!(user = %session.0.user.id, camera = %camera, "live view opened");
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            stream(socket, handle, state, key).await;
+            drop(slot);
+        }))
 }
 
 /// The timeline of one viewer's stream.

@@ -67,6 +67,7 @@ mod live;
 mod pages;
 mod playback;
 mod server;
+mod slots;
 mod tls;
 mod view;
 
@@ -145,6 +146,8 @@ pub struct WebState {
     pub remove_camera: RemoveCameraHook,
     /// End-to-end viewer keys unlocked by sessions, in memory only.
     pub unlocked: crate::unlocked::Unlocked,
+    /// Open live views per session key, at most [`live::MAX_PER_SESSION`] each.
+    pub live_sockets: Arc<slots::Slots<[u8; 32]>>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -454,6 +457,21 @@ pub async fn start(
         services.clock.clone(),
         shutdown.clone(),
     );
+    // Bound first, so that the Control Centre shows the real addresses (port 0 in the
+    // configuration means any free port).
+    let listener = TcpListener::bind(web.listen)
+        .await
+        .map_err(|e| WebError::Start(format!("cannot listen on {}: {e}", web.listen)))?;
+    let https = server::bound(&listener, web.listen);
+    let http_listener = match web.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| WebError::Start(format!("cannot listen on {addr}: {e}")))
+                .map(|l| (server::bound(&l, addr), l))?,
+        ),
+        None => None,
+    };
     let state = WebState {
         registry: services.registry,
         store: services.store,
@@ -472,6 +490,7 @@ pub async fn start(
             key_id.to_string(),
             tls.user_supplied,
             &tls.fingerprint,
+            (https, http_listener.as_ref().map(|(bound, _)| *bound)),
         )),
         shares,
         notifications,
@@ -479,11 +498,8 @@ pub async fn start(
         add_camera: services.add_camera,
         remove_camera: services.remove_camera,
         unlocked,
+        live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
     };
-    let listener = TcpListener::bind(web.listen)
-        .await
-        .map_err(|e| WebError::Start(format!("cannot listen on {}: {e}", web.listen)))?;
-    let https = server::bound(&listener, web.listen);
     let mut tasks = vec![tokio::spawn(server::run_https(
         listener,
         tls.config.clone(),
@@ -491,11 +507,7 @@ pub async fn start(
         shutdown.clone(),
     ))];
     let mut http = None;
-    if let Some(addr) = web.http_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| WebError::Start(format!("cannot listen on {addr}: {e}")))?;
-        let bound = server::bound(&listener, addr);
+    if let Some((bound, listener)) = http_listener {
         http = Some(bound);
         tracing::info!("web: plain HTTP on http://{bound}/ redirects to HTTPS");
         tasks.push(tokio::spawn(server::run_redirect(

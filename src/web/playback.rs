@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
-use super::extract::FullSession;
+use super::extract::{still_allowed_blocking, FullSession};
 use super::pages::recordings::entry_of;
 use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};
@@ -263,16 +263,21 @@ fn channel_body(rx: mpsc::Receiver<Result<Bytes, io::Error>>) -> Body {
 /// the client sees a failed download rather than a short file; the detail is logged.
 pub(super) fn blocking_body<E: std::fmt::Display>(
     what: String,
+    allowed: Option<StillAllowed>,
     produce: impl FnOnce(&mut ChannelWriter) -> Result<(), E> + Send + 'static,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter::new(tx.clone(), None);
+        let mut out = ChannelWriter::new(tx.clone(), allowed);
         let result = produce(&mut out).map_err(|e| e.to_string());
         let result = result.and_then(|()| out.flush().map_err(|e| e.to_string()));
         match result {
             Ok(()) => {}
             Err(_) if out.gone => tracing::info!("{what}: the client went away"),
+            Err(_) if out.cut_off => {
+                tracing::info!("{what}: access ended; the rest is withheld");
+                let _ = tx.blocking_send(Err(io::Error::other("access ended")));
+            }
             Err(e) => {
                 tracing::error!("{what}: {e}");
                 let _ = tx.blocking_send(Err(io::Error::other("failed")));
@@ -325,12 +330,15 @@ fn stream_range(
     channel_body(rx)
 }
 
+/// Playback or download of a recording. `HEAD` (which axum routes to a GET handler)
+/// gets the headers only: no audit entry, nothing decrypted.
 async fn respond(
     state: WebState,
     session: FullSession,
     id: String,
     headers: HeaderMap,
     download: bool,
+    method: Method,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &session, &id).await?;
     let action = if download {
@@ -342,11 +350,6 @@ async fn respond(
     let viewer = viewer_for(&state, &session, &entry).await?;
     let mp4 = layout(&state, &entry, viewer.clone()).await?;
     let range = requested_range(&headers, mp4.len())?;
-    // A download is logged once, not again for each resumed range.
-    if download && range.is_none_or(|(start, _)| start == 0) {
-        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
-    }
     let file_name = download.then(|| {
         format!(
             "{}_{}.mp4",
@@ -354,10 +357,29 @@ async fn respond(
             view::file_stamp(entry.start_micros)
         )
     });
+    if method == Method::HEAD {
+        return Ok(mp4_head(&mp4, range, file_name));
+    }
+    // A download is logged once, not again for each resumed range.
+    if download && range.is_none_or(|(start, _)| start == 0) {
+        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
+    }
     let open = recording_opener(&state, &entry, viewer);
+    // Access ending (logged out, the user removed, rights withdrawn) ends a response
+    // already streaming, as for share links and live view.
+    let (auth, key, camera, rid) = (
+        state.auth.clone(),
+        session.0.key,
+        entry.camera.clone(),
+        entry.id,
+    );
+    let allowed: StillAllowed = Arc::new(move || {
+        still_allowed_blocking(&auth, key, action, Object::ThisRecording(&camera, rid))
+    });
     Ok(mp4_response(
         open,
-        None,
+        Some(allowed),
         format!("recording {}", entry.id),
         mp4,
         range,
@@ -384,10 +406,28 @@ pub fn mp4_response(
     range: Option<(u64, u64)>,
     file_name: Option<String>,
 ) -> Response {
+    let (start, end) = range.unwrap_or((0, mp4.len()));
+    let body = stream_range(open, allowed, what, mp4.clone(), start, end);
+    mp4_headers(Response::new(body), &mp4, range, file_name)
+}
+
+/// [`mp4_response`]'s answer to `HEAD`: the same headers, no body, nothing read.
+pub fn mp4_head(
+    mp4: &ProgressiveMp4,
+    range: Option<(u64, u64)>,
+    file_name: Option<String>,
+) -> Response {
+    mp4_headers(Response::new(Body::empty()), mp4, range, file_name)
+}
+
+fn mp4_headers(
+    mut response: Response,
+    mp4: &ProgressiveMp4,
+    range: Option<(u64, u64)>,
+    file_name: Option<String>,
+) -> Response {
     let len = mp4.len();
     let (start, end) = range.unwrap_or((0, len));
-    let body = stream_range(open, allowed, what, mp4, start, end);
-    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -417,8 +457,9 @@ pub async fn video(
     session: FullSession,
     Path(id): Path<String>,
     headers: HeaderMap,
+    method: Method,
 ) -> Result<Response, WebError> {
-    respond(state, session, id, headers, false).await
+    respond(state, session, id, headers, false, method).await
 }
 
 pub async fn download(
@@ -426,8 +467,9 @@ pub async fn download(
     session: FullSession,
     Path(id): Path<String>,
     headers: HeaderMap,
+    method: Method,
 ) -> Result<Response, WebError> {
-    respond(state, session, id, headers, true).await
+    respond(state, session, id, headers, true, method).await
 }
 
 #[cfg(test)]

@@ -1,25 +1,31 @@
 //! The listeners: HTTPS (rustls; HTTP/2 when the client offers it, else HTTP/1.1)
 //! serving the router, and an optional plain-HTTP listener that only redirects to HTTPS.
 //!
-//! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections (more
-//! are closed at once), a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`], request
-//! headers must arrive within [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`]
-//! (hyper answers 431 beyond that; over HTTP/2, a connection that has asked nothing
-//! by then is closed, and at most [`MAX_STREAMS`] requests run at once); bodies are
-//! limited in the router (413). On shutdown, open requests get [`SHUTDOWN_GRACE`] to
-//! finish.
+//! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections, and
+//! [`MAX_PER_ADDRESS`] from one client address, so one client cannot take them all
+//! (more are closed at once); a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`],
+//! request headers must arrive within [`HEADER_TIMEOUT`] and fit in
+//! [`MAX_HEADER_BYTES`] (hyper answers 431 beyond that; over HTTP/2, a connection that
+//! has asked nothing by then is closed, and at most [`MAX_STREAMS`] requests run at
+//! once); a request body must arrive whole within [`BODY_TIMEOUT`] (408 and the
+//! connection closed; a body trickled a byte at a time would otherwise hold its
+//! connection for ever) and is limited in the router (413). On shutdown, open
+//! requests get [`SHUTDOWN_GRACE`] to finish.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Version};
+use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::StreamExt;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,7 +36,13 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::slots::Slots;
+
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections at once from one address (a browser needs a few, plus live views).
+pub const MAX_PER_ADDRESS: usize = 32;
+/// The time a request's whole body may take to arrive (bodies are at most 16 KiB).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Request line and headers together (hyper's minimum is 8 KiB).
@@ -108,6 +120,62 @@ fn host_from_authority<B>(req: &mut hyper::Request<B>) {
     }
 }
 
+/// The body did not arrive within [`BODY_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {BODY_TIMEOUT:?}")]
+struct BodyTimedOut;
+
+/// Gives `req`'s body a deadline of [`BODY_TIMEOUT`] from now for all of it (a
+/// per-read timeout would let a client trickle a byte at a time). Past it the body
+/// fails and `late` turns true, so [`serve_request`] can answer 408.
+fn with_deadline(req: hyper::Request<Incoming>, late: Arc<AtomicBool>) -> hyper::Request<Body> {
+    req.map(|body| {
+        if body.is_end_stream() {
+            return Body::new(body);
+        }
+        let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+        let data = Body::new(body).into_data_stream();
+        let timed = futures::stream::unfold(Some(data), move |data| {
+            let late = late.clone();
+            async move {
+                let mut data = data?;
+                match tokio::time::timeout_at(deadline, data.next()).await {
+                    Ok(chunk) => chunk.map(|c| (c, Some(data))),
+                    Err(_) => {
+                        late.store(true, Ordering::Relaxed);
+                        Some((Err(axum::Error::new(BodyTimedOut)), None))
+                    }
+                }
+            }
+        });
+        Body::from_stream(timed)
+    })
+}
+
+/// Runs `app` on `req` (its body under [`with_deadline`]); a request whose body came
+/// too late is answered 408 and its connection closed, whatever the handler made of
+/// the failed body.
+async fn serve_request(app: Router, req: hyper::Request<Incoming>) -> Response {
+    let late = Arc::new(AtomicBool::new(false));
+    let http1 = req.version() < Version::HTTP_2;
+    let req = with_deadline(req, late.clone());
+    let response = match app.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    if late.load(Ordering::Relaxed) {
+        tracing::debug!("web: request body too slow; answered 408");
+        let mut r = (StatusCode::REQUEST_TIMEOUT, "request body too slow").into_response();
+        // HTTP/2 has no Connection header; there only this stream ends.
+        if http1 {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return r;
+    }
+    response
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` turns true.
 pub async fn run_https(
     listener: TcpListener,
@@ -117,6 +185,7 @@ pub async fn run_https(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Slots::<IpAddr>::new(MAX_PER_ADDRESS);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -129,6 +198,10 @@ pub async fn run_https(
             },
             _ = super::stopped(&mut shutdown) => break,
         };
+        let Some(address_slot) = per_address.acquire(peer.ip().to_canonical()) else {
+            tracing::warn!(%peer, "web: too many connections from {}; closing a new one", peer.ip());
+            continue;
+        };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "web: too many connections; closing a new one");
             continue;
@@ -138,7 +211,7 @@ pub async fn run_https(
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, address_slot);
             let tls_stream =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
@@ -157,11 +230,12 @@ pub async fn run_https(
             let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let asked = Arc::new(AtomicBool::new(false));
             let seen = asked.clone();
-            let service = app.map_request(move |mut req: hyper::Request<Incoming>| {
+            let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
                 seen.store(true, Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 host_from_authority(&mut req);
-                req
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(serve_request(app, req).await) }
             });
             let service = TowerToHyperService::new(service);
             let result = if http2 {

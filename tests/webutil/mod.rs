@@ -569,3 +569,76 @@ pub fn share_link_of(html: &str) -> (String, String) {
     let (id, secret) = path.split_once('#').expect("the secret is in the fragment");
     (id.to_owned(), secret.to_owned())
 }
+
+/// Adds a camera as `owner` on /cameras/add with `fields` (name, url, …, action) and
+/// the form token; returns the answer (303 to / when saved).
+pub async fn add_camera(owner: &mut Client, fields: &[(&str, &str)]) -> Reply {
+    let page = owner.get("/cameras/add").await;
+    let token = csrf(&page.body);
+    owner
+        .post(
+            "/cameras/add",
+            &[&[("csrf", token.as_str())], fields].concat(),
+        )
+        .await
+}
+
+/// The index's entry of camera `name` (added in the web UI); panics if there is none.
+pub fn camera_entry(server: &Server, name: &str) -> porchlight::index::CameraEntry {
+    server
+        .daemon()
+        .index
+        .cameras()
+        .expect("cameras")
+        .into_iter()
+        .find(|c| c.id.as_str() == name)
+        .expect("the camera's entry")
+}
+
+/// Revokes, as `owner` on /linked-services, the API token named `name`.
+pub async fn revoke_token(owner: &mut Client, name: &str) {
+    let list = owner.get("/linked-services").await;
+    let row = list
+        .body
+        .split("<tr id=\"token-")
+        .skip(1)
+        .find(|r| r.contains(&format!("<td>{name}</td>")))
+        .and_then(|r| r.split('"').next())
+        .expect("the token's row")
+        .to_owned();
+    let r = owner
+        .post(
+            "/linked-services/revoke",
+            &[("csrf", &csrf(&list.body)), ("token", &row)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// Grants, as `owner` on /support-access, 4 hours of support access with recording
+/// `ticked` to a helper noted as `note`; returns the invitation's secret (the link's
+/// fragment).
+pub async fn invite_support(owner: &mut Client, note: &str, ticked: &str) -> String {
+    let page = owner.get("/support-access").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let r = owner
+        .post(
+            "/support-access/grant",
+            &[
+                ("csrf", csrf(&page.body).as_str()),
+                ("helper", note),
+                ("hours", "4"),
+                ("recording", ticked),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .split("id=\"support-link\"")
+        .nth(1)
+        .and_then(|s| s.split("value=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .and_then(|link| link.split_once('#'))
+        .map(|(_, secret)| secret.to_owned())
+        .expect("the support link with its secret")
+}

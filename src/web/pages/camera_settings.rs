@@ -1,5 +1,6 @@
 //! A camera's settings page (owner only), for cameras added in the web UI: URL,
-//! credentials (blank keeps the stored ones; they are never shown), recording mode,
+//! credentials (blank keeps the stored ones, but only while the stream addresses keep
+//! their scheme, host and port; they are never shown), recording mode,
 //! sub-stream URL, motion detection, sensitivity and ignore zones (drawn on a snapshot
 //! by `web/static/zones.js`, or typed as numbers without JavaScript), pre- and
 //! post-roll, storage period. Saving restarts that camera's tasks alone (its open
@@ -176,6 +177,34 @@ fn number<T: std::str::FromStr + PartialOrd>(
         .ok_or_else(|| format!("{what} is out of range"))
 }
 
+/// Why blank credentials are refused after an address change.
+const NEW_ADDRESS: &str = "type the camera's credentials again when its address changes";
+
+/// Where a stream URL sends credentials: scheme, host and port (554 when left out).
+fn endpoint(url: &url::Url) -> (String, String, u16) {
+    (
+        url.scheme().to_ascii_lowercase(),
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port().unwrap_or(554),
+    )
+}
+
+/// Whether every address the new streams would send the stored credentials to already
+/// received them (the old URL or sub-stream URL). Otherwise keeping them would let a
+/// stolen owner session point the camera at its own host and read the password there
+/// (RTSP Basic authentication sends it in clear); typing them again proves knowledge.
+/// A stored URL that no longer parses counts as no address.
+fn same_endpoints(old: &CameraEntry, new: &Streams) -> bool {
+    let before: Vec<_> = std::iter::once(old.url.as_str())
+        .chain(old.sub_url.as_deref())
+        .filter_map(|u| url::Url::parse(u).ok())
+        .map(|u| endpoint(&u))
+        .collect();
+    std::iter::once(&new.url)
+        .chain(new.sub_url.as_ref())
+        .all(|u| before.contains(&endpoint(u)))
+}
+
 fn check(form: &SettingsForm) -> Result<(Streams, CameraSettings), String> {
     let stream = form.stream.check()?;
     let settings = CameraSettings {
@@ -212,6 +241,12 @@ pub async fn save(
             "camera {id} is in the configuration file: change it there"
         )));
     };
+    if stream.username.is_none() && old.sealed_username.is_some() && !same_endpoints(&old, &stream)
+    {
+        tracing::warn!(camera = %id, "camera {id}: new address with kept credentials refused");
+        let view = EntryView::of_form(&form, true);
+        return show(&state, &session, &id, Some(view), Some(NEW_ADDRESS.into())).await;
+    }
     // Blank credentials keep the stored ones; new ones replace both.
     let (user_purpose, password_purpose) = CameraEntry::purposes(&id);
     let store = state.store.clone();

@@ -6,6 +6,7 @@
 //! this version cannot do yet is listed as such rather than left out, so the page never
 //! suggests a protection that is not there.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use axum::response::Response;
 
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
-use crate::config::{Config, RecordingMode};
-use crate::index::{AuditKind, AuditQuery};
+use crate::config::{Config, RecordingMode, SmtpSecurity};
+use crate::index::{AuditKind, AuditQuery, Role};
 use crate::retention::{DiskSpace, FilesystemSpace};
 use crate::web::extract::FullSession;
 use crate::web::view::{self, render, Frame};
@@ -30,8 +31,11 @@ pub struct SystemFacts {
     pub key_id: String,
     pub max_bytes: Option<u64>,
     pub min_free_percent: u8,
-    /// `host:port (security)` of the mail relay, if mail is configured.
+    /// `host:port (security)` of the mail relay, if mail is configured; the security
+    /// in words (`STARTTLS`, `TLS`, `unencrypted`).
     pub mail_relay: Option<String>,
+    /// Where the web UI listens: `address (HTTPS)`, and the plain-HTTP redirect's.
+    pub listen: String,
     /// The notification webhook's host, if one is configured.
     pub webhook_host: Option<String>,
     /// Where mDNS discovery asks and listens (`all interfaces`, `lo`), if it is on.
@@ -44,7 +48,15 @@ pub struct SystemFacts {
 }
 
 impl SystemFacts {
-    pub fn of(config: &Config, key_id: String, user_certificate: bool, fingerprint: &str) -> Self {
+    /// `bound`: the HTTPS and optional plain-HTTP addresses as bound (the configured
+    /// port may be 0).
+    pub fn of(
+        config: &Config,
+        key_id: String,
+        user_certificate: bool,
+        fingerprint: &str,
+        bound: (SocketAddr, Option<SocketAddr>),
+    ) -> Self {
         SystemFacts {
             data_dir: config.data_dir.clone(),
             key_id,
@@ -53,7 +65,13 @@ impl SystemFacts {
             mail_relay: config
                 .smtp
                 .as_ref()
-                .map(|s| format!("{}:{} ({:?})", s.host, s.port, s.security)),
+                .map(|s| format!("{}:{} ({})", s.host, s.port, security_words(s.security))),
+            listen: match bound {
+                (https, Some(http)) => {
+                    format!("{https} (HTTPS) and {http} (plain HTTP, only redirecting to HTTPS)")
+                }
+                (https, None) => format!("{https} (HTTPS)"),
+            },
             webhook_host: config
                 .notify
                 .as_ref()
@@ -70,6 +88,15 @@ impl SystemFacts {
             user_certificate,
             certificate_fingerprint: fingerprint.to_owned(),
         }
+    }
+}
+
+/// How the mail relay's connection is protected, in words for the page.
+fn security_words(security: SmtpSecurity) -> &'static str {
+    match security {
+        SmtpSecurity::Starttls => "STARTTLS",
+        SmtpSecurity::Tls => "TLS",
+        SmtpSecurity::None => "unencrypted",
     }
 }
 
@@ -117,6 +144,9 @@ struct ControlPage {
     blocked: Vec<Line>,
     shares: usize,
     tokens: usize,
+    /// Users with the shared role (neither the owner nor support helpers).
+    shared_users: usize,
+    /// Support helpers whose access has not expired, and support invitations pending.
     support: usize,
     /// End-to-end mode is on (new recordings sealed to viewers' keys).
     e2e_enabled: bool,
@@ -160,12 +190,19 @@ pub async fn control_centre(
     let now = state.clock.now_micros();
     let data_dir = facts.data_dir.clone();
     let share_service = state.shares.clone();
-    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens)) =
+    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens), invited) =
         blocking(move || {
-            let users = if is_owner {
-                index.all_users()?
+            // As the support page does: helpers whose time is up are not counted.
+            let (users, invited) = if is_owner {
+                auth.expire_support()?;
+                let invited = auth
+                    .invitations()?
+                    .into_iter()
+                    .filter(|i| i.role == Role::Support)
+                    .count();
+                (index.all_users()?, invited)
             } else {
-                vec![current.user.clone()]
+                (vec![current.user.clone()], 0)
             };
             let devices = auth.devices(&current)?.len();
             let recordings = if is_owner {
@@ -190,7 +227,9 @@ pub async fn control_centre(
             } else {
                 (0, 0)
             };
-            Ok((users, devices, recordings, alerts, blocked, space, shares))
+            Ok((
+                users, devices, recordings, alerts, blocked, space, shares, invited,
+            ))
         })
         .await?;
 
@@ -212,10 +251,8 @@ pub async fn control_centre(
         Vec::new()
     };
     let my_email = session.0.user.email.clone().unwrap_or_default();
-    let support = users
-        .iter()
-        .filter(|u| u.role == crate::index::Role::Support)
-        .count();
+    let count = |role: Role| users.iter().filter(|u| u.role == role).count();
+    let (shared_users, support) = (count(Role::Shared), count(Role::Support) + invited);
     let index = state.index.clone();
     let e2e_enabled = blocking(move || {
         crate::e2e::is_enabled(&index).map_err(|e| WebError::Internal(e.to_string()))
@@ -274,6 +311,7 @@ pub async fn control_centre(
             .collect(),
         shares,
         tokens,
+        shared_users,
         support,
     })
 }

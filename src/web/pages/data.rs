@@ -2,9 +2,11 @@
 //! download, a shared user deleting their own account, and the owner's archive of
 //! everything and "erase all data". The work itself is in [`crate::data_rights`].
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -12,8 +14,8 @@ use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
 use crate::data_rights;
 use crate::index::{AuditKind, AuditQuery};
-use crate::web::extract::{cookies, CsrfForm, FullSession};
-use crate::web::playback::blocking_body;
+use crate::web::extract::{cookies, still_allowed_blocking, CsrfForm, FullSession};
+use crate::web::playback::{blocking_body, StillAllowed};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -119,12 +121,21 @@ fn attachment(mut r: Response, content_type: &'static str, file_name: &str) -> R
     r
 }
 
-/// `GET /my-data.json`: the user's personal data.
+/// `GET /my-data.json`: the user's personal data. `HEAD` gets the headers only and
+/// is not logged (axum answers it with this handler).
 pub async fn download(
     State(state): State<WebState>,
     session: FullSession,
+    method: Method,
 ) -> Result<Response, WebError> {
     session.require(Action::DownloadOwnData, Object::User(session.0.user.id))?;
+    let name = format!(
+        "porchlight-my-data-{}.json",
+        view::file_stamp(state.clock.now_micros())
+    );
+    if method == Method::HEAD {
+        return Ok(attachment(Response::default(), "application/json", &name));
+    }
     let (auth, index, s) = (state.auth.clone(), state.index.clone(), session.0.clone());
     let json = blocking(move || {
         let data = data_rights::personal_data(&auth, &index, &s)
@@ -140,10 +151,6 @@ pub async fn download(
         "their personal data (JSON)".into(),
     )
     .await?;
-    let name = format!(
-        "porchlight-my-data-{}.json",
-        view::file_stamp(state.clock.now_micros())
-    );
     Ok(attachment(json.into_response(), "application/json", &name))
 }
 
@@ -166,13 +173,18 @@ pub async fn delete_account(
 }
 
 /// `GET /export-everything.tar`: the owner's archive of all data and every finished
-/// recording as MP4, streamed.
+/// recording as MP4, streamed. `HEAD` gets the headers only: not logged, nothing made.
 pub async fn export_everything(
     State(state): State<WebState>,
     session: FullSession,
+    method: Method,
 ) -> Result<Response, WebError> {
     session.require(Action::ExportEverything, Object::System)?;
     let now = state.clock.now_micros();
+    let name = format!("porchlight-everything-{}.tar", view::file_stamp(now));
+    if method == Method::HEAD {
+        return Ok(attachment(Response::default(), "application/x-tar", &name));
+    }
     audit(
         &state,
         &session.0,
@@ -183,7 +195,12 @@ pub async fn export_everything(
     tracing::info!(user = %session.0.user.id, "archive of everything requested");
     let (store, index) = (state.store.clone(), state.index.clone());
     let viewer = state.unlocked.get(&session.0.key, now);
-    let body = blocking_body("archive of everything".into(), move |out| {
+    // Like a download, the archive stops when the owner's session ends mid-way.
+    let (auth, key) = (state.auth.clone(), session.0.key);
+    let allowed: StillAllowed = Arc::new(move || {
+        still_allowed_blocking(&auth, key, Action::ExportEverything, Object::System)
+    });
+    let body = blocking_body("archive of everything".into(), Some(allowed), move |out| {
         data_rights::write_everything(&store, &index, now, out, viewer).map(|summary| {
             tracing::info!(
                 recordings = summary.recordings,
@@ -193,7 +210,6 @@ pub async fn export_everything(
             );
         })
     });
-    let name = format!("porchlight-everything-{}.tar", view::file_stamp(now));
     Ok(attachment(Response::new(body), "application/x-tar", &name))
 }
 

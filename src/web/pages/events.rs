@@ -116,10 +116,9 @@ pub async fn thumbnail(
         other => Ok(Some(other?)),
     })
     .await?;
-    // Sealed to the viewers (end-to-end mode): only with this session's unlocked key,
-    // and never kept by the browser past the response.
-    let (jpeg, cache) = match plain {
-        Some(jpeg) => (jpeg, "private, max-age=3600"),
+    // Sealed to the viewers (end-to-end mode): only with this session's unlocked key.
+    let jpeg = match plain {
+        Some(jpeg) => jpeg,
         None => {
             let viewer = state
                 .unlocked
@@ -130,14 +129,18 @@ pub async fn thumbnail(
                 Ok(store.read_thumbnail_as(&event.camera, event.id, Some(&viewer))?)
             })
             .await?;
-            (jpeg, "private, no-store")
+            jpeg
         }
     };
+    // Never kept by the browser past the response: a picture of someone at the door
+    // must not stay in a shared computer's cache after logging out or after deletion.
     let mut r = jpeg.into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(r)
 }
 
