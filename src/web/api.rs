@@ -8,12 +8,14 @@
 //! authenticated forms. Every answer is JSON, errors included: 401 with
 //! `WWW-Authenticate: Bearer` for a missing, unknown or revoked token, 403 for a
 //! token without the scope. The token is never logged: log lines name its id and name.
+//! Paths and query strings are read with the web layer's extractors taken as
+//! `Result<_, WebError>`, so a malformed one is answered here as JSON (400), not
+//! with the pages' HTML error.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -24,6 +26,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::extract::{Path, Query};
 use super::pages::blocking;
 use super::pages::snapshot::{camera_jpeg, jpeg_response, Source};
 use super::{WebError, WebState};
@@ -196,12 +199,6 @@ fn kind_of(e: &EventEntry) -> &'static str {
     }
 }
 
-/// Query parameters, or a JSON 400 naming what was wrong with them.
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError(WebError::BadRequest(e.body_text())))
-}
-
 /// A camera name from a URL; an impossible name is 404 like an unknown one.
 fn camera_from(raw: &str) -> Result<CameraId, ApiError> {
     raw.parse()
@@ -226,10 +223,11 @@ struct Triggered {
 async fn trigger(
     State(state): State<WebState>,
     token: Bearer,
-    Path(camera): Path<String>,
-    q: Result<Query<TriggerQuery>, QueryRejection>,
+    camera: Result<Path<String>, WebError>,
+    q: Result<Query<TriggerQuery>, WebError>,
 ) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    let Query(q) = q?;
+    let Path(camera) = camera?;
     let camera = camera_from(&camera)?;
     token.require(Action::TriggerCamera, Object::Camera(&camera))?;
     let seconds = q.seconds.unwrap_or(DEFAULT_TRIGGER_SECS);
@@ -255,8 +253,9 @@ async fn trigger(
 async fn snapshot(
     State(state): State<WebState>,
     token: Bearer,
-    Path(camera): Path<String>,
+    camera: Result<Path<String>, WebError>,
 ) -> Result<Response, ApiError> {
+    let Path(camera) = camera?;
     let camera = camera_from(&camera)?;
     token.require(Action::LiveView, Object::Camera(&camera))?;
     let jpeg = camera_jpeg(&state, &camera, Source::Main, snapshot::MAX_WIDTH).await?;
@@ -275,10 +274,10 @@ pub struct EventsQuery {
 async fn events(
     State(state): State<WebState>,
     token: Bearer,
-    q: Result<Query<EventsQuery>, QueryRejection>,
+    q: Result<Query<EventsQuery>, WebError>,
 ) -> Result<Json<Vec<ApiEvent>>, ApiError> {
     token.require(Action::ReadEvents, Object::System)?;
-    let q = query(q)?;
+    let Query(q) = q?;
     let camera = match &q.camera {
         Some(raw) => Some(camera_from(raw)?),
         None => None,
@@ -340,10 +339,10 @@ async fn token_live(l: &Listener) -> bool {
 async fn stream(
     State(state): State<WebState>,
     token: Bearer,
-    q: Result<Query<StreamQuery>, QueryRejection>,
+    q: Result<Query<StreamQuery>, WebError>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     token.require(Action::ReadEvents, Object::System)?;
-    let q = query(q)?;
+    let Query(q) = q?;
     let camera = match &q.camera {
         Some(raw) => Some(camera_from(raw)?),
         None => None,

@@ -1,11 +1,11 @@
 //! CSS and JavaScript, compiled into the binary so the UI works with no internet and
 //! no files to install. Served with a content hash as ETag.
 
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::extract::Path;
 use super::WebError;
 
 const FILES: &[(&str, &str, &[u8])] = &[

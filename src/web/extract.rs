@@ -1,13 +1,21 @@
 //! Extractors: who the client is ([`Client`]), which session it holds
-//! ([`FullSession`], [`AnySession`]) and forms that must carry the session's CSRF
-//! token ([`CsrfForm`]). Cookies are read here and written by [`cookies`].
+//! ([`FullSession`], [`AnySession`]), forms that must carry the session's CSRF
+//! token ([`CsrfForm`]), and [`Form`], [`Query`] and [`Path`]: axum's, whose
+//! rejections become [`WebError`]s. Cookies are read here and written by [`cookies`].
+//!
+//! Handlers take their input only through these: axum's own rejections answer in
+//! plain text naming the deserializer ("Failed to deserialize form body: ..."), and
+//! sometimes 415 or 422; ours answer every malformed input (a missing field, a
+//! non-number, a wrong content type, a body that is not urlencoded, a path that is
+//! not UTF-8) with 400 and the generic error page, or the API's JSON error, and log
+//! the detail.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -216,6 +224,57 @@ impl FromRequestParts<WebState> for AnySession {
     }
 }
 
+/// Malformed input, as the one error type: 413 stays 413 (the body limit), every
+/// other rejection is 400. `what` and axum's text go to the log only.
+fn malformed(what: &str, status: StatusCode, detail: String) -> WebError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        WebError::TooLarge
+    } else {
+        WebError::BadRequest(format!("{what}: {detail}"))
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`), for the forms sent before a
+/// session exists (setup, login, invitation, share link); [`CsrfForm`] otherwise.
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = WebError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, WebError> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(form)) => Ok(Form(form)),
+            Err(e) => Err(malformed("form", e.status(), e.body_text())),
+        }
+    }
+}
+
+/// The query string, deserialized.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, WebError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(Query(q)),
+            Err(e) => Err(malformed("query", e.status(), e.body_text())),
+        }
+    }
+}
+
+/// The route's path parameters, deserialized (a parameter that is not UTF-8 once
+/// percent-decoded is refused here).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, WebError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(p)) => Ok(Path(p)),
+            Err(e) => Err(malformed("path", e.status(), e.body_text())),
+        }
+    }
+}
+
 /// A form body (`application/x-www-form-urlencoded`) whose `csrf` field must equal the
 /// session's token. Use after a session extractor.
 pub struct CsrfForm<T>(pub T);
@@ -234,13 +293,9 @@ impl<T: DeserializeOwned> FromRequest<WebState> for CsrfForm<T> {
             return Err(WebError::BadRequest("expected a form".into()));
         }
         let req = Request::from_parts(parts, body);
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                WebError::TooLarge
-            } else {
-                WebError::BadRequest(e.to_string())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| malformed("form", e.status(), e.body_text()))?;
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| WebError::BadRequest(e.to_string()))?;
         let token = fields

@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::extract::{still_allowed, FullSession};
+use super::extract::{still_allowed, FullSession, Path};
 use super::headers::same_origin;
 use super::pages::cameras::known_camera;
 use super::{WebError, WebState};

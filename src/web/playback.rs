@@ -13,12 +13,12 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
-use super::extract::{still_allowed_blocking, FullSession};
+use super::extract::{still_allowed_blocking, FullSession, Path};
 use super::pages::recordings::entry_of;
 use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};

@@ -4,13 +4,12 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 
 use super::{anonymous_frame, blocking, see_other};
 use crate::auth::{totp, AuthError, Issued, Session};
 use crate::index::SessionStage;
-use crate::web::extract::{cookies, AnySession, Client, CsrfForm};
+use crate::web::extract::{cookies, AnySession, Client, CsrfForm, Form};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
 

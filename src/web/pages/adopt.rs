@@ -9,7 +9,7 @@
 //! them are accepted; the name is a camera id (`a-z 0-9 - _`) and escaped anyway.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -22,7 +22,7 @@ use crate::camera::ingest;
 use crate::config::CameraConfig;
 use crate::index::{AuditKind, CameraEntry};
 use crate::model::CameraId;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{CsrfForm, FullSession, Path, Query};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -282,7 +282,7 @@ pub struct RemoveForm {
 pub async fn remove(
     State(state): State<WebState>,
     session: FullSession,
-    axum::extract::Path(camera): axum::extract::Path<String>,
+    Path(camera): Path<String>,
     CsrfForm(form): CsrfForm<RemoveForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;

@@ -2,7 +2,7 @@
 //! user, kind and day; anyone else sees only their own.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{blocking, frame_for};
 use crate::auth::policy::{self, Action, Object};
 use crate::index::{AuditKind, AuditQuery, UserId};
-use crate::web::extract::FullSession;
+use crate::web::extract::{FullSession, Query};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 

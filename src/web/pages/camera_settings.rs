@@ -8,7 +8,7 @@
 //! Cameras from the configuration file are shown as such and changed there.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use crate::auth::policy::{Action, Object};
 use crate::config::{CameraConfig, RecordingMode};
 use crate::index::{AuditKind, CameraEntry, CameraSettings};
 use crate::model::CameraId;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{CsrfForm, FullSession, Path};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
 

@@ -1,14 +1,14 @@
 //! The dashboard (a tile per camera with its state) and the live view page.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
 use crate::camera::ConnectionState;
 use crate::model::CameraId;
-use crate::web::extract::FullSession;
+use crate::web::extract::{FullSession, Path};
 use crate::web::view::{date_time, render, Frame};
 use crate::web::{WebError, WebState};
 

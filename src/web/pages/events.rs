@@ -1,7 +1,7 @@
 //! Events (spans of activity: motion, doorbell, live view) in the UI: their rows on a
 //! camera's day page, their sealed thumbnails, and deleting one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use crate::auth::policy::{Action, Object, Principal};
 use crate::index::{AuditKind, EventEntry, Index, IndexError, RecordingState};
 use crate::model::{CameraId, EventId};
 use crate::retention;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{CsrfForm, FullSession, Path};
 use crate::web::view;
 use crate::web::{WebError, WebState};
 

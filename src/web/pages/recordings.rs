@@ -3,7 +3,7 @@
 //! through `retention`'s crypto-shredding.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::auth::policy::{self, Action, Object, Principal};
 use crate::index::{AuditKind, RecordingEntry, RecordingState};
 use crate::model::RecordingId;
 use crate::retention;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{CsrfForm, FullSession, Path, Query};
 use crate::web::view::{self, render, Frame, Span};
 use crate::web::{WebError, WebState};
 

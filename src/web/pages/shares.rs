@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use super::events::event_of;
@@ -26,7 +25,7 @@ use crate::index::AlertKind;
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::store::e2e::ViewerSecret;
-use crate::web::extract::{cookie, Client, CsrfForm, FullSession};
+use crate::web::extract::{cookie, Client, CsrfForm, Form, FullSession, Path};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener, StillAllowed};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
@@ -24,7 +24,7 @@ use crate::auth::policy::{Action, Object};
 use crate::camera::ConnectionState;
 use crate::model::CameraId;
 use crate::motion::snapshot::keyframe_jpeg;
-use crate::web::extract::FullSession;
+use crate::web::extract::{FullSession, Path};
 use crate::web::{WebError, WebState};
 
 /// How long to wait for a keyframe: cameras send one every 1-4 s, some less often.

@@ -3,10 +3,9 @@
 //! the public invitation page where an invitee creates their shared account.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Form;
 use serde::Deserialize;
 
 use super::account::signed_in;
@@ -14,7 +13,7 @@ use super::shares::host_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::index::{Role, UserId};
-use crate::web::extract::{Client, CsrfForm, FullSession};
+use crate::web::extract::{Client, CsrfForm, Form, FullSession, Path};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 
