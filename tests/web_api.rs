@@ -620,3 +620,76 @@ async fn a_quiet_cameras_event_stream_ends_soon_after_its_token_is_revoked() {
         .expect("the stream ends without an event on its camera");
     assert!(!seen.contains("event: "), "no event was sent: {seen}");
 }
+
+/// Ten bad or missing tokens from one address within a minute block that address
+/// for a minute: 429 with `Retry-After`, its tokens not looked at (a good one is
+/// refused too); another address is not affected. The log has one line for the
+/// first refusal, then at most one a minute with the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_from_one_address_are_throttled_and_logged_once_a_minute() {
+    let _ = log();
+    let server = Server::start(CAMERAS).await;
+    let (mut owner, _, _) = server.owner().await;
+    let good = make_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    // Only this test uses this address, so its log lines are this test's.
+    let guesser_ip: std::net::IpAddr = "127.0.0.3".parse().expect("address");
+    let lines = || {
+        logged()
+            .lines()
+            .filter(|l| l.contains("address=127.0.0.3"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut guesser = server.client_from(guesser_ip);
+    let url = format!("{}/api/v1/events", guesser.base);
+    let wrong = format!("plt_{}", "x".repeat(81));
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let req = guesser.http.get(&url);
+        // Every third without a token: a missing token counts as a bad one.
+        let req = if i % 3 == 0 {
+            req
+        } else {
+            req.bearer_auth(&wrong)
+        };
+        let r = guesser.send(req).await;
+        if r.status == 429 {
+            assert_eq!(r.header("retry-after"), "60", "{i}");
+            assert_eq!(json(&r)["error"], 429);
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let req = guesser.http.get(&url).bearer_auth(&good);
+    assert_eq!(
+        guesser.send(req).await.status,
+        429,
+        "while blocked, a good token from that address is not looked at either"
+    );
+    let mut door = server.client_from("127.0.0.2".parse().expect("address"));
+    let req = door.http.get(&url).bearer_auth(&good);
+    assert_eq!(
+        door.send(req).await.status,
+        200,
+        "another address is not blocked"
+    );
+    assert_eq!(
+        lines().len(),
+        1,
+        "31 refusals, one log line: {:#?}",
+        lines()
+    );
+
+    // A minute later the block is over: the next bad token is looked at (401), and
+    // the log gets one line counting the refusals since the first.
+    server.advance_secs(61);
+    let req = guesser.http.get(&url).bearer_auth(&wrong);
+    assert_eq!(guesser.send(req).await.status, 401);
+    let seen = lines();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert!(seen[1].contains("31 token refusals"), "{seen:#?}");
+    let req = guesser.http.get(&url).bearer_auth(&good);
+    assert_eq!(guesser.send(req).await.status, 200, "the good token again");
+    assert!(!logged().contains(good.as_str()), "a token in the log");
+}

@@ -12,6 +12,10 @@
 //! recording ticked — the one the table plays — then accepted and enrolled through the
 //! real invitation flow).
 //!
+//! Each principal connects from its own loopback address (`127.0.0.10` + its column),
+//! as separate devices do: the API's bad-token throttle (10 a minute per address)
+//! then counts each principal's refusals apart, as it would in a real house.
+//!
 //! Objects are real: four recordings written through the store as fragmented MP4 (so
 //! playback and sharing work; one is never ticked for support, for the IDOR checks),
 //! two events with thumbnails, three share links, three tokens, a pending invitation.
@@ -230,7 +234,8 @@ fn every_served_route_has_a_row_and_every_row_a_route() {
 
 struct Fixture {
     base: String,
-    http: reqwest::Client,
+    /// Per column of the table, a client connecting from that principal's address.
+    http: Vec<reqwest::Client>,
     owner_secret: String,
     guest_secret: String,
     helper_secret: String,
@@ -255,6 +260,8 @@ struct Fixture {
 
 #[derive(Clone, Default)]
 struct Creds {
+    /// The column of the table, hence the address requests come from.
+    col: usize,
     cookie: Option<String>,
     bearer: Option<String>,
     csrf: Option<String>,
@@ -263,6 +270,7 @@ struct Creds {
 impl Creds {
     fn session(c: &Client, csrf: String) -> Creds {
         Creds {
+            col: 0,
             cookie: Some(c.cookie_header()),
             bearer: None,
             csrf: Some(csrf),
@@ -313,6 +321,12 @@ async fn login(server: &Server, name: &str, password: &str, secret: &str) -> Cli
         .await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
     c
+}
+
+/// The address column `col`'s principal connects from.
+fn address_of(col: usize) -> std::net::IpAddr {
+    let last = u8::try_from(10 + col).expect("a handful of columns");
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last))
 }
 
 async fn session_creds(c: &mut Client) -> Creds {
@@ -449,7 +463,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         bearer: Some(t.to_owned()),
         ..Creds::default()
     };
-    let creds = [
+    let mut creds = [
         Creds::default(),
         session_creds(&mut owner).await,
         session_creds(&mut guest).await,
@@ -461,12 +475,12 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         },
         session_creds(&mut helper).await,
     ];
-    let http = reqwest::Client::builder()
-        // Tests only: the server's certificate is self-signed.
-        .danger_accept_invalid_certs(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    for (col, c) in creds.iter_mut().enumerate() {
+        c.col = col;
+    }
+    let http = (0..WHO.len())
+        .map(|col| server.client_from(address_of(col)).http)
+        .collect();
     let fx = Fixture {
         base: server.base(),
         http,
@@ -594,9 +608,12 @@ async fn send(
             if let (Some(token), Csrf::Send) = (&who.csrf, csrf) {
                 fields.push(("csrf", token));
             }
-            fx.http.post(url).header("origin", origin).form(&fields)
+            fx.http[who.col]
+                .post(url)
+                .header("origin", origin)
+                .form(&fields)
         }
-        _ => fx.http.get(url),
+        _ => fx.http[who.col].get(url),
     };
     if path.ends_with("/live.ws") {
         req = req
@@ -895,13 +912,22 @@ async fn every_route_for_every_principal_matches_the_table() {
         for col in ORDER {
             if col == OWNER_COL {
                 let mut c = login(&server, OWNER, PASSWORD, &fx.owner_secret).await;
-                fx.creds[col] = session_creds(&mut c).await;
+                fx.creds[col] = Creds {
+                    col,
+                    ..session_creds(&mut c).await
+                };
             } else if col == SHARED_COL {
                 let mut c = login(&server, GUEST, GUEST_PASSWORD, &fx.guest_secret).await;
-                fx.creds[col] = session_creds(&mut c).await;
+                fx.creds[col] = Creds {
+                    col,
+                    ..session_creds(&mut c).await
+                };
             } else if col == SUPPORT_COL {
                 let mut c = login(&server, HELPER, HELPER_PASSWORD, &fx.helper_secret).await;
-                fx.creds[col] = session_creds(&mut c).await;
+                fx.creds[col] = Creds {
+                    col,
+                    ..session_creds(&mut c).await
+                };
             }
             cells += 1;
             failures.extend(cell(&fx, col, method, route, wants[col]).await);

@@ -7,15 +7,19 @@
 //! that is also why they are outside the `Origin` check, which protects cookie-
 //! authenticated forms. Every answer is JSON, errors included: 401 with
 //! `WWW-Authenticate: Bearer` for a missing, unknown or revoked token, 403 for a
-//! token without the scope. The token is never logged: log lines name its id and name.
+//! token without the scope, 429 with `Retry-After` for a minute to an address that
+//! sent 10 bad or missing tokens within a minute (`api_throttle`). The token is never
+//! logged: log lines name its id and name.
+//!
 //! Paths and query strings are read with the web layer's extractors taken as
 //! `Result<_, WebError>`, so a malformed one is answered here as JSON (400), not
 //! with the pages' HTML error.
 
 use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -26,11 +30,13 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::api_throttle::Log;
 use super::extract::{Path, Query};
 use super::pages::blocking;
 use super::pages::snapshot::{camera_jpeg, jpeg_response, Source};
 use super::{WebError, WebState};
 use crate::auth::policy::{self, Action, Object};
+use crate::auth::throttle::address_key;
 use crate::index::{EventEntry, TokenEntry};
 use crate::model::{CameraId, Trigger};
 use crate::motion::snapshot;
@@ -84,6 +90,7 @@ impl IntoResponse for ApiError {
             message: super::error::public_text(status),
         };
         let mut response = (status, Json(body)).into_response();
+        self.0.add_headers(&mut response);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -134,18 +141,64 @@ fn full_path(parts: &Parts) -> String {
         .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned())
 }
 
+/// The client's address as the bad-token throttle counts it (IPv6 by /64).
+fn address_of(parts: &Parts) -> String {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    address_key(ip).trim_start_matches("addr:").to_owned()
+}
+
+/// Logs a refusal as the throttle says: the first from an address, then at most
+/// one line a minute with the count, so a guesser cannot flood the journal.
+fn log_refusal(log: Log, address: &str, parts: &Parts, why: &str) {
+    match log {
+        Log::First => tracing::warn!(
+            %address,
+            path = %full_path(parts),
+            "API: {why} (further refusals from this address are logged at most once a minute)"
+        ),
+        Log::Summary(count) => tracing::warn!(
+            %address,
+            count,
+            "API: {count} token refusals from this address since the last line (now: {why})"
+        ),
+        Log::Quiet => {}
+    }
+}
+
+/// Every bearer-token check passes here: an address blocked by
+/// [`BadTokens`](super::api_throttle::BadTokens) is
+/// refused (429, `Retry-After`) before its token is looked at; each bad or missing
+/// token is counted against its address.
 impl FromRequestParts<WebState> for Bearer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        let address = address_of(parts);
+        let throttle = &state.bad_tokens;
+        if let Some(blocked) = throttle.check(&address, state.clock.now_micros()) {
+            log_refusal(
+                blocked.log,
+                &address,
+                parts,
+                "blocked after too many bad tokens",
+            );
+            return Err(ApiError(WebError::SlowDown {
+                retry_after_secs: blocked.retry_after_secs,
+            }));
+        }
         let Some(raw) = bearer(parts).map(str::to_owned) else {
-            tracing::debug!(path = %full_path(parts), "API: no bearer token");
+            let log = throttle.failed(&address, state.clock.now_micros());
+            log_refusal(log, &address, parts, "no bearer token");
             return Err(ApiError(WebError::Unauthenticated));
         };
         let auth = state.auth.clone();
         match blocking(move || Ok(auth.token(&raw)?)).await? {
             Some(entry) => Ok(Bearer(entry)),
             None => {
-                tracing::warn!(path = %full_path(parts), "API: unknown or revoked token refused");
+                let log = throttle.failed(&address, state.clock.now_micros());
+                log_refusal(log, &address, parts, "unknown or revoked token refused");
                 Err(ApiError(WebError::Unauthenticated))
             }
         }

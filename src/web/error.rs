@@ -50,6 +50,10 @@ pub enum WebError {
     /// A per-session or per-client limit is reached (open live views).
     #[error("too many: {0}")]
     TooMany(String),
+    /// Refused without a look until the client's block ends (too many bad API
+    /// tokens from its address); answered with `Retry-After`.
+    #[error("blocked for {retry_after_secs} s more")]
+    SlowDown { retry_after_secs: u64 },
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -80,7 +84,7 @@ impl WebError {
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Locked(_) => StatusCode::LOCKED,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooMany(_) | WebError::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Auth(a) => match a {
                 AuthError::InvalidCredentials
                 | AuthError::InvalidCode
@@ -115,6 +119,25 @@ impl WebError {
             | WebError::Index(_)
             | WebError::Store(_)
             | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Adds the headers an error carries besides its status and body:
+    /// `Content-Range` for an unsatisfiable range, `Retry-After` for a block.
+    pub fn add_headers(&self, response: &mut Response) {
+        let value = match self {
+            WebError::RangeNotSatisfiable { len } => {
+                Some((header::CONTENT_RANGE, format!("bytes */{len}")))
+            }
+            WebError::SlowDown { retry_after_secs } => {
+                Some((header::RETRY_AFTER, retry_after_secs.to_string()))
+            }
+            _ => None,
+        };
+        if let Some((name, value)) = value {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, v);
+            }
         }
     }
 
@@ -197,11 +220,7 @@ impl IntoResponse for WebError {
             );
             (status, Html(page)).into_response()
         };
-        if let WebError::RangeNotSatisfiable { len } = self {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-        }
+        self.add_headers(&mut response);
         response
     }
 }
@@ -227,5 +246,11 @@ mod tests {
         assert_eq!(r.headers()["location"], "/login");
         let r = WebError::RangeNotSatisfiable { len: 10 }.into_response();
         assert_eq!(r.headers()["content-range"], "bytes */10");
+        let r = WebError::SlowDown {
+            retry_after_secs: 42,
+        }
+        .into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "42");
     }
 }

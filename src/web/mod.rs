@@ -59,6 +59,7 @@
 //! | `GET /api/v1/cameras/{cam}/snapshot.jpg` | `live:read` | the camera's picture now (its next keyframe as JPEG) |
 
 mod api;
+mod api_throttle;
 mod assets;
 mod error;
 mod extract;
@@ -148,6 +149,8 @@ pub struct WebState {
     pub unlocked: crate::unlocked::Unlocked,
     /// Open live views per session key, at most [`live::MAX_PER_SESSION`] each.
     pub live_sockets: Arc<slots::Slots<[u8; 32]>>,
+    /// Bad API tokens counted per address, for every bearer-token check.
+    pub bad_tokens: Arc<api_throttle::BadTokens>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -499,6 +502,7 @@ pub async fn start(
         remove_camera: services.remove_camera,
         unlocked,
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
+        bad_tokens: Arc::default(),
     };
     let mut tasks = vec![tokio::spawn(server::run_https(
         listener,
