@@ -4,6 +4,13 @@
 //! router's source (`src/web/mod.rs`, `src/web/api.rs`), so a new route without a row —
 //! or a row for a route that is gone — fails the test.
 //!
+//! "Allow" is the expected success only: 2xx, 101, or a redirect to the page
+//! [`REDIRECTS`] names for that route, never the login page, a login step or anywhere
+//! else. Around the table: method switches (GET on a POST-only route, POST on a
+//! GET-only one: 405, nothing changed), ids that do not exist, IDOR, and forms without
+//! the CSRF token or from another site in every way a browser can say so
+//! ([`CROSS_SITE`]; the live view's WebSocket too).
+//!
 //! Principals: anonymous; the owner; a shared user (invited and enrolled through the
 //! real flow); an API token with every scope; an API token with only `events:read` (so
 //! each API route is tried with and without its scope); a share-link holder
@@ -42,13 +49,16 @@ const HELPER_PASSWORD: &str = "installer plumbing ladder 99 green";
 /// What a principal gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
-    /// 2xx, or 101 (WebSocket), or a 3xx that is not to the login page.
+    /// The expected success: 2xx, 101 (WebSocket), or a redirect to the page that
+    /// [`REDIRECTS`] names for the route (any other redirect — to the login page,
+    /// a login step, anywhere else — is not a success).
     Allow,
     /// 303 to `/login` (a page without a full login).
     Login,
     /// 303 to `/login` that clears the session cookie (logged out on purpose).
     Out,
-    /// 400 or 422: allowed, but the input is refused (e.g. a wrong confirmation).
+    /// 400: allowed, but the input is refused (e.g. a wrong confirmation; malformed
+    /// input is 400 too, never axum's 422).
     Bad,
     /// 403.
     Forbid,
@@ -190,6 +200,73 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
 
 const SESSION_ENDING: [&str; 2] = ["/logout", "/devices/logout-all"];
 
+/// Routes whose success is a redirect, and where to: the Location must be this page
+/// (or this page with a query string). A route not listed here succeeds only with
+/// 2xx or 101.
+const REDIRECTS: &[(&str, &str)] = &[
+    // Already logged in: the login steps send one on to the dashboard.
+    ("/login", "/"),
+    ("/login/code", "/"),
+    ("/enrol", "/"),
+    ("/end-to-end/lock", "/end-to-end"),
+    ("/invitations/revoke", "/users"),
+    ("/shares/{id}/delete", "/shares"),
+    ("/recordings/{id}/delete", "/cameras/porch/recordings"),
+    ("/events/{id}/delete", "/cameras/porch/recordings"),
+    ("/linked-services/revoke", "/linked-services"),
+];
+
+/// Ways a browser says a request comes from another site, and one that says nothing.
+/// The Origin check (`same_origin` in `src/web/headers.rs`) accepts a POST or a
+/// WebSocket upgrade only with an `Origin` naming this site, or — `Origin: null`
+/// (our pages send no referrer) or none — with `Sec-Fetch-Site: same-origin`; it
+/// never looks at `Referer`. Each of these must be refused (403).
+const CROSS_SITE: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Origin of another site",
+        &[("origin", "https://evil.example")],
+    ),
+    (
+        "Origin of another site claiming Sec-Fetch-Site same-origin",
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    ),
+    ("Origin: null", &[("origin", "null")]),
+    (
+        "Origin: null from another site",
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+    ),
+    (
+        "no Origin, Sec-Fetch-Site cross-site",
+        &[("sec-fetch-site", "cross-site")],
+    ),
+    (
+        "no Origin, Sec-Fetch-Site same-site",
+        &[("sec-fetch-site", "same-site")],
+    ),
+    (
+        "no Origin, a foreign Referer",
+        &[("referer", "https://evil.example/form")],
+    ),
+    ("no Origin, no Sec-Fetch-Site", &[]),
+];
+
+/// What the Origin check is designed to accept besides `Origin: <this site>`: a form
+/// posted from one of our pages (no referrer, so `Origin: null`) and an old browser
+/// that sends no `Origin`, both with `Sec-Fetch-Site: same-origin`.
+const SAME_SITE_TOO: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Origin: null from this site",
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+    ),
+    (
+        "no Origin, Sec-Fetch-Site same-origin",
+        &[("sec-fetch-site", "same-origin")],
+    ),
+];
+
 /// POST routes open to anyone (no session, hence no CSRF token to check).
 const NO_SESSION_POSTS: [&str; 4] = ["/setup", "/login", "/invite", "/s/{link}/open"];
 
@@ -234,6 +311,8 @@ fn every_served_route_has_a_row_and_every_row_a_route() {
 
 struct Fixture {
     base: String,
+    /// The headers a browser sends on a POST from one of our pages.
+    here: Site,
     /// Per column of the table, a client connecting from that principal's address.
     http: Vec<reqwest::Client>,
     owner_secret: String,
@@ -483,6 +562,7 @@ async fn fixture(server: &Server) -> (Fixture, Client, Client, Client) {
         .collect();
     let fx = Fixture {
         base: server.base(),
+        here: Site(vec![("origin", server.base())]),
         http,
         owner_secret,
         guest_secret,
@@ -578,6 +658,15 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
     }
 }
 
+/// Where a POST or a WebSocket upgrade says it comes from: the headers sent.
+struct Site(Vec<(&'static str, String)>);
+
+impl Site {
+    fn of(headers: &[(&'static str, &str)]) -> Site {
+        Site(headers.iter().map(|(k, v)| (*k, (*v).to_owned())).collect())
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Csrf {
     Send,
@@ -598,7 +687,7 @@ async fn send(
     path: &str,
     form: &[(&str, String)],
     csrf: Csrf,
-    origin: &str,
+    site: &Site,
 ) -> Sent {
     let url = format!("{}{path}", fx.base);
     let mut req = match method {
@@ -608,9 +697,9 @@ async fn send(
             if let (Some(token), Csrf::Send) = (&who.csrf, csrf) {
                 fields.push(("csrf", token));
             }
-            fx.http[who.col]
-                .post(url)
-                .header("origin", origin)
+            site.0
+                .iter()
+                .fold(fx.http[who.col].post(url), |r, (k, v)| r.header(*k, v))
                 .form(&fields)
         }
         _ => fx.http[who.col].get(url),
@@ -620,8 +709,10 @@ async fn send(
             .header("connection", "Upgrade")
             .header("upgrade", "websocket")
             .header("sec-websocket-version", "13")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .header("origin", origin);
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        for (k, v) in &site.0 {
+            req = req.header(*k, v);
+        }
     }
     if let Some(c) = &who.cookie {
         req = req.header("cookie", c);
@@ -660,13 +751,21 @@ async fn send(
     }
 }
 
-fn outcome(s: &Sent) -> Option<Expect> {
+/// What an answer to `route` amounts to (`None`: nothing the table can expect).
+fn outcome(route: &str, s: &Sent) -> Option<Expect> {
+    let redirect_ok = REDIRECTS.iter().any(|(r, to)| {
+        *r == route
+            && (s.location == *to
+                || s.location
+                    .strip_prefix(to)
+                    .is_some_and(|q| q.starts_with('?')))
+    });
     Some(match s.status {
         101 | 200..=299 => Allow,
         303 if s.location == "/login" && s.clears_session => Out,
         303 if s.location == "/login" => Login,
-        300..=399 => Allow,
-        400 | 422 => Bad,
+        300..=399 if redirect_ok => Allow,
+        400 => Bad,
         401 => Unauth,
         403 => Forbid,
         404 => NotFound,
@@ -685,10 +784,10 @@ async fn cell(fx: &Fixture, col: usize, method: &str, route: &str, want: Expect)
         &path,
         &form_for(fx, route),
         Csrf::Send,
-        &fx.base,
+        &fx.here,
     )
     .await;
-    let mut got = outcome(&sent);
+    let mut got = outcome(route, &sent);
     if route.ends_with("/live.ws") && got == Some(Allow) && sent.status != 101 {
         got = None; // a WebSocket is allowed only by switching protocols
     }
@@ -703,6 +802,32 @@ async fn cell(fx: &Fixture, col: usize, method: &str, route: &str, want: Expect)
     })
 }
 
+/// After the method switches: every victim object is still there and every session
+/// still logged in.
+async fn method_switches_changed_nothing(server: &Server, fx: &Fixture, clients: [&mut Client; 3]) {
+    let index = &server.daemon().index;
+    for id in [fx.victim_recording, fx.recording] {
+        assert!(
+            index.get_recording(id).expect("get").is_some(),
+            "recording {id}"
+        );
+    }
+    for c in clients {
+        assert_eq!(c.get("/").await.status, 200, "still logged in");
+    }
+    let owner = &fx.creds[OWNER_COL];
+    let victim_event = fx.victim_event.to_string();
+    for (page, victim) in [
+        ("/shares", &fx.victim_link),
+        ("/users", &fx.victim_invitation),
+        ("/linked-services", &fx.victim_token),
+        ("/cameras/porch/recordings?day=2026-11-25", &victim_event),
+    ] {
+        let r = send(fx, owner, "GET", page, &[], Csrf::Send, &fx.here).await;
+        assert!(r.body.contains(victim.as_str()), "{victim} still on {page}");
+    }
+}
+
 /// Columns in the order they are sent: the owner (who succeeds at destroying a row's
 /// victim) last.
 const ORDER: [usize; 7] = [0, 2, 3, 4, 5, 6, 1];
@@ -714,6 +839,47 @@ async fn every_route_for_every_principal_matches_the_table() {
     let (mut fx, mut owner, mut guest, mut helper) = fixture(&server).await;
     let mut failures = Vec::new();
     let mut cells = 0;
+
+    // 0. Method switches: a GET on a POST-only route and a POST (same-site, with the
+    //    form token and the row's form) on a GET-only one get 405 and change nothing.
+    //    Each is sent by a principal allowed the route's own method (the owner; for
+    //    the API, the token with every scope); nothing is destroyed (checked below).
+    for (_, route, _) in TABLE {
+        let methods: Vec<&str> = TABLE
+            .iter()
+            .filter(|r| r.1 == *route)
+            .map(|r| r.0)
+            .collect();
+        let switched = match methods[..] {
+            ["POST"] => "GET",
+            ["GET"] => "POST",
+            _ => continue,
+        };
+        let col = if route.starts_with("/api/") {
+            3
+        } else {
+            OWNER_COL
+        };
+        let path = path_for(&fx, route);
+        let form = form_for(&fx, route);
+        let r = send(
+            &fx,
+            &fx.creds[col],
+            switched,
+            &path,
+            &form,
+            Csrf::Send,
+            &fx.here,
+        )
+        .await;
+        if r.status != 405 {
+            failures.push(format!(
+                "{switched} {route} (a {} route) as {}: {}, not 405",
+                methods[0], WHO[col], r.status
+            ));
+        }
+    }
+    method_switches_changed_nothing(&server, &fx, [&mut owner, &mut guest, &mut helper]).await;
 
     // 1. Everything but the rows that end sessions.
     for (method, route, wants) in TABLE.iter().filter(|r| !SESSION_ENDING.contains(&r.1)) {
@@ -741,12 +907,12 @@ async fn every_route_for_every_principal_matches_the_table() {
         for col in ORDER {
             let who = &fx.creds[col];
             let form = form_for(&fx, route);
-            let sent = send(&fx, who, method, &ghost, &form, Csrf::Send, &fx.base).await;
+            let sent = send(&fx, who, method, &ghost, &form, Csrf::Send, &fx.here).await;
             let want = match (col, wants[col]) {
                 (OWNER_COL, _) | (SHARED_COL, Allow) => NotFound,
                 // A shared user may list every recording, event and so on: a 404 for a
                 // missing one tells them nothing new; a 403 before looking is fine too.
-                (SHARED_COL, Forbid) if outcome(&sent) == Some(NotFound) => NotFound,
+                (SHARED_COL, Forbid) if outcome(route, &sent) == Some(NotFound) => NotFound,
                 // Support is refused any id outside its grant before the look-up, so
                 // a missing id gets the same 403 as a real unticked one.
                 (SUPPORT_COL, Allow)
@@ -756,7 +922,7 @@ async fn every_route_for_every_principal_matches_the_table() {
                 }
                 (_, w) => w,
             };
-            if outcome(&sent) != Some(want) {
+            if outcome(route, &sent) != Some(want) {
                 failures.push(format!(
                     "{method} {ghost} as {}: expected {want:?}, got {}",
                     WHO[col], sent.status
@@ -768,7 +934,7 @@ async fn every_route_for_every_principal_matches_the_table() {
     // 3. IDOR. Link A's cookie opens nothing of link B.
     for what in ["video.mp4", "download"] {
         let path = format!("/s/{}/{what}", fx.link_b);
-        let sent = send(&fx, &fx.creds[5], "GET", &path, &[], Csrf::Send, &fx.base).await;
+        let sent = send(&fx, &fx.creds[5], "GET", &path, &[], Csrf::Send, &fx.here).await;
         assert_eq!(sent.status, 404, "link A's cookie on {path}");
     }
     // Support plays and downloads the ticked recording and nothing else.
@@ -776,7 +942,7 @@ async fn every_route_for_every_principal_matches_the_table() {
         for (id, want) in [(fx.recording, 200), (fx.unticked_recording, 403)] {
             let path = format!("/recordings/{id}{what}");
             let who = &fx.creds[SUPPORT_COL];
-            let sent = send(&fx, who, "GET", &path, &[], Csrf::Send, &fx.base).await;
+            let sent = send(&fx, who, "GET", &path, &[], Csrf::Send, &fx.here).await;
             assert_eq!(sent.status, want, "support on {path}");
         }
     }
@@ -789,7 +955,7 @@ async fn every_route_for_every_principal_matches_the_table() {
         &format!("/users/{}/remove", fx.owner_id),
         &[],
         Csrf::Send,
-        &fx.base,
+        &fx.here,
     )
     .await;
     assert_eq!(r.status, 403, "a shared user removing the owner");
@@ -800,7 +966,7 @@ async fn every_route_for_every_principal_matches_the_table() {
         "/linked-services/revoke",
         &[("token", fx.token_all_id.clone())],
         Csrf::Send,
-        &fx.base,
+        &fx.here,
     )
     .await;
     assert_eq!(r.status, 403, "a shared user revoking a token");
@@ -811,7 +977,7 @@ async fn every_route_for_every_principal_matches_the_table() {
         "/api/v1/events",
         &[],
         Csrf::Send,
-        &fx.base,
+        &fx.here,
     )
     .await;
     assert_eq!(r.status, 200, "the token still works");
@@ -841,7 +1007,7 @@ async fn every_route_for_every_principal_matches_the_table() {
             "/devices/logout",
             &[("device", device.clone())],
             Csrf::Send,
-            &fx.base,
+            &fx.here,
         )
         .await;
         assert_eq!(r.status, 404, "{} logging out another's device", WHO[col]);
@@ -863,7 +1029,8 @@ async fn every_route_for_every_principal_matches_the_table() {
     );
 
     // 4. Deny by default: a logged-in POST without the CSRF token, or from another
-    //    site, is refused before anything happens.
+    //    site however the browser says so ([`CROSS_SITE`]), is refused before anything
+    //    happens, though it carries the right CSRF token.
     for (method, route, _) in TABLE.iter().filter(|r| r.0 == "POST") {
         if route.starts_with("/api/") {
             continue;
@@ -873,7 +1040,7 @@ async fn every_route_for_every_principal_matches_the_table() {
         for col in [OWNER_COL, SHARED_COL, SUPPORT_COL] {
             let who = &fx.creds[col];
             if !NO_SESSION_POSTS.contains(route) {
-                let r = send(&fx, who, method, &path, &form, Csrf::Omit, &fx.base).await;
+                let r = send(&fx, who, method, &path, &form, Csrf::Omit, &fx.here).await;
                 if r.status != 403 {
                     failures.push(format!(
                         "{route} without CSRF as {}: {}",
@@ -881,22 +1048,70 @@ async fn every_route_for_every_principal_matches_the_table() {
                     ));
                 }
             }
+            for (how, headers) in CROSS_SITE {
+                let site = Site::of(headers);
+                let r = send(&fx, who, method, &path, &form, Csrf::Send, &site).await;
+                if r.status != 403 {
+                    failures.push(format!("{route} ({how}) as {}: {}", WHO[col], r.status));
+                }
+            }
+        }
+    }
+    // The same for the live view's WebSocket (cross-site WebSocket hijacking), and
+    // for a same-origin POST over plain HTTP's origin.
+    let live = path_for(&fx, "/cameras/{camera}/live.ws");
+    for col in [OWNER_COL, SHARED_COL] {
+        for (how, headers) in CROSS_SITE {
             let r = send(
                 &fx,
-                who,
-                method,
-                &path,
-                &form,
+                &fx.creds[col],
+                "GET",
+                &live,
+                &[],
                 Csrf::Send,
-                "https://evil.example",
+                &Site::of(headers),
             )
             .await;
             if r.status != 403 {
-                failures.push(format!(
-                    "{route} from another site as {}: {}",
-                    WHO[col], r.status
-                ));
+                failures.push(format!("live.ws ({how}) as {}: {}", WHO[col], r.status));
             }
+        }
+    }
+    let plain = Site(vec![("origin", fx.base.replace("https://", "http://"))]);
+    let r = send(
+        &fx,
+        &fx.creds[OWNER_COL],
+        "POST",
+        "/notifications",
+        &[],
+        Csrf::Send,
+        &plain,
+    )
+    .await;
+    assert_eq!(
+        r.status, 403,
+        "this host's origin over plain HTTP is another site"
+    );
+    // What the check is designed to accept is accepted (so the refusals above are
+    // the headers' doing): a harmless form, the notification settings.
+    for (how, headers) in SAME_SITE_TOO {
+        let form = form_for(&fx, "/notifications");
+        let who = &fx.creds[OWNER_COL];
+        let r = send(
+            &fx,
+            who,
+            "POST",
+            "/notifications",
+            &form,
+            Csrf::Send,
+            &Site::of(headers),
+        )
+        .await;
+        if outcome("/notifications", &r) != Some(Allow) {
+            failures.push(format!(
+                "POST /notifications ({how}): {}, not accepted",
+                r.status
+            ));
         }
     }
     for (who, c) in [("guest", &mut guest), ("helper", &mut helper)] {
@@ -932,7 +1147,7 @@ async fn every_route_for_every_principal_matches_the_table() {
             cells += 1;
             failures.extend(cell(&fx, col, method, route, wants[col]).await);
             if matches!(col, OWNER_COL | SHARED_COL | SUPPORT_COL) {
-                let r = send(&fx, &fx.creds[col], "GET", "/", &[], Csrf::Send, &fx.base).await;
+                let r = send(&fx, &fx.creds[col], "GET", "/", &[], Csrf::Send, &fx.here).await;
                 assert_eq!(r.location, "/login", "{route} ended {}'s session", WHO[col]);
             }
         }
