@@ -925,6 +925,12 @@ async fn a_removed_cameras_kept_recordings_are_still_listed_and_can_be_deleted()
             .count()
     };
 
+    let dashboard = owner.get("/").await.body;
+    assert!(
+        !dashboard.contains("removed-cameras"),
+        "no camera removed yet"
+    );
+
     // Removed, keeping its recordings.
     let page = owner.get("/cameras/discovered").await;
     let token = csrf(&page.body);
@@ -941,6 +947,29 @@ async fn a_removed_cameras_kept_recordings_are_still_listed_and_can_be_deleted()
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
     assert_eq!(recordings_of_porch(&server), 1, "kept");
 
+    // The dashboard links to them, for whoever may list them: not a support helper.
+    let dashboard = owner.get("/").await.body;
+    let removed = dashboard
+        .split("<section id=\"removed-cameras\">")
+        .nth(1)
+        .expect("the removed cameras' list on the dashboard");
+    assert!(
+        removed.contains("Recordings of removed cameras"),
+        "{removed}"
+    );
+    assert!(
+        removed.contains("<a href=\"/cameras/porch/recordings\">porch</a>"),
+        "{removed}"
+    );
+    let secret = webutil::invite_support(&mut owner, "Ines", &id.to_string()).await;
+    let (mut helper, r) =
+        webutil::accept_invitation(&server, &secret, "ines", "installer plumbing ladder 99").await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    webutil::enrol_with(&server, &mut helper).await;
+    let theirs = helper.get("/").await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert!(!theirs.body.contains("removed-cameras"), "{}", theirs.body);
+
     // Still listed, and they can be deleted.
     let day = owner.get("/cameras/porch/recordings").await;
     assert_eq!(day.status, 200, "{}", day.body);
@@ -953,6 +982,11 @@ async fn a_removed_cameras_kept_recordings_are_still_listed_and_can_be_deleted()
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(recordings_of_porch(&server), 0, "deleted");
+    let dashboard = owner.get("/").await.body;
+    assert!(
+        !dashboard.contains("removed-cameras"),
+        "none left: {dashboard}"
+    );
     // With its last recording the removed camera is forgotten.
     assert_eq!(owner.get("/cameras/porch/recordings").await.status, 404);
     assert_eq!(owner.get("/cameras/nothere/recordings").await.status, 404);

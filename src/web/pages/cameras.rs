@@ -1,4 +1,5 @@
-//! The dashboard (a tile per camera with its state) and the live view page.
+//! The dashboard (a tile per camera with its state, and links to the recordings of
+//! removed cameras) and the live view page.
 
 use askama::Template;
 use axum::extract::State;
@@ -7,6 +8,7 @@ use axum::response::Response;
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
 use crate::camera::ConnectionState;
+use crate::index::{Index, RecordingState};
 use crate::model::CameraId;
 use crate::web::extract::{FullSession, Path};
 use crate::web::view::{date_time, render, Frame};
@@ -35,6 +37,9 @@ struct Dashboard {
     /// Live view and recordings (a support helper sees only camera health).
     can_watch: bool,
     can_diagnose: bool,
+    /// Cameras removed with their recordings kept, that still have some and whose
+    /// recordings this user may list.
+    removed_cameras: Vec<String>,
 }
 
 #[derive(Template)]
@@ -110,10 +115,13 @@ pub async fn dashboard(
             .collect())
     })
     .await?;
+    let (index, principal) = (state.index.clone(), session.principal());
+    let removed_cameras = blocking(move || removed_with_recordings(&index, &principal)).await?;
     render(&Dashboard {
         frame: frame_for(&state, &session.0).await?,
         tiles,
         recent_alerts,
+        removed_cameras,
         can_delete_everything: policy::allowed(
             &session.principal(),
             Action::DeleteEverything,
@@ -126,6 +134,31 @@ pub async fn dashboard(
             Object::System,
         ),
     })
+}
+
+/// The cameras removed with their recordings kept that `principal` may list and that
+/// still have a recording: without a link from the dashboard their day pages would
+/// be found only by typing the URL. (A removed camera is forgotten once its last
+/// recording is deleted, but not at once when that happens one recording at a time,
+/// hence the look at its recordings.)
+fn removed_with_recordings(
+    index: &Index,
+    principal: &policy::Principal,
+) -> Result<Vec<String>, WebError> {
+    let mut out = Vec::new();
+    for (id, _) in index.retired_cameras()? {
+        if !policy::allowed(principal, Action::ListRecordings, Object::Camera(&id)) {
+            continue;
+        }
+        let recordings = index.camera_recordings(&id, i64::MIN, i64::MAX)?;
+        if recordings
+            .iter()
+            .any(|r| r.state != RecordingState::Deleting)
+        {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a camera id from a path and checks that the camera exists.
