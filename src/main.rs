@@ -60,6 +60,12 @@ enum Command {
         passphrase: bool,
     },
     /// Compare the index with the files; report (default), repair, or rebuild.
+    ///
+    /// Exit status: 0 clean (after --repair or --rebuild-index: nothing is left to
+    /// fix); 1 problems found, or some remain that --repair or --rebuild-index could
+    /// not fix (each is printed as "problem:"); 2 the check could not run (the daemon
+    /// holds the index, the master key is missing, a bad command line; the message on
+    /// standard error says why); 78 the configuration file is invalid.
     Check {
         /// Only load and validate the configuration file (no store, no index), so it
         /// works while the daemon runs and holds the index's lock: run it after
@@ -92,9 +98,20 @@ enum Command {
 /// otherwise retry forever, never reaching the start limit).
 const EXIT_CONFIG: u8 = 78;
 
+/// `check` found problems, or some remain after `--repair`/`--rebuild-index`: a
+/// script (or a person after a power cut) must be able to tell "fixed" from "still
+/// broken" without parsing the report.
+const EXIT_CHECK_PROBLEMS: u8 = 1;
+
+/// `check` could not run at all (index locked by the daemon, no master key, an I/O
+/// error): kept apart from [`EXIT_CHECK_PROBLEMS`] so that "could not look" is never
+/// read as "looked and found problems". The same code clap uses for a bad command line.
+const EXIT_CHECK_FAILED: u8 = 2;
+
 fn main() -> ExitCode {
     porchlight::logging::init();
     let cli = Cli::parse();
+    let is_check = matches!(cli.command, Command::Check { .. });
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -108,6 +125,8 @@ fn main() -> ExitCode {
             eprintln!("{prefix}porchlight: {e:#}");
             if e.chain().any(|cause| cause.is::<ConfigError>()) {
                 ExitCode::from(EXIT_CONFIG)
+            } else if is_check {
+                ExitCode::from(EXIT_CHECK_FAILED)
             } else {
                 ExitCode::FAILURE
             }
@@ -198,8 +217,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = check::run(&config, mode)?;
             println!("{report}");
-            if mode == check::Mode::Report && !report.is_clean() {
-                return Ok(ExitCode::from(1));
+            // After --repair or --rebuild-index the findings are what could not be
+            // fixed: those still fail the command, or a script would believe them gone.
+            if !report.is_clean() {
+                if mode != check::Mode::Report {
+                    eprintln!(
+                        "porchlight: {} problem(s) remain after the repair",
+                        report.findings.len()
+                    );
+                }
+                return Ok(ExitCode::from(EXIT_CHECK_PROBLEMS));
             }
         }
         Command::RotateMasterKey { stop_after_files } => {
