@@ -251,6 +251,9 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
         eprint!("End-to-end passphrase or recovery key: ");
         std::io::stderr().flush().ok();
         let saved = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+        // Before echo goes off: Ctrl-C (or a kill) while the prompt waits must not
+        // leave the user's terminal without echo after the process has gone.
+        restore_terminal_on_signal(saved.clone())?;
         let mut quiet = saved.clone();
         quiet.local_modes.remove(LocalModes::ECHO);
         tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
@@ -267,4 +270,55 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     anyhow::ensure!(!trimmed.is_empty(), "no passphrase given");
     Ok(trimmed)
+}
+
+/// Replaces the default action of SIGINT, SIGTERM, SIGHUP and SIGQUIT (which would
+/// end the process with the terminal as it is, echo off at the passphrase prompt)
+/// with: put `saved` back, then exit as the signal would have (128 + its number, so
+/// 130 for Ctrl-C). A thread waits for them for the rest of the process (a handler
+/// cannot be taken back out), so an interrupt during the export that follows still
+/// ends the process, with the terminal as it was before the prompt.
+/// (`unsafe_code` is forbidden here, so the handler is tokio's safe one.)
+fn restore_terminal_on_signal(saved: rustix::termios::Termios) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot start the signal watcher")?;
+    let mut signals = Vec::new();
+    {
+        let _context = runtime.enter();
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::quit(),
+        ] {
+            let stream = signal(kind).context("cannot watch for Ctrl-C")?;
+            signals.push((kind.as_raw_value(), stream));
+        }
+    }
+    std::thread::spawn(move || {
+        let number = runtime.block_on(async move {
+            let waits = signals.iter_mut().map(|(number, stream)| {
+                let number = *number;
+                Box::pin(async move {
+                    stream.recv().await;
+                    number
+                })
+            });
+            futures::future::select_all(waits).await.0
+        });
+        let restored = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &saved,
+        );
+        eprintln!();
+        if let Err(e) = restored {
+            eprintln!("porchlight: cannot restore the terminal's echo ({e}); type `stty sane`");
+        }
+        std::process::exit(128 + number);
+    });
+    Ok(())
 }
