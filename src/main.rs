@@ -108,6 +108,10 @@ const EXIT_CHECK_PROBLEMS: u8 = 1;
 /// read as "looked and found problems". The same code clap uses for a bad command line.
 const EXIT_CHECK_FAILED: u8 = 2;
 
+/// How often `serve` looks at the clock's synchronisation: a Pi that reaches a time
+/// server a few minutes after boot stops warning soon after.
+const CLOCK_CHECK_SECS: u64 = 300;
+
 fn main() -> ExitCode {
     porchlight::logging::init();
     let cli = Cli::parse();
@@ -147,6 +151,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
+            // Recording starts whatever the clock; a clock not (known to be)
+            // synchronised is logged at start and at each change.
+            runtime.spawn(clock::watch_sync(
+                PathBuf::from(clock::TIMESYNC_DIR),
+                std::time::Duration::from_secs(CLOCK_CHECK_SECS),
+            ));
             runtime.block_on(daemon::serve(config))?;
             // Ingest tasks may still be parked in a socket read; do not wait for them.
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));
