@@ -231,6 +231,26 @@ grep -q "WARNING: purge deletes /var/lib/porchlight" "$WORK/purge.log" || { cat 
 [ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/porchlight.service" ] || fail "purge left the unit enabled"
 ok "purge warned, then deleted /var/lib/porchlight, the config and the unit's enablement"
 
+# data_dir moved to another disk, key_dir left at its default: purge must keep that key
+# (without it the other disk's recordings are unreadable for ever) and say so.
+in_root apt-get install -y -q --no-install-recommends /tmp/porchlight.deb </dev/null >"$WORK/reinstall.log" 2>&1 \
+    || { tail -30 "$WORK/reinstall.log"; fail "reinstall after purge"; }
+sed -i 's|^data_dir = .*|data_dir = "/srv/porchlight-data"|' "$ROOT/etc/porchlight/porchlight.toml"
+grep -q '^key_dir = "/var/lib/porchlight/keys"' "$ROOT/etc/porchlight/porchlight.toml" || fail "packaged key_dir"
+in_root install -d -o porchlight -g porchlight -m 0700 /srv/porchlight-data/recordings/porch
+head -c 32 /dev/urandom >"$ROOT/var/lib/porchlight/keys/master.key"
+echo recording >"$ROOT/srv/porchlight-data/recordings/porch/00000000000000b2.plr"
+mkdir -p "$ROOT/var/lib/porchlight/index" && echo old >"$ROOT/var/lib/porchlight/index/db"
+moved_key_sum=$(sha256sum <"$ROOT/var/lib/porchlight/keys/master.key")
+in_root apt-get purge -y -q porchlight </dev/null >"$WORK/purge-moved.log" 2>&1 || { cat "$WORK/purge-moved.log"; fail "purge with data_dir moved"; }
+[ "$(sha256sum <"$ROOT/var/lib/porchlight/keys/master.key" 2>/dev/null)" = "$moved_key_sum" ] \
+    || { cat "$WORK/purge-moved.log"; fail "purge deleted the key of recordings in /srv/porchlight-data"; }
+[ -f "$ROOT/srv/porchlight-data/recordings/porch/00000000000000b2.plr" ] || fail "purge touched /srv/porchlight-data"
+[ ! -e "$ROOT/var/lib/porchlight/index" ] || fail "purge left the default index"
+grep -q "kept /var/lib/porchlight/keys: it holds a master key" "$WORK/purge-moved.log" || { cat "$WORK/purge-moved.log"; fail "purge did not say what it kept"; }
+grep -q "kept /srv/porchlight-data (configured outside" "$WORK/purge-moved.log" || { cat "$WORK/purge-moved.log"; fail "purge did not name the data_dir kept"; }
+ok "purge with data_dir moved elsewhere kept its master key in /var/lib/porchlight/keys and said so"
+
 # --- Under a real systemd: the unit's sandbox, Type=notify and the watchdog ---------
 # A second root (the cached base plus systemd and the package) booted with
 # systemd-nspawn; a probe unit inside records what systemd sees, then powers off.

@@ -4,6 +4,10 @@
 //! are spelled out with `serde(rename)` where Rust names differ. Every error names the
 //! file, the line and the key, and is produced before anything touches the data
 //! directory: a typo must never cost a recording.
+//!
+//! The sections with rules of their own live beside this file: `[recording]` and
+//! `[retention]` in `config/storage.rs`, `[web]`, `[smtp]` and `[notify]` in
+//! `config/web.rs`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -15,13 +19,12 @@ use toml::Spanned;
 use crate::model::CameraId;
 use crate::motion::{MotionSettings, Zone};
 
+mod storage;
 mod web;
+pub use storage::{RecordingConfig, RetentionConfig, MIN_MAX_BYTES};
 pub use web::{NotifyConfig, SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/porchlight/porchlight.toml";
-
-/// The smallest `retention.max_bytes` accepted: 1 GiB.
-pub const MIN_MAX_BYTES: u64 = 1 << 30;
 
 /// The values retina's `InitialSequenceNumberPolicy` accepts.
 const RTP_INITIAL_SEQ: [&str; 4] = ["default", "respect", "ignore-suspicious-values", "ignore"];
@@ -102,24 +105,6 @@ impl std::fmt::Debug for CameraConfig {
     }
 }
 
-/// How recordings are cut and made durable.
-#[derive(Clone, Debug)]
-pub struct RecordingConfig {
-    /// A recording rolls over to a new file at the first keyframe after this long.
-    pub rollover: Duration,
-    /// Written video is sealed and fsynced at least this often; it bounds what a power
-    /// cut can lose.
-    pub sync_interval: Duration,
-}
-
-/// How much the store may hold (see `retention`).
-#[derive(Clone, Debug)]
-pub struct RetentionConfig {
-    pub max_bytes: Option<u64>,
-    pub min_free_percent: u8,
-    pub interval: Duration,
-}
-
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
@@ -155,9 +140,9 @@ struct RawConfig {
     data_dir: Option<Spanned<PathBuf>>,
     key_dir: Option<Spanned<PathBuf>>,
     #[serde(default)]
-    recording: Option<Spanned<RawRecording>>,
+    recording: Option<Spanned<storage::RawRecording>>,
     #[serde(default)]
-    retention: Option<RawRetention>,
+    retention: Option<storage::RawRetention>,
     #[serde(default, rename = "camera")]
     cameras: Vec<Spanned<RawCamera>>,
     #[serde(default)]
@@ -175,22 +160,6 @@ struct RawConfig {
 struct RawDiscovery {
     enabled: Option<bool>,
     interfaces: Option<Spanned<Vec<String>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRecording {
-    rollover_minutes: Option<Spanned<u64>>,
-    rollover_seconds: Option<Spanned<u64>>,
-    sync_seconds: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetention {
-    max_bytes: Option<Spanned<u64>>,
-    min_free_percent: Option<Spanned<u8>>,
-    interval_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -255,97 +224,13 @@ impl Config {
             .transpose()?
             .unwrap_or_else(|| data_dir.join("keys"));
 
-        let mut recording = RecordingConfig {
-            rollover: Duration::from_secs(600),
-            sync_interval: Duration::from_secs(2),
-        };
-        if let Some(r) = raw.recording {
-            let r = r.into_inner();
-            if let Some(m) = &r.rollover_minutes {
-                let span = m.span();
-                let m = *m.get_ref();
-                if !(1..=120).contains(&m) {
-                    return Err(located(
-                        span,
-                        "recording.rollover_minutes",
-                        "must be 1 to 120".into(),
-                    ));
-                }
-                recording.rollover = Duration::from_secs(m * 60);
-            }
-            if let Some(secs) = r.rollover_seconds {
-                let span = secs.span();
-                if r.rollover_minutes.is_some() {
-                    return Err(located(
-                        span,
-                        "recording.rollover_seconds",
-                        "set rollover_minutes or rollover_seconds, not both".into(),
-                    ));
-                }
-                let secs = *secs.get_ref();
-                if !(5..=7200).contains(&secs) {
-                    return Err(located(
-                        span,
-                        "recording.rollover_seconds",
-                        "must be 5 to 7200".into(),
-                    ));
-                }
-                recording.rollover = Duration::from_secs(secs);
-            }
-            if let Some(s) = r.sync_seconds {
-                let span = s.span();
-                let s = *s.get_ref();
-                if !(1..=60).contains(&s) {
-                    return Err(located(
-                        span,
-                        "recording.sync_seconds",
-                        "must be 1 to 60".into(),
-                    ));
-                }
-                recording.sync_interval = Duration::from_secs(s);
-            }
-        }
+        let recording = storage::parse_recording(raw.recording, &located)?;
 
         let web = web::parse_web(raw.web, &located)?;
         let smtp = web::parse_smtp(raw.smtp, &located)?;
         let notify = web::parse_notify(raw.notify, &located)?;
 
-        let mut retention = RetentionConfig {
-            max_bytes: None,
-            min_free_percent: 10,
-            interval: Duration::from_secs(60),
-        };
-        if let Some(r) = raw.retention {
-            if let Some(b) = r.max_bytes {
-                let span = b.span();
-                let b = b.into_inner();
-                // A small number here is almost always meant as GB ("50"), and a cap
-                // that small would delete every finished recording at each pass.
-                if b < MIN_MAX_BYTES {
-                    return Err(located(
-                        span,
-                        "retention.max_bytes",
-                        format!(
-                            "is in bytes and must be at least {MIN_MAX_BYTES} (1 GiB); \
-                             50 GB is 50_000_000_000"
-                        ),
-                    ));
-                }
-                retention.max_bytes = Some(b);
-            }
-            if let Some(p) = r.min_free_percent {
-                retention.min_free_percent =
-                    in_range(p, 0..=90, "retention.min_free_percent", &located)?;
-            }
-            if let Some(i) = r.interval_seconds {
-                retention.interval = Duration::from_secs(in_range(
-                    i,
-                    1..=3600,
-                    "retention.interval_seconds",
-                    &located,
-                )?);
-            }
-        }
+        let retention = storage::parse_retention(raw.retention, &located)?;
 
         let mut cameras: Vec<CameraConfig> = Vec::new();
         for cam in raw.cameras {
@@ -501,7 +386,7 @@ fn motion_settings(
 }
 
 /// A number within `range`, or an error located at its key.
-fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
+pub(super) fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
     value: Spanned<T>,
     range: std::ops::RangeInclusive<T>,
     key: &str,

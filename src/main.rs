@@ -60,6 +60,12 @@ enum Command {
         passphrase: bool,
     },
     /// Compare the index with the files; report (default), repair, or rebuild.
+    ///
+    /// Exit status: 0 clean (after --repair or --rebuild-index: nothing is left to
+    /// fix); 1 problems found, or some remain that --repair or --rebuild-index could
+    /// not fix (each is printed as "problem:"); 2 the check could not run (the daemon
+    /// holds the index, the master key is missing, a bad command line; the message on
+    /// standard error says why); 78 the configuration file is invalid.
     Check {
         /// Only load and validate the configuration file (no store, no index), so it
         /// works while the daemon runs and holds the index's lock: run it after
@@ -92,9 +98,24 @@ enum Command {
 /// otherwise retry forever, never reaching the start limit).
 const EXIT_CONFIG: u8 = 78;
 
+/// `check` found problems, or some remain after `--repair`/`--rebuild-index`: a
+/// script (or a person after a power cut) must be able to tell "fixed" from "still
+/// broken" without parsing the report.
+const EXIT_CHECK_PROBLEMS: u8 = 1;
+
+/// `check` could not run at all (index locked by the daemon, no master key, an I/O
+/// error): kept apart from [`EXIT_CHECK_PROBLEMS`] so that "could not look" is never
+/// read as "looked and found problems". The same code clap uses for a bad command line.
+const EXIT_CHECK_FAILED: u8 = 2;
+
+/// How often `serve` looks at the clock's synchronisation: a Pi that reaches a time
+/// server a few minutes after boot stops warning soon after.
+const CLOCK_CHECK_SECS: u64 = 300;
+
 fn main() -> ExitCode {
     porchlight::logging::init();
     let cli = Cli::parse();
+    let is_check = matches!(cli.command, Command::Check { .. });
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -108,6 +129,8 @@ fn main() -> ExitCode {
             eprintln!("{prefix}porchlight: {e:#}");
             if e.chain().any(|cause| cause.is::<ConfigError>()) {
                 ExitCode::from(EXIT_CONFIG)
+            } else if is_check {
+                ExitCode::from(EXIT_CHECK_FAILED)
             } else {
                 ExitCode::FAILURE
             }
@@ -128,6 +151,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
+            // Recording starts whatever the clock; a clock not (known to be)
+            // synchronised is logged at start and at each change.
+            runtime.spawn(clock::watch_sync(
+                PathBuf::from(clock::TIMESYNC_DIR),
+                std::time::Duration::from_secs(CLOCK_CHECK_SECS),
+            ));
             runtime.block_on(daemon::serve(config))?;
             // Ingest tasks may still be parked in a socket read; do not wait for them.
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));
@@ -198,8 +227,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = check::run(&config, mode)?;
             println!("{report}");
-            if mode == check::Mode::Report && !report.is_clean() {
-                return Ok(ExitCode::from(1));
+            // After --repair or --rebuild-index the findings are what could not be
+            // fixed: those still fail the command, or a script would believe them gone.
+            if !report.is_clean() {
+                if mode != check::Mode::Report {
+                    eprintln!(
+                        "porchlight: {} problem(s) remain after the repair",
+                        report.findings.len()
+                    );
+                }
+                return Ok(ExitCode::from(EXIT_CHECK_PROBLEMS));
             }
         }
         Command::RotateMasterKey { stop_after_files } => {
@@ -224,6 +261,9 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
         eprint!("End-to-end passphrase or recovery key: ");
         std::io::stderr().flush().ok();
         let saved = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+        // Before echo goes off: Ctrl-C (or a kill) while the prompt waits must not
+        // leave the user's terminal without echo after the process has gone.
+        restore_terminal_on_signal(saved.clone())?;
         let mut quiet = saved.clone();
         quiet.local_modes.remove(LocalModes::ECHO);
         tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
@@ -240,4 +280,55 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
     let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     anyhow::ensure!(!trimmed.is_empty(), "no passphrase given");
     Ok(trimmed)
+}
+
+/// Replaces the default action of SIGINT, SIGTERM, SIGHUP and SIGQUIT (which would
+/// end the process with the terminal as it is, echo off at the passphrase prompt)
+/// with: put `saved` back, then exit as the signal would have (128 + its number, so
+/// 130 for Ctrl-C). A thread waits for them for the rest of the process (a handler
+/// cannot be taken back out), so an interrupt during the export that follows still
+/// ends the process, with the terminal as it was before the prompt.
+/// (`unsafe_code` is forbidden here, so the handler is tokio's safe one.)
+fn restore_terminal_on_signal(saved: rustix::termios::Termios) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot start the signal watcher")?;
+    let mut signals = Vec::new();
+    {
+        let _context = runtime.enter();
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::quit(),
+        ] {
+            let stream = signal(kind).context("cannot watch for Ctrl-C")?;
+            signals.push((kind.as_raw_value(), stream));
+        }
+    }
+    std::thread::spawn(move || {
+        let number = runtime.block_on(async move {
+            let waits = signals.iter_mut().map(|(number, stream)| {
+                let number = *number;
+                Box::pin(async move {
+                    stream.recv().await;
+                    number
+                })
+            });
+            futures::future::select_all(waits).await.0
+        });
+        let restored = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &saved,
+        );
+        eprintln!();
+        if let Err(e) = restored {
+            eprintln!("porchlight: cannot restore the terminal's echo ({e}); type `stty sane`");
+        }
+        std::process::exit(128 + number);
+    });
+    Ok(())
 }

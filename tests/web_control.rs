@@ -146,3 +146,35 @@ async fn the_control_centre_counts_shared_users_and_support_helpers_apart() {
         "not reported to a shared user: {body}"
     );
 }
+
+/// A clock that has gone back (a Pi restarted without network time, its clock from
+/// the last shutdown) is shown, found for real: a recording made at a later time than
+/// the daemon's "now". The sync state is read from this machine, whatever it is; the
+/// page says one of its three honest sentences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_behind_the_newest_recording_is_shown_to_the_owner() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let body = owner.get("/control-centre").await.body;
+    assert!(!body.contains("The clock is behind"), "{body}");
+    let sync_sentences = [
+        "The clock is synchronised with network time",
+        "The clock is not synchronised: recording times may be wrong",
+        "Whether the clock is synchronised cannot be read here",
+    ];
+    assert!(
+        sync_sentences.iter().any(|s| body.contains(s)),
+        "the sync state in words: {body}"
+    );
+
+    let day = 86_400_000_000;
+    webutil::objects::put_recording(&server, 8, webutil::T0_MICROS + day);
+    let body = owner.get("/control-centre").await.body;
+    let newest = porchlight::clock::rfc3339(webutil::T0_MICROS + day);
+    assert!(
+        body.contains(&format!(
+            "The clock is behind the newest recording, which starts at {newest}"
+        )),
+        "{body}"
+    );
+}

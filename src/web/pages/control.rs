@@ -16,6 +16,7 @@ use axum::response::Response;
 
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
+use crate::clock;
 use crate::config::{Config, RecordingMode, SmtpSecurity};
 use crate::index::{AuditKind, AuditQuery, Role};
 use crate::retention::{DiskSpace, FilesystemSpace};
@@ -152,6 +153,9 @@ struct ControlPage {
     e2e_enabled: bool,
     /// This session holds its unlocked viewer key.
     e2e_unlocked: bool,
+    /// Why recording times may be wrong (clock not synchronised, or behind the
+    /// newest recording); empty when nothing says so.
+    clock_warnings: Vec<String>,
 }
 
 /// `1.5 GB`, decimal units as disks are sold.
@@ -190,7 +194,7 @@ pub async fn control_centre(
     let now = state.clock.now_micros();
     let data_dir = facts.data_dir.clone();
     let share_service = state.shares.clone();
-    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens), invited) =
+    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens), invited, sync) =
         blocking(move || {
             // As the support page does: helpers whose time is up are not counted.
             let (users, invited) = if is_owner {
@@ -222,13 +226,14 @@ pub async fn control_centre(
                 Vec::new()
             };
             let space = FilesystemSpace.space(&data_dir).ok();
+            let sync = clock::clock_sync(std::path::Path::new(clock::TIMESYNC_DIR));
             let shares = if is_owner {
                 (share_service.list()?.len(), auth.tokens()?.len())
             } else {
                 (0, 0)
             };
             Ok((
-                users, devices, recordings, alerts, blocked, space, shares, invited,
+                users, devices, recordings, alerts, blocked, space, shares, invited, sync,
             ))
         })
         .await?;
@@ -250,6 +255,17 @@ pub async fn control_centre(
     } else {
         Vec::new()
     };
+    // Read at each visit (two file checks), so the page is never staler than the log.
+    let newest_start = recordings.iter().map(|r| r.start_micros).max();
+    let clock_warnings = clock::sync_warning(sync)
+        .map(str::to_owned)
+        .into_iter()
+        .chain(
+            clock::behind_newest_recording(now, newest_start)
+                .and(newest_start)
+                .map(clock::behind_warning),
+        )
+        .collect();
     let my_email = session.0.user.email.clone().unwrap_or_default();
     let count = |role: Role| users.iter().filter(|u| u.role == role).count();
     let (shared_users, support) = (count(Role::Shared), count(Role::Support) + invited);
@@ -259,6 +275,7 @@ pub async fn control_centre(
     })
     .await?;
     render(&ControlPage {
+        clock_warnings,
         e2e_enabled,
         e2e_unlocked: state.unlocked.is_unlocked(&session.0.key, now),
         frame: frame_for(&state, &session.0).await?,

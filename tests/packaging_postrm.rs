@@ -1,0 +1,190 @@
+//! `packaging/postrm` itself, run by `sh` as dpkg runs it (`remove`, then the conffile
+//! deleted, then `purge`), on a temporary directory: the script's two paths
+//! (`STATE=/var/lib/porchlight`, `CONFIG=/etc/porchlight/porchlight.toml`) are
+//! pointed there, nothing else in it is changed. Fast, needs no root; the whole
+//! package is tested by `make test-package`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Root {
+    dir: tempfile::TempDir,
+    script: PathBuf,
+}
+
+impl Root {
+    fn new() -> Root {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/postrm"))
+                .expect("read packaging/postrm");
+        let state = dir.path().join("var/lib/porchlight");
+        let config = dir.path().join("etc/porchlight/porchlight.toml");
+        let state_line = "\nSTATE=/var/lib/porchlight\n";
+        let config_line = "\nCONFIG=/etc/porchlight/porchlight.toml\n";
+        assert!(text.contains(state_line) && text.contains(config_line));
+        let text = text
+            .replace(state_line, &format!("\nSTATE={}\n", state.display()))
+            .replace(config_line, &format!("\nCONFIG={}\n", config.display()));
+        // The statoverride is the machine's: a stub that finds none.
+        let bin = dir.path().join("bin");
+        fs::create_dir_all(&bin).expect("bin");
+        fs::write(bin.join("dpkg-statoverride"), "#!/bin/sh\nexit 1\n").expect("stub");
+        set_mode(&bin.join("dpkg-statoverride"), 0o755);
+        let script = dir.path().join("postrm");
+        fs::write(&script, text).expect("write script");
+        fs::create_dir_all(config.parent().expect("parent")).expect("etc");
+        Root { dir, script }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `rel` (and its directories) under the root.
+    fn put(&self, rel: &str, bytes: &[u8]) {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        fs::write(path, bytes).expect("write");
+    }
+
+    /// The config, its `{root}` replaced by the root's path.
+    fn config(&self, toml: &str) {
+        let text = toml.replace("{root}", &self.dir.path().display().to_string());
+        fs::write(self.path("etc/porchlight/porchlight.toml"), text).expect("config");
+    }
+
+    /// `postrm ACTION`; returns its standard error.
+    fn postrm(&self, action: &str) -> String {
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .arg(&self.script)
+            .arg(action)
+            .env("PATH", path)
+            .output()
+            .expect("run sh");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "postrm {action}: {stderr}");
+        stderr
+    }
+
+    /// What dpkg does for `apt purge`: remove, the conffile deleted, purge.
+    fn remove_and_purge(&self) -> String {
+        self.postrm("remove");
+        fs::remove_file(self.path("etc/porchlight/porchlight.toml")).expect("conffile");
+        self.postrm("purge")
+    }
+
+    /// The default layout after some recording: key, index, recordings, certificate.
+    fn default_state(&self) {
+        self.put("var/lib/porchlight/keys/master.key", b"KEY");
+        self.put("var/lib/porchlight/index/db", b"index");
+        self.put(
+            "var/lib/porchlight/recordings/porch/00000000000000a1.plr",
+            b"rec",
+        );
+        self.put("var/lib/porchlight/web/cert.pem", b"cert");
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn purge_with_the_default_dirs_deletes_var_lib_porchlight() {
+    let root = Root::new();
+    root.default_state();
+    root.config(
+        "data_dir = \"{root}/var/lib/porchlight\"\nkey_dir = \"{root}/var/lib/porchlight/keys\"\n",
+    );
+    let said = root.remove_and_purge();
+    assert!(!root.path("var/lib/porchlight").exists(), "{said}");
+    assert!(
+        said.contains("WARNING: purge deletes /var/lib/porchlight"),
+        "{said}"
+    );
+}
+
+#[test]
+fn purge_keeps_the_master_key_of_recordings_moved_to_another_disk() {
+    let root = Root::new();
+    root.default_state();
+    root.put(
+        "mnt/usb/porchlight/recordings/porch/00000000000000b2.plr",
+        b"usb",
+    );
+    // The packaged config with only data_dir edited: the key stays where it was.
+    root.config(
+        "# Porchlight\ndata_dir = \"{root}/mnt/usb/porchlight\"  # the big disk\n\
+         key_dir = \"{root}/var/lib/porchlight/keys\"\n\n[web]\nlisten = \"0.0.0.0:8443\"\n",
+    );
+    let said = root.remove_and_purge();
+    assert_eq!(
+        fs::read(root.path("var/lib/porchlight/keys/master.key")).ok(),
+        Some(b"KEY".to_vec()),
+        "the key of the other disk's recordings is kept: {said}"
+    );
+    for gone in ["index", "recordings", "web", ".configured-dirs"] {
+        let path = root.path(&format!("var/lib/porchlight/{gone}"));
+        assert!(
+            !path.exists(),
+            "{gone} is the package's default data: {said}"
+        );
+    }
+    assert!(root
+        .path("mnt/usb/porchlight/recordings/porch/00000000000000b2.plr")
+        .exists());
+    assert!(
+        said.contains("/var/lib/porchlight/keys: it holds a master key"),
+        "{said}"
+    );
+    assert!(
+        said.contains("/mnt/usb/porchlight (configured outside"),
+        "{said}"
+    );
+}
+
+#[test]
+fn purge_keeps_the_keys_when_the_configuration_could_not_be_read() {
+    for config in [
+        // A string this script does not read for sure.
+        Some("data_dir = \"{root}/mnt/usb\\u0041\"\n"),
+        // No note at all (removed by an older version, or the conffile was gone).
+        None,
+    ] {
+        let root = Root::new();
+        root.default_state();
+        if let Some(toml) = config {
+            root.config(toml);
+        }
+        let said = match config {
+            Some(_) => root.remove_and_purge(),
+            None => root.postrm("purge"),
+        };
+        assert!(
+            root.path("var/lib/porchlight/keys/master.key").exists(),
+            "{config:?}: {said}"
+        );
+        assert!(!root.path("var/lib/porchlight/recordings").exists());
+        assert!(said.contains("every master key was kept"), "{said}");
+    }
+}
+
+#[test]
+fn purge_never_touches_a_key_dir_outside_var_lib_porchlight() {
+    let root = Root::new();
+    root.default_state();
+    root.put("srv/keys/master.key", b"OTHER");
+    root.config("data_dir = \"{root}/var/lib/porchlight\"\nkey_dir = \"{root}/srv/keys/\"\n");
+    let said = root.remove_and_purge();
+    assert!(!root.path("var/lib/porchlight").exists(), "{said}");
+    assert!(root.path("srv/keys/master.key").exists());
+    assert!(said.contains("/srv/keys (configured outside"), "{said}");
+}
