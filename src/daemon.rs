@@ -94,6 +94,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
     if !report.is_empty() {
         tracing::info!("start-up recovery: {report}");
     }
+    log_a_clock_behind_the_recordings(&index, clock.as_ref());
     tracing::info!(
         data_dir = %config.data_dir.display(),
         key_id = %store.key_id(),
@@ -398,6 +399,25 @@ impl Running {
         self.index.flush()?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A Raspberry Pi has no real-time clock: started without network time, its clock
+/// can be behind recordings already made. New recordings then sort before older ones
+/// and retention deletes by wrong times, so this is said loudly at every start (the
+/// Control Centre says it too, for as long as it lasts).
+fn log_a_clock_behind_the_recordings(index: &Index, clock: &dyn Clock) {
+    let newest = match index.all_recordings() {
+        Ok(all) => all.iter().map(|r| r.start_micros).max(),
+        Err(e) => {
+            tracing::warn!("could not compare the clock with the recordings: {e}");
+            return;
+        }
+    };
+    if let Some(newest) = newest
+        .filter(|&n| crate::clock::behind_newest_recording(clock.now_micros(), Some(n)).is_some())
+    {
+        tracing::error!("{}", crate::clock::behind_warning(newest));
     }
 }
 

@@ -177,4 +177,17 @@ async fn a_clock_behind_the_newest_recording_is_shown_to_the_owner() {
         )),
         "{body}"
     );
+
+    // A restart with the clock still behind says so in the log, as an error.
+    let log = webutil::capture_log("info");
+    let server = server.restart().await;
+    let text = String::from_utf8_lossy(&log.lock().expect("log")).into_owned();
+    assert!(
+        text.lines().any(|l| l.contains("ERROR")
+            && l.contains(&format!(
+                "The clock is behind the newest recording, which starts at {newest}"
+            ))),
+        "{text}"
+    );
+    drop(server);
 }
