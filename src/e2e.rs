@@ -235,15 +235,17 @@ pub fn enable(
 }
 
 /// The rules for a new passphrase (at enrolment and on a change): typed the same
-/// twice, and strong enough (see `auth::password`).
+/// twice, and strong enough for a secret guessed offline
+/// (`auth::password::passphrase_weakness`). Only new passphrases are judged: one
+/// chosen under an older rule keeps unlocking.
 fn check_new_passphrase(user_name: &str, passphrase: &str, repeated: &str) -> Result<(), E2eError> {
     if passphrase != repeated {
         return Err(E2eError::Mismatch);
     }
-    if let Some(why) = password::weakness(passphrase, &[user_name, "recordings", "video"]) {
-        return Err(E2eError::WeakPassphrase(
-            why.replace("password", "passphrase"),
-        ));
+    if let Some(why) =
+        password::passphrase_weakness(passphrase, &[user_name, "recordings", "video"])
+    {
+        return Err(E2eError::WeakPassphrase(why));
     }
     Ok(())
 }
@@ -610,13 +612,8 @@ mod tests {
     #[test]
     fn more_viewers_than_slots_in_the_index_still_load_sealed_to_the_first() {
         let (_dir, store, index) = fixture();
-        let fast = crate::store::e2e::KdfParams {
-            memory_kib: 8,
-            iterations: 1,
-            parallelism: 1,
-        };
         for n in 1..=MAX_RECIPIENTS as u64 + 1 {
-            let (key, _) = LockedViewerKey::generate_with(PASS, fast).expect("key");
+            let (key, _) = LockedViewerKey::generate_with(PASS, FAST).expect("key");
             let entry = ViewerKeyEntry {
                 locked_key: hex::encode(key.to_bytes()),
                 enrolled_micros: 0,
@@ -772,6 +769,23 @@ mod tests {
     }
 
     const NEW: &str = "copper meadow lantern 4410 gently";
+    /// Cheap Argon2 for keys made directly (not through `enable`).
+    const FAST: crate::store::e2e::KdfParams = crate::store::e2e::KdfParams {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    /// User 1 ("owner") changes their passphrase.
+    fn change(
+        index: &Index,
+        store: &Store,
+        current: &Secret,
+        new: &str,
+        repeated: &str,
+    ) -> Result<(), E2eError> {
+        change_passphrase(index, store, UserId(1), "owner", current, new, repeated, 0)
+    }
 
     fn viewer_file(dir: &std::path::Path) -> Vec<u8> {
         let viewers = dir.join("data").join("viewers");
@@ -792,31 +806,18 @@ mod tests {
 
         // A wrong current passphrase: refused, counted, nothing written.
         assert!(matches!(
-            change_passphrase(
-                &index,
-                &store,
-                UserId(1),
-                "owner",
-                &pass("wrong"),
-                NEW,
-                NEW,
-                0
-            ),
+            change(&index, &store, &pass("wrong"), NEW, NEW),
             Err(E2eError::WrongSecret)
         ));
         assert_eq!(index.get_throttle("e2e:1").expect("read").failures, 1);
         assert_eq!(viewer_file(dir.path()), file_before, "file unchanged");
         // A weak or mismatched new one: refused before the current one is tried.
         for (a, b) in [("password1", "password1"), (NEW, "something else")] {
-            assert!(
-                change_passphrase(&index, &store, UserId(1), "owner", &pass(PASS), a, b, 0)
-                    .is_err()
-            );
+            assert!(change(&index, &store, &pass(PASS), a, b).is_err());
         }
         assert_eq!(index.get_throttle("e2e:1").expect("read").failures, 1);
 
-        change_passphrase(&index, &store, UserId(1), "owner", &pass(PASS), NEW, NEW, 0)
-            .expect("change");
+        change(&index, &store, &pass(PASS), NEW, NEW).expect("change");
         assert!(matches!(
             unlock(&index, Some(UserId(1)), &pass(PASS), 0),
             Err(E2eError::WrongSecret)
@@ -834,8 +835,7 @@ mod tests {
         assert!(sync_saved_viewers(&index, &store).expect("sync").is_empty());
 
         // The recovery key may stand in for the forgotten passphrase.
-        change_passphrase(&index, &store, UserId(1), "owner", &recovery, PASS, PASS, 0)
-            .expect("change with the recovery key");
+        change(&index, &store, &recovery, PASS, PASS).expect("change with the recovery key");
         unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlocks");
     }
 
@@ -875,16 +875,11 @@ mod tests {
         let row = index.viewer_key(UserId(1)).expect("read").expect("row");
         let key = locked(&row).expect("key");
         let viewer = key.unlock_with_passphrase(PASS).expect("unlock");
-        let fast = crate::store::e2e::KdfParams {
-            memory_kib: 8,
-            iterations: 1,
-            parallelism: 1,
-        };
         let changed = SavedViewer {
             user: 1,
             enrolled_micros: 0,
             key: key
-                .with_new_passphrase_with(&viewer, NEW, fast)
+                .with_new_passphrase_with(&viewer, NEW, FAST)
                 .expect("relock"),
         };
         store
@@ -894,6 +889,40 @@ mod tests {
         let done = sync_saved_viewers(&index, &store).expect("sync");
         assert_eq!(done.len(), 1, "{done:?}");
         unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("the row took the new lock");
+    }
+
+    /// New passphrases need the stricter rule; one chosen under the login rule
+    /// before it existed still unlocks and may be changed.
+    #[test]
+    fn a_login_grade_passphrase_is_refused_when_new_but_an_old_one_still_works() {
+        const LOGIN_GRADE: &str = "purple elephant";
+        let (_dir, store, index) = fixture();
+        assert!(crate::auth::password::weakness(LOGIN_GRADE, &["owner"]).is_none());
+        assert!(matches!(
+            enable(
+                &index,
+                &store,
+                UserId(1),
+                "owner",
+                LOGIN_GRADE,
+                LOGIN_GRADE,
+                0
+            ),
+            Err(E2eError::WeakPassphrase(_))
+        ));
+        // As an older version stored it.
+        let (key, _) = LockedViewerKey::generate_with(LOGIN_GRADE, FAST).expect("key");
+        let entry = ViewerKeyEntry {
+            locked_key: hex::encode(key.to_bytes()),
+            enrolled_micros: 0,
+        };
+        index.put_viewer_key(UserId(1), &entry).expect("put");
+        unlock(&index, Some(UserId(1)), &pass(LOGIN_GRADE), 0).expect("still unlocks");
+        assert!(matches!(
+            change(&index, &store, &pass(LOGIN_GRADE), LOGIN_GRADE, LOGIN_GRADE),
+            Err(E2eError::WeakPassphrase(_))
+        ));
+        change(&index, &store, &pass(LOGIN_GRADE), NEW, NEW).expect("changed to a strong one");
     }
 
     #[test]

@@ -374,3 +374,41 @@ async fn a_new_recovery_key_replaces_the_old_one() {
     let alerts = owner.get("/alerts").await.body;
     assert!(alerts.contains("new end-to-end recovery key"), "{alerts}");
 }
+
+/// The end-to-end passphrase is held to a stricter rule than a login password: a
+/// password good enough to log in with (zxcvbn score 3, 15 characters) is refused as
+/// a passphrase, at enrolment and on a change, with the reason; the page says the
+/// rule; a passphrase chosen before keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_grade_password_is_refused_as_the_end_to_end_passphrase() {
+    const LOGIN_GRADE: &str = "purple elephant";
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = webutil::invite(&mut owner, "Grandma").await;
+    let (mut guest, r) = webutil::accept_invitation(&server, &secret, GUEST, LOGIN_GRADE).await;
+    assert_eq!(r.status, 303, "accepted as a login password: {}", r.body);
+
+    let page = owner.get("/end-to-end").await.body;
+    assert!(page.contains("At least 12 characters"), "{page}");
+    let r = turn_on(&mut owner, LOGIN_GRADE).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("attacked offline"), "{}", r.body);
+    assert!(server.daemon().store.recipients().is_empty());
+    let r = turn_on(&mut owner, "Xq7#mPz!9vR").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("at least 12 characters"), "{}", r.body);
+
+    let r = turn_on(&mut owner, OWNER_PASSPHRASE).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+    let r = turn_on(&mut guest, LOGIN_GRADE).await;
+    assert_eq!(r.status, 400, "refused for a shared user too: {}", r.body);
+    assert!(r.body.contains("attacked offline"), "{}", r.body);
+
+    let before = viewer_file(&server);
+    let r = change(&mut owner, OWNER_PASSPHRASE, LOGIN_GRADE).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("attacked offline"), "{}", r.body);
+    assert_eq!(viewer_file(&server), before);
+    assert_eq!(post_unlock(&mut owner, OWNER_PASSPHRASE).await, 303);
+}
