@@ -1,5 +1,6 @@
 //! End-to-end mode: the household's switch, whose keys new recordings are sealed
-//! to, and unlocking a viewer key with a passphrase or recovery key.
+//! to, unlocking a viewer key with a passphrase or recovery key, and replacing
+//! either of those (the key pair stays).
 //!
 //! With the mode on, every new recording's data key is sealed to the viewers'
 //! public keys (`store::e2e`) instead of wrapped by the master key. Recording,

@@ -7,7 +7,9 @@
 //!   sealed to. The daemon holds only these while nobody has unlocked.
 //! - [`LockedViewerKey`]: the matching private key as it rests on disk, encrypted
 //!   twice: under a key derived from the viewer's passphrase (Argon2id) and under a
-//!   random [`RecoveryKey`] shown once to print.
+//!   random [`RecoveryKey`] shown once to print. Either lock can be replaced (a new
+//!   passphrase, a new recovery key) without changing the key pair, so what was
+//!   sealed to it still opens.
 //! - [`ViewerSecret`]: the private key after an unlock; memory only.
 //! - [`RecipientSlot`]: one recording's data key sealed to one viewer.
 //!
