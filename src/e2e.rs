@@ -1,5 +1,6 @@
 //! End-to-end mode: the household's switch, whose keys new recordings are sealed
-//! to, and unlocking a viewer key with a passphrase or recovery key.
+//! to, unlocking a viewer key with a passphrase or recovery key, and replacing
+//! either of those (the key pair stays).
 //!
 //! With the mode on, every new recording's data key is sealed to the viewers'
 //! public keys (`store::e2e`) instead of wrapped by the master key. Recording,
@@ -26,7 +27,7 @@ use crate::index::{Index, IndexError, UserId, ViewerKeyEntry};
 use crate::store::e2e::{
     LockedViewerKey, RecoveryKey, ViewerPublicKey, ViewerSecret, MAX_RECIPIENTS,
 };
-use crate::store::{SavedViewer, Store, StoreError};
+use crate::store::{Relocked, SavedViewer, Store, StoreError};
 
 /// One passphrase derivation (Argon2id, 128 MiB) at a time in the whole process:
 /// a burst of unlock attempts waits its turn instead of taking n × 128 MiB, and each
@@ -203,14 +204,7 @@ pub fn enable(
     if index.viewer_keys()?.len() >= MAX_RECIPIENTS {
         return Err(E2eError::TooManyViewers);
     }
-    if passphrase != repeated {
-        return Err(E2eError::Mismatch);
-    }
-    if let Some(why) = password::weakness(passphrase, &[user_name, "recordings", "video"]) {
-        return Err(E2eError::WeakPassphrase(
-            why.replace("password", "passphrase"),
-        ));
-    }
+    check_new_passphrase(user_name, passphrase, repeated)?;
     let (key, recovery) = {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
         LockedViewerKey::generate(passphrase)?
@@ -239,6 +233,107 @@ pub fn enable(
     load(index, store)?;
     tracing::info!(viewer = %key.public_key().id(), "end-to-end encryption turned on");
     Ok(recovery)
+}
+
+/// The rules for a new passphrase (at enrolment and on a change): typed the same
+/// twice, and strong enough for a secret guessed offline
+/// (`auth::password::passphrase_weakness`). Only new passphrases are judged: one
+/// chosen under an older rule keeps unlocking.
+fn check_new_passphrase(user_name: &str, passphrase: &str, repeated: &str) -> Result<(), E2eError> {
+    if passphrase != repeated {
+        return Err(E2eError::Mismatch);
+    }
+    if let Some(why) =
+        password::passphrase_weakness(passphrase, &[user_name, "recordings", "video"])
+    {
+        return Err(E2eError::WeakPassphrase(why));
+    }
+    Ok(())
+}
+
+/// Re-locks `user`'s viewer key under `passphrase` (typed twice as `repeated`), after
+/// `current` — their passphrase or recovery key — opened it; the recovery lock stays.
+/// The private key does not change, so everything sealed to it still opens. A wrong
+/// `current` is throttled and counted exactly like an [`unlock`], and nothing is
+/// written. Two Argon2id runs: call from a blocking thread.
+///
+/// What it protects against: a passphrase seen or guessed *from now on*. Whoever
+/// copied the key file (or index) while they also knew the old passphrase already
+/// has the private key; only a new viewer key (remove and enrol again) helps then.
+#[allow(clippy::too_many_arguments)]
+pub fn change_passphrase(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    user_name: &str,
+    current: &Secret,
+    passphrase: &str,
+    repeated: &str,
+    now_micros: i64,
+) -> Result<(), E2eError> {
+    // The new passphrase first: a refusal costs no Argon2 run and no throttle count.
+    check_new_passphrase(user_name, passphrase, repeated)?;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let viewer = unlock_in_turn(index, Some(user), current, now_micros)?;
+    relock(index, store, user, Relocked::Passphrase, |key| {
+        Ok((key.with_new_passphrase(&viewer, passphrase)?, ()))
+    })?;
+    tracing::info!(viewer = %viewer.public_key().id(), "end-to-end passphrase changed");
+    Ok(())
+}
+
+/// Locks `user`'s viewer key under a new recovery key, returned to be shown once;
+/// the old recovery key stops opening it. Needs the current passphrase (not the old
+/// recovery key, which is what is being retired), checked and throttled like an
+/// [`unlock`]. One Argon2id run: call from a blocking thread.
+pub fn new_recovery_key(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    passphrase: &Zeroizing<String>,
+    now_micros: i64,
+) -> Result<RecoveryKey, E2eError> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let current = Secret::Passphrase(passphrase.clone());
+    let viewer = unlock_in_turn(index, Some(user), &current, now_micros)?;
+    let recovery = relock(index, store, user, Relocked::Recovery, |key| {
+        Ok(key.with_new_recovery(&viewer)?)
+    })?;
+    tracing::info!(viewer = %viewer.public_key().id(), "end-to-end recovery key replaced");
+    Ok(recovery)
+}
+
+/// Stores `user`'s viewer key re-locked by `change` (which may hand back something
+/// else too, a new recovery key): the file first (crash-safe, the retired lock
+/// overwritten in the old one), then the index row. A crash between the two leaves a
+/// newer file than row, which [`sync_saved_viewers`] settles in the file's favour at
+/// the next start-up.
+fn relock<T>(
+    index: &Index,
+    store: &Store,
+    user: UserId,
+    retired: Relocked,
+    change: impl FnOnce(&LockedViewerKey) -> Result<(LockedViewerKey, T), E2eError>,
+) -> Result<T, E2eError> {
+    let entry = index.viewer_key(user)?.ok_or(E2eError::NotEnabled)?;
+    let (key, also) = change(&locked(&entry)?)?;
+    let locked_key = hex::encode(key.to_bytes());
+    store.replace_viewer(
+        &SavedViewer {
+            user: user.0,
+            enrolled_micros: entry.enrolled_micros,
+            key,
+        },
+        retired,
+    )?;
+    index.put_viewer_key(
+        user,
+        &ViewerKeyEntry {
+            locked_key,
+            enrolled_micros: entry.enrolled_micros,
+        },
+    )?;
+    Ok(also)
 }
 
 /// Enrols `user` as a further viewer while the mode is on: their own passphrase,
@@ -291,6 +386,9 @@ pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool,
 ///   between a row and its file): the file is written.
 /// - A file without a row while other rows exist is left alone and logged: it
 ///   cannot come from a removal (which removes the file first).
+/// - A row and a file of the same key and user with different locks: a passphrase
+///   or recovery key change stopped between its file and its row (the file is
+///   written first), so the row takes the file's locks.
 pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E2eError> {
     let rows = index.viewer_keys()?;
     let saved = store.saved_viewers()?;
@@ -313,12 +411,28 @@ pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E
         }
         return Ok(done);
     }
-    let mut on_disk: std::collections::HashSet<_> =
-        saved.iter().map(|v| v.key.public_key().id()).collect();
+    let mut on_disk: std::collections::HashMap<_, _> = saved
+        .into_iter()
+        .map(|v| (v.key.public_key().id(), v))
+        .collect();
     for (user, entry) in rows {
         let key = locked(&entry)?;
         let id = key.public_key().id();
-        if on_disk.remove(&id) {
+        if let Some(file) = on_disk.remove(&id) {
+            // Same key, other locks: a re-locking stopped between its file and its
+            // row (`relock` writes the file first), so the file is the newer one.
+            if file.key != key && file.user == user.0 {
+                index.put_viewer_key(
+                    user,
+                    &ViewerKeyEntry {
+                        locked_key: hex::encode(file.key.to_bytes()),
+                        enrolled_micros: entry.enrolled_micros,
+                    },
+                )?;
+                done.push(format!(
+                    "took the newer passphrase or recovery lock of viewer key {id} from its file"
+                ));
+            }
             continue;
         }
         store.save_viewer(&SavedViewer {
@@ -328,7 +442,7 @@ pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E
         })?;
         done.push(format!("saved end-to-end viewer key {id} to a file"));
     }
-    for id in on_disk {
+    for id in on_disk.into_keys() {
         tracing::warn!(viewer = %id, "a viewer key file has no viewer in the index; left alone");
     }
     Ok(done)
@@ -406,6 +520,17 @@ pub fn unlock(
     now_micros: i64,
 ) -> Result<ViewerSecret, E2eError> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    unlock_in_turn(index, user, secret, now_micros)
+}
+
+/// [`unlock`] for a caller already holding [`ONE_AT_A_TIME`] (a re-locking keeps it
+/// until the new lock is stored, so two changes of one key cannot interleave).
+fn unlock_in_turn(
+    index: &Index,
+    user: Option<UserId>,
+    secret: &Secret,
+    now_micros: i64,
+) -> Result<ViewerSecret, E2eError> {
     let key = throttle_key(user);
     let mut counter = index.get_throttle(&key)?;
     match throttle::check(&counter, now_micros) {
@@ -488,13 +613,8 @@ mod tests {
     #[test]
     fn more_viewers_than_slots_in_the_index_still_load_sealed_to_the_first() {
         let (_dir, store, index) = fixture();
-        let fast = crate::store::e2e::KdfParams {
-            memory_kib: 8,
-            iterations: 1,
-            parallelism: 1,
-        };
         for n in 1..=MAX_RECIPIENTS as u64 + 1 {
-            let (key, _) = LockedViewerKey::generate_with(PASS, fast).expect("key");
+            let (key, _) = LockedViewerKey::generate_with(PASS, FAST).expect("key");
             let entry = ViewerKeyEntry {
                 locked_key: hex::encode(key.to_bytes()),
                 enrolled_micros: 0,
@@ -647,6 +767,163 @@ mod tests {
         }
         assert!(!is_enabled(&index).expect("read"));
         assert!(store.recipients().is_empty());
+    }
+
+    const NEW: &str = "copper meadow lantern 4410 gently";
+    /// Cheap Argon2 for keys made directly (not through `enable`).
+    const FAST: crate::store::e2e::KdfParams = crate::store::e2e::KdfParams {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    /// User 1 ("owner") changes their passphrase.
+    fn change(
+        index: &Index,
+        store: &Store,
+        current: &Secret,
+        new: &str,
+        repeated: &str,
+    ) -> Result<(), E2eError> {
+        change_passphrase(index, store, UserId(1), "owner", current, new, repeated, 0)
+    }
+
+    fn viewer_file(dir: &std::path::Path) -> Vec<u8> {
+        let viewers = dir.join("data").join("viewers");
+        let files: Vec<_> = std::fs::read_dir(&viewers)
+            .expect("viewers")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        std::fs::read(&files[0]).expect("read")
+    }
+
+    #[test]
+    fn a_changed_passphrase_replaces_the_old_one_and_keeps_the_key() {
+        let (dir, store, index) = fixture();
+        let recovery = enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let before = store.recipients();
+        let file_before = viewer_file(dir.path());
+
+        // A wrong current passphrase: refused, counted, nothing written.
+        assert!(matches!(
+            change(&index, &store, &pass("wrong"), NEW, NEW),
+            Err(E2eError::WrongSecret)
+        ));
+        assert_eq!(index.get_throttle("e2e:1").expect("read").failures, 1);
+        assert_eq!(viewer_file(dir.path()), file_before, "file unchanged");
+        // A weak or mismatched new one: refused before the current one is tried.
+        for (a, b) in [("password1", "password1"), (NEW, "something else")] {
+            assert!(change(&index, &store, &pass(PASS), a, b).is_err());
+        }
+        assert_eq!(index.get_throttle("e2e:1").expect("read").failures, 1);
+
+        change(&index, &store, &pass(PASS), NEW, NEW).expect("change");
+        assert!(matches!(
+            unlock(&index, Some(UserId(1)), &pass(PASS), 0),
+            Err(E2eError::WrongSecret)
+        ));
+        let viewer = unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("new one");
+        assert_eq!(vec![viewer.public_key().clone()], before, "same key");
+        let recovery = Secret::guess(Zeroizing::new(recovery.to_text().to_string()));
+        unlock(&index, Some(UserId(1)), &recovery, 0).expect("the recovery key still");
+        // The file says the same as the index, and a restart's sync changes nothing.
+        let saved = store.saved_viewers().expect("list");
+        saved[0]
+            .key
+            .unlock_with_passphrase(NEW)
+            .expect("file has the new lock");
+        assert!(sync_saved_viewers(&index, &store).expect("sync").is_empty());
+
+        // The recovery key may stand in for the forgotten passphrase.
+        change(&index, &store, &recovery, PASS, PASS).expect("change with the recovery key");
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("unlocks");
+    }
+
+    #[test]
+    fn a_new_recovery_key_retires_the_old_one() {
+        let (_dir, store, index) = fixture();
+        let old = enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let old_text = old.to_text();
+        let old = Secret::guess(old_text.clone());
+        let pass_text = Zeroizing::new(PASS.to_owned());
+        let wrong = Zeroizing::new("wrong".to_owned());
+        assert!(matches!(
+            new_recovery_key(&index, &store, UserId(1), &wrong, 0),
+            Err(E2eError::WrongSecret)
+        ));
+        let new = new_recovery_key(&index, &store, UserId(1), &pass_text, 0).expect("new");
+        assert!(matches!(
+            unlock(&index, Some(UserId(1)), &old, 0),
+            Err(E2eError::WrongSecret)
+        ));
+        let new = Secret::guess(Zeroizing::new(new.to_text().to_string()));
+        unlock(&index, Some(UserId(1)), &new, 0).expect("the new one unlocks");
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("and the passphrase");
+        let saved = store.saved_viewers().expect("list");
+        assert!(saved[0]
+            .key
+            .unlock_with_recovery(&RecoveryKey::parse(&old_text).expect("parse"))
+            .is_err());
+    }
+
+    /// A crash after a change's file was written but before its index row: the next
+    /// start-up takes the file's newer lock into the row.
+    #[test]
+    fn a_change_interrupted_before_its_row_is_settled_from_the_file() {
+        let (_dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let row = index.viewer_key(UserId(1)).expect("read").expect("row");
+        let key = locked(&row).expect("key");
+        let viewer = key.unlock_with_passphrase(PASS).expect("unlock");
+        let changed = SavedViewer {
+            user: 1,
+            enrolled_micros: 0,
+            key: key
+                .with_new_passphrase_with(&viewer, NEW, FAST)
+                .expect("relock"),
+        };
+        store
+            .replace_viewer(&changed, Relocked::Passphrase)
+            .expect("the file only");
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("the row is still old");
+        let done = sync_saved_viewers(&index, &store).expect("sync");
+        assert_eq!(done.len(), 1, "{done:?}");
+        unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("the row took the new lock");
+    }
+
+    /// New passphrases need the stricter rule; one chosen under the login rule
+    /// before it existed still unlocks and may be changed.
+    #[test]
+    fn a_login_grade_passphrase_is_refused_when_new_but_an_old_one_still_works() {
+        const LOGIN_GRADE: &str = "purple elephant";
+        let (_dir, store, index) = fixture();
+        assert!(crate::auth::password::weakness(LOGIN_GRADE, &["owner"]).is_none());
+        assert!(matches!(
+            enable(
+                &index,
+                &store,
+                UserId(1),
+                "owner",
+                LOGIN_GRADE,
+                LOGIN_GRADE,
+                0
+            ),
+            Err(E2eError::WeakPassphrase(_))
+        ));
+        // As an older version stored it.
+        let (key, _) = LockedViewerKey::generate_with(LOGIN_GRADE, FAST).expect("key");
+        let entry = ViewerKeyEntry {
+            locked_key: hex::encode(key.to_bytes()),
+            enrolled_micros: 0,
+        };
+        index.put_viewer_key(UserId(1), &entry).expect("put");
+        unlock(&index, Some(UserId(1)), &pass(LOGIN_GRADE), 0).expect("still unlocks");
+        assert!(matches!(
+            change(&index, &store, &pass(LOGIN_GRADE), LOGIN_GRADE, LOGIN_GRADE),
+            Err(E2eError::WeakPassphrase(_))
+        ));
+        change(&index, &store, &pass(LOGIN_GRADE), NEW, NEW).expect("changed to a strong one");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub fn subject(kind: AlertKind) -> &'static str {
         AlertKind::AccountDeleted => "Porchlight: a shared user deleted their account",
         AlertKind::TwoFactorChanged => "Porchlight: your two-step verification was changed",
         AlertKind::TokenCreated => "Porchlight: a linked service token was made",
+        AlertKind::E2ePassphraseChanged => "Porchlight: your end-to-end passphrase was changed",
+        AlertKind::E2eRecoveryKeyReplaced => "Porchlight: you have a new end-to-end recovery key",
         AlertKind::SecondStepNotCompleted => {
             "Porchlight: your password was used, the login not completed"
         }

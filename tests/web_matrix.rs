@@ -118,6 +118,8 @@ const TABLE: &[(&str, &str, [Expect; 7])] = &[
     ("POST", "/end-to-end/lock",                   [Login,    Allow,    Allow,    Login,    Login,    Login,    Forbid]),
     ("POST", "/end-to-end/disable",                [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
     ("POST", "/end-to-end/migrate",                [Login,    Bad,      Forbid,   Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/passphrase",             [Login,    Bad,      Bad,      Login,    Login,    Login,    Forbid]),
+    ("POST", "/end-to-end/recovery-key",           [Login,    Bad,      Bad,      Login,    Login,    Login,    Forbid]),
     // Data rights: everyone with an account has their data; only a shared user deletes
     // their own account (the owner's try, like the shared user's, has a wrong
     // confirmation); the archive of everything and erasing are the owner's.

@@ -439,6 +439,12 @@ impl Auth {
         }
     }
 
+    /// A security alert to `user` from outside this module (their end-to-end
+    /// passphrase changed): shown and mailed like every alert.
+    pub fn notice_to_user(&self, user: UserId, kind: AlertKind, message: String) {
+        self.raise(user, kind, message);
+    }
+
     /// A security notice to every owner from outside this module (a share link was
     /// made): shown and mailed like every alert, whatever anyone's preferences.
     pub fn notice_to_owners(&self, kind: AlertKind, message: String) {

@@ -11,7 +11,9 @@
 //!
 //! Strength: at least 8 characters (15 recommended, shown in the form), at most 256,
 //! and `zxcvbn` must score it 3 or 4 ("safely unguessable") given the user name as
-//! context; otherwise the estimator's own warning is the reason given.
+//! context; otherwise the estimator's own warning is the reason given. A new
+//! end-to-end passphrase needs more ([`passphrase_weakness`]: 12 characters, score 4),
+//! because it can be guessed offline.
 
 use std::sync::Arc;
 
@@ -116,26 +118,64 @@ fn hash_blocking(password: &str) -> Result<String, AuthError> {
         .map_err(|e| AuthError::Internal(format!("argon2: {e}")))
 }
 
+/// Fewest characters of a new end-to-end passphrase ([`passphrase_weakness`]).
+pub const PASSPHRASE_MIN_LEN: usize = 12;
+
 /// Why a new password is refused, in words for the user; `None` if it is acceptable.
 pub fn weakness(password: &str, user_inputs: &[&str]) -> Option<String> {
-    let chars = password.chars().count();
-    if chars < MIN_LEN {
-        return Some(format!(
-            "Use at least {MIN_LEN} characters ({RECOMMENDED_LEN} or more is better)."
-        ));
+    judge(password, user_inputs, MIN_LEN, 3, "password")
+}
+
+/// Why a new end-to-end passphrase is refused, in words for the user; `None` if it
+/// is acceptable. Stricter than [`weakness`]: at least [`PASSPHRASE_MIN_LEN`]
+/// characters and zxcvbn's top score, 4. A login password is only ever guessed
+/// online, through the throttle (a handful of tries a minute, then a block); the
+/// passphrase locks a viewer key that sits in the index and in `data_dir/viewers/`,
+/// so whoever copies the disk guesses it offline, limited only by Argon2id
+/// (128 MiB, t = 3) on their own hardware. Applies to new passphrases (enrolment
+/// and change); one chosen under the older rule keeps unlocking.
+pub fn passphrase_weakness(passphrase: &str, user_inputs: &[&str]) -> Option<String> {
+    judge(passphrase, user_inputs, PASSPHRASE_MIN_LEN, 4, "passphrase")
+}
+
+/// At least `min_len` characters, at most [`MAX_LEN`], and a zxcvbn score of at
+/// least `min_score` given `user_inputs` (and the product's name) as context;
+/// otherwise the reason, calling the secret `noun`.
+fn judge(
+    secret: &str,
+    user_inputs: &[&str],
+    min_len: usize,
+    min_score: u8,
+    noun: &str,
+) -> Option<String> {
+    let chars = secret.chars().count();
+    if chars < min_len {
+        let better = if min_len < RECOMMENDED_LEN {
+            format!(" ({RECOMMENDED_LEN} or more is better)")
+        } else {
+            String::new()
+        };
+        return Some(format!("Use at least {min_len} characters{better}."));
     }
     if chars > MAX_LEN {
         return Some(format!("Use at most {MAX_LEN} characters."));
     }
     // zxcvbn's matching grows quickly with length; the first 100 characters decide.
-    let judged: String = password.chars().take(100).collect();
+    let judged: String = secret.chars().take(100).collect();
     let mut inputs = user_inputs.to_vec();
     inputs.push("porchlight");
     let estimate = zxcvbn::zxcvbn(&judged, &inputs);
-    if u8::from(estimate.score()) >= 3 {
+    if u8::from(estimate.score()) >= min_score {
         return None;
     }
-    let mut reason = String::from("This password is too easy to guess.");
+    let mut reason = if min_score >= 4 {
+        format!(
+            "This {noun} is not hard enough to guess: it protects a key file that can be \
+             attacked offline, so it needs the strongest rating."
+        )
+    } else {
+        format!("This {noun} is too easy to guess.")
+    };
     if let Some(feedback) = estimate.feedback() {
         if let Some(w) = feedback.warning() {
             reason.push(' ');
@@ -198,6 +238,33 @@ mod tests {
             None,
             "64+ allowed"
         );
+    }
+
+    /// A password good enough to log in with (score 3) is not good enough for the
+    /// end-to-end passphrase, which can be guessed offline; nor is a short one.
+    #[test]
+    fn a_login_grade_password_is_refused_as_an_end_to_end_passphrase() {
+        let score3 = "purple elephant";
+        let score = |s: &str| u8::from(zxcvbn::zxcvbn(s, &["porchlight"]).score());
+        assert_eq!(score(score3), 3, "the example must stay a score-3 string");
+        assert!(score3.chars().count() >= PASSPHRASE_MIN_LEN);
+        assert_eq!(weakness(score3, &[]), None, "fine for a login");
+        let why = passphrase_weakness(score3, &[]).expect("refused");
+        assert!(why.contains("offline"), "{why}");
+        let short = "Xq7#mPz!9vR";
+        assert_eq!(score(short), 4);
+        let why = passphrase_weakness(short, &[]).expect("refused");
+        assert!(why.contains("at least 12 characters"), "{why}");
+        for good in [
+            "lantern orchard pebble 1987 quietly",
+            "velvet harbour compass 2231 slowly",
+            "copper meadow lantern 4410 gently",
+        ] {
+            assert_eq!(passphrase_weakness(good, &["owner"]), None, "{good}");
+        }
+        assert!(passphrase_weakness(&"x".repeat(300), &[])
+            .expect("long")
+            .contains("at most"));
     }
 
     #[test]

@@ -75,10 +75,14 @@ pub enum AuditKind {
     EndToEndDisabled,
     /// Recordings sealed to viewers were re-sealed under the master key.
     EndToEndMigrated,
+    /// A viewer's end-to-end passphrase was changed (never the passphrase itself).
+    EndToEndPassphraseChanged,
+    /// A viewer made a new recovery key; the old one no longer opens their key.
+    EndToEndRecoveryKeyReplaced,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 42] = [
+    pub const ALL: [AuditKind; 44] = [
         AuditKind::OwnerCreated,
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
@@ -121,6 +125,8 @@ impl AuditKind {
         AuditKind::EndToEndLocked,
         AuditKind::EndToEndDisabled,
         AuditKind::EndToEndMigrated,
+        AuditKind::EndToEndPassphraseChanged,
+        AuditKind::EndToEndRecoveryKeyReplaced,
     ];
 
     /// The stored name, e.g. `login_failed`.
@@ -168,6 +174,8 @@ impl AuditKind {
             AuditKind::EndToEndLocked => "end_to_end_locked",
             AuditKind::EndToEndDisabled => "end_to_end_disabled",
             AuditKind::EndToEndMigrated => "end_to_end_migrated",
+            AuditKind::EndToEndPassphraseChanged => "end_to_end_passphrase_changed",
+            AuditKind::EndToEndRecoveryKeyReplaced => "end_to_end_recovery_key_replaced",
         }
     }
 

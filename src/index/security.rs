@@ -53,6 +53,10 @@ pub enum AlertKind {
     SecondStepNotCompleted,
     /// An API token for a linked service was made (it lives until revoked).
     TokenCreated,
+    /// The user's end-to-end passphrase was changed.
+    E2ePassphraseChanged,
+    /// The user made a new end-to-end recovery key (the old one stopped working).
+    E2eRecoveryKeyReplaced,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,9 @@
 //!   sealed to. The daemon holds only these while nobody has unlocked.
 //! - [`LockedViewerKey`]: the matching private key as it rests on disk, encrypted
 //!   twice: under a key derived from the viewer's passphrase (Argon2id) and under a
-//!   random [`RecoveryKey`] shown once to print.
+//!   random [`RecoveryKey`] shown once to print. Either lock can be replaced (a new
+//!   passphrase, a new recovery key) without changing the key pair, so what was
+//!   sealed to it still opens.
 //! - [`ViewerSecret`]: the private key after an unlock; memory only.
 //! - [`RecipientSlot`]: one recording's data key sealed to one viewer.
 //!
@@ -73,7 +75,9 @@ const RECOVERY_INFO: &[u8] = b"viewer key wrap: recovery";
 const LOCKED_VERSION: u8 = 1;
 const SALT_LEN: usize = 16;
 const WRAPPED_LEN: usize = 24 + KEY_LEN + TAG_LEN;
-const LOCKED_LEN: usize = 1 + KEY_LEN + 12 + SALT_LEN + 2 * WRAPPED_LEN;
+/// End of version ‖ public key ‖ m, t, p in the stored form.
+const PARAMS_END: usize = 1 + KEY_LEN + 12;
+const LOCKED_LEN: usize = PARAMS_END + SALT_LEN + 2 * WRAPPED_LEN;
 /// Upper bounds accepted from a stored key, so a tampered record cannot make an
 /// unlock allocate more than a 1 GB Raspberry Pi can spare: 512 MiB, four times the
 /// 128 MiB of [`KdfParams::STRONG`].
@@ -491,6 +495,71 @@ impl LockedViewerKey {
         &self.public
     }
 
+    /// The same private key (`viewer`, unlocked from this one) locked under a new
+    /// passphrase: a fresh salt and the strong parameters, whatever this key had; the
+    /// recovery lock is kept as it is. One Argon2id run: call from a blocking thread.
+    pub fn with_new_passphrase(
+        &self,
+        viewer: &ViewerSecret,
+        passphrase: &str,
+    ) -> Result<LockedViewerKey, StoreError> {
+        self.with_new_passphrase_with(viewer, passphrase, KdfParams::STRONG)
+    }
+
+    pub(crate) fn with_new_passphrase_with(
+        &self,
+        viewer: &ViewerSecret,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<LockedViewerKey, StoreError> {
+        self.same_key(viewer)?;
+        let mut salt = [0u8; SALT_LEN];
+        fill_random(&mut salt)?;
+        let by_passphrase = wrap_secret(
+            &*params.derive(passphrase, &salt)?,
+            &wrap_aad("passphrase", &self.public),
+            &viewer.secret,
+        )?;
+        Ok(LockedViewerKey {
+            params,
+            salt,
+            by_passphrase,
+            ..self.clone()
+        })
+    }
+
+    /// The same private key locked under a new recovery key (returned, to be shown
+    /// once); the passphrase lock is kept as it is, and the old recovery key no longer
+    /// opens the result.
+    pub fn with_new_recovery(
+        &self,
+        viewer: &ViewerSecret,
+    ) -> Result<(LockedViewerKey, RecoveryKey), StoreError> {
+        self.same_key(viewer)?;
+        let recovery = RecoveryKey::generate()?;
+        let by_recovery = wrap_secret(
+            &recovery.wrap_key(),
+            &wrap_aad("recovery", &self.public),
+            &viewer.secret,
+        )?;
+        let locked = LockedViewerKey {
+            by_recovery,
+            ..self.clone()
+        };
+        Ok((locked, recovery))
+    }
+
+    /// Re-locking someone else's private key under this public key would store a key
+    /// that never unlocks; refuse it instead.
+    fn same_key(&self, viewer: &ViewerSecret) -> Result<(), StoreError> {
+        if viewer.public != self.public {
+            return Err(StoreError::ViewerKeyInvalid {
+                reason: "the unlocked key is not this viewer's".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Unlocks with the passphrase (one Argon2id run: call from a blocking thread).
     /// A wrong passphrase is [`StoreError::ViewerUnlock`].
     pub fn unlock_with_passphrase(&self, passphrase: &str) -> Result<ViewerSecret, StoreError> {
@@ -524,6 +593,14 @@ impl LockedViewerKey {
         Ok(viewer)
     }
 
+    /// Where the passphrase lock (salt ‖ wrapped) lies in [`Self::to_bytes`]: what a
+    /// passphrase change overwrites in the old copy.
+    pub const PASSPHRASE_PART: std::ops::Range<usize> =
+        PARAMS_END..PARAMS_END + SALT_LEN + WRAPPED_LEN;
+    /// Where the recovery lock lies in [`Self::to_bytes`].
+    pub const RECOVERY_PART: std::ops::Range<usize> =
+        PARAMS_END + SALT_LEN + WRAPPED_LEN..LOCKED_LEN;
+
     /// The stored form: version (1) ‖ public key (32) ‖ m, t, p (u32 BE each) ‖ salt
     /// (16) ‖ wrapped under the passphrase (72) ‖ wrapped under the recovery key (72).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -551,7 +628,7 @@ impl LockedViewerKey {
         }
         let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let public: [u8; KEY_LEN] = bytes[1..33].try_into().expect("32 bytes");
-        let at = 45;
+        let at = PARAMS_END;
         Ok(LockedViewerKey {
             public: ViewerPublicKey::from_bytes(public),
             params: KdfParams {

@@ -46,7 +46,7 @@ pub use error::StoreError;
 pub use migrate::Migrated;
 pub use rotate::{KeyRotation, Rewrap, Rewrapped};
 pub use share::Clip;
-pub use viewer_file::SavedViewer;
+pub use viewer_file::{Relocked, SavedViewer};
 pub use writer::{FinishedFile, SealedWriter as RecordingWriter};
 
 use crate::index::{RecordingEntry, RecordingState};
@@ -295,6 +295,12 @@ impl Store {
     /// Saves (or replaces) a viewer key's file (see `viewer_file.rs`).
     pub fn save_viewer(&self, saved: &SavedViewer) -> Result<(), StoreError> {
         viewer_file::save(&self.viewers, saved)
+    }
+
+    /// Replaces a viewer key's file after a re-locking, overwriting the `retired`
+    /// lock of the old one in place first (see `viewer_file::replace`).
+    pub fn replace_viewer(&self, saved: &SavedViewer, retired: Relocked) -> Result<(), StoreError> {
+        viewer_file::replace(&self.viewers, saved, retired)
     }
 
     /// Overwrites and removes a viewer key's file; missing counts as done.

@@ -40,7 +40,7 @@
 //! | `POST /recordings/{id}/share`, `/events/{id}/share`, `GET /shares`, `POST /shares/{link}/delete` | share links: make one (of a recording or an event's clip), list, unshare |
 //! | `GET /s/{link}`, `POST /s/{link}/open`, `GET /s/{link}/video.mp4`, `/download` | a share link's public page (secret in the fragment), viewer cookie, its clip |
 //! | `GET /control-centre` | every privacy and security setting and its state |
-//! | `GET /end-to-end`, `POST /end-to-end/enable`, `/end-to-end/unlock`, `/end-to-end/lock`, `/end-to-end/disable`, `/end-to-end/migrate` | end-to-end mode: turn on (owner; recovery key shown once) or enrol one's own passphrase, unlock this session's viewer key, lock it, turn it off or back on (owner, with the passphrase), migrate sealed recordings to the master key once off (owner, unlocked) |
+//! | `GET /end-to-end`, `POST /end-to-end/enable`, `/end-to-end/unlock`, `/end-to-end/lock`, `/end-to-end/disable`, `/end-to-end/migrate`, `/end-to-end/passphrase`, `/end-to-end/recovery-key` | end-to-end mode: turn on (owner; recovery key shown once) or enrol one's own passphrase, unlock this session's viewer key, lock it, turn it off or back on (owner, with the passphrase), migrate sealed recordings to the master key once off (owner, unlocked), change one's passphrase (with it or the recovery key), make a new recovery key (with the passphrase; shown once) |
 //! | `GET /my-data`, `/my-data.json`, `POST /my-data/delete-account` | the user's data: what it holds, its JSON download; a shared user deletes their account |
 //! | `GET /export-everything.tar` | the owner's streamed archive: `data.json` and every recording as MP4 |
 //! | `GET/POST /erase-all-data` | the owner erases everything but their account, keys first |
@@ -187,6 +187,14 @@ pub fn app(state: WebState) -> Router {
         .route("/end-to-end/lock", post(pages::e2e::lock))
         .route("/end-to-end/disable", post(pages::e2e::disable))
         .route("/end-to-end/migrate", post(pages::e2e::migrate))
+        .route(
+            "/end-to-end/passphrase",
+            post(pages::e2e::change_passphrase),
+        )
+        .route(
+            "/end-to-end/recovery-key",
+            post(pages::e2e::new_recovery_key),
+        )
         .route("/my-data", get(pages::data::page))
         .route("/my-data.json", get(pages::data::download))
         .route("/my-data/delete-account", post(pages::data::delete_account))

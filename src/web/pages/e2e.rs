@@ -16,7 +16,8 @@ use super::account::with_status;
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
 use crate::e2e::{self, E2eError, Secret};
-use crate::index::AuditKind;
+use crate::index::{AlertKind, AuditKind};
+use crate::store::e2e::RecoveryKey;
 use crate::web::extract::{CsrfForm, FullSession};
 use crate::web::view::{render, Frame};
 use crate::web::{WebError, WebState};
@@ -51,6 +52,26 @@ struct RecoveryPage {
     frame: Frame,
     recovery_key: String,
     qr_svg: String,
+    /// A replacement for an existing recovery key (not the first, at enrolment).
+    renewed: bool,
+}
+
+impl RecoveryPage {
+    /// The page that shows `recovery` once, as text and as a QR code.
+    async fn show(
+        state: &WebState,
+        session: &FullSession,
+        recovery: &RecoveryKey,
+        renewed: bool,
+    ) -> Result<Response, WebError> {
+        let text = recovery.to_text();
+        render(&RecoveryPage {
+            frame: frame_for(state, &session.0).await?,
+            qr_svg: super::account::qr_svg(&text)?,
+            recovery_key: text.to_string(),
+            renewed,
+        })
+    }
 }
 
 async fn page_with(
@@ -160,16 +181,7 @@ pub async fn enable(
         session.require(Action::EnableEndToEnd, Object::System)?;
     }
     if form.passphrase.is_empty() {
-        return with_status(
-            StatusCode::BAD_REQUEST,
-            page_with(
-                &state,
-                &session,
-                Some("Choose a passphrase.".into()),
-                String::new(),
-            )
-            .await,
-        );
+        return missing(&state, &session, "Choose a passphrase.").await;
     }
     if !on && !form.resume.is_empty() {
         return switch(state, session, form.passphrase, true).await;
@@ -225,12 +237,7 @@ pub async fn enable(
         subject.into(),
     )
     .await?;
-    let text = recovery.to_text();
-    render(&RecoveryPage {
-        frame: frame_for(&state, &session.0).await?,
-        qr_svg: super::account::qr_svg(&text)?,
-        recovery_key: text.to_string(),
-    })
+    RecoveryPage::show(&state, &session, &recovery, false).await
 }
 
 #[derive(Deserialize)]
@@ -323,16 +330,7 @@ pub async fn disable(
 ) -> Result<Response, WebError> {
     session.require(Action::EnableEndToEnd, Object::System)?;
     if form.passphrase.is_empty() {
-        return with_status(
-            StatusCode::BAD_REQUEST,
-            page_with(
-                &state,
-                &session,
-                Some("Type your passphrase to turn it off.".into()),
-                String::new(),
-            )
-            .await,
-        );
+        return missing(&state, &session, "Type your passphrase to turn it off.").await;
     }
     switch(state, session, form.passphrase, false).await
 }
@@ -381,6 +379,183 @@ async fn switch(
             )
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct ChangePassphraseForm {
+    /// The current passphrase or the recovery key.
+    #[serde(default, deserialize_with = "zeroizing")]
+    current: Zeroizing<String>,
+    #[serde(default, deserialize_with = "zeroizing")]
+    passphrase: Zeroizing<String>,
+    #[serde(default, deserialize_with = "zeroizing")]
+    repeat: Zeroizing<String>,
+}
+
+/// `POST /end-to-end/passphrase`: a viewer re-locks their own key under a new
+/// passphrase, proving the current passphrase or the recovery key (throttled like an
+/// unlock). The key itself stays, so everything sealed to it still opens; other
+/// sessions of this user that had it unlocked are locked (whoever used the old
+/// passphrase there must now know the new one).
+pub async fn change_passphrase(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<ChangePassphraseForm>,
+) -> Result<Response, WebError> {
+    let user = session.0.user.id;
+    session.require(Action::UnlockOwnViewerKey, Object::User(user))?;
+    let current = Zeroizing::new(form.current.trim().to_owned());
+    if current.is_empty() || form.passphrase.is_empty() {
+        let why = "Type your current passphrase (or recovery key) and a new passphrase.";
+        return missing(&state, &session, why).await;
+    }
+    let (index, store) = (state.index.clone(), state.store.clone());
+    let (name, now) = (session.0.user.username.clone(), state.clock.now_micros());
+    let current = Secret::guess(current);
+    let by = match current {
+        Secret::Passphrase(_) => "the current passphrase",
+        Secret::RecoveryKey(_) => "the recovery key",
+    };
+    let changed = blocking(move || {
+        Ok(e2e::change_passphrase(
+            &index,
+            &store,
+            user,
+            &name,
+            &current,
+            &form.passphrase,
+            &form.repeat,
+            now,
+        ))
+    })
+    .await?;
+    if let Err(e) = changed {
+        return refused(&state, &session, e).await;
+    }
+    relocked(
+        &state,
+        &session,
+        AuditKind::EndToEndPassphraseChanged,
+        format!("end-to-end passphrase changed (proved with {by})"),
+        AlertKind::E2ePassphraseChanged,
+        "The end-to-end passphrase of your Porchlight account was changed. If this was not you, unlock with your recovery key, change the passphrase again and make a new recovery key.",
+    )
+    .await?;
+    Ok(see_other("/end-to-end", &[]))
+}
+
+#[derive(Deserialize)]
+pub struct NewRecoveryForm {
+    #[serde(default, deserialize_with = "zeroizing")]
+    passphrase: Zeroizing<String>,
+}
+
+/// `POST /end-to-end/recovery-key`: a viewer replaces their recovery key (lost, or
+/// seen by someone), proving the current passphrase; the new one is shown once, as
+/// at enrolment, and the old one stops opening the key.
+pub async fn new_recovery_key(
+    State(state): State<WebState>,
+    session: FullSession,
+    CsrfForm(form): CsrfForm<NewRecoveryForm>,
+) -> Result<Response, WebError> {
+    let user = session.0.user.id;
+    session.require(Action::UnlockOwnViewerKey, Object::User(user))?;
+    if form.passphrase.is_empty() {
+        return missing(
+            &state,
+            &session,
+            "Type your passphrase to make a new recovery key.",
+        )
+        .await;
+    }
+    let (index, store, now) = (
+        state.index.clone(),
+        state.store.clone(),
+        state.clock.now_micros(),
+    );
+    let made = blocking(move || {
+        Ok(e2e::new_recovery_key(
+            &index,
+            &store,
+            user,
+            &form.passphrase,
+            now,
+        ))
+    })
+    .await?;
+    let recovery = match made {
+        Ok(key) => key,
+        Err(e) => return refused(&state, &session, e).await,
+    };
+    relocked(
+        &state,
+        &session,
+        AuditKind::EndToEndRecoveryKeyReplaced,
+        "new end-to-end recovery key made; the old one no longer works".into(),
+        AlertKind::E2eRecoveryKeyReplaced,
+        "A new end-to-end recovery key was made for your Porchlight account; the old one no longer works. If this was not you, change your end-to-end passphrase and make a new recovery key.",
+    )
+    .await?;
+    RecoveryPage::show(&state, &session, &recovery, true).await
+}
+
+/// After a re-locking: other sessions of this user lose their unlocked key, and the
+/// change is audited and alerted (a stolen session that knew the old secret must
+/// not go unnoticed).
+async fn relocked(
+    state: &WebState,
+    session: &FullSession,
+    kind: AuditKind,
+    subject: String,
+    alert: AlertKind,
+    message: &str,
+) -> Result<(), WebError> {
+    let user = session.0.user.id;
+    state.unlocked.lock_user_except(user, &session.0.key);
+    audit(state, &session.0, kind, subject).await?;
+    let (auth, message) = (state.auth.clone(), message.to_owned());
+    blocking(move || {
+        auth.notice_to_user(user, alert, message);
+        Ok(())
+    })
+    .await
+}
+
+/// 400 and the page again, saying which field a form left empty.
+async fn missing(state: &WebState, session: &FullSession, why: &str) -> Result<Response, WebError> {
+    with_status(
+        StatusCode::BAD_REQUEST,
+        page_with(state, session, Some(why.into()), String::new()).await,
+    )
+}
+
+/// The page again with why a passphrase change or a new recovery key was refused;
+/// a wrong secret is audited as a failed unlock (it is counted as one).
+async fn refused(
+    state: &WebState,
+    session: &FullSession,
+    e: E2eError,
+) -> Result<Response, WebError> {
+    let status = match &e {
+        E2eError::WrongSecret => {
+            audit(
+                state,
+                &session.0,
+                AuditKind::EndToEndUnlockFailed,
+                "wrong passphrase or recovery key".into(),
+            )
+            .await?;
+            StatusCode::UNAUTHORIZED
+        }
+        E2eError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E2eError::WeakPassphrase(_) | E2eError::Mismatch => StatusCode::BAD_REQUEST,
+        E2eError::NotEnabled => StatusCode::CONFLICT,
+        _ => return Err(WebError::Internal(e.to_string())),
+    };
+    with_status(
+        status,
+        page_with(state, session, Some(e.to_string()), String::new()).await,
+    )
 }
 
 /// `POST /end-to-end/migrate`: once the mode is off, the owner's unlocked session
