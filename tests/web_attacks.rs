@@ -754,6 +754,7 @@ const MALFORMED: &[(Sender, &str, &str, &str, &str)] = &[
     (Sender::Owner, "GET", "/recordings/%FF", "", ""),
     (Sender::Owner, "GET", "/cameras/%FF%FE/recordings", "", ""),
     (Sender::Owner, "GET", "/recordings/%C0%AE/video.mp4", "", ""),
+    (Sender::Owner, "GET", "/end-to-end?next=a&next=b", "", ""),
     (Sender::Owner, "GET", "/activity?day=a&day=b", "", ""),
     // Forms behind a session: a wrong content type, a field of the wrong kind.
     (

@@ -141,7 +141,7 @@ fn safe_next(next: &str) -> String {
 pub async fn page(
     State(state): State<WebState>,
     session: FullSession,
-    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+    crate::web::extract::Query(q): crate::web::extract::Query<NextQuery>,
 ) -> Result<Response, WebError> {
     session.require(Action::UnlockOwnViewerKey, Object::User(session.0.user.id))?;
     page_with(&state, &session, None, safe_next(&q.next)).await
