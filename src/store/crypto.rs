@@ -16,6 +16,8 @@
 //! key id      = SHA-256(`porchlight key-id v1` ‖ 0x00 ‖ master key)[0..8]
 //! wrap key    = HKDF(salt = `porchlight-store-v1`, ikm = master key, info = `data-key wrap`), 32 bytes
 //! payload key = HKDF(salt = `porchlight-store-v1`, ikm = data key,   info = `chunk payload`), 32 bytes
+//! auth key    = HKDF(salt = `porchlight-store-v1`, ikm = master key, info = `e2e header auth`), 32 bytes
+//! e2e tag     = HMAC-SHA256(auth key, version 2 header with bytes 36..42 zeroed)[0..6]
 //! wrap AAD    = `porchlight data-key v1` ‖ 0x00 ‖ recording id (u64 BE)
 //!               ‖ camera length (u64 BE) ‖ camera (UTF-8)
 //! ```
@@ -34,13 +36,22 @@
 //! `chacha20poly1305` keep their own copy of the key and only wipe it when that
 //! crate's `zeroize` feature is enabled.
 //!
-//! May call: the filesystem (key file only), the OS random number generator.
+//! The e2e tag is what makes an end-to-end (version 2) file authentic: its data key
+//! is sealed to viewers' *public* keys, so without the tag anyone who can write the
+//! data disk could make one (see `format`). HMAC is computed as HKDF-Extract with
+//! the auth key as salt, which RFC 5869 defines as exactly HMAC-SHA256(salt, ikm):
+//! that reuses the `hkdf` crate already here instead of adding `hmac` to the
+//! dependencies (and to the fuzz workspace's lock file).
+//!
+//! May call: the filesystem (the key directory only: the key file and the
+//! [`E2E_TAGS_MARKER`]), the OS random number generator.
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag, XChaCha20Poly1305, XNonce};
@@ -66,6 +77,14 @@ const PAYLOAD_INFO: &[u8] = b"chunk payload";
 const SECRET_INFO: &[u8] = b"secret box";
 const SHARE_KEY_INFO: &[u8] = b"share link key";
 const SHARE_CHECK_INFO: &[u8] = b"share link check";
+const E2E_AUTH_INFO: &[u8] = b"e2e header auth";
+/// Bytes of an end-to-end header's tag (see `format` for why 48 bits suffice).
+pub const E2E_TAG_LEN: usize = 6;
+/// File in the key directory that says every end-to-end file of this installation
+/// carries a header tag, so an all-zero tag is refused like a wrong one. It lives in
+/// the key directory because the threat is someone who can write the data disk but
+/// not the key directory: on the data disk they could delete it.
+pub const E2E_TAGS_MARKER: &str = "e2e-tags-v1";
 
 /// Bytes of a share link's secret (256 bits; the issue asks for at least 128).
 pub const SHARE_SECRET_LEN: usize = 32;
@@ -153,12 +172,43 @@ impl fmt::Debug for KeyId {
 pub struct MasterKey {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     id: KeyId,
+    /// Whether an end-to-end file with an all-zero header tag (written before tags
+    /// existed) is accepted: only while [`E2E_TAGS_MARKER`] is absent from the key
+    /// directory, i.e. until start-up has tagged the old files once.
+    accepts_untagged_e2e: AtomicBool,
 }
 
 impl MasterKey {
+    /// A key from its bytes; it refuses untagged end-to-end files (the safe default
+    /// for keys not loaded from a key directory).
     pub(super) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
         let id = KeyId::of(&bytes);
-        MasterKey { bytes, id }
+        MasterKey {
+            bytes,
+            id,
+            accepts_untagged_e2e: AtomicBool::new(false),
+        }
+    }
+
+    /// The 6-byte tag of a version 2 header, over `message` (the `header_len` header
+    /// bytes with the tag's own bytes zeroed; `format` builds it).
+    pub fn e2e_header_tag(&self, message: &[u8]) -> [u8; E2E_TAG_LEN] {
+        let auth_key = hkdf32(self.bytes.as_ref(), E2E_AUTH_INFO);
+        // HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869, section 2.2).
+        let (mac, _) = Hkdf::<Sha256>::extract(Some(auth_key.as_ref()), message);
+        mac[..E2E_TAG_LEN]
+            .try_into()
+            .expect("SHA-256 output is longer than 6 bytes")
+    }
+
+    /// Whether an all-zero end-to-end header tag is still accepted (see the field).
+    pub fn accepts_untagged_e2e(&self) -> bool {
+        self.accepts_untagged_e2e.load(Ordering::SeqCst)
+    }
+
+    /// Sets what [`accepts_untagged_e2e`](Self::accepts_untagged_e2e) says.
+    pub(super) fn set_accepts_untagged_e2e(&self, accept: bool) {
+        self.accepts_untagged_e2e.store(accept, Ordering::SeqCst);
     }
 
     /// A random key that exists only in memory (tests).
@@ -193,9 +243,14 @@ impl MasterKey {
     /// Refuses with [`StoreError::RotationInterrupted`] while a master-key rotation
     /// is unfinished (see `rotate`): some files are then under the old key and some
     /// under the new one, and using either key alone would misreport the others.
+    ///
+    /// The key accepts untagged end-to-end files only while `key_dir` has no
+    /// [`E2E_TAGS_MARKER`] (see [`write_e2e_tags_marker`]).
     pub fn load(key_dir: &Path) -> Result<MasterKey, StoreError> {
         super::rotate::refuse_if_rotating(key_dir)?;
-        MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))
+        let key = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
+        key.set_accepts_untagged_e2e(!e2e_tags_marker_exists(key_dir)?);
+        Ok(key)
     }
 
     /// Loads one key file with the checks of [`load`](Self::load) (size, type, mode).
@@ -281,6 +336,8 @@ impl MasterKey {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return MasterKey::load(key_dir),
             Err(e) => return Err(StoreError::io("link master key", &path, e)),
         }
+        // A new key has no untagged end-to-end file to tolerate.
+        write_e2e_tags_marker(key_dir)?;
         let key = MasterKey::from_bytes(bytes);
         tracing::info!(key_id = %key.id, path = %path.display(), "created a new master key");
         Ok(key)
@@ -411,6 +468,38 @@ pub(super) fn write_new_key_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result
         .map_err(|e| StoreError::io("write key file", path, e))?;
     file.sync_all()
         .map_err(|e| StoreError::io("fsync key file", path, e))
+}
+
+/// Whether `key_dir` holds the [`E2E_TAGS_MARKER`] (a symlink counts: its presence
+/// is what matters, and only the key directory's owner can make one there).
+pub(super) fn e2e_tags_marker_exists(key_dir: &Path) -> Result<bool, StoreError> {
+    let path = key_dir.join(E2E_TAGS_MARKER);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("look for the e2e tags marker", &path, e)),
+    }
+}
+
+/// Writes the [`E2E_TAGS_MARKER`] (mode 0600, fsynced with its directory): from
+/// then on a key loaded from `key_dir` refuses untagged end-to-end files. Call it
+/// only once every end-to-end file is tagged. Idempotent.
+pub(super) fn write_e2e_tags_marker(key_dir: &Path) -> Result<(), StoreError> {
+    if e2e_tags_marker_exists(key_dir)? {
+        return Ok(());
+    }
+    let path = key_dir.join(E2E_TAGS_MARKER);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io("create the e2e tags marker", &path, e))?;
+    file.write_all(b"every end-to-end recording here carries a header tag\n")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StoreError::io("write the e2e tags marker", &path, e))?;
+    sync_dir(key_dir)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {

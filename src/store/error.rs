@@ -5,7 +5,7 @@
 //! material: keys only ever appear here as their [`KeyId`], which is safe to log.
 //!
 //! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
-//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`) mean the bytes on disk cannot be
+//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`, `NotAuthentic`) mean the bytes on disk cannot be
 //! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
 //! means an earlier write or fsync failed and the writer will not guess what
 //! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
@@ -201,6 +201,15 @@ pub enum StoreError {
     )]
     EndToEnd { path: PathBuf, recording_id: u64 },
 
+    /// An end-to-end file's header tag does not match the master key: someone who
+    /// could write the data disk (but not the key directory) made or altered it.
+    #[error(
+        "recording {recording_id:016x} ({}) was not written by this Porchlight: its \
+         end-to-end header tag does not match the master key",
+        .path.display()
+    )]
+    NotAuthentic { path: PathBuf, recording_id: u64 },
+
     /// The unlocked viewer is not among a recording's recipients (it was made
     /// before the viewer was added, or after the viewer was removed).
     #[error("recording {recording_id:016x} is not sealed to viewer key {viewer}")]
@@ -242,6 +251,7 @@ impl StoreError {
                 | StoreError::Corrupt { .. }
                 | StoreError::NotARecording { .. }
                 | StoreError::WrongRecording { .. }
+                | StoreError::NotAuthentic { .. }
         )
     }
 }
