@@ -49,7 +49,7 @@
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -235,8 +235,10 @@ impl MasterKey {
     ///
     /// Fails with [`StoreError::MasterKeyMissing`] if the file does not exist,
     /// [`StoreError::MasterKeyInvalid`] if it is not a regular file of exactly 32
-    /// bytes, and [`StoreError::MasterKeyPermissions`] if group or others have any
-    /// permission on it. The last is an error, not a warning, on purpose (as ssh does
+    /// bytes, [`StoreError::MasterKeyPermissions`] if its mode is not 0600 or 0400,
+    /// and [`StoreError::KeyPathUnsafe`] if it is a symlink, belongs to another user,
+    /// or its directory is group- or world-writable or belongs to another user (see
+    /// [`load_file`](Self::load_file)). The last is an error, not a warning, on purpose (as ssh does
     /// for private keys): a key readable by other local users defeats at-rest
     /// encryption, and a daemon that refuses to start is noticed, a log line is not.
     ///
@@ -253,13 +255,42 @@ impl MasterKey {
         Ok(key)
     }
 
-    /// Loads one key file with the checks of [`load`](Self::load) (size, type, mode).
+    /// Loads one key file with the checks of [`load`](Self::load): size, type, mode
+    /// and owner of the file, mode and owner of its directory (see
+    /// [`check_key_owner`]), and no symlink.
+    ///
+    /// A symlink is refused (the file is opened with `O_NOFOLLOW`) because the
+    /// permission checks would then describe the link's target, wherever it lies,
+    /// and whoever can write the directory the link points into could swap the key.
+    /// A directory others can write to lets them replace `master.key` (rename over
+    /// it) with a key of their own, after which new recordings are sealed to a key
+    /// they hold; so group- or world-writable `key_dir` is refused too.
     pub(super) fn load_file(path: &Path) -> Result<MasterKey, StoreError> {
         let path = path.to_owned();
-        let mut file = match File::open(&path) {
+        let euid = rustix::process::geteuid().as_raw();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_key_dir(dir, euid)?;
+        }
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path);
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::MasterKeyMissing { path })
+            }
+            // ELOOP: `O_NOFOLLOW` met a symlink.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                let fix = format!(
+                    "cp --remove-destination \"$(readlink -f {0})\" {0}",
+                    path.display()
+                );
+                return Err(StoreError::KeyPathUnsafe {
+                    path,
+                    problem: "is a symbolic link, which is not followed".into(),
+                    fix,
+                });
             }
             Err(e) => return Err(StoreError::io("open master key", &path, e)),
         };
@@ -273,9 +304,10 @@ impl MasterKey {
             });
         }
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode != 0o600 && mode != 0o400 {
             return Err(StoreError::MasterKeyPermissions { path, mode });
         }
+        check_key_owner(&path, meta.uid(), euid)?;
         if meta.len() != KEY_LEN as u64 {
             return Err(StoreError::MasterKeyInvalid {
                 path,
@@ -468,6 +500,44 @@ pub(super) fn write_new_key_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result
         .map_err(|e| StoreError::io("write key file", path, e))?;
     file.sync_all()
         .map_err(|e| StoreError::io("fsync key file", path, e))
+}
+
+/// Refuses a key directory that group or others can write to, or that belongs to
+/// someone else (see [`check_key_owner`]). A missing directory passes: the key
+/// file's own error (`MasterKeyMissing`) says more.
+fn check_key_dir(dir: &Path, euid: u32) -> Result<(), StoreError> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat key directory", dir, e)),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StoreError::KeyPathUnsafe {
+            path: dir.to_owned(),
+            problem: format!(
+                "the key directory has mode {:03o}: others can replace the master key in it",
+                mode & 0o777
+            ),
+            fix: format!("chmod 700 {}", dir.display()),
+        });
+    }
+    check_key_owner(dir, meta.uid(), euid)
+}
+
+/// Refuses a key file or directory owned by anyone but this process's user or
+/// root: its owner can change its mode or contents at will. A process running as
+/// root accepts any owner, because root may run `check` or `rotate-master-key` on
+/// the key of the daemon's own (unprivileged) user, and root could read it anyway.
+pub(super) fn check_key_owner(path: &Path, owner: u32, euid: u32) -> Result<(), StoreError> {
+    if owner == euid || owner == 0 || euid == 0 {
+        return Ok(());
+    }
+    Err(StoreError::KeyPathUnsafe {
+        path: path.to_owned(),
+        problem: format!("it is owned by user id {owner}, but this process runs as user id {euid}"),
+        fix: format!("chown {euid} {}", path.display()),
+    })
 }
 
 /// Whether `key_dir` holds the [`E2E_TAGS_MARKER`] (a symlink counts: its presence
@@ -728,6 +798,100 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_master_key_is_refused_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real");
+        MasterKey::load_or_create(&real).expect("create");
+        let key_dir = dir.path().join("keys");
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&key_dir)
+            .expect("mkdir");
+        std::os::unix::fs::symlink(master_key_path(&real), master_key_path(&key_dir))
+            .expect("symlink");
+        for err in [
+            MasterKey::load(&key_dir).expect_err("refused"),
+            MasterKey::load_or_create(&key_dir).expect_err("refused"),
+        ] {
+            assert!(matches!(err, StoreError::KeyPathUnsafe { .. }), "{err}");
+            let shown = err.to_string();
+            assert!(shown.contains("is a symbolic link"), "{shown}");
+            assert!(shown.contains("cp --remove-destination"), "{shown}");
+        }
+        assert!(fs::symlink_metadata(master_key_path(&key_dir))
+            .expect("still there")
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn master_key_modes_other_than_0600_and_0400_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let created = MasterKey::load_or_create(dir.path()).expect("create");
+        let path = master_key_path(dir.path());
+        for mode in [0o640, 0o604, 0o620, 0o700, 0o644] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = MasterKey::load(dir.path()).expect_err("refused");
+            assert!(
+                matches!(err, StoreError::MasterKeyPermissions { mode: m, .. } if m == mode),
+                "{mode:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert_eq!(
+            MasterKey::load(dir.path()).expect("0400 is fine").id(),
+            created.id()
+        );
+    }
+
+    #[test]
+    fn a_key_directory_others_can_write_to_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_dir = dir.path().join("keys");
+        MasterKey::load_or_create(&key_dir).expect("create");
+        for mode in [0o777, 0o770, 0o1777, 0o702] {
+            fs::set_permissions(&key_dir, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = MasterKey::load(&key_dir).expect_err("refused");
+            assert!(
+                matches!(err, StoreError::KeyPathUnsafe { .. }),
+                "{mode:o}: {err}"
+            );
+            let shown = err.to_string();
+            assert!(
+                shown.contains("others can replace the master key"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(&format!("chmod 700 {}", key_dir.display())),
+                "{shown}"
+            );
+        }
+        // Nor is a missing key created in such a directory.
+        fs::remove_file(master_key_path(&key_dir)).expect("rm");
+        assert!(MasterKey::load_or_create(&key_dir).is_err());
+        assert!(!master_key_path(&key_dir).exists());
+        fs::set_permissions(&key_dir, fs::Permissions::from_mode(0o750)).expect("chmod");
+        MasterKey::load_or_create(&key_dir).expect("a group-readable directory is fine");
+    }
+
+    #[test]
+    fn a_key_owned_by_another_user_is_refused_unless_run_as_root() {
+        let path = Path::new("/keys/master.key");
+        let err = check_key_owner(path, 1001, 1000).expect_err("refused");
+        assert!(matches!(err, StoreError::KeyPathUnsafe { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("owned by user id 1001"), "{shown}");
+        assert!(
+            shown.contains("run: chown 1000 /keys/master.key"),
+            "{shown}"
+        );
+        check_key_owner(path, 1000, 1000).expect("own key");
+        check_key_owner(path, 0, 1000).expect("root's key");
+        check_key_owner(path, 1001, 0).expect("root may use the daemon user's key");
     }
 
     #[test]

@@ -157,13 +157,24 @@ pub enum StoreError {
     #[error("master key file {} is unusable: {reason}", .path.display())]
     MasterKeyInvalid { path: PathBuf, reason: String },
 
-    /// The master key file can be read by other users.
+    /// The master key file can be read or written by other users, or is not
+    /// 0600/0400.
     #[error(
-        "master key file {} has mode {mode:03o}, readable or writable by other users; \
-         refusing to use it (run: chmod 600 {})",
+        "master key file {} has mode {mode:03o}, not 600 or 400 (readable or writable by \
+         other users, or executable); refusing to use it (run: chmod 600 {})",
         .path.display(), .path.display()
     )]
     MasterKeyPermissions { path: PathBuf, mode: u32 },
+
+    /// The master key file or its directory could be replaced or read by someone
+    /// else (a symlink, a writable directory, another owner). `fix` is the command
+    /// that makes it safe.
+    #[error("{}: {problem}; refusing to use it (run: {fix})", .path.display())]
+    KeyPathUnsafe {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
 
     /// A master-key rotation was started and not finished: its new key file is still
     /// next to the old one. Neither key alone reads every file, so nothing starts.
