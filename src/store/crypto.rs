@@ -1011,6 +1011,22 @@ mod tests {
         );
     }
 
+    /// The e2e header tag against Python's `hmac` and `hashlib` (HKDF written out
+    /// from RFC 5869): pins the label, the derivation and HMAC-as-HKDF-Extract.
+    #[test]
+    fn e2e_header_tag_matches_an_independent_hmac() {
+        let master = MasterKey::from_bytes(Zeroizing::new([0x11; KEY_LEN]));
+        assert_eq!(
+            hex::encode(master.e2e_header_tag(b"a version 2 header")),
+            "304f97634eef"
+        );
+        let other = MasterKey::from_bytes(Zeroizing::new([0x12; KEY_LEN]));
+        assert_ne!(
+            other.e2e_header_tag(b"a version 2 header"),
+            master.e2e_header_tag(b"a version 2 header")
+        );
+    }
+
     #[test]
     fn chunk_nonce_layout_matches_the_spec() {
         let n = chunk_nonce(
