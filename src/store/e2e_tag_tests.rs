@@ -180,3 +180,27 @@ fn the_marker_is_written_only_after_every_file_is_tagged() {
     assert!(!f.store.master.accepts_untagged_e2e());
     assert_eq!(fs::read(&path).expect("read"), tagged);
 }
+
+/// Share copies of end-to-end recordings are version 1 files under the link's key;
+/// the source is opened as the sharer, so its tag is checked like any playback.
+#[test]
+fn a_share_copy_of_an_end_to_end_recording_works_and_one_of_a_forged_file_is_refused() {
+    use crate::store::crypto::SHARE_SECRET_LEN;
+    let f = fixture(false);
+    let id = RecordingId(13);
+    let video = record(&f, id);
+    let key = MasterKey::for_share_link(&[5u8; SHARE_SECRET_LEN]);
+    f.store
+        .copy_for_share_as(&f.camera, id, 1, &key, Some(&f.secret))
+        .expect("copy");
+    assert_eq!(read_all(f.store.open_share(1, &key).expect("open")), video);
+
+    let forged = RecordingId(14);
+    forge(&f, forged, b"forged", [0; 6]);
+    let err = f
+        .store
+        .copy_for_share_as(&f.camera, forged, 2, &key, Some(&f.secret))
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::NotAuthentic { .. }), "{err}");
+    assert!(!f.store.share_path(2).exists());
+}
