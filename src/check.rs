@@ -95,6 +95,10 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
         return Ok(report);
     }
     let index = Index::open(&index_dir)?;
+    if mode == Mode::Repair {
+        // As the daemon does at start, before `recover` adopts anything.
+        store.tag_untagged_e2e_files()?;
+    }
     let report = compare(&store, &index, mode == Mode::Repair)?;
     index.flush()?;
     Ok(report)

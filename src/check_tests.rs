@@ -201,16 +201,7 @@ fn a_recording_interrupted_before_any_video_is_removed_at_recovery() {
 #[test]
 fn an_interrupted_end_to_end_recording_is_kept_and_marked_finished() {
     let (_dir, store, index) = fixture();
-    crate::e2e::enable(
-        &index,
-        &store,
-        crate::index::UserId(1),
-        "owner",
-        "lantern orchard pebble 1987 quietly",
-        "lantern orchard pebble 1987 quietly",
-        0,
-    )
-    .expect("enable");
+    enable_e2e(&store, &index);
     let id = RecordingId(43);
     let camera = interrupted(&store, &index, id, b"some video");
     let path = store.recording_path(&camera, id);
@@ -597,4 +588,87 @@ fn a_file_without_a_frame_is_removed_by_every_path_alike() {
     assert!(index.all_recordings().expect("all").is_empty(), "{report}");
     assert!(!store.recording_path(&camera, RecordingId(90)).exists());
     assert!(!store.recording_path(&camera, RecordingId(91)).exists());
+}
+
+/// A version 2 file made by someone who can write the data disk but not the key
+/// directory (the viewer's public key, a data key of their own): start-up recovery,
+/// `check --repair` and `check --rebuild-index` must not index it, and must say so.
+#[test]
+fn a_forged_end_to_end_file_is_never_indexed_and_is_reported() {
+    use crate::store::format::HeaderFields;
+    use crate::store::writer::testing::forge_e2e;
+    let (_dir, store, index) = fixture();
+    enable_e2e(&store, &index);
+    let genuine = RecordingId(60);
+    let camera = interrupted(&store, &index, genuine, b"real video");
+    let forged = RecordingId(61);
+    let path = store.recording_path(&camera, forged);
+    for tag in [[0u8; 6], [9, 9, 9, 9, 9, 9]] {
+        let fields = HeaderFields::new(forged.0, camera.as_str(), 5, "motion");
+        forge_e2e(&path, &fields, &store.recipients(), b"forged video", tag);
+
+        for report in [
+            recover(&store, &index).expect("recover"),
+            compare(&store, &index, true).expect("repair"),
+            rebuild(&store, &index).expect("rebuild"),
+        ] {
+            assert!(
+                index.get_recording(forged).expect("get").is_none(),
+                "{report}"
+            );
+            assert!(
+                report
+                    .to_string()
+                    .contains("not written by this Porchlight"),
+                "{report}"
+            );
+        }
+        assert!(path.exists(), "left untouched, like other foreign files");
+        assert!(index.get_recording(genuine).expect("get").is_some());
+        std::fs::remove_file(&path).expect("rm");
+    }
+}
+
+/// `check --repair` does what the daemon does at start: old untagged end-to-end
+/// files get their tag (once), then the marker.
+#[test]
+fn repair_tags_end_to_end_files_written_before_tags() {
+    use crate::store::format::HeaderFields;
+    use crate::store::writer::testing::forge_e2e;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "data_dir = \"{}\"\nkey_dir = \"{}\"\n",
+        dir.path().join("data").display(),
+        dir.path().join("keys").display()
+    );
+    let config = Config::parse(&dir.path().join("porchlight.toml"), &text).expect("config");
+    let store = Store::open_or_create(&config.data_dir, &config.key_dir).expect("store");
+    let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
+    enable_e2e(&store, &index);
+    let camera: CameraId = "porch".parse().expect("name");
+    let path = store.recording_path(&camera, RecordingId(70));
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    let fields = HeaderFields::new(70, "porch", 5, "motion");
+    forge_e2e(&path, &fields, &store.recipients(), b"old video", [0; 6]);
+    std::fs::remove_file(config.key_dir.join("e2e-tags-v1")).expect("as before tags");
+    drop((store, index));
+
+    let report = run(&config, Mode::Repair).expect("repair");
+    assert!(report.to_string().contains("from its header"), "{report}");
+    assert!(config.key_dir.join("e2e-tags-v1").exists());
+    assert_ne!(std::fs::read(&path).expect("read")[36..42], [0u8; 6]);
+}
+
+/// Turns end-to-end mode on for the owner (user 1).
+fn enable_e2e(store: &Store, index: &Index) {
+    crate::e2e::enable(
+        index,
+        store,
+        crate::index::UserId(1),
+        "owner",
+        "lantern orchard pebble 1987 quietly",
+        "lantern orchard pebble 1987 quietly",
+        0,
+    )
+    .expect("enable");
 }

@@ -5,8 +5,9 @@
 //! The store does the key file and the files (`store::rotate`, whose module doc has
 //! the durable order); this module adds the index: the recordings' copies of their
 //! wrapped keys, users' TOTP seeds, sessions' pending seeds and the credentials of
-//! cameras added in the web UI. Share copies and end-to-end files are sealed under
-//! other keys and are not touched.
+//! cameras added in the web UI. Share copies are sealed under other keys and are
+//! not touched; end-to-end files get their header tag rewritten under the new key
+//! (their data keys are sealed to viewers, not wrapped by the master key).
 //!
 //! The daemon must be stopped: the index is opened first, and sled's lock on it
 //! makes this fail while `porchlight serve` runs, before any key is made.
@@ -117,7 +118,7 @@ pub fn run(config: &Config, stop_after: Option<usize>) -> Result<Summary, Rotate
                 Rewrap::Rewrapped if is_recording => summary.recordings += 1,
                 Rewrap::Rewrapped => summary.thumbnails += 1,
                 Rewrap::AlreadyNew => summary.already_done += 1,
-                Rewrap::EndToEnd | Rewrap::Shredded => continue,
+                Rewrap::Shredded => continue,
             }
             if done.status == Rewrap::Rewrapped {
                 rewrapped += 1;
@@ -158,6 +159,7 @@ fn unreadable_anyway(e: &StoreError) -> bool {
             | StoreError::NotARecording { .. }
             | StoreError::UnsupportedVersion { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::NotAuthentic { .. }
     )
 }
 

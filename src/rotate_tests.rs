@@ -125,3 +125,67 @@ fn files_and_secrets_under_another_key_are_left_alone_and_listed() {
     let session = index.get_session(&[1; 32]).expect("read").expect("session");
     assert_eq!(session.pending_totp, Some(foreign_seed), "secret untouched");
 }
+
+/// Reads the whole plaintext of an end-to-end file with `master` and `viewer`.
+fn read_e2e(
+    path: &Path,
+    master: &MasterKey,
+    viewer: &crate::store::e2e::ViewerSecret,
+) -> Result<Vec<u8>, StoreError> {
+    let mut reader = crate::store::reader::SealedReader::open_with(path, master, Some(viewer))?;
+    reader.verify_complete()?;
+    let mut out = vec![0; reader.plaintext_len() as usize];
+    let n = reader.read_at(0, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+#[test]
+fn end_to_end_files_are_retagged_under_the_new_key_and_a_crash_between_is_finished() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path());
+    let (locked, viewer) = crate::store::writer::testing::quick_viewer("a long passphrase");
+    let store = Store::open_or_create(&config.data_dir, &config.key_dir).expect("store");
+    store
+        .set_recipients(vec![locked.public_key().clone()])
+        .expect("enable");
+    let mut paths = Vec::new();
+    for id in [RecordingId(21), RecordingId(22)] {
+        let (mut writer, _) = store
+            .create_recording(&NewRecording {
+                id,
+                camera: porch(),
+                start_micros: 0,
+                trigger: Trigger::Motion,
+            })
+            .expect("create");
+        writer.write_all(b"end-to-end video").expect("write");
+        writer.finish().expect("finish");
+        paths.push(store.recording_path(&porch(), id));
+    }
+    drop(store);
+    let old = MasterKey::load(&config.key_dir).expect("old key");
+
+    // A crash after the first file: one tag under the new key, one under the old.
+    let err = run(&config, Some(1)).expect_err("stopped");
+    assert!(matches!(err, RotateError::Stopped(1)), "{err}");
+    let summary = run(&config, None).expect("finished");
+    assert!(summary.resumed);
+    assert_eq!(
+        (summary.recordings, summary.already_done),
+        (1, 1),
+        "{summary}"
+    );
+    assert!(summary.left_alone.is_empty(), "{summary}");
+
+    let new = MasterKey::load(&config.key_dir).expect("new key");
+    assert_ne!(new.id(), old.id());
+    for path in &paths {
+        assert_eq!(
+            read_e2e(path, &new, &viewer).expect("reads under the new key"),
+            b"end-to-end video"
+        );
+        let err = read_e2e(path, &old, &viewer).expect_err("old key's tag is gone");
+        assert!(matches!(err, StoreError::NotAuthentic { .. }), "{err}");
+    }
+}

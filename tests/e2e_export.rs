@@ -288,3 +288,36 @@ fn a_lost_index_keeps_end_to_end_recordings_openable_with_the_recovery_key() {
     assert_eq!(ffmpeg_decode_errors(&path), "");
     assert!(ffprobe(&path).frames > 0);
 }
+
+/// The end-to-end header tag (see `store::e2e_tag`): a file whose tag does not
+/// match the master key, as a forger who can write the data disk but not key_dir
+/// makes, is refused by `export --passphrase` and reported by `check`, although the
+/// passphrase would open its data key.
+#[test]
+fn an_end_to_end_file_whose_header_tag_does_not_match_is_refused() {
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
+    enable(&setup);
+    record_for(&setup, 3);
+    let sealed = ids(&setup);
+    let id = sealed.first().expect("a recording made with the mode on");
+    let path = setup
+        .data_dir()
+        .join("recordings/porch")
+        .join(format!("{id}.plr"));
+    let mut bytes = fs::read(&path).expect("read");
+    assert_ne!(bytes[36..42], [0u8; 6], "written with its tag");
+    bytes[36] ^= 0x01;
+    fs::write(&path, &bytes).expect("write");
+
+    let (out, exported) = export(&setup, id, &[], Some(&format!("{PASSPHRASE}\n")));
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("not written by this Porchlight"), "{said}");
+    assert!(!exported.exists(), "nothing exported");
+    let checked = text(&setup.cli_with(&["check"], &[], None));
+    assert!(
+        checked.contains("not written by this Porchlight"),
+        "{checked}"
+    );
+}

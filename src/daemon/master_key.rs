@@ -19,8 +19,16 @@ use crate::config::Config;
 use crate::index::Index;
 use crate::store::{Store, StoreError};
 
-/// Opens the store with the existing master key, or creates one on a first start.
+/// Opens the store with the existing master key, or creates one on a first start,
+/// then tags (once) the end-to-end files written before header tags existed, so
+/// that start-up recovery, which runs next, never has to trust an untagged one.
 pub(super) fn open_store(config: &Config, index: &Index) -> Result<Store, DaemonError> {
+    let store = open_or_create(config, index)?;
+    store.tag_untagged_e2e_files()?;
+    Ok(store)
+}
+
+fn open_or_create(config: &Config, index: &Index) -> Result<Store, DaemonError> {
     match Store::open(&config.data_dir, &config.key_dir) {
         Err(StoreError::MasterKeyMissing { .. }) => {}
         other => return Ok(other?),
@@ -145,5 +153,42 @@ mod tests {
         let text = refusal(&config, &index);
         assert!(text.contains("0000000000000001.plt"), "{text}");
         assert!(!config.key_dir.exists());
+    }
+
+    /// An installation upgraded from before end-to-end header tags: its first start
+    /// tags the old (untagged) end-to-end thumbnail and writes the marker, after
+    /// which the file still reads.
+    #[test]
+    fn the_first_start_after_an_upgrade_tags_old_end_to_end_files() {
+        use crate::store::format::HeaderFields;
+        use crate::store::writer::testing::{forge_e2e, quick_viewer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path());
+        let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
+        drop(open_store(&config, &index).expect("first start"));
+        let marker = config.key_dir.join("e2e-tags-v1");
+        std::fs::remove_file(&marker).expect("a new key has the marker");
+        let (locked, viewer) = quick_viewer("a long passphrase");
+        let path = config
+            .data_dir
+            .join("thumbnails/porch/0000000000000005.plt");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        let fields = HeaderFields::new(5, "porch", 0, "thumbnail");
+        forge_e2e(
+            &path,
+            &fields,
+            &[locked.public_key().clone()],
+            b"jpeg",
+            [0; 6],
+        );
+
+        let store = open_store(&config, &index).expect("start after the upgrade");
+        assert!(marker.exists());
+        assert_ne!(std::fs::read(&path).expect("read")[36..42], [0u8; 6]);
+        let camera = "porch".parse().expect("name");
+        let jpeg = store
+            .read_thumbnail_as(&camera, crate::model::EventId(5), Some(&viewer))
+            .expect("still reads");
+        assert_eq!(jpeg, b"jpeg");
     }
 }

@@ -16,6 +16,8 @@
 //! key id      = SHA-256(`porchlight key-id v1` ‖ 0x00 ‖ master key)[0..8]
 //! wrap key    = HKDF(salt = `porchlight-store-v1`, ikm = master key, info = `data-key wrap`), 32 bytes
 //! payload key = HKDF(salt = `porchlight-store-v1`, ikm = data key,   info = `chunk payload`), 32 bytes
+//! auth key    = HKDF(salt = `porchlight-store-v1`, ikm = master key, info = `e2e header auth`), 32 bytes
+//! e2e tag     = HMAC-SHA256(auth key, version 2 header with bytes 36..42 zeroed)[0..6]
 //! wrap AAD    = `porchlight data-key v1` ‖ 0x00 ‖ recording id (u64 BE)
 //!               ‖ camera length (u64 BE) ‖ camera (UTF-8)
 //! ```
@@ -34,13 +36,22 @@
 //! `chacha20poly1305` keep their own copy of the key and only wipe it when that
 //! crate's `zeroize` feature is enabled.
 //!
-//! May call: the filesystem (key file only), the OS random number generator.
+//! The e2e tag is what makes an end-to-end (version 2) file authentic: its data key
+//! is sealed to viewers' *public* keys, so without the tag anyone who can write the
+//! data disk could make one (see `format`). HMAC is computed as HKDF-Extract with
+//! the auth key as salt, which RFC 5869 defines as exactly HMAC-SHA256(salt, ikm):
+//! that reuses the `hkdf` crate already here instead of adding `hmac` to the
+//! dependencies (and to the fuzz workspace's lock file).
+//!
+//! May call: the filesystem (the key directory only: the key file and the
+//! [`E2E_TAGS_MARKER`]), the OS random number generator.
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag, XChaCha20Poly1305, XNonce};
@@ -66,6 +77,14 @@ const PAYLOAD_INFO: &[u8] = b"chunk payload";
 const SECRET_INFO: &[u8] = b"secret box";
 const SHARE_KEY_INFO: &[u8] = b"share link key";
 const SHARE_CHECK_INFO: &[u8] = b"share link check";
+const E2E_AUTH_INFO: &[u8] = b"e2e header auth";
+/// Bytes of an end-to-end header's tag (see `format` for why 48 bits suffice).
+pub const E2E_TAG_LEN: usize = 6;
+/// File in the key directory that says every end-to-end file of this installation
+/// carries a header tag, so an all-zero tag is refused like a wrong one. It lives in
+/// the key directory because the threat is someone who can write the data disk but
+/// not the key directory: on the data disk they could delete it.
+pub const E2E_TAGS_MARKER: &str = "e2e-tags-v1";
 
 /// Bytes of a share link's secret (256 bits; the issue asks for at least 128).
 pub const SHARE_SECRET_LEN: usize = 32;
@@ -153,12 +172,43 @@ impl fmt::Debug for KeyId {
 pub struct MasterKey {
     bytes: Zeroizing<[u8; KEY_LEN]>,
     id: KeyId,
+    /// Whether an end-to-end file with an all-zero header tag (written before tags
+    /// existed) is accepted: only while [`E2E_TAGS_MARKER`] is absent from the key
+    /// directory, i.e. until start-up has tagged the old files once.
+    accepts_untagged_e2e: AtomicBool,
 }
 
 impl MasterKey {
+    /// A key from its bytes; it refuses untagged end-to-end files (the safe default
+    /// for keys not loaded from a key directory).
     pub(super) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> MasterKey {
         let id = KeyId::of(&bytes);
-        MasterKey { bytes, id }
+        MasterKey {
+            bytes,
+            id,
+            accepts_untagged_e2e: AtomicBool::new(false),
+        }
+    }
+
+    /// The 6-byte tag of a version 2 header, over `message` (the `header_len` header
+    /// bytes with the tag's own bytes zeroed; `format` builds it).
+    pub fn e2e_header_tag(&self, message: &[u8]) -> [u8; E2E_TAG_LEN] {
+        let auth_key = hkdf32(self.bytes.as_ref(), E2E_AUTH_INFO);
+        // HKDF-Extract(salt, ikm) = HMAC-SHA256(salt, ikm) (RFC 5869, section 2.2).
+        let (mac, _) = Hkdf::<Sha256>::extract(Some(auth_key.as_ref()), message);
+        mac[..E2E_TAG_LEN]
+            .try_into()
+            .expect("SHA-256 output is longer than 6 bytes")
+    }
+
+    /// Whether an all-zero end-to-end header tag is still accepted (see the field).
+    pub fn accepts_untagged_e2e(&self) -> bool {
+        self.accepts_untagged_e2e.load(Ordering::SeqCst)
+    }
+
+    /// Sets what [`accepts_untagged_e2e`](Self::accepts_untagged_e2e) says.
+    pub(super) fn set_accepts_untagged_e2e(&self, accept: bool) {
+        self.accepts_untagged_e2e.store(accept, Ordering::SeqCst);
     }
 
     /// A random key that exists only in memory (tests).
@@ -185,26 +235,62 @@ impl MasterKey {
     ///
     /// Fails with [`StoreError::MasterKeyMissing`] if the file does not exist,
     /// [`StoreError::MasterKeyInvalid`] if it is not a regular file of exactly 32
-    /// bytes, and [`StoreError::MasterKeyPermissions`] if group or others have any
-    /// permission on it. The last is an error, not a warning, on purpose (as ssh does
+    /// bytes, [`StoreError::MasterKeyPermissions`] if its mode is not 0600 or 0400,
+    /// and [`StoreError::KeyPathUnsafe`] if it is a symlink, belongs to another user,
+    /// or its directory is group- or world-writable or belongs to another user (see
+    /// [`load_file`](Self::load_file)). The last is an error, not a warning, on purpose (as ssh does
     /// for private keys): a key readable by other local users defeats at-rest
     /// encryption, and a daemon that refuses to start is noticed, a log line is not.
     ///
     /// Refuses with [`StoreError::RotationInterrupted`] while a master-key rotation
     /// is unfinished (see `rotate`): some files are then under the old key and some
     /// under the new one, and using either key alone would misreport the others.
+    ///
+    /// The key accepts untagged end-to-end files only while `key_dir` has no
+    /// [`E2E_TAGS_MARKER`] (see [`write_e2e_tags_marker`]).
     pub fn load(key_dir: &Path) -> Result<MasterKey, StoreError> {
         super::rotate::refuse_if_rotating(key_dir)?;
-        MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))
+        let key = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
+        key.set_accepts_untagged_e2e(!e2e_tags_marker_exists(key_dir)?);
+        Ok(key)
     }
 
-    /// Loads one key file with the checks of [`load`](Self::load) (size, type, mode).
+    /// Loads one key file with the checks of [`load`](Self::load): size, type, mode
+    /// and owner of the file, mode and owner of its directory (see
+    /// [`check_key_owner`]), and no symlink.
+    ///
+    /// A symlink is refused (the file is opened with `O_NOFOLLOW`) because the
+    /// permission checks would then describe the link's target, wherever it lies,
+    /// and whoever can write the directory the link points into could swap the key.
+    /// A directory others can write to lets them replace `master.key` (rename over
+    /// it) with a key of their own, after which new recordings are sealed to a key
+    /// they hold; so group- or world-writable `key_dir` is refused too.
     pub(super) fn load_file(path: &Path) -> Result<MasterKey, StoreError> {
         let path = path.to_owned();
-        let mut file = match File::open(&path) {
+        let euid = rustix::process::geteuid().as_raw();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_key_dir(dir, euid)?;
+        }
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path);
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::MasterKeyMissing { path })
+            }
+            // ELOOP: `O_NOFOLLOW` met a symlink.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                let fix = format!(
+                    "cp --remove-destination \"$(readlink -f {0})\" {0}",
+                    path.display()
+                );
+                return Err(StoreError::KeyPathUnsafe {
+                    path,
+                    problem: "is a symbolic link, which is not followed".into(),
+                    fix,
+                });
             }
             Err(e) => return Err(StoreError::io("open master key", &path, e)),
         };
@@ -218,9 +304,10 @@ impl MasterKey {
             });
         }
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode != 0o600 && mode != 0o400 {
             return Err(StoreError::MasterKeyPermissions { path, mode });
         }
+        check_key_owner(&path, meta.uid(), euid)?;
         if meta.len() != KEY_LEN as u64 {
             return Err(StoreError::MasterKeyInvalid {
                 path,
@@ -281,6 +368,8 @@ impl MasterKey {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return MasterKey::load(key_dir),
             Err(e) => return Err(StoreError::io("link master key", &path, e)),
         }
+        // A new key has no untagged end-to-end file to tolerate.
+        write_e2e_tags_marker(key_dir)?;
         let key = MasterKey::from_bytes(bytes);
         tracing::info!(key_id = %key.id, path = %path.display(), "created a new master key");
         Ok(key)
@@ -411,6 +500,76 @@ pub(super) fn write_new_key_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result
         .map_err(|e| StoreError::io("write key file", path, e))?;
     file.sync_all()
         .map_err(|e| StoreError::io("fsync key file", path, e))
+}
+
+/// Refuses a key directory that group or others can write to, or that belongs to
+/// someone else (see [`check_key_owner`]). A missing directory passes: the key
+/// file's own error (`MasterKeyMissing`) says more.
+fn check_key_dir(dir: &Path, euid: u32) -> Result<(), StoreError> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat key directory", dir, e)),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StoreError::KeyPathUnsafe {
+            path: dir.to_owned(),
+            problem: format!(
+                "the key directory has mode {:03o}: others can replace the master key in it",
+                mode & 0o777
+            ),
+            fix: format!("chmod 700 {}", dir.display()),
+        });
+    }
+    check_key_owner(dir, meta.uid(), euid)
+}
+
+/// Refuses a key file or directory owned by anyone but this process's user or
+/// root: its owner can change its mode or contents at will. A process running as
+/// root accepts any owner, because root may run `check` or `rotate-master-key` on
+/// the key of the daemon's own (unprivileged) user, and root could read it anyway.
+pub(super) fn check_key_owner(path: &Path, owner: u32, euid: u32) -> Result<(), StoreError> {
+    if owner == euid || owner == 0 || euid == 0 {
+        return Ok(());
+    }
+    Err(StoreError::KeyPathUnsafe {
+        path: path.to_owned(),
+        problem: format!("it is owned by user id {owner}, but this process runs as user id {euid}"),
+        fix: format!("chown {euid} {}", path.display()),
+    })
+}
+
+/// Whether `key_dir` holds the [`E2E_TAGS_MARKER`] (a symlink counts: its presence
+/// is what matters, and only the key directory's owner can make one there).
+pub(super) fn e2e_tags_marker_exists(key_dir: &Path) -> Result<bool, StoreError> {
+    let path = key_dir.join(E2E_TAGS_MARKER);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("look for the e2e tags marker", &path, e)),
+    }
+}
+
+/// Writes the [`E2E_TAGS_MARKER`] (mode 0600, fsynced with its directory): from
+/// then on a key loaded from `key_dir` refuses untagged end-to-end files. Call it
+/// only once every end-to-end file is tagged. Idempotent.
+pub(super) fn write_e2e_tags_marker(key_dir: &Path) -> Result<(), StoreError> {
+    if e2e_tags_marker_exists(key_dir)? {
+        return Ok(());
+    }
+    let path = key_dir.join(E2E_TAGS_MARKER);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| StoreError::io("create the e2e tags marker", &path, e))?;
+    file.write_all(b"every end-to-end recording here carries a header tag\n")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StoreError::io("write the e2e tags marker", &path, e))?;
+    sync_dir(key_dir)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -642,6 +801,100 @@ mod tests {
     }
 
     #[test]
+    fn a_symlinked_master_key_is_refused_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real");
+        MasterKey::load_or_create(&real).expect("create");
+        let key_dir = dir.path().join("keys");
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&key_dir)
+            .expect("mkdir");
+        std::os::unix::fs::symlink(master_key_path(&real), master_key_path(&key_dir))
+            .expect("symlink");
+        for err in [
+            MasterKey::load(&key_dir).expect_err("refused"),
+            MasterKey::load_or_create(&key_dir).expect_err("refused"),
+        ] {
+            assert!(matches!(err, StoreError::KeyPathUnsafe { .. }), "{err}");
+            let shown = err.to_string();
+            assert!(shown.contains("is a symbolic link"), "{shown}");
+            assert!(shown.contains("cp --remove-destination"), "{shown}");
+        }
+        assert!(fs::symlink_metadata(master_key_path(&key_dir))
+            .expect("still there")
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn master_key_modes_other_than_0600_and_0400_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let created = MasterKey::load_or_create(dir.path()).expect("create");
+        let path = master_key_path(dir.path());
+        for mode in [0o640, 0o604, 0o620, 0o700, 0o644] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = MasterKey::load(dir.path()).expect_err("refused");
+            assert!(
+                matches!(err, StoreError::MasterKeyPermissions { mode: m, .. } if m == mode),
+                "{mode:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert_eq!(
+            MasterKey::load(dir.path()).expect("0400 is fine").id(),
+            created.id()
+        );
+    }
+
+    #[test]
+    fn a_key_directory_others_can_write_to_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_dir = dir.path().join("keys");
+        MasterKey::load_or_create(&key_dir).expect("create");
+        for mode in [0o777, 0o770, 0o1777, 0o702] {
+            fs::set_permissions(&key_dir, fs::Permissions::from_mode(mode)).expect("chmod");
+            let err = MasterKey::load(&key_dir).expect_err("refused");
+            assert!(
+                matches!(err, StoreError::KeyPathUnsafe { .. }),
+                "{mode:o}: {err}"
+            );
+            let shown = err.to_string();
+            assert!(
+                shown.contains("others can replace the master key"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(&format!("chmod 700 {}", key_dir.display())),
+                "{shown}"
+            );
+        }
+        // Nor is a missing key created in such a directory.
+        fs::remove_file(master_key_path(&key_dir)).expect("rm");
+        assert!(MasterKey::load_or_create(&key_dir).is_err());
+        assert!(!master_key_path(&key_dir).exists());
+        fs::set_permissions(&key_dir, fs::Permissions::from_mode(0o750)).expect("chmod");
+        MasterKey::load_or_create(&key_dir).expect("a group-readable directory is fine");
+    }
+
+    #[test]
+    fn a_key_owned_by_another_user_is_refused_unless_run_as_root() {
+        let path = Path::new("/keys/master.key");
+        let err = check_key_owner(path, 1001, 1000).expect_err("refused");
+        assert!(matches!(err, StoreError::KeyPathUnsafe { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("owned by user id 1001"), "{shown}");
+        assert!(
+            shown.contains("run: chown 1000 /keys/master.key"),
+            "{shown}"
+        );
+        check_key_owner(path, 1000, 1000).expect("own key");
+        check_key_owner(path, 0, 1000).expect("root's key");
+        check_key_owner(path, 1001, 0).expect("root may use the daemon user's key");
+    }
+
+    #[test]
     fn key_id_is_stable_hex_and_differs_between_keys() {
         let a = MasterKey::generate_for_tests();
         let b = MasterKey::generate_for_tests();
@@ -755,6 +1008,22 @@ mod tests {
         assert_eq!(
             hex::encode([&buf[..], &tag[..]].concat()),
             "7affa42f4a2369fc24245d9d81f1fea2af5801f745"
+        );
+    }
+
+    /// The e2e header tag against Python's `hmac` and `hashlib` (HKDF written out
+    /// from RFC 5869): pins the label, the derivation and HMAC-as-HKDF-Extract.
+    #[test]
+    fn e2e_header_tag_matches_an_independent_hmac() {
+        let master = MasterKey::from_bytes(Zeroizing::new([0x11; KEY_LEN]));
+        assert_eq!(
+            hex::encode(master.e2e_header_tag(b"a version 2 header")),
+            "304f97634eef"
+        );
+        let other = MasterKey::from_bytes(Zeroizing::new([0x12; KEY_LEN]));
+        assert_ne!(
+            other.e2e_header_tag(b"a version 2 header"),
+            master.e2e_header_tag(b"a version 2 header")
         );
     }
 

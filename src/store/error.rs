@@ -5,7 +5,7 @@
 //! material: keys only ever appear here as their [`KeyId`], which is safe to log.
 //!
 //! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
-//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`) mean the bytes on disk cannot be
+//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`, `NotAuthentic`) mean the bytes on disk cannot be
 //! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
 //! means an earlier write or fsync failed and the writer will not guess what
 //! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
@@ -157,13 +157,24 @@ pub enum StoreError {
     #[error("master key file {} is unusable: {reason}", .path.display())]
     MasterKeyInvalid { path: PathBuf, reason: String },
 
-    /// The master key file can be read by other users.
+    /// The master key file can be read or written by other users, or is not
+    /// 0600/0400.
     #[error(
-        "master key file {} has mode {mode:03o}, readable or writable by other users; \
-         refusing to use it (run: chmod 600 {})",
+        "master key file {} has mode {mode:03o}, not 600 or 400 (readable or writable by \
+         other users, or executable); refusing to use it (run: chmod 600 {})",
         .path.display(), .path.display()
     )]
     MasterKeyPermissions { path: PathBuf, mode: u32 },
+
+    /// The master key file or its directory could be replaced or read by someone
+    /// else (a symlink, a writable directory, another owner). `fix` is the command
+    /// that makes it safe.
+    #[error("{}: {problem}; refusing to use it (run: {fix})", .path.display())]
+    KeyPathUnsafe {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
 
     /// A master-key rotation was started and not finished: its new key file is still
     /// next to the old one. Neither key alone reads every file, so nothing starts.
@@ -200,6 +211,15 @@ pub enum StoreError {
         .path.display()
     )]
     EndToEnd { path: PathBuf, recording_id: u64 },
+
+    /// An end-to-end file's header tag does not match the master key: someone who
+    /// could write the data disk (but not the key directory) made or altered it.
+    #[error(
+        "recording {recording_id:016x} ({}) was not written by this Porchlight: its \
+         end-to-end header tag does not match the master key",
+        .path.display()
+    )]
+    NotAuthentic { path: PathBuf, recording_id: u64 },
 
     /// The unlocked viewer is not among a recording's recipients (it was made
     /// before the viewer was added, or after the viewer was removed).
@@ -242,6 +262,7 @@ impl StoreError {
                 | StoreError::Corrupt { .. }
                 | StoreError::NotARecording { .. }
                 | StoreError::WrongRecording { .. }
+                | StoreError::NotAuthentic { .. }
         )
     }
 }

@@ -64,17 +64,44 @@
 //! | 0      | 30   | magic, version (u16 = 2), `header_len` (= 53 + 120k + n + m), recording id, start time: as in version 1 |
 //! | 30     | 4    | `chunk_size`, as in version 1 |
 //! | 34     | 2    | k = number of recipient slots, u16, 1 ..= 16 |
-//! | 36     | 6    | reserved, zero |
+//! | 36     | 6    | header tag: HMAC-SHA256(auth key, the `header_len` header bytes with bytes 36..42 zeroed)[0..6] (see Keys) |
 //! | 42     | 7    | nonce prefix, as in version 1 |
 //! | 49     | 120k | recipient slots: viewer id (8) ‖ sealed box of data key ‖ binding (112), see `e2e` |
 //! | 49+120k| …    | camera name and trigger, length-prefixed as in version 1 |
 //!
 //! The *key slot* of a version 2 file is the recipient slots (bytes 49 ..
-//! 49+120k): `header_hash` zeroes them as it zeroes version 1's key slot, deletion
-//! overwrites them in place, and the slot count is authenticated by every chunk.
-//! Each slot binds its data key to the recording id and camera inside the sealed
-//! plaintext. Readers of version 1 files are unchanged; a version 2 file opened
-//! with only the master key fails with `StoreError::EndToEnd`, never "corrupt".
+//! 49+120k): `header_hash` zeroes them, and the header tag (bytes 36..42), as it
+//! zeroes version 1's key slot; deletion overwrites the slots in place, and the slot
+//! count is authenticated by every chunk. Each slot binds its data key to the
+//! recording id and camera inside the sealed plaintext. Readers of version 1 files
+//! are unchanged; a version 2 file opened with only the master key fails with
+//! `StoreError::EndToEnd`, never "corrupt".
+//!
+//! **The header tag is what makes a version 2 file authentic.** A version 1 file
+//! is authentic because only the master key can wrap its data key; a version 2
+//! file's data key is sealed to the viewers' *public* keys, which anyone who can
+//! read the data disk has, so without the tag whoever can write that disk (but not
+//! the key directory, which may be on another disk) could make a file showing any
+//! video. The tag is keyed by the master key and covers the whole header, recipient
+//! slots included (they hold the data key: what a forger replaces), so a file is
+//! accepted only if this installation wrote it. Every path that reads or adopts a
+//! version 2 file checks it (see `e2e_tag`): opening it for playback or export,
+//! start-up recovery and `check --repair` adopting it, `check --rebuild-index`.
+//! Deletion zeroes the slots, so a deleted file's tag no longer matches: it is
+//! shredded anyway. The tag is outside `header_hash` so it can be written in place
+//! (tagging old files, master-key rotation) without re-encrypting a chunk; files
+//! written before tags existed have zeros there, which is what `header_hash` hashes.
+//!
+//! 48 bits are enough because only the daemon, holding the master key, can check
+//! a tag: there is no offline oracle. A forger gets one guess per file the daemon
+//! opens, and a wrong guess is refused and reported, so 2^47 expected tries are out
+//! of reach.
+//!
+//! An all-zero tag (a file written before tags existed) is accepted only until the
+//! daemon's first start (or `check --repair`) has tagged every such file and written
+//! the marker `e2e-tags-v1` in the key directory; from then on it is refused like a
+//! wrong tag. The marker lives in the key directory because the attacker considered
+//! here cannot write there.
 //!
 //! Header metadata (camera name, start time, trigger, recording id) is stored in
 //! clear, authenticated but not encrypted, so that files describe themselves and
@@ -92,6 +119,8 @@
 //!                       ‖ camera length (u64) ‖ camera)
 //!               stored as nonce (24) ‖ ciphertext (32) ‖ tag (16)
 //! payload key = HKDF-SHA256(salt = "porchlight-store-v1", ikm = data key, info = "chunk payload")
+//! auth key    = HKDF-SHA256(salt = "porchlight-store-v1", ikm = master key, info = "e2e header auth")
+//! header tag  = HMAC-SHA256(auth key, version 2 header with bytes 36..42 zeroed)[0..6]
 //! ```
 //!
 //! (HKDF-SHA256 is RFC 5869 with a 32-byte output; labels are the ASCII bytes
@@ -142,7 +171,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::crypto::{KeyId, WrappedKey, NONCE_PREFIX_LEN, TAG_LEN};
+use super::crypto::{KeyId, WrappedKey, E2E_TAG_LEN, NONCE_PREFIX_LEN, TAG_LEN};
 use super::e2e::{RecipientSlot, MAX_RECIPIENTS, SLOT_LEN};
 use super::error::StoreError;
 
@@ -156,6 +185,8 @@ pub const FORMAT_VERSION_E2E: u16 = 2;
 const E2E_BASE_LEN: usize = 53;
 /// Byte offset of the recipient slot count in a version 2 header.
 const SLOT_COUNT_OFFSET: usize = 34;
+/// Byte offset of the header tag in a version 2 header.
+pub const E2E_TAG_OFFSET: usize = 36;
 /// Byte offset of the first recipient slot in a version 2 header.
 pub const SLOTS_OFFSET: u64 = 49;
 /// Default maximum plaintext bytes per chunk.
@@ -363,13 +394,15 @@ pub fn encode_header(
 }
 
 /// SHA-256 of a complete header (as encoded or parsed here) with the key slot
-/// (version 1: key id and wrapped key; version 2: the recipient slots) zeroed:
-/// bound into every chunk's associated data.
+/// (version 1: key id and wrapped key; version 2: the recipient slots and the
+/// header tag) zeroed: bound into every chunk's associated data.
 pub(crate) fn header_hash(header: &[u8]) -> [u8; 32] {
     if header[8..10] == FORMAT_VERSION_E2E.to_be_bytes() {
         let slots = key_slot_range(header).expect("a parsed version 2 header has 1 ..= 16 slots");
         return Sha256::new()
-            .chain_update(&header[..slots.start])
+            .chain_update(&header[..E2E_TAG_OFFSET])
+            .chain_update([0u8; E2E_TAG_LEN])
+            .chain_update(&header[E2E_TAG_OFFSET + E2E_TAG_LEN..slots.start])
             .chain_update(vec![0u8; slots.len()])
             .chain_update(&header[slots.end..])
             .finalize()
@@ -385,6 +418,22 @@ pub(crate) fn header_hash(header: &[u8]) -> [u8; 32] {
         .chain_update(&header[wrapped.end..])
         .finalize()
         .into()
+}
+
+/// What an end-to-end header's tag is computed over: the whole header with the
+/// tag's own bytes zeroed (recipient slots included). `header` is a version 2
+/// header of at least 42 bytes.
+pub fn e2e_tag_message(header: &[u8]) -> Vec<u8> {
+    let mut message = header.to_vec();
+    message[E2E_TAG_OFFSET..E2E_TAG_OFFSET + E2E_TAG_LEN].fill(0);
+    message
+}
+
+/// The tag stored in a version 2 header.
+pub fn stored_e2e_tag(header: &[u8]) -> [u8; E2E_TAG_LEN] {
+    header[E2E_TAG_OFFSET..E2E_TAG_OFFSET + E2E_TAG_LEN]
+        .try_into()
+        .expect("6-byte slice")
 }
 
 /// Checks magic and version in the first 14 bytes and returns `header_len`.
@@ -454,9 +503,6 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<RecordingHeader, StoreE
     let (key, mut at) = if bytes[8..10] == FORMAT_VERSION_E2E.to_be_bytes() {
         let range = key_slot_range(bytes)
             .ok_or_else(|| corrupt(SLOT_COUNT_OFFSET, "recipient count is not 1 ..= 16".into()))?;
-        if bytes[36..42] != [0u8; 6] {
-            return Err(corrupt(36, "reserved bytes are not zero".into()));
-        }
         // The texts' two length fields must still fit after the slots.
         if range.end + 4 > header_len {
             return Err(corrupt(

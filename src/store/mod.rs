@@ -26,6 +26,7 @@
 mod bench;
 pub mod crypto;
 pub mod e2e;
+mod e2e_tag;
 pub mod error;
 pub mod format;
 mod migrate;
@@ -165,6 +166,8 @@ pub struct Store {
     thumbnails: PathBuf,
     shares: PathBuf,
     viewers: PathBuf,
+    /// Where the master key and the e2e tags marker live (see `e2e_tag`).
+    key_dir: PathBuf,
     master: MasterKey,
     /// End-to-end mode's viewers: while not empty, new recordings are sealed to
     /// them instead of wrapped by the master key. Set by whoever owns that state
@@ -177,13 +180,13 @@ pub struct Store {
 impl Store {
     /// Opens the store, creating the master key at first start (the daemon).
     pub fn open_or_create(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
-        Self::with_key(data_dir, MasterKey::load_or_create(key_dir)?)
+        Self::with_key(data_dir, key_dir, MasterKey::load_or_create(key_dir)?)
     }
 
     /// Opens the store with an existing master key (maintenance commands never create
     /// one: a missing key must be an error, not a fresh key that reads nothing).
     pub fn open(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
-        Self::with_key(data_dir, MasterKey::load(key_dir)?)
+        Self::with_key(data_dir, key_dir, MasterKey::load(key_dir)?)
     }
 
     /// The first sealed file found in `data_dir` (a recording, thumbnail or share
@@ -217,7 +220,7 @@ impl Store {
         Ok(None)
     }
 
-    fn with_key(data_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
+    fn with_key(data_dir: &Path, key_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
         let recordings = data_dir.join(RECORDINGS_DIR);
         let thumbnails = data_dir.join(THUMBNAILS_DIR);
         create_private_dir(&recordings)?;
@@ -227,6 +230,7 @@ impl Store {
             thumbnails,
             shares: data_dir.join(SHARES_DIR),
             viewers: data_dir.join(VIEWERS_DIR),
+            key_dir: key_dir.to_owned(),
             master,
             recipients: RwLock::new(Vec::new()),
             recipients_generation: Default::default(),
@@ -349,7 +353,8 @@ impl Store {
             let (writer, wrapped) = RecordingWriter::create(&path, &fields, &self.master)?;
             return Ok((writer, hex::encode(wrapped.as_bytes())));
         }
-        let (writer, slots) = RecordingWriter::create_sealed_to(&path, &fields, &recipients)?;
+        let (writer, slots) =
+            RecordingWriter::create_sealed_to(&path, &fields, &recipients, &self.master)?;
         Ok((writer, KeySlot::Recipients(slots).to_hex()))
     }
 
@@ -453,12 +458,17 @@ impl Store {
             Ok(file) => file,
             Err(e) => return FileStatus::Foreign(StoreError::io("open", path, e).to_string()),
         };
-        match format::read_header(&file, path).map(|(h, _)| h.key) {
+        match format::read_header(&file, path).map(|(h, raw)| (h.key, h.fields, raw)) {
             Err(_) if ends_inside_its_header(&file, path) => FileStatus::TornHeader,
             Err(e) => FileStatus::Foreign(e.to_string()),
-            Ok(key) if key.is_shredded() => FileStatus::Shredded,
-            Ok(KeySlot::Recipients(_)) => FileStatus::EndToEnd,
-            Ok(KeySlot::Master { key_id, .. }) if key_id != self.master.id() => {
+            Ok((key, ..)) if key.is_shredded() => FileStatus::Shredded,
+            Ok((KeySlot::Recipients(_), fields, raw)) => {
+                match e2e_tag::check(path, &raw, fields.recording_id, &self.master) {
+                    Ok(()) => FileStatus::EndToEnd,
+                    Err(e) => FileStatus::Foreign(e.to_string()),
+                }
+            }
+            Ok((KeySlot::Master { key_id, .. }, ..)) if key_id != self.master.id() => {
                 FileStatus::Foreign(format!(
                     "sealed with master key id {}, the loaded key is {}",
                     key_id,
@@ -638,7 +648,7 @@ impl Store {
         let mut writer = if recipients.is_empty() {
             RecordingWriter::create(&path, &fields, &self.master)?.0
         } else {
-            RecordingWriter::create_sealed_to(&path, &fields, &recipients)?.0
+            RecordingWriter::create_sealed_to(&path, &fields, &recipients, &self.master)?.0
         };
         writer.write_all(jpeg)?;
         writer.finish()?;

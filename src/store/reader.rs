@@ -82,6 +82,11 @@ impl SealedReader {
         let file = File::open(path).map_err(|e| StoreError::io("open recording", path, e))?;
         let (header, raw) = format::read_header(&file, path)?;
         let fields = &header.fields;
+        // An end-to-end file proves it was written here by its header tag (see
+        // `e2e_tag`); a shredded one opens for nobody anyway.
+        if matches!(header.key, KeySlot::Recipients(_)) && !header.key.is_shredded() {
+            super::e2e_tag::check(path, &raw, fields.recording_id, master)?;
+        }
         let data_key = match (&header.key, viewer) {
             (KeySlot::Master { key_id, .. }, _) if *key_id != master.id() => {
                 return Err(StoreError::KeyMismatch {

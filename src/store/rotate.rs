@@ -11,16 +11,23 @@
 //!    unwrapped with the old key and wrapped with the new one, and the key slot
 //!    (bytes 34..121: key id ‖ nonce prefix, unchanged ‖ wrapped key) is rewritten
 //!    in one write and fsynced. The slot is outside `header_hash` (see `format`), so
-//!    no chunk changes: the video bytes are never touched.
+//!    no chunk changes: the video bytes are never touched. An end-to-end file's
+//!    header tag (bytes 36..42, also outside `header_hash`) is checked under the old
+//!    key and rewritten under the new one the same way (see `e2e_tag`).
 //! 3. The caller updates the index's copies and re-seals secrets
 //!    ([`KeyRotation::reseal_secret`]), then flushes the index.
 //! 4. [`KeyRotation::finish`]: `master.key.rotating` is renamed over `master.key`
 //!    and the directory fsynced.
 //!
 //! A crash anywhere is finished by running the rotation again: step 1 picks up the
-//! existing `master.key.rotating`; step 2 skips a file already under the new key;
+//! existing `master.key.rotating`; step 2 skips a file already under the new key
+//! (for an end-to-end file: whose tag already matches the new key);
 //! step 3 keeps a secret that already opens with the new key. Before the rename the
 //! old key is still `master.key`, after it no file or secret needs the old key.
+//!
+//! No reader ever needs to accept a tag under either key: while
+//! `master.key.rotating` exists every `MasterKey::load` refuses, so nothing but the
+//! rotation itself opens a file, and it knows both keys.
 
 use std::fs;
 use std::io;
@@ -30,8 +37,10 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::crypto::{
-    fill_random, sync_dir, write_new_key_file, KeyId, MasterKey, KEY_LEN, MASTER_KEY_FILE,
+    e2e_tags_marker_exists, fill_random, sync_dir, write_new_key_file, KeyId, MasterKey, KEY_LEN,
+    MASTER_KEY_FILE,
 };
+use super::e2e_tag::{self, TagState};
 use super::error::StoreError;
 use super::format::{self, KeySlot, KEY_ID_OFFSET, WRAPPED_KEY_OFFSET};
 use super::{read_dir, EXTENSION, RECORDINGS_DIR, THUMBNAILS_DIR, THUMBNAIL_EXTENSION};
@@ -59,12 +68,11 @@ pub(super) fn refuse_if_rotating(key_dir: &Path) -> Result<(), StoreError> {
 /// What [`KeyRotation::rewrap`] found and did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rewrap {
-    /// Was under the old key; now under the new one.
+    /// Was under the old key; now under the new one (for an end-to-end file: its
+    /// header tag, as the master key never wrapped its data key).
     Rewrapped,
     /// Already under the new key (a rotation run before a crash got to it).
     AlreadyNew,
-    /// End-to-end (sealed to viewers): the master key never wrapped it.
-    EndToEnd,
     /// Its key slot is zeroed (an interrupted deletion): nothing to re-wrap.
     Shredded,
 }
@@ -93,6 +101,9 @@ impl KeyRotation {
     /// and durably stores a new key. The caller must hold the index lock (no daemon).
     pub fn begin(data_dir: &Path, key_dir: &Path) -> Result<KeyRotation, StoreError> {
         let old = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
+        // As `MasterKey::load` would: untagged end-to-end files pass only until the
+        // marker says they were all tagged.
+        old.set_accepts_untagged_e2e(!e2e_tags_marker_exists(key_dir)?);
         let rotating = key_dir.join(ROTATING_KEY_FILE);
         let (new, resumed) = match MasterKey::load_file(&rotating) {
             Ok(key) => (key, true),
@@ -239,7 +250,10 @@ pub(super) fn rewrap_file(
         return Ok(done(Rewrap::Shredded, &header.key));
     }
     let (key_id, wrapped) = match &header.key {
-        KeySlot::Recipients(_) => return Ok(done(Rewrap::EndToEnd, &header.key)),
+        KeySlot::Recipients(_) => {
+            let status = retag_file(&file, path, &raw, id, old, new)?;
+            return Ok(done(status, &header.key));
+        }
         KeySlot::Master { key_id, wrapped } => (*key_id, wrapped),
     };
     if key_id == new.id() {
@@ -280,6 +294,27 @@ pub(super) fn rewrap_file(
             wrapped: rewrapped,
         },
     ))
+}
+
+/// Step 2 for an end-to-end file: its header tag (see `e2e_tag`) is rewritten
+/// under the new key, the counterpart of re-wrapping a version 1 key slot. A tag
+/// already under the new key means an earlier run got here (`AlreadyNew`); an
+/// all-zero tag is tagged only while the old key still accepts untagged files; a
+/// tag under neither key fails with `NotAuthentic` and the file is not changed.
+fn retag_file(
+    file: &fs::File,
+    path: &Path,
+    raw: &[u8],
+    id: u64,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<Rewrap, StoreError> {
+    if e2e_tag::state(raw, new) == TagState::Valid {
+        return Ok(Rewrap::AlreadyNew);
+    }
+    e2e_tag::check(path, raw, id, old)?;
+    e2e_tag::retag(file, path, raw, new)?;
+    Ok(Rewrap::Rewrapped)
 }
 
 #[cfg(test)]

@@ -200,3 +200,64 @@ fn secrets_are_resealed_once_and_open_only_with_the_new_key() {
     );
     assert!(rotation.reseal_secret("camera password", &sealed).is_err());
 }
+
+/// An end-to-end file: a tag under neither key (forged) is refused and left as it
+/// is; an untagged one (from before tags) is tagged under the new key only while
+/// the key directory has no tags marker.
+#[test]
+fn end_to_end_tags_are_moved_only_from_the_old_key_or_from_before_tags() {
+    use crate::store::crypto::E2E_TAGS_MARKER;
+    use crate::store::format::HeaderFields;
+    use crate::store::writer::testing::{forge_e2e, quick_viewer};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_dir = dir.path().join("keys");
+    MasterKey::load_or_create(&key_dir).expect("create");
+    let (locked, viewer) = quick_viewer("a long passphrase");
+    let fields = HeaderFields::new(1, "porch", 0, "motion");
+    let forged = dir.path().join("forged.plr");
+    forge_e2e(
+        &forged,
+        &fields,
+        &[locked.public_key().clone()],
+        b"x",
+        [7; 6],
+    );
+    let legacy = dir.path().join("legacy.plr");
+    forge_e2e(
+        &legacy,
+        &fields,
+        &[locked.public_key().clone()],
+        b"old",
+        [0; 6],
+    );
+    let legacy_before = fs::read(&legacy).expect("read");
+
+    let rotation = KeyRotation::begin(dir.path(), &key_dir).expect("begin");
+    let before = fs::read(&forged).expect("read");
+    let err = rotation.rewrap(&forged).expect_err("refused");
+    assert!(matches!(err, StoreError::NotAuthentic { .. }), "{err}");
+    assert_eq!(fs::read(&forged).expect("read"), before, "untouched");
+    // The marker exists (a new key writes it): a zero tag is no better.
+    let err = rotation.rewrap(&legacy).expect_err("refused");
+    assert!(matches!(err, StoreError::NotAuthentic { .. }), "{err}");
+    assert_eq!(fs::read(&legacy).expect("read"), legacy_before);
+    drop(rotation);
+
+    // Before the first start of a build with tags: no marker, so it is tagged.
+    fs::remove_file(key_dir.join(E2E_TAGS_MARKER)).expect("rm marker");
+    let rotation = KeyRotation::begin(dir.path(), &key_dir).expect("resume");
+    assert_eq!(
+        rotation.rewrap(&legacy).expect("tag").status,
+        Rewrap::Rewrapped
+    );
+    let (_, new) = keys(&key_dir);
+    let mut reader =
+        SealedReader::open_with(&legacy, &new, Some(&viewer)).expect("reads under the new key");
+    let mut out = [0u8; 3];
+    assert_eq!(reader.read_at(0, &mut out).expect("read"), 3);
+    assert_eq!(&out, b"old");
+    assert_eq!(
+        rotation.rewrap(&legacy).expect("again").status,
+        Rewrap::AlreadyNew
+    );
+}

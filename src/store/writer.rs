@@ -83,16 +83,20 @@ impl SealedWriter {
     /// each of `recipients` (a version 2 header) and never wrapped by the master key,
     /// so nothing this process keeps can open the file once the writer is dropped.
     /// Returns the recipient slots (also in the header) for the index.
+    /// `master` only computes the header tag (see `e2e_tag`): it proves the file
+    /// was written here, and opens nothing.
     pub fn create_sealed_to(
         path: &Path,
         fields: &HeaderFields,
         recipients: &[ViewerPublicKey],
+        master: &MasterKey,
     ) -> Result<(SealedWriter, Vec<RecipientSlot>), StoreError> {
         fields.validate()?;
         let data_key = DataKey::generate()?;
         let nonce_prefix = crypto::random_nonce_prefix()?;
         let slots = e2e::seal_data_key(&data_key, recipients, fields.recording_id, &fields.camera)?;
-        let header = format::encode_header_e2e(fields, &nonce_prefix, &slots);
+        let mut header = format::encode_header_e2e(fields, &nonce_prefix, &slots);
+        super::e2e_tag::tag_header(&mut header, master);
         let cipher = ChunkCipher::new(&data_key, nonce_prefix);
         drop(data_key);
         let writer = SealedWriter::create_with_header(path, fields, &header, cipher)?;
@@ -377,6 +381,44 @@ pub(crate) mod testing {
             w.finish().expect("finish");
         }
         pieces.concat()
+    }
+
+    /// A viewer key with cheap Argon2 parameters (tests only), locked and unlocked.
+    pub(crate) fn quick_viewer(passphrase: &str) -> (e2e::LockedViewerKey, e2e::ViewerSecret) {
+        let quick = e2e::KdfParams {
+            memory_kib: 8 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let (locked, _) = e2e::LockedViewerKey::generate_with(passphrase, quick).expect("key");
+        let secret = locked.unlock_with_passphrase(passphrase).expect("unlock");
+        (locked, secret)
+    }
+
+    /// Writes a finished version 2 file as someone who can write the data disk but
+    /// not the key directory could: a data key of their own sealed to `recipients`'
+    /// public keys (which lie on the data disk), and `tag` as the header tag, which
+    /// they cannot compute. With a zero tag it is also byte for byte what this
+    /// writer made before header tags existed (a legacy file).
+    pub(crate) fn forge_e2e(
+        path: &Path,
+        fields: &HeaderFields,
+        recipients: &[ViewerPublicKey],
+        video: &[u8],
+        tag: [u8; crypto::E2E_TAG_LEN],
+    ) {
+        let data_key = DataKey::generate().expect("random");
+        let nonce_prefix = crypto::random_nonce_prefix().expect("random");
+        let slots = e2e::seal_data_key(&data_key, recipients, fields.recording_id, &fields.camera)
+            .expect("seal");
+        let mut header = format::encode_header_e2e(fields, &nonce_prefix, &slots);
+        header[format::E2E_TAG_OFFSET..format::E2E_TAG_OFFSET + crypto::E2E_TAG_LEN]
+            .copy_from_slice(&tag);
+        let cipher = ChunkCipher::new(&data_key, nonce_prefix);
+        let mut w =
+            SealedWriter::create_with_header(path, fields, &header, cipher).expect("create");
+        w.write_all(video).expect("write");
+        w.finish().expect("finish");
     }
 }
 
