@@ -80,6 +80,13 @@ impl Root {
         self.postrm("purge")
     }
 
+    /// A symbolic link at `rel` (and its directories) to `target` under the root.
+    fn link(&self, rel: &str, target: &str) {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::os::unix::fs::symlink(self.path(target), path).expect("symlink");
+    }
+
     /// The default layout after some recording: key, index, recordings, certificate.
     fn default_state(&self) {
         self.put("var/lib/porchlight/keys/master.key", b"KEY");
@@ -187,4 +194,93 @@ fn purge_never_touches_a_key_dir_outside_var_lib_porchlight() {
     assert!(!root.path("var/lib/porchlight").exists(), "{said}");
     assert!(root.path("srv/keys/master.key").exists());
     assert!(said.contains("/srv/keys (configured outside"), "{said}");
+}
+
+/// The state directory moved to another disk and linked back (`mv /var/lib/porchlight
+/// /mnt/usb/pl && ln -s /mnt/usb/pl /var/lib/porchlight`): purge removes the link and
+/// nothing behind it, whatever the config said (or if nothing was noted).
+#[test]
+fn purge_through_a_symlinked_state_dir_removes_only_the_link() {
+    for config in [
+        Some("data_dir = \"{root}/mnt/usb/pl\"\nkey_dir = \"{root}/mnt/usb/pl/keys\"\n"),
+        Some("data_dir = \"{root}/var/lib/porchlight\"\n"),
+        None,
+    ] {
+        let root = Root::new();
+        let files = [
+            ("mnt/usb/pl/keys/master.key", "KEY"),
+            ("mnt/usb/pl/index/db", "index"),
+            ("mnt/usb/pl/recordings/porch/00000000000000a1.plr", "rec"),
+        ];
+        for (rel, text) in files {
+            root.put(rel, text.as_bytes());
+        }
+        root.link("var/lib/porchlight", "mnt/usb/pl");
+        let said = match config {
+            Some(toml) => {
+                root.config(toml);
+                root.remove_and_purge()
+            }
+            None => root.postrm("purge"),
+        };
+        for (rel, text) in files {
+            assert_eq!(
+                fs::read_to_string(root.path(rel)).ok().as_deref(),
+                Some(text),
+                "{config:?}: {rel} is behind the link: {said}"
+            );
+        }
+        assert!(
+            fs::symlink_metadata(root.path("var/lib/porchlight")).is_err(),
+            "{config:?}: the link is the package's: {said}"
+        );
+        let usb = root.path("mnt/usb/pl").display().to_string();
+        assert!(said.contains(&format!("kept {usb}")), "{config:?}: {said}");
+        assert!(!said.contains("WARNING"), "{config:?}: {said}");
+    }
+}
+
+/// `data_dir` named through a link into /var/lib/porchlight is in it: the recordings go
+/// with it, and purge says so instead of claiming to keep them elsewhere.
+#[test]
+fn purge_sees_a_data_dir_that_links_into_var_lib_porchlight() {
+    let root = Root::new();
+    root.default_state();
+    root.link("srv/porchlight", "var/lib/porchlight");
+    root.config("data_dir = \"{root}/srv/porchlight\"\nkey_dir = \"{root}/srv/porchlight/keys\"\n");
+    let said = root.remove_and_purge();
+    assert!(!root.path("var/lib/porchlight").exists(), "{said}");
+    assert!(
+        said.contains("WARNING: purge deletes /var/lib/porchlight"),
+        "{said}"
+    );
+    assert!(!said.contains("configured outside"), "{said}");
+}
+
+/// The reverse: `data_dir` is a link in /var/lib/porchlight to another disk, so the
+/// recordings are elsewhere and their key stays.
+#[test]
+fn purge_keeps_the_key_when_data_dir_links_out_of_var_lib_porchlight() {
+    let root = Root::new();
+    root.default_state();
+    root.put("mnt/usb/data/recordings/porch/00000000000000b2.plr", b"usb");
+    root.link("var/lib/porchlight/data", "mnt/usb/data");
+    root.config(
+        "data_dir = \"{root}/var/lib/porchlight/data\"\n\
+         key_dir = \"{root}/var/lib/porchlight/keys\"\n",
+    );
+    let said = root.remove_and_purge();
+    assert!(
+        root.path("var/lib/porchlight/keys/master.key").exists(),
+        "{said}"
+    );
+    assert!(root
+        .path("mnt/usb/data/recordings/porch/00000000000000b2.plr")
+        .exists());
+    assert!(!root.path("var/lib/porchlight/index").exists(), "{said}");
+    let usb = root.path("mnt/usb/data").display().to_string();
+    assert!(
+        said.contains(&format!("kept {usb} (configured outside")),
+        "{said}"
+    );
 }
