@@ -284,3 +284,33 @@ fn purge_keeps_the_key_when_data_dir_links_out_of_var_lib_porchlight() {
         "{said}"
     );
 }
+
+/// `key_dir` set to /var/lib/porchlight itself, data elsewhere: the master key files
+/// lie directly in the state directory and are kept; the rest of it goes.
+#[test]
+fn purge_keeps_a_master_key_directly_in_var_lib_porchlight() {
+    let root = Root::new();
+    root.put("var/lib/porchlight/master.key", b"KEY");
+    root.put("var/lib/porchlight/master.key.old", b"OLD");
+    root.put("var/lib/porchlight/index/db", b"index");
+    root.put("srv/x/recordings/porch/00000000000000b2.plr", b"rec");
+    root.config("data_dir = \"{root}/srv/x\"\nkey_dir = \"{root}/var/lib/porchlight\"\n");
+    let said = root.remove_and_purge();
+    for (key, text) in [("master.key", "KEY"), ("master.key.old", "OLD")] {
+        assert_eq!(
+            fs::read_to_string(root.path(&format!("var/lib/porchlight/{key}")))
+                .ok()
+                .as_deref(),
+            Some(text),
+            "{key}: {said}"
+        );
+        assert!(
+            said.contains(&format!("/var/lib/porchlight/{key}: it is a master key")),
+            "{said}"
+        );
+    }
+    assert!(!root.path("var/lib/porchlight/index").exists(), "{said}");
+    assert!(root
+        .path("srv/x/recordings/porch/00000000000000b2.plr")
+        .exists());
+}
