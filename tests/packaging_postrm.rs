@@ -1,7 +1,8 @@
 //! `packaging/postrm` itself, run by `sh` as dpkg runs it (`remove`, then the conffile
 //! deleted, then `purge`), on a temporary directory: the script's two paths
-//! (`STATE=/var/lib/porchlight`, `CONFIG=/etc/porchlight/porchlight.toml`) are
-//! pointed there, nothing else in it is changed. Fast, needs no root; the whole
+//! (`STATE=/var/lib/porchlight`, `CONFIG=/etc/porchlight/porchlight.toml`,
+//! `NOTE_DIR=/var/lib/porchlight-package`) are pointed there, nothing else in it is
+//! changed. Fast, needs no root; the whole
 //! package is tested by `make test-package`.
 
 use std::fs;
@@ -21,12 +22,17 @@ impl Root {
                 .expect("read packaging/postrm");
         let state = dir.path().join("var/lib/porchlight");
         let config = dir.path().join("etc/porchlight/porchlight.toml");
+        let note_dir = dir.path().join("var/lib/porchlight-package");
         let state_line = "\nSTATE=/var/lib/porchlight\n";
         let config_line = "\nCONFIG=/etc/porchlight/porchlight.toml\n";
-        assert!(text.contains(state_line) && text.contains(config_line));
+        let note_line = "\nNOTE_DIR=/var/lib/porchlight-package\n";
+        assert!(
+            text.contains(state_line) && text.contains(config_line) && text.contains(note_line)
+        );
         let text = text
             .replace(state_line, &format!("\nSTATE={}\n", state.display()))
-            .replace(config_line, &format!("\nCONFIG={}\n", config.display()));
+            .replace(config_line, &format!("\nCONFIG={}\n", config.display()))
+            .replace(note_line, &format!("\nNOTE_DIR={}\n", note_dir.display()));
         // The statoverride is the machine's: a stub that finds none.
         let bin = dir.path().join("bin");
         fs::create_dir_all(&bin).expect("bin");
@@ -313,4 +319,71 @@ fn purge_keeps_a_master_key_directly_in_var_lib_porchlight() {
     assert!(root
         .path("srv/x/recordings/porch/00000000000000b2.plr")
         .exists());
+}
+
+/// /var/lib/porchlight belongs to the porchlight user, so a compromised daemon can plant
+/// links in it; root (postrm) writes nothing there, so a link's target stays untouched
+/// (here an existing file and a dangling link to a file root would create).
+#[test]
+fn remove_never_writes_through_a_link_planted_in_var_lib_porchlight() {
+    for target in ["etc/shadow", "etc/sudoers.d/x"] {
+        let root = Root::new();
+        root.default_state();
+        fs::create_dir_all(root.path("etc/sudoers.d")).expect("dir");
+        root.put("etc/shadow", b"root:secret\n");
+        root.link("var/lib/porchlight/.configured-dirs", target);
+        root.config("data_dir = \"{root}/var/lib/porchlight\"\n");
+        let said = root.postrm("remove");
+        let untouched = |said: &str| {
+            assert_eq!(
+                fs::read(root.path("etc/shadow")).ok(),
+                Some(b"root:secret\n".to_vec()),
+                "{target}: {said}"
+            );
+            assert!(!root.path("etc/sudoers.d/x").exists(), "{target}: {said}");
+        };
+        untouched(&said);
+        let note_dir = root.path("var/lib/porchlight-package");
+        let note = fs::symlink_metadata(note_dir.join("configured-dirs"));
+        assert!(note.is_ok_and(|m| m.is_file()), "{target}: {said}");
+        assert_eq!(
+            fs::metadata(&note_dir)
+                .map(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.permissions().mode() & 0o7777
+                })
+                .ok(),
+            Some(0o700)
+        );
+        fs::remove_file(root.path("etc/porchlight/porchlight.toml")).expect("conffile");
+        let said = said + &root.postrm("purge");
+        untouched(&said);
+        assert!(!root.path("var/lib/porchlight").exists(), "{said}");
+        assert!(!note_dir.exists(), "purge deletes the note: {said}");
+    }
+}
+
+/// The note is read only as a regular file: a link there (only root could make one) is
+/// treated as no note, so every master key is kept.
+#[test]
+fn purge_reads_no_note_through_a_symlink() {
+    let root = Root::new();
+    root.default_state();
+    root.config("data_dir = \"{root}/mnt/usb\"\n");
+    root.postrm("remove");
+    let state = root.path("var/lib/porchlight").display().to_string();
+    root.put(
+        "forged",
+        format!("data_dir={state}\nkey_dir={state}/keys\n").as_bytes(),
+    );
+    let note = "var/lib/porchlight-package/configured-dirs";
+    fs::remove_file(root.path(note)).expect("note");
+    root.link(note, "forged");
+    fs::remove_file(root.path("etc/porchlight/porchlight.toml")).expect("conffile");
+    let said = root.postrm("purge");
+    assert!(
+        root.path("var/lib/porchlight/keys/master.key").exists(),
+        "{said}"
+    );
+    assert!(said.contains("every master key was kept"), "{said}");
 }
