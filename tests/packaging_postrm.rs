@@ -112,17 +112,24 @@ fn set_mode(path: &Path, mode: u32) {
 
 #[test]
 fn purge_with_the_default_dirs_deletes_var_lib_porchlight() {
-    let root = Root::new();
-    root.default_state();
-    root.config(
+    for toml in [
         "data_dir = \"{root}/var/lib/porchlight\"\nkey_dir = \"{root}/var/lib/porchlight/keys\"\n",
-    );
-    let said = root.remove_and_purge();
-    assert!(!root.path("var/lib/porchlight").exists(), "{said}");
-    assert!(
-        said.contains("WARNING: purge deletes /var/lib/porchlight"),
-        "{said}"
-    );
+        // Named only in whole-line comments, which assign nothing: the defaults.
+        "# data_dir = \"{root}/mnt/usb\"\n# key_dir = \"{root}/mnt/usb/keys\"\n",
+    ] {
+        let root = Root::new();
+        root.default_state();
+        root.config(toml);
+        let said = root.remove_and_purge();
+        assert!(
+            !root.path("var/lib/porchlight").exists(),
+            "{toml:?}: {said}"
+        );
+        assert!(
+            said.contains("WARNING: purge deletes /var/lib/porchlight"),
+            "{toml:?}: {said}"
+        );
+    }
 }
 
 #[test]
@@ -169,6 +176,11 @@ fn purge_keeps_the_keys_when_the_configuration_could_not_be_read() {
     for config in [
         // A string this script does not read for sure.
         Some("data_dir = \"{root}/mnt/usb\\u0041\"\n"),
+        // The key named on a line its parser does not read: a quoted key, a literal
+        // quoted key, a line after an array whose inner line opens with "[".
+        Some("\"data_dir\" = \"{root}/mnt/usb\"\n"),
+        Some("'data_dir' = '{root}/mnt/usb'\n"),
+        Some("x = [\n  [1],\n]\ndata_dir = \"{root}/mnt/usb\"\n"),
         // No note at all (removed by an older version, or the conffile was gone).
         None,
     ] {
