@@ -212,6 +212,9 @@ fn purge_never_touches_a_key_dir_outside_var_lib_porchlight() {
     assert!(!root.path("var/lib/porchlight").exists(), "{said}");
     assert!(root.path("srv/keys/master.key").exists());
     assert!(said.contains("/srv/keys (configured outside"), "{said}");
+    // The warning does not claim to delete the key it keeps.
+    let keys = root.path("srv/keys").display().to_string();
+    assert!(!said.contains(&format!("master key in {keys}")), "{said}");
 }
 
 /// The state directory moved to another disk and linked back (`mv /var/lib/porchlight
