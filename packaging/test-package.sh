@@ -221,11 +221,13 @@ in_root apt-get remove -y -q porchlight </dev/null >"$WORK/remove.log" 2>&1 || {
 [ -n "$(ls -A "$ROOT/var/lib/porchlight/recordings/porch")" ] || fail "remove deleted recordings"
 [ -f "$ROOT/etc/porchlight/porchlight.toml" ] || fail "remove deleted the config"
 grep -q "kept in /var/lib/porchlight" "$WORK/remove.log" || fail "remove did not say the data is kept"
+[ "$(stat_of /var/lib/porchlight-package)" = "root:root 700" ] || fail "purge note dir is $(stat_of /var/lib/porchlight-package)"
 ok "remove keeps recordings, key and config, and says so"
 
 in_root dpkg --purge porchlight >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "purge"; }
 grep -q "WARNING: purge deletes /var/lib/porchlight" "$WORK/purge.log" || { cat "$WORK/purge.log"; fail "purge gave no warning"; }
 [ ! -e "$ROOT/var/lib/porchlight" ] || fail "purge left /var/lib/porchlight"
+[ ! -e "$ROOT/var/lib/porchlight-package" ] || fail "purge left /var/lib/porchlight-package"
 [ ! -e "$ROOT/etc/porchlight/porchlight.toml" ] || fail "purge left the config"
 ! in_root dpkg-statoverride --list /etc/porchlight/porchlight.toml >/dev/null || fail "purge left the statoverride"
 [ ! -e "$ROOT/etc/systemd/system/multi-user.target.wants/porchlight.service" ] || fail "purge left the unit enabled"
