@@ -568,7 +568,9 @@ fn a_missing_master_key_over_existing_data_refuses_to_start_and_creates_none() {
     assert!(!key_file.exists(), "no new master key was created");
 
     // key_dir itself gone (an unmounted disk's mount point removed): not recreated.
-    fs::remove_dir(setup.key_dir()).expect("remove key_dir");
+    // (It still holds the end-to-end tag marker, which goes aside with it.)
+    let key_dir_aside = setup.dir.path().join("keys.aside");
+    fs::rename(setup.key_dir(), &key_dir_aside).expect("move key_dir away");
     let out = serve_exit(&setup, Duration::from_secs(20)).expect("serve refused to start");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -576,7 +578,7 @@ fn a_missing_master_key_over_existing_data_refuses_to_start_and_creates_none() {
     assert!(!setup.key_dir().exists(), "key_dir was not created");
 
     // The real key back: the recordings open again.
-    fs::create_dir(setup.key_dir()).expect("mkdir");
+    fs::rename(&key_dir_aside, setup.key_dir()).expect("restore key_dir");
     fs::rename(&aside, &key_file).expect("restore the key");
     let id = id_of(&setup.recordings()[0]);
     assert_eq!(ffmpeg_decode_errors(&export(&setup, &id)), "");
