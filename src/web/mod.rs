@@ -275,6 +275,8 @@ pub fn app(state: WebState) -> Router {
         )
         .route("/linked-services/revoke", post(pages::linked::revoke))
         .route("/static/{file}", get(assets::serve))
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(|| async { WebError::MethodNotAllowed })
         .fallback(|| async { WebError::NotFound("no such page".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(headers::check_origin));
