@@ -66,6 +66,15 @@ pub enum ShareError {
     Store(#[from] StoreError),
 }
 
+/// Which file a link's copy is on disk: inode, length and modification time. A
+/// layout cached for a copy is used only while this still names the same file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyIdentity {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
 /// What the owner gets once, at creation: the only time the secret exists outside
 /// the browser that holds the link.
 pub struct CreatedLink {
@@ -444,6 +453,30 @@ impl Shares {
         }
         let key = MasterKey::for_share_link(&secret);
         Ok(self.inner.store.open_share(link, &key)?)
+    }
+
+    /// The identity of `link`'s copy on disk (one `stat`). Blocking.
+    pub fn copy_identity(&self, link: u64) -> Result<CopyIdentity, ShareError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.inner.store.share_path(link);
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            // Unshared or expired just now: the same answer as any gone link.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ShareError::NotFound),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    action: "stat",
+                    path,
+                    source,
+                }
+                .into())
+            }
+        };
+        Ok(CopyIdentity {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
     }
 
     pub fn get(&self, link: u64) -> Result<Option<ShareEntry>, ShareError> {

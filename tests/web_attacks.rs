@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use webutil::objects::{put_event, put_recording};
 use webutil::routes::served_routes;
-use webutil::{csrf, make_token, Client, Server, OWNER, PASSWORD, T0_MICROS};
+use webutil::{csrf, make_token, Client, Reply, Server, OWNER, PASSWORD, T0_MICROS};
 
 /// Accepts the test server's self-signed certificate (tests only).
 #[derive(Debug)]
@@ -797,6 +797,33 @@ const MALFORMED: &[(Sender, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Whether `r` is the project's own error for `status`: the HTML error page (its
+/// stylesheet, `text`, the link home) for pages, the JSON error for the API.
+fn is_projects_error(r: &Reply, path: &str, status: u16, text: &str) -> bool {
+    if path.starts_with("/api/") {
+        r.status == status
+            && r.header("content-type").starts_with("application/json")
+            && serde_json::from_str::<serde_json::Value>(&r.body)
+                .is_ok_and(|v| v["error"] == status && v["message"].is_string())
+    } else {
+        r.status == status
+            && r.header("content-type").starts_with("text/html")
+            && r.body.contains("href=\"/static/app.css\"")
+            && r.body.contains(text)
+            && r.body.contains("Back to Porchlight")
+    }
+}
+
+/// Status, content type and the start of the body, for a failure message.
+fn brief(r: &Reply) -> String {
+    format!(
+        "{} {:?}: {}",
+        r.status,
+        r.header("content-type"),
+        &r.body[..r.body.len().min(200)]
+    )
+}
+
 /// Every malformed input is answered with 400 and the project's own error: the
 /// HTML error page for pages, the JSON error for the API; never axum's plain-text
 /// rejection naming the deserializer (nor 415 or 422: one status for "not
@@ -840,34 +867,60 @@ async fn malformed_form_query_and_path_input_gets_the_projects_400() {
             req = req.bearer_auth(&bearer);
         }
         let r = c.send(req).await;
-        let want_type = if path.starts_with("/api/") {
-            "application/json"
-        } else {
-            "text/html"
-        };
-        let ok = r.status == 400
-            && r.header("content-type").starts_with(want_type)
-            && !r.body.to_lowercase().contains("deserialize")
-            && if want_type == "text/html" {
-                r.body.contains("href=\"/static/app.css\"")
-                    && r.body.contains("The request was not understood.")
-                    && r.body.contains("Back to Porchlight")
-            } else {
-                serde_json::from_str::<serde_json::Value>(&r.body)
-                    .is_ok_and(|v| v["error"] == 400 && v["message"].is_string())
-            };
+        let ok = is_projects_error(&r, path, 400, "The request was not understood.")
+            && !r.body.to_lowercase().contains("deserialize");
         if !ok {
-            failures.push(format!(
-                "{method} {path} ({content_type}): {} {:?}: {}",
-                r.status,
-                r.header("content-type"),
-                &r.body[..r.body.len().min(200)]
-            ));
+            failures.push(format!("{method} {path} ({content_type}): {}", brief(&r)));
         }
     }
     assert!(
         failures.is_empty(),
         "not the project's 400:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// A request with the wrong method (GET on a POST-only form, POST on a GET-only
+/// page or API route) is answered 405 with the `Allow` header and the project's own
+/// error: the HTML error page for pages, the JSON error for the API; never axum's
+/// empty 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_method_gets_the_projects_405_with_allow() {
+    let server = Server::start("").await;
+    let mut failures = Vec::new();
+    for (method, path, allow) in [
+        ("GET", "/logout", "POST"),
+        ("GET", "/recordings/1/delete", "POST"),
+        ("POST", "/shares", "GET,HEAD"),
+        ("GET", "/api/v1/cameras/door/trigger", "POST"),
+        ("POST", "/api/v1/events", "GET,HEAD"),
+    ] {
+        let mut c = server.client();
+        let url = format!("{}{path}", c.base);
+        let req = if method == "POST" {
+            c.http.post(url).header("origin", server.base())
+        } else {
+            c.http.get(url)
+        };
+        let r = c.send(req).await;
+        let got_allow: Vec<&str> = r.header("allow").split(',').map(str::trim).collect();
+        let ok = is_projects_error(
+            &r,
+            path,
+            405,
+            "This address does not take that kind of request.",
+        ) && allow.split(',').all(|m| got_allow.contains(&m));
+        if !ok {
+            failures.push(format!(
+                "{method} {path}: allow {:?}: {}",
+                r.header("allow"),
+                brief(&r)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "not the project's 405:\n{}",
         failures.join("\n")
     );
 }

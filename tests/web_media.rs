@@ -4,6 +4,7 @@
 //! deletion through the UI is permanent.
 
 mod common;
+mod web_share_fixtures;
 mod webutil;
 
 use std::time::Duration;
@@ -737,72 +738,6 @@ async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged(
     daemon.stop();
 }
 
-/// Writes a finished recording of `frames` frames of `frame_bytes` each (sealed by
-/// the store, with its index entry): big enough that a response streaming it cannot
-/// sit whole in the socket buffers between server and client.
-fn put_big_recording(
-    server: &webutil::Server,
-    id: u64,
-    frames: u32,
-    frame_bytes: usize,
-) -> porchlight::model::RecordingId {
-    use porchlight::index::{RecordingEntry, RecordingState};
-    use porchlight::model::{RecordingId, Trigger};
-    use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
-    use porchlight::store::NewRecording;
-    let track = TrackParams {
-        sample_entry: webutil::objects::avc1_sample_entry(),
-        width: 320,
-        height: 240,
-        timescale: 90_000,
-    };
-    let mut body = init_segment(&track).expect("valid track");
-    for second in 0..frames / 10 {
-        let samples: Vec<Sample> = (0..10u8)
-            .map(|i| {
-                let mut data = vec![i; frame_bytes];
-                data[..5].copy_from_slice(&[0, 0, 0, 4, 0x65]);
-                Sample {
-                    duration: 9000,
-                    is_sync: i == 0,
-                    data: bytes::Bytes::from(data),
-                }
-            })
-            .collect();
-        let decode_time = u64::from(second) * 90_000;
-        body.extend(fragment(second + 1, decode_time, &samples).expect("fragment"));
-    }
-    let d = server.daemon();
-    let camera: porchlight::model::CameraId = "porch".parse().expect("name");
-    let id = RecordingId(id);
-    let start_micros = webutil::T0_MICROS - 3_600_000_000;
-    let (mut writer, wrapped_key) = d
-        .store
-        .create_recording(&NewRecording {
-            id,
-            camera: camera.clone(),
-            start_micros,
-            trigger: Trigger::Motion,
-        })
-        .expect("create");
-    writer.write_all(&body).expect("write");
-    let finished = writer.finish().expect("finish");
-    d.index
-        .put_recording(&RecordingEntry {
-            id,
-            camera,
-            start_micros,
-            end_micros: start_micros + i64::from(frames) * 100_000,
-            frames: frames.into(),
-            bytes: finished.file_len,
-            trigger: Trigger::Motion,
-            wrapped_key,
-            state: RecordingState::Finished,
-        })
-        .expect("index");
-    id
-}
-
 /// Reads what is left of a response: the bytes that arrived, and whether the body
 /// ended in an error (rather than at its end).
 async fn rest_of(mut response: reqwest::Response) -> (u64, bool) {
@@ -814,23 +749,6 @@ async fn rest_of(mut response: reqwest::Response) -> (u64, bool) {
             Err(_) => return (n, true),
         }
     }
-}
-
-/// A share link to `recording` living `hours`: (id, secret).
-async fn share_recording(
-    owner: &mut Client,
-    recording: &str,
-    csrf: &str,
-    hours: &str,
-) -> (String, String) {
-    let made = owner
-        .post(
-            &format!("/recordings/{recording}/share"),
-            &[("csrf", csrf), ("hours", hours), ("views", "")],
-        )
-        .await;
-    assert_eq!(made.status, 200, "{}", made.body);
-    webutil::share_link_of(&made.body)
 }
 
 /// Opens `link` as a fresh viewer and starts its download (`Range: bytes=0-`): the
@@ -862,12 +780,14 @@ async fn unsharing_or_expiry_cuts_off_a_download_already_streaming() {
     let (mut owner, _, _) = server.owner().await;
     let base = server.base();
     // 24 MB: far more than the socket buffers between server and client hold.
-    let id = put_big_recording(&server, 77, 240, 100_000).to_string();
+    let id = web_share_fixtures::put_big_recording(&server, 77, 240, 100_000).to_string();
     let player = owner.get(&format!("/recordings/{id}")).await;
     assert_eq!(player.status, 200, "{}", player.body);
     let token = csrf(&player.body);
-    let (unshared, unshared_secret) = share_recording(&mut owner, &id, &token, "24").await;
-    let (expiring, expiring_secret) = share_recording(&mut owner, &id, &token, "1").await;
+    let (unshared, unshared_secret) =
+        web_share_fixtures::share_recording(&mut owner, &id, &token, "24").await;
+    let (expiring, expiring_secret) =
+        web_share_fixtures::share_recording(&mut owner, &id, &token, "1").await;
 
     // Unshared while a viewer's download streams: the rest does not arrive.
     let (response, len, first) = start_download(&base, &unshared, &unshared_secret).await;
@@ -1017,7 +937,7 @@ async fn removing_a_user_or_logging_out_cuts_off_a_download_already_streaming() 
     let (mut owner, _, _) = server.owner().await;
     let base = server.base();
     // 24 MB: far more than the socket buffers between server and client hold.
-    let id = put_big_recording(&server, 78, 240, 100_000).to_string();
+    let id = web_share_fixtures::put_big_recording(&server, 78, 240, 100_000).to_string();
     let secret = webutil::invite(&mut owner, "guest").await;
     let (mut guest, r) =
         webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;

@@ -187,6 +187,15 @@ impl Index {
         Ok(rows)
     }
 
+    /// Whether `camera` has at least one recording that is not being deleted (the
+    /// dashboard asks this of every removed camera on each load). One seek to the
+    /// camera's first recording; rows in `Deleting` (a deletion under way) are
+    /// stepped over, so only those cost more.
+    pub fn camera_has_recording(&self, camera: &CameraId) -> Result<bool, IndexError> {
+        self.recordings
+            .camera_has(camera, |e| e.state != RecordingState::Deleting)
+    }
+
     /// Makes everything written so far durable. Called at the points the durable
     /// orders above require, not after every write (`flusher.rs` flushes the rest every 500 ms).
     pub fn flush(&self) -> Result<(), IndexError> {
@@ -242,6 +251,32 @@ mod tests {
             .camera_recordings(&a, -10, -5)
             .expect("range")
             .is_empty());
+    }
+
+    #[test]
+    fn camera_has_recording_sees_only_that_cameras_live_recordings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let door: CameraId = "door".parse().expect("valid");
+        let door2: CameraId = "door2".parse().expect("valid");
+        let doo: CameraId = "doo".parse().expect("valid");
+        assert!(!index.camera_has_recording(&door).expect("none"));
+        // A neighbour whose name has "door" as a prefix is not "door".
+        index.put_recording(&entry("door2", 5, 1)).expect("put");
+        assert!(!index.camera_has_recording(&door).expect("neighbour only"));
+        assert!(index.camera_has_recording(&door2).expect("door2"));
+        assert!(!index.camera_has_recording(&doo).expect("a prefix of both"));
+        index.put_recording(&entry("door", 7, 2)).expect("put");
+        assert!(index.camera_has_recording(&door).expect("one"));
+        // One being deleted does not count; a later live one behind it does.
+        let mut deleting = entry("door", 7, 2);
+        deleting.state = RecordingState::Deleting;
+        index.put_recording(&deleting).expect("put");
+        assert!(!index.camera_has_recording(&door).expect("only deleting"));
+        index.put_recording(&entry("door", 9, 3)).expect("put");
+        assert!(index
+            .camera_has_recording(&door)
+            .expect("deleting, then live"));
     }
 
     #[test]

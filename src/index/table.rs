@@ -179,6 +179,23 @@ impl<R: Row> Table<R> {
         Ok(prefixes)
     }
 
+    /// Whether one camera has a row that `wanted` accepts. Reads the camera's rows in
+    /// key order only until the first accepted one: a single seek when that is its
+    /// first row, never the whole list just to learn that one exists.
+    pub fn camera_has(
+        &self,
+        camera: &CameraId,
+        wanted: impl Fn(&R) -> bool,
+    ) -> Result<bool, IndexError> {
+        for kv in self.rows.scan_prefix(camera_prefix(camera)) {
+            let (k, v) = kv?;
+            if wanted(&Self::decode(&k, &v)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// One camera's rows starting before `to_micros`, by start time; the caller
     /// filters by end (rows know their own end).
     pub fn camera_until(&self, camera: &CameraId, to_micros: i64) -> Result<Vec<R>, IndexError> {

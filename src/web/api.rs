@@ -62,6 +62,8 @@ pub fn routes() -> Router<WebState> {
         .route("/events", get(events))
         .route("/events/stream", get(stream))
         .route("/cameras/{camera}/snapshot.jpg", get(snapshot))
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(|| async { ApiError(WebError::MethodNotAllowed) })
         .fallback(|| async { ApiError(WebError::NotFound("no such API route".into())) })
 }
 

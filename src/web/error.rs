@@ -38,6 +38,10 @@ pub enum WebError {
     BadRequest(String),
     #[error("request body too large")]
     TooLarge,
+    /// The path exists but not for this method (a GET on a form's POST-only
+    /// address); axum adds the `Allow` header naming the methods that do work.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("range not satisfiable (length {len})")]
     RangeNotSatisfiable { len: u64 },
     /// The request is valid but the thing is in the wrong state (a camera that does
@@ -80,6 +84,7 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             WebError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Locked(_) => StatusCode::LOCKED,
@@ -183,6 +188,7 @@ pub fn public_text(status: StatusCode) -> &'static str {
         StatusCode::BAD_REQUEST => "The request was not understood.",
         StatusCode::RANGE_NOT_SATISFIABLE => "Range not satisfiable.",
         StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.",
+        StatusCode::METHOD_NOT_ALLOWED => "This address does not take that kind of request.",
         StatusCode::TOO_MANY_REQUESTS => "Too many attempts; wait and try again.",
         StatusCode::UNAUTHORIZED => "Not accepted.",
         StatusCode::CONFLICT => "Not possible in the current state.",

@@ -135,6 +135,9 @@ pub struct WebState {
     /// Send HSTS (only with a user-supplied certificate).
     pub hsts: bool,
     pub layouts: Arc<playback::LayoutCache>,
+    /// Share links' copies' layouts, so a player's Range requests do not each read
+    /// the whole copy; dropped on unshare.
+    pub share_layouts: Arc<playback::LayoutCache<(u64, crate::share::CopyIdentity)>>,
     /// Turns true at shutdown; long-lived responses (live view) end then.
     pub shutdown: watch::Receiver<bool>,
     /// What the Control Centre reports about the configuration.
@@ -283,6 +286,8 @@ pub fn app(state: WebState) -> Router {
         )
         .route("/linked-services/revoke", post(pages::linked::revoke))
         .route("/static/{file}", get(assets::serve))
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(|| async { WebError::MethodNotAllowed })
         .fallback(|| async { WebError::NotFound("no such page".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(headers::check_origin));
@@ -495,6 +500,7 @@ pub async fn start(
         fingerprint: tls.fingerprint.clone().into(),
         hsts: tls.user_supplied,
         layouts: Arc::new(playback::LayoutCache::default()),
+        share_layouts: Arc::new(playback::LayoutCache::default()),
         shutdown: shutdown.clone(),
         facts: Arc::new(pages::control::SystemFacts::of(
             config,

@@ -36,42 +36,54 @@ use crate::store::RecordingReader;
 const CACHED_LAYOUTS: usize = 16;
 const PIECE: usize = 64 * 1024;
 
-/// Recently played recordings' MP4 layouts, most recent last.
-#[derive(Default)]
-pub struct LayoutCache {
-    entries: Mutex<Vec<(RecordingId, Arc<ProgressiveMp4>)>>,
+/// Recently played MP4 layouts, most recent last: of recordings (by id) and of
+/// share links' copies (by link and [`CopyIdentity`]). Building one reads every
+/// fragment header of the file, which for small fragments is the whole file.
+pub struct LayoutCache<K = RecordingId> {
+    entries: Mutex<Vec<(K, Arc<ProgressiveMp4>)>>,
 }
 
-impl LayoutCache {
-    fn get(&self, id: RecordingId) -> Option<Arc<ProgressiveMp4>> {
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let i = e.iter().position(|(k, _)| *k == id)?;
+impl<K> Default for LayoutCache<K> {
+    fn default() -> Self {
+        LayoutCache {
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<K: PartialEq> LayoutCache<K> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(K, Arc<ProgressiveMp4>)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &K) -> Option<Arc<ProgressiveMp4>> {
+        let mut e = self.lock();
+        let i = e.iter().position(|(k, _)| k == id)?;
         let hit = e.remove(i);
         let layout = hit.1.clone();
         e.push(hit);
         Some(layout)
     }
 
-    fn put(&self, id: RecordingId, layout: Arc<ProgressiveMp4>) {
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn put(&self, id: K, layout: Arc<ProgressiveMp4>) {
+        let mut e = self.lock();
         e.retain(|(k, _)| *k != id);
         e.push((id, layout));
         let excess = e.len().saturating_sub(CACHED_LAYOUTS);
         e.drain(..excess);
     }
 
-    pub fn forget(&self, id: RecordingId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(k, _)| *k != id);
+    pub fn forget(&self, id: K) {
+        self.forget_if(|k| *k == id);
+    }
+
+    /// Drops every layout whose key `gone` accepts (all copies of an unshared link).
+    pub fn forget_if(&self, gone: impl Fn(&K) -> bool) {
+        self.lock().retain(|(k, _)| !gone(k));
     }
 
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.lock().clear();
     }
 }
 
@@ -187,7 +199,7 @@ async fn layout(
             entry.id
         )));
     }
-    if let Some(l) = state.layouts.get(entry.id) {
+    if let Some(l) = state.layouts.get(&entry.id) {
         return Ok(l);
     }
     let built = build_layout(

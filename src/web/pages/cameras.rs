@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::{blocking, frame_for, RECENT_ALERT_MICROS};
 use crate::auth::policy::{self, Action, Object};
 use crate::camera::ConnectionState;
-use crate::index::{Index, RecordingState};
+use crate::index::Index;
 use crate::model::CameraId;
 use crate::web::extract::{FullSession, Path};
 use crate::web::view::{date_time, render, Frame};
@@ -150,11 +150,7 @@ fn removed_with_recordings(
         if !policy::allowed(principal, Action::ListRecordings, Object::Camera(&id)) {
             continue;
         }
-        let recordings = index.camera_recordings(&id, i64::MIN, i64::MAX)?;
-        if recordings
-            .iter()
-            .any(|r| r.state != RecordingState::Deleting)
-        {
+        if index.camera_has_recording(&id)? {
             out.push(id.to_string());
         }
     }

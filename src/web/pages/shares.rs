@@ -25,6 +25,7 @@ use crate::index::AlertKind;
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::store::e2e::ViewerSecret;
+use crate::store::mp4::ProgressiveMp4;
 use crate::web::extract::{cookie, Client, CsrfForm, Form, FullSession, Path};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener, StillAllowed};
 use crate::web::view::{self, render, Frame};
@@ -291,6 +292,7 @@ pub async fn unshare(
     if !blocking(move || Ok(shares.unshare(link, &actor)?)).await? {
         return Err(WebError::NotFound("no such link".into()));
     }
+    state.share_layouts.forget_if(|(l, _)| *l == link);
     Ok(see_other("/shares", &[]))
 }
 
@@ -368,7 +370,7 @@ async fn clip(
     let shares = state.shares.clone();
     let open: Opener = std::sync::Arc::new(move || Ok(shares.reader(link, &t)?));
     let what = format!("share link {link:016x}");
-    let mp4 = build_layout(open.clone(), what.clone()).await?;
+    let mp4 = share_layout(&state, link, &token, open.clone(), what.clone()).await?;
     let range = requested_range(&headers, mp4.len())?;
     let file_name = download.then(|| {
         format!(
@@ -388,6 +390,33 @@ async fn clip(
         range,
         file_name,
     )))
+}
+
+/// The layout of `link`'s copy, cached by link and file identity: a player sends
+/// many Range requests, and building the layout reads every fragment header,
+/// which for small fragments is the whole copy. The viewer is checked first, as
+/// opening the copy would.
+async fn share_layout(
+    state: &WebState,
+    link: u64,
+    token: &str,
+    open: Opener,
+    what: String,
+) -> Result<Arc<ProgressiveMp4>, WebError> {
+    if state.shares.viewer_link(token) != Some(link) {
+        return Err(WebError::NotFound(format!("{what}: not a viewer")));
+    }
+    let shares = state.shares.clone();
+    let key = (
+        link,
+        blocking(move || Ok(shares.copy_identity(link)?)).await?,
+    );
+    if let Some(l) = state.share_layouts.get(&key) {
+        return Ok(l);
+    }
+    let built = build_layout(open, what).await?;
+    state.share_layouts.put(key, built.clone());
+    Ok(built)
 }
 
 pub async fn link_video(
