@@ -218,6 +218,24 @@ pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
     Ok(found)
 }
 
+/// Whether the old file at `path` is missing, or has a lock part overwritten with
+/// zeros, which [`replace`] does only after its commit point.
+fn shows_a_commit(path: &Path) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return !path.exists();
+    };
+    [
+        LockedViewerKey::PASSPHRASE_PART,
+        LockedViewerKey::RECOVERY_PART,
+    ]
+    .into_iter()
+    .any(|part| {
+        bytes
+            .get(HEADER_LEN + part.start..HEADER_LEN + part.end)
+            .is_some_and(|lock| lock.iter().all(|&b| b == 0))
+    })
+}
+
 /// Settles the re-lockings a crash interrupted ([`replace`]): each `<id>.plv.new`
 /// that parses as the key of its name is whole (fsynced, directory too, before the
 /// commit). If `committed` says the index row holds its locks, the change passed its
@@ -225,7 +243,11 @@ pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
 /// is removed and the old file stands (roll back: the user's old passphrase and
 /// recovery key keep working, and no recovery key nobody was shown comes in). One
 /// that does not parse is left for the next [`save`] or [`replace`] to remove.
-/// Returns what it did, one line each.
+///
+/// The old file itself can show the commit when the index cannot (it was lost and
+/// has no rows): a lock part all zeros is zeroed only after the commit, and without
+/// an old file (a [`save`] interrupted) there is nothing to roll back to; either way
+/// the `.new` comes in. Returns what it did, one line each.
 pub(super) fn settle(
     dir: &Path,
     committed: impl Fn(&SavedViewer) -> bool,
@@ -248,8 +270,8 @@ pub(super) fn settle(
         else {
             continue;
         };
-        if committed(&new) {
-            let path = dir.join(format!("{stem}.{EXTENSION}"));
+        let path = dir.join(format!("{stem}.{EXTENSION}"));
+        if committed(&new) || shows_a_commit(&path) {
             fs::rename(&tmp, &path)
                 .map_err(|e| StoreError::io("finish renaming viewer key file", &path, e))?;
             done.push(format!("finished a committed change of viewer key {stem}"));
@@ -371,9 +393,10 @@ mod tests {
             .expect("old recovery key");
     }
 
-    /// A crash left a whole `.new`: [`settle`] renames it in when the row holds its
-    /// locks (past the commit point; here after the old lock was zeroed too) and
-    /// removes it otherwise, leaving the old file and its secrets.
+    /// A crash left a whole `.new` and the index was lost: [`settle`] renames it in
+    /// when the old file shows the commit (a zeroed lock) and removes it otherwise,
+    /// leaving the old file and its secrets. (With the index, `committed` decides:
+    /// `e2e::tests`.)
     #[test]
     fn an_interrupted_relocking_rolls_forward_only_if_committed() {
         for commit in [true, false] {
@@ -393,7 +416,8 @@ mod tests {
             // A partial `.new` of another viewer is left alone.
             fs::write(viewers.join("00112233aabbccdd.plv.new"), b"PLVIEW").expect("partial");
 
-            let done = settle(&viewers, |new| commit && new.key == changed.key).expect("settle");
+            // The index does not say (lost): the zeroed lock in the old file does.
+            let done = settle(&viewers, |_| false).expect("settle");
             assert_eq!(done.len(), 1, "{done:?}");
             let back = list(&viewers).expect("list");
             assert_eq!(back.len(), 1);
