@@ -196,6 +196,9 @@ pub fn enable(
     repeated: &str,
     now_micros: i64,
 ) -> Result<RecoveryKey, E2eError> {
+    // The checks, the key and its row in one turn: a removal or a second enrolment
+    // of the same user cannot slip in between the checks and the row.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     if index.viewer_key(user)?.is_some() {
         return Err(E2eError::AlreadyEnabled);
     }
@@ -204,11 +207,8 @@ pub fn enable(
     if index.viewer_keys()?.len() >= MAX_RECIPIENTS {
         return Err(E2eError::TooManyViewers);
     }
-    check_new_passphrase(user_name, passphrase, repeated)?;
-    let (key, recovery) = {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-        LockedViewerKey::generate(passphrase)?
-    };
+    let passphrase = check_new_passphrase(user_name, passphrase, repeated)?;
+    let (key, recovery) = LockedViewerKey::generate(passphrase)?;
     index.put_viewer_key(
         user,
         &ViewerKeyEntry {
@@ -239,8 +239,17 @@ pub fn enable(
 /// twice, and strong enough for a secret guessed offline
 /// (`auth::password::passphrase_weakness`). Only new passphrases are judged: one
 /// chosen under an older rule keeps unlocking.
-fn check_new_passphrase(user_name: &str, passphrase: &str, repeated: &str) -> Result<(), E2eError> {
-    if passphrase != repeated {
+///
+/// Returns the passphrase to lock with: trimmed of spaces at either end, as the web
+/// unlock trims what is typed, so a phone keyboard's trailing space cannot make a
+/// passphrase that no later unlock can match.
+fn check_new_passphrase<'a>(
+    user_name: &str,
+    passphrase: &'a str,
+    repeated: &str,
+) -> Result<&'a str, E2eError> {
+    let passphrase = passphrase.trim();
+    if passphrase != repeated.trim() {
         return Err(E2eError::Mismatch);
     }
     if let Some(why) =
@@ -248,7 +257,7 @@ fn check_new_passphrase(user_name: &str, passphrase: &str, repeated: &str) -> Re
     {
         return Err(E2eError::WeakPassphrase(why));
     }
-    Ok(())
+    Ok(passphrase)
 }
 
 /// Re-locks `user`'s viewer key under `passphrase` (typed twice as `repeated`), after
@@ -272,7 +281,7 @@ pub fn change_passphrase(
     now_micros: i64,
 ) -> Result<(), E2eError> {
     // The new passphrase first: a refusal costs no Argon2 run and no throttle count.
-    check_new_passphrase(user_name, passphrase, repeated)?;
+    let passphrase = check_new_passphrase(user_name, passphrase, repeated)?;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let viewer = unlock_in_turn(index, Some(user), current, now_micros)?;
     relock(index, store, user, Relocked::Passphrase, |key| {
@@ -285,7 +294,8 @@ pub fn change_passphrase(
 /// Locks `user`'s viewer key under a new recovery key, returned to be shown once;
 /// the old recovery key stops opening it. Needs the current passphrase (not the old
 /// recovery key, which is what is being retired), checked and throttled like an
-/// [`unlock`]. One Argon2id run: call from a blocking thread.
+/// [`unlock`], trimmed of spaces at either end as the web unlock trims it. One
+/// Argon2id run: call from a blocking thread.
 pub fn new_recovery_key(
     index: &Index,
     store: &Store,
@@ -294,7 +304,7 @@ pub fn new_recovery_key(
     now_micros: i64,
 ) -> Result<RecoveryKey, E2eError> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
-    let current = Secret::Passphrase(passphrase.clone());
+    let current = Secret::Passphrase(Zeroizing::new(passphrase.trim().to_owned()));
     let viewer = unlock_in_turn(index, Some(user), &current, now_micros)?;
     let recovery = relock(index, store, user, Relocked::Recovery, |key| {
         Ok(key.with_new_recovery(&viewer)?)
@@ -304,10 +314,19 @@ pub fn new_recovery_key(
 }
 
 /// Stores `user`'s viewer key re-locked by `change` (which may hand back something
-/// else too, a new recovery key): the file first (crash-safe, the retired lock
-/// overwritten in the old one), then the index row. A crash between the two leaves a
-/// newer file than row, which [`sync_saved_viewers`] settles in the file's favour at
-/// the next start-up.
+/// else too, a new recovery key). The caller holds [`ONE_AT_A_TIME`].
+///
+/// The index row is the commit point (`Store::replace_viewer`): the new file is
+/// written beside the old one (`.new`, fsynced with its directory), then the row,
+/// then the file is renamed in. A crash or an index error before the row leaves
+/// the old row, the old file and the user's old secrets working (the `.new` is
+/// removed, now or by [`sync_saved_viewers`] at the next start-up); after the row,
+/// the next start-up finishes the rename. So a new recovery key is returned (and
+/// shown) only once it is committed, and never comes in without having been shown.
+///
+/// The row is read again after `change` (an Argon2 run): if it is gone (the account
+/// was removed) or changed meanwhile, nothing is written and this is refused with
+/// [`E2eError::NotEnabled`], so a removed viewer's key cannot be brought back.
 fn relock<T>(
     index: &Index,
     store: &Store,
@@ -317,22 +336,30 @@ fn relock<T>(
 ) -> Result<T, E2eError> {
     let entry = index.viewer_key(user)?.ok_or(E2eError::NotEnabled)?;
     let (key, also) = change(&locked(&entry)?)?;
-    let locked_key = hex::encode(key.to_bytes());
-    store.replace_viewer(
-        &SavedViewer {
-            user: user.0,
-            enrolled_micros: entry.enrolled_micros,
-            key,
-        },
-        retired,
-    )?;
-    index.put_viewer_key(
-        user,
-        &ViewerKeyEntry {
-            locked_key,
-            enrolled_micros: entry.enrolled_micros,
-        },
-    )?;
+    if index.viewer_key(user)?.as_ref() != Some(&entry) {
+        tracing::warn!(user = %user.0, "viewer key removed or changed during a re-locking; not stored");
+        return Err(E2eError::NotEnabled);
+    }
+    let new_entry = ViewerKeyEntry {
+        locked_key: hex::encode(key.to_bytes()),
+        enrolled_micros: entry.enrolled_micros,
+    };
+    let saved = SavedViewer {
+        user: user.0,
+        enrolled_micros: entry.enrolled_micros,
+        key,
+    };
+    store.replace_viewer(&saved, retired, || -> Result<(), E2eError> {
+        if let Err(e) = index.put_viewer_key(user, &new_entry) {
+            // A failed flush may leave the new row in memory: put the old one back so
+            // that this process, too, keeps the secrets the user knows.
+            if let Err(back) = index.put_viewer_key(user, &entry) {
+                tracing::error!(user = %user.0, "cannot restore a viewer key row: {back}");
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    })?;
     Ok(also)
 }
 
@@ -362,6 +389,9 @@ pub fn enrol(
 /// slot (their key is gone from the index, so nothing here can open it). True if
 /// they had one.
 pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool, E2eError> {
+    // In turn with re-lockings (which hold it from reading the row to writing it),
+    // so that one in flight cannot write the file and row back after they are gone.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(entry) = index.viewer_key(user)? else {
         return Ok(false);
     };
@@ -386,13 +416,20 @@ pub fn remove_viewer(index: &Index, store: &Store, user: UserId) -> Result<bool,
 ///   between a row and its file): the file is written.
 /// - A file without a row while other rows exist is left alone and logged: it
 ///   cannot come from a removal (which removes the file first).
-/// - A row and a file of the same key and user with different locks: a passphrase
-///   or recovery key change stopped between its file and its row (the file is
-///   written first), so the row takes the file's locks.
+/// - First, a passphrase or recovery key change a crash interrupted ([`relock`]):
+///   its `.new` file comes in if the row holds its locks (the row, the commit
+///   point, was written), and is removed otherwise (roll back; with no rows at all
+///   too, so a rebuilt index gets the secrets the user knows).
+/// - A row and a file of the same key and user with different locks: the row is
+///   the commit point, so the file is written again from the row.
 pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E2eError> {
     let rows = index.viewer_keys()?;
+    let mut done = store.settle_viewer_changes(|new| {
+        rows.iter().any(|(user, entry)| {
+            user.0 == new.user && entry.locked_key == hex::encode(new.key.to_bytes())
+        })
+    })?;
     let saved = store.saved_viewers()?;
-    let mut done = Vec::new();
     if rows.is_empty() {
         for viewer in saved {
             let entry = ViewerKeyEntry {
@@ -419,18 +456,16 @@ pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E
         let key = locked(&entry)?;
         let id = key.public_key().id();
         if let Some(file) = on_disk.remove(&id) {
-            // Same key, other locks: a re-locking stopped between its file and its
-            // row (`relock` writes the file first), so the file is the newer one.
+            // Same key, other locks: the row is the commit point of a re-locking
+            // (`relock`), so the file is written again from it.
             if file.key != key && file.user == user.0 {
-                index.put_viewer_key(
-                    user,
-                    &ViewerKeyEntry {
-                        locked_key: hex::encode(file.key.to_bytes()),
-                        enrolled_micros: entry.enrolled_micros,
-                    },
-                )?;
+                store.save_viewer(&SavedViewer {
+                    user: user.0,
+                    enrolled_micros: entry.enrolled_micros,
+                    key,
+                })?;
                 done.push(format!(
-                    "took the newer passphrase or recovery lock of viewer key {id} from its file"
+                    "wrote the file of viewer key {id} again from its index row"
                 ));
             }
             continue;
@@ -867,29 +902,169 @@ mod tests {
             .is_err());
     }
 
-    /// A crash after a change's file was written but before its index row: the next
-    /// start-up takes the file's newer lock into the row.
-    #[test]
-    fn a_change_interrupted_before_its_row_is_settled_from_the_file() {
-        let (_dir, store, index) = fixture();
-        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
-        let row = index.viewer_key(UserId(1)).expect("read").expect("row");
-        let key = locked(&row).expect("key");
-        let viewer = key.unlock_with_passphrase(PASS).expect("unlock");
-        let changed = SavedViewer {
-            user: 1,
-            enrolled_micros: 0,
-            key: key
+    /// User 1's row, its key, and that key re-locked under `NEW` (cheaply).
+    fn relocked_row() -> impl Fn(&Index) -> (ViewerKeyEntry, LockedViewerKey, LockedViewerKey) {
+        |index| {
+            let row = index.viewer_key(UserId(1)).expect("read").expect("row");
+            let key = locked(&row).expect("key");
+            let viewer = key.unlock_with_passphrase(PASS).expect("unlock");
+            let new = key
                 .with_new_passphrase_with(&viewer, NEW, FAST)
-                .expect("relock"),
+                .expect("relock");
+            (row, key, new)
+        }
+    }
+
+    /// What a re-locking leaves beside the old file before its rename: the old
+    /// file's header with `key` (layout in `store::viewer_file`).
+    fn leave_new_file(dir: &std::path::Path, key: &LockedViewerKey) -> std::path::PathBuf {
+        let viewers = dir.join("data").join("viewers");
+        let id = key.public_key().id();
+        let mut bytes = std::fs::read(viewers.join(format!("{id}.plv"))).expect("old file");
+        bytes.truncate(25);
+        bytes.extend_from_slice(&key.to_bytes());
+        let tmp = viewers.join(format!("{id}.plv.new"));
+        std::fs::write(&tmp, bytes).expect("write .new");
+        tmp
+    }
+
+    /// A crash after a change's `.new` file was written but before its index row
+    /// (the commit point), or an index error there: the next start-up rolls back,
+    /// so the old passphrase works and the new one (never confirmed) does not; the
+    /// same with a lost index.
+    #[test]
+    fn a_change_interrupted_before_its_row_is_rolled_back() {
+        for lost_index in [false, true] {
+            let (dir, store, index) = fixture();
+            enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+            let (row, key, new) = relocked_row()(&index);
+            let tmp = leave_new_file(dir.path(), &new);
+            let index = if lost_index {
+                Index::open(&dir.path().join("new index")).expect("index")
+            } else {
+                index
+            };
+            let done = sync_saved_viewers(&index, &store).expect("sync");
+            assert!(!done.is_empty(), "{done:?}");
+            assert!(!tmp.exists(), "the uncommitted file is removed");
+            let now = index.viewer_key(UserId(1)).expect("read").expect("row");
+            assert_eq!(
+                now, row,
+                "the old row (lost index: restored from the old file)"
+            );
+            unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("the old passphrase");
+            assert!(matches!(
+                unlock(&index, Some(UserId(1)), &pass(NEW), 0),
+                Err(E2eError::WrongSecret)
+            ));
+            assert_eq!(store.saved_viewers().expect("list")[0].key, key);
+        }
+    }
+
+    /// A crash after the row was written (here also after the old file's retired
+    /// lock was zeroed): the next start-up finishes the rename.
+    #[test]
+    fn a_change_interrupted_after_its_row_is_rolled_forward() {
+        let (dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let (row, _, new) = relocked_row()(&index);
+        let tmp = leave_new_file(dir.path(), &new);
+        let entry = ViewerKeyEntry {
+            locked_key: hex::encode(new.to_bytes()),
+            ..row
         };
-        store
-            .replace_viewer(&changed, Relocked::Passphrase)
-            .expect("the file only");
-        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("the row is still old");
+        index.put_viewer_key(UserId(1), &entry).expect("the row");
+        let old = tmp.with_extension("");
+        let mut bytes = std::fs::read(&old).expect("old");
+        let part = LockedViewerKey::PASSPHRASE_PART;
+        bytes[25 + part.start..25 + part.end].fill(0);
+        std::fs::write(&old, bytes).expect("zeroed");
+
         let done = sync_saved_viewers(&index, &store).expect("sync");
         assert_eq!(done.len(), 1, "{done:?}");
-        unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("the row took the new lock");
+        assert!(!tmp.exists());
+        assert_eq!(store.saved_viewers().expect("list")[0].key, new);
+        unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("the new passphrase");
+    }
+
+    /// A file and a row of the same key with other locks: the row is the commit
+    /// point, so the file is written again from it (never the row from the file).
+    #[test]
+    fn a_file_that_differs_from_its_row_is_written_again_from_the_row() {
+        let (_dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let (row, key, new) = relocked_row()(&index);
+        store
+            .save_viewer(&SavedViewer {
+                user: 1,
+                enrolled_micros: row.enrolled_micros,
+                key: new,
+            })
+            .expect("a file the row does not match");
+        let done = sync_saved_viewers(&index, &store).expect("sync");
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(index.viewer_key(UserId(1)).expect("read"), Some(row));
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("the row's passphrase");
+        assert_eq!(store.saved_viewers().expect("list")[0].key, key);
+    }
+
+    /// A shared user's account is removed while their passphrase change runs its
+    /// Argon2 (here: in the middle of `relock`'s change step): the change is
+    /// refused and neither row nor file comes back.
+    #[test]
+    fn a_viewer_removed_during_a_relocking_is_not_brought_back() {
+        let (dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let (_, _, new) = relocked_row()(&index);
+        let relocked = relock(&index, &store, UserId(1), Relocked::Passphrase, |_| {
+            assert!(remove_viewer(&index, &store, UserId(1)).expect("remove"));
+            Ok((new, ()))
+        });
+        assert!(
+            matches!(relocked, Err(E2eError::NotEnabled)),
+            "{relocked:?}"
+        );
+        assert_eq!(index.viewer_key(UserId(1)).expect("read"), None);
+        let viewers = dir.path().join("data").join("viewers");
+        let left = std::fs::read_dir(&viewers).expect("dir").count();
+        assert_eq!(left, 0, "no file and no .new");
+        assert!(store.recipients().is_empty());
+    }
+
+    /// `remove_viewer` waits for a re-locking (or unlock) in progress: it takes
+    /// [`ONE_AT_A_TIME`]. Held here by the test for a moment.
+    #[test]
+    fn removing_a_viewer_waits_its_turn() {
+        let (_dir, store, index) = fixture();
+        enable(&index, &store, UserId(1), "owner", PASS, PASS, 0).expect("enable");
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        std::thread::scope(|scope| {
+            let removal = scope.spawn(|| remove_viewer(&index, &store, UserId(1)));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert!(
+                index.viewer_key(UserId(1)).expect("read").is_some(),
+                "not removed while a change holds the turn"
+            );
+            drop(turn);
+            assert!(removal.join().expect("join").expect("remove"));
+        });
+        assert_eq!(index.viewer_key(UserId(1)).expect("read"), None);
+    }
+
+    /// Spaces around a new passphrase (a phone keyboard's trailing space) are
+    /// trimmed, as the web unlock trims what is typed, at turning on, at a change
+    /// and for a new recovery key.
+    #[test]
+    fn spaces_around_a_new_passphrase_are_trimmed_like_at_unlock() {
+        let (_dir, store, index) = fixture();
+        let spaced = format!(" {PASS} ");
+        enable(&index, &store, UserId(1), "owner", &spaced, PASS, 0).expect("enable");
+        unlock(&index, Some(UserId(1)), &pass(PASS), 0).expect("trimmed at turning on");
+        let spaced = format!("{NEW} ");
+        change(&index, &store, &pass(PASS), &spaced, &spaced).expect("change");
+        unlock(&index, Some(UserId(1)), &pass(NEW), 0).expect("trimmed at a change");
+        let typed = Zeroizing::new(format!("{NEW}  "));
+        new_recovery_key(&index, &store, UserId(1), &typed, 0).expect("trimmed there too");
     }
 
     /// New passphrases need the stricter rule; one chosen under the login rule

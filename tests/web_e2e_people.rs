@@ -412,3 +412,27 @@ async fn a_login_grade_password_is_refused_as_the_end_to_end_passphrase() {
     assert_eq!(viewer_file(&server), before);
     assert_eq!(post_unlock(&mut owner, OWNER_PASSPHRASE).await, 303);
 }
+
+/// A phone keyboard's trailing space in a new passphrase: unlocking drops spaces
+/// around what is typed, so the change drops them too, and the new-recovery-key
+/// form accepts the passphrase typed with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_space_in_a_new_passphrase_is_dropped_as_at_unlock() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let r = turn_on(&mut owner, OWNER_PASSPHRASE).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let spaced = format!("{NEW_PASSPHRASE} ");
+    let r = change(&mut owner, OWNER_PASSPHRASE, &spaced).await;
+    assert_eq!((r.status, r.location()), (303, "/end-to-end"), "{}", r.body);
+    assert_eq!(post_unlock(&mut owner, NEW_PASSPHRASE).await, 303);
+    let page = owner.get("/end-to-end").await;
+    let r = owner
+        .post(
+            "/end-to-end/recovery-key",
+            &[("csrf", &csrf(&page.body)), ("passphrase", &spaced)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    recovery_key_of(&r.body);
+}

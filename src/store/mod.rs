@@ -302,10 +302,24 @@ impl Store {
         viewer_file::save(&self.viewers, saved)
     }
 
-    /// Replaces a viewer key's file after a re-locking, overwriting the `retired`
-    /// lock of the old one in place first (see `viewer_file::replace`).
-    pub fn replace_viewer(&self, saved: &SavedViewer, retired: Relocked) -> Result<(), StoreError> {
-        viewer_file::replace(&self.viewers, saved, retired)
+    /// Replaces a viewer key's file after a re-locking, with `commit` (the index
+    /// row) as the commit point in between (see `viewer_file::replace`).
+    pub fn replace_viewer<E: From<StoreError>>(
+        &self,
+        saved: &SavedViewer,
+        retired: Relocked,
+        commit: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        viewer_file::replace(&self.viewers, saved, retired, commit)
+    }
+
+    /// Rolls an interrupted re-locking forward if `committed` (see
+    /// `viewer_file::settle`), else back.
+    pub fn settle_viewer_changes(
+        &self,
+        committed: impl Fn(&SavedViewer) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        viewer_file::settle(&self.viewers, committed)
     }
 
     /// Overwrites and removes a viewer key's file; missing counts as done.

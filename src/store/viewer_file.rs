@@ -22,11 +22,11 @@
 //! over `<id>.plv`, directory fsynced; so a file is whole or absent. Removal
 //! overwrites the file with zeros before unlinking it.
 //!
-//! Re-locking (a new passphrase or recovery key, [`replace`]) writes and fsyncs the
-//! `.new` file first, then overwrites the part of the old file that the change
-//! retires with zeros in place (fsynced), then renames. A crash after the overwrite
-//! leaves a whole `.new` beside an old file missing that part; [`list`] finishes such
-//! a rename before reading, so the next start-up rolls forward to the new lock.
+//! Re-locking (a new passphrase or recovery key, [`replace`]) has the index row as
+//! its commit point: `.new` written and fsynced (directory too), then the caller's
+//! row, then the retired part of the old file zeroed in place and the rename. At
+//! start-up [`settle`] renames a leftover `.new` in if the row holds its locks
+//! (committed) and removes it otherwise (rolled back).
 
 use std::fs;
 use std::io::{self, Write};
@@ -98,23 +98,43 @@ pub enum Relocked {
     Recovery,
 }
 
-/// Replaces the file of `saved`'s viewer key with `saved` after a re-locking, and
-/// overwrites the retired lock of the old file (the passphrase or recovery part) in
-/// place first, so the old lock is not left in the file system's free blocks for an
-/// offline guesser. That overwrite is best effort: on flash (SD cards, SSDs) wear
-/// levelling may write the zeros to new blocks and keep the old ones until erased,
-/// and a copy-on-write file system (btrfs, ZFS) does the same; a failure to do it is
-/// logged, not fatal, since the rename still retires the old file.
-pub(super) fn replace(
+/// Replaces the file of `saved`'s viewer key with `saved` after a re-locking, with
+/// `commit` (the caller's index row write) as the commit point in between:
+///
+/// 1. `<id>.plv.new` written and fsynced, and the directory fsynced, so the new file
+///    is durable before anything depends on it;
+/// 2. `commit()`; if it fails the `.new` file is removed and nothing else changed
+///    (roll back: the old file and the old secrets stand);
+/// 3. only then the retired lock of the old file (the passphrase or recovery part)
+///    is overwritten with zeros in place, so it is not left in the file system's
+///    free blocks for an offline guesser, and the `.new` file is renamed over it.
+///
+/// A crash before step 2 leaves a `.new` that the index row does not match; one
+/// after leaves a `.new` equal to the row: [`settle`] tells them apart. The zeroing
+/// waits for the commit so that an interrupted change never leaves an old file with
+/// a lock missing while the row still has it. It is best effort: on flash (SD cards,
+/// SSDs) wear levelling may keep the old blocks until erased, and a copy-on-write
+/// file system (btrfs, ZFS) does the same. Failures after the commit are logged,
+/// not returned: the row already holds the new locks (and a new recovery key must
+/// still be shown), and the next start-up finishes the rename.
+pub(super) fn replace<E: From<StoreError>>(
     dir: &Path,
     saved: &SavedViewer,
     retired: Relocked,
-) -> Result<(), StoreError> {
+    commit: impl FnOnce() -> Result<(), E>,
+) -> Result<(), E> {
     create_private_dir(dir)?;
     let path = path_of(dir, saved.key.public_key().id());
     let tmp = path.with_extension(format!("{EXTENSION}.new"));
     remove_leftover(&tmp)?;
     write_new_key_file(&tmp, saved.to_bytes())?;
+    sync_dir(dir)?;
+    if let Err(e) = commit() {
+        if let Err(rm) = fs::remove_file(&tmp) {
+            tracing::error!(path = %tmp.display(), "cannot remove an uncommitted viewer key file: {rm}");
+        }
+        return Err(e);
+    }
     let part = match retired {
         Relocked::Passphrase => LockedViewerKey::PASSPHRASE_PART,
         Relocked::Recovery => LockedViewerKey::RECOVERY_PART,
@@ -126,8 +146,13 @@ pub(super) fn replace(
              replaced anyway): {e}"
         );
     }
-    fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename viewer key file", &path, e))?;
-    sync_dir(dir)
+    let renamed = fs::rename(&tmp, &path)
+        .map_err(|e| StoreError::io("rename viewer key file", &path, e))
+        .and_then(|()| sync_dir(dir));
+    if let Err(e) = renamed {
+        tracing::error!("a committed viewer key change is finished at the next start-up: {e}");
+    }
+    Ok(())
 }
 
 fn overwrite_in_place(path: &Path, at: u64, len: usize) -> io::Result<()> {
@@ -172,16 +197,11 @@ pub(super) fn remove(dir: &Path, viewer: ViewerId) -> Result<(), StoreError> {
 
 /// Every readable viewer key file. One that does not parse is logged and skipped
 /// (and left in place for a person to look at): the others must still come back.
-///
-/// First finishes a re-locking a crash interrupted ([`replace`]): a `<id>.plv.new`
-/// that parses as the key of its name is whole (it was fsynced before anything else
-/// changed) and is the newer state, so it is renamed over `<id>.plv`. One that does
-/// not parse is left for the next [`save`] or [`replace`] to remove.
+/// A re-locking a crash interrupted is not looked at here: see [`settle`].
 pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    finish_interrupted(dir)?;
     let mut found = Vec::new();
     for path in read_dir(dir)? {
         if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
@@ -198,8 +218,44 @@ pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
     Ok(found)
 }
 
-fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
-    let mut finished = false;
+/// Whether the old file at `path` is missing, or has a lock part overwritten with
+/// zeros, which [`replace`] does only after its commit point.
+fn shows_a_commit(path: &Path) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return !path.exists();
+    };
+    [
+        LockedViewerKey::PASSPHRASE_PART,
+        LockedViewerKey::RECOVERY_PART,
+    ]
+    .into_iter()
+    .any(|part| {
+        bytes
+            .get(HEADER_LEN + part.start..HEADER_LEN + part.end)
+            .is_some_and(|lock| lock.iter().all(|&b| b == 0))
+    })
+}
+
+/// Settles the re-lockings a crash interrupted ([`replace`]): each `<id>.plv.new`
+/// that parses as the key of its name is whole (fsynced, directory too, before the
+/// commit). If `committed` says the index row holds its locks, the change passed its
+/// commit point and the file is renamed over `<id>.plv` (roll forward); otherwise it
+/// is removed and the old file stands (roll back: the user's old passphrase and
+/// recovery key keep working, and no recovery key nobody was shown comes in). One
+/// that does not parse is left for the next [`save`] or [`replace`] to remove.
+///
+/// The old file itself can show the commit when the index cannot (it was lost and
+/// has no rows): a lock part all zeros is zeroed only after the commit, and without
+/// an old file (a [`save`] interrupted) there is nothing to roll back to; either way
+/// the `.new` comes in. Returns what it did, one line each.
+pub(super) fn settle(
+    dir: &Path,
+    committed: impl Fn(&SavedViewer) -> bool,
+) -> Result<Vec<String>, StoreError> {
+    let mut done = Vec::new();
+    if !dir.is_dir() {
+        return Ok(done);
+    }
     for tmp in read_dir(dir)? {
         let Some(name) = tmp.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -207,22 +263,30 @@ fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
         let Some(stem) = name.strip_suffix(&format!(".{EXTENSION}.new")) else {
             continue;
         };
-        let whole = fs::read(&tmp)
+        let Some(new) = fs::read(&tmp)
             .ok()
             .and_then(|bytes| SavedViewer::from_bytes(&bytes).ok())
-            .is_some_and(|s| s.key.public_key().id().to_string() == stem);
-        if whole {
-            let path = dir.join(format!("{stem}.{EXTENSION}"));
+            .filter(|s| s.key.public_key().id().to_string() == stem)
+        else {
+            continue;
+        };
+        let path = dir.join(format!("{stem}.{EXTENSION}"));
+        if committed(&new) || shows_a_commit(&path) {
             fs::rename(&tmp, &path)
                 .map_err(|e| StoreError::io("finish renaming viewer key file", &path, e))?;
-            tracing::warn!(path = %path.display(), "finished a viewer key change a crash interrupted");
-            finished = true;
+            done.push(format!("finished a committed change of viewer key {stem}"));
+        } else {
+            fs::remove_file(&tmp)
+                .map_err(|e| StoreError::io("remove uncommitted viewer key file", &tmp, e))?;
+            done.push(format!(
+                "rolled back an uncommitted change of viewer key {stem}"
+            ));
         }
     }
-    if finished {
+    if !done.is_empty() {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -269,7 +333,7 @@ mod tests {
                 .expect("relock"),
             ..one
         };
-        replace(&viewers, &changed, Relocked::Passphrase).expect("replace");
+        replace(&viewers, &changed, Relocked::Passphrase, committed).expect("replace");
 
         let contains = |hay: &[u8]| hay.windows(old_lock.len()).any(|w| w == old_lock);
         let stale = fs::read(&old_inode).expect("old inode");
@@ -286,37 +350,90 @@ mod tests {
         assert!(back[0].key.unlock_with_passphrase("pass").is_err());
     }
 
-    /// A crash after the old lock was overwritten but before the rename: the next
-    /// listing finishes the rename, so the whole new key is what comes back.
+    fn committed() -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `one` re-locked under a new recovery key, and that key.
+    fn relocked(one: &SavedViewer) -> (SavedViewer, crate::store::e2e::RecoveryKey) {
+        let viewer = one.key.unlock_with_passphrase("pass").expect("unlock");
+        let (key, recovery) = one.key.with_new_recovery(&viewer).expect("relock");
+        let changed = SavedViewer {
+            key,
+            user: one.user,
+            enrolled_micros: one.enrolled_micros,
+        };
+        (changed, recovery)
+    }
+
+    /// The commit (the index row) fails: the old file is as it was (its retired
+    /// lock not zeroed: the user's old recovery key must keep working) and no `.new`
+    /// is left behind.
     #[test]
-    fn an_interrupted_relocking_rolls_forward_when_listed() {
+    fn a_failed_commit_leaves_the_old_file_whole_and_no_new_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let viewers = dir.path().join("viewers");
-        let (one, _) = saved(7);
+        let (one, old_recovery) = saved(7);
         save(&viewers, &one).expect("save");
-        let viewer = one.key.unlock_with_passphrase("pass").expect("unlock");
-        let (relocked, recovery) = one.key.with_new_recovery(&viewer).expect("relock");
-        let changed = SavedViewer {
-            key: relocked,
-            ..one
-        };
-        let path = path_of(&viewers, changed.key.public_key().id());
-        let tmp = path.with_extension(format!("{EXTENSION}.new"));
-        write_new_key_file(&tmp, changed.to_bytes()).expect("the .new file");
-        let part = LockedViewerKey::RECOVERY_PART;
-        overwrite_in_place(&path, (HEADER_LEN + part.start) as u64, part.len()).expect("zero");
-        // A partial `.new` of another viewer is not renamed.
-        fs::write(viewers.join("00112233aabbccdd.plv.new"), b"PLVIEW").expect("partial");
-
+        let path = path_of(&viewers, one.key.public_key().id());
+        let before = fs::read(&path).expect("read");
+        let (changed, _) = relocked(&one);
+        let failed = replace(&viewers, &changed, Relocked::Recovery, || {
+            Err(StoreError::ViewerKeyInvalid {
+                reason: "the index refused".into(),
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(fs::read(&path).expect("read"), before, "old file untouched");
+        assert!(!path.with_extension(format!("{EXTENSION}.new")).exists());
         let back = list(&viewers).expect("list");
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].key, changed.key);
         back[0]
             .key
-            .unlock_with_recovery(&recovery)
-            .expect("new recovery");
-        assert!(!tmp.exists());
-        assert!(viewers.join("00112233aabbccdd.plv.new").exists());
+            .unlock_with_recovery(&old_recovery)
+            .expect("old recovery key");
+    }
+
+    /// A crash left a whole `.new` and the index was lost: [`settle`] renames it in
+    /// when the old file shows the commit (a zeroed lock) and removes it otherwise,
+    /// leaving the old file and its secrets. (With the index, `committed` decides:
+    /// `e2e::tests`.)
+    #[test]
+    fn an_interrupted_relocking_rolls_forward_only_if_committed() {
+        for commit in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let viewers = dir.path().join("viewers");
+            let (one, old_recovery) = saved(7);
+            save(&viewers, &one).expect("save");
+            let (changed, recovery) = relocked(&one);
+            let path = path_of(&viewers, changed.key.public_key().id());
+            let tmp = path.with_extension(format!("{EXTENSION}.new"));
+            write_new_key_file(&tmp, changed.to_bytes()).expect("the .new file");
+            if commit {
+                let part = LockedViewerKey::RECOVERY_PART;
+                overwrite_in_place(&path, (HEADER_LEN + part.start) as u64, part.len())
+                    .expect("zero");
+            }
+            // A partial `.new` of another viewer is left alone.
+            fs::write(viewers.join("00112233aabbccdd.plv.new"), b"PLVIEW").expect("partial");
+
+            // The index does not say (lost): the zeroed lock in the old file does.
+            let done = settle(&viewers, |_| false).expect("settle");
+            assert_eq!(done.len(), 1, "{done:?}");
+            let back = list(&viewers).expect("list");
+            assert_eq!(back.len(), 1);
+            if commit {
+                assert_eq!(back[0].key, changed.key);
+                back[0].key.unlock_with_recovery(&recovery).expect("new");
+            } else {
+                assert_eq!(back[0].key, one.key);
+                back[0]
+                    .key
+                    .unlock_with_recovery(&old_recovery)
+                    .expect("old");
+            }
+            assert!(!tmp.exists());
+            assert!(viewers.join("00112233aabbccdd.plv.new").exists());
+        }
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub async fn enable(
     } else {
         session.require(Action::EnableEndToEnd, Object::System)?;
     }
-    if form.passphrase.is_empty() {
+    if form.passphrase.trim().is_empty() {
         return missing(&state, &session, "Choose a passphrase.").await;
     }
     if !on && !form.resume.is_empty() {
@@ -329,7 +329,7 @@ pub async fn disable(
     CsrfForm(form): CsrfForm<DisableForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::EnableEndToEnd, Object::System)?;
-    if form.passphrase.is_empty() {
+    if form.passphrase.trim().is_empty() {
         return missing(&state, &session, "Type your passphrase to turn it off.").await;
     }
     switch(state, session, form.passphrase, false).await
@@ -345,7 +345,8 @@ async fn switch(
     let (index, store) = (state.index.clone(), state.store.clone());
     let (user, now) = (session.0.user.id, state.clock.now_micros());
     let switched = blocking(move || {
-        let secret = Secret::guess(passphrase);
+        // Trimmed as the unlock form trims it.
+        let secret = Secret::guess(Zeroizing::new(passphrase.trim().to_owned()));
         Ok(if on {
             e2e::turn_back_on(&index, &store, user, &secret, now)
         } else {
@@ -405,7 +406,7 @@ pub async fn change_passphrase(
     let user = session.0.user.id;
     session.require(Action::UnlockOwnViewerKey, Object::User(user))?;
     let current = Zeroizing::new(form.current.trim().to_owned());
-    if current.is_empty() || form.passphrase.is_empty() {
+    if current.is_empty() || form.passphrase.trim().is_empty() {
         let why = "Type your current passphrase (or recovery key) and a new passphrase.";
         return missing(&state, &session, why).await;
     }
@@ -460,7 +461,7 @@ pub async fn new_recovery_key(
 ) -> Result<Response, WebError> {
     let user = session.0.user.id;
     session.require(Action::UnlockOwnViewerKey, Object::User(user))?;
-    if form.passphrase.is_empty() {
+    if form.passphrase.trim().is_empty() {
         return missing(
             &state,
             &session,
