@@ -46,8 +46,9 @@ pub enum DaemonError {
     /// No master key, but data only the lost key opens (see `master_key`).
     #[error(
         "cannot start: {missing}, but {} already holds {found}. Is the disk holding \
-         key_dir {} mounted? Restore master.key from your backup; a new key would \
-         open none of this, so none was created",
+         key_dir {} mounted? Restore master.key from your backup (the whole key_dir, with \
+         the e2e-tags-v1 marker beside it); a new key would open none of this, so none \
+         was created",
         .data_dir.display(), .key_dir.display()
     )]
     MasterKeyLost {

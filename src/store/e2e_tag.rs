@@ -13,10 +13,16 @@
 //! tags files written before tags existed ([`Store::tag_untagged_e2e_files`]).
 //!
 //! Files written before this change have an all-zero tag. They are accepted until
-//! the pass has tagged them all and written the marker `crypto::E2E_TAGS_MARKER` in
-//! the key directory; from then on a zero tag is refused like a wrong one. A file an
-//! attacker planted *before* the first start of a build with tags is tagged by that
-//! pass like any other: the tag cannot tell it from a genuine old file.
+//! the pass has run and written the marker `crypto::E2E_TAGS_MARKER` in the key
+//! directory (whatever files it could not tag); from then on a zero tag is refused
+//! like a wrong one. A file an attacker planted *before* the first start of a build
+//! with tags is tagged by that pass like any other: the tag cannot tell it from a
+//! genuine old file. The same holds for a start with a key directory restored
+//! without its marker, which is why the whole key directory is what to back up.
+//!
+//! The tag covers the header only: the chunks are authenticated by the data key,
+//! which every recipient can open, so a viewer who can also write the data disk can
+//! still change a recording sealed to them (see the README's threat model).
 //!
 //! `export --passphrase` (or with the recovery key) checks the tag like playback:
 //! it opens the store with the master key, and a missing key is refused as before
@@ -101,19 +107,41 @@ pub(crate) fn retag(
 }
 
 /// Tags `path` if it is an end-to-end file with an all-zero tag; returns whether
-/// it did. Shredded files and files of other kinds are left alone.
+/// it did. Shredded files and files of other kinds are left alone. Opened read-only
+/// first and never through a symbolic link, so a version 1 file the daemon may not
+/// write (a backup copied back as root) is no error; only a file to tag is reopened
+/// for writing.
 fn tag_if_untagged(path: &Path, master: &MasterKey) -> Result<bool, StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io("open to tag", path, e))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |write: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            // NONBLOCK: a FIFO planted under a recording's name must not hang start-up.
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(path)
+            .map_err(|e| StoreError::io("open to tag", path, e))
+    };
+    let file = open(false)?;
+    let is_file = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat to tag", path, e))?
+        .is_file();
+    if !is_file {
+        return Err(StoreError::io(
+            "open to tag",
+            path,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
     let (header, raw) = format::read_header(&file, path)?;
     let untagged = matches!(header.key, KeySlot::Recipients(_))
         && !header.key.is_shredded()
         && format::stored_e2e_tag(&raw) == [0u8; E2E_TAG_LEN];
     if untagged {
-        retag(&file, path, &raw, master)?;
+        retag(&open(true)?, path, &raw, master)?;
     }
     Ok(untagged)
 }
@@ -125,8 +153,11 @@ impl Store {
     /// the marker exists. Run by the daemon at start (before recovery adopts files)
     /// and by `check --repair`; the daemon must not be writing files meanwhile.
     ///
-    /// A file that cannot be read or written is logged and skipped, and the marker is
-    /// then not written, so the next start tries again. Returns the files tagged.
+    /// The marker is written after the pass whatever it met. A file that cannot be
+    /// tagged (unreadable, not writable, not a regular file) is logged as an error
+    /// and is refused from then on: holding the marker back until every file is
+    /// tagged would let anyone who can write the data disk keep zero tags accepted
+    /// for good with one file the pass cannot open. Returns the files tagged.
     pub fn tag_untagged_e2e_files(&self) -> Result<usize, StoreError> {
         if !self.master.accepts_untagged_e2e() {
             return Ok(0);
@@ -142,7 +173,6 @@ impl Store {
                 .map(|(camera, event)| self.thumbnail_path(camera, *event)),
         );
         let mut tagged = 0;
-        let mut complete = true;
         for path in &paths {
             match tag_if_untagged(path, &self.master) {
                 Ok(true) => tagged += 1,
@@ -151,16 +181,15 @@ impl Store {
                 Err(StoreError::NotARecording { .. })
                 | Err(StoreError::UnsupportedVersion { .. })
                 | Err(StoreError::Corrupt { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "cannot tag an end-to-end file: {e}");
-                    complete = false;
-                }
+                Err(e) => tracing::error!(
+                    path = %path.display(),
+                    "cannot tag a file written before end-to-end header tags; from now on it \
+                     is refused as not authentic: {e}"
+                ),
             }
         }
-        if complete {
-            crypto::write_e2e_tags_marker(&self.key_dir)?;
-            self.master.set_accepts_untagged_e2e(false);
-        }
+        crypto::write_e2e_tags_marker(&self.key_dir)?;
+        self.master.set_accepts_untagged_e2e(false);
         if tagged > 0 {
             tracing::info!(
                 files = tagged,

@@ -163,22 +163,29 @@ fn once_the_marker_exists_an_untagged_file_is_refused_and_never_tagged() {
 }
 
 #[test]
-fn the_marker_is_written_only_after_every_file_is_tagged() {
+fn the_marker_is_written_even_when_a_file_cannot_be_tagged() {
     let f = fixture(true);
-    let path = forge(&f, RecordingId(11), b"legacy", [0; 6]);
-    // A file that cannot be opened for writing: tagging is incomplete.
+    forge(&f, RecordingId(11), b"legacy", [0; 6]);
+    // Something the pass cannot tag under a recording's name: before, it held the
+    // marker back, so zero tags stayed accepted for good.
     let blocker = f.store.recording_path(&f.camera, RecordingId(12));
     fs::create_dir_all(&blocker).expect("mkdir");
     assert_eq!(f.store.tag_untagged_e2e_files().expect("tag"), 1);
-    assert!(!f.keys().join(E2E_TAGS_MARKER).exists());
-    assert!(f.store.master.accepts_untagged_e2e());
-    fs::remove_dir(&blocker).expect("rmdir");
-    // Re-running is harmless: the tagged file stays as it is.
-    let tagged = fs::read(&path).expect("read");
-    assert_eq!(f.store.tag_untagged_e2e_files().expect("tag"), 0);
     assert!(f.keys().join(E2E_TAGS_MARKER).exists());
     assert!(!f.store.master.accepts_untagged_e2e());
-    assert_eq!(fs::read(&path).expect("read"), tagged);
+    // A zero-tag file dropped in afterwards is refused, and never tagged.
+    let planted = forge(&f, RecordingId(13), b"planted", [0; 6]);
+    assert_eq!(f.store.tag_untagged_e2e_files().expect("tag"), 0);
+    refused(&f, RecordingId(13));
+    assert_eq!(
+        crate::store::format::stored_e2e_tag(&fs::read(&planted).expect("read")),
+        [0; 6]
+    );
+    // The file tagged by the pass stays readable.
+    assert!(f
+        .store
+        .open_recording_as(&f.camera, RecordingId(11), &f.secret)
+        .is_ok());
 }
 
 /// Share copies of end-to-end recordings are version 1 files under the link's key;
