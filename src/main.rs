@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -250,25 +251,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The end-to-end passphrase for `export --passphrase`: `PORCHLIGHT_PASSPHRASE` if
 /// set, else one line of standard input, prompted for without echo on a terminal.
 fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::{BufRead, IsTerminal};
     if let Ok(value) = std::env::var("PORCHLIGHT_PASSPHRASE") {
         return Ok(Zeroizing::new(value));
     }
     let stdin = std::io::stdin();
     let mut line = Zeroizing::new(String::new());
     if stdin.is_terminal() {
-        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
-        eprint!("End-to-end passphrase or recovery key: ");
-        std::io::stderr().flush().ok();
+        use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
         let saved = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+        let at_prompt = Arc::new(Mutex::new(true));
         // Before echo goes off: Ctrl-C (or a kill) while the prompt waits must not
-        // leave the user's terminal without echo after the process has gone.
-        restore_terminal_on_signal(saved.clone())?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(LocalModes::ECHO);
-        tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off echo")?;
+        // leave the user's terminal without echo after the process has gone, and
+        // Ctrl-Z must not leave the shell without echo while the job is stopped.
+        watch_terminal_signals(saved.clone(), at_prompt.clone())?;
+        prompt_without_echo().context("cannot turn off echo")?;
         let read = stdin.lock().read_line(&mut line);
-        tcsetattr(&stdin, OptionalActions::Now, &saved).context("cannot restore echo")?;
+        {
+            // Held while echo comes back, so a Ctrl-Z continued just now cannot
+            // turn it off again after the prompt is over.
+            let mut prompting = at_prompt.lock().unwrap_or_else(|e| e.into_inner());
+            *prompting = false;
+            tcsetattr(&stdin, OptionalActions::Now, &saved).context("cannot restore echo")?;
+        }
         eprintln!();
         read.context("cannot read the passphrase")?;
     } else {
@@ -282,34 +287,61 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
     Ok(trimmed)
 }
 
+/// Prints the prompt and turns echo off, from the terminal's settings as they are
+/// now (after a Ctrl-Z and `fg` the shell may have changed them).
+fn prompt_without_echo() -> rustix::io::Result<()> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::io::Write;
+    eprint!("End-to-end passphrase or recovery key: ");
+    std::io::stderr().flush().ok();
+    let stdin = std::io::stdin();
+    let mut quiet = tcgetattr(&stdin)?;
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)
+}
+
 /// Replaces the default action of SIGINT, SIGTERM, SIGHUP and SIGQUIT (which would
 /// end the process with the terminal as it is, echo off at the passphrase prompt)
 /// with: put `saved` back, then exit as the signal would have (128 + its number, so
-/// 130 for Ctrl-C). A thread waits for them for the rest of the process (a handler
-/// cannot be taken back out), so an interrupt during the export that follows still
-/// ends the process, with the terminal as it was before the prompt.
+/// 130 for Ctrl-C). SIGTSTP (Ctrl-Z) puts `saved` back, then stops the process
+/// (SIGSTOP, which is what Ctrl-Z would have done); once continued (`fg`), and
+/// only while `at_prompt`, the prompt is printed again with echo off. This is what
+/// sudo does at its password prompt. A thread waits for the signals for the rest of
+/// the process (a handler cannot be taken back out), so an interrupt during the
+/// export that follows still ends the process, and Ctrl-Z still stops it.
 /// (`unsafe_code` is forbidden here, so the handler is tokio's safe one.)
-fn restore_terminal_on_signal(saved: rustix::termios::Termios) -> anyhow::Result<()> {
+fn watch_terminal_signals(
+    saved: rustix::termios::Termios,
+    at_prompt: Arc<Mutex<bool>>,
+) -> anyhow::Result<()> {
+    use futures::FutureExt;
     use tokio::signal::unix::{signal, SignalKind};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .context("cannot start the signal watcher")?;
     let mut signals = Vec::new();
+    let mut continued;
     {
         let _context = runtime.enter();
+        // The stop below is a group stop, which the main thread may carry out well
+        // after `kill` has returned here: only SIGCONT says the process was stopped
+        // and has been continued.
+        continued = signal(SignalKind::from_raw(rustix::process::Signal::CONT.as_raw()))
+            .context("cannot watch for the process being continued")?;
         for kind in [
             SignalKind::interrupt(),
             SignalKind::terminate(),
             SignalKind::hangup(),
             SignalKind::quit(),
+            SignalKind::from_raw(rustix::process::Signal::TSTP.as_raw()),
         ] {
             let stream = signal(kind).context("cannot watch for Ctrl-C")?;
             signals.push((kind.as_raw_value(), stream));
         }
     }
-    std::thread::spawn(move || {
-        let number = runtime.block_on(async move {
+    std::thread::spawn(move || loop {
+        let number = runtime.block_on(async {
             let waits = signals.iter_mut().map(|(number, stream)| {
                 let number = *number;
                 Box::pin(async move {
@@ -324,11 +356,36 @@ fn restore_terminal_on_signal(saved: rustix::termios::Termios) -> anyhow::Result
             rustix::termios::OptionalActions::Now,
             &saved,
         );
-        eprintln!();
         if let Err(e) = restored {
-            eprintln!("porchlight: cannot restore the terminal's echo ({e}); type `stty sane`");
+            eprintln!("\nporchlight: cannot restore the terminal's echo ({e}); type `stty sane`");
         }
-        std::process::exit(128 + number);
+        if number != rustix::process::Signal::TSTP.as_raw() {
+            eprintln!();
+            std::process::exit(128 + number);
+        }
+        if *at_prompt.lock().unwrap_or_else(|e| e.into_inner()) {
+            eprintln!();
+        }
+        // A SIGCONT from before (sent to a running process) must not end the wait;
+        // the yield lets the signal driver hand over one already received.
+        runtime.block_on(async {
+            tokio::task::yield_now().await;
+            while continued.recv().now_or_never().is_some() {}
+        });
+        let stopped =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+        if stopped.is_ok() {
+            runtime.block_on(continued.recv());
+        }
+        let prompting = at_prompt.lock().unwrap_or_else(|e| e.into_inner());
+        if *prompting {
+            if let Err(e) = prompt_without_echo() {
+                eprintln!(
+                    "\nporchlight: cannot turn off echo again ({e}); the passphrase would show"
+                );
+                std::process::exit(1);
+            }
+        }
     });
     Ok(())
 }
