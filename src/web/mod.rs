@@ -61,6 +61,7 @@
 mod api;
 mod api_throttle;
 mod assets;
+mod client_addr;
 mod error;
 mod extract;
 mod headers;
@@ -522,6 +523,7 @@ pub async fn start(
         listener,
         tls.config.clone(),
         app(state),
+        Arc::new(web.trusted_proxies.clone()),
         shutdown.clone(),
     ))];
     let mut http = None;
