@@ -84,6 +84,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use client_addr::{forwarded_client, MAX_HOPS};
 pub use error::WebError;
 pub use extract::cookie_in;
 
