@@ -7,7 +7,7 @@
 //!
 //! The sections with rules of their own live beside this file: `[recording]` and
 //! `[retention]` in `config/storage.rs`, `[web]`, `[smtp]` and `[notify]` in
-//! `config/web.rs`.
+//! `config/web.rs`, `[web] trusted_proxies` in `config/proxies.rs`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -19,8 +19,10 @@ use toml::Spanned;
 use crate::model::CameraId;
 use crate::motion::{MotionSettings, Zone};
 
+mod proxies;
 mod storage;
 mod web;
+pub use proxies::{IpNetwork, TrustedProxies};
 pub use storage::{RecordingConfig, RetentionConfig, MIN_MAX_BYTES};
 pub use web::{NotifyConfig, SmtpConfig, SmtpSecurity, TlsFiles, WebConfig};
 

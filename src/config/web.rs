@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::proxies::TrustedProxies;
 use super::ConfigError;
 
 /// The web UI's settings.
@@ -30,6 +31,9 @@ pub struct WebConfig {
     /// A session ends this long after login whatever its use. Default 12 hours
     /// (NIST SP 800-63B AAL2 re-authentication).
     pub session_max: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client. Default empty: the
+    /// client is the TCP peer and the header is ignored.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +50,7 @@ impl Default for WebConfig {
             tls: None,
             session_idle: Duration::from_secs(30 * 60),
             session_max: Duration::from_secs(12 * 3600),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -96,6 +101,7 @@ pub(super) struct RawWeb {
     tls_key: Option<Spanned<PathBuf>>,
     session_idle_minutes: Option<Spanned<u64>>,
     session_max_hours: Option<Spanned<u64>>,
+    trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -183,7 +189,7 @@ pub(super) fn parse_notify(
     }))
 }
 
-type Located<'a> = &'a dyn Fn(Range<usize>, &str, String) -> ConfigError;
+pub(super) type Located<'a> = &'a dyn Fn(Range<usize>, &str, String) -> ConfigError;
 
 fn address(
     raw: &Spanned<String>,
@@ -262,6 +268,7 @@ pub(super) fn parse_web(
         }
         web.session_max = Duration::from_secs(h.get_ref() * 3600);
     }
+    web.trusted_proxies = super::proxies::parse(raw.trusted_proxies, located)?;
     Ok(web)
 }
 

@@ -16,10 +16,9 @@
 //! with the pages' HTML error.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
+use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -145,10 +144,7 @@ fn full_path(parts: &Parts) -> String {
 
 /// The client's address as the bad-token throttle counts it (IPv6 by /64).
 fn address_of(parts: &Parts) -> String {
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = super::client_addr::ClientAddr::of(&parts.extensions);
     address_key(ip).trim_start_matches("addr:").to_owned()
 }
 

@@ -10,15 +10,14 @@
 //! not UTF-8) with 400 and the generic error page, or the API's JSON error, and log
 //! the detail.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
+use super::client_addr::ClientAddr;
 use super::{WebError, WebState};
 use crate::auth::{policy, session_actor, ClientInfo, Session};
 use crate::index::{AuditKind, Role, SessionStage};
@@ -71,16 +70,13 @@ pub mod cookies {
     }
 }
 
-/// What the client presented: address, User-Agent, device cookie.
+/// What the client presented: address (see [`ClientAddr`]), User-Agent, device cookie.
 pub struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, WebError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let ip = ClientAddr::of(&parts.extensions);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

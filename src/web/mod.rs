@@ -61,6 +61,7 @@
 mod api;
 mod api_throttle;
 mod assets;
+mod client_addr;
 mod error;
 mod extract;
 mod headers;
@@ -83,6 +84,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use client_addr::{forwarded_client, MAX_HOPS};
 pub use error::WebError;
 pub use extract::cookie_in;
 
@@ -522,6 +524,7 @@ pub async fn start(
         listener,
         tls.config.clone(),
         app(state),
+        Arc::new(web.trusted_proxies.clone()),
         shutdown.clone(),
     ))];
     let mut http = None;

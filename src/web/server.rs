@@ -3,7 +3,8 @@
 //!
 //! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections, and
 //! [`MAX_PER_ADDRESS`] from one client address, so one client cannot take them all
-//! (more are closed at once); a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`],
+//! (more are closed at once; a trusted reverse proxy, which carries every client's
+//! connections, has only the overall limit); a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`],
 //! request headers must arrive within [`HEADER_TIMEOUT`] and fit in
 //! [`MAX_HEADER_BYTES`] (hyper answers 431 beyond that; over HTTP/2, a connection that
 //! has asked nothing by then is closed, and at most [`MAX_STREAMS`] requests run at
@@ -21,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -36,7 +36,9 @@ use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::client_addr::ClientAddr;
 use super::slots::Slots;
+use crate::config::TrustedProxies;
 
 pub const MAX_CONNECTIONS: usize = 256;
 /// Connections at once from one address (a browser needs a few, plus live views).
@@ -176,11 +178,13 @@ async fn serve_request(app: Router, req: hyper::Request<Incoming>) -> Response {
     response
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` turns true.
+/// Serves `app` over TLS on `listener` until `shutdown` turns true. Each request
+/// carries its [`ClientAddr`], resolved here from the peer and `trusted` proxies.
 pub async fn run_https(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    trusted: Arc<TrustedProxies>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -198,9 +202,16 @@ pub async fn run_https(
             },
             _ = super::stopped(&mut shutdown) => break,
         };
-        let Some(address_slot) = per_address.acquire(peer.ip().to_canonical()) else {
-            tracing::warn!(%peer, "web: too many connections from {}; closing a new one", peer.ip());
-            continue;
+        // A trusted proxy carries every client's connections (a notices stream per
+        // tab, a WebSocket per live view): only the overall limit applies to it.
+        let address_slot = if trusted.contains(peer.ip()) {
+            None
+        } else {
+            let Some(slot) = per_address.acquire(peer.ip().to_canonical()) else {
+                tracing::warn!(%peer, "web: too many connections from {}; closing a new one", peer.ip());
+                continue;
+            };
+            Some(slot)
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "web: too many connections; closing a new one");
@@ -209,6 +220,7 @@ pub async fn run_https(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let trusted = trusted.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _permit = (permit, address_slot);
@@ -232,7 +244,10 @@ pub async fn run_https(
             let seen = asked.clone();
             let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
                 seen.store(true, Ordering::Relaxed);
-                req.extensions_mut().insert(ConnectInfo(peer));
+                // The one place the client's address is decided; a ClientAddr the
+                // client tried to send does not exist (extensions are not headers).
+                let client = ClientAddr::resolve(peer, req.headers(), &trusted);
+                req.extensions_mut().insert(client);
                 host_from_authority(&mut req);
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(serve_request(app, req).await) }

@@ -37,6 +37,8 @@ pub struct SystemFacts {
     pub mail_relay: Option<String>,
     /// Where the web UI listens: `address (HTTPS)`, and the plain-HTTP redirect's.
     pub listen: String,
+    /// `[web] trusted_proxies`, comma-separated; empty when none (the default).
+    pub trusted_proxies: String,
     /// The notification webhook's host, if one is configured.
     pub webhook_host: Option<String>,
     /// Where mDNS discovery asks and listens (`all interfaces`, `lo`), if it is on.
@@ -73,6 +75,14 @@ impl SystemFacts {
                 }
                 (https, None) => format!("{https} (HTTPS)"),
             },
+            trusted_proxies: config
+                .web
+                .trusted_proxies
+                .networks()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             webhook_host: config
                 .notify
                 .as_ref()

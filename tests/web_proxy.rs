@@ -1,0 +1,230 @@
+//! Porchlight behind a reverse proxy, over real HTTPS: with `[web] trusted_proxies`
+//! naming the proxy (here this machine: the tests connect from 127.0.0.1), each
+//! client is the address the proxy wrote in `X-Forwarded-For`, so one guesser is
+//! throttled alone and the login log, alerts, activity log and devices list name the
+//! real client; without the setting, or when the header cannot be believed, the TCP
+//! peer stays the client, whatever the header says.
+
+mod webutil;
+
+use std::sync::{Arc, Mutex};
+
+use webutil::{make_token, Client, Reply, Server};
+
+const PROXIED: &str = "trusted_proxies = [\"127.0.0.1\"]\n";
+
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    webutil::capture_log("info,porchlight=debug")
+}
+
+fn logged() -> String {
+    String::from_utf8_lossy(&log().lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// A client whose every request says `X-Forwarded-For: forwarded`, as a proxy in
+/// front of it would (the connection still comes from 127.0.0.1).
+fn behind_proxy(server: &Server, forwarded: &str) -> Client {
+    let mut c = server.client();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", forwarded.parse().expect("header value"));
+    c.http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client");
+    c
+}
+
+/// One API request with `token`, from a client saying `X-Forwarded-For: forwarded`
+/// (none if `None`).
+async fn api(server: &Server, forwarded: Option<&str>, token: &str) -> Reply {
+    let mut c = match forwarded {
+        Some(f) => behind_proxy(server, f),
+        None => server.client(),
+    };
+    let req = c
+        .http
+        .get(format!("{}/api/v1/events", c.base))
+        .bearer_auth(token);
+    c.send(req).await
+}
+
+/// Sends wrong tokens until the 11th is refused with 429, each from the client
+/// `forwarded(i)` names.
+async fn guess_until_blocked(server: &Server, forwarded: impl Fn(usize) -> Option<String>) {
+    let wrong = format!("plt_{}", "x".repeat(81));
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(api(server, forwarded(i).as_deref(), &wrong).await.status);
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_api_throttle() {
+    let server = Server::start(PROXIED).await;
+    let (mut owner, _, _) = server.owner().await;
+    let good = make_token(&mut owner, "Doorbell", &["events:read"]).await;
+    guess_until_blocked(&server, |_| Some("203.0.113.5".into())).await;
+    assert_eq!(
+        api(&server, Some("203.0.113.5"), &good).await.status,
+        429,
+        "the guesser is blocked, even with a good token"
+    );
+    assert_eq!(
+        api(&server, Some("203.0.113.6"), &good).await.status,
+        200,
+        "another client behind the same proxy is still served"
+    );
+    assert_eq!(
+        api(&server, Some("198.51.100.1, 203.0.113.6"), &good)
+            .await
+            .status,
+        200,
+        "the nearest untrusted entry is the client, not the leftmost"
+    );
+    assert_eq!(
+        api(&server, None, &good).await.status,
+        200,
+        "the proxy itself (no header) is not blocked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_logins_alerts_activity_and_devices_name_the_forwarded_client() {
+    let _ = log();
+    let server = Server::start(PROXIED).await;
+    let (mut owner, secret, _) = server.owner().await;
+
+    // Failed logins from one forwarded client: the address throttle (5 free) counts
+    // them under that client, not the proxy.
+    let mut guesser = behind_proxy(&server, "198.51.100.7");
+    for i in 0..6 {
+        let r = guesser
+            .post_login(&format!("nobody{i}"), "wrong guess")
+            .await;
+        assert_eq!(r.status, 401, "{i}: {}", r.body);
+    }
+    let r = guesser.post_login("nobody-else", "wrong guess").await;
+    assert_eq!(r.status, 429, "the guesser's address now waits");
+    let mut neighbour = behind_proxy(&server, "198.51.100.8");
+    let r = neighbour.post_login("someone", "wrong guess").await;
+    assert_eq!(
+        r.status, 401,
+        "another client behind the proxy does not wait"
+    );
+    assert!(
+        logged().contains("authentication failure for \"nobody0\" from 198.51.100.7:"),
+        "the fail2ban line names the client"
+    );
+
+    // A login from a new browser behind the proxy: alert, devices and activity log
+    // name the forwarded address.
+    server.advance_secs(60);
+    let mut phone = behind_proxy(&server, "2001:db8::42");
+    server.login(&mut phone, &secret).await;
+    let alerts = owner.get("/alerts").await.body;
+    assert!(alerts.contains("at address 2001:db8::42"), "{alerts}");
+    let devices = owner.get("/devices").await.body;
+    assert!(devices.contains("2001:db8::42"), "{devices}");
+    let activity = owner.get("/activity").await.body;
+    assert!(
+        activity.contains("198.51.100.7") && activity.contains("2001:db8::42"),
+        "{activity}"
+    );
+
+    // The Control Centre shows the setting.
+    let page = owner.get("/control-centre").await.body;
+    let fact = page
+        .split("id=\"proxies-fact\">")
+        .nth(1)
+        .and_then(|s| s.split("</li>").next())
+        .expect("the trusted proxies line");
+    assert!(fact.contains("127.0.0.1:"), "{fact}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trusted_proxies_a_forged_forwarded_for_is_ignored() {
+    let _ = log();
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let good = make_token(&mut owner, "Doorbell", &["events:read"]).await;
+    // A new forged address on every guess does not escape the throttle.
+    guess_until_blocked(&server, |i| Some(format!("203.0.113.{}", 10 + i))).await;
+    assert_eq!(
+        api(&server, Some("203.0.113.99"), &good).await.status,
+        429,
+        "the header does not make another client"
+    );
+    let mut forger = behind_proxy(&server, "198.51.100.77");
+    let r = forger.post_login("forger", "wrong guess").await;
+    assert_eq!(r.status, 401);
+    let lines = logged();
+    assert!(
+        lines.contains("authentication failure for \"forger\" from 127.0.0.1:"),
+        "the peer is logged"
+    );
+    assert!(
+        !lines.contains("198.51.100.77"),
+        "the forged address is not"
+    );
+    let page = owner.get("/control-centre").await.body;
+    assert!(
+        page.contains("id=\"proxies-fact\">Trusted reverse proxies: none"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_for_of_trusted_proxies_or_garbage_leaves_the_proxys_address() {
+    let server = Server::start(PROXIED).await;
+    let (mut owner, _, _) = server.owner().await;
+    let good = make_token(&mut owner, "Doorbell", &["events:read"]).await;
+    let unbelievable = [
+        "127.0.0.1",
+        "127.0.0.1, 127.0.0.1",
+        "",
+        "garbage",
+        "203.0.113.5, nonsense",
+        "203.0.113.5:4711",
+        "unknown",
+    ];
+    // Every one of these counts against the proxy's own address (127.0.0.1).
+    guess_until_blocked(&server, |i| {
+        Some(unbelievable[i % unbelievable.len()].to_owned())
+    })
+    .await;
+    assert_eq!(api(&server, None, &good).await.status, 429);
+    let too_long = vec!["203.0.113.5"; 21].join(", ");
+    assert_eq!(api(&server, Some(&too_long), &good).await.status, 429);
+    assert_eq!(
+        api(&server, Some("203.0.113.5"), &good).await.status,
+        200,
+        "a believable client is its own"
+    );
+}
+
+/// Every client's connections come from the proxy: the 32-per-address limit would
+/// let a household's tabs and live views lock each other out, so a trusted proxy
+/// has only the overall limit (256).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_may_hold_more_connections_than_one_address() {
+    use tokio::io::AsyncReadExt;
+    let server = Server::start(PROXIED).await;
+    // TCP connections that never start TLS hold their place until the handshake
+    // timeout (10 s); the limit for one address is 32.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(
+            tokio::net::TcpStream::connect(server.https)
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut last = held.pop().expect("a connection");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), last.read(&mut byte)).await;
+    assert!(read.is_err(), "the 40th connection is still open: {read:?}");
+}
