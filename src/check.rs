@@ -725,3 +725,7 @@ mod extras;
 #[cfg(test)]
 #[path = "check_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "check_fifo_tests.rs"]
+mod fifo_tests;

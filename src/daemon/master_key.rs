@@ -82,8 +82,8 @@ fn existing_data(data_dir: &Path, index: &Index) -> Result<Option<String>, Daemo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{RecordingEntry, RecordingState};
-    use crate::model::{RecordingId, Trigger};
+    use crate::index::RecordingState;
+    use crate::model::RecordingId;
 
     fn config(dir: &Path) -> Config {
         let text = format!(
@@ -119,17 +119,10 @@ mod tests {
         let config = config(dir.path());
         let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
         index
-            .put_recording(&RecordingEntry {
-                id: RecordingId::random(),
-                camera: "porch".parse().expect("name"),
-                start_micros: 1,
-                end_micros: 2,
-                frames: 1,
-                bytes: 1,
-                trigger: Trigger::Motion,
-                wrapped_key: String::new(),
-                state: RecordingState::Finished,
-            })
+            .put_recording(&crate::testutil::placeholder_entry(
+                RecordingId::random(),
+                RecordingState::Finished,
+            ))
             .expect("put");
         let text = refusal(&config, &index);
         assert!(text.contains("1 recording(s)"), "{text}");

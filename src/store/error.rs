@@ -5,7 +5,8 @@
 //! material: keys only ever appear here as their [`KeyId`], which is safe to log.
 //!
 //! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
-//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`, `NotAuthentic`) mean the bytes on disk cannot be
+//! `Truncated`, `Corrupt`, `NotARecording`, `NotARegularFile`, `WrongRecording`,
+//! `NotAuthentic`) mean the bytes on disk cannot be
 //! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
 //! means an earlier write or fsync failed and the writer will not guess what
 //! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
@@ -28,6 +29,16 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+
+    /// Something other than a regular file (a FIFO, a device node, a symbolic link)
+    /// where a recording, thumbnail, share copy or viewer key file should be: it is
+    /// never read nor written (see `regular.rs`), and left for a person to look at.
+    #[error(
+        "{} is {kind}, not a regular file: it was not opened (nothing Porchlight writes \
+         is one; remove it or put the real file back)",
+        .path.display()
+    )]
+    NotARegularFile { path: PathBuf, kind: &'static str },
 
     /// The file does not start with the recording magic bytes.
     #[error("{} is not a Porchlight recording (bad magic bytes)", .path.display())]
@@ -261,6 +272,7 @@ impl StoreError {
                 | StoreError::Truncated { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::NotARecording { .. }
+                | StoreError::NotARegularFile { .. }
                 | StoreError::WrongRecording { .. }
                 | StoreError::NotAuthentic { .. }
         )

@@ -33,6 +33,7 @@ mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
+mod regular;
 pub mod rotate;
 mod share;
 mod thumbnails;
@@ -415,7 +416,7 @@ impl Store {
     /// Whether a recording's file is end-to-end encrypted (reads its header only).
     pub fn is_end_to_end(&self, camera: &CameraId, id: RecordingId) -> Result<bool, StoreError> {
         let path = self.recording_path(camera, id);
-        let file = fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+        let file = regular::open_regular_read(&path, "open")?;
         let (header, _) = format::read_header(&file, &path)?;
         Ok(matches!(header.key, KeySlot::Recipients(_)))
     }
@@ -472,9 +473,9 @@ impl Store {
     /// (126 bytes), or if it starts with the recording magic and a known version and
     /// ends before the header length it declares; otherwise it is `Foreign`.
     pub fn status(&self, path: &Path) -> FileStatus {
-        let file = match fs::File::open(path) {
+        let file = match regular::open_regular_read(path, "open") {
             Ok(file) => file,
-            Err(e) => return FileStatus::Foreign(StoreError::io("open", path, e).to_string()),
+            Err(e) => return FileStatus::Foreign(e.to_string()),
         };
         let (header, raw) = match format::read_header(&file, path) {
             Err(_) if ends_inside_its_header(&file, path) => return FileStatus::TornHeader,
