@@ -137,6 +137,12 @@ impl Store {
     /// and is refused from then on: holding the marker back until every file is
     /// tagged would let anyone who can write the data disk keep zero tags accepted
     /// for good with one file the pass cannot open. Returns the files tagged.
+    ///
+    /// A marker that cannot be written (a read-only or foreign `key_dir`) is
+    /// [`StoreError::E2eMarkerNotWritable`], which stops the daemon's start and
+    /// `check --repair`: starting anyway would keep untagged files accepted, and each
+    /// later start would tag whatever was planted since. The tags already written stay
+    /// (a tagged file reads either way), so the next try after the fix loses nothing.
     pub fn tag_untagged_e2e_files(&self) -> Result<usize, StoreError> {
         if !self.master.accepts_untagged_e2e() {
             return Ok(0);

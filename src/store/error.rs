@@ -187,6 +187,30 @@ pub enum StoreError {
         fix: String,
     },
 
+    /// The end-to-end tags marker could not be written in the key directory (read-only
+    /// file system, a directory the daemon's user may not write). Until it exists an
+    /// untagged end-to-end file is accepted, and every start would tag whatever was
+    /// planted since, so nothing starts without it (see `e2e_tag`). The files already
+    /// tagged stay tagged; nothing is lost.
+    #[error(
+        "cannot write the end-to-end tags marker {} ({source}). This version writes it \
+         once, after tagging the end-to-end recordings made before header tags, so that \
+         from then on a recording without a tag (a forgery) is refused; it does not \
+         start while such recordings would still be accepted. Nothing was lost. Make the \
+         key directory {} writable by the daemon's user (user id {euid}) once, e.g. \
+         `chown {euid} {}` or remount its file system read-write, and start again (it \
+         may be read-only again afterwards); or, if only its owner or mode is in the \
+         way, run `porchlight check --repair` as root",
+        .marker.display(), .key_dir.display(), .key_dir.display()
+    )]
+    E2eMarkerNotWritable {
+        marker: PathBuf,
+        key_dir: PathBuf,
+        euid: u32,
+        #[source]
+        source: io::Error,
+    },
+
     /// A master-key rotation was started and not finished: its new key file is still
     /// next to the old one. Neither key alone reads every file, so nothing starts.
     #[error(
