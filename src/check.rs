@@ -552,7 +552,10 @@ fn adopt(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&file.camera, file.id);
-    match store.status(&path) {
+    let status = store.status(&path);
+    #[cfg(test)]
+    tests::between_status_and_indexing(&path);
+    match status {
         FileStatus::Shredded => {
             if repair {
                 if shred_or_unlink(store, &file.camera, file.id, report) {
@@ -576,11 +579,12 @@ fn adopt(
         FileStatus::Foreign(why) => report
             .findings
             .push(format!("{}: {why}; left untouched", path.display())),
-        FileStatus::EndToEnd if !repair => report
+        FileStatus::EndToEnd(_) if !repair => report
             .findings
             .push(format!("{} has no index entry", path.display())),
-        FileStatus::EndToEnd => {
-            index.put_recording(&store.describe_header(&path)?.to_entry())?;
+        // Indexed from the header whose tag `status` checked, not from the path again.
+        FileStatus::EndToEnd(described) => {
+            index.put_recording(&described.to_entry())?;
             report.recordings += 1;
             report.actions.push(format!(
                 "indexed end-to-end recording {} from its header (its length shows once a viewer opens it)",
@@ -659,7 +663,10 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
     let files = store.list_files()?;
     for file in files.iter().filter(|f| !pending.contains(&f.id)) {
         let path = store.recording_path(&file.camera, file.id);
-        match store.status(&path) {
+        let status = store.status(&path);
+        #[cfg(test)]
+        tests::between_status_and_indexing(&path);
+        match status {
             FileStatus::Readable => match store.recover_and_describe(&path) {
                 Err(StoreError::EmptyRecording { .. }) => {
                     if shred_or_unlink(store, &file.camera, file.id, &mut report) {
@@ -691,8 +698,9 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
                 .findings
                 .push(format!("{}: {why}; left untouched", path.display())),
             // Sealed to viewers: what its header says is all that can be known here.
-            FileStatus::EndToEnd => {
-                index.put_recording(&store.describe_header(&path)?.to_entry())?;
+            // (From the header whose tag `status` checked, not from the path again.)
+            FileStatus::EndToEnd(described) => {
+                index.put_recording(&described.to_entry())?;
                 kept.insert(file.id);
                 report.recordings += 1;
             }
@@ -717,3 +725,7 @@ mod extras;
 #[cfg(test)]
 #[path = "check_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "check_fifo_tests.rs"]
+mod fifo_tests;

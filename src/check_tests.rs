@@ -659,6 +659,66 @@ fn repair_tags_end_to_end_files_written_before_tags() {
     assert_ne!(std::fs::read(&path).expect("read")[36..42], [0u8; 6]);
 }
 
+/// A test's action on a path (see [`between_status_and_indexing`]).
+type PathHook = Box<dyn Fn(&std::path::Path)>;
+
+/// One way of adopting files without an entry: recovery, repair or rebuild.
+type AdoptingRun = fn(&Store, &Index) -> Result<Report, CheckError>;
+
+thread_local! {
+    /// What a test does between `status` checking a file and the file being indexed.
+    static BETWEEN_STATUS_AND_INDEXING: std::cell::RefCell<Option<PathHook>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The seam `adopt` and `rebuild` call right after [`Store::status`] (tests only).
+pub(super) fn between_status_and_indexing(path: &std::path::Path) {
+    BETWEEN_STATUS_AND_INDEXING.with(|hook| {
+        if let Some(hook) = hook.borrow().as_ref() {
+            hook(path);
+        }
+    });
+}
+
+/// An end-to-end file swapped for a forgery after its tag was checked, before its
+/// entry is written: what gets indexed is the header that was checked (its start,
+/// its key slot), never what a second read of the path would find.
+#[test]
+fn adoption_indexes_the_header_whose_tag_was_checked_not_a_swapped_file() {
+    use crate::store::format::HeaderFields;
+    use crate::store::writer::testing::forge_e2e;
+    let (dir, store, index) = fixture();
+    enable_e2e(&store, &index);
+    let id = RecordingId(80);
+    let camera = recording(&store, &index, id, true, RecordingState::Finished);
+    let genuine = index.get_recording(id).expect("get").expect("entry");
+    let path = store.recording_path(&camera, id);
+    let genuine_bytes = std::fs::read(&path).expect("read");
+    let forgery = dir.path().join("forged.plr");
+    let recipients = store.recipients();
+    let runs: [AdoptingRun; 3] = [recover, |s: &Store, i: &Index| compare(s, i, true), rebuild];
+    for run in runs {
+        std::fs::write(&path, &genuine_bytes).expect("put the genuine file back");
+        index.remove_recording(id).expect("lose its entry");
+        let (path, forgery, recipients) = (path.clone(), forgery.clone(), recipients.clone());
+        BETWEEN_STATUS_AND_INDEXING.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move |checked: &std::path::Path| {
+                if checked == path {
+                    let fields = HeaderFields::new(id.0, "porch", 999_999, "motion");
+                    forge_e2e(&forgery, &fields, &recipients, b"forged", [9; 6]);
+                    std::fs::rename(&forgery, &path).expect("swap");
+                }
+            }))
+        });
+        let report = run(&store, &index);
+        BETWEEN_STATUS_AND_INDEXING.with(|hook| hook.borrow_mut().take());
+        let report = report.expect("run");
+        let indexed = index.get_recording(id).expect("get").expect("adopted");
+        assert_eq!(indexed.start_micros, genuine.start_micros, "{report}");
+        assert_eq!(indexed.wrapped_key, genuine.wrapped_key, "{report}");
+    }
+}
+
 /// Turns end-to-end mode on for the owner (user 1).
 fn enable_e2e(store: &Store, index: &Index) {
     crate::e2e::enable(

@@ -12,3 +12,22 @@ pub(crate) fn store_and_index() -> (tempfile::TempDir, Store, Index) {
     let index = Index::open(&Store::index_dir(&data)).expect("index");
     (dir, store, index)
 }
+
+/// An index entry of recording `id` (camera `porch`) that names no real data: one
+/// frame, one byte, no key slot.
+pub(crate) fn placeholder_entry(
+    id: crate::model::RecordingId,
+    state: crate::index::RecordingState,
+) -> crate::index::RecordingEntry {
+    crate::index::RecordingEntry {
+        id,
+        camera: "porch".parse().expect("name"),
+        start_micros: 1,
+        end_micros: 2,
+        frames: 1,
+        bytes: 1,
+        trigger: crate::model::Trigger::Motion,
+        wrapped_key: String::new(),
+        state,
+    }
+}

@@ -82,8 +82,8 @@ fn existing_data(data_dir: &Path, index: &Index) -> Result<Option<String>, Daemo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{RecordingEntry, RecordingState};
-    use crate::model::{RecordingId, Trigger};
+    use crate::index::RecordingState;
+    use crate::model::RecordingId;
 
     fn config(dir: &Path) -> Config {
         let text = format!(
@@ -119,17 +119,10 @@ mod tests {
         let config = config(dir.path());
         let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
         index
-            .put_recording(&RecordingEntry {
-                id: RecordingId::random(),
-                camera: "porch".parse().expect("name"),
-                start_micros: 1,
-                end_micros: 2,
-                frames: 1,
-                bytes: 1,
-                trigger: Trigger::Motion,
-                wrapped_key: String::new(),
-                state: RecordingState::Finished,
-            })
+            .put_recording(&crate::testutil::placeholder_entry(
+                RecordingId::random(),
+                RecordingState::Finished,
+            ))
             .expect("put");
         let text = refusal(&config, &index);
         assert!(text.contains("1 recording(s)"), "{text}");
@@ -155,19 +148,24 @@ mod tests {
         assert!(!config.key_dir.exists());
     }
 
-    /// An installation upgraded from before end-to-end header tags: its first start
-    /// tags the old (untagged) end-to-end thumbnail and writes the marker, after
-    /// which the file still reads.
-    #[test]
-    fn the_first_start_after_an_upgrade_tags_old_end_to_end_files() {
+    /// An installation as an upgrade from before end-to-end header tags finds it: a
+    /// master key without the marker, and an old (untagged) end-to-end thumbnail of
+    /// event 5, camera `porch`. Returns its config, index, the thumbnail's path and
+    /// the viewer it is sealed to.
+    fn upgraded_install(
+        dir: &Path,
+    ) -> (
+        Config,
+        Index,
+        std::path::PathBuf,
+        crate::store::e2e::ViewerSecret,
+    ) {
         use crate::store::format::HeaderFields;
         use crate::store::writer::testing::{forge_e2e, quick_viewer};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = config(dir.path());
+        let config = config(dir);
         let index = Index::open(&Store::index_dir(&config.data_dir)).expect("index");
         drop(open_store(&config, &index).expect("first start"));
-        let marker = config.key_dir.join("e2e-tags-v1");
-        std::fs::remove_file(&marker).expect("a new key has the marker");
+        std::fs::remove_file(config.key_dir.join("e2e-tags-v1")).expect("a new key has the marker");
         let (locked, viewer) = quick_viewer("a long passphrase");
         let path = config
             .data_dir
@@ -181,14 +179,94 @@ mod tests {
             b"jpeg",
             [0; 6],
         );
+        (config, index, path, viewer)
+    }
 
-        let store = open_store(&config, &index).expect("start after the upgrade");
-        assert!(marker.exists());
-        assert_ne!(std::fs::read(&path).expect("read")[36..42], [0u8; 6]);
+    /// The old thumbnail of [`upgraded_install`] reads, for `viewer`.
+    fn thumbnail_reads(store: &Store, viewer: &crate::store::e2e::ViewerSecret) {
         let camera = "porch".parse().expect("name");
         let jpeg = store
-            .read_thumbnail_as(&camera, crate::model::EventId(5), Some(&viewer))
+            .read_thumbnail_as(&camera, crate::model::EventId(5), Some(viewer))
             .expect("still reads");
         assert_eq!(jpeg, b"jpeg");
+    }
+
+    /// An installation upgraded from before end-to-end header tags: its first start
+    /// tags the old (untagged) end-to-end thumbnail and writes the marker, after
+    /// which the file still reads.
+    #[test]
+    fn the_first_start_after_an_upgrade_tags_old_end_to_end_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, index, path, viewer) = upgraded_install(dir.path());
+
+        let store = open_store(&config, &index).expect("start after the upgrade");
+        assert!(config.key_dir.join("e2e-tags-v1").exists());
+        assert_ne!(std::fs::read(&path).expect("read")[36..42], [0u8; 6]);
+        thumbnail_reads(&store, &viewer);
+    }
+
+    /// A directory bind-mounted read-only over itself (root can write through any
+    /// mode, not to a read-only mount); unmounted on drop.
+    struct ReadOnlyMount(std::path::PathBuf);
+
+    impl ReadOnlyMount {
+        fn new(dir: &Path) -> ReadOnlyMount {
+            let mount = |options: &[&str]| {
+                let out = std::process::Command::new("mount")
+                    .args(options)
+                    .arg(dir)
+                    .arg(dir)
+                    .output()
+                    .expect("run mount");
+                assert!(
+                    out.status.success(),
+                    "this test needs root to bind-mount {} read-only: {}",
+                    dir.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            mount(&["--bind"]);
+            let guard = ReadOnlyMount(dir.to_owned());
+            mount(&["-o", "remount,bind,ro"]);
+            guard
+        }
+    }
+
+    impl Drop for ReadOnlyMount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    /// The same upgrade with a key directory the daemon cannot write: it refuses to
+    /// start (untagged files would otherwise stay accepted, and each start would tag
+    /// whatever was planted since), says which directory and what to do, and loses
+    /// nothing: once the directory is writable the next start finishes the job.
+    #[test]
+    fn an_upgrade_with_a_key_dir_it_cannot_write_refuses_to_start_and_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, index, _, viewer) = upgraded_install(dir.path());
+        let marker = config.key_dir.join("e2e-tags-v1");
+        {
+            let _read_only = ReadOnlyMount::new(&config.key_dir);
+            let text = match open_store(&config, &index) {
+                Ok(_) => panic!("started while untagged end-to-end files are accepted"),
+                Err(e) => crate::error_chain::chain(&e),
+            };
+            let key_dir = config.key_dir.display().to_string();
+            for needed in [
+                &format!("key directory {key_dir} writable"),
+                "chown",
+                "read-write",
+                "check --repair",
+                "Nothing was lost",
+            ] {
+                assert!(text.contains(needed), "{needed:?} missing from: {text}");
+            }
+            assert!(!marker.exists());
+        }
+        let store = open_store(&config, &index).expect("start once key_dir is writable");
+        assert!(marker.exists());
+        thumbnail_reads(&store, &viewer);
     }
 }

@@ -559,16 +559,22 @@ pub(super) fn write_e2e_tags_marker(key_dir: &Path) -> Result<(), StoreError> {
         return Ok(());
     }
     let path = key_dir.join(E2E_TAGS_MARKER);
-    let mut file = OpenOptions::new()
+    OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| StoreError::io("create the e2e tags marker", &path, e))?;
-    file.write_all(b"every end-to-end recording here carries a header tag\n")
-        .and_then(|()| file.sync_all())
-        .map_err(|e| StoreError::io("write the e2e tags marker", &path, e))?;
+        .and_then(|mut file| {
+            file.write_all(b"every end-to-end recording here carries a header tag\n")?;
+            file.sync_all()
+        })
+        .map_err(|source| StoreError::E2eMarkerNotWritable {
+            marker: path.clone(),
+            key_dir: key_dir.to_owned(),
+            euid: rustix::process::geteuid().as_raw(),
+            source,
+        })?;
     sync_dir(key_dir)
 }
 

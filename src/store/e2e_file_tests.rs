@@ -115,8 +115,9 @@ fn recording_made_after_enabling_opens_only_for_the_viewer() {
 
     // Check and rebuild know it from its header rather than calling it corrupt.
     let path = f.store.recording_path(&f.camera, after);
-    assert_eq!(f.store.status(&path), FileStatus::EndToEnd);
-    let described = f.store.describe_header(&path).expect("header");
+    let FileStatus::EndToEnd(described) = f.store.status(&path) else {
+        panic!("not end-to-end: {:?}", f.store.status(&path));
+    };
     assert_eq!((described.id, described.frames), (after, 0));
     assert_eq!(described.camera, f.camera);
 

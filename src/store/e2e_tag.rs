@@ -31,7 +31,7 @@
 //! exporting without the tag check would hand a forger exactly that situation to
 //! ask for.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -39,6 +39,7 @@ use subtle::ConstantTimeEq;
 
 use super::crypto::{self, MasterKey, E2E_TAG_LEN};
 use super::format::{self, KeySlot, E2E_TAG_OFFSET};
+use super::regular::{open_regular, Access};
 use super::{Store, StoreError};
 
 /// What a version 2 header's tag says under one master key.
@@ -112,36 +113,14 @@ pub(crate) fn retag(
 /// write (a backup copied back as root) is no error; only a file to tag is reopened
 /// for writing.
 fn tag_if_untagged(path: &Path, master: &MasterKey) -> Result<bool, StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = |write: bool| {
-        OpenOptions::new()
-            .read(true)
-            .write(write)
-            // NONBLOCK: a FIFO planted under a recording's name must not hang start-up.
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
-            .open(path)
-            .map_err(|e| StoreError::io("open to tag", path, e))
-    };
-    let file = open(false)?;
-    let is_file = file
-        .metadata()
-        .map_err(|e| StoreError::io("stat to tag", path, e))?
-        .is_file();
-    if !is_file {
-        return Err(StoreError::io(
-            "open to tag",
-            path,
-            std::io::Error::other("not a regular file"),
-        ));
-    }
+    let open = |access| open_regular(path, access, "open to tag");
+    let file = open(Access::Read)?;
     let (header, raw) = format::read_header(&file, path)?;
     let untagged = matches!(header.key, KeySlot::Recipients(_))
         && !header.key.is_shredded()
         && format::stored_e2e_tag(&raw) == [0u8; E2E_TAG_LEN];
     if untagged {
-        retag(&open(true)?, path, &raw, master)?;
+        retag(&open(Access::ReadWrite)?, path, &raw, master)?;
     }
     Ok(untagged)
 }
@@ -158,6 +137,12 @@ impl Store {
     /// and is refused from then on: holding the marker back until every file is
     /// tagged would let anyone who can write the data disk keep zero tags accepted
     /// for good with one file the pass cannot open. Returns the files tagged.
+    ///
+    /// A marker that cannot be written (a read-only or foreign `key_dir`) is
+    /// [`StoreError::E2eMarkerNotWritable`], which stops the daemon's start and
+    /// `check --repair`: starting anyway would keep untagged files accepted, and each
+    /// later start would tag whatever was planted since. The tags already written stay
+    /// (a tagged file reads either way), so the next try after the fix loses nothing.
     pub fn tag_untagged_e2e_files(&self) -> Result<usize, StoreError> {
         if !self.master.accepts_untagged_e2e() {
             return Ok(0);

@@ -5,7 +5,8 @@
 //! material: keys only ever appear here as their [`KeyId`], which is safe to log.
 //!
 //! Integrity failures (`ChunkAuthentication`, `KeyUnwrap`, `KeyMismatch`,
-//! `Truncated`, `Corrupt`, `NotARecording`, `WrongRecording`, `NotAuthentic`) mean the bytes on disk cannot be
+//! `Truncated`, `Corrupt`, `NotARecording`, `NotARegularFile`, `WrongRecording`,
+//! `NotAuthentic`) mean the bytes on disk cannot be
 //! trusted as they are; `Io` is the operating system refusing; `WriterPoisoned`
 //! means an earlier write or fsync failed and the writer will not guess what
 //! reached the disk (the PostgreSQL "fsyncgate" lesson: a failed fsync is
@@ -28,6 +29,16 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+
+    /// Something other than a regular file (a FIFO, a device node, a symbolic link)
+    /// where a recording, thumbnail, share copy or viewer key file should be: it is
+    /// never read nor written (see `regular.rs`), and left for a person to look at.
+    #[error(
+        "{} is {kind}, not a regular file: it was not opened (nothing Porchlight writes \
+         is one; remove it or put the real file back)",
+        .path.display()
+    )]
+    NotARegularFile { path: PathBuf, kind: &'static str },
 
     /// The file does not start with the recording magic bytes.
     #[error("{} is not a Porchlight recording (bad magic bytes)", .path.display())]
@@ -176,6 +187,30 @@ pub enum StoreError {
         fix: String,
     },
 
+    /// The end-to-end tags marker could not be written in the key directory (read-only
+    /// file system, a directory the daemon's user may not write). Until it exists an
+    /// untagged end-to-end file is accepted, and every start would tag whatever was
+    /// planted since, so nothing starts without it (see `e2e_tag`). The files already
+    /// tagged stay tagged; nothing is lost.
+    #[error(
+        "cannot write the end-to-end tags marker {} ({source}). This version writes it \
+         once, after tagging the end-to-end recordings made before header tags, so that \
+         from then on a recording without a tag (a forgery) is refused; it does not \
+         start while such recordings would still be accepted. Nothing was lost. Make the \
+         key directory {} writable by the daemon's user (user id {euid}) once, e.g. \
+         `chown {euid} {}` or remount its file system read-write, and start again (it \
+         may be read-only again afterwards); or, if only its owner or mode is in the \
+         way, run `porchlight check --repair` as root",
+        .marker.display(), .key_dir.display(), .key_dir.display()
+    )]
+    E2eMarkerNotWritable {
+        marker: PathBuf,
+        key_dir: PathBuf,
+        euid: u32,
+        #[source]
+        source: io::Error,
+    },
+
     /// A master-key rotation was started and not finished: its new key file is still
     /// next to the old one. Neither key alone reads every file, so nothing starts.
     #[error(
@@ -261,6 +296,7 @@ impl StoreError {
                 | StoreError::Truncated { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::NotARecording { .. }
+                | StoreError::NotARegularFile { .. }
                 | StoreError::WrongRecording { .. }
                 | StoreError::NotAuthentic { .. }
         )

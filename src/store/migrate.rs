@@ -15,7 +15,7 @@
 //!
 //! A leftover `<id>.migrating` of a crash before step 2 is shredded by the next try.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -120,11 +120,15 @@ impl Store {
 /// it holds the video under a data key wrapped by the master key, which nothing
 /// else would ever delete.
 fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
-    let original = match OpenOptions::new().read(true).write(true).open(path) {
+    let original = match super::regular::open_regular(
+        path,
+        super::regular::Access::ReadWrite,
+        "open for migration",
+    ) {
         Ok(file) => file,
         Err(e) => {
             discard_copy(temp);
-            return Err(StoreError::io("open for migration", path, e));
+            return Err(e);
         }
     };
     let mut prefix = [0u8; 36];

@@ -33,6 +33,7 @@ mod migrate;
 pub mod mp4;
 pub mod reader;
 pub mod recover;
+mod regular;
 pub mod rotate;
 mod share;
 mod thumbnails;
@@ -90,16 +91,18 @@ pub enum FileStatus {
     Shredded,
     /// Not readable with this master key, or not a recording: leave it alone.
     Foreign(String),
-    /// End-to-end encrypted: sealed to viewers, so only its header can be read here
-    /// ([`Store::describe_header`]).
-    EndToEnd,
+    /// End-to-end encrypted: sealed to viewers, so only its header can be read here.
+    /// It carries what that header says, from the very bytes whose tag was checked:
+    /// whoever indexes the file indexes this, never a second read of the path, which
+    /// a file swapped in between (a forgery) would answer.
+    EndToEnd(Box<DescribedFile>),
     /// Shorter than a whole header (a power cut while it was being created): it
     /// cannot hold any video. See [`Store::status`] for the exact rule.
     TornHeader,
 }
 
 /// A recording as described by its file alone.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DescribedFile {
     pub id: RecordingId,
     pub camera: CameraId,
@@ -413,7 +416,7 @@ impl Store {
     /// Whether a recording's file is end-to-end encrypted (reads its header only).
     pub fn is_end_to_end(&self, camera: &CameraId, id: RecordingId) -> Result<bool, StoreError> {
         let path = self.recording_path(camera, id);
-        let file = fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+        let file = regular::open_regular_read(&path, "open")?;
         let (header, _) = format::read_header(&file, &path)?;
         Ok(matches!(header.key, KeySlot::Recipients(_)))
     }
@@ -464,33 +467,46 @@ impl Store {
         Ok(files)
     }
 
-    /// Classifies a file by its header alone. A file whose header does not parse is
+    /// Classifies a file by its header alone, from one open and one read of that
+    /// header. A file whose header does not parse is
     /// [`FileStatus::TornHeader`] if it is shorter than the shortest possible header
     /// (126 bytes), or if it starts with the recording magic and a known version and
     /// ends before the header length it declares; otherwise it is `Foreign`.
     pub fn status(&self, path: &Path) -> FileStatus {
-        let file = match fs::File::open(path) {
+        let file = match regular::open_regular_read(path, "open") {
             Ok(file) => file,
-            Err(e) => return FileStatus::Foreign(StoreError::io("open", path, e).to_string()),
+            Err(e) => return FileStatus::Foreign(e.to_string()),
         };
-        match format::read_header(&file, path).map(|(h, raw)| (h.key, h.fields, raw)) {
-            Err(_) if ends_inside_its_header(&file, path) => FileStatus::TornHeader,
-            Err(e) => FileStatus::Foreign(e.to_string()),
-            Ok((key, ..)) if key.is_shredded() => FileStatus::Shredded,
-            Ok((KeySlot::Recipients(_), fields, raw)) => {
-                match e2e_tag::check(path, &raw, fields.recording_id, &self.master) {
-                    Ok(()) => FileStatus::EndToEnd,
+        let (header, raw) = match format::read_header(&file, path) {
+            Err(_) if ends_inside_its_header(&file, path) => return FileStatus::TornHeader,
+            Err(e) => return FileStatus::Foreign(e.to_string()),
+            Ok(read) => read,
+        };
+        match &header.key {
+            key if key.is_shredded() => FileStatus::Shredded,
+            KeySlot::Recipients(_) => {
+                let described =
+                    e2e_tag::check(path, &raw, header.fields.recording_id, &self.master).and_then(
+                        |()| {
+                            let meta = file
+                                .metadata()
+                                .map_err(|e| StoreError::io("stat", path, e))?;
+                            described_from_header(path, &header, meta.len())
+                        },
+                    );
+                match described {
+                    Ok(described) => FileStatus::EndToEnd(Box::new(described)),
                     Err(e) => FileStatus::Foreign(e.to_string()),
                 }
             }
-            Ok((KeySlot::Master { key_id, .. }, ..)) if key_id != self.master.id() => {
+            KeySlot::Master { key_id, .. } if *key_id != self.master.id() => {
                 FileStatus::Foreign(format!(
                     "sealed with master key id {}, the loaded key is {}",
                     key_id,
                     self.master.id()
                 ))
             }
-            Ok(_) => FileStatus::Readable,
+            KeySlot::Master { .. } => FileStatus::Readable,
         }
     }
 
@@ -558,19 +574,6 @@ impl Store {
             recovered_bytes_dropped: dropped,
             ..described_from_header(path, &header, file_len)?
         })
-    }
-
-    /// What the header alone says about a recording (an end-to-end one, whose video
-    /// cannot be opened here): id, camera, start, trigger, key slot and file size; its
-    /// frames and duration are unknown (0) until a viewer opens it.
-    pub fn describe_header(&self, path: &Path) -> Result<DescribedFile, StoreError> {
-        let file = fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
-        let (header, _) = format::read_header(&file, path)?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| StoreError::io("stat", path, e))?
-            .len();
-        described_from_header(path, &header, file_len)
     }
 
     /// Every share copy on disk, by link id (none before the first share).

@@ -79,7 +79,7 @@ impl SealedReader {
         master: &MasterKey,
         viewer: Option<&ViewerSecret>,
     ) -> Result<SealedReader, StoreError> {
-        let file = File::open(path).map_err(|e| StoreError::io("open recording", path, e))?;
+        let file = super::regular::open_regular_read(path, "open recording")?;
         let (header, raw) = format::read_header(&file, path)?;
         let fields = &header.fields;
         // An end-to-end file proves it was written here by its header tag (see

@@ -18,8 +18,6 @@
 //! Call it at start-up for recordings the index says were still being written,
 //! never on a file a live [`super::writer::SealedWriter`] holds.
 
-use std::fs::OpenOptions;
-use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +26,7 @@ use super::e2e::ViewerSecret;
 use super::error::StoreError;
 use super::format::{self, Tail, CHUNK_PREFIX_LEN, FORMAT_VERSION_E2E, MAGIC};
 use super::reader::SealedReader;
+use super::regular::Access;
 use super::writer::{seal_chunk, sync_parent_dir};
 
 /// What [`recover`] found and did.
@@ -155,10 +154,7 @@ pub fn recover_as(
             true,
         );
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io("open for recovery", path, e))?;
+    let file = super::regular::open_regular(path, Access::Write, "open for recovery")?;
     file.set_len(cut)
         .map_err(|e| StoreError::io("truncate", path, e))?;
     file.write_all_at(&closing, cut)
@@ -192,17 +188,17 @@ pub fn recover_as(
 /// flash media an overwrite may leave the old sector in the device's spare area;
 /// the overwrite narrows recovery of deleted recordings, it is not a guarantee.
 pub fn shred(path: &Path) -> Result<(), StoreError> {
-    let file = match OpenOptions::new().read(true).write(true).open(path) {
+    let file = match super::regular::open_regular(path, Access::ReadWrite, "open for shredding") {
         Ok(f) => f,
         // Already gone: make its removal durable, unless the directory is gone too
         // (then there is nothing left to sync).
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             return match path.parent() {
                 Some(dir) if dir.is_dir() => sync_parent_dir(path),
                 _ => Ok(()),
             };
         }
-        Err(e) => return Err(StoreError::io("open for shredding", path, e)),
+        Err(e) => return Err(e),
     };
     let mut prefix = [0u8; 36];
     let got = format::read_up_to(&file, path, &mut prefix, 0)?;
@@ -243,7 +239,7 @@ mod tests {
     use crate::store::format::WRAPPED_KEY_OFFSET;
     use crate::store::reader::TornFiles;
     use crate::store::writer::testing::{pattern, write_recording};
-    use std::fs;
+    use std::fs::{self, OpenOptions};
     use std::io::Read;
 
     struct Fixture {

@@ -234,11 +234,11 @@ pub(super) fn rewrap_file(
     old: &MasterKey,
     new: &MasterKey,
 ) -> Result<Rewrapped, StoreError> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io("open for key rotation", path, e))?;
+    let file = super::regular::open_regular(
+        path,
+        super::regular::Access::ReadWrite,
+        "open for key rotation",
+    )?;
     let (header, raw) = format::read_header(&file, path)?;
     let id = header.fields.recording_id;
     let done = |status, slot: &KeySlot| Rewrapped {

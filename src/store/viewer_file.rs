@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use super::crypto::{sync_dir, write_new_key_file};
 use super::e2e::{LockedViewerKey, ViewerId};
+use super::regular::{open_regular, read_regular, Access};
 use super::{create_private_dir, read_dir, StoreError};
 
 const MAGIC: &[u8; 8] = b"PLVIEWER";
@@ -155,12 +156,12 @@ pub(super) fn replace<E: From<StoreError>>(
     Ok(())
 }
 
-fn overwrite_in_place(path: &Path, at: u64, len: usize) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    f.seek(SeekFrom::Start(at))?;
-    f.write_all(&vec![0u8; len])?;
-    f.sync_all()
+fn overwrite_in_place(path: &Path, at: u64, len: usize) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    let f = open_regular(path, Access::Write, "open viewer key file")?;
+    f.write_all_at(&vec![0u8; len], at)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io("overwrite viewer key file", path, e))
 }
 
 fn remove_leftover(tmp: &Path) -> Result<(), StoreError> {
@@ -183,13 +184,9 @@ pub(super) fn remove(dir: &Path, viewer: ViewerId) -> Result<(), StoreError> {
         Err(e) => return Err(StoreError::io("stat viewer key file", &path, e)),
     };
     let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|mut f| {
-            f.write_all(&zeros)?;
-            f.sync_all()
-        })
+    let mut file = open_regular(&path, Access::Write, "open viewer key file")?;
+    file.write_all(&zeros)
+        .and_then(|()| file.sync_all())
         .map_err(|e| StoreError::io("overwrite viewer key file", &path, e))?;
     fs::remove_file(&path).map_err(|e| StoreError::io("remove viewer key file", &path, e))?;
     sync_dir(dir)
@@ -207,8 +204,7 @@ pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
         if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
             continue;
         }
-        let parsed = fs::read(&path)
-            .map_err(|e| StoreError::io("read viewer key file", &path, e))
+        let parsed = read_regular(&path, "read viewer key file")
             .and_then(|bytes| SavedViewer::from_bytes(&bytes));
         match parsed {
             Ok(saved) => found.push(saved),
@@ -221,7 +217,7 @@ pub(super) fn list(dir: &Path) -> Result<Vec<SavedViewer>, StoreError> {
 /// Whether the old file at `path` is missing, or has a lock part overwritten with
 /// zeros, which [`replace`] does only after its commit point.
 fn shows_a_commit(path: &Path) -> bool {
-    let Ok(bytes) = fs::read(path) else {
+    let Ok(bytes) = read_regular(path, "read viewer key file") else {
         return !path.exists();
     };
     [
@@ -263,7 +259,7 @@ pub(super) fn settle(
         let Some(stem) = name.strip_suffix(&format!(".{EXTENSION}.new")) else {
             continue;
         };
-        let Some(new) = fs::read(&tmp)
+        let Some(new) = read_regular(&tmp, "read viewer key file")
             .ok()
             .and_then(|bytes| SavedViewer::from_bytes(&bytes).ok())
             .filter(|s| s.key.public_key().id().to_string() == stem)
