@@ -289,3 +289,133 @@ async fn onvif_camera_answers_the_probe_and_is_listed_for_the_owner_unless_onvif
         form.body
     );
 }
+
+const YARD: &str = "Yard ONVIF camera";
+const YARD_USER: &str = "onvif-admin";
+const YARD_PASSWORD: &str = "correct horse 42";
+
+/// The value of the hidden `onvif` field on the add form.
+fn onvif_field(form: &str) -> String {
+    form.split("name=\"onvif\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the add form carries the ONVIF entry")
+        .to_owned()
+}
+
+/// Presses "ask the camera for its stream URLs" on the add form `form`.
+async fn ask_onvif(
+    owner: &mut webutil::Client,
+    form: &str,
+    password: &str,
+    endpoint: &str,
+) -> webutil::Reply {
+    owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(form)),
+                ("name", "yard-onvif-camera"),
+                ("url", "rtsp://127.0.0.1:554/"),
+                ("username", YARD_USER),
+                ("password", password),
+                ("mode", "continuous"),
+                ("onvif", endpoint),
+                ("action", "onvif"),
+            ],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_gives_its_stream_urls_with_the_owners_credentials_and_is_adopted() {
+    multicast_on_loopback_works();
+    let camera = TestCamera::start(CameraOptions {
+        onvif: Some(YARD.to_owned()),
+        auth: Some((YARD_USER.to_owned(), YARD_PASSWORD.to_owned())),
+        ..Default::default()
+    });
+    let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
+    let (mut owner, _, _) = server.owner().await;
+    let row = row_for(&mut owner, YARD).await;
+    let form = owner.get(&add_link(&row)).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("id=\"onvif-ask\""), "{}", form.body);
+    let endpoint = onvif_field(&form.body);
+    // A wrong password: the camera refuses the digest, and the form says so.
+    let refused = ask_onvif(&mut owner, &form.body, "wrong password", &endpoint).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("HTTP 400"), "{}", refused.body);
+    // An entry that was never discovered: nothing is fetched.
+    let unknown = ask_onvif(
+        &mut owner,
+        &form.body,
+        YARD_PASSWORD,
+        "urn:uuid:not-discovered",
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("no longer in the discovered list"),
+        "{}",
+        unknown.body
+    );
+
+    let given = ask_onvif(&mut owner, &form.body, YARD_PASSWORD, &endpoint).await;
+    assert_eq!(given.status, 200, "{}", given.body);
+    assert!(
+        given.body.contains("gave 2 stream URL(s)"),
+        "{}",
+        given.body
+    );
+    let (main, sub) = (camera.main_url(), camera.sub_url());
+    assert!(
+        given
+            .body
+            .contains(&format!("name=\"url\" value=\"{main}\"")),
+        "{}",
+        given.body
+    );
+    assert!(
+        given
+            .body
+            .contains(&format!("name=\"sub_url\" value=\"{sub}\"")),
+        "{}",
+        given.body
+    );
+    assert!(
+        !given.body.contains(YARD_PASSWORD),
+        "the password is never sent back"
+    );
+
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(&given.body)),
+                ("name", "yard-onvif-camera"),
+                ("url", &main),
+                ("sub_url", &sub),
+                ("username", YARD_USER),
+                ("password", YARD_PASSWORD),
+                ("mode", "continuous"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: CameraId = "yard-onvif-camera".parse().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .daemon()
+        .registry
+        .get(&id)
+        .is_some_and(|c| c.status().state == ConnectionState::Streaming)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the adopted ONVIF camera is not streaming"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -23,7 +23,9 @@
 //! [`onvif_probe::MIN_GAP`]); answers come back unicast for
 //! [`onvif_probe::COLLECT`]. An ONVIF entry has the camera's scope name and model,
 //! its address and its device-service URL, but no RTSP URL: WS-Discovery does not
-//! say where the stream is, so the page suggests `rtsp://HOST:554/` as a guess. IPv4
+//! say where the stream is, so the page suggests `rtsp://HOST:554/` as a guess (the
+//! add form can then ask the camera, on the owner's action and with the owner's
+//! credentials: `crate::camera::onvif_media`, not this module). IPv4
 //! only; `Hello`/`Bye` announcements are not listened for (that would need port
 //! 3702 itself), so an ONVIF entry unheard for [`onvif_probe::FORGET_AFTER`] is
 //! dropped instead.

@@ -196,9 +196,40 @@ pub fn is_lan(ip: IpAddr) -> bool {
 }
 
 /// The inner text of each element whose local name is `local` (any prefix), in
-/// document order. Linear: when no closing tag follows, there is none for any later
-/// element of that name either, so the scan stops.
-fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
+/// document order.
+pub(crate) fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
+    tagged(xml, local)
+        .into_iter()
+        .map(|(_, inner)| inner)
+        .collect()
+}
+
+/// The value of attribute `name` in a start tag's attribute text, entities decoded.
+pub(crate) fn attribute(attributes: &str, name: &str) -> Option<String> {
+    let mut rest = attributes;
+    while let Some(i) = rest.find(name) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + name.len()..].trim_start();
+        rest = &rest[i + name.len()..];
+        if !before.is_some_and(|c| c.is_whitespace() || c == ':') {
+            continue;
+        }
+        let Some(value) = after.strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let value = &value[1..];
+        return value.find(quote).map(|end| unescape(&value[..end]));
+    }
+    None
+}
+
+/// Each element whose local name is `local` (any prefix), in document order, as
+/// (the start tag's attribute text, the inner text). Linear: when no closing tag
+/// follows, there is none for any later element of that name either, so the scan
+/// stops.
+pub(crate) fn tagged<'a>(xml: &'a str, local: &str) -> Vec<(&'a str, &'a str)> {
     let suffix = format!(":{local}");
     let mut found = Vec::new();
     let mut at = 0;
@@ -216,8 +247,9 @@ fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
         let Some(gt) = rest.find('>') else { break };
         let content_start = start + gt + 1;
         at = content_start;
-        if rest[..gt].ends_with('/') {
-            found.push("");
+        let attributes = &rest[name_len..gt];
+        if attributes.ends_with('/') {
+            found.push((attributes.trim_end_matches('/'), ""));
             continue;
         }
         let close = format!("</{name}");
@@ -229,7 +261,7 @@ fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
             let after = search + i + close.len();
             let tail = xml[after..].trim_start();
             if tail.starts_with('>') {
-                found.push(&xml[content_start..search + i]);
+                found.push((attributes, &xml[content_start..search + i]));
                 at = xml.len() - tail.len() + 1;
                 break;
             }
@@ -241,7 +273,7 @@ fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
 
 /// Trimmed text with the five predefined XML entities replaced (`&amp;` last, so
 /// `&amp;lt;` stays `&lt;`).
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     text.trim()
         .replace("&lt;", "<")
         .replace("&gt;", ">")

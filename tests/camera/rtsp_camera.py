@@ -77,7 +77,8 @@ def parse_args():
     p.add_argument("--onvif", metavar="NAME",
                    help="answer ONVIF WS-Discovery probes (239.255.255.250:3702, joined on "
                         "--address's interface) as NAME, hardware porchlight-test-camera, "
-                        "XAddr http://ADDRESS:PORT/onvif/device_service")
+                        "XAddr http://ADDRESS:PORT/onvif/device_service, which answers "
+                        "GetProfiles and GetStreamUri (digest-checked with --user/--password)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
@@ -328,19 +329,69 @@ def answer_onvif_probes(a, http_port):
     threading.Thread(target=serve, daemon=True).start()
 
 
-def onvif_device_service(a):
-    """The device service the XAddr points at: a real HTTP listener (so the address
-    is true), which answers every SOAP call with a Fault for now. Returns its port."""
+SOAP = ('<?xml version="1.0" encoding="UTF-8"?><s:Envelope '
+        'xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
+        'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>')
+FAULT = ('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{}</s:Value>'
+         '</s:Subcode></s:Code></s:Fault>')
+
+
+def onvif_device_service(a, rtsp_port):
+    """The device service the XAddr points at, on --address: answers the Media calls
+    GetProfiles (profiles `main` and `sub`) and GetStreamUri (rtsp://ADDRESS:PORT/main
+    or /sub), checking the WS-Security UsernameToken digest against --user/--password
+    when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF says); any
+    other call gets a Fault. Returns its port."""
+    import base64
+    import hashlib
     import http.server
+    import re
+
+    def field(text, name):
+        m = re.search(rf"<(?:\w+:)?{name}(?:\s[^>]*)?>([^<]*)</", text)
+        return m.group(1).strip() if m else None
+
+    def authorised(text):
+        if a.user is None:
+            return True
+        nonce, created = field(text, "Nonce"), field(text, "Created")
+        if field(text, "Username") != a.user or not nonce or not created:
+            return False
+        try:
+            raw = base64.b64decode(nonce, validate=True)
+        except ValueError:
+            return False
+        digest = hashlib.sha1(raw + created.encode() + a.password.encode()).digest()
+        return base64.b64encode(digest).decode() == field(text, "Password")
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.send_response(500)
-            self.send_header("Content-Type", "application/soap+xml")
+        def reply(self, status, body):
+            data = SOAP.format(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(b"<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">"
-                             b"<s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code>"
-                             b"</s:Fault></s:Body></s:Envelope>")
+            self.wfile.write(data)
+
+        def do_POST(self):
+            length = min(int(self.headers.get("Content-Length", "0")), 65536)
+            text = self.rfile.read(length).decode("utf-8", "replace")
+            if not authorised(text):
+                return self.reply(400, FAULT.format("ter:NotAuthorized"))
+            if "GetProfiles" in text:
+                return self.reply(200, "<trt:GetProfilesResponse>"
+                                       '<trt:Profiles fixed="true" token="main"><tt:Name>main</tt:Name></trt:Profiles>'
+                                       '<trt:Profiles fixed="true" token="sub"><tt:Name>sub</tt:Name></trt:Profiles>'
+                                       "</trt:GetProfilesResponse>")
+            token = field(text, "ProfileToken")
+            if "GetStreamUri" in text and token in ("main", "sub"):
+                uri = f"rtsp://{a.address}:{rtsp_port}/{token}"
+                return self.reply(200, "<trt:GetStreamUriResponse><trt:MediaUri>"
+                                       f"<tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false"
+                                       "</tt:InvalidAfterConnect></trt:MediaUri>"
+                                       "</trt:GetStreamUriResponse>")
+            return self.reply(400, FAULT.format("ter:ActionNotSupported"))
 
         def log_message(self, *_args):
             pass
@@ -413,7 +464,7 @@ def main():
                  m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
     announcer = announce(a, server.get_bound_port()) if a.mdns else None
     if a.onvif:
-        ready["onvif_port"] = onvif_device_service(a)
+        ready["onvif_port"] = onvif_device_service(a, server.get_bound_port())
         answer_onvif_probes(a, ready["onvif_port"])
     print(json.dumps(ready), flush=True)
     loop.run()

@@ -84,11 +84,14 @@ pub async fn list(
             add_link: d
                 .suggested_rtsp_url()
                 .and_then(|u| {
-                    serde_urlencoded::to_string([
-                        ("url", u.as_str()),
-                        ("name", &suggested_name(&d.instance)),
-                    ])
-                    .ok()
+                    let mut query = vec![
+                        ("url", u.to_string()),
+                        ("name", suggested_name(&d.instance)),
+                    ];
+                    if d.source == Source::Onvif {
+                        query.push(("onvif", d.fullname.clone()));
+                    }
+                    serde_urlencoded::to_string(query).ok()
                 })
                 .map(|q| format!("/cameras/add?{q}"))
                 .unwrap_or_default(),
