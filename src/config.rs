@@ -121,19 +121,33 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[notify]`: an outgoing webhook for event notifications, if any.
     pub notify: Option<NotifyConfig>,
-    /// `[discovery]`: whether to look for cameras announced over mDNS.
+    /// `[discovery]`: whether to look for cameras announced over mDNS and ONVIF.
     pub discovery: DiscoveryConfig,
 }
 
-/// `[discovery]`: listening for cameras that announce themselves over mDNS on the LAN
-/// (see `crate::discovery`). Off unless `enabled = true` (the packaged config turns
-/// it on): it sends multicast queries onto the LAN, so it is the owner's choice.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `[discovery]`: listening for cameras that announce themselves on the LAN over mDNS
+/// or ONVIF WS-Discovery (see `crate::discovery`). Off unless `enabled = true` (the
+/// packaged config turns it on): it sends multicast queries onto the LAN, so it is the
+/// owner's choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveryConfig {
     pub enabled: bool,
     /// Network interfaces to browse on, by name (`["eth0"]`, `["lo"]` in tests);
-    /// empty = every interface.
+    /// empty = every interface (ONVIF: every non-loopback one).
     pub interfaces: Vec<String>,
+    /// Also probe for ONVIF cameras (WS-Discovery). Default true: most IP cameras
+    /// announce themselves only this way. Nothing is sent while `enabled` is false.
+    pub onvif: bool,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: false,
+            interfaces: Vec::new(),
+            onvif: true,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -162,6 +176,7 @@ struct RawConfig {
 struct RawDiscovery {
     enabled: Option<bool>,
     interfaces: Option<Spanned<Vec<String>>>,
+    onvif: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +342,7 @@ impl Config {
                 DiscoveryConfig {
                     enabled: d.enabled.unwrap_or(false),
                     interfaces,
+                    onvif: d.onvif.unwrap_or(true),
                 }
             }
         };
@@ -664,6 +680,15 @@ mode = "continuous"
         .expect("valid");
         assert!(on.discovery.enabled);
         assert_eq!(on.discovery.interfaces, vec!["lo".to_owned()]);
+        assert!(
+            on.discovery.onvif,
+            "ONVIF is on with discovery unless turned off"
+        );
+        let mdns_only = parse(&format!(
+            "{GOOD}[discovery]\nenabled = true\nonvif = false\n"
+        ))
+        .expect("valid");
+        assert!(!mdns_only.discovery.onvif);
         let (_, key, _) = invalid(&format!("{GOOD}[discovery]\ninterfaces = [\"a b\"]\n"));
         assert_eq!(key, "discovery.interfaces");
     }

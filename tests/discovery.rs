@@ -5,6 +5,12 @@
 //! and the camera streams and records at once; the list then marks it as added. A
 //! shared user is refused (403).
 //!
+//! ONVIF the same way: the test camera (`--onvif`) joins 239.255.255.250:3702 on `lo`
+//! and answers the daemon's real multicast WS-Discovery probe with a unicast
+//! ProbeMatches; the page lists it with its scope name, model, address and device
+//! URL, and its "Add…" link pre-fills the guessed `rtsp://127.0.0.1:554/`. With
+//! `onvif = false` no probe goes out, so the same camera is never listed.
+//!
 //! If multicast does not work on loopback here, the test fails and says so: it never
 //! passes without having seen a real announcement.
 
@@ -47,10 +53,10 @@ fn multicast_on_loopback_works() {
     }
 }
 
-/// The discovered page's row for `INSTANCE`, waiting up to 30 s for it to appear.
-async fn row_for(owner: &mut webutil::Client) -> String {
+/// The discovered page's row for `instance`, waiting up to 30 s for it to appear.
+async fn row_for(owner: &mut webutil::Client, instance: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let marker = format!("data-instance=\"{INSTANCE}\"");
+    let marker = format!("data-instance=\"{instance}\"");
     loop {
         let page = owner.get("/cameras/discovered").await;
         assert_eq!(page.status, 200, "{}", page.body);
@@ -59,8 +65,8 @@ async fn row_for(owner: &mut webutil::Client) -> String {
         }
         assert!(
             Instant::now() < deadline,
-            "the announced camera was not discovered within 30 s (multicast on lo works, \
-             so mDNS itself failed); the page:\n{}",
+            "{instance} was not discovered within 30 s (multicast on lo works, \
+             so discovery itself failed); the page:\n{}",
             page.body
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -83,7 +89,7 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
         "the Control Centre says discovery is on: {}",
         control.body
     );
-    let row = row_for(&mut owner).await;
+    let row = row_for(&mut owner, INSTANCE).await;
     assert!(
         row.contains(&format!("data-port=\"{}\"", camera.port())),
         "{row}"
@@ -100,13 +106,7 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
     );
 
     // Adopt it from the list: the link prefills URL and name.
-    let link = row
-        .split("class=\"add\" href=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("an Add link for a camera not yet added")
-        .replace("&#38;", "&")
-        .replace("&amp;", "&");
+    let link = add_link(&row);
     let form = owner.get(&link).await;
     assert_eq!(form.status, 200, "{}", form.body);
     let url = camera.main_url();
@@ -165,7 +165,7 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let row = row_for(&mut owner).await;
+    let row = row_for(&mut owner, INSTANCE).await;
     assert!(row.contains("already added as porch-test-camera"), "{row}");
 
     // A shared user (invited and enrolled through the real flow) is refused.
@@ -211,4 +211,211 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
     let refused = guest.get("/cameras/discovered").await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(!refused.body.contains(INSTANCE));
+}
+
+/// The "Add…" link of a discovered row, unescaped.
+fn add_link(row: &str) -> String {
+    row.split("class=\"add\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an Add link for a camera not yet added")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+const ONVIF_NAME: &str = "Porch ONVIF camera";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_answers_the_probe_and_is_listed_for_the_owner_unless_onvif_is_off() {
+    multicast_on_loopback_works();
+    let camera = TestCamera::start(CameraOptions {
+        onvif: Some(ONVIF_NAME.to_owned()),
+        ..Default::default()
+    });
+    let device_url = format!(
+        "http://127.0.0.1:{}/onvif/device_service",
+        camera
+            .onvif_port()
+            .expect("the camera reports its ONVIF port")
+    );
+
+    // ONVIF off: no probe, so the camera (answering on lo all along) is never listed,
+    // however often the page is opened.
+    let off =
+        Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\nonvif = false\n").await;
+    let (mut owner, _, _) = off.owner().await;
+    let quiet_until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < quiet_until {
+        let page = owner.get("/cameras/discovered").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(!page.body.contains(ONVIF_NAME), "{}", page.body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(owner);
+    drop(off);
+
+    let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
+    let (mut owner, _, _) = server.owner().await;
+    let row = row_for(&mut owner, ONVIF_NAME).await;
+    assert!(row.contains("data-source=\"ONVIF\""), "{row}");
+    assert!(row.contains("data-addresses=\"127.0.0.1\""), "{row}");
+    assert!(
+        row.contains("porchlight-test-camera"),
+        "the hardware scope: {row}"
+    );
+    assert!(row.contains(&device_url), "the XAddr: {row}");
+    assert!(
+        row.contains("rtsp://127.0.0.1:554/") && row.contains("class=\"guess\""),
+        "the guessed RTSP URL, marked as a guess: {row}"
+    );
+    let form = owner.get(&add_link(&row)).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        form.body.contains("value=\"rtsp://127.0.0.1:554/\""),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body.contains("value=\"porch-onvif-camera\""),
+        "{}",
+        form.body
+    );
+    // A guess is not an announcement: it is not offered among the announced streams.
+    assert!(
+        !form
+            .body
+            .contains("discovered-streams\"><option value=\"rtsp://127.0.0.1:554/"),
+        "a guess is not offered as an announced stream: {}",
+        form.body
+    );
+}
+
+const YARD: &str = "Yard ONVIF camera";
+const YARD_USER: &str = "onvif-admin";
+const YARD_PASSWORD: &str = "correct horse 42";
+
+/// The value of the hidden `onvif` field on the add form.
+fn onvif_field(form: &str) -> String {
+    form.split("name=\"onvif\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the add form carries the ONVIF entry")
+        .to_owned()
+}
+
+/// Presses "ask the camera for its stream URLs" on the add form `form`.
+async fn ask_onvif(
+    owner: &mut webutil::Client,
+    form: &str,
+    password: &str,
+    endpoint: &str,
+) -> webutil::Reply {
+    owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(form)),
+                ("name", "yard-onvif-camera"),
+                ("url", "rtsp://127.0.0.1:554/"),
+                ("username", YARD_USER),
+                ("password", password),
+                ("mode", "continuous"),
+                ("onvif", endpoint),
+                ("action", "onvif"),
+            ],
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_gives_its_stream_urls_with_the_owners_credentials_and_is_adopted() {
+    multicast_on_loopback_works();
+    let camera = TestCamera::start(CameraOptions {
+        onvif: Some(YARD.to_owned()),
+        auth: Some((YARD_USER.to_owned(), YARD_PASSWORD.to_owned())),
+        ..Default::default()
+    });
+    let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
+    let (mut owner, _, _) = server.owner().await;
+    let row = row_for(&mut owner, YARD).await;
+    let form = owner.get(&add_link(&row)).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("id=\"onvif-ask\""), "{}", form.body);
+    let endpoint = onvif_field(&form.body);
+    // A wrong password: the camera refuses the digest, and the form says so.
+    let refused = ask_onvif(&mut owner, &form.body, "wrong password", &endpoint).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("HTTP 400"), "{}", refused.body);
+    // An entry that was never discovered: nothing is fetched.
+    let unknown = ask_onvif(
+        &mut owner,
+        &form.body,
+        YARD_PASSWORD,
+        "urn:uuid:not-discovered",
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("no longer in the discovered list"),
+        "{}",
+        unknown.body
+    );
+
+    let given = ask_onvif(&mut owner, &form.body, YARD_PASSWORD, &endpoint).await;
+    assert_eq!(given.status, 200, "{}", given.body);
+    assert!(
+        given.body.contains("gave 2 stream URL(s)"),
+        "{}",
+        given.body
+    );
+    let (main, sub) = (camera.main_url(), camera.sub_url());
+    assert!(
+        given
+            .body
+            .contains(&format!("name=\"url\" value=\"{main}\"")),
+        "{}",
+        given.body
+    );
+    assert!(
+        given
+            .body
+            .contains(&format!("name=\"sub_url\" value=\"{sub}\"")),
+        "{}",
+        given.body
+    );
+    assert!(
+        !given.body.contains(YARD_PASSWORD),
+        "the password is never sent back"
+    );
+
+    let r = owner
+        .post(
+            "/cameras/add",
+            &[
+                ("csrf", &csrf(&given.body)),
+                ("name", "yard-onvif-camera"),
+                ("url", &main),
+                ("sub_url", &sub),
+                ("username", YARD_USER),
+                ("password", YARD_PASSWORD),
+                ("mode", "continuous"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    let id: CameraId = "yard-onvif-camera".parse().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .daemon()
+        .registry
+        .get(&id)
+        .is_some_and(|c| c.status().state == ConnectionState::Streaming)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the adopted ONVIF camera is not streaming"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

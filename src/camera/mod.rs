@@ -8,6 +8,7 @@
 mod backoff;
 pub mod guard;
 pub mod ingest;
+pub mod onvif_media;
 mod timeline;
 
 use std::collections::BTreeMap;

@@ -29,7 +29,7 @@
 //! | `GET/POST /account/two-step` | set up one's two-step verification again (password + old code, new code; a security notice) |
 //! | `GET/POST /notifications`, `GET /notifications/stream` | the user's event notification settings; their notices as server-sent events |
 //! | `GET /support-access`, `POST /support-access/grant` | time-limited support access (owner); revoking is removing the account |
-//! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS (owner) |
+//! | `GET /cameras/discovered` | cameras announced on the LAN over mDNS or ONVIF (owner) |
 //! | `GET/POST /cameras/add` | add a camera (owner): test the connection (codec, size, frame rate, snapshot), save, start at once |
 //! | `GET/POST /cameras/{cam}/settings` | a camera added in the UI: URLs, credentials, mode, motion, sensitivity, ignore zones, pre/post-roll, storage period (owner); restarts that camera only |
 //! | `GET /cameras/{cam}/snapshot.jpg` | the analysed stream's next keyframe as JPEG, to draw zones on (owner) |
@@ -146,7 +146,7 @@ pub struct WebState {
     pub facts: Arc<pages::control::SystemFacts>,
     pub shares: Shares,
     pub notifications: crate::notifications::Notifications,
-    /// Cameras announced over mDNS; `None` when discovery is off.
+    /// Cameras announced over mDNS or ONVIF; `None` when discovery is off.
     pub discovery: Option<Discovery>,
     pub add_camera: AddCameraHook,
     pub remove_camera: RemoveCameraHook,

@@ -74,6 +74,11 @@ def parse_args():
     p.add_argument("--mdns", metavar="NAME",
                    help="announce /main as NAME._rtsp._tcp.local. over mDNS on --address "
                         "(python3-zeroconf), TXT path=/main and model=porchlight-test-camera")
+    p.add_argument("--onvif", metavar="NAME",
+                   help="answer ONVIF WS-Discovery probes (239.255.255.250:3702, joined on "
+                        "--address's interface) as NAME, hardware porchlight-test-camera, "
+                        "XAddr http://ADDRESS:PORT/onvif/device_service, which answers "
+                        "GetProfiles and GetStreamUri (digest-checked with --user/--password)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
@@ -263,6 +268,139 @@ def announce(a, port):
     return zc
 
 
+WSD_GROUP, WSD_PORT = "239.255.255.250", 3702
+PROBE_MATCHES = """<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" \
+xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" \
+xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" \
+xmlns:dn="http://www.onvif.org/ver10/network/wsdl" \
+xmlns:tds="http://www.onvif.org/ver10/device/wsdl">
+<s:Header><a:MessageID>urn:uuid:{message_id}</a:MessageID>
+<a:RelatesTo>{relates_to}</a:RelatesTo>
+<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
+<a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</a:Action>
+</s:Header><s:Body><d:ProbeMatches><d:ProbeMatch>
+<a:EndpointReference><a:Address>urn:uuid:{endpoint}</a:Address></a:EndpointReference>
+<d:Types>dn:NetworkVideoTransmitter tds:Device</d:Types>
+<d:Scopes>onvif://www.onvif.org/type/video_encoder onvif://www.onvif.org/name/{name} \
+onvif://www.onvif.org/hardware/porchlight-test-camera \
+onvif://www.onvif.org/location/country/nowhere</d:Scopes>
+<d:XAddrs>{xaddr}</d:XAddrs><d:MetadataVersion>1</d:MetadataVersion>
+</d:ProbeMatch></d:ProbeMatches></s:Body></s:Envelope>"""
+
+
+def answer_onvif_probes(a, http_port):
+    """Answers WS-Discovery Probes for ONVIF cameras the way a camera does: joins the
+    group on --address's interface, and sends a ProbeMatches unicast to the prober,
+    RelatesTo its MessageID. Runs on its own daemon thread."""
+    import re
+    import socket
+    import urllib.parse
+    import uuid
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("", WSD_PORT))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                        socket.inet_aton(WSD_GROUP) + socket.inet_aton(a.address))
+    except OSError as e:
+        die(f"--onvif: cannot listen on {WSD_GROUP}:{WSD_PORT} via {a.address}: {e}")
+    endpoint = str(uuid.uuid5(uuid.NAMESPACE_URL, f"porchlight-test-camera/{a.onvif}"))
+    xaddr = f"http://{a.address}:{http_port}/onvif/device_service"
+    name = urllib.parse.quote(a.onvif, safe="")
+
+    def serve():
+        while True:
+            data, sender = sock.recvfrom(65536)
+            text = data.decode("utf-8", "replace")
+            if ":Probe>" not in text and "<Probe>" not in text:
+                continue  # a Hello, Bye, or our own kind's ProbeMatches
+            types = re.search(r"<(?:\w+:)?Types>([^<]*)</", text)
+            if types and "NetworkVideoTransmitter" not in types.group(1):
+                continue
+            found = re.search(r"<(?:\w+:)?MessageID>([^<]+)</", text)
+            if not found:
+                continue
+            reply = PROBE_MATCHES.format(message_id=uuid.uuid4(),
+                                         relates_to=found.group(1).strip(),
+                                         endpoint=endpoint, name=name, xaddr=xaddr)
+            sock.sendto(reply.encode(), sender)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+SOAP = ('<?xml version="1.0" encoding="UTF-8"?><s:Envelope '
+        'xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
+        'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>')
+FAULT = ('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{}</s:Value>'
+         '</s:Subcode></s:Code></s:Fault>')
+
+
+def onvif_device_service(a, rtsp_port):
+    """The device service the XAddr points at, on --address: answers the Media calls
+    GetProfiles (profiles `main` and `sub`) and GetStreamUri (rtsp://ADDRESS:PORT/main
+    or /sub), checking the WS-Security UsernameToken digest against --user/--password
+    when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF says); any
+    other call gets a Fault. Returns its port."""
+    import base64
+    import hashlib
+    import http.server
+    import re
+
+    def field(text, name):
+        m = re.search(rf"<(?:\w+:)?{name}(?:\s[^>]*)?>([^<]*)</", text)
+        return m.group(1).strip() if m else None
+
+    def authorised(text):
+        if a.user is None:
+            return True
+        nonce, created = field(text, "Nonce"), field(text, "Created")
+        if field(text, "Username") != a.user or not nonce or not created:
+            return False
+        try:
+            raw = base64.b64decode(nonce, validate=True)
+        except ValueError:
+            return False
+        digest = hashlib.sha1(raw + created.encode() + a.password.encode()).digest()
+        return base64.b64encode(digest).decode() == field(text, "Password")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def reply(self, status, body):
+            data = SOAP.format(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            length = min(int(self.headers.get("Content-Length", "0")), 65536)
+            text = self.rfile.read(length).decode("utf-8", "replace")
+            if not authorised(text):
+                return self.reply(400, FAULT.format("ter:NotAuthorized"))
+            if "GetProfiles" in text:
+                return self.reply(200, "<trt:GetProfilesResponse>"
+                                       '<trt:Profiles fixed="true" token="main"><tt:Name>main</tt:Name></trt:Profiles>'
+                                       '<trt:Profiles fixed="true" token="sub"><tt:Name>sub</tt:Name></trt:Profiles>'
+                                       "</trt:GetProfilesResponse>")
+            token = field(text, "ProfileToken")
+            if "GetStreamUri" in text and token in ("main", "sub"):
+                uri = f"rtsp://{a.address}:{rtsp_port}/{token}"
+                return self.reply(200, "<trt:GetStreamUriResponse><trt:MediaUri>"
+                                       f"<tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false"
+                                       "</tt:InvalidAfterConnect></trt:MediaUri>"
+                                       "</trt:GetStreamUriResponse>")
+            return self.reply(400, FAULT.format("ter:ActionNotSupported"))
+
+        def log_message(self, *_args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer((a.address, 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd.server_address[1]
+
+
 def main():
     a = parse_args()
     Gst.init(None)
@@ -325,6 +463,9 @@ def main():
              "fps": a.fps, "gop": a.gop, "mounts": {
                  m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
     announcer = announce(a, server.get_bound_port()) if a.mdns else None
+    if a.onvif:
+        ready["onvif_port"] = onvif_device_service(a, server.get_bound_port())
+        answer_onvif_probes(a, ready["onvif_port"])
     print(json.dumps(ready), flush=True)
     loop.run()
     if announcer is not None:

@@ -57,6 +57,8 @@ pub struct CameraOptions {
     pub shared: bool,
     /// Announce `/main` over mDNS on loopback under this instance name (`--mdns`).
     pub mdns: Option<String>,
+    /// Answer ONVIF WS-Discovery probes on loopback under this name (`--onvif`).
+    pub onvif: Option<String>,
 }
 
 impl Default for CameraOptions {
@@ -71,6 +73,7 @@ impl Default for CameraOptions {
             realistic: false,
             shared: false,
             mdns: None,
+            onvif: None,
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct TestCamera {
     opts: CameraOptions,
     child: Option<Child>,
     port: u16,
+    /// With `onvif`: the port of its ONVIF device service (HTTP).
+    onvif_port: Option<u16>,
     started_unix: f64,
     /// Holds `status.json` (frame counts) and `stderr.log` (all runs).
     dir: tempfile::TempDir,
@@ -100,6 +105,7 @@ impl TestCamera {
             opts,
             child: None,
             port: 0,
+            onvif_port: None,
             started_unix: 0.0,
             dir,
         };
@@ -119,6 +125,12 @@ impl TestCamera {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// With `onvif`: the port its XAddr (`http://127.0.0.1:PORT/onvif/device_service`)
+    /// names.
+    pub fn onvif_port(&self) -> Option<u16> {
+        self.onvif_port
     }
 
     /// Wall time (Unix seconds) at which the current run's schedule began.
@@ -230,6 +242,9 @@ impl TestCamera {
         if let Some(name) = &o.mdns {
             args.push(format!("--mdns={name}"));
         }
+        if let Some(name) = &o.onvif {
+            args.push(format!("--onvif={name}"));
+        }
         if let Some((user, password)) = &o.auth {
             args.push(format!("--user={user}"));
             args.push(format!("--password={password}"));
@@ -295,6 +310,9 @@ impl TestCamera {
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or_else(|| panic!("ready line without a port: {ready}"));
+        self.onvif_port = ready["onvif_port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok());
         self.started_unix = ready["started_unix"]
             .as_f64()
             .unwrap_or_else(|| panic!("ready line without started_unix: {ready}"));

@@ -1,5 +1,6 @@
 //! Adding a camera (owner only): from the discovered list (URL and name prefilled) or
-//! by URL. "Test connection" runs DESCRIBE, SETUP and PLAY once and shows the codec,
+//! by URL. For a camera found by ONVIF, "Ask the camera for its streams" fills both
+//! URLs from its answer (`onvif_streams.rs`). "Test connection" runs DESCRIBE, SETUP and PLAY once and shows the codec,
 //! picture size, frame rate and a snapshot; "Save" seals the credentials with the
 //! master key, stores the camera in the index (with its optional sub stream and
 //! storage period) and starts it at once (it also starts at every boot).
@@ -16,7 +17,7 @@ use serde::Deserialize;
 
 use super::camera_form::{self, StreamFields, Streams};
 use super::test_connection::{discovered_streams, probe_text, snapshot_url, Found};
-use super::{audit, blocking, frame_for, see_other};
+use super::{audit, blocking, frame_for, onvif_streams, see_other};
 use crate::auth::policy::{Action, Object};
 use crate::camera::ingest;
 use crate::config::CameraConfig;
@@ -49,6 +50,10 @@ struct AdoptPage {
     /// What "Test connection" found.
     probe: Option<Found>,
     error: Option<String>,
+    /// The ONVIF entry (endpoint address) the form came from, and its device-service
+    /// URL; both empty when it did not come from one still listed.
+    onvif: String,
+    onvif_device: String,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +64,9 @@ pub struct Prefill {
     name: String,
     #[serde(default)]
     sub_url: String,
+    /// The discovered ONVIF entry's endpoint address.
+    #[serde(default)]
+    onvif: String,
 }
 
 /// The form. `action` is `test` or `save` (the button pressed).
@@ -73,6 +81,9 @@ pub struct AddForm {
     storage_days: String,
     #[serde(default)]
     action: String,
+    /// The discovered ONVIF entry's endpoint address (hidden field), if any.
+    #[serde(default)]
+    onvif: String,
 }
 
 /// A validated form.
@@ -104,6 +115,7 @@ struct Shown<'a> {
     sub_url: &'a str,
     mode: &'a str,
     storage_days: &'a str,
+    onvif: &'a str,
 }
 
 impl<'a> Shown<'a> {
@@ -114,6 +126,7 @@ impl<'a> Shown<'a> {
             sub_url: &form.stream.sub_url,
             mode: &form.stream.mode,
             storage_days: &form.storage_days,
+            onvif: &form.onvif,
         }
     }
 }
@@ -154,6 +167,10 @@ async fn show(
         streams: discovered_streams(state),
         probe,
         error,
+        onvif_device: onvif_streams::device_url(state, form.onvif)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        onvif: form.onvif.to_owned(),
     })?;
     Ok((status, page).into_response())
 }
@@ -168,6 +185,7 @@ pub async fn page(
         name: &prefill.name,
         url: &prefill.url,
         sub_url: &prefill.sub_url,
+        onvif: &prefill.onvif,
         ..Shown::default()
     };
     show(&state, &session, &shown, None, None).await
@@ -205,6 +223,33 @@ pub async fn submit(
                     let text = format!("The camera did not answer as expected: {e}");
                     show(&state, &session, &shown, None, Some(text)).await
                 }
+            }
+        }
+        "onvif" => {
+            let s = &checked.stream;
+            match onvif_streams::ask(
+                &state,
+                &form.onvif,
+                s.username.as_deref(),
+                s.password.as_deref(),
+            )
+            .await
+            {
+                Ok(uris) => {
+                    let main = uris[0].to_string();
+                    let sub = uris.get(1).map(|u| u.to_string()).unwrap_or_default();
+                    let found = Found {
+                        text: format!("The camera gave {} stream URL(s).", uris.len()),
+                        snapshot: None,
+                    };
+                    let shown = Shown {
+                        url: &main,
+                        sub_url: &sub,
+                        ..shown
+                    };
+                    show(&state, &session, &shown, Some(found), None).await
+                }
+                Err(e) => show(&state, &session, &shown, None, Some(e)).await,
             }
         }
         "save" => save(&state, &session, checked, shown).await,

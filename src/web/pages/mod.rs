@@ -15,6 +15,7 @@ pub mod e2e;
 pub mod events;
 pub mod linked;
 pub mod notifications;
+pub mod onvif_streams;
 pub mod password;
 pub mod recordings;
 pub mod shares;

@@ -1,6 +1,7 @@
-//! Discovery: cameras that announce themselves over mDNS (DNS-SD) on the LAN, kept as
-//! a live in-memory list for the owner's "discovered cameras" page. The only user of
-//! `mdns-sd`.
+//! Discovery: cameras that announce themselves on the LAN, over mDNS (DNS-SD) or
+//! ONVIF WS-Discovery, kept as one live in-memory list for the owner's "discovered
+//! cameras" page. The only user of `mdns-sd`; ONVIF is `onvif.rs` (messages) and
+//! `onvif_probe.rs` (the socket).
 //!
 //! What it browses ([`SERVICE_TYPES`]):
 //! - `_rtsp._tcp.local.` — the IANA-registered RTSP service: the instance's port is
@@ -13,25 +14,46 @@
 //!   port, no RTSP suggestion. Not verified against real hardware here.
 //!
 //! Not browsed, on purpose: `_http._tcp` (every printer and router), `_hap._tcp`
-//! (HomeKit cameras serve no RTSP). Most IP cameras announce themselves only through
-//! ONVIF WS-Discovery (UDP 239.255.255.250:3702), which this module does not do yet.
+//! (HomeKit cameras serve no RTSP).
+//!
+//! Most IP cameras announce themselves only through ONVIF WS-Discovery: with
+//! `[discovery] onvif = true` (the default) a `Probe` for `dn:NetworkVideoTransmitter`
+//! goes to 239.255.255.250:3702 at start, every [`onvif_probe::PROBE_INTERVAL`] and
+//! when the owner opens the discovered page ([`Discovery::search`], at most once per
+//! [`onvif_probe::MIN_GAP`]); answers come back unicast for
+//! [`onvif_probe::COLLECT`]. An ONVIF entry has the camera's scope name and model,
+//! its address and its device-service URL, but no RTSP URL: WS-Discovery does not
+//! say where the stream is, so the page suggests `rtsp://HOST:554/` as a guess (the
+//! add form can then ask the camera, on the owner's action and with the owner's
+//! credentials: `crate::camera::onvif_media`, not this module). IPv4
+//! only; `Hello`/`Bye` announcements are not listened for (that would need port
+//! 3702 itself), so an ONVIF entry unheard for [`onvif_probe::FORGET_AFTER`] is
+//! dropped instead.
 //!
 //! Invariants:
-//! - Discovery only listens and asks on the LAN (multicast 224.0.0.251 / ff02::fb,
-//!   port 5353); it never connects to what it finds. Connecting is the owner's step.
-//! - One entry per full instance name: `ServiceResolved` fires several times per
-//!   instance as its addresses arrive, and each time updates the entry.
+//! - Discovery only listens and asks on the LAN (mDNS: multicast 224.0.0.251 /
+//!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702 and the unicast
+//!   answers to them); it never connects to what it finds. Connecting is the
+//!   owner's step.
+//! - One entry per source and name (full mDNS instance name, ONVIF endpoint
+//!   address): `ServiceResolved` fires several times per instance as its addresses
+//!   arrive, and each time updates the entry; a camera heard over both mDNS and ONVIF
+//!   is two entries, which the page links by their shared address.
 //! - Announcements are untrusted: TXT values are cut to [`MAX_TXT`] characters, a
 //!   `path` must start with `/`, an instance keeps at most [`MAX_ADDRESSES`], and the
 //!   list holds at most [`MAX_ENTRIES`] (the longest unseen is dropped), so a hostile
-//!   LAN cannot grow the daemon. (mdns-sd's own cache is bounded by its TTLs.)
+//!   LAN cannot grow the daemon. (mdns-sd's own cache is bounded by its TTLs.) ONVIF
+//!   answers are held to the same bounds; `onvif.rs` lists its rules.
+
+pub mod onvif;
+mod onvif_probe;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use mdns_sd::{IfKind, ResolvedService, ServiceDaemon, ServiceEvent};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::config::DiscoveryConfig;
@@ -50,30 +72,58 @@ pub const MAX_ENTRIES: usize = 256;
 pub const MAX_ADDRESSES: usize = 8;
 /// Longest TXT value kept (characters).
 pub const MAX_TXT: usize = 200;
+/// The RTSP port a URL without one means, and the one suggested for ONVIF entries.
+pub const RTSP_DEFAULT_PORT: u16 = 554;
+
+/// How an entry was heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Mdns,
+    Onvif,
+}
+
+impl Source {
+    /// As shown on the page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Mdns => "mDNS",
+            Source::Onvif => "ONVIF",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("cannot start mDNS: {0}")]
     Mdns(#[from] mdns_sd::Error),
+    #[error("cannot open the ONVIF WS-Discovery socket: {0}")]
+    Onvif(#[source] std::io::Error),
 }
 
 /// One announced instance as last heard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveredCamera {
-    /// `Front door._rtsp._tcp.local.`: the key.
+    /// With `source`, the key: `Front door._rtsp._tcp.local.` (mDNS), the endpoint
+    /// address `urn:uuid:…` (ONVIF).
     pub fullname: String,
-    /// The instance name alone (`Front door`).
+    /// The instance name alone (`Front door`); ONVIF: the `name` scope, else the
+    /// endpoint address.
     pub instance: String,
+    /// The DNS-SD type, or [`onvif::ONVIF_TYPE`].
     pub service_type: String,
-    /// The announced host name (`cam-1.local.`).
+    pub source: Source,
+    /// The announced host name (`cam-1.local.`); ONVIF: the answer's source address.
     pub host: String,
     /// Sorted, IPv4 first.
     pub addresses: Vec<IpAddr>,
+    /// The announced port; ONVIF: [`RTSP_DEFAULT_PORT`], a guess.
     pub port: u16,
     /// The TXT `path` (RTSP stream path), when announced and sane.
     pub path: Option<String>,
-    /// The TXT `model` (or `md`, `product`), when announced.
+    /// The TXT `model` (or `md`, `product`), or ONVIF's `hardware` scope.
     pub model: Option<String>,
+    /// ONVIF: the device-service URL (an accepted XAddr). Shown, never fetched here.
+    pub device_url: Option<String>,
     pub first_seen_micros: i64,
     pub last_seen_micros: i64,
 }
@@ -81,13 +131,10 @@ pub struct DiscoveredCamera {
 impl DiscoveredCamera {
     /// From a resolved announcement heard at `now`; `None` when it has no address.
     pub fn from_resolved(r: &ResolvedService, now: i64) -> Option<DiscoveredCamera> {
-        let mut addresses: Vec<IpAddr> = r.addresses.iter().map(|a| a.to_ip_addr()).collect();
+        let addresses = tidy_addresses(r.addresses.iter().map(|a| a.to_ip_addr()).collect());
         if addresses.is_empty() {
             return None;
         }
-        addresses.sort_by_key(|a| (a.is_ipv6(), *a));
-        addresses.dedup();
-        addresses.truncate(MAX_ADDRESSES);
         let txt = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| r.txt_properties.get_property_val_str(k))
@@ -104,11 +151,13 @@ impl DiscoveredCamera {
             fullname: r.fullname.clone(),
             instance: clean_txt(&instance),
             service_type: r.ty_domain.clone(),
+            source: Source::Mdns,
             host: clean_txt(&r.host),
             addresses,
             port: r.port,
             path: txt(&["path"]).filter(|p| p.starts_with('/')),
             model: txt(&["model", "md", "product"]),
+            device_url: None,
             first_seen_micros: now,
             last_seen_micros: now,
         })
@@ -120,6 +169,20 @@ impl DiscoveredCamera {
         if self.service_type != RTSP_TYPE {
             return None;
         }
+        self.url_at_first_address()
+    }
+
+    /// An RTSP URL to start from when nothing was announced: ONVIF entries get
+    /// `rtsp://HOST:554/` (the path depends on the camera); mDNS ones their
+    /// [`rtsp_url`](Self::rtsp_url).
+    pub fn suggested_rtsp_url(&self) -> Option<url::Url> {
+        match self.source {
+            Source::Mdns => self.rtsp_url(),
+            Source::Onvif => self.url_at_first_address(),
+        }
+    }
+
+    fn url_at_first_address(&self) -> Option<url::Url> {
         let host = match self.addresses.first()? {
             IpAddr::V4(a) => a.to_string(),
             IpAddr::V6(a) => format!("[{a}]"),
@@ -128,11 +191,11 @@ impl DiscoveredCamera {
         url::Url::parse(&format!("rtsp://{host}:{}{path}", self.port)).ok()
     }
 
-    /// Whether `url` (a configured camera's) points at this instance: same port
-    /// (554 when the URL names none) and a host that is one of its addresses or its
-    /// host name.
+    /// Whether `url` (a configured camera's) points at this instance: a host that is
+    /// one of its addresses or its host name, and (mDNS only: ONVIF does not say
+    /// where the stream is) the same port, 554 when the URL names none.
     pub fn matches(&self, url: &url::Url) -> bool {
-        if url.port().unwrap_or(554) != self.port {
+        if self.source == Source::Mdns && url.port().unwrap_or(RTSP_DEFAULT_PORT) != self.port {
             return false;
         }
         match url.host() {
@@ -151,6 +214,14 @@ impl DiscoveredCamera {
     }
 }
 
+/// Announced addresses sorted (IPv4 first), without repeats, at most [`MAX_ADDRESSES`].
+fn tidy_addresses(mut addresses: Vec<IpAddr>) -> Vec<IpAddr> {
+    addresses.sort_by_key(|a| (a.is_ipv6(), *a));
+    addresses.dedup();
+    addresses.truncate(MAX_ADDRESSES);
+    addresses
+}
+
 /// Printable, bounded text from an announcement.
 fn clean_txt(value: &str) -> String {
     value
@@ -163,8 +234,10 @@ fn clean_txt(value: &str) -> String {
 /// The live list. Cheap to clone.
 #[derive(Clone)]
 pub struct Discovery {
-    seen: Arc<RwLock<BTreeMap<String, DiscoveredCamera>>>,
+    seen: Arc<RwLock<BTreeMap<(Source, String), DiscoveredCamera>>>,
     clock: Arc<dyn Clock>,
+    /// Wakes the ONVIF prober for an early probe; `None` when ONVIF is off.
+    onvif_wake: Option<Arc<Notify>>,
 }
 
 impl Discovery {
@@ -173,12 +246,22 @@ impl Discovery {
         Discovery {
             seen: Arc::default(),
             clock,
+            onvif_wake: None,
+        }
+    }
+
+    /// Asks for a fresh ONVIF probe (the owner opened the page); the prober sends
+    /// one unless it probed less than [`onvif_probe::MIN_GAP`] ago. mDNS needs no
+    /// such nudge: it browses continuously.
+    pub fn search(&self) {
+        if let Some(wake) = &self.onvif_wake {
+            wake.notify_one();
         }
     }
 
     /// Starts browsing on the configured interfaces until `shutdown` turns true.
     /// mDNS runs on its own thread (mdns-sd's); one small task per service type
-    /// folds its events into the list.
+    /// folds its events into the list; with `config.onvif` one more task probes.
     pub fn start(
         config: &DiscoveryConfig,
         clock: Arc<dyn Clock>,
@@ -191,7 +274,13 @@ impl Discovery {
                 mdns.enable_interface(IfKind::Name(name.clone()))?;
             }
         }
-        let discovery = Discovery::empty(clock);
+        let mut discovery = Discovery::empty(clock);
+        if config.onvif {
+            let wake = Arc::new(Notify::new());
+            discovery.onvif_wake = Some(wake.clone());
+            onvif_probe::start(config, discovery.clone(), wake, shutdown.clone())
+                .map_err(DiscoveryError::Onvif)?;
+        }
         for service_type in SERVICE_TYPES {
             let events = mdns.browse(service_type)?;
             let (list, mut stop) = (discovery.clone(), shutdown.clone());
@@ -216,6 +305,7 @@ impl Discovery {
         });
         tracing::info!(
             interfaces = ?config.interfaces,
+            onvif = config.onvif,
             "discovery: browsing mDNS for {}",
             SERVICE_TYPES.join(", ")
         );
@@ -232,7 +322,7 @@ impl Discovery {
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
-                if seen.remove(&fullname).is_some() {
+                if seen.remove(&(Source::Mdns, fullname.clone())).is_some() {
                     // Debug-escaped: the name comes off the network, and a raw "\n" in
                     // it would forge log lines.
                     tracing::info!(instance = ?fullname, "discovery: camera left");
@@ -245,12 +335,14 @@ impl Discovery {
     /// Adds or refreshes an entry (keeping when it was first seen).
     pub fn upsert(&self, mut found: DiscoveredCamera) {
         let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
-        match seen.get(&found.fullname) {
+        let key = (found.source, found.fullname.clone());
+        match seen.get(&key) {
             Some(old) => found.first_seen_micros = old.first_seen_micros,
             None => {
                 // Debug-escaped, as above: the name is whatever was announced.
                 tracing::info!(
                     instance = ?found.fullname,
+                    source = found.source.label(),
                     port = found.port,
                     "discovery: camera announced"
                 );
@@ -258,14 +350,21 @@ impl Discovery {
                     let stalest = seen
                         .values()
                         .min_by_key(|d| d.last_seen_micros)
-                        .map(|d| d.fullname.clone());
-                    if let Some(name) = stalest {
-                        seen.remove(&name);
+                        .map(|d| (d.source, d.fullname.clone()));
+                    if let Some(key) = stalest {
+                        seen.remove(&key);
                     }
                 }
             }
         }
-        seen.insert(found.fullname.clone(), found);
+        seen.insert(key, found);
+    }
+
+    /// Drops the ONVIF entries last heard before `micros` (ONVIF has no reliable
+    /// goodbye, see the module docs).
+    fn forget_onvif_before(&self, micros: i64) {
+        let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|(source, _), d| *source != Source::Onvif || d.last_seen_micros >= micros);
     }
 
     /// Everything heard and not withdrawn, by name.
@@ -276,104 +375,4 @@ impl Discovery {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::SimulatedClock;
-
-    fn camera(name: &str, seen: i64) -> DiscoveredCamera {
-        DiscoveredCamera {
-            fullname: format!("{name}.{RTSP_TYPE}"),
-            instance: name.to_owned(),
-            service_type: RTSP_TYPE.to_owned(),
-            host: "cam.local.".to_owned(),
-            addresses: vec!["192.0.2.7".parse().expect("address")],
-            port: 8554,
-            path: Some("/main".to_owned()),
-            model: None,
-            first_seen_micros: seen,
-            last_seen_micros: seen,
-        }
-    }
-
-    /// Collects what a subscriber writes, so a test can read the log lines.
-    #[derive(Clone, Default)]
-    struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for LogBuffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_spoofed_name_with_newlines_cannot_forge_log_lines() {
-        let log = LogBuffer::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let d = Discovery::empty(Arc::new(SimulatedClock::new(0)));
-        let forged = "cam\n2026-01-01T00:00:00Z ERROR porchlight: forged";
-        tracing::subscriber::with_default(subscriber, || {
-            let found = camera(forged, 10);
-            let fullname = found.fullname.clone();
-            d.upsert(found);
-            d.apply(ServiceEvent::ServiceRemoved(RTSP_TYPE.to_owned(), fullname));
-        });
-        let text = String::from_utf8(log.0.lock().expect("log buffer").clone()).expect("utf-8");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "one line per event: {text}");
-        assert!(lines[0].contains("camera announced") && lines[0].contains(r"cam\n2026"));
-        assert!(lines[1].contains("camera left"), "{text}");
-    }
-
-    #[test]
-    fn repeated_announcements_keep_one_entry_and_the_first_sighting() {
-        let d = Discovery::empty(Arc::new(SimulatedClock::new(0)));
-        d.upsert(camera("a", 10));
-        let mut again = camera("a", 20);
-        again.addresses.push("fe80::1".parse().expect("address"));
-        d.upsert(again);
-        let list = d.list();
-        assert_eq!(list.len(), 1);
-        assert_eq!(list[0].first_seen_micros, 10);
-        assert_eq!(list[0].last_seen_micros, 20);
-        assert_eq!(list[0].addresses.len(), 2);
-    }
-
-    #[test]
-    fn the_list_is_bounded_by_dropping_the_stalest() {
-        let d = Discovery::empty(Arc::new(SimulatedClock::new(0)));
-        for i in 0..=MAX_ENTRIES {
-            d.upsert(camera(&format!("cam{i:03}"), i as i64));
-        }
-        let list = d.list();
-        assert_eq!(list.len(), MAX_ENTRIES);
-        assert!(!list.iter().any(|c| c.instance == "cam000"));
-    }
-
-    #[test]
-    fn url_suggestion_and_configured_match() {
-        let c = camera("a", 0);
-        let url = c.rtsp_url().expect("rtsp type");
-        assert_eq!(url.as_str(), "rtsp://192.0.2.7:8554/main");
-        assert!(c.matches(&url));
-        assert!(c.matches(&"rtsp://cam.local:8554/other".parse().expect("url")));
-        assert!(!c.matches(&"rtsp://192.0.2.7/main".parse().expect("url")));
-        let mut axis = c.clone();
-        axis.service_type = "_axis-video._tcp.local.".to_owned();
-        assert_eq!(axis.rtsp_url(), None);
-    }
-
-    #[test]
-    fn announcement_text_is_bounded_and_printable() {
-        let long = "x".repeat(1000);
-        assert_eq!(clean_txt(&long).len(), MAX_TXT);
-        assert_eq!(clean_txt("a\u{1b}[2Jb\n"), "a[2Jb");
-    }
-}
+mod tests;

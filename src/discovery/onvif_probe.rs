@@ -1,0 +1,171 @@
+//! ONVIF WS-Discovery, the socket half: one UDP socket on an ephemeral port that
+//! multicasts a `Probe` (see `onvif.rs`) and reads the unicast `ProbeMatches` sent
+//! back to it, folding accepted matches into the list.
+//!
+//! When: at start, then every [`PROBE_INTERVAL`], and on [`Discovery::search`] (the
+//! owner opened the page) unless the last probe was under [`MIN_GAP`] ago, so a
+//! reloaded page cannot make the daemon flood the LAN. Each probe has a fresh random
+//! MessageID; answers are read for [`COLLECT`] after it, and anything else that
+//! arrives (late, unrelated, or answering an older probe) is dropped.
+//!
+//! Where: the probe leaves on every IPv4 address of the configured interfaces
+//! (`IP_MULTICAST_IF` set per address), or of every non-loopback interface when none
+//! are configured. Multicast loopback is on, so a camera on this machine (and the
+//! test camera on `lo`) hears it too. TTL 1: the group is link-local in practice.
+//!
+//! The socket only sends to the WS-Discovery group; it never sends to, nor connects
+//! to, any address it learns.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{watch, Notify};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::onvif::{self, MAX_DATAGRAM, WSD_GROUP_V4, WSD_PORT};
+use super::Discovery;
+use crate::config::DiscoveryConfig;
+
+/// Time between periodic probes (5 minutes).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(300);
+/// Shortest time between two probes asked for by page views (10 s).
+pub const MIN_GAP: Duration = Duration::from_secs(10);
+/// How long answers to a probe are read (5 s; WS-Discovery's default
+/// `MATCH_TIMEOUT` is 4 s, and cameras wait a random delay up to 500 ms).
+pub const COLLECT: Duration = Duration::from_secs(5);
+/// An ONVIF entry not heard for this long is dropped (three periodic probes).
+pub const FORGET_AFTER: Duration = Duration::from_secs(3 * 300);
+
+/// Opens the socket and spawns the prober; it runs until `shutdown` turns true.
+pub(super) fn start(
+    config: &DiscoveryConfig,
+    list: Discovery,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    socket.set_multicast_loop_v4(true)?;
+    socket.set_multicast_ttl_v4(1)?;
+    socket.set_nonblocking(true)?;
+    let prober = Prober {
+        socket: UdpSocket::from_std(socket)?,
+        interfaces: config.interfaces.clone(),
+        list,
+    };
+    tokio::spawn(prober.run(wake, shutdown));
+    Ok(())
+}
+
+struct Prober {
+    socket: UdpSocket,
+    /// Configured interface names; empty = every non-loopback interface.
+    interfaces: Vec<String>,
+    list: Discovery,
+}
+
+impl Prober {
+    async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut current: Option<(String, Instant)> = None;
+        // The first tick is immediate: the probe at start.
+        let mut ticker = tokio::time::interval(PROBE_INTERVAL);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // The guard `wait_for` returns is not `Send`: drop it inside.
+                _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => return,
+                _ = ticker.tick() => {
+                    let forget = i64::try_from(FORGET_AFTER.as_micros()).unwrap_or(i64::MAX);
+                    let now = self.list.clock.now_micros();
+                    self.list.forget_onvif_before(now.saturating_sub(forget));
+                    current = Some(self.probe().await);
+                }
+                _ = wake.notified() => {
+                    if current.as_ref().is_none_or(|(_, sent)| sent.elapsed() >= MIN_GAP) {
+                        current = Some(self.probe().await);
+                    }
+                }
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => {
+                        if let Some((id, sent)) = &current {
+                            if sent.elapsed() <= COLLECT {
+                                self.take(&buf[..n], id, from.ip());
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Not expected on an unconnected socket; do not spin on it.
+                        tracing::debug!("ONVIF discovery: receive: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Folds one answer into the list (the parser drops what breaks its rules).
+    fn take(&self, datagram: &[u8], id: &str, from: IpAddr) {
+        let now = self.list.clock.now_micros();
+        for found in onvif::parse_probe_matches(datagram, id, from) {
+            self.list.upsert(found.into_discovered(from, now));
+        }
+    }
+
+    /// Sends one probe with a fresh MessageID on each outgoing interface; returns the
+    /// id and when it went.
+    async fn probe(&self) -> (String, Instant) {
+        let id = onvif::new_message_id();
+        let message = onvif::probe_message(&id);
+        let to = SocketAddrV4::new(WSD_GROUP_V4, WSD_PORT);
+        let addresses = outgoing_addresses(&self.interfaces);
+        if addresses.is_empty() {
+            tracing::debug!(interfaces = ?self.interfaces, "ONVIF discovery: no IPv4 interface to probe on");
+        }
+        for address in addresses {
+            let sent = match rustix::net::sockopt::set_ip_multicast_if(&self.socket, &address) {
+                Ok(()) => self
+                    .socket
+                    .send_to(message.as_bytes(), to)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e.into()),
+            };
+            match sent {
+                Ok(()) => tracing::debug!(%address, "ONVIF discovery: probe sent"),
+                Err(e) => tracing::debug!(%address, "ONVIF discovery: probe not sent: {e}"),
+            }
+        }
+        (id, Instant::now())
+    }
+}
+
+/// The IPv4 addresses to probe from: those of the named interfaces, or of every
+/// non-loopback interface when `names` is empty.
+fn outgoing_addresses(names: &[String]) -> Vec<Ipv4Addr> {
+    let interfaces = match if_addrs::get_if_addrs() {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!("ONVIF discovery: cannot list network interfaces: {e}");
+            return Vec::new();
+        }
+    };
+    let mut addresses: Vec<Ipv4Addr> = interfaces
+        .into_iter()
+        .filter(|i| {
+            if names.is_empty() {
+                !i.is_loopback()
+            } else {
+                names.contains(&i.name)
+            }
+        })
+        .filter_map(|i| match i.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
