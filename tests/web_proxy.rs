@@ -197,8 +197,10 @@ async fn a_forwarded_for_of_trusted_proxies_or_garbage_leaves_the_proxys_address
     })
     .await;
     assert_eq!(api(&server, None, &good).await.status, 429);
-    let too_long = vec!["203.0.113.5"; 21].join(", ");
-    assert_eq!(api(&server, Some(&too_long), &good).await.status, 429);
+    // Many entries, or bytes that are not text, written by a client left of what its
+    // proxy appended do not make it count as the proxy: the walk reads from the right.
+    let long = format!("{}, 203.0.113.5", vec!["198.51.100.1"; 50].join(", "));
+    assert_eq!(api(&server, Some(&long), &good).await.status, 200);
     assert_eq!(
         api(&server, Some("203.0.113.5"), &good).await.status,
         200,

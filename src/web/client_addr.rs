@@ -6,10 +6,11 @@
 //! `X-Forwarded-For` is ignored. When the peer is a trusted proxy, the header's
 //! entries are read right to left (each proxy appends the address it saw), skipping
 //! trusted proxies; the first untrusted one is the client. The leftmost entries are
-//! whatever the client wrote, so they are only reached through trusted hops. The peer
-//! stays the client when the header is missing or empty, holds more than
-//! [`MAX_HOPS`] entries, has an entry that is not a bare IP address where the walk
-//! reads it, or names only trusted proxies.
+//! whatever the client wrote, so they are only reached through trusted hops, and only
+//! the rightmost [`MAX_HOPS`] entries are read, each on its own: nothing the client
+//! writes on the left can make the walk give up. The peer stays the client when the
+//! header is missing or empty, has an entry that is not a bare IP address where the
+//! walk reads it, or names only trusted proxies in the entries read.
 //!
 //! `Forwarded` (RFC 7239) is not read: a proxy that sets only one of the two headers
 //! passes the other on as the client wrote it, so believing either would let a client
@@ -22,8 +23,8 @@ use axum::http::{Extensions, HeaderMap};
 
 use crate::config::TrustedProxies;
 
-/// Entries in `X-Forwarded-For` beyond which the header is not believed: a real
-/// chain is one or two proxies long.
+/// Entries of `X-Forwarded-For` read, from the right: a real chain of proxies is one
+/// or two long.
 pub const MAX_HOPS: usize = 20;
 
 /// The client's address, set on every request by the server (never by a handler).
@@ -38,10 +39,10 @@ impl ClientAddr {
         if !trusted.contains(peer) {
             return ClientAddr(peer);
         }
-        let values: Vec<&str> = headers
+        let values: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .map(|v| v.to_str().unwrap_or("\u{0}"))
+            .map(|v| v.as_bytes())
             .collect();
         ClientAddr(forwarded_client(&values, trusted).unwrap_or(peer))
     }
@@ -57,14 +58,19 @@ impl ClientAddr {
 
 /// The client named by the `X-Forwarded-For` header lines `values` (in the order
 /// received, so the last entry is the nearest proxy's), or `None` when the header is
-/// not to be believed (see the module's documentation).
-pub fn forwarded_client(values: &[&str], trusted: &TrustedProxies) -> Option<IpAddr> {
-    let entries: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
-    if entries.len() > MAX_HOPS {
-        return None;
-    }
-    for entry in entries.iter().rev() {
-        let ip = entry.trim().parse::<IpAddr>().ok()?.to_canonical();
+/// not to be believed (see the module's documentation). Only the rightmost
+/// [`MAX_HOPS`] entries are read, each on its own bytes: what the client wrote on the
+/// left (any number of entries, bytes that are not UTF-8) must not make the proxy's
+/// own address the answer, or a client could pass for the proxy.
+pub fn forwarded_client(values: &[&[u8]], trusted: &TrustedProxies) -> Option<IpAddr> {
+    let entries = values
+        .iter()
+        .rev()
+        .flat_map(|v| v.rsplit(|b| *b == b','))
+        .take(MAX_HOPS);
+    for entry in entries {
+        let text = std::str::from_utf8(entry).ok()?;
+        let ip = text.trim().parse::<IpAddr>().ok()?.to_canonical();
         if !trusted.contains(ip) {
             return Some(ip);
         }
@@ -92,7 +98,10 @@ mod tests {
     #[test]
     fn the_walk_goes_right_to_left_past_trusted_proxies() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
-        let client = |values: &[&str]| forwarded_client(values, &t);
+        let client = |values: &[&str]| {
+            let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+            forwarded_client(&bytes, &t)
+        };
         assert_eq!(client(&["203.0.113.7"]), Some(ip("203.0.113.7")));
         // The leftmost entry is the client's own invention; the nearest untrusted wins.
         assert_eq!(
@@ -113,7 +122,10 @@ mod tests {
     #[test]
     fn an_unbelievable_header_leaves_the_peer() {
         let t = trusted(&["127.0.0.1", "10.0.0.0/8"]);
-        let client = |values: &[&str]| forwarded_client(values, &t);
+        let client = |values: &[&str]| {
+            let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+            forwarded_client(&bytes, &t)
+        };
         for bad in [
             &[][..],
             &[""],
@@ -128,10 +140,38 @@ mod tests {
         ] {
             assert_eq!(client(bad), None, "{bad:?}");
         }
-        let long = vec!["203.0.113.7"; MAX_HOPS + 1].join(",");
-        assert_eq!(client(&[&long]), None);
-        let just = vec!["203.0.113.7"; MAX_HOPS].join(",");
-        assert_eq!(client(&[&just]), Some(ip("203.0.113.7")));
+        let trusted_hops = vec!["10.0.0.1"; MAX_HOPS].join(",");
+        assert_eq!(
+            client(&[&format!("203.0.113.7,{trusted_hops}")]),
+            None,
+            "no more than MAX_HOPS entries are read"
+        );
+        let just = vec!["10.0.0.1"; MAX_HOPS - 1].join(",");
+        assert_eq!(
+            client(&[&format!("203.0.113.7,{just}")]),
+            Some(ip("203.0.113.7"))
+        );
+    }
+
+    #[test]
+    fn what_the_client_wrote_on_the_left_never_makes_it_the_proxy() {
+        let t = trusted(&["127.0.0.1"]);
+        // nginx appends the address it saw to whatever the client sent.
+        let many = format!("{}, 203.0.113.7", vec!["1.1.1.1"; 5 * MAX_HOPS].join(","));
+        let not_utf8: &[u8] = b"\xff\xfe, 203.0.113.7";
+        for line in [many.as_bytes(), not_utf8] {
+            assert_eq!(forwarded_client(&[line], &t), Some(ip("203.0.113.7")));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(not_utf8).expect("obs-text is allowed"),
+        );
+        let peer: SocketAddr = "127.0.0.1:5000".parse().expect("peer");
+        assert_eq!(
+            ClientAddr::resolve(peer, &headers, &t),
+            ClientAddr(ip("203.0.113.7"))
+        );
     }
 
     #[test]
