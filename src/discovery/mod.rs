@@ -35,8 +35,8 @@
 //!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702 and the unicast
 //!   answers to them); it never connects to what it finds. Connecting is the
 //!   owner's step.
-//! - One entry per source and name (full mDNS instance name, ONVIF endpoint
-//!   address): `ServiceResolved` fires several times per instance as its addresses
+//! - One entry per source and name (full mDNS instance name; ONVIF endpoint address
+//!   and the address that answered): `ServiceResolved` fires several times per instance as its addresses
 //!   arrive, and each time updates the entry; a camera heard over both mDNS and ONVIF
 //!   is two entries, which the page links by their shared address.
 //! - Announcements are untrusted: TXT values are cut to [`MAX_TXT`] characters, a
@@ -104,7 +104,7 @@ pub enum DiscoveryError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveredCamera {
     /// With `source`, the key: `Front door._rtsp._tcp.local.` (mDNS), the endpoint
-    /// address `urn:uuid:…` (ONVIF).
+    /// address and the address that answered, `urn:uuid:… at 192.168.1.64` (ONVIF).
     pub fullname: String,
     /// The instance name alone (`Front door`); ONVIF: the `name` scope, else the
     /// endpoint address.

@@ -16,11 +16,15 @@
 //!   probe, so only a host that saw the probe can answer it): ignored;
 //! - the source must be a LAN address ([`is_lan`]) or loopback: discovery is a LAN
 //!   affair, and an answer from elsewhere is not a camera on this network;
-//! - an XAddr is kept only if it is `http(s)`, has no credentials, and its host is an
-//!   IP literal that is the datagram's source address or a LAN address (loopback
-//!   only when it *is* the source: a LAN host must not point us at ourselves). Host
-//!   names are dropped: trusting them would need a DNS lookup, and a name can point
-//!   anywhere. At most [`MAX_ADDRESSES`] are kept, each at most [`MAX_TXT`] long;
+//! - an XAddr is kept only if it is `http(s)`, has no credentials, and its host is the
+//!   IP literal of the datagram's source address: "ask the camera for its streams"
+//!   sends the owner's credentials (a digest of them) to it, so one LAN host must
+//!   not be able to point that at another (or at us). Host names are dropped:
+//!   trusting them would need a DNS lookup, and a name can point anywhere. At most
+//!   [`MAX_ADDRESSES`] are kept, each at most [`MAX_TXT`] long;
+//! - an entry is named by its endpoint *and* its source, so a host that answers with
+//!   another camera's endpoint (which it can learn by probing it) gets a row of its
+//!   own, under its own address, and cannot replace that camera's;
 //! - texts (endpoint, scope values) are percent-decoded where they are URIs, then cut
 //!   to [`MAX_TXT`] printable characters; at most [`MAX_SCOPES`] scopes are read and
 //!   [`MAX_ENTRIES`] matches per datagram;
@@ -111,7 +115,7 @@ impl ProbeMatch {
         let mut addresses = vec![source];
         addresses.extend(self.xaddrs.iter().filter_map(host_ip));
         DiscoveredCamera {
-            fullname: self.endpoint.clone(),
+            fullname: format!("{} at {source}", self.endpoint),
             instance: self.name.unwrap_or(self.endpoint),
             service_type: ONVIF_TYPE.to_owned(),
             source: Source::Onvif,
@@ -134,15 +138,13 @@ fn one_match(m: &str, source: IpAddr) -> Option<ProbeMatch> {
         return None;
     }
     let xaddrs_text = elements(m, "XAddrs").first().map(|x| unescape(x));
-    let mut xaddrs: Vec<url::Url> = xaddrs_text
+    let xaddrs: Vec<url::Url> = xaddrs_text
         .as_deref()
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|u| accepted_xaddr(u, source))
         .take(MAX_ADDRESSES)
         .collect();
-    // The one at the address that answered first: the likeliest to be reachable.
-    xaddrs.sort_by_key(|u| host_ip(u) != Some(source));
     let scopes = elements(m, "Scopes").first().map(|s| unescape(s));
     let scope = |kind: &str| {
         scopes
@@ -174,8 +176,7 @@ fn accepted_xaddr(text: &str, source: IpAddr) -> Option<url::Url> {
     if url.password().is_some() {
         return None;
     }
-    let host = host_ip(&url)?;
-    (host == source || is_lan(host)).then_some(url)
+    (host_ip(&url)? == source).then_some(url)
 }
 
 fn host_ip(url: &url::Url) -> Option<IpAddr> {
@@ -226,9 +227,10 @@ pub(crate) fn attribute(attributes: &str, name: &str) -> Option<String> {
 }
 
 /// Each element whose local name is `local` (any prefix), in document order, as
-/// (the start tag's attribute text, the inner text). Linear: when no closing tag
-/// follows, there is none for any later element of that name either, so the scan
-/// stops.
+/// (the start tag's attribute text, the inner text). Linear: a name ends at the next
+/// `<` too (else 64 KiB of `<` took seconds, each name running to the end), and when
+/// no closing tag follows, there is none for any later element of that name either,
+/// so the scan stops.
 pub(crate) fn tagged<'a>(xml: &'a str, local: &str) -> Vec<(&'a str, &'a str)> {
     let suffix = format!(":{local}");
     let mut found = Vec::new();
@@ -238,7 +240,7 @@ pub(crate) fn tagged<'a>(xml: &'a str, local: &str) -> Vec<(&'a str, &'a str)> {
         at = start;
         let rest = &xml[start..];
         let name_len = rest
-            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/' || c == '<')
             .unwrap_or(rest.len());
         let name = &rest[..name_len];
         if name.is_empty() || !(name == local || name.ends_with(&suffix)) {
