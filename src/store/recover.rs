@@ -198,6 +198,14 @@ pub fn shred(path: &Path) -> Result<(), StoreError> {
                 _ => Ok(()),
             };
         }
+        // A link, FIFO, socket or device node planted under a recording's name holds
+        // no key to destroy: remove the name itself (unlink never follows a link), so
+        // retention and deletion go on instead of stopping at it. A directory stays.
+        Err(StoreError::NotARegularFile { kind, .. }) if kind != "a directory" => {
+            tracing::warn!(path = %path.display(), "removing {kind} found where a recording should be");
+            std::fs::remove_file(path).map_err(|e| StoreError::io("unlink", path, e))?;
+            return sync_parent_dir(path);
+        }
         Err(e) => return Err(e),
     };
     let mut prefix = [0u8; 36];
@@ -434,6 +442,33 @@ mod tests {
             .iter()
             .all(|&b| b == 0));
         shred(&f.path).expect("already gone is fine");
+    }
+
+    #[test]
+    fn shred_removes_a_link_or_fifo_planted_under_a_recordings_name_but_not_its_target() {
+        let f = fixture();
+        write_recording(&f.path, &f.master, 16, &[b"abc"], true);
+        let planted = f.path.with_extension("planted");
+        std::os::unix::fs::symlink(&f.path, &planted).expect("symlink");
+        shred(&planted).expect("a link is removed");
+        assert!(fs::symlink_metadata(&planted).is_err(), "the link is gone");
+        assert!(f.path.exists(), "its target is untouched");
+        let dangling = f.path.with_extension("dangling");
+        std::os::unix::fs::symlink("/nonexistent/porchlight", &dangling).expect("symlink");
+        shred(&dangling).expect("a dangling link is removed");
+        assert!(fs::symlink_metadata(&dangling).is_err());
+        let fifo = f.path.with_extension("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("run mkfifo");
+        assert!(made.success());
+        shred(&fifo).expect("a FIFO is removed, without blocking");
+        assert!(fs::symlink_metadata(&fifo).is_err());
+        let dir = f.path.with_extension("dir");
+        fs::create_dir(&dir).expect("mkdir");
+        assert!(shred(&dir).is_err(), "a directory is not removed");
+        assert!(dir.is_dir());
     }
 
     #[test]
