@@ -45,7 +45,7 @@ test: deps lint
 # seeds in git plus a local corpus (tests/fuzz/corpus, not in git); a crash stops make
 # and leaves the input in tests/fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := container config mp4 cookie forwarded_for rtsp_guard
+FUZZ_TARGETS := container config mp4 cookie forwarded_for onvif_probe_matches rtsp_guard
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

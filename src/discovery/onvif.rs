@@ -80,7 +80,7 @@ pub fn probe_message(message_id: &str) -> String {
 pub struct ProbeMatch {
     /// `EndpointReference/Address`, the device's stable id (`urn:uuid:…`).
     pub endpoint: String,
-    /// Device-service URLs that passed the rules above, source host first.
+    /// Device-service URLs that passed the rules above (all at the source address).
     pub xaddrs: Vec<url::Url>,
     /// The `name` scope.
     pub name: Option<String>,
