@@ -61,6 +61,7 @@
 mod api;
 mod api_throttle;
 mod assets;
+mod certificate;
 mod client_addr;
 mod error;
 mod extract;
@@ -132,8 +133,8 @@ pub struct WebState {
     pub trigger: TriggerHook,
     /// The recorders' event news; the API's event stream subscribes here.
     pub events: broadcast::Sender<EventNotice>,
-    /// SHA-256 fingerprint of the served certificate, shown on every page.
-    pub fingerprint: Arc<str>,
+    /// The served certificate, whose fingerprint every page shows.
+    pub certificate: Arc<certificate::ServedCertificate>,
     /// Send HSTS (only with a user-supplied certificate).
     pub hsts: bool,
     pub layouts: Arc<playback::LayoutCache>,
@@ -499,7 +500,7 @@ pub async fn start(
         live_view: services.live_view,
         trigger: services.trigger,
         events: services.events,
-        fingerprint: tls.fingerprint.clone().into(),
+        certificate: tls.served.clone(),
         hsts: tls.user_supplied,
         layouts: Arc::new(playback::LayoutCache::default()),
         share_layouts: Arc::new(playback::LayoutCache::default()),
@@ -508,7 +509,6 @@ pub async fn start(
             config,
             key_id.to_string(),
             tls.user_supplied,
-            &tls.fingerprint,
             (https, http_listener.as_ref().map(|(bound, _)| *bound)),
         )),
         shares,
@@ -520,13 +520,21 @@ pub async fn start(
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
         bad_tokens: Arc::default(),
     };
-    let mut tasks = vec![tokio::spawn(server::run_https(
-        listener,
-        tls.config.clone(),
-        app(state),
-        Arc::new(web.trusted_proxies.clone()),
-        shutdown.clone(),
-    ))];
+    let mut tasks = vec![
+        tokio::spawn(server::run_https(
+            listener,
+            tls.config.clone(),
+            app(state),
+            Arc::new(web.trusted_proxies.clone()),
+            shutdown.clone(),
+        )),
+        tokio::spawn(certificate::keep_current(
+            tls.served.clone(),
+            web.clone(),
+            config.data_dir.clone(),
+            shutdown.clone(),
+        )),
+    ];
     let mut http = None;
     if let Some((bound, listener)) = http_listener {
         http = Some(bound);

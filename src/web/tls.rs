@@ -4,9 +4,10 @@
 //! host name, `<host>.local`, `localhost` and the machine's addresses.
 //!
 //! The self-signed certificate is valid for 825 days (the longest Apple platforms
-//! accept) and regenerated 30 days before it runs out; its SHA-256 fingerprint is
-//! logged at every start and shown on every page so a user can compare it with what
-//! the browser says before accepting it.
+//! accept) and regenerated 30 days before it runs out (checked at start and by the
+//! running daemon, see `certificate.rs`); its SHA-256 fingerprint is logged at every
+//! start and shown on every page so a user can compare it with what the browser says
+//! before accepting it.
 
 use std::fs;
 use std::io::Write;
@@ -18,7 +19,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::sign::CertifiedKey;
 
+use super::certificate::ServedCertificate;
 use super::WebError;
 use crate::config::WebConfig;
 
@@ -28,24 +31,56 @@ const RENEW_DAYS_BEFORE: i64 = 30;
 /// What the HTTPS listener serves.
 pub struct TlsSetup {
     pub config: Arc<rustls::ServerConfig>,
-    /// SHA-256 of the leaf certificate, `AB:CD:…`.
+    /// The certificate being served; [`super::certificate::keep_current`] swaps it.
+    pub served: Arc<ServedCertificate>,
+    /// SHA-256 of the leaf certificate at start, `AB:CD:…`.
     pub fingerprint: String,
     /// Whether the certificate came from the configuration (then HSTS is sent).
     pub user_supplied: bool,
+}
+
+/// A certificate chain and its key, checked to belong together.
+pub struct LoadedCertificate {
+    pub key: Arc<CertifiedKey>,
+    /// SHA-256 of the leaf certificate, `AB:CD:…`.
+    pub fingerprint: String,
 }
 
 fn tls_error(what: &str, path: &Path, e: impl std::fmt::Display) -> WebError {
     WebError::Start(format!("{what} {}: {e}", path.display()))
 }
 
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Loads the configured certificate, or the generated one (generating it if needed).
 pub fn load(web: &WebConfig, data_dir: &Path) -> Result<TlsSetup, WebError> {
-    let (cert_path, key_path, user_supplied) = match &web.tls {
-        Some(files) => (files.cert.clone(), files.key.clone(), true),
-        None => {
-            let (c, k) = ensure_self_signed(data_dir)?;
-            (c, k, false)
-        }
+    let loaded = read_certificate(web, data_dir)?;
+    let fingerprint = loaded.fingerprint.clone();
+    let served = Arc::new(ServedCertificate::new(loaded));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| WebError::Start(format!("TLS setup: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(served.clone());
+    // HTTP/2 first: a browser then needs one connection for all its tabs (see
+    // server.rs); HTTP/1.1 for everything else, and for WebSockets.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsSetup {
+        config: Arc::new(config),
+        served,
+        fingerprint,
+        user_supplied: web.tls.is_some(),
+    })
+}
+
+/// Reads the configured certificate and key, or the self-signed pair (made or
+/// renewed first when it is missing or ends within [`RENEW_DAYS_BEFORE`] days).
+pub fn read_certificate(web: &WebConfig, data_dir: &Path) -> Result<LoadedCertificate, WebError> {
+    let (cert_path, key_path) = match &web.tls {
+        Some(files) => (files.cert.clone(), files.key.clone()),
+        None => ensure_self_signed(data_dir)?,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .map_err(|e| tls_error("cannot read certificate", &cert_path, e))?
@@ -57,20 +92,11 @@ pub fn load(web: &WebConfig, data_dir: &Path) -> Result<TlsSetup, WebError> {
     let fingerprint = fingerprint(leaf.as_ref());
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| tls_error("cannot read private key", &key_path, e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| WebError::Start(format!("TLS setup: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
+    let key = CertifiedKey::from_der(certs, key, &provider())
         .map_err(|e| tls_error("certificate and key do not match", &cert_path, e))?;
-    // HTTP/2 first: a browser then needs one connection for all its tabs (see
-    // server.rs); HTTP/1.1 for everything else, and for WebSockets.
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsSetup {
-        config: Arc::new(config),
+    Ok(LoadedCertificate {
+        key: Arc::new(key),
         fingerprint,
-        user_supplied,
     })
 }
 

@@ -47,7 +47,6 @@ pub struct SystemFacts {
     pub session_max: Duration,
     /// A certificate the owner supplied (else a self-signed one is used).
     pub user_certificate: bool,
-    pub certificate_fingerprint: String,
 }
 
 impl SystemFacts {
@@ -57,7 +56,6 @@ impl SystemFacts {
         config: &Config,
         key_id: String,
         user_certificate: bool,
-        fingerprint: &str,
         bound: (SocketAddr, Option<SocketAddr>),
     ) -> Self {
         SystemFacts {
@@ -97,7 +95,6 @@ impl SystemFacts {
             session_idle: config.web.session_idle,
             session_max: config.web.session_max,
             user_certificate,
-            certificate_fingerprint: fingerprint.to_owned(),
         }
     }
 }
@@ -149,6 +146,8 @@ struct ControlPage {
     max_bytes: String,
     min_free_percent: u8,
     facts: SystemFacts,
+    /// The certificate served now (it may have been reloaded since start).
+    certificate_fingerprint: String,
     session_idle: String,
     session_max: String,
     alerts: Vec<Line>,
@@ -321,6 +320,7 @@ pub async fn control_centre(
         session_idle: view::duration(facts.session_idle.as_micros() as i64),
         session_max: view::duration(facts.session_max.as_micros() as i64),
         facts: (*facts).clone(),
+        certificate_fingerprint: state.certificate.fingerprint().to_string(),
         alerts: alerts
             .into_iter()
             .filter(|a| now - a.time_micros < RECENT_ALERT_MICROS)

@@ -89,7 +89,7 @@ pub async fn frame_for(state: &WebState, session: &Session) -> Result<Frame, Web
     .await?;
     Ok(Frame {
         nav: Nav::of(session, recent),
-        fingerprint: state.fingerprint.to_string(),
+        fingerprint: state.certificate.fingerprint().to_string(),
     })
 }
 
@@ -97,6 +97,6 @@ pub async fn frame_for(state: &WebState, session: &Session) -> Result<Frame, Web
 pub fn anonymous_frame(state: &WebState) -> Frame {
     Frame {
         nav: None,
-        fingerprint: state.fingerprint.to_string(),
+        fingerprint: state.certificate.fingerprint().to_string(),
     }
 }
