@@ -83,11 +83,14 @@ fn remove(store: &Store, extra: Extra, what: String, repair: bool, report: &mut 
         report.findings.push(format!("{what}; --repair shreds it"));
         return;
     }
-    let shredded = match &extra {
+    // `shred_thumbnail` falls back to unlinking by itself; a share copy does here.
+    let removed = match &extra {
         Extra::Thumbnail(camera, event) => store.shred_thumbnail(camera, *event),
-        Extra::ShareCopy(link) => store.delete_share(*link),
+        Extra::ShareCopy(link) => store
+            .delete_share(*link)
+            .or_else(|_| store.unlink_extra(extra)),
     };
-    match shredded.or_else(|_| store.unlink_extra(extra)) {
+    match removed {
         Ok(()) => report.actions.push(format!("shredded {what}")),
         Err(e) => report
             .findings
