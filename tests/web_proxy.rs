@@ -230,3 +230,98 @@ async fn a_trusted_proxy_may_hold_more_connections_than_one_address() {
     let read = tokio::time::timeout(std::time::Duration::from_secs(2), last.read(&mut byte)).await;
     assert!(read.is_err(), "the 40th connection is still open: {read:?}");
 }
+
+/// An open `/api/v1/events/stream` with `token`, from forwarded client `forwarded`
+/// (a connection of its own, held as long as the response is).
+async fn event_stream(server: &Server, forwarded: &str, token: &str) -> reqwest::Response {
+    let c = behind_proxy(server, forwarded);
+    let r = c
+        .http
+        .get(format!("{}/api/v1/events/stream", c.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(r.status(), 200);
+    r
+}
+
+/// The porch camera's live view from forwarded client `forwarded`, upgraded to a
+/// WebSocket and held open.
+async fn live_view(server: &Server, forwarded: &str, cookie: &str) -> reqwest::Upgraded {
+    let c = behind_proxy(server, forwarded);
+    let r = c
+        .http
+        .get(format!("{}/cameras/porch/live.ws", c.base))
+        .header("cookie", cookie)
+        .header("origin", format!("https://{}", server.https))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(r.status(), 101);
+    r.upgrade().await.expect("upgraded")
+}
+
+/// Waits (up to 10 s) until a request from `forwarded` is served again: the server
+/// notices a closed connection when it reads from it.
+async fn served_again(server: &Server, forwarded: &str, token: &str) {
+    for _ in 0..200 {
+        if api(server, Some(forwarded), token).await.status == 200 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{forwarded} is not served again");
+}
+
+/// A trusted proxy has only the overall connection limit, so each client behind it
+/// may have 32 requests in use at once (a response until it has been sent, a
+/// WebSocket until it closes): one client holding streams and live views through the
+/// proxy cannot take all 256 and lock the household out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_one_client_cannot_hold_every_request() {
+    let _ = log();
+    // A camera that never answers: its live view opens and waits for frames.
+    let server = Server::start(&format!(
+        "{PROXIED}[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n"
+    ))
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let token = make_token(&mut owner, "Home Assistant", &["events:read"]).await;
+    let a = "203.0.113.5";
+
+    let live = live_view(&server, a, &owner.cookie_header()).await;
+    let mut streams = Vec::new();
+    for _ in 0..31 {
+        streams.push(event_stream(&server, a, &token).await);
+    }
+    let refused = api(&server, Some(a), &token).await;
+    assert_eq!(refused.status, 429, "A's 33rd request: {}", refused.body);
+    assert_eq!(
+        api(&server, Some("203.0.113.6"), &token).await.status,
+        200,
+        "another client behind the proxy is served"
+    );
+    assert_eq!(
+        api(&server, None, &token).await.status,
+        200,
+        "and so is the proxy itself"
+    );
+    assert!(
+        logged().contains("requests at once from 203.0.113.5 through the proxy"),
+        "the refusal is logged with the client"
+    );
+
+    // Closing the live view frees its place...
+    drop(live);
+    served_again(&server, a, &token).await;
+    // ...and so does closing an event stream.
+    streams.push(event_stream(&server, a, &token).await);
+    assert_eq!(api(&server, Some(a), &token).await.status, 429);
+    streams.pop();
+    served_again(&server, a, &token).await;
+}

@@ -68,6 +68,7 @@ mod extract;
 mod headers;
 mod live;
 mod pages;
+mod per_client;
 mod playback;
 mod server;
 mod slots;

@@ -3,15 +3,18 @@
 //!
 //! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections, and
 //! [`MAX_PER_ADDRESS`] from one client address, so one client cannot take them all
-//! (more are closed at once; a trusted reverse proxy, which carries every client's
-//! connections, has only the overall limit); a TLS handshake must finish in [`HANDSHAKE_TIMEOUT`],
-//! request headers must arrive within [`HEADER_TIMEOUT`] and fit in
-//! [`MAX_HEADER_BYTES`] (hyper answers 431 beyond that; over HTTP/2, a connection that
-//! has asked nothing by then is closed, and at most [`MAX_STREAMS`] requests run at
-//! once); a request body must arrive whole within [`BODY_TIMEOUT`] (408 and the
-//! connection closed; a body trickled a byte at a time would otherwise hold its
-//! connection for ever) and is limited in the router (413). On shutdown, open
-//! requests get [`SHUTDOWN_GRACE`] to finish.
+//! (more are closed at once). A trusted reverse proxy carries every client's
+//! connections, so it has only the overall limit on connections; instead each client
+//! behind it may have [`MAX_PER_ADDRESS`] requests in use at once, counted until the
+//! response has been sent or, for a WebSocket, until the socket closes (more are
+//! answered 429 without reaching the router; see [`super::per_client`]). A TLS
+//! handshake must finish in [`HANDSHAKE_TIMEOUT`], request headers must arrive within
+//! [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`] (hyper answers 431 beyond that;
+//! over HTTP/2, a connection that has asked nothing by then is closed, and at most
+//! [`MAX_STREAMS`] requests run at once); a request body must arrive whole within
+//! [`BODY_TIMEOUT`] (408 and the connection closed; a body trickled a byte at a time
+//! would otherwise hold its connection for ever) and is limited in the router (413).
+//! On shutdown, open requests get [`SHUTDOWN_GRACE`] to finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,11 +40,13 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::client_addr::ClientAddr;
+use super::per_client::{HoldingIo, PerClient, UpgradeHold};
 use super::slots::Slots;
 use crate::config::TrustedProxies;
 
 pub const MAX_CONNECTIONS: usize = 256;
-/// Connections at once from one address (a browser needs a few, plus live views).
+/// Connections at once from one address (a browser needs a few, plus live views);
+/// behind a trusted proxy, requests in use at once from one client.
 pub const MAX_PER_ADDRESS: usize = 32;
 /// The time a request's whole body may take to arrive (bodies are at most 16 KiB).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -190,6 +195,7 @@ pub async fn run_https(
     let acceptor = TlsAcceptor::from(tls);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let per_address = Slots::<IpAddr>::new(MAX_PER_ADDRESS);
+    let per_client = Arc::new(PerClient::new(MAX_PER_ADDRESS));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -203,8 +209,10 @@ pub async fn run_https(
             _ = super::stopped(&mut shutdown) => break,
         };
         // A trusted proxy carries every client's connections (a notices stream per
-        // tab, a WebSocket per live view): only the overall limit applies to it.
-        let address_slot = if trusted.contains(peer.ip()) {
+        // tab, a WebSocket per live view): only the overall limit applies to its
+        // connections, and each client's requests through it are limited instead.
+        let proxied = trusted.contains(peer.ip());
+        let address_slot = if proxied {
             None
         } else {
             let Some(slot) = per_address.acquire(peer.ip().to_canonical()) else {
@@ -221,6 +229,7 @@ pub async fn run_https(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let trusted = trusted.clone();
+        let per_client = proxied.then(|| per_client.clone());
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _permit = (permit, address_slot);
@@ -240,6 +249,8 @@ pub async fn run_https(
             // a browser's tabs, so each tab's notices stream no longer holds one of the
             // six connections per host HTTP/1.1 allows (the seventh tab would wait).
             let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let hold = UpgradeHold::default();
+            let io = TokioIo::new(HoldingIo::new(tls_stream, hold.clone()));
             let asked = Arc::new(AtomicBool::new(false));
             let seen = asked.clone();
             let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -250,11 +261,18 @@ pub async fn run_https(
                 req.extensions_mut().insert(client);
                 host_from_authority(&mut req);
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(serve_request(app, req).await) }
+                let (per_client, hold) = (per_client.clone(), hold.clone());
+                async move {
+                    let response = match per_client {
+                        Some(limit) => limit.serve(client.0, &hold, serve_request(app, req)).await,
+                        None => serve_request(app, req).await,
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             let service = TowerToHyperService::new(service);
             let result = if http2 {
-                let conn = http2_builder().serve_connection(TokioIo::new(tls_stream), service);
+                let conn = http2_builder().serve_connection(io, service);
                 tokio::select! {
                     r = until_stopped(conn, |c| c.graceful_shutdown(), &mut stop) => r,
                     // What HTTP/1's header timeout does for a connection that asks nothing.
@@ -262,7 +280,7 @@ pub async fn run_https(
                 }
             } else {
                 let conn = http1_builder()
-                    .serve_connection(TokioIo::new(tls_stream), service)
+                    .serve_connection(io, service)
                     .with_upgrades();
                 until_stopped(conn, |c| c.graceful_shutdown(), &mut stop).await
             };
