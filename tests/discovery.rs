@@ -9,7 +9,10 @@
 //! and answers the daemon's real multicast WS-Discovery probe with a unicast
 //! ProbeMatches; the page lists it with its scope name, model, address and device
 //! URL, and its "Add…" link pre-fills the guessed `rtsp://127.0.0.1:554/`. With
-//! `onvif = false` no probe goes out, so the same camera is never listed.
+//! `onvif = false` no probe goes out, so the same camera is never listed. Asking the
+//! camera for its stream URLs is tested against three kinds of camera: Media served
+//! at the device service, at another path named by `GetServices`, and (before ONVIF
+//! 2.0) at another path named by `GetCapabilities`.
 //!
 //! If multicast does not work on loopback here, the test fails and says so: it never
 //! passes without having seen a real announcement.
@@ -329,15 +332,52 @@ async fn ask_onvif(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onvif_camera_gives_its_stream_urls_with_the_owners_credentials_and_is_adopted() {
+    // Media served at the device service itself: GetServices and GetCapabilities
+    // get a Fault, and the Media calls go to the device URL.
+    adopt_onvif_camera(YARD, CameraOptions::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_serving_media_at_another_path_is_asked_there_and_adopted() {
+    // As Hikvision, Dahua, Axis…: Media calls at the device service get a Fault;
+    // GetServices names the Media address.
+    adopt_onvif_camera(
+        "Garage ONVIF camera",
+        CameraOptions {
+            onvif_media_path: Some("/onvif/Media".to_owned()),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_before_onvif_2_names_its_media_address_by_get_capabilities() {
+    adopt_onvif_camera(
+        "Shed ONVIF camera",
+        CameraOptions {
+            onvif_media_path: Some("/onvif/media_service".to_owned()),
+            onvif_old: true,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+/// Starts an ONVIF test camera `name` (with `options`, and the owner's credentials),
+/// and on the add form of its discovered row: a wrong password is refused with the
+/// camera's status, an undiscovered entry fetches nothing, the right password fills
+/// both stream URLs, and the saved camera streams.
+async fn adopt_onvif_camera(name: &str, options: CameraOptions) {
     multicast_on_loopback_works();
     let camera = TestCamera::start(CameraOptions {
-        onvif: Some(YARD.to_owned()),
+        onvif: Some(name.to_owned()),
         auth: Some((YARD_USER.to_owned(), YARD_PASSWORD.to_owned())),
-        ..Default::default()
+        ..options
     });
     let server = Server::start("[discovery]\nenabled = true\ninterfaces = [\"lo\"]\n").await;
     let (mut owner, _, _) = server.owner().await;
-    let row = row_for(&mut owner, YARD).await;
+    let row = row_for(&mut owner, name).await;
     let form = owner.get(&add_link(&row)).await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(form.body.contains("id=\"onvif-ask\""), "{}", form.body);
@@ -414,7 +454,7 @@ async fn onvif_camera_gives_its_stream_urls_with_the_owners_credentials_and_is_a
     {
         assert!(
             Instant::now() < deadline,
-            "the adopted ONVIF camera is not streaming"
+            "the adopted ONVIF camera {name} is not streaming"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

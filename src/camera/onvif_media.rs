@@ -1,14 +1,30 @@
-//! Asking an ONVIF camera for its RTSP stream URLs: `GetProfiles`, then
-//! `GetStreamUri` (RTP-Unicast over RTSP) per profile, SOAP 1.2 over HTTP with a
-//! WS-Security UsernameToken (PasswordDigest).
+//! Asking an ONVIF camera for its RTSP stream URLs, SOAP 1.2 over HTTP with a
+//! WS-Security UsernameToken (PasswordDigest) on every call, in this order:
+//!
+//! 1. `GetServices` (device service, ONVIF 2.0 and later) at the device-service URL:
+//!    the Media service's address is the `XAddr` of the entry whose `Namespace` is
+//!    [`MEDIA_NS`]. Many cameras (Hikvision, Dahua, Axis, Reolink, …) serve Media at
+//!    another path (`/onvif/Media`, `/onvif/media_service`) and answer a Media call at
+//!    the device service with a fault;
+//! 2. if that fails or names no usable Media address, `GetCapabilities` (category
+//!    `All`; cameras before ONVIF 2.0 have only this): its `Media/XAddr`;
+//! 3. if neither gives one, the device-service URL itself (cameras that serve Media
+//!    there);
+//! 4. `GetProfiles`, then `GetStreamUri` (RTP-Unicast over RTSP) per profile, at the
+//!    address found.
 //!
 //! Called only on the owner's explicit action on the add form, and only with the
 //! device-service URL that discovery heard from that camera (the web layer looks it
 //! up by the entry's endpoint; a URL typed by a user never reaches here, so this is
-//! no way to make the daemon fetch arbitrary URLs). Bounded: [`TIMEOUT`] per call,
-//! no redirects, no proxy, answers over [`MAX_ANSWER`] bytes refused, at most
-//! [`MAX_PROFILES`] profiles asked. The password is never logged; it leaves the
-//! daemon only as the digest.
+//! no way to make the daemon fetch arbitrary URLs). The Media address comes from the
+//! camera's answer, so it is used only when it is `http(s)`, carries no credentials
+//! and its host is the device URL's host (port and path may differ): a camera cannot
+//! point the owner's digest at another machine. Bounded: [`TIMEOUT`] per call, no
+//! redirects, no proxy, answers over [`MAX_ANSWER`] bytes refused, at most
+//! [`MAX_PROFILES`] profiles asked; when the device service does not answer
+//! `GetServices` or `GetCapabilities` at all (no connection, or no answer within
+//! [`TIMEOUT`]), that error is returned at once rather than asking the same URL
+//! again. The password is never logged; it leaves the daemon only as the digest.
 
 use std::time::Duration;
 
@@ -23,6 +39,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_ANSWER: usize = 64 * 1024;
 /// Profiles asked for a stream URL (cameras have two or three: main, sub, third).
 pub const MAX_PROFILES: usize = 4;
+/// The Media (ver10) service's namespace in a `GetServices` answer: the calls below
+/// are ver10 Media calls, so only this entry (not Media2, `ver20`) says where to send
+/// them.
+pub const MEDIA_NS: &str = "http://www.onvif.org/ver10/media/wsdl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnvifError {
@@ -60,7 +80,8 @@ pub async fn stream_uris(
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()?;
-    let profiles = call(&client, device, &login, GET_PROFILES).await?;
+    let media = media_url(&client, device, &login).await?;
+    let profiles = call(&client, &media, &login, GET_PROFILES).await?;
     let tokens: Vec<String> = tagged(&profiles, "Profiles")
         .into_iter()
         .filter_map(|(attrs, _)| attribute(attrs, "token"))
@@ -72,7 +93,7 @@ pub async fn stream_uris(
     let mut uris = Vec::new();
     for token in tokens {
         let body = GET_STREAM_URI.replace("{token}", &escape(&token));
-        let answer = call(&client, device, &login, &body).await?;
+        let answer = call(&client, &media, &login, &body).await?;
         let Some(uri) = elements(&answer, "Uri").first().map(|u| unescape(u)) else {
             continue;
         };
@@ -88,20 +109,83 @@ pub async fn stream_uris(
     Ok(uris)
 }
 
+/// Where to send the Media calls: steps 1 to 3 of the module docs. Errs only when
+/// the device service did not answer at all (see there); any other failure of
+/// `GetServices` or `GetCapabilities` (a fault, an HTTP error status, an answer
+/// without a usable address) moves on to the next step.
+async fn media_url(
+    client: &reqwest::Client,
+    device: &url::Url,
+    login: &Login<'_>,
+) -> Result<url::Url, OnvifError> {
+    let steps: [(&str, PickMedia); 2] = [
+        (GET_SERVICES, media_from_services),
+        (GET_CAPABILITIES, media_from_capabilities),
+    ];
+    for (body, pick) in steps {
+        match call(client, device, login, body).await {
+            Ok(answer) => {
+                if let Some(media) = pick(&answer, device) {
+                    tracing::debug!(device = %device, media = %media, "ONVIF Media address");
+                    return Ok(media);
+                }
+            }
+            Err(OnvifError::Http(e)) if e.is_connect() || e.is_timeout() => {
+                return Err(OnvifError::Http(e));
+            }
+            Err(e) => tracing::debug!(device = %device, "ONVIF Media address: {e}"),
+        }
+    }
+    Ok(device.clone())
+}
+
+/// Reads the Media address from a device call's answer, given the device URL.
+type PickMedia = fn(&str, &url::Url) -> Option<url::Url>;
+
+/// The Media address in a `GetServices` answer: the first entry whose `Namespace`
+/// is [`MEDIA_NS`] and whose `XAddr` passes [`accepted_media`].
+fn media_from_services(answer: &str, device: &url::Url) -> Option<url::Url> {
+    elements(answer, "Service").into_iter().find_map(|service| {
+        let namespace = unescape(elements(service, "Namespace").first()?);
+        if namespace != MEDIA_NS {
+            return None;
+        }
+        accepted_media(&unescape(elements(service, "XAddr").first()?), device)
+    })
+}
+
+/// The Media address in a `GetCapabilities` answer (`Capabilities/Media/XAddr`), if
+/// it passes [`accepted_media`].
+fn media_from_capabilities(answer: &str, device: &url::Url) -> Option<url::Url> {
+    let media = *elements(answer, "Media").first()?;
+    accepted_media(&unescape(elements(media, "XAddr").first()?), device)
+}
+
+/// `text` as a Media address we may send the owner's digest to: `http(s)`, no
+/// credentials, at `device`'s host (any port and path); else `None`.
+fn accepted_media(text: &str, device: &url::Url) -> Option<url::Url> {
+    let url = url::Url::parse(text).ok()?;
+    let plain = url.username().is_empty() && url.password().is_none();
+    (matches!(url.scheme(), "http" | "https") && plain && same_host(&url, device)).then_some(url)
+}
+
 /// `uri` as an `rtsp://` URL at `device`'s host, credentials removed; else `None`.
 fn same_host_rtsp(uri: &str, device: &url::Url) -> Option<url::Url> {
     let mut url = url::Url::parse(uri).ok()?;
-    if url.scheme() != "rtsp" {
-        return None;
-    }
-    // `rtsp` is not a special scheme, so an IPv4 host parses as a name: compare text.
-    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
-    if host != device.host_str()?.trim_matches(['[', ']']) {
+    if url.scheme() != "rtsp" || !same_host(&url, device) {
         return None;
     }
     url.set_username("").ok()?;
     url.set_password(None).ok()?;
     Some(url)
+}
+
+/// Whether `url` has a host and it is `device`'s. `rtsp` is not a special scheme, so
+/// there an IPv4 host parses as a name: the hosts are compared as text (IPv6 without
+/// brackets).
+fn same_host(url: &url::Url, device: &url::Url) -> bool {
+    let host = |u: &url::Url| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned());
+    host(url).is_some() && host(url) == host(device)
 }
 
 /// The credentials typed by the owner, and the `Created` stamp.
@@ -113,13 +197,13 @@ struct Login<'a> {
 
 async fn call(
     client: &reqwest::Client,
-    device: &url::Url,
+    to: &url::Url,
     login: &Login<'_>,
     body: &str,
 ) -> Result<String, OnvifError> {
     let envelope = envelope(login, body);
     let mut response = client
-        .post(device.clone())
+        .post(to.clone())
         .header("Content-Type", "application/soap+xml; charset=utf-8")
         .body(envelope)
         .send()
@@ -144,7 +228,7 @@ fn envelope(login: &Login<'_>, body: &str) -> String {
     let created = login.created;
     let b64 = base64::engine::general_purpose::STANDARD;
     format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"><s:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest">{}</wsse:Password><wsse:Nonce EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary">{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"><s:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest">{}</wsse:Password><wsse:Nonce EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary">{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
         escape(login.username),
         b64.encode(password_digest(&nonce, created, login.password)),
         b64.encode(nonce),
@@ -167,6 +251,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+const GET_SERVICES: &str =
+    "<tds:GetServices><tds:IncludeCapability>false</tds:IncludeCapability></tds:GetServices>";
+const GET_CAPABILITIES: &str =
+    "<tds:GetCapabilities><tds:Category>All</tds:Category></tds:GetCapabilities>";
 const GET_PROFILES: &str = "<trt:GetProfiles/>";
 const GET_STREAM_URI: &str = r#"<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup><trt:ProfileToken>{token}</trt:ProfileToken></trt:GetStreamUri>"#;
 
@@ -207,6 +295,211 @@ mod tests {
         assert_eq!(
             tokens,
             vec![Some("main&1".to_owned()), Some("sub".to_owned())]
+        );
+    }
+
+    fn device() -> url::Url {
+        "http://192.168.1.64/onvif/device_service"
+            .parse()
+            .expect("url")
+    }
+
+    /// A `GetServices` answer with IncludeCapability=false (as a Hikvision camera
+    /// gives it), with the Media entry's XAddr `media`.
+    fn services(media: &str) -> String {
+        format!(
+            r#"<s:Envelope><s:Body><tds:GetServicesResponse><tds:Service><tds:Namespace>http://www.onvif.org/ver10/device/wsdl</tds:Namespace><tds:XAddr>http://192.168.1.64/onvif/device_service</tds:XAddr><tds:Version><tt:Major>17</tt:Major><tt:Minor>12</tt:Minor></tds:Version></tds:Service><tds:Service><tds:Namespace>http://www.onvif.org/ver20/media/wsdl</tds:Namespace><tds:XAddr>http://192.168.1.64/onvif/Media2</tds:XAddr></tds:Service><tds:Service><tds:Namespace> http://www.onvif.org/ver10/media/wsdl </tds:Namespace><tds:XAddr>{media}</tds:XAddr></tds:Service></tds:GetServicesResponse></s:Body></s:Envelope>"#
+        )
+    }
+
+    /// A `GetCapabilities` answer (category All, trimmed) with Media's XAddr `media`.
+    fn capabilities(media: &str) -> String {
+        format!(
+            r#"<s:Envelope><s:Body><tds:GetCapabilitiesResponse><tds:Capabilities><tt:Analytics><tt:XAddr>http://192.168.1.64/onvif/Analytics</tt:XAddr></tt:Analytics><tt:Device><tt:XAddr>http://192.168.1.64/onvif/device_service</tt:XAddr></tt:Device><tt:Media><tt:XAddr>{media}</tt:XAddr><tt:StreamingCapabilities><tt:RTP_TCP>true</tt:RTP_TCP></tt:StreamingCapabilities></tt:Media></tds:Capabilities></tds:GetCapabilitiesResponse></s:Body></s:Envelope>"#
+        )
+    }
+
+    #[test]
+    fn the_media_address_is_the_ver10_media_entry_of_get_services() {
+        let got = media_from_services(&services("http://192.168.1.64/onvif/Media"), &device());
+        assert_eq!(
+            got.map(|u| u.to_string()).as_deref(),
+            Some("http://192.168.1.64/onvif/Media")
+        );
+        // Another port and path at the same host are the camera's own.
+        let got = media_from_services(
+            &services("https://192.168.1.64:8443/onvif/media_service"),
+            &device(),
+        );
+        assert_eq!(
+            got.map(|u| u.to_string()).as_deref(),
+            Some("https://192.168.1.64:8443/onvif/media_service")
+        );
+    }
+
+    #[test]
+    fn the_media_address_is_media_xaddr_of_get_capabilities() {
+        let got = media_from_capabilities(
+            &capabilities("http://192.168.1.64:80/onvif/Media"),
+            &device(),
+        );
+        assert_eq!(
+            got.map(|u| u.to_string()).as_deref(),
+            Some("http://192.168.1.64/onvif/Media")
+        );
+    }
+
+    #[test]
+    fn a_media_address_elsewhere_with_credentials_or_not_http_is_refused() {
+        for bad in [
+            "http://192.168.1.65/onvif/Media",
+            "http://10.0.0.1/onvif/Media",
+            "http://camera.local/onvif/Media",
+            "http://admin:pw@192.168.1.64/onvif/Media",
+            "http://admin@192.168.1.64/onvif/Media",
+            "ftp://192.168.1.64/onvif/Media",
+            "rtsp://192.168.1.64/onvif/Media",
+            "file:///etc/passwd",
+            "/onvif/Media",
+            "",
+        ] {
+            assert_eq!(
+                media_from_services(&services(bad), &device()),
+                None,
+                "{bad}"
+            );
+            assert_eq!(
+                media_from_capabilities(&capabilities(bad), &device()),
+                None,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_without_a_media_entry_gives_none() {
+        // A fault, as a camera answers a call it does not know; then no Media entry.
+        let fault = r#"<s:Envelope><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>ter:ActionNotSupported</s:Value></s:Subcode></s:Code></s:Fault></s:Body></s:Envelope>"#;
+        assert_eq!(media_from_services(fault, &device()), None);
+        assert_eq!(media_from_capabilities(fault, &device()), None);
+        let device_only = services("x").replace(MEDIA_NS, "http://example.com/other");
+        assert_eq!(media_from_services(&device_only, &device()), None);
+        // Media2 alone is not Media: its calls differ from the ver10 ones sent here.
+        let media2_only = r#"<tds:Service><tds:Namespace>http://www.onvif.org/ver20/media/wsdl</tds:Namespace><tds:XAddr>http://192.168.1.64/onvif/Media2</tds:XAddr></tds:Service>"#;
+        assert_eq!(media_from_services(media2_only, &device()), None);
+    }
+
+    /// A one-page HTTP server on loopback: answers each POST with `answer(body)`
+    /// (status, SOAP text) and records which call (`GetServices`, …) it was.
+    async fn soap_server(
+        answer: fn(&str) -> (u16, String),
+    ) -> (url::Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("port").port();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&request).contains("</s:Envelope>") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let call = ["GetServices", "GetCapabilities", "GetProfiles"]
+                    .into_iter()
+                    .find(|c| text.contains(c))
+                    .unwrap_or("other");
+                seen.lock().expect("lock").push(call.to_owned());
+                let (status, body) = answer(&text);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/onvif/device_service");
+        (url.parse().expect("url"), calls)
+    }
+
+    fn login() -> Login<'static> {
+        Login {
+            username: "admin",
+            password: "pw",
+            created: "2026-01-01T00:00:00Z",
+        }
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .no_proxy()
+            .build()
+            .expect("client")
+    }
+
+    #[tokio::test]
+    async fn without_a_usable_media_address_the_device_url_is_used() {
+        // Faults to both device calls (as a camera serving Media at the device URL).
+        let (device, calls) = soap_server(|_| (400, "<s:Fault/>".to_owned())).await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got, device);
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetCapabilities"]
+        );
+        // A Media entry at another host is ignored the same way.
+        let (device, calls) =
+            soap_server(|_| (200, services("http://192.168.1.99/onvif/Media"))).await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got, device);
+        assert_eq!(calls.lock().expect("lock").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn get_capabilities_is_asked_only_when_get_services_gives_nothing() {
+        let (device, calls) = soap_server(|body| {
+            if body.contains("GetServices") {
+                (400, "<s:Fault/>".to_owned())
+            } else {
+                (200, capabilities("http://127.0.0.1:1/onvif/Media"))
+            }
+        })
+        .await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:1/onvif/Media");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetCapabilities"]
+        );
+
+        let (device, calls) =
+            soap_server(|_| (200, services("http://127.0.0.1:2/onvif/Media"))).await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:2/onvif/Media");
+        assert_eq!(*calls.lock().expect("lock"), ["GetServices"]);
+    }
+
+    #[tokio::test]
+    async fn a_device_service_that_cannot_be_reached_is_an_error_not_a_fallback() {
+        // A port nothing listens on: the Media calls would go to the same place.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("port").port();
+        drop(listener);
+        let device: url::Url = format!("http://127.0.0.1:{port}/onvif/device_service")
+            .parse()
+            .expect("url");
+        let got = media_url(&client(), &device, &login()).await;
+        assert!(
+            matches!(got, Err(OnvifError::Http(ref e)) if e.is_connect()),
+            "{got:?}"
         );
     }
 }

@@ -79,11 +79,24 @@ def parse_args():
                         "--address's interface) as NAME, hardware porchlight-test-camera, "
                         "XAddr http://ADDRESS:PORT/onvif/device_service, which answers "
                         "GetProfiles and GetStreamUri (digest-checked with --user/--password)")
+    p.add_argument("--onvif-media-path", metavar="PATH",
+                   help="with --onvif: answer GetProfiles and GetStreamUri only at PATH "
+                        "(e.g. /onvif/Media), as many real cameras do; the device service "
+                        "answers them with a ter:ActionNotSupported Fault (HTTP 400) and "
+                        "answers GetServices with the device and Media XAddrs")
+    p.add_argument("--onvif-old", action="store_true",
+                   help="with --onvif: a camera before ONVIF 2.0: GetServices gets a Fault, "
+                        "GetCapabilities gives the Media XAddr (--onvif-media-path, or the "
+                        "device service)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
     if (a.user is None) != (a.password is None):
         p.error("--user and --password go together")
+    if (a.onvif_media_path or a.onvif_old) and not a.onvif:
+        p.error("--onvif-media-path and --onvif-old go with --onvif")
+    if a.onvif_media_path is not None and not a.onvif_media_path.startswith("/"):
+        p.error("--onvif-media-path must start with /")
     if a.fps < 1 or a.gop < 1 or a.still_secs <= 0 or a.moving_secs <= 0:
         p.error("--fps, --gop, --still-secs and --moving-secs must be positive")
     return a
@@ -331,18 +344,29 @@ def answer_onvif_probes(a, http_port):
 
 SOAP = ('<?xml version="1.0" encoding="UTF-8"?><s:Envelope '
         'xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:ter="http://www.onvif.org/ver10/error" '
+        'xmlns:tds="http://www.onvif.org/ver10/device/wsdl" '
         'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
         'xmlns:tt="http://www.onvif.org/ver10/schema"><s:Body>{}</s:Body></s:Envelope>')
 FAULT = ('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{}</s:Value>'
          '</s:Subcode></s:Code></s:Fault>')
 
 
+DEVICE_PATH = "/onvif/device_service"
+
+
 def onvif_device_service(a, rtsp_port):
     """The device service the XAddr points at, on --address: answers the Media calls
     GetProfiles (profiles `main` and `sub`) and GetStreamUri (rtsp://ADDRESS:PORT/main
     or /sub), checking the WS-Security UsernameToken digest against --user/--password
-    when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF says); any
-    other call gets a Fault. Returns its port."""
+    on every call when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF
+    says); any other call gets a Fault. By default every path answers the Media calls
+    and the device calls GetServices and GetCapabilities get a Fault (a camera that
+    serves Media at its device service). With --onvif-media-path only that path
+    answers the Media calls, and the others answer GetServices (device and Media
+    entries); with --onvif-old GetServices gets a Fault and GetCapabilities answers.
+    GetCapabilities, deprecated since ONVIF 2.0, is answered only with --onvif-old, so
+    a test shows which call found the Media address. Returns its port."""
     import base64
     import hashlib
     import http.server
@@ -365,6 +389,29 @@ def onvif_device_service(a, rtsp_port):
         digest = hashlib.sha1(raw + created.encode() + a.password.encode()).digest()
         return base64.b64encode(digest).decode() == field(text, "Password")
 
+    def xaddr(path):
+        return f"http://{a.address}:{httpd.server_address[1]}{path}"
+
+    def services():
+        media = xaddr(a.onvif_media_path or DEVICE_PATH)
+        return ("<tds:GetServicesResponse>"
+                "<tds:Service><tds:Namespace>http://www.onvif.org/ver10/device/wsdl</tds:Namespace>"
+                f"<tds:XAddr>{xaddr(DEVICE_PATH)}</tds:XAddr><tds:Version><tt:Major>2</tt:Major>"
+                "<tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
+                "<tds:Service><tds:Namespace>http://www.onvif.org/ver10/media/wsdl</tds:Namespace>"
+                f"<tds:XAddr>{media}</tds:XAddr><tds:Version><tt:Major>2</tt:Major>"
+                "<tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
+                "</tds:GetServicesResponse>")
+
+    def capabilities():
+        media = xaddr(a.onvif_media_path or DEVICE_PATH)
+        return ("<tds:GetCapabilitiesResponse><tds:Capabilities>"
+                f"<tt:Device><tt:XAddr>{xaddr(DEVICE_PATH)}</tt:XAddr></tt:Device>"
+                f"<tt:Media><tt:XAddr>{media}</tt:XAddr><tt:StreamingCapabilities>"
+                "<tt:RTPMulticast>false</tt:RTPMulticast><tt:RTP_TCP>true</tt:RTP_TCP>"
+                "<tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP></tt:StreamingCapabilities></tt:Media>"
+                "</tds:Capabilities></tds:GetCapabilitiesResponse>")
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def reply(self, status, body):
             data = SOAP.format(body).encode()
@@ -379,6 +426,14 @@ def onvif_device_service(a, rtsp_port):
             text = self.rfile.read(length).decode("utf-8", "replace")
             if not authorised(text):
                 return self.reply(400, FAULT.format("ter:NotAuthorized"))
+            separate = a.onvif_media_path is not None
+            if not separate or self.path != a.onvif_media_path:  # the device service
+                if "GetServices" in text and separate and not a.onvif_old:
+                    return self.reply(200, services())
+                if "GetCapabilities" in text and a.onvif_old:
+                    return self.reply(200, capabilities())
+                if separate:
+                    return self.reply(400, FAULT.format("ter:ActionNotSupported"))
             if "GetProfiles" in text:
                 return self.reply(200, "<trt:GetProfilesResponse>"
                                        '<trt:Profiles fixed="true" token="main"><tt:Name>main</tt:Name></trt:Profiles>'

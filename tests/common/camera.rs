@@ -59,6 +59,12 @@ pub struct CameraOptions {
     pub mdns: Option<String>,
     /// Answer ONVIF WS-Discovery probes on loopback under this name (`--onvif`).
     pub onvif: Option<String>,
+    /// With `onvif`: serve the Media calls only at this path, and name it in the
+    /// answer to `GetServices` (`--onvif-media-path`), as many real cameras do.
+    pub onvif_media_path: Option<String>,
+    /// With `onvif`: a camera before ONVIF 2.0, which faults `GetServices` and
+    /// answers `GetCapabilities` (`--onvif-old`).
+    pub onvif_old: bool,
 }
 
 impl Default for CameraOptions {
@@ -74,6 +80,8 @@ impl Default for CameraOptions {
             shared: false,
             mdns: None,
             onvif: None,
+            onvif_media_path: None,
+            onvif_old: false,
         }
     }
 }
@@ -244,6 +252,12 @@ impl TestCamera {
         }
         if let Some(name) = &o.onvif {
             args.push(format!("--onvif={name}"));
+        }
+        if let Some(path) = &o.onvif_media_path {
+            args.push(format!("--onvif-media-path={path}"));
+        }
+        if o.onvif_old {
+            args.push("--onvif-old".to_owned());
         }
         if let Some((user, password)) = &o.auth {
             args.push(format!("--user={user}"));
