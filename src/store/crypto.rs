@@ -241,8 +241,9 @@ impl MasterKey {
     /// bytes, [`StoreError::MasterKeyPermissions`] if its mode is not 0600 or 0400,
     /// and [`StoreError::KeyPathUnsafe`] if it is a symlink, belongs to another user,
     /// or its directory is group- or world-writable or belongs to another user (see
-    /// [`load_key_file`](Self::load_key_file)). The last is an error, not a warning, on purpose (as ssh does
-    /// for private keys): a key readable by other local users defeats at-rest
+    /// [`load_key_file`](Self::load_key_file); the directory is looked up once, see
+    /// `key_dir`). The last is an error, not a warning, on purpose (as ssh does for
+    /// private keys): a key readable by other local users defeats at-rest
     /// encryption, and a daemon that refuses to start is noticed, a log line is not.
     ///
     /// Refuses with [`StoreError::RotationInterrupted`] while a master-key rotation
