@@ -43,11 +43,13 @@
 //! that reuses the `hkdf` crate already here instead of adding `hmac` to the
 //! dependencies (and to the fuzz workspace's lock file).
 //!
-//! May call: the filesystem (the key directory only: the key file and the
-//! [`E2E_TAGS_MARKER`]), the OS random number generator.
+//! May call: the filesystem (the key directory only, through its checked handle
+//! `key_dir::KeyDir`: the key file and the [`E2E_TAGS_MARKER`]; and, for the
+//! viewer key files' [`write_new_key_file`] and [`sync_dir`], paths the caller
+//! names), the OS random number generator.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -60,6 +62,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::error::StoreError;
+use super::key_dir::KeyDir;
 
 /// Name of the master key file inside the key directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -238,8 +241,9 @@ impl MasterKey {
     /// bytes, [`StoreError::MasterKeyPermissions`] if its mode is not 0600 or 0400,
     /// and [`StoreError::KeyPathUnsafe`] if it is a symlink, belongs to another user,
     /// or its directory is group- or world-writable or belongs to another user (see
-    /// [`load_file`](Self::load_file)). The last is an error, not a warning, on purpose (as ssh does
-    /// for private keys): a key readable by other local users defeats at-rest
+    /// [`load_key_file`](Self::load_key_file); the directory is looked up once, see
+    /// `key_dir`). The last is an error, not a warning, on purpose (as ssh does for
+    /// private keys): a key readable by other local users defeats at-rest
     /// encryption, and a daemon that refuses to start is noticed, a log line is not.
     ///
     /// Refuses with [`StoreError::RotationInterrupted`] while a master-key rotation
@@ -249,15 +253,21 @@ impl MasterKey {
     /// The key accepts untagged end-to-end files only while `key_dir` has no
     /// [`E2E_TAGS_MARKER`] (see [`write_e2e_tags_marker`]).
     pub fn load(key_dir: &Path) -> Result<MasterKey, StoreError> {
-        super::rotate::refuse_if_rotating(key_dir)?;
-        let key = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
-        key.set_accepts_untagged_e2e(!e2e_tags_marker_exists(key_dir)?);
+        MasterKey::load_in(&KeyDir::open(key_dir)?)
+    }
+
+    /// [`load`](Self::load) from a key directory already opened and checked.
+    pub(super) fn load_in(dir: &KeyDir) -> Result<MasterKey, StoreError> {
+        super::rotate::refuse_if_rotating(dir)?;
+        let key = MasterKey::load_key_file(dir, MASTER_KEY_FILE)?;
+        key.set_accepts_untagged_e2e(!e2e_tags_marker_exists(dir)?);
         Ok(key)
     }
 
-    /// Loads one key file with the checks of [`load`](Self::load): size, type, mode
-    /// and owner of the file, mode and owner of its directory (see
-    /// [`check_key_owner`]), and no symlink.
+    /// Loads one key file of `dir` with the checks of [`load`](Self::load): size,
+    /// type, mode and owner of the file (see [`check_key_owner`]), and no symlink;
+    /// the directory's mode and owner were checked when `dir` was opened (see
+    /// `key_dir`).
     ///
     /// A symlink is refused (the file is opened with `O_NOFOLLOW`) because the
     /// permission checks would then describe the link's target, wherever it lies,
@@ -265,17 +275,10 @@ impl MasterKey {
     /// A directory others can write to lets them replace `master.key` (rename over
     /// it) with a key of their own, after which new recordings are sealed to a key
     /// they hold; so group- or world-writable `key_dir` is refused too.
-    pub(super) fn load_file(path: &Path) -> Result<MasterKey, StoreError> {
-        let path = path.to_owned();
+    pub(super) fn load_key_file(dir: &KeyDir, name: &str) -> Result<MasterKey, StoreError> {
+        let path = dir.join(name);
         let euid = rustix::process::geteuid().as_raw();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            check_key_dir(dir, euid)?;
-        }
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path);
-        let mut file = match opened {
+        let mut file = match dir.open_read(name) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::MasterKeyMissing { path })
@@ -339,40 +342,65 @@ impl MasterKey {
     /// So `master.key` never exists half-written; a leftover `master.key.new` from
     /// a crash is removed on the next call. One process per key directory.
     pub fn load_or_create(key_dir: &Path) -> Result<MasterKey, StoreError> {
-        match MasterKey::load(key_dir) {
-            Err(StoreError::MasterKeyMissing { .. }) => {}
-            other => return other,
-        }
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(key_dir)
-            .map_err(|e| StoreError::io("create key directory", key_dir, e))?;
-        let path = key_dir.join(MASTER_KEY_FILE);
-        let tmp = key_dir.join(NEW_KEY_FILE);
-        match fs::remove_file(&tmp) {
-            Ok(()) => tracing::warn!(path = %tmp.display(), "removed a leftover partial key file"),
+        Ok(MasterKey::load_or_create_in(key_dir)?.0)
+    }
+
+    /// [`load_or_create`](Self::load_or_create), also returning the key directory
+    /// it was loaded from or created in. Only a missing directory is created by
+    /// path (`mkdir -p`); the directory is then opened and checked like an existing
+    /// one, and the key is made through that handle.
+    pub(super) fn load_or_create_in(key_dir: &Path) -> Result<(MasterKey, KeyDir), StoreError> {
+        let dir = match KeyDir::open(key_dir) {
+            Ok(dir) => match MasterKey::load_in(&dir) {
+                Err(StoreError::MasterKeyMissing { .. }) => dir,
+                other => return Ok((other?, dir)),
+            },
+            Err(StoreError::MasterKeyMissing { .. }) => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(key_dir)
+                    .map_err(|e| StoreError::io("create key directory", key_dir, e))?;
+                KeyDir::open(key_dir)?
+            }
+            Err(e) => return Err(e),
+        };
+        let path = dir.join(MASTER_KEY_FILE);
+        match dir.remove(NEW_KEY_FILE) {
+            Ok(()) => tracing::warn!(
+                path = %dir.join(NEW_KEY_FILE).display(),
+                "removed a leftover partial key file"
+            ),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("remove stale key file", &tmp, e)),
+            Err(e) => {
+                return Err(StoreError::io(
+                    "remove stale key file",
+                    &dir.join(NEW_KEY_FILE),
+                    e,
+                ))
+            }
         }
 
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(bytes.as_mut())?;
-        write_new_key_file(&tmp, &bytes)?;
-        let linked = fs::hard_link(&tmp, &path);
-        fs::remove_file(&tmp).map_err(|e| StoreError::io("remove temporary key file", &tmp, e))?;
-        sync_dir(key_dir)?;
+        drop(dir.write_new(NEW_KEY_FILE, bytes.as_ref())?);
+        let linked = dir.link(NEW_KEY_FILE, MASTER_KEY_FILE);
+        dir.remove(NEW_KEY_FILE)
+            .map_err(|e| StoreError::io("remove temporary key file", &dir.join(NEW_KEY_FILE), e))?;
+        dir.sync()?;
         match linked {
             Ok(()) => {}
             // Someone else created it between our load and our link: use theirs.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return MasterKey::load(key_dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Ok((MasterKey::load_in(&dir)?, dir))
+            }
             Err(e) => return Err(StoreError::io("link master key", &path, e)),
         }
         // A new key has no untagged end-to-end file to tolerate.
-        write_e2e_tags_marker(key_dir)?;
+        write_e2e_tags_marker(&dir)?;
         let key = MasterKey::from_bytes(bytes);
         tracing::info!(key_id = %key.id, path = %path.display(), "created a new master key");
-        Ok(key)
+        Ok((key, dir))
     }
 
     /// Seals `data_key` for recording `recording_id` of camera `camera`.
@@ -487,42 +515,27 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// Writes a new secret file (a master key, a locked viewer key): exclusive create,
-/// mode 0600, fsynced. The caller links or renames it into place.
+/// Writes a new secret file named by path (a locked viewer key): exclusive create,
+/// mode 0600, fsynced. The caller links or renames it into place. Key files in the
+/// key directory are written through its handle (`KeyDir::write_new`) instead.
 pub(super) fn write_new_key_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), StoreError> {
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| StoreError::io("create key file", path, e))?;
-    file.write_all(bytes.as_ref())
-        .map_err(|e| StoreError::io("write key file", path, e))?;
-    file.sync_all()
-        .map_err(|e| StoreError::io("fsync key file", path, e))
+    fill_key_file(file, path, bytes.as_ref()).map(drop)
 }
 
-/// Refuses a key directory that group or others can write to, or that belongs to
-/// someone else (see [`check_key_owner`]). A missing directory passes: the key
-/// file's own error (`MasterKeyMissing`) says more.
-fn check_key_dir(dir: &Path, euid: u32) -> Result<(), StoreError> {
-    let meta = match fs::metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io("stat key directory", dir, e)),
-    };
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(StoreError::KeyPathUnsafe {
-            path: dir.to_owned(),
-            problem: format!(
-                "the key directory has mode {:03o}: others can replace the master key in it",
-                mode & 0o777
-            ),
-            fix: format!("chmod 700 {}", dir.display()),
-        });
-    }
-    check_key_owner(dir, meta.uid(), euid)
+/// Writes `bytes` to a key file just created as `path` and fsyncs it; returns the
+/// file (for its metadata).
+pub(super) fn fill_key_file(mut file: File, path: &Path, bytes: &[u8]) -> Result<File, StoreError> {
+    file.write_all(bytes)
+        .map_err(|e| StoreError::io("write key file", path, e))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("fsync key file", path, e))?;
+    Ok(file)
 }
 
 /// Refuses a key file or directory owned by anyone but this process's user or
@@ -540,44 +553,42 @@ pub(super) fn check_key_owner(path: &Path, owner: u32, euid: u32) -> Result<(), 
     })
 }
 
-/// Whether `key_dir` holds the [`E2E_TAGS_MARKER`] (a symlink counts: its presence
+/// Whether `dir` holds the [`E2E_TAGS_MARKER`] (a symlink counts: its presence
 /// is what matters, and only the key directory's owner can make one there).
-pub(super) fn e2e_tags_marker_exists(key_dir: &Path) -> Result<bool, StoreError> {
-    let path = key_dir.join(E2E_TAGS_MARKER);
-    match fs::symlink_metadata(&path) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(StoreError::io("look for the e2e tags marker", &path, e)),
-    }
+pub(super) fn e2e_tags_marker_exists(dir: &KeyDir) -> Result<bool, StoreError> {
+    dir.exists(E2E_TAGS_MARKER).map_err(|e| {
+        StoreError::io(
+            "look for the e2e tags marker",
+            &dir.join(E2E_TAGS_MARKER),
+            e,
+        )
+    })
 }
 
 /// Writes the [`E2E_TAGS_MARKER`] (mode 0600, fsynced with its directory): from
-/// then on a key loaded from `key_dir` refuses untagged end-to-end files. Call it
+/// then on a key loaded from `dir` refuses untagged end-to-end files. Call it
 /// only once every end-to-end file is tagged. Idempotent.
-pub(super) fn write_e2e_tags_marker(key_dir: &Path) -> Result<(), StoreError> {
-    if e2e_tags_marker_exists(key_dir)? {
+pub(super) fn write_e2e_tags_marker(dir: &KeyDir) -> Result<(), StoreError> {
+    if e2e_tags_marker_exists(dir)? {
         return Ok(());
     }
-    let path = key_dir.join(E2E_TAGS_MARKER);
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
+    let path = dir.join(E2E_TAGS_MARKER);
+    dir.create_or_truncate(E2E_TAGS_MARKER)
         .and_then(|mut file| {
             file.write_all(b"every end-to-end recording here carries a header tag\n")?;
             file.sync_all()
         })
         .map_err(|source| StoreError::E2eMarkerNotWritable {
             marker: path.clone(),
-            key_dir: key_dir.to_owned(),
+            key_dir: dir.path().to_owned(),
             euid: rustix::process::geteuid().as_raw(),
             source,
         })?;
-    sync_dir(key_dir)
+    dir.sync()
 }
 
+/// Fsyncs a directory named by path (the data directory's viewer keys; the key
+/// directory is synced through its handle, see `KeyDir::sync`).
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())

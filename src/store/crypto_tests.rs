@@ -1,6 +1,7 @@
 //! Tests of the master key file and the key derivations in `crypto`.
 
 use super::*;
+use std::fs;
 
 fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).expect("stat").permissions().mode() & 0o777

@@ -143,10 +143,19 @@ impl Store {
     /// `check --repair`: starting anyway would keep untagged files accepted, and each
     /// later start would tag whatever was planted since. The tags already written stay
     /// (a tagged file reads either way), so the next try after the fix loses nothing.
+    ///
+    /// The marker goes into the key directory the master key was loaded from (the
+    /// handle `Store` kept), even if `key_dir` names another directory by now.
     pub fn tag_untagged_e2e_files(&self) -> Result<usize, StoreError> {
         if !self.master.accepts_untagged_e2e() {
             return Ok(0);
         }
+        let mut key_dir = self.key_dir.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(dir) = key_dir.as_ref() else {
+            // Dropped, under this lock, once the marker is written: a caller that
+            // waited here while another one wrote it has nothing left to do.
+            return Ok(0);
+        };
         let mut paths: Vec<_> = self
             .list_files()?
             .iter()
@@ -173,8 +182,9 @@ impl Store {
                 ),
             }
         }
-        crypto::write_e2e_tags_marker(&self.key_dir)?;
+        crypto::write_e2e_tags_marker(dir)?;
         self.master.set_accepts_untagged_e2e(false);
+        *key_dir = None;
         if tagged > 0 {
             tracing::info!(
                 files = tagged,

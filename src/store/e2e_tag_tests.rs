@@ -211,3 +211,20 @@ fn a_share_copy_of_an_end_to_end_recording_works_and_one_of_a_forged_file_is_ref
     assert!(matches!(err, StoreError::NotAuthentic { .. }), "{err}");
     assert!(!f.store.share_path(2).exists());
 }
+
+/// The key directory swapped for another after the store loaded its key (the
+/// tagging pass can take minutes): the marker is written beside the key that was
+/// loaded, never into the directory now at `key_dir`, which the checks at load
+/// would have refused.
+#[test]
+fn the_marker_goes_beside_the_loaded_key_even_if_the_key_directory_was_swapped() {
+    let f = fixture(true);
+    let (checked, _) = crate::store::key_dir::tests::swap_in_decoy(&f.keys());
+    assert_eq!(f.store.tag_untagged_e2e_files().expect("tag"), 0);
+    assert!(checked.join(E2E_TAGS_MARKER).exists());
+    assert!(
+        !f.keys().join(E2E_TAGS_MARKER).exists(),
+        "marker in the decoy"
+    );
+    assert!(!f.store.master.accepts_untagged_e2e());
+}

@@ -9,7 +9,11 @@
 //! index/                                   the sled index (owned by `index`)
 //! ```
 //! and `master.key` in the key directory (crypto.rs), which may be on another disk,
-//! with `master.key.rotating` next to it only while a key rotation is unfinished.
+//! with the `e2e-tags-v1` marker beside it (e2e_tag.rs), and `master.key.rotating`
+//! only while a key rotation is unfinished. The key directory is looked up by path
+//! once per use (key_dir.rs): opened, checked on its descriptor, and every file in it
+//! opened, linked, renamed or removed relative to that descriptor, so a directory
+//! swapped in after the check is never used.
 //!
 //! Inside the sealing, a recording is fragmented MP4 (mp4/). Each file is
 //! self-describing — id, camera, start, trigger and wrapped data key are in its
@@ -20,7 +24,8 @@
 //! thread. Submodules: `crypto` (the only key holder, with its sibling `e2e` for
 //! end-to-end mode's viewer keys), `format` (the byte layout),
 //! `writer`, `reader`, `recover` (torn tails, shredding), `rotate` (master-key
-//! rotation: re-wrapping data keys in place), `mp4` (the container).
+//! rotation: re-wrapping data keys in place), `key_dir` (the key directory's
+//! handle), `mp4` (the container).
 
 #[cfg(test)]
 mod bench;
@@ -29,6 +34,7 @@ pub mod e2e;
 mod e2e_tag;
 pub mod error;
 pub mod format;
+mod key_dir;
 mod migrate;
 pub mod mp4;
 pub mod reader;
@@ -57,6 +63,7 @@ use crate::model::{CameraId, EventId, RecordingId, Trigger, TIMESCALE};
 use crypto::{KeyId, MasterKey};
 use e2e::{ViewerPublicKey, ViewerSecret};
 use format::{HeaderFields, KeySlot, Tail};
+use key_dir::KeyDir;
 use reader::SealedReader;
 
 const RECORDINGS_DIR: &str = "recordings";
@@ -170,8 +177,13 @@ pub struct Store {
     thumbnails: PathBuf,
     shares: PathBuf,
     viewers: PathBuf,
-    /// Where the master key and the e2e tags marker live (see `e2e_tag`).
-    key_dir: PathBuf,
+    /// The key directory the master key was loaded from, kept (opened and checked)
+    /// while the key still accepts untagged end-to-end files, so that
+    /// [`tag_untagged_e2e_files`](Self::tag_untagged_e2e_files) writes the marker
+    /// beside that key, not in whatever `key_dir` names by then. Dropped once the
+    /// marker is there (or was at load): the descriptor would keep a key disk
+    /// mounted for as long as the daemon runs.
+    key_dir: std::sync::Mutex<Option<KeyDir>>,
     master: MasterKey,
     /// End-to-end mode's viewers: while not empty, new recordings are sealed to
     /// them instead of wrapped by the master key. Set by whoever owns that state
@@ -184,13 +196,16 @@ pub struct Store {
 impl Store {
     /// Opens the store, creating the master key at first start (the daemon).
     pub fn open_or_create(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
-        Self::with_key(data_dir, key_dir, MasterKey::load_or_create(key_dir)?)
+        let (master, key_dir) = MasterKey::load_or_create_in(key_dir)?;
+        Self::with_key(data_dir, key_dir, master)
     }
 
     /// Opens the store with an existing master key (maintenance commands never create
     /// one: a missing key must be an error, not a fresh key that reads nothing).
     pub fn open(data_dir: &Path, key_dir: &Path) -> Result<Store, StoreError> {
-        Self::with_key(data_dir, key_dir, MasterKey::load(key_dir)?)
+        let key_dir = KeyDir::open(key_dir)?;
+        let master = MasterKey::load_in(&key_dir)?;
+        Self::with_key(data_dir, key_dir, master)
     }
 
     /// The first sealed file found in `data_dir` (a recording, thumbnail or share
@@ -224,7 +239,8 @@ impl Store {
         Ok(None)
     }
 
-    fn with_key(data_dir: &Path, key_dir: &Path, master: MasterKey) -> Result<Store, StoreError> {
+    fn with_key(data_dir: &Path, key_dir: KeyDir, master: MasterKey) -> Result<Store, StoreError> {
+        let key_dir = master.accepts_untagged_e2e().then_some(key_dir);
         let recordings = data_dir.join(RECORDINGS_DIR);
         let thumbnails = data_dir.join(THUMBNAILS_DIR);
         create_private_dir(&recordings)?;
@@ -234,7 +250,7 @@ impl Store {
             thumbnails,
             shares: data_dir.join(SHARES_DIR),
             viewers: data_dir.join(VIEWERS_DIR),
-            key_dir: key_dir.to_owned(),
+            key_dir: std::sync::Mutex::new(key_dir),
             master,
             recipients: RwLock::new(Vec::new()),
             recipients_generation: Default::default(),

@@ -37,12 +37,12 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::crypto::{
-    e2e_tags_marker_exists, fill_random, sync_dir, write_new_key_file, KeyId, MasterKey, KEY_LEN,
-    MASTER_KEY_FILE,
+    e2e_tags_marker_exists, fill_random, KeyId, MasterKey, KEY_LEN, MASTER_KEY_FILE,
 };
 use super::e2e_tag::{self, TagState};
 use super::error::StoreError;
 use super::format::{self, KeySlot, KEY_ID_OFFSET, WRAPPED_KEY_OFFSET};
+use super::key_dir::KeyDir;
 use super::{read_dir, EXTENSION, RECORDINGS_DIR, THUMBNAILS_DIR, THUMBNAIL_EXTENSION};
 
 /// The new key while a rotation is unfinished; its presence stops every other use.
@@ -52,11 +52,11 @@ pub const ROTATING_KEY_FILE: &str = "master.key.rotating";
 const ROTATING_TMP_FILE: &str = "master.key.rotating.tmp";
 
 /// Fails with [`StoreError::RotationInterrupted`] if a rotation is unfinished.
-pub(super) fn refuse_if_rotating(key_dir: &Path) -> Result<(), StoreError> {
-    let path = key_dir.join(ROTATING_KEY_FILE);
-    match fs::symlink_metadata(&path) {
-        Ok(_) => Err(StoreError::RotationInterrupted { path }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+pub(super) fn refuse_if_rotating(dir: &KeyDir) -> Result<(), StoreError> {
+    let path = dir.join(ROTATING_KEY_FILE);
+    match dir.exists(ROTATING_KEY_FILE) {
+        Ok(true) => Err(StoreError::RotationInterrupted { path }),
+        Ok(false) => Ok(()),
         Err(e) => Err(StoreError::io(
             "look for an unfinished key rotation",
             &path,
@@ -90,7 +90,9 @@ pub struct Rewrapped {
 /// A rotation in progress: the old key (still `master.key`) and the new one.
 pub struct KeyRotation {
     data_dir: PathBuf,
-    key_dir: PathBuf,
+    /// Opened and checked once by `begin`: `finish` renames in the directory the
+    /// keys were loaded from, even if `key_dir` names another one by then.
+    key_dir: KeyDir,
     old: MasterKey,
     new: MasterKey,
     resumed: bool,
@@ -100,25 +102,25 @@ impl KeyRotation {
     /// Step 1: loads the old key and the new key of an unfinished rotation, or makes
     /// and durably stores a new key. The caller must hold the index lock (no daemon).
     pub fn begin(data_dir: &Path, key_dir: &Path) -> Result<KeyRotation, StoreError> {
-        let old = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE))?;
+        let dir = KeyDir::open(key_dir)?;
+        let old = MasterKey::load_key_file(&dir, MASTER_KEY_FILE)?;
         // As `MasterKey::load` would: untagged end-to-end files pass only until the
         // marker says they were all tagged.
-        old.set_accepts_untagged_e2e(!e2e_tags_marker_exists(key_dir)?);
-        let rotating = key_dir.join(ROTATING_KEY_FILE);
-        let (new, resumed) = match MasterKey::load_file(&rotating) {
+        old.set_accepts_untagged_e2e(!e2e_tags_marker_exists(&dir)?);
+        let (new, resumed) = match MasterKey::load_key_file(&dir, ROTATING_KEY_FILE) {
             Ok(key) => (key, true),
-            Err(StoreError::MasterKeyMissing { .. }) => (Self::create_new_key(key_dir)?, false),
+            Err(StoreError::MasterKeyMissing { .. }) => (Self::create_new_key(&dir)?, false),
             Err(e) => return Err(e),
         };
         if new.id() == old.id() {
             return Err(StoreError::MasterKeyInvalid {
-                path: rotating,
+                path: dir.join(ROTATING_KEY_FILE),
                 reason: "it is the same key as master.key".into(),
             });
         }
         Ok(KeyRotation {
             data_dir: data_dir.to_owned(),
-            key_dir: key_dir.to_owned(),
+            key_dir: dir,
             old,
             new,
             resumed,
@@ -127,28 +129,32 @@ impl KeyRotation {
 
     /// Writes a new key next to the old one. It gets the old key file's owner and
     /// group, so that a rotation run as root leaves a key the daemon's user can read.
-    fn create_new_key(key_dir: &Path) -> Result<MasterKey, StoreError> {
+    fn create_new_key(dir: &KeyDir) -> Result<MasterKey, StoreError> {
         use std::os::unix::fs::MetadataExt;
-        let old_path = key_dir.join(MASTER_KEY_FILE);
-        let old =
-            fs::metadata(&old_path).map_err(|e| StoreError::io("stat master key", &old_path, e))?;
-        let tmp = key_dir.join(ROTATING_TMP_FILE);
-        match fs::remove_file(&tmp) {
+        let old = dir
+            .stat(MASTER_KEY_FILE)
+            .map_err(|e| StoreError::io("stat master key", &dir.join(MASTER_KEY_FILE), e))?;
+        let tmp = dir.join(ROTATING_TMP_FILE);
+        match dir.remove(ROTATING_TMP_FILE) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io("remove stale key file", &tmp, e)),
         }
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         fill_random(bytes.as_mut())?;
-        write_new_key_file(&tmp, &bytes)?;
-        let written = fs::metadata(&tmp).map_err(|e| StoreError::io("stat key file", &tmp, e))?;
-        if (written.uid(), written.gid()) != (old.uid(), old.gid()) {
-            std::os::unix::fs::chown(&tmp, Some(old.uid()), Some(old.gid()))
+        let file = dir.write_new(ROTATING_TMP_FILE, bytes.as_ref())?;
+        let written = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat key file", &tmp, e))?;
+        if (written.uid(), written.gid()) != (old.st_uid, old.st_gid) {
+            std::os::unix::fs::fchown(&file, Some(old.st_uid), Some(old.st_gid))
                 .map_err(|e| StoreError::io("give the new key the old key's owner", &tmp, e))?;
         }
-        let rotating = key_dir.join(ROTATING_KEY_FILE);
-        fs::rename(&tmp, &rotating).map_err(|e| StoreError::io("rename key file", &rotating, e))?;
-        sync_dir(key_dir)?;
+        drop(file);
+        let rotating = dir.join(ROTATING_KEY_FILE);
+        dir.rename(ROTATING_TMP_FILE, ROTATING_KEY_FILE)
+            .map_err(|e| StoreError::io("rename key file", &rotating, e))?;
+        dir.sync()?;
         Ok(MasterKey::from_bytes(bytes))
     }
 
@@ -201,10 +207,11 @@ impl KeyRotation {
 
     /// Step 4: the new key replaces the old one. Returns the new key's id.
     pub fn finish(self) -> Result<KeyId, StoreError> {
-        let rotating = self.key_dir.join(ROTATING_KEY_FILE);
         let path = self.key_dir.join(MASTER_KEY_FILE);
-        fs::rename(&rotating, &path).map_err(|e| StoreError::io("rename key file", &path, e))?;
-        sync_dir(&self.key_dir)?;
+        self.key_dir
+            .rename(ROTATING_KEY_FILE, MASTER_KEY_FILE)
+            .map_err(|e| StoreError::io("rename key file", &path, e))?;
+        self.key_dir.sync()?;
         Ok(self.new.id())
     }
 }

@@ -21,8 +21,9 @@ fn read_all(path: &Path, key: &MasterKey) -> Result<Vec<u8>, StoreError> {
 
 /// Loads the two keys of a rotation started in `key_dir` (old: master.key).
 fn keys(key_dir: &Path) -> (MasterKey, MasterKey) {
-    let old = MasterKey::load_file(&key_dir.join(MASTER_KEY_FILE)).expect("old key");
-    let new = MasterKey::load_file(&key_dir.join(ROTATING_KEY_FILE)).expect("new key");
+    let dir = KeyDir::open(key_dir).expect("key dir");
+    let old = MasterKey::load_key_file(&dir, MASTER_KEY_FILE).expect("old key");
+    let new = MasterKey::load_key_file(&dir, ROTATING_KEY_FILE).expect("new key");
     (old, new)
 }
 
@@ -199,6 +200,32 @@ fn secrets_are_resealed_once_and_open_only_with_the_new_key() {
         "already under the new key"
     );
     assert!(rotation.reseal_secret("camera password", &sealed).is_err());
+}
+
+/// A key directory swapped for another between `begin` and `finish` (the whole
+/// rotation can take hours): the new key replaces the old one in the directory
+/// the rotation began in, and the directory now at that path is not touched.
+#[test]
+fn a_rotation_finishes_in_the_key_directory_it_began_in_even_if_swapped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_dir = dir.path().join("keys");
+    MasterKey::load_or_create(&key_dir).expect("create");
+    let rotation = KeyRotation::begin(dir.path(), &key_dir).expect("begin");
+    let new_id = rotation.new_id();
+    let (checked, _) = crate::store::key_dir::tests::swap_in_decoy(&key_dir);
+    let decoy_key = fs::read(key_dir.join(MASTER_KEY_FILE)).expect("decoy key");
+    assert_eq!(rotation.finish().expect("finish"), new_id);
+    assert_eq!(MasterKey::load(&checked).expect("load").id(), new_id);
+    assert!(!checked.join(ROTATING_KEY_FILE).exists());
+    let names: Vec<_> = fs::read_dir(&key_dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, [MASTER_KEY_FILE], "nothing new in the decoy");
+    assert_eq!(
+        fs::read(key_dir.join(MASTER_KEY_FILE)).expect("decoy key"),
+        decoy_key
+    );
 }
 
 /// An end-to-end file: a tag under neither key (forged) is refused and left as it
