@@ -429,7 +429,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Before anything else: a SIGTERM that arrives during start-up (recovery, the
     // web UI's first certificate) then stops the daemon cleanly once it is up, rather
     // than killing it with recordings open.
-    let signals = Signals::install()?;
+    let mut signals = Signals::install()?;
     let running = start(config.clone(), Arc::new(SystemClock)).await?;
     // The configured cameras and those added in the web UI.
     let cameras = running.registry.all().len();
@@ -437,7 +437,15 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let systemd = Arc::new(crate::notify::Notifier::from_env());
     systemd.ready(&format!("serving {cameras} camera(s)"));
     systemd.clone().spawn_watchdog();
-    signals.wait().await;
+    while signals.next().await == Received::Reload {
+        match &web {
+            Some(web) => web.reload_certificate(),
+            None => tracing::warn!(
+                "SIGHUP: the web UI is not running (it failed to start, see above), so there \
+                 is no certificate to reload; restart the daemon to start it"
+            ),
+        }
+    }
     systemd.stopping();
     let stopped = running.stop().await;
     if let Some(web) = web {
@@ -448,10 +456,21 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
 
 pub use web_ui::start_web;
 
-/// SIGTERM and SIGINT, caught from the moment they are installed.
+/// SIGTERM and SIGINT (stop) and SIGHUP (reload the HTTPS certificate), caught from
+/// the moment they are installed: a SIGHUP during start-up, or while the web UI is
+/// not running, must not kill the daemon (its default action), since systemd would
+/// take that for a clean exit and not restart it.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// What [`Signals::next`] received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Received {
+    Stop,
+    Reload,
 }
 
 impl Signals {
@@ -460,13 +479,15 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) {
+    async fn next(&mut self) -> Received {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Received::Stop,
+            _ = self.int.recv() => Received::Stop,
+            _ = self.hup.recv() => Received::Reload,
         }
     }
 }

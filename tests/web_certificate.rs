@@ -113,3 +113,30 @@ async fn a_renewed_certificate_is_served_after_sighup_and_a_broken_one_is_refuse
     );
     daemon.stop();
 }
+
+/// SIGHUP's default action would kill the daemon, which systemd takes for a clean
+/// exit (no restart): with the web UI down, `systemctl reload` must only say so.
+#[test]
+fn sighup_without_a_web_ui_leaves_the_daemon_recording() {
+    let tls = tempfile::tempdir().expect("temp dir");
+    let setup = Setup::new(
+        &[],
+        &format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{0}/missing.pem\"\ntls_key = \"{0}/missing-key.pem\"\n",
+            tls.path().display()
+        ),
+    );
+    let mut daemon = setup.start_daemon();
+    daemon.wait_for_log(
+        "recording continues without the web UI",
+        1,
+        Duration::from_secs(30),
+    );
+    hang_up(daemon.pid());
+    daemon.wait_for_log(
+        "SIGHUP: the web UI is not running",
+        1,
+        Duration::from_secs(30),
+    );
+    daemon.stop();
+}

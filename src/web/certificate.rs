@@ -2,10 +2,11 @@
 //!
 //! Certificates are renewed behind a long-running daemon's back: certbot or an
 //! internal CA replaces `tls_cert`/`tls_key` every few weeks, and the self-signed one
-//! reaches its renewal date after two years of uptime. So the files are read again on
-//! SIGHUP (`systemctl reload porchlight`, e.g. from a certbot deploy hook) and every
-//! [`CHECK_INTERVAL`]; a changed pair is served from the next TLS handshake on, and
-//! every page's fingerprint follows. A pair that cannot be read, or whose key does not
+//! reaches its renewal date after two years of uptime. So the files are read again
+//! when asked ([`super::Running::reload_certificate`]: the daemon does on SIGHUP,
+//! `systemctl reload porchlight`, e.g. from a certbot deploy hook) and every
+//! [`CHECK_INTERVAL`]; a changed chain or key is served from the next TLS handshake
+//! on, and every page's fingerprint follows. A pair that cannot be read, or whose key does not
 //! match, is refused with a warning naming the file and the old one stays served:
 //! a half-written renewal never takes HTTPS down.
 
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
@@ -32,6 +33,8 @@ pub struct ServedCertificate {
 struct Current {
     key: Arc<CertifiedKey>,
     fingerprint: Arc<str>,
+    /// Of the whole chain and the key: a fixed intermediate counts as a change.
+    identity: [u8; 32],
 }
 
 impl ServedCertificate {
@@ -40,6 +43,7 @@ impl ServedCertificate {
             current: RwLock::new(Current {
                 key: loaded.key,
                 fingerprint: loaded.fingerprint.into(),
+                identity: loaded.identity,
             }),
         }
     }
@@ -49,16 +53,17 @@ impl ServedCertificate {
         self.read(|c| c.fingerprint.clone())
     }
 
-    /// Serves `loaded` from now on; false when it is the certificate already served.
+    /// Serves `loaded` from now on; false when it is the chain and key already served.
     pub fn replace(&self, loaded: LoadedCertificate) -> bool {
         // A poisoned lock only means a reader panicked; the pair in it is whole.
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if *current.fingerprint == *loaded.fingerprint {
+        if current.identity == loaded.identity {
             return false;
         }
         *current = Current {
             key: loaded.key,
             fingerprint: loaded.fingerprint.into(),
+            identity: loaded.identity,
         };
         true
     }
@@ -82,22 +87,20 @@ impl ResolvesServerCert for ServedCertificate {
     }
 }
 
-/// Reads the certificate again on SIGHUP and every [`CHECK_INTERVAL`] until
-/// `shutdown`, serving it when it changed (see the module header).
+/// Reads the certificate again when `reload` is notified and every
+/// [`CHECK_INTERVAL`] until `shutdown`, serving it when it changed (see the module
+/// header).
 pub async fn keep_current(
     served: Arc<ServedCertificate>,
     web: WebConfig,
     data_dir: PathBuf,
+    reload: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup())
-        .map_err(|e| tracing::warn!("web: SIGHUP will not reload the certificate: {e}"))
-        .ok();
     loop {
         let asked = tokio::select! {
             () = tokio::time::sleep(CHECK_INTERVAL) => false,
-            () = hung_up(&mut hangup) => true,
+            () = reload.notified() => true,
             _ = super::stopped(&mut shutdown) => return,
         };
         let (w, d) = (web.clone(), data_dir.clone());
@@ -120,18 +123,6 @@ pub async fn keep_current(
     }
 }
 
-/// The next SIGHUP, or never when it could not be watched.
-async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
-    match hangup {
-        Some(signal) => {
-            if signal.recv().await.is_none() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +142,37 @@ mod tests {
         std::fs::write(dir.path().join("web/cert-not-after"), ends.to_string()).expect("write");
         assert!(served.replace(read_certificate(&web, dir.path()).expect("renew")));
         assert_ne!(served.fingerprint(), first, "a new certificate is served");
+    }
+
+    #[test]
+    fn the_same_leaf_with_a_fixed_chain_is_served_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leaf =
+            rcgen::generate_simple_self_signed(vec!["nvr.example".to_owned()]).expect("leaf");
+        let other = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()])
+            .expect("an intermediate's stand-in");
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, leaf.cert.pem()).expect("write");
+        std::fs::write(&key, leaf.signing_key.serialize_pem()).expect("write");
+        let web = WebConfig {
+            tls: Some(crate::config::TlsFiles {
+                cert: cert.clone(),
+                key,
+            }),
+            ..WebConfig::default()
+        };
+        let served = ServedCertificate::new(read_certificate(&web, dir.path()).expect("load"));
+        std::fs::write(&cert, leaf.cert.pem() + &other.cert.pem()).expect("write chain");
+        let fixed = read_certificate(&web, dir.path()).expect("reload");
+        assert_eq!(*served.fingerprint(), *fixed.fingerprint, "the same leaf");
+        assert!(
+            served.replace(fixed),
+            "a changed chain is a new certificate"
+        );
+        assert_eq!(
+            served.read(|c| c.key.cert.len()),
+            2,
+            "the whole chain is served"
+        );
     }
 }

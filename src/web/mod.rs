@@ -409,10 +409,18 @@ pub struct Running {
     pub https: SocketAddr,
     pub http: Option<SocketAddr>,
     pub fingerprint: String,
+    reload: Arc<tokio::sync::Notify>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
+    /// Reads the HTTPS certificate files again and serves them if they changed (the
+    /// daemon calls this on SIGHUP; see `certificate.rs`).
+    pub fn reload_certificate(&self) {
+        // Stores a wake-up if the task is busy reading: none is lost.
+        self.reload.notify_one();
+    }
+
     /// Waits for the listeners to finish after shutdown was signalled.
     pub async fn join(self) {
         for t in self.tasks {
@@ -521,6 +529,7 @@ pub async fn start(
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
         bad_tokens: Arc::default(),
     };
+    let reload = Arc::new(tokio::sync::Notify::new());
     let mut tasks = vec![
         tokio::spawn(server::run_https(
             listener,
@@ -533,6 +542,7 @@ pub async fn start(
             tls.served.clone(),
             web.clone(),
             config.data_dir.clone(),
+            reload.clone(),
             shutdown.clone(),
         )),
     ];
@@ -554,6 +564,7 @@ pub async fn start(
         https,
         http,
         fingerprint: tls.fingerprint,
+        reload,
         tasks,
     })
 }

@@ -44,6 +44,8 @@ pub struct LoadedCertificate {
     pub key: Arc<CertifiedKey>,
     /// SHA-256 of the leaf certificate, `AB:CD:…`.
     pub fingerprint: String,
+    /// SHA-256 over the whole chain and the key, to tell any change apart.
+    pub identity: [u8; 32],
 }
 
 fn tls_error(what: &str, path: &Path, e: impl std::fmt::Display) -> WebError {
@@ -92,11 +94,18 @@ pub fn read_certificate(web: &WebConfig, data_dir: &Path) -> Result<LoadedCertif
     let fingerprint = fingerprint(leaf.as_ref());
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| tls_error("cannot read private key", &key_path, e))?;
+    let mut identity = Sha256::new();
+    for cert in &certs {
+        identity.update((cert.len() as u64).to_be_bytes());
+        identity.update(cert.as_ref());
+    }
+    identity.update(key.secret_der());
     let key = CertifiedKey::from_der(certs, key, &provider())
         .map_err(|e| tls_error("certificate and key do not match", &cert_path, e))?;
     Ok(LoadedCertificate {
         key: Arc::new(key),
         fingerprint,
+        identity: identity.finalize().into(),
     })
 }
 
