@@ -14,6 +14,11 @@ else
 fi >>/probe-early.txt
 sleep 40
 show >/probe-late.txt
+# `systemctl reload` (ExecReload: SIGHUP) rereads the certificate; the daemon lives on.
+systemctl reload porchlight
+echo "ReloadExit=$?" >/probe-reloaded.txt
+sleep 2
+show >>/probe-reloaded.txt
 journalctl -u porchlight -o json --no-pager >/probe-journal.json
 systemctl stop porchlight
 systemctl show porchlight -p ActiveState -p Result >/probe-stopped.txt

@@ -300,6 +300,11 @@ ok "under systemd, in the full sandbox: Type=notify service active, status '$(pr
   [ "$(prop probe-late.txt NRestarts)" = 0 ] && [ "$(prop probe-late.txt ActiveState)" = active ]; } \
     || { cat "$NSPAWN/probe-journal.txt"; fail "restarted or stopped within 45 s: $(cat "$NSPAWN/probe-late.txt")"; }
 ok "same process after 45 s (> WatchdogSec=30s), no restart: the watchdog pings are accepted"
+{ [ "$(prop probe-reloaded.txt ReloadExit)" = 0 ] && [ "$(prop probe-reloaded.txt ActiveState)" = active ] &&
+  [ "$(prop probe-reloaded.txt MainPID)" = "$(prop probe-early.txt MainPID)" ] &&
+  grep -q "HTTPS certificate unchanged" "$NSPAWN/probe-journal.txt"; } \
+    || { cat "$NSPAWN/probe-journal.txt"; fail "systemctl reload: $(cat "$NSPAWN/probe-reloaded.txt")"; }
+ok "systemctl reload: the same process reread its certificate (unchanged) and kept running"
 [ "$(prop probe-early.txt WebUp)" = yes ] && grep -q "web UI listening on https://127.0.0.1:$webport/" "$NSPAWN/probe-journal.txt" \
     || { cat "$NSPAWN/probe-journal.txt"; fail "web UI not listening on 127.0.0.1:$webport under systemd"; }
 [ -n "$(ls -A "$NSPAWN/var/lib/porchlight/web" 2>/dev/null)" ] || fail "no self-signed certificate in /var/lib/porchlight/web"
