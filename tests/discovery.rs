@@ -10,9 +10,11 @@
 //! ProbeMatches; the page lists it with its scope name, model, address and device
 //! URL, and its "Add…" link pre-fills the guessed `rtsp://127.0.0.1:554/`. With
 //! `onvif = false` no probe goes out, so the same camera is never listed. Asking the
-//! camera for its stream URLs is tested against three kinds of camera: Media served
-//! at the device service, at another path named by `GetServices`, and (before ONVIF
-//! 2.0) at another path named by `GetCapabilities`.
+//! camera for its stream URLs is tested against four kinds of camera: Media served
+//! at the device service, at another path named by `GetServices`, (before ONVIF 2.0)
+//! at another path named by `GetCapabilities`, and one that wants the credentials on
+//! `GetServices` too; with each, a wrong password costs exactly one failed login at
+//! the camera (real ones lock the daemon's address out after a few).
 //!
 //! If multicast does not work on loopback here, the test fails and says so: it never
 //! passes without having seen a real announcement.
@@ -352,6 +354,21 @@ async fn onvif_camera_serving_media_at_another_path_is_asked_there_and_adopted()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_wanting_credentials_on_get_services_is_asked_again_with_them() {
+    // Not ONVIF's rule (GetServices is PRE_AUTH), but some cameras refuse it
+    // without the token: the lookup asks again with it.
+    adopt_onvif_camera(
+        "Gate ONVIF camera",
+        CameraOptions {
+            onvif_media_path: Some("/onvif/Media".to_owned()),
+            onvif_auth_everything: true,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onvif_camera_before_onvif_2_names_its_media_address_by_get_capabilities() {
     adopt_onvif_camera(
         "Shed ONVIF camera",
@@ -366,8 +383,9 @@ async fn onvif_camera_before_onvif_2_names_its_media_address_by_get_capabilities
 
 /// Starts an ONVIF test camera `name` (with `options`, and the owner's credentials),
 /// and on the add form of its discovered row: a wrong password is refused with the
-/// camera's status, an undiscovered entry fetches nothing, the right password fills
-/// both stream URLs, and the saved camera streams.
+/// camera's status after exactly one failed login at the camera, an undiscovered
+/// entry fetches nothing, the right password fills both stream URLs (with no failed
+/// login), and the saved camera streams.
 async fn adopt_onvif_camera(name: &str, options: CameraOptions) {
     multicast_on_loopback_works();
     let camera = TestCamera::start(CameraOptions {
@@ -386,6 +404,14 @@ async fn adopt_onvif_camera(name: &str, options: CameraOptions) {
     let refused = ask_onvif(&mut owner, &form.body, "wrong password", &endpoint).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("HTTP 400"), "{}", refused.body);
+    assert!(
+        refused.body.contains("wrong user name or password?"),
+        "{}",
+        refused.body
+    );
+    // One wrong digest per click, not one per ONVIF call: the pre-auth calls go
+    // without the token (or, refused without it, get it once).
+    assert_eq!(camera.onvif_failed_digests(), 1, "failed logins at {name}");
     // An entry that was never discovered: nothing is fetched.
     let unknown = ask_onvif(
         &mut owner,
@@ -403,6 +429,7 @@ async fn adopt_onvif_camera(name: &str, options: CameraOptions) {
 
     let given = ask_onvif(&mut owner, &form.body, YARD_PASSWORD, &endpoint).await;
     assert_eq!(given.status, 200, "{}", given.body);
+    assert_eq!(camera.onvif_failed_digests(), 1, "failed logins at {name}");
     assert!(
         given.body.contains("gave 2 stream URL(s)"),
         "{}",

@@ -1,5 +1,5 @@
-//! Asking an ONVIF camera for its RTSP stream URLs, SOAP 1.2 over HTTP with a
-//! WS-Security UsernameToken (PasswordDigest) on every call, in this order:
+//! Asking an ONVIF camera for its RTSP stream URLs, SOAP 1.2 over HTTP, in this
+//! order:
 //!
 //! 1. `GetServices` (device service, ONVIF 2.0 and later) at the device-service URL:
 //!    the Media service's address is the `XAddr` of the entry whose `Namespace` is
@@ -11,7 +11,20 @@
 //! 3. if neither gives one, the device-service URL itself (cameras that serve Media
 //!    there);
 //! 4. `GetProfiles`, then `GetStreamUri` (RTP-Unicast over RTSP) per profile, at the
-//!    address found.
+//!    address found; if that address cannot be reached at all (no connection, or no
+//!    answer within [`TIMEOUT`]) and it is not the device URL, `GetProfiles` is asked
+//!    once more at the device URL, and the Media calls go there.
+//!
+//! Credentials: the Media calls (step 4) carry a WS-Security UsernameToken
+//! (PasswordDigest). `GetServices` and `GetCapabilities` are `PRE_AUTH` in ONVIF
+//! Core, so they go without it: a camera locks a source address out after a few
+//! failed logins (Hikvision and Dahua after about five, often for 30 minutes, which
+//! would also block the daemon's RTSP connection), so a wrong password must cost one
+//! failed login per click, not one per call. Only when a device call is refused for
+//! authorization (HTTP 401, or a SOAP fault whose `Subcode/Value` is `NotAuthorized`,
+//! e.g. `ter:NotAuthorized`; a non-conforming camera) is it sent again with the
+//! token, and later device calls carry it at once; if the camera refuses the token
+//! too, that refusal is returned and nothing more is asked.
 //!
 //! Called only on the owner's explicit action on the add form, and only with the
 //! device-service URL that discovery heard from that camera (the web layer looks it
@@ -20,11 +33,11 @@
 //! camera's answer, so it is used only when it is `http(s)`, carries no credentials
 //! and its host is the device URL's host (port and path may differ): a camera cannot
 //! point the owner's digest at another machine. Bounded: [`TIMEOUT`] per call, no
-//! redirects, no proxy, answers over [`MAX_ANSWER`] bytes refused, at most
-//! [`MAX_PROFILES`] profiles asked; when the device service does not answer
-//! `GetServices` or `GetCapabilities` at all (no connection, or no answer within
-//! [`TIMEOUT`]), that error is returned at once rather than asking the same URL
-//! again. The password is never logged; it leaves the daemon only as the digest.
+//! redirects, no proxy, answers (error answers too) over [`MAX_ANSWER`] bytes
+//! refused, at most [`MAX_PROFILES`] profiles asked; when the device service does
+//! not answer `GetServices` or `GetCapabilities` at all (no connection, or no answer
+//! within [`TIMEOUT`]), that error is returned at once rather than asking the same
+//! URL again. The password is never logged; it leaves the daemon only as the digest.
 
 use std::time::Duration;
 
@@ -48,8 +61,13 @@ pub const MEDIA_NS: &str = "http://www.onvif.org/ver10/media/wsdl";
 pub enum OnvifError {
     #[error("the camera's ONVIF service did not answer: {0}")]
     Http(#[from] reqwest::Error),
+    /// An HTTP error status that is not an authorization refusal.
     #[error("the camera's ONVIF service answered HTTP {0} (wrong user name or password?)")]
     Status(u16),
+    /// Refused for authorization (HTTP 401, or a `NotAuthorized` fault). The text is
+    /// the one the add form has always shown for a wrong password.
+    #[error("the camera's ONVIF service answered HTTP {0} (wrong user name or password?)")]
+    NotAuthorized(u16),
     #[error("the camera's ONVIF answer is larger than {MAX_ANSWER} bytes")]
     TooLarge,
     #[error("the camera's ONVIF answer has no {0}")]
@@ -81,7 +99,14 @@ pub async fn stream_uris(
         .no_proxy()
         .build()?;
     let media = media_url(&client, device, &login).await?;
-    let profiles = call(&client, &media, &login, GET_PROFILES).await?;
+    let (media, profiles) = match call(&client, &media, Some(&login), GET_PROFILES).await {
+        Err(OnvifError::Http(e)) if unreachable(&e) && media != *device => {
+            tracing::debug!(device = %device, media = %media, "ONVIF Media address: {e}; asking the device URL");
+            let profiles = call(&client, device, Some(&login), GET_PROFILES).await?;
+            (device.clone(), profiles)
+        }
+        other => (media, other?),
+    };
     let tokens: Vec<String> = tagged(&profiles, "Profiles")
         .into_iter()
         .filter_map(|(attrs, _)| attribute(attrs, "token"))
@@ -93,7 +118,7 @@ pub async fn stream_uris(
     let mut uris = Vec::new();
     for token in tokens {
         let body = GET_STREAM_URI.replace("{token}", &escape(&token));
-        let answer = call(&client, &media, &login, &body).await?;
+        let answer = call(&client, &media, Some(&login), &body).await?;
         let Some(uri) = elements(&answer, "Uri").first().map(|u| unescape(u)) else {
             continue;
         };
@@ -109,8 +134,9 @@ pub async fn stream_uris(
     Ok(uris)
 }
 
-/// Where to send the Media calls: steps 1 to 3 of the module docs. Errs only when
-/// the device service did not answer at all (see there); any other failure of
+/// Where to send the Media calls: steps 1 to 3 of the module docs, without the
+/// token unless the camera asks for it (see there). Errs only when the device
+/// service did not answer at all, or refused the token; any other failure of
 /// `GetServices` or `GetCapabilities` (a fault, an HTTP error status, an answer
 /// without a usable address) moves on to the next step.
 async fn media_url(
@@ -122,17 +148,25 @@ async fn media_url(
         (GET_SERVICES, media_from_services),
         (GET_CAPABILITIES, media_from_capabilities),
     ];
+    // Set once the camera has refused a device call without the token.
+    let mut with_token = false;
     for (body, pick) in steps {
-        match call(client, device, login, body).await {
+        let mut answer = call(client, device, with_token.then_some(login), body).await;
+        if !with_token && matches!(answer, Err(OnvifError::NotAuthorized(_))) {
+            with_token = true;
+            answer = call(client, device, Some(login), body).await;
+        }
+        match answer {
             Ok(answer) => {
                 if let Some(media) = pick(&answer, device) {
                     tracing::debug!(device = %device, media = %media, "ONVIF Media address");
                     return Ok(media);
                 }
             }
-            Err(OnvifError::Http(e)) if e.is_connect() || e.is_timeout() => {
-                return Err(OnvifError::Http(e));
-            }
+            // Only ever after the token was sent: another call would be another
+            // failed login.
+            Err(e @ OnvifError::NotAuthorized(_)) => return Err(e),
+            Err(OnvifError::Http(e)) if unreachable(&e) => return Err(OnvifError::Http(e)),
             Err(e) => tracing::debug!(device = %device, "ONVIF Media address: {e}"),
         }
     }
@@ -188,6 +222,12 @@ fn same_host(url: &url::Url, device: &url::Url) -> bool {
     host(url).is_some() && host(url) == host(device)
 }
 
+/// Whether `e` means the address did not answer at all (no connection, or no answer
+/// within [`TIMEOUT`]).
+fn unreachable(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout()
+}
+
 /// The credentials typed by the owner, and the `Created` stamp.
 struct Login<'a> {
     username: &'a str,
@@ -195,10 +235,13 @@ struct Login<'a> {
     created: &'a str,
 }
 
+/// One SOAP call to `to`, with the UsernameToken when `login` is given. An error
+/// status is [`OnvifError::NotAuthorized`] when it is 401 or its (bounded) body is a
+/// `NotAuthorized` fault, else [`OnvifError::Status`].
 async fn call(
     client: &reqwest::Client,
     to: &url::Url,
-    login: &Login<'_>,
+    login: Option<&Login<'_>>,
     body: &str,
 ) -> Result<String, OnvifError> {
     let envelope = envelope(login, body);
@@ -208,9 +251,37 @@ async fn call(
         .body(envelope)
         .send()
         .await?;
-    if !response.status().is_success() {
-        return Err(OnvifError::Status(response.status().as_u16()));
+    let status = response.status();
+    let answer = read_answer(&mut response).await;
+    if status.is_success() {
+        return answer;
     }
+    // An error answer that cannot be read (too large, cut off) says nothing more
+    // than its status.
+    let code = status.as_u16();
+    if code == 401 || answer.is_ok_and(|a| not_authorized_fault(&a)) {
+        Err(OnvifError::NotAuthorized(code))
+    } else {
+        Err(OnvifError::Status(code))
+    }
+}
+
+/// Whether `answer` is a SOAP fault with a `Subcode/Value` (at any depth) whose
+/// local name is `NotAuthorized`: ONVIF's refusal of missing or wrong credentials.
+fn not_authorized_fault(answer: &str) -> bool {
+    let Some(fault) = elements(answer, "Fault").first().copied() else {
+        return false;
+    };
+    elements(fault, "Subcode").into_iter().any(|subcode| {
+        elements(subcode, "Value").into_iter().any(|value| {
+            let value = unescape(value);
+            value.rsplit(':').next() == Some("NotAuthorized")
+        })
+    })
+}
+
+/// The answer's body as text, at most [`MAX_ANSWER`] bytes.
+async fn read_answer(response: &mut reqwest::Response) -> Result<String, OnvifError> {
     let mut answer = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if answer.len() + chunk.len() > MAX_ANSWER {
@@ -221,14 +292,22 @@ async fn call(
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
-/// The SOAP envelope with a fresh UsernameToken around `body`.
-fn envelope(login: &Login<'_>, body: &str) -> String {
+/// The SOAP envelope around `body`, with a fresh UsernameToken when `login` is given.
+fn envelope(login: Option<&Login<'_>>, body: &str) -> String {
+    let header = login.map(security_header).unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema">{header}<s:Body>{body}</s:Body></s:Envelope>"#
+    )
+}
+
+/// The SOAP header with a fresh WS-Security UsernameToken (PasswordDigest).
+fn security_header(login: &Login<'_>) -> String {
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).expect("the OS random number generator is available");
     let created = login.created;
     let b64 = base64::engine::general_purpose::STANDARD;
     format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tt="http://www.onvif.org/ver10/schema"><s:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest">{}</wsse:Password><wsse:Nonce EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary">{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+        r#"<s:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"><wsse:UsernameToken><wsse:Username>{}</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest">{}</wsse:Password><wsse:Nonce EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary">{}</wsse:Nonce><wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header>"#,
         escape(login.username),
         b64.encode(password_digest(&nonce, created, login.password)),
         b64.encode(nonce),
@@ -390,7 +469,8 @@ mod tests {
     }
 
     /// A one-page HTTP server on loopback: answers each POST with `answer(body)`
-    /// (status, SOAP text) and records which call (`GetServices`, …) it was.
+    /// (status, SOAP text) and records which call (`GetServices`, …) it was, with
+    /// `+token` when it carried a UsernameToken.
     async fn soap_server(
         answer: fn(&str) -> (u16, String),
     ) -> (url::Url, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -416,7 +496,12 @@ mod tests {
                     .into_iter()
                     .find(|c| text.contains(c))
                     .unwrap_or("other");
-                seen.lock().expect("lock").push(call.to_owned());
+                let token = if text.contains("UsernameToken") {
+                    "+token"
+                } else {
+                    ""
+                };
+                seen.lock().expect("lock").push(format!("{call}{token}"));
                 let (status, body) = answer(&text);
                 let reply = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -500,6 +585,155 @@ mod tests {
         assert!(
             matches!(got, Err(OnvifError::Http(ref e)) if e.is_connect()),
             "{got:?}"
+        );
+    }
+
+    /// ONVIF's refusal of a call's credentials, as Hikvision and Dahua send it.
+    const NOT_AUTHORIZED: &str = r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error"><s:Body><s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>ter:NotAuthorized</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">Sender not Authorized</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>"#;
+
+    #[test]
+    fn only_a_not_authorized_subcode_is_an_authorization_refusal() {
+        assert!(not_authorized_fault(NOT_AUTHORIZED));
+        // A nested Subcode, and no prefix.
+        let nested = NOT_AUTHORIZED.replace(
+            "<s:Value>ter:NotAuthorized</s:Value>",
+            "<s:Value>ter:Sender</s:Value><s:Subcode><s:Value>NotAuthorized</s:Value></s:Subcode>",
+        );
+        assert!(not_authorized_fault(&nested));
+        for other in [
+            NOT_AUTHORIZED.replace("ter:NotAuthorized", "ter:ActionNotSupported"),
+            NOT_AUTHORIZED.replace("ter:NotAuthorized", "ter:NotAuthorizedAtAll"),
+            // The word alone, outside a fault's Subcode, is not a refusal.
+            "<s:Envelope><s:Body><x:Value>ter:NotAuthorized</x:Value></s:Body></s:Envelope>"
+                .to_owned(),
+            "<s:Fault/>".to_owned(),
+            String::new(),
+        ] {
+            assert!(!not_authorized_fault(&other), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_costs_one_authenticated_call_and_keeps_its_message() {
+        // A camera that refuses every call, with or without the token.
+        let (device, calls) = soap_server(|_| (400, NOT_AUTHORIZED.to_owned())).await;
+        let got = stream_uris(&device, "admin", "wrong", 0).await;
+        assert!(
+            matches!(got, Err(OnvifError::NotAuthorized(400))),
+            "{got:?}"
+        );
+        let message = got.expect_err("refused").to_string();
+        assert_eq!(
+            message,
+            "the camera's ONVIF service answered HTTP 400 (wrong user name or password?)"
+        );
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetServices+token"]
+        );
+
+        // The same with HTTP 401 and no body.
+        let (device, calls) = soap_server(|_| (401, String::new())).await;
+        let got = stream_uris(&device, "admin", "wrong", 0).await;
+        assert!(
+            matches!(got, Err(OnvifError::NotAuthorized(401))),
+            "{got:?}"
+        );
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetServices+token"]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_services_and_get_capabilities_go_without_the_token() {
+        let (device, calls) =
+            soap_server(|_| (200, services("http://127.0.0.1:2/onvif/Media"))).await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:2/onvif/Media");
+        assert_eq!(*calls.lock().expect("lock"), ["GetServices"]);
+
+        // The Media calls carry it; a refusal there ends the lookup.
+        let (device, calls) = soap_server(|body| {
+            if body.contains("GetProfiles") {
+                (400, NOT_AUTHORIZED.to_owned())
+            } else {
+                (400, "<s:Fault/>".to_owned())
+            }
+        })
+        .await;
+        let got = stream_uris(&device, "admin", "wrong", 0).await;
+        assert!(
+            matches!(got, Err(OnvifError::NotAuthorized(400))),
+            "{got:?}"
+        );
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetCapabilities", "GetProfiles+token"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_call_refused_without_the_token_is_asked_again_with_it() {
+        // A camera that wants the token on GetServices too (not ONVIF's rule).
+        let (device, calls) = soap_server(|body| {
+            if !body.contains("UsernameToken") {
+                (400, NOT_AUTHORIZED.to_owned())
+            } else if body.contains("GetServices") {
+                (200, services("http://127.0.0.1:2/onvif/Media"))
+            } else {
+                (400, "<s:Fault/>".to_owned())
+            }
+        })
+        .await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:2/onvif/Media");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetServices+token"]
+        );
+
+        // Once it asked for the token, GetCapabilities carries it at once.
+        let (device, calls) = soap_server(|body| {
+            if !body.contains("UsernameToken") {
+                (401, String::new())
+            } else if body.contains("GetCapabilities") {
+                (200, capabilities("http://127.0.0.1:3/onvif/Media"))
+            } else {
+                (400, "<s:Fault/>".to_owned())
+            }
+        })
+        .await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:3/onvif/Media");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetServices+token", "GetCapabilities+token"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_media_address_falls_back_to_the_device_url_once() {
+        // GetServices names port 1 at the device's host (tcpmux: nothing listens on
+        // loopback, so the connection is refused).
+        let (device, calls) = soap_server(|body| {
+            if body.contains("GetServices") {
+                (200, services("http://127.0.0.1:1/onvif/Media"))
+            } else if body.contains("GetProfiles") {
+                (200, r#"<trt:GetProfilesResponse><trt:Profiles token="main"/></trt:GetProfilesResponse>"#.to_owned())
+            } else {
+                (200, "<tt:Uri>rtsp://127.0.0.1:554/main</tt:Uri>".to_owned())
+            }
+        })
+        .await;
+        let got = stream_uris(&device, "admin", "pw", 0).await.expect("uris");
+        assert_eq!(
+            got.iter().map(url::Url::as_str).collect::<Vec<_>>(),
+            ["rtsp://127.0.0.1:554/main"]
+        );
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetProfiles+token", "other+token"]
         );
     }
 }

@@ -88,13 +88,16 @@ def parse_args():
                    help="with --onvif: a camera before ONVIF 2.0: GetServices gets a Fault, "
                         "GetCapabilities gives the Media XAddr (--onvif-media-path, or the "
                         "device service)")
+    p.add_argument("--onvif-auth-everything", action="store_true",
+                   help="with --onvif: GetServices and GetCapabilities also need the "
+                        "UsernameToken (not ONVIF's rule, which makes them PRE_AUTH)")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when the parent process dies (for test harnesses)")
     a = p.parse_args()
     if (a.user is None) != (a.password is None):
         p.error("--user and --password go together")
-    if (a.onvif_media_path or a.onvif_old) and not a.onvif:
-        p.error("--onvif-media-path and --onvif-old go with --onvif")
+    if (a.onvif_media_path or a.onvif_old or a.onvif_auth_everything) and not a.onvif:
+        p.error("--onvif-media-path, --onvif-old and --onvif-auth-everything go with --onvif")
     if a.onvif_media_path is not None and not a.onvif_media_path.startswith("/"):
         p.error("--onvif-media-path must start with /")
     if a.fps < 1 or a.gop < 1 or a.still_secs <= 0 or a.moving_secs <= 0:
@@ -246,13 +249,40 @@ def make_factory(a, launch, mount):
     return factory
 
 
-def write_status(path, all_mounts):
-    doc = {m.name: m.status() for m in all_mounts}
-    doc["updated_unix"] = time.time()
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)  # atomic: readers never see a half-written file
+class OnvifCounters:
+    """What the ONVIF device service saw, for the status file: `failed_digests`
+    counts calls whose UsernameToken was present but wrong (a camera's failed
+    logins, which real ones lock an address out after). HTTP threads count; the
+    status writer reads: hence the lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.failed_digests = 0
+
+    def failed_digest(self):
+        with self.lock:
+            self.failed_digests += 1
+
+    def status(self):
+        with self.lock:
+            return {"failed_digests": self.failed_digests}
+
+
+# One writer at a time: the main loop's tick and the ONVIF service (which writes at
+# once after counting, so a test reading right after its call sees the count).
+STATUS_LOCK = threading.Lock()
+
+
+def write_status(path, all_mounts, onvif=None):
+    with STATUS_LOCK:  # the doc too, so an older one never overwrites a newer one
+        doc = {m.name: m.status() for m in all_mounts}
+        if onvif is not None:
+            doc["onvif"] = onvif.status()
+        doc["updated_unix"] = time.time()
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, path)  # atomic: readers never see a half-written file
 
 
 def die(msg):
@@ -355,12 +385,15 @@ FAULT = ('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{}</s:
 DEVICE_PATH = "/onvif/device_service"
 
 
-def onvif_device_service(a, rtsp_port):
+def onvif_device_service(a, rtsp_port, counters, on_count):
     """The device service the XAddr points at, on --address: answers the Media calls
     GetProfiles (profiles `main` and `sub`) and GetStreamUri (rtsp://ADDRESS:PORT/main
     or /sub), checking the WS-Security UsernameToken digest against --user/--password
-    on every call when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF
-    says); any other call gets a Fault. By default every path answers the Media calls
+    when they are set (HTTP 400 ter:NotAuthorized otherwise, as ONVIF says): on every
+    Media call, and on GetServices/GetCapabilities only when a token is sent (they are
+    PRE_AUTH in ONVIF Core) unless --onvif-auth-everything. Each wrong token is
+    counted in `counters` and `on_count()` called before the answer goes out. Any
+    other call gets a Fault. By default every path answers the Media calls
     and the device calls GetServices and GetCapabilities get a Fault (a camera that
     serves Media at its device service). With --onvif-media-path only that path
     answers the Media calls, and the others answer GetServices (device and Media
@@ -376,9 +409,7 @@ def onvif_device_service(a, rtsp_port):
         m = re.search(rf"<(?:\w+:)?{name}(?:\s[^>]*)?>([^<]*)</", text)
         return m.group(1).strip() if m else None
 
-    def authorised(text):
-        if a.user is None:
-            return True
+    def digest_ok(text):
         nonce, created = field(text, "Nonce"), field(text, "Created")
         if field(text, "Username") != a.user or not nonce or not created:
             return False
@@ -388,6 +419,19 @@ def onvif_device_service(a, rtsp_port):
             return False
         digest = hashlib.sha1(raw + created.encode() + a.password.encode()).digest()
         return base64.b64encode(digest).decode() == field(text, "Password")
+
+    def authorised(text):
+        if a.user is None:
+            return True
+        pre_auth = ("GetServices" in text or "GetCapabilities" in text) \
+            and not a.onvif_auth_everything
+        if "UsernameToken" not in text:
+            return pre_auth
+        if digest_ok(text):
+            return True
+        counters.failed_digest()
+        on_count()
+        return False
 
     def xaddr(path):
         return f"http://{a.address}:{httpd.server_address[1]}{path}"
@@ -502,9 +546,14 @@ def main():
 
     parent = os.getppid()
 
-    def housekeeping():
+    onvif = OnvifCounters() if a.onvif else None
+
+    def save_status():
         if a.status:
-            write_status(a.status, all_mounts)
+            write_status(a.status, all_mounts, onvif)
+
+    def housekeeping():
+        save_status()
         if a.exit_with_parent and os.getppid() != parent:
             loop.quit()
         return True
@@ -519,7 +568,8 @@ def main():
                  m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
     announcer = announce(a, server.get_bound_port()) if a.mdns else None
     if a.onvif:
-        ready["onvif_port"] = onvif_device_service(a, server.get_bound_port())
+        ready["onvif_port"] = onvif_device_service(a, server.get_bound_port(), onvif,
+                                                   save_status)
         answer_onvif_probes(a, ready["onvif_port"])
     print(json.dumps(ready), flush=True)
     loop.run()
@@ -527,8 +577,7 @@ def main():
         announcer.unregister_all_services()
         announcer.close()
 
-    if a.status:
-        write_status(a.status, all_mounts)
+    save_status()
     print(json.dumps({"event": "stopped"}), flush=True)
 
 

@@ -65,6 +65,9 @@ pub struct CameraOptions {
     /// With `onvif`: a camera before ONVIF 2.0, which faults `GetServices` and
     /// answers `GetCapabilities` (`--onvif-old`).
     pub onvif_old: bool,
+    /// With `onvif`: `GetServices` and `GetCapabilities` also need the UsernameToken
+    /// (`--onvif-auth-everything`), unlike ONVIF's rule (they are `PRE_AUTH`).
+    pub onvif_auth_everything: bool,
 }
 
 impl Default for CameraOptions {
@@ -82,6 +85,7 @@ impl Default for CameraOptions {
             onvif: None,
             onvif_media_path: None,
             onvif_old: false,
+            onvif_auth_everything: false,
         }
     }
 }
@@ -167,6 +171,14 @@ impl TestCamera {
     /// RTSP sessions currently open on `mount` (as of the last 0.5 s tick).
     pub fn clients(&self, mount: &str) -> u64 {
         self.status_field(mount, "clients")
+    }
+
+    /// With `onvif`: ONVIF calls whose UsernameToken was present but wrong (the
+    /// camera's failed logins) since this run began. The camera rewrites the status
+    /// file before it answers such a call, so the count is current once the call
+    /// has been answered.
+    pub fn onvif_failed_digests(&self) -> u64 {
+        self.status_field("onvif", "failed_digests")
     }
 
     /// SIGTERM to the camera's process group, then waits; SIGKILL after 5 s.
@@ -258,6 +270,9 @@ impl TestCamera {
         }
         if o.onvif_old {
             args.push("--onvif-old".to_owned());
+        }
+        if o.onvif_auth_everything {
+            args.push("--onvif-auth-everything".to_owned());
         }
         if let Some((user, password)) = &o.auth {
             args.push(format!("--user={user}"));
