@@ -5,7 +5,7 @@ use crate::model::CameraId;
 use crate::model::{RecordingId, Trigger};
 use crate::store::NewRecording;
 
-use crate::testutil::store_and_index as fixture;
+use crate::testutil::{event_of, store_and_index as fixture};
 
 /// Recording `id` of camera `porch` as a crash leaves it: `video` written and
 /// synced, the index entry still open.
@@ -275,29 +275,6 @@ fn rebuilding_the_index_finishes_an_interrupted_deletion() {
     assert!(index.get_recording(id).expect("get").is_none());
     assert!(!store.recording_path(&camera, id).exists());
     assert!(index.get_recording(kept).expect("get").is_some());
-}
-
-/// Event `event` holding only recording `id`, with a thumbnail.
-fn event_of(store: &Store, index: &Index, camera: &CameraId, id: RecordingId, event: u64) {
-    use crate::index::EventEntry;
-    use crate::model::EventId;
-    store
-        .write_thumbnail(camera, EventId(event), 1, b"a jpeg")
-        .expect("thumbnail");
-    index
-        .put_event(&EventEntry {
-            id: EventId(event),
-            camera: camera.clone(),
-            start_micros: 1,
-            end_micros: 2,
-            triggers: vec![Trigger::Motion],
-            peak_score: 0.5,
-            score_curve: vec![128],
-            has_thumbnail: true,
-            recordings: vec![id],
-            open: false,
-        })
-        .expect("event");
 }
 
 fn event_is_gone(store: &Store, index: &Index, camera: &CameraId, event: u64) -> bool {

@@ -15,6 +15,9 @@
 //! keys are kept per session by `crate::unlocked` (the web), or for one export (the
 //! CLI).
 //!
+//! Once the mode is off, [`migrate_all`] re-seals what a viewer's key opens —
+//! recordings, then event thumbnails (`e2e_thumbnails.rs`) — under the master key.
+//!
 //! May call: index, store, auth's throttle and password-strength rules (pure
 //! functions). `auth` calls [`remove_viewer`] when an account goes.
 
@@ -139,7 +142,7 @@ pub fn has_viewers(index: &Index) -> Result<bool, E2eError> {
 
 /// Turns the mode off: recordings made from now on are wrapped by the master key
 /// again. Every viewer key stays, so what was sealed while it was on still opens
-/// after an unlock (there is no migration of those recordings yet). `user` must prove
+/// after an unlock, until [`migrate_all`] re-seals it. `user` must prove
 /// their passphrase (or recovery key), throttled like an unlock, so that a stolen
 /// session alone cannot weaken what is recorded next.
 pub fn turn_off(
@@ -483,19 +486,41 @@ pub fn sync_saved_viewers(index: &Index, store: &Store) -> Result<Vec<String>, E
     Ok(done)
 }
 
-/// What [`migrate_all`] did.
+/// What [`migrate_all`] did with the files of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MigrationCounts {
+    pub migrated: usize,
+    /// End-to-end files this viewer is not a recipient of (left sealed).
+    pub not_mine: usize,
+    /// Files that failed (logged; left as they were).
+    pub failed: usize,
+}
+
+/// What [`migrate_all`] did: recordings and event thumbnails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MigrationReport {
-    pub migrated: usize,
-    /// End-to-end recordings this viewer is not a recipient of (left sealed).
-    pub not_mine: usize,
-    /// Recordings that failed (logged; left as they were).
-    pub failed: usize,
+    pub recordings: MigrationCounts,
+    pub thumbnails: MigrationCounts,
+}
+
+/// One line for the activity log.
+impl std::fmt::Display for MigrationReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (r, t) = (self.recordings, self.thumbnails);
+        write!(
+            f,
+            "{} recording(s) and {} thumbnail(s) re-sealed under the master key \
+             ({} and {} not sealed to this viewer, {} and {} failed)",
+            r.migrated, t.migrated, r.not_mine, t.not_mine, r.failed, t.failed
+        )
+    }
 }
 
 /// After the mode was turned off: re-seals every finished end-to-end recording
 /// `viewer` can open under the master key (`Store::migrate_to_master`) and updates
-/// its index entry. Refused while the mode is on. Blocking; can take a while.
+/// its index entry, then every event thumbnail sealed to `viewer`
+/// ([`thumbnails::migrate`]). Refused while the mode is on. A file that fails is
+/// logged and counted, and the run goes on. Blocking; can take a while.
 pub fn migrate_all(
     index: &Index,
     store: &Store,
@@ -505,6 +530,7 @@ pub fn migrate_all(
         return Err(E2eError::StillOn);
     }
     let mut report = MigrationReport::default();
+    let counts = &mut report.recordings;
     for mut entry in index.all_recordings()? {
         if entry.state != crate::index::RecordingState::Finished
             || !store
@@ -513,26 +539,34 @@ pub fn migrate_all(
         {
             continue;
         }
+        let id = entry.id;
+        let still_finished = || -> Result<bool, E2eError> {
+            Ok(index
+                .get_recording(id)?
+                .is_some_and(|now| now.state == crate::index::RecordingState::Finished))
+        };
         match store.migrate_to_master(&entry.camera, entry.id, viewer) {
             Ok(done) => {
                 // Retention may have deleted it meanwhile: never bring it back.
-                match index.get_recording(entry.id)? {
-                    Some(now) if now.state == crate::index::RecordingState::Finished => {
-                        entry.wrapped_key = done.wrapped_key;
-                        entry.bytes = done.file_len;
-                        index.put_recording(&entry)?;
-                        report.migrated += 1;
-                    }
-                    _ => store.shred(&entry.camera, entry.id)?,
+                if still_finished()? {
+                    entry.wrapped_key = done.wrapped_key;
+                    entry.bytes = done.file_len;
+                    index.put_recording(&entry)?;
+                    counts.migrated += 1;
+                } else {
+                    store.shred(&entry.camera, entry.id)?;
                 }
             }
-            Err(StoreError::NotARecipient { .. }) => report.not_mine += 1,
+            Err(StoreError::NotARecipient { .. }) => counts.not_mine += 1,
+            // Deleted during its migration: the store did not bring it back.
+            Err(e) if e.is_not_found() && !still_finished()? => {}
             Err(e) => {
                 tracing::error!(recording = %entry.id, "cannot migrate to the master key: {e}");
-                report.failed += 1;
+                counts.failed += 1;
             }
         }
     }
+    thumbnails::migrate(index, store, viewer, &mut report.thumbnails)?;
     index.flush()?;
     Ok(report)
 }
@@ -606,6 +640,9 @@ fn unlock_in_turn(
     index.put_throttle(&key, &counter)?;
     Err(E2eError::WrongSecret)
 }
+
+#[path = "e2e_thumbnails.rs"]
+mod thumbnails;
 
 #[cfg(test)]
 #[path = "e2e_tests.rs"]

@@ -31,3 +31,33 @@ pub(crate) fn placeholder_entry(
         state,
     }
 }
+
+/// Event `event` holding only recording `id`, with a thumbnail (`b"a jpeg"`, sealed
+/// as the store's recipients say).
+pub(crate) fn event_of(
+    store: &Store,
+    index: &Index,
+    camera: &crate::model::CameraId,
+    id: crate::model::RecordingId,
+    event: u64,
+) {
+    use crate::index::EventEntry;
+    use crate::model::{EventId, Trigger};
+    store
+        .write_thumbnail(camera, EventId(event), 1, b"a jpeg")
+        .expect("thumbnail");
+    index
+        .put_event(&EventEntry {
+            id: EventId(event),
+            camera: camera.clone(),
+            start_micros: 1,
+            end_micros: 2,
+            triggers: vec![Trigger::Motion],
+            peak_score: 0.5,
+            score_curve: vec![128],
+            has_thumbnail: true,
+            recordings: vec![id],
+            open: false,
+        })
+        .expect("event");
+}

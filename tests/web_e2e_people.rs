@@ -2,7 +2,8 @@
 //! daemon (simulated clock): a shared user cannot turn the mode on but enrols a
 //! passphrase of their own once it is on and becomes a recipient; removing them stops
 //! sealing to them; an unlocked key locks itself after 15 minutes without use; the
-//! owner turns it off with the passphrase, migrates what was sealed, turns it back on.
+//! owner turns it off with the passphrase, migrates what was sealed (recordings and
+//! event thumbnails), turns it back on.
 
 mod webutil;
 
@@ -139,6 +140,9 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
         })
         .expect("index");
     assert!(store.is_end_to_end(&camera, id).expect("header"));
+    // Its event's thumbnail, sealed to the owner the same way.
+    webutil::objects::put_event(&server, 0xeeee, id, T0_MICROS);
+    let thumbnail_url = "/events/000000000000eeee/thumbnail.jpg";
 
     // Turning it off needs the passphrase; the key stays for what was sealed.
     let page = owner.get("/end-to-end").await;
@@ -168,6 +172,7 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
     assert!(!page.contains("id=\"e2e-enable\""), "no second key");
 
     // Migrating needs the unlocked key, then re-seals under the master key.
+    assert_eq!(owner.get(thumbnail_url).await.status, 423, "still sealed");
     let r = owner.post("/end-to-end/migrate", &[("csrf", &token)]).await;
     assert_eq!(r.status, 423, "locked: {}", r.body);
     let r = owner
@@ -194,6 +199,15 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
         144,
         "a master-wrapped key in the index"
     );
+    // The thumbnail too: served once locked again, like one taken with the mode off.
+    let r = owner.post("/end-to-end/lock", &[("csrf", &token)]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let thumb = owner.get(thumbnail_url).await;
+    assert_eq!(thumb.status, 200, "{}", thumb.body);
+    assert_eq!(
+        thumb.body.as_bytes(),
+        String::from_utf8_lossy(webutil::objects::THUMBNAIL).as_bytes()
+    );
     let r = owner
         .post(
             "/end-to-end/enable",
@@ -210,6 +224,10 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
     for kind in ["end_to_end_disabled", "end_to_end_migrated"] {
         assert!(activity.contains(&format!("audit-{kind}")), "{kind}");
     }
+    assert!(
+        activity.contains("1 recording(s) and 1 thumbnail(s) re-sealed"),
+        "{activity}"
+    );
 }
 
 const NEW_PASSPHRASE: &str = "copper meadow lantern 4410 gently";

@@ -1,11 +1,12 @@
-//! Migrating an end-to-end recording back to the master key (after the mode was
-//! turned off): the video is copied, chunk by chunk, into a new version 1 file under
-//! a fresh data key wrapped by the master key, which then replaces the original.
-//! The data key cannot simply be re-wrapped in place: a version 2 header differs in
-//! length and in what every chunk's associated data covers.
+//! Migrating end-to-end files back to the master key (after the mode was turned
+//! off): a recording or an event thumbnail (`thumbnails.rs`) is copied, chunk by
+//! chunk, into a new version 1 file under a fresh data key wrapped by the master
+//! key, which then replaces the original. The data key cannot simply be re-wrapped
+//! in place: a version 2 header differs in length and in what every chunk's
+//! associated data covers. Both kinds go through [`Store::migrate_file`].
 //!
-//! Order, so that a crash at any point leaves one readable recording:
-//! 1. the copy is written to `<id>.migrating` (ignored by the file listing) and
+//! Order, so that a crash at any point leaves one readable file:
+//! 1. the copy is written to `<id>.migrating` (ignored by the file listings) and
 //!    fsynced;
 //! 2. the original is opened, then the copy is renamed over its name and the
 //!    directory fsynced — from here the name holds the new file;
@@ -13,7 +14,15 @@
 //!    fsynced, so its data key is gone from the disk (with the usual caveat of flash
 //!    media keeping old sectors, see `recover::shred`).
 //!
-//! A leftover `<id>.migrating` of a crash before step 2 is shredded by the next try.
+//! A deletion racing the migration must not bring the file back. One that shreds
+//! the original before step 2 opens it leaves no name to open: the copy is
+//! discarded. One that shreds it between the open and the rename has zeroed the
+//! slots the handle still reads at step 3: the copy is shredded in its turn. Either
+//! way the migration fails with `NotFound` (`StoreError::is_not_found`). One that
+//! comes after the rename shreds the copy itself.
+//!
+//! A leftover `<id>.migrating` of a crash before step 2 is shredded by the next try,
+//! or at start-up ([`Store::discard_migration_leftovers`]).
 
 use std::fs;
 use std::io;
@@ -25,7 +34,7 @@ use super::format::{self, HeaderFields};
 use super::recover;
 use super::share::copy_plaintext;
 use super::writer::sync_parent_dir;
-use super::{RecordingWriter, Store, StoreError};
+use super::{RecordingReader, RecordingWriter, Store, StoreError};
 use crate::model::{CameraId, RecordingId};
 
 /// The extension of a migration's copy while it is being written.
@@ -50,14 +59,31 @@ impl Store {
         id: RecordingId,
         viewer: &ViewerSecret,
     ) -> Result<Migrated, StoreError> {
-        let path = self.recording_path(camera, id);
         if !self.is_end_to_end(camera, id)? {
             return Err(StoreError::InvalidArgument {
                 field: "recording",
                 reason: format!("recording {id} is not end-to-end encrypted"),
             });
         }
-        let mut source = self.open_recording_as(camera, id, viewer)?;
+        let migrated = self.migrate_file(&self.recording_path(camera, id), camera, id.0, viewer)?;
+        tracing::info!(recording = %id, camera = %camera, "end-to-end recording migrated to the master key");
+        Ok(migrated)
+    }
+
+    /// Re-seals the end-to-end file at `path` (a recording or a thumbnail, whose
+    /// header must name `camera` and `id`) under the master key, reading it with
+    /// `viewer`: the steps of the module doc. The caller has checked that the file
+    /// is end-to-end.
+    pub(super) fn migrate_file(
+        &self,
+        path: &Path,
+        camera: &CameraId,
+        id: u64,
+        viewer: &ViewerSecret,
+    ) -> Result<Migrated, StoreError> {
+        let mut source = RecordingReader {
+            inner: self.open_checked(path, camera, id, Some(viewer))?,
+        };
         let header = source.inner.header().fields.clone();
         let temp = path.with_extension(MIGRATING_EXTENSION);
         // A leftover copy holds the video under a master-wrapped key: shredded, not
@@ -85,8 +111,7 @@ impl Store {
             }
         };
         drop(source);
-        swap_in_copy(&path, &temp)?;
-        tracing::info!(recording = %id, camera = %camera, "end-to-end recording migrated to the master key");
+        swap_in_copy(path, &temp)?;
         Ok(Migrated {
             wrapped_key: hex::encode(wrapped.as_bytes()),
             file_len: finished.file_len,
@@ -100,14 +125,16 @@ impl Store {
     /// start-up, or by `check --repair` with the daemon stopped.
     pub fn discard_migration_leftovers(&self) -> Result<Vec<PathBuf>, StoreError> {
         let mut removed = Vec::new();
-        for camera_dir in super::read_dir(&self.recordings)? {
-            if !camera_dir.is_dir() {
-                continue;
-            }
-            for file in super::read_dir(&camera_dir)? {
-                if file.extension().and_then(|e| e.to_str()) == Some(MIGRATING_EXTENSION) {
-                    discard_copy(&file);
-                    removed.push(file);
+        for top in [&self.recordings, &self.thumbnails] {
+            for camera_dir in super::read_dir(top)? {
+                if !camera_dir.is_dir() {
+                    continue;
+                }
+                for file in super::read_dir(&camera_dir)? {
+                    if file.extension().and_then(|e| e.to_str()) == Some(MIGRATING_EXTENSION) {
+                        discard_copy(&file);
+                        removed.push(file);
+                    }
                 }
             }
         }
@@ -151,6 +178,20 @@ fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
         }
     };
     sync_parent_dir(path)?;
+    // Slots already zero: a deletion shredded the original after it was opened above
+    // (see the module doc). The copy must not outlive it. (A failed read goes on to
+    // the zeroing, which then reports the disk's error.)
+    let mut old_slots = vec![0u8; slots.len()];
+    let read = original.read_exact_at(&mut old_slots, slots.start as u64);
+    if read.is_ok() && old_slots.iter().all(|&b| b == 0) {
+        tracing::warn!(path = %path.display(), "deleted during its migration: the copy is shredded too");
+        recover::shred(path)?;
+        return Err(StoreError::io(
+            "migrate (deleted meanwhile)",
+            path,
+            io::ErrorKind::NotFound.into(),
+        ));
+    }
     original
         .write_all_at(&vec![0u8; slots.len()], slots.start as u64)
         .and_then(|()| original.sync_data())
@@ -265,6 +306,51 @@ mod tests {
         assert!(old_bytes[slots].iter().all(|&b| b == 0));
         // Twice is refused, not repeated.
         assert!(store.migrate_to_master(&camera, id, &viewer).is_err());
+    }
+
+    /// A deletion shreds a thumbnail (zeroes its slots, then unlinks it) while it is
+    /// being migrated, its slots already zeroed when the copy is swapped in: the
+    /// copy does not take its place, and nothing of either is left.
+    #[test]
+    fn a_thumbnail_shredded_during_its_migration_does_not_come_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let (locked, _) = crate::store::writer::testing::quick_viewer("a passphrase");
+        let camera: CameraId = "porch".parse().expect("camera");
+        let event = crate::model::EventId(9);
+        store
+            .write_thumbnail_taken_under(&camera, event, 5, b"jpeg", &[locked.public_key().clone()])
+            .expect("sealed");
+        let path = store.thumbnail_path(&camera, event);
+        // The finished copy under the master key (a thumbnail of the mode off).
+        let temp = path.with_extension(MIGRATING_EXTENSION);
+        store
+            .write_thumbnail(&camera, crate::model::EventId(10), 5, b"jpeg")
+            .expect("copy");
+        fs::rename(
+            store.thumbnail_path(&camera, crate::model::EventId(10)),
+            &temp,
+        )
+        .expect("stand in for the copy");
+        // The first half of a shred: its key slots overwritten, not yet unlinked.
+        let bytes = fs::read(&path).expect("read");
+        let slots = format::key_slot_range(&bytes).expect("a version 2 header");
+        let original = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        original
+            .write_all_at(&vec![0u8; slots.len()], slots.start as u64)
+            .expect("zero");
+
+        let swapped = swap_in_copy(&path, &temp);
+        assert!(swapped.is_err_and(|e| e.is_not_found()));
+        assert!(
+            !path.exists(),
+            "the copy took the deleted thumbnail's place"
+        );
+        assert!(!temp.exists());
     }
 
     #[test]

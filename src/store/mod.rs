@@ -400,11 +400,25 @@ impl Store {
         id: RecordingId,
         viewer: &ViewerSecret,
     ) -> Result<RecordingReader, StoreError> {
-        let inner =
-            SealedReader::open_with(&self.recording_path(camera, id), &self.master, Some(viewer))?;
-        check_identity(&inner, camera, id.0)?;
-        inner.verify_complete()?;
+        let path = self.recording_path(camera, id);
+        let inner = self.open_checked(&path, camera, id.0, Some(viewer))?;
         Ok(RecordingReader { inner })
+    }
+
+    /// Opens the finished file at `path` (a recording or a thumbnail, whose header
+    /// must name `camera` and `id`) with the master key, or an end-to-end one with
+    /// `viewer`.
+    fn open_checked(
+        &self,
+        path: &Path,
+        camera: &CameraId,
+        id: u64,
+        viewer: Option<&ViewerSecret>,
+    ) -> Result<SealedReader, StoreError> {
+        let inner = SealedReader::open_with(path, &self.master, viewer)?;
+        check_identity(&inner, camera, id)?;
+        inner.verify_complete()?;
+        Ok(inner)
     }
 
     /// Opens a recording the index has as *finished* as `viewer`. An end-to-end one
@@ -431,10 +445,7 @@ impl Store {
 
     /// Whether a recording's file is end-to-end encrypted (reads its header only).
     pub fn is_end_to_end(&self, camera: &CameraId, id: RecordingId) -> Result<bool, StoreError> {
-        let path = self.recording_path(camera, id);
-        let file = regular::open_regular_read(&path, "open")?;
-        let (header, _) = format::read_header(&file, &path)?;
-        Ok(matches!(header.key, KeySlot::Recipients(_)))
+        end_to_end_at(&self.recording_path(camera, id))
     }
 
     /// Opens a finished recording; an unfinished (torn) one is refused with a
@@ -444,9 +455,7 @@ impl Store {
         camera: &CameraId,
         id: RecordingId,
     ) -> Result<RecordingReader, StoreError> {
-        let inner = SealedReader::open(&self.recording_path(camera, id), &self.master)?;
-        check_identity(&inner, camera, id.0)?;
-        inner.verify_complete()?;
+        let inner = self.open_checked(&self.recording_path(camera, id), camera, id.0, None)?;
         Ok(RecordingReader { inner })
     }
 
@@ -688,6 +697,14 @@ fn check_identity(reader: &SealedReader, camera: &CameraId, id: u64) -> Result<(
         found_id: fields.recording_id,
         found_camera: fields.camera.clone(),
     })
+}
+
+/// Whether the file at `path` (a recording or a thumbnail) is end-to-end encrypted
+/// (reads its header only).
+fn end_to_end_at(path: &Path) -> Result<bool, StoreError> {
+    let file = regular::open_regular_read(path, "open")?;
+    let (header, _) = format::read_header(&file, path)?;
+    Ok(matches!(header.key, KeySlot::Recipients(_)))
 }
 
 /// A file or directory name parsed as `T` (a camera name, an id).

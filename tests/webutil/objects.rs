@@ -95,6 +95,9 @@ pub fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId
     id
 }
 
+/// The picture [`put_event`] seals as an event's thumbnail.
+pub const THUMBNAIL: &[u8] = b"\xff\xd8\xff\xe0 a picture \xff\xd9";
+
 pub fn put_event(server: &Server, id: u64, recording: RecordingId, start: i64) -> EventId {
     let d = server.daemon();
     let camera: CameraId = "porch".parse().expect("name");
@@ -112,12 +115,7 @@ pub fn put_event(server: &Server, id: u64, recording: RecordingId, start: i64) -
     };
     d.index.put_event(&event).expect("event");
     d.store
-        .write_thumbnail(
-            &camera,
-            event.id,
-            start,
-            b"\xff\xd8\xff\xe0 a picture \xff\xd9",
-        )
+        .write_thumbnail(&camera, event.id, start, THUMBNAIL)
         .expect("thumbnail");
     event.id
 }

@@ -560,7 +560,8 @@ async fn refused(
 }
 
 /// `POST /end-to-end/migrate`: once the mode is off, the owner's unlocked session
-/// re-seals the recordings it can open under the master key.
+/// re-seals the recordings and event thumbnails it can open under the master key;
+/// what it did goes to the activity log.
 pub async fn migrate(
     State(state): State<WebState>,
     session: FullSession,
@@ -586,10 +587,7 @@ pub async fn migrate(
         &state,
         &session.0,
         AuditKind::EndToEndMigrated,
-        format!(
-            "{} recording(s) re-sealed under the master key ({} not sealed to this viewer, {} failed)",
-            report.migrated, report.not_mine, report.failed
-        ),
+        report.to_string(),
     )
     .await?;
     Ok(see_other("/end-to-end", &[]))
