@@ -61,11 +61,18 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
+type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
 /// A TLS connection to the test server offering only `alpn` (e.g. `h2`).
-async fn tls_offering(
-    server: &Server,
-    alpn: &[u8],
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_offering(server: &Server, alpn: &[u8]) -> TlsStream {
+    tls_from(server, alpn, "127.0.0.1")
+        .await
+        .expect("TLS handshake")
+}
+
+/// A TLS connection to the test server from local address `from` (any 127.x.y.z)
+/// offering only `alpn`, or why there is none (the server closed the connection).
+async fn tls_from(server: &Server, alpn: &[u8], from: &str) -> std::io::Result<TlsStream> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -74,14 +81,13 @@ async fn tls_offering(
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(server.https)
-        .await
-        .expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from.parse().expect("address"), 0))?;
+    let tcp = socket.connect(server.https).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .expect("TLS handshake")
 }
 
 /// Sends `head` (request line and headers, CRLF-separated, without the final blank
@@ -652,6 +658,85 @@ async fn one_address_holding_connections_does_not_lock_out_another() {
         login.body
     );
     drop(held);
+}
+
+/// A live view's WebSocket counts against the connection limits for as long as it is
+/// open, like any connection: one address with 32 of them open (four sessions of
+/// eight) has its next connection closed at once, while another address is served;
+/// closing one lets a new one in. Before, an upgraded connection no longer counted,
+/// so one address could hold connections without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_count_against_the_connections_of_their_address() {
+    // A camera that never answers: its live view opens and waits for frames.
+    let server = Server::start(
+        "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n",
+    )
+    .await;
+    let (mut owner, secret, _) = server.owner().await;
+    let mut cookies = vec![owner.cookie_header()];
+    for _ in 0..3 {
+        let mut browser = server.client();
+        server.advance_secs(30); // a fresh TOTP step: codes are never accepted twice
+        server.login(&mut browser, &secret).await;
+        cookies.push(browser.cookie_header());
+    }
+    // The sessions were made from 127.0.0.1; the live views come from 127.0.0.2,
+    // whose only connections they are.
+    let viewer = server.client_from("127.0.0.2".parse().expect("address"));
+    let mut live = Vec::new();
+    for cookie in &cookies {
+        for _ in 0..8 {
+            live.push(viewer.live_view("porch", cookie).await);
+        }
+    }
+
+    let one_more = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tls_from(&server, b"http/1.1", "127.0.0.2"),
+    )
+    .await;
+    assert!(
+        matches!(one_more, Ok(Err(_))),
+        "a 33rd connection from 127.0.0.2 is closed at once"
+    );
+    assert_eq!(
+        owner.get("/").await.status,
+        200,
+        "another address (127.0.0.1) is served"
+    );
+
+    // The server notices the closed WebSocket when it reads from it.
+    drop(live.pop());
+    let mut tls = accepted_from(&server, "127.0.0.2", 100)
+        .await
+        .expect("a new connection from 127.0.0.2 once a live view closed");
+    tls.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut reply = Vec::new();
+    let _ = tls.read_to_end(&mut reply).await;
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // That connection ended normally (the server closed it after answering): its
+    // place is free again at once, not held.
+    assert!(
+        accepted_from(&server, "127.0.0.2", 5).await.is_some(),
+        "a connection that ended frees its place"
+    );
+}
+
+/// A TLS connection from `from`, trying up to `tries` times 100 ms apart.
+async fn accepted_from(server: &Server, from: &str, tries: usize) -> Option<TlsStream> {
+    for _ in 0..tries {
+        if let Ok(tls) = tls_from(server, b"http/1.1", from).await {
+            return Some(tls);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// A request body trickled a byte at a time does not hold its connection for ever:

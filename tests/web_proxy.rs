@@ -246,26 +246,6 @@ async fn event_stream(server: &Server, forwarded: &str, token: &str) -> reqwest:
     r
 }
 
-/// The porch camera's live view from forwarded client `forwarded`, upgraded to a
-/// WebSocket and held open.
-async fn live_view(server: &Server, forwarded: &str, cookie: &str) -> reqwest::Upgraded {
-    let c = behind_proxy(server, forwarded);
-    let r = c
-        .http
-        .get(format!("{}/cameras/porch/live.ws", c.base))
-        .header("cookie", cookie)
-        .header("origin", format!("https://{}", server.https))
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .expect("handshake");
-    assert_eq!(r.status(), 101);
-    r.upgrade().await.expect("upgraded")
-}
-
 /// Waits (up to 10 s) until a request from `forwarded` is served again: the server
 /// notices a closed connection when it reads from it.
 async fn served_again(server: &Server, forwarded: &str, token: &str) {
@@ -294,7 +274,9 @@ async fn behind_a_trusted_proxy_one_client_cannot_hold_every_request() {
     let token = make_token(&mut owner, "Home Assistant", &["events:read"]).await;
     let a = "203.0.113.5";
 
-    let live = live_view(&server, a, &owner.cookie_header()).await;
+    let live = behind_proxy(&server, a)
+        .live_view("porch", &owner.cookie_header())
+        .await;
     let mut streams = Vec::new();
     for _ in 0..31 {
         streams.push(event_stream(&server, a, &token).await);

@@ -123,20 +123,23 @@ impl HttpBody for HeldBody {
     }
 }
 
-/// A connection's I/O, owning its [`UpgradeHold`]: an upgraded connection keeps the
-/// I/O, so the slot lives exactly as long as the upgraded connection.
-pub struct HoldingIo<T> {
+/// A connection's I/O, owning `held`: what must live exactly as long as the
+/// connection (its [`UpgradeHold`]; the server also puts the connection's places in
+/// its connection limits here). hyper's connection future ends at an upgrade (101),
+/// but the upgraded connection keeps the I/O and drops it when it closes, so only the
+/// I/O knows when the connection is really gone.
+pub struct HoldingIo<T, H> {
     io: T,
-    _hold: UpgradeHold,
+    _held: H,
 }
 
-impl<T> HoldingIo<T> {
-    pub fn new(io: T, hold: UpgradeHold) -> HoldingIo<T> {
-        HoldingIo { io, _hold: hold }
+impl<T, H> HoldingIo<T, H> {
+    pub fn new(io: T, held: H) -> HoldingIo<T, H> {
+        HoldingIo { io, _held: held }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for HoldingIo<T> {
+impl<T: AsyncRead + Unpin, H: Unpin> AsyncRead for HoldingIo<T, H> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -146,7 +149,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for HoldingIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for HoldingIo<T> {
+impl<T: AsyncWrite + Unpin, H: Unpin> AsyncWrite for HoldingIo<T, H> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -3,11 +3,12 @@
 //!
 //! Limits that protect a small machine: at most [`MAX_CONNECTIONS`] connections, and
 //! [`MAX_PER_ADDRESS`] from one client address, so one client cannot take them all
-//! (more are closed at once). A trusted reverse proxy carries every client's
-//! connections, so it has only the overall limit on connections; instead each client
-//! behind it may have [`MAX_PER_ADDRESS`] requests in use at once, counted until the
-//! response has been sent or, for a WebSocket, until the socket closes (more are
-//! answered 429 without reaching the router; see [`super::per_client`]). A TLS
+//! (more are closed at once; an upgraded connection, live view's WebSocket, counts
+//! until it closes). A trusted reverse proxy carries every client's connections, so
+//! it has only the overall limit on connections; instead each client behind it may
+//! have [`MAX_PER_ADDRESS`] requests in use at once, counted until the response has
+//! been sent or, for a WebSocket, until the socket closes (more are answered 429
+//! without reaching the router; see [`super::per_client`]). A TLS
 //! handshake must finish in [`HANDSHAKE_TIMEOUT`], request headers must arrive within
 //! [`HEADER_TIMEOUT`] and fit in [`MAX_HEADER_BYTES`] (hyper answers 431 beyond that;
 //! over HTTP/2, a connection that has asked nothing by then is closed, and at most
@@ -34,14 +35,14 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::client_addr::ClientAddr;
 use super::per_client::{HoldingIo, PerClient, UpgradeHold};
-use super::slots::Slots;
+use super::slots::{Slot, Slots};
 use crate::config::TrustedProxies;
 
 pub const MAX_CONNECTIONS: usize = 256;
@@ -183,6 +184,17 @@ async fn serve_request(app: Router, req: hyper::Request<Incoming>) -> Response {
     response
 }
 
+/// A connection's places in the limits: one of [`MAX_CONNECTIONS`] and, unless the
+/// peer is a trusted proxy, one of [`MAX_PER_ADDRESS`] for its address; dropping it
+/// frees them. Its connection's task holds it until the TLS handshake is done, then
+/// the connection's I/O ([`HoldingIo`]): after an upgrade (live view's WebSocket)
+/// hyper's connection future and the task end while the socket lives on, and it must
+/// still count until it closes.
+struct Places {
+    _all: OwnedSemaphorePermit,
+    _address: Option<Slot<IpAddr>>,
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` turns true. Each request
 /// carries its [`ClientAddr`], resolved here from the peer and `trusted` proxies.
 pub async fn run_https(
@@ -225,6 +237,10 @@ pub async fn run_https(
             tracing::warn!(%peer, "web: too many connections; closing a new one");
             continue;
         };
+        let places = Places {
+            _all: permit,
+            _address: address_slot,
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
@@ -232,7 +248,6 @@ pub async fn run_https(
         let per_client = proxied.then(|| per_client.clone());
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let _permit = (permit, address_slot);
             let tls_stream =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
@@ -250,7 +265,7 @@ pub async fn run_https(
             // six connections per host HTTP/1.1 allows (the seventh tab would wait).
             let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let hold = UpgradeHold::default();
-            let io = TokioIo::new(HoldingIo::new(tls_stream, hold.clone()));
+            let io = TokioIo::new(HoldingIo::new(tls_stream, (hold.clone(), places)));
             let asked = Arc::new(AtomicBool::new(false));
             let seen = asked.clone();
             let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {

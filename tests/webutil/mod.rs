@@ -346,6 +346,25 @@ impl Client {
     pub fn session(&self) -> Option<String> {
         self.cookies.get("__Host-porchlight").cloned()
     }
+
+    /// `camera`'s live view with `cookie`, upgraded to a WebSocket (a connection of
+    /// its own) and held open until dropped; asserts the 101.
+    pub async fn live_view(&self, camera: &str, cookie: &str) -> reqwest::Upgraded {
+        let r = self
+            .http
+            .get(format!("{}/cameras/{camera}/live.ws", self.base))
+            .header("cookie", cookie)
+            .header("origin", &self.base)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+            .await
+            .expect("handshake");
+        assert_eq!(r.status(), 101);
+        r.upgrade().await.expect("upgraded")
+    }
 }
 
 /// Makes an invitation as `owner` on /users; returns the secret from the link's
