@@ -46,6 +46,8 @@ pub enum E2eError {
     NotEnabled,
     #[error("turn end-to-end encryption off before migrating recordings to the master key")]
     StillOn,
+    #[error("a migration to the master key is already running; wait until it has finished")]
+    MigrationRunning,
     #[error("{0}")]
     WeakPassphrase(String),
     #[error("the two passphrases differ")]
@@ -526,6 +528,9 @@ pub fn migrate_all(
     store: &Store,
     viewer: &ViewerSecret,
 ) -> Result<MigrationReport, E2eError> {
+    let Some(_one_run) = store.one_migration() else {
+        return Err(E2eError::MigrationRunning);
+    };
     if !index.e2e_paused()? {
         return Err(E2eError::StillOn);
     }

@@ -98,6 +98,15 @@ mod tests {
         ));
 
         index.set_e2e_paused(true).expect("turned off");
+        let running = store.one_migration().expect("no run yet");
+        assert!(
+            matches!(
+                migrate_all(&index, &store, &viewer),
+                Err(E2eError::MigrationRunning)
+            ),
+            "a second run is refused while one runs"
+        );
+        drop(running);
         let report = migrate_all(&index, &store, &viewer).expect("migrate");
         let expected = MigrationCounts {
             migrated: 1,

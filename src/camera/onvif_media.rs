@@ -11,9 +11,10 @@
 //! 3. if neither gives one, the device-service URL itself (cameras that serve Media
 //!    there);
 //! 4. `GetProfiles`, then `GetStreamUri` (RTP-Unicast over RTSP) per profile, at the
-//!    address found; if that address cannot be reached at all (no connection, or no
-//!    answer within [`TIMEOUT`]) and it is not the device URL, `GetProfiles` is asked
-//!    once more at the device URL, and the Media calls go there.
+//!    address found; if that address refuses the connection and it is not the
+//!    device URL, `GetProfiles` is asked once more at the device URL, and the Media
+//!    calls go there. (Not after a timeout: that call may have reached the camera
+//!    and counted as a failed login.)
 //!
 //! Credentials: the Media calls (step 4) carry a WS-Security UsernameToken
 //! (PasswordDigest). `GetServices` and `GetCapabilities` are `PRE_AUTH` in ONVIF
@@ -100,7 +101,9 @@ pub async fn stream_uris(
         .build()?;
     let media = media_url(&client, device, &login).await?;
     let (media, profiles) = match call(&client, &media, Some(&login), GET_PROFILES).await {
-        Err(OnvifError::Http(e)) if unreachable(&e) && media != *device => {
+        // Only a refused connection: a call that timed out may have reached the camera
+        // (and counted as a failed login), so it is not sent a second time elsewhere.
+        Err(OnvifError::Http(e)) if e.is_connect() && media != *device => {
             tracing::debug!(device = %device, media = %media, "ONVIF Media address: {e}; asking the device URL");
             let profiles = call(&client, device, Some(&login), GET_PROFILES).await?;
             (device.clone(), profiles)
@@ -735,5 +738,43 @@ mod tests {
             *calls.lock().expect("lock"),
             ["GetServices", "GetProfiles+token", "other+token"]
         );
+    }
+
+    /// A Media address that took the call but never answered may have counted a
+    /// failed login: the call is not sent again to the device URL.
+    #[tokio::test]
+    async fn a_media_address_that_timed_out_is_not_asked_again_at_the_device_url() {
+        static SILENT_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        SILENT_PORT.store(
+            silent.local_addr().expect("port").port(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((tcp, _)) = silent.accept().await {
+                held.push(tcp);
+            }
+        });
+        let (device, calls) = soap_server(|body| {
+            let port = SILENT_PORT.load(std::sync::atomic::Ordering::SeqCst);
+            if body.contains("GetServices") {
+                (
+                    200,
+                    services(&format!("http://127.0.0.1:{port}/onvif/Media")),
+                )
+            } else {
+                (200, "<tt:Uri>rtsp://127.0.0.1:554/main</tt:Uri>".to_owned())
+            }
+        })
+        .await;
+        let got = stream_uris(&device, "admin", "pw", 0).await;
+        assert!(
+            matches!(got, Err(OnvifError::Http(ref e)) if e.is_timeout()),
+            "{got:?}"
+        );
+        assert_eq!(*calls.lock().expect("lock"), ["GetServices"]);
     }
 }

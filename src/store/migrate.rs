@@ -14,12 +14,13 @@
 //!    fsynced, so its data key is gone from the disk (with the usual caveat of flash
 //!    media keeping old sectors, see `recover::shred`).
 //!
-//! A deletion racing the migration must not bring the file back. One that shreds
-//! the original before step 2 opens it leaves no name to open: the copy is
-//! discarded. One that shreds it between the open and the rename has zeroed the
-//! slots the handle still reads at step 3: the copy is shredded in its turn. Either
-//! way the migration fails with `NotFound` (`StoreError::is_not_found`). One that
-//! comes after the rename shreds the copy itself.
+//! A deletion racing the migration must not bring the file back, nor leave a key
+//! on the disk. Steps 2 and 3 and every shred (`recover::shred`, open to unlink)
+//! hold one lock (`recover::name_changes`), so a shred runs wholly before or wholly
+//! after them. Before: no name is left to open, the copy is discarded and the
+//! migration fails with `NotFound` (`StoreError::is_not_found`). After: the shred
+//! finds the copy under the name and shreds that. (The slot check at step 3 is
+//! kept as a second line of defence: it costs one read.)
 //!
 //! A leftover `<id>.migrating` of a crash before step 2 is shredded by the next try,
 //! or at start-up ([`Store::discard_migration_leftovers`]).
@@ -120,6 +121,18 @@ impl Store {
 }
 
 impl Store {
+    /// The right to migrate files to the master key, or `None` while another run
+    /// has it: a second run would take the first's half-written `.migrating` copies
+    /// for a crash's leftovers and shred them under it.
+    pub fn one_migration(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.migration.try_lock() {
+            Ok(guard) => Some(guard),
+            // A run that panicked left nothing to protect but its leftovers.
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Removes every `<id>.migrating` copy a crash or a failed migration left (see
     /// the module doc); returns their paths. Only while no migration runs: at
     /// start-up, or by `check --repair` with the daemon stopped.
@@ -146,7 +159,10 @@ impl Store {
 /// and 3 of the module doc). On an error before the rename, the copy is discarded:
 /// it holds the video under a data key wrapped by the master key, which nothing
 /// else would ever delete.
-fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
+pub(super) fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
+    // Until the original's slots are zeroed, no shred may run between our open and
+    // our rename (see `recover::name_changes`); released before discarding a copy.
+    let names = recover::name_changes();
     let original = match super::regular::open_regular(
         path,
         super::regular::Access::ReadWrite,
@@ -154,6 +170,7 @@ fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
     ) {
         Ok(file) => file,
         Err(e) => {
+            drop(names);
             discard_copy(temp);
             return Err(e);
         }
@@ -173,6 +190,7 @@ fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
     }) {
         Ok(slots) => slots,
         Err(e) => {
+            drop(names);
             discard_copy(temp);
             return Err(e);
         }
@@ -185,7 +203,7 @@ fn swap_in_copy(path: &Path, temp: &Path) -> Result<(), StoreError> {
     let read = original.read_exact_at(&mut old_slots, slots.start as u64);
     if read.is_ok() && old_slots.iter().all(|&b| b == 0) {
         tracing::warn!(path = %path.display(), "deleted during its migration: the copy is shredded too");
-        recover::shred(path)?;
+        recover::shred_locked(path)?;
         return Err(StoreError::io(
             "migrate (deleted meanwhile)",
             path,
@@ -324,15 +342,7 @@ mod tests {
             .expect("sealed");
         let path = store.thumbnail_path(&camera, event);
         // The finished copy under the master key (a thumbnail of the mode off).
-        let temp = path.with_extension(MIGRATING_EXTENSION);
-        store
-            .write_thumbnail(&camera, crate::model::EventId(10), 5, b"jpeg")
-            .expect("copy");
-        fs::rename(
-            store.thumbnail_path(&camera, crate::model::EventId(10)),
-            &temp,
-        )
-        .expect("stand in for the copy");
+        let temp = finished_copy_for(&store, &camera, &path);
         // The first half of a shred: its key slots overwritten, not yet unlinked.
         let bytes = fs::read(&path).expect("read");
         let slots = format::key_slot_range(&bytes).expect("a version 2 header");
@@ -351,6 +361,70 @@ mod tests {
             "the copy took the deleted thumbnail's place"
         );
         assert!(!temp.exists());
+    }
+
+    /// A finished migration copy (a thumbnail under the master key) beside `path`.
+    fn finished_copy_for(store: &Store, camera: &CameraId, path: &Path) -> PathBuf {
+        let temp = path.with_extension(MIGRATING_EXTENSION);
+        let stand_in = crate::model::EventId(10);
+        store
+            .write_thumbnail(camera, stand_in, 5, b"jpeg")
+            .expect("copy");
+        fs::rename(store.thumbnail_path(camera, stand_in), &temp).expect("stand in for the copy");
+        temp
+    }
+
+    /// A deletion's shred has opened the original when the migration wants to swap
+    /// its copy in. Unserialised, the migration renamed the copy over the name and
+    /// zeroed the original, and the shred then unlinked the copy with its key slot
+    /// intact. Now the migration waits for the shred, finds no name, and the copy is
+    /// shredded: no key of either is left.
+    #[test]
+    fn a_shred_racing_a_migration_never_unlinks_the_copy_with_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_or_create(&dir.path().join("data"), &dir.path().join("keys"))
+            .expect("store");
+        let camera: CameraId = "porch".parse().expect("camera");
+        let event = crate::model::EventId(9);
+        store
+            .write_thumbnail(&camera, event, 5, b"jpeg")
+            .expect("original");
+        let path = store.thumbnail_path(&camera, event);
+        let temp = finished_copy_for(&store, &camera, &path);
+        // The copy's inode, to look at its key slot whatever name it ends under.
+        let copy = fs::File::open(&temp).expect("open copy");
+        let slots = format::key_slot_range(&fs::read(&temp).expect("read")).expect("header");
+
+        let (swapped_tx, swapped_rx) = std::sync::mpsc::channel();
+        let (p, t) = (path.clone(), temp.clone());
+        recover::tests::on_shred_of(
+            &path,
+            Box::new(move || {
+                let migration = std::thread::spawn(move || {
+                    let result = swap_in_copy(&p, &t);
+                    let _ = swapped_tx.send(());
+                    result
+                });
+                // Serialised, the migration cannot finish while this shred runs:
+                // give it a while, then let the shred go on.
+                let _ = swapped_rx.recv_timeout(std::time::Duration::from_secs(2));
+                drop(migration);
+            }),
+        );
+        recover::shred(&path).expect("shred");
+        // The migration thread (detached above) finishes once the shred is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while temp.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut slot = vec![1u8; slots.len()];
+        copy.read_exact_at(&mut slot, slots.start as u64)
+            .expect("read the copy's slot");
+        assert!(
+            slot.iter().all(|&b| b == 0),
+            "the copy was unlinked with its key slot intact"
+        );
+        assert!(!path.exists() && !temp.exists());
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub struct Store {
     recipients: RwLock<Vec<ViewerPublicKey>>,
     /// Counts changes of `recipients`, so a recording open across one can roll over.
     recipients_generation: std::sync::atomic::AtomicU64,
+    /// Held by the one migration to the master key that may run ([`Store::one_migration`]).
+    migration: std::sync::Mutex<()>,
 }
 
 impl Store {
@@ -254,6 +256,7 @@ impl Store {
             master,
             recipients: RwLock::new(Vec::new()),
             recipients_generation: Default::default(),
+            migration: std::sync::Mutex::new(()),
         })
     }
 

@@ -188,6 +188,24 @@ pub fn recover_as(
 /// flash media an overwrite may leave the old sector in the device's spare area;
 /// the overwrite narrows recovery of deleted recordings, it is not a guarantee.
 pub fn shred(path: &Path) -> Result<(), StoreError> {
+    let _names = name_changes();
+    shred_locked(path)
+}
+
+/// Held by a shred from its open to its unlink, and by a migration from opening the
+/// original to zeroing it (`migrate.rs`). Unserialised, a shred that opened the
+/// original could unlink the migration's copy renamed over it, leaving the copy's
+/// key slot on the disk. Process-wide: each is short, and retention runs one at a
+/// time anyway.
+static NAME_CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`NAME_CHANGES`] (a poisoned lock guards no data: taken all the same).
+pub(super) fn name_changes() -> std::sync::MutexGuard<'static, ()> {
+    NAME_CHANGES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`shred`], for a caller already holding [`name_changes`].
+pub(super) fn shred_locked(path: &Path) -> Result<(), StoreError> {
     let file = match super::regular::open_regular(path, Access::ReadWrite, "open for shredding") {
         Ok(f) => f,
         // Already gone: make its removal durable, unless the directory is gone too
@@ -208,6 +226,8 @@ pub fn shred(path: &Path) -> Result<(), StoreError> {
         }
         Err(e) => return Err(e),
     };
+    #[cfg(test)]
+    tests::between_open_and_zeroing(path);
     let mut prefix = [0u8; 36];
     let got = format::read_up_to(&file, path, &mut prefix, 0)?;
     if got < 10 || prefix[..8] != MAGIC {
@@ -247,7 +267,38 @@ pub fn shred(path: &Path) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    /// What a test runs when `shred` of one path has opened it, before zeroing.
+    type ShredHook = (PathBuf, Box<dyn FnOnce() + Send>);
+    static BETWEEN_OPEN_AND_ZEROING: std::sync::Mutex<Option<ShredHook>> =
+        std::sync::Mutex::new(None);
+
+    /// Runs `hook` (once) when a shred of `path` has opened it.
+    pub(in crate::store) fn on_shred_of(path: &Path, hook: Box<dyn FnOnce() + Send>) {
+        *BETWEEN_OPEN_AND_ZEROING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((path.to_owned(), hook));
+    }
+
+    /// The seam `shred` calls between its open and its zeroing (tests only).
+    pub(super) fn between_open_and_zeroing(path: &Path) {
+        let hook = {
+            let mut slot = BETWEEN_OPEN_AND_ZEROING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match slot.take() {
+                Some((p, hook)) if p == path => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
     use super::*;
     use crate::store::crypto::WrappedKey;
     use crate::store::format::WRAPPED_KEY_OFFSET;

@@ -579,7 +579,10 @@ pub async fn migrate(
         .ok_or_else(|| WebError::Locked("migration".into()))?;
     let (index, store) = (state.index.clone(), state.store.clone());
     let report = blocking(move || {
-        e2e::migrate_all(&index, &store, &viewer).map_err(|e| WebError::Internal(e.to_string()))
+        e2e::migrate_all(&index, &store, &viewer).map_err(|e| match e {
+            E2eError::MigrationRunning => WebError::Conflict(e.to_string()),
+            e => WebError::Internal(e.to_string()),
+        })
     })
     .await?;
     state.layouts.clear();
