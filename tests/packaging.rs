@@ -105,7 +105,7 @@ fn unit_runs_the_packaged_binary_as_notify_service_with_watchdog_and_own_user() 
         "/usr/bin/porchlight serve --config /etc/porchlight/porchlight.toml"
     );
     // `systemctl reload` reloads the HTTPS certificate (tests/web_certificate.rs).
-    assert_eq!(one("ExecReload"), "/bin/kill -HUP $MAINPID");
+    assert_eq!(one("ExecReload"), r#"/bin/sh -c 'kill -HUP "$MAINPID"'"#);
     assert!(one("WatchdogSec").ends_with('s'), "WatchdogSec in seconds");
     assert_eq!(one("Restart"), "on-failure");
     assert_eq!(one("User"), "porchlight");
