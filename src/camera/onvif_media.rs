@@ -257,7 +257,12 @@ async fn call(
     let status = response.status();
     let answer = read_answer(&mut response).await;
     if status.is_success() {
-        return answer;
+        // Some cameras refuse with 200 and a fault: a refusal all the same, so that
+        // a device call is asked again with the token and a Media call stops.
+        return match answer {
+            Ok(a) if not_authorized_fault(&a) => Err(OnvifError::NotAuthorized(status.as_u16())),
+            other => other,
+        };
     }
     // An error answer that cannot be read (too large, cut off) says nothing more
     // than its status.
@@ -679,22 +684,7 @@ mod tests {
     #[tokio::test]
     async fn a_device_call_refused_without_the_token_is_asked_again_with_it() {
         // A camera that wants the token on GetServices too (not ONVIF's rule).
-        let (device, calls) = soap_server(|body| {
-            if !body.contains("UsernameToken") {
-                (400, NOT_AUTHORIZED.to_owned())
-            } else if body.contains("GetServices") {
-                (200, services("http://127.0.0.1:2/onvif/Media"))
-            } else {
-                (400, "<s:Fault/>".to_owned())
-            }
-        })
-        .await;
-        let got = media_url(&client(), &device, &login()).await.expect("url");
-        assert_eq!(got.as_str(), "http://127.0.0.1:2/onvif/Media");
-        assert_eq!(
-            *calls.lock().expect("lock"),
-            ["GetServices", "GetServices+token"]
-        );
+        services_asked_again_with_the_token(400).await;
 
         // Once it asked for the token, GetCapabilities carries it at once.
         let (device, calls) = soap_server(|body| {
@@ -712,6 +702,38 @@ mod tests {
         assert_eq!(
             *calls.lock().expect("lock"),
             ["GetServices", "GetServices+token", "GetCapabilities+token"]
+        );
+    }
+
+    /// A camera that refuses with HTTP 200 and a `NotAuthorized` fault.
+    #[tokio::test]
+    async fn a_refusal_sent_with_status_200_is_a_refusal_too() {
+        services_asked_again_with_the_token(200).await;
+    }
+
+    /// Against a camera refusing GetServices without the token (`NotAuthorized`
+    /// fault with HTTP `status`): it is asked again with it, and its answer used.
+    async fn services_asked_again_with_the_token(status: u16) {
+        /// The camera, refusing with HTTP `STATUS`.
+        fn camera<const STATUS: u16>(body: &str) -> (u16, String) {
+            if !body.contains("UsernameToken") {
+                (STATUS, NOT_AUTHORIZED.to_owned())
+            } else if body.contains("GetServices") {
+                (200, services("http://127.0.0.1:2/onvif/Media"))
+            } else {
+                (400, "<s:Fault/>".to_owned())
+            }
+        }
+        let answer: fn(&str) -> (u16, String) = match status {
+            200 => camera::<200>,
+            _ => camera::<400>,
+        };
+        let (device, calls) = soap_server(answer).await;
+        let got = media_url(&client(), &device, &login()).await.expect("url");
+        assert_eq!(got.as_str(), "http://127.0.0.1:2/onvif/Media");
+        assert_eq!(
+            *calls.lock().expect("lock"),
+            ["GetServices", "GetServices+token"]
         );
     }
 
