@@ -41,8 +41,13 @@ pub(super) fn migrate(
                 }
             }
             Err(StoreError::NotARecipient { .. }) => counts.not_mine += 1,
-            // Deleted during its migration: the store did not bring it back.
-            Err(e) if e.is_not_found() && !still_has_thumbnail(index, &event)? => {}
+            // Deleted during its migration (the store did not bring it back), or
+            // being deleted: retention shreds the thumbnail before it removes the
+            // event. Not a failure of the migration; a file lost otherwise is
+            // `check`'s to report.
+            Err(e) if e.is_not_found() => {
+                tracing::info!(event = %event.id, camera = %event.camera, "thumbnail gone during its migration (deleted meanwhile)");
+            }
             Err(e) => {
                 tracing::error!(event = %event.id, camera = %event.camera, "cannot migrate a thumbnail to the master key: {e}");
                 counts.failed += 1;
@@ -133,5 +138,25 @@ mod tests {
                 Err(StoreError::EndToEnd { .. })
             ));
         }
+    }
+
+    /// Retention shreds a thumbnail before it removes the event: a migration in
+    /// between finds the file gone and counts nothing, not a failure.
+    #[test]
+    fn a_thumbnail_shredded_before_its_event_is_removed_is_not_a_failure() {
+        let (_dir, store, index) = crate::testutil::store_and_index();
+        let (mine, viewer) = quick_viewer("mine");
+        let camera: CameraId = "porch".parse().expect("camera");
+        store
+            .set_recipients(vec![mine.public_key().clone()])
+            .expect("on");
+        event_of(&store, &index, &camera, RecordingId(1), 1);
+        store.set_recipients(Vec::new()).expect("off");
+        store
+            .shred_thumbnail(&camera, EventId(1))
+            .expect("retention's first step");
+        index.set_e2e_paused(true).expect("turned off");
+        let report = migrate_all(&index, &store, &viewer).expect("migrate");
+        assert_eq!(report.thumbnails, MigrationCounts::default());
     }
 }
