@@ -7,16 +7,20 @@ CARGO ?= cargo
 # Tests: GStreamer's RTSP server (the test camera), ffmpeg/ffprobe (independent
 # decoder checks), Chromium + chromedriver (web UI browser tests), aiosmtpd (a real
 # SMTP server for alert mail), python3-zeroconf (the test camera announces itself over
-# mDNS for the discovery tests and `make demo`).
+# mDNS for the discovery tests and `make demo`), nginx and Caddy (the README's
+# reverse-proxy snippets are run in them).
 DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	ffmpeg systemd time procps \
-	chromium chromium-driver python3-aiosmtpd python3-zeroconf
+	chromium chromium-driver python3-aiosmtpd python3-zeroconf nginx caddy
 
 .PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web soak fuzz-deps fuzz
 
+# While installing, a policy-rc.d (unless the machine has one) keeps the packages'
+# services from starting, and nginx and Caddy, when installed here, are disabled
+# again: the tests run their own on loopback ports, nothing should serve port 80.
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -24,7 +28,13 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run 'make deps' as root"; exit 1; fi; \
 	  echo "installing:$$missing"; \
+	  policy=/usr/sbin/policy-rc.d; added=""; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && added=1; fi; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  status=$$?; if [ -n "$$added" ]; then rm -f $$policy; fi; \
+	  for s in nginx caddy; do case " $$missing " in *" $$s "*) \
+	    systemctl disable --quiet $$s 2>/dev/null || true;; esac; done; \
+	  exit $$status; \
 	fi
 
 build: deps

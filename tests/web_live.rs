@@ -16,7 +16,7 @@ use common::camera::{CameraOptions, TestCamera};
 use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::{self, client::danger, pki_types};
-use webutil::Server;
+use webutil::{read_message, Server};
 
 /// Accepts exactly one certificate: the server's, read from its data directory.
 #[derive(Debug)]
@@ -72,21 +72,6 @@ fn digest(data: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     data.hash(&mut h);
     h.finish()
-}
-
-/// Reads one WebSocket message (server frames are unmasked; no fragmentation here).
-async fn read_message<S: AsyncReadExt + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    s.read_exact(&mut head).await.expect("frame header");
-    let opcode = head[0] & 0x0f;
-    let len = match head[1] & 0x7f {
-        126 => u64::from(s.read_u16().await.expect("len16")),
-        127 => s.read_u64().await.expect("len64"),
-        n => u64::from(n),
-    };
-    let mut payload = vec![0; len as usize];
-    s.read_exact(&mut payload).await.expect("payload");
-    (opcode, payload)
 }
 
 /// The offset of box `fourcc` inside `data` (a flat search, enough for our boxes).

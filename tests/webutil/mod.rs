@@ -150,7 +150,11 @@ impl Server {
 
     /// Creates the owner and enrols TOTP; returns the logged-in client and the secret.
     pub async fn owner(&self) -> (Client, String, Vec<String>) {
-        let mut c = self.client();
+        self.owner_on(self.client()).await
+    }
+
+    /// [`owner`](Self::owner) from client `c` (e.g. one that goes through a proxy).
+    pub async fn owner_on(&self, mut c: Client) -> (Client, String, Vec<String>) {
         let r = c
             .post(
                 "/setup",
@@ -365,6 +369,22 @@ impl Client {
         assert_eq!(r.status(), 101);
         r.upgrade().await.expect("upgraded")
     }
+}
+
+/// Reads one WebSocket message from the server (its frames are unmasked; it does not
+/// fragment): the opcode and the payload.
+pub async fn read_message<S: tokio::io::AsyncReadExt + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.expect("frame header");
+    let opcode = head[0] & 0x0f;
+    let len = match head[1] & 0x7f {
+        126 => u64::from(s.read_u16().await.expect("len16")),
+        127 => s.read_u64().await.expect("len64"),
+        n => u64::from(n),
+    };
+    let mut payload = vec![0; len as usize];
+    s.read_exact(&mut payload).await.expect("payload");
+    (opcode, payload)
 }
 
 /// Makes an invitation as `owner` on /users; returns the secret from the link's
