@@ -672,23 +672,7 @@ async fn live_views_count_against_the_connections_of_their_address() {
         "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n",
     )
     .await;
-    let (mut owner, secret, _) = server.owner().await;
-    let mut cookies = vec![owner.cookie_header()];
-    for _ in 0..3 {
-        let mut browser = server.client();
-        server.advance_secs(30); // a fresh TOTP step: codes are never accepted twice
-        server.login(&mut browser, &secret).await;
-        cookies.push(browser.cookie_header());
-    }
-    // The sessions were made from 127.0.0.1; the live views come from 127.0.0.2,
-    // whose only connections they are.
-    let viewer = server.client_from("127.0.0.2".parse().expect("address"));
-    let mut live = Vec::new();
-    for cookie in &cookies {
-        for _ in 0..8 {
-            live.push(viewer.live_view("porch", cookie).await);
-        }
-    }
+    let (mut owner, mut live) = all_places_in_live_views(&server).await;
 
     let one_more = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -726,6 +710,65 @@ async fn live_views_count_against_the_connections_of_their_address() {
         accepted_from(&server, "127.0.0.2", 5).await.is_some(),
         "a connection that ended frees its place"
     );
+}
+
+/// A live view whose viewer vanished without closing (no FIN, no RST: here a client
+/// that completed the upgrade, then neither reads nor answers) is pinged after 15 s of
+/// silence and closed 30 s later, so its place is free again within a minute. Before,
+/// with the camera sending nothing, it held its place until its session ended (30 min
+/// idle, 12 h at most). Takes about 50 s: the server's own timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_whose_viewer_vanished_free_their_places() {
+    // A camera that never answers: nothing is ever written to the sockets.
+    let server = Server::start(
+        "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"off\"\n",
+    )
+    .await;
+    let (_owner, mut live) = all_places_in_live_views(&server).await;
+    assert!(
+        tls_from(&server, b"http/1.1", "127.0.0.2").await.is_err(),
+        "all of 127.0.0.2's places are held"
+    );
+
+    // 45 s (ping after 15 s, 30 s to answer) and some slack.
+    let tls = accepted_from(&server, "127.0.0.2", 700)
+        .await
+        .expect("a new connection from 127.0.0.2 once its silent live views were closed");
+    drop(tls);
+    // What the vanished viewer would have read: a ping, then the end of the socket.
+    let mut head = [0u8; 2];
+    let view = live.first_mut().expect("a live view");
+    view.read_exact(&mut head).await.expect("a frame");
+    assert_eq!(head[0] & 0x0f, 0x9, "a ping");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        view.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the server closed the socket");
+}
+
+/// Four sessions of the owner's, each with eight live views of `porch` open from
+/// 127.0.0.2 (made from 127.0.0.1): all 32 places of 127.0.0.2. Returns the owner.
+async fn all_places_in_live_views(server: &Server) -> (Client, Vec<reqwest::Upgraded>) {
+    let (owner, secret, _) = server.owner().await;
+    let mut cookies = vec![owner.cookie_header()];
+    for _ in 0..3 {
+        let mut browser = server.client();
+        server.advance_secs(30); // a fresh TOTP step: codes are never accepted twice
+        server.login(&mut browser, &secret).await;
+        cookies.push(browser.cookie_header());
+    }
+    // The live views' connections are the only ones from 127.0.0.2.
+    let viewer = server.client_from("127.0.0.2".parse().expect("address"));
+    let mut live = Vec::new();
+    for cookie in &cookies {
+        for _ in 0..8 {
+            live.push(viewer.live_view("porch", cookie).await);
+        }
+    }
+    (owner, live)
 }
 
 /// A TLS connection from `from`, trying up to `tries` times 100 ms apart.

@@ -16,15 +16,20 @@
 //! Otherwise the daemon's live-view hook is called, which keeps a "live view"
 //! recording going for cameras in `events` mode.
 //!
-//! The client sends nothing but close and ping frames, so messages and frames from it
-//! are limited to [`MAX_CLIENT_MESSAGE`] (axum's default of 64 MiB would be read and
-//! thrown away); a bigger one ends the socket. A session holds at most
-//! [`MAX_PER_SESSION`] live views at once (a wall of cameras fits; a loop does not).
+//! The client sends nothing but close, ping and pong frames, so messages and frames
+//! from it are limited to [`MAX_CLIENT_MESSAGE`] (axum's default of 64 MiB would be
+//! read and thrown away); a bigger one ends the socket. A viewer silent for
+//! [`viewer::PING_AFTER`] is sent a ping (browsers answer it by themselves); one that
+//! answers nothing within [`viewer::ANSWER_WITHIN`], or does not take a message within
+//! that time (a peer gone without closing: lid shut, Wi-Fi lost), is taken as gone and
+//! its socket dropped, which frees its places in the connection limits. A session
+//! holds at most [`MAX_PER_SESSION`] live views at once (a wall of cameras fits; a
+//! loop does not).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -36,8 +41,11 @@ use super::pages::cameras::known_camera;
 use super::{WebError, WebState};
 use crate::auth::policy::{Action, Object};
 use crate::camera::CameraHandle;
-use crate::model::{Frame, VideoParams, TIMESCALE};
+use crate::model::{CameraId, Frame, VideoParams, TIMESCALE};
 use crate::store::mp4::{fragment, init_segment, Sample, TrackParams};
+use viewer::{Gone, Viewer, PATIENCE};
+
+mod viewer;
 
 /// How often an open live view re-triggers the recorder.
 pub const RETRIGGER: Duration = Duration::from_secs(5);
@@ -111,12 +119,8 @@ fn start_messages(frame: &Frame) -> Option<(String, Vec<u8>)> {
     Some((info.to_string(), init))
 }
 
-async fn stream(
-    mut socket: WebSocket,
-    camera: Arc<CameraHandle>,
-    state: WebState,
-    session: [u8; 32],
-) {
+async fn stream(socket: WebSocket, camera: Arc<CameraHandle>, state: WebState, session: [u8; 32]) {
+    let mut viewer = Viewer::new(socket, PATIENCE);
     let id = camera.id().clone();
     let mut frames = camera.subscribe();
     let mut shutdown = state.shutdown.clone();
@@ -128,19 +132,17 @@ async fn stream(
     loop {
         let frame = tokio::select! {
             f = frames.recv() => f,
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => continue,
+            heard = viewer.listen() => match heard {
+                Ok(()) => continue,
+                Err(gone) => {
+                    ended(&id, &gone);
+                    break;
+                }
             },
             _ = retrigger.tick() => {
                 if !still_allowed(&state, session, Action::LiveView, Object::Camera(&id)).await {
                     tracing::info!(camera = %id, "live view: the session may no longer watch");
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame {
-                            code: SESSION_ENDED,
-                            reason: "session ended".into(),
-                        })))
-                        .await;
+                    viewer.close(SESSION_ENDED, "session ended").await;
                     break;
                 }
                 // Saving the camera's settings (or removing it) replaces its handle; this
@@ -148,12 +150,7 @@ async fn stream(
                 let current = state.registry.get(&id);
                 if !current.is_some_and(|c| Arc::ptr_eq(&c, &camera)) {
                     tracing::info!(camera = %id, "live view: the camera was changed or removed");
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame {
-                            code: STREAM_RESTARTED,
-                            reason: "camera changed".into(),
-                        })))
-                        .await;
+                    viewer.close(STREAM_RESTARTED, "camera changed").await;
                     break;
                 }
                 (state.live_view)(&id);
@@ -172,12 +169,7 @@ async fn stream(
         };
         if let Some(t) = &timeline {
             if t.session != frame.session || t.params != frame.params {
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: STREAM_RESTARTED,
-                        reason: "stream restarted".into(),
-                    })))
-                    .await;
+                viewer.close(STREAM_RESTARTED, "stream restarted").await;
                 break;
             }
         }
@@ -192,9 +184,12 @@ async fn stream(
                     tracing::warn!(camera = %id, "live view: the camera's parameters cannot be put in MP4");
                     break;
                 };
-                if socket.send(Message::Text(info.into())).await.is_err()
-                    || socket.send(Message::Binary(init.into())).await.is_err()
-                {
+                let sent = match viewer.send(Message::Text(info.into())).await {
+                    Ok(()) => viewer.send(Message::Binary(init.into())).await,
+                    Err(gone) => Err(gone),
+                };
+                if let Err(gone) = sent {
+                    ended(&id, &gone);
                     break;
                 }
                 timeline.insert(Timeline {
@@ -222,9 +217,20 @@ async fn stream(
         let Ok(fragment) = fragment(t.sequence, decode_time, &[sample]) else {
             continue;
         };
-        if socket.send(Message::Binary(fragment.into())).await.is_err() {
+        if let Err(gone) = viewer.send(Message::Binary(fragment.into())).await {
+            ended(&id, &gone);
             break;
         }
     }
     tracing::info!(camera = %id, "live view closed");
+}
+
+/// Logs why the viewer's socket ended: a viewer given up on at info, the rest at debug.
+fn ended(camera: &CameraId, gone: &Gone) {
+    match gone {
+        Gone::Silent(_) | Gone::Stuck(_) => {
+            tracing::info!(%camera, "live view: {gone}; taken as gone")
+        }
+        Gone::Closed | Gone::Failed(_) => tracing::debug!(%camera, "live view: {gone}"),
+    }
 }
