@@ -671,7 +671,9 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
             &[("csrf", &csrf(&users))],
         )
         .await;
-    assert_eq!((r.status, r.location()), (303, "/users"), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), "no-store");
+    let reset_code = webutil::reenrolment_code(&r.body);
 
     // Their open browser is out at once; the list says they must enrol.
     assert_eq!(guest.get("/").await.location(), "/login");
@@ -698,14 +700,22 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
     let r = again
         .post(
             "/enrol",
-            &[("csrf", &token), ("code", &server.code(&old_secret))],
+            &[
+                ("csrf", &token),
+                ("code", &server.code(&old_secret)),
+                ("reset_code", &reset_code),
+            ],
         )
         .await;
     assert_eq!(r.status, 401, "the old app's code does not enrol");
     let r = again
         .post(
             "/enrol",
-            &[("csrf", &token), ("code", &server.code(&new_secret))],
+            &[
+                ("csrf", &token),
+                ("code", &server.code(&new_secret)),
+                ("reset_code", &reset_code),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -725,6 +735,10 @@ async fn the_owner_resets_a_shared_users_two_step_and_they_must_enrol_again() {
     assert!(
         log.contains("audit-two_factor_changed") && log.contains("reset by the owner"),
         "{log}"
+    );
+    assert!(
+        log.contains("re-enrolment code") && !log.contains(&reset_code),
+        "a code was issued, and it is not in the log: {log}"
     );
 }
 

@@ -312,3 +312,127 @@ async fn changing_the_password_logs_out_other_devices_and_raises_a_notice() {
     let r = again.post_login(webutil::OWNER, GUEST_PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/login/code"));
 }
+
+/// The owner's Users row for `name`: its user id.
+fn user_id_on(users: &str, name: &str) -> String {
+    users
+        .split("<tr id=\"user-")
+        .find(|row| row.contains(&format!("<td>{name}</td>")))
+        .and_then(|row| row.split('"').next())
+        .expect("the user's row")
+        .to_owned()
+}
+
+/// Resets `name`'s two-step verification from /users; returns the owner's answer.
+async fn reset_two_step(owner: &mut Client, name: &str) -> webutil::Reply {
+    let users = owner.get("/users").await.body;
+    let id = user_id_on(&users, name);
+    owner
+        .post(
+            &format!("/users/{id}/reset-two-step"),
+            &[("csrf", &csrf(&users))],
+        )
+        .await
+}
+
+/// Logs in as the guest with the password only and posts /enrol with a valid code of
+/// the new app and `reset_code` (none if empty); returns the client and the answer.
+async fn enrol_after_reset(server: &Server, reset_code: &str) -> (Client, webutil::Reply) {
+    let mut c = server.client();
+    let r = c.post_login(GUEST, GUEST_PASSWORD).await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    let page = c.get("/enrol").await;
+    let totp = totp_secret(&page.body);
+    let token = csrf(&page.body);
+    let code = server.code(&totp);
+    let mut form = vec![("csrf", token.as_str()), ("code", code.as_str())];
+    if !reset_code.is_empty() {
+        form.push(("reset_code", reset_code));
+    }
+    let r = c.post("/enrol", &form).await;
+    (c, r)
+}
+
+/// After the owner resets someone's two-step verification, their password alone is
+/// not a login: whoever enrols first (someone who phished the password and then asked
+/// the owner for a reset) also needs the owner's one-time code, which works once; a
+/// wrong one counts as a failed login, and abandoning there alerts the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_two_step_reset_the_password_alone_does_not_enrol() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
+    let (mut guest, r) = accept(&server, &secret, GUEST).await;
+    assert_eq!((r.status, r.location()), (303, "/enrol"), "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+    let reset = reset_two_step(&mut owner, GUEST).await;
+
+    // With the password and a valid code of the attacker's own app, but no or a wrong
+    // owner's code: no session that opens anything.
+    server.advance_secs(30);
+    let (mut attacker, r) = enrol_after_reset(&server, "").await;
+    assert_eq!(r.status, 401, "no owner's code: {}", r.body);
+    assert_eq!(attacker.get("/").await.location(), "/enrol");
+    let page = attacker.get("/enrol").await;
+    assert!(page.body.contains("id=\"reset-code\""), "{}", page.body);
+    let (mut attacker, r) = enrol_after_reset(&server, "AAAA-BBBB-CCCC-DDDD").await;
+    assert_eq!(r.status, 401, "a wrong owner's code: {}", r.body);
+    assert_eq!(attacker.get("/").await.location(), "/enrol");
+    let failed = owner.get("/activity?kind=login_failed").await.body;
+    assert!(
+        failed.contains("reset code"),
+        "counted as failures: {failed}"
+    );
+
+    // The attacker gives up at enrolment: the user is told their password was used.
+    server.advance_secs(11 * 60);
+    assert_eq!(attacker.get("/").await.location(), "/login");
+
+    // The owner's code, handed over in person, enrols; shown once, never logged.
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert_eq!(reset.header("cache-control"), "no-store");
+    let first = webutil::reenrolment_code(&reset.body);
+    let (mut user, r) = enrol_after_reset(&server, &first).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(webutil::recovery_codes(&r.body).len(), 10);
+    assert_eq!(user.get("/").await.status, 200);
+    let alerts = user.get("/alerts").await.body;
+    assert!(
+        alerts.contains("password was entered correctly"),
+        "{alerts}"
+    );
+    let log = owner.get("/activity?kind=two_factor_changed").await.body;
+    assert!(log.contains("re-enrolment code"), "{log}");
+    assert!(!log.contains(&first), "the code itself is never in the log");
+
+    // The code works once: after another reset only the new code enrols.
+    let reset = reset_two_step(&mut owner, GUEST).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let second = webutil::reenrolment_code(&reset.body);
+    assert_ne!(second, first);
+    server.advance_secs(30);
+    let (mut c, r) = enrol_after_reset(&server, &first).await;
+    assert_eq!(r.status, 401, "a used code: {}", r.body);
+    assert_eq!(c.get("/").await.location(), "/enrol");
+    server.advance_secs(30);
+    let (mut c, r) = enrol_after_reset(&server, &second).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(c.get("/").await.status, 200);
+}
+
+/// The owner's code expires after seven days; then only another reset helps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_reenrolment_code_expires() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = webutil::invite(&mut owner, "grandma").await;
+    let (mut guest, _) = accept(&server, &secret, GUEST).await;
+    webutil::enrol_with(&server, &mut guest).await;
+    let reset = reset_two_step(&mut owner, GUEST).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let code = webutil::reenrolment_code(&reset.body);
+    server.advance_secs(7 * 24 * 3600 + 60);
+    let (mut c, r) = enrol_after_reset(&server, &code).await;
+    assert_eq!(r.status, 401, "an expired code: {}", r.body);
+    assert_eq!(c.get("/").await.location(), "/enrol");
+}

@@ -7,7 +7,8 @@
 //! authentication failure for "NAME" from ADDRESS: REASON
 //! ```
 //!
-//! (NAME is escaped; REASON is `password`, `code`, `setup code` or `throttled`.)
+//! (NAME is escaped; REASON is `password`, `code`, `reset code`, `setup code` or
+//! `throttled`.)
 
 use sha2::{Digest, Sha256};
 
@@ -22,6 +23,15 @@ use crate::index::{
     UserId,
 };
 use crate::store::Store;
+
+/// Why an enrolment was not stored.
+#[derive(Clone, Copy)]
+enum EnrolRefusal {
+    /// Enrolled meanwhile (another tab): this login step is over.
+    AlreadyEnrolled,
+    /// The owner's re-enrolment code was missing, wrong or expired.
+    ResetCode,
+}
 
 /// Known devices remembered per user.
 const MAX_KNOWN_DEVICES: usize = 32;
@@ -263,6 +273,7 @@ impl Auth {
             recovery_codes: Vec::new(),
             created_micros: self.now(),
             known_devices: Vec::new(),
+            reenrolment: None,
         })
     }
 
@@ -470,12 +481,15 @@ impl Auth {
         Ok(secret)
     }
 
-    /// Confirms enrolment with a code from the new authenticator; returns the full
-    /// session and the ten recovery codes (shown once, stored hashed).
+    /// Confirms enrolment with a code from the new authenticator and, after the owner
+    /// reset the account's two-step verification, the owner's one-time re-enrolment
+    /// code (`reset_code`, ignored otherwise); returns the full session and the ten
+    /// recovery codes (shown once, stored hashed).
     pub async fn finish_enrolment(
         &self,
         current: &Session,
         code: &str,
+        reset_code: &str,
         client: &ClientInfo,
     ) -> Result<(Issued, Vec<String>), AuthError> {
         if current.entry.stage != SessionStage::Enrolment || current.user.totp.is_some() {
@@ -484,15 +498,16 @@ impl Auth {
         let user = &current.user;
         let keys = self.throttle_keys(&user.username, Some(user), client);
         let _attempt = self.enter_attempt(&user.username, &keys, client).await?;
-        let (s, code, c) = (current.clone(), code.to_owned(), client.clone());
-        self.off_thread(move |auth| auth.check_enrolment(&s, &code, &c, &keys))
+        let (s, c) = (current.clone(), client.clone());
+        let codes = (code.to_owned(), reset_code.to_owned());
+        self.off_thread(move |auth| auth.check_enrolment(&s, (&codes.0, &codes.1), &c, &keys))
             .await
     }
 
     fn check_enrolment(
         &self,
         current: &Session,
-        code: &str,
+        (code, reset_code): (&str, &str),
         client: &ClientInfo,
         keys: &[String; 2],
     ) -> Result<(Issued, Vec<String>), AuthError> {
@@ -508,19 +523,36 @@ impl Auth {
             return Err(AuthError::InvalidCode);
         };
         let (codes, stored) = recovery::generate();
-        let enrolled: Result<(), UpdateError<()>> = self.inner.index.update_user(user.id, |u| {
-            if u.totp.is_some() {
-                return Err(());
-            }
-            u.totp = Some(TotpEntry {
-                secret_sealed: sealed.clone(),
-                last_step: step,
+        let now = self.now();
+        let enrolled: Result<(), UpdateError<EnrolRefusal>> =
+            self.inner.index.update_user(user.id, |u| {
+                if u.totp.is_some() {
+                    return Err(EnrolRefusal::AlreadyEnrolled);
+                }
+                // After the owner's reset the password alone does not enrol: the owner's
+                // one-time code must come too, and is used up with the enrolment.
+                if let Some(pending) = &u.reenrolment {
+                    let live = now < pending.expires_micros;
+                    if !live
+                        || recovery::find(std::slice::from_ref(&pending.code), reset_code).is_none()
+                    {
+                        return Err(EnrolRefusal::ResetCode);
+                    }
+                }
+                u.reenrolment = None;
+                u.totp = Some(TotpEntry {
+                    secret_sealed: sealed.clone(),
+                    last_step: step,
+                });
+                u.recovery_codes = stored.clone();
+                Ok(())
             });
-            u.recovery_codes = stored.clone();
-            Ok(())
-        });
         match enrolled {
             Ok(()) => {}
+            Err(UpdateError::Refused(EnrolRefusal::ResetCode)) => {
+                self.count_failure(&user.username, keys, client, "reset code")?;
+                return Err(AuthError::InvalidCode);
+            }
             Err(UpdateError::Index(e)) => return Err(e.into()),
             Err(_) => return Err(AuthError::WrongStage),
         }

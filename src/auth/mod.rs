@@ -27,7 +27,7 @@ mod two_step;
 mod unfinished;
 
 pub use flows::TOTP_PURPOSE;
-pub use two_step::Reenrolled;
+pub use two_step::{Reenrolled, ResetCode};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -535,6 +535,7 @@ mod tests {
             created_micros: 0,
             known_devices: Vec::new(),
             support,
+            reenrolment: None,
         }
     }
 

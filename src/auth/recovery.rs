@@ -16,29 +16,31 @@ const GROUP_LEN: usize = 4;
 
 /// Fresh codes (to show once) and what to store.
 pub fn generate() -> (Vec<String>, Vec<RecoveryCodeEntry>) {
-    let mut codes = Vec::with_capacity(COUNT);
-    let mut stored = Vec::with_capacity(COUNT);
-    for _ in 0..COUNT {
-        let mut raw = [0u8; GROUPS * GROUP_LEN];
-        getrandom::fill(&mut raw).expect("the OS random number generator is available");
-        // 31 symbols would bias; use 5 bits of each byte over a 32-symbol alphabet,
-        // whose last symbol is replaced so the code stays typeable.
-        let chars: Vec<u8> = raw
-            .iter()
-            .map(|b| match ALPHABET[usize::from(b & 31)] {
-                b'*' => b'X',
-                c => c,
-            })
-            .collect();
-        let code = chars
-            .chunks(GROUP_LEN)
-            .map(|g| String::from_utf8_lossy(g).into_owned())
-            .collect::<Vec<_>>()
-            .join("-");
-        stored.push(store(&code));
-        codes.push(code);
-    }
-    (codes, stored)
+    (0..COUNT).map(|_| one()).unzip()
+}
+
+/// One fresh code (to show once) and what to store. Also the owner's one-time
+/// re-enrolment code after resetting someone's two-step verification: same format,
+/// same storage, same 80 bits.
+pub fn one() -> (String, RecoveryCodeEntry) {
+    let mut raw = [0u8; GROUPS * GROUP_LEN];
+    getrandom::fill(&mut raw).expect("the OS random number generator is available");
+    // 31 symbols would bias; use 5 bits of each byte over a 32-symbol alphabet,
+    // whose last symbol is replaced so the code stays typeable.
+    let chars: Vec<u8> = raw
+        .iter()
+        .map(|b| match ALPHABET[usize::from(b & 31)] {
+            b'*' => b'X',
+            c => c,
+        })
+        .collect();
+    let code = chars
+        .chunks(GROUP_LEN)
+        .map(|g| String::from_utf8_lossy(g).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    let stored = store(&code);
+    (code, stored)
 }
 
 fn normalise(code: &str) -> String {

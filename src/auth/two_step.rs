@@ -9,16 +9,29 @@
 //!   ends, as after a password change (ASVS 7.4.3).
 //! - **Reset** by the owner of another account (a shared user who lost their phone and
 //!   their codes): the seed and recovery codes are deleted and every session of that
-//!   user ends; their next login goes from the password straight to enrolment, as for
-//!   a new account.
+//!   user ends. The owner is shown a one-time re-enrolment code (once; stored salted
+//!   and hashed like a recovery code; valid [`REENROLMENT_CODE_LIFETIME`]) to hand to
+//!   the person: their next login goes from the password to enrolment, which also
+//!   asks for that code. Without it the password alone would be a full login for
+//!   whoever enrols first (someone who phished the password and then asked the owner
+//!   for a reset). A wrong code counts as a failed login; an expired one needs another
+//!   reset.
 //!
 //! Both are in the audit log as `two_factor_changed` and send the user the "two-step
 //! verification changed" security notice (shown and mailed), which, like every
 //! security notice, cannot be turned off. Wrong passwords and codes count as failed
 //! logins.
 
+use std::time::Duration;
+
 use super::{recovery, session_actor, totp, Auth, AuthError, ClientInfo, Session};
-use crate::index::{AlertKind, AuditKind, Role, SessionStage, TotpEntry, UpdateError, UserId};
+use crate::index::{
+    AlertKind, AuditKind, ReenrolmentCode, Role, SessionStage, TotpEntry, UpdateError, UserId,
+};
+
+/// How long the owner's re-enrolment code works: long enough to meet the person,
+/// short enough that a forgotten code does not stay a way in.
+pub const REENROLMENT_CODE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What a confirmed re-enrolment gives back.
 pub struct Reenrolled {
@@ -26,6 +39,15 @@ pub struct Reenrolled {
     pub codes: Vec<String>,
     /// How many other sessions of the user were ended.
     pub ended: usize,
+}
+
+/// What the owner is shown once after resetting someone's two-step verification.
+pub struct ResetCode {
+    /// The one-time re-enrolment code to hand over in person.
+    pub code: String,
+    /// Whose two-step verification was reset.
+    pub username: String,
+    pub expires_micros: i64,
 }
 
 /// Why the closure that swaps the seed refused.
@@ -177,15 +199,20 @@ impl Auth {
 
     /// The owner resets another account's two-step verification: its seed and
     /// recovery codes are deleted and every session of it ends; the user enrols again
-    /// at their next login. False if there is no such user.
-    pub fn reset_two_step(&self, owner: &Session, id: UserId) -> Result<bool, AuthError> {
+    /// at their next login with the one-time re-enrolment code returned here (shown
+    /// once to the owner, who hands it over in person). None if there is no such user.
+    pub fn reset_two_step(
+        &self,
+        owner: &Session,
+        id: UserId,
+    ) -> Result<Option<ResetCode>, AuthError> {
         if owner.user.role != Role::Owner {
             return Err(AuthError::Invalid(
                 "only the owner resets two-step verification".into(),
             ));
         }
         let Some(user) = self.inner.index.get_user(id)? else {
-            return Ok(false);
+            return Ok(None);
         };
         if user.role == Role::Owner {
             return Err(AuthError::Invalid(
@@ -193,15 +220,23 @@ impl Auth {
                     .into(),
             ));
         }
+        let (code, stored) = recovery::one();
+        let lifetime = i64::try_from(REENROLMENT_CODE_LIFETIME.as_micros()).unwrap_or(i64::MAX);
+        let expires_micros = self.now().saturating_add(lifetime);
+        let pending = ReenrolmentCode {
+            code: stored,
+            expires_micros,
+        };
         let reset: Result<(), UpdateError<()>> = self.inner.index.update_user(id, |u| {
             u.totp = None;
             u.recovery_codes.clear();
+            u.reenrolment = Some(pending.clone());
             Ok(())
         });
         match reset {
             Ok(()) => {}
             Err(UpdateError::Index(e)) => return Err(e.into()),
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(None),
         }
         let ended = self.inner.index.remove_user_sessions(id)?;
         tracing::info!(user = %id, sessions = ended, "two-step verification reset by the owner");
@@ -209,18 +244,23 @@ impl Auth {
             AuditKind::TwoFactorChanged,
             &session_actor(owner),
             format!(
-                "two-step verification of {:?} reset by the owner ({ended} session(s) ended; they set it up again at their next login)",
-                user.username
+                "two-step verification of {:?} reset by the owner ({ended} session(s) ended; a one-time re-enrolment code valid {} days was issued to the owner, which they need to set it up again at their next login)",
+                user.username,
+                REENROLMENT_CODE_LIFETIME.as_secs() / 86_400
             ),
         );
         self.raise(
             id,
             AlertKind::TwoFactorChanged,
             format!(
-                "{} reset two-step verification of your Porchlight account: your authenticator app and recovery codes no longer work and you were logged out everywhere. At your next login you set up an authenticator app again.",
-                owner.user.username
+                "{} reset two-step verification of your Porchlight account: your authenticator app and recovery codes no longer work and you were logged out everywhere. At your next login you set up an authenticator app again, with the one-time code {} gives you in person.",
+                owner.user.username, owner.user.username
             ),
         );
-        Ok(true)
+        Ok(Some(ResetCode {
+            code,
+            username: user.username,
+            expires_micros,
+        }))
     }
 }

@@ -3,8 +3,11 @@
 //! A correct password followed by no valid code is the one sign that someone else
 //! knows the password (ASVS 6.3.5, "MFA not completed"), so the account's user is told
 //! when such a login ends unfinished: its time ran out, it was logged out, or it was
-//! found expired on use. One alert per user per [`QUIET_AFTER_ALERT`], so someone who
-//! holds the password cannot turn it into a mail flood.
+//! found expired on use. That includes a login stopped at enrolment of an account
+//! whose two-step verification the owner reset (enrolment there needs the owner's
+//! one-time code, so the password alone is the same sign). One alert per user per
+//! [`QUIET_AFTER_ALERT`], so someone who holds the password cannot turn it into a
+//! mail flood.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -24,7 +27,20 @@ impl Auth {
     /// Tells the user of `entry` (a login waiting for its second step that just ended
     /// without it), unless they were told within [`QUIET_AFTER_ALERT`].
     pub(super) fn unfinished_login(&self, entry: &SessionEntry) {
-        if entry.stage != SessionStage::SecondFactor {
+        let reset_enrolment = || {
+            self.inner
+                .index
+                .get_user(entry.user)
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.totp.is_none() && u.reenrolment.is_some())
+        };
+        let pending = match entry.stage {
+            SessionStage::SecondFactor => true,
+            SessionStage::Enrolment => reset_enrolment(),
+            _ => false,
+        };
+        if !pending {
             return;
         }
         let now = self.now();
@@ -60,9 +76,11 @@ impl Auth {
         let now = self.now();
         let mut n = 0;
         for (key, entry) in self.inner.index.all_sessions()? {
-            if entry.stage == SessionStage::SecondFactor
-                && !session::is_live(&entry, now, self.inner.lifetimes)
-            {
+            let half_done = matches!(
+                entry.stage,
+                SessionStage::SecondFactor | SessionStage::Enrolment
+            );
+            if half_done && !session::is_live(&entry, now, self.inner.lifetimes) {
                 self.inner.index.remove_session(&key)?;
                 self.unfinished_login(&entry);
                 n += 1;

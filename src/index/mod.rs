@@ -49,7 +49,10 @@ pub use security::{AlertEntry, AlertKind, ThrottleEntry};
 pub use sessions::{SessionEntry, SessionStage};
 pub use shares::{ShareEntry, ViewRefused};
 pub use tokens::{Scope, TokenEntry, TokenId};
-pub use users::{RecoveryCodeEntry, Role, SupportGrant, TotpEntry, UpdateError, UserEntry, UserId};
+pub use users::{
+    RecoveryCodeEntry, ReenrolmentCode, Role, SupportGrant, TotpEntry, UpdateError, UserEntry,
+    UserId,
+};
 pub use viewers::ViewerKeyEntry;
 
 const SCHEMA_VERSION: u32 = 1;

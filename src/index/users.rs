@@ -88,6 +88,17 @@ pub struct RecoveryCodeEntry {
     pub used: bool,
 }
 
+/// The one-time code the owner was given when resetting this user's two-step
+/// verification: enrolling again needs it besides the password, so the password alone
+/// never re-opens an account whose second factor was reset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReenrolmentCode {
+    /// Salted hash, as recovery codes are stored (`used` stays false: it is deleted
+    /// when used).
+    pub code: RecoveryCodeEntry,
+    pub expires_micros: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEntry {
     pub id: UserId,
@@ -106,6 +117,9 @@ pub struct UserEntry {
     /// Only for [`Role::Support`].
     #[serde(default)]
     pub support: Option<SupportGrant>,
+    /// Set by the owner's reset of two-step verification until the user enrols again.
+    #[serde(default)]
+    pub reenrolment: Option<ReenrolmentCode>,
 }
 
 fn username_key(username: &str) -> Vec<u8> {
@@ -275,6 +289,7 @@ mod tests {
             created_micros: 1,
             known_devices: Vec::new(),
             support: None,
+            reenrolment: None,
         }
     }
 

@@ -489,6 +489,13 @@ pub fn totp_secret(html: &str) -> String {
         .replace(' ', "")
 }
 
+/// The one-time re-enrolment code on the owner's answer to a two-step reset.
+pub fn reenrolment_code(html: &str) -> String {
+    between(html, "<code id=\"reenrolment-code\">", "<")
+        .expect("the re-enrolment code after a reset")
+        .to_owned()
+}
+
 pub fn recovery_codes(html: &str) -> Vec<String> {
     html.split("<li><code>")
         .skip(1)

@@ -45,6 +45,9 @@ struct EnrolPage {
     csrf: String,
     secret: String,
     qr_svg: String,
+    /// The owner reset this account's two-step verification: their one-time code is
+    /// asked for too.
+    needs_reset_code: bool,
     error: Option<String>,
 }
 
@@ -313,6 +316,7 @@ async fn enrol_view(
         csrf: session.entry.csrf,
         secret: grouped(&secret),
         qr_svg: qr_svg(&uri)?,
+        needs_reset_code: session.user.reenrolment.is_some(),
         error,
     })
 }
@@ -328,18 +332,26 @@ pub async fn enrol_page(
     }
 }
 
+#[derive(Deserialize)]
+pub struct EnrolForm {
+    code: String,
+    /// The owner's one-time code, asked for only after they reset two-step verification.
+    #[serde(default)]
+    reset_code: String,
+}
+
 pub async fn enrol_submit(
     State(state): State<WebState>,
     AnySession(session): AnySession,
     Client(client): Client,
-    CsrfForm(form): CsrfForm<CodeForm>,
+    CsrfForm(form): CsrfForm<EnrolForm>,
 ) -> Result<Response, WebError> {
     let Some(session) = session else {
         return Err(WebError::LoginRequired);
     };
     match state
         .auth
-        .finish_enrolment(&session, &form.code, &client)
+        .finish_enrolment(&session, &form.code, &form.reset_code, &client)
         .await
     {
         Ok((issued, codes)) => {

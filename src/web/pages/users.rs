@@ -146,8 +146,19 @@ fn user_id(raw: &str) -> Result<UserId, WebError> {
         .ok_or_else(|| WebError::NotFound("no such user".into()))
 }
 
+/// The owner's one-time re-enrolment code after a reset (shown once).
+#[derive(Template)]
+#[template(path = "reset_code.html")]
+struct ResetCodePage {
+    frame: Frame,
+    username: String,
+    code: String,
+    expires: String,
+}
+
 /// `POST /users/{id}/reset-two-step`: the user's authenticator and recovery codes are
-/// deleted and their sessions end; they enrol again at their next login.
+/// deleted and their sessions end; the answer shows the owner, once, the one-time code
+/// the user needs besides their password to enrol again.
 pub async fn reset_two_step(
     State(state): State<WebState>,
     session: FullSession,
@@ -157,12 +168,18 @@ pub async fn reset_two_step(
     session.require(Action::ManageUsers, Object::System)?;
     let id = user_id(&id)?;
     let (auth, owner) = (state.auth.clone(), session.0.clone());
-    if !blocking(move || Ok(auth.reset_two_step(&owner, id)?)).await? {
+    let Some(reset) = blocking(move || Ok(auth.reset_two_step(&owner, id)?)).await? else {
         return Err(WebError::NotFound("no such user".into()));
-    }
+    };
     // Their sessions ended; so does any end-to-end key they had unlocked.
     state.unlocked.lock_user(id);
-    Ok(see_other("/users", &[]))
+    let page = render(&ResetCodePage {
+        frame: frame_for(&state, &session.0).await?,
+        username: reset.username,
+        code: reset.code,
+        expires: view::date_time(reset.expires_micros),
+    })?;
+    Ok(super::shares::no_store(page))
 }
 
 pub async fn remove(
