@@ -330,6 +330,9 @@ impl Recorder {
             match OpenRecording::start(entry, writer, &first, self.settings.sync_interval) {
                 Ok(open) => open,
                 Err(e) => {
+                    // Nothing of the video reached the file: without this, every
+                    // keyframe would leave another `Open` entry and header-only file.
+                    self.discard(new.id);
                     return self.report_problem(format!("cannot start a recording: {}", chain(&e)));
                 }
             };

@@ -540,6 +540,23 @@ fn a_thumbnail_taken_while_end_to_end_was_on_stays_sealed_to_the_viewers() {
     );
 }
 
+/// The directory's recording files (the camera's directory may not exist).
+fn recording_files(f: &Fixture) -> Vec<std::path::PathBuf> {
+    let probe = f
+        .store
+        .recording_path(&camera(), crate::model::RecordingId::random());
+    let dir = probe.parent().expect("a camera directory");
+    std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |entries| {
+            entries
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension() == probe.extension())
+                .collect()
+        },
+    )
+}
+
 /// Records frames 0..12 and syncs (the first ten frames are durable), then writes
 /// frames up to 20 and has the next sync fail as a disk's writeback error would.
 /// Checks the salvaged entry keeps only the first ten (finished, ending at 1 s) and
@@ -617,6 +634,34 @@ fn a_failed_sync_cuts_an_end_to_end_recording_back_to_the_last_good_sync() {
     let (entry, path, synced_len) = record_until_a_sync_fails(&f);
     assert_eq!(std::fs::metadata(&path).expect("stat").len(), synced_len);
     assert_eq!(entry.bytes, synced_len);
+}
+
+/// A recording that cannot start (here its video parameters make no valid MP4
+/// track) leaves neither an `Open` entry nor a header-only file behind, however
+/// many keyframes try again.
+#[test]
+fn a_recording_that_cannot_start_leaves_no_entry_and_no_file() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let bad = Arc::new(VideoParams {
+        codec: "avc1".into(),
+        width: 70_000,
+        height: 10,
+        sample_entry: f.stream.track.sample_entry.clone(),
+    });
+    let mut keyframes = 0;
+    for frame in f.frames() {
+        keyframes += usize::from(frame.is_key);
+        recorder.on_frame(Arc::new(Frame {
+            params: bad.clone(),
+            ..(*frame).clone()
+        }));
+    }
+    assert!(keyframes >= 2, "several starts were tried");
+    assert!(recorder.open.is_none());
+    assert!(recorder.problem.is_some(), "the problem is shown");
+    assert_eq!(f.index.all_recordings().expect("entries"), vec![]);
+    assert_eq!(recording_files(&f), Vec::<std::path::PathBuf>::new());
 }
 
 /// End-to-end mode, closing fails at its last fsync after the held frames were
