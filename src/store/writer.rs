@@ -44,8 +44,9 @@ pub struct FinishedFile {
     pub plaintext_len: u64,
     /// File size, header and final chunk included.
     pub file_len: u64,
-    /// Chunks written, the empty final chunk included.
-    pub chunks: u32,
+    /// Chunks written, the empty final chunk included: up to 2^32 (the final chunk
+    /// may take the last counter), one more than a u32 holds.
+    pub chunks: u64,
 }
 
 /// Writes a sealed recording. See the module doc for the durability contract.
@@ -218,12 +219,10 @@ impl SealedWriter {
         self.seal_buffered(true)?;
         self.sync_file(true)?;
         self.finished = true;
-        let chunks = u32::try_from(self.next_chunk)
-            .expect("the final chunk was sealed, so the counter fits in u32");
         Ok(FinishedFile {
             plaintext_len: self.plaintext_len,
             file_len: self.file_len,
-            chunks,
+            chunks: self.next_chunk,
         })
     }
 
@@ -644,5 +643,16 @@ mod tests {
         let err = w.write_all(&[0; 8]).expect_err("limit");
         assert!(matches!(err, StoreError::ChunkLimit { .. }), "{err}");
         assert!(matches!(w.sync(), Err(StoreError::WriterPoisoned { .. })));
+    }
+
+    #[test]
+    fn the_final_chunk_may_take_the_last_counter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = MasterKey::generate_for_tests();
+        let path = dir.path().join("r.plrec");
+        let (mut w, _) = SealedWriter::create(&path, &fields(8), &master).expect("create");
+        w.next_chunk = u64::from(u32::MAX);
+        let done = w.finish().expect("the final chunk takes counter 2^32 - 1");
+        assert_eq!(done.chunks, 1 << 32);
     }
 }
