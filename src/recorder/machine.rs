@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, Notify};
 
 use super::event::{OpenEvent, Thumbnail};
 use super::ring::{FrameRing, Pushed, MAX_RING_BYTES, MAX_RING_FRAMES};
-use super::segment::OpenRecording;
+use super::segment::{OpenRecording, Unfinished};
 use super::{EventNotice, EventPhase};
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
@@ -330,7 +330,10 @@ impl Recorder {
             match OpenRecording::start(entry, writer, &first, self.settings.sync_interval) {
                 Ok(open) => open,
                 Err(e) => {
-                    return self.report_problem(format!("cannot start a recording: {}", chain(&e)))
+                    // Nothing of the video reached the file: without this, every
+                    // keyframe would leave another `Open` entry and header-only file.
+                    self.discard(new.id);
+                    return self.report_problem(format!("cannot start a recording: {}", chain(&e)));
                 }
             };
         for frame in frames.into_iter().skip(1) {
@@ -380,7 +383,6 @@ impl Recorder {
     pub fn close(&mut self, next_pts: Option<i64>, why: &str) {
         let Some(open) = self.open.take() else { return };
         let id = open.entry.id;
-        let written = open.written_entry();
         match open.finish(next_pts) {
             Ok((entry, _)) => {
                 if let Err(e) = self
@@ -392,9 +394,9 @@ impl Recorder {
                 }
                 tracing::info!(camera = %self.camera, recording = %id, frames = entry.frames, "camera {}: recording finished ({id}, {why})", self.camera);
             }
-            Err(e) => {
+            Err((e, unfinished)) => {
                 tracing::error!(camera = %self.camera, recording = %id, "cannot finish recording: {}", chain(&e));
-                self.salvage(written);
+                self.salvage(*unfinished);
             }
         }
     }
@@ -469,17 +471,29 @@ impl Recorder {
     /// keyframe. Nothing already acknowledged is touched.
     pub fn fail(&mut self, e: StoreError) {
         let Some(open) = self.open.take() else { return };
-        let written = open.written_entry();
+        let unfinished = open.unfinished();
         drop(open);
-        self.report_problem(format!("recording {} stopped: {}", written.id, chain(&e)));
-        self.salvage(written);
+        let id = unfinished.entry.id;
+        self.report_problem(format!("recording {id} stopped: {}", chain(&e)));
+        self.salvage(unfinished);
     }
 
-    /// Cuts a failed recording back to its last sealed chunk and finishes its entry;
-    /// `written` is the entry as far as frames reached the file.
-    fn salvage(&mut self, mut written: RecordingEntry) {
+    /// Cuts a failed recording back to its last sealed chunk (to its last successful
+    /// sync if a sync failed) and finishes its entry; `unfinished.entry` is the entry
+    /// as far as frames are kept.
+    fn salvage(&mut self, unfinished: Unfinished) {
+        let Unfinished {
+            entry: mut written,
+            cut_to,
+        } = unfinished;
         let id = written.id;
         let path = self.store.recording_path(&self.camera, id);
+        if let Some(len) = cut_to {
+            if let Err(e) = self.store.cut_back(&path, len) {
+                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {}", chain(&e));
+                return;
+            }
+        }
         match self.store.recover_and_describe(&path) {
             // Nothing of it reached the disk: no recording to keep. (An end-to-end
             // file cannot be read here; the frame count says what was written.)

@@ -35,9 +35,22 @@ const MAX_HELD_FRAMES: usize = 256;
 /// single keyframe rarely passes 2 MB.
 const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
+/// What is left of a recording whose writing failed, for the recorder's salvage.
+#[derive(Debug)]
+pub struct Unfinished {
+    /// The entry as far as the file is to be kept (frames, end time).
+    pub entry: RecordingEntry,
+    /// Cut the file back to this length before closing it: a sync failed, and what
+    /// was written after the last good one may be missing from the disk however well
+    /// it reads back (see `store::writer`). `None`: keep all that authenticates.
+    pub cut_to: Option<u64>,
+}
+
 pub struct OpenRecording {
     pub entry: RecordingEntry,
     writer: RecordingWriter,
+    /// [`written_entry`](Self::written_entry) as of the last successful sync.
+    synced: RecordingEntry,
     pub params: Arc<VideoParams>,
     pub session: u64,
     first_pts: i64,
@@ -76,6 +89,7 @@ impl OpenRecording {
         let mut group = FrameRing::default();
         group.push(first.clone());
         Ok(OpenRecording {
+            synced: entry.clone(),
             entry,
             writer,
             session: first.session,
@@ -142,6 +156,7 @@ impl OpenRecording {
         if self.unsynced {
             self.writer.sync()?;
             self.unsynced = false;
+            self.synced = self.written_entry();
         }
         self.last_sync = Instant::now();
         Ok(())
@@ -157,9 +172,25 @@ impl OpenRecording {
         self.group.to_vec()
     }
 
-    /// The entry as far as written frames go (what survives if the file is not
-    /// finished): the index needs it when the file cannot be read back here.
-    pub fn written_entry(&self) -> RecordingEntry {
+    /// What to keep of this recording now that writing it failed: what was written
+    /// (the index needs it when the file cannot be read back here), or only what was
+    /// synced if a sync failed.
+    pub fn unfinished(&self) -> Unfinished {
+        if self.writer.sync_failed() {
+            Unfinished {
+                entry: self.synced.clone(),
+                cut_to: Some(self.writer.synced_len()),
+            }
+        } else {
+            Unfinished {
+                entry: self.written_entry(),
+                cut_to: None,
+            }
+        }
+    }
+
+    /// The entry as far as written frames go (what survives a crash of the daemon).
+    fn written_entry(&self) -> RecordingEntry {
         let mut entry = self.entry.clone();
         entry.end_micros =
             entry.start_micros + (self.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64;
@@ -169,12 +200,23 @@ impl OpenRecording {
     /// Writes the held frames and closes the file; `next_pts` is the time of the frame
     /// that follows (the keyframe that starts the next file at a roll-over), so the
     /// last frame's duration is exact and no frame is lost or duplicated at the joint.
+    ///
+    /// The video is synced before the final chunk is sealed, so a power cut during
+    /// the closing fsync cannot leave a final chunk on the disk after data that never
+    /// reached it, and a failure of that fsync leaves all the video known durable.
+    /// On failure, what to salvage comes with the error (boxed: errors stay small).
     pub fn finish(
         mut self,
         next_pts: Option<i64>,
-    ) -> Result<(RecordingEntry, FinishedFile), StoreError> {
-        self.write_held(next_pts)?;
-        let finished = self.writer.finish()?;
+    ) -> Result<(RecordingEntry, FinishedFile), (StoreError, Box<Unfinished>)> {
+        if let Err(e) = self.write_held(next_pts).and_then(|()| self.sync()) {
+            return Err((e, Box::new(self.unfinished())));
+        }
+        let unfinished = Box::new(Unfinished {
+            entry: self.synced.clone(),
+            cut_to: Some(self.writer.synced_len()),
+        });
+        let finished = self.writer.finish().map_err(|e| (e, unfinished))?;
         let mut entry = self.entry;
         entry.end_micros =
             entry.start_micros + (self.decode_time * 1_000_000 / u64::from(TIMESCALE)) as i64;
@@ -213,5 +255,13 @@ impl OpenRecording {
         self.held_bytes = 0;
         self.unsynced = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl OpenRecording {
+    /// The store's writer, for tests that make it fail.
+    pub(super) fn writer_for_tests(&mut self) -> &mut RecordingWriter {
+        &mut self.writer
     }
 }

@@ -13,6 +13,7 @@ use crate::model::{CameraId, Frame, Trigger, VideoParams, TIMESCALE};
 use crate::store::e2e::{KdfParams, LockedViewerKey};
 use crate::store::mp4::testutil::{encode_test_stream, TestStream};
 use crate::store::mp4::ReadAt;
+use crate::store::writer::SyncFault;
 use crate::store::{FileStatus, Store, StoreError};
 
 const START: i64 = 1_800_000_000_000_000;
@@ -537,4 +538,159 @@ fn a_thumbnail_taken_while_end_to_end_was_on_stays_sealed_to_the_viewers() {
         ),
         "sealed to the viewer, not the master key"
     );
+}
+
+/// The directory's recording files (the camera's directory may not exist).
+fn recording_files(f: &Fixture) -> Vec<std::path::PathBuf> {
+    let probe = f
+        .store
+        .recording_path(&camera(), crate::model::RecordingId::random());
+    let dir = probe.parent().expect("a camera directory");
+    std::fs::read_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |entries| {
+            entries
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension() == probe.extension())
+                .collect()
+        },
+    )
+}
+
+/// Records frames 0..12 and syncs (the first ten frames are durable), then writes
+/// frames up to 20 and has the next sync fail as a disk's writeback error would.
+/// Checks the salvaged entry keeps only the first ten (finished, ending at 1 s) and
+/// returns it, its file and the file's length at the good sync.
+fn record_until_a_sync_fails(f: &Fixture) -> (RecordingEntry, std::path::PathBuf, u64) {
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let frames = f.frames();
+    for frame in frames[..12].iter().cloned() {
+        recorder.on_frame(frame);
+    }
+    let open = recorder.open.as_mut().expect("recording");
+    open.sync().expect("the first sync succeeds");
+    let path = f.store.recording_path(&camera(), open.entry.id);
+    let synced_len = std::fs::metadata(&path).expect("stat").len();
+    for frame in frames[12..22].iter().cloned() {
+        recorder.on_frame(frame);
+    }
+    let open = recorder.open.as_mut().expect("recording");
+    assert_eq!(
+        open.unfinished().entry.frames,
+        20,
+        "ten more frames written"
+    );
+    open.writer_for_tests()
+        .fail_syncs_for_tests(SyncFault::Every);
+    // What `tick` does when the sync interval is up.
+    let failed = open.sync().expect_err("the sync fails");
+    recorder.fail(failed);
+
+    let mut entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = entries.remove(0);
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(
+        entry.frames, 10,
+        "only the frames the good sync made durable"
+    );
+    assert_eq!(entry.end_micros, START + 1_000_000);
+    (entry, path, synced_len)
+}
+
+/// After a failed fsync the frames written since the last good one still read back
+/// from the page cache, but may never reach the disk: the salvage keeps only what
+/// the last successful sync made durable, so no authentic final chunk can end up
+/// after a hole of lost chunks.
+#[test]
+fn a_failed_sync_cuts_the_recording_back_to_the_last_good_sync() {
+    let f = fixture();
+    let (entry, path, synced_len) = record_until_a_sync_fails(&f);
+    let final_chunk = 21;
+    let file_len = std::fs::metadata(&path).expect("stat").len();
+    assert_eq!(
+        file_len,
+        synced_len + final_chunk,
+        "nothing past the good sync"
+    );
+    assert_eq!(entry.bytes, file_len);
+    assert_eq!(f.store.needs_recovery(&path).expect("readable"), None);
+    let mut reader = f.store.open_recording(&camera(), entry.id).expect("open");
+    let parsed = reader.parse().expect("parse");
+    assert_eq!(parsed.samples.len(), 10);
+    for (i, s) in parsed.samples.iter().enumerate() {
+        let mut data = vec![0; s.size as usize];
+        reader.read_exact_at(s.offset, &mut data).expect("decrypts");
+        assert_eq!(data, f.stream.samples[i].data, "frame {i}");
+    }
+}
+
+/// The same in end-to-end mode, where the daemon cannot read the file back: the
+/// file is cut back all the same and the entry counts only the synced frames.
+#[test]
+fn a_failed_sync_cuts_an_end_to_end_recording_back_to_the_last_good_sync() {
+    let f = fixture();
+    f.enable_end_to_end();
+    let (entry, path, synced_len) = record_until_a_sync_fails(&f);
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), synced_len);
+    assert_eq!(entry.bytes, synced_len);
+}
+
+/// A recording that cannot start (here its video parameters make no valid MP4
+/// track) leaves neither an `Open` entry nor a header-only file behind, however
+/// many keyframes try again.
+#[test]
+fn a_recording_that_cannot_start_leaves_no_entry_and_no_file() {
+    let f = fixture();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let bad = Arc::new(VideoParams {
+        codec: "avc1".into(),
+        width: 70_000,
+        height: 10,
+        sample_entry: f.stream.track.sample_entry.clone(),
+    });
+    let mut keyframes = 0;
+    for frame in f.frames() {
+        keyframes += usize::from(frame.is_key);
+        recorder.on_frame(Arc::new(Frame {
+            params: bad.clone(),
+            ..(*frame).clone()
+        }));
+    }
+    assert!(keyframes >= 2, "several starts were tried");
+    assert!(recorder.open.is_none());
+    assert!(recorder.problem.is_some(), "the problem is shown");
+    assert_eq!(f.index.all_recordings().expect("entries"), vec![]);
+    assert_eq!(recording_files(&f), Vec::<std::path::PathBuf>::new());
+}
+
+/// End-to-end mode, closing fails at its last fsync after the held frames were
+/// written and synced: the file holds them, so it is kept (not discarded as empty)
+/// and its entry counts them.
+#[test]
+fn a_recording_whose_closing_fsync_fails_keeps_the_frames_written_at_close() {
+    let f = fixture();
+    f.enable_end_to_end();
+    let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
+    let frames = f.frames();
+    // Three frames, all still held (less than half a second).
+    for frame in frames[..3].iter().cloned() {
+        recorder.on_frame(frame);
+    }
+    recorder
+        .open
+        .as_mut()
+        .expect("recording")
+        .writer_for_tests()
+        .fail_syncs_for_tests(SyncFault::Closing);
+    recorder.close(Some(frames[3].pts), "test end");
+
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 1, "the file is kept: {entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry.state, RecordingState::Finished);
+    assert_eq!(entry.frames, 3);
+    assert_eq!(entry.end_micros, START + 300_000);
+    let path = f.store.recording_path(&camera(), entry.id);
+    assert_eq!(entry.bytes, std::fs::metadata(&path).expect("stat").len());
 }

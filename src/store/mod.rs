@@ -604,6 +604,14 @@ impl Store {
         })
     }
 
+    /// Cuts a recording whose writer saw a sync fail back to the length of its last
+    /// successful sync ([`RecordingWriter::synced_len`]), before
+    /// [`recover_and_describe`](Self::recover_and_describe) closes it: what was
+    /// written after it may read back from the page cache without being on the disk.
+    pub fn cut_back(&self, path: &Path, len: u64) -> Result<(), StoreError> {
+        recover::cut_back(path, len)
+    }
+
     /// Every share copy on disk, by link id (none before the first share).
     pub fn list_share_copies(&self) -> Result<Vec<u64>, StoreError> {
         if !self.shares.exists() {

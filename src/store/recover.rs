@@ -177,6 +177,26 @@ pub fn recover_as(
     Ok(report)
 }
 
+/// Cuts `path` back to `len` bytes (if longer) and fsyncs it: after a failed sync
+/// the bytes past the last good one cannot be trusted even when they read back
+/// and authenticate (the page cache may hold what the disk never got; see
+/// `writer`), so they go before [`recover`] closes the file.
+pub fn cut_back(path: &Path, len: u64) -> Result<(), StoreError> {
+    let file = super::regular::open_regular(path, Access::Write, "open for recovery")?;
+    let on_disk = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", path, e))?
+        .len();
+    if on_disk > len {
+        file.set_len(len)
+            .map_err(|e| StoreError::io("truncate", path, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("fsync", path, e))?;
+        tracing::warn!(path = %path.display(), kept = len, dropped = on_disk - len, "cut a recording back to its last successful sync");
+    }
+    Ok(())
+}
+
 /// Deletes a recording by crypto-shredding: overwrites its wrapped data key with
 /// zeros, fsyncs, unlinks the file and fsyncs the directory. A file that is already
 /// gone counts as shredded (the directory is still fsynced), so an interrupted

@@ -16,7 +16,14 @@
 //! because after a failed fsync the kernel may have dropped the dirty pages and a
 //! retry would "succeed" without the data (fsyncgate), and because a chunk counter,
 //! once used, is never used again (no nonce reuse). The caller closes the file
-//! (drop) and lets [`super::recover::recover`] cut it back to what verifies.
+//! (drop) and lets [`super::recover::recover`] cut it back to what verifies. After a
+//! failed *fsync* that is not enough: the chunks written since the last good sync
+//! still read back (and authenticate) from the page cache while the disk may never
+//! get them, and recovery's own fsync through a new descriptor succeeds (Linux
+//! reports a writeback error once). So the writer remembers the file length at its
+//! last successful sync ([`SealedWriter::synced_len`]) and whether a sync failed
+//! ([`SealedWriter::sync_failed`]): the caller cuts the file back to that length
+//! first (`Store::cut_back`).
 //!
 //! Memory: one buffer of `chunk_size + 21` bytes; plaintext is encrypted in place.
 
@@ -37,8 +44,9 @@ pub struct FinishedFile {
     pub plaintext_len: u64,
     /// File size, header and final chunk included.
     pub file_len: u64,
-    /// Chunks written, the empty final chunk included.
-    pub chunks: u32,
+    /// Chunks written, the empty final chunk included: up to 2^32 (the final chunk
+    /// may take the last counter), one more than a u32 holds.
+    pub chunks: u64,
 }
 
 /// Writes a sealed recording. See the module doc for the durability contract.
@@ -55,8 +63,17 @@ pub struct SealedWriter {
     next_chunk: u64,
     plaintext_len: u64,
     file_len: u64,
+    /// `file_len` at the last successful sync (the header's, fsynced by `create`,
+    /// before the first): what is known to be on the disk.
+    synced_len: u64,
+    /// A sync failed: the bytes after `synced_len` may be missing from the disk
+    /// although the page cache still shows them (see the module doc).
+    sync_failed: bool,
     poisoned: bool,
     finished: bool,
+    /// Test seam: which syncs fail, as after a disk's writeback error.
+    #[cfg(test)]
+    fail_syncs: Option<SyncFault>,
 }
 
 impl SealedWriter {
@@ -146,8 +163,12 @@ impl SealedWriter {
             next_chunk: 0,
             plaintext_len: 0,
             file_len: header.len() as u64,
+            synced_len: header.len() as u64,
+            sync_failed: false,
             poisoned: false,
             finished: false,
+            #[cfg(test)]
+            fail_syncs: None,
         };
         Ok(writer)
     }
@@ -186,8 +207,7 @@ impl SealedWriter {
         if self.buffered() > 0 {
             self.seal_buffered(false)?;
         }
-        let synced = self.file.sync_data();
-        self.poison_on_err("fsync", synced)
+        self.sync_file(false)
     }
 
     /// Seals the remainder and the empty final chunk, and fsyncs the file.
@@ -197,15 +217,12 @@ impl SealedWriter {
             self.seal_buffered(false)?;
         }
         self.seal_buffered(true)?;
-        let synced = self.file.sync_all();
-        self.poison_on_err("fsync", synced)?;
+        self.sync_file(true)?;
         self.finished = true;
-        let chunks = u32::try_from(self.next_chunk)
-            .expect("the final chunk was sealed, so the counter fits in u32");
         Ok(FinishedFile {
             plaintext_len: self.plaintext_len,
             file_len: self.file_len,
-            chunks,
+            chunks: self.next_chunk,
         })
     }
 
@@ -227,6 +244,45 @@ impl SealedWriter {
     /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// File length at the last successful sync: what a failed sync leaves known to
+    /// be on the disk (the header's length before the first sync).
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
+    /// Whether a sync failed: then nothing after [`synced_len`](Self::synced_len)
+    /// may be trusted, however well it reads back (see the module doc).
+    pub fn sync_failed(&self) -> bool {
+        self.sync_failed
+    }
+
+    /// Makes the syncs `fault` names fail from now on, as a disk's writeback
+    /// error would.
+    #[cfg(test)]
+    pub(crate) fn fail_syncs_for_tests(&mut self, fault: SyncFault) {
+        self.fail_syncs = Some(fault);
+    }
+
+    /// `fdatasync` (`fsync` if `all`), recording how far the file is durable.
+    fn sync_file(&mut self, all: bool) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_syncs == Some(SyncFault::Every) || (all && self.fail_syncs.is_some()) {
+            self.sync_failed = true;
+            return self.poison_on_err("fsync", Err(std::io::Error::from_raw_os_error(5)));
+        }
+        let synced = if all {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        };
+        if synced.is_err() {
+            self.sync_failed = true;
+        }
+        self.poison_on_err("fsync", synced)?;
+        self.synced_len = self.file_len;
+        Ok(())
     }
 
     fn check_usable(&self) -> Result<(), StoreError> {
@@ -308,6 +364,16 @@ impl Drop for SealedWriter {
             );
         }
     }
+}
+
+/// Which syncs a test makes fail ([`SealedWriter::fail_syncs_for_tests`]).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncFault {
+    /// Every sync.
+    Every,
+    /// Only the closing fsync of [`SealedWriter::finish`].
+    Closing,
 }
 
 /// Turns `buf` = [5-byte slot ‖ plaintext] into a whole on-disk chunk
@@ -549,6 +615,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_sync_leaves_the_length_of_the_last_good_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = MasterKey::generate_for_tests();
+        let path = dir.path().join("r.plrec");
+        let (mut w, _) = SealedWriter::create(&path, &fields(8), &master).expect("create");
+        assert_eq!(w.synced_len(), w.file_len(), "create fsynced the header");
+        w.write_all(&[1; 20]).expect("write");
+        w.sync().expect("sync");
+        let good = w.file_len();
+        assert_eq!((w.synced_len(), w.sync_failed()), (good, false));
+        w.write_all(&[2; 20]).expect("write");
+        w.fail_syncs_for_tests(SyncFault::Every);
+        assert!(w.sync().is_err());
+        assert!(w.file_len() > good, "more was written");
+        assert_eq!((w.synced_len(), w.sync_failed()), (good, true));
+        assert!(matches!(w.sync(), Err(StoreError::WriterPoisoned { .. })));
+    }
+
+    #[test]
     fn data_chunk_may_not_take_the_last_counter() {
         let dir = tempfile::tempdir().expect("tempdir");
         let master = MasterKey::generate_for_tests();
@@ -558,5 +643,16 @@ mod tests {
         let err = w.write_all(&[0; 8]).expect_err("limit");
         assert!(matches!(err, StoreError::ChunkLimit { .. }), "{err}");
         assert!(matches!(w.sync(), Err(StoreError::WriterPoisoned { .. })));
+    }
+
+    #[test]
+    fn the_final_chunk_may_take_the_last_counter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = MasterKey::generate_for_tests();
+        let path = dir.path().join("r.plrec");
+        let (mut w, _) = SealedWriter::create(&path, &fields(8), &master).expect("create");
+        w.next_chunk = u64::from(u32::MAX);
+        let done = w.finish().expect("the final chunk takes counter 2^32 - 1");
+        assert_eq!(done.chunks, 1 << 32);
     }
 }
