@@ -1,6 +1,6 @@
 //! Share links in the UI: making one from a recording's page or an event's row (the
-//! owner), Shared Video Management (list and unshare), and the public link page with
-//! its video.
+//! owner, who types their password again: a link outlives "log out all"), Shared
+//! Video Management (list and unshare), and the public link page with its video.
 //!
 //! The public routes (`/s/{link}…`) need no account. The page itself is the same for
 //! every link id, existing or not; its script posts the URL fragment's secret to

@@ -1,5 +1,6 @@
-//! Support access (the owner grants a helper time-limited access) and the
-//! diagnostics page (camera health, no video) that owners and helpers see.
+//! Support access (the owner grants a helper time-limited access, typing their
+//! password again: it outlives "log out all") and the diagnostics page (camera
+//! health, no video) that owners and helpers see.
 
 use std::time::Duration;
 

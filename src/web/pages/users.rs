@@ -1,4 +1,5 @@
-//! Users (the owner): who has an account, pending invitations, invite, remove, reset
+//! Users (the owner): who has an account, pending invitations, invite (with the
+//! owner's password again: the account outlives "log out all"), remove, reset
 //! someone's two-step verification; and
 //! the public invitation page where an invitee creates their shared account.
 
