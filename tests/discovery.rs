@@ -178,7 +178,11 @@ async fn announced_test_camera_is_listed_for_the_owner_and_refused_to_a_shared_u
     let r = owner
         .post(
             "/users/invite",
-            &[("csrf", &csrf(&page.body)), ("note", "guest")],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("note", "guest"),
+                ("password", webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -325,6 +325,7 @@ async fn enrol(c: &Client, shots: [&str; 2]) -> String {
 async fn invite(c: &Client, base: &str) -> String {
     c.goto(&format!("{base}/users")).await.expect("users");
     fill(c, "note", "Grandma").await;
+    fill(c, "password", PASSWORD).await;
     click(c, Locator::Id("invite"), "make an invitation link").await;
     eventually(
         c,
@@ -627,6 +628,7 @@ async fn steps(
 
     // Share it: the link (with its secret after #) is shown once.
     click(c, Locator::Css("details.share summary"), "share").await;
+    fill(c, "password", PASSWORD).await;
     click(c, Locator::Id("share-create"), "make link").await;
     eventually(
         c,

@@ -381,7 +381,12 @@ async fn the_owner_exports_everything_then_erases_all_data() {
     let r = owner
         .post(
             &format!("/recordings/{id}/share"),
-            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("hours", "24"),
+                ("views", ""),
+                ("password", webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -178,7 +178,12 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
     let made = c
         .post(
             &format!("/recordings/{id}/share"),
-            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("hours", "24"),
+                ("views", ""),
+                ("password", webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
@@ -205,7 +210,12 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
     let r = c
         .post(
             &format!("/recordings/{id}/share"),
-            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("hours", "24"),
+                ("views", ""),
+                ("password", webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 423, "no share of a locked end-to-end recording");

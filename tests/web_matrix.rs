@@ -376,7 +376,12 @@ async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, Strin
     let r = owner
         .post(
             &format!("/recordings/{recording}/share"),
-            &[("csrf", &csrf(&page.body)), ("hours", "24"), ("views", "")],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("hours", "24"),
+                ("views", ""),
+                ("password", webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -629,12 +634,20 @@ fn form_for(fx: &Fixture, route: &str) -> Vec<(&'static str, String)> {
             ("password", v(PASSWORD)),
         ],
         "/devices/logout" => vec![("device", "0".repeat(32))],
-        "/users/invite" => vec![("note", v("from the matrix"))],
+        "/users/invite" => vec![("note", v("from the matrix")), ("password", v(PASSWORD))],
         "/notifications" => vec![("quiet_start", v("22:00")), ("quiet_end", v("07:00"))],
-        "/support-access/grant" => vec![("helper", v("from the matrix")), ("hours", v("4"))],
+        "/support-access/grant" => vec![
+            ("helper", v("from the matrix")),
+            ("hours", v("4")),
+            ("password", v(PASSWORD)),
+        ],
         "/invitations/revoke" => vec![("handle", fx.victim_invitation.clone())],
         "/recordings/{id}/share" | "/events/{id}/share" => {
-            vec![("hours", v("24")), ("views", v(""))]
+            vec![
+                ("hours", v("24")),
+                ("views", v("")),
+                ("password", v(PASSWORD)),
+            ]
         }
         // Wrong on purpose: these would destroy what later cells need.
         "/cameras/{camera}/delete"

@@ -199,6 +199,7 @@ async fn a_share_link_plays_a_sealed_copy_without_an_account_until_it_is_unshare
             ("csrf", token.clone()),
             ("hours", "24".to_owned()),
             ("views", views.to_owned()),
+            ("password", PASSWORD.to_owned()),
         ]
     };
     let form = make("");
@@ -465,7 +466,12 @@ async fn a_shared_event_plays_all_its_recordings_as_one_clip_until_unshared() {
     let made = c
         .post(
             &format!("/events/{event_id}/share"),
-            &[("csrf", csrf_token.as_str()), ("hours", "1"), ("views", "")],
+            &[
+                ("csrf", csrf_token.as_str()),
+                ("hours", "1"),
+                ("views", ""),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
@@ -626,6 +632,7 @@ async fn support_access_sees_health_and_only_the_ticked_recording_and_is_logged(
                 ("helper", "Installer Ines"),
                 ("hours", "4"),
                 ("recording", &ticked),
+                ("password", PASSWORD),
             ],
         )
         .await;

@@ -189,6 +189,7 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
                 ("csrf", &csrf(&page.body)),
                 ("helper", "Ines"),
                 ("hours", "1"),
+                ("password", webutil::PASSWORD),
             ],
         )
         .await;
@@ -435,4 +436,156 @@ async fn the_owners_reenrolment_code_expires() {
     let (mut c, r) = enrol_after_reset(&server, &code).await;
     assert_eq!(r.status, 401, "an expired code: {}", r.body);
     assert_eq!(c.get("/").await.location(), "/enrol");
+}
+
+/// The forms posted without the owner's password and with a wrong one: `fields` plus
+/// nothing, then plus a wrong password.
+fn without_and_wrong<'a>(
+    fields: &[(&'a str, &'a str)],
+) -> [(Vec<(&'a str, &'a str)>, &'static str); 2] {
+    let mut wrong = fields.to_vec();
+    wrong.push(("password", "wrong horse"));
+    [
+        (fields.to_vec(), "no password"),
+        (wrong, "a wrong password"),
+    ]
+}
+
+/// An invitation makes an account that outlives "log out all" and a password change,
+/// so whoever holds the owner's open session must not make one: the form asks for
+/// the owner's password again, and without it nothing is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_an_invitation_needs_the_owners_password() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let page = owner.get("/users").await;
+    assert!(
+        page.body.contains("autocomplete=\"current-password\""),
+        "{}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    for (fields, why) in without_and_wrong(&[("csrf", &token), ("note", "mallory")]) {
+        let r = owner.post("/users/invite", &fields).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(r.body.contains("Wrong password"), "{why}: {}", r.body);
+        assert!(!r.body.contains("id=\"invite-link\""), "{why}: no link");
+        let users = owner.get("/users").await.body;
+        assert!(users.contains("No pending invitations."), "{why}: {users}");
+    }
+    let secret = webutil::invite(&mut owner, "grandma").await;
+    let users = owner.get("/users").await.body;
+    assert!(!users.contains("No pending invitations."), "{users}");
+    let (_, r) = accept(&server, &secret, GUEST).await;
+    assert_eq!(r.location(), "/enrol", "{}", r.body);
+}
+
+/// Support access lasts up to 7 days whatever happens to the owner's sessions, so
+/// granting it asks for the owner's password again; without it nothing is granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granting_support_access_needs_the_owners_password() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let page = owner.get("/support-access").await;
+    assert!(
+        page.body.contains("autocomplete=\"current-password\""),
+        "{}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    let form = [
+        ("csrf", token.as_str()),
+        ("helper", "Mallory"),
+        ("hours", "168"),
+    ];
+    for (fields, why) in without_and_wrong(&form) {
+        let r = owner.post("/support-access/grant", &fields).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(r.body.contains("Wrong password"), "{why}: {}", r.body);
+        assert!(!r.body.contains("id=\"support-link\""), "{why}: no link");
+        let support = owner.get("/support-access").await.body;
+        assert!(
+            support.contains("Nobody has support access."),
+            "{why}: {support}"
+        );
+        assert!(owner
+            .get("/users")
+            .await
+            .body
+            .contains("No pending invitations."));
+    }
+    let mut right = form.to_vec();
+    right.push(("password", webutil::PASSWORD));
+    let r = owner.post("/support-access/grant", &right).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"support-link\""), "{}", r.body);
+    let support = owner.get("/support-access").await.body;
+    assert!(support.contains("Mallory (link not used yet)"), "{support}");
+}
+
+/// A share link lets anyone with it watch for up to 30 days, unlimited views, after
+/// "log out all" too, so making one (of a recording or of an event) asks for the
+/// owner's password again; without it no link and no copy is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn making_a_share_link_needs_the_owners_password() {
+    let server = Server::start(
+        "[[camera]]\nname = \"porch\"\nurl = \"rtsp://127.0.0.1:9/none\"\nmode = \"events\"\n",
+    )
+    .await;
+    let (mut owner, _, _) = server.owner().await;
+    let start = webutil::T0_MICROS - 60_000_000;
+    let recording = webutil::objects::put_recording(&server, 0x1111, start);
+    let event = webutil::objects::put_event(&server, 0xaaaa, recording, start);
+    let copies = server.dir.path().join("data").join("shares");
+    let copies_made = || std::fs::read_dir(&copies).map_or(0, |d| d.count());
+    let player = owner.get(&format!("/recordings/{recording}")).await;
+    assert!(
+        player.body.contains("autocomplete=\"current-password\""),
+        "{}",
+        player.body
+    );
+    let token = csrf(&player.body);
+    let form = [("csrf", token.as_str()), ("hours", "720"), ("views", "")];
+    // The recording's form and the event's; the right password in between clears
+    // the failures, so the event's are not throttled.
+    for path in [
+        format!("/recordings/{recording}/share"),
+        format!("/events/{event}/share"),
+    ] {
+        for (fields, why) in without_and_wrong(&form) {
+            let r = owner.post(&path, &fields).await;
+            assert_eq!(r.status, 403, "{path}, {why}: {}", r.body);
+            assert!(
+                r.body.contains("Wrong password"),
+                "{path}, {why}: {}",
+                r.body
+            );
+            assert!(
+                !r.body.contains("id=\"share-link\""),
+                "{path}, {why}: no link"
+            );
+        }
+        let shares = owner.get("/shares").await.body;
+        assert!(shares.contains("Nothing is shared."), "{path}: {shares}");
+        let before = copies_made();
+        let mut right = form.to_vec();
+        right.push(("password", webutil::PASSWORD));
+        let r = owner.post(&path, &right).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        webutil::share_link_of(&r.body);
+        assert_eq!(copies_made(), before + 1, "{path}: one copy");
+        let shares = owner.get("/shares").await.body;
+        assert!(!shares.contains("Nothing is shared."), "{path}: {shares}");
+        // Unshared again, so the next form starts from nothing.
+        let id = shares
+            .split("action=\"/shares/")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .expect("the link's unshare form")
+            .to_owned();
+        let r = owner
+            .post(&format!("/shares/{id}/delete"), &[("csrf", &csrf(&shares))])
+            .await;
+        assert!(r.status == 303 || r.status == 200, "{}", r.body);
+    }
 }

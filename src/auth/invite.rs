@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, Session};
+use super::{
+    session, session_actor, throttle, Auth, AuthError, ClientInfo, Issued, PasswordConfirmed,
+    Session,
+};
 use crate::audit::Actor;
 use crate::index::{
     AlertKind, AuditKind, InvitationEntry, Role, SessionStage, SupportGrant, UserEntry, UserId,
@@ -40,8 +43,14 @@ fn hash_of(secret: &str) -> [u8; 32] {
 
 impl Auth {
     /// Makes an invitation for a shared user; returns its secret, for the link
-    /// (shown once).
-    pub fn invite(&self, owner: &Session, note: &str) -> Result<String, AuthError> {
+    /// (shown once). The account it makes outlives "log out all" and a password
+    /// change, so the owner's password must have been typed again just now.
+    pub fn invite(
+        &self,
+        owner: &Session,
+        _confirmed: &PasswordConfirmed,
+        note: &str,
+    ) -> Result<String, AuthError> {
         let (secret, note) = self.new_invitation(owner, note, Role::Shared, None)?;
         self.inner.audit.record(
             AuditKind::UserInvited,
@@ -53,10 +62,12 @@ impl Auth {
 
     /// Grants time-limited support access: an invitation that makes a support
     /// account, which may see camera health and diagnostics and the `recordings`
-    /// ticked, until `lifetime` from now. Returns the invitation's secret.
+    /// ticked, until `lifetime` from now. Returns the invitation's secret. As for
+    /// [`Auth::invite`], the owner's password must have been typed again just now.
     pub fn grant_support(
         &self,
         owner: &Session,
+        _confirmed: &PasswordConfirmed,
         helper: &str,
         lifetime: Duration,
         recordings: Vec<RecordingId>,

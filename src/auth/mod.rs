@@ -27,6 +27,7 @@ mod two_step;
 mod unfinished;
 
 pub use flows::TOTP_PURPOSE;
+pub use password_change::PasswordConfirmed;
 pub use two_step::{Reenrolled, ResetCode};
 
 use std::net::IpAddr;

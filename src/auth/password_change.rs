@@ -7,6 +7,12 @@ use super::attempts::AttemptPass;
 use super::{password, session_actor, Auth, AuthError, ClientInfo, Session};
 use crate::index::{AlertKind, AuditKind, UpdateError};
 
+/// Proof that the session's user has just typed their own password again
+/// ([`Auth::confirm_password`]): what making an invitation or granting support access
+/// takes, so no caller can skip the check. Only this module makes one.
+#[derive(Debug)]
+pub struct PasswordConfirmed(());
+
 impl Auth {
     /// Checks the logged-in user's own password before a change to their account: a
     /// throttled account or address is refused first, and a wrong password counts as
@@ -42,6 +48,26 @@ impl Auth {
             return Err(AuthError::InvalidCredentials);
         }
         Ok((keys, attempt))
+    }
+
+    /// Checks the logged-in user's own password again before they make lasting access
+    /// (an invitation, support access, a share link): each outlives "log out all" and
+    /// a password change, so a borrowed or stolen session must not be enough. The same
+    /// check, throttling and failed-login count as [`Auth::confirm_own_password`];
+    /// on success the user's failures are cleared, as after a login.
+    pub async fn confirm_password(
+        &self,
+        current: &Session,
+        password: String,
+        client: &ClientInfo,
+        what: &'static str,
+    ) -> Result<PasswordConfirmed, AuthError> {
+        let (keys, _attempt) = self
+            .confirm_own_password(current, password, client, what)
+            .await?;
+        self.off_thread(move |auth| auth.clear_failures(&keys))
+            .await?;
+        Ok(PasswordConfirmed(()))
     }
 
     pub async fn change_password(

@@ -77,7 +77,12 @@ pub async fn share_recording(
     let made = owner
         .post(
             &format!("/recordings/{recording}/share"),
-            &[("csrf", csrf), ("hours", hours), ("views", "")],
+            &[
+                ("csrf", csrf),
+                ("hours", hours),
+                ("views", ""),
+                ("password", crate::webutil::PASSWORD),
+            ],
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);

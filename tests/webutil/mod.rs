@@ -395,7 +395,11 @@ pub async fn invite(owner: &mut Client, note: &str) -> String {
     let r = owner
         .post(
             "/users/invite",
-            &[("csrf", &csrf(&page.body)), ("note", note)],
+            &[
+                ("csrf", &csrf(&page.body)),
+                ("note", note),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -675,6 +679,7 @@ pub async fn invite_support(owner: &mut Client, note: &str, ticked: &str) -> Str
                 ("helper", note),
                 ("hours", "4"),
                 ("recording", ticked),
+                ("password", PASSWORD),
             ],
         )
         .await;

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{anonymous_frame, blocking, see_other};
-use crate::auth::{totp, AuthError, Issued, Session};
+use crate::auth::{totp, AuthError, ClientInfo, Issued, PasswordConfirmed, Session};
 use crate::index::SessionStage;
 use crate::web::extract::{cookies, AnySession, Client, CsrfForm, Form};
 use crate::web::view::{render, Frame};
@@ -88,6 +88,43 @@ pub(super) fn failure(e: AuthError, now: i64) -> Result<(StatusCode, String), We
         AuthError::WeakPassword(why) | AuthError::Invalid(why) => (StatusCode::BAD_REQUEST, why),
         other => return Err(WebError::Auth(other)),
     })
+}
+
+/// [`failure`] on a form of someone already logged in (their password or code asked
+/// again): a wrong one is refused with 403, not 401, because the session stays.
+pub(super) fn refused(e: AuthError, now: i64) -> Result<(StatusCode, String), WebError> {
+    let (status, message) = failure(e, now)?;
+    let status = if status == StatusCode::UNAUTHORIZED {
+        StatusCode::FORBIDDEN
+    } else {
+        status
+    };
+    Ok((status, message))
+}
+
+/// The session's user's own password, typed again on a form that makes lasting access
+/// (an invitation, support access, a share link), checked as the token form checks
+/// it; or the status and message for that form's page: a missing or wrong password
+/// is a 403 there, a throttled one a 429.
+pub(super) async fn confirm_password(
+    state: &WebState,
+    session: &Session,
+    client: &ClientInfo,
+    password: String,
+    what: &'static str,
+) -> Result<Result<PasswordConfirmed, (StatusCode, String)>, WebError> {
+    match state
+        .auth
+        .confirm_password(session, password, client, what)
+        .await
+    {
+        Ok(confirmed) => Ok(Ok(confirmed)),
+        Err(AuthError::InvalidCredentials) => Ok(Err((
+            StatusCode::FORBIDDEN,
+            format!("Wrong password: making {what} asks for your own password again."),
+        ))),
+        Err(e) => Ok(Err(refused(e, state.clock.now_micros())?)),
+    }
 }
 
 pub(super) fn with_status(

@@ -142,16 +142,8 @@ pub async fn create(
         .await
     {
         Ok(made) => Ok(made),
-        Err(e) => {
-            let (status, why) = super::account::failure(e, state.clock.now_micros())?;
-            // A wrong password: refused, but the session stays (as on Password).
-            let status = if status == StatusCode::UNAUTHORIZED {
-                StatusCode::FORBIDDEN
-            } else {
-                status
-            };
-            Err((status, why))
-        }
+        // A wrong password: refused, but the session stays (as on Password).
+        Err(e) => Err(super::account::refused(e, state.clock.now_micros())?),
     };
     match created {
         Ok((entry, token)) => {

@@ -3,11 +3,10 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::account::{failure, with_status};
+use super::account::{refused, with_status};
 use super::frame_for;
 use crate::auth::policy::{Action, Object};
 use crate::web::extract::{Client, CsrfForm, FullSession};
@@ -72,13 +71,8 @@ pub async fn change(
             page_with(&state, &session, None, Some(ended)).await
         }
         Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
-            let status = if status == StatusCode::UNAUTHORIZED {
-                // A wrong current password: refused, but the session stays.
-                StatusCode::FORBIDDEN
-            } else {
-                status
-            };
+            // A wrong current password: refused, but the session stays.
+            let (status, message) = refused(e, state.clock.now_micros())?;
             with_status(
                 status,
                 page_with(&state, &session, Some(message), None).await,

@@ -1,6 +1,6 @@
 //! Share links in the UI: making one from a recording's page or an event's row (the
-//! owner), Shared Video Management (list and unshare), and the public link page with
-//! its video.
+//! owner, who types their password again: a link outlives "log out all"), Shared
+//! Video Management (list and unshare), and the public link page with its video.
 //!
 //! The public routes (`/s/{link}…`) need no account. The page itself is the same for
 //! every link id, existing or not; its script posts the URL fragment's secret to
@@ -20,7 +20,7 @@ use super::events::event_of;
 use super::recordings::entry_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
-use crate::auth::session_actor;
+use crate::auth::{session_actor, ClientInfo};
 use crate::index::AlertKind;
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
@@ -39,6 +39,10 @@ pub struct ShareForm {
     hours: String,
     #[serde(default)]
     views: String,
+    /// The owner's own password, again: a link outlives "log out all" and a
+    /// password change.
+    #[serde(default)]
+    password: String,
 }
 
 #[derive(Template)]
@@ -62,6 +66,15 @@ pub struct ShareRow {
     pub created: String,
     pub expires: String,
     pub views: String,
+}
+
+/// The answer to a share form refused for its password: why, and the way back.
+#[derive(Template)]
+#[template(path = "share_refused.html")]
+struct RefusedPage {
+    frame: Frame,
+    why: String,
+    back: String,
 }
 
 #[derive(Template)]
@@ -159,18 +172,35 @@ async fn viewer_of(
 }
 
 /// Makes the link (a blocking copy), tells the owners, and answers with the page that
-/// shows it once.
+/// shows it once. The form is checked before the password (a mistake in it costs no
+/// password attempt); a missing or wrong password makes nothing.
 async fn make_link(
     state: &WebState,
     session: &FullSession,
+    client: &ClientInfo,
     headers: &HeaderMap,
     what: What,
     camera: CameraId,
-    form: &ShareForm,
+    form: ShareForm,
 ) -> Result<Response, WebError> {
-    let (hours, views) = limits(form)?;
+    let (hours, views) = limits(&form)?;
     // End-to-end recordings are copied only by a session that has unlocked them.
     let viewer = viewer_of(state, session, &what).await?;
+    let confirmed =
+        super::account::confirm_password(state, &session.0, client, form.password, "a share link")
+            .await?;
+    if let Err((status, why)) = confirmed {
+        let back = match what {
+            What::Recording(r) => format!("/recordings/{r}"),
+            What::Event(_) => format!("/cameras/{camera}/recordings"),
+        };
+        let page = render(&RefusedPage {
+            frame: frame_for(state, &session.0).await?,
+            why,
+            back,
+        })?;
+        return super::account::with_status(status, Ok(page));
+    }
     let (shares, actor, auth) = (
         state.shares.clone(),
         session_actor(&session.0),
@@ -219,6 +249,7 @@ pub async fn create(
     State(state): State<WebState>,
     session: FullSession,
     Path(id): Path<String>,
+    Client(client): Client,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, WebError> {
@@ -228,7 +259,16 @@ pub async fn create(
         Object::ThisRecording(&entry.camera, entry.id),
     )?;
     let what = What::Recording(entry.id);
-    make_link(&state, &session, &headers, what, entry.camera, &form).await
+    make_link(
+        &state,
+        &session,
+        &client,
+        &headers,
+        what,
+        entry.camera,
+        form,
+    )
+    .await
 }
 
 /// `POST /events/{id}/share`: a link to an event's whole clip, however many
@@ -237,13 +277,23 @@ pub async fn create_for_event(
     State(state): State<WebState>,
     session: FullSession,
     Path(id): Path<String>,
+    Client(client): Client,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<ShareForm>,
 ) -> Result<Response, WebError> {
     let event = event_of(&state, &session, &id).await?;
     session.require(Action::ShareRecording, Object::Recording(&event.camera))?;
     let what = What::Event(event.id);
-    make_link(&state, &session, &headers, what, event.camera, &form).await
+    make_link(
+        &state,
+        &session,
+        &client,
+        &headers,
+        what,
+        event.camera,
+        form,
+    )
+    .await
 }
 
 pub async fn list(

@@ -1,5 +1,6 @@
-//! Support access (the owner grants a helper time-limited access) and the
-//! diagnostics page (camera health, no video) that owners and helpers see.
+//! Support access (the owner grants a helper time-limited access, typing their
+//! password again: it outlives "log out all") and the diagnostics page (camera
+//! health, no video) that owners and helpers see.
 
 use std::time::Duration;
 
@@ -8,13 +9,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::account::{confirm_password, with_status};
 use super::shares::{host_of, no_store};
 use super::{blocking, frame_for};
 use crate::auth::policy::{Action, Object};
 use crate::camera::ConnectionState;
 use crate::index::{RecordingState, Role};
 use crate::model::RecordingId;
-use crate::web::extract::{CsrfForm, FullSession};
+use crate::web::extract::{Client, CsrfForm, FullSession};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
 
@@ -46,6 +48,8 @@ struct SupportPage {
     recordings: Vec<RecordingChoice>,
     hours: Vec<u64>,
     new_link: Option<String>,
+    /// Why the grant form was refused (a wrong password).
+    error: Option<String>,
 }
 
 pub struct CameraHealth {
@@ -83,6 +87,7 @@ async fn support_page(
     state: &WebState,
     session: &FullSession,
     new_link: Option<String>,
+    error: Option<String>,
 ) -> Result<Response, WebError> {
     let (index, auth) = (state.index.clone(), state.auth.clone());
     let (users, pending, mut recordings) = blocking(move || {
@@ -136,6 +141,7 @@ async fn support_page(
             .collect(),
         hours: HOURS.to_vec(),
         new_link,
+        error,
     })?;
     Ok(no_store(page))
 }
@@ -145,13 +151,17 @@ pub async fn page(
     session: FullSession,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageSupport, Object::System)?;
-    support_page(&state, &session, None).await
+    support_page(&state, &session, None, None).await
 }
 
-/// `helper`, `hours` and any number of `recording` fields (checkboxes).
+/// `helper`, `hours`, `password` (the owner's own, again: the helper's account
+/// outlives "log out all" and a password change) and any number of `recording`
+/// fields (checkboxes). The form is checked before the password: a mistake in it
+/// costs no password attempt.
 pub async fn grant(
     State(state): State<WebState>,
     session: FullSession,
+    Client(client): Client,
     headers: HeaderMap,
     CsrfForm(fields): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
@@ -178,6 +188,17 @@ pub async fn grant(
             .map_err(|_| WebError::BadRequest("unknown recording".into()))?;
         ticked.push(id);
     }
+    let password = field("password").to_owned();
+    let confirmed =
+        match confirm_password(&state, &session.0, &client, password, "support access").await? {
+            Ok(confirmed) => confirmed,
+            Err((status, why)) => {
+                return with_status(
+                    status,
+                    support_page(&state, &session, None, Some(why)).await,
+                )
+            }
+        };
     let (auth, index, owner) = (state.auth.clone(), state.index.clone(), session.0.clone());
     let secret = blocking(move || {
         for id in &ticked {
@@ -185,11 +206,12 @@ pub async fn grant(
                 return Err(WebError::BadRequest(format!("no recording {id}")));
             }
         }
-        Ok(auth.grant_support(&owner, &helper, Duration::from_secs(hours * 3600), ticked)?)
+        let lifetime = Duration::from_secs(hours * 3600);
+        Ok(auth.grant_support(&owner, &confirmed, &helper, lifetime, ticked)?)
     })
     .await?;
     let link = format!("https://{}/invite#{secret}", host_of(&headers));
-    support_page(&state, &session, Some(link)).await
+    support_page(&state, &session, Some(link), None).await
 }
 
 pub async fn diagnostics(

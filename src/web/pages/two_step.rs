@@ -5,11 +5,10 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::account::{failure, grouped, qr_svg, with_status};
+use super::account::{grouped, qr_svg, refused, with_status};
 use super::{blocking, frame_for};
 use crate::auth::policy::{Action, Object};
 use crate::auth::{totp, AuthError};
@@ -104,13 +103,8 @@ pub async fn reenrol(
             "this page is out of date; open it again".into(),
         )),
         Err(e) => {
-            let (status, message) = failure(e, state.clock.now_micros())?;
             // A wrong password or code: refused, but the session stays.
-            let status = if status == StatusCode::UNAUTHORIZED {
-                StatusCode::FORBIDDEN
-            } else {
-                status
-            };
+            let (status, message) = refused(e, state.clock.now_micros())?;
             with_status(status, page_with(&state, &session, Some(message)).await)
         }
     }

@@ -1,4 +1,5 @@
-//! Users (the owner): who has an account, pending invitations, invite, remove, reset
+//! Users (the owner): who has an account, pending invitations, invite (with the
+//! owner's password again: the account outlives "log out all"), remove, reset
 //! someone's two-step verification; and
 //! the public invitation page where an invitee creates their shared account.
 
@@ -8,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::account::signed_in;
+use super::account::{confirm_password, signed_in, with_status};
 use super::shares::host_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{Action, Object};
@@ -42,6 +43,8 @@ struct UsersPage {
     invitations: Vec<InvitationRow>,
     /// The link of an invitation just made (shown once).
     new_link: Option<String>,
+    /// Why the invitation form was refused (a wrong password).
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -57,6 +60,7 @@ async fn users_page(
     state: &WebState,
     session: &FullSession,
     new_link: Option<String>,
+    error: Option<String>,
 ) -> Result<Response, WebError> {
     let (index, auth) = (state.index.clone(), state.auth.clone());
     let (users, invitations) =
@@ -85,6 +89,7 @@ async fn users_page(
             })
             .collect(),
         new_link,
+        error,
     })?;
     Ok(super::shares::no_store(page))
 }
@@ -94,26 +99,45 @@ pub async fn list(
     session: FullSession,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageUsers, Object::System)?;
-    users_page(&state, &session, None).await
+    users_page(&state, &session, None, None).await
 }
 
 #[derive(Deserialize)]
 pub struct InviteForm {
     #[serde(default)]
     note: String,
+    /// The owner's own password, again: the account an invitation makes outlives
+    /// "log out all" and a password change.
+    #[serde(default)]
+    password: String,
 }
 
 pub async fn invite(
     State(state): State<WebState>,
     session: FullSession,
+    Client(client): Client,
     headers: HeaderMap,
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageUsers, Object::System)?;
+    let confirmed = match confirm_password(
+        &state,
+        &session.0,
+        &client,
+        form.password,
+        "an invitation",
+    )
+    .await?
+    {
+        Ok(confirmed) => confirmed,
+        Err((status, why)) => {
+            return with_status(status, users_page(&state, &session, None, Some(why)).await)
+        }
+    };
     let (auth, owner) = (state.auth.clone(), session.0.clone());
-    let secret = blocking(move || Ok(auth.invite(&owner, &form.note)?)).await?;
+    let secret = blocking(move || Ok(auth.invite(&owner, &confirmed, &form.note)?)).await?;
     let link = format!("https://{}/invite#{secret}", host_of(&headers));
-    users_page(&state, &session, Some(link)).await
+    users_page(&state, &session, Some(link), None).await
 }
 
 #[derive(Deserialize)]
