@@ -324,10 +324,20 @@ fn user_id_on(users: &str, name: &str) -> String {
         .to_owned()
 }
 
-/// Resets `name`'s two-step verification from /users; returns the owner's answer.
+/// Resets `name`'s two-step verification with the form on /users (asserted to be on
+/// that user's row); returns the owner's answer.
 async fn reset_two_step(owner: &mut Client, name: &str) -> webutil::Reply {
     let users = owner.get("/users").await.body;
     let id = user_id_on(&users, name);
+    let row = users
+        .split(&format!("<tr id=\"user-{id}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .expect("the user's row");
+    assert!(
+        row.contains(&format!("action=\"/users/{id}/reset-two-step\"")),
+        "no reset button on {name}'s row: {row}"
+    );
     owner
         .post(
             &format!("/users/{id}/reset-two-step"),
@@ -425,7 +435,7 @@ async fn after_a_two_step_reset_the_password_alone_does_not_enrol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owners_reenrolment_code_expires() {
     let server = Server::start("").await;
-    let (mut owner, _, _) = server.owner().await;
+    let (mut owner, owner_secret, _) = server.owner().await;
     let secret = webutil::invite(&mut owner, "grandma").await;
     let (mut guest, _) = accept(&server, &secret, GUEST).await;
     webutil::enrol_with(&server, &mut guest).await;
@@ -436,6 +446,19 @@ async fn the_owners_reenrolment_code_expires() {
     let (mut c, r) = enrol_after_reset(&server, &code).await;
     assert_eq!(r.status, 401, "an expired code: {}", r.body);
     assert_eq!(c.get("/").await.location(), "/enrol");
+
+    // The row says so and offers another reset, which issues a code that works (the
+    // owner logs in again: a week has passed).
+    let mut owner = server.client();
+    server.login(&mut owner, &owner_secret).await;
+    let users = owner.get("/users").await.body;
+    assert!(users.contains("waiting for the one-time code"), "{users}");
+    let reset = reset_two_step(&mut owner, GUEST).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let code = webutil::reenrolment_code(&reset.body);
+    let (mut c, r) = enrol_after_reset(&server, &code).await;
+    assert_eq!(r.status, 200, "a new code: {}", r.body);
+    assert_eq!(c.get("/").await.status, 200);
 }
 
 /// The forms posted without the owner's password and with a wrong one: `fields` plus

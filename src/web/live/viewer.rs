@@ -59,8 +59,11 @@ pub struct Viewer<S> {
     patience: Patience,
     /// When the viewer last said anything (or the socket opened).
     heard: Instant,
-    /// When the ping not yet answered was written.
+    /// When the ping not yet answered was queued.
     pinged: Option<Instant>,
+    /// That ping is queued but its flush was cut short (the loop's `select!` took a
+    /// frame): the next [`listen`](Self::listen) flushes it rather than queue another.
+    ping_unflushed: bool,
 }
 
 impl<S> Viewer<S>
@@ -73,16 +76,13 @@ where
             patience,
             heard: Instant::now(),
             pinged: None,
+            ping_unflushed: false,
         }
     }
 
     pub async fn send(&mut self, message: Message) -> Result<(), Gone> {
         let limit = self.patience.answer_within;
-        match tokio::time::timeout(limit, self.socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Gone::Failed(e)),
-            Err(_) => Err(Gone::Stuck(limit)),
-        }
+        within(limit, self.socket.send(message), Gone::Stuck(limit)).await
     }
 
     /// Sends a close frame with `code`, if it can be written in time.
@@ -97,16 +97,26 @@ where
 
     /// Waits for the viewer to say something other than close, pinging it when it has
     /// been silent for [`Patience::ping_after`]; an error once it closed, failed, or
-    /// left a ping unanswered for [`Patience::answer_within`]. Cancel-safe, as the
-    /// loop's `select!` needs: a ping counts as sent only once written, so one
-    /// interrupted by a frame is sent again on the next call.
+    /// left a ping unanswered (or unflushed) for [`Patience::answer_within`].
+    /// Cancel-safe, as the loop's `select!` needs: a ping counts as sent once queued,
+    /// so one whose flush a frame interrupted is flushed by the next call, not queued
+    /// again (on a busy link that would be a ping per frame).
     pub async fn listen(&mut self) -> Result<(), Gone> {
         loop {
             let deadline = match self.pinged {
                 None => self.heard + self.patience.ping_after,
                 Some(at) => at + self.patience.answer_within,
             };
+            if self.ping_unflushed {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let silent = Gone::Silent(self.patience.answer_within);
+                within(left, self.socket.flush(), silent).await?;
+                self.ping_unflushed = false;
+            }
             tokio::select! {
+                // An answer already read counts before a deadline passed meanwhile:
+                // the loop reads only between frames, and a frame may take long.
+                biased;
                 message = self.socket.next() => {
                     self.heard = Instant::now();
                     self.pinged = None;
@@ -120,11 +130,27 @@ where
                     if self.pinged.is_some() {
                         return Err(Gone::Silent(self.patience.answer_within));
                     }
-                    self.send(Message::Ping(Bytes::new())).await?;
+                    let limit = self.patience.answer_within;
+                    let ping = self.socket.feed(Message::Ping(Bytes::new()));
+                    within(limit, ping, Gone::Stuck(limit)).await?;
                     self.pinged = Some(Instant::now());
+                    self.ping_unflushed = true;
                 }
             }
         }
+    }
+}
+
+/// `step` if it completes within `limit`, else `late`.
+async fn within(
+    limit: Duration,
+    step: impl std::future::Future<Output = Result<(), axum::Error>>,
+    late: Gone,
+) -> Result<(), Gone> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Gone::Failed(e)),
+        Err(_) => Err(late),
     }
 }
 
@@ -315,5 +341,81 @@ mod tests {
             .await
             .expect("gone");
         assert!(matches!(gone, Gone::Closed), "{gone}");
+    }
+
+    /// A socket whose peer reads nothing and says nothing: messages are queued (and
+    /// counted), a flush never completes.
+    #[derive(Default)]
+    struct Clogged {
+        pings: usize,
+    }
+
+    impl Stream for Clogged {
+        type Item = Result<Message, axum::Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Pending
+        }
+    }
+
+    impl Sink<Message> for Clogged {
+        type Error = axum::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            if matches!(item, Message::Ping(_)) {
+                self.pings += 1;
+            }
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ping_whose_flush_is_cut_short_is_not_queued_again() {
+        let mut viewer = Viewer::new(Clogged::default(), SHORT);
+        // The loop's select! drops listen() for each frame while the ping's flush
+        // waits; here a short timeout plays the frames.
+        let _ = tokio::time::timeout(SHORT.ping_after * 2, viewer.listen()).await;
+        for _ in 0..10 {
+            let _ = tokio::time::timeout(Duration::from_millis(5), viewer.listen()).await;
+        }
+        assert_eq!(viewer.socket.pings, 1, "one ping, flushed on each call");
+        let gone = tokio::time::timeout(LONG, viewer.listen())
+            .await
+            .expect("given up on");
+        assert!(matches!(gone, Err(Gone::Silent(_))), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_read_late_still_counts() {
+        // The pong arrives while a long frame write keeps the loop from reading; by
+        // the time it reads, the ping's deadline has passed too. 32 rounds: an
+        // unbiased choice between the two would lose one of them.
+        let quick = Patience {
+            ping_after: Duration::from_millis(10),
+            answer_within: Duration::from_millis(40),
+        };
+        for round in 0..32 {
+            let (socket, mut peer) = pipe(8);
+            let mut viewer = Viewer::new(socket, quick);
+            let _ = tokio::time::timeout(quick.ping_after * 3, viewer.listen()).await;
+            assert!(
+                matches!(peer.hears.try_recv(), Ok(Message::Ping(_))),
+                "round {round}: pinged"
+            );
+            peer.says
+                .send(Message::Pong(Bytes::new()))
+                .await
+                .expect("pong");
+            tokio::time::sleep(quick.answer_within + Duration::from_millis(20)).await;
+            let heard = viewer.listen().await;
+            assert!(heard.is_ok(), "round {round}: {heard:?}");
+        }
     }
 }

@@ -23,6 +23,9 @@ pub struct UserRow {
     pub name: String,
     pub role: &'static str,
     pub two_step: bool,
+    /// Reset, and not enrolled again yet: the owner may issue another code (one lost
+    /// or expired would otherwise leave only "Remove").
+    pub reset_pending: bool,
     pub created: String,
     pub removable: bool,
 }
@@ -75,6 +78,7 @@ async fn users_page(
                 name: u.username,
                 role: u.role.label(),
                 two_step: u.totp.is_some(),
+                reset_pending: u.reenrolment.is_some(),
                 created: view::date_time(u.created_micros),
                 removable: u.role != Role::Owner,
             })
