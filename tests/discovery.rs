@@ -9,7 +9,9 @@
 //! and answers the daemon's real multicast WS-Discovery probe with a unicast
 //! ProbeMatches; the page lists it with its scope name, model, address and device
 //! URL, and its "Add…" link pre-fills the guessed `rtsp://127.0.0.1:554/`. With
-//! `onvif = false` no probe goes out, so the same camera is never listed. Asking the
+//! `onvif = false` no probe goes out, so the same camera is never listed. A camera
+//! started with `--onvif-hello` is listed from its multicast `Hello` alone (no probe
+//! could have reached it) and removed by its `Bye` when stopped. Asking the
 //! camera for its stream URLs is tested against four kinds of camera: Media served
 //! at the device service, at another path named by `GetServices`, (before ONVIF 2.0)
 //! at another path named by `GetCapabilities`, and one that wants the credentials on
@@ -23,11 +25,16 @@ mod common;
 mod webutil;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::camera::{CameraOptions, TestCamera};
 use porchlight::camera::ConnectionState;
+use porchlight::clock::SystemClock;
+use porchlight::config::DiscoveryConfig;
+use porchlight::discovery::{Discovery, Source};
 use porchlight::model::CameraId;
+use tokio::sync::watch;
 use webutil::{csrf, totp_secret, Server};
 
 const INSTANCE: &str = "Porch test camera";
@@ -293,6 +300,81 @@ async fn onvif_camera_answers_the_probe_and_is_listed_for_the_owner_unless_onvif
         "a guess is not offered as an announced stream: {}",
         form.body
     );
+}
+
+const HELLO_NAME: &str = "Gate ONVIF camera";
+
+/// Whether `list` holds an ONVIF entry named `instance`, waiting up to `within`.
+async fn onvif_listed_within(
+    list: &Discovery,
+    instance: &str,
+    listed: bool,
+    within: Duration,
+) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let now_listed = list
+            .list()
+            .iter()
+            .any(|d| d.source == Source::Onvif && d.instance == instance);
+        if now_listed == listed {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A camera that boots multicasts `Hello` and is listed at once, not at the next
+/// probe; its `Bye` on a clean stop takes it off at once, not after
+/// `FORGET_AFTER`. The list is driven in-process and nothing calls `search`, so the
+/// only probe is the one at start, sent before the camera existed, and the next is
+/// five minutes away: only the `Hello` can list it (without the listener this test
+/// fails at the first assertion), and only the `Bye` can remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_camera_saying_hello_is_listed_at_once_and_gone_after_its_bye() {
+    multicast_on_loopback_works();
+    let (stop, stopped) = watch::channel(false);
+    let config = DiscoveryConfig {
+        enabled: true,
+        interfaces: vec!["lo".to_owned()],
+        onvif: true,
+    };
+    let list = Discovery::start(&config, Arc::new(SystemClock), stopped).expect("discovery starts");
+    tokio::time::sleep(Duration::from_millis(500)).await; // the probe at start is out
+    let mut camera = TestCamera::start(CameraOptions {
+        onvif: Some(HELLO_NAME.to_owned()),
+        onvif_hello: true,
+        ..Default::default()
+    });
+    assert!(
+        onvif_listed_within(&list, HELLO_NAME, true, Duration::from_secs(10)).await,
+        "the camera's Hello did not list it: {:?}",
+        list.list()
+    );
+    let entry = list
+        .list()
+        .into_iter()
+        .find(|d| d.instance == HELLO_NAME)
+        .expect("listed");
+    let port = camera
+        .onvif_port()
+        .expect("the camera reports its ONVIF port");
+    assert_eq!(
+        entry.device_url,
+        Some(format!("http://127.0.0.1:{port}/onvif/device_service"))
+    );
+    assert_eq!(entry.model.as_deref(), Some("porchlight-test-camera"));
+
+    camera.stop();
+    assert!(
+        onvif_listed_within(&list, HELLO_NAME, false, Duration::from_secs(10)).await,
+        "the camera's Bye did not remove it: {:?}",
+        list.list()
+    );
+    let _ = stop.send(true);
 }
 
 const YARD: &str = "Yard ONVIF camera";

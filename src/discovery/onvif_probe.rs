@@ -143,7 +143,7 @@ impl Prober {
 
 /// The IPv4 addresses to probe from: those of the named interfaces, or of every
 /// non-loopback interface when `names` is empty.
-fn outgoing_addresses(names: &[String]) -> Vec<Ipv4Addr> {
+pub(super) fn outgoing_addresses(names: &[String]) -> Vec<Ipv4Addr> {
     let interfaces = match if_addrs::get_if_addrs() {
         Ok(list) => list,
         Err(e) => {

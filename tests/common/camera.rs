@@ -59,6 +59,9 @@ pub struct CameraOptions {
     pub mdns: Option<String>,
     /// Answer ONVIF WS-Discovery probes on loopback under this name (`--onvif`).
     pub onvif: Option<String>,
+    /// With `onvif`: multicast a WS-Discovery `Hello` once ready and a `Bye` on
+    /// SIGTERM (`--onvif-hello`).
+    pub onvif_hello: bool,
     /// With `onvif`: serve the Media calls only at this path, and name it in the
     /// answer to `GetServices` (`--onvif-media-path`), as many real cameras do.
     pub onvif_media_path: Option<String>,
@@ -83,6 +86,7 @@ impl Default for CameraOptions {
             shared: false,
             mdns: None,
             onvif: None,
+            onvif_hello: false,
             onvif_media_path: None,
             onvif_old: false,
             onvif_auth_everything: false,
@@ -264,6 +268,9 @@ impl TestCamera {
         }
         if let Some(name) = &o.onvif {
             args.push(format!("--onvif={name}"));
+        }
+        if o.onvif_hello {
+            args.push("--onvif-hello".to_owned());
         }
         if let Some(path) = &o.onvif_media_path {
             args.push(format!("--onvif-media-path={path}"));
