@@ -11,7 +11,9 @@
 //! URL, and its "Add…" link pre-fills the guessed `rtsp://127.0.0.1:554/`. With
 //! `onvif = false` no probe goes out, so the same camera is never listed. A camera
 //! started with `--onvif-hello` is listed from its multicast `Hello` alone (no probe
-//! could have reached it) and removed by its `Bye` when stopped. Asking the
+//! could have reached it) and removed by its `Bye` when stopped. Over IPv6 the same
+//! (probe, `Hello`, `Bye`) runs in a network namespace of its own with a veth pair,
+//! as loopback has no IPv6 multicast. Asking the
 //! camera for its stream URLs is tested against four kinds of camera: Media served
 //! at the device service, at another path named by `GetServices`, (before ONVIF 2.0)
 //! at another path named by `GetCapabilities`, and one that wants the credentials on
@@ -32,7 +34,7 @@ use common::camera::{CameraOptions, TestCamera};
 use porchlight::camera::ConnectionState;
 use porchlight::clock::SystemClock;
 use porchlight::config::DiscoveryConfig;
-use porchlight::discovery::{Discovery, Source};
+use porchlight::discovery::{DiscoveredCamera, Discovery, Source};
 use porchlight::model::CameraId;
 use tokio::sync::watch;
 use webutil::{csrf, totp_secret, Server};
@@ -327,6 +329,34 @@ async fn onvif_listed_within(
     }
 }
 
+/// Discovery with ONVIF on the one interface `name`, driven in-process (nothing
+/// calls `search`, so it probes only at start and every five minutes); it stops
+/// when the sender sends `true` or is dropped.
+fn onvif_discovery_on(name: &str) -> (Discovery, watch::Sender<bool>) {
+    let (stop, stopped) = watch::channel(false);
+    let config = DiscoveryConfig {
+        enabled: true,
+        interfaces: vec![name.to_owned()],
+        onvif: true,
+    };
+    let list = Discovery::start(&config, Arc::new(SystemClock), stopped).expect("discovery starts");
+    (list, stop)
+}
+
+/// The ONVIF entry named `instance`, waiting up to 10 s for it; panics saying that
+/// `what` (the probe, the Hello) did not list it.
+async fn onvif_entry(list: &Discovery, instance: &str, what: &str) -> DiscoveredCamera {
+    assert!(
+        onvif_listed_within(list, instance, true, Duration::from_secs(10)).await,
+        "{what} did not list {instance}: {:?}",
+        list.list()
+    );
+    list.list()
+        .into_iter()
+        .find(|d| d.source == Source::Onvif && d.instance == instance)
+        .expect("listed")
+}
+
 /// A camera that boots multicasts `Hello` and is listed at once, not at the next
 /// probe; its `Bye` on a clean stop takes it off at once, not after
 /// `FORGET_AFTER`. The list is driven in-process and nothing calls `search`, so the
@@ -336,29 +366,14 @@ async fn onvif_listed_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onvif_camera_saying_hello_is_listed_at_once_and_gone_after_its_bye() {
     multicast_on_loopback_works();
-    let (stop, stopped) = watch::channel(false);
-    let config = DiscoveryConfig {
-        enabled: true,
-        interfaces: vec!["lo".to_owned()],
-        onvif: true,
-    };
-    let list = Discovery::start(&config, Arc::new(SystemClock), stopped).expect("discovery starts");
+    let (list, stop) = onvif_discovery_on("lo");
     tokio::time::sleep(Duration::from_millis(500)).await; // the probe at start is out
     let mut camera = TestCamera::start(CameraOptions {
         onvif: Some(HELLO_NAME.to_owned()),
         onvif_hello: true,
         ..Default::default()
     });
-    assert!(
-        onvif_listed_within(&list, HELLO_NAME, true, Duration::from_secs(10)).await,
-        "the camera's Hello did not list it: {:?}",
-        list.list()
-    );
-    let entry = list
-        .list()
-        .into_iter()
-        .find(|d| d.instance == HELLO_NAME)
-        .expect("listed");
+    let entry = onvif_entry(&list, HELLO_NAME, "the camera's Hello").await;
     let port = camera
         .onvif_port()
         .expect("the camera reports its ONVIF port");
@@ -372,6 +387,121 @@ async fn onvif_camera_saying_hello_is_listed_at_once_and_gone_after_its_bye() {
     assert!(
         onvif_listed_within(&list, HELLO_NAME, false, Duration::from_secs(10)).await,
         "the camera's Bye did not remove it: {:?}",
+        list.list()
+    );
+    let _ = stop.send(true);
+}
+
+/// Set for the copy of this test binary that runs in a network namespace of its own.
+const IN_NETNS: &str = "PORCHLIGHT_DISCOVERY_IN_NETNS";
+const V6_PROBED: &str = "Porch IPv6 camera";
+const V6_HELLO: &str = "Gate IPv6 camera";
+
+/// ONVIF over IPv6 with real kernel multicast. Loopback has no IPv6 multicast on
+/// Linux and the machine's own interfaces are not ours to change, so this runs
+/// [`ipv6_onvif_in_own_network_namespace`] in a copy of this binary under
+/// `unshare --net` (root in a container can; it fails, not skips, where it cannot),
+/// where a veth pair `v0`–`v1` joins the daemon's side to the cameras'.
+#[test]
+fn onvif_cameras_over_ipv6_answer_the_probe_and_say_hello_and_bye() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new("unshare")
+        .arg("--net")
+        .arg(exe)
+        .args([
+            "--exact",
+            "ipv6_onvif_in_own_network_namespace",
+            "--ignored",
+        ])
+        .env(IN_NETNS, "1")
+        .output()
+        .expect("running unshare (util-linux)");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the IPv6 test in its own network namespace failed:\n{text}"
+    );
+}
+
+/// Runs `ip ARGS`, panicking with its output on failure.
+fn ip(args: &str) {
+    let out = std::process::Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("running ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The body of the IPv6 test; only meaningful in its own network namespace.
+/// The camera `V6_PROBED` is up before discovery starts and can be listed only by
+/// the IPv6 probe at start (`v0` has no IPv4 address); `V6_HELLO` starts after it
+/// and can be listed only by its `Hello` on `ff02::c`, and removed only by its `Bye`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by onvif_cameras_over_ipv6_answer_the_probe_and_say_hello_and_bye"]
+async fn ipv6_onvif_in_own_network_namespace() {
+    assert!(
+        std::env::var_os(IN_NETNS).is_some(),
+        "run only in its own network namespace, by the test that makes one"
+    );
+    ip("link set lo up");
+    ip("link add v0 type veth peer name v1");
+    ip("-6 addr add fd00:77::1/64 dev v0 nodad");
+    ip("-6 addr add fd00:77::2/64 dev v1 nodad");
+    ip("link set v0 up");
+    ip("link set v1 up");
+    // Link-local addresses are unusable while duplicate detection runs (about 1 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("ip")
+            .args(["-6", "addr", "show", "tentative"])
+            .output()
+            .expect("running ip");
+        if out.stdout.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "IPv6 addresses stayed tentative");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let camera_ip: std::net::IpAddr = "fd00:77::2".parse().expect("address");
+    let probed = TestCamera::start(CameraOptions {
+        onvif: Some(V6_PROBED.to_owned()),
+        address: Some(camera_ip),
+        ..Default::default()
+    });
+    let (list, stop) = onvif_discovery_on("v0");
+    let entry = onvif_entry(&list, V6_PROBED, "the IPv6 probe").await;
+    let port = probed
+        .onvif_port()
+        .expect("the camera reports its ONVIF port");
+    assert_eq!(entry.addresses, vec![camera_ip]);
+    assert_eq!(
+        entry.device_url,
+        Some(format!("http://[fd00:77::2]:{port}/onvif/device_service"))
+    );
+    assert_eq!(
+        entry.suggested_rtsp_url().map(|u| u.to_string()).as_deref(),
+        Some("rtsp://[fd00:77::2]:554/")
+    );
+
+    let mut hello = TestCamera::start(CameraOptions {
+        onvif: Some(V6_HELLO.to_owned()),
+        onvif_hello: true,
+        address: Some(camera_ip),
+        ..Default::default()
+    });
+    onvif_entry(&list, V6_HELLO, "the camera's Hello on ff02::c").await;
+    hello.stop();
+    assert!(
+        onvif_listed_within(&list, V6_HELLO, false, Duration::from_secs(10)).await,
+        "the camera's Bye on ff02::c did not remove it: {:?}",
         list.list()
     );
     let _ = stop.send(true);

@@ -30,11 +30,14 @@
 //! 3702 itself (`onvif_listen.rs`) hears the `Hello` a camera multicasts when it
 //! boots, which lists it at once, and the `Bye` of a clean shutdown, which removes
 //! it at once; a camera that vanishes without `Bye` (power cut) is dropped when
-//! unheard for [`onvif_probe::FORGET_AFTER`]. IPv4 only.
+//! unheard for [`onvif_probe::FORGET_AFTER`]. Both over IPv4 and, on interfaces
+//! with an IPv6 address, over IPv6 (`[ff02::c]:3702`); a camera heard over both is
+//! two entries, one per answering address.
 //!
 //! Invariants:
 //! - Discovery only listens and asks on the LAN (mDNS: multicast 224.0.0.251 /
-//!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702, the unicast
+//!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702 and
+//!   `[ff02::c]:3702`, the unicast
 //!   answers to them, and `Hello`/`Bye` on the group); it never connects to what it
 //!   finds. Connecting is the
 //!   owner's step.

@@ -5,7 +5,7 @@
 //!
 //! How WS-Discovery (SOAP over UDP; ONVIF uses the 2005/04 draft namespace) finds a
 //! camera: we multicast a `Probe` for `dn:NetworkVideoTransmitter` (the type every
-//! ONVIF camera has) to 239.255.255.250:3702; each camera answers with a
+//! ONVIF camera has) to 239.255.255.250:3702 (and `[ff02::c]:3702`); each camera answers with a
 //! `ProbeMatches` sent unicast back to the probe's source address and port, whose
 //! `RelatesTo` is the probe's `MessageID`, and which carries the camera's
 //! `EndpointReference/Address` (a stable `urn:uuid:`), its `XAddrs` (device-service
@@ -26,7 +26,11 @@
 //!   IP literal of the datagram's source address: "ask the camera for its streams"
 //!   sends the owner's credentials (a digest of them) to it, so one LAN host must
 //!   not be able to point that at another (or at us). Host names are dropped:
-//!   trusting them would need a DNS lookup, and a name can point anywhere. At most
+//!   trusting them would need a DNS lookup, and a name can point anywhere. An IPv6
+//!   literal is bracketed (`http://[fd00::5]/…`) and compared as an address, so any
+//!   spelling of the source matches; a zone (`[fe80::5%25eth0]`) does not parse, so
+//!   such an XAddr is dropped. (An entry heard from a link-local address therefore
+//!   shows URLs without the zone a connection to it would need.) At most
 //!   [`MAX_ADDRESSES`] are kept, each at most [`MAX_TXT`] long;
 //! - an entry is named by its endpoint *and* its source, so a host that answers with
 //!   another camera's endpoint (which it can learn by probing it) gets a row of its
@@ -41,7 +45,7 @@
 //!
 //! Nothing found here is connected to.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub(crate) use super::onvif_xml::{attribute, elements, percent_decode, tagged, unescape};
 use super::{clean_txt, tidy_addresses, DiscoveredCamera, Source, MAX_ADDRESSES, MAX_ENTRIES};
@@ -49,6 +53,8 @@ use super::{MAX_TXT, RTSP_DEFAULT_PORT};
 
 /// The WS-Discovery multicast group (IPv4) and port.
 pub const WSD_GROUP_V4: Ipv4Addr = Ipv4Addr::new(239, 255, 255, 250);
+/// The WS-Discovery multicast group (IPv6, link-local scope).
+pub const WSD_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xc);
 pub const WSD_PORT: u16 = 3702;
 /// Largest answer read (64 KiB, the UDP maximum); anything longer is ignored.
 pub const MAX_DATAGRAM: usize = 64 * 1024;

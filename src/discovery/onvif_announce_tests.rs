@@ -137,3 +137,64 @@ fn a_bye_removes_only_the_entry_of_its_own_address() {
         assert_eq!(left, usize::from(from != camera), "after a Bye from {from}");
     }
 }
+
+/// Over IPv6 the same rules hold: an XAddr is kept only when its bracketed literal
+/// is the source address (spelled any way), and the entry's URLs bracket it.
+#[test]
+fn ipv6_xaddrs_are_kept_only_at_the_source_and_urls_bracket_it() {
+    let source = ip("fd00:77::64");
+    let xaddrs = "http://192.168.1.64/onvif/device_service \
+                  http://[fd00:77::64]:8080/onvif/device_service \
+                  http://[FD00:77:0:0::64]/onvif/other http://[fd00:77::99]/onvif/device_service \
+                  http://[fe80::1%25eth0]/onvif/device_service http://user@[fd00:77::64]/x";
+    let xml = hello(CAMERA_TYPES, xaddrs);
+    let Some(Announcement::Hello(m)) = parse_announcement(xml.as_bytes(), source) else {
+        panic!("a camera's Hello over IPv6 (unique-local) is accepted");
+    };
+    let kept: Vec<&str> = m.xaddrs.iter().map(|u| u.as_str()).collect();
+    assert_eq!(
+        kept,
+        vec![
+            "http://[fd00:77::64]:8080/onvif/device_service",
+            "http://[fd00:77::64]/onvif/other"
+        ]
+    );
+    let d = m.into_discovered(source, 0);
+    assert_eq!(d.fullname, format!("{ENDPOINT} at fd00:77::64"));
+    assert_eq!(d.addresses, vec![source]);
+    assert_eq!(
+        d.device_url.as_deref(),
+        Some("http://[fd00:77::64]:8080/onvif/device_service")
+    );
+    let rtsp = d.suggested_rtsp_url().expect("a suggestion");
+    assert_eq!(rtsp.as_str(), "rtsp://[fd00:77::64]:554/");
+    assert!(d.matches(&rtsp));
+    let other: url::Url = "rtsp://[fd00:77::99]/".parse().expect("url");
+    assert!(!d.matches(&other));
+}
+
+/// Link-local sources are LAN (they are what a camera answers a link-scope probe
+/// from); a zone in an XAddr cannot be parsed and is dropped; global IPv6 sources
+/// are not the LAN.
+#[test]
+fn ipv6_link_local_is_lan_and_global_is_not() {
+    let link = ip("fe80::8:3dff:fe80:18");
+    let xml = hello(
+        CAMERA_TYPES,
+        "http://[fe80::8:3dff:fe80:18]/onvif/device_service \
+         http://[fe80::8:3dff:fe80:18%25eth0]/onvif/zoned",
+    );
+    let Some(Announcement::Hello(m)) = parse_announcement(xml.as_bytes(), link) else {
+        panic!("a Hello from a link-local address is accepted");
+    };
+    let kept: Vec<&str> = m.xaddrs.iter().map(|u| u.as_str()).collect();
+    assert_eq!(
+        kept,
+        vec!["http://[fe80::8:3dff:fe80:18]/onvif/device_service"]
+    );
+    assert!(parse_announcement(bye().as_bytes(), ip("::1")).is_some());
+    let global = ip("2001:db8::64");
+    let xml = hello(CAMERA_TYPES, "http://[2001:db8::64]/onvif/device_service");
+    assert_eq!(parse_announcement(xml.as_bytes(), global), None);
+    assert_eq!(parse_announcement(bye().as_bytes(), global), None);
+}

@@ -1,11 +1,11 @@
-//! ONVIF WS-Discovery, the listening half: a UDP socket on the WS-Discovery port
-//! itself (3702), joined to 239.255.255.250 on each outgoing interface, that hears
-//! the `Hello` a camera multicasts when it boots and the `Bye` when it shuts down
-//! cleanly (`onvif.rs` parses them under the same rules as probe answers). A `Hello`
-//! lists the camera at once instead of at the next probe; a `Bye` removes it at once
-//! instead of after [`FORGET_AFTER`](super::onvif_probe::FORGET_AFTER).
+//! ONVIF WS-Discovery, the listening half: UDP sockets on the WS-Discovery port
+//! itself (3702), joined to 239.255.255.250 and (when the host has IPv6) to
+//! `ff02::c` on each outgoing interface, that hear the `Hello` a camera multicasts
+//! when it boots and the `Bye` when it shuts down cleanly (`onvif.rs` parses them
+//! under the same rules as probe answers). A `Hello` lists the camera at once
+//! instead of at the next probe; a `Bye` removes it at once instead of after [`FORGET_AFTER`](super::onvif_probe::FORGET_AFTER).
 //!
-//! The port is shared: the socket sets `SO_REUSEADDR` and `SO_REUSEPORT` so that it
+//! The port is shared: each socket sets `SO_REUSEADDR` and `SO_REUSEPORT` so that it
 //! binds next to other WS-Discovery listeners on this machine (a camera, `wsdd`);
 //! multicast reaches every socket bound to the port. When it cannot be bound (another
 //! program holds it exclusively) one warning is logged and discovery carries on
@@ -13,45 +13,76 @@
 //! [`PROBE_INTERVAL`](super::onvif_probe::PROBE_INTERVAL), so an interface that got
 //! its address after start is joined then.
 //!
-//! This socket never sends.
+//! These sockets never send.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::OwnedFd;
 
+use rustix::io::Errno;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use super::onvif::{self, Announcement, MAX_DATAGRAM, WSD_GROUP_V4, WSD_PORT};
-use super::onvif_probe::{outgoing_addresses, PROBE_INTERVAL};
+use super::onvif::{self, Announcement, MAX_DATAGRAM, WSD_GROUP_V4, WSD_GROUP_V6, WSD_PORT};
+use super::onvif_probe::{outgoing_addresses, outgoing_indexes_v6, PROBE_INTERVAL};
 use super::Discovery;
 use crate::config::DiscoveryConfig;
 
-/// Binds the port and spawns the listener, which runs until `shutdown` turns true;
-/// when the port cannot be had, warns once and returns (probing goes on).
+/// Binds the port (IPv4, and IPv6 when the host has it) and spawns a listener per
+/// socket, which runs until `shutdown` turns true; when the port cannot be had,
+/// warns once and returns (probing goes on).
 pub(super) fn start(config: &DiscoveryConfig, list: Discovery, shutdown: watch::Receiver<bool>) {
-    match bind_v4() {
-        Ok(socket) => {
-            let listener = Listener {
-                socket,
-                interfaces: config.interfaces.clone(),
-                list,
-            };
-            tokio::spawn(listener.run(shutdown));
+    for v6 in [false, true] {
+        let bound = if v6 { bind_v6() } else { bind_v4() };
+        match bound {
+            Ok(socket) => {
+                let listener = Listener {
+                    socket,
+                    v6,
+                    interfaces: config.interfaces.clone(),
+                    list: list.clone(),
+                };
+                tokio::spawn(listener.run(shutdown.clone()));
+            }
+            // No IPv6 on this host: nothing to hear there.
+            Err(e) if v6 && e.raw_os_error() == Some(Errno::AFNOSUPPORT.raw_os_error()) => {}
+            Err(e) => tracing::warn!(
+                "ONVIF discovery: cannot listen on {} port {WSD_PORT} ({e}); cameras that \
+                 announce themselves with Hello show up at the next probe instead",
+                if v6 { "IPv6" } else { "IPv4" }
+            ),
         }
-        Err(e) => tracing::warn!(
-            "ONVIF discovery: cannot listen on port {WSD_PORT} ({e}); cameras that \
-             announce themselves with Hello show up at the next probe instead"
-        ),
     }
 }
 
 /// `0.0.0.0:3702`, shared with other listeners.
 fn bind_v4() -> std::io::Result<UdpSocket> {
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?;
-    sockopt::set_socket_reuseaddr(&fd, true)?;
-    sockopt::set_socket_reuseport(&fd, true)?;
+    shared(&fd)?;
     rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, WSD_PORT))?;
+    into_tokio(fd)
+}
+
+/// `[::]:3702`, IPv6 only (the IPv4 socket hears IPv4), shared with other listeners.
+fn bind_v6() -> std::io::Result<UdpSocket> {
+    let fd = rustix::net::socket(AddressFamily::INET6, SocketType::DGRAM, None)?;
+    sockopt::set_ipv6_v6only(&fd, true)?;
+    shared(&fd)?;
+    rustix::net::bind(
+        &fd,
+        &SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, WSD_PORT, 0, 0),
+    )?;
+    into_tokio(fd)
+}
+
+fn shared(fd: &OwnedFd) -> std::io::Result<()> {
+    sockopt::set_socket_reuseaddr(fd, true)?;
+    sockopt::set_socket_reuseport(fd, true)?;
+    Ok(())
+}
+
+fn into_tokio(fd: OwnedFd) -> std::io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::from(fd);
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket)
@@ -59,6 +90,8 @@ fn bind_v4() -> std::io::Result<UdpSocket> {
 
 struct Listener {
     socket: UdpSocket,
+    /// Joins `ff02::c` by interface index instead of 239.255.255.250 by address.
+    v6: bool,
     /// Configured interface names; empty = every non-loopback interface.
     interfaces: Vec<String>,
     list: Discovery,
@@ -85,13 +118,30 @@ impl Listener {
         }
     }
 
-    /// Joins the group on each outgoing address; one already joined is no error.
+    /// Joins the group on each outgoing interface; one already joined is no error.
     fn join(&self) {
-        for address in outgoing_addresses(&self.interfaces) {
-            match sockopt::set_ip_add_membership(&self.socket, &WSD_GROUP_V4, &address) {
-                Ok(()) => tracing::debug!(%address, "ONVIF discovery: listening for Hello"),
-                Err(rustix::io::Errno::ADDRINUSE) => {}
-                Err(e) => tracing::debug!(%address, "ONVIF discovery: cannot join group: {e}"),
+        let joined: Vec<(String, rustix::io::Result<()>)> = if self.v6 {
+            outgoing_indexes_v6(&self.interfaces)
+                .into_iter()
+                .map(|i| {
+                    let joined = sockopt::set_ipv6_add_membership(&self.socket, &WSD_GROUP_V6, i);
+                    (format!("interface {i}"), joined)
+                })
+                .collect()
+        } else {
+            outgoing_addresses(&self.interfaces)
+                .into_iter()
+                .map(|a| {
+                    let joined = sockopt::set_ip_add_membership(&self.socket, &WSD_GROUP_V4, &a);
+                    (a.to_string(), joined)
+                })
+                .collect()
+        };
+        for (on, result) in joined {
+            match result {
+                Ok(()) => tracing::debug!(on, "ONVIF discovery: listening for Hello"),
+                Err(Errno::ADDRINUSE) => {}
+                Err(e) => tracing::debug!(on, "ONVIF discovery: cannot join group: {e}"),
             }
         }
     }

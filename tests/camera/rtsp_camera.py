@@ -318,7 +318,24 @@ def announce(a, port):
     return zc
 
 
-WSD_GROUP, WSD_PORT = "239.255.255.250", 3702
+WSD_GROUP, WSD_GROUP_V6, WSD_PORT = "239.255.255.250", "ff02::c", 3702
+
+
+def url_host(address):
+    """ADDRESS as a URL host: an IPv6 literal in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def ipv6_interface(address):
+    """The index of the interface holding the IPv6 ADDRESS (/proc/net/if_inet6)."""
+    import socket
+    want = socket.inet_pton(socket.AF_INET6, address).hex()
+    with open("/proc/net/if_inet6") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == want:
+                return int(fields[1], 16)
+    die(f"no interface has the address {address}")
 # The envelope of every WS-Discovery message the camera sends.
 WSD_ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
 <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" \
@@ -360,16 +377,35 @@ def answer_onvif_probes(a, http_port):
     import socket
     import urllib.parse
     import uuid
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    import struct
+    v6 = ":" in a.address
+    index = ipv6_interface(a.address) if v6 else 0
+    group = WSD_GROUP_V6 if v6 else WSD_GROUP
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("", WSD_PORT))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
-                        socket.inet_aton(WSD_GROUP) + socket.inet_aton(a.address))
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", WSD_PORT))
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                            socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index))
+        else:
+            sock.bind(("", WSD_PORT))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                            socket.inet_aton(group) + socket.inet_aton(a.address))
     except OSError as e:
-        die(f"--onvif: cannot listen on {WSD_GROUP}:{WSD_PORT} via {a.address}: {e}")
+        die(f"--onvif: cannot listen on {group}:{WSD_PORT} via {a.address}: {e}")
+    # IPv6: sent from --address itself (not the link-local address the kernel would
+    # pick), so the XAddr is at the address the datagram comes from.
+    def send(data, to):
+        if v6:
+            source = socket.inet_pton(socket.AF_INET6, a.address) + struct.pack("@I", index)
+            sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, source)], 0, to)
+        else:
+            sock.sendto(data, to)
+
     endpoint = str(uuid.uuid5(uuid.NAMESPACE_URL, f"porchlight-test-camera/{a.onvif}"))
-    xaddr = f"http://{a.address}:{http_port}/onvif/device_service"
+    xaddr = f"http://{url_host(a.address)}:{http_port}/onvif/device_service"
     details = DEVICE_DETAILS.format(name=urllib.parse.quote(a.onvif, safe=""), xaddr=xaddr)
 
     def serve():
@@ -387,21 +423,27 @@ def answer_onvif_probes(a, http_port):
             reply = PROBE_MATCHES.format(message_id=uuid.uuid4(),
                                          relates_to=found.group(1).strip(),
                                          endpoint=endpoint, details=details)
-            sock.sendto(reply.encode(), sender)
+            send(reply.encode(), sender)
 
     threading.Thread(target=serve, daemon=True).start()
     if not a.onvif_hello:
         return None
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(a.address))
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    if v6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(a.address))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    to = (group, WSD_PORT, 0, index) if v6 else (group, WSD_PORT)
     instance, number = int(time.time()), [0]
 
     def announce_onvif(kind, details):
         number[0] += 1
         message = ANNOUNCEMENT.format(message_id=uuid.uuid4(), kind=kind, instance=instance,
                                       number=number[0], endpoint=endpoint, details=details)
-        sock.sendto(message.encode(), (WSD_GROUP, WSD_PORT))
+        send(message.encode(), to)
 
     announce_onvif("Hello", details)
     return lambda: announce_onvif("Bye", "")
@@ -439,6 +481,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
     import hashlib
     import http.server
     import re
+    import socket
 
     def field(text, name):
         m = re.search(rf"<(?:\w+:)?{name}(?:\s[^>]*)?>([^<]*)</", text)
@@ -469,7 +512,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
         return False
 
     def xaddr(path):
-        return f"http://{a.address}:{httpd.server_address[1]}{path}"
+        return f"http://{url_host(a.address)}:{httpd.server_address[1]}{path}"
 
     def services():
         media = xaddr(a.onvif_media_path or DEVICE_PATH)
@@ -520,7 +563,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
                                        "</trt:GetProfilesResponse>")
             token = field(text, "ProfileToken")
             if "GetStreamUri" in text and token in ("main", "sub"):
-                uri = f"rtsp://{a.address}:{rtsp_port}/{token}"
+                uri = f"rtsp://{url_host(a.address)}:{rtsp_port}/{token}"
                 return self.reply(200, "<trt:GetStreamUriResponse><trt:MediaUri>"
                                        f"<tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false"
                                        "</tt:InvalidAfterConnect></trt:MediaUri>"
@@ -530,7 +573,10 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
         def log_message(self, *_args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer((a.address, 0), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in a.address else socket.AF_INET
+
+    httpd = Server((a.address, 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd.server_address[1]
 
