@@ -15,7 +15,7 @@
 //!
 //! These sockets never send.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
@@ -56,15 +56,21 @@ pub(super) fn start(config: &DiscoveryConfig, list: Discovery, shutdown: watch::
     }
 }
 
-/// `0.0.0.0:3702`, shared with other listeners.
+/// `239.255.255.250:3702`, shared with other listeners. Bound to the group, not to
+/// `0.0.0.0`, so that it gets only what is multicast there: unicast to port 3702
+/// (answers to a WS-Discovery client on this machine that probes from that port)
+/// still goes to that client, not to this socket.
 fn bind_v4() -> std::io::Result<UdpSocket> {
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?;
     shared(&fd)?;
-    rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, WSD_PORT))?;
+    rustix::net::bind(&fd, &SocketAddrV4::new(WSD_GROUP_V4, WSD_PORT))?;
     into_tokio(fd)
 }
 
 /// `[::]:3702`, IPv6 only (the IPv4 socket hears IPv4), shared with other listeners.
+/// Not bound to `ff02::c` as IPv4 is to its group: a link-local group can be bound
+/// on one interface only. So unicast to port 3702 on this machine may land here
+/// (and be ignored) instead of at another program sharing the port.
 fn bind_v6() -> std::io::Result<UdpSocket> {
     let fd = rustix::net::socket(AddressFamily::INET6, SocketType::DGRAM, None)?;
     sockopt::set_ipv6_v6only(&fd, true)?;
