@@ -7,14 +7,15 @@ CARGO ?= cargo
 # Tests: GStreamer's RTSP server (the test camera), ffmpeg/ffprobe (independent
 # decoder checks), Chromium + chromedriver (web UI browser tests), aiosmtpd (a real
 # SMTP server for alert mail), python3-zeroconf (the test camera announces itself over
-# mDNS for the discovery tests and `make demo`), nginx and Caddy (the README's
+# mDNS for the discovery tests and `make demo`), iproute2 (the IPv6 discovery test
+# builds a veth pair in a network namespace of its own), nginx and Caddy (the README's
 # reverse-proxy snippets are run in them).
 DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
 	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	ffmpeg systemd time procps \
-	chromium chromium-driver python3-aiosmtpd python3-zeroconf nginx caddy
+	chromium chromium-driver python3-aiosmtpd python3-zeroconf iproute2 nginx caddy
 
 .PHONY: deps build test lint demo clean bench bench-ingest bench-motion bench-web soak fuzz-deps fuzz
 

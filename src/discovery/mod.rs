@@ -1,7 +1,8 @@
 //! Discovery: cameras that announce themselves on the LAN, over mDNS (DNS-SD) or
 //! ONVIF WS-Discovery, kept as one live in-memory list for the owner's "discovered
-//! cameras" page. The only user of `mdns-sd`; ONVIF is `onvif.rs` (messages) and
-//! `onvif_probe.rs` (the socket).
+//! cameras" page. The only user of `mdns-sd`; ONVIF is `onvif.rs` (messages),
+//! `onvif_xml.rs` (the extractor they use), `onvif_probe.rs` (probing) and
+//! `onvif_listen.rs` (`Hello`/`Bye`).
 //!
 //! What it browses ([`SERVICE_TYPES`]):
 //! - `_rtsp._tcp.local.` — the IANA-registered RTSP service: the instance's port is
@@ -25,15 +26,20 @@
 //! its address and its device-service URL, but no RTSP URL: WS-Discovery does not
 //! say where the stream is, so the page suggests `rtsp://HOST:554/` as a guess (the
 //! add form can then ask the camera, on the owner's action and with the owner's
-//! credentials: `crate::camera::onvif_media`, not this module). IPv4
-//! only; `Hello`/`Bye` announcements are not listened for (that would need port
-//! 3702 itself), so an ONVIF entry unheard for [`onvif_probe::FORGET_AFTER`] is
-//! dropped instead.
+//! credentials: `crate::camera::onvif_media`, not this module). A socket on port
+//! 3702 itself (`onvif_listen.rs`) hears the `Hello` a camera multicasts when it
+//! boots, which lists it at once, and the `Bye` of a clean shutdown, which removes
+//! it at once; a camera that vanishes without `Bye` (power cut) is dropped when
+//! unheard for [`onvif_probe::FORGET_AFTER`]. Both over IPv4 and, on interfaces
+//! with an IPv6 address, over IPv6 (`[ff02::c]:3702`); a camera heard over both is
+//! two entries, one per answering address.
 //!
 //! Invariants:
 //! - Discovery only listens and asks on the LAN (mDNS: multicast 224.0.0.251 /
-//!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702 and the unicast
-//!   answers to them); it never connects to what it finds. Connecting is the
+//!   ff02::fb, port 5353; ONVIF: probes to 239.255.255.250:3702 and
+//!   `[ff02::c]:3702`, the unicast
+//!   answers to them, and `Hello`/`Bye` on the group); it never connects to what it
+//!   finds. Connecting is the
 //!   owner's step.
 //! - One entry per source and name (full mDNS instance name; ONVIF endpoint address
 //!   and the address that answered): `ServiceResolved` fires several times per instance as its addresses
@@ -46,7 +52,9 @@
 //!   answers are held to the same bounds; `onvif.rs` lists its rules.
 
 pub mod onvif;
+mod onvif_listen;
 mod onvif_probe;
+mod onvif_xml;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -280,6 +288,7 @@ impl Discovery {
             discovery.onvif_wake = Some(wake.clone());
             onvif_probe::start(config, discovery.clone(), wake, shutdown.clone())
                 .map_err(DiscoveryError::Onvif)?;
+            onvif_listen::start(config, discovery.clone(), shutdown.clone());
         }
         for service_type in SERVICE_TYPES {
             let events = mdns.browse(service_type)?;
@@ -360,8 +369,17 @@ impl Discovery {
         seen.insert(key, found);
     }
 
-    /// Drops the ONVIF entries last heard before `micros` (ONVIF has no reliable
-    /// goodbye, see the module docs).
+    /// Drops one ONVIF entry at once (its camera said `Bye`).
+    fn forget_onvif(&self, fullname: &str) {
+        let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
+        if seen.remove(&(Source::Onvif, fullname.to_owned())).is_some() {
+            // Debug-escaped, as above.
+            tracing::info!(instance = ?fullname, "discovery: camera left");
+        }
+    }
+
+    /// Drops the ONVIF entries last heard before `micros` (a `Bye` is not
+    /// guaranteed: a camera that loses power sends none).
     fn forget_onvif_before(&self, micros: i64) {
         let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
         seen.retain(|(source, _), d| *source != Source::Onvif || d.last_seen_micros >= micros);

@@ -1,14 +1,20 @@
-//! ONVIF WS-Discovery, the message half: the `Probe` we multicast and the
-//! `ProbeMatches` answers we accept. Pure code on bytes (the socket loop is
-//! `onvif_probe.rs`), so every rule here is unit-tested without a network.
+//! ONVIF WS-Discovery, the message half: the `Probe` we multicast, the
+//! `ProbeMatches` answers we accept, and the `Hello`/`Bye` cameras multicast when
+//! they come and go. Pure code on bytes (the sockets are `onvif_probe.rs` and
+//! `onvif_listen.rs`), so every rule here is unit-tested without a network.
 //!
 //! How WS-Discovery (SOAP over UDP; ONVIF uses the 2005/04 draft namespace) finds a
 //! camera: we multicast a `Probe` for `dn:NetworkVideoTransmitter` (the type every
-//! ONVIF camera has) to 239.255.255.250:3702; each camera answers with a
+//! ONVIF camera has) to 239.255.255.250:3702 (and `[ff02::c]:3702`); each camera answers with a
 //! `ProbeMatches` sent unicast back to the probe's source address and port, whose
 //! `RelatesTo` is the probe's `MessageID`, and which carries the camera's
 //! `EndpointReference/Address` (a stable `urn:uuid:`), its `XAddrs` (device-service
 //! URLs) and `Scopes` (`onvif://www.onvif.org/name/…`, `/hardware/…`).
+//!
+//! A `Hello` carries the same fields as a `ProbeMatch` and gets the same rules, less
+//! the MessageID (nobody asked for it); it counts only when its `Types` name
+//! `NetworkVideoTransmitter`. A `Bye` names an endpoint and removes only the entry of
+//! that endpoint at the `Bye`'s own source address.
 //!
 //! Every datagram is hostile until it passes these rules:
 //! - longer than [`MAX_DATAGRAM`]: ignored whole, not cut;
@@ -20,7 +26,11 @@
 //!   IP literal of the datagram's source address: "ask the camera for its streams"
 //!   sends the owner's credentials (a digest of them) to it, so one LAN host must
 //!   not be able to point that at another (or at us). Host names are dropped:
-//!   trusting them would need a DNS lookup, and a name can point anywhere. At most
+//!   trusting them would need a DNS lookup, and a name can point anywhere. An IPv6
+//!   literal is bracketed (`http://[fd00::5]/…`) and compared as an address, so any
+//!   spelling of the source matches; a zone (`[fe80::5%25eth0]`) does not parse, so
+//!   such an XAddr is dropped. (An entry heard from a link-local address therefore
+//!   shows URLs without the zone a connection to it would need.) At most
 //!   [`MAX_ADDRESSES`] are kept, each at most [`MAX_TXT`] long;
 //! - an entry is named by its endpoint *and* its source, so a host that answers with
 //!   another camera's endpoint (which it can learn by probing it) gets a row of its
@@ -28,20 +38,23 @@
 //! - texts (endpoint, scope values) are percent-decoded where they are URIs, then cut
 //!   to [`MAX_TXT`] printable characters; at most [`MAX_SCOPES`] scopes are read and
 //!   [`MAX_ENTRIES`] matches per datagram;
-//! - the extractor ([`elements`]) is hand-written, linear in the datagram, never
+//! - the extractor (`onvif_xml.rs`) is hand-written, linear in the datagram, never
 //!   recurses and understands only elements, prefixes and the five XML entities: the
 //!   answers need no more, and an XML crate would be a large parser for hostile input
 //!   to reach.
 //!
 //! Nothing found here is connected to.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub(crate) use super::onvif_xml::{attribute, elements, percent_decode, tagged, unescape};
 use super::{clean_txt, tidy_addresses, DiscoveredCamera, Source, MAX_ADDRESSES, MAX_ENTRIES};
 use super::{MAX_TXT, RTSP_DEFAULT_PORT};
 
 /// The WS-Discovery multicast group (IPv4) and port.
 pub const WSD_GROUP_V4: Ipv4Addr = Ipv4Addr::new(239, 255, 255, 250);
+/// The WS-Discovery multicast group (IPv6, link-local scope).
+pub const WSD_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xc);
 pub const WSD_PORT: u16 = 3702;
 /// Largest answer read (64 KiB, the UDP maximum); anything longer is ignored.
 pub const MAX_DATAGRAM: usize = 64 * 1024;
@@ -115,7 +128,7 @@ impl ProbeMatch {
         let mut addresses = vec![source];
         addresses.extend(self.xaddrs.iter().filter_map(host_ip));
         DiscoveredCamera {
-            fullname: format!("{} at {source}", self.endpoint),
+            fullname: onvif_fullname(&self.endpoint, source),
             instance: self.name.unwrap_or(self.endpoint),
             service_type: ONVIF_TYPE.to_owned(),
             source: Source::Onvif,
@@ -131,12 +144,58 @@ impl ProbeMatch {
     }
 }
 
-fn one_match(m: &str, source: IpAddr) -> Option<ProbeMatch> {
-    let epr = *elements(m, "EndpointReference").first()?;
-    let endpoint = clean_txt(&unescape(elements(epr, "Address").first()?));
-    if endpoint.is_empty() {
+/// The list key of an ONVIF entry: its endpoint and the address that sent it (see
+/// the module docs for why both).
+pub(super) fn onvif_fullname(endpoint: &str, source: IpAddr) -> String {
+    format!("{endpoint} at {source}")
+}
+
+/// A `Hello` or `Bye` multicast to the group by a device joining or leaving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// An ONVIF camera arrived (or changed): the same fields as a probe match.
+    Hello(ProbeMatch),
+    /// The device with this endpoint address is leaving.
+    Bye { endpoint: String },
+}
+
+/// A `Hello` from a `NetworkVideoTransmitter`, or a `Bye` from anyone, received
+/// from `source`; `None` when the datagram is neither or breaks a rule in the module
+/// docs. No MessageID can be checked (nobody asked): the source and XAddr rules are
+/// what hold, and a `Bye` only ever removes the entry of its own source address.
+/// `Hello`s of other device types (printers announce themselves the same way) are
+/// ignored; the type's prefix is not resolved to its namespace.
+pub fn parse_announcement(datagram: &[u8], source: IpAddr) -> Option<Announcement> {
+    if datagram.len() > MAX_DATAGRAM || !(is_lan(source) || source.is_loopback()) {
         return None;
     }
+    let xml = std::str::from_utf8(datagram).ok()?;
+    match (&elements(xml, "Hello")[..], &elements(xml, "Bye")[..]) {
+        ([hello], []) => {
+            let types = elements(hello, "Types").first().map(|t| unescape(t));
+            let camera = types
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|t| t.rsplit(':').next() == Some("NetworkVideoTransmitter"));
+            camera
+                .then(|| one_match(hello, source))?
+                .map(Announcement::Hello)
+        }
+        ([], [bye]) => endpoint_of(bye).map(|endpoint| Announcement::Bye { endpoint }),
+        _ => None, // neither, or more than one: not an announcement we understand
+    }
+}
+
+/// The cleaned `EndpointReference/Address` inside `element`, when not empty.
+fn endpoint_of(element: &str) -> Option<String> {
+    let epr = *elements(element, "EndpointReference").first()?;
+    let endpoint = clean_txt(&unescape(elements(epr, "Address").first()?));
+    (!endpoint.is_empty()).then_some(endpoint)
+}
+
+fn one_match(m: &str, source: IpAddr) -> Option<ProbeMatch> {
+    let endpoint = endpoint_of(m)?;
     let xaddrs_text = elements(m, "XAddrs").first().map(|x| unescape(x));
     let xaddrs: Vec<url::Url> = xaddrs_text
         .as_deref()
@@ -196,118 +255,10 @@ pub fn is_lan(ip: IpAddr) -> bool {
     }
 }
 
-/// The inner text of each element whose local name is `local` (any prefix), in
-/// document order.
-pub(crate) fn elements<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
-    tagged(xml, local)
-        .into_iter()
-        .map(|(_, inner)| inner)
-        .collect()
-}
-
-/// The value of attribute `name` in a start tag's attribute text, entities decoded.
-pub(crate) fn attribute(attributes: &str, name: &str) -> Option<String> {
-    let mut rest = attributes;
-    while let Some(i) = rest.find(name) {
-        let before = rest[..i].chars().next_back();
-        let after = rest[i + name.len()..].trim_start();
-        rest = &rest[i + name.len()..];
-        if !before.is_some_and(|c| c.is_whitespace() || c == ':') {
-            continue;
-        }
-        let Some(value) = after.strip_prefix('=') else {
-            continue;
-        };
-        let value = value.trim_start();
-        let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-        let value = &value[1..];
-        return value.find(quote).map(|end| unescape(&value[..end]));
-    }
-    None
-}
-
-/// Each element whose local name is `local` (any prefix), in document order, as
-/// (the start tag's attribute text, the inner text). Linear: a name ends at the next
-/// `<` too (else 64 KiB of `<` took seconds, each name running to the end), and when
-/// no closing tag follows, there is none for any later element of that name either,
-/// so the scan stops.
-pub(crate) fn tagged<'a>(xml: &'a str, local: &str) -> Vec<(&'a str, &'a str)> {
-    let suffix = format!(":{local}");
-    let mut found = Vec::new();
-    let mut at = 0;
-    while let Some(lt) = xml[at..].find('<') {
-        let start = at + lt + 1;
-        at = start;
-        let rest = &xml[start..];
-        let name_len = rest
-            .find(|c: char| c.is_whitespace() || c == '>' || c == '/' || c == '<')
-            .unwrap_or(rest.len());
-        let name = &rest[..name_len];
-        if name.is_empty() || !(name == local || name.ends_with(&suffix)) {
-            continue;
-        }
-        let Some(gt) = rest.find('>') else { break };
-        let content_start = start + gt + 1;
-        at = content_start;
-        let attributes = &rest[name_len..gt];
-        if attributes.ends_with('/') {
-            found.push((attributes.trim_end_matches('/'), ""));
-            continue;
-        }
-        let close = format!("</{name}");
-        let mut search = content_start;
-        loop {
-            let Some(i) = xml[search..].find(&close) else {
-                return found;
-            };
-            let after = search + i + close.len();
-            let tail = xml[after..].trim_start();
-            if tail.starts_with('>') {
-                found.push((attributes, &xml[content_start..search + i]));
-                at = xml.len() - tail.len() + 1;
-                break;
-            }
-            search = after;
-        }
-    }
-    found
-}
-
-/// Trimmed text with the five predefined XML entities replaced (`&amp;` last, so
-/// `&amp;lt;` stays `&lt;`).
-pub(crate) fn unescape(text: &str) -> String {
-    text.trim()
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// `%XX` escapes decoded (a bad escape is kept as it is); invalid UTF-8 becomes U+FFFD.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 #[path = "onvif_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "onvif_announce_tests.rs"]
+mod announce_tests;

@@ -79,6 +79,11 @@ def parse_args():
                         "--address's interface) as NAME, hardware porchlight-test-camera, "
                         "XAddr http://ADDRESS:PORT/onvif/device_service, which answers "
                         "GetProfiles and GetStreamUri (digest-checked with --user/--password)")
+    p.add_argument("--onvif-hello", action="store_true",
+                   help="with --onvif: multicast a WS-Discovery Hello to "
+                        "239.255.255.250:3702 on --address's interface once ready, and a "
+                        "Bye when stopped cleanly (SIGTERM or SIGINT), as a camera does "
+                        "when it boots and shuts down")
     p.add_argument("--onvif-media-path", metavar="PATH",
                    help="with --onvif: answer GetProfiles and GetStreamUri only at PATH "
                         "(e.g. /onvif/Media), as many real cameras do; the device service "
@@ -96,8 +101,10 @@ def parse_args():
     a = p.parse_args()
     if (a.user is None) != (a.password is None):
         p.error("--user and --password go together")
-    if (a.onvif_media_path or a.onvif_old or a.onvif_auth_everything) and not a.onvif:
-        p.error("--onvif-media-path, --onvif-old and --onvif-auth-everything go with --onvif")
+    if (a.onvif_media_path or a.onvif_old or a.onvif_auth_everything
+            or a.onvif_hello) and not a.onvif:
+        p.error("--onvif-media-path, --onvif-old, --onvif-auth-everything and "
+                "--onvif-hello go with --onvif")
     if a.onvif_media_path is not None and not a.onvif_media_path.startswith("/"):
         p.error("--onvif-media-path must start with /")
     if a.fps < 1 or a.gop < 1 or a.still_secs <= 0 or a.moving_secs <= 0:
@@ -311,46 +318,95 @@ def announce(a, port):
     return zc
 
 
-WSD_GROUP, WSD_PORT = "239.255.255.250", 3702
-PROBE_MATCHES = """<?xml version="1.0" encoding="UTF-8"?>
+WSD_GROUP, WSD_GROUP_V6, WSD_PORT = "239.255.255.250", "ff02::c", 3702
+
+
+def url_host(address):
+    """ADDRESS as a URL host: an IPv6 literal in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
+def ipv6_interface(address):
+    """The index of the interface holding the IPv6 ADDRESS (/proc/net/if_inet6)."""
+    import socket
+    want = socket.inet_pton(socket.AF_INET6, address).hex()
+    with open("/proc/net/if_inet6") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == want:
+                return int(fields[1], 16)
+    die(f"no interface has the address {address}")
+# The envelope of every WS-Discovery message the camera sends.
+WSD_ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
 <s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" \
 xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" \
 xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" \
 xmlns:dn="http://www.onvif.org/ver10/network/wsdl" \
 xmlns:tds="http://www.onvif.org/ver10/device/wsdl">
 <s:Header><a:MessageID>urn:uuid:{message_id}</a:MessageID>
-<a:RelatesTo>{relates_to}</a:RelatesTo>
-<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
-<a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</a:Action>
-</s:Header><s:Body><d:ProbeMatches><d:ProbeMatch>
-<a:EndpointReference><a:Address>urn:uuid:{endpoint}</a:Address></a:EndpointReference>
-<d:Types>dn:NetworkVideoTransmitter tds:Device</d:Types>
+"""
+# What a ProbeMatch and a Hello say about the camera.
+DEVICE_DETAILS = """<d:Types>dn:NetworkVideoTransmitter tds:Device</d:Types>
 <d:Scopes>onvif://www.onvif.org/type/video_encoder onvif://www.onvif.org/name/{name} \
 onvif://www.onvif.org/hardware/porchlight-test-camera \
 onvif://www.onvif.org/location/country/nowhere</d:Scopes>
 <d:XAddrs>{xaddr}</d:XAddrs><d:MetadataVersion>1</d:MetadataVersion>
-</d:ProbeMatch></d:ProbeMatches></s:Body></s:Envelope>"""
+"""
+PROBE_MATCHES = WSD_ENVELOPE + """<a:RelatesTo>{relates_to}</a:RelatesTo>
+<a:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:To>
+<a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</a:Action>
+</s:Header><s:Body><d:ProbeMatches><d:ProbeMatch>
+<a:EndpointReference><a:Address>urn:uuid:{endpoint}</a:Address></a:EndpointReference>
+{details}</d:ProbeMatch></d:ProbeMatches></s:Body></s:Envelope>"""
+# A Hello (details: DEVICE_DETAILS) or a Bye (no details).
+ANNOUNCEMENT = WSD_ENVELOPE + """<a:To>urn:schemas-xmlsoap-org:ws:2005:04:discovery</a:To>
+<a:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/{kind}</a:Action>
+<d:AppSequence InstanceId="{instance}" MessageNumber="{number}"/>
+</s:Header><s:Body><d:{kind}>
+<a:EndpointReference><a:Address>urn:uuid:{endpoint}</a:Address></a:EndpointReference>
+{details}</d:{kind}></s:Body></s:Envelope>"""
 
 
 def answer_onvif_probes(a, http_port):
     """Answers WS-Discovery Probes for ONVIF cameras the way a camera does: joins the
     group on --address's interface, and sends a ProbeMatches unicast to the prober,
-    RelatesTo its MessageID. Runs on its own daemon thread."""
+    RelatesTo its MessageID. Runs on its own daemon thread. With --onvif-hello it
+    multicasts a Hello now (from port 3702, on --address's interface) and returns a
+    function that multicasts the Bye; else it returns None."""
     import re
     import socket
     import urllib.parse
     import uuid
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    import struct
+    v6 = ":" in a.address
+    index = ipv6_interface(a.address) if v6 else 0
+    group = WSD_GROUP_V6 if v6 else WSD_GROUP
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("", WSD_PORT))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
-                        socket.inet_aton(WSD_GROUP) + socket.inet_aton(a.address))
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", WSD_PORT))
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                            socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index))
+        else:
+            sock.bind(("", WSD_PORT))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                            socket.inet_aton(group) + socket.inet_aton(a.address))
     except OSError as e:
-        die(f"--onvif: cannot listen on {WSD_GROUP}:{WSD_PORT} via {a.address}: {e}")
+        die(f"--onvif: cannot listen on {group}:{WSD_PORT} via {a.address}: {e}")
+    # IPv6: sent from --address itself (not the link-local address the kernel would
+    # pick), so the XAddr is at the address the datagram comes from.
+    def send(data, to):
+        if v6:
+            source = socket.inet_pton(socket.AF_INET6, a.address) + struct.pack("@I", index)
+            sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, source)], 0, to)
+        else:
+            sock.sendto(data, to)
+
     endpoint = str(uuid.uuid5(uuid.NAMESPACE_URL, f"porchlight-test-camera/{a.onvif}"))
-    xaddr = f"http://{a.address}:{http_port}/onvif/device_service"
-    name = urllib.parse.quote(a.onvif, safe="")
+    xaddr = f"http://{url_host(a.address)}:{http_port}/onvif/device_service"
+    details = DEVICE_DETAILS.format(name=urllib.parse.quote(a.onvif, safe=""), xaddr=xaddr)
 
     def serve():
         while True:
@@ -366,10 +422,31 @@ def answer_onvif_probes(a, http_port):
                 continue
             reply = PROBE_MATCHES.format(message_id=uuid.uuid4(),
                                          relates_to=found.group(1).strip(),
-                                         endpoint=endpoint, name=name, xaddr=xaddr)
-            sock.sendto(reply.encode(), sender)
+                                         endpoint=endpoint, details=details)
+            send(reply.encode(), sender)
 
     threading.Thread(target=serve, daemon=True).start()
+    if not a.onvif_hello:
+        return None
+    if v6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(a.address))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    to = (group, WSD_PORT, 0, index) if v6 else (group, WSD_PORT)
+    instance, number = int(time.time()), [0]
+
+    def announce_onvif(kind, details):
+        number[0] += 1
+        message = ANNOUNCEMENT.format(message_id=uuid.uuid4(), kind=kind, instance=instance,
+                                      number=number[0], endpoint=endpoint, details=details)
+        send(message.encode(), to)
+
+    announce_onvif("Hello", details)
+    return lambda: announce_onvif("Bye", "")
 
 
 SOAP = ('<?xml version="1.0" encoding="UTF-8"?><s:Envelope '
@@ -404,6 +481,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
     import hashlib
     import http.server
     import re
+    import socket
 
     def field(text, name):
         m = re.search(rf"<(?:\w+:)?{name}(?:\s[^>]*)?>([^<]*)</", text)
@@ -434,7 +512,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
         return False
 
     def xaddr(path):
-        return f"http://{a.address}:{httpd.server_address[1]}{path}"
+        return f"http://{url_host(a.address)}:{httpd.server_address[1]}{path}"
 
     def services():
         media = xaddr(a.onvif_media_path or DEVICE_PATH)
@@ -485,7 +563,7 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
                                        "</trt:GetProfilesResponse>")
             token = field(text, "ProfileToken")
             if "GetStreamUri" in text and token in ("main", "sub"):
-                uri = f"rtsp://{a.address}:{rtsp_port}/{token}"
+                uri = f"rtsp://{url_host(a.address)}:{rtsp_port}/{token}"
                 return self.reply(200, "<trt:GetStreamUriResponse><trt:MediaUri>"
                                        f"<tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false"
                                        "</tt:InvalidAfterConnect></trt:MediaUri>"
@@ -495,7 +573,10 @@ def onvif_device_service(a, rtsp_port, counters, on_count):
         def log_message(self, *_args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer((a.address, 0), Handler)
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in a.address else socket.AF_INET
+
+    httpd = Server((a.address, 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd.server_address[1]
 
@@ -567,12 +648,15 @@ def main():
              "fps": a.fps, "gop": a.gop, "mounts": {
                  m.name: {"width": m.width, "height": m.height} for m in all_mounts}}
     announcer = announce(a, server.get_bound_port()) if a.mdns else None
+    say_bye = None
     if a.onvif:
         ready["onvif_port"] = onvif_device_service(a, server.get_bound_port(), onvif,
                                                    save_status)
-        answer_onvif_probes(a, ready["onvif_port"])
+        say_bye = answer_onvif_probes(a, ready["onvif_port"])
     print(json.dumps(ready), flush=True)
     loop.run()
+    if say_bye is not None:
+        say_bye()
     if announcer is not None:
         announcer.unregister_all_services()
         announcer.close()

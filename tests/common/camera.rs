@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -59,6 +59,12 @@ pub struct CameraOptions {
     pub mdns: Option<String>,
     /// Answer ONVIF WS-Discovery probes on loopback under this name (`--onvif`).
     pub onvif: Option<String>,
+    /// Where it listens (`--address`); `None` = 127.0.0.1. An IPv6 address must be
+    /// on an interface with multicast (loopback has none for IPv6).
+    pub address: Option<IpAddr>,
+    /// With `onvif`: multicast a WS-Discovery `Hello` once ready and a `Bye` on
+    /// SIGTERM (`--onvif-hello`).
+    pub onvif_hello: bool,
     /// With `onvif`: serve the Media calls only at this path, and name it in the
     /// answer to `GetServices` (`--onvif-media-path`), as many real cameras do.
     pub onvif_media_path: Option<String>,
@@ -83,6 +89,8 @@ impl Default for CameraOptions {
             shared: false,
             mdns: None,
             onvif: None,
+            address: None,
+            onvif_hello: false,
             onvif_media_path: None,
             onvif_old: false,
             onvif_auth_everything: false,
@@ -90,7 +98,7 @@ impl Default for CameraOptions {
     }
 }
 
-/// A running test camera serving `/main` and `/sub` on 127.0.0.1.
+/// A running test camera serving `/main` and `/sub` on 127.0.0.1 (or `address`).
 pub struct TestCamera {
     opts: CameraOptions,
     child: Option<Child>,
@@ -213,7 +221,12 @@ impl TestCamera {
     }
 
     fn url(&self, mount: &str) -> String {
-        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+        format!("rtsp://{}/{mount}", self.socket_address())
+    }
+
+    fn socket_address(&self) -> SocketAddr {
+        let ip = self.opts.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        SocketAddr::new(ip, self.port)
     }
 
     fn status_path(&self) -> PathBuf {
@@ -264,6 +277,12 @@ impl TestCamera {
         }
         if let Some(name) = &o.onvif {
             args.push(format!("--onvif={name}"));
+        }
+        if let Some(address) = o.address {
+            args.push(format!("--address={address}"));
+        }
+        if o.onvif_hello {
+            args.push("--onvif-hello".to_owned());
         }
         if let Some(path) = &o.onvif_media_path {
             args.push(format!("--onvif-media-path={path}"));
@@ -351,7 +370,7 @@ impl TestCamera {
 
     /// Sends `OPTIONS` to `/main` and expects 200 (or 401 with auth on).
     fn check_rtsp_answers(&self) {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let addr = self.socket_address();
         let url = self.main_url();
         let answer = (|| -> std::io::Result<String> {
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
