@@ -136,12 +136,13 @@ fn support_expired(user: &UserEntry, now: i64) -> bool {
         .is_none_or(|g| now >= g.expires_micros)
 }
 
-/// The audit actor of a logged-in session.
+/// The audit actor of a logged-in session, at the address of the request it acts
+/// in (see [`Auth::session`]), not where it logged in.
 pub fn session_actor(session: &Session) -> Actor {
     Actor::user(
         session.user.id,
         &session.user.username,
-        session.entry.ip.parse().ok(),
+        session.entry.last_address().parse().ok(),
     )
 }
 
@@ -157,7 +158,10 @@ pub struct AlertNotice {
 pub struct DeviceInfo {
     pub handle: String,
     pub description: String,
+    /// Where it logged in.
     pub ip: String,
+    /// Where it was last used.
+    pub last_ip: String,
     pub first_seen_micros: i64,
     pub last_seen_micros: i64,
     pub this_device: bool,
@@ -274,10 +278,12 @@ impl Auth {
         Ok(())
     }
 
-    /// The live session a cookie value names, if any. Expired sessions are removed
-    /// (and are not failed logins: nothing is counted).
-    pub fn session(&self, id: &str) -> Result<Option<Session>, AuthError> {
-        self.live_session(session::key_of(id), true)
+    /// The live session a cookie value names, if any, used by a request from `from`:
+    /// what it does is logged from there, and the Devices page shows it as where the
+    /// session was last seen. Expired sessions are removed (and are not failed
+    /// logins: nothing is counted).
+    pub fn session(&self, id: &str, from: IpAddr) -> Result<Option<Session>, AuthError> {
+        self.live_session(session::key_of(id), Some(from))
     }
 
     /// The session under `key` if it is still live, read afresh (its user's current
@@ -285,10 +291,16 @@ impl Auth {
     /// notices stream) ask this to end with their session, and an open page must not
     /// keep an idle session alive.
     pub fn still_live(&self, key: &[u8; 32]) -> Result<Option<Session>, AuthError> {
-        self.live_session(*key, false)
+        self.live_session(*key, None)
     }
 
-    fn live_session(&self, key: [u8; 32], touch: bool) -> Result<Option<Session>, AuthError> {
+    /// `from`: the address of a request using the session (a use: it moves
+    /// `last_seen`); `None` only asks.
+    fn live_session(
+        &self,
+        key: [u8; 32],
+        from: Option<IpAddr>,
+    ) -> Result<Option<Session>, AuthError> {
         let Some(mut entry) = self.inner.index.get_session(&key)? else {
             return Ok(None);
         };
@@ -306,9 +318,16 @@ impl Auth {
             self.end_support(&user)?;
             return Ok(None);
         }
-        if touch && session::needs_touch(&entry, now) {
-            entry.last_seen_micros = now;
-            self.inner.index.touch_session(&key, now)?;
+        if let Some(from) = from.map(|ip| ip.to_string()) {
+            // A new address is written at once (it is what Devices shows); the
+            // same one at most once a minute.
+            let moved = entry.last_address() != from;
+            entry.last_ip = Some(from);
+            if moved || session::needs_touch(&entry, now) {
+                entry.last_seen_micros = now;
+                let from = entry.last_address();
+                self.inner.index.touch_session(&key, now, from)?;
+            }
         }
         Ok(Some(Session { key, entry, user }))
     }
@@ -368,6 +387,7 @@ impl Auth {
                 handle: hex::encode(key),
                 description: device::describe(&e.user_agent),
                 ip: e.ip.clone(),
+                last_ip: e.last_address().to_owned(),
                 first_seen_micros: e.created_micros,
                 last_seen_micros: e.last_seen_micros,
                 this_device: key == current.key,
@@ -398,7 +418,11 @@ impl Auth {
                 self.inner.audit.record(
                     AuditKind::DeviceLoggedOut,
                     &session_actor(current),
-                    format!("{} at {}", device::describe(&e.user_agent), e.ip),
+                    format!(
+                        "{} at {}",
+                        device::describe(&e.user_agent),
+                        e.last_address()
+                    ),
                 );
                 Ok(Some(key))
             }
@@ -497,6 +521,7 @@ impl Auth {
             last_seen_micros: now,
             csrf: session::random_hex(32),
             ip: client.ip.to_string(),
+            last_ip: None,
             user_agent: client.user_agent.chars().take(512).collect(),
             device: device_hash,
             pending_totp: None,
