@@ -77,7 +77,7 @@ pub enum AuthError {
 }
 
 /// What the client presented, as far as authentication cares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientInfo {
     pub ip: IpAddr,
     pub user_agent: String,
@@ -85,8 +85,18 @@ pub struct ClientInfo {
     pub device: Option<String>,
 }
 
+impl std::fmt::Debug for ClientInfo {
+    /// Leaves out the device cookie's value (whether there was one is enough).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientInfo")
+            .field("ip", &self.ip)
+            .field("user_agent", &self.user_agent)
+            .field("has_device_cookie", &self.device.is_some())
+            .finish()
+    }
+}
+
 /// A session just created: the web layer sets these as cookies.
-#[derive(Debug)]
 pub struct Issued {
     pub session_id: String,
     pub stage: SessionStage,
@@ -94,7 +104,18 @@ pub struct Issued {
     pub device_cookie: Option<String>,
 }
 
-/// A live session and its user, found from a cookie.
+impl std::fmt::Debug for Issued {
+    /// Leaves out the session id and device cookie: either lets its holder in.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("stage", &self.stage)
+            .field("new_device_cookie", &self.device_cookie.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live session and its user, found from a cookie. Its `Debug` shows no secret
+/// (the entry's and user's leave theirs out; `key` is the id's hash).
 #[derive(Clone, Debug)]
 pub struct Session {
     pub key: [u8; 32],
@@ -561,6 +582,73 @@ mod tests {
             known_devices: Vec::new(),
             support,
         }
+    }
+
+    /// `{:?}` of what carries a secret (a log line, a panic message) shows none.
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let secrets = [
+            "SESSIONID0123",
+            "DEVICECOOKIE0123",
+            "PASSWORDHASH0123",
+            "RECOVERYHASH0123",
+            "RECOVERYSALT0123",
+            "TOTPSEALED0123",
+            "CSRFTOKEN0123",
+            "PENDINGSEED0123",
+            "DEVICEHASH0123",
+        ];
+        let issued = Issued {
+            session_id: secrets[0].into(),
+            stage: SessionStage::Full,
+            device_cookie: Some(secrets[1].into()),
+        };
+        let client = ClientInfo {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            user_agent: "test".into(),
+            device: Some(secrets[1].into()),
+        };
+        let mut user = user_entry(UserId(1), "owner", Role::Owner, None);
+        user.password_hash = secrets[2].into();
+        user.recovery_codes = vec![crate::index::RecoveryCodeEntry {
+            salt: secrets[4].into(),
+            hash: secrets[3].into(),
+            used: false,
+        }];
+        user.totp = Some(crate::index::TotpEntry {
+            secret_sealed: secrets[5].into(),
+            last_step: 0,
+        });
+        user.known_devices = vec![secrets[8].into()];
+        let session = Session {
+            key: [7; 32],
+            entry: SessionEntry {
+                user: UserId(1),
+                stage: SessionStage::Full,
+                created_micros: 0,
+                last_seen_micros: 0,
+                csrf: secrets[6].into(),
+                ip: "192.0.2.1".into(),
+                last_ip: None,
+                user_agent: "test".into(),
+                device: secrets[8].into(),
+                pending_totp: Some(secrets[7].into()),
+            },
+            user,
+        };
+        let printed = [
+            format!("{issued:?}"),
+            format!("{client:?}"),
+            format!("{session:?}"),
+            format!("{:?}", session.user),
+            format!("{:?}", session.entry),
+        ];
+        for text in &printed {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(printed[2].contains("owner") && printed[2].contains("192.0.2.1"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum SessionStage {
     Full,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEntry {
     pub user: UserId,
     pub stage: SessionStage,
@@ -39,6 +39,21 @@ pub struct SessionEntry {
     /// During enrolment: the secret shown to the user, not yet confirmed (base32).
     /// The seed offered during enrolment, sealed like the user's (hex).
     pub pending_totp: Option<String>,
+}
+
+impl std::fmt::Debug for SessionEntry {
+    /// Leaves out the CSRF token, the device cookie's hash and the enrolment seed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionEntry")
+            .field("user", &self.user)
+            .field("stage", &self.stage)
+            .field("created_micros", &self.created_micros)
+            .field("last_seen_micros", &self.last_seen_micros)
+            .field("ip", &self.ip)
+            .field("last_ip", &self.last_ip)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionEntry {

@@ -81,14 +81,23 @@ impl fmt::Debug for TotpEntry {
 }
 
 /// One single-use recovery code, salted and hashed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryCodeEntry {
     pub salt: String,
     pub hash: String,
     pub used: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl fmt::Debug for RecoveryCodeEntry {
+    /// Leaves out the salt and hash: a hash of a short code is worth guessing at.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryCodeEntry")
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEntry {
     pub id: UserId,
     /// As the user typed it; look-ups are case-insensitive.
@@ -106,6 +115,22 @@ pub struct UserEntry {
     /// Only for [`Role::Support`].
     #[serde(default)]
     pub support: Option<SupportGrant>,
+}
+
+impl fmt::Debug for UserEntry {
+    /// Leaves out the password hash and the secrets' hashes (the TOTP entry and
+    /// recovery codes print without them), and the e-mail address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("totp", &self.totp)
+            .field("recovery_codes", &self.recovery_codes)
+            .field("created_micros", &self.created_micros)
+            .field("support", &self.support)
+            .finish_non_exhaustive()
+    }
 }
 
 fn username_key(username: &str) -> Vec<u8> {
