@@ -104,6 +104,7 @@ fn files_and_secrets_under_another_key_are_left_alone_and_listed() {
                     ip: String::new(),
                     user_agent: String::new(),
                     device: String::new(),
+                    last_ip: None,
                     pending_totp: Some(foreign_seed.clone()),
                 },
             )

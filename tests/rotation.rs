@@ -79,6 +79,7 @@ fn seal_secrets_and_thumbnail(setup: &Setup) -> (CameraId, EventId) {
                 ip: "127.0.0.1".into(),
                 user_agent: "test".into(),
                 device: "00".into(),
+                last_ip: None,
                 pending_totp: Some(
                     store
                         .seal_secret(TOTP_PURPOSE, b"JBSWY3DPEHPK3PXP")

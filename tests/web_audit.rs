@@ -177,3 +177,62 @@ async fn head_requests_write_no_download_or_export_entries() {
         "{activity}"
     );
 }
+
+/// Every way a shared user can fetch a recording is in the owner's log, whatever the
+/// `Range`: the whole MP4 from `video.mp4` without the player page is a view, a
+/// download resumed at byte 1 is a download. Many range requests of one session
+/// write one entry each, and `HEAD` of the player page writes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_users_fetches_of_a_recording_are_logged_once_whatever_the_range() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let secret = webutil::invite(&mut owner, "guest").await;
+    let (mut guest, r) =
+        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+    let id = webutil::objects::put_recording(&server, 42, webutil::T0_MICROS - 60_000_000);
+    let subject = format!("recording {id} of camera porch");
+    let logged = |html: &str, kind: &str| {
+        rows(html)
+            .into_iter()
+            .filter(|r| r.0 == kind && r.1 == "guest" && r.2 == subject)
+            .count()
+    };
+
+    let r = guest
+        .http
+        .head(format!("{}/recordings/{id}", guest.base))
+        .header("cookie", guest.cookie_header())
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(r.status().as_u16(), 200);
+    let activity = owner.get("/activity").await.body;
+    assert_eq!(logged(&activity, "recording_viewed"), 0, "HEAD: {activity}");
+
+    let whole = guest.get(&format!("/recordings/{id}/video.mp4")).await;
+    assert_eq!(whole.status, 200, "the whole MP4, no Range");
+    let download = format!("/recordings/{id}/download");
+    let (status, _, _) = webutil::range(&mut guest, &download, "bytes=1-").await;
+    assert_eq!(status, 206, "all but the first byte");
+    let activity = owner.get("/activity").await.body;
+    assert_eq!(logged(&activity, "recording_viewed"), 1, "{activity}");
+    assert_eq!(logged(&activity, "recording_downloaded"), 1, "{activity}");
+
+    // A player's seeks, a resumed download and the player page itself add nothing.
+    let video = format!("/recordings/{id}/video.mp4");
+    for start in [0, 10, 100, 200, 300] {
+        let (status, _, _) = webutil::range(&mut guest, &video, &format!("bytes={start}-")).await;
+        assert_eq!(status, 206);
+    }
+    for start in [0, 2, 50] {
+        let (status, _, _) =
+            webutil::range(&mut guest, &download, &format!("bytes={start}-")).await;
+        assert_eq!(status, 206);
+    }
+    assert_eq!(guest.get(&format!("/recordings/{id}")).await.status, 200);
+    let activity = owner.get("/activity").await.body;
+    assert_eq!(logged(&activity, "recording_viewed"), 1, "{activity}");
+    assert_eq!(logged(&activity, "recording_downloaded"), 1, "{activity}");
+}

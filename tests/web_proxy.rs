@@ -307,3 +307,62 @@ async fn behind_a_trusted_proxy_one_client_cannot_hold_every_request() {
     streams.pop();
     served_again(&server, a, &token).await;
 }
+
+/// The "From" column of the activity log's rows of `kind`, newest first.
+fn addresses_of(activity: &str, kind: &str) -> Vec<String> {
+    activity
+        .split(&format!("<tr class=\"audit-{kind}\">"))
+        .skip(1)
+        .filter_map(|row| row.split("</tr>").next())
+        .map(|row| {
+            row.split("<td>")
+                .nth(5)
+                .and_then(|c| c.split("</td>").next())
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// What a session or a token does is logged from where it is done, not from where
+/// the session logged in: a cookie taken elsewhere shows up with its new address,
+/// in the activity log and as "last seen from" on the Devices page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_activity_log_names_where_a_session_or_token_is_used() {
+    let server = Server::start(PROXIED).await;
+    let (login, _, _) = server.owner_on(behind_proxy(&server, "203.0.113.1")).await;
+    let id = webutil::objects::put_recording(&server, 42, webutil::T0_MICROS - 60_000_000);
+    let mut elsewhere = behind_proxy(&server, "198.51.100.7");
+    elsewhere.cookies = login.cookies.clone();
+    let player = elsewhere.get(&format!("/recordings/{id}")).await;
+    assert_eq!(player.status, 200);
+    let r = elsewhere
+        .post(
+            &format!("/recordings/{id}/delete"),
+            &[("csrf", &webutil::csrf(&player.body))],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let activity = elsewhere.get("/activity").await.body;
+    assert_eq!(addresses_of(&activity, "login_ok"), ["203.0.113.1"]);
+    assert_eq!(
+        addresses_of(&activity, "recording_deleted"),
+        ["198.51.100.7"],
+        "{activity}"
+    );
+    let devices = elsewhere.get("/devices").await.body;
+    assert!(
+        devices.contains("<td data-label=\"Logged in from\">203.0.113.1</td>")
+            && devices.contains("<td data-label=\"Last seen from\">198.51.100.7</td>"),
+        "{devices}"
+    );
+
+    let token = make_token(&mut elsewhere, "Doorbell", &["events:read"]).await;
+    assert_eq!(api(&server, Some("198.51.100.7"), &token).await.status, 200);
+    let activity = elsewhere.get("/activity").await.body;
+    assert_eq!(
+        addresses_of(&activity, "token_used"),
+        ["198.51.100.7"],
+        "{activity}"
+    );
+}

@@ -78,7 +78,7 @@ pub enum AuthError {
 }
 
 /// What the client presented, as far as authentication cares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientInfo {
     pub ip: IpAddr,
     pub user_agent: String,
@@ -86,8 +86,18 @@ pub struct ClientInfo {
     pub device: Option<String>,
 }
 
+impl std::fmt::Debug for ClientInfo {
+    /// Leaves out the device cookie's value (whether there was one is enough).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientInfo")
+            .field("ip", &self.ip)
+            .field("user_agent", &self.user_agent)
+            .field("has_device_cookie", &self.device.is_some())
+            .finish()
+    }
+}
+
 /// A session just created: the web layer sets these as cookies.
-#[derive(Debug)]
 pub struct Issued {
     pub session_id: String,
     pub stage: SessionStage,
@@ -95,7 +105,18 @@ pub struct Issued {
     pub device_cookie: Option<String>,
 }
 
-/// A live session and its user, found from a cookie.
+impl std::fmt::Debug for Issued {
+    /// Leaves out the session id and device cookie: either lets its holder in.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("stage", &self.stage)
+            .field("new_device_cookie", &self.device_cookie.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live session and its user, found from a cookie. Its `Debug` shows no secret
+/// (the entry's and user's leave theirs out; `key` is the id's hash).
 #[derive(Clone, Debug)]
 pub struct Session {
     pub key: [u8; 32],
@@ -137,12 +158,13 @@ fn support_expired(user: &UserEntry, now: i64) -> bool {
         .is_none_or(|g| now >= g.expires_micros)
 }
 
-/// The audit actor of a logged-in session.
+/// The audit actor of a logged-in session, at the address of the request it acts
+/// in (see [`Auth::session`]), not where it logged in.
 pub fn session_actor(session: &Session) -> Actor {
     Actor::user(
         session.user.id,
         &session.user.username,
-        session.entry.ip.parse().ok(),
+        session.entry.last_address().parse().ok(),
     )
 }
 
@@ -158,7 +180,10 @@ pub struct AlertNotice {
 pub struct DeviceInfo {
     pub handle: String,
     pub description: String,
+    /// Where it logged in.
     pub ip: String,
+    /// Where it was last used.
+    pub last_ip: String,
     pub first_seen_micros: i64,
     pub last_seen_micros: i64,
     pub this_device: bool,
@@ -275,10 +300,12 @@ impl Auth {
         Ok(())
     }
 
-    /// The live session a cookie value names, if any. Expired sessions are removed
-    /// (and are not failed logins: nothing is counted).
-    pub fn session(&self, id: &str) -> Result<Option<Session>, AuthError> {
-        self.live_session(session::key_of(id), true)
+    /// The live session a cookie value names, if any, used by a request from `from`:
+    /// what it does is logged from there, and the Devices page shows it as where the
+    /// session was last seen. Expired sessions are removed (and are not failed
+    /// logins: nothing is counted).
+    pub fn session(&self, id: &str, from: IpAddr) -> Result<Option<Session>, AuthError> {
+        self.live_session(session::key_of(id), Some(from))
     }
 
     /// The session under `key` if it is still live, read afresh (its user's current
@@ -286,10 +313,16 @@ impl Auth {
     /// notices stream) ask this to end with their session, and an open page must not
     /// keep an idle session alive.
     pub fn still_live(&self, key: &[u8; 32]) -> Result<Option<Session>, AuthError> {
-        self.live_session(*key, false)
+        self.live_session(*key, None)
     }
 
-    fn live_session(&self, key: [u8; 32], touch: bool) -> Result<Option<Session>, AuthError> {
+    /// `from`: the address of a request using the session (a use: it moves
+    /// `last_seen`); `None` only asks.
+    fn live_session(
+        &self,
+        key: [u8; 32],
+        from: Option<IpAddr>,
+    ) -> Result<Option<Session>, AuthError> {
         let Some(mut entry) = self.inner.index.get_session(&key)? else {
             return Ok(None);
         };
@@ -307,9 +340,16 @@ impl Auth {
             self.end_support(&user)?;
             return Ok(None);
         }
-        if touch && session::needs_touch(&entry, now) {
-            entry.last_seen_micros = now;
-            self.inner.index.touch_session(&key, now)?;
+        if let Some(from) = from.map(|ip| ip.to_string()) {
+            // A new address is written at once (it is what Devices shows); the
+            // same one at most once a minute.
+            let moved = entry.last_address() != from;
+            entry.last_ip = Some(from);
+            if moved || session::needs_touch(&entry, now) {
+                entry.last_seen_micros = now;
+                let from = entry.last_address();
+                self.inner.index.touch_session(&key, now, from)?;
+            }
         }
         Ok(Some(Session { key, entry, user }))
     }
@@ -369,6 +409,7 @@ impl Auth {
                 handle: hex::encode(key),
                 description: device::describe(&e.user_agent),
                 ip: e.ip.clone(),
+                last_ip: e.last_address().to_owned(),
                 first_seen_micros: e.created_micros,
                 last_seen_micros: e.last_seen_micros,
                 this_device: key == current.key,
@@ -399,7 +440,11 @@ impl Auth {
                 self.inner.audit.record(
                     AuditKind::DeviceLoggedOut,
                     &session_actor(current),
-                    format!("{} at {}", device::describe(&e.user_agent), e.ip),
+                    format!(
+                        "{} at {}",
+                        device::describe(&e.user_agent),
+                        e.last_address()
+                    ),
                 );
                 Ok(Some(key))
             }
@@ -498,6 +543,7 @@ impl Auth {
             last_seen_micros: now,
             csrf: session::random_hex(32),
             ip: client.ip.to_string(),
+            last_ip: None,
             user_agent: client.user_agent.chars().take(512).collect(),
             device: device_hash,
             pending_totp: None,
@@ -538,6 +584,73 @@ mod tests {
             support,
             reenrolment: None,
         }
+    }
+
+    /// `{:?}` of what carries a secret (a log line, a panic message) shows none.
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let secrets = [
+            "SESSIONID0123",
+            "DEVICECOOKIE0123",
+            "PASSWORDHASH0123",
+            "RECOVERYHASH0123",
+            "RECOVERYSALT0123",
+            "TOTPSEALED0123",
+            "CSRFTOKEN0123",
+            "PENDINGSEED0123",
+            "DEVICEHASH0123",
+        ];
+        let issued = Issued {
+            session_id: secrets[0].into(),
+            stage: SessionStage::Full,
+            device_cookie: Some(secrets[1].into()),
+        };
+        let client = ClientInfo {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            user_agent: "test".into(),
+            device: Some(secrets[1].into()),
+        };
+        let mut user = user_entry(UserId(1), "owner", Role::Owner, None);
+        user.password_hash = secrets[2].into();
+        user.recovery_codes = vec![crate::index::RecoveryCodeEntry {
+            salt: secrets[4].into(),
+            hash: secrets[3].into(),
+            used: false,
+        }];
+        user.totp = Some(crate::index::TotpEntry {
+            secret_sealed: secrets[5].into(),
+            last_step: 0,
+        });
+        user.known_devices = vec![secrets[8].into()];
+        let session = Session {
+            key: [7; 32],
+            entry: SessionEntry {
+                user: UserId(1),
+                stage: SessionStage::Full,
+                created_micros: 0,
+                last_seen_micros: 0,
+                csrf: secrets[6].into(),
+                ip: "192.0.2.1".into(),
+                last_ip: None,
+                user_agent: "test".into(),
+                device: secrets[8].into(),
+                pending_totp: Some(secrets[7].into()),
+            },
+            user,
+        };
+        let printed = [
+            format!("{issued:?}"),
+            format!("{client:?}"),
+            format!("{session:?}"),
+            format!("{:?}", session.user),
+            format!("{:?}", session.entry),
+        ];
+        for text in &printed {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(printed[2].contains("owner") && printed[2].contains("192.0.2.1"));
     }
 
     #[test]

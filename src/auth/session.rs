@@ -79,6 +79,7 @@ mod tests {
             ip: String::new(),
             user_agent: String::new(),
             device: String::new(),
+            last_ip: None,
             pending_totp: None,
         }
     }

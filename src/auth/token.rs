@@ -13,6 +13,8 @@
 //! (a borrowed or stolen session is not enough) and tells every owner
 //! ([`AlertKind::TokenCreated`]).
 
+use std::net::IpAddr;
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -173,8 +175,9 @@ impl Auth {
     }
 
     /// The live token `raw` is, if any: it must exist, match its stored hash and
-    /// belong to a user who still exists. Records the use (at most once a minute).
-    pub fn token(&self, raw: &str) -> Result<Option<TokenEntry>, AuthError> {
+    /// belong to a user who still exists. Records the use (at most once a minute),
+    /// from `from`, the address of the request presenting it.
+    pub fn token(&self, raw: &str, from: IpAddr) -> Result<Option<TokenEntry>, AuthError> {
         let Some(id) = parse(raw) else {
             return Ok(None);
         };
@@ -200,7 +203,7 @@ impl Auth {
                 &crate::audit::Actor {
                     user: Some(entry.user),
                     name: format!("linked service {:?}", entry.name),
-                    address: None,
+                    address: Some(from),
                 },
                 format!("token {id}"),
             );
@@ -215,6 +218,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     use crate::clock::SimulatedClock;
     use crate::index::{Index, Role};
 
@@ -278,21 +283,28 @@ mod tests {
         assert_eq!(stored.hash, hash(&raw));
 
         assert_eq!(
-            f.auth.token(&raw).expect("check").map(|t| t.id),
+            f.auth.token(&raw, LOCAL).expect("check").map(|t| t.id),
             Some(entry.id)
         );
         let mut wrong = raw.clone();
         wrong.pop();
         wrong.push(if raw.ends_with('0') { '1' } else { '0' });
         assert!(
-            f.auth.token(&wrong).expect("check").is_none(),
+            f.auth.token(&wrong, LOCAL).expect("check").is_none(),
             "one digit off"
         );
-        assert!(f.auth.token("plt_nonsense").expect("check").is_none());
-        assert!(f.auth.token("").expect("check").is_none());
+        assert!(f
+            .auth
+            .token("plt_nonsense", LOCAL)
+            .expect("check")
+            .is_none());
+        assert!(f.auth.token("", LOCAL).expect("check").is_none());
 
         assert!(f.auth.revoke_token(f.owner, entry.id).expect("revoke"));
-        assert!(f.auth.token(&raw).expect("check").is_none(), "revoked");
+        assert!(
+            f.auth.token(&raw, LOCAL).expect("check").is_none(),
+            "revoked"
+        );
         assert!(!f.auth.revoke_token(f.owner, entry.id).expect("again"));
     }
 
@@ -312,13 +324,13 @@ mod tests {
         };
         assert_eq!(last(), None, "never used");
         let t0 = f.auth.now();
-        f.auth.token(&raw).expect("use");
+        f.auth.token(&raw, LOCAL).expect("use");
         assert_eq!(last(), Some(t0));
         f.clock.advance_micros(59_000_000);
-        f.auth.token(&raw).expect("use");
+        f.auth.token(&raw, LOCAL).expect("use");
         assert_eq!(last(), Some(t0), "not rewritten within the minute");
         f.clock.advance_micros(1_000_000);
-        f.auth.token(&raw).expect("use");
+        f.auth.token(&raw, LOCAL).expect("use");
         assert_eq!(last(), Some(t0 + 60_000_000), "rewritten after a minute");
     }
 
@@ -351,7 +363,7 @@ mod tests {
             .create_token(f.owner, "Mine", &[Scope::TriggerWrite])
             .expect("create");
         assert!(
-            f.auth.token(&raw).expect("check").is_none(),
+            f.auth.token(&raw, LOCAL).expect("check").is_none(),
             "user 7 does not exist"
         );
         let left: Vec<TokenId> = f

@@ -19,7 +19,7 @@ pub enum SessionStage {
     Full,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEntry {
     pub user: UserId,
     pub stage: SessionStage,
@@ -27,13 +27,40 @@ pub struct SessionEntry {
     pub last_seen_micros: i64,
     /// The anti-CSRF token every form of this session carries (hex).
     pub csrf: String,
+    /// Where the login came from.
     pub ip: String,
+    /// Where the session was last used from (kept as often as `last_seen`, and at
+    /// once when it changes); `None` in sessions from before it was kept: `ip`.
+    #[serde(default)]
+    pub last_ip: Option<String>,
     pub user_agent: String,
     /// Hash of the device cookie of the browser that logged in.
     pub device: String,
     /// During enrolment: the secret shown to the user, not yet confirmed (base32).
     /// The seed offered during enrolment, sealed like the user's (hex).
     pub pending_totp: Option<String>,
+}
+
+impl std::fmt::Debug for SessionEntry {
+    /// Leaves out the CSRF token, the device cookie's hash and the enrolment seed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionEntry")
+            .field("user", &self.user)
+            .field("stage", &self.stage)
+            .field("created_micros", &self.created_micros)
+            .field("last_seen_micros", &self.last_seen_micros)
+            .field("ip", &self.ip)
+            .field("last_ip", &self.last_ip)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionEntry {
+    /// Where the session was last used from: the login's address until it is used.
+    pub fn last_address(&self) -> &str {
+        self.last_ip.as_deref().unwrap_or(&self.ip)
+    }
 }
 
 impl Index {
@@ -62,15 +89,22 @@ impl Index {
         }
     }
 
-    /// Moves a session's last-seen time, only if the session still exists: a log-out
-    /// (or "Remove all") racing with a request must not be undone by this write.
-    pub fn touch_session(&self, key: &[u8; 32], at_micros: i64) -> Result<(), IndexError> {
+    /// Moves a session's last-seen time and address, only if the session still
+    /// exists: a log-out (or "Remove all") racing with a request must not be undone
+    /// by this write.
+    pub fn touch_session(
+        &self,
+        key: &[u8; 32],
+        at_micros: i64,
+        from: &str,
+    ) -> Result<(), IndexError> {
         self.sessions()?.update_and_fetch(key, |old| {
             let old = old?;
             let Ok(mut entry) = serde_json::from_slice::<SessionEntry>(old) else {
                 return Some(old.to_vec());
             };
             entry.last_seen_micros = at_micros;
+            entry.last_ip = Some(from.to_owned());
             Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
         })?;
         Ok(())
@@ -151,23 +185,27 @@ mod tests {
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
             device: "d".into(),
+            last_ip: None,
             pending_totp: None,
         };
         index.put_session(&[1; 32], &entry(1)).expect("put");
         index.put_session(&[2; 32], &entry(1)).expect("put");
         index.put_session(&[3; 32], &entry(2)).expect("put");
         assert_eq!(index.get_session(&[1; 32]).expect("get"), Some(entry(1)));
-        index.touch_session(&[1; 32], 9).expect("touch");
+        index
+            .touch_session(&[1; 32], 9, "192.0.2.1")
+            .expect("touch");
         assert_eq!(
-            index
-                .get_session(&[1; 32])
-                .expect("get")
-                .map(|e| e.last_seen_micros),
-            Some(9)
+            index.get_session(&[1; 32]).expect("get").map(|e| (
+                e.last_seen_micros,
+                e.ip,
+                e.last_ip
+            )),
+            Some((9, "127.0.0.1".into(), Some("192.0.2.1".into())))
         );
         assert_eq!(index.remove_user_sessions(UserId(1)).expect("remove"), 2);
         index
-            .touch_session(&[1; 32], 10)
+            .touch_session(&[1; 32], 10, "192.0.2.1")
             .expect("touch a removed session");
         assert_eq!(
             index.get_session(&[1; 32]).expect("get"),

@@ -81,7 +81,7 @@ impl fmt::Debug for TotpEntry {
 }
 
 /// One single-use recovery code, salted and hashed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryCodeEntry {
     pub salt: String,
     pub hash: String,
@@ -99,7 +99,16 @@ pub struct ReenrolmentCode {
     pub expires_micros: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl fmt::Debug for RecoveryCodeEntry {
+    /// Leaves out the salt and hash: a hash of a short code is worth guessing at.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryCodeEntry")
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEntry {
     pub id: UserId,
     /// As the user typed it; look-ups are case-insensitive.
@@ -120,6 +129,23 @@ pub struct UserEntry {
     /// Set by the owner's reset of two-step verification until the user enrols again.
     #[serde(default)]
     pub reenrolment: Option<ReenrolmentCode>,
+}
+
+impl fmt::Debug for UserEntry {
+    /// Leaves out the password hash and the secrets' hashes (the TOTP entry and
+    /// recovery codes print without them), and the e-mail address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("totp", &self.totp)
+            .field("recovery_codes", &self.recovery_codes)
+            .field("created_micros", &self.created_micros)
+            .field("support", &self.support)
+            .field("reenrolment_pending", &self.reenrolment.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn username_key(username: &str) -> Vec<u8> {

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::api_throttle::Log;
+use super::client_addr::ClientAddr;
 use super::extract::{Path, Query};
 use super::pages::blocking;
 use super::pages::snapshot::{camera_jpeg, jpeg_response, Source};
@@ -144,7 +145,7 @@ fn full_path(parts: &Parts) -> String {
 
 /// The client's address as the bad-token throttle counts it (IPv6 by /64).
 fn address_of(parts: &Parts) -> String {
-    let ip = super::client_addr::ClientAddr::of(&parts.extensions);
+    let ip = ClientAddr::of(&parts.extensions);
     address_key(ip).trim_start_matches("addr:").to_owned()
 }
 
@@ -191,8 +192,8 @@ impl FromRequestParts<WebState> for Bearer {
             log_refusal(log, &address, parts, "no bearer token");
             return Err(ApiError(WebError::Unauthenticated));
         };
-        let auth = state.auth.clone();
-        match blocking(move || Ok(auth.token(&raw)?)).await? {
+        let (auth, from) = (state.auth.clone(), ClientAddr::of(&parts.extensions));
+        match blocking(move || Ok(auth.token(&raw, from)?)).await? {
             Some(entry) => Ok(Bearer(entry)),
             None => {
                 let log = throttle.failed(&address, state.clock.now_micros());

@@ -100,8 +100,8 @@ async fn lookup(parts: &mut Parts, state: &WebState) -> Result<Option<Session>, 
     let Some(id) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else {
         return Ok(None);
     };
-    let auth = state.auth.clone();
-    let session = tokio::task::spawn_blocking(move || auth.session(&id))
+    let (auth, from) = (state.auth.clone(), ClientAddr::of(&parts.extensions));
+    let session = tokio::task::spawn_blocking(move || auth.session(&id, from))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))??;
     if let Some(s) = &session {

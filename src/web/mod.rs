@@ -61,6 +61,7 @@
 mod api;
 mod api_throttle;
 mod assets;
+mod audit_once;
 mod certificate;
 mod client_addr;
 mod error;
@@ -158,6 +159,9 @@ pub struct WebState {
     pub live_sockets: Arc<slots::Slots<[u8; 32]>>,
     /// Bad API tokens counted per address, for every bearer-token check.
     pub bad_tokens: Arc<api_throttle::BadTokens>,
+    /// Which sessions' viewing and downloading of which recordings is already in the
+    /// activity log, so a player's many range requests write one entry.
+    pub audited_once: Arc<audit_once::AuditedOnce>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -528,6 +532,7 @@ pub async fn start(
         unlocked,
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
         bad_tokens: Arc::default(),
+        audited_once: Arc::default(),
     };
     let reload = Arc::new(tokio::sync::Notify::new());
     let mut tasks = vec![

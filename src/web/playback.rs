@@ -372,11 +372,14 @@ async fn respond(
     if method == Method::HEAD {
         return Ok(mp4_head(&mp4, range, file_name));
     }
-    // A download is logged once, not again for each resumed range.
-    if download && range.is_none_or(|(start, _)| start == 0) {
-        let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-        audit(&state, &session.0, AuditKind::RecordingDownloaded, subject).await?;
-    }
+    // Every range gives access, so any may be the one logged; a resumed download
+    // and the player's range requests (after its page) are logged once.
+    let kind = if download {
+        AuditKind::RecordingDownloaded
+    } else {
+        AuditKind::RecordingViewed
+    };
+    audit_recording(&state, &session, &entry, kind).await?;
     let open = recording_opener(&state, &entry, viewer);
     // Access ending (logged out, the user removed, rights withdrawn) ends a response
     // already streaming, as for share links and live view.
@@ -397,6 +400,23 @@ async fn respond(
         range,
         file_name,
     ))
+}
+
+/// Writes `kind` (viewed or downloaded) of `entry` for `session` to the activity log,
+/// unless this session's same access to it is logged already (see
+/// [`super::audit_once`]).
+pub(super) async fn audit_recording(
+    state: &WebState,
+    session: &FullSession,
+    entry: &RecordingEntry,
+    kind: AuditKind,
+) -> Result<(), WebError> {
+    let now = state.clock.now_micros();
+    if !state.audited_once.first(session.0.key, entry.id, kind, now) {
+        return Ok(());
+    }
+    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
+    audit(state, &session.0, kind, subject).await
 }
 
 /// The `Range` a request asks for, checked against the resource's length.

@@ -15,7 +15,10 @@ use crate::web::{WebError, WebState};
 pub struct DeviceRow {
     pub handle: String,
     pub description: String,
+    /// Where it logged in.
     pub ip: String,
+    /// Where it was last used.
+    pub last_ip: String,
     pub first_seen: String,
     pub last_seen: String,
     pub this_device: bool,
@@ -54,6 +57,7 @@ pub async fn devices(
             handle: d.handle,
             description: d.description,
             ip: d.ip,
+            last_ip: d.last_ip,
             first_seen: date_time(d.first_seen_micros),
             last_seen: date_time(d.last_seen_micros),
             this_device: d.this_device,

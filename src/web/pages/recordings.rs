@@ -4,6 +4,7 @@
 
 use askama::Template;
 use axum::extract::State;
+use axum::http::Method;
 use axum::response::Response;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -197,6 +198,7 @@ pub async fn player(
     session: FullSession,
     Path(id): Path<String>,
     Query(q): Query<PlayerQuery>,
+    method: Method,
 ) -> Result<Response, WebError> {
     let entry = entry_of(&state, &session, &id).await?;
     session.require(
@@ -205,8 +207,11 @@ pub async fn player(
     )?;
     // An end-to-end recording while this session is locked: "unlock to view".
     crate::web::playback::viewer_for(&state, &session, &entry).await?;
-    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-    audit(&state, &session.0, AuditKind::RecordingViewed, subject).await?;
+    // `HEAD` (which axum answers with this handler) shows nothing: it is not a view.
+    if method != Method::HEAD {
+        crate::web::playback::audit_recording(&state, &session, &entry, AuditKind::RecordingViewed)
+            .await?;
+    }
     render(&PlayerPage {
         frame: frame_for(&state, &session.0).await?,
         id: entry.id.to_string(),
