@@ -480,7 +480,7 @@ impl Recorder {
     fn salvage(&mut self, mut written: RecordingEntry) {
         let id = written.id;
         let path = self.store.recording_path(&self.camera, id);
-        match self.store.recover_and_describe(&path) {
+        match self.store.recover_and_describe(&self.camera, id) {
             // Nothing of it reached the disk: no recording to keep. (An end-to-end
             // file cannot be read here; the frame count says what was written.)
             Err(StoreError::EmptyRecording { .. }) => self.discard(id),
