@@ -238,7 +238,7 @@ fn finish_open(
         ));
         return Ok(());
     }
-    match store.recover_and_describe(&path) {
+    match store.recover_and_describe(&entry.camera, entry.id) {
         Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, &entry, report)?,
         Ok(file) => {
             let dropped = file.recovered_bytes_dropped;
@@ -514,12 +514,22 @@ fn check_finished_file(
     repair: bool,
     report: &mut Report,
 ) -> Result<(), CheckError> {
+    if let FileStatus::Misnamed { id, camera } = store.status(&entry.camera, entry.id) {
+        let file = RecordingFile {
+            camera: entry.camera.clone(),
+            id: entry.id,
+        };
+        if misnamed(store, &file, &camera, id, repair, report) {
+            drop_entry(store, index, entry, report)?;
+        }
+        return Ok(());
+    }
     let path = store.recording_path(&entry.camera, entry.id);
     match store.needs_recovery(&path) {
         Ok(None) => {}
         // Cannot be checked without a viewer's key; its header was read fine.
         Err(StoreError::EndToEnd { .. }) => {}
-        Ok(Some(_)) if repair => match store.recover_and_describe(&path) {
+        Ok(Some(_)) if repair => match store.recover_and_describe(&entry.camera, entry.id) {
             Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, entry, report)?,
             Ok(described) => {
                 index.put_recording(&described.to_entry())?;
@@ -552,10 +562,13 @@ fn adopt(
     report: &mut Report,
 ) -> Result<(), CheckError> {
     let path = store.recording_path(&file.camera, file.id);
-    let status = store.status(&path);
+    let status = store.status(&file.camera, file.id);
     #[cfg(test)]
     tests::between_status_and_indexing(&path);
     match status {
+        FileStatus::Misnamed { id, camera } => {
+            misnamed(store, file, &camera, id, repair, report);
+        }
         FileStatus::Shredded => {
             if repair {
                 if shred_or_unlink(store, &file.camera, file.id, report) {
@@ -598,7 +611,7 @@ fn adopt(
                     .push(format!("{} has no index entry", path.display()));
                 return Ok(());
             }
-            match store.recover_and_describe(&path) {
+            match store.recover_and_describe(&file.camera, file.id) {
                 Err(StoreError::EmptyRecording { .. }) => {
                     if shred_or_unlink(store, &file.camera, file.id, report) {
                         report.actions.push(format!(
@@ -621,6 +634,53 @@ fn adopt(
         }
     }
     Ok(())
+}
+
+/// A file whose header names another recording (`holds_id` of `holds_camera`) than
+/// its name: a whole file copied or moved over that name. It is never indexed: under
+/// the id its header gives, it would be a second entry of that recording, pointing at
+/// a file retention never deletes (so the recording could still be read after its
+/// deletion). With `repair`, a stray copy (the recording it holds has its own file
+/// under its own name) is shredded: nothing is lost, and deleting that recording
+/// leaves no readable copy behind. Anything else is left for a person, as it may be
+/// the only copy of the recording it holds. Returns whether the file is gone.
+fn misnamed(
+    store: &Store,
+    file: &RecordingFile,
+    holds_camera: &str,
+    holds_id: RecordingId,
+    repair: bool,
+    report: &mut Report,
+) -> bool {
+    let path = store.recording_path(&file.camera, file.id);
+    let what = format!(
+        "{} holds recording {holds_id} of camera {holds_camera:?}, not recording {} of \
+         camera {:?} as its name says",
+        path.display(),
+        file.id,
+        file.camera.as_str()
+    );
+    let stray = store.is_stray_copy(&file.camera, file.id, holds_camera, holds_id);
+    if !stray {
+        report.findings.push(format!(
+            "{what}; it was not indexed and is left untouched (move it back to its own \
+             name, or delete it if that recording was deleted)"
+        ));
+        return false;
+    }
+    if !repair {
+        report.findings.push(format!(
+            "{what}; recording {holds_id} has its own file, so --repair shreds this copy"
+        ));
+        return false;
+    }
+    let gone = shred_or_unlink(store, &file.camera, file.id, report);
+    if gone {
+        report.actions.push(format!(
+            "{what}; shredded it, a stray copy (recording {holds_id} has its own file)"
+        ));
+    }
+    gone
 }
 
 /// A file without an index entry that a power cut left shorter than its header: it
@@ -663,11 +723,14 @@ fn rebuild(store: &Store, index: &Index) -> Result<Report, CheckError> {
     let files = store.list_files()?;
     for file in files.iter().filter(|f| !pending.contains(&f.id)) {
         let path = store.recording_path(&file.camera, file.id);
-        let status = store.status(&path);
+        let status = store.status(&file.camera, file.id);
         #[cfg(test)]
         tests::between_status_and_indexing(&path);
         match status {
-            FileStatus::Readable => match store.recover_and_describe(&path) {
+            FileStatus::Misnamed { id, camera } => {
+                misnamed(store, file, &camera, id, true, &mut report);
+            }
+            FileStatus::Readable => match store.recover_and_describe(&file.camera, file.id) {
                 Err(StoreError::EmptyRecording { .. }) => {
                     if shred_or_unlink(store, &file.camera, file.id, &mut report) {
                         report.actions.push(format!(
@@ -725,6 +788,10 @@ mod extras;
 #[cfg(test)]
 #[path = "check_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "check_identity_tests.rs"]
+mod identity_tests;
 
 #[cfg(test)]
 #[path = "check_fifo_tests.rs"]

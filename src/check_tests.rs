@@ -42,7 +42,7 @@ fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> C
 
 /// Recording `id` of camera `porch` with 12 frames of real fMP4 (the same fixture
 /// the container tests use), its index entry `state`; `finish` seals its final chunk.
-fn recording(
+pub(super) fn recording(
     store: &Store,
     index: &Index,
     id: RecordingId,
@@ -91,7 +91,7 @@ fn flip_from_end(path: &std::path::Path, offset: usize) {
     std::fs::write(path, &bytes).expect("write");
 }
 
-fn readable(store: &Store, camera: &CameraId, id: RecordingId) -> bool {
+pub(super) fn readable(store: &Store, camera: &CameraId, id: RecordingId) -> bool {
     store
         .open_recording(camera, id)
         .and_then(|mut r| r.parse().map_err(|e| StoreError::Mp4(e.to_string())))

@@ -536,7 +536,7 @@ pub fn migrate_all(
     }
     let mut report = MigrationReport::default();
     let counts = &mut report.recordings;
-    for mut entry in index.all_recordings()? {
+    for entry in index.all_recordings()? {
         if entry.state != crate::index::RecordingState::Finished
             || !store
                 .is_end_to_end(&entry.camera, entry.id)
@@ -552,11 +552,21 @@ pub fn migrate_all(
         };
         match store.migrate_to_master(&entry.camera, entry.id, viewer) {
             Ok(done) => {
-                // Retention may have deleted it meanwhile: never bring it back.
-                if still_finished()? {
-                    entry.wrapped_key = done.wrapped_key;
-                    entry.bytes = done.file_len;
-                    index.put_recording(&entry)?;
+                #[cfg(test)]
+                tests::before_migrated_entry_is_saved(id);
+                // Retention may have deleted it meanwhile (or be deleting it): never
+                // bring it back. Checked and written in one transaction, which a
+                // deletion's `Deleting` mark or removal cannot come between.
+                let migrated = index.update_recording(id, |now| {
+                    (now.state == crate::index::RecordingState::Finished).then(|| {
+                        crate::index::RecordingEntry {
+                            wrapped_key: done.wrapped_key.clone(),
+                            bytes: done.file_len,
+                            ..now
+                        }
+                    })
+                })?;
+                if migrated {
                     counts.migrated += 1;
                 } else {
                     store.shred(&entry.camera, entry.id)?;

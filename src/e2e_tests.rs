@@ -5,6 +5,7 @@ use super::*;
 
 const PASS: &str = "lantern orchard pebble 1987 quietly";
 
+use crate::model::RecordingId;
 use crate::testutil::store_and_index as fixture;
 
 fn pass(text: &str) -> Secret {
@@ -527,4 +528,51 @@ fn wrong_passphrases_are_throttled_and_a_right_one_waits_its_turn() {
         unlock(&index, Some(UserId(2)), &pass(PASS), now),
         Err(E2eError::NotEnabled)
     ));
+}
+
+/// What a test does between a recording's migration and the update of its entry.
+type Hook = Option<Box<dyn Fn(RecordingId)>>;
+
+thread_local! {
+    /// Run by [`before_migrated_entry_is_saved`].
+    static BEFORE_SAVE: std::cell::RefCell<Hook> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The seam in [`migrate_all`] between a file's migration and its entry's update.
+pub(super) fn before_migrated_entry_is_saved(id: RecordingId) {
+    BEFORE_SAVE.with(|hook| {
+        if let Some(hook) = hook.borrow().as_ref() {
+            hook(id)
+        }
+    });
+}
+
+/// Retention deletes a recording after its file was migrated, before its entry is
+/// updated: the update must not bring the deleted recording back as finished.
+#[test]
+fn a_recording_deleted_during_its_migration_does_not_come_back() {
+    let (_dir, store, index) = fixture();
+    let store = std::sync::Arc::new(store);
+    let index = std::sync::Arc::new(index);
+    let (key, viewer) = crate::store::writer::testing::quick_viewer("mine");
+    store
+        .set_recipients(vec![key.public_key().clone()])
+        .expect("on");
+    let id = RecordingId(7);
+    crate::testutil::finished_recording(&store, &index, id);
+    store.set_recipients(Vec::new()).expect("off");
+    index.set_e2e_paused(true).expect("turned off");
+
+    let (s, i) = (store.clone(), index.clone());
+    BEFORE_SAVE.with(|hook| {
+        *hook.borrow_mut() = Some(Box::new(move |id| {
+            assert!(crate::retention::delete_recording(&s, &i, id).expect("delete"));
+        }))
+    });
+    let report = migrate_all(&index, &store, &viewer);
+    BEFORE_SAVE.with(|hook| hook.borrow_mut().take());
+    let report = report.expect("migrate");
+    assert_eq!(report.recordings.migrated, 0, "{report}");
+    assert!(index.get_recording(id).expect("get").is_none(), "{report}");
 }

@@ -61,3 +61,22 @@ pub(crate) fn event_of(
         })
         .expect("event");
 }
+
+/// A finished recording `id` of camera `porch` holding `b"some video"` (not a
+/// playable video), sealed as the store's recipients say, with its finished entry.
+pub(crate) fn finished_recording(store: &Store, index: &Index, id: crate::model::RecordingId) {
+    use crate::index::RecordingState;
+    let mut entry = placeholder_entry(id, RecordingState::Finished);
+    let (mut writer, wrapped_key) = store
+        .create_recording(&crate::store::NewRecording {
+            id,
+            camera: entry.camera.clone(),
+            start_micros: entry.start_micros,
+            trigger: entry.trigger,
+        })
+        .expect("create");
+    writer.write_all(b"some video").expect("write");
+    entry.bytes = writer.finish().expect("finish").file_len;
+    entry.wrapped_key = wrapped_key;
+    index.put_recording(&entry).expect("index");
+}

@@ -167,6 +167,17 @@ impl Index {
         self.recordings.get(id.0)
     }
 
+    /// Replaces recording `id`'s entry by `change(current)` atomically (see
+    /// [`table::Table::update`]): for a change that must not bring back an entry a
+    /// deletion marked or removed in the meantime. Returns whether it was written.
+    pub fn update_recording(
+        &self,
+        id: RecordingId,
+        change: impl Fn(RecordingEntry) -> Option<RecordingEntry>,
+    ) -> Result<bool, IndexError> {
+        self.recordings.update(id.0, change)
+    }
+
     /// Removes a recording's entry (no-op if absent).
     pub fn remove_recording(&self, id: RecordingId) -> Result<(), IndexError> {
         self.recordings.remove(id.0)

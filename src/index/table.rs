@@ -93,6 +93,46 @@ impl<R: Row> Table<R> {
             .map_err(storage)
     }
 
+    /// Replaces the row with id `id` by `change(current)`, in one transaction: no
+    /// other write (a deletion) can come between reading the row and writing its
+    /// new value. `change` answering `None`, or no such row, writes nothing; returns
+    /// whether the row was written. `change` may run more than once (sled retries a
+    /// transaction that conflicted).
+    pub fn update(&self, id: u64, change: impl Fn(R) -> Option<R>) -> Result<bool, IndexError> {
+        let id_key = id.to_be_bytes();
+        (&self.rows, &self.ids)
+            .transaction(|(rows, ids)| {
+                let Some(old_key) = ids.get(id_key)? else {
+                    return Ok(false);
+                };
+                let Some(value) = rows.get(&old_key)? else {
+                    return Ok(false);
+                };
+                let row =
+                    Self::decode(&old_key, &value).map_err(ConflictableTransactionError::Abort)?;
+                let Some(new) = change(row) else {
+                    return Ok(false);
+                };
+                let key = row_key(new.camera(), new.start_micros(), new.id());
+                let value = serde_json::to_vec(&new).map_err(|e| {
+                    ConflictableTransactionError::Abort(IndexError::Corrupt {
+                        key: format!("{id:016x}"),
+                        reason: e.to_string(),
+                    })
+                })?;
+                if old_key.as_ref() != key.as_slice() {
+                    rows.remove(old_key)?;
+                }
+                rows.insert(key.as_slice(), value.as_slice())?;
+                ids.insert(&id_key, key.as_slice())?;
+                Ok(true)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => IndexError::Database(e),
+            })
+    }
+
     pub fn get(&self, id: u64) -> Result<Option<R>, IndexError> {
         let Some(key) = self.ids.get(id.to_be_bytes())? else {
             return Ok(None);

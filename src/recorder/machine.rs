@@ -494,7 +494,7 @@ impl Recorder {
                 return;
             }
         }
-        match self.store.recover_and_describe(&path) {
+        match self.store.recover_and_describe(&self.camera, id) {
             // Nothing of it reached the disk: no recording to keep. (An end-to-end
             // file cannot be read here; the frame count says what was written.)
             Err(StoreError::EmptyRecording { .. }) => self.discard(id),

@@ -238,7 +238,10 @@ fn a_failed_end_to_end_recording_is_finished_not_left_open() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
     let path = f.store.recording_path(&camera(), entry.id);
-    assert!(matches!(f.store.status(&path), FileStatus::EndToEnd(_)));
+    assert!(matches!(
+        f.store.status(&camera(), entry.id),
+        FileStatus::EndToEnd(_)
+    ));
     assert_eq!(entry.state, RecordingState::Finished);
     assert_eq!(entry.frames, 10, "the frames that reached the file");
     assert_eq!(entry.end_micros, START + 1_000_000);
@@ -492,7 +495,7 @@ fn turning_end_to_end_on_rolls_the_open_recording_over_at_the_next_keyframe() {
 
     let entries = f.index.all_recordings().expect("entries");
     assert_eq!(entries.len(), 2, "{entries:?}");
-    let status = |e: &RecordingEntry| f.store.status(&f.store.recording_path(&camera(), e.id));
+    let status = |e: &RecordingEntry| f.store.status(&camera(), e.id);
     assert_eq!(status(&entries[0]), FileStatus::Readable);
     assert_eq!(entries[0].frames, 20, "up to the keyframe after the change");
     assert_eq!(entries[0].end_micros, START + 2_000_000);

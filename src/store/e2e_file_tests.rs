@@ -114,9 +114,8 @@ fn recording_made_after_enabling_opens_only_for_the_viewer() {
     ));
 
     // Check and rebuild know it from its header rather than calling it corrupt.
-    let path = f.store.recording_path(&f.camera, after);
-    let FileStatus::EndToEnd(described) = f.store.status(&path) else {
-        panic!("not end-to-end: {:?}", f.store.status(&path));
+    let FileStatus::EndToEnd(described) = f.store.status(&f.camera, after) else {
+        panic!("not end-to-end: {:?}", f.store.status(&f.camera, after));
     };
     assert_eq!((described.id, described.frames), (after, 0));
     assert_eq!(described.camera, f.camera);
@@ -197,7 +196,7 @@ fn deleting_an_end_to_end_recording_destroys_every_slot() {
     assert_eq!(after[slots.end..], kept[slots.end..]);
     // What is left is recognised as shredded and opens for nobody.
     std::fs::write(&path, &after).expect("write");
-    assert_eq!(f.store.status(&path), FileStatus::Shredded);
+    assert_eq!(f.store.status(&f.camera, id), FileStatus::Shredded);
     assert!(SealedReader::open_with(&path, &f.store.master, Some(&secret)).is_err());
 }
 

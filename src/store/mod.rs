@@ -34,6 +34,7 @@ pub mod e2e;
 mod e2e_tag;
 pub mod error;
 pub mod format;
+mod identity;
 mod key_dir;
 mod migrate;
 pub mod mp4;
@@ -106,6 +107,13 @@ pub enum FileStatus {
     /// Shorter than a whole header (a power cut while it was being created): it
     /// cannot hold any video. See [`Store::status`] for the exact rule.
     TornHeader,
+    /// Its header names another recording than its file name: a whole file copied or
+    /// moved over this name. It authenticates by itself, so only the name tells; it
+    /// holds recording `id` of camera `camera` (as its header spells them).
+    Misnamed {
+        id: RecordingId,
+        camera: String,
+    },
 }
 
 /// A recording as described by its file alone.
@@ -499,8 +507,11 @@ impl Store {
     /// header. A file whose header does not parse is
     /// [`FileStatus::TornHeader`] if it is shorter than the shortest possible header
     /// (126 bytes), or if it starts with the recording magic and a known version and
-    /// ends before the header length it declares; otherwise it is `Foreign`.
-    pub fn status(&self, path: &Path) -> FileStatus {
+    /// ends before the header length it declares; otherwise it is `Foreign`. One
+    /// whose header names another recording than (`camera`, `id`) is
+    /// [`FileStatus::Misnamed`], unless its key is already shredded.
+    pub fn status(&self, camera: &CameraId, id: RecordingId) -> FileStatus {
+        let path = &self.recording_path(camera, id);
         let file = match regular::open_regular_read(path, "open") {
             Ok(file) => file,
             Err(e) => return FileStatus::Foreign(e.to_string()),
@@ -510,6 +521,12 @@ impl Store {
             Err(e) => return FileStatus::Foreign(e.to_string()),
             Ok(read) => read,
         };
+        if !header.key.is_shredded() && !names(&header.fields, camera, id.0) {
+            return FileStatus::Misnamed {
+                id: RecordingId(header.fields.recording_id),
+                camera: header.fields.camera.clone(),
+            };
+        }
         match &header.key {
             key if key.is_shredded() => FileStatus::Shredded,
             KeySlot::Recipients(_) => {
@@ -559,8 +576,16 @@ impl Store {
     /// Finishes a file if needed (keeping every chunk that authenticates: a torn
     /// tail, bytes after the final chunk or a damaged final chunk go) and describes it
     /// from its contents: what the index needs to know. One without a frame is
-    /// [`StoreError::EmptyRecording`].
-    pub fn recover_and_describe(&self, path: &Path) -> Result<DescribedFile, StoreError> {
+    /// [`StoreError::EmptyRecording`]. One whose header names another recording than
+    /// (`camera`, `id`) is [`StoreError::WrongRecording`], refused before recovery
+    /// touches it: indexed, it would be a second entry of the recording it holds.
+    pub fn recover_and_describe(
+        &self,
+        camera: &CameraId,
+        id: RecordingId,
+    ) -> Result<DescribedFile, StoreError> {
+        let path = &self.recording_path(camera, id);
+        self.check_name(camera, id)?;
         let mut dropped = 0;
         let finished = match SealedReader::open(path, &self.master) {
             Ok(inner) if inner.is_finished() && inner.tail() == Tail::Clean => Some(inner),
@@ -579,6 +604,8 @@ impl Store {
                 SealedReader::open(path, &self.master)?
             }
         };
+        // The header described below is this reader's, whatever the path holds now.
+        check_identity(&inner, camera, id.0)?;
         if inner.plaintext_len() == 0 {
             return Err(StoreError::EmptyRecording { path: path.into() });
         }
@@ -697,17 +724,12 @@ fn ends_inside_its_header(file: &fs::File, path: &Path) -> bool {
 /// file authenticates only itself, so a whole file copied over another one's name
 /// would otherwise be served as that recording (or thumbnail).
 fn check_identity(reader: &SealedReader, camera: &CameraId, id: u64) -> Result<(), StoreError> {
-    let fields = &reader.header().fields;
-    if fields.recording_id == id && fields.camera == camera.as_str() {
-        return Ok(());
-    }
-    Err(StoreError::WrongRecording {
-        path: reader.path().to_owned(),
-        expected_id: id,
-        expected_camera: camera.as_str().to_owned(),
-        found_id: fields.recording_id,
-        found_camera: fields.camera.clone(),
-    })
+    identity::check_fields(&reader.header().fields, reader.path(), camera, id)
+}
+
+/// Whether a header names recording (or thumbnail) `id` of `camera`.
+fn names(fields: &HeaderFields, camera: &CameraId, id: u64) -> bool {
+    fields.recording_id == id && fields.camera == camera.as_str()
 }
 
 /// Whether the file at `path` (a recording or a thumbnail) is end-to-end encrypted

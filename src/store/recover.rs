@@ -109,6 +109,20 @@ pub fn recover_as(
                     .into(),
             });
         }
+        // No data chunk, and a final chunk that does not authenticate: nothing
+        // vouches for the header. Sealing a new final chunk under it would accept a
+        // changed header (start time, trigger) as authentic, and a second tag under
+        // the same key and nonce. Only a file with no chunk at all (a crash right
+        // after its creation) is closed without one.
+        if kept == 0 && table.final_chunk().is_some() {
+            return Err(StoreError::RecoveryRefused {
+                path: path.into(),
+                recording_id,
+                reason: "its only chunk, the final one, does not authenticate, so the header \
+                         is probably damaged; not sealing it again"
+                    .into(),
+            });
+        }
         kept
     };
 
@@ -360,6 +374,34 @@ pub(super) mod tests {
             .open(path)
             .and_then(|f| f.set_len(len))
             .expect("truncate");
+    }
+
+    /// A recording with no video and its final chunk, whose header's start time was
+    /// changed: no chunk vouches for the header, so recovery must not seal a new
+    /// final chunk under it (that would make the changed header authentic).
+    #[test]
+    fn a_tampered_header_with_only_a_final_chunk_is_not_sealed_again() {
+        let f = fixture();
+        write_recording(&f.path, &f.master, 16, &[], true);
+        let mut bytes = fs::read(&f.path).expect("read");
+        bytes[29] ^= 0x01; // the start time (see reader_tests::tampered_header_is_rejected)
+        fs::write(&f.path, &bytes).expect("write");
+        let err = recover(&f.path, &f.master).expect_err("refused");
+        assert!(matches!(err, StoreError::RecoveryRefused { .. }), "{err}");
+        assert_eq!(fs::read(&f.path).expect("read"), bytes, "left untouched");
+    }
+
+    /// A file a crash left right after its header (no chunk at all) is still
+    /// closed with an empty final chunk.
+    #[test]
+    fn a_header_only_file_is_still_closed() {
+        let f = fixture();
+        write_recording(&f.path, &f.master, 16, &[], false);
+        let report = recover(&f.path, &f.master).expect("recovered");
+        assert_eq!(report.chunks_kept, 0);
+        assert!(SealedReader::open(&f.path, &f.master)
+            .expect("open")
+            .is_finished());
     }
 
     #[test]
