@@ -403,8 +403,8 @@ async fn respond(
 }
 
 /// Writes `kind` (viewed or downloaded) of `entry` for `session` to the activity log,
-/// unless this session's same access to it is logged already (see
-/// [`super::audit_once`]).
+/// unless this session's same access to it from the same address is logged already
+/// (see [`super::audit_once`]).
 pub(super) async fn audit_recording(
     state: &WebState,
     session: &FullSession,
@@ -412,7 +412,13 @@ pub(super) async fn audit_recording(
     kind: AuditKind,
 ) -> Result<(), WebError> {
     let now = state.clock.now_micros();
-    if !state.audited_once.first(session.0.key, entry.id, kind, now) {
+    // The address the entry names: where this request came from (the session's
+    // lookup has just recorded it as its last address).
+    let from = crate::auth::session_actor(&session.0).address;
+    if !state
+        .audited_once
+        .first(session.0.key, from, entry.id, kind, now)
+    {
         return Ok(());
     }
     let subject = format!("recording {} of camera {}", entry.id, entry.camera);
