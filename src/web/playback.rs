@@ -19,8 +19,8 @@ use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::extract::{still_allowed_blocking, FullSession, Path};
+use super::pages::blocking;
 use super::pages::recordings::entry_of;
-use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};
 use crate::auth::policy::Action;
 use crate::auth::policy::Object;
@@ -414,15 +414,15 @@ pub(super) async fn audit_recording(
     let now = state.clock.now_micros();
     // The address the entry names: where this request came from (the session's
     // lookup has just recorded it as its last address).
-    let from = crate::auth::session_actor(&session.0).address;
-    if !state
-        .audited_once
-        .first(session.0.key, from, entry.id, kind, now)
-    {
-        return Ok(());
-    }
-    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-    audit(state, &session.0, kind, subject).await
+    let actor = crate::auth::session_actor(&session.0);
+    let key = (session.0.key, actor.address, entry.id, kind);
+    let (log, subject) = (
+        state.auth.audit().clone(),
+        format!("recording {} of camera {}", entry.id, entry.camera),
+    );
+    // A failed write is logged by `record_checked` and does not fail the request.
+    let write = blocking(move || Ok(log.record_checked(kind, &actor, subject)));
+    state.audited_once.write_once(key, now, write).await
 }
 
 /// The `Range` a request asks for, checked against the resource's length.
