@@ -53,6 +53,18 @@ impl Audit {
 
     /// Appends an entry. Call from a blocking context (it writes to sled).
     pub fn record(&self, kind: AuditKind, actor: &Actor, subject: impl Into<String>) {
+        self.record_checked(kind, actor, subject);
+    }
+
+    /// Like [`record`](Self::record), and says whether the entry was written (a
+    /// failure is logged all the same): for a caller that remembers what it logged,
+    /// so that a failed write is not remembered as written.
+    pub fn record_checked(
+        &self,
+        kind: AuditKind,
+        actor: &Actor,
+        subject: impl Into<String>,
+    ) -> bool {
         let entry = AuditEntry {
             time_micros: self.clock.now_micros(),
             kind,
@@ -64,7 +76,9 @@ impl Audit {
         };
         if let Err(e) = self.index.add_audit(&entry) {
             tracing::error!(kind = %kind, "cannot write an audit log entry: {e}");
+            return false;
         }
+        true
     }
 
     /// Entries matching `query`, newest first, at most [`PAGE_LIMIT`].

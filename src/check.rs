@@ -641,9 +641,10 @@ fn adopt(
 /// the id its header gives, it would be a second entry of that recording, pointing at
 /// a file retention never deletes (so the recording could still be read after its
 /// deletion). With `repair`, a stray copy (the recording it holds has its own file
-/// under its own name) is shredded: nothing is lost, and deleting that recording
-/// leaves no readable copy behind. Anything else is left for a person, as it may be
-/// the only copy of the recording it holds. Returns whether the file is gone.
+/// under its own name, whole and at least as long: see [`Store::is_stray_copy`]) is
+/// shredded: nothing is lost, and deleting that recording leaves no readable copy
+/// behind. Anything else is left for a person, as it may be the only whole copy of
+/// the recording it holds. Returns whether the file is gone.
 fn misnamed(
     store: &Store,
     file: &RecordingFile,

@@ -105,3 +105,104 @@ fn repair_shreds_a_stray_copy_under_an_indexed_name() {
         "{report}"
     );
 }
+
+/// How A's own file is damaged while a complete copy of it sits under B's name.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// Cut in the middle of its video chunk (a power cut, a partial restore).
+    CutMidChunk,
+    /// One bit flipped inside its video chunk (bit rot): its header still reads.
+    FlippedBit,
+}
+
+/// A copied over B's name, then A's own file damaged: B's entry lost (`lose_b`), or
+/// still there. Returns B's file as it was (a complete copy of A).
+fn a_copied_over_b_then_a_damaged(
+    store: &Store,
+    index: &Index,
+    damage: Damage,
+    lose_b: bool,
+) -> (CameraId, RecordingId, RecordingId, Vec<u8>) {
+    let (camera, a, b) = a_copied_over_b(store, index);
+    if lose_b {
+        index.remove_recording(b).expect("lose B's entry");
+    }
+    let a_path = store.recording_path(&camera, a);
+    let len = std::fs::metadata(&a_path).expect("stat").len();
+    // Half way is inside the one video chunk: the header and the final chunk are
+    // small next to 12 frames of video.
+    match damage {
+        Damage::CutMidChunk => std::fs::OpenOptions::new()
+            .write(true)
+            .open(&a_path)
+            .and_then(|f| f.set_len(len / 2))
+            .expect("cut A"),
+        Damage::FlippedBit => {
+            let mut bytes = std::fs::read(&a_path).expect("read A");
+            bytes[len as usize / 2] ^= 1;
+            std::fs::write(&a_path, &bytes).expect("write A");
+        }
+    }
+    assert!(!readable(store, &camera, a), "{damage:?} must break A");
+    let copy = std::fs::read(store.recording_path(&camera, b)).expect("read B");
+    (camera, a, b, copy)
+}
+
+/// B's file still holds `copy` and `report` names it as holding `a`, left untouched.
+fn assert_copy_kept_and_reported(
+    b_path: &std::path::Path,
+    copy: &[u8],
+    a: RecordingId,
+    report: &Report,
+    case: &str,
+) {
+    let kept = std::fs::read(b_path).ok();
+    assert_eq!(kept.as_deref(), Some(copy), "{case}: {report}");
+    let named = format!("{} holds recording {a}", b_path.display());
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.contains(&named) && f.contains("left untouched")),
+        "{case}: {report}"
+    );
+}
+
+/// With A's own file cut short or rotted, the copy under B's name may be the only
+/// whole copy of A's video: start-up recovery must not shred it because A's header
+/// still reads. It is left as it is and reported.
+#[test]
+fn start_up_recovery_keeps_a_complete_copy_when_the_own_file_is_damaged() {
+    for damage in [Damage::CutMidChunk, Damage::FlippedBit] {
+        let (_dir, store, index) = crate::testutil::store_and_index();
+        let (camera, a, b, copy) = a_copied_over_b_then_a_damaged(&store, &index, damage, true);
+        let b_path = store.recording_path(&camera, b);
+
+        let report = recover(&store, &index).expect("recover");
+        assert_copy_kept_and_reported(&b_path, &copy, a, &report, &format!("{damage:?}"));
+        assert!(index.get_recording(b).expect("get").is_none(), "{report}");
+    }
+}
+
+/// `check --repair` (B's entry still there, or lost) recovers A's own file to what
+/// authenticates, and leaves the complete copy under B's name, reported: A's own
+/// file, shorter now, is no reason to call the copy stray either.
+#[test]
+fn repair_keeps_a_complete_copy_when_the_own_file_is_damaged() {
+    for damage in [Damage::CutMidChunk, Damage::FlippedBit] {
+        for lose_b in [false, true] {
+            let (_dir, store, index) = crate::testutil::store_and_index();
+            let (camera, a, b, copy) =
+                a_copied_over_b_then_a_damaged(&store, &index, damage, lose_b);
+            let b_path = store.recording_path(&camera, b);
+
+            let report = compare(&store, &index, true).expect("repair");
+            let case = format!("{damage:?}, B's entry lost: {lose_b}");
+            assert_copy_kept_and_reported(&b_path, &copy, a, &report, &case);
+            // Again, with A's own file recovered (or removed) by the first run.
+            let again = compare(&store, &index, true).expect("repair again");
+            let kept = std::fs::read(&b_path).ok();
+            assert_eq!(kept.as_deref(), Some(&copy[..]), "{case}: {again}");
+        }
+    }
+}

@@ -366,3 +366,24 @@ async fn behind_a_trusted_proxy_the_activity_log_names_where_a_session_or_token_
         "{activity}"
     );
 }
+
+/// A recording viewed at home and then fetched whole with the same cookie from
+/// elsewhere within the hour (a stolen cookie) is logged again, from there: the
+/// once-per-session entry covers one address, not every use of the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_a_session_viewing_from_another_address_is_logged_again() {
+    let server = Server::start(PROXIED).await;
+    let (mut home, _, _) = server.owner_on(behind_proxy(&server, "203.0.113.1")).await;
+    let id = webutil::objects::put_recording(&server, 42, webutil::T0_MICROS - 60_000_000);
+    assert_eq!(home.get(&format!("/recordings/{id}")).await.status, 200);
+    let mut elsewhere = behind_proxy(&server, "198.51.100.7");
+    elsewhere.cookies = home.cookies.clone();
+    let whole = elsewhere.get(&format!("/recordings/{id}/video.mp4")).await;
+    assert_eq!(whole.status, 200, "the whole MP4");
+    let activity = home.get("/activity").await.body;
+    assert_eq!(
+        addresses_of(&activity, "recording_viewed"),
+        ["198.51.100.7", "203.0.113.1"],
+        "{activity}"
+    );
+}

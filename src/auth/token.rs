@@ -113,6 +113,7 @@ impl Auth {
             user,
             created_micros: self.now(),
             last_used_micros: None,
+            last_address: None,
             hash: hash(&raw),
         };
         self.inner.index.put_token(&entry)?;
@@ -175,8 +176,9 @@ impl Auth {
     }
 
     /// The live token `raw` is, if any: it must exist, match its stored hash and
-    /// belong to a user who still exists. Records the use (at most once a minute),
-    /// from `from`, the address of the request presenting it.
+    /// belong to a user who still exists. Records the use, from `from`, the address
+    /// of the request presenting it: at once from an address other than the last
+    /// one recorded (a leaked token used elsewhere), else at most once a minute.
     pub fn token(&self, raw: &str, from: IpAddr) -> Result<Option<TokenEntry>, AuthError> {
         let Some(id) = parse(raw) else {
             return Ok(None);
@@ -193,11 +195,14 @@ impl Auth {
             return Ok(None);
         }
         let now = self.now();
-        if needs_touch(&entry, now) {
+        let from_text = from.to_string();
+        let moved = entry.last_address.as_deref() != Some(from_text.as_str());
+        if moved || needs_touch(&entry, now) {
             entry.last_used_micros = Some(now);
-            self.inner.index.touch_token(id, now)?;
-            // As often as "last used" moves (once a minute at most), so a busy
-            // integration does not flood the log.
+            self.inner.index.touch_token(id, now, &from_text)?;
+            entry.last_address = Some(from_text);
+            // As often as "last used" moves (once a minute at most from one address),
+            // so a busy integration does not flood the log.
             self.inner.audit.record(
                 AuditKind::TokenUsed,
                 &crate::audit::Actor {
@@ -332,6 +337,46 @@ mod tests {
         f.clock.advance_micros(1_000_000);
         f.auth.token(&raw, LOCAL).expect("use");
         assert_eq!(last(), Some(t0 + 60_000_000), "rewritten after a minute");
+    }
+
+    /// A leaked token used from a second address within the minute is logged at
+    /// once, with that address; back and forth, each move is logged, and the same
+    /// address again within the minute is not.
+    #[test]
+    fn a_use_from_another_address_is_logged_at_once() {
+        let f = fixture();
+        let (entry, raw) = f
+            .auth
+            .create_token(f.owner, "Doorbell", &[Scope::TriggerWrite])
+            .expect("create");
+        let (home, elsewhere): (IpAddr, IpAddr) = (
+            "203.0.113.1".parse().expect("ip"),
+            "198.51.100.7".parse().expect("ip"),
+        );
+        let used_from = || {
+            f.index
+                .audit_entries(&crate::index::AuditQuery {
+                    kind: Some(AuditKind::TokenUsed),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .expect("audit")
+                .into_iter()
+                .map(|e| e.address.unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        f.auth.token(&raw, home).expect("use");
+        f.clock.advance_micros(10_000_000);
+        f.auth.token(&raw, elsewhere).expect("use");
+        assert_eq!(used_from(), ["198.51.100.7", "203.0.113.1"]);
+        let stored = f.index.get_token(entry.id).expect("get").expect("stored");
+        assert_eq!(stored.last_address.as_deref(), Some("198.51.100.7"));
+        f.clock.advance_micros(10_000_000);
+        f.auth.token(&raw, elsewhere).expect("use");
+        assert_eq!(used_from().len(), 2, "same address within the minute");
+        f.auth.token(&raw, home).expect("use");
+        assert_eq!(used_from()[0], "203.0.113.1", "moved back");
+        assert_eq!(used_from().len(), 3);
     }
 
     #[test]

@@ -97,8 +97,13 @@ pub struct TokenEntry {
     /// The user who made it; the token dies with them.
     pub user: UserId,
     pub created_micros: i64,
-    /// Last accepted use, written at most once a minute (`auth::token::needs_touch`).
+    /// Last accepted use, written at most once a minute (`auth::token::needs_touch`)
+    /// or when the address changes.
     pub last_used_micros: Option<i64>,
+    /// Where that use came from (`None` before its first use, or in an entry written
+    /// before this was kept): a use from elsewhere is logged at once.
+    #[serde(default)]
+    pub last_address: Option<String>,
     /// SHA-256 of the whole token string (hex). The token itself is never stored.
     pub hash: String,
 }
@@ -157,15 +162,17 @@ impl Index {
         Ok(out)
     }
 
-    /// Records a use of a token at `at_micros`, only if the token still exists: a
-    /// request that checked a token just before it was revoked must not write it back.
-    pub fn touch_token(&self, id: TokenId, at_micros: i64) -> Result<(), IndexError> {
+    /// Records a use of a token at `at_micros` from `from`, only if the token still
+    /// exists: a request that checked a token just before it was revoked must not
+    /// write it back.
+    pub fn touch_token(&self, id: TokenId, at_micros: i64, from: &str) -> Result<(), IndexError> {
         self.tokens()?.update_and_fetch(id.0.to_be_bytes(), |old| {
             let old = old?;
             let Ok(mut entry) = serde_json::from_slice::<TokenEntry>(old) else {
                 return Some(old.to_vec());
             };
             entry.last_used_micros = Some(at_micros);
+            entry.last_address = Some(from.to_owned());
             Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
         })?;
         Ok(())
@@ -205,6 +212,7 @@ mod tests {
             user: UserId(user),
             created_micros: 1,
             last_used_micros: None,
+            last_address: None,
             hash: "ab".repeat(32),
         }
     }
@@ -236,7 +244,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let index = Index::open(dir.path()).expect("open");
         index.put_token(&entry(1, 7)).expect("put");
-        index.touch_token(TokenId(1), 99).expect("touch");
+        index
+            .touch_token(TokenId(1), 99, "192.0.2.1")
+            .expect("touch");
         assert_eq!(
             index
                 .get_token(TokenId(1))
@@ -245,7 +255,9 @@ mod tests {
             Some(99)
         );
         assert!(index.remove_token(TokenId(1)).expect("revoke"));
-        index.touch_token(TokenId(1), 100).expect("touch");
+        index
+            .touch_token(TokenId(1), 100, "192.0.2.1")
+            .expect("touch");
         assert_eq!(index.get_token(TokenId(1)).expect("get"), None);
     }
 

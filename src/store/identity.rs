@@ -6,8 +6,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::format::{self, HeaderFields};
-use super::{names, regular, FileStatus, Store, StoreError};
+use super::format::{self, HeaderFields, Tail};
+use super::{names, regular, RecordingReader, Store, StoreError};
 use crate::model::{CameraId, RecordingId};
 
 impl Store {
@@ -21,9 +21,17 @@ impl Store {
     }
 
     /// Whether the misnamed file (`camera`, `id`), which holds recording `holds_id`
-    /// of `holds_camera`, is a stray copy: that recording has its own file, under
-    /// its own name, which names itself and is another file. Not a hard link of this
-    /// one: shredding this one would then shred that one's key too.
+    /// of `holds_camera`, is a stray copy, safe to shred: that recording has its own
+    /// file, under its own name, which is whole and another file. Whole means it
+    /// names itself, ends with its final chunk and nothing after it, every chunk
+    /// authenticates, and it is at least as long as this copy: a header alone says
+    /// nothing of the video after it, and an own file cut short (a power cut, a
+    /// partial restore) or rotted while a complete copy sits here would otherwise
+    /// cost the video only the copy still holds. An end-to-end own file cannot be
+    /// authenticated without a viewer's key, so its copy is never called stray. Not a
+    /// hard link of this one either: shredding this one would shred that one's key
+    /// too. Reads the own file in full: misnamed files are rare, so this is cheap
+    /// enough for start-up recovery.
     pub fn is_stray_copy(
         &self,
         camera: &CameraId,
@@ -34,21 +42,30 @@ impl Store {
         let Ok(holds_camera) = holds_camera.parse::<CameraId>() else {
             return false;
         };
-        if (&holds_camera, holds_id) == (camera, id)
-            || !matches!(
-                self.status(&holds_camera, holds_id),
-                FileStatus::Readable | FileStatus::EndToEnd(_)
-            )
-        {
+        if (&holds_camera, holds_id) == (camera, id) || !self.is_whole(&holds_camera, holds_id) {
             return false;
         }
-        let inode = |path: &Path| fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()));
+        let stat = |path: &Path| fs::symlink_metadata(path);
         match (
-            inode(&self.recording_path(camera, id)),
-            inode(&self.recording_path(&holds_camera, holds_id)),
+            stat(&self.recording_path(camera, id)),
+            stat(&self.recording_path(&holds_camera, holds_id)),
         ) {
-            (Ok(this), Ok(own)) => this != own,
+            (Ok(this), Ok(own)) => {
+                (this.dev(), this.ino()) != (own.dev(), own.ino()) && own.len() >= this.len()
+            }
             _ => false,
+        }
+    }
+
+    /// Whether the file named (`camera`, `id`) names itself, is sealed with the
+    /// loaded master key, is finished with nothing after its final chunk and every
+    /// chunk authenticates. Decrypts the whole file.
+    fn is_whole(&self, camera: &CameraId, id: RecordingId) -> bool {
+        match self.open_recording(camera, id) {
+            Ok(RecordingReader { mut inner }) => {
+                inner.tail() == Tail::Clean && inner.verify_all().is_ok()
+            }
+            Err(_) => false,
         }
     }
 }

@@ -68,3 +68,41 @@ fn files_of_a_new_camera_get_their_directories() {
     );
     assert!(dir.path().join("data/thumbnails/shed").is_dir());
 }
+
+/// A whole file copied over another recording's name is a stray copy (safe to
+/// shred) only while the recording's own file is whole and at least as long: one
+/// recovered after a cut, finished and authenticating but shorter, holds less video
+/// than the copy, which may then be the only whole copy.
+#[test]
+fn a_copy_is_stray_only_while_the_own_file_is_whole_and_as_long() {
+    let (_dir, store) = store();
+    let porch: CameraId = "porch".parse().expect("name");
+    let (a, b) = (RecordingId(1), RecordingId(2));
+    let (mut writer, _) = store
+        .create_recording(&NewRecording {
+            id: a,
+            camera: porch.clone(),
+            start_micros: 1,
+            trigger: Trigger::Motion,
+        })
+        .expect("create");
+    let chunk = format::DEFAULT_CHUNK_SIZE as usize;
+    writer.write_all(&vec![7u8; 3 * chunk]).expect("write");
+    writer.finish().expect("finish");
+    let (a_path, b_path) = (
+        store.recording_path(&porch, a),
+        store.recording_path(&porch, b),
+    );
+    fs::copy(&a_path, &b_path).expect("copy A over B");
+    assert!(store.is_stray_copy(&porch, b, "porch", a));
+
+    let len = fs::metadata(&a_path).expect("stat").len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&a_path)
+        .and_then(|f| f.set_len(len - chunk as u64 / 2))
+        .expect("cut A inside its last video chunk");
+    recover::recover(&a_path, &store.master).expect("recover A");
+    assert!(store.open_recording(&porch, a).is_ok(), "A is whole again");
+    assert!(!store.is_stray_copy(&porch, b, "porch", a), "but shorter");
+}

@@ -19,8 +19,8 @@ use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::extract::{still_allowed_blocking, FullSession, Path};
+use super::pages::blocking;
 use super::pages::recordings::entry_of;
-use super::pages::{audit, blocking};
 use super::{view, WebError, WebState};
 use crate::auth::policy::Action;
 use crate::auth::policy::Object;
@@ -403,8 +403,8 @@ async fn respond(
 }
 
 /// Writes `kind` (viewed or downloaded) of `entry` for `session` to the activity log,
-/// unless this session's same access to it is logged already (see
-/// [`super::audit_once`]).
+/// unless this session's same access to it from the same address is logged already
+/// (see [`super::audit_once`]).
 pub(super) async fn audit_recording(
     state: &WebState,
     session: &FullSession,
@@ -412,11 +412,17 @@ pub(super) async fn audit_recording(
     kind: AuditKind,
 ) -> Result<(), WebError> {
     let now = state.clock.now_micros();
-    if !state.audited_once.first(session.0.key, entry.id, kind, now) {
-        return Ok(());
-    }
-    let subject = format!("recording {} of camera {}", entry.id, entry.camera);
-    audit(state, &session.0, kind, subject).await
+    // The address the entry names: where this request came from (the session's
+    // lookup has just recorded it as its last address).
+    let actor = crate::auth::session_actor(&session.0);
+    let key = (session.0.key, actor.address, entry.id, kind);
+    let (log, subject) = (
+        state.auth.audit().clone(),
+        format!("recording {} of camera {}", entry.id, entry.camera),
+    );
+    // A failed write is logged by `record_checked` and does not fail the request.
+    let write = blocking(move || Ok(log.record_checked(kind, &actor, subject)));
+    state.audited_once.write_once(key, now, write).await
 }
 
 /// The `Range` a request asks for, checked against the resource's length.
