@@ -5,47 +5,44 @@
 //! changed. Fast, needs no root; the whole
 //! package is tested by `make test-package`.
 
+mod maintainer_script;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+use maintainer_script::Script;
 
 struct Root {
-    dir: tempfile::TempDir,
-    script: PathBuf,
+    script: Script,
 }
 
 impl Root {
     fn new() -> Root {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let text =
-            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/postrm"))
-                .expect("read packaging/postrm");
-        let state = dir.path().join("var/lib/porchlight");
-        let config = dir.path().join("etc/porchlight/porchlight.toml");
-        let note_dir = dir.path().join("var/lib/porchlight-package");
-        let state_line = "\nSTATE=/var/lib/porchlight\n";
-        let config_line = "\nCONFIG=/etc/porchlight/porchlight.toml\n";
-        let note_line = "\nNOTE_DIR=/var/lib/porchlight-package\n";
-        assert!(
-            text.contains(state_line) && text.contains(config_line) && text.contains(note_line)
+        let script = Script::new(
+            "postrm",
+            &[
+                (
+                    "STATE=/var/lib/porchlight",
+                    "{root}/var/lib/porchlight".into(),
+                ),
+                (
+                    "CONFIG=/etc/porchlight/porchlight.toml",
+                    "{root}/etc/porchlight/porchlight.toml".into(),
+                ),
+                (
+                    "NOTE_DIR=/var/lib/porchlight-package",
+                    "{root}/var/lib/porchlight-package".into(),
+                ),
+            ],
+            // The statoverride is the machine's: a stub that finds none.
+            &[("dpkg-statoverride", 1)],
         );
-        let text = text
-            .replace(state_line, &format!("\nSTATE={}\n", state.display()))
-            .replace(config_line, &format!("\nCONFIG={}\n", config.display()))
-            .replace(note_line, &format!("\nNOTE_DIR={}\n", note_dir.display()));
-        // The statoverride is the machine's: a stub that finds none.
-        let bin = dir.path().join("bin");
-        fs::create_dir_all(&bin).expect("bin");
-        fs::write(bin.join("dpkg-statoverride"), "#!/bin/sh\nexit 1\n").expect("stub");
-        set_mode(&bin.join("dpkg-statoverride"), 0o755);
-        let script = dir.path().join("postrm");
-        fs::write(&script, text).expect("write script");
-        fs::create_dir_all(config.parent().expect("parent")).expect("etc");
-        Root { dir, script }
+        fs::create_dir_all(script.path("etc/porchlight")).expect("etc");
+        Root { script }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.script.path(rel)
     }
 
     /// Writes `rel` (and its directories) under the root.
@@ -57,26 +54,13 @@ impl Root {
 
     /// The config, its `{root}` replaced by the root's path.
     fn config(&self, toml: &str) {
-        let text = toml.replace("{root}", &self.dir.path().display().to_string());
+        let text = toml.replace("{root}", &self.script.dir.path().display().to_string());
         fs::write(self.path("etc/porchlight/porchlight.toml"), text).expect("config");
     }
 
     /// `postrm ACTION`; returns its standard error.
     fn postrm(&self, action: &str) -> String {
-        let path = format!(
-            "{}:{}",
-            self.path("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = Command::new("sh")
-            .arg(&self.script)
-            .arg(action)
-            .env("PATH", path)
-            .output()
-            .expect("run sh");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "postrm {action}: {stderr}");
-        stderr
+        self.script.run(action)
     }
 
     /// What dpkg does for `apt purge`: remove, the conffile deleted, purge.
@@ -103,11 +87,6 @@ impl Root {
         );
         self.put("var/lib/porchlight/web/cert.pem", b"cert");
     }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 #[test]
