@@ -238,7 +238,14 @@ fn finish_open(
         ));
         return Ok(());
     }
-    match store.recover_and_describe(&entry.camera, entry.id) {
+    // The daemon saw a write or sync fail and could not cut the file back then:
+    // nothing past this length is known to be on the disk, however well it reads
+    // back. Taken from the entry saved below; one left open keeps it for next time.
+    let cut = match entry.durable_len.take() {
+        Some(len) => store.cut_back(&entry.camera, entry.id, len),
+        None => Ok(()),
+    };
+    match cut.and_then(|()| store.recover_and_describe(&entry.camera, entry.id)) {
         Err(StoreError::EmptyRecording { .. }) => remove_empty(store, index, &entry, report)?,
         Ok(file) => {
             let dropped = file.recovered_bytes_dropped;

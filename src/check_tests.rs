@@ -35,6 +35,7 @@ fn interrupted(store: &Store, index: &Index, id: RecordingId, video: &[u8]) -> C
             trigger: Trigger::Continuous,
             wrapped_key,
             state: RecordingState::Open,
+            durable_len: None,
         })
         .expect("index");
     camera
@@ -78,6 +79,7 @@ pub(super) fn recording(
             trigger: Trigger::Continuous,
             wrapped_key,
             state,
+            durable_len: None,
         })
         .expect("index");
     camera
@@ -156,11 +158,7 @@ fn an_open_recording_with_nothing_recoverable_ends_and_keeps_its_file() {
     let id = RecordingId(46);
     let camera = recording(&store, &index, id, false, RecordingState::Open);
     let path = store.recording_path(&camera, id);
-    let file = std::fs::File::open(&path).expect("open");
-    let header_len = crate::store::format::read_header(&file, &path)
-        .expect("header")
-        .0
-        .header_len as usize;
+    let header_len = header_len(&path) as usize;
     let len = std::fs::metadata(&path).expect("stat").len() as usize;
     flip_from_end(&path, len - header_len - 20);
     let damaged = std::fs::read(&path).expect("read");
@@ -176,6 +174,66 @@ fn an_open_recording_with_nothing_recoverable_ends_and_keeps_its_file() {
     // Once ended, it can be deleted like any recording.
     assert!(crate::retention::delete_recording(&store, &index, id).expect("delete"));
     assert!(!path.exists());
+}
+
+/// The length of the header of the recording file at `path`.
+fn header_len(path: &std::path::Path) -> u64 {
+    let file = std::fs::File::open(path).expect("open");
+    let (header, _) = crate::store::format::read_header(&file, path).expect("header");
+    u64::from(header.header_len)
+}
+
+/// Saves `len` as the durable length of open recording `id`, as the daemon's
+/// salvage does when it cannot cut a file back after a failed write or sync.
+fn set_durable_len(index: &Index, id: RecordingId, len: u64) {
+    let mut entry = index.get_recording(id).expect("get").expect("entry");
+    entry.durable_len = Some(len);
+    index.put_recording(&entry).expect("index");
+}
+
+/// The daemon could not cut a recording back after a failed sync and saved the
+/// length of its last good sync on the open entry: `--repair` (start-up recovery)
+/// cuts the file to it before closing it, although every chunk past it
+/// authenticates. Here that is the header's length: no frame was durable, so the
+/// recording goes.
+#[test]
+fn repair_cuts_an_open_recording_back_to_its_durable_length() {
+    let (_dir, store, index) = fixture();
+    let id = RecordingId(47);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    set_durable_len(&index, id, header_len(&path));
+
+    let report = compare(&store, &index, true).expect("repair");
+    assert!(
+        report.to_string().contains("before any video was written"),
+        "{report}"
+    );
+    assert!(index.get_recording(id).expect("get").is_none());
+    assert!(!path.exists());
+}
+
+/// The durable length is the recording's own: a file of another recording found
+/// under its name is not cut to it (that would destroy the other's video).
+#[test]
+fn a_durable_length_never_cuts_another_recordings_file() {
+    let (_dir, store, index) = fixture();
+    let other = recording(
+        &store,
+        &index,
+        RecordingId(48),
+        true,
+        RecordingState::Finished,
+    );
+    let id = RecordingId(49);
+    let camera = recording(&store, &index, id, false, RecordingState::Open);
+    let path = store.recording_path(&camera, id);
+    let copied = std::fs::read(store.recording_path(&other, RecordingId(48))).expect("read");
+    std::fs::write(&path, &copied).expect("a copy under the wrong name");
+    set_durable_len(&index, id, header_len(&path));
+
+    let report = recover(&store, &index).expect("recover");
+    assert_eq!(std::fs::read(&path).expect("read"), copied, "{report}");
 }
 
 /// A crash right after a recording began: its file holds a header and no video.

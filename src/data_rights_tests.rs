@@ -41,6 +41,7 @@ fn put_recording(store: &Store, index: &Index, camera: &str, start_micros: i64) 
             trigger: Trigger::Motion,
             wrapped_key,
             state: RecordingState::Finished,
+            durable_len: None,
         })
         .expect("index");
     id

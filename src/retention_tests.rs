@@ -43,6 +43,7 @@ impl Fixture {
                 trigger: Trigger::Continuous,
                 wrapped_key,
                 state: RecordingState::Finished,
+                durable_len: None,
             })
             .expect("index");
         new.id

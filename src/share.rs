@@ -597,6 +597,7 @@ mod tests {
                 trigger: Trigger::Motion,
                 wrapped_key,
                 state: RecordingState::Finished,
+                durable_len: None,
             })
             .expect("index");
         let audit = Audit::new(index.clone(), Arc::new(clock.clone()));

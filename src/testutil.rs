@@ -29,6 +29,7 @@ pub(crate) fn placeholder_entry(
         trigger: crate::model::Trigger::Motion,
         wrapped_key: String::new(),
         state,
+        durable_len: None,
     }
 }
 

@@ -137,6 +137,7 @@ async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lo
             trigger: Trigger::Motion,
             wrapped_key: slots,
             state: RecordingState::Finished,
+            durable_len: None,
         })
         .expect("index");
     assert!(store.is_end_to_end(&camera, id).expect("header"));

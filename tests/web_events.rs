@@ -28,6 +28,7 @@ async fn events_show_thumbnails_play_from_their_moment_and_can_be_deleted() {
         trigger: Trigger::Motion,
         wrapped_key: String::new(),
         state: RecordingState::Finished,
+        durable_len: None,
     };
     d.index.put_recording(&recording).expect("recording");
     // The recording has an index entry only; its camera's directory exists as it would

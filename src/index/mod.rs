@@ -96,6 +96,13 @@ pub struct RecordingEntry {
     /// The data key wrapped by the master key (hex); empty once deletion began.
     pub wrapped_key: String,
     pub state: RecordingState,
+    /// Set only on an `Open` entry whose writer saw a write or sync fail and whose
+    /// file could not be cut back then: the file's length at its last successful
+    /// sync. What follows it may read back from the page cache without being on the
+    /// disk, so start-up recovery cuts the file to this length before closing it.
+    /// Written on that failure only, never per sync; absent from other rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_len: Option<u64>,
 }
 
 /// Handle to the open index. Cheap to clone.
@@ -233,6 +240,7 @@ mod tests {
             trigger: Trigger::Continuous,
             wrapped_key: "00".into(),
             state: RecordingState::Finished,
+            durable_len: None,
         }
     }
 

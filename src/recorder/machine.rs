@@ -317,6 +317,7 @@ impl Recorder {
             trigger,
             wrapped_key,
             state: RecordingState::Open,
+            durable_len: None,
         };
         // The file is durable before its entry exists (the store fsynced both).
         if let Err(e) = self
@@ -466,9 +467,9 @@ impl Recorder {
         }
     }
 
-    /// A write failed (most often: the disk is full). Keep what reached the disk,
-    /// ask retention to make room, show the problem, and try again at the next
-    /// keyframe. Nothing already acknowledged is touched.
+    /// A write or sync failed (most often: the disk is full). Keep what the last
+    /// successful sync made durable, ask retention to make room, show the problem,
+    /// and try again at the next keyframe. Nothing already acknowledged is touched.
     pub fn fail(&mut self, e: StoreError) {
         let Some(open) = self.open.take() else { return };
         let unfinished = open.unfinished();
@@ -479,8 +480,9 @@ impl Recorder {
     }
 
     /// Cuts a failed recording back to its last sealed chunk (to its last successful
-    /// sync if a sync failed) and finishes its entry; `unfinished.entry` is the entry
-    /// as far as frames are kept.
+    /// sync if a write or sync failed) and finishes its entry; `unfinished.entry` is
+    /// the entry as far as frames are kept. A file that cannot be cut back is left
+    /// `Open`, its entry naming the length start-up recovery cuts it to.
     fn salvage(&mut self, unfinished: Unfinished) {
         let Unfinished {
             entry: mut written,
@@ -489,8 +491,17 @@ impl Recorder {
         let id = written.id;
         let path = self.store.recording_path(&self.camera, id);
         if let Some(len) = cut_to {
-            if let Err(e) = self.store.cut_back(&path, len) {
-                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery: {}", chain(&e));
+            if let Err(e) = self.store.cut_back(&self.camera, id, len) {
+                // Start-up recovery would keep all that authenticates, which may
+                // come from the page cache only: it gets the length to cut to.
+                written.durable_len = Some(len);
+                let saved = self
+                    .index
+                    .put_recording(&written)
+                    .and_then(|()| self.index.flush());
+                let saved =
+                    saved.map_or_else(|e| format!("; cannot save it: {e}"), |()| String::new());
+                tracing::error!(camera = %self.camera, recording = %id, "recording left for start-up recovery to cut back to {len} bytes{saved}: {}", chain(&e));
                 return;
             }
         }

@@ -40,9 +40,10 @@ const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 pub struct Unfinished {
     /// The entry as far as the file is to be kept (frames, end time).
     pub entry: RecordingEntry,
-    /// Cut the file back to this length before closing it: a sync failed, and what
-    /// was written after the last good one may be missing from the disk however well
-    /// it reads back (see `store::writer`). `None`: keep all that authenticates.
+    /// Cut the file back to this length before closing it: a write or sync failed,
+    /// and what was written after the last good sync may be missing from the disk
+    /// however well it reads back (see `store::writer`). `None`: keep all that
+    /// authenticates.
     pub cut_to: Option<u64>,
 }
 
@@ -174,9 +175,9 @@ impl OpenRecording {
 
     /// What to keep of this recording now that writing it failed: what was written
     /// (the index needs it when the file cannot be read back here), or only what was
-    /// synced if a sync failed.
+    /// synced if a write or sync failed.
     pub fn unfinished(&self) -> Unfinished {
-        if self.writer.sync_failed() {
+        if self.writer.io_failed() {
             Unfinished {
                 entry: self.synced.clone(),
                 cut_to: Some(self.writer.synced_len()),

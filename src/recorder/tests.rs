@@ -1,6 +1,7 @@
 //! Recorder tests on real x264 frames (3 s, 10 fps, a keyframe every 10) through a
 //! real store and index.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -560,11 +561,22 @@ fn recording_files(f: &Fixture) -> Vec<std::path::PathBuf> {
     )
 }
 
+/// Which operation of the store's writer a test makes fail.
+#[derive(Clone, Copy)]
+enum Failing {
+    /// The next sync, as a disk's writeback error would.
+    Sync,
+    /// The next chunk write, as a full or failing disk would.
+    Write,
+}
+
 /// Records frames 0..12 and syncs (the first ten frames are durable), then writes
-/// frames up to 20 and has the next sync fail as a disk's writeback error would.
-/// Checks the salvaged entry keeps only the first ten (finished, ending at 1 s) and
-/// returns it, its file and the file's length at the good sync.
-fn record_until_a_sync_fails(f: &Fixture) -> (RecordingEntry, std::path::PathBuf, u64) {
+/// frames up to 20 and has the next sync or write fail. Returns the recorder (its
+/// salvage not yet run), the error, the file and the file's length at the good sync.
+fn record_until_io_fails(
+    f: &Fixture,
+    failing: Failing,
+) -> (Recorder, StoreError, std::path::PathBuf, u64) {
     let mut recorder = f.recorder(RecordingMode::Continuous, Duration::from_secs(600));
     let frames = f.frames();
     for frame in frames[..12].iter().cloned() {
@@ -583,10 +595,33 @@ fn record_until_a_sync_fails(f: &Fixture) -> (RecordingEntry, std::path::PathBuf
         20,
         "ten more frames written"
     );
-    open.writer_for_tests()
-        .fail_syncs_for_tests(SyncFault::Every);
-    // What `tick` does when the sync interval is up.
-    let failed = open.sync().expect_err("the sync fails");
+    let failed = match failing {
+        Failing::Sync => {
+            open.writer_for_tests()
+                .fail_syncs_for_tests(SyncFault::Every);
+            // What `tick` does when the sync interval is up.
+            open.sync().expect_err("the sync fails")
+        }
+        Failing::Write => {
+            open.writer_for_tests().fail_writes_for_tests();
+            // What `on_frame` does, up to the next fragment's write.
+            frames[22..]
+                .iter()
+                .find_map(|frame| open.push(frame.clone()).err())
+                .expect("a write fails")
+        }
+    };
+    (recorder, failed, path, synced_len)
+}
+
+/// [`record_until_io_fails`], then the salvage. Checks the salvaged entry keeps
+/// only the first ten frames (finished, ending at 1 s) and returns it, its file and
+/// the file's length at the good sync.
+fn salvage_after_io_fails(
+    f: &Fixture,
+    failing: Failing,
+) -> (RecordingEntry, std::path::PathBuf, u64) {
+    let (mut recorder, failed, path, synced_len) = record_until_io_fails(f, failing);
     recorder.fail(failed);
 
     let mut entries = f.index.all_recordings().expect("entries");
@@ -601,23 +636,18 @@ fn record_until_a_sync_fails(f: &Fixture) -> (RecordingEntry, std::path::PathBuf
     (entry, path, synced_len)
 }
 
-/// After a failed fsync the frames written since the last good one still read back
-/// from the page cache, but may never reach the disk: the salvage keeps only what
-/// the last successful sync made durable, so no authentic final chunk can end up
-/// after a hole of lost chunks.
-#[test]
-fn a_failed_sync_cuts_the_recording_back_to_the_last_good_sync() {
-    let f = fixture();
-    let (entry, path, synced_len) = record_until_a_sync_fails(&f);
+/// Checks the file at `path` ends right after `synced_len` with its final chunk and
+/// plays the first ten frames of the stream.
+fn assert_cut_back_and_readable(f: &Fixture, entry: &RecordingEntry, path: &Path, synced_len: u64) {
     let final_chunk = 21;
-    let file_len = std::fs::metadata(&path).expect("stat").len();
+    let file_len = std::fs::metadata(path).expect("stat").len();
     assert_eq!(
         file_len,
         synced_len + final_chunk,
         "nothing past the good sync"
     );
     assert_eq!(entry.bytes, file_len);
-    assert_eq!(f.store.needs_recovery(&path).expect("readable"), None);
+    assert_eq!(f.store.needs_recovery(path).expect("readable"), None);
     let mut reader = f.store.open_recording(&camera(), entry.id).expect("open");
     let parsed = reader.parse().expect("parse");
     assert_eq!(parsed.samples.len(), 10);
@@ -628,15 +658,71 @@ fn a_failed_sync_cuts_the_recording_back_to_the_last_good_sync() {
     }
 }
 
+/// After a failed fsync the frames written since the last good one still read back
+/// from the page cache, but may never reach the disk: the salvage keeps only what
+/// the last successful sync made durable, so no authentic final chunk can end up
+/// after a hole of lost chunks.
+#[test]
+fn a_failed_sync_cuts_the_recording_back_to_the_last_good_sync() {
+    let f = fixture();
+    let (entry, path, synced_len) = salvage_after_io_fails(&f, Failing::Sync);
+    assert_cut_back_and_readable(&f, &entry, &path, synced_len);
+}
+
 /// The same in end-to-end mode, where the daemon cannot read the file back: the
 /// file is cut back all the same and the entry counts only the synced frames.
 #[test]
 fn a_failed_sync_cuts_an_end_to_end_recording_back_to_the_last_good_sync() {
     let f = fixture();
     f.enable_end_to_end();
-    let (entry, path, synced_len) = record_until_a_sync_fails(&f);
+    let (entry, path, synced_len) = salvage_after_io_fails(&f, Failing::Sync);
     assert_eq!(std::fs::metadata(&path).expect("stat").len(), synced_len);
     assert_eq!(entry.bytes, synced_len);
+}
+
+/// A failed write is treated as a failed sync: the disk that refused it may have
+/// failed the writeback of the unsynced chunks before it too (which no later fsync
+/// reports), so they are not kept however well they read back.
+#[test]
+fn a_failed_write_cuts_the_recording_back_to_the_last_good_sync() {
+    let f = fixture();
+    let (entry, path, synced_len) = salvage_after_io_fails(&f, Failing::Write);
+    assert_cut_back_and_readable(&f, &entry, &path, synced_len);
+}
+
+/// A sync fails and the salvage cannot cut the file back either (here a directory
+/// stands in the file's place meanwhile, so it cannot be opened for writing; root
+/// passes any permission check). The recording is left open, and start-up recovery
+/// cuts it back to the last good sync rather than keeping the unsynced chunks that
+/// still authenticate from the page cache.
+#[test]
+fn a_recording_the_salvage_cannot_cut_back_is_cut_back_at_start_up() {
+    let f = fixture();
+    let (mut recorder, failed, path, synced_len) = record_until_io_fails(&f, Failing::Sync);
+    let aside = path.with_extension("aside");
+    std::fs::rename(&path, &aside).expect("move the file aside");
+    std::fs::create_dir(&path).expect("a directory in its place");
+    recorder.fail(failed);
+    std::fs::remove_dir(&path).expect("remove the directory");
+    std::fs::rename(&aside, &path).expect("put the file back");
+    let entries = f.index.all_recordings().expect("entries");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].state, RecordingState::Open, "left for start-up");
+    assert!(
+        std::fs::metadata(&path).expect("stat").len() > synced_len,
+        "the unsynced chunks are still in the file"
+    );
+
+    let report = crate::check::recover(&f.store, &f.index).expect("recover");
+    let entry = f
+        .index
+        .get_recording(entries[0].id)
+        .expect("index")
+        .expect("kept");
+    assert_eq!(entry.state, RecordingState::Finished, "{report}");
+    assert_eq!(entry.durable_len, None);
+    assert_eq!(entry.frames, 10, "only what the good sync made durable");
+    assert_cut_back_and_readable(&f, &entry, &path, synced_len);
 }
 
 /// A recording that cannot start (here its video parameters make no valid MP4

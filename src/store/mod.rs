@@ -147,6 +147,7 @@ impl DescribedFile {
             trigger: self.trigger,
             wrapped_key: self.wrapped_key.clone(),
             state: RecordingState::Finished,
+            durable_len: None,
         }
     }
 }
@@ -631,12 +632,15 @@ impl Store {
         })
     }
 
-    /// Cuts a recording whose writer saw a sync fail back to the length of its last
-    /// successful sync ([`RecordingWriter::synced_len`]), before
+    /// Cuts a recording whose writer saw a write or sync fail back to the length of
+    /// its last successful sync ([`RecordingWriter::synced_len`]), before
     /// [`recover_and_describe`](Self::recover_and_describe) closes it: what was
     /// written after it may read back from the page cache without being on the disk.
-    pub fn cut_back(&self, path: &Path, len: u64) -> Result<(), StoreError> {
-        recover::cut_back(path, len)
+    /// A file whose header names another recording is refused, as there: the length
+    /// is this recording's, and cutting another's file to it would destroy video.
+    pub fn cut_back(&self, camera: &CameraId, id: RecordingId, len: u64) -> Result<(), StoreError> {
+        self.check_name(camera, id)?;
+        recover::cut_back(&self.recording_path(camera, id), len)
     }
 
     /// Every share copy on disk, by link id (none before the first share).

@@ -20,10 +20,13 @@
 //! failed *fsync* that is not enough: the chunks written since the last good sync
 //! still read back (and authenticate) from the page cache while the disk may never
 //! get them, and recovery's own fsync through a new descriptor succeeds (Linux
-//! reports a writeback error once). So the writer remembers the file length at its
-//! last successful sync ([`SealedWriter::synced_len`]) and whether a sync failed
-//! ([`SealedWriter::sync_failed`]): the caller cuts the file back to that length
-//! first (`Store::cut_back`).
+//! reports a writeback error once, and only to descriptors open when it happened).
+//! A failed *write* is no better: the disk that refused it may have failed the
+//! writeback of the chunks before it as well, which no later fsync reports, and
+//! part of the chunk may have been written. So the writer remembers the file length
+//! at its last successful sync ([`SealedWriter::synced_len`]) and whether a write or
+//! sync failed ([`SealedWriter::io_failed`]): the caller cuts the file back to that
+//! length first (`Store::cut_back`).
 //!
 //! Memory: one buffer of `chunk_size + 21` bytes; plaintext is encrypted in place.
 
@@ -66,14 +69,17 @@ pub struct SealedWriter {
     /// `file_len` at the last successful sync (the header's, fsynced by `create`,
     /// before the first): what is known to be on the disk.
     synced_len: u64,
-    /// A sync failed: the bytes after `synced_len` may be missing from the disk
-    /// although the page cache still shows them (see the module doc).
-    sync_failed: bool,
+    /// A write or sync failed: the bytes after `synced_len` may be missing from the
+    /// disk although the page cache still shows them (see the module doc).
+    io_failed: bool,
     poisoned: bool,
     finished: bool,
     /// Test seam: which syncs fail, as after a disk's writeback error.
     #[cfg(test)]
     fail_syncs: Option<SyncFault>,
+    /// Test seam: every chunk write fails (ENOSPC), as on a full or failing disk.
+    #[cfg(test)]
+    fail_writes: bool,
 }
 
 impl SealedWriter {
@@ -164,11 +170,13 @@ impl SealedWriter {
             plaintext_len: 0,
             file_len: header.len() as u64,
             synced_len: header.len() as u64,
-            sync_failed: false,
+            io_failed: false,
             poisoned: false,
             finished: false,
             #[cfg(test)]
             fail_syncs: None,
+            #[cfg(test)]
+            fail_writes: false,
         };
         Ok(writer)
     }
@@ -246,16 +254,17 @@ impl SealedWriter {
         &self.path
     }
 
-    /// File length at the last successful sync: what a failed sync leaves known to
-    /// be on the disk (the header's length before the first sync).
+    /// File length at the last successful sync: what a failed write or sync leaves
+    /// known to be on the disk (the header's length before the first sync).
     pub fn synced_len(&self) -> u64 {
         self.synced_len
     }
 
-    /// Whether a sync failed: then nothing after [`synced_len`](Self::synced_len)
-    /// may be trusted, however well it reads back (see the module doc).
-    pub fn sync_failed(&self) -> bool {
-        self.sync_failed
+    /// Whether a write or sync failed: then nothing after
+    /// [`synced_len`](Self::synced_len) may be trusted, however well it reads back
+    /// (see the module doc).
+    pub fn io_failed(&self) -> bool {
+        self.io_failed
     }
 
     /// Makes the syncs `fault` names fail from now on, as a disk's writeback
@@ -265,11 +274,17 @@ impl SealedWriter {
         self.fail_syncs = Some(fault);
     }
 
+    /// Makes every chunk write fail from now on, as a full or failing disk would.
+    #[cfg(test)]
+    pub(crate) fn fail_writes_for_tests(&mut self) {
+        self.fail_writes = true;
+    }
+
     /// `fdatasync` (`fsync` if `all`), recording how far the file is durable.
     fn sync_file(&mut self, all: bool) -> Result<(), StoreError> {
         #[cfg(test)]
         if self.fail_syncs == Some(SyncFault::Every) || (all && self.fail_syncs.is_some()) {
-            self.sync_failed = true;
+            self.io_failed = true;
             return self.poison_on_err("fsync", Err(std::io::Error::from_raw_os_error(5)));
         }
         let synced = if all {
@@ -278,7 +293,7 @@ impl SealedWriter {
             self.file.sync_data()
         };
         if synced.is_err() {
-            self.sync_failed = true;
+            self.io_failed = true;
         }
         self.poison_on_err("fsync", synced)?;
         self.synced_len = self.file_len;
@@ -330,7 +345,17 @@ impl SealedWriter {
         );
         // The counter is spent whether or not the write succeeds.
         self.next_chunk += 1;
+        #[cfg(test)]
+        let written = if self.fail_writes {
+            Err(std::io::Error::from_raw_os_error(28))
+        } else {
+            self.file.write_all(&self.buf)
+        };
+        #[cfg(not(test))]
         let written = self.file.write_all(&self.buf);
+        if written.is_err() {
+            self.io_failed = true;
+        }
         let len = self.buf.len() as u64;
         self.buf.truncate(CHUNK_PREFIX_LEN);
         self.poison_on_err("write chunk", written)?;
@@ -585,7 +610,9 @@ mod tests {
         let path = dir.path().join("r.plrec");
         let (mut w, _) = SealedWriter::create(&path, &fields(8), &master).expect("create");
         w.file = full; // every write now fails with ENOSPC
+        let synced = w.synced_len();
         let err = w.write_all(&[0; 8]).expect_err("ENOSPC");
+        assert_eq!((w.synced_len(), w.io_failed()), (synced, true));
         assert!(
             matches!(
                 err,
@@ -624,12 +651,12 @@ mod tests {
         w.write_all(&[1; 20]).expect("write");
         w.sync().expect("sync");
         let good = w.file_len();
-        assert_eq!((w.synced_len(), w.sync_failed()), (good, false));
+        assert_eq!((w.synced_len(), w.io_failed()), (good, false));
         w.write_all(&[2; 20]).expect("write");
         w.fail_syncs_for_tests(SyncFault::Every);
         assert!(w.sync().is_err());
         assert!(w.file_len() > good, "more was written");
-        assert_eq!((w.synced_len(), w.sync_failed()), (good, true));
+        assert_eq!((w.synced_len(), w.io_failed()), (good, true));
         assert!(matches!(w.sync(), Err(StoreError::WriterPoisoned { .. })));
     }
 

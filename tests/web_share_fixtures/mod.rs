@@ -62,6 +62,7 @@ pub fn put_big_recording(
             trigger: Trigger::Motion,
             wrapped_key,
             state: RecordingState::Finished,
+            durable_len: None,
         })
         .expect("index");
     id

@@ -90,6 +90,7 @@ pub fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId
             trigger: Trigger::Motion,
             wrapped_key,
             state: RecordingState::Finished,
+            durable_len: None,
         })
         .expect("index");
     id
