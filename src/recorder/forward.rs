@@ -5,7 +5,13 @@
 //! when a worker falls behind (its queue full, or the hub lagging past it) the frames
 //! in between are dropped and the worker is told so by a gap marker before the next
 //! frame it gets: it must not join the stream across a hole.
+//!
+//! A queue is bounded in bytes as well as in frames. The frame count alone let a
+//! hostile camera (valid access units of tens of MiB, each under the size guard's
+//! limit, sent faster than the SD card takes them) fill a recorder's 256 places with
+//! gigabytes, and the kernel's OOM killer then took every camera down with it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -15,17 +21,72 @@ use crate::model::Frame;
 
 /// What a worker's queue carries besides its own inputs.
 pub(super) trait FrameInput {
-    fn frame(frame: Arc<Frame>) -> Self;
+    /// A frame, and its place in the queue's byte budget: the worker drops the charge
+    /// once it has taken the frame out of the queue.
+    fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self;
     /// Frames were lost before the next one.
     fn gap() -> Self;
 }
 
+/// The bytes of the frames waiting in one worker's queue, and their limit.
+#[derive(Debug)]
+pub(super) struct ByteBudget {
+    queued: AtomicU64,
+    limit: u64,
+}
+
+impl ByteBudget {
+    pub(super) fn new(limit: u64) -> Arc<ByteBudget> {
+        Arc::new(ByteBudget {
+            queued: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// Counts `bytes` as queued, unless that would pass the limit. An empty queue
+    /// takes any frame, so a single frame larger than the budget is not lost for ever
+    /// (the size guard bounds a frame on its own).
+    fn charge(self: &Arc<Self>, bytes: u64) -> Option<QueuedBytes> {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                let total = queued.saturating_add(bytes);
+                (queued == 0 || total <= self.limit).then_some(total)
+            })
+            .ok()?;
+        Some(QueuedBytes {
+            budget: Arc::clone(self),
+            bytes,
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// A queued frame's share of its queue's budget, given back when dropped.
+#[derive(Debug)]
+pub(super) struct QueuedBytes {
+    budget: Arc<ByteBudget>,
+    bytes: u64,
+}
+
+impl Drop for QueuedBytes {
+    fn drop(&mut self) {
+        self.budget.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// Forwards `frames` to `tx` until shutdown, the hub closing, or the worker going away.
-/// `worker` names it in the warning logged when it falls behind.
+/// `worker` names it in the warning logged when it falls behind; `budget` bounds the
+/// bytes of the frames waiting in its queue (a frame over it is dropped as if the
+/// queue were full).
 pub(super) async fn forward<T: FrameInput>(
     worker: &'static str,
     mut frames: broadcast::Receiver<Arc<Frame>>,
     tx: SyncSender<T>,
+    budget: Arc<ByteBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut gap = false;
@@ -43,6 +104,12 @@ pub(super) async fn forward<T: FrameInput>(
             }
             Err(broadcast::error::RecvError::Closed) => break,
         };
+        // Charged first, so a frame over the budget costs no gap marker of its own.
+        let bytes = u64::try_from(frame.data.len()).unwrap_or(u64::MAX);
+        let Some(charge) = budget.charge(bytes) else {
+            gap = true;
+            continue;
+        };
         if gap {
             match tx.try_send(T::gap()) {
                 Ok(()) => gap = false,
@@ -50,7 +117,7 @@ pub(super) async fn forward<T: FrameInput>(
                 Err(TrySendError::Disconnected(_)) => break,
             }
         }
-        match tx.try_send(T::frame(frame)) {
+        match tx.try_send(T::frame(frame, charge)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => gap = true,
             Err(TrySendError::Disconnected(_)) => break,
@@ -73,7 +140,7 @@ mod tests {
     }
 
     impl FrameInput for Seen {
-        fn frame(frame: Arc<Frame>) -> Self {
+        fn frame(frame: Arc<Frame>, _charge: QueuedBytes) -> Self {
             Seen::Frame(frame.pts)
         }
         fn gap() -> Self {
@@ -82,12 +149,16 @@ mod tests {
     }
 
     fn frame(pts: i64) -> Arc<Frame> {
+        sized_frame(pts, 0)
+    }
+
+    fn sized_frame(pts: i64, bytes: usize) -> Arc<Frame> {
         Arc::new(Frame {
             session: 1,
             pts,
             wall_micros: pts,
             is_key: false,
-            data: bytes::Bytes::new(),
+            data: bytes::Bytes::from(vec![0; bytes]),
             params: Arc::new(VideoParams {
                 codec: "avc1".into(),
                 width: 16,
@@ -116,7 +187,13 @@ mod tests {
         let (hub, frames) = broadcast::channel(4);
         let (tx, rx) = mpsc::sync_channel(2);
         let (_stop, shutdown) = watch::channel(false);
-        tokio::spawn(forward("test", frames, tx, shutdown));
+        tokio::spawn(forward(
+            "test",
+            frames,
+            tx,
+            ByteBudget::new(u64::MAX),
+            shutdown,
+        ));
 
         for pts in 0..10 {
             hub.send(frame(pts)).expect("a receiver");
@@ -141,11 +218,86 @@ mod tests {
         let (_hub, frames) = broadcast::channel::<Arc<Frame>>(4);
         let (tx, rx) = mpsc::sync_channel::<Seen>(2);
         let (stop, shutdown) = watch::channel(false);
-        tokio::spawn(forward("test", frames, tx, shutdown));
+        tokio::spawn(forward(
+            "test",
+            frames,
+            tx,
+            ByteBudget::new(u64::MAX),
+            shutdown,
+        ));
         settle().await;
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
         stop.send(true).expect("the forwarder listens");
         settle().await;
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    /// A queue's frames are bounded in bytes too: the frame that would pass the
+    /// budget is dropped (and marked as a hole) while the queue still has places, and
+    /// frames flow again once the worker has taken the queued ones.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_queue_full_in_bytes_drops_frames_like_a_full_queue() {
+        /// What the worker holds: the frame and its charge, as a real worker does
+        /// until it has taken the frame.
+        struct Held {
+            pts: i64,
+            _charge: Option<QueuedBytes>,
+        }
+        impl FrameInput for Held {
+            fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self {
+                Held {
+                    pts: frame.pts,
+                    _charge: Some(charge),
+                }
+            }
+            fn gap() -> Self {
+                Held {
+                    pts: -1,
+                    _charge: None,
+                }
+            }
+        }
+        const MIB: usize = 1024 * 1024;
+        let (hub, frames) = broadcast::channel(16);
+        let (tx, rx) = mpsc::sync_channel::<Held>(64);
+        let (_stop, shutdown) = watch::channel(false);
+        let budget = ByteBudget::new(5 * MIB as u64);
+        tokio::spawn(forward("test", frames, tx, Arc::clone(&budget), shutdown));
+
+        for pts in 0..4 {
+            hub.send(sized_frame(pts, 2 * MIB)).expect("a receiver");
+        }
+        settle().await;
+        let held: Vec<Held> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let seen: Vec<i64> = held.iter().map(|h| h.pts).collect();
+        // 0 and 1 fill 4 of the 5 MiB; 2 and 3 would pass it.
+        assert_eq!(seen, [0, 1]);
+        assert_eq!(budget.queued(), 4 * MIB as u64);
+        drop(held);
+        assert_eq!(
+            budget.queued(),
+            0,
+            "taking the frames gives their bytes back"
+        );
+
+        hub.send(sized_frame(4, 2 * MIB)).expect("a receiver");
+        settle().await;
+        let seen: Vec<i64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|h| h.pts)
+            .collect();
+        assert_eq!(seen, [-1, 4], "a hole before the next frame");
+    }
+
+    /// A single frame larger than the whole budget still goes through an empty queue:
+    /// the budget bounds what piles up, not what one frame may be.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_empty_queue_takes_a_frame_over_the_budget() {
+        let (hub, frames) = broadcast::channel(4);
+        let (tx, rx) = mpsc::sync_channel(4);
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(forward("test", frames, tx, ByteBudget::new(10), shutdown));
+        hub.send(sized_frame(0, 100)).expect("a receiver");
+        settle().await;
+        assert_eq!(drain(&rx), [Seen::Frame(0)]);
     }
 }

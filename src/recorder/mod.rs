@@ -42,9 +42,14 @@ use machine::Recorder;
 
 /// Inputs queued for one camera's recorder.
 const QUEUE_LEN: usize = 256;
+/// Bytes of frames queued for one camera's recorder: the queue only bridges the
+/// recorder's stalls (an fsync on an SD card can take seconds), and 32 MiB is 13 s of
+/// a 20 Mbit/s 4K stream.
+const QUEUE_BYTES: u64 = 32 * 1024 * 1024;
 
 enum RecorderInput {
-    Frame(Arc<Frame>),
+    /// With its share of the queue's byte budget, given back once taken.
+    Frame(Arc<Frame>, forward::QueuedBytes),
     /// Frames were lost upstream: do not join across this point.
     Gap,
     /// Record (at least) `duration` from `sent`, plus the post-roll.
@@ -177,6 +182,7 @@ pub fn spawn(
         "recorder",
         camera.subscribe(),
         tx.clone(),
+        forward::ByteBudget::new(QUEUE_BYTES),
         shutdown,
     ));
     let mut recorder = Recorder::new(
@@ -236,7 +242,10 @@ fn run(recorder: &mut Recorder, rx: mpsc::Receiver<RecorderInput>) {
 
 fn handle(recorder: &mut Recorder, input: RecorderInput) {
     match input {
-        RecorderInput::Frame(frame) => recorder.on_frame(frame),
+        RecorderInput::Frame(frame, taken) => {
+            drop(taken);
+            recorder.on_frame(frame)
+        }
         RecorderInput::Gap => recorder.on_gap(),
         RecorderInput::Trigger {
             kind,
@@ -259,8 +268,8 @@ fn finish(recorder: &mut Recorder) {
 }
 
 impl forward::FrameInput for RecorderInput {
-    fn frame(frame: Arc<Frame>) -> Self {
-        RecorderInput::Frame(frame)
+    fn frame(frame: Arc<Frame>, charge: forward::QueuedBytes) -> Self {
+        RecorderInput::Frame(frame, charge)
     }
     fn gap() -> Self {
         RecorderInput::Gap

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::forward::{ByteBudget, QueuedBytes};
 use super::{MotionUpdate, RecorderSender};
 use crate::camera::CameraHandle;
 use crate::model::{CameraId, Frame, VideoParams, TIMESCALE};
@@ -38,13 +39,17 @@ const THUMBNAIL_WIDTH: u32 = 320;
 const THUMBNAIL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Frames waiting for the decoder; beyond this the feed drops and resynchronises.
 const QUEUE_LEN: usize = 64;
+/// Bytes of frames waiting for the decoder (a sub stream's 64 frames are well under
+/// 1 MiB; a main stream analysed for want of a sub stream fits too).
+const QUEUE_BYTES: u64 = 16 * 1024 * 1024;
 /// Consecutive frames that fail to decode before the camera shows a problem: a lost
 /// packet costs a few frames until the next keyframe, a stream FFmpeg cannot decode
 /// fails every frame (50 is 5 s of a 10 fps sub stream).
 const FAILURES_BEFORE_PROBLEM: u32 = 50;
 
 enum FeedInput {
-    Frame(Arc<Frame>),
+    /// With its share of the queue's byte budget, given back once taken.
+    Frame(Arc<Frame>, QueuedBytes),
     Gap,
 }
 
@@ -57,7 +62,13 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
     let frames = camera.subscribe_analysis();
-    tokio::spawn(super::forward::forward("motion feed", frames, tx, shutdown));
+    tokio::spawn(super::forward::forward(
+        "motion feed",
+        frames,
+        tx,
+        ByteBudget::new(QUEUE_BYTES),
+        shutdown,
+    ));
     let id = camera.id().clone();
     std::thread::Builder::new()
         .name(format!("motion-{id}"))
@@ -65,8 +76,8 @@ pub fn spawn(
 }
 
 impl super::forward::FrameInput for FeedInput {
-    fn frame(frame: Arc<Frame>) -> Self {
-        FeedInput::Frame(frame)
+    fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self {
+        FeedInput::Frame(frame, charge)
     }
     fn gap() -> Self {
         FeedInput::Gap
@@ -154,7 +165,10 @@ impl Feed {
     fn run(mut self, rx: mpsc::Receiver<FeedInput>) {
         while let Ok(input) = rx.recv() {
             match input {
-                FeedInput::Frame(frame) => self.on_frame(&frame),
+                FeedInput::Frame(frame, taken) => {
+                    drop(taken);
+                    self.on_frame(&frame)
+                }
                 // The decoder may lack a reference now: start over at a keyframe.
                 FeedInput::Gap => self.session = None,
             }
