@@ -11,6 +11,10 @@
 //! cap for the whole store (an optional byte limit, and a minimum of free space on the
 //! data filesystem, default 10 %). When over the cap the oldest finished recordings go
 //! first, across cameras. A recording still being written is never deleted.
+//! The byte cap counts what the store keeps under the data directory ([`usage`]):
+//! recordings (one being written by its size on disk so far), share copies and
+//! thumbnails. Share copies are the owner's explicit shares and are never deleted
+//! here; they count, so older recordings make room for them.
 //! The task runs at start-up, every `interval`, and at once when kicked (a recorder
 //! that hit a full disk kicks it).
 
@@ -53,7 +57,8 @@ pub struct RetentionPolicy {
     /// in the web UI carry theirs in the index (read at each pass, so a change applies
     /// at the next pass); a configured one wins over an index entry of the same name.
     pub camera_days: HashMap<CameraId, u32>,
-    /// Total bytes all recordings may use, if limited.
+    /// Total bytes the store may use, if limited: recordings, share copies and
+    /// thumbnails ([`Usage`]).
     pub max_bytes: Option<u64>,
     /// Free space to keep on the data filesystem, in percent of its size.
     pub min_free_percent: u8,
@@ -97,15 +102,92 @@ impl DiskSpace for FilesystemSpace {
     }
 }
 
+/// What the store keeps under the data directory, as counted against
+/// [`RetentionPolicy::max_bytes`], in bytes. The sled index is left out: it is
+/// not footage, deleting recordings does not shrink its files within a pass (sled
+/// compacts when it will), and `min_free_percent` watches the filesystem as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Finished recordings (and ones being deleted), by their index entries'
+    /// sizes: the recorder, recovery and migration all store the file's length
+    /// there, so no `stat` per recording is needed at every pass.
+    pub finished: u64,
+    /// Recordings still being written, by their files' size now (their entries
+    /// say 0 until they are finished).
+    pub open: u64,
+    /// Share links' copies, which retention never deletes.
+    pub shares: u64,
+    /// Event thumbnails.
+    pub thumbnails: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.finished
+            .saturating_add(self.open)
+            .saturating_add(self.shares)
+            .saturating_add(self.thumbnails)
+    }
+
+    /// Subtracts what one deletion freed.
+    fn free(&mut self, freed: Freed) {
+        self.finished = self.finished.saturating_sub(freed.recording);
+        self.thumbnails = self.thumbnails.saturating_sub(freed.thumbnails);
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes stored: finished recordings {}, recordings being written {}, share copies {}, thumbnails {}",
+            self.total(),
+            self.finished,
+            self.open,
+            self.shares,
+            self.thumbnails
+        )
+    }
+}
+
+/// Measures what the store keeps now: the index's recordings (a `stat` for each
+/// one still open) and a `stat` per thumbnail and share copy.
+pub fn usage(store: &Store, index: &Index) -> Result<Usage, RetentionError> {
+    let mut usage = Usage {
+        shares: store.share_copies_bytes()?,
+        thumbnails: store.thumbnails_bytes()?,
+        ..Usage::default()
+    };
+    for entry in index.all_recordings()? {
+        if entry.state == RecordingState::Open {
+            let len = store.recording_file_len(&entry.camera, entry.id)?;
+            usage.open = usage.open.saturating_add(len);
+        } else {
+            usage.finished = usage.finished.saturating_add(entry.bytes);
+        }
+    }
+    Ok(usage)
+}
+
+/// What deleting one recording freed: its file and the thumbnails of the events
+/// that went with it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Freed {
+    recording: u64,
+    thumbnails: u64,
+}
+
 /// What one retention pass did.
 #[derive(Debug, Default)]
 pub struct RetentionReport {
     pub expired: Vec<RecordingId>,
     /// Deleted to get under `max_bytes` or above `min_free_percent`.
     pub for_space: Vec<RecordingId>,
+    /// Recordings' and their events' thumbnails' bytes deleted.
     pub freed_bytes: u64,
     pub events_deleted: usize,
-    /// Still over the cap with nothing finished left to delete.
+    /// Still over the cap with nothing finished left to delete: what is left, by
+    /// kind (see [`Usage`]'s `Display`), and the free space.
     pub still_over: Option<String>,
 }
 
@@ -127,12 +209,12 @@ pub fn delete_recording(
     Ok(delete_recording_sized(store, index, id)?.is_some())
 }
 
-/// Like [`delete_recording`], returning the bytes freed.
+/// Like [`delete_recording`], returning what it freed.
 fn delete_recording_sized(
     store: &Store,
     index: &Index,
     id: RecordingId,
-) -> Result<Option<u64>, RetentionError> {
+) -> Result<Option<Freed>, RetentionError> {
     let Some(mut entry) = index.get_recording(id)? else {
         return Ok(None);
     };
@@ -146,45 +228,53 @@ fn delete_recording_sized(
     store.shred(&entry.camera, id)?;
     // Its events first: a crash before the entry goes leaves the deletion to be
     // finished at the next start, never an event listing a recording that is gone.
-    forget_recording_in_events(store, index, &entry.camera, id)?;
+    let thumbnails = forget_recording_in_events(store, index, &entry.camera, id)?;
     index.remove_recording(id)?;
     tracing::info!(camera = %entry.camera, recording = %id, "recording {id} deleted");
-    Ok(Some(entry.bytes))
+    Ok(Some(Freed {
+        recording: entry.bytes,
+        thumbnails,
+    }))
 }
 
 /// Drops a deleted recording from its events; an event left with no recording goes
-/// too (its thumbnail shredded).
+/// too (its thumbnail shredded). Returns the thumbnails' bytes freed.
 fn forget_recording_in_events(
     store: &Store,
     index: &Index,
     camera: &CameraId,
     id: RecordingId,
-) -> Result<usize, RetentionError> {
-    let mut deleted = 0;
+) -> Result<u64, RetentionError> {
+    let mut freed = 0;
     for mut event in index.events_of_recording(camera, id)? {
         event.recordings.retain(|r| *r != id);
         if event.recordings.is_empty() && !event.open {
-            remove_event_entry(store, index, camera, event.id)?;
-            deleted += 1;
+            freed += remove_event_entry(store, index, camera, event.id)?;
         } else {
             index.put_event(&event)?;
         }
     }
-    Ok(deleted)
+    Ok(freed)
 }
 
 /// Removes an event and shreds its thumbnail, also one its entry does not record (a
-/// write that failed half-way leaves a partial file behind).
+/// write that failed half-way leaves a partial file behind). Returns the
+/// thumbnail's size (0 if it cannot be measured: that only makes the byte cap's
+/// count high until the next pass, never blocks a deletion).
 fn remove_event_entry(
     store: &Store,
     index: &Index,
     camera: &CameraId,
     id: EventId,
-) -> Result<(), RetentionError> {
+) -> Result<u64, RetentionError> {
+    let len = store.thumbnail_len(camera, id).unwrap_or_else(|e| {
+        tracing::warn!(camera = %camera, event = %id, "cannot measure a thumbnail: {e}");
+        0
+    });
     store.shred_thumbnail(camera, id)?;
     index.remove_event(id)?;
     tracing::info!(camera = %camera, event = %id, "event {id} deleted");
-    Ok(())
+    Ok(len)
 }
 
 /// Deletes an event: its thumbnail and every recording holding it. In continuous
@@ -287,8 +377,8 @@ pub fn enforce(
     for entry in finished {
         let cutoff = now_micros - i64::from(policy.days(&added, &entry.camera)) * MICROS_PER_DAY;
         if entry.end_micros < cutoff {
-            if let Some(bytes) = delete_recording_sized(store, index, entry.id)? {
-                report.freed_bytes += bytes;
+            if let Some(freed) = delete_recording_sized(store, index, entry.id)? {
+                report.freed_bytes += freed.recording + freed.thumbnails;
                 report.expired.push(entry.id);
             }
         } else {
@@ -298,22 +388,23 @@ pub fn enforce(
     for event in index.all_events()? {
         let cutoff = now_micros - i64::from(policy.days(&added, &event.camera)) * MICROS_PER_DAY;
         if !event.open && event.end_micros < cutoff {
-            remove_event_entry(store, index, &event.camera, event.id)?;
+            report.freed_bytes += remove_event_entry(store, index, &event.camera, event.id)?;
             report.events_deleted += 1;
         }
     }
 
-    // By space, oldest first across cameras.
+    // By space, oldest first across cameras. Measured once, then each deletion's
+    // bytes are subtracted: no rescan of the index or the disk per deletion.
+    let mut used = usage(store, index)?;
     let mut oldest = kept.into_iter();
     loop {
-        let used: u64 = index.all_recordings()?.iter().map(|e| e.bytes).sum();
         let space = disk
             .space(data_dir)
             .map_err(|source| RetentionError::DiskSpace {
                 path: data_dir.to_owned(),
                 source,
             })?;
-        let over_bytes = policy.max_bytes.filter(|&max| used > max);
+        let over_bytes = policy.max_bytes.filter(|&max| used.total() > max);
         let low_space = space.available.saturating_mul(100)
             < space
                 .total
@@ -322,15 +413,30 @@ pub fn enforce(
             break;
         }
         let Some(entry) = oldest.next() else {
+            let cap = policy.max_bytes.map_or_else(
+                || "no cap".to_owned(),
+                |max| format!("a cap of {max} bytes"),
+            );
+            let shares = if used.shares > 0 {
+                " (share copies stay until their links are removed)"
+            } else {
+                ""
+            };
             report.still_over = Some(format!(
-                "recordings use {used} bytes and {} of {} bytes are free, but nothing finished is left to delete",
+                "{used} ({cap}); {} of {} bytes are free on the disk, but nothing finished is left to delete{shares}",
                 space.available, space.total
             ));
             break;
         };
-        if let Some(bytes) = delete_recording_sized(store, index, entry.id)? {
-            report.freed_bytes += bytes;
-            report.for_space.push(entry.id);
+        match delete_recording_sized(store, index, entry.id)? {
+            Some(freed) => {
+                used.free(freed);
+                report.freed_bytes += freed.recording + freed.thumbnails;
+                report.for_space.push(entry.id);
+            }
+            // Deleted meanwhile (from the web UI): measure again rather than guess
+            // whether the count had it.
+            None => used = usage(store, index)?,
         }
     }
     forget_emptied_retired_cameras(index)?;

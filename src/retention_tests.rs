@@ -22,6 +22,24 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// A real sealed recording of `size` bytes starting at `start`, lasting 1 s.
     fn recording(&self, camera: &str, start: i64, size: usize) -> RecordingId {
+        let (mut entry, writer) = self.open_recording(camera, start, size);
+        entry.end_micros = start + 1_000_000;
+        entry.frames = 10;
+        entry.bytes = writer.finish().expect("finish").file_len;
+        entry.state = RecordingState::Finished;
+        self.index.put_recording(&entry).expect("index");
+        entry.id
+    }
+
+    /// A recording still being written: `size` bytes sealed and written to its file
+    /// (not finished), its entry open with 0 bytes, as the recorder leaves it until
+    /// it finishes. Keep the writer while the file should stay open.
+    fn open_recording(
+        &self,
+        camera: &str,
+        start: i64,
+        size: usize,
+    ) -> (RecordingEntry, crate::store::RecordingWriter) {
         let camera: CameraId = camera.parse().expect("name");
         let new = NewRecording {
             id: RecordingId::random(),
@@ -31,22 +49,82 @@ impl Fixture {
         };
         let (mut writer, wrapped_key) = self.store.create_recording(&new).expect("create");
         writer.write_all(&vec![7u8; size]).expect("write");
-        let finished = writer.finish().expect("finish");
+        writer.flush().expect("flush");
+        let entry = RecordingEntry {
+            id: new.id,
+            camera,
+            start_micros: start,
+            end_micros: start,
+            frames: 0,
+            bytes: 0,
+            trigger: Trigger::Continuous,
+            wrapped_key,
+            state: RecordingState::Open,
+            durable_len: None,
+        };
+        self.index.put_recording(&entry).expect("index");
+        (entry, writer)
+    }
+
+    /// One pass at `now` with a byte cap of `max_bytes`.
+    fn enforce_capped(&self, now: i64, max_bytes: u64) -> RetentionReport {
+        let mut policy = self.policy();
+        policy.max_bytes = Some(max_bytes);
+        enforce(
+            &self.store,
+            &self.index,
+            &policy,
+            now,
+            &Roomy,
+            self.dir.path(),
+        )
+        .expect("enforce")
+    }
+
+    /// A share link's copy of recording `id` (link `link`); returns its size.
+    fn share(&self, camera: &str, id: RecordingId, link: u64) -> u64 {
+        let key = crate::store::crypto::MasterKey::for_share_link(
+            &[5u8; crate::store::crypto::SHARE_SECRET_LEN],
+        );
+        self.store
+            .copy_for_share(&camera.parse().expect("name"), id, link, &key)
+            .expect("share")
+    }
+
+    /// A closed event of `camera` at `start` (1 s) holding `recording`, with a
+    /// sealed thumbnail of `size` bytes; returns the thumbnail file's size.
+    fn event_with_thumbnail(
+        &self,
+        camera: &str,
+        event: EventId,
+        (recording, start): (RecordingId, i64),
+        size: usize,
+    ) -> u64 {
+        let camera: CameraId = camera.parse().expect("name");
+        self.store
+            .write_thumbnail(&camera, event, start, &vec![0xffu8; size])
+            .expect("thumbnail");
         self.index
-            .put_recording(&RecordingEntry {
-                id: new.id,
-                camera,
+            .put_event(&EventEntry {
+                id: event,
+                camera: camera.clone(),
                 start_micros: start,
                 end_micros: start + 1_000_000,
-                frames: 10,
-                bytes: finished.file_len,
-                trigger: Trigger::Continuous,
-                wrapped_key,
-                state: RecordingState::Finished,
-                durable_len: None,
+                triggers: vec![Trigger::Motion],
+                peak_score: 0.5,
+                score_curve: vec![],
+                has_thumbnail: true,
+                recordings: vec![recording],
+                open: false,
             })
-            .expect("index");
-        new.id
+            .expect("event");
+        self.store.thumbnail_len(&camera, event).expect("stat")
+    }
+
+    fn file_len(&self, camera: &str, id: RecordingId) -> u64 {
+        std::fs::metadata(self.path(camera, id))
+            .expect("stat")
+            .len()
     }
 
     fn path(&self, camera: &str, id: RecordingId) -> PathBuf {
@@ -153,9 +231,7 @@ fn over_the_byte_cap_the_oldest_go_first_across_cameras() {
     let b = f.recording("yard", now - 40_000_000, 10_000);
     let c = f.recording("door", now - 30_000_000, 10_000);
     let d = f.recording("yard", now - 20_000_000, 10_000);
-    let mut policy = f.policy();
-    policy.max_bytes = Some(25_000);
-    let report = enforce(&f.store, &f.index, &policy, now, &Roomy, f.dir.path()).expect("enforce");
+    let report = f.enforce_capped(now, 25_000);
     assert_eq!(report.for_space, vec![a, b]);
     assert_eq!(f.ids(), vec![c, d]);
     assert!(report.still_over.is_none());
@@ -412,4 +488,116 @@ fn an_event_takes_a_partly_written_thumbnail_it_does_not_record() {
         !partial.exists(),
         "the partial thumbnail went with its event"
     );
+}
+
+/// A recording being written has 0 bytes in its entry until it finishes; its
+/// file's size on disk counts against the cap all the same.
+#[test]
+fn an_open_recording_counts_against_the_byte_cap_by_its_size_on_disk() {
+    let f = fixture();
+    let now = 100 * DAY;
+    let a = f.recording("door", now - 50_000_000, 10_000);
+    let b = f.recording("yard", now - 40_000_000, 10_000);
+    let (open, _writer) = f.open_recording("door", now - 1_000_000, 10_000);
+    let open = open.id;
+    let open_len = f.file_len("door", open);
+    assert!(
+        open_len > 10_000,
+        "the open file holds its bytes: {open_len}"
+    );
+    let report = f.enforce_capped(now, 25_000);
+    assert_eq!(report.for_space, vec![a], "≈30 kB stored, the oldest goes");
+    assert_eq!(f.ids().len(), 2);
+    assert!(f.ids().contains(&b) && f.ids().contains(&open));
+    assert!(report.still_over.is_none());
+}
+
+/// A share copy is the owner's and stays; it counts, so an older recording makes
+/// room for it.
+#[test]
+fn a_share_copy_counts_against_the_byte_cap_and_is_kept() {
+    let f = fixture();
+    let now = 100 * DAY;
+    let a = f.recording("door", now - 50_000_000, 10_000);
+    let b = f.recording("door", now - 40_000_000, 10_000);
+    assert!(f.share("door", b, 1) > 10_000);
+    let report = f.enforce_capped(now, 25_000);
+    assert_eq!(report.for_space, vec![a]);
+    assert_eq!(f.ids(), vec![b]);
+    assert!(f.store.share_path(1).exists(), "the share copy stays");
+    assert!(report.still_over.is_none());
+}
+
+/// Thumbnails count, and deleting a recording frees its event's thumbnail too: the
+/// pass stops as soon as that is enough, without measuring everything again.
+#[test]
+fn thumbnails_count_against_the_byte_cap_and_go_with_their_events() {
+    let f = fixture();
+    let now = 100 * DAY;
+    let (start_a, start_c) = (now - 50_000_000, now - 30_000_000);
+    let a = f.recording("door", start_a, 5_000);
+    let b = f.recording("door", now - 40_000_000, 5_000);
+    let c = f.recording("door", start_c, 5_000);
+    let thumb_a = f.event_with_thumbnail("door", EventId(1), (a, start_a), 10_000);
+    let thumb_c = f.event_with_thumbnail("door", EventId(3), (c, start_c), 10_000);
+    let (len_a, len_b, len_c) = (
+        f.file_len("door", a),
+        f.file_len("door", b),
+        f.file_len("door", c),
+    );
+    assert!(thumb_a > len_a, "each thumbnail is bigger than a recording");
+    let before = usage(&f.store, &f.index).expect("usage");
+    assert_eq!(
+        before,
+        Usage {
+            finished: len_a + len_b + len_c,
+            open: 0,
+            shares: 0,
+            thumbnails: thumb_a + thumb_c,
+        }
+    );
+    // Room for everything but `a` and its thumbnail: the recordings alone fit.
+    let report = f.enforce_capped(now, len_b + len_c + thumb_c + 100);
+    assert_eq!(report.for_space, vec![a], "a's thumbnail went with it");
+    assert_eq!(report.freed_bytes, len_a + thumb_a);
+    assert_eq!(f.ids(), vec![b, c]);
+    let door: CameraId = "door".parse().expect("name");
+    assert_eq!(f.store.thumbnail_len(&door, EventId(1)).expect("stat"), 0);
+    assert_eq!(
+        f.store.thumbnail_len(&door, EventId(3)).expect("stat"),
+        thumb_c
+    );
+    assert!(report.still_over.is_none());
+}
+
+/// Over the cap with only what retention may not delete left (a recording being
+/// written, a share copy): it says so, with the figures by kind.
+#[test]
+fn still_over_names_the_share_copies_and_the_open_recording_left() {
+    let f = fixture();
+    let now = 100 * DAY;
+    let a = f.recording("door", now - 50_000_000, 10_000);
+    let share_len = f.share("door", a, 1);
+    let (open, _writer) = f.open_recording("door", now - 1_000_000, 10_000);
+    let open = open.id;
+    let open_len = f.file_len("door", open);
+    let report = f.enforce_capped(now, 1_000);
+    assert_eq!(report.for_space, vec![a]);
+    assert_eq!(f.ids(), vec![open]);
+    assert!(f.store.share_path(1).exists());
+    let problem = report
+        .still_over
+        .expect("still over the cap, and it says so");
+    for figure in [
+        format!("{} bytes stored", share_len + open_len),
+        "finished recordings 0,".to_owned(),
+        format!("recordings being written {open_len},"),
+        format!("share copies {share_len},"),
+        "thumbnails 0".to_owned(),
+        "a cap of 1000 bytes".to_owned(),
+        "nothing finished is left to delete".to_owned(),
+        "share copies stay until their links are removed".to_owned(),
+    ] {
+        assert!(problem.contains(&figure), "{figure:?} in {problem:?}");
+    }
 }

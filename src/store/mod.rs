@@ -25,7 +25,7 @@
 //! end-to-end mode's viewer keys), `format` (the byte layout),
 //! `writer`, `reader`, `recover` (torn tails, shredding), `rotate` (master-key
 //! rotation: re-wrapping data keys in place), `key_dir` (the key directory's
-//! handle), `mp4` (the container).
+//! handle), `mp4` (the container), `usage` (sizes on disk, for retention's cap).
 
 #[cfg(test)]
 mod bench;
@@ -44,6 +44,7 @@ mod regular;
 pub mod rotate;
 mod share;
 mod thumbnails;
+mod usage;
 mod viewer_file;
 pub mod writer;
 

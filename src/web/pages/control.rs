@@ -19,7 +19,7 @@ use crate::auth::policy::{self, Action, Object};
 use crate::clock;
 use crate::config::{Config, RecordingMode, SmtpSecurity};
 use crate::index::{AuditKind, AuditQuery, Role};
-use crate::retention::{DiskSpace, FilesystemSpace};
+use crate::retention::{self, DiskSpace, FilesystemSpace, Usage};
 use crate::web::extract::FullSession;
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
@@ -178,6 +178,17 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// What the store holds, as retention counts it against `max_bytes`.
+fn used_words(usage: Usage) -> String {
+    format!(
+        "{} (recordings {}, share copies {}, thumbnails {})",
+        size(usage.total()),
+        size(usage.finished + usage.open),
+        size(usage.shares),
+        size(usage.thumbnails)
+    )
+}
+
 fn mode_label(mode: RecordingMode) -> &'static str {
     match mode {
         RecordingMode::Off => "live view only",
@@ -203,49 +214,63 @@ pub async fn control_centre(
     let now = state.clock.now_micros();
     let data_dir = facts.data_dir.clone();
     let share_service = state.shares.clone();
-    let (users, my_devices, recordings, alerts, blocked, space, (shares, tokens), invited, sync) =
-        blocking(move || {
-            // As the support page does: helpers whose time is up are not counted.
-            let (users, invited) = if is_owner {
-                auth.expire_support()?;
-                let invited = auth
-                    .invitations()?
-                    .into_iter()
-                    .filter(|i| i.role == Role::Support)
-                    .count();
-                (index.all_users()?, invited)
-            } else {
-                (vec![current.user.clone()], 0)
-            };
-            let devices = auth.devices(&current)?.len();
-            let recordings = if is_owner {
-                index.all_recordings()?
-            } else {
-                Vec::new()
-            };
-            let alerts = auth.alerts(me)?;
-            let blocked = if is_owner {
-                auth.audit().list(AuditQuery {
-                    kind: Some(AuditKind::LoginBlocked),
-                    from_micros: Some(now - RECENT_ALERT_MICROS),
-                    limit: 20,
-                    ..Default::default()
-                })?
-            } else {
-                Vec::new()
-            };
-            let space = FilesystemSpace.space(&data_dir).ok();
-            let sync = clock::clock_sync(std::path::Path::new(clock::TIMESYNC_DIR));
-            let shares = if is_owner {
-                (share_service.list()?.len(), auth.tokens()?.len())
-            } else {
-                (0, 0)
-            };
-            Ok((
-                users, devices, recordings, alerts, blocked, space, shares, invited, sync,
-            ))
-        })
-        .await?;
+    let store = state.store.clone();
+    let (
+        users,
+        my_devices,
+        (recordings, usage),
+        alerts,
+        blocked,
+        space,
+        (shares, tokens),
+        invited,
+        sync,
+    ) = blocking(move || {
+        // As the support page does: helpers whose time is up are not counted.
+        let (users, invited) = if is_owner {
+            auth.expire_support()?;
+            let invited = auth
+                .invitations()?
+                .into_iter()
+                .filter(|i| i.role == Role::Support)
+                .count();
+            (index.all_users()?, invited)
+        } else {
+            (vec![current.user.clone()], 0)
+        };
+        let devices = auth.devices(&current)?.len();
+        let recordings = if is_owner {
+            // Counted as retention counts it against the cap.
+            let usage = retention::usage(&store, &index)
+                .map_err(|e| tracing::warn!("cannot measure what the store holds: {e}"))
+                .ok();
+            (index.all_recordings()?, usage)
+        } else {
+            (Vec::new(), None)
+        };
+        let alerts = auth.alerts(me)?;
+        let blocked = if is_owner {
+            auth.audit().list(AuditQuery {
+                kind: Some(AuditKind::LoginBlocked),
+                from_micros: Some(now - RECENT_ALERT_MICROS),
+                limit: 20,
+                ..Default::default()
+            })?
+        } else {
+            Vec::new()
+        };
+        let space = FilesystemSpace.space(&data_dir).ok();
+        let sync = clock::clock_sync(std::path::Path::new(clock::TIMESYNC_DIR));
+        let shares = if is_owner {
+            (share_service.list()?.len(), auth.tokens()?.len())
+        } else {
+            (0, 0)
+        };
+        Ok((
+            users, devices, recordings, alerts, blocked, space, shares, invited, sync,
+        ))
+    })
+    .await?;
 
     let camera_rows = if is_owner {
         cameras
@@ -308,7 +333,7 @@ pub async fn control_centre(
         my_devices,
         my_email,
         cameras: camera_rows,
-        used: size(recordings.iter().map(|r| r.bytes).sum()),
+        used: usage.map_or_else(|| "an unknown amount".into(), used_words),
         disk_free: space
             .as_ref()
             .map_or_else(|| "unknown".into(), |s| size(s.available)),
@@ -345,7 +370,23 @@ pub async fn control_centre(
 
 #[cfg(test)]
 mod tests {
-    use super::size;
+    use super::{size, used_words, Usage};
+
+    /// The page's figure is retention's: a recording being written, share copies
+    /// and thumbnails count, as they do against the cap.
+    #[test]
+    fn the_used_figure_counts_what_the_cap_counts() {
+        let usage = Usage {
+            finished: 2_000_000,
+            open: 500_000,
+            shares: 1_000_000,
+            thumbnails: 1_500,
+        };
+        assert_eq!(
+            used_words(usage),
+            "3.5 MB (recordings 2.5 MB, share copies 1.0 MB, thumbnails 1.5 kB)"
+        );
+    }
 
     #[test]
     fn sizes_are_decimal_and_short() {
