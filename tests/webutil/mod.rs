@@ -607,6 +607,28 @@ pub async fn enrol_with(server: &Server, c: &mut Client) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// A shared user ready to use: invited by `owner` (with `note`), accepted as `name`
+/// with `password` (asserts the 303 to enrolment) and enrolled in TOTP.
+pub async fn shared_user(
+    server: &Server,
+    owner: &mut Client,
+    note: &str,
+    name: &str,
+    password: &str,
+) -> Client {
+    let secret = invite(owner, note).await;
+    let (mut c, r) = accept_invitation(server, &secret, name, password).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    enrol_with(server, &mut c).await;
+    c
+}
+
+/// The shared user most tests need: [`shared_user`] noted and named "guest", with
+/// the password "purple elephant dances 7".
+pub async fn shared_guest(server: &Server, owner: &mut Client) -> Client {
+    shared_user(server, owner, "guest", "guest", "purple elephant dances 7").await
+}
+
 /// The link's parts from the "share link made" page: (id, secret).
 pub fn share_link_of(html: &str) -> (String, String) {
     let value = html
