@@ -678,13 +678,19 @@ pub async fn revoke_token(owner: &mut Client, name: &str) {
         .and_then(|r| r.split('"').next())
         .expect("the token's row")
         .to_owned();
-    let r = owner
+    let r = post_revoke(owner, &list.body, &row).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// Posts, as `owner`, the revoke form for token row `id` with the form token of
+/// `list` (a /linked-services page); returns the answer (303 when revoked).
+pub async fn post_revoke(owner: &mut Client, list: &str, id: &str) -> Reply {
+    owner
         .post(
             "/linked-services/revoke",
-            &[("csrf", &csrf(&list.body)), ("token", &row)],
+            &[("csrf", &csrf(list)), ("token", id)],
         )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.body);
+        .await
 }
 
 /// Grants, as `owner` on /support-access, 4 hours of support access with recording
