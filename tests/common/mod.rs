@@ -416,3 +416,21 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// Waits (up to 30 s) until `camera` of the in-process daemon `running` streams;
+/// panics with its status if it does not.
+pub async fn wait_streaming(
+    running: &porchlight::daemon::Running,
+    camera: &porchlight::model::CameraId,
+) {
+    let handle = running.registry.get(camera).expect("camera registered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.status().state != porchlight::camera::ConnectionState::Streaming {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "camera never streamed: {:?}",
+            handle.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
