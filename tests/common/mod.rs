@@ -139,6 +139,15 @@ impl Setup {
             .expect("recordings --json prints a JSON array")
     }
 
+    /// The ids of the finished recordings, from [`Setup::recordings`], in its order.
+    pub fn finished_ids(&self) -> Vec<String> {
+        self.recordings()
+            .iter()
+            .filter(|r| r["state"] == "finished")
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
     /// Appends TOML (a `[[camera]]` table, say) to the config file.
     pub fn append_config(&self, toml: &str) {
         use std::io::Write;
