@@ -44,15 +44,6 @@ fn enable(setup: &Setup) -> String {
     key.to_text().to_string()
 }
 
-fn ids(setup: &Setup) -> Vec<String> {
-    setup
-        .recordings()
-        .iter()
-        .filter(|r| r["state"] == "finished")
-        .map(|r| r["id"].as_str().expect("id").to_owned())
-        .collect()
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for entry in fs::read_dir(from).expect("list") {
@@ -105,12 +96,13 @@ fn recordings_after_enabling_need_the_passphrase_and_older_ones_do_not() {
         "",
     );
     record_for(&setup, 3);
-    let before = ids(&setup);
+    let before = setup.finished_ids();
     assert!(!before.is_empty(), "a recording before the mode was on");
 
     let recovery = enable(&setup);
     record_for(&setup, 3);
-    let after: Vec<String> = ids(&setup)
+    let after: Vec<String> = setup
+        .finished_ids()
         .into_iter()
         .filter(|id| !before.contains(id))
         .collect();
@@ -233,7 +225,11 @@ fn an_end_to_end_recording_cut_by_a_crash_exports_with_the_passphrase() {
     // marks it finished; `check` does not call it faulty.
     record_for(&setup, 2);
     setup.cli_ok(&["check"]);
-    let crashed = ids(&setup).first().cloned().expect("the crashed recording");
+    let crashed = setup
+        .finished_ids()
+        .first()
+        .cloned()
+        .expect("the crashed recording");
 
     // The passphrase closes it on first use and exports what was synced.
     let pass = [("PORCHLIGHT_PASSPHRASE", PASSPHRASE)];
@@ -274,7 +270,7 @@ fn a_lost_index_keeps_end_to_end_recordings_openable_with_the_recovery_key() {
     record_for(&setup, 3);
     let files = fs::read_dir(&viewers).expect("start-up wrote the viewer key files");
     assert_eq!(files.count(), 1);
-    let sealed = ids(&setup);
+    let sealed = setup.finished_ids();
     assert!(!sealed.is_empty(), "a recording made with the mode on");
 
     fs::remove_dir_all(Store::index_dir(&setup.data_dir())).expect("lose the index");
@@ -299,7 +295,7 @@ fn an_end_to_end_file_whose_header_tag_does_not_match_is_refused() {
     let setup = Setup::new(&[CameraSpec::continuous("porch", &camera.main_url())], "");
     enable(&setup);
     record_for(&setup, 3);
-    let sealed = ids(&setup);
+    let sealed = setup.finished_ids();
     let id = sealed.first().expect("a recording made with the mode on");
     let path = setup
         .data_dir()

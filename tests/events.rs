@@ -37,19 +37,6 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-async fn wait_streaming(running: &Running, camera: &CameraId) {
-    let handle = running.registry.get(camera).expect("camera registered");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while handle.status().state != ConnectionState::Streaming {
-        assert!(
-            Instant::now() < deadline,
-            "camera never streamed: {:?}",
-            handle.status()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn export_one(running: &Running, dir: &Path, id: porchlight::model::RecordingId) -> PathBuf {
     let out = dir.join(format!("{id}.mp4"));
     export_with(
@@ -78,7 +65,7 @@ async fn an_external_trigger_on_a_still_camera_records_pre_roll_and_post_roll() 
         .await
         .expect("start");
     let bell: CameraId = "bell".parse().expect("name");
-    wait_streaming(&running, &bell).await;
+    common::wait_streaming(&running, &bell).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
         running.index.all_recordings().expect("index").is_empty(),
@@ -160,7 +147,7 @@ async fn mode_off_writes_nothing_while_live_frames_flow() {
         .await
         .expect("start");
     let lobby: CameraId = "lobby".parse().expect("name");
-    wait_streaming(&running, &lobby).await;
+    common::wait_streaming(&running, &lobby).await;
     assert_eq!(
         running.trigger(&lobby, Trigger::External, Duration::from_secs(5)),
         Err(TriggerError::NotRecording(lobby.clone()))
@@ -221,7 +208,7 @@ async fn on_a_small_disk_the_oldest_recordings_go_first_and_recording_carries_on
         .await
         .expect("start");
     let drive: CameraId = "drive".parse().expect("name");
-    wait_streaming(&running, &drive).await;
+    common::wait_streaming(&running, &drive).await;
     let handle = running.registry.get(&drive).expect("camera");
     let mut seen: Vec<(i64, porchlight::model::RecordingId)> = Vec::new();
     let until = Instant::now() + Duration::from_secs(45);
@@ -296,7 +283,7 @@ async fn a_full_disk_stops_recording_not_the_daemon_and_damages_nothing_finished
         .await
         .expect("start");
     let yard: CameraId = "yard".parse().expect("name");
-    wait_streaming(&running, &yard).await;
+    common::wait_streaming(&running, &yard).await;
     let handle = running.registry.get(&yard).expect("camera");
     let deadline = Instant::now() + Duration::from_secs(60);
     let problem = loop {

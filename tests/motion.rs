@@ -5,10 +5,9 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::camera::{CameraOptions, Scene, TestCamera};
-use porchlight::camera::ConnectionState;
 use porchlight::clock::SystemClock;
 use porchlight::config::Config;
 use porchlight::daemon::{self, Running};
@@ -35,16 +34,7 @@ async fn start(config: Config) -> Running {
         .await
         .expect("start");
     let porch: CameraId = "porch".parse().expect("name");
-    let handle = running.registry.get(&porch).expect("camera");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while handle.status().state != ConnectionState::Streaming {
-        assert!(
-            Instant::now() < deadline,
-            "camera never streamed: {:?}",
-            handle.status()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_streaming(&running, &porch).await;
     running
 }
 

@@ -223,12 +223,7 @@ async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
         .and_then(|s| s.split('"').next())
         .expect("the token's row")
         .to_owned();
-    let r = owner
-        .post(
-            "/linked-services/revoke",
-            &[("csrf", &csrf(&list.body)), ("token", &id)],
-        )
-        .await;
+    let r = webutil::post_revoke(&mut owner, &list.body, &id).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = api(
         &server,
@@ -240,12 +235,7 @@ async fn a_doorbell_token_triggers_and_reads_events_until_it_is_revoked() {
     assert_unauthenticated(&r, "revoked");
     let list = owner.get("/linked-services").await;
     assert!(!list.body.contains("Doorbell button"), "gone from the list");
-    let r = owner
-        .post(
-            "/linked-services/revoke",
-            &[("csrf", &csrf(&list.body)), ("token", &id)],
-        )
-        .await;
+    let r = webutil::post_revoke(&mut owner, &list.body, &id).await;
     assert_eq!(r.status, 404, "already revoked");
 
     let text = logged();
@@ -398,22 +388,7 @@ async fn the_event_stream_delivers_new_events_and_ends_when_its_token_is_revoked
 
     // Revoke the follower's token; the next event ends its stream instead of
     // reaching it. The first event closes once its post-roll is over.
-    let list = owner.get("/linked-services").await;
-    let row = list
-        .body
-        .split("<tr id=\"token-")
-        .skip(1)
-        .find(|r| r.contains("<td>Home Assistant</td>"))
-        .and_then(|r| r.split('"').next())
-        .expect("the follower's row")
-        .to_owned();
-    let r = owner
-        .post(
-            "/linked-services/revoke",
-            &[("csrf", &csrf(&list.body)), ("token", &row)],
-        )
-        .await;
-    assert_eq!(r.status, 303);
+    webutil::revoke_token(&mut owner, "Home Assistant").await;
     server.advance_secs(120);
     let closed = async {
         loop {

@@ -186,11 +186,7 @@ async fn head_requests_write_no_download_or_export_entries() {
 async fn a_shared_users_fetches_of_a_recording_are_logged_once_whatever_the_range() {
     let server = Server::start("").await;
     let (mut owner, _, _) = server.owner().await;
-    let secret = webutil::invite(&mut owner, "guest").await;
-    let (mut guest, r) =
-        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    webutil::enrol_with(&server, &mut guest).await;
+    let mut guest = webutil::shared_guest(&server, &mut owner).await;
     let id = webutil::objects::put_recording(&server, 42, webutil::T0_MICROS - 60_000_000);
     let subject = format!("recording {id} of camera porch");
     let logged = |html: &str, kind: &str| {

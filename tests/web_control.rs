@@ -109,11 +109,7 @@ async fn the_control_centre_reports_the_real_settings_and_its_actions_work() {
 async fn the_control_centre_counts_shared_users_and_support_helpers_apart() {
     let server = Server::start(CAMERA).await;
     let (mut owner, _, _) = server.owner().await;
-    let secret = webutil::invite(&mut owner, "guest").await;
-    let (mut guest, r) =
-        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    webutil::enrol_with(&server, &mut guest).await;
+    let mut guest = webutil::shared_guest(&server, &mut owner).await;
     let recording = webutil::objects::put_recording(&server, 7, webutil::T0_MICROS - 60_000_000);
     let secret =
         webutil::invite_support(&mut owner, "Installer Ines", &recording.to_string()).await;

@@ -15,15 +15,6 @@ use webutil::{csrf, Client};
 
 const PASSPHRASE: &str = "lantern orchard pebble 1987 quietly";
 
-fn finished_ids(setup: &Setup) -> Vec<String> {
-    setup
-        .recordings()
-        .iter()
-        .filter(|r| r["state"] == "finished")
-        .map(|r| r["id"].as_str().expect("id").to_owned())
-        .collect()
-}
-
 async fn post_unlock(c: &mut Client, secret: &str, next: &str) -> webutil::Reply {
     let page = c.get("/end-to-end").await;
     let token = csrf(&page.body);
@@ -95,13 +86,14 @@ async fn unlock_play_lock_and_playback_is_refused_again() {
     // The recording running now was started before: restart so the next is sealed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     daemon.stop();
-    let before = finished_ids(&setup);
+    let before = setup.finished_ids();
     assert!(!before.is_empty());
     let mut daemon = setup.start_daemon();
     daemon.wait_for_log("recording started", 1, Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(4)).await;
     daemon.stop();
-    let id = finished_ids(&setup)
+    let id = setup
+        .finished_ids()
         .into_iter()
         .find(|id| !before.contains(id))
         .expect("a recording made after turning it on");

@@ -35,10 +35,8 @@ async fn turn_on(c: &mut webutil::Client, passphrase: &str) -> webutil::Reply {
 async fn shared_users_enrol_their_own_key_removal_stops_sealing_and_idle_keys_lock() {
     let server = Server::start("").await;
     let (mut owner, _, _) = server.owner().await;
-    let secret = webutil::invite(&mut owner, "Grandma").await;
-    let (mut guest, r) = webutil::accept_invitation(&server, &secret, GUEST, GUEST_PASSWORD).await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    webutil::enrol_with(&server, &mut guest).await;
+    let mut guest =
+        webutil::shared_user(&server, &mut owner, "Grandma", GUEST, GUEST_PASSWORD).await;
 
     // Off: the page offers a shared user nothing to turn on, and forcing it is refused.
     let page = guest.get("/end-to-end").await.body;

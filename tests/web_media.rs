@@ -945,11 +945,7 @@ async fn removing_a_user_or_logging_out_cuts_off_a_download_already_streaming() 
     let base = server.base();
     // 24 MB: far more than the socket buffers between server and client hold.
     let id = web_share_fixtures::put_big_recording(&server, 78, 240, 100_000).to_string();
-    let secret = webutil::invite(&mut owner, "guest").await;
-    let (mut guest, r) =
-        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    webutil::enrol_with(&server, &mut guest).await;
+    let guest = webutil::shared_guest(&server, &mut owner).await;
 
     let path = format!("/recordings/{id}/download");
     let (response, len, first) = start_get(&guest, &base, &path).await;

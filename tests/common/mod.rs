@@ -139,6 +139,15 @@ impl Setup {
             .expect("recordings --json prints a JSON array")
     }
 
+    /// The ids of the finished recordings, from [`Setup::recordings`], in its order.
+    pub fn finished_ids(&self) -> Vec<String> {
+        self.recordings()
+            .iter()
+            .filter(|r| r["state"] == "finished")
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
     /// Appends TOML (a `[[camera]]` table, say) to the config file.
     pub fn append_config(&self, toml: &str) {
         use std::io::Write;
@@ -414,5 +423,23 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Waits (up to 30 s) until `camera` of the in-process daemon `running` streams;
+/// panics with its status if it does not.
+pub async fn wait_streaming(
+    running: &porchlight::daemon::Running,
+    camera: &porchlight::model::CameraId,
+) {
+    let handle = running.registry.get(camera).expect("camera registered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.status().state != porchlight::camera::ConnectionState::Streaming {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "camera never streamed: {:?}",
+            handle.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -10,10 +10,7 @@ pub fn put_big_recording(
     frames: u32,
     frame_bytes: usize,
 ) -> porchlight::model::RecordingId {
-    use porchlight::index::{RecordingEntry, RecordingState};
-    use porchlight::model::{RecordingId, Trigger};
     use porchlight::store::mp4::{fragment, init_segment, Sample, TrackParams};
-    use porchlight::store::NewRecording;
     let track = TrackParams {
         sample_entry: crate::webutil::objects::avc1_sample_entry(),
         width: 320,
@@ -36,36 +33,8 @@ pub fn put_big_recording(
         let decode_time = u64::from(second) * 90_000;
         body.extend(fragment(second + 1, decode_time, &samples).expect("fragment"));
     }
-    let d = server.daemon();
-    let camera: porchlight::model::CameraId = "porch".parse().expect("name");
-    let id = RecordingId(id);
     let start_micros = crate::webutil::T0_MICROS - 3_600_000_000;
-    let (mut writer, wrapped_key) = d
-        .store
-        .create_recording(&NewRecording {
-            id,
-            camera: camera.clone(),
-            start_micros,
-            trigger: Trigger::Motion,
-        })
-        .expect("create");
-    writer.write_all(&body).expect("write");
-    let finished = writer.finish().expect("finish");
-    d.index
-        .put_recording(&RecordingEntry {
-            id,
-            camera,
-            start_micros,
-            end_micros: start_micros + i64::from(frames) * 100_000,
-            frames: frames.into(),
-            bytes: finished.file_len,
-            trigger: Trigger::Motion,
-            wrapped_key,
-            state: RecordingState::Finished,
-            durable_len: None,
-        })
-        .expect("index");
-    id
+    crate::webutil::objects::seal_recording(server, id, start_micros, &body, frames)
 }
 
 /// A share link to `recording` living `hours`: (id, secret).

@@ -607,6 +607,28 @@ pub async fn enrol_with(server: &Server, c: &mut Client) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// A shared user ready to use: invited by `owner` (with `note`), accepted as `name`
+/// with `password` (asserts the 303 to enrolment) and enrolled in TOTP.
+pub async fn shared_user(
+    server: &Server,
+    owner: &mut Client,
+    note: &str,
+    name: &str,
+    password: &str,
+) -> Client {
+    let secret = invite(owner, note).await;
+    let (mut c, r) = accept_invitation(server, &secret, name, password).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    enrol_with(server, &mut c).await;
+    c
+}
+
+/// The shared user most tests need: [`shared_user`] noted and named "guest", with
+/// the password "purple elephant dances 7".
+pub async fn shared_guest(server: &Server, owner: &mut Client) -> Client {
+    shared_user(server, owner, "guest", "guest", "purple elephant dances 7").await
+}
+
 /// The link's parts from the "share link made" page: (id, secret).
 pub fn share_link_of(html: &str) -> (String, String) {
     let value = html
@@ -656,13 +678,19 @@ pub async fn revoke_token(owner: &mut Client, name: &str) {
         .and_then(|r| r.split('"').next())
         .expect("the token's row")
         .to_owned();
-    let r = owner
+    let r = post_revoke(owner, &list.body, &row).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// Posts, as `owner`, the revoke form for token row `id` with the form token of
+/// `list` (a /linked-services page); returns the answer (303 when revoked).
+pub async fn post_revoke(owner: &mut Client, list: &str, id: &str) -> Reply {
+    owner
         .post(
             "/linked-services/revoke",
-            &[("csrf", &csrf(&list.body)), ("token", &row)],
+            &[("csrf", &csrf(list)), ("token", id)],
         )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.body);
+        .await
 }
 
 /// Grants, as `owner` on /support-access, 4 hours of support access with recording

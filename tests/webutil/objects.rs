@@ -65,6 +65,19 @@ pub fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId
     let mut body = init_segment(&track).expect("valid track");
     body.extend(fragment(1, 0, &samples[..10]).expect("fragment"));
     body.extend(fragment(2, 90_000, &samples[10..]).expect("fragment"));
+    seal_recording(server, id, start_micros, &body, 20)
+}
+
+/// Seals `body` (a fragmented MP4 of `frames` frames at 10 per second) through the
+/// store as finished recording `id` of camera porch, and writes its index entry: what
+/// the recorder does at the end of a recording, so tests can shape the body freely.
+pub fn seal_recording(
+    server: &Server,
+    id: u64,
+    start_micros: i64,
+    body: &[u8],
+    frames: u32,
+) -> RecordingId {
     let d = server.daemon();
     let camera: CameraId = "porch".parse().expect("name");
     let id = RecordingId(id);
@@ -77,15 +90,15 @@ pub fn put_recording(server: &Server, id: u64, start_micros: i64) -> RecordingId
             trigger: Trigger::Motion,
         })
         .expect("create");
-    writer.write_all(&body).expect("write");
+    writer.write_all(body).expect("write");
     let finished = writer.finish().expect("finish");
     d.index
         .put_recording(&RecordingEntry {
             id,
             camera,
             start_micros,
-            end_micros: start_micros + 2_000_000,
-            frames: 20,
+            end_micros: start_micros + i64::from(frames) * 100_000,
+            frames: frames.into(),
             bytes: finished.file_len,
             trigger: Trigger::Motion,
             wrapped_key,
