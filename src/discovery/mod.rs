@@ -50,7 +50,19 @@
 //!   list holds at most [`MAX_ENTRIES`] (the longest unseen is dropped), so a hostile
 //!   LAN cannot grow the daemon. (mdns-sd's own cache is bounded by its TTLs.) ONVIF
 //!   answers are held to the same bounds; `onvif.rs` lists its rules.
+//! - One LAN address holds at most [`MAX_PER_SOURCE`] ONVIF entries: a new endpoint
+//!   from an address at that limit replaces that address's longest unseen entry, so
+//!   a host saying `Hello` with ever-new endpoints cannot push other hosts' cameras
+//!   off the list. (Loopback is exempt: it is this machine, not the LAN, and the
+//!   tests run many cameras there. mDNS has no such bound: its announcements carry
+//!   no trustworthy source address.)
+//! - Arrivals and departures are logged at info at most [`LOG_LINES_PER_WINDOW`]
+//!   times per [`LOG_WINDOW`]; past that at debug, and the first such line of the
+//!   next window says at warn how many were held back. Entries replaced under
+//!   [`MAX_PER_SOURCE`] are logged at debug only. So a flood cannot fill the log
+//!   (an SD card, often).
 
+mod bounds;
 pub mod onvif;
 mod onvif_listen;
 mod onvif_probe;
@@ -58,13 +70,15 @@ mod onvif_xml;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use mdns_sd::{IfKind, ResolvedService, ServiceDaemon, ServiceEvent};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::config::DiscoveryConfig;
+use bounds::{stalest_of_crowded_source, LogBudget};
 
 /// The DNS-SD service types browsed (see the module docs for what each means).
 pub const SERVICE_TYPES: [&str; 3] = [
@@ -78,6 +92,12 @@ pub const RTSP_TYPE: &str = "_rtsp._tcp.local.";
 pub const MAX_ENTRIES: usize = 256;
 /// Most addresses kept per instance.
 pub const MAX_ADDRESSES: usize = 8;
+/// Most ONVIF entries kept per source address (loopback excepted); see the module docs.
+pub const MAX_PER_SOURCE: usize = 4;
+/// Most arrivals and departures logged at info per [`LOG_WINDOW`].
+pub const LOG_LINES_PER_WINDOW: u32 = 32;
+/// The window of [`LOG_LINES_PER_WINDOW`] (an hour).
+pub const LOG_WINDOW: Duration = Duration::from_secs(3600);
 /// Longest TXT value kept (characters).
 pub const MAX_TXT: usize = 200;
 /// The RTSP port a URL without one means, and the one suggested for ONVIF entries.
@@ -244,6 +264,8 @@ fn clean_txt(value: &str) -> String {
 pub struct Discovery {
     seen: Arc<RwLock<BTreeMap<(Source, String), DiscoveredCamera>>>,
     clock: Arc<dyn Clock>,
+    /// How many arrival/departure lines may still go at info.
+    log: Arc<Mutex<LogBudget>>,
     /// Wakes the ONVIF prober for an early probe; `None` when ONVIF is off.
     onvif_wake: Option<Arc<Notify>>,
 }
@@ -254,6 +276,7 @@ impl Discovery {
         Discovery {
             seen: Arc::default(),
             clock,
+            log: Arc::default(),
             onvif_wake: None,
         }
     }
@@ -331,10 +354,8 @@ impl Discovery {
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
-                if seen.remove(&(Source::Mdns, fullname.clone())).is_some() {
-                    // Debug-escaped: the name comes off the network, and a raw "\n" in
-                    // it would forge log lines.
-                    tracing::info!(instance = ?fullname, "discovery: camera left");
+                if let Some(gone) = seen.remove(&(Source::Mdns, fullname)) {
+                    self.log_change(&gone, "camera left");
                 }
             }
             _ => {}
@@ -348,13 +369,18 @@ impl Discovery {
         match seen.get(&key) {
             Some(old) => found.first_seen_micros = old.first_seen_micros,
             None => {
-                // Debug-escaped, as above: the name is whatever was announced.
-                tracing::info!(
-                    instance = ?found.fullname,
-                    source = found.source.label(),
-                    port = found.port,
-                    "discovery: camera announced"
-                );
+                if let Some(replaced) = stalest_of_crowded_source(&seen, &found) {
+                    seen.remove(&replaced);
+                    // Debug-escaped, as in `log_change`.
+                    tracing::debug!(
+                        instance = ?found.fullname,
+                        replaced = ?replaced.1,
+                        "discovery: camera announced by an address at its limit of {MAX_PER_SOURCE}"
+                    );
+                    seen.insert(key, found);
+                    return;
+                }
+                self.log_change(&found, "camera announced");
                 if seen.len() >= MAX_ENTRIES {
                     let stalest = seen
                         .values()
@@ -372,9 +398,8 @@ impl Discovery {
     /// Drops one ONVIF entry at once (its camera said `Bye`).
     fn forget_onvif(&self, fullname: &str) {
         let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
-        if seen.remove(&(Source::Onvif, fullname.to_owned())).is_some() {
-            // Debug-escaped, as above.
-            tracing::info!(instance = ?fullname, "discovery: camera left");
+        if let Some(gone) = seen.remove(&(Source::Onvif, fullname.to_owned())) {
+            self.log_change(&gone, "camera left");
         }
     }
 
@@ -383,6 +408,27 @@ impl Discovery {
     fn forget_onvif_before(&self, micros: i64) {
         let mut seen = self.seen.write().unwrap_or_else(|p| p.into_inner());
         seen.retain(|(source, _), d| *source != Source::Onvif || d.last_seen_micros >= micros);
+    }
+
+    /// Logs an arrival or departure, at info while the window's budget lasts.
+    fn log_change(&self, camera: &DiscoveredCamera, what: &'static str) {
+        let now = self.clock.now_micros();
+        let (info, held_back) = self.log.lock().unwrap_or_else(|p| p.into_inner()).take(now);
+        if let Some(n) = held_back {
+            tracing::warn!(
+                "discovery: {n} camera arrivals and departures in the last {} min were \
+                 logged at debug level only (a host flooding the LAN?)",
+                LOG_WINDOW.as_secs() / 60
+            );
+        }
+        // Debug-escaped: the name comes off the network, and a raw "\n" in it would
+        // forge log lines.
+        let (instance, source) = (&camera.fullname, camera.source.label());
+        if info {
+            tracing::info!(instance = ?instance, source, port = camera.port, "discovery: {what}");
+        } else {
+            tracing::debug!(instance = ?instance, source, port = camera.port, "discovery: {what}");
+        }
     }
 
     /// Everything heard and not withdrawn, by name.

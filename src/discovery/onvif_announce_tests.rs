@@ -198,3 +198,51 @@ fn ipv6_link_local_is_lan_and_global_is_not() {
     assert_eq!(parse_announcement(xml.as_bytes(), global), None);
     assert_eq!(parse_announcement(bye().as_bytes(), global), None);
 }
+
+/// `Hello`s and `Bye`s count only from the subnets of the chosen interfaces: here
+/// `eth0` (index 2: 192.168.1.10/24, fd00:77::1/64, fe80::1/64) is chosen, and a
+/// source on another LAN, another interface's link (its scope id) or loopback is
+/// not heard.
+#[test]
+fn announcements_count_only_from_the_chosen_interfaces_subnets() {
+    use crate::discovery::onvif_listen::{from_chosen_subnet, Subnet};
+    use std::net::{SocketAddr, SocketAddrV6};
+    let net = |a: &str, m: &str, i: u32| Subnet::new(ip(a), ip(m), Some(i));
+    let eth0 = [
+        net("192.168.1.10", "255.255.255.0", 2),
+        net("fd00:77::1", "ffff:ffff:ffff:ffff::", 2),
+        net("fe80::1", "ffff:ffff:ffff:ffff::", 2),
+    ];
+    let v4 = |a: &str| SocketAddr::new(ip(a), 3702);
+    let v6 = |a: &str, scope: u32| {
+        SocketAddr::V6(SocketAddrV6::new(
+            a.parse().expect("address"),
+            3702,
+            0,
+            scope,
+        ))
+    };
+    for heard in [v4("192.168.1.64"), v6("fd00:77::64", 0), v6("fe80::64", 2)] {
+        assert!(from_chosen_subnet(heard, &eth0), "{heard}");
+    }
+    for ignored in [
+        v4("10.0.0.5"),
+        v4("192.168.2.64"),
+        v4("127.0.0.1"),
+        v6("fd00:78::64", 0),
+        v6("fe80::64", 3),
+        v6("::1", 1),
+    ] {
+        assert!(!from_chosen_subnet(ignored, &eth0), "{ignored}");
+    }
+    // No link-local address on the chosen interface: no link-local source.
+    assert!(!from_chosen_subnet(v6("fe80::64", 2), &eth0[..2]));
+    // `lo` chosen (as the tests do): loopback is heard.
+    let lo = [
+        net("127.0.0.1", "255.0.0.0", 1),
+        net("::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1),
+    ];
+    assert!(from_chosen_subnet(v4("127.0.0.1"), &lo));
+    assert!(from_chosen_subnet(v6("::1", 0), &lo));
+    assert!(!from_chosen_subnet(v4("192.168.1.64"), &lo));
+}

@@ -13,9 +13,17 @@
 //! [`PROBE_INTERVAL`](super::onvif_probe::PROBE_INTERVAL), so an interface that got
 //! its address after start is joined then.
 //!
+//! An announcement counts only when its source address lies in the subnet of one of
+//! the chosen interfaces (`[discovery] interfaces`, or every non-loopback one): the
+//! IPv6 socket is bound to `[::]`, and the kernel hands either socket what arrives on
+//! any interface where something on this machine joined the group. An IPv6
+//! link-local source (every interface shares `fe80::/64`) counts only when it
+//! arrived on a chosen interface that has a link-local address; loopback only when
+//! `lo` is chosen. The subnets are read again at each renewal of membership.
+//!
 //! These sockets never send.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::OwnedFd;
 
 use rustix::io::Errno;
@@ -25,7 +33,9 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use super::onvif::{self, Announcement, MAX_DATAGRAM, WSD_GROUP_V4, WSD_GROUP_V6, WSD_PORT};
-use super::onvif_probe::{outgoing_addresses, outgoing_indexes_v6, PROBE_INTERVAL};
+use super::onvif_probe::{
+    chosen_interfaces, outgoing_addresses, outgoing_indexes_v6, PROBE_INTERVAL,
+};
 use super::Discovery;
 use crate::config::DiscoveryConfig;
 
@@ -106,15 +116,21 @@ struct Listener {
 impl Listener {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        let mut subnets = Vec::new();
         let mut rejoin = tokio::time::interval(PROBE_INTERVAL);
         rejoin.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // The guard `wait_for` returns is not `Send`: drop it inside.
                 _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => return,
-                _ = rejoin.tick() => self.join(),
+                _ = rejoin.tick() => subnets = self.join(),
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, from)) => self.take(&buf[..n], from.ip()),
+                    Ok((n, from)) if from_chosen_subnet(from, &subnets) => {
+                        self.take(&buf[..n], from.ip());
+                    }
+                    Ok((_, from)) => {
+                        tracing::debug!(%from, "ONVIF discovery: ignored, not from a chosen interface's subnet");
+                    }
                     Err(e) => {
                         tracing::debug!("ONVIF discovery: receive on {WSD_PORT}: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -124,8 +140,9 @@ impl Listener {
         }
     }
 
-    /// Joins the group on each outgoing interface; one already joined is no error.
-    fn join(&self) {
+    /// Joins the group on each outgoing interface (one already joined is no error);
+    /// returns the chosen interfaces' subnets, where announcements may come from.
+    fn join(&self) -> Vec<Subnet> {
         let joined: Vec<(String, rustix::io::Result<()>)> = if self.v6 {
             outgoing_indexes_v6(&self.interfaces)
                 .into_iter()
@@ -150,6 +167,10 @@ impl Listener {
                 Err(e) => tracing::debug!(on, "ONVIF discovery: cannot join group: {e}"),
             }
         }
+        chosen_interfaces(&self.interfaces)
+            .iter()
+            .map(Subnet::of)
+            .collect()
     }
 
     /// Folds one announcement into the list (the parser drops what breaks its rules).
@@ -166,4 +187,55 @@ impl Listener {
             None => {}
         }
     }
+}
+
+/// One address of a chosen interface with its netmask: the subnet an announcement
+/// may come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Subnet {
+    address: IpAddr,
+    netmask: IpAddr,
+    /// The interface's index: an IPv6 link-local source must have arrived on it.
+    index: Option<u32>,
+}
+
+impl Subnet {
+    pub(super) fn new(address: IpAddr, netmask: IpAddr, index: Option<u32>) -> Subnet {
+        Subnet {
+            address,
+            netmask,
+            index,
+        }
+    }
+
+    fn of(interface: &if_addrs::Interface) -> Subnet {
+        let (address, netmask) = match &interface.addr {
+            if_addrs::IfAddr::V4(a) => (IpAddr::V4(a.ip), IpAddr::V4(a.netmask)),
+            if_addrs::IfAddr::V6(a) => (IpAddr::V6(a.ip), IpAddr::V6(a.netmask)),
+        };
+        Subnet::new(address, netmask, interface.index)
+    }
+
+    /// Whether `from` lies in this subnet (and, when link-local IPv6, arrived on
+    /// this subnet's interface: its scope id is the receiving interface).
+    fn holds(&self, from: SocketAddr) -> bool {
+        match (from, self.address, self.netmask) {
+            (SocketAddr::V4(f), IpAddr::V4(a), IpAddr::V4(m)) => {
+                let m = u32::from(m);
+                u32::from(*f.ip()) & m == u32::from(a) & m
+            }
+            (SocketAddr::V6(f), IpAddr::V6(a), IpAddr::V6(m)) => {
+                let m = u128::from(m);
+                let same = u128::from(*f.ip()) & m == u128::from(a) & m;
+                same && (!f.ip().is_unicast_link_local() || self.index == Some(f.scope_id()))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether an announcement from `from` came from one of the chosen interfaces'
+/// `subnets` (see the module docs).
+pub(super) fn from_chosen_subnet(from: SocketAddr, subnets: &[Subnet]) -> bool {
+    subnets.iter().any(|s| s.holds(from))
 }

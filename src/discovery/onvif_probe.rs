@@ -235,7 +235,8 @@ pub(super) fn outgoing_indexes_v6(names: &[String]) -> Vec<u32> {
     indexes
 }
 
-fn chosen_interfaces(names: &[String]) -> Vec<if_addrs::Interface> {
+/// The named interfaces' addresses, or every non-loopback one's when `names` is empty.
+pub(super) fn chosen_interfaces(names: &[String]) -> Vec<if_addrs::Interface> {
     let interfaces = match if_addrs::get_if_addrs() {
         Ok(list) => list,
         Err(e) => {
