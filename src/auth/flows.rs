@@ -31,6 +31,9 @@ enum EnrolRefusal {
     AlreadyEnrolled,
     /// The owner's re-enrolment code was missing, wrong or expired.
     ResetCode,
+    /// The owner reset two-step verification before it came with a one-time code
+    /// ([`UserEntry::two_step_reset`]): only another reset lets the user enrol.
+    NoResetCode,
 }
 
 /// Known devices remembered per user.
@@ -531,13 +534,19 @@ impl Auth {
                 }
                 // After the owner's reset the password alone does not enrol: the owner's
                 // one-time code must come too, and is used up with the enrolment.
-                if let Some(pending) = &u.reenrolment {
-                    let live = now < pending.expires_micros;
-                    if !live
-                        || recovery::find(std::slice::from_ref(&pending.code), reset_code).is_none()
-                    {
-                        return Err(EnrolRefusal::ResetCode);
+                match &u.reenrolment {
+                    Some(pending) => {
+                        let live = now < pending.expires_micros;
+                        if !live
+                            || recovery::find(std::slice::from_ref(&pending.code), reset_code)
+                                .is_none()
+                        {
+                            return Err(EnrolRefusal::ResetCode);
+                        }
                     }
+                    // Reset before the code existed: there is none to give.
+                    None if u.two_step_reset() => return Err(EnrolRefusal::NoResetCode),
+                    None => {}
                 }
                 u.reenrolment = None;
                 u.totp = Some(TotpEntry {
@@ -552,6 +561,12 @@ impl Auth {
             Err(UpdateError::Refused(EnrolRefusal::ResetCode)) => {
                 self.count_failure(&user.username, keys, client, "reset code")?;
                 return Err(AuthError::InvalidCode);
+            }
+            Err(UpdateError::Refused(EnrolRefusal::NoResetCode)) => {
+                tracing::warn!(user = %user.id, "enrolment refused: reset before one-time codes existed");
+                return Err(AuthError::Invalid(
+                    "Your two-step verification was reset, and setting it up again needs a one-time code from the owner. Ask the owner to reset your two-step verification again (Users, Reset two-step) and give you the code it shows.".into(),
+                ));
             }
             Err(UpdateError::Index(e)) => return Err(e.into()),
             Err(_) => return Err(AuthError::WrongStage),

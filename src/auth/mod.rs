@@ -17,6 +17,7 @@ pub mod invite;
 pub mod password;
 mod password_change;
 pub mod policy;
+mod recent;
 pub mod recovery;
 pub mod session;
 pub mod setup;
@@ -159,7 +160,9 @@ fn support_expired(user: &UserEntry, now: i64) -> bool {
 }
 
 /// The audit actor of a logged-in session, at the address of the request it acts
-/// in (see [`Auth::session`]), not where it logged in.
+/// in, not where it logged in nor what the index holds: [`Auth::session`] hands back
+/// the session with that request's address as its last one, whether or not it was
+/// written to the index (see [`recent`]).
 pub fn session_actor(session: &Session) -> Actor {
     Actor::user(
         session.user.id,
@@ -207,6 +210,8 @@ struct Inner {
     setup_code: Mutex<Option<String>>,
     /// One guess at a time per throttling key.
     attempts: attempts::AttemptGate,
+    /// Which addresses each session's use was written from lately.
+    written: recent::Written,
     /// When users were last told of a login left at its second step.
     unfinished_alerted: unfinished::Alerted,
     /// When the owners were last told of a login block, and what was held back since.
@@ -253,6 +258,7 @@ impl Auth {
                 setup_code: Mutex::new(setup_code),
                 attempts: Default::default(),
                 unfinished_alerted: Default::default(),
+                written: Default::default(),
                 block_alerts: Default::default(),
                 alerts,
             }),
@@ -340,15 +346,19 @@ impl Auth {
             self.end_support(&user)?;
             return Ok(None);
         }
-        if let Some(from) = from.map(|ip| ip.to_string()) {
-            // A new address is written at once (it is what Devices shows); the
-            // same one at most once a minute.
-            let moved = entry.last_address() != from;
-            entry.last_ip = Some(from);
-            if moved || session::needs_touch(&entry, now) {
+        if let Some(from) = from {
+            // A new address is written at once (it is what Devices shows), any at
+            // most once a minute ([`recent`]). The session handed back names this
+            // request's address either way: what it does is logged from there.
+            let written = &self.inner.written;
+            let at_once = written.write_at_once(&key, entry.last_address(), from, now);
+            entry.last_ip = Some(from.to_string());
+            if at_once || session::needs_touch(&entry, now) {
                 entry.last_seen_micros = now;
-                let from = entry.last_address();
-                self.inner.index.touch_session(&key, now, from)?;
+                self.inner
+                    .index
+                    .touch_session(&key, now, entry.last_address())?;
+                written.note(&key, from, now);
             }
         }
         Ok(Some(Session { key, entry, user }))
@@ -586,6 +596,44 @@ mod tests {
         }
     }
 
+    /// An [`Auth`] on a fresh store and index with one owner, at a simulated time.
+    pub(super) struct Fixture {
+        pub _dir: tempfile::TempDir,
+        pub auth: Auth,
+        pub index: Index,
+        pub clock: SimulatedClock,
+        pub owner: UserId,
+    }
+
+    pub(super) fn fixture() -> Fixture {
+        let (dir, store, index) = crate::testutil::store_and_index();
+        let owner = UserId(42);
+        index
+            .create_user(&user_entry(owner, "owner", Role::Owner, None))
+            .expect("user");
+        let clock = SimulatedClock::new(1_000_000_000_000);
+        let lifetimes = Lifetimes {
+            idle: Duration::from_secs(3600),
+            max: Duration::from_secs(86400),
+        };
+        let auth = Auth::new(
+            index.clone(),
+            Arc::new(store),
+            Arc::new(clock.clone()),
+            lifetimes,
+            dir.path().join("data"),
+            None,
+        )
+        .expect("auth");
+        Fixture {
+            _dir: dir,
+            auth,
+            index,
+            clock,
+            owner,
+        }
+    }
+
     /// `{:?}` of what carries a secret (a log line, a panic message) shows none.
     #[test]
     fn debug_output_shows_no_secret() {
@@ -655,15 +703,17 @@ mod tests {
 
     #[test]
     fn expired_support_leaves_no_alerts_or_preferences_behind() {
-        let (dir, store, index) = crate::testutil::store_and_index();
-        let clock = SimulatedClock::new(1_000_000_000_000);
-        index
-            .create_user(&user_entry(UserId(1), "owner", Role::Owner, None))
-            .expect("owner");
+        let Fixture {
+            _dir,
+            auth,
+            index,
+            clock,
+            owner,
+        } = fixture();
         let grant = SupportGrant {
-            expires_micros: 1_000_000_000_000 + 3_600_000_000,
+            expires_micros: auth.now() + 3_600_000_000,
             recordings: Vec::new(),
-            granted_by: UserId(1),
+            granted_by: owner,
         };
         let helper = UserId(2);
         index
@@ -680,19 +730,6 @@ mod tests {
             ..Default::default()
         };
         index.put_notification_prefs(helper, &prefs).expect("prefs");
-        let lifetimes = Lifetimes {
-            idle: Duration::from_secs(3600),
-            max: Duration::from_secs(86400),
-        };
-        let auth = Auth::new(
-            index.clone(),
-            Arc::new(store),
-            Arc::new(clock.clone()),
-            lifetimes,
-            dir.path().join("data"),
-            None,
-        )
-        .expect("auth");
         assert_eq!(auth.expire_support().expect("expire"), 0, "not yet");
         clock.advance_micros(3_601_000_000);
         assert_eq!(auth.expire_support().expect("expire"), 1);

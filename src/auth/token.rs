@@ -219,57 +219,10 @@ impl Auth {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
+    use super::super::tests::fixture;
     use super::*;
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    use crate::clock::SimulatedClock;
-    use crate::index::{Index, Role};
-
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        auth: Auth,
-        index: Index,
-        clock: SimulatedClock,
-        owner: UserId,
-    }
-
-    fn fixture() -> Fixture {
-        let (dir, store, index) = crate::testutil::store_and_index();
-        let store = Arc::new(store);
-        let owner = UserId(42);
-        index
-            .create_user(&super::super::tests::user_entry(
-                owner,
-                "owner",
-                Role::Owner,
-                None,
-            ))
-            .expect("user");
-        let clock = SimulatedClock::new(1_000_000_000_000);
-        let lifetimes = super::super::Lifetimes {
-            idle: Duration::from_secs(3600),
-            max: Duration::from_secs(86400),
-        };
-        let auth = Auth::new(
-            index.clone(),
-            store,
-            Arc::new(clock.clone()),
-            lifetimes,
-            dir.path().join("data"),
-            None,
-        )
-        .expect("auth");
-        Fixture {
-            _dir: dir,
-            auth,
-            index,
-            clock,
-            owner,
-        }
-    }
 
     #[test]
     fn only_the_hash_is_stored_and_the_token_is_accepted_until_revoked() {

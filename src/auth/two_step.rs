@@ -264,3 +264,67 @@ impl Auth {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::super::tests::{fixture, user_entry};
+    use super::super::{session, totp, AuthError, ClientInfo};
+    use crate::index::{Role, SessionEntry, SessionStage, UserId};
+
+    /// Enrols `user` (stored as given) from a login at the enrolment step, with a
+    /// right code from the new app and no owner's code.
+    async fn enrol_with_password_alone(known_devices: Vec<String>) -> Result<(), AuthError> {
+        let f = fixture();
+        let mut user = user_entry(UserId(7), "alice", Role::Shared, None);
+        user.known_devices = known_devices;
+        f.index.create_user(&user).expect("user");
+        let now = f.auth.now();
+        let id = session::new_id();
+        let entry = SessionEntry {
+            user: user.id,
+            stage: SessionStage::Enrolment,
+            created_micros: now,
+            last_seen_micros: now,
+            csrf: String::new(),
+            ip: "192.0.2.1".into(),
+            last_ip: None,
+            user_agent: "test".into(),
+            device: "d".into(),
+            pending_totp: None,
+        };
+        f.index
+            .put_session(&session::key_of(&id), &entry)
+            .expect("session");
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let s = f.auth.session(&id, ip).expect("get").expect("live");
+        let secret = f.auth.enrolment_secret(&s).expect("secret");
+        let s = f.auth.session(&id, ip).expect("get").expect("live");
+        let code =
+            totp::code_at(&secret, u64::try_from(now / 1_000_000).expect("time")).expect("code");
+        let client = ClientInfo {
+            ip,
+            user_agent: "test".into(),
+            device: None,
+        };
+        let done = f.auth.finish_enrolment(&s, &code, "", &client).await;
+        let stored = f.index.get_user(user.id).expect("get").expect("user");
+        assert_eq!(stored.totp.is_some(), done.is_ok());
+        done.map(|_| ())
+    }
+
+    /// An account reset before the owner's one-time code existed has no code, no
+    /// app and no recovery codes, like an invitee who never enrolled, but has logged
+    /// in before: it must not enrol with the password alone.
+    #[tokio::test]
+    async fn an_account_reset_before_reset_codes_cannot_enrol_with_the_password_alone() {
+        match enrol_with_password_alone(vec!["a device".into()]).await {
+            Err(AuthError::Invalid(m)) => assert!(m.contains("reset your two-step"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        enrol_with_password_alone(Vec::new())
+            .await
+            .expect("an invitee who never enrolled does");
+    }
+}

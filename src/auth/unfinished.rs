@@ -33,7 +33,7 @@ impl Auth {
                 .get_user(entry.user)
                 .ok()
                 .flatten()
-                .is_some_and(|u| u.totp.is_none() && u.reenrolment.is_some())
+                .is_some_and(|u| u.two_step_reset())
         };
         let pending = match entry.stage {
             SessionStage::SecondFactor => true,

@@ -30,7 +30,8 @@ pub struct SessionEntry {
     /// Where the login came from.
     pub ip: String,
     /// Where the session was last used from (kept as often as `last_seen`, and at
-    /// once when it changes); `None` in sessions from before it was kept: `ip`.
+    /// once for an address not kept within the last minute: see `auth::recent`);
+    /// `None` in sessions from before it was kept: `ip`.
     #[serde(default)]
     pub last_ip: Option<String>,
     pub user_agent: String,
@@ -60,6 +61,22 @@ impl SessionEntry {
     /// Where the session was last used from: the login's address until it is used.
     pub fn last_address(&self) -> &str {
         self.last_ip.as_deref().unwrap_or(&self.ip)
+    }
+}
+
+/// Writes to the sessions tree seen since [`Index::watch_session_writes`].
+#[cfg(test)]
+pub struct SessionWrites(sled::Subscriber);
+
+#[cfg(test)]
+impl SessionWrites {
+    /// How many writes (inserts, updates, removals) happened since the last call.
+    pub fn count(&mut self) -> usize {
+        let mut n = 0;
+        while self.0.next_timeout(std::time::Duration::ZERO).is_ok() {
+            n += 1;
+        }
+        n
     }
 }
 
@@ -127,6 +144,15 @@ impl Index {
             Some(serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
         })?;
         Ok(after.is_some())
+    }
+
+    /// Counts the writes to the sessions tree from now on, for tests that keep the
+    /// SD card's write budget.
+    #[cfg(test)]
+    pub fn watch_session_writes(&self) -> Result<SessionWrites, IndexError> {
+        Ok(SessionWrites(
+            self.sessions()?.watch_prefix(Vec::<u8>::new()),
+        ))
     }
 
     /// Ends a session now; flushed, so a log-out survives a crash.

@@ -131,6 +131,18 @@ pub struct UserEntry {
     pub reenrolment: Option<ReenrolmentCode>,
 }
 
+impl UserEntry {
+    /// Whether the owner reset this account's two-step verification and it is not set
+    /// up again, so enrolment needs the owner's one-time code (`reenrolment`). An
+    /// account reset before that code existed has none; it is told from an invitee
+    /// who never enrolled (who enrols with the password alone) by its known devices:
+    /// only a completed login, always after enrolment, adds one, and no reset ever
+    /// removed them.
+    pub fn two_step_reset(&self) -> bool {
+        self.totp.is_none() && (self.reenrolment.is_some() || !self.known_devices.is_empty())
+    }
+}
+
 impl fmt::Debug for UserEntry {
     /// Leaves out the password hash and the secrets' hashes (the TOTP entry and
     /// recovery codes print without them), and the e-mail address.

@@ -413,7 +413,7 @@ pub(super) async fn audit_recording(
 ) -> Result<(), WebError> {
     let now = state.clock.now_micros();
     // The address the entry names: where this request came from (the session's
-    // lookup has just recorded it as its last address).
+    // lookup hands it back as its last address, written to the index or not).
     let actor = crate::auth::session_actor(&session.0);
     let key = (session.0.key, actor.address, entry.id, kind);
     let (log, subject) = (

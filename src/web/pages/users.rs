@@ -74,11 +74,11 @@ async fn users_page(
         users: users
             .into_iter()
             .map(|u| UserRow {
+                reset_pending: u.two_step_reset(),
                 id: u.id.to_string(),
                 name: u.username,
                 role: u.role.label(),
                 two_step: u.totp.is_some(),
-                reset_pending: u.reenrolment.is_some(),
                 created: view::date_time(u.created_micros),
                 removable: u.role != Role::Owner,
             })
