@@ -14,6 +14,7 @@
 //!
 //! Calls the index, store, auth, share and export services; blocking throughout.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use serde::Serialize;
@@ -26,6 +27,7 @@ use crate::index::{
     AlertEntry, AuditEntry, AuditKind, AuditQuery, EventEntry, Index, IndexError,
     NotificationPrefs, RecordingState, Role, UserEntry, UserId,
 };
+use crate::model::EventId;
 use crate::retention::{self, RetentionError};
 use crate::share::{ShareError, Shares};
 use crate::store::Store;
@@ -447,7 +449,7 @@ pub fn erase_all(
     }
     let actor = session_actor(owner);
     let mut erased = Erased::default();
-    let events_before = index.all_events()?.len();
+    let events_before: Vec<EventId> = index.all_events()?.into_iter().map(|e| e.id).collect();
     // Keys first.
     erased.recordings = retention::delete_everything(store, index)?;
     for link in index.all_shares()? {
@@ -460,8 +462,10 @@ pub fn erase_all(
     if !orphans.is_empty() {
         tracing::info!("erasing everything: {orphans}");
     }
-    let left = index.all_events()?;
-    erased.events = events_before - left.len();
+    // Counted by id, not as a difference of totals: a recorder may open events while
+    // this runs, and more events after than before must not underflow.
+    let left: HashSet<EventId> = index.all_events()?.into_iter().map(|e| e.id).collect();
+    erased.events = events_before.iter().filter(|id| !left.contains(id)).count();
     erased.still_recording = index
         .all_recordings()?
         .iter()

@@ -99,3 +99,130 @@ fn a_damaged_chunk_leaves_one_recording_out_of_the_archive_not_the_rest() {
         .expect("export-errors.txt");
     assert!(errors.contains(&format!("recording {damaged}")), "{errors}");
 }
+
+/// A clock that, once armed, opens two events each time it is read: cameras starting
+/// to record while an erase runs (the erase reads it for each link it unshares).
+struct EventsMeanwhile {
+    index: Index,
+    armed: std::sync::atomic::AtomicBool,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl crate::clock::Clock for EventsMeanwhile {
+    fn now_micros(&self) -> i64 {
+        use std::sync::atomic::Ordering;
+        if self.armed.load(Ordering::SeqCst) {
+            for _ in 0..2 {
+                let id = crate::model::EventId(1000 + self.next.fetch_add(1, Ordering::SeqCst));
+                self.index
+                    .put_event(&EventEntry {
+                        id,
+                        camera: "yard".parse().expect("name"),
+                        start_micros: 9_000_000,
+                        end_micros: 9_000_000,
+                        triggers: vec![Trigger::Motion],
+                        peak_score: 0.5,
+                        score_curve: Vec::new(),
+                        has_thumbnail: false,
+                        recordings: Vec::new(),
+                        open: true,
+                    })
+                    .expect("event");
+            }
+        }
+        5_000_000
+    }
+}
+
+/// An owner's full session, as erasing needs it.
+fn owner_session(index: &Index) -> Session {
+    use crate::index::{SessionEntry, SessionStage};
+    let user = UserEntry {
+        id: UserId(1),
+        username: "owner".into(),
+        role: Role::Owner,
+        password_hash: String::new(),
+        email: None,
+        totp: None,
+        recovery_codes: Vec::new(),
+        created_micros: 0,
+        known_devices: Vec::new(),
+        support: None,
+        reenrolment: None,
+    };
+    index.create_user(&user).expect("owner");
+    Session {
+        key: [7; 32],
+        entry: SessionEntry {
+            user: user.id,
+            stage: SessionStage::Full,
+            created_micros: 0,
+            last_seen_micros: 0,
+            csrf: String::new(),
+            ip: "192.0.2.1".into(),
+            last_ip: None,
+            user_agent: String::new(),
+            device: String::new(),
+            pending_totp: None,
+        },
+        user,
+    }
+}
+
+#[test]
+fn events_opened_while_erasing_do_not_break_the_count_of_those_erased() {
+    use std::sync::Arc;
+    let (dir, store, index) = crate::testutil::store_and_index();
+    let store = Arc::new(store);
+    let owner = owner_session(&index);
+    let recording = put_recording(&store, &index, "porch", 1_000_000);
+    crate::testutil::event_of(
+        &store,
+        &index,
+        &"porch".parse().expect("name"),
+        recording,
+        1,
+    );
+    let clock = Arc::new(EventsMeanwhile {
+        index: index.clone(),
+        armed: false.into(),
+        next: 0.into(),
+    });
+    let audit = crate::audit::Audit::new(index.clone(), clock.clone());
+    let shares = Shares::new(store.clone(), index.clone(), clock.clone(), audit);
+    let link = shares
+        .create(
+            &session_actor(&owner),
+            recording,
+            std::time::Duration::from_secs(3600),
+            None,
+        )
+        .expect("share");
+    let auth = Auth::new(
+        index.clone(),
+        store.clone(),
+        Arc::new(crate::clock::SimulatedClock::new(5_000_000)),
+        crate::auth::Lifetimes {
+            idle: std::time::Duration::from_secs(3600),
+            max: std::time::Duration::from_secs(86400),
+        },
+        dir.path().join("data"),
+        None,
+    )
+    .expect("auth");
+    clock.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let erased = erase_all(&store, &index, &shares, &auth, &owner).expect("erase");
+    assert_eq!(erased.recordings, 1);
+    assert_eq!(erased.share_links, 1);
+    assert_eq!(
+        erased.events, 1,
+        "the one event there was, not those opened since"
+    );
+    let opened = index.all_events().expect("events");
+    assert!(
+        !opened.is_empty() && opened.iter().all(|e| e.open && e.id != EventId(1)),
+        "only the events opened meanwhile are left: {opened:?}"
+    );
+    assert!(!store.share_path(link.id).exists());
+}

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod data_rights;
+pub mod deletion;
 pub mod discovery;
 pub mod e2e;
 pub mod error_chain;

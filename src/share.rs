@@ -515,6 +515,21 @@ impl Shares {
         Ok(true)
     }
 
+    /// Revokes every link to footage of `camera` (of every camera with `None`) as
+    /// [`unshare`](Self::unshare) does — viewers cut off, copy shredded — for bulk
+    /// deletion: a link is a copy, so deleting "all recordings" must take the copies
+    /// too. The caller's one audit entry counts them. Returns how many went. Blocking.
+    pub fn revoke_all_of(&self, camera: Option<&CameraId>) -> Result<usize, ShareError> {
+        let mut n = 0;
+        for entry in self.inner.index.all_shares()? {
+            if camera.is_none_or(|c| *c == entry.camera) {
+                self.remove(&entry)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn remove(&self, entry: &ShareEntry) -> Result<(), ShareError> {
         self.viewers().retain(|_, v| v.link != entry.id);
         // The copy first: a crash in between leaves an entry whose file is gone (the
@@ -652,6 +667,28 @@ mod tests {
             Err(ShareError::NotFound)
         ));
         assert!(!f.shares.unshare(link.id, &f.owner).expect("again"));
+    }
+
+    #[test]
+    fn revoking_a_cameras_links_cuts_their_viewers_off_and_leaves_other_cameras() {
+        let f = fixture();
+        let link = f
+            .shares
+            .create(&f.owner, f.recording, HOUR, None)
+            .expect("create");
+        let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+        let yard: CameraId = "yard".parse().expect("name");
+        assert_eq!(f.shares.revoke_all_of(Some(&yard)).expect("revoke"), 0);
+        assert!(f.shares.reader(link.id, &token).is_ok(), "another camera's");
+        let porch: CameraId = "porch".parse().expect("name");
+        assert_eq!(f.shares.revoke_all_of(Some(&porch)).expect("revoke"), 1);
+        assert!(!f.store.share_path(link.id).exists(), "the copy is gone");
+        assert!(matches!(
+            f.shares.reader(link.id, &token),
+            Err(ShareError::NotFound)
+        ));
+        assert_eq!(f.shares.viewer_link(&token), None);
+        assert_eq!(f.shares.revoke_all_of(None).expect("again"), 0);
     }
 
     #[test]

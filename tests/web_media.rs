@@ -979,3 +979,37 @@ async fn removing_a_user_or_logging_out_cuts_off_a_download_already_streaming() 
         "the archive ended normally after logout ({rest} more bytes)"
     );
 }
+
+/// Deleting a recording ends a download of it already streaming: the open file would
+/// otherwise play on after its key was shredded and its name unlinked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_recording_cuts_off_a_download_of_it_already_streaming() {
+    let server = webutil::Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let base = server.base();
+    // 24 MB: far more than the socket buffers between server and client hold.
+    let id = web_share_fixtures::put_big_recording(&server, 79, 240, 100_000).to_string();
+    let secret = webutil::invite(&mut owner, "guest").await;
+    let (mut guest, r) =
+        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    webutil::enrol_with(&server, &mut guest).await;
+
+    let path = format!("/recordings/{id}/download");
+    let (response, len, first) = start_get(&guest, &base, &path).await;
+    assert!(len > 20_000_000, "{len} bytes");
+    let player = owner.get(&format!("/recordings/{id}")).await;
+    let r = owner
+        .post(
+            &format!("/recordings/{id}/delete"),
+            &[("csrf", &csrf(&player.body))],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (rest, failed) = rest_of(response).await;
+    assert!(
+        failed && first + rest < len,
+        "after deletion, {} of {len} bytes arrived (failed: {failed})",
+        first + rest
+    );
+}

@@ -6,8 +6,9 @@
 //! on a blocking thread in 64 KiB pieces through a small channel, so memory per
 //! response is bounded whatever the recording's size, and a client that stops reading
 //! stops the reading. A response may carry a [`StillAllowed`] check, asked before each
-//! piece is sent, so that what ends access (a share link unshared or expired) also
-//! ends a response already streaming, not only the next request.
+//! piece is sent, so that what ends access (a share link unshared or expired, a
+//! session ended, a recording deleted) also ends a response already streaming, not
+//! only the next request.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
@@ -382,15 +383,18 @@ async fn respond(
     audit_recording(&state, &session, &entry, kind).await?;
     let open = recording_opener(&state, &entry, viewer);
     // Access ending (logged out, the user removed, rights withdrawn) ends a response
-    // already streaming, as for share links and live view.
-    let (auth, key, camera, rid) = (
+    // already streaming, as for share links and live view; so does the recording
+    // being deleted (the open file would otherwise play on after its key was shredded).
+    let (auth, index, key, camera, rid) = (
         state.auth.clone(),
+        state.index.clone(),
         session.0.key,
         entry.camera.clone(),
         entry.id,
     );
     let allowed: StillAllowed = Arc::new(move || {
         still_allowed_blocking(&auth, key, action, Object::ThisRecording(&camera, rid))
+            && not_deleted(&index, rid)
     });
     Ok(mp4_response(
         open,
@@ -400,6 +404,19 @@ async fn respond(
         range,
         file_name,
     ))
+}
+
+/// Whether recording `id` is still in the index and not being deleted: one index
+/// read, cheap enough per [`PIECE`]. An index that cannot answer ends the response.
+fn not_deleted(index: &crate::index::Index, id: RecordingId) -> bool {
+    match index.get_recording(id) {
+        Ok(Some(entry)) => entry.state != RecordingState::Deleting,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(recording = %id, "playback: cannot check the recording is still there: {e}");
+            false
+        }
+    }
 }
 
 /// Writes `kind` (viewed or downloaded) of `entry` for `session` to the activity log,

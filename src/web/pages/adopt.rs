@@ -371,14 +371,11 @@ pub async fn remove(
     (state.remove_camera)(id.clone()).await;
     let mut subject = format!("camera {id}, recordings kept");
     if delete {
-        let (store, index, cam) = (state.store.clone(), state.index.clone(), id.clone());
-        let n = blocking(move || {
-            crate::retention::delete_camera(&store, &index, &cam)
-                .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
-        })
-        .await?;
-        state.layouts.clear();
-        subject = format!("camera {id} and its {n} recording(s)");
+        let n = super::recordings::delete_camera_and_links(&state, &id).await?;
+        subject = format!(
+            "camera {id} and its {} recording(s); {} share link(s) revoked",
+            n.recordings, n.links
+        );
     }
     tracing::info!(camera = %id, delete, "camera {id} removed from the web UI");
     audit(&state, &session.0, AuditKind::CameraRemoved, subject).await?;

@@ -1,6 +1,7 @@
 //! A camera's recordings by local day (newest first, with the day's SVG timeline), the
 //! player page, and deletion (one recording, a camera's, everything), each permanent
-//! through `retention`'s crypto-shredding.
+//! through `retention`'s crypto-shredding; a camera's or everything also revokes the
+//! share links to that footage (`deletion`).
 
 use askama::Template;
 use axum::extract::State;
@@ -13,8 +14,9 @@ use super::cameras::recorded_camera;
 use super::events::{self, EventRow};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
+use crate::deletion;
 use crate::index::{AuditKind, RecordingEntry, RecordingState};
-use crate::model::RecordingId;
+use crate::model::{CameraId, RecordingId};
 use crate::retention;
 use crate::web::extract::{CsrfForm, FullSession, Path, Query};
 use crate::web::view::{self, render, Frame, Span};
@@ -289,15 +291,12 @@ pub async fn delete_camera(
             "the confirmation does not match".into(),
         ));
     }
-    let (store, index, cam) = (state.store.clone(), state.index.clone(), camera.clone());
-    let n = blocking(move || {
-        retention::delete_camera(&store, &index, &cam)
-            .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
-    })
-    .await?;
-    state.layouts.clear();
-    tracing::info!(user = %session.0.user.id, camera = %camera, recordings = n, "camera's recordings deleted from the web UI");
-    let subject = format!("{n} recording(s) of camera {camera}");
+    let n = delete_camera_and_links(&state, &camera).await?;
+    tracing::info!(user = %session.0.user.id, camera = %camera, recordings = n.recordings, links = n.links, "camera's recordings deleted from the web UI");
+    let subject = format!(
+        "{} recording(s) of camera {camera}; {} share link(s) revoked",
+        n.recordings, n.links
+    );
     audit(
         &state,
         &session.0,
@@ -306,6 +305,27 @@ pub async fn delete_camera(
     )
     .await?;
     Ok(see_other(&format!("/cameras/{camera}/recordings"), &[]))
+}
+
+/// Deletes `camera`'s finished recordings and revokes its share links (for this
+/// page and for removing a camera with its recordings).
+pub(super) async fn delete_camera_and_links(
+    state: &WebState,
+    camera: &CameraId,
+) -> Result<deletion::Deleted, WebError> {
+    let (store, index, shares, cam) = (
+        state.store.clone(),
+        state.index.clone(),
+        state.shares.clone(),
+        camera.clone(),
+    );
+    let n = blocking(move || {
+        deletion::delete_camera(&store, &index, &shares, &cam)
+            .map_err(|e| WebError::Internal(format!("deleting camera {cam}'s recordings: {e}")))
+    })
+    .await?;
+    state.layouts.clear();
+    Ok(n)
 }
 
 /// What must be typed to delete everything.
@@ -340,15 +360,22 @@ pub async fn delete_everything(
         *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         return Ok(r);
     }
-    let (store, index) = (state.store.clone(), state.index.clone());
+    let (store, index, shares) = (
+        state.store.clone(),
+        state.index.clone(),
+        state.shares.clone(),
+    );
     let n = blocking(move || {
-        retention::delete_everything(&store, &index)
+        deletion::delete_everything(&store, &index, &shares)
             .map_err(|e| WebError::Internal(format!("deleting everything: {e}")))
     })
     .await?;
     state.layouts.clear();
-    tracing::warn!(user = %session.0.user.id, recordings = n, "all recordings deleted from the web UI");
-    let subject = format!("{n} recording(s) of every camera");
+    tracing::warn!(user = %session.0.user.id, recordings = n.recordings, links = n.links, "all recordings deleted from the web UI");
+    let subject = format!(
+        "{} recording(s) of every camera; {} share link(s) revoked",
+        n.recordings, n.links
+    );
     audit(&state, &session.0, AuditKind::EverythingDeleted, subject).await?;
     Ok(see_other("/", &[]))
 }
