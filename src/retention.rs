@@ -169,6 +169,32 @@ pub fn usage(store: &Store, index: &Index) -> Result<Usage, RetentionError> {
     Ok(usage)
 }
 
+/// The usage the space pass goes by. A store that cannot be measured (EIO under
+/// `thumbnails/` on a failing SD card, say) must not stop the pass, or
+/// `min_free_percent` would stop freeing space just when the disk is in trouble: then
+/// the index's finished recordings alone, and a warning.
+fn usage_or_index_only(store: &Store, index: &Index) -> Result<Usage, RetentionError> {
+    match usage(store, index) {
+        Ok(usage) => Ok(usage),
+        Err(RetentionError::Store(e)) => {
+            tracing::warn!(
+                "retention: cannot measure the store ({e}); going by the index's finished recordings alone"
+            );
+            let finished = index
+                .all_recordings()?
+                .iter()
+                .filter(|e| e.state != RecordingState::Open)
+                .map(|e| e.bytes)
+                .fold(0u64, u64::saturating_add);
+            Ok(Usage {
+                finished,
+                ..Usage::default()
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What deleting one recording freed: its file and the thumbnails of the events
 /// that went with it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -395,7 +421,7 @@ pub fn enforce(
 
     // By space, oldest first across cameras. Measured once, then each deletion's
     // bytes are subtracted: no rescan of the index or the disk per deletion.
-    let mut used = usage(store, index)?;
+    let mut used = usage_or_index_only(store, index)?;
     let mut oldest = kept.into_iter();
     loop {
         let space = disk
@@ -436,7 +462,7 @@ pub fn enforce(
             }
             // Deleted meanwhile (from the web UI): measure again rather than guess
             // whether the count had it.
-            None => used = usage(store, index)?,
+            None => used = usage_or_index_only(store, index)?,
         }
     }
     forget_emptied_retired_cameras(index)?;
