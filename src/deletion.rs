@@ -7,7 +7,9 @@
 //! link expired (up to 30 days), against the promise that nothing of it is left.
 //! This module is the one service the web layer calls for either: recordings first
 //! (keys first, as erasing all data does), then every link to that footage, through
-//! the same path as unsharing (viewers cut off, copy shredded). Deleting one
+//! the same path as unsharing (viewers cut off, copy shredded), even when deleting a
+//! recording failed (a file that cannot be shredded must not keep every link to the
+//! camera alive); the first error is returned. Deleting one
 //! recording leaves its links alone: a link is a deliberate copy, ended by unsharing.
 //!
 //! Calls `retention` and `share`; blocking throughout.
@@ -43,9 +45,12 @@ pub fn delete_camera(
     shares: &Shares,
     camera: &CameraId,
 ) -> Result<Deleted, DeletionError> {
-    let recordings = retention::delete_camera(store, index, camera)?;
-    let links = shares.revoke_all_of(Some(camera))?;
-    Ok(Deleted { recordings, links })
+    let recordings = retention::delete_camera(store, index, camera);
+    let links = shares.revoke_all_of(Some(camera));
+    Ok(Deleted {
+        recordings: recordings?,
+        links: links?,
+    })
 }
 
 /// Deletes every finished recording and event of every camera, and revokes every
@@ -55,7 +60,10 @@ pub fn delete_everything(
     index: &Index,
     shares: &Shares,
 ) -> Result<Deleted, DeletionError> {
-    let recordings = retention::delete_everything(store, index)?;
-    let links = shares.revoke_all_of(None)?;
-    Ok(Deleted { recordings, links })
+    let recordings = retention::delete_everything(store, index);
+    let links = shares.revoke_all_of(None);
+    Ok(Deleted {
+        recordings: recordings?,
+        links: links?,
+    })
 }
