@@ -458,7 +458,16 @@ async fn a_settings_save_racing_a_removal_never_restarts_the_removed_camera() {
             cookies: owner.cookies.clone(),
             user_agent: owner.user_agent.clone(),
         };
-        let save = [("csrf", token.as_str()), ("url", url), ("mode", "off")];
+        // A whole settings form, as the page sends it (else the save is a 400 about a
+        // missing field and never reaches the race).
+        let save = [
+            ("csrf", token.as_str()),
+            ("url", url),
+            ("mode", "off"),
+            ("sensitivity", "50"),
+            ("pre_roll", "3"),
+            ("post_roll", "20"),
+        ];
         let remove = [
             ("csrf", token.as_str()),
             ("confirm", "porch"),
