@@ -202,16 +202,21 @@ pub fn export_as(
     })
 }
 
-/// The exports this process is writing, for [`remove_partial_exports`].
+/// The exports this process is writing, for [`exit_removing_partial_exports`]. Held
+/// while a temporary file is created and listed, so that a signal never falls between
+/// the two and leaves an unlisted file behind.
 static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes the files of the exports being written, for a signal handler about to end
-/// the process (which skips destructors). Never blocks on a poisoned lock.
-pub fn remove_partial_exports() {
+/// Removes the files of the exports being written and ends the process with `code`,
+/// for a signal handler (exiting skips destructors). The list stays locked until the
+/// process is gone: an export creating its file meanwhile waits, and is never left
+/// behind. Never blocks on a poisoned lock.
+pub fn exit_removing_partial_exports(code: i32) -> ! {
     let partials = PARTIALS.lock().unwrap_or_else(|p| p.into_inner());
     for path in partials.iter() {
         let _ = fs::remove_file(path);
     }
+    std::process::exit(code)
 }
 
 /// An export being written: `.NAME.partial-RANDOM` beside `--out` (hidden, and never
@@ -233,6 +238,7 @@ impl Partial {
         partial_name.push(name);
         partial_name.push(format!(".partial-{suffix}"));
         let path = out.with_file_name(partial_name);
+        let mut partials = PARTIALS.lock().unwrap_or_else(|p| p.into_inner());
         // 0600: the export is decrypted video, readable by whoever ran the export
         // alone (the umask could only take more away).
         let file = fs::OpenOptions::new()
@@ -240,10 +246,7 @@ impl Partial {
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
-        PARTIALS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(path.clone());
+        partials.push(path.clone());
         Ok(Partial { path, file })
     }
 

@@ -314,8 +314,7 @@ fn remove_partial_export_on_signals() -> anyhow::Result<()> {
     }
     std::thread::spawn(move || {
         let number = first_signal(&runtime, &mut signals);
-        export::remove_partial_exports();
-        std::process::exit(128 + number);
+        export::exit_removing_partial_exports(128 + number)
     });
     Ok(())
 }
@@ -402,8 +401,7 @@ fn watch_terminal_signals(
         }
         if number != rustix::process::Signal::TSTP.as_raw() {
             eprintln!();
-            export::remove_partial_exports();
-            std::process::exit(128 + number);
+            export::exit_removing_partial_exports(128 + number);
         }
         if *at_prompt.lock().unwrap_or_else(|e| e.into_inner()) {
             eprintln!();
