@@ -30,6 +30,11 @@ pub enum CheckError {
     },
     #[error("end-to-end viewer keys: {0}")]
     EndToEnd(#[from] crate::e2e::E2eError),
+    #[error("cannot give {path} the data directory's owner: {source}")]
+    Ownership {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +97,7 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
             .actions
             .extend(crate::e2e::sync_saved_viewers(&index, &store)?);
         index.flush()?;
+        give_to_data_dir_owner(&config.data_dir, &index_dir)?;
         return Ok(report);
     }
     let index = Index::open(&index_dir)?;
@@ -101,7 +107,40 @@ pub fn run(config: &Config, mode: Mode) -> Result<Report, CheckError> {
     }
     let report = compare(&store, &index, mode == Mode::Repair)?;
     index.flush()?;
+    // Sled may have written new files (snapshots) even here.
+    give_to_data_dir_owner(&config.data_dir, &index_dir)?;
     Ok(report)
+}
+
+/// Gives `dir` and everything under it the owner and group of `data_dir`, where they
+/// differ. `check` may run as root (the README says so) on the data of the daemon's
+/// own user: an index it made anew would otherwise be root's (0755/0644), and the
+/// daemon could not open it, restarting every few seconds and recording nothing.
+/// As `rotate-master-key` does for its new key.
+fn give_to_data_dir_owner(
+    data_dir: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(), CheckError> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| CheckError::Ownership { path, source }
+    };
+    let owner = std::fs::metadata(data_dir).map_err(failed(data_dir))?;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(failed(&path))?;
+        if (meta.uid(), meta.gid()) != (owner.uid(), owner.gid()) {
+            std::os::unix::fs::lchown(&path, Some(owner.uid()), Some(owner.gid()))
+                .map_err(failed(&path))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(failed(&path))? {
+                pending.push(entry.map_err(failed(&path))?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the index to rebuild it. One that cannot be opened (damaged, or written by

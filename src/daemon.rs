@@ -104,12 +104,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         env!("CARGO_PKG_VERSION")
     );
 
+    let cameras = configured_cameras_to_start(&config, &index)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let retention_kick = Arc::new(Notify::new());
     let policy = RetentionPolicy {
         default_days: 30,
-        camera_days: config
-            .cameras
+        camera_days: cameras
             .iter()
             .map(|c| (c.id.clone(), c.storage_days))
             .collect(),
@@ -143,8 +143,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         recorders: Arc::default(),
         stops: Arc::default(),
     };
-    for camera in &config.cameras {
-        starter.start_camera(camera.clone())?;
+    for camera in cameras {
+        starter.start_camera(camera)?;
     }
     start_added_cameras(&starter);
     // Discovery is a convenience: if mDNS cannot start (no interface, sandbox), the
@@ -171,6 +171,32 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Dae
         events,
         stop_tx,
     })
+}
+
+/// The configured cameras but those named like a camera removed in the web UI whose
+/// recordings were kept: started, such a camera would take them over (its storage
+/// period would delete evidence kept for longer). It is skipped with an error, not
+/// fatal: the other cameras record, and the web UI (where the kept recordings are
+/// deleted) stays reachable. Left out of the storage periods too, so the removed
+/// camera's period keeps applying to its recordings.
+fn configured_cameras_to_start(
+    config: &Config,
+    index: &Index,
+) -> Result<Vec<CameraConfig>, DaemonError> {
+    let mut start = Vec::with_capacity(config.cameras.len());
+    for camera in &config.cameras {
+        if index.keeps_recordings_of_removed_camera(&camera.id)? {
+            tracing::error!(
+                camera = %camera.id,
+                "camera {} in the configuration file is not started: {} (then restart)",
+                camera.id,
+                crate::camera::kept_recordings_refusal(&camera.id)
+            );
+            continue;
+        }
+        start.push(camera.clone());
+    }
+    Ok(start)
 }
 
 /// The recorders by camera; emptied when the daemon stops.

@@ -3,14 +3,16 @@
 //!
 //! Export decrypts through the store, which authenticates every chunk it touches: a
 //! flipped byte, a reordered or missing chunk fails the export with a message naming
-//! the recording and the chunk, and the partial output file is removed.
+//! the recording and the chunk, and the partial output file is removed. The output
+//! is written under a temporary name beside `--out` and moved there once complete,
+//! so an interrupted export never leaves a short file that looks whole.
 
 use std::fmt;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -177,29 +179,106 @@ pub fn export_as(
         path: out.display().to_string(),
         source,
     };
-    // 0600: the export is decrypted video, readable by whoever ran the export alone
-    // (the umask could only take more away).
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .map_err(output_error)?;
-    let mut writer = BufWriter::new(file);
-    let written = planned
-        .write_to(store, &mut writer)
-        .and_then(|()| writer.flush().map_err(output_error))
-        .and_then(|()| writer.get_ref().sync_all().map_err(output_error));
-    if let Err(e) = written {
-        let _ = fs::remove_file(out);
-        return Err(e);
+    // Refused at once (not after the whole export) and never replaced.
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(output_error(std::io::ErrorKind::AlreadyExists.into()));
     }
+    // Written beside `--out` and moved there only once complete and durable: the MP4
+    // is moov-first, so a file cut short (Ctrl-C, kill, power cut) would still
+    // describe the whole span and play as if complete.
+    let partial = Partial::create(out).map_err(output_error)?;
+    let mut writer = BufWriter::new(&partial.file);
+    planned
+        .write_to(store, &mut writer)
+        .and_then(|()| writer.flush().map_err(output_error))?;
+    drop(writer);
+    partial.file.sync_all().map_err(output_error)?;
+    partial.persist(out).map_err(output_error)?;
     Ok(ExportSummary {
         path: out.display().to_string(),
         recordings: planned.used.len(),
         frames: planned.frames,
         bytes: planned.len(),
     })
+}
+
+/// The exports this process is writing, for [`exit_removing_partial_exports`]. Held
+/// while a temporary file is created and listed, so that a signal never falls between
+/// the two and leaves an unlisted file behind.
+static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the files of the exports being written and ends the process with `code`,
+/// for a signal handler (exiting skips destructors). The list stays locked until the
+/// process is gone: an export creating its file meanwhile waits, and is never left
+/// behind. Never blocks on a poisoned lock.
+pub fn exit_removing_partial_exports(code: i32) -> ! {
+    let partials = PARTIALS.lock().unwrap_or_else(|p| p.into_inner());
+    for path in partials.iter() {
+        let _ = fs::remove_file(path);
+    }
+    std::process::exit(code)
+}
+
+/// An export being written: `.NAME.partial-RANDOM` beside `--out` (hidden, and never
+/// mistaken for the output), removed when dropped unless persisted.
+struct Partial {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl Partial {
+    fn create(out: &Path) -> std::io::Result<Partial> {
+        let name = out
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("the output path names no file"))?;
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(std::io::Error::other)?;
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut partial_name = std::ffi::OsString::from(".");
+        partial_name.push(name);
+        partial_name.push(format!(".partial-{suffix}"));
+        let path = out.with_file_name(partial_name);
+        let mut partials = PARTIALS.lock().unwrap_or_else(|p| p.into_inner());
+        // 0600: the export is decrypted video, readable by whoever ran the export
+        // alone (the umask could only take more away).
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        partials.push(path.clone());
+        Ok(Partial { path, file })
+    }
+
+    /// Moves the finished file to `out` unless something is there by now (never
+    /// replaced), and makes the move durable.
+    fn persist(self, out: &Path) -> std::io::Result<()> {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        use rustix::io::Errno;
+        match renameat_with(CWD, &self.path, CWD, out, RenameFlags::NOREPLACE) {
+            Ok(()) => {}
+            // A filesystem without no-replace renames: a hard link refuses to replace
+            // too, then the temporary name goes (dropping `self` removes it).
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => fs::hard_link(&self.path, out)?,
+            Err(e) => return Err(e.into()),
+        }
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs::File::open(dir)?.sync_all()
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        // Gone already once renamed into place.
+        let _ = fs::remove_file(&self.path);
+        PARTIALS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != &self.path);
+    }
 }
 
 /// An export laid out but not yet written: its length is known before a byte is

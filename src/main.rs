@@ -204,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 None
             };
+            remove_partial_export_on_signals()?;
             let now = clock::Clock::now_micros(&clock::SystemClock);
             let summary = export::export(&config, &request, &out, secret.as_ref(), now)?;
             println!("{summary}");
@@ -287,6 +288,54 @@ fn read_passphrase() -> anyhow::Result<Zeroizing<String>> {
     Ok(trimmed)
 }
 
+/// Replaces the default action of SIGINT, SIGTERM, SIGHUP and SIGQUIT during an
+/// export with: remove the export's temporary file, then exit as the signal would
+/// have (128 + its number). Without it the file would be left behind (under its
+/// hidden temporary name, never at `--out`). With `--passphrase` from a terminal,
+/// [`watch_terminal_signals`] is listening too and removes it as well.
+fn remove_partial_export_on_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot start the signal watcher")?;
+    let mut signals = Vec::new();
+    {
+        let _context = runtime.enter();
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::quit(),
+        ] {
+            let stream = signal(kind).context("cannot watch for Ctrl-C")?;
+            signals.push((kind.as_raw_value(), stream));
+        }
+    }
+    std::thread::spawn(move || {
+        let number = first_signal(&runtime, &mut signals);
+        export::exit_removing_partial_exports(128 + number)
+    });
+    Ok(())
+}
+
+/// Waits on `runtime` for the first of `signals` (number, stream); its number.
+fn first_signal(
+    runtime: &tokio::runtime::Runtime,
+    signals: &mut [(i32, tokio::signal::unix::Signal)],
+) -> i32 {
+    runtime.block_on(async {
+        let waits = signals.iter_mut().map(|(number, stream)| {
+            let number = *number;
+            Box::pin(async move {
+                stream.recv().await;
+                number
+            })
+        });
+        futures::future::select_all(waits).await.0
+    })
+}
+
 /// Prints the prompt and turns echo off, from the terminal's settings as they are
 /// now (after a Ctrl-Z and `fg` the shell may have changed them).
 fn prompt_without_echo() -> rustix::io::Result<()> {
@@ -341,16 +390,7 @@ fn watch_terminal_signals(
         }
     }
     std::thread::spawn(move || loop {
-        let number = runtime.block_on(async {
-            let waits = signals.iter_mut().map(|(number, stream)| {
-                let number = *number;
-                Box::pin(async move {
-                    stream.recv().await;
-                    number
-                })
-            });
-            futures::future::select_all(waits).await.0
-        });
+        let number = first_signal(&runtime, &mut signals);
         let restored = rustix::termios::tcsetattr(
             std::io::stdin(),
             rustix::termios::OptionalActions::Now,
@@ -361,7 +401,7 @@ fn watch_terminal_signals(
         }
         if number != rustix::process::Signal::TSTP.as_raw() {
             eprintln!();
-            std::process::exit(128 + number);
+            export::exit_removing_partial_exports(128 + number);
         }
         if *at_prompt.lock().unwrap_or_else(|e| e.into_inner()) {
             eprintln!();

@@ -346,19 +346,52 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Added again under the same name: refused while its kept recordings are there
+    // (the new camera would take them over: its 30 days would delete them), and
+    // they are untouched.
+    let again = [
+        ("name", "porch"),
+        ("url", url.as_str()),
+        ("username", USER),
+        ("password", PASSWORD),
+        ("mode", "continuous"),
+        ("action", "save"),
+    ];
+    let r = add(&mut owner, &again).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "recordings of a removed camera named porch are kept; choose another name, \
+             or delete them first"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(server.daemon().registry.get(&id).is_none(), "not started");
+    assert!(
+        server.daemon().index.cameras().expect("cameras").is_empty(),
+        "not saved"
+    );
+    assert_eq!(
+        recordings_of(&server),
+        kept,
+        "the kept recordings are untouched"
+    );
+    // The way out the message names: delete them from their page, then the name is
+    // free.
+    let day = owner.get("/cameras/porch/recordings").await;
+    assert_eq!(day.status, 200, "{}", day.body);
+    let r = owner
+        .post(
+            "/cameras/porch/delete",
+            &[("csrf", csrf(&day.body).as_str()), ("confirm", "porch")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(recordings_of(&server), 0, "the kept recordings are deleted");
+
     // Added again, then removed with its recordings.
-    let r = add(
-        &mut owner,
-        &[
-            ("name", "porch"),
-            ("url", &url),
-            ("username", USER),
-            ("password", PASSWORD),
-            ("mode", "continuous"),
-            ("action", "save"),
-        ],
-    )
-    .await;
+    let r = add(&mut owner, &again).await;
     assert_eq!(r.status, 303, "{}", r.body);
     server.wait_streaming(id.as_str()).await;
     let page = owner.get("/cameras/discovered").await;
@@ -389,5 +422,76 @@ async fn owner_adds_a_camera_with_awkward_credentials_and_it_records_at_once_and
     );
     for secret in [PASSWORD, "p@ss", USER] {
         assert!(!logged.contains(secret), "{secret:?} is in the log");
+    }
+}
+
+/// A settings save racing a removal of the same camera (two tabs) never starts the
+/// removed camera again: it would record with no entry, beyond the reach of the web
+/// UI until a restart. Raced many times, each a save and a removal sent together;
+/// after both, the camera is neither saved nor running, and the save either went
+/// first (303) or was refused (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_save_racing_a_removal_never_restarts_the_removed_camera() {
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let id: CameraId = "porch".parse().expect("name");
+    // Nothing answers there: the camera only tries to connect.
+    let url = "rtsp://127.0.0.1:9/main";
+    for round in 0..40 {
+        let r = add(
+            &mut owner,
+            &[
+                ("name", "porch"),
+                ("url", url),
+                ("mode", "off"),
+                ("action", "save"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, 303, "round {round}: {}", r.body);
+        let page = owner.get("/cameras/porch/settings").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let token = csrf(&page.body);
+        let mut other_tab = Client {
+            base: owner.base.clone(),
+            http: owner.http.clone(),
+            cookies: owner.cookies.clone(),
+            user_agent: owner.user_agent.clone(),
+        };
+        // A whole settings form, as the page sends it (else the save is a 400 about a
+        // missing field and never reaches the race).
+        let save = [
+            ("csrf", token.as_str()),
+            ("url", url),
+            ("mode", "off"),
+            ("sensitivity", "50"),
+            ("pre_roll", "3"),
+            ("post_roll", "20"),
+        ];
+        let remove = [
+            ("csrf", token.as_str()),
+            ("confirm", "porch"),
+            ("recordings", "delete"),
+        ];
+        let (saved, removed) = tokio::join!(
+            other_tab.post("/cameras/porch/settings", &save),
+            owner.post("/cameras/porch/remove", &remove),
+        );
+        assert_eq!(removed.status, 303, "round {round}: {}", removed.body);
+        assert!(
+            [303, 404].contains(&saved.status),
+            "round {round}: {} {}",
+            saved.status,
+            saved.body
+        );
+        assert!(
+            server.daemon().index.cameras().expect("cameras").is_empty(),
+            "round {round}: removed"
+        );
+        assert!(
+            server.daemon().registry.get(&id).is_none(),
+            "round {round}: the removed camera runs again (the save answered {})",
+            saved.status
+        );
     }
 }

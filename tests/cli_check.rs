@@ -96,3 +96,47 @@ fn check_help_states_the_exit_codes() {
         assert!(help.contains(needle), "{needle:?} missing from:\n{help}");
     }
 }
+
+/// `check` may be run as root (the README says so) on the data of the daemon's own
+/// user: an index it makes anew must be that user's, or the daemon cannot open it
+/// and restarts every few seconds, recording nothing. Needs root (as the tests run
+/// in CI); elsewhere it says so and passes.
+#[test]
+fn an_index_rebuilt_by_root_belongs_to_the_data_directorys_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: only root can run check on another user's data");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let setup = store();
+    expect_exit(&setup, &["check"], 0);
+    let data = setup.data_dir();
+    let chowned = std::process::Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(&data)
+        .status()
+        .expect("run chown");
+    assert!(chowned.success());
+    // A lost index: the rebuild makes a new one.
+    fs::remove_dir_all(data.join("index")).expect("remove the index");
+    expect_exit(&setup, &["check", "--rebuild-index"], 0);
+    let mut pending = vec![data.join("index")];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).expect("stat");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (NOBODY, NOBODY),
+            "{} is not the data directory owner's",
+            path.display()
+        );
+        seen += 1;
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path).expect("list") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+    }
+    assert!(seen > 1, "the new index has files");
+}

@@ -610,3 +610,61 @@ fn exported_mp4_is_readable_by_its_owner_alone() {
     let mode = fs::metadata(&out).expect("export").permissions().mode();
     assert_eq!(mode & 0o077, 0, "decrypted video is private: {mode:o}");
 }
+
+/// An export cut short (Ctrl-C, a kill, a power cut) leaves nothing at `--out`: the
+/// MP4 is moov-first, so a short file would still describe the whole recording and
+/// play as if complete. However fast the export, it is caught mid-write: stopped
+/// (SIGSTOP) as soon as a file appears in the output directory, looked at, then
+/// sent SIGTERM and continued. Its temporary file goes with it.
+#[test]
+fn an_interrupted_export_leaves_nothing_at_out() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let camera = TestCamera::start(CameraOptions::default());
+    let setup = Setup::new(&[CameraSpec::continuous("yard", &camera.main_url())], "");
+    record_for(&setup, 6);
+    let id = id_of(&setup.recordings()[0]);
+    let whole = fs::metadata(export(&setup, &id))
+        .expect("a whole export")
+        .len();
+    let dir = setup.dir.path().join("exports");
+    fs::create_dir(&dir).expect("exports dir");
+    let listed = |dir: &Path| fs::read_dir(dir).expect("list").count();
+    for attempt in 0..50 {
+        let out = dir.join(format!("{attempt}.mp4"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_porchlight"))
+            .args(["export", "--recording", &id, "--out"])
+            .arg(&out)
+            .arg("--config")
+            .arg(&setup.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run porchlight export");
+        let pid = Pid::from_child(&child);
+        while listed(&dir) == 0 && child.try_wait().expect("wait").is_none() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        kill_process(pid, Signal::STOP).ok();
+        let finished = child.try_wait().expect("wait").is_some()
+            || fs::metadata(&out).is_ok_and(|m| m.len() == whole);
+        let at_out = fs::metadata(&out).map(|m| m.len());
+        kill_process(pid, Signal::TERM).ok();
+        kill_process(pid, Signal::CONT).ok();
+        let status = child.wait().expect("wait");
+        if finished {
+            for entry in fs::read_dir(&dir).expect("list") {
+                fs::remove_file(entry.expect("entry").path()).expect("clean up");
+            }
+            continue;
+        }
+        assert!(
+            at_out.is_err(),
+            "an interrupted export left {at_out:?} of {whole} bytes at --out"
+        );
+        assert_eq!(status.code(), Some(128 + 15), "{status}");
+        assert!(!out.exists(), "nothing at --out");
+        assert_eq!(listed(&dir), 0, "the temporary file is removed");
+        return;
+    }
+    panic!("the export always finished before it could be stopped");
+}

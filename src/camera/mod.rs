@@ -174,6 +174,16 @@ impl CameraHandle {
     }
 }
 
+/// Why a new camera may not take `id` while a removed camera of that name has kept
+/// recordings (see `Index::keeps_recordings_of_removed_camera`), and the way out: the
+/// dashboard links to them, and their page deletes them.
+pub fn kept_recordings_refusal(id: &CameraId) -> String {
+    format!(
+        "recordings of a removed camera named {id} are kept; choose another name, or \
+         delete them first (Recordings of removed cameras, on the dashboard)"
+    )
+}
+
 /// All cameras, by id.
 #[derive(Clone, Default)]
 pub struct CameraRegistry {

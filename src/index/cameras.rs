@@ -226,6 +226,22 @@ impl Index {
         self.db.open_tree("retired_cameras")?.remove(id.as_str())?;
         Ok(())
     }
+
+    /// True if `id` names a camera removed with its recordings kept that still has
+    /// one. A new camera of that name would take them over (its storage period would
+    /// apply to them, and removing it with its recordings would delete them too), so
+    /// the callers refuse to add one. A retired camera with none left (deleted one by
+    /// one, before retention's next pass forgets it) is forgotten here instead.
+    pub fn keeps_recordings_of_removed_camera(&self, id: &CameraId) -> Result<bool, IndexError> {
+        if !self.is_retired_camera(id)? {
+            return Ok(false);
+        }
+        if self.camera_has_recording(id)? {
+            return Ok(true);
+        }
+        self.forget_retired_camera(id)?;
+        Ok(false)
+    }
 }
 
 #[cfg(test)]
@@ -271,14 +287,9 @@ mod tests {
         assert!(index.cameras().expect("list").is_empty());
     }
 
-    #[test]
-    fn a_retired_camera_keeps_its_storage_period_until_forgotten() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let index = Index::open(dir.path()).expect("open");
-        let id: CameraId = "porch".parse().expect("name");
-        assert_eq!(index.retire_camera(&id, 1).expect("retire"), None);
-        assert!(index.retired_cameras().expect("list").is_empty());
-        let mut entry = CameraEntry {
+    /// An open camera in continuous mode, with the default settings.
+    fn continuous(id: &CameraId) -> CameraEntry {
+        CameraEntry {
             id: id.clone(),
             url: "rtsp://192.0.2.1/main".into(),
             sub_url: None,
@@ -288,7 +299,17 @@ mod tests {
             added_micros: 0,
             added_by: UserId(1),
             settings: CameraSettings::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_retired_camera_keeps_its_storage_period_until_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let id: CameraId = "porch".parse().expect("name");
+        assert_eq!(index.retire_camera(&id, 1).expect("retire"), None);
+        assert!(index.retired_cameras().expect("list").is_empty());
+        let mut entry = continuous(&id);
         entry.settings.storage_days = 90;
         assert!(index.add_camera(&entry).expect("add"));
         assert_eq!(index.retire_camera(&id, 1).expect("retire"), Some(entry));
@@ -300,6 +321,40 @@ mod tests {
         assert!(index.is_retired_camera(&id).expect("retired"));
         index.forget_retired_camera(&id).expect("forget");
         assert!(!index.is_retired_camera(&id).expect("retired"));
+    }
+
+    #[test]
+    fn a_name_is_blocked_while_a_removed_camera_of_that_name_keeps_recordings() {
+        use crate::index::{RecordingEntry, RecordingState};
+        use crate::model::{RecordingId, Trigger};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(dir.path()).expect("open");
+        let id: CameraId = "porch".parse().expect("name");
+        assert!(!index.keeps_recordings_of_removed_camera(&id).expect("free"));
+        let entry = continuous(&id);
+        assert!(index.add_camera(&entry).expect("add"));
+        // A running camera is refused by the caller's own check, not this one.
+        assert!(!index.keeps_recordings_of_removed_camera(&id).expect("live"));
+        let recording = RecordingEntry {
+            id: RecordingId(1),
+            camera: id.clone(),
+            start_micros: 0,
+            end_micros: 1_000_000,
+            frames: 10,
+            bytes: 1000,
+            trigger: Trigger::Continuous,
+            wrapped_key: "00".into(),
+            state: RecordingState::Finished,
+        };
+        index.put_recording(&recording).expect("put");
+        index.retire_camera(&id, 1).expect("retire");
+        assert!(index.keeps_recordings_of_removed_camera(&id).expect("kept"));
+        // Its last recording deleted before retention forgot it: the name is free.
+        index.remove_recording(RecordingId(1)).expect("remove");
+        assert!(!index
+            .keeps_recordings_of_removed_camera(&id)
+            .expect("emptied"));
+        assert!(!index.is_retired_camera(&id).expect("forgotten"));
     }
 
     #[test]

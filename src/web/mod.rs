@@ -153,6 +153,12 @@ pub struct WebState {
     pub discovery: Option<Discovery>,
     pub add_camera: AddCameraHook,
     pub remove_camera: RemoveCameraHook,
+    /// Held by adding, changing and removing a camera from the web UI for the whole
+    /// change (index entry, then stopping and starting its tasks), so that a change
+    /// racing another (two tabs) never restarts a camera whose entry was just
+    /// removed. One lock for all cameras: these are rare owner actions, and a
+    /// removal's wait for the recorder (at most a few seconds) may delay another.
+    pub camera_changes: Arc<tokio::sync::Mutex<()>>,
     /// End-to-end viewer keys unlocked by sessions, in memory only.
     pub unlocked: crate::unlocked::Unlocked,
     /// Open live views per session key, at most [`live::MAX_PER_SESSION`] each.
@@ -529,6 +535,7 @@ pub async fn start(
         discovery: services.discovery,
         add_camera: services.add_camera,
         remove_camera: services.remove_camera,
+        camera_changes: Arc::default(),
         unlocked,
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
         bad_tokens: Arc::default(),

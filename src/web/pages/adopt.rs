@@ -252,7 +252,10 @@ pub async fn submit(
                 Err(e) => show(&state, &session, &shown, None, Some(e)).await,
             }
         }
-        "save" => save(&state, &session, checked, shown).await,
+        "save" => {
+            let _change = state.camera_changes.lock().await;
+            save(&state, &session, checked, shown).await
+        }
         _ => Err(WebError::BadRequest("unknown action".into())),
     }
 }
@@ -265,6 +268,14 @@ async fn save(
 ) -> Result<Response, WebError> {
     if state.registry.get(&c.id).is_some() {
         let e = format!("a camera named {} already exists", c.id);
+        return show(state, session, &shown, None, Some(e)).await;
+    }
+    // A new camera of a removed camera's name would take over the recordings kept
+    // from it: its storage period would apply to them (and delete evidence kept for
+    // longer), and removing it with its recordings would delete them too.
+    let (index, id) = (state.index.clone(), c.id.clone());
+    if blocking(move || Ok(index.keeps_recordings_of_removed_camera(&id)?)).await? {
+        let e = crate::camera::kept_recordings_refusal(&c.id);
         return show(state, session, &shown, None, Some(e)).await;
     }
     let (store, index) = (state.store.clone(), state.index.clone());
@@ -348,6 +359,7 @@ pub async fn remove(
             ))
         }
     };
+    let _change = state.camera_changes.lock().await;
     let (index, cam, now) = (state.index.clone(), id.clone(), state.clock.now_micros());
     // Kept recordings keep the camera's storage period and stay listed (a retired
     // camera), rather than falling to the default period out of sight.

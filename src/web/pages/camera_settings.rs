@@ -225,6 +225,7 @@ pub async fn save(
     CsrfForm(form): CsrfForm<SettingsForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::ManageCameras, Object::System)?;
+    let _change = state.camera_changes.lock().await;
     let id = known(&state, &camera)?;
     let old = entry_of(&state, &id).await?;
     let (stream, settings) = match check(&form) {
@@ -299,7 +300,14 @@ pub async fn save(
         ..old
     };
     let index = state.index.clone();
-    blocking(move || Ok(index.update_camera(&entry)?)).await?;
+    if !blocking(move || Ok(index.update_camera(&entry)?)).await? {
+        // Removed since its entry was read: starting it again would leave it
+        // recording with no entry, beyond the reach of the web UI.
+        tracing::warn!(camera = %id, "camera {id}: settings not saved, it was removed meanwhile");
+        return Err(WebError::NotFound(format!(
+            "camera {id} was removed: its settings were not saved"
+        )));
+    }
     // Only this camera restarts.
     (state.remove_camera)(id.clone()).await;
     if let Err(e) = (state.add_camera)(config) {
