@@ -524,7 +524,8 @@ async fn the_owner_exports_everything_then_erases_all_data() {
         assert_eq!(r.status, 403, "{why}: {}", r.body);
         assert!(r.body.contains("Wrong password"), "{why}: {}", r.body);
         assert_eq!(guest.get("/").await.status, 200, "{why}");
-        assert_eq!(sealed_files(&setup.data_dir()), sealed_before, "{why}");
+        // (The camera may add files meanwhile: none of the old ones may go.)
+        assert!(sealed_before.iter().all(|f| f.exists()), "{why}: shredded");
     }
     let r = owner
         .post(
