@@ -152,6 +152,39 @@ fn local_time(micros: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What a notice of `kind` says, naming the moment of its news (the event's start, or
+/// when a doorbell joined it).
+struct Texts {
+    /// For pages, the mail's subject and the webhook.
+    title: String,
+    /// The camera's recordings page of that day.
+    link: String,
+    mail: String,
+}
+
+fn texts(kind: Kind, notice: &EventNotice) -> Texts {
+    let (event, at_micros) = (&notice.event, notice.at_micros);
+    let title = format!(
+        "{} at {}, {}",
+        match kind {
+            Kind::Motion => "Motion",
+            Kind::Doorbell => "Doorbell",
+        },
+        event.camera,
+        local_time(at_micros)
+    );
+    let link = format!(
+        "/cameras/{}/recordings?day={}",
+        event.camera,
+        local_day(at_micros)
+    );
+    let mail = format!(
+        "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
+        rfc3339(at_micros)
+    );
+    Texts { title, link, mail }
+}
+
 /// Starts the service: listens to `events` until `shutdown`.
 pub fn spawn(
     index: Index,
@@ -220,9 +253,12 @@ pub fn spawn(
             let Some(kind) = Kind::news(notice.phase, &notice.event) else {
                 continue;
             };
+            // A doorbell joining motion is told (and quiet hours judged) at the ring,
+            // not at the motion's start.
+            let Texts { title, link, mail } = texts(kind, &notice);
             let event = notice.event;
             let idx = index.clone();
-            let minute = local_minute(event.start_micros);
+            let minute = local_minute(notice.at_micros);
             let ev = event.clone();
             let recipients = tokio::task::spawn_blocking(
                 move || -> Result<Vec<(UserEntry, NotificationPrefs)>, crate::index::IndexError> {
@@ -248,20 +284,6 @@ pub fn spawn(
                     continue;
                 }
             };
-            let title = format!(
-                "{} at {}, {}",
-                match kind {
-                    Kind::Motion => "Motion",
-                    Kind::Doorbell => "Doorbell",
-                },
-                event.camera,
-                local_time(event.start_micros)
-            );
-            let link = format!(
-                "/cameras/{}/recordings?day={}",
-                event.camera,
-                local_day(event.start_micros)
-            );
             let mut webhook_wanted = false;
             for (user, prefs) in &recipients {
                 let _ = ui.send(UiNotice {
@@ -275,10 +297,7 @@ pub fn spawn(
                         user: user.id,
                         to: to.clone(),
                         subject: format!("Porchlight: {title}"),
-                        body: format!(
-                            "{title}.\n\nTime: {}\nOpen Porchlight to watch it.\n\n-- \nPorchlight, your home video recorder\n(Change what you are told in Notifications.)\n",
-                            rfc3339(event.start_micros)
-                        ),
+                        body: mail.clone(),
                     });
                 }
             }
@@ -373,5 +392,28 @@ mod tests {
                 "{phase:?} {triggers:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_doorbell_during_motion_is_told_at_the_ring_not_at_the_motions_start() {
+        let motion = 1_700_000_000_000_000;
+        let ring = motion + 120_000_000;
+        let notice = EventNotice {
+            phase: EventPhase::Joined(Trigger::External),
+            event: EventEntry {
+                start_micros: motion,
+                ..event(&[Trigger::Motion, Trigger::External])
+            },
+            at_micros: ring,
+        };
+        let kind = Kind::news(notice.phase, &notice.event).expect("news");
+        let Texts { title, link, mail } = texts(kind, &notice);
+        assert_eq!(title, format!("Doorbell at porch, {}", local_time(ring)));
+        assert_ne!(local_time(ring), local_time(motion));
+        assert!(
+            mail.contains(&format!("Time: {}\n", rfc3339(ring))),
+            "{mail}"
+        );
+        assert!(link.ends_with(&local_day(ring)), "{link}");
     }
 }

@@ -509,10 +509,32 @@ async fn the_owner_exports_everything_then_erases_all_data() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(guest.get("/").await.status, 200);
+    // Without the owner's password, or with a wrong one, nothing is erased: a
+    // borrowed session must not wipe the footage and the log that would show it.
+    assert!(
+        page.body.contains("autocomplete=\"current-password\""),
+        "{}",
+        page.body
+    );
+    let sealed_before = sealed_files(&setup.data_dir());
+    for (why, password) in [("no password", None), ("a wrong password", Some("not it"))] {
+        let mut form = vec![("csrf", token_csrf.as_str()), ("confirm", "erase all data")];
+        form.extend(password.map(|p| ("password", p)));
+        let r = owner.post("/erase-all-data", &form).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(r.body.contains("Wrong password"), "{why}: {}", r.body);
+        assert_eq!(guest.get("/").await.status, 200, "{why}");
+        // (The camera may add files meanwhile: none of the old ones may go.)
+        assert!(sealed_before.iter().all(|f| f.exists()), "{why}: shredded");
+    }
     let r = owner
         .post(
             "/erase-all-data",
-            &[("csrf", &token_csrf), ("confirm", "erase all data")],
+            &[
+                ("csrf", &token_csrf),
+                ("confirm", "erase all data"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!((r.status, r.location()), (303, "/activity"), "{}", r.body);

@@ -1193,12 +1193,29 @@ async fn every_route_for_every_principal_matches_the_table() {
     assert_eq!((r.status, r.location()), (303, "/users"));
     assert_eq!(guest.get("/").await.location(), "/login");
     let page = owner.get("/delete-everything").await;
+    assert!(
+        page.body.contains("autocomplete=\"current-password\""),
+        "{}",
+        page.body
+    );
+    // The owner's password again: without it, or with a wrong one, nothing goes.
+    for (why, password) in [("no password", None), ("a wrong password", Some("not it"))] {
+        let token = csrf(&page.body);
+        let mut form = vec![("csrf", token.as_str()), ("confirm", "delete everything")];
+        form.extend(password.map(|p| ("password", p)));
+        let r = owner.post("/delete-everything", &form).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(r.body.contains("Wrong password"), "{why}: {}", r.body);
+        let player = owner.get(&format!("/recordings/{}", fx.recording)).await;
+        assert_eq!(player.status, 200, "{why}: still there");
+    }
     let r = owner
         .post(
             "/delete-everything",
             &[
                 ("csrf", &csrf(&page.body)),
                 ("confirm", "delete everything"),
+                ("password", PASSWORD),
             ],
         )
         .await;

@@ -989,11 +989,7 @@ async fn deleting_a_recording_cuts_off_a_download_of_it_already_streaming() {
     let base = server.base();
     // 24 MB: far more than the socket buffers between server and client hold.
     let id = web_share_fixtures::put_big_recording(&server, 79, 240, 100_000).to_string();
-    let secret = webutil::invite(&mut owner, "guest").await;
-    let (mut guest, r) =
-        webutil::accept_invitation(&server, &secret, "guest", "purple elephant dances 7").await;
-    assert_eq!(r.status, 303, "{}", r.body);
-    webutil::enrol_with(&server, &mut guest).await;
+    let guest = webutil::shared_guest(&server, &mut owner).await;
 
     let path = format!("/recordings/{id}/download");
     let (response, len, first) = start_get(&guest, &base, &path).await;
@@ -1012,4 +1008,35 @@ async fn deleting_a_recording_cuts_off_a_download_of_it_already_streaming() {
         "after deletion, {} of {len} bytes arrived (failed: {failed})",
         first + rest
     );
+}
+
+/// A download or the export of everything that outlasts the idle limit (30 minutes)
+/// still arrives whole, and the session that started it is not logged out: a
+/// transfer is not an idle page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_longer_than_the_idle_limit_finishes_and_keeps_the_session() {
+    let server = webutil::Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let base = server.base();
+    // 24 MB: far more than the socket buffers between server and client hold.
+    let id = web_share_fixtures::put_big_recording(&server, 79, 240, 100_000).to_string();
+    let path = format!("/recordings/{id}/download");
+    let (download, len, first) = start_get(&owner, &base, &path).await;
+    assert!(len > 20_000_000, "{len} bytes");
+    let (archive, _, archive_first) = start_get(&owner, &base, "/export-everything.tar").await;
+
+    server.advance_secs(31 * 60);
+    let (rest, failed) = rest_of(download).await;
+    assert!(
+        !failed && first + rest == len,
+        "after 31 minutes, {} of {len} bytes arrived (failed: {failed})",
+        first + rest
+    );
+    let (rest, failed) = rest_of(archive).await;
+    assert!(
+        !failed && archive_first + rest > len,
+        "the archive ended after {} bytes (failed: {failed})",
+        archive_first + rest
+    );
+    assert_eq!(owner.get("/").await.status, 200, "still logged in");
 }

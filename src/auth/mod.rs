@@ -322,6 +322,45 @@ impl Auth {
         self.live_session(*key, None)
     }
 
+    /// The session under `key` for a bounded transfer it started (a download, the
+    /// export of everything), asked before each piece: as [`Self::still_live`], but
+    /// without the idle limit, and each piece is a use (`last_seen` moves, at most
+    /// once a minute, keeping the address). Under [`Self::still_live`] any transfer
+    /// longer than `session_idle` failed part-way and logged its owner out. Unlike an
+    /// open page (live view), which would keep an unattended session alive for ever,
+    /// a transfer ends by itself once its bytes are sent, and the person who started
+    /// it is waiting for it; the idle limit counts from its last piece. Logging out,
+    /// "log out all", a password change elsewhere, the user's removal and
+    /// `session_max` still end it. Removes nothing: a session found dead here is
+    /// removed by its next request, as ever.
+    pub fn still_open(&self, key: &[u8; 32]) -> Result<Option<Session>, AuthError> {
+        let Some(mut entry) = self.inner.index.get_session(key)? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if !session::within_lifetime(&entry, now, self.inner.lifetimes) {
+            return Ok(None);
+        }
+        let Some(user) = self.inner.index.get_user(entry.user)? else {
+            return Ok(None);
+        };
+        if user.role == Role::Support && support_expired(&user, now) {
+            return Ok(None);
+        }
+        if session::needs_touch(&entry, now) {
+            // A session ended meanwhile stays ended: the update keeps an absent key absent.
+            entry.last_seen_micros = now;
+            self.inner
+                .index
+                .touch_session(key, now, entry.last_address())?;
+        }
+        Ok(Some(Session {
+            key: *key,
+            entry,
+            user,
+        }))
+    }
+
     /// `from`: the address of a request using the session (a use: it moves
     /// `last_seen`); `None` only asks.
     fn live_session(

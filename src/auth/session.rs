@@ -57,6 +57,18 @@ pub fn is_live(entry: &SessionEntry, now: i64, limits: Lifetimes) -> bool {
         && now - entry.created_micros < micros(max)
 }
 
+/// Whether a session is within its whole lifetime at `now` (`session_max`, or the
+/// pending limit), whatever its idle time: what a bounded transfer it started (a
+/// download, the export of everything) still needs, so that a reader pausing longer
+/// than the idle limit between two pieces does not fail it part-way.
+pub fn within_lifetime(entry: &SessionEntry, now: i64, limits: Lifetimes) -> bool {
+    let max = match entry.stage {
+        SessionStage::Full => limits.max,
+        SessionStage::SecondFactor | SessionStage::Enrolment => PENDING_LIFETIME,
+    };
+    now >= entry.created_micros && now - entry.created_micros < micros(max)
+}
+
 /// Whether `last_seen` is old enough to be worth writing again.
 pub fn needs_touch(entry: &SessionEntry, now: i64) -> bool {
     now - entry.last_seen_micros >= micros(TOUCH_INTERVAL)

@@ -150,7 +150,7 @@ impl Recorder {
                 if joined {
                     let entry = event.entry.clone();
                     tracing::info!(camera = %self.camera, event = %entry.id, trigger = %kind, "camera {}: {kind} joined the open event", self.camera);
-                    self.announce(EventPhase::Joined(kind), &entry);
+                    self.announce(EventPhase::Joined(kind), &entry, at);
                 }
             }
             None => {
@@ -167,7 +167,7 @@ impl Recorder {
                 }
                 tracing::info!(camera = %self.camera, event = %event.entry.id, trigger = %kind, "camera {}: event started ({kind})", self.camera);
                 self.save_event(&event);
-                self.announce(EventPhase::Started, &event.entry);
+                self.announce(EventPhase::Started, &event.entry, event.entry.start_micros);
                 self.event = Some(event);
             }
         }
@@ -447,16 +447,17 @@ impl Recorder {
             tracing::error!(camera = %self.camera, event = %entry.id, "cannot save the event: {e}");
         }
         tracing::info!(camera = %self.camera, event = %entry.id, "camera {}: event finished ({})", self.camera, entry.id);
-        self.announce(EventPhase::Finished, &entry);
+        self.announce(EventPhase::Finished, &entry, entry.end_micros);
     }
 
     /// Tells listeners about an event the index now holds. Having no listener is
     /// normal (nobody has the event stream open).
-    fn announce(&self, phase: EventPhase, event: &crate::index::EventEntry) {
+    fn announce(&self, phase: EventPhase, event: &crate::index::EventEntry, at_micros: i64) {
         if let Some(tx) = &self.notices {
             let _ = tx.send(EventNotice {
                 phase,
                 event: event.clone(),
+                at_micros,
             });
         }
     }

@@ -89,6 +89,10 @@ pub enum EventPhase {
 pub struct EventNotice {
     pub phase: EventPhase,
     pub event: EventEntry,
+    /// When the news happened, on the frames' clock: the event's start (`Started`),
+    /// the moment the trigger joined it (`Joined`: a doorbell pressed two minutes
+    /// into motion is news of that moment, not of the motion's start), or its end.
+    pub at_micros: i64,
 }
 
 /// How many notices a slow listener may fall behind before it loses some.

@@ -180,8 +180,10 @@ pub async fn still_allowed(
     allowed_now(fresh, action, object)
 }
 
-/// [`still_allowed`] for a body produced on a blocking thread (a download, the export
-/// of everything), which asks before each piece it sends.
+/// [`still_allowed`] for a bounded body produced on a blocking thread (a download,
+/// the export of everything), which asks before each piece it sends. Unlike an open
+/// page it does not end when the session goes idle (see
+/// [`crate::auth::Auth::still_open`]): a long transfer must be able to finish.
 pub fn still_allowed_blocking(
     auth: &crate::auth::Auth,
     key: [u8; 32],
@@ -189,7 +191,7 @@ pub fn still_allowed_blocking(
     object: policy::Object<'_>,
 ) -> bool {
     allowed_now(
-        auth.still_live(&key).map_err(|e| e.to_string()),
+        auth.still_open(&key).map_err(|e| e.to_string()),
         action,
         object,
     )

@@ -10,11 +10,12 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::account::confirm_password;
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object};
 use crate::data_rights;
 use crate::index::{AuditKind, AuditQuery};
-use crate::web::extract::{cookies, still_allowed_blocking, CsrfForm, FullSession};
+use crate::web::extract::{cookies, still_allowed_blocking, Client, CsrfForm, FullSession};
 use crate::web::playback::{blocking_body, StillAllowed};
 use crate::web::view::{self, render, Frame};
 use crate::web::{WebError, WebState};
@@ -51,6 +52,18 @@ struct ErasePage {
 pub struct ConfirmForm {
     #[serde(default)]
     confirm: String,
+}
+
+/// A form that destroys everything (erase all data, delete all recordings): the typed
+/// phrase, and the owner's own password again, as for making lasting access. A
+/// borrowed or stolen session must not be enough to destroy the footage, nor (erase)
+/// the activity log that would show who did it.
+#[derive(Deserialize)]
+pub struct DestroyForm {
+    #[serde(default)]
+    pub(super) confirm: String,
+    #[serde(default)]
+    pub(super) password: String,
 }
 
 fn typed(form: &ConfirmForm, expected: &str) -> bool {
@@ -238,13 +251,26 @@ pub async fn erase_all_page(
 pub async fn erase_all(
     State(state): State<WebState>,
     session: FullSession,
-    CsrfForm(form): CsrfForm<ConfirmForm>,
+    Client(client): Client,
+    CsrfForm(form): CsrfForm<DestroyForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::EraseEverything, Object::System)?;
-    if !typed(&form, ERASE_CONFIRMATION) {
+    if form.confirm.trim().to_lowercase() != ERASE_CONFIRMATION {
         let why = format!("Type “{ERASE_CONFIRMATION}” exactly to confirm.");
         let page = erase_page(&state, &session, Some(why)).await?;
         return Ok(with_status(StatusCode::BAD_REQUEST, page));
+    }
+    let confirmed = confirm_password(
+        &state,
+        &session.0,
+        &client,
+        form.password,
+        "an erasure of all data",
+    )
+    .await?;
+    if let Err((status, why)) = confirmed {
+        let page = erase_page(&state, &session, Some(why)).await?;
+        return Ok(with_status(status, page));
     }
     let (store, index, shares, auth, owner) = (
         state.store.clone(),

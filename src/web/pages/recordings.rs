@@ -5,12 +5,14 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use jiff::civil::Date;
 use serde::Deserialize;
 
+use super::account::confirm_password;
 use super::cameras::recorded_camera;
+use super::data::DestroyForm;
 use super::events::{self, EventRow};
 use super::{audit, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
@@ -18,7 +20,7 @@ use crate::deletion;
 use crate::index::{AuditKind, RecordingEntry, RecordingState};
 use crate::model::{CameraId, RecordingId};
 use crate::retention;
-use crate::web::extract::{CsrfForm, FullSession, Path, Query};
+use crate::web::extract::{Client, CsrfForm, FullSession, Path, Query};
 use crate::web::view::{self, render, Frame, Span};
 use crate::web::{WebError, WebState};
 
@@ -336,29 +338,47 @@ pub async fn delete_everything_page(
     session: FullSession,
 ) -> Result<Response, WebError> {
     session.require(Action::DeleteEverything, Object::System)?;
-    render(&DeleteEverythingPage {
-        frame: frame_for(&state, &session.0).await?,
-        csrf: session.0.entry.csrf.clone(),
-        error: None,
-    })
+    delete_everything_form(&state, &session, StatusCode::OK, None).await
 }
 
+async fn delete_everything_form(
+    state: &WebState,
+    session: &FullSession,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let mut r = render(&DeleteEverythingPage {
+        frame: frame_for(state, &session.0).await?,
+        csrf: session.0.entry.csrf.clone(),
+        error,
+    })?;
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+/// `POST /delete-everything`: the typed phrase and the owner's password again (see
+/// [`DestroyForm`]), then every recording of every camera is shredded.
 pub async fn delete_everything(
     State(state): State<WebState>,
     session: FullSession,
-    CsrfForm(form): CsrfForm<ConfirmForm>,
+    Client(client): Client,
+    CsrfForm(form): CsrfForm<DestroyForm>,
 ) -> Result<Response, WebError> {
     session.require(Action::DeleteEverything, Object::System)?;
     if form.confirm.trim().to_lowercase() != DELETE_EVERYTHING_CONFIRMATION {
-        let mut r = render(&DeleteEverythingPage {
-            frame: frame_for(&state, &session.0).await?,
-            csrf: session.0.entry.csrf.clone(),
-            error: Some(format!(
-                "Type “{DELETE_EVERYTHING_CONFIRMATION}” exactly to confirm."
-            )),
-        })?;
-        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-        return Ok(r);
+        let why = format!("Type “{DELETE_EVERYTHING_CONFIRMATION}” exactly to confirm.");
+        return delete_everything_form(&state, &session, StatusCode::BAD_REQUEST, Some(why)).await;
+    }
+    let confirmed = confirm_password(
+        &state,
+        &session.0,
+        &client,
+        form.password,
+        "a deletion of all recordings",
+    )
+    .await?;
+    if let Err((status, why)) = confirmed {
+        return delete_everything_form(&state, &session, status, Some(why)).await;
     }
     let (store, index, shares) = (
         state.store.clone(),
