@@ -345,6 +345,7 @@ mod tests {
             trigger: Trigger::Continuous,
             wrapped_key: "00".into(),
             state: RecordingState::Finished,
+            durable_len: None,
         };
         index.put_recording(&recording).expect("put");
         index.retire_camera(&id, 1).expect("retire");
