@@ -194,6 +194,7 @@ async fn deleting_a_cameras_recordings_or_everything_revokes_their_share_links()
             &[
                 ("csrf", &csrf(&page.body)),
                 ("confirm", "delete everything"),
+                ("password", webutil::PASSWORD),
             ],
         )
         .await;
