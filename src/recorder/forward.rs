@@ -179,21 +179,32 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
+    /// Spawns a forwarder from a hub of `hub_places` frames to a worker queue of
+    /// `queue_places`, bounded by `budget`. Returns the hub, the worker's end and
+    /// the shutdown switch; dropping the switch stops the forwarder, so a test keeps
+    /// it until it means to.
+    fn start<T: FrameInput + Send + 'static>(
+        hub_places: usize,
+        queue_places: usize,
+        budget: Arc<ByteBudget>,
+    ) -> (
+        broadcast::Sender<Arc<Frame>>,
+        mpsc::Receiver<T>,
+        watch::Sender<bool>,
+    ) {
+        let (hub, frames) = broadcast::channel(hub_places);
+        let (tx, rx) = mpsc::sync_channel(queue_places);
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(forward("test", frames, tx, budget, shutdown));
+        (hub, rx, stop)
+    }
+
     /// A worker that falls behind, first by the hub lagging past it and then by its
     /// own queue filling up, gets a gap marker before the first frame after each hole
     /// and never two frames with a hole between them.
     #[tokio::test(flavor = "current_thread")]
     async fn every_hole_is_marked_before_the_next_frame() {
-        let (hub, frames) = broadcast::channel(4);
-        let (tx, rx) = mpsc::sync_channel(2);
-        let (_stop, shutdown) = watch::channel(false);
-        tokio::spawn(forward(
-            "test",
-            frames,
-            tx,
-            ByteBudget::new(u64::MAX),
-            shutdown,
-        ));
+        let (hub, rx, _stop) = start::<Seen>(4, 2, ByteBudget::new(u64::MAX));
 
         for pts in 0..10 {
             hub.send(frame(pts)).expect("a receiver");
@@ -215,16 +226,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn shutdown_lets_the_worker_finish() {
-        let (_hub, frames) = broadcast::channel::<Arc<Frame>>(4);
-        let (tx, rx) = mpsc::sync_channel::<Seen>(2);
-        let (stop, shutdown) = watch::channel(false);
-        tokio::spawn(forward(
-            "test",
-            frames,
-            tx,
-            ByteBudget::new(u64::MAX),
-            shutdown,
-        ));
+        let (_hub, rx, stop) = start::<Seen>(4, 2, ByteBudget::new(u64::MAX));
         settle().await;
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
         stop.send(true).expect("the forwarder listens");
@@ -258,11 +260,8 @@ mod tests {
             }
         }
         const MIB: usize = 1024 * 1024;
-        let (hub, frames) = broadcast::channel(16);
-        let (tx, rx) = mpsc::sync_channel::<Held>(64);
-        let (_stop, shutdown) = watch::channel(false);
         let budget = ByteBudget::new(5 * MIB as u64);
-        tokio::spawn(forward("test", frames, tx, Arc::clone(&budget), shutdown));
+        let (hub, rx, _stop) = start::<Held>(16, 64, Arc::clone(&budget));
 
         for pts in 0..4 {
             hub.send(sized_frame(pts, 2 * MIB)).expect("a receiver");
@@ -292,10 +291,7 @@ mod tests {
     /// the budget bounds what piles up, not what one frame may be.
     #[tokio::test(flavor = "current_thread")]
     async fn an_empty_queue_takes_a_frame_over_the_budget() {
-        let (hub, frames) = broadcast::channel(4);
-        let (tx, rx) = mpsc::sync_channel(4);
-        let (_stop, shutdown) = watch::channel(false);
-        tokio::spawn(forward("test", frames, tx, ByteBudget::new(10), shutdown));
+        let (hub, rx, _stop) = start::<Seen>(4, 4, ByteBudget::new(10));
         hub.send(sized_frame(0, 100)).expect("a receiver");
         settle().await;
         assert_eq!(drain(&rx), [Seen::Frame(0)]);

@@ -1,6 +1,7 @@
 //! Tests of `check`: the real store and index on a temporary disk.
 
 use super::*;
+use crate::index::{RecordingEntry, RecordingState};
 use crate::model::CameraId;
 use crate::model::{RecordingId, Trigger};
 use crate::store::NewRecording;

@@ -3,6 +3,8 @@
 
 use super::tests::{readable, recording};
 use super::*;
+use crate::index::RecordingState;
+use crate::model::CameraId;
 
 /// Recordings A and B of camera `porch`, then A's file copied over B's name.
 fn a_copied_over_b(store: &Store, index: &Index) -> (CameraId, RecordingId, RecordingId) {

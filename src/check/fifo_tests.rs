@@ -5,6 +5,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::*;
+use crate::index::RecordingState;
+use crate::model::CameraId;
 use crate::testutil::{placeholder_entry, store_and_index as fixture};
 
 /// Longer than any of these steps takes on a loaded machine; a hang is for ever.
