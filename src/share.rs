@@ -14,6 +14,12 @@
 //! Guessing is pointless (2^256) but still throttled per address, and the check value
 //! is compared in constant time. Unknown link, wrong secret, expired and used-up all
 //! get the same answer.
+//!
+//! Viewer tokens are held in memory, bounded per link, per client address and in all
+//! ([`MAX_VIEWERS_PER_LINK`], [`MAX_VIEWERS_PER_ADDRESS`], [`MAX_VIEWERS`]); an open
+//! beyond a bound is refused, never made room for by dropping another viewer's
+//! token. The web layer rate-limits opens per address and writes each view to the
+//! activity log ([`Shares::log_view`]) once per link and address an hour.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,7 +34,7 @@ use crate::audit::{Actor, Audit};
 use crate::auth::throttle;
 use crate::clock::Clock;
 use crate::export::{self, ExportError};
-use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, ViewRefused};
+use crate::index::{AuditKind, Index, IndexError, RecordingState, ShareEntry, UserId, ViewRefused};
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::store::crypto::{share_check, MasterKey, SHARE_SECRET_LEN};
 use crate::store::e2e::ViewerSecret;
@@ -36,8 +42,17 @@ use crate::store::{Clip, RecordingReader, Store, StoreError};
 
 /// How long a viewer token lasts (it never outlives the link).
 pub const VIEWER_LIFETIME: Duration = Duration::from_secs(3600);
-/// Viewer tokens held at most; the oldest go first.
-const MAX_VIEWERS: usize = 1024;
+/// Viewer tokens held at most, for all links together. A full table refuses new
+/// opens (429) rather than dropping someone's token: whoever fills it must not be
+/// able to cut off the people already watching.
+pub const MAX_VIEWERS: usize = 1024;
+/// Viewer tokens one link may hold at once (each open of its page makes one, for an
+/// hour): room for a family reloading the page all evening, while a holder opening
+/// it in a loop fills only this link's share of [`MAX_VIEWERS`].
+pub const MAX_VIEWERS_PER_LINK: usize = 128;
+/// Viewer tokens one client address (IPv6 by /64, as the guessing throttle counts)
+/// may hold at once, over all links: a flood from one address costs that address.
+pub const MAX_VIEWERS_PER_ADDRESS: usize = 32;
 /// Longest a link may live.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -48,6 +63,10 @@ pub enum ShareError {
     NotFound,
     #[error("too many attempts; try again later")]
     Throttled { until_micros: i64 },
+    /// A right secret, but the link, the address or all links together hold as many
+    /// viewer tokens as they may; nothing was counted.
+    #[error("link {link:016x} not opened: {why}")]
+    TooManyViewers { link: u64, why: &'static str },
     #[error("recording {0} is still being written; share it when it is finished")]
     NotFinished(RecordingId),
     #[error("no recording {0}")]
@@ -102,8 +121,27 @@ struct LinkTarget<'a> {
     what: String,
 }
 
+/// A link just opened: the viewer token for its cookie, and the view it counted.
+pub struct Opened {
+    pub token: String,
+    pub view: View,
+}
+
+/// One counted view of a link, for its activity log entry
+/// ([`Shares::log_view`]).
+pub struct View {
+    link: u64,
+    /// Whose link it is: the entry is theirs.
+    owner: UserId,
+    /// Which view this was, and of how many allowed.
+    number: u32,
+    max: Option<u32>,
+}
+
 struct Viewer {
     link: u64,
+    /// The client address it was opened from, as [`throttle::address_key`] counts it.
+    from: String,
     secret: Zeroizing<[u8; SHARE_SECRET_LEN]>,
     expires_micros: i64,
 }
@@ -368,8 +406,11 @@ impl Shares {
         })
     }
 
-    /// Checks a link's secret and counts a view; returns a viewer token. Blocking.
-    pub fn open(&self, link: u64, secret_hex: &str, from: IpAddr) -> Result<String, ShareError> {
+    /// Checks a link's secret and counts a view; returns a viewer token, and the view
+    /// for the activity log. The caller logs it with [`log_view`](Self::log_view)
+    /// (the web layer, once per link and address an hour, so that a flood of opens
+    /// does not flood the log). Blocking.
+    pub fn open(&self, link: u64, secret_hex: &str, from: IpAddr) -> Result<Opened, ShareError> {
         let now = self.now();
         let throttle_key = format!("share:{}", throttle::address_key(from));
         let mut record = self.inner.index.get_throttle(&throttle_key)?;
@@ -389,6 +430,11 @@ impl Shares {
             }
             _ => false,
         };
+        let address = throttle::address_key(from);
+        if matches {
+            // Before the view is counted: a refused open must not use up a view.
+            self.room_for(link, &address, now)?;
+        }
         let counted = if matches {
             match self.inner.index.count_share_view(link, now) {
                 Ok(entry) => Some(entry),
@@ -406,42 +452,73 @@ impl Shares {
             }
             return Err(ShareError::NotFound);
         };
-        self.inner.audit.record(
-            AuditKind::ShareViewed,
-            &Actor {
-                user: Some(entry.created_by),
-                name: "someone with the link".into(),
-                address: Some(from),
-            },
-            format!(
-                "link {link:016x} (view {}{})",
-                entry.views,
-                entry
-                    .max_views
-                    .map_or_else(String::new, |m| format!(" of {m}"))
-            ),
-        );
         let token = hex::encode(random::<32>());
         let viewer = Viewer {
             link,
+            from: address,
             secret,
             expires_micros: entry
                 .expires_micros
                 .min(now.saturating_add(VIEWER_LIFETIME.as_micros() as i64)),
         };
+        // Opens racing this one past `room_for` may overshoot the limits by as many
+        // as run at once (the blocking pool): bounded, and nobody is evicted.
+        self.viewers().insert(token_key(&token), viewer);
+        Ok(Opened {
+            token,
+            view: View {
+                link,
+                owner: entry.created_by,
+                number: entry.views,
+                max: entry.max_views,
+            },
+        })
+    }
+
+    /// Writes `view` (opened from `from`) to the activity log, for the link's owner;
+    /// says whether it was written (a failure is logged all the same). Blocking.
+    pub fn log_view(&self, view: &View, from: IpAddr) -> bool {
+        self.inner.audit.record_checked(
+            AuditKind::ShareViewed,
+            &Actor {
+                user: Some(view.owner),
+                name: "someone with the link".into(),
+                address: Some(from),
+            },
+            format!(
+                "link {:016x} (view {}{})",
+                view.link,
+                view.number,
+                view.max.map_or_else(String::new, |m| format!(" of {m}"))
+            ),
+        )
+    }
+
+    /// Whether one more viewer token of `link` from `address` fits: under
+    /// [`MAX_VIEWERS_PER_LINK`], [`MAX_VIEWERS_PER_ADDRESS`] and [`MAX_VIEWERS`]
+    /// (after forgetting expired ones). Refusing, instead of dropping the oldest
+    /// token as before, keeps a flood of opens from cutting off other links'
+    /// viewers: it only costs the link or address that floods.
+    fn room_for(&self, link: u64, address: &str, now: i64) -> Result<(), ShareError> {
         let mut viewers = self.viewers();
         viewers.retain(|_, v| v.expires_micros > now);
-        if viewers.len() >= MAX_VIEWERS {
-            if let Some(oldest) = viewers
-                .iter()
-                .min_by_key(|(_, v)| v.expires_micros)
-                .map(|(k, _)| *k)
-            {
-                viewers.remove(&oldest);
-            }
+        let (mut of_link, mut of_address) = (0, 0);
+        for v in viewers.values() {
+            of_link += usize::from(v.link == link);
+            of_address += usize::from(v.from == address);
         }
-        viewers.insert(token_key(&token), viewer);
-        Ok(token)
+        let why = if of_link >= MAX_VIEWERS_PER_LINK {
+            "the link is open in too many browsers"
+        } else if of_address >= MAX_VIEWERS_PER_ADDRESS {
+            "too many viewer tokens from this address"
+        } else if viewers.len() >= MAX_VIEWERS {
+            "too many viewer tokens in all"
+        } else {
+            return Ok(());
+        };
+        // Not logged here: the web layer logs refusals (429s at debug, so a flood of
+        // them cannot flood the journal).
+        Err(ShareError::TooManyViewers { link, why })
     }
 
     /// The link a viewer token lets its holder watch, if it still may.

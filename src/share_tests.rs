@@ -104,7 +104,11 @@ fn the_link_secret_opens_the_copy_and_unsharing_cuts_viewers_off() {
         .shares
         .create(&f.owner, f.recording, HOUR, None)
         .expect("create");
-    let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+    let token = f
+        .shares
+        .open(link.id, &link.secret, ip())
+        .expect("open")
+        .token;
     assert_eq!(f.shares.viewer_link(&token), Some(link.id));
     assert_eq!(
         read_all(f.shares.reader(link.id, &token).expect("reader")),
@@ -135,7 +139,11 @@ fn revoking_a_cameras_links_cuts_their_viewers_off_and_leaves_other_cameras() {
         .shares
         .create(&f.owner, f.recording, HOUR, None)
         .expect("create");
-    let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+    let token = f
+        .shares
+        .open(link.id, &link.secret, ip())
+        .expect("open")
+        .token;
     let yard: CameraId = "yard".parse().expect("name");
     assert_eq!(f.shares.revoke_all_of(Some(&yard)).expect("revoke"), 0);
     assert!(f.shares.reader(link.id, &token).is_ok(), "another camera's");
@@ -157,7 +165,11 @@ fn the_periodic_purge_forgets_expired_viewers_and_their_secrets() {
         .shares
         .create(&f.owner, f.recording, 24 * HOUR, None)
         .expect("create");
-    let token = f.shares.open(link.id, &link.secret, ip()).expect("open");
+    let token = f
+        .shares
+        .open(link.id, &link.secret, ip())
+        .expect("open")
+        .token;
     assert_eq!(f.shares.viewers().len(), 1);
     f.clock.advance_micros(2 * HOUR.as_micros() as i64);
     assert_eq!(
@@ -221,7 +233,8 @@ fn links_expire_and_view_limits_hold_and_the_copies_are_deleted() {
     let token = f
         .shares
         .open(limited.id, &limited.secret, ip())
-        .expect("1st");
+        .expect("1st")
+        .token;
     assert!(matches!(
         f.shares.open(limited.id, &limited.secret, ip()),
         Err(ShareError::NotFound)

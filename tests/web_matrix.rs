@@ -373,22 +373,7 @@ fn in_row(html: &str, row: &str, within: &str, start: &str) -> String {
 
 async fn make_link(owner: &mut Client, recording: RecordingId) -> (String, String) {
     let page = owner.get(&format!("/recordings/{recording}")).await;
-    let r = owner
-        .post(
-            &format!("/recordings/{recording}/share"),
-            &[
-                ("csrf", &csrf(&page.body)),
-                ("hours", "24"),
-                ("views", ""),
-                ("password", webutil::PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let value = in_row(&r.body, "id=\"share-link\"", "value=\"", "value=\"");
-    let path = value.split("/s/").nth(1).expect("a /s/ link");
-    let (id, secret) = path.split_once('#').expect("secret in the fragment");
-    (id.to_owned(), secret.to_owned())
+    webutil::share_recording(owner, &recording.to_string(), &csrf(&page.body), "24").await
 }
 
 /// Password then TOTP on a fresh client (the clock moves on a TOTP step first, so a

@@ -791,10 +791,8 @@ async fn unsharing_or_expiry_cuts_off_a_download_already_streaming() {
     let player = owner.get(&format!("/recordings/{id}")).await;
     assert_eq!(player.status, 200, "{}", player.body);
     let token = csrf(&player.body);
-    let (unshared, unshared_secret) =
-        web_share_fixtures::share_recording(&mut owner, &id, &token, "24").await;
-    let (expiring, expiring_secret) =
-        web_share_fixtures::share_recording(&mut owner, &id, &token, "1").await;
+    let (unshared, unshared_secret) = webutil::share_recording(&mut owner, &id, &token, "24").await;
+    let (expiring, expiring_secret) = webutil::share_recording(&mut owner, &id, &token, "1").await;
 
     // Unshared while a viewer's download streams: the rest does not arrive.
     let (response, len, first) = start_download(&base, &unshared, &unshared_secret).await;

@@ -39,7 +39,7 @@ async fn a_share_links_range_requests_do_not_each_reread_the_copy() {
     let id = web_share_fixtures::put_big_recording(&server, 78, 6000, 5_000).to_string();
     let player = owner.get(&format!("/recordings/{id}")).await;
     let token = csrf(&player.body);
-    let (link, secret) = web_share_fixtures::share_recording(&mut owner, &id, &token, "24").await;
+    let (link, secret) = webutil::share_recording(&mut owner, &id, &token, "24").await;
     let mut viewer = Client::new(&base);
     let r = viewer
         .post(&format!("/s/{link}/open"), &[("secret", &secret)])
@@ -93,8 +93,7 @@ async fn shared_and_watched(
     let id = webutil::objects::put_recording(server, id, start).to_string();
     let player = owner.get(&format!("/recordings/{id}")).await;
     assert_eq!(player.status, 200, "{}", player.body);
-    let (link, secret) =
-        web_share_fixtures::share_recording(owner, &id, &csrf(&player.body), "24").await;
+    let (link, secret) = webutil::share_recording(owner, &id, &csrf(&player.body), "24").await;
     let mut viewer = Client::new(&server.base());
     let r = viewer
         .post(&format!("/s/{link}/open"), &[("secret", &secret)])
@@ -205,4 +204,152 @@ async fn deleting_a_cameras_recordings_or_everything_revokes_their_share_links()
         log.contains("1 share link(s) revoked"),
         "the audit entry counts the links: {log}"
     );
+}
+
+/// The recording `id` shared by `owner` for a day: (link id, secret).
+async fn a_shared_recording(server: &Server, owner: &mut Client, id: u64) -> (String, String) {
+    let start = webutil::T0_MICROS - 60_000_000;
+    let id = webutil::objects::put_recording(server, id, start).to_string();
+    let player = owner.get(&format!("/recordings/{id}")).await;
+    webutil::share_recording(owner, &id, &csrf(&player.body), "24").await
+}
+
+/// `link` opened with `secret` by a fresh browser at `ip`: the answer's status, and
+/// the browser (holding the viewer cookie when it was opened).
+async fn open_from(
+    server: &Server,
+    ip: std::net::IpAddr,
+    link: &str,
+    secret: &str,
+) -> (u16, Client) {
+    let mut c = server.client_from(ip);
+    let r = c
+        .post(&format!("/s/{link}/open"), &[("secret", secret)])
+        .await;
+    (r.status, c)
+}
+
+/// 127.0.x.y for `n` (below 65536): a different client address per `n`.
+fn loopback(n: usize) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, (n >> 8) as u8, n as u8).into()
+}
+
+/// A holder of one link opening it more often than the whole viewer table holds
+/// (from many addresses, so no per-address limit is in play) no longer evicts
+/// the viewer of another link: the link's own opens beyond its limit are refused
+/// with 429, and other links still open and play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_one_link_with_opens_does_not_cut_off_another_links_viewer() {
+    use porchlight::share::{MAX_VIEWERS, MAX_VIEWERS_PER_LINK};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let (theirs, their_secret) = a_shared_recording(&server, &mut owner, 94).await;
+    let (flooded, flood_secret) = a_shared_recording(&server, &mut owner, 95).await;
+    let (status, mut viewer) = open_from(&server, loopback(1), &theirs, &their_secret).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        viewer.get(&format!("/s/{theirs}/video.mp4")).await.status,
+        200
+    );
+    // They opened it a moment before the flood: theirs is the oldest token.
+    server.advance_secs(1);
+
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for n in 0..MAX_VIEWERS + 8 {
+        let (status, _) = open_from(&server, loopback(2 + n), &flooded, &flood_secret).await;
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert_eq!(
+        viewer.get(&format!("/s/{theirs}/video.mp4")).await.status,
+        200,
+        "the other link's viewer was cut off by the flood ({statuses:?})"
+    );
+    assert_eq!(
+        statuses.get(&204).copied(),
+        Some(MAX_VIEWERS_PER_LINK),
+        "the flooded link opens up to its limit, then 429: {statuses:?}"
+    );
+    assert_eq!(statuses.len(), 2, "only 204 and 429: {statuses:?}");
+    let (status, _) = open_from(&server, loopback(4000), &theirs, &their_secret).await;
+    assert_eq!(status, 204, "the other link still opens for someone new");
+}
+
+/// One address opening links again and again (slowly enough for any rate limit)
+/// holds at most its share of viewer tokens; the next open from it is refused with
+/// 429, while another address still opens the same link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_a_bounded_number_of_viewer_tokens() {
+    use porchlight::share::MAX_VIEWERS_PER_ADDRESS;
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let (link, secret) = a_shared_recording(&server, &mut owner, 96).await;
+    let here = loopback(7);
+    for n in 0..MAX_VIEWERS_PER_ADDRESS {
+        server.advance_secs(7);
+        let (status, _) = open_from(&server, here, &link, &secret).await;
+        assert_eq!(status, 204, "open {n}");
+    }
+    server.advance_secs(7);
+    let (status, _) = open_from(&server, here, &link, &secret).await;
+    assert_eq!(status, 429, "one open more than an address may hold");
+    let (status, _) = open_from(&server, loopback(8), &link, &secret).await;
+    assert_eq!(status, 204, "another address is apart");
+}
+
+/// Successful opens are rate limited per address: the one past the bad-token
+/// throttle's limit within a minute is refused with 429 and `Retry-After`
+/// (another address is not), and a minute later the address opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_links_in_a_loop_from_one_address_is_slowed_down() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start("").await;
+    let (mut owner, _, _) = server.owner().await;
+    let (link, secret) = a_shared_recording(&server, &mut owner, 97).await;
+    let here = loopback(9);
+    // The API's bad-token limit: ten a minute.
+    for n in 0..10 {
+        let (status, _) = open_from(&server, here, &link, &secret).await;
+        assert_eq!(status, 204, "open {n}");
+    }
+    let mut c = server.client_from(here);
+    let r = c
+        .post(&format!("/s/{link}/open"), &[("secret", &secret)])
+        .await;
+    assert_eq!(r.status, 429, "the eleventh open within a minute");
+    assert_eq!(r.header("retry-after"), "60");
+    let (status, _) = open_from(&server, loopback(10), &link, &secret).await;
+    assert_eq!(status, 204, "another address is apart");
+    server.advance_secs(61);
+    let (status, _) = open_from(&server, here, &link, &secret).await;
+    assert_eq!(status, 204, "a minute later");
+}
+
+/// Opening a link again and again from one address writes one activity entry per
+/// link and address an hour, not one per open; another address gets its own, and
+/// so does the same address an hour later. The owner still sees each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_opens_of_a_link_write_one_audit_entry_per_address_an_hour() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start("").await;
+    let (mut owner, totp, _) = server.owner().await;
+    let (link, secret) = a_shared_recording(&server, &mut owner, 98).await;
+    let entry = format!("link {link} (view ");
+    for n in 0..5 {
+        let (status, _) = open_from(&server, loopback(11), &link, &secret).await;
+        assert_eq!(status, 204, "open {n}");
+    }
+    let (status, _) = open_from(&server, loopback(12), &link, &secret).await;
+    assert_eq!(status, 204);
+    let log = owner.get("/activity").await.body;
+    assert_eq!(log.matches(&entry).count(), 2, "{log}");
+    server.advance_secs(3601);
+    let (status, _) = open_from(&server, loopback(11), &link, &secret).await;
+    assert_eq!(status, 204);
+    // The owner's session has timed out meanwhile.
+    let mut owner = server.client();
+    server.login(&mut owner, &totp).await;
+    let log = owner.get("/activity").await.body;
+    assert_eq!(log.matches(&entry).count(), 3, "an hour later: {log}");
 }

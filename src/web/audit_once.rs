@@ -11,8 +11,14 @@
 //! used from, so a new address writes its own. Memory only, bounded by
 //! [`CAPACITY`]: after a restart, or when the set is full of recent entries, an entry
 //! may be written again, never left out.
+//!
+//! The same goes for opening a share link: each open from the same address within
+//! the hour is one more viewer of that link, and one entry per link and address says
+//! so (the link's view count on Shared videos counts every open). There the key is
+//! the link and the address ([`crate::web::pages::shares::OpenedKey`]).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -29,13 +35,20 @@ pub const CAPACITY: usize = 4096;
 /// address is the one the entry names (`None`: none known).
 pub type Key = ([u8; 32], Option<IpAddr>, RecordingId, AuditKind);
 
-/// What was logged recently, by [`Key`], with when.
-#[derive(Default)]
-pub struct AuditedOnce {
-    logged: Mutex<HashMap<Key, i64>>,
+/// What was logged recently, by key ([`Key`] unless told otherwise), with when.
+pub struct AuditedOnce<K = Key> {
+    logged: Mutex<HashMap<K, i64>>,
 }
 
-impl AuditedOnce {
+impl<K> Default for AuditedOnce<K> {
+    fn default() -> Self {
+        AuditedOnce {
+            logged: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> AuditedOnce<K> {
     /// Writes the entry for `key` with `write` (which answers whether the entry was
     /// written) if one is due at `now` (see [`first`](Self::first)). A write that
     /// fails is forgotten again: the next request writes it, instead of one failure
@@ -44,11 +57,11 @@ impl AuditedOnce {
     /// requests still writes one entry); if it fails, they are not logged either.
     pub async fn write_once<E>(
         &self,
-        key: Key,
+        key: K,
         now: i64,
         write: impl std::future::Future<Output = Result<bool, E>>,
     ) -> Result<(), E> {
-        if !self.first(key, now) {
+        if !self.first(key.clone(), now) {
             return Ok(());
         }
         // Not written, or not known to be: forgotten, also on an error.
@@ -61,7 +74,7 @@ impl AuditedOnce {
 
     /// Whether an entry for `key` is due at `now` (none in the last
     /// [`EXPIRY_MICROS`]); if so, it is counted as written from now on.
-    pub fn first(&self, key: Key, now: i64) -> bool {
+    pub fn first(&self, key: K, now: i64) -> bool {
         let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
         if logged
             .get(&key)
@@ -73,7 +86,11 @@ impl AuditedOnce {
             logged.retain(|_, at| now.saturating_sub(*at) < EXPIRY_MICROS);
             if logged.len() >= CAPACITY {
                 // Forgetting the oldest only means it may be logged again.
-                if let Some(oldest) = logged.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                if let Some(oldest) = logged
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
+                {
                     logged.remove(&oldest);
                 }
             }
@@ -84,7 +101,7 @@ impl AuditedOnce {
 
     /// Undoes [`first`](Self::first)'s mark of `key` at `at`, unless a later one
     /// replaced it.
-    fn forget(&self, key: &Key, at: i64) {
+    fn forget(&self, key: &K, at: i64) {
         let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
         if logged.get(key) == Some(&at) {
             logged.remove(key);

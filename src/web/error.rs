@@ -107,7 +107,9 @@ impl WebError {
                 ShareError::NotFound
                 | ShareError::NoSuchRecording(_)
                 | ShareError::NoSuchEvent(_) => StatusCode::NOT_FOUND,
-                ShareError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ShareError::Throttled { .. } | ShareError::TooManyViewers { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 ShareError::NotFinished(_)
                 | ShareError::EventNotFinished(_)
                 | ShareError::Invalid(_)

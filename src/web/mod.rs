@@ -168,6 +168,13 @@ pub struct WebState {
     /// Which sessions' viewing and downloading of which recordings is already in the
     /// activity log, so a player's many range requests write one entry.
     pub audited_once: Arc<audit_once::AuditedOnce>,
+    /// Share links opened (right secret) per client address: the bad-token
+    /// throttle's counts, so one address opening links in a loop is refused (429)
+    /// for a minute after [`api_throttle::LIMIT`] opens in a minute.
+    pub share_opens: Arc<api_throttle::BadTokens>,
+    /// Which share links' opens from which address are in the activity log this
+    /// hour: one entry per link and address, not one per open.
+    pub share_opens_audited: Arc<audit_once::AuditedOnce<pages::shares::OpenedKey>>,
 }
 
 /// The router: every route, the body limit, the Origin check (pages only: the API
@@ -540,6 +547,8 @@ pub async fn start(
         live_sockets: slots::Slots::new(live::MAX_PER_SESSION),
         bad_tokens: Arc::default(),
         audited_once: Arc::default(),
+        share_opens: Arc::default(),
+        share_opens_audited: Arc::default(),
     };
     let reload = Arc::new(tokio::sync::Notify::new());
     let mut tasks = vec![

@@ -36,25 +36,3 @@ pub fn put_big_recording(
     let start_micros = crate::webutil::T0_MICROS - 3_600_000_000;
     crate::webutil::objects::seal_recording(server, id, start_micros, &body, frames)
 }
-
-/// A share link to `recording` living `hours`: (id, secret).
-pub async fn share_recording(
-    owner: &mut crate::webutil::Client,
-    recording: &str,
-    csrf: &str,
-    hours: &str,
-) -> (String, String) {
-    let made = owner
-        .post(
-            &format!("/recordings/{recording}/share"),
-            &[
-                ("csrf", csrf),
-                ("hours", hours),
-                ("views", ""),
-                ("password", crate::webutil::PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(made.status, 200, "{}", made.body);
-    crate::webutil::share_link_of(&made.body)
-}

@@ -642,6 +642,29 @@ pub fn share_link_of(html: &str) -> (String, String) {
     (id.to_owned(), secret.to_owned())
 }
 
+/// A share link to `recording` living `hours` (no view limit), made by `owner` with
+/// `csrf` (from any of their pages): (id, secret).
+pub async fn share_recording(
+    owner: &mut Client,
+    recording: &str,
+    csrf: &str,
+    hours: &str,
+) -> (String, String) {
+    let made = owner
+        .post(
+            &format!("/recordings/{recording}/share"),
+            &[
+                ("csrf", csrf),
+                ("hours", hours),
+                ("views", ""),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    share_link_of(&made.body)
+}
+
 /// Adds a camera as `owner` on /cameras/add with `fields` (name, url, …, action) and
 /// the form token; returns the answer (303 to / when saved).
 pub async fn add_camera(owner: &mut Client, fields: &[(&str, &str)]) -> Reply {

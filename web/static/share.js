@@ -24,7 +24,7 @@
         download.hidden = false;
         status.textContent = '';
       } else if (r.status === 429) {
-        status.textContent = 'Too many attempts from here; wait a while and try again.';
+        status.textContent = 'This link was opened too often just now (from here, or by everyone it was sent to); wait a while and try again.';
       } else {
         status.textContent = 'This link does not work: it was withdrawn, has expired or was used up.';
       }

@@ -20,12 +20,13 @@ use super::events::event_of;
 use super::recordings::entry_of;
 use super::{anonymous_frame, blocking, frame_for, see_other};
 use crate::auth::policy::{self, Action, Object, Principal};
-use crate::auth::{session_actor, ClientInfo};
+use crate::auth::{session_actor, throttle, ClientInfo};
 use crate::index::AlertKind;
 use crate::model::{CameraId, EventId, RecordingId};
 use crate::share::{parse_link_id, VIEWER_LIFETIME};
 use crate::store::e2e::ViewerSecret;
 use crate::store::mp4::ProgressiveMp4;
+use crate::web::api_throttle::Log;
 use crate::web::extract::{cookie, Client, CsrfForm, Form, FullSession, Path};
 use crate::web::playback::{build_layout, mp4_response, requested_range, Opener, StillAllowed};
 use crate::web::view::{self, render, Frame};
@@ -371,6 +372,32 @@ pub struct OpenForm {
     secret: String,
 }
 
+/// [`AuditedOnce`](crate::web::audit_once::AuditedOnce)'s key for share links
+/// opened: the link, and the client address as the throttles count it (IPv6 by /64,
+/// so hopping within one's own /64 writes no more entries).
+pub type OpenedKey = (u64, String);
+
+/// Logs a refusal of `address`'s opens as the throttle says: the first, then at
+/// most a line a minute with the count.
+fn log_open_refusal(log: Log, address: &str) {
+    match log {
+        Log::First => tracing::warn!(
+            %address,
+            "share links opened too often from this address; refused for a minute (further refusals logged at most once a minute)"
+        ),
+        Log::Summary(count) => tracing::warn!(
+            %address,
+            count,
+            "{count} share link opens refused from this address since the last line"
+        ),
+        Log::Quiet => {}
+    }
+}
+
+/// `POST /s/{link}/open`: the secret for a viewer cookie. Wrong secrets are
+/// throttled by the share service; successful opens are counted per address too
+/// (one address opening links in a loop gets 429 for a minute), and each link's
+/// opens from one address are logged once an hour, not once each.
 pub async fn link_open(
     State(state): State<WebState>,
     Path(id): Path<String>,
@@ -378,11 +405,28 @@ pub async fn link_open(
     Form(form): Form<OpenForm>,
 ) -> Result<Response, WebError> {
     let link = parse_link_id(&id).ok_or_else(|| WebError::NotFound("no such link".into()))?;
-    let shares = state.shares.clone();
-    let token = blocking(move || Ok(shares.open(link, &form.secret, client.ip)?)).await?;
+    let address = throttle::address_key(client.ip);
+    if let Some(blocked) = state.share_opens.check(&address, state.clock.now_micros()) {
+        log_open_refusal(blocked.log, &address);
+        return Err(WebError::SlowDown {
+            retry_after_secs: blocked.retry_after_secs,
+        });
+    }
+    let (shares, ip) = (state.shares.clone(), client.ip);
+    let opened = blocking(move || Ok(shares.open(link, &form.secret, ip)?)).await?;
+    // Counted as the bad-token throttle counts bad tokens: LIMIT a minute.
+    let now = state.clock.now_micros();
+    state.share_opens.failed(&address, now);
+    let (shares, view) = (state.shares.clone(), opened.view);
+    let write = blocking(move || Ok(shares.log_view(&view, ip)));
+    state
+        .share_opens_audited
+        .write_once((link, address), now, write)
+        .await?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     let cookie = format!(
-        "{VIEWER_COOKIE}={token}; Secure; HttpOnly; SameSite=Strict; Path=/s/{link:016x}; Max-Age={}",
+        "{VIEWER_COOKIE}={}; Secure; HttpOnly; SameSite=Strict; Path=/s/{link:016x}; Max-Age={}",
+        opened.token,
         VIEWER_LIFETIME.as_secs()
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
