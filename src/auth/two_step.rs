@@ -270,7 +270,7 @@ mod tests {
     use std::net::IpAddr;
 
     use super::super::tests::{fixture, user_entry};
-    use super::super::{session, totp, AuthError, ClientInfo};
+    use super::super::{totp, AuthError, ClientInfo};
     use crate::index::{Role, SessionStage, UserId};
 
     /// Enrols `user` (stored as given) from a login at the enrolment step, with a

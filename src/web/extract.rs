@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use super::audit_once::{self, Subject};
+use super::audit_once::Subject;
 use super::client_addr::ClientAddr;
 use super::pages::blocking;
 use super::{WebError, WebState};
@@ -159,7 +159,7 @@ impl FromRequestParts<WebState> for FullSession {
 
 /// Writes what a support helper does to the owner's log: the path of the first
 /// request of each kind (method and route) per session and address within
-/// [`audit_once::EXPIRY_MICROS`] (see [`super::audit_once`]), so a helper's script
+/// [`super::audit_once::EXPIRY_MICROS`] (see [`super::audit_once`]), so a helper's script
 /// cannot grow the log, which is never pruned, at request rate.
 async fn support_action(parts: &Parts, state: &WebState, s: &Session) {
     let actor = session_actor(s);
