@@ -176,10 +176,9 @@ async fn invitations_expire_after_48_hours_and_can_be_withdrawn() {
     assert_eq!(r.status, 401, "made up");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn support_access_ends_by_itself_when_its_time_is_up() {
-    let server = Server::start(CAMERA).await;
-    let (mut owner, owner_totp, _) = server.owner().await;
+/// Grants "Ines" `hours` of support access (checking the owner is alerted) and
+/// returns her client, logged in after accepting the link and enrolling.
+async fn support_helper(server: &Server, owner: &mut Client, hours: &str) -> Client {
     let page = owner.get("/support-access").await;
     assert!(page.body.contains("No recordings."));
     let r = owner
@@ -188,7 +187,7 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
             &[
                 ("csrf", &csrf(&page.body)),
                 ("helper", "Ines"),
-                ("hours", "1"),
+                ("hours", hours),
                 ("password", webutil::PASSWORD),
             ],
         )
@@ -204,7 +203,7 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
         .to_owned();
     let alerts = owner.get("/alerts").await.body;
     assert!(alerts.contains("Support access was granted"), "{alerts}");
-    let (mut helper, r) = accept(&server, &secret, "ines").await;
+    let (mut helper, r) = accept(server, &secret, "ines").await;
     assert_eq!(r.location(), "/enrol");
     let page = helper.get("/enrol").await;
     let totp = totp_secret(&page.body);
@@ -215,6 +214,14 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
         )
         .await;
     assert_eq!(r.status, 200);
+    helper
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_access_ends_by_itself_when_its_time_is_up() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, owner_totp, _) = server.owner().await;
+    let mut helper = support_helper(&server, &mut owner, "1").await;
     assert_eq!(helper.get("/diagnostics").await.status, 200);
     assert_eq!(helper.get("/cameras/garden/recordings").await.status, 403);
 
@@ -234,6 +241,29 @@ async fn support_access_ends_by_itself_when_its_time_is_up() {
         log.contains("support access of &#34;ines&#34; expired"),
         "{log}"
     );
+}
+
+/// Everything a support helper does is in the owner's log, but a script repeating a
+/// request writes one entry per kind of request and hour, not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_support_helpers_repeated_requests_are_logged_once_per_hour() {
+    let server = Server::start(CAMERA).await;
+    let (mut owner, _, _) = server.owner().await;
+    let mut helper = support_helper(&server, &mut owner, "4").await;
+    for _ in 0..20 {
+        assert_eq!(helper.get("/diagnostics").await.status, 200);
+    }
+    let logged = |page: &str| page.matches("GET /diagnostics").count();
+    let log = owner.get("/activity?kind=support_action").await.body;
+    assert_eq!(logged(&log), 1, "{log}");
+    // Both stay logged in (30 minutes idle) until the entry's hour is over.
+    for minutes in [20, 20, 21] {
+        server.advance_secs(minutes * 60);
+        assert_eq!(helper.get("/diagnostics").await.status, 200);
+        assert_eq!(owner.get("/alerts").await.status, 200);
+    }
+    let log = owner.get("/activity?kind=support_action").await.body;
+    assert_eq!(logged(&log), 2, "again after an hour: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

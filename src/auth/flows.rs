@@ -250,6 +250,18 @@ impl Auth {
         Ok(())
     }
 
+    /// Removes login-throttle entries whose failures are forgotten (a quiet day, no
+    /// block left); returns how many. Run by the web server's expiry task, so keys
+    /// tried once (made-up names, IPv6 /64s) do not pile up in the index.
+    pub fn expire_throttles(&self) -> Result<usize, AuthError> {
+        let now = self.now();
+        let n = self
+            .inner
+            .index
+            .remove_throttles_where(|e| throttle::is_forgotten(e, now))?;
+        Ok(n)
+    }
+
     /// A new account from what its person typed (checked; the password hashed off
     /// the runtime), not yet stored and without TOTP, which is enrolled next.
     pub(super) async fn new_account(
@@ -582,15 +594,20 @@ impl Auth {
     }
 
     /// Both factors passed: forget failures, replace the pending session by a full one
-    /// with a new id, and alert on a device the account has not logged in from.
+    /// with a new id, and alert on a device the account has not logged in from. If the
+    /// pending session is gone ("log out all", a password change, expiry while the
+    /// code was checked), the login is refused: its removal is the check.
     fn complete_login(
         &self,
         current: &Session,
         client: &ClientInfo,
         keys: &[String; 2],
     ) -> Result<Issued, AuthError> {
+        if !self.inner.index.remove_session(&current.key)? {
+            tracing::warn!(user = %current.user.id, "login not completed: its pending session was ended meanwhile");
+            return Err(AuthError::WrongStage);
+        }
         self.clear_failures(keys)?;
-        self.inner.index.remove_session(&current.key)?;
         let device = current.entry.device.clone();
         let user = &current.user;
         let first_device = user.known_devices.is_empty();
@@ -653,6 +670,71 @@ pub(super) fn open_seed(store: &Store, sealed: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_second_step_cannot_finish_a_login_ended_by_log_out_all() {
+        let f = crate::auth::tests::fixture();
+        let secret = totp::new_secret();
+        let mut user = crate::auth::tests::user_entry(UserId(7), "alice", Role::Shared, None);
+        user.totp = Some(TotpEntry {
+            secret_sealed: f
+                .auth
+                .inner
+                .store
+                .seal_secret(TOTP_PURPOSE, secret.as_bytes())
+                .expect("seal"),
+            last_step: 0,
+        });
+        f.index.create_user(&user).expect("user");
+        let now = f.auth.now();
+        let id = crate::auth::tests::put_half_done_session(&f, user.id, SessionStage::SecondFactor);
+        let client = ClientInfo {
+            ip: "192.0.2.1".parse().expect("ip"),
+            user_agent: "test".into(),
+            device: None,
+        };
+        let pending = f.auth.session(&id, client.ip).expect("get").expect("live");
+        f.index.remove_user_sessions(user.id).expect("log out all");
+        let code =
+            totp::code_at(&secret, u64::try_from(now / 1_000_000).expect("time")).expect("code");
+        let done = f.auth.second_factor(&pending, &code, &client).await;
+        assert!(matches!(done, Err(AuthError::WrongStage)), "{done:?}");
+        let left = f.index.all_sessions().expect("sessions");
+        assert!(
+            left.iter().all(|(_, e)| e.user != user.id),
+            "no session made"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_with_made_up_names_are_removed_by_the_expiry_pass() {
+        let f = crate::auth::tests::fixture();
+        let client = ClientInfo {
+            ip: "2001:db8:1:2::7".parse().expect("ip"),
+            user_agent: "test".into(),
+            device: None,
+        };
+        let name = "n".repeat(15_000);
+        let refused = f.auth.login(&name, "wrong".into(), &client).await;
+        assert!(
+            matches!(refused, Err(AuthError::InvalidCredentials)),
+            "{refused:?}"
+        );
+        let keys = f.auth.throttle_keys(&name, None, &client);
+        assert!(
+            keys[0].len() < 100,
+            "account key of {} bytes",
+            keys[0].len()
+        );
+        assert_eq!(f.index.get_throttle(&keys[0]).expect("get").failures, 1);
+        assert_eq!(f.auth.expire_throttles().expect("expire"), 0, "not yet");
+        f.clock
+            .advance_micros(throttle::FORGET_AFTER_MICROS + 1_000_000);
+        assert_eq!(f.auth.expire_throttles().expect("expire"), 2);
+        for key in &keys {
+            assert_eq!(f.index.get_throttle(key).expect("get"), Default::default());
+        }
+    }
 
     #[test]
     fn user_names_with_invisible_or_direction_characters_are_refused() {

@@ -673,6 +673,29 @@ mod tests {
         }
     }
 
+    /// Stores a login of `user` at a step before the full session (from 192.0.2.1,
+    /// device "d") and returns its id.
+    pub(super) fn put_half_done_session(f: &Fixture, user: UserId, stage: SessionStage) -> String {
+        let now = f.auth.now();
+        let id = session::new_id();
+        let entry = SessionEntry {
+            user,
+            stage,
+            created_micros: now,
+            last_seen_micros: now,
+            csrf: String::new(),
+            ip: "192.0.2.1".into(),
+            last_ip: None,
+            user_agent: "test".into(),
+            device: "d".into(),
+            pending_totp: None,
+        };
+        f.index
+            .put_session(&session::key_of(&id), &entry)
+            .expect("session");
+        id
+    }
+
     /// `{:?}` of what carries a secret (a log line, a panic message) shows none.
     #[test]
     fn debug_output_shows_no_secret() {

@@ -13,12 +13,16 @@
 //! [`Policy::max_delay`]; at [`Policy::block_after`] failures the key is blocked for
 //! [`Policy::block_for`]; every failure after that blocks it again. Attempts made while
 //! waiting are refused without looking at the password and do not count. Failures older
-//! than [`FORGET_AFTER_MICROS`] are forgotten; a completed login clears its keys.
+//! than [`FORGET_AFTER_MICROS`] are forgotten; a completed login clears its keys, and
+//! the periodic expiry pass removes keys whose failures are forgotten
+//! ([`is_forgotten`]).
 //!
 //! Owners are told of a key's first block only (until its failures are forgotten or
 //! cleared), and at most once per [`ALERT_EVERY_MICROS`] in all ([`BlockAlerts`]): a
 //! stranger sending one wrong password per block, or from every IPv6 /64 they own,
 //! must not turn each block into a stored alert, a mail and a webhook push.
+
+use sha2::{Digest, Sha256};
 
 use crate::index::ThrottleEntry;
 
@@ -181,9 +185,19 @@ pub fn address_key(ip: std::net::IpAddr) -> String {
 }
 
 /// The key an account name is counted under (case-insensitive, whether or not the
-/// account exists).
+/// account exists). The name is hashed so the key has a fixed length: a stranger may
+/// type a name as long as the form allows, and each one is stored.
 pub fn account_key(username: &str) -> String {
-    format!("acct:{}", username.trim().to_lowercase())
+    let name = username.trim().to_lowercase();
+    format!("acct:{}", hex::encode(Sha256::digest(name.as_bytes())))
+}
+
+/// Whether an entry can be dropped at `now`: its failures would be forgotten at the
+/// next one ([`on_failure`]) and it holds no wait or block, so removing it changes
+/// nothing. Without this a key tried once (any made-up name, any IPv6 /64) would
+/// stay stored for ever.
+pub fn is_forgotten(entry: &ThrottleEntry, now: i64) -> bool {
+    now - entry.last_failure_micros > FORGET_AFTER_MICROS && now >= entry.not_before_micros
 }
 
 #[cfg(test)]
@@ -280,6 +294,25 @@ mod tests {
     }
 
     #[test]
+    fn account_keys_have_a_bounded_length_whatever_was_typed() {
+        let short = account_key("a");
+        let long = account_key(&"x".repeat(15_000));
+        assert_eq!(long.len(), short.len());
+        assert!(long.len() <= 5 + 64, "{} bytes", long.len());
+        assert!(long.starts_with("acct:"));
+    }
+
+    #[test]
+    fn entries_are_forgotten_only_after_a_quiet_day_and_any_block_ended() {
+        let mut e = ThrottleEntry::default();
+        on_failure(&mut e, 10 * S, ACCOUNT);
+        assert!(!is_forgotten(&e, 10 * S + FORGET_AFTER_MICROS));
+        assert!(is_forgotten(&e, 10 * S + FORGET_AFTER_MICROS + 1));
+        e.not_before_micros = 20 * S + FORGET_AFTER_MICROS;
+        assert!(!is_forgotten(&e, 10 * S + FORGET_AFTER_MICROS + 1));
+    }
+
+    #[test]
     fn worst_verdict_prefers_blocks_then_later_waits() {
         let w = |t| Verdict::Wait { until_micros: t };
         let b = |t| Verdict::Blocked { until_micros: t };
@@ -291,7 +324,8 @@ mod tests {
 
     #[test]
     fn keys_normalise_names_and_group_ipv6_by_64() {
-        assert_eq!(account_key(" Alice "), "acct:alice");
+        assert_eq!(account_key(" Alice "), account_key("alice"));
+        assert_ne!(account_key("alice"), account_key("alicf"));
         let a: std::net::IpAddr = "2001:db8:1:2:3:4:5:6".parse().expect("ip");
         let b: std::net::IpAddr = "2001:db8:1:2:ffff::1".parse().expect("ip");
         assert_eq!(address_key(a), address_key(b));

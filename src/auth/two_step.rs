@@ -270,8 +270,8 @@ mod tests {
     use std::net::IpAddr;
 
     use super::super::tests::{fixture, user_entry};
-    use super::super::{session, totp, AuthError, ClientInfo};
-    use crate::index::{Role, SessionEntry, SessionStage, UserId};
+    use super::super::{totp, AuthError, ClientInfo};
+    use crate::index::{Role, SessionStage, UserId};
 
     /// Enrols `user` (stored as given) from a login at the enrolment step, with a
     /// right code from the new app and no owner's code.
@@ -281,22 +281,7 @@ mod tests {
         user.known_devices = known_devices;
         f.index.create_user(&user).expect("user");
         let now = f.auth.now();
-        let id = session::new_id();
-        let entry = SessionEntry {
-            user: user.id,
-            stage: SessionStage::Enrolment,
-            created_micros: now,
-            last_seen_micros: now,
-            csrf: String::new(),
-            ip: "192.0.2.1".into(),
-            last_ip: None,
-            user_agent: "test".into(),
-            device: "d".into(),
-            pending_totp: None,
-        };
-        f.index
-            .put_session(&session::key_of(&id), &entry)
-            .expect("session");
+        let id = super::super::tests::put_half_done_session(&f, user.id, SessionStage::Enrolment);
         let ip = IpAddr::from([192, 0, 2, 1]);
         let s = f.auth.session(&id, ip).expect("get").expect("live");
         let secret = f.auth.enrolment_secret(&s).expect("secret");

@@ -93,6 +93,32 @@ impl Index {
         Ok(())
     }
 
+    /// Removes the throttle entries `forgotten` says can go; returns how many. An entry
+    /// changed meanwhile (a new failure) is kept.
+    pub fn remove_throttles_where(
+        &self,
+        forgotten: impl Fn(&ThrottleEntry) -> bool,
+    ) -> Result<usize, IndexError> {
+        let tree = self.db.open_tree("throttle")?;
+        let mut n = 0;
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let entry: ThrottleEntry = match serde_json::from_slice(&v) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // Left for `get_throttle` to report on use; one bad entry must not
+                    // stop the others from going.
+                    tracing::warn!(key = %String::from_utf8_lossy(&k), "unreadable throttle entry: {e}");
+                    continue;
+                }
+            };
+            if forgotten(&entry) && tree.compare_and_swap(&k, Some(&v), None::<&[u8]>)?.is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub fn add_alert(&self, user: UserId, alert: &AlertEntry) -> Result<(), IndexError> {
         let mut key = user.0.to_be_bytes().to_vec();
         key.extend_from_slice(&((alert.time_micros as u64) ^ (1 << 63)).to_be_bytes());

@@ -155,11 +155,13 @@ impl Index {
         ))
     }
 
-    /// Ends a session now; flushed, so a log-out survives a crash.
-    pub fn remove_session(&self, key: &[u8; 32]) -> Result<(), IndexError> {
-        self.sessions()?.remove(key)?;
+    /// Ends a session now; flushed, so a log-out survives a crash. Returns whether it
+    /// was there (in the same step as the removal): a login finishing its second step
+    /// must not go on when "log out all" or a password change ended it meanwhile.
+    pub fn remove_session(&self, key: &[u8; 32]) -> Result<bool, IndexError> {
+        let was = self.sessions()?.remove(key)?.is_some();
         self.db.flush()?;
-        Ok(())
+        Ok(was)
     }
 
     /// Every session with its key. Damaged entries are skipped with a warning (a

@@ -1,5 +1,5 @@
-//! Audit entries written once per session, client address, recording and kind
-//! ([`AuditedOnce`]).
+//! Audit entries written once per session, client address, subject (a recording, or a
+//! kind of request) and kind ([`AuditedOnce`]).
 //!
 //! Watching a recording is many requests: the player page, then the video element's
 //! `Range` requests (a seek is another), and a download may be resumed from any
@@ -16,9 +16,13 @@
 //! the hour is one more viewer of that link, and one entry per link and address says
 //! so (the link's view count on Shared videos counts every open). There the key is
 //! the link and the address ([`crate::web::pages::shares::OpenedKey`]).
+//!
+//! A support helper's requests are logged the same way ([`Subject::Request`]): each
+//! one is something done under support access, but a helper's script must not grow
+//! the owner's log (never pruned) at request rate.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -31,9 +35,26 @@ pub const EXPIRY_MICROS: i64 = 3_600_000_000;
 /// Remembered entries at most (~96 bytes each).
 pub const CAPACITY: usize = 4096;
 
-/// Whose access to what: (session key, client address, recording, kind). The
+/// What an entry is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Recording(RecordingId),
+    /// A kind of request: a hash of its method and route (the route's pattern, so a
+    /// script walking ids or paths is one subject, and their number is bounded).
+    Request(u64),
+}
+
+impl Subject {
+    pub fn request(method_and_route: &str) -> Self {
+        let mut h = std::hash::DefaultHasher::new();
+        method_and_route.hash(&mut h);
+        Subject::Request(h.finish())
+    }
+}
+
+/// Whose access to what: (session key, client address, subject, kind). The
 /// address is the one the entry names (`None`: none known).
-pub type Key = ([u8; 32], Option<IpAddr>, RecordingId, AuditKind);
+pub type Key = ([u8; 32], Option<IpAddr>, Subject, AuditKind);
 
 /// What was logged recently, by key ([`Key`] unless told otherwise), with when.
 pub struct AuditedOnce<K = Key> {
@@ -122,12 +143,12 @@ mod tests {
     #[test]
     fn an_entry_is_due_once_per_session_address_recording_and_kind_until_it_expires() {
         let once = AuditedOnce::default();
-        let (a, b, r, at) = ([1; 32], [2; 32], RecordingId(7), home());
+        let (a, b, r, at) = ([1; 32], [2; 32], Subject::Recording(RecordingId(7)), home());
         assert!(once.first((a, at, r, VIEWED), 0));
         assert!(!once.first((a, at, r, VIEWED), 10));
         assert!(once.first((b, at, r, VIEWED), 10), "another session");
         assert!(
-            once.first((a, at, RecordingId(8), VIEWED), 10),
+            once.first((a, at, Subject::Recording(RecordingId(8)), VIEWED), 10),
             "another recording"
         );
         assert!(
@@ -143,7 +164,7 @@ mod tests {
     #[test]
     fn the_same_session_from_another_address_is_due_again() {
         let once = AuditedOnce::default();
-        let (s, r, at) = ([1; 32], RecordingId(7), home());
+        let (s, r, at) = ([1; 32], Subject::Recording(RecordingId(7)), home());
         let elsewhere = "198.51.100.7".parse().ok();
         assert!(once.first((s, at, r, VIEWED), 0));
         assert!(once.first((s, elsewhere, r, VIEWED), 10), "another address");
@@ -156,12 +177,21 @@ mod tests {
         let once = AuditedOnce::default();
         let at = home();
         for i in 0..CAPACITY as u64 {
-            assert!(once.first(([0; 32], at, RecordingId(i), VIEWED), i as i64));
+            assert!(once.first(
+                ([0; 32], at, Subject::Recording(RecordingId(i)), VIEWED),
+                i as i64
+            ));
         }
-        assert!(once.first(([9; 32], at, RecordingId(0), VIEWED), 5_000));
+        assert!(once.first(
+            ([9; 32], at, Subject::Recording(RecordingId(0)), VIEWED),
+            5_000
+        ));
         assert!(once.logged.lock().expect("lock").len() <= CAPACITY);
         // The oldest was forgotten: it is due again, not silently dropped.
-        assert!(once.first(([0; 32], at, RecordingId(0), VIEWED), 5_001));
+        assert!(once.first(
+            ([0; 32], at, Subject::Recording(RecordingId(0)), VIEWED),
+            5_001
+        ));
     }
 
     /// One failed write (`false`, or an error) does not stand for an hour of
@@ -169,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_tried_again_by_the_next_request() {
         let once = AuditedOnce::default();
-        let key = ([1; 32], home(), RecordingId(7), VIEWED);
+        let key = ([1; 32], home(), Subject::Recording(RecordingId(7)), VIEWED);
         let writes = std::cell::Cell::new(0);
         // Counts the writes actually attempted (awaited), not the futures made.
         let write = |ok: Result<bool, ()>| {
@@ -191,7 +221,7 @@ mod tests {
     #[test]
     fn forgetting_an_old_mark_keeps_a_newer_one() {
         let once = AuditedOnce::default();
-        let key = ([1; 32], home(), RecordingId(7), VIEWED);
+        let key = ([1; 32], home(), Subject::Recording(RecordingId(7)), VIEWED);
         assert!(once.first(key, 0));
         once.forget(&key, 0);
         assert!(once.first(key, 10), "forgotten");

@@ -11,13 +11,15 @@
 //! the detail.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
+use super::audit_once::Subject;
 use super::client_addr::ClientAddr;
+use super::pages::blocking;
 use super::{WebError, WebState};
 use crate::auth::{policy, session_actor, ClientInfo, Session};
 use crate::index::{AuditKind, Role, SessionStage};
@@ -141,13 +143,7 @@ impl FromRequestParts<WebState> for FullSession {
         match lookup(parts, state).await? {
             Some(s) if s.entry.stage == SessionStage::Full => {
                 if s.user.role == Role::Support {
-                    // Everything done under support access is in the owner's log.
-                    let (log, actor) = (state.auth.audit().clone(), session_actor(&s));
-                    let what = format!("{} {}", parts.method, parts.uri.path());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        log.record(AuditKind::SupportAction, &actor, what)
-                    })
-                    .await;
+                    support_action(parts, state, &s).await;
                 }
                 Ok(FullSession(s))
             }
@@ -159,6 +155,32 @@ impl FromRequestParts<WebState> for FullSession {
             None => Err(WebError::LoginRequired),
         }
     }
+}
+
+/// Writes what a support helper does to the owner's log: the path of the first
+/// request of each kind (method and route) per session and address within
+/// [`super::audit_once::EXPIRY_MICROS`] (see [`super::audit_once`]), so a helper's script
+/// cannot grow the log, which is never pruned, at request rate.
+async fn support_action(parts: &Parts, state: &WebState, s: &Session) {
+    let actor = session_actor(s);
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("(no route)", MatchedPath::as_str);
+    let key = (
+        s.key,
+        actor.address,
+        Subject::request(&format!("{} {route}", parts.method)),
+        AuditKind::SupportAction,
+    );
+    let (log, what) = (
+        state.auth.audit().clone(),
+        format!("{} {}", parts.method, parts.uri.path()),
+    );
+    // A failed write is logged by `record_checked` and does not fail the request.
+    let write = blocking(move || Ok(log.record_checked(AuditKind::SupportAction, &actor, what)));
+    let now = state.clock.now_micros();
+    let _ = state.audited_once.write_once(key, now, write).await;
 }
 
 /// Whether the session `key` may still do `action` on `object`: asked by responses

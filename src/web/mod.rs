@@ -326,8 +326,8 @@ pub fn app(state: WebState) -> Router {
 }
 
 /// Every few minutes deletes expired share links (and their copies), support
-/// accounts whose time is up and logins left at their second step (telling their
-/// user), so none outlives its expiry by more than that even if nobody looks. (All
+/// accounts whose time is up, logins left at their second step (telling their
+/// user) and login-failure counters forgotten after a quiet day, so none outlives its expiry by more than that even if nobody looks. (All
 /// are also refused at once on use after expiry.)
 fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
@@ -342,13 +342,19 @@ fn spawn_expiry(shares: Shares, auth: Auth, mut shutdown: watch::Receiver<bool>)
                     s.purge_expired(),
                     a.expire_support(),
                     a.expire_pending_logins(),
+                    a.expire_throttles(),
                 )
             })
             .await;
             match pass {
-                Ok((links, support, pending)) => {
+                Ok((links, support, pending, throttles)) => {
                     if let Err(e) = pending {
                         tracing::error!("cannot end unfinished logins: {e}");
+                    }
+                    match throttles {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(keys = n, "forgotten login failures removed"),
+                        Err(e) => tracing::error!("cannot remove forgotten login failures: {e}"),
                     }
                     match links {
                         Ok(0) => {}

@@ -432,7 +432,12 @@ pub(super) async fn audit_recording(
     // The address the entry names: where this request came from (the session's
     // lookup hands it back as its last address, written to the index or not).
     let actor = crate::auth::session_actor(&session.0);
-    let key = (session.0.key, actor.address, entry.id, kind);
+    let key = (
+        session.0.key,
+        actor.address,
+        super::audit_once::Subject::Recording(entry.id),
+        kind,
+    );
     let (log, subject) = (
         state.auth.audit().clone(),
         format!("recording {} of camera {}", entry.id, entry.camera),
