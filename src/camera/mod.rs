@@ -3,9 +3,12 @@
 //!
 //! The registry is the one place other modules (recorder, later web) learn about
 //! cameras; it owns no sockets itself. Ingest tasks (`ingest.rs`, the only user of
-//! `retina`) write a camera's state and publish its frames; readers subscribe.
+//! `retina`) write a camera's state and publish its frames; readers subscribe, and take
+//! frames at once through a forwarder (`forward.rs`) into a queue of their own, bounded
+//! in frames and bytes, so that the hub never holds frames for a slow reader.
 
 mod backoff;
+pub(crate) mod forward;
 pub mod guard;
 pub mod ingest;
 pub mod onvif_media;
@@ -21,9 +24,12 @@ pub use backoff::Backoff;
 use crate::config::CameraConfig;
 use crate::model::{CameraId, Frame};
 
-/// Frames kept for slow subscribers. Small on purpose: every slot holds a frame until
-/// overwritten (≈ 64 × 20 KB at 1080p/4 Mbit/s ≈ 1.3 MB), and a subscriber that falls
-/// this far behind is told it lagged rather than stalling the camera.
+/// Frames kept for slow subscribers. Small on purpose: a slot holds its frame until
+/// every subscriber has read it or it is overwritten (≈ 64 × 20 KB at 1080p/4 Mbit/s ≈
+/// 1.3 MB, but 64 × 32 MiB from a hostile camera), and a subscriber that falls this
+/// far behind is told it lagged rather than stalling the camera. Hence a subscriber
+/// reads at once (the snapshot's wait for a keyframe does nothing else) or through
+/// [`forward::forward`], which never lets frames wait here.
 const HUB_CAPACITY: usize = 64;
 
 /// A camera's connection state as other modules see it.

@@ -6,7 +6,7 @@
 //! camera's mode plus triggers and motion updates sent through [`RecorderHandle`], so
 //! motion detection, the doorbell API and live view plug in without touching the
 //! writing loop (`machine.rs` decides, `segment.rs` writes, `event.rs` keeps events,
-//! `forward.rs` moves frames in).
+//! `camera::forward` moves frames in).
 //!
 //! Durable order per recording (see `store` and `index`): the store creates and fsyncs
 //! the file, then the `Open` entry is written and flushed; at the end the entry becomes
@@ -17,7 +17,6 @@
 //! recording at that point instead of silently joining across the gap.
 
 mod event;
-mod forward;
 mod machine;
 pub mod motion_feed;
 mod ring;
@@ -32,6 +31,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 pub use machine::MotionUpdate;
 
+use crate::camera::forward::{forward, ByteBudget, FrameInput, QueuedBytes};
 use crate::camera::CameraHandle;
 use crate::clock::Clock;
 use crate::config::RecordingConfig;
@@ -49,7 +49,7 @@ const QUEUE_BYTES: u64 = 32 * 1024 * 1024;
 
 enum RecorderInput {
     /// With its share of the queue's byte budget, given back once taken.
-    Frame(Arc<Frame>, forward::QueuedBytes),
+    Frame(Arc<Frame>, QueuedBytes),
     /// Frames were lost upstream: do not join across this point.
     Gap,
     /// Record (at least) `duration` from `sent`, plus the post-roll.
@@ -182,11 +182,11 @@ pub fn spawn(
 ) -> std::io::Result<RecorderHandle> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
     let id = camera.id().clone();
-    tokio::spawn(forward::forward(
+    tokio::spawn(forward(
         "recorder",
         camera.subscribe(),
         tx.clone(),
-        forward::ByteBudget::new(QUEUE_BYTES),
+        ByteBudget::new(QUEUE_BYTES),
         shutdown,
     ));
     let mut recorder = Recorder::new(
@@ -271,8 +271,8 @@ fn finish(recorder: &mut Recorder) {
     recorder.close(None, "shutting down");
 }
 
-impl forward::FrameInput for RecorderInput {
-    fn frame(frame: Arc<Frame>, charge: forward::QueuedBytes) -> Self {
+impl FrameInput for RecorderInput {
+    fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self {
         RecorderInput::Frame(frame, charge)
     }
     fn gap() -> Self {

@@ -24,8 +24,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::forward::{ByteBudget, QueuedBytes};
 use super::{MotionUpdate, RecorderSender};
+use crate::camera::forward::{forward, ByteBudget, FrameInput, QueuedBytes};
 use crate::camera::CameraHandle;
 use crate::model::{CameraId, Frame, VideoParams, TIMESCALE};
 use crate::motion::thumbnail::jpeg_thumbnail;
@@ -62,7 +62,7 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
     let frames = camera.subscribe_analysis();
-    tokio::spawn(super::forward::forward(
+    tokio::spawn(forward(
         "motion feed",
         frames,
         tx,
@@ -75,7 +75,7 @@ pub fn spawn(
         .spawn(move || Feed::new(camera, settings, recorder).run(rx))
 }
 
-impl super::forward::FrameInput for FeedInput {
+impl FrameInput for FeedInput {
     fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self {
         FeedInput::Frame(frame, charge)
     }

@@ -4,11 +4,12 @@
 //! Protocol: one text message `{"codec": "avc1.…", "width": …, "height": …}`, then a
 //! binary init segment (`ftyp`+`moov`, the recorder's own [`init_segment`]), then one
 //! binary `moof`+`mdat` per frame, starting at a keyframe. Each frame is sent as soon
-//! as the camera delivers it (no server-side buffering; its duration is the previous
+//! as the camera delivers it and the socket takes it (its duration is the previous
 //! frame's, corrected by the next fragment's decode time), so the server adds no
-//! latency beyond a socket write. A client too slow to keep up loses frames up to the
-//! next keyframe (the camera's hub never waits for it). When the camera reconnects
-//! (a new timeline) the socket is closed and the page reconnects.
+//! latency beyond a socket write. Frames wait for a slow client in a queue of its own
+//! (`live/feed.rs`: at most 64 frames and 8 MiB), never in the camera's hub; a client
+//! too slow to keep up loses frames up to the next keyframe. When the camera
+//! reconnects (a new timeline) the socket is closed and the page reconnects.
 //!
 //! While the socket is open, every [`RETRIGGER`] the session that opened it is asked
 //! again whether it may still watch this camera; if not (logged out, "log out all",
@@ -33,7 +34,6 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::{still_allowed, FullSession, Path};
 use super::headers::same_origin;
@@ -43,8 +43,10 @@ use crate::auth::policy::{Action, Object};
 use crate::camera::CameraHandle;
 use crate::model::{CameraId, Frame, VideoParams, TIMESCALE};
 use crate::store::mp4::{fragment, init_segment, Sample, TrackParams};
+use feed::Feed;
 use viewer::{Gone, Viewer, PATIENCE};
 
+mod feed;
 mod viewer;
 
 /// How often an open live view re-triggers the recorder.
@@ -122,16 +124,18 @@ fn start_messages(frame: &Frame) -> Option<(String, Vec<u8>)> {
 async fn stream(socket: WebSocket, camera: Arc<CameraHandle>, state: WebState, session: [u8; 32]) {
     let mut viewer = Viewer::new(socket, PATIENCE);
     let id = camera.id().clone();
-    let mut frames = camera.subscribe();
+    let mut frames = Feed::start(id.clone(), camera.subscribe(), state.shutdown.clone());
     let mut shutdown = state.shutdown.clone();
     (state.live_view)(&id);
     let mut retrigger = tokio::time::interval(RETRIGGER);
     retrigger.tick().await;
     let mut timeline: Option<Timeline> = None;
-    let mut need_key = true;
     loop {
-        let frame = tokio::select! {
-            f = frames.recv() => f,
+        let queued = tokio::select! {
+            f = frames.next() => match f {
+                Some(f) => f,
+                None => break,
+            },
             heard = viewer.listen() => match heard {
                 Ok(()) => continue,
                 Err(gone) => {
@@ -158,29 +162,18 @@ async fn stream(socket: WebSocket, camera: Arc<CameraHandle>, state: WebState, s
             }
             _ = super::stopped(&mut shutdown) => break,
         };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(RecvError::Lagged(n)) => {
-                tracing::debug!(camera = %id, lost = n, "live view client fell behind");
-                need_key = true;
-                continue;
-            }
-            Err(RecvError::Closed) => break,
-        };
+        // Held (with its share of the queue's budget) until it has been sent.
+        let frame = &queued.frame;
         if let Some(t) = &timeline {
             if t.session != frame.session || t.params != frame.params {
                 viewer.close(STREAM_RESTARTED, "stream restarted").await;
                 break;
             }
         }
-        if need_key && !frame.is_key {
-            continue;
-        }
-        need_key = false;
         let t = match timeline.as_mut() {
             Some(t) => t,
             None => {
-                let Some((info, init)) = start_messages(&frame) else {
+                let Some((info, init)) = start_messages(frame) else {
                     tracing::warn!(camera = %id, "live view: the camera's parameters cannot be put in MP4");
                     break;
                 };

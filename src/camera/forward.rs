@@ -1,10 +1,14 @@
-//! Moving frames from a camera's broadcast hub to a worker thread's bounded queue.
+//! Moving frames from a camera's broadcast hub to a consumer's bounded queue.
 //!
-//! The recorder and the motion feed each run on their own thread behind a bounded
-//! queue; the hub must never wait for them. So frames are offered with `try_send`, and
-//! when a worker falls behind (its queue full, or the hub lagging past it) the frames
-//! in between are dropped and the worker is told so by a gap marker before the next
-//! frame it gets: it must not join the stream across a hole.
+//! A hub subscriber that does not read keeps every frame it has not read yet alive (up
+//! to the hub's capacity, and a hostile camera's frames may each be tens of MiB). So
+//! the recorder and the motion feed (each on its own thread) and every live viewer
+//! (behind a socket that may be slow) are fed by a forwarder that reads the hub at
+//! once and offers each frame to the consumer's queue without waiting; the hub never
+//! waits for them, and never holds frames on their behalf. When a consumer falls
+//! behind (its queue full, or the hub lagging past it) the frames in between are
+//! dropped and the consumer is told so by a gap marker before the next frame it gets:
+//! it must not join the stream across a hole.
 //!
 //! A queue is bounded in bytes as well as in frames. The frame count alone let a
 //! hostile camera (valid access units of tens of MiB, each under the size guard's
@@ -12,15 +16,15 @@
 //! gigabytes, and the kernel's OOM killer then took every camera down with it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
 
 use crate::model::Frame;
 
-/// What a worker's queue carries besides its own inputs.
-pub(super) trait FrameInput {
+/// What a consumer's queue carries besides its own inputs.
+pub(crate) trait FrameInput {
     /// A frame, and its place in the queue's byte budget: the worker drops the charge
     /// once it has taken the frame out of the queue.
     fn frame(frame: Arc<Frame>, charge: QueuedBytes) -> Self;
@@ -28,15 +32,15 @@ pub(super) trait FrameInput {
     fn gap() -> Self;
 }
 
-/// The bytes of the frames waiting in one worker's queue, and their limit.
+/// The bytes of the frames waiting in one consumer's queue, and their limit.
 #[derive(Debug)]
-pub(super) struct ByteBudget {
+pub(crate) struct ByteBudget {
     queued: AtomicU64,
     limit: u64,
 }
 
 impl ByteBudget {
-    pub(super) fn new(limit: u64) -> Arc<ByteBudget> {
+    pub(crate) fn new(limit: u64) -> Arc<ByteBudget> {
         Arc::new(ByteBudget {
             queued: AtomicU64::new(0),
             limit,
@@ -60,14 +64,14 @@ impl ByteBudget {
     }
 
     #[cfg(test)]
-    pub(super) fn queued(&self) -> u64 {
+    pub(crate) fn queued(&self) -> u64 {
         self.queued.load(Ordering::Acquire)
     }
 }
 
 /// A queued frame's share of its queue's budget, given back when dropped.
 #[derive(Debug)]
-pub(super) struct QueuedBytes {
+pub(crate) struct QueuedBytes {
     budget: Arc<ByteBudget>,
     bytes: u64,
 }
@@ -78,14 +82,46 @@ impl Drop for QueuedBytes {
     }
 }
 
+/// Why a queue did not take an item.
+pub(crate) enum Refused {
+    Full,
+    /// The consumer is gone.
+    Gone,
+}
+
+/// A bounded queue's sending end that answers at once: a worker thread's
+/// [`SyncSender`], or a task's [`tokio::sync::mpsc::Sender`].
+pub(crate) trait Queue<T> {
+    fn offer(&self, item: T) -> Result<(), Refused>;
+}
+
+impl<T> Queue<T> for SyncSender<T> {
+    fn offer(&self, item: T) -> Result<(), Refused> {
+        self.try_send(item).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Refused::Full,
+            mpsc::TrySendError::Disconnected(_) => Refused::Gone,
+        })
+    }
+}
+
+impl<T> Queue<T> for tokio::sync::mpsc::Sender<T> {
+    fn offer(&self, item: T) -> Result<(), Refused> {
+        use tokio::sync::mpsc::error::TrySendError;
+        self.try_send(item).map_err(|e| match e {
+            TrySendError::Full(_) => Refused::Full,
+            TrySendError::Closed(_) => Refused::Gone,
+        })
+    }
+}
+
 /// Forwards `frames` to `tx` until shutdown, the hub closing, or the worker going away.
 /// `worker` names it in the warning logged when it falls behind; `budget` bounds the
 /// bytes of the frames waiting in its queue (a frame over it is dropped as if the
 /// queue were full).
-pub(super) async fn forward<T: FrameInput>(
+pub(crate) async fn forward<T: FrameInput>(
     worker: &'static str,
     mut frames: broadcast::Receiver<Arc<Frame>>,
-    tx: SyncSender<T>,
+    tx: impl Queue<T>,
     budget: Arc<ByteBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -111,16 +147,16 @@ pub(super) async fn forward<T: FrameInput>(
             continue;
         };
         if gap {
-            match tx.try_send(T::gap()) {
+            match tx.offer(T::gap()) {
                 Ok(()) => gap = false,
-                Err(TrySendError::Full(_)) => continue,
-                Err(TrySendError::Disconnected(_)) => break,
+                Err(Refused::Full) => continue,
+                Err(Refused::Gone) => break,
             }
         }
-        match tx.try_send(T::frame(frame, charge)) {
+        match tx.offer(T::frame(frame, charge)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => gap = true,
-            Err(TrySendError::Disconnected(_)) => break,
+            Err(Refused::Full) => gap = true,
+            Err(Refused::Gone) => break,
         }
     }
     // Dropping `tx` lets the worker drain its queue and finish.
