@@ -522,7 +522,7 @@ impl Recorder {
             }
             // End-to-end: the daemon cannot read the file back (nor seal its final
             // chunk), so it is kept as written and marked finished, as start-up
-            // recovery does (`check::finish_open`); left `Open`, retention would skip
+            // recovery does (`check::recovery::finish_open`); left `Open`, retention would skip
             // it and nobody could delete or play it until a restart.
             Err(StoreError::EndToEnd { .. }) => {
                 written.bytes = std::fs::metadata(&path).map_or(written.bytes, |m| m.len());
